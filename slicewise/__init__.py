@@ -1,0 +1,47 @@
+"""slicewise: transfer learning for 2.5D and 2-D biomedical image segmentation.
+
+Public API (imported lazily so the CLI starts fast)::
+
+    build_model, load_model, save_model   # slicewise.models
+    train                                 # slicewise.train
+    predict                               # slicewise.infer
+    segment                               # slicewise.infer (instances)
+    evaluate                              # slicewise.metrics
+    audit                                 # slicewise.diagnostics (namespace: weights, attribution, shift)
+    open_volume, write_volume, stack_slices, make_phantom   # slicewise.data
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "build_model": "slicewise.models",
+    "load_model": "slicewise.models",
+    "save_model": "slicewise.models",
+    "train": "slicewise.train",
+    "predict": "slicewise.infer",
+    "segment": "slicewise.infer",
+    "evaluate": "slicewise.metrics",
+    "open_volume": "slicewise.data",
+    "write_volume": "slicewise.data",
+    "stack_slices": "slicewise.data",
+    "make_phantom": "slicewise.data",
+}
+
+__all__ = [*_API, "audit", "SlicewiseError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SlicewiseError":
+        from slicewise.errors import SlicewiseError
+
+        return SlicewiseError
+    if name == "audit":
+        return importlib.import_module("slicewise.diagnostics")
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'slicewise' has no attribute {name!r}")

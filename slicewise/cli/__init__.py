@@ -1,0 +1,54 @@
+"""The ``slicewise`` command: a thin layer over the Python API.
+
+Each sub-module defines its commands on the shared Typer apps below; :func:`main` turns every
+:class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first).")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: list, fetch, inspect.")
+model_app = typer.Typer(no_args_is_help=True, help="Models: parameters, FLOPs, saved files.")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit pretraining biases: first-layer weights, attribution, domain shift.")
+app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
+app.add_typer(audit_app, name="audit")
+
+_COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "evaluate", "demo", "study")
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"slicewise.cli.{name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    from slicewise.errors import SlicewiseError
+
+    _register()
+    try:
+        app(args=argv, prog_name="slicewise", standalone_mode=False)
+    except SlicewiseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted; outputs already completed are kept, rerun to resume", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as ex:
+        sys.exit(ex.exit_code)
+    except Exception as err:
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            sys.exit(1)
+        raise

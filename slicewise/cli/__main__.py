@@ -1,0 +1,3 @@
+from slicewise.cli import main
+
+main()

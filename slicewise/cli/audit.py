@@ -1,0 +1,3 @@
+"""CLI commands: audit (placeholder until its issue lands)."""
+
+from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401

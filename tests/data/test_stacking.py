@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slicewise.data.stacking import stack_indices, stack_slices, to_unit_float, valid_centres
+from slicewise.errors import InputError
+
+
+def _reflect(i: int, depth: int) -> int:
+    # independent reference: numpy's reflect padding
+    pad = np.pad(np.arange(depth), depth, mode="reflect")
+    return int(pad[i + depth])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    depth=st.integers(1, 12),
+    r=st.integers(0, 3),
+    dz=st.integers(1, 3),
+    data=st.data(),
+)
+def test_channel_c_is_slice_z_plus_offset_with_reflection(depth, r, dz, data):
+    k = 2 * r + 1
+    if (k - 1) * dz + 1 > depth:
+        with pytest.raises(InputError, match="span"):
+            stack_indices(0, depth, k, dz)
+        return
+    h, w = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    vol = np.random.default_rng(depth * 31 + k).integers(0, 255, (depth, h, w), dtype=np.uint8)
+    z = data.draw(st.integers(0, depth - 1))
+    s = stack_slices(vol, z, k=k, dz=dz)
+    assert s.shape == (k, h, w)
+    for c in range(k):
+        np.testing.assert_array_equal(s[c], vol[_reflect(z + (c - r) * dz, depth)])
+    np.testing.assert_array_equal(s[r], vol[z])
+
+
+@settings(max_examples=60, deadline=None)
+@given(depth=st.integers(3, 12), r=st.integers(0, 2), dz=st.integers(1, 2))
+def test_replicate_and_skip(depth, r, dz):
+    k = 2 * r + 1
+    if (k - 1) * dz + 1 > depth:
+        return
+    for z in range(depth):
+        rep = stack_indices(z, depth, k, dz, "replicate")
+        assert list(rep) == [min(max(z + (c - r) * dz, 0), depth - 1) for c in range(k)]
+        sk = stack_indices(z, depth, k, dz, "skip")
+        full = r * dz <= z < depth - r * dz
+        assert (sk is not None) == full
+        assert (z in set(valid_centres(depth, k, dz, "skip"))) == full
+
+
+def test_batch_and_multichannel_layout():
+    vol = np.arange(5 * 2 * 2 * 3).reshape(5, 2, 2, 3)
+    out = stack_slices(vol, [0, 4], k=3)
+    assert out.shape == (2, 9, 2, 2)
+    # slice-major: channel c*C + j is colour j of slice c; centre 0 reflects to slices (1, 0, 1)
+    np.testing.assert_array_equal(out[0, 0:3], np.moveaxis(vol[1], 2, 0))
+    np.testing.assert_array_equal(out[0, 3:6], np.moveaxis(vol[0], 2, 0))
+    np.testing.assert_array_equal(out[1, 6:9], np.moveaxis(vol[3], 2, 0))
+
+
+def test_torch_matches_numpy():
+    torch = pytest.importorskip("torch")
+    vol = np.random.default_rng(0).integers(0, 255, (7, 5, 6), dtype=np.uint8)
+    a = stack_slices(vol, [0, 3, 6], k=5, yx=(slice(1, 4), slice(0, 5)))
+    b = stack_slices(torch.from_numpy(vol), [0, 3, 6], k=5, yx=(slice(1, 4), slice(0, 5)))
+    np.testing.assert_array_equal(a, b.numpy())
+
+
+@pytest.mark.parametrize("k,dz,msg", [(2, 1, "odd"), (3, 0, "z-step"), (9, 1, "span")])
+def test_bad_params_are_one_line_errors(k, dz, msg):
+    with pytest.raises(InputError, match=msg) as ei:
+        stack_slices(np.zeros((4, 2, 2)), 0, k=k, dz=dz)
+    assert "\n" not in str(ei.value)
+
+
+def test_to_unit_float():
+    assert to_unit_float(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
+    assert to_unit_float(np.array([65535], np.uint16)).tolist() == [1.0]
+    assert to_unit_float(np.array([0.5])).dtype == np.float32
