@@ -1,0 +1,195 @@
+"""Train-time augmentation of 2.5D batches, in torch (on the batch's device).
+
+A batch is ``x`` (N, k·C, H, W) — k slices of C colour channels each, slice-major as
+:func:`slicewise.data.stacking.stack_slices` builds it — with labels ``y`` (N, H, W) and any extra
+targets of the same H×W (e.g. a boundary map, (N, H, W) or (N, T, H, W)).
+
+Per sample, independently:
+
+- **geometric** (on x, y and extras alike): flip along y and along x (each with probability
+  ``flip``), rotate by 90°, 180° or 270° (probability ``rot90``; only 180° when H ≠ W, so shapes
+  stay), and reverse the slice order of x (probability ``z_reverse``; colour order within a slice
+  is kept, the centre slice stays in the middle);
+- **intensity** (x only, in this order): brightness (add b), contrast (scale about each H×W
+  plane's mean by c), gamma (x**g), Gaussian noise (sigma s), Gaussian blur (sigma px, in-plane),
+  each with its probability and a value drawn uniformly from its range; x is clipped to [0, 1]
+  after each step.
+
+x is returned as float32 in [0, 1] (integer input is converted by ``to_unit_float``); y and extras
+keep their dtype. numpy input gives numpy output. Randomness comes only from ``generator``
+(a CPU ``torch.Generator`` or an int seed): the same seed gives the same batch on the same device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from slicewise.data.shifts import gaussian_blur
+from slicewise.data.stacking import to_unit_float
+from slicewise.errors import ConfigError, InputError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities (0–1) and uniform ranges of the train-time augmentations.
+
+    ``brightness_range`` additive offset; ``contrast_range`` and ``gamma_range`` factors/exponents;
+    ``noise_range`` noise sigma; ``blur_range`` blur sigma in pixels.
+    """
+
+    flip: float = 0.5
+    rot90: float = 0.5
+    z_reverse: float = 0.5
+    brightness: float = 0.5
+    brightness_range: tuple[float, float] = (-0.1, 0.1)
+    contrast: float = 0.5
+    contrast_range: tuple[float, float] = (0.75, 1.33)
+    gamma: float = 0.3
+    gamma_range: tuple[float, float] = (0.75, 1.33)
+    noise: float = 0.3
+    noise_range: tuple[float, float] = (0.0, 0.05)
+    blur: float = 0.2
+    blur_range: tuple[float, float] = (0.5, 1.5)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_range"):
+                if len(value) != 2 or value[0] > value[1]:
+                    raise ConfigError(f"augmentation {f.name}={value} must be (low, high) with low <= high")
+            elif not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"augmentation probability {f.name}={value} must be in [0, 1]")
+        if self.gamma_range[0] <= 0 or self.contrast_range[0] < 0 or self.noise_range[0] < 0 or self.blur_range[0] < 0:
+            raise ConfigError("augmentation gamma must be > 0 and contrast, noise and blur >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
+        """Build from a plain dict (e.g. a YAML block); unknown keys raise a one-line ConfigError."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown augmentation option(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
+        for key, value in values.items():
+            if key.endswith("_range"):
+                values[key] = tuple(float(v) for v in value)
+        return cls(**values)
+
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        """No augmentation at all (every probability 0)."""
+        return cls(**{f.name: 0.0 for f in fields(cls) if not f.name.endswith("_range")})
+
+    def geometric_only(self) -> AugmentConfig:
+        """This configuration with every intensity augmentation switched off."""
+        return replace(self, brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)
+
+
+def reverse_slices(x: torch.Tensor, colours: int = 1) -> torch.Tensor:
+    """Reverse the slice order of stacks (..., k·C, H, W), keeping the colour order in each slice."""
+    kc, h, w = x.shape[-3:]
+    if colours < 1 or kc % colours:
+        raise InputError(f"{kc} channels are not a whole number of slices of {colours} colour channels")
+    lead = x.shape[:-3]
+    return x.reshape(*lead, kc // colours, colours, h, w).flip(-4).reshape(*lead, kc, h, w)
+
+
+def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, np.random.Generator):
+        return torch.Generator().manual_seed(int(generator.integers(2**62)))
+    seed = int(torch.randint(2**62, (1,)).item()) if generator is None else int(generator)
+    return torch.Generator().manual_seed(seed)
+
+
+def _per_sample(mask: torch.Tensor, ndim: int) -> torch.Tensor:
+    return mask.reshape(-1, *([1] * (ndim - 1)))
+
+
+def _geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Apply per-sample flips and rotations (over the last two axes) to a batch ``t`` (N, ..., H, W)."""
+    t = torch.where(_per_sample(flip_y, t.ndim), t.flip(-2), t)
+    t = torch.where(_per_sample(flip_x, t.ndim), t.flip(-1), t)
+    if bool((rot > 0).any()):
+        t = t.clone()
+        for quarter in (1, 2, 3):
+            idx = torch.nonzero(rot == quarter).flatten()
+            if idx.numel():
+                t[idx] = torch.rot90(t[idx], quarter, dims=(-2, -1))
+    return t
+
+
+def _uniform(rng: torch.Generator, n: int, bounds: tuple[float, float]) -> torch.Tensor:
+    lo, hi = bounds
+    return lo + (hi - lo) * torch.rand(n, generator=rng, dtype=torch.float64)
+
+
+def augment(
+    x: Any,
+    y: Any = None,
+    *extra: Any,
+    config: AugmentConfig | None = None,
+    generator: torch.Generator | int | None = None,
+    colours: int = 1,
+) -> tuple[Any, ...]:
+    """Augment a batch (see the module docstring); returns ``(x, y, *extra)`` in the same order.
+
+    ``colours``: colour channels per slice (1 gray, 3 RGB) for the z-reversal.
+    """
+    config = config or AugmentConfig()
+    was_numpy = not isinstance(x, torch.Tensor)
+    xt = to_unit_float(torch.from_numpy(np.ascontiguousarray(x)) if was_numpy else x)
+    if xt.ndim != 4:
+        raise InputError(f"augment takes a batch x of shape (N, k·C, H, W), got {tuple(xt.shape)}")
+    n, _, h, w = xt.shape
+    targets = [None if t is None else (torch.from_numpy(np.ascontiguousarray(t)) if was_numpy else t) for t in (y, *extra)]
+    for t in targets:
+        if t is not None and (t.shape[0] != n or tuple(t.shape[-2:]) != (h, w)):
+            raise InputError(f"target of shape {tuple(t.shape)} does not match the batch x {tuple(xt.shape)}")
+    rng = _as_generator(generator)
+    draw = torch.rand(n, 9, generator=rng)
+
+    flip_y, flip_x = draw[:, 0] < config.flip, draw[:, 1] < config.flip
+    turns = torch.randint(1, 4, (n,), generator=rng) if h == w else torch.full((n,), 2)
+    rot = torch.where(draw[:, 2] < config.rot90, turns, torch.zeros_like(turns))
+    zrev = draw[:, 3] < config.z_reverse
+    dev = xt.device
+    xt = _geometric(xt, flip_y.to(dev), flip_x.to(dev), rot.to(dev))
+    xt = torch.where(_per_sample(zrev.to(dev), 4), reverse_slices(xt, colours), xt)
+    targets = [None if t is None else _geometric(t, flip_y.to(t.device), flip_x.to(t.device), rot.to(t.device)) for t in targets]
+
+    def scalar(on: torch.Tensor, values: torch.Tensor, identity: float) -> torch.Tensor:
+        return _per_sample(torch.where(on, values, torch.full_like(values, identity)), 4).to(dev, xt.dtype)
+
+    if config.brightness > 0:
+        b = scalar(draw[:, 4] < config.brightness, _uniform(rng, n, config.brightness_range), 0.0)
+        xt = (xt + b).clamp(0.0, 1.0)
+    if config.contrast > 0:
+        c = scalar(draw[:, 5] < config.contrast, _uniform(rng, n, config.contrast_range), 1.0)
+        mean = xt.mean(dim=(-2, -1), keepdim=True)
+        xt = ((xt - mean) * c + mean).clamp(0.0, 1.0)
+    if config.gamma > 0:
+        g = scalar(draw[:, 6] < config.gamma, _uniform(rng, n, config.gamma_range), 1.0)
+        xt = xt.clamp(0.0, 1.0).pow(g)
+    if config.noise > 0:
+        s = scalar(draw[:, 7] < config.noise, _uniform(rng, n, config.noise_range), 0.0)
+        seed = int(torch.randint(2**62, (1,), generator=rng).item())
+        noise = torch.randn(xt.shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=xt.dtype)
+        xt = (xt + s * noise).clamp(0.0, 1.0)
+    if config.blur > 0:
+        sigmas = _uniform(rng, n, config.blur_range)
+        chosen = torch.nonzero(draw[:, 8] < config.blur).flatten().tolist()
+        if chosen:
+            xt = xt.clone()
+            for i in chosen:
+                xt[i] = gaussian_blur(xt[i], float(sigmas[i]))
+    xt = xt.clamp(0.0, 1.0)
+    out = [xt, *targets]
+    if was_numpy:
+        out = [None if t is None else t.numpy() for t in out]
+    return tuple(out)

@@ -1,0 +1,269 @@
+"""Training patches: train/validation splits by z-range and a seeded 2.5D patch sampler.
+
+Conventions
+-----------
+- A *volume* is Z×Y×X (gray) or Z×Y×X×C (colour, C last) with labels Z×Y×X. A 2-D image set
+  (e.g. MoNuSeg) is a **list of volumes of depth 1** (``k = 1``); 2-D arrays (H×W labels) are
+  promoted to depth 1 automatically. The sampler's *items* are ``(volume index, centre z)``
+  pairs, so for a 2-D image set an item is one image.
+- Patches are built by :func:`slicewise.data.stacking.stack_slices` only: ``x`` has shape
+  ``(k·C, ph, pw)`` in the raw dtype (convert with ``to_unit_float`` on the device), ``y`` is the
+  label crop of the centre slice ``(ph, pw)``.
+- A patch larger than an image raises a one-line :class:`InputError` (no padding): pick a
+  smaller patch or pad the data yourself.
+- Determinism: every random draw comes from a ``numpy.random.Generator`` passed in;
+  :class:`PatchDataset` item ``i`` is a function of ``(seed, epoch, i)`` only, so the patches do
+  not depend on the number of DataLoader workers or the order they run in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from slicewise.data.stacking import check_stack_params, stack_slices, valid_centres
+from slicewise.errors import InputError
+
+
+def split_z(
+    depth: int,
+    k: int = 3,
+    dz: int = 1,
+    val_fraction: float = 0.2,
+    val_range: tuple[int, int] | None = None,
+    border: str = "reflect",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split the centre slices of one volume into training and validation centres by z-range.
+
+    Validation takes ``val_range = (z0, z1)`` (centres ``z0 … z1-1``) or, by default, the last
+    ``round(val_fraction · depth)`` slices (at least 1 when ``val_fraction > 0``). A **gap of
+    r·d slices** (``r = (k-1)/2``, ``d = dz``) on each side of the validation range is dropped from
+    training: training centres satisfy ``z <= z0 - r·d - 1`` or ``z >= z1 + r·d``. Every stack
+    reads only slices within ``[z - r·d, z + r·d]`` — ``reflect`` and ``replicate`` map indices
+    outside the volume back *into* that window — so under every border policy no context slice
+    of a validation centre is a training centre, and no context slice of a training centre is
+    a validation centre. Under ``border="skip"`` centres without full context are left out of both.
+
+    Returns ``(train_centres, val_centres)`` as sorted int64 arrays; ``val_fraction=0`` gives an
+    empty validation set. Raises :class:`InputError` when no training centre is left.
+    """
+    r = check_stack_params(depth, k, dz, border)
+    gap = r * dz
+    if val_range is not None:
+        z0, z1 = (int(v) for v in val_range)
+        if not 0 <= z0 < z1 <= depth:
+            raise InputError(f"val_range={tuple(val_range)} must satisfy 0 <= z0 < z1 <= depth={depth}")
+    else:
+        if not 0.0 <= val_fraction < 1.0:
+            raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
+        n_val = int(round(val_fraction * depth))
+        n_val = max(n_val, 1) if val_fraction > 0 else 0
+        z0, z1 = depth - n_val, depth
+    centres = valid_centres(depth, k, dz, border)
+    if z1 <= z0:
+        return centres.astype(np.int64), np.zeros(0, np.int64)
+    val = centres[(centres >= z0) & (centres < z1)]
+    train = centres[(centres <= z0 - gap - 1) | (centres >= z1 + gap)]
+    if train.size == 0:
+        raise InputError(
+            f"no training slices left: depth {depth}, validation z {z0}-{z1 - 1} and a gap of {gap} slices "
+            f"(k={k}, d={dz}) on each side: lower val_fraction, k or the z-step"
+        )
+    return train.astype(np.int64), val.astype(np.int64)
+
+
+def split_images(n_images: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split a 2-D image set (a list of depth-1 volumes) into training and validation image
+    indices: a seeded random ``round(val_fraction · n)`` images (at least 1 if the fraction is
+    positive) go to validation. Returns sorted int64 arrays."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
+    n_val = int(round(val_fraction * n_images))
+    n_val = max(n_val, 1) if val_fraction > 0 else 0
+    if n_images - n_val < 1:
+        raise InputError(f"{n_images} images leave none for training at val_fraction={val_fraction}")
+    order = np.random.default_rng(seed).permutation(n_images)
+    return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
+
+
+def subset_count(n_items: int, train_fraction: float | None = None, train_count: int | None = None) -> int:
+    """How many of ``n_items`` a data-size setting keeps: ``train_count`` items, or
+    ``round(train_fraction · n)`` (at least 1), or all when both are ``None``."""
+    if train_fraction is not None and train_count is not None:
+        raise InputError("give train_fraction or train_count, not both")
+    if train_count is not None:
+        if not 1 <= int(train_count) <= n_items:
+            raise InputError(f"train_count={train_count} must be between 1 and the {n_items} training items")
+        return int(train_count)
+    if train_fraction is not None:
+        if not 0.0 < float(train_fraction) <= 1.0:
+            raise InputError(f"train_fraction={train_fraction} must be in (0, 1]")
+        return max(1, int(round(float(train_fraction) * n_items)))
+    return n_items
+
+
+def _as_volume_list(raw: Any, labels: Any) -> tuple[list[Any], list[Any]]:
+    """Normalise one volume or a list of volumes (and their labels) to lists of depth-≥1 arrays."""
+    if isinstance(raw, (list, tuple)):
+        if not isinstance(labels, (list, tuple)) or len(labels) != len(raw):
+            raise InputError("give as many label volumes as raw volumes (two lists of equal length)")
+        raws, labs = list(raw), list(labels)
+    else:
+        raws, labs = [raw], [labels]
+    if not raws:
+        raise InputError("no volumes given to sample from")
+    out_r, out_l = [], []
+    for i, (r, lab) in enumerate(zip(raws, labs)):
+        if len(lab.shape) == 2:  # a 2-D image: promote to depth 1
+            r, lab = np.asarray(r)[None], np.asarray(lab)[None]
+        if len(lab.shape) != 3 or tuple(r.shape[:3]) != tuple(lab.shape) or len(r.shape) not in (3, 4):
+            raise InputError(
+                f"volume {i}: raw shape {tuple(r.shape)} does not match labels {tuple(lab.shape)}: "
+                "expected raw Z×Y×X or Z×Y×X×C with labels Z×Y×X"
+            )
+        out_r.append(r)
+        out_l.append(lab)
+    return out_r, out_l
+
+
+class PatchSampler:
+    """Seeded random 2.5D training patches from one volume or a list of volumes.
+
+    ``raw``, ``labels``: one volume (Z×Y×X[×C] and Z×Y×X) or lists of them (a 2-D image set is
+    a list of depth-1 volumes). ``centres``: centre slices to sample (an array for one volume,
+    a list of arrays for a list; ``None`` → all valid centres), e.g. the training part of
+    :func:`split_z`. ``patch`` (ph, pw) pixels. ``k``, ``dz``, ``border`` as in
+    :func:`stack_slices`.
+
+    ``foreground_fraction``: probability that a patch is centred (± a quarter patch) on a random
+    foreground pixel of its centre slice — pixels whose label is in ``foreground_classes``
+    (default: every nonzero label); slices without foreground fall back to a uniform crop.
+
+    ``train_fraction`` / ``train_count`` keep a seeded subset of the items (``seed`` picks it;
+    the subsets for one seed are nested: the 10% subset lies inside the 25% subset). Items are
+    ``(volume, z)`` pairs, so for a 2-D image set the subset is over images.
+    """
+
+    def __init__(
+        self,
+        raw: Any,
+        labels: Any,
+        centres: Sequence[int] | np.ndarray | Sequence[Sequence[int]] | None = None,
+        patch: tuple[int, int] = (256, 256),
+        k: int = 3,
+        dz: int = 1,
+        border: str = "reflect",
+        foreground_fraction: float = 0.0,
+        foreground_classes: Sequence[int] | None = None,
+        train_fraction: float | None = None,
+        train_count: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.raws, self.labels = _as_volume_list(raw, labels)
+        self.patch = (int(patch[0]), int(patch[1]))
+        self.k, self.dz, self.border = int(k), int(dz), border
+        if not 0.0 <= foreground_fraction <= 1.0:
+            raise InputError(f"foreground_fraction={foreground_fraction} must be in [0, 1]")
+        self.foreground_fraction = float(foreground_fraction)
+        self.foreground_classes = None if foreground_classes is None else np.asarray(list(foreground_classes))
+        ph, pw = self.patch
+        if ph < 1 or pw < 1:
+            raise InputError(f"patch size {self.patch} must be positive")
+        per_volume = self._centres_per_volume(centres)
+        items = []
+        for v, (r, zs) in enumerate(zip(self.raws, per_volume)):
+            depth, height, width = (int(s) for s in r.shape[:3])
+            if ph > height or pw > width:
+                raise InputError(f"patch {ph}x{pw} is larger than volume {v} ({height}x{width} in-plane): use a patch of at most {height}x{width}")
+            allowed = set(valid_centres(depth, self.k, self.dz, border).tolist())
+            bad = [int(z) for z in zs if int(z) not in allowed]
+            if bad:
+                raise InputError(f"centres {bad[:5]} of volume {v} are outside the volume or lack context under border={border!r}")
+            items.extend((v, int(z)) for z in zs)
+        if not items:
+            raise InputError("no training centres to sample from")
+        all_items = np.asarray(items, dtype=np.int64)
+        count = subset_count(len(all_items), train_fraction, train_count)
+        keep = np.sort(np.random.default_rng(seed).permutation(len(all_items))[:count])
+        self.items: np.ndarray = all_items[keep]
+
+    def _centres_per_volume(self, centres: Any) -> list[np.ndarray]:
+        if centres is None:
+            return [valid_centres(int(r.shape[0]), self.k, self.dz, self.border) for r in self.raws]
+        if len(self.raws) == 1 and np.ndim(centres) == 1 and not any(np.ndim(c) for c in centres):
+            return [np.asarray(centres, dtype=np.int64)]
+        if len(centres) != len(self.raws):
+            raise InputError(f"give one centre list per volume: {len(centres)} lists for {len(self.raws)} volumes")
+        return [np.asarray(c, dtype=np.int64).reshape(-1) for c in centres]
+
+    def __len__(self) -> int:
+        """Number of items (``(volume, z)`` centres) the sampler draws from."""
+        return len(self.items)
+
+    def _foreground_mask(self, label_slice: np.ndarray) -> np.ndarray:
+        if self.foreground_classes is None:
+            return label_slice != 0
+        return np.isin(label_slice, self.foreground_classes)
+
+    def _crop_origin(self, v: int, z: int, rng: np.random.Generator) -> tuple[int, int]:
+        height, width = (int(s) for s in self.raws[v].shape[1:3])
+        ph, pw = self.patch
+        if self.foreground_fraction > 0 and rng.random() < self.foreground_fraction:
+            fg = np.flatnonzero(self._foreground_mask(np.asarray(self.labels[v][z])))
+            if fg.size:
+                py, px = np.unravel_index(fg[rng.integers(fg.size)], (height, width))
+                jy, jx = rng.integers(-(ph // 4), ph // 4 + 1), rng.integers(-(pw // 4), pw // 4 + 1)
+                y0 = int(np.clip(py - ph // 2 + jy, 0, height - ph))
+                x0 = int(np.clip(px - pw // 2 + jx, 0, width - pw))
+                return y0, x0
+        return int(rng.integers(0, height - ph + 1)), int(rng.integers(0, width - pw + 1))
+
+    def sample_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One patch: ``x`` (k·C, ph, pw) raw dtype, ``y`` (ph, pw) label of the centre slice."""
+        v, z = (int(t) for t in self.items[rng.integers(len(self.items))])
+        y0, x0 = self._crop_origin(v, z, rng)
+        yx = (slice(y0, y0 + self.patch[0]), slice(x0, x0 + self.patch[1]))
+        x = stack_slices(self.raws[v], z, self.k, self.dz, self.border, yx=yx)
+        y = np.asarray(self.labels[v][z, yx[0], yx[1]])
+        return np.asarray(x), y
+
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` patches: ``x`` (n, k·C, ph, pw) raw dtype, ``y`` (n, ph, pw); ``rng`` a Generator or seed."""
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        pairs = [self.sample_one(rng) for _ in range(int(n))]
+        if not pairs:
+            ph, pw = self.patch
+            channels = self.k * (int(self.raws[0].shape[3]) if len(self.raws[0].shape) == 4 else 1)
+            return np.zeros((0, channels, ph, pw), self.raws[0].dtype), np.zeros((0, ph, pw), self.labels[0].dtype)
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+class PatchDataset(Dataset):
+    """A map-style ``torch.utils.data.Dataset`` of ``length`` random patches from ``sampler``.
+
+    Item ``i`` is ``sampler.sample_one(numpy.random.default_rng([seed, epoch, i]))`` — a pure
+    function of ``(seed, epoch, i)``, hence identical for any number of DataLoader workers.
+    Call :meth:`set_epoch` before each epoch (outside the workers, without
+    ``persistent_workers``) to draw fresh patches. Items are numpy ``(x, y)``; the default collate
+    makes ``(B, k·C, ph, pw)`` and ``(B, ph, pw)`` tensors in the raw / label dtypes.
+    """
+
+    def __init__(self, sampler: PatchSampler, length: int, seed: int = 0) -> None:
+        if int(length) < 1:
+            raise InputError(f"dataset length={length} must be >= 1")
+        self.sampler, self.length, self.seed, self.epoch = sampler, int(length), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the patches of ``epoch`` (items depend on seed, epoch and index)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= int(i) < self.length:
+            raise IndexError(i)
+        return self.sampler.sample_one(np.random.default_rng([self.seed, self.epoch, int(i)]))

@@ -1,0 +1,92 @@
+"""Train-time augmentation: geometry shared by x and targets, z-reversal, intensity on x only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from slicewise.data.augment import AugmentConfig, augment, reverse_slices
+from slicewise.errors import ConfigError
+
+INTENSITY_ONLY = AugmentConfig(flip=0, rot90=0, z_reverse=0, brightness=1, contrast=1, gamma=1, noise=1, blur=1)
+STRONG = AugmentConfig(
+    flip=1, rot90=1, z_reverse=1, brightness=1, brightness_range=(-0.8, 0.8), contrast=1, contrast_range=(0.2, 4.0),
+    gamma=1, gamma_range=(0.3, 3.0), noise=1, noise_range=(0.1, 0.5), blur=1,
+)
+
+
+def _batch(n: int = 6, k: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, k, h, w, generator=g), torch.randint(0, 3, (n, h, w), generator=g)
+
+
+@pytest.mark.parametrize("k, colours", [(1, 1), (3, 1), (5, 1), (3, 3)])
+def test_z_reversal_is_an_involution_keeping_centre_and_colour_order(k: int, colours: int) -> None:
+    x = torch.arange(2 * k * colours * 4, dtype=torch.float32).reshape(2, k * colours, 2, 2)
+    rev = reverse_slices(x, colours)
+    torch.testing.assert_close(reverse_slices(rev, colours), x)
+    r = (k - 1) // 2
+    centre = slice(r * colours, (r + 1) * colours)
+    torch.testing.assert_close(rev[:, centre], x[:, centre])
+    torch.testing.assert_close(rev[:, :colours], x[:, (k - 1) * colours :])  # first slice ↔ last, colours in order
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (12, 20)])
+def test_geometric_transform_is_shared_by_x_and_targets(shape: tuple[int, int]) -> None:
+    y = torch.randint(0, 5, (8, *shape), generator=torch.Generator().manual_seed(1))
+    x = y[:, None].repeat(1, 3, 1, 1).float() / 4.0
+    boundary = (y == 2).to(torch.uint8)
+    cfg = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5).geometric_only()
+    xa, ya, ba = augment(x, y, boundary, config=cfg, generator=3)
+    assert ya.dtype == y.dtype and ba.dtype == torch.uint8 and xa.shape == x.shape
+    for c in range(3):
+        torch.testing.assert_close(xa[:, c], ya.float() / 4.0)
+    torch.testing.assert_close(ba, (ya == 2).to(torch.uint8))
+    assert not torch.equal(ya, y)  # something happened
+
+
+def test_geometry_and_z_reversal_on_real_content() -> None:
+    x, y = _batch(n=4)
+    cfg = AugmentConfig(flip=1.0, rot90=0.0, z_reverse=1.0).geometric_only()
+    xa, ya = augment(x, y, config=cfg, generator=0)
+    torch.testing.assert_close(xa, x.flip(-1).flip(-2).flip(1))
+    torch.testing.assert_close(ya, y.flip(-1).flip(-2))
+
+
+def test_intensity_never_touches_targets() -> None:
+    x, y = _batch()
+    extra = torch.rand(6, 2, 16, 16)
+    xa, ya, ea = augment(x, y, extra, config=INTENSITY_ONLY, generator=5)
+    assert torch.equal(ya, y) and torch.equal(ea, extra)
+    assert not torch.allclose(xa, x)
+
+
+def test_values_stay_in_unit_range_and_uint8_is_converted() -> None:
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    xa, _ = augment(x, None, config=STRONG, generator=2)
+    assert xa.dtype == torch.float32 and float(xa.min()) >= 0.0 and float(xa.max()) <= 1.0
+
+
+def test_determinism_and_numpy_roundtrip() -> None:
+    x, y = _batch()
+    a = augment(x, y, generator=7)
+    b = augment(x, y, generator=torch.Generator().manual_seed(7))
+    c = augment(x, y, generator=8)
+    torch.testing.assert_close(a[0], b[0])
+    assert torch.equal(a[1], b[1]) and not torch.allclose(a[0], c[0])
+    xn, yn = augment(x.numpy(), y.numpy(), generator=7)
+    assert isinstance(xn, np.ndarray) and isinstance(yn, np.ndarray)
+    np.testing.assert_allclose(xn, a[0].numpy(), atol=1e-6)
+
+
+def test_off_is_identity_and_config_errors() -> None:
+    x, y = _batch()
+    xa, ya = augment(x, y, config=AugmentConfig.off(), generator=1)
+    torch.testing.assert_close(xa, x)
+    assert torch.equal(ya, y)
+    assert AugmentConfig.from_dict({"flip": 0.2, "gamma_range": [0.9, 1.1]}).gamma_range == (0.9, 1.1)
+    for bad in ({"flipp": 0.5}, {"flip": 1.5}, {"gamma_range": (1.2, 0.8)}):
+        with pytest.raises(ConfigError) as err:
+            AugmentConfig.from_dict(bad)
+        assert "\n" not in str(err.value)

@@ -1,0 +1,164 @@
+"""Splits by z-range (gap invariant), the seeded patch sampler and its Dataset wrapper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slicewise.data.sampling import PatchDataset, PatchSampler, split_images, split_z, subset_count
+from slicewise.data.stacking import stack_indices, stack_slices
+from slicewise.data.synthetic import MITOCHONDRION, Phantom
+from slicewise.errors import InputError
+
+
+def _context(z: int, depth: int, k: int, dz: int, border: str) -> set[int]:
+    return set(stack_indices(int(z), depth, k, dz, border).tolist())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    depth=st.integers(1, 60),
+    r=st.integers(0, 3),
+    dz=st.integers(1, 4),
+    val_fraction=st.floats(0.05, 0.6),
+    border=st.sampled_from(["reflect", "replicate", "skip"]),
+)
+def test_split_gap_separates_contexts(depth: int, r: int, dz: int, val_fraction: float, border: str) -> None:
+    k = 2 * r + 1
+    try:
+        train, val = split_z(depth, k, dz, val_fraction=val_fraction, border=border)
+    except InputError:
+        return  # too shallow for this k, d and fraction: a one-line error is the right answer
+    assert train.size > 0 and not set(train) & set(val)
+    train_set, val_set = set(train.tolist()), set(val.tolist())
+    for v in val:
+        assert not _context(v, depth, k, dz, border) & train_set
+    for t in train:
+        assert not _context(t, depth, k, dz, border) & val_set
+    if val.size:
+        assert min(abs(int(t) - int(v)) for t in train for v in val) > r * dz
+
+
+@settings(max_examples=80, deadline=None)
+@given(depth=st.integers(8, 50), r=st.integers(0, 2), dz=st.integers(1, 3), data=st.data())
+def test_split_val_range_in_the_middle(depth: int, r: int, dz: int, data: st.DataObject) -> None:
+    k = 2 * r + 1
+    if (k - 1) * dz + 1 > depth:
+        return
+    z0 = data.draw(st.integers(0, depth - 1))
+    z1 = data.draw(st.integers(z0 + 1, depth))
+    try:
+        train, val = split_z(depth, k, dz, val_range=(z0, z1))
+    except InputError:
+        return
+    np.testing.assert_array_equal(val, np.arange(z0, z1))
+    train_set = set(train.tolist())
+    for v in val:
+        assert not _context(v, depth, k, dz, "reflect") & train_set
+    # everything outside [z0 - r·d, z1 + r·d) is training: the gap is exactly r·d slices
+    expected = [z for z in range(depth) if z <= z0 - r * dz - 1 or z >= z1 + r * dz]
+    np.testing.assert_array_equal(train, expected)
+
+
+def test_split_errors_and_images() -> None:
+    with pytest.raises(InputError):
+        split_z(4, 3, 1, val_fraction=0.9)
+    train, val = split_z(10, 3, 1, val_fraction=0.0)
+    assert val.size == 0 and train.size == 10
+    tr, va = split_images(10, 0.3, seed=1)
+    assert len(va) == 3 and sorted(set(tr) | set(va)) == list(range(10))
+    np.testing.assert_array_equal(split_images(10, 0.3, seed=1)[1], va)
+
+
+def test_patch_shapes_and_centre_label(phantom: Phantom) -> None:
+    sampler = PatchSampler(phantom.raw, phantom.semantic, patch=(32, 40), k=3, dz=2)
+    x, y = sampler.sample(5, np.random.default_rng(0))
+    assert x.shape == (5, 3, 32, 40) and x.dtype == np.uint8
+    assert y.shape == (5, 32, 40) and y.dtype == phantom.semantic.dtype
+    # each patch equals the stack/label found at some crop of the volume: check via the first draw
+    rng = np.random.default_rng(7)
+    x1, y1 = sampler.sample_one(rng)
+    rng = np.random.default_rng(7)
+    v, z = sampler.items[rng.integers(len(sampler.items))]
+    y0, x0 = int(rng.integers(0, 96 - 32 + 1)), int(rng.integers(0, 96 - 40 + 1))
+    np.testing.assert_array_equal(x1, stack_slices(phantom.raw, int(z), 3, 2, yx=(slice(y0, y0 + 32), slice(x0, x0 + 40))))
+    np.testing.assert_array_equal(y1, phantom.semantic[z, y0 : y0 + 32, x0 : x0 + 40])
+    np.testing.assert_array_equal(x1[1], phantom.raw[z, y0 : y0 + 32, x0 : x0 + 40])
+
+
+def test_determinism_and_dataset_independent_of_workers(phantom: Phantom) -> None:
+    sampler = PatchSampler(phantom.raw, phantom.semantic, patch=(16, 16), foreground_fraction=0.5)
+    a = sampler.sample(6, 3)
+    b = sampler.sample(6, 3)
+    c = sampler.sample(6, 4)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+    ds = PatchDataset(sampler, length=8, seed=11)
+    serial = torch.cat([xb for xb, _ in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=0)])
+    parallel = torch.cat([xb for xb, _ in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)])
+    torch.testing.assert_close(serial, parallel)
+    assert serial.shape == (8, 3, 16, 16) and serial.dtype == torch.uint8
+    ds.set_epoch(1)
+    assert not np.array_equal(ds[0][0], serial[0].numpy())
+
+
+def test_foreground_balance_raises_foreground_share(phantom: Phantom) -> None:
+    def share(fraction: float) -> float:
+        s = PatchSampler(phantom.raw, phantom.semantic, patch=(16, 16), foreground_fraction=fraction, foreground_classes=[MITOCHONDRION])
+        _, y = s.sample(200, np.random.default_rng(0))
+        return float(np.mean(y == MITOCHONDRION))
+
+    base, balanced = share(0.0), share(1.0)
+    assert balanced > 2 * base
+
+
+def test_train_fraction_counts_and_nesting(phantom: Phantom) -> None:
+    train, _ = split_z(16, 3, 1, val_fraction=0.25)
+    small = PatchSampler(phantom.raw, phantom.semantic, centres=train, patch=(16, 16), train_fraction=0.25, seed=5)
+    large = PatchSampler(phantom.raw, phantom.semantic, centres=train, patch=(16, 16), train_fraction=0.5, seed=5)
+    assert len(small) == round(0.25 * len(train)) and len(large) == round(0.5 * len(train))
+    assert {tuple(i) for i in small.items} <= {tuple(i) for i in large.items}
+    assert set(small.items[:, 1]) <= set(train.tolist())
+    counted = PatchSampler(phantom.raw, phantom.semantic, centres=train, patch=(16, 16), train_count=3, seed=5)
+    assert len(counted) == 3
+    assert subset_count(10, train_fraction=0.01) == 1
+    with pytest.raises(InputError):
+        subset_count(10, train_fraction=0.5, train_count=3)
+
+
+def test_image_set_of_depth_one_rgb() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40 + 4 * i, 48, 3), dtype=np.uint8) for i in range(5)]
+    masks = [rng.integers(0, 3, (40 + 4 * i, 48), dtype=np.int32) for i in range(5)]
+    sampler = PatchSampler(images, masks, patch=(32, 32), k=1, train_count=2, seed=0)
+    assert len(sampler) == 2 and set(sampler.items[:, 1]) == {0}
+    x, y = sampler.sample(4, 0)
+    assert x.shape == (4, 3, 32, 32) and y.shape == (4, 32, 32)
+    chosen = set(sampler.items[:, 0].tolist())
+    for xi, yi in zip(x, y):
+        hits = []
+        for v in chosen:
+            img = images[v]
+            for y0 in range(img.shape[0] - 31):
+                for x0 in range(17):
+                    if np.array_equal(np.moveaxis(img[y0 : y0 + 32, x0 : x0 + 32], 2, 0), xi):
+                        hits.append((v, y0, x0))
+        assert len(hits) == 1
+        v, y0, x0 = hits[0]
+        np.testing.assert_array_equal(masks[v][y0 : y0 + 32, x0 : x0 + 32], yi)
+
+
+def test_one_line_errors(phantom: Phantom) -> None:
+    cases = [
+        dict(raw=phantom.raw, labels=phantom.semantic, patch=(128, 16)),
+        dict(raw=phantom.raw, labels=phantom.semantic[:, :50]),
+        dict(raw=phantom.raw, labels=phantom.semantic, centres=[0], border="skip", patch=(16, 16)),
+        dict(raw=phantom.raw, labels=phantom.semantic, patch=(16, 16), train_count=100),
+    ]
+    for kwargs in cases:
+        with pytest.raises(InputError) as err:
+            PatchSampler(**kwargs)
+        assert "\n" not in str(err.value)
