@@ -1,0 +1,360 @@
+"""Public datasets: what they are (``registry.yaml``), download (pooch) and conversion to one layout.
+
+:func:`fetch` downloads an entry's files into ``<cache>/downloads/<name>/`` (pooch; sha256 checked
+when the registry knows it, otherwise recorded as "not verified"), extracts archives, and writes::
+
+    <dest>/<name>/<split>/raw.tif       one Z×Y×X(×C) TIFF per split and role
+    <dest>/<name>/<split>/labels.tif
+    <dest>/<name>/<split>/raw/<id>.tif  for 2-D image sets of varying size (GlaS, MoNuSeg)
+    <dest>/<name>/metadata.json         name, URLs, sha256, voxel size, licence, citation, labels
+
+The output folder is written through :func:`atomic_path`: a failed download, checksum or
+conversion leaves nothing in ``dest``. The cache is ``$SLICEWISE_CACHE`` or ``~/.cache/slicewise``;
+``dest`` defaults to ``<cache>/datasets``. With ``source=`` (CLI ``--from``) already-downloaded
+files, archives or extracted folders are converted instead. When ``SLICEWISE_OFFLINE`` is set,
+only ``file://`` and loopback URLs are fetched; anything else is an :class:`OfflineError`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import ipaddress
+import os
+import shutil
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import yaml
+
+from slicewise.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, Volume, _open_image_files, open_volume, save_json, write_volume
+from slicewise.errors import InputError, OfflineError
+from slicewise.utils import atomic_path, check_output_path, progress
+
+_ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+@functools.lru_cache(maxsize=1)
+def load_registry() -> dict[str, dict[str, Any]]:
+    """All registry entries by name (parsed once from the packaged ``registry.yaml``)."""
+    with open(Path(__file__).with_name("registry.yaml"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def normalise_name(name: str) -> str:
+    """``"Lucchi++"`` → ``lucchi_pp``, ``"MitoEM-R"`` → ``mitoem_r``, ``"ISBI2012"`` → ``isbi2012``."""
+    return name.strip().lower().replace("++", "_pp").replace("-", "_").replace(" ", "_")
+
+
+def get_entry(name: str) -> dict[str, Any]:
+    """The registry entry ``name`` (case and ``-``/``_`` insensitive); one-line error listing names."""
+    reg = load_registry()
+    key = normalise_name(name)
+    if key not in reg:
+        raise InputError(f"unknown dataset {name!r}: known datasets are {', '.join(reg)} (see `slicewise data list`)")
+    return {"name": key, **reg[key]}
+
+
+def list_datasets() -> list[dict[str, Any]]:
+    """One dict per entry (name, title, modality, task, size, licence, page, manual)."""
+    return [get_entry(n) for n in load_registry()]
+
+
+def cache_root(path: str | os.PathLike | None = None) -> Path:
+    """Cache root: ``path``, else ``$SLICEWISE_CACHE``, else ``~/.cache/slicewise``."""
+    return Path(path or os.environ.get("SLICEWISE_CACHE") or Path.home() / ".cache" / "slicewise").expanduser()
+
+
+def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+          source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+    """Download (or take from ``source``) and convert dataset ``name``; return ``<dest>/<name>``.
+
+    An already converted dataset (its ``metadata.json`` exists) is returned as is unless
+    ``overwrite``. Raises :class:`OfflineError` when the download cannot connect and
+    :class:`InputError` for a checksum mismatch, a manual-only dataset without ``source``,
+    or files that do not match the registry's layout.
+    """
+    entry = get_entry(name)
+    root = cache_root(cache_dir)
+    out = Path(dest).expanduser() if dest is not None else root / "datasets"
+    out = out / entry["name"]
+    if (out / "metadata.json").is_file() and not overwrite:
+        return out
+    if out.exists():
+        check_output_path(out, overwrite=overwrite)  # fail before downloading anything
+    downloads = root / "downloads" / entry["name"]
+    if source is not None:
+        files, hashes = _local_files(entry, Path(source).expanduser(), downloads)
+    else:
+        if entry.get("manual"):
+            where = entry.get("page") or "the authors"
+            raise InputError(f"{entry['name']} cannot be downloaded automatically: get it from {where}, then run "
+                             f"`slicewise data fetch {entry['name']} --from FILE_OR_DIR`")
+        files, hashes = {}, {}
+        for d in entry["downloads"]:
+            path, digest = _download(entry, d, downloads)
+            files[d["fname"]], hashes[d["fname"]] = _unpack(path, downloads), digest
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        tmp.mkdir(parents=True)
+        written = {role: _convert_output(entry, role, spec, files, tmp) for role, spec in entry["outputs"].items()}
+        save_json(tmp / "metadata.json", _metadata(entry, written, hashes, source))
+    return out
+
+
+# ---------------------------------------------------------------------------------- download
+
+
+def _offline_hint(name: str) -> str:
+    return (f"download the files yourself and run `slicewise data fetch {name} --from FILE_OR_DIR`, "
+            f"or pass local files directly to train/predict")
+
+
+def _is_local_url(url: str) -> bool:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return True
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _file_downloader(url: str, output_file: Any, pooch: Any) -> None:
+    """pooch downloader for ``file://`` URLs (a plain copy)."""
+    src = Path(unquote(urlparse(url).path))
+    if not src.is_file():
+        raise InputError(f"{url} points to no file ({src} does not exist): check the URL or use --from")
+    with open(src, "rb") as fin:
+        if hasattr(output_file, "write"):
+            shutil.copyfileobj(fin, output_file)
+        else:
+            with open(output_file, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+
+
+def _known_hash(d: dict[str, Any]) -> str | None:
+    if d.get("sha256"):
+        return f"sha256:{d['sha256']}"
+    if d.get("md5"):
+        return f"md5:{d['md5']}"
+    return None
+
+
+def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path) -> tuple[Path, dict[str, Any]]:
+    """Fetch one registry download into ``folder`` with pooch; returns (path, hash record)."""
+    import pooch
+    import requests
+
+    name = entry["name"]
+    url = d.get("url")
+    if not url:
+        raise InputError(f"{name} has no download URL: {_offline_hint(name)}")
+    if os.environ.get("SLICEWISE_OFFLINE", "") not in ("", "0") and not _is_local_url(url):
+        raise OfflineError(f"{name}: not downloading {url} because SLICEWISE_OFFLINE is set; {_offline_hint(name)}")
+    known = _known_hash(d)
+    pooch.get_logger().setLevel("WARNING")
+    downloader = _file_downloader if url.startswith("file://") else None
+    show = sys.stderr.isatty() and not os.environ.get("SLICEWISE_NO_PROGRESS")
+    try:
+        path = Path(pooch.retrieve(url, known_hash=known, fname=d["fname"], path=folder,
+                                   downloader=downloader, progressbar=show))
+    except requests.exceptions.HTTPError as err:
+        raise InputError(f"download of {url} failed ({err.response.status_code if err.response is not None else err}): "
+                         f"the file may have moved (see {entry.get('page') or 'the dataset page'}); {_offline_hint(name)}") from None
+    except requests.exceptions.RequestException as err:
+        reason = type(err).__name__
+        raise OfflineError(f"download of {url} failed ({reason}: no connection or the server is down); "
+                           f"{_offline_hint(name)}") from None
+    except ValueError as err:
+        if "hash" not in str(err).lower():
+            raise
+        raise InputError(f"checksum mismatch for {url}: the received file does not have the registry's "
+                         f"{known}; it was discarded (corrupt download or changed upstream), retry or use --from") from None
+    digest = pooch.file_hash(str(path))
+    return path, {"url": url, "sha256": digest, "verified": known is not None}
+
+
+def _archive_suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in _ARCHIVES if name.endswith(s)), None)
+
+
+def _unpack(path: Path, folder: Path, fresh: bool = False) -> Path:
+    """Extract an archive into ``folder/<stem>.extracted`` (atomically; reused unless ``fresh``);
+    other files are returned as is."""
+    suffix = _archive_suffix(path)
+    if suffix is None or path.is_dir():
+        return path
+    target = folder / (path.name[: -len(suffix)] + ".extracted")
+    if target.is_dir() and not fresh:
+        return target
+    try:
+        with atomic_path(target, overwrite=True) as tmp:
+            if suffix == ".zip":
+                with zipfile.ZipFile(path) as z:
+                    z.extractall(tmp)
+            else:
+                with tarfile.open(path) as t:
+                    t.extractall(tmp, filter="data")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+        raise InputError(f"cannot extract {path} ({err}): the archive is damaged, download it again") from None
+    return target
+
+
+def _local_files(entry: dict[str, Any], source: Path, folder: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Map each registry download name to ``source`` (a file, an archive or an extracted folder);
+    archives are extracted afresh into ``folder`` (the user's folder is never written to)."""
+    if not source.exists():
+        raise InputError(f"--from {source} does not exist: give the downloaded file or the folder holding it")
+    fnames = list(dict.fromkeys(d["fname"] for d in entry["downloads"]))
+    if source.is_file():
+        if len(fnames) > 1:
+            what = "is one of" if source.name in fnames else "is none of"
+            raise InputError(f"--from {source} {what} the {len(fnames)} files {entry['name']} needs "
+                             f"({', '.join(fnames)}): pass the folder holding them all")
+        originals = {fnames[0]: source}
+    else:
+        originals = {f: source / f if (source / f).exists() else source for f in fnames}
+    files = {f: _unpack(p, folder, fresh=True) for f, p in originals.items()}
+    hashes = {f: {"url": None, "sha256": _sha256(p) if p.is_file() else None, "verified": False, "local": str(p)}
+              for f, p in originals.items()}
+    return files, hashes
+
+
+def _sha256(path: Path) -> str:
+    import pooch
+
+    return pooch.file_hash(str(path))
+
+
+# ---------------------------------------------------------------------------------- convert
+
+
+class _ZRange:
+    """Lazy view of slices ``[start, stop)`` of a Volume (for train/val/test splits)."""
+
+    def __init__(self, vol: Volume, start: int, stop: int) -> None:
+        self._vol, self._start = vol, start
+        self.shape = (max(0, min(stop, vol.shape[0]) - start), *vol.shape[1:])
+        self.dtype = vol.dtype
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        z = key[0]
+        if isinstance(z, slice):
+            z = slice(z.start + self._start, z.stop + self._start, z.step)
+        else:
+            z = int(z) + self._start
+        return self._vol[(z, *key[1:])]
+
+
+def _members(entry: dict[str, Any], spec: dict[str, Any], root: Path) -> list[Path]:
+    from natsort import natsorted
+
+    if not root.is_dir():
+        raise InputError(f"{entry['name']}: expected {spec['file']} to be an archive or a folder, got the file {root}")
+    matches = [p for p in root.glob("**/" + spec["member"]) if not p.name.startswith(".")
+               and (p.is_file() or p.suffix.lower() in (".zarr", ".n5"))]
+    if spec.get("exclude"):
+        matches = [p for p in matches if not fnmatch.fnmatch(p.name, spec["exclude"])]
+    if not matches:
+        raise InputError(f"{entry['name']}: no files matching {spec['member']!r} under {root}: "
+                         f"is this the right download (format: {entry.get('format')})?")
+    return natsorted(matches, key=lambda p: str(p))
+
+
+def _open_output(entry: dict[str, Any], spec: dict[str, Any], files: dict[str, Path]) -> Volume:
+    root = files[spec["file"]]
+    if spec.get("member"):
+        matches = _members(entry, spec, root)
+        if len(matches) == 1 and matches[0].suffix.lower() not in IMAGE_SUFFIXES:
+            vol = open_volume(matches[0], key=spec.get("key"))
+        else:
+            vol = _open_image_files(matches, f"{root}/{spec['member']}")
+    else:
+        vol = open_volume(root, key=spec.get("key"))
+    if spec.get("z"):
+        start, stop = spec["z"]
+        vol = Volume(_ZRange(vol, int(start), int(stop)), voxel_size=vol.voxel_size, source=f"{vol.source}[{start}:{stop}]")
+    return vol
+
+
+def _convert_output(entry: dict[str, Any], role: str, spec: dict[str, Any], files: dict[str, Path],
+                    tmp: Path) -> dict[str, Any]:
+    """Write one output role (``split/raw`` or ``split/labels``) into ``tmp``; returns its record."""
+    voxel = entry.get("voxel_size")
+    if spec.get("images"):
+        folder = tmp / role
+        folder.mkdir(parents=True)
+        items = _members(entry, spec, files[spec["file"]])
+        for item in progress(items, desc=f"{entry['name']} {role}", total=len(items)):
+            if item.suffix.lower() == ".xml":
+                image = _find_image(item, files)
+                array = rasterise_polygons_xml(item, open_volume(image).shape[1:3])
+            else:
+                array = open_volume(item)
+            write_volume(folder / f"{item.stem}.tif", array, voxel_size=voxel)
+        return {"path": role + "/", "count": len(items)}
+    vol = _open_output(entry, spec, files)
+    if vol.size == 0:
+        raise InputError(f"{entry['name']} {role}: the selected data are empty (shape {vol.shape})")
+    path = tmp / f"{role}.tif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(path, vol, voxel_size=voxel or vol.voxel_size)
+    return {"path": f"{role}.tif", "shape": list(vol.shape), "dtype": str(vol.dtype)}
+
+
+def _find_image(xml: Path, files: dict[str, Path]) -> Path:
+    for root in {p for p in files.values() if p.is_dir()}:
+        for p in root.glob(f"**/{xml.stem}.*"):
+            if p.suffix.lower() in TIFF_SUFFIXES + IMAGE_SUFFIXES:
+                return p
+    raise InputError(f"no image named {xml.stem}.* next to the annotation {xml}: the image sets the label size")
+
+
+def rasterise_polygons_xml(xml: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """MoNuSeg-style XML (``Region/Vertices/Vertex X= Y=``) → (H, W) uint32 instance ids 1..N, 0 = background.
+
+    Later regions win where polygons overlap.
+    """
+    import xml.etree.ElementTree as ET
+
+    from skimage.draw import polygon
+
+    try:
+        tree = ET.parse(xml)
+    except ET.ParseError as err:
+        raise InputError(f"cannot parse annotation {xml} ({err})") from None
+    out = np.zeros(shape, np.uint32)
+    n = 0
+    for region in tree.iter("Region"):
+        pts = [(float(v.get("Y", "nan")), float(v.get("X", "nan"))) for v in region.iter("Vertex")]
+        if len(pts) < 3:
+            continue
+        rows, cols = np.array(pts).T
+        rr, cc = polygon(rows, cols, shape=shape)
+        n += 1
+        out[rr, cc] = n
+    return out
+
+
+def _metadata(entry: dict[str, Any], written: dict[str, Any], hashes: dict[str, Any],
+              source: str | os.PathLike | None) -> dict[str, Any]:
+    import slicewise
+
+    return {
+        "name": entry["name"], "title": entry.get("title"), "modality": entry.get("modality"), "task": entry.get("task"),
+        "source_urls": [d.get("url") for d in entry["downloads"]], "page": entry.get("page"),
+        "files": hashes, "local_source": str(source) if source is not None else None,
+        "voxel_size": entry.get("voxel_size"), "voxel_unit": "nm", "axes": "ZYX(C)",
+        "licence": entry.get("licence"), "citation": entry.get("citation"),
+        "label_convention": entry.get("label_convention"), "outputs": written,
+        "converted_by": f"slicewise {slicewise.__version__}",
+    }

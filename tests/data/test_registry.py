@@ -1,0 +1,223 @@
+"""Dataset registry: entries are complete; fetch → verify → convert works against loopback and file:// fixtures."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import http.server
+import json
+import re
+import socket
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+import slicewise.data.registry as registry
+from slicewise.data import open_volume
+from slicewise.errors import InputError, OfflineError
+
+RNG = np.random.default_rng(1)
+REQUIRED = ("title", "modality", "task", "size", "licence", "citation", "label_convention", "format", "convert",
+            "downloads", "outputs")
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert msg and "\n" not in msg
+    return msg
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server (thread) serving ``tmp_path/www``; yields (base URL, folder)."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", www
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _patch(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object) -> dict:
+    reg = copy.deepcopy(registry.load_registry())
+    reg[name].update(changes)
+    monkeypatch.setattr(registry, "load_registry", lambda: reg)
+    return reg[name]
+
+
+def _isbi_files(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {"train-volume.tif": RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8),
+              "train-labels.tif": (RNG.random((4, 16, 16)) > 0.5).astype(np.uint8) * 255,
+              "test-volume.tif": RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8)}
+    for name, a in arrays.items():
+        tifffile.imwrite(folder / name, a)
+    return arrays
+
+
+def test_registry_entries_are_complete() -> None:
+    reg = registry.load_registry()
+    expected = {"isbi2012", "snemi3d", "lucchi", "lucchi_pp", "mitoem_r", "mitoem_h", "cremi_a", "cremi_b",
+                "cremi_c", "vnc", "monuseg", "glas", "gf_pa66"}
+    assert expected <= set(reg)
+    for name, e in reg.items():
+        missing = [k for k in REQUIRED if k not in e]
+        assert not missing, (name, missing)
+        fnames = {d["fname"] for d in e["downloads"]}
+        for d in e["downloads"]:
+            assert d["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", d["sha256"]), name
+            assert e.get("manual") or d["url"].startswith(("http://", "https://")), name
+        for role, spec in e["outputs"].items():
+            assert spec["file"] in fnames, (name, role)
+            assert re.fullmatch(r"(train|val|test)/(raw|labels)", role), (name, role)
+    assert registry.get_entry("Lucchi++")["name"] == "lucchi_pp"
+    assert registry.get_entry("MitoEM-R")["name"] == "mitoem_r"
+    with pytest.raises(InputError) as err:
+        registry.get_entry("imagenet")
+    assert "isbi2012" in _one_line(err)
+
+
+def test_fetch_over_http_verifies_and_converts(tmp_path: Path, server: tuple[str, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    base, www = server
+    arrays = _isbi_files(www)
+    entry = _patch(monkeypatch, "isbi2012", downloads=[
+        {"url": f"{base}/{n}", "fname": n, "sha256": _sha256(www / n)} for n in arrays])
+    out = registry.fetch("ISBI2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert out == tmp_path / "data" / "isbi2012"
+    np.testing.assert_array_equal(open_volume(out / "train" / "raw.tif").numpy(), arrays["train-volume.tif"])
+    np.testing.assert_array_equal(open_volume(out / "train" / "labels.tif").numpy(), arrays["train-labels.tif"])
+    assert open_volume(out / "test" / "raw.tif").voxel_size == (50.0, 4.0, 4.0)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["name"] == "isbi2012" and meta["citation"] == entry["citation"] and meta["voxel_size"] == [50, 4, 4]
+    assert meta["files"]["train-volume.tif"] == {"url": f"{base}/train-volume.tif", "verified": True,
+                                                 "sha256": _sha256(www / "train-volume.tif")}
+    assert meta["outputs"]["train/raw"]["shape"] == [4, 16, 16]
+    assert not (out.parent / "isbi2012.tmp").exists() and [p.name for p in out.parent.iterdir()] == ["isbi2012"]
+    for f in www.iterdir():  # converted already: no second download needed
+        f.unlink()
+    assert registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache") == out
+
+
+def test_checksum_mismatch_is_one_line_and_leaves_nothing(tmp_path: Path, server: tuple[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    base, www = server
+    _isbi_files(www)
+    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"{base}/train-volume.tif", "fname": "train-volume.tif",
+                                                "sha256": "0" * 64}],
+           outputs={"train/raw": {"file": "train-volume.tif"}})
+    with pytest.raises(InputError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert "checksum" in _one_line(err)
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+    cached = list((tmp_path / "cache").rglob("*")) if (tmp_path / "cache").exists() else []
+    assert not [p for p in cached if p.is_file()]
+
+
+def test_fetch_file_url_zip_of_pngs_with_z_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MitoEM-style archive: one folder of PNG slices split by z range, labels in another archive folder."""
+    raw = RNG.integers(0, 256, (12, 8, 8), dtype=np.uint8)
+    lab = RNG.integers(0, 5, (3, 8, 8), dtype=np.uint16)
+    z = tmp_path / "em.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, sl in enumerate(raw):
+            Image.fromarray(sl).save(tmp_path / "s.png")
+            zf.write(tmp_path / "s.png", f"EM/im/im{i}.png")  # unpadded: natural order matters
+        for i, sl in enumerate(lab):
+            tifffile.imwrite(tmp_path / "s.tif", sl)
+            zf.write(tmp_path / "s.tif", f"EM/mito-val-v2/seg{i + 8}.tif")
+    _patch(monkeypatch, "mitoem_r", downloads=[{"url": z.as_uri(), "fname": "em.zip", "sha256": _sha256(z)}],
+           outputs={"train/raw": {"file": "em.zip", "member": "im/im*.png", "z": [0, 8]},
+                    "val/raw": {"file": "em.zip", "member": "im/im*.png", "z": [8, 11]},
+                    "val/labels": {"file": "em.zip", "member": "mito-val-v2/seg*.tif"}})
+    out = registry.fetch("mitoem_r", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(open_volume(out / "train" / "raw.tif").numpy(), raw[:8])
+    np.testing.assert_array_equal(open_volume(out / "val" / "raw.tif").numpy(), raw[8:11])
+    np.testing.assert_array_equal(open_volume(out / "val" / "labels.tif").numpy(), lab)
+
+
+def test_http_error_is_one_line(tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    base, _ = server
+    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"{base}/gone.tif", "fname": "gone.tif", "sha256": None}],
+           outputs={"train/raw": {"file": "gone.tif"}})
+    with pytest.raises(InputError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert "404" in _one_line(err) and "brainiac2" in str(err.value)
+    assert not (tmp_path / "data").exists()
+
+
+def test_offline_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"http://127.0.0.1:{port}/t.tif", "fname": "t.tif", "sha256": None}],
+           outputs={"train/raw": {"file": "t.tif"}})
+    with pytest.raises(OfflineError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert "--from" in _one_line(err)
+    assert not (tmp_path / "data").exists()
+    monkeypatch.setenv("SLICEWISE_OFFLINE", "1")
+    _patch(monkeypatch, "isbi2012", downloads=[{"url": "https://example.invalid/t.tif", "fname": "t.tif", "sha256": None}],
+           outputs={"train/raw": {"file": "t.tif"}})
+    with pytest.raises(OfflineError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert "SLICEWISE_OFFLINE" in _one_line(err)
+
+
+def test_fetch_from_local_folder_and_manual_entries(tmp_path: Path) -> None:
+    local = tmp_path / "downloaded"
+    local.mkdir()
+    arrays = _isbi_files(local)
+    out = registry.fetch("isbi2012", dest=tmp_path / "data", source=local, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in local.iterdir()) == sorted(arrays)
+    np.testing.assert_array_equal(open_volume(out / "test" / "raw.tif").numpy(), arrays["test-volume.tif"])
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["local_source"] == str(local) and meta["files"]["train-volume.tif"]["verified"] is False
+    with pytest.raises(InputError) as err:
+        registry.fetch("monuseg", dest=tmp_path / "data2", cache_dir=tmp_path / "cache")
+    assert "--from" in _one_line(err)
+    with pytest.raises(InputError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data3", source=local / "train-volume.tif",
+                       cache_dir=tmp_path / "cache")
+    assert "folder" in _one_line(err)
+    assert not (tmp_path / "data3").exists() or not any((tmp_path / "data3").iterdir())
+
+
+def test_monuseg_style_images_and_xml(tmp_path: Path) -> None:
+    """A MoNuSeg-like archive given with --from: RGB TIFF images + XML polygons → per-image TIFFs with ids."""
+    img = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    xml = ("<Annotations><Annotation><Regions>"
+           "<Region><Vertices><Vertex X='2' Y='2'/><Vertex X='8' Y='2'/><Vertex X='8' Y='6'/><Vertex X='2' Y='6'/></Vertices></Region>"
+           "<Region><Vertices><Vertex X='20' Y='10'/><Vertex X='25' Y='10'/><Vertex X='25' Y='15'/></Vertices></Region>"
+           "</Regions></Annotation></Annotations>")
+    z = tmp_path / "MoNuSeg_2018_Training_Data.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        tifffile.imwrite(tmp_path / "a.tif", img, photometric="rgb")
+        zf.write(tmp_path / "a.tif", "MoNuSeg/Tissue Images/TCGA-X.tif")
+        zf.writestr("MoNuSeg/Annotations/TCGA-X.xml", xml)
+    out = registry.fetch("monuseg", dest=tmp_path / "data", source=z, cache_dir=tmp_path / "cache")
+    assert not list(tmp_path.glob("*.extracted"))  # the user's folder is not written to
+    np.testing.assert_array_equal(open_volume(out / "train" / "raw" / "TCGA-X.tif")[0], img)
+    lab = open_volume(out / "train" / "labels" / "TCGA-X.tif")[0]
+    assert lab.shape == (20, 30) and set(np.unique(lab)) == {0, 1, 2}
+    assert lab[4, 5] == 1 and lab[11, 24] == 2 and lab[15, 5] == 0
