@@ -1,3 +1,81 @@
-"""CLI commands: predict (placeholder until its issue lands)."""
+"""CLI commands ``slicewise predict`` (whole-volume probabilities / labels) and ``slicewise segment`` (instances)."""
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from slicewise.cli import app
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Path = typer.Argument(..., help="Model file written by `slicewise train` / save_model."),
+    input: str = typer.Argument(..., help="Volume: TIFF, PNG / image folder, HDF5 (file.h5:key), Zarr."),
+    output: Path = typer.Argument(..., help="Output .zarr (group), .h5 (datasets probabilities / labels) or .tif (one array)."),
+    tile: int = typer.Option(256, "--tile", help="Tile size in pixels (shrunk on short axes to the model's size divisor)."),
+    overlap: float = typer.Option(0.25, "--overlap", help="Tile overlap as a fraction of the tile, in [0, 1)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Tiles per forward pass (mixed across slices and positions)."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average over H/W flips and z-reversal of the stack."),
+    labels: bool = typer.Option(False, "--labels", help="Write the label map (argmax over the classes)."),
+    probabilities: bool = typer.Option(False, "--probabilities", help="Write probabilities (C, Z, Y, X); the default. Both flags: both."),
+    chunk_z: Optional[int] = typer.Option(None, "--chunk-z", help="Z-chunk size (slices) of a .zarr output, streamed chunk by chunk (default 16); an interrupted run resumes."),
+    dask: bool = typer.Option(False, "--dask", help="Run the z-chunks as a dask graph (needs a .zarr output; a running dask.distributed Client is used)."),
+    dz: int = typer.Option(1, "--dz", help="Z-step between the context slices of a stack."),
+    border: str = typer.Option("reflect", "--border", help="Context slices beyond the volume ends: reflect or replicate."),
+    key: Optional[str] = typer.Option(None, "--key", help="Dataset key of the input inside HDF5 / Zarr."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Predict every slice of INPUT with MODEL (2.5D stacks, Gaussian-blended tiles) and write OUTPUT."""
+    from slicewise.infer.predict import predict
+    from slicewise.models import load_model
+    from slicewise.utils import check_output_path
+
+    check_output_path(output, overwrite=overwrite)
+    kind = "both" if labels and probabilities else "labels" if labels else "probabilities"
+    net = load_model(model)
+    out = predict(
+        net, input, tile=tile, overlap=overlap, batch_size=batch_size, dz=dz, border=border, tta=tta, device=device,
+        output=output, output_kind=kind, chunk_z=chunk_z,
+        overwrite=overwrite, key=key, scheduler="dask" if dask else None,
+    )
+    typer.echo(str(out))
+
+
+@app.command("segment")
+def segment_cmd(
+    prob: Path = typer.Argument(..., help="Probabilities from `slicewise predict` (.zarr / .h5 / .tif) or a foreground map."),
+    output: Path = typer.Argument(..., help="Instance label map to write (int32): .tif, .h5 or .zarr."),
+    mode: str = typer.Option("cc", "--mode", help="cc (connected components) or watershed (splits touching objects)."),
+    use: str = typer.Option("boundary", "--use", help="Watershed on the boundary channel or on a distance map (distance head, else EDT of the mask)."),
+    foreground_channel: Optional[str] = typer.Option(
+        None, "--foreground-channel",
+        help="Foreground channel, index or name (class1, ...); default 1 - P(class0), or the only channel."),
+    boundary_channel: Optional[str] = typer.Option(
+        None, "--boundary-channel", help="Boundary channel, index or name; default the channel named 'boundary'."),
+    distance_channel: Optional[str] = typer.Option(
+        None, "--distance-channel", help="Distance channel, index or name; default 'distance', else the EDT of the mask."),
+    foreground_threshold: float = typer.Option(0.5, "--foreground-threshold", help="Mask = foreground probability above this."),
+    boundary_threshold: float = typer.Option(0.5, "--boundary-threshold", help="Watershed seeds need boundary below this."),
+    seed_threshold: Optional[float] = typer.Option(
+        None, "--seed-threshold",
+        help="Seeds: foreground above this (boundary mode, default the foreground threshold) or distance above this (distance mode, default local maxima)."),
+    min_distance: int = typer.Option(3, "--min-distance", help="Distance mode: minimum spacing of local-maximum seeds (pixels)."),
+    per_slice: bool = typer.Option(False, "--per-slice/--3d", help="Label each slice in 2-D (ids unique across slices) or the volume in 3-D."),
+    min_size: int = typer.Option(0, "--min-size", help="Remove objects smaller than this many voxels."),
+    key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside .zarr / .h5 (default: probabilities)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Turn probabilities into instance labels (connected components or seeded watershed)."""
+    from slicewise.infer.instances import segment
+
+    labels = segment(
+        prob, mode=mode, use=use, foreground_channel=foreground_channel, boundary_channel=boundary_channel,  # type: ignore[arg-type]
+        distance_channel=distance_channel, foreground_threshold=foreground_threshold,
+        boundary_threshold=boundary_threshold, seed_threshold=seed_threshold, min_distance=min_distance,
+        per_slice=per_slice, min_size=min_size, key=key, output=output, overwrite=overwrite,
+    )
+    typer.echo(f"{output}: {int(labels.max())} objects")
