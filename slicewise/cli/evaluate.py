@@ -1,3 +1,53 @@
-"""CLI commands: evaluate (placeholder until its issue lands)."""
+"""CLI command ``slicewise evaluate PRED GT``: score a label map against ground truth."""
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from slicewise.cli import app
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    pred: Path = typer.Argument(..., help="Predicted label map (TIFF, PNG folder, HDF5, Zarr, N5)."),
+    gt: Path = typer.Argument(..., help="Ground-truth label map of the same shape."),
+    kind: str = typer.Option("semantic", "--kind", help="semantic (per-class Dice/IoU) or instance (ARE, VOI, AP, seg accuracy)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result as JSON here."),
+    per_slice: bool = typer.Option(False, "--per-slice", help="Also score each z-slice alone (2-D objects)."),
+    prob: Optional[Path] = typer.Option(None, "--prob", help="Probability map scoring instances for AP (default: instance size)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated semantic classes to score, e.g. 0,255."),
+    key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside HDF5 / Zarr files."),
+    keep_gt_zero: bool = typer.Option(False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."),
+    components: bool = typer.Option(False, "--components", help="First label connected non-zero regions per slice in both maps (membrane maps such as ISBI 2012: 0 = membrane)."),
+    fill: bool = typer.Option(False, "--fill", help="With --components: give predicted membrane voxels the id of the nearest cell."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
+) -> None:
+    """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
+    import numpy as np
+
+    from slicewise.errors import InputError
+    from slicewise.metrics.evaluate import as_array_like, evaluate, format_table, membranes_to_neurons, save_json
+    from slicewise.utils import check_output_path
+
+    if json_out is not None:
+        check_output_path(json_out, overwrite=overwrite)
+    class_list = None
+    if classes is not None:
+        try:
+            class_list = [int(c) for c in classes.split(",") if c.strip()]
+        except ValueError as err:
+            raise InputError(f"--classes {classes!r} must be comma-separated integers, e.g. 0,1,2") from err
+    p, g = as_array_like(pred, key), as_array_like(gt, key)
+    if fill and not components:
+        raise InputError("--fill applies to membrane maps labelled with --components: add --components")
+    if components:
+        p, g = membranes_to_neurons(np.asarray(p), fill=fill), membranes_to_neurons(np.asarray(g))
+    result = evaluate(p, g, kind=kind, classes=class_list, prob=prob, per_slice=per_slice,
+                      ignore_gt_zero=not keep_gt_zero, key=key)
+    typer.echo(format_table(result))
+    if json_out is not None:
+        save_json(result, json_out, overwrite=overwrite)
+        typer.echo(f"wrote {json_out}")

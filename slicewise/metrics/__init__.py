@@ -1,0 +1,31 @@
+"""Segmentation metrics on sparse contingency tables: Dice/IoU, adapted Rand, VOI, instance AP.
+
+Argument order is always ``(pred, gt)``. Conventions (empty cases, ignored labels, units) are in
+each module's docstring; :func:`evaluate` runs them all and returns a JSON-ready dict.
+"""
+
+from slicewise.metrics.ap import IOU_THRESHOLDS, average_precision, instance_ious, instance_scores, match_instances, seg_accuracy
+from slicewise.metrics.contingency import Contingency, contingency_table
+from slicewise.metrics.evaluate import evaluate, format_table, membranes_to_neurons, save_json
+from slicewise.metrics.overlap import dice, foreground_dice, iou
+from slicewise.metrics.rand_voi import adapted_rand, voi
+
+__all__ = [
+    "IOU_THRESHOLDS",
+    "Contingency",
+    "adapted_rand",
+    "average_precision",
+    "contingency_table",
+    "dice",
+    "evaluate",
+    "foreground_dice",
+    "format_table",
+    "instance_ious",
+    "instance_scores",
+    "iou",
+    "match_instances",
+    "membranes_to_neurons",
+    "save_json",
+    "seg_accuracy",
+    "voi",
+]

@@ -1,0 +1,113 @@
+"""``slicewise evaluate``: printed table and JSON agree; bad input gives one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from slicewise.cli import main
+
+
+def run(argv, capsys):
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as ex:
+        code = ex.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def label_files(tmp_path):
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 5, (3, 12, 12)).astype(np.uint16)
+    pred = gt.copy()
+    pred[:, :, :4] = rng.integers(0, 5, (3, 12, 4))
+    tifffile.imwrite(tmp_path / "gt.tif", gt)
+    tifffile.imwrite(tmp_path / "pred.tif", pred)
+    prob = rng.random((3, 12, 12)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "prob.tif", prob)
+    return tmp_path
+
+
+def parse_table(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0] not in ("metric", "z", "wrote") and not cells[0].isdigit():
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["semantic", "instance"])
+def test_json_numbers_equal_printed_numbers(label_files, capsys, kind):
+    out_json = label_files / f"{kind}.json"
+    argv = ["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif"), "--kind", kind,
+            "--json", str(out_json), "--per-slice"]
+    if kind == "instance":
+        argv += ["--prob", str(label_files / "prob.tif")]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    result = json.loads(out_json.read_text())
+    printed = parse_table(out)
+    flat = {}
+    for k, v in result["volume"].items():
+        flat.update({f"{k}[{c}]": x for c, x in v.items()} if isinstance(v, dict) else {k: v})
+    assert set(printed) == set(flat)
+    for k, v in flat.items():
+        assert float(printed[k][0]) == pytest.approx(v, abs=5e-7)
+        assert float(printed[k][1]) == pytest.approx(result["slice_mean"][k], abs=5e-7)
+    if kind == "instance":
+        assert result["settings"]["scores"] == "mean foreground probability"
+        assert 0 < result["volume"]["are"] < 1
+
+
+def test_components_flag_scores_neurons(tmp_path, capsys):
+    lab = np.full((2, 8, 8), 255, np.uint8)
+    lab[:, 4, :] = 0
+    tifffile.imwrite(tmp_path / "m.tif", lab)
+    code, out, err = run(["evaluate", str(tmp_path / "m.tif"), str(tmp_path / "m.tif"), "--kind", "instance",
+                          "--components", "--json", str(tmp_path / "r.json")], capsys)
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())["volume"]
+    assert r["n_gt"] == 4 and r["are"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--kind", "panoptic"], "unknown evaluation kind"),
+        (["--classes", "a,b"], "--classes"),
+        (["--kind", "instance", "--prob", "missing.tif"], "does not exist"),
+        (["--prob", "prob.tif"], "kind instance"),
+        (["--fill"], "--components"),
+    ],
+)
+def test_bad_input_one_line_error(label_files, capsys, extra, match):
+    extra = [str(label_files / e) if e.endswith(".tif") else e for e in extra]
+    code, out, err = run(["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif"), *extra], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and match in err and err.count("\n") == 1
+
+
+def test_shape_mismatch_and_float_labels(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((2, 4, 4), np.uint8))
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((2, 4, 5), np.uint8))
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((2, 4, 4), np.float32))
+    code, _, err = run(["evaluate", str(tmp_path / "a.tif"), str(tmp_path / "b.tif")], capsys)
+    assert code == 2 and "shape" in err and err.count("\n") == 1
+    code, _, err = run(["evaluate", str(tmp_path / "f.tif"), str(tmp_path / "a.tif"), "--kind", "instance"], capsys)
+    assert code == 2 and "float32" in err and err.count("\n") == 1
+
+
+def test_existing_json_needs_overwrite(label_files, capsys):
+    target = label_files / "r.json"
+    target.write_text("{}")
+    code, _, err = run(["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif"), "--json", str(target)], capsys)
+    assert code == 2 and "--overwrite" in err
+    code, _, err = run(["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif"), "--json", str(target), "--overwrite"], capsys)
+    assert code == 0 and json.loads(target.read_text())["kind"] == "semantic"

@@ -1,0 +1,114 @@
+"""evaluate(): JSON-ready results, per-slice = each slice alone, probability layouts, errors, helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from skimage.metrics import adapted_rand_error
+
+from slicewise.errors import InputError
+from slicewise.metrics import evaluate, format_table, membranes_to_neurons, save_json
+
+volumes = hnp.arrays(np.int32, (3, 6, 7), elements=st.integers(0, 4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(volumes, volumes, st.sampled_from(["semantic", "instance"]))
+def test_per_slice_equals_each_slice_alone(pred, gt, kind):
+    r = evaluate(pred, gt, kind=kind, classes=[0, 1, 2, 3, 4] if kind == "semantic" else None, per_slice=True)
+    assert [row["z"] for row in r["per_slice"]] == [0, 1, 2]
+    for z, row in enumerate(r["per_slice"]):
+        alone = evaluate(pred[z], gt[z], kind=kind, classes=[0, 1, 2, 3, 4] if kind == "semantic" else None)["volume"]
+        assert {k: v for k, v in row.items() if k != "z"} == alone
+    assert r["slice_mean"]["foreground_dice"] == pytest.approx(np.mean([row["foreground_dice"] for row in r["per_slice"]]))
+    assert json.loads(json.dumps(r)) == r  # plain JSON types only
+
+
+def test_instance_result_keys_and_values():
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 6, (2, 16, 16))
+    pred = rng.integers(0, 6, (2, 16, 16))
+    v = evaluate(pred, gt, kind="instance")["volume"]
+    assert set(v) == {"are", "rand_f", "rand_precision", "rand_recall", "voi_split", "voi_merge", "voi",
+                      "ap", "ap50", "ap75", "n_pred", "n_gt", "seg_accuracy", "foreground_dice"}
+    assert v["are"] == pytest.approx(adapted_rand_error(gt, pred, ignore_labels=(0,))[0], abs=1e-9)
+    assert all(type(x) in (float, int) for x in v.values())
+    kept = evaluate(pred, gt, kind="instance", ignore_gt_zero=False)["volume"]
+    assert kept["are"] == pytest.approx(adapted_rand_error(gt, pred, ignore_labels=())[0], abs=1e-9)
+
+
+def test_semantic_result_and_table():
+    gt = np.array([[0, 255, 255], [0, 0, 255]], np.uint8)
+    pred = np.array([[0, 255, 0], [0, 0, 255]], np.uint8)
+    r = evaluate(pred, gt)
+    assert r["shape"] == [1, 2, 3]
+    assert r["volume"]["dice"] == {"0": pytest.approx(6 / 7), "255": pytest.approx(4 / 5)}
+    assert r["volume"]["mean_dice"] == pytest.approx((6 / 7 + 4 / 5) / 2)
+    table = format_table(r)
+    assert "dice[255]" in table and f"{4 / 5:.6f}" in table
+
+
+def test_probability_layouts_give_the_same_scores():
+    gt = np.zeros((1, 2, 5), np.int32)
+    gt[...] = 1
+    pred = np.zeros((1, 2, 5), np.int32)
+    pred[..., :3], pred[..., 3:] = 1, 2
+    fg = np.where(pred == 2, 0.9, 0.6).astype(np.float32)
+    two_class = np.stack([1 - fg, fg])
+    a = evaluate(pred, gt, kind="instance", prob=fg)["volume"]["ap50"]
+    b = evaluate(pred, gt, kind="instance", prob=two_class)["volume"]["ap50"]
+    c = evaluate(pred[0], gt[0], kind="instance", prob=two_class[:, 0])["volume"]["ap50"]
+    assert a == b == c == pytest.approx(0.5)
+    assert evaluate(pred, gt, kind="instance")["volume"]["ap50"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: evaluate(np.zeros((2, 3)), np.zeros((2, 3), int), kind="instance"), "dtype float"),
+        (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 4), int)), "shape"),
+        (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="panoptic"), "kind"),
+        (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="instance", prob=np.ones((4, 4))), "probability shape"),
+        (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="instance", prob=np.full((2, 3), 3.0)), "within"),
+        (lambda: evaluate(np.arange(600).reshape(20, 30), np.zeros((20, 30), int)), "instance"),
+        (lambda: evaluate(np.zeros((2, 2, 2, 2), int), np.zeros((2, 2, 2, 2), int)), "Z×Y×X"),
+    ],
+)
+def test_bad_input_one_line_errors(call, match):
+    with pytest.raises(InputError, match=match) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+def test_membranes_to_neurons_isbi_convention():
+    lab = np.full((2, 5, 5), 255, np.uint8)
+    lab[:, 2, :] = 0  # a membrane splits each slice into two cells
+    n = membranes_to_neurons(lab, interior=255)
+    assert n[0, 2].max() == 0
+    assert len(np.unique(n[0])) == 3 and len(np.unique(n)) == 5  # ids unique across slices
+    assert len(np.unique(membranes_to_neurons(lab, per_slice=False))) == 3
+    r = evaluate(n, n, kind="instance")["volume"]
+    assert r["are"] == 0.0 and r["ap"] == 1.0
+    filled = membranes_to_neurons(lab, interior=255, fill=True)
+    assert filled.min() > 0 and np.array_equal(filled[lab == 255], n[lab == 255])
+    lab[:, 3, :] = 0  # a thicker predicted membrane: unfilled, its 0 voxels form one segment (a false merge)
+    pred = membranes_to_neurons(lab, interior=255)
+    assert evaluate(pred, n, kind="instance")["volume"]["rand_precision"] < 1.0
+    assert evaluate(membranes_to_neurons(lab, interior=255, fill=True), n, kind="instance")["volume"]["are"] < \
+        evaluate(pred, n, kind="instance")["volume"]["are"]
+
+
+def test_save_json_atomic_and_overwrite(tmp_path):
+    r = evaluate(np.ones((2, 2), int), np.ones((2, 2), int))
+    out = tmp_path / "m.json"
+    save_json(r, out)
+    assert json.loads(out.read_text()) == r
+    with pytest.raises(InputError, match="exists"):
+        save_json(r, out)
+    save_json(r, out, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
