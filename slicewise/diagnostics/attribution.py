@@ -1,0 +1,266 @@
+"""Input attribution of a segmentation network, per input slice (Captum, batched on the device).
+
+Tile ``x`` (``k·C × H × W`` float in [0, 1]; the model normalises inside). Scalar target per
+tile ``T(x) = Σ_{p∈R} logit_class(x)_p`` with ``R`` the whole tile, the predicted mask
+(``argmax == class`` on the unperturbed tile) or a user ROI. Attribution ``A``:
+
+- ``saliency``: ``|∂T/∂x|`` (:class:`captum.attr.Saliency`);
+- ``ixg``: ``|x ⊙ ∂T/∂x|`` (:class:`captum.attr.InputXGradient`);
+- ``ig``: ``|IG(x)|`` with the tile's mean intensity as baseline
+  (:class:`captum.attr.IntegratedGradients`, ``n_steps``, ``internal_batch_size``).
+
+Slice share per tile ``s_c = Σ_p |A_{c,p}| / Σ_{c',p} |A_{c',p}|`` (colour channels of one slice
+summed); averaged over tiles with bootstrap CIs (:mod:`slicewise.diagnostics.asymmetry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slicewise.data.io import as_volume
+from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float, valid_centres
+from slicewise.diagnostics.asymmetry import summarise_shares
+from slicewise.errors import InputError
+from slicewise.utils.progress import progress
+
+METHODS: tuple[str, ...] = ("saliency", "ixg", "ig")
+REGIONS: tuple[str, ...] = ("tile", "mask")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` → CUDA when available, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seg_channel(model: nn.Module, target_class: int | None) -> tuple[int, int, int]:
+    """(output channel, class, number of classes) of ``target_class`` in the "seg" head; default class 1 (0 if one channel)."""
+    heads = getattr(model, "heads", None) or {}
+    seg = heads.get("seg", slice(0, int(getattr(model, "out_channels", 1))))
+    start, stop = seg.start or 0, seg.stop
+    n = stop - start
+    cls = (1 if n > 1 else 0) if target_class is None else int(target_class)
+    if not 0 <= cls < n:
+        raise InputError(f"class {cls} does not exist: the model's segmentation head has classes 0..{n - 1}")
+    return start + cls, cls, n
+
+
+class TargetLogitSum(nn.Module):
+    """Wrapper forward: ``(x, region) ↦ Σ_p region_p · logit_class(x)_p``, one scalar per sample."""
+
+    def __init__(self, model: nn.Module, channel: int) -> None:
+        super().__init__()
+        self.model = model
+        self.channel = channel
+
+    def forward(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        return (self.model(x)[:, self.channel] * region).flatten(1).sum(1)
+
+
+def predicted_mask(model: nn.Module, x: torch.Tensor, target_class: int | None = None) -> torch.Tensor:
+    """``(B, H, W)`` float mask where the model predicts ``target_class`` (argmax over seg channels; logit > 0 if one)."""
+    channel, cls, n = seg_channel(model, target_class)
+    with torch.no_grad():
+        seg = model(x)[:, channel - cls:channel - cls + n]
+    if n == 1:
+        return (seg[:, 0] > 0).to(x.dtype)
+    return (seg.argmax(1) == cls).to(x.dtype)
+
+
+def attribute(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    method: str = "saliency",
+    target_class: int | None = None,
+    region: str | torch.Tensor = "tile",
+    n_steps: int = 32,
+    internal_batch_size: int | None = None,
+) -> torch.Tensor:
+    """Absolute attribution ``|A|`` of ``T(x)`` for a batch ``x`` ``(B, C, H, W)`` in [0, 1].
+
+    ``region``: ``"tile"``, ``"mask"`` (predicted ``argmax == class``) or a ``(B, H, W)`` ROI tensor.
+    ``internal_batch_size``: IG samples per forward pass (at least B; default B). Runs on ``x``'s
+    device; the model should be in eval mode.
+    """
+    from captum.attr import InputXGradient, IntegratedGradients, Saliency
+
+    if method not in METHODS:
+        raise InputError(f"attribution method {method!r} is unknown: use one of {', '.join(METHODS)}")
+    channel, _, _ = seg_channel(model, target_class)
+    if isinstance(region, str):
+        if region == "tile":
+            mask = torch.ones(x.shape[0], *x.shape[2:], dtype=x.dtype, device=x.device)
+        elif region == "mask":
+            mask = predicted_mask(model, x, target_class)
+        else:
+            raise InputError(f"region {region!r} is unknown: use 'tile', 'mask' or an ROI mask file")
+    else:
+        mask = region.to(device=x.device, dtype=x.dtype)
+    fwd = TargetLogitSum(model, channel)
+    x = x.detach().requires_grad_(True)
+    if method == "saliency":
+        a = Saliency(fwd).attribute(x, additional_forward_args=(mask,), abs=True)
+    elif method == "ixg":
+        a = InputXGradient(fwd).attribute(x, additional_forward_args=(mask,))
+    else:
+        baseline = x.detach().mean(dim=(1, 2, 3), keepdim=True).expand_as(x).contiguous()
+        a = IntegratedGradients(fwd).attribute(x, baselines=baseline, additional_forward_args=(mask,),
+                                               n_steps=n_steps, internal_batch_size=max(internal_batch_size or 0, x.shape[0]))
+    return a.detach().abs()
+
+
+def tile_slice_shares(attr: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, k·C, H, W)`` absolute attribution → per-tile slice shares ``(B, k)`` (colours of a slice summed)."""
+    per = attr.reshape(attr.shape[0], k, -1).sum(-1).double()
+    return per / per.sum(1, keepdim=True)
+
+
+def sample_tiles(shape: tuple[int, ...], n_tiles: int, tile: int, k: int, dz: int = 1, border: str = "reflect",
+                 seed: int = 0) -> list[tuple[int, int, int]]:
+    """``n_tiles`` seeded ``(z, y0, x0)`` tile origins inside a Z×Y×X(×C) volume of ``shape``."""
+    depth, h, w = int(shape[0]), int(shape[1]), int(shape[2])
+    if tile > h or tile > w:
+        raise InputError(f"tile size {tile} is larger than the image ({h}x{w}): pass a smaller --tile")
+    if n_tiles < 1:
+        raise InputError(f"number of tiles {n_tiles} must be >= 1")
+    check_stack_params(depth, k, dz, border)
+    rng = np.random.default_rng(seed)
+    zs = rng.choice(valid_centres(depth, k, dz, border), size=n_tiles)
+    ys = rng.integers(0, h - tile + 1, size=n_tiles)
+    xs = rng.integers(0, w - tile + 1, size=n_tiles)
+    return [(int(z), int(y), int(x)) for z, y, x in zip(zs, ys, xs)]
+
+
+def read_tiles(volume: Any, origins: list[tuple[int, int, int]], tile: int, k: int, dz: int = 1,
+               border: str = "reflect") -> np.ndarray:
+    """Stack the tiles at ``origins`` through :func:`stack_slices` → float32 ``(N, k·C, tile, tile)`` in [0, 1]."""
+    return np.stack([to_unit_float(stack_slices(volume, z, k, dz, border, (slice(y, y + tile), slice(x, x + tile))))
+                     for z, y, x in origins])
+
+
+def model_k(model: nn.Module, k: int | None) -> int:
+    """The model's input slice count; a different explicit ``k`` is an error."""
+    mk = int(getattr(model, "in_slices", k or 1))
+    if k is not None and int(k) != mk:
+        raise InputError(f"k={k} does not match the model, which takes {mk} input slices: drop k or use a model built for {k}")
+    return mk
+
+
+def describe_model(model: nn.Module) -> dict[str, Any]:
+    """JSON-ready description: the model's config when it has one, else its class name."""
+    cfg = getattr(model, "config", None)
+    if cfg is not None and hasattr(cfg, "model_dump"):
+        return cfg.model_dump(mode="json")
+    return {"class": type(model).__name__}
+
+
+def attribution_report(
+    model: nn.Module,
+    volume: Any,
+    *,
+    method: str = "saliency",
+    target_class: int | None = None,
+    region: str | Any = "tile",
+    n_tiles: int = 32,
+    tile: int = 128,
+    k: int | None = None,
+    dz: int = 1,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    n_steps: int = 32,
+    batch_size: int = 16,
+    internal_batch_size: int | None = None,
+    n_maps: int = 3,
+    n_resamples: int = 2000,
+) -> dict[str, Any]:
+    """Slice shares, MA, centre share and pair difference (with bootstrap CIs over tiles) of one model.
+
+    ``volume``: a :class:`Volume`, a path or a Z×Y×X(×C) array-like (2-D: depth 1); ``region``: ``"tile"``,
+    ``"mask"`` or an ROI array shaped like the volume's Z×Y×X (non-zero = inside). Tiles whose
+    target region is empty (all-zero attribution) are dropped and counted in ``n_tiles_empty``.
+    Returns a dict of plain numbers plus ``"maps"`` (numpy: ``inputs`` and ``attributions`` of the
+    first ``n_maps`` tiles) for pictures; :func:`slicewise.diagnostics.report.jsonable` drops it.
+    ``batch_size`` tiles go to the device at once; IG runs ``internal_batch_size`` (default
+    ``batch_size``) path samples per forward pass. The model is moved to ``device`` and left there.
+    """
+    if method not in METHODS:
+        raise InputError(f"attribution method {method!r} is unknown: use one of {', '.join(METHODS)}")
+    volume = as_volume(volume)
+    k = model_k(model, k)
+    if hasattr(model, "check_input_size"):
+        model.check_input_size(tile, tile)
+    roi = None
+    if not isinstance(region, str):
+        roi = np.asarray(region)
+        if roi.shape[:3] != tuple(volume.shape[:3]):
+            raise InputError(f"ROI mask shape {roi.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a mask of the same size")
+        region_name = "roi"
+    elif region not in REGIONS:
+        raise InputError(f"region {region!r} is unknown: use 'tile', 'mask' or an ROI mask file")
+    else:
+        region_name = region
+    dev = resolve_device(device)
+    _, cls, _ = seg_channel(model, target_class)
+    origins = sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed)
+    was_training = model.training
+    model.eval().to(dev)
+    shares, maps_in, maps_attr = [], [], []
+    try:
+        starts = range(0, n_tiles, batch_size)
+        for i in progress(starts, desc=f"attribution ({method})", total=len(starts)):
+            batch = origins[i:i + batch_size]
+            x = torch.from_numpy(read_tiles(volume, batch, tile, k, dz)).to(dev)
+            reg: str | torch.Tensor = region_name
+            if roi is not None:
+                reg = torch.from_numpy(np.stack([roi[z, y:y + tile, x0:x0 + tile] != 0 for z, y, x0 in batch]).astype(np.float32))
+            a = attribute(model, x, method=method, target_class=target_class, region=reg,
+                          n_steps=n_steps, internal_batch_size=internal_batch_size or batch_size)
+            shares.append(tile_slice_shares(a, k).cpu())
+            if sum(m.shape[0] for m in maps_in) < n_maps:  # keep pictures of the first n_maps tiles only
+                maps_in.append(x.detach().cpu().numpy())
+                maps_attr.append(a.cpu().numpy())
+    finally:
+        model.train(was_training)
+    s = torch.cat(shares).numpy()
+    keep = np.isfinite(s).all(axis=1)
+    if not keep.any():
+        raise InputError(f"the target region is empty in all {n_tiles} tiles (class {cls}, region {region_name}): use region 'tile' or another class")
+    out: dict[str, Any] = {
+        "kind": "attribution",
+        "method": method,
+        "target_class": int(cls),
+        "region": region_name,
+        "tile": int(tile),
+        "k": int(k),
+        "dz": int(dz),
+        "seed": int(seed),
+        "n_steps": int(n_steps) if method == "ig" else None,
+        "n_tiles_requested": int(n_tiles),
+        "n_tiles_empty": int((~keep).sum()),
+        "model": describe_model(model),
+    }
+    out.update(summarise_shares(s[keep], seed=seed, n_resamples=n_resamples))
+    out["tile_shares"] = s[keep].tolist()
+    if maps_in:
+        out["maps"] = {"inputs": np.concatenate(maps_in)[:n_maps], "attributions": np.concatenate(maps_attr)[:n_maps]}
+    return out
+
+
+def compare_models(models: Mapping[str, nn.Module], volume: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`attribution_report` for each named model on the same tiles (same seed), side by side.
+
+    E.g. ``compare_models({"pretrained": m0, "fine-tuned": m1}, vol, method="saliency")``.
+    """
+    if not models:
+        raise InputError("compare_models needs at least one model")
+    reports = {name: attribution_report(m, volume, **kwargs) for name, m in models.items()}
+    first = next(iter(reports.values()))
+    common = {key: first[key] for key in ("method", "target_class", "region", "tile", "k", "dz", "seed", "n_steps")}
+    return {"kind": "attribution_comparison", **common, "models": reports}

@@ -1,0 +1,243 @@
+"""Layer domain susceptibility: Hellinger distance between activation histograms, source vs shifted.
+
+For a layer with C channels (design notes, "Layer domain susceptibility (Hellinger)"): per
+channel ``j`` histograms ``P_j`` (source tiles) and ``Q_j`` (the same tiles under a shift) over
+all positions and tiles, on common edges: ``bins`` (64) equal bins between the 0.1 and 99.9
+percentiles of the source activations of that channel; values outside go to the end bins.
+``H_j = sqrt(1 − Σ_b sqrt(p_b q_b))`` in [0, 1]; layer score = ``mean_j H_j``.
+
+Streaming: activations are never stored. A first pass over the source tiles keeps a seeded
+random sample of positions per layer (at most ``range_samples`` per channel) for the
+percentiles; later passes bin each batch on the device (``torch.bincount`` per channel) as the
+forward hooks see it. A channel whose range is empty (constant on the sample) gets unit-width
+bins starting at its value. Few values per channel (deep, coarse layers on few tiles) bias
+``H`` upwards: ``values_per_channel`` in the result says how many each histogram holds.
+
+Hooked layers: every encoder feature stage (the encoder's list output, named ``enc_s<stride>``)
+and every decoder block (``dec_s<stride>``), found from ``model.encoder`` / ``model.decoder.blocks``;
+a model without them falls back to its named children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slicewise.data.io import as_volume
+from slicewise.diagnostics.attribution import describe_model, model_k, read_tiles, resolve_device, sample_tiles
+from slicewise.errors import InputError
+from slicewise.utils.progress import progress
+
+Callback = Callable[[str, torch.Tensor], None]
+
+
+def _names(prefix: str, n: int, strides: Sequence[int] | None) -> list[str]:
+    if strides is not None and len(strides) == n:
+        return [f"{prefix}_s{s}" for s in strides]
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def hook_points(model: nn.Module) -> list[tuple[nn.Module, Callable[[Any], list[tuple[str, torch.Tensor]]]]]:
+    """(module, output → [(layer name, activation)]) for every hooked layer of ``model``."""
+    points: list[tuple[nn.Module, Callable[[Any], list[tuple[str, torch.Tensor]]]]] = []
+    encoder = getattr(model, "encoder", None)
+    blocks = getattr(getattr(model, "decoder", None), "blocks", None)
+    if isinstance(encoder, nn.Module):
+        strides = getattr(encoder, "reductions", None)
+
+        def split(out: Any, strides: Sequence[int] | None = strides) -> list[tuple[str, torch.Tensor]]:
+            feats = [out] if torch.is_tensor(out) else [f for f in out if torch.is_tensor(f)]
+            return list(zip(_names("enc", len(feats), strides), feats))
+
+        points.append((encoder, split))
+    if isinstance(blocks, nn.ModuleList):
+        names = _names("dec", len(blocks), getattr(model.decoder, "block_strides", None))
+        for name, block in zip(names, blocks):
+            points.append((block, lambda out, name=name: [(name, out)] if torch.is_tensor(out) else []))
+    if not points:
+        for name, child in model.named_children():
+            points.append((child, lambda out, name=name: [(name, out)] if torch.is_tensor(out) else []))
+    return points
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, callback: Callback) -> Iterator[None]:
+    """Call ``callback(layer, activation (B, C, H, W))`` for every hooked layer during forwards."""
+    handles = []
+    for module, split in hook_points(model):
+        def hook(_m: nn.Module, _inp: Any, out: Any, split: Callable = split) -> None:
+            for name, act in split(out):
+                if act.ndim >= 2:
+                    callback(name, act.detach())
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _channels_first(act: torch.Tensor) -> torch.Tensor:
+    """(B, C, ...) → (C, B·...) float32."""
+    return act.transpose(0, 1).reshape(act.shape[1], -1).float()
+
+
+class ChannelHistograms:
+    """Per-channel counts on fixed equal-width edges ``[lo, hi]`` (end bins take the outside)."""
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, bins: int = 64) -> None:
+        self.bins = bins
+        self.lo = lo
+        width = (hi - lo) / bins
+        self.width = torch.where(width > 0, width, torch.ones_like(width))
+        self.counts = torch.zeros(lo.shape[0], bins, dtype=torch.float64, device=lo.device)
+
+    def update(self, act: torch.Tensor) -> None:
+        """Add the values of ``act`` (B, C, ...) to the counts."""
+        v = _channels_first(act)
+        idx = torch.floor((v - self.lo[:, None]) / self.width[:, None]).clamp_(0, self.bins - 1).long()
+        idx += torch.arange(v.shape[0], device=v.device)[:, None] * self.bins
+        self.counts += torch.bincount(idx.flatten(), minlength=self.counts.numel()).view_as(self.counts).double()
+
+
+def hellinger(p_counts: torch.Tensor, q_counts: torch.Tensor) -> torch.Tensor:
+    """Per-row Hellinger distance ``sqrt(1 − Σ_b sqrt(p_b q_b))`` of two count tables (C, bins).
+
+    Evaluated as the equal ``sqrt(½ Σ_b (√p_b − √q_b)²)`` (p, q sum to 1), which is exactly 0 for
+    equal histograms and free of cancellation near 0; clipped to [0, 1]."""
+    p = p_counts.double() / p_counts.double().sum(1, keepdim=True)
+    q = q_counts.double() / q_counts.double().sum(1, keepdim=True)
+    return torch.sqrt(0.5 * (p.sqrt() - q.sqrt()).pow(2).sum(1)).clamp(max=1.0)
+
+
+def shift_tiles(x: np.ndarray, name: str, strength: float, colors: int = 1, seed: int = 0) -> np.ndarray:
+    """Apply a synthetic shift (:func:`slicewise.data.shifts.apply_shift`) to unit-float tiles
+    ``(N, k·colors, H, W)``; RGB tiles (``colors = 3``) are shifted with their colour axis named."""
+    from slicewise.data.shifts import apply_shift
+
+    if colors == 1:
+        return np.asarray(apply_shift(x, name, strength, seed=seed), dtype=np.float32)
+    n, c, h, w = x.shape
+    y = apply_shift(x.reshape(n, c // colors, colors, h, w), name, strength, seed=seed, channel_axis=-3)
+    return np.asarray(y, dtype=np.float32).reshape(n, c, h, w)
+
+
+def parse_shifts(shifts: Sequence[str | tuple[str, float]]) -> list[tuple[str, float]]:
+    """``["contrast=0.5", ("gaussian_noise", 0.1)]`` → ``[("contrast", 0.5), ("gaussian_noise", 0.1)]`` (names checked)."""
+    from slicewise.data.shifts import parse_shift
+
+    out = [parse_shift(s) if isinstance(s, str) else parse_shift(f"{s[0]}={float(s[1])!r}") for s in shifts]
+    if not out:
+        raise InputError("no shift given: pass at least one, e.g. --shift contrast=0.5")
+    return out
+
+
+def _forward_all(model: nn.Module, tiles: np.ndarray, dev: torch.device, batch_size: int, desc: str) -> None:
+    with torch.no_grad():
+        starts = range(0, len(tiles), batch_size)
+        for i in progress(starts, desc=desc, total=len(starts)):
+            model(torch.from_numpy(tiles[i:i + batch_size]).to(dev))
+
+
+def layer_ranges(model: nn.Module, tiles: np.ndarray, dev: torch.device, *, batch_size: int = 16,
+                 range_samples: int = 20000, seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, per channel 0.1 and 99.9 percentiles of the source activations (from a seeded position sample)."""
+    n_batches = math.ceil(len(tiles) / batch_size)
+    per_batch = max(1, math.ceil(range_samples / n_batches))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    samples: dict[str, list[torch.Tensor]] = {}
+
+    def collect(name: str, act: torch.Tensor) -> None:
+        v = _channels_first(act)
+        if v.shape[1] > per_batch:
+            v = v[:, torch.randperm(v.shape[1], generator=gen)[:per_batch].to(v.device)]
+        samples.setdefault(name, []).append(v)
+
+    with capture(model, collect):
+        _forward_all(model, tiles, dev, batch_size, "activation ranges")
+    out = {}
+    for name, parts in samples.items():
+        v = torch.cat(parts, 1)
+        qs = torch.tensor([0.001, 0.999], dtype=torch.float64, device=v.device)
+        rows = max(1, (1 << 24) // v.shape[1])  # torch.quantile takes at most 2**24 elements per call
+        q = torch.cat([torch.quantile(v[i:i + rows].double(), qs, dim=1) for i in range(0, v.shape[0], rows)], 1)
+        out[name] = (q[0].float(), q[1].float())
+    return out
+
+
+def layer_histograms(model: nn.Module, tiles: np.ndarray, dev: torch.device,
+                     ranges: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, bins: int = 64,
+                     batch_size: int = 16, desc: str = "histograms") -> dict[str, torch.Tensor]:
+    """Per-layer per-channel counts (C, bins) of the activations on ``tiles``."""
+    hists = {name: ChannelHistograms(lo, hi, bins) for name, (lo, hi) in ranges.items()}
+    with capture(model, lambda name, act: hists[name].update(act)):
+        _forward_all(model, tiles, dev, batch_size, desc)
+    return {name: h.counts for name, h in hists.items()}
+
+
+def shift_report(
+    models: Mapping[str, nn.Module] | nn.Module,
+    volume: Any,
+    shifts: Sequence[str | tuple[str, float]] = (("contrast", 0.5),),
+    *,
+    n_tiles: int = 32,
+    tile: int = 128,
+    dz: int = 1,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+    bins: int = 64,
+    range_samples: int = 20000,
+) -> dict[str, Any]:
+    """Hellinger layer scores of each model for each (shift, strength), on the same seeded tiles.
+
+    ``shifts``: ``(name, strength)`` pairs or ``"name=strength"`` strings (names from
+    :data:`slicewise.data.shifts.SHIFTS`; the identity strength, e.g. ``brightness=0``, gives 0). Returns
+    ``{"kind": "shift", "shifts": [{"name", "strength", "label"}...], "models": {model:
+    {"layers": [...], "channels": {layer: C}, "values_per_channel": {layer: n}, "scores": {label: {layer: score}}, "model": {...}}}}``.
+    """
+    if isinstance(models, nn.Module):
+        models = {"model": models}
+    if not models:
+        raise InputError("shift_report needs at least one model")
+    pairs = parse_shifts(shifts)
+    volume = as_volume(volume)
+    dev = resolve_device(device)
+    labels = [f"{n}={s:g}" for n, s in pairs]
+    result: dict[str, Any] = {
+        "kind": "shift", "tile": int(tile), "dz": int(dz), "seed": int(seed), "bins": int(bins),
+        "n_tiles": int(n_tiles),
+        "shifts": [{"name": n, "strength": float(s), "label": lab} for (n, s), lab in zip(pairs, labels)],
+        "models": {},
+    }
+    for model_name, model in models.items():
+        k = model_k(model, None)
+        if hasattr(model, "check_input_size"):
+            model.check_input_size(tile, tile)
+        tiles = read_tiles(volume, sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed), tile, k, dz)
+        was_training = model.training
+        model.eval().to(dev)
+        try:
+            ranges = layer_ranges(model, tiles, dev, batch_size=batch_size, range_samples=range_samples, seed=seed)
+            source = layer_histograms(model, tiles, dev, ranges, bins=bins, batch_size=batch_size, desc="source histograms")
+            scores: dict[str, dict[str, float]] = {}
+            for (name, strength), label in zip(pairs, labels):
+                shifted = shift_tiles(tiles, name, strength, colors=int(tiles.shape[1]) // k, seed=seed)
+                counts = layer_histograms(model, shifted, dev, ranges, bins=bins, batch_size=batch_size, desc=label)
+                scores[label] = {layer: float(hellinger(source[layer], counts[layer]).mean()) for layer in source}
+        finally:
+            model.train(was_training)
+        result["models"][model_name] = {
+            "layers": list(source),
+            "channels": {layer: int(c.shape[0]) for layer, c in source.items()},
+            "values_per_channel": {layer: int(c[0].sum()) for layer, c in source.items()},
+            "scores": scores,
+            "model": describe_model(model),
+        }
+    return result

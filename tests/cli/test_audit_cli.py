@@ -1,0 +1,126 @@
+"""``slicewise audit weights | attribution | shift``: printed numbers are the JSON's; one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from slicewise.cli import main
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _run(capsys, argv: list[str]) -> str:
+    main([str(a) for a in argv])
+    return capsys.readouterr().out
+
+
+def _json_numbers(obj) -> set[float]:
+    if isinstance(obj, dict):
+        return set().union(*(_json_numbers(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, list):
+        return set().union(*(_json_numbers(v) for v in obj)) if obj else set()
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return {float(obj)}
+    return set()
+
+
+def _printed_numbers(text: str) -> list[float]:
+    lines = [ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("  ") and "[" in ln]
+    return [float(m) for ln in lines for m in NUMBER.findall(ln)]
+
+
+@pytest.fixture(scope="module")
+def data(isbi_crop, tmp_path_factory) -> Path:
+    from slicewise.data.io import write_volume
+
+    path = tmp_path_factory.mktemp("data") / "isbi.tif"
+    write_volume(path, isbi_crop[0])
+    return path
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> Path:
+    from slicewise.models import build_model, save_model
+
+    torch.manual_seed(1)
+    model = build_model(encoder="tf_efficientnet_lite0", weights="imagenet", channel_init="rgb",
+                        decoder_channels=(32, 16, 16, 8, 8))
+    with torch.no_grad():
+        model.first_layer.weight.mul_(1.5)  # "fine-tuned": differs from the pretrained network
+    return save_model(model, tmp_path_factory.mktemp("model") / "tuned.pt")
+
+
+def test_weights_prints_the_json(capsys, tmp_path: Path) -> None:
+    out = _run(capsys, ["audit", "weights", "tf_efficientnet_lite0", "--channel-init", "rgb", "--json", tmp_path / "w.json"])
+    data = json.loads((tmp_path / "w.json").read_text())
+    assert [round(s, 3) for s in data["shares"]] == [0.263, 0.525, 0.212]
+    assert round(data["mirror_asymmetry"], 3) == 0.108
+    assert f"{data['mirror_asymmetry']:.3f}" in out and "R" in out
+
+
+def test_attribution_pretrained_vs_fine_tuned(capsys, tmp_path: Path, data: Path, saved_model: Path) -> None:
+    out = _run(capsys, ["audit", "attribution", saved_model, data, "--tiles", 4, "--tile", 64, "--pretrained",
+                        "--device", "cpu", "--json", tmp_path / "a.json", "--report", tmp_path / "rep"])
+    res = json.loads((tmp_path / "a.json").read_text())
+    assert list(res["models"]) == ["pretrained", "fine-tuned"]
+    printed = _printed_numbers(out)
+    assert len(printed) == 2 * (3 + 3) * 3  # two models, 3 shares + 3 indices, value and CI bounds
+    assert set(printed) <= _json_numbers(res)
+    for rep in res["models"].values():
+        assert f"{rep['mirror_asymmetry']['value']:.6g}" in out
+    pre, tuned = (res["models"][n]["shares"] for n in ("pretrained", "fine-tuned"))
+    assert [s["value"] for s in pre] != [s["value"] for s in tuned]
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["attribution"] == res
+    assert (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_attribution_roi_and_encoder_spec(capsys, tmp_path: Path, data: Path, isbi_crop) -> None:
+    from slicewise.data.io import write_volume
+
+    roi = np.zeros(isbi_crop[0].shape, np.uint8)
+    roi[:, 32:96, 32:96] = 1
+    write_volume(tmp_path / "roi.tif", roi)
+    out = _run(capsys, ["audit", "attribution", "tf_efficientnet_lite0:decoder_norm=group", data, "--channel-init", "mirror",
+                        "--region", tmp_path / "roi.tif", "--method", "ixg", "--tiles", 3, "--tile", 64,
+                        "--json", tmp_path / "a.json"])
+    res = json.loads((tmp_path / "a.json").read_text())
+    rep = res["models"]["tf_efficientnet_lite0:decoder_norm=group"]
+    assert rep["region"] == "roi" and rep["method"] == "ixg" and rep["model"]["decoder_norm"] == "group"
+    assert "region=roi" in out
+
+
+def test_shift_two_models(capsys, tmp_path: Path, data: Path) -> None:
+    out = _run(capsys, ["audit", "shift", "tf_efficientnet_lite0", "tf_efficientnet_lite0:skips=0111", data,
+                        "--shift", "contrast=0.5", "--shift", "brightness=0", "--tiles", 2, "--tile", 64,
+                        "--json", tmp_path / "s.json"])
+    res = json.loads((tmp_path / "s.json").read_text())
+    assert list(res["models"]) == ["tf_efficientnet_lite0", "tf_efficientnet_lite0:skips=0111"]
+    assert res["models"]["tf_efficientnet_lite0:skips=0111"]["model"]["skips"] == "0111"
+    lines = out.splitlines()
+    for name, m in res["models"].items():
+        start = lines.index(f"{name}:")
+        for i, layer in enumerate(m["layers"]):
+            row = lines[start + 2 + i].split()
+            assert row[0] == layer
+            assert [float(v) for v in row[1:]] == [m["scores"]["contrast=0.5"][layer], 0.0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["audit", "shift", "tf_efficientnet_lite0", "DATA", "--shift", "sharpness=2"], "unknown shift"),
+    (["audit", "attribution", "tf_efficientnet_lite0", "DATA", "--method", "gradcam", "--tile", 64], "method"),
+    (["audit", "attribution", "tf_efficientnet_lite0", "DATA", "--tile", 50], "multiples of 32"),
+    (["audit", "attribution", "tf_efficientnet_lite0:skipz=1", "DATA"], "unknown key"),
+    (["audit", "shift", "DATA", "--shift", "contrast=0.5"], "at least one MODEL"),
+])
+def test_user_errors_are_one_line(capsys, data: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as ex:
+        main([str(data) if a == "DATA" else str(a) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert ex.value.code == 2
+    assert err.startswith("error:") and message in err and "\n" not in err

@@ -1,0 +1,116 @@
+"""HTML/JSON report: self-contained, every number in the page, atomic; rendered by Chromium when present."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import nn
+
+from slicewise.diagnostics import compare_models, shift_report, write_report
+from slicewise.diagnostics.report import fmt, format_attribution, format_shift, jsonable
+from slicewise.errors import InputError
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if key in ("src", "href") and value:
+                self.refs.append(value)
+
+
+@pytest.fixture(scope="module")
+def weights_audit() -> dict:
+    from slicewise.diagnostics.weights_audit import audit_weights
+
+    return audit_weights("tf_efficientnet_lite0", "imagenet", 3, "rgb")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, tiny_factory, weights_audit):
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[0:6, 0:40, 0:40]
+    vol = np.clip(127 + 60 * np.sin(x / 4.0 + z) * np.cos(y / 5.0) + rng.normal(0, 10, z.shape), 0, 255).astype(np.uint8)
+    models: dict[str, nn.Module] = {"pretrained": tiny_factory(0), "fine-tuned": tiny_factory(1)}
+    att = compare_models(models, vol, n_tiles=6, tile=16, n_resamples=200, n_maps=2)
+    sh = shift_report(models, vol, ["brightness=0.1", "contrast=0.5"], n_tiles=4, tile=16, bins=16)
+    out = tmp_path_factory.mktemp("rep") / "report"
+    write_report(out, attribution=att, shift=sh, weights=weights_audit, title="test audit")
+    return att, sh, out
+
+
+def test_page_references_only_files_it_wrote(results) -> None:
+    _, _, out = results
+    html = (out / "index.html").read_text()
+    parser = Links()
+    parser.feed(html)
+    imgs = [r for r in parser.refs if r.endswith(".png")]
+    assert len(imgs) >= 5  # weights, shares, two saliency grids, Hellinger curves
+    for ref in parser.refs:
+        assert "/" not in ref and ":" not in ref, ref  # relative, inside DIR, nothing fetched
+        assert (out / ref).is_file(), ref
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == sorted(imgs)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_json_numbers_are_in_the_page_and_printed(results) -> None:
+    att, sh, out = results
+    data = json.loads((out / "report.json").read_text())
+    html = (out / "index.html").read_text()
+    text = format_attribution(att) + "\n" + format_shift(sh)
+    assert data["attribution"] == jsonable(att)
+    assert data["shift"] == jsonable(sh)
+    numbers = []
+    for rep in data["attribution"]["models"].values():
+        for s in rep["shares"]:
+            numbers += [s["value"], *s["ci"]]
+        for key in ("mirror_asymmetry", "centre_share", "pair_difference"):
+            numbers += [rep[key]["value"], *rep[key]["ci"]]
+    assert "maps" not in rep and "tile_shares" in rep
+    for m in data["shift"]["models"].values():
+        numbers += [v for scores in m["scores"].values() for v in scores.values()]
+    for v in numbers:
+        assert f">{fmt(v)}<" in html or f"{fmt(v)}]" in html or f"[{fmt(v)}," in html, v
+        assert fmt(v) in text
+        assert float(fmt(v)) == v
+
+
+def test_write_is_atomic_and_refuses_to_overwrite(results, weights_audit, tmp_path: Path) -> None:
+    att, _, out = results
+    with pytest.raises(InputError, match="already exists"):
+        write_report(out, attribution=att)
+    target = tmp_path / "broken"
+    with pytest.raises(KeyError):
+        write_report(target, attribution={"kind": "attribution_comparison", "models": {"m": {}}})
+    assert not target.exists() and not list(tmp_path.iterdir())
+    write_report(out, weights=weights_audit, overwrite=True)
+    assert json.loads((out / "report.json").read_text())["attribution"] is None
+
+
+def test_page_renders_in_chromium(results, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed: structural checks only")
+    _, _, out = results
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2400",
+                    (out / "index.html").resolve().as_uri()], capture_output=True, timeout=120, check=False)
+    assert shot.is_file()
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert img.shape == (2400, 1200)
+    assert img.std() > 10  # text and figures drawn, not a blank page
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
