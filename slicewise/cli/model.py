@@ -1,3 +1,53 @@
-"""CLI commands: model (placeholder until its issue lands)."""
+"""``slicewise model``: parameters and FLOPs of a saved model or of an encoder configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+
+
+@model_app.command("info")
+def info_cmd(
+    model: str = typer.Argument(..., help="a saved model file (.pt from save_model / slicewise train) or a timm encoder name"),
+    in_slices: int = typer.Option(3, "--in-slices", "-k", help="input slices k (odd); encoder names only"),
+    colors: int = typer.Option(1, "--colors", help="colour channels per slice: 1 grayscale, 3 RGB; encoder names only"),
+    channel_init: str = typer.Option("uniform", "--channel-init", help="rgb, repeat, uniform, mirror or random; encoder names only"),
+    skips: str = typer.Option("1111", "--skips", help="skip mask, top-down (L1 = stride 2 first); encoder names only"),
+    classes: int = typer.Option(2, "--classes", help="segmentation classes; encoder names only"),
+    weights: str = typer.Option("random", "--weights", help="weights to build with (counts do not depend on them); encoder names only"),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help="ViT build size (SAM: 1024); encoder names only"),
+    size: str = typer.Option("256", "--size", help="input tile for the FLOP count: N or HxW (multiples of the size divisor)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Parameter counts (encoder / decoder) and forward GFLOPs per image at --size."""
+    from slicewise.errors import InputError
+    from slicewise.models import build_model, load_model, model_info
+
+    try:
+        hw = tuple(int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size {size!r} must be N or HxW, e.g. 256 or 512x256") from None
+    h, w = (hw[0], hw[0]) if len(hw) == 1 else hw[:2]
+    if Path(model).is_file():
+        net = load_model(model)
+    else:
+        net = build_model(encoder=model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
+                          skips=skips, classes=classes, img_size=img_size)
+    info = model_info(net, (h, w))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    rows = [("encoder", info["encoder"]), ("input", f"k={info['in_slices']} ({info['in_channels']} channels), {h}x{w}"),
+            ("outputs", ", ".join(f"{n} {a}:{b}" for n, (a, b) in info["heads"].items())),
+            ("skips", f"{info['skips']} (live at strides {', '.join(map(str, info['live_skip_strides'])) or 'none'})"),
+            ("size divisor", str(info["size_divisor"])),
+            ("parameters", f"{info['params']:,} (encoder {info['encoder_params']:,}, decoder {info['decoder_params']:,})"),
+            ("forward", f"{info['gflops']:.2f} GFLOP / image")]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        typer.echo(f"{k.ljust(width)}  {v}")

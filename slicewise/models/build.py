@@ -1,0 +1,185 @@
+"""Build, save, load and describe segmentation models.
+
+``build_model(**ModelConfig fields)`` or ``build_model(config=ModelConfig(...))`` →
+:class:`SegmentationModel`: input normalisation (buffers set by the channel strategy) →
+encoder (timm CNN or ViT + ladder) with its first layer adapted to k slices → U-Net decoder
+→ heads. ``save_model`` writes one file (config + state dict); ``load_model`` rebuilds from
+the config with random init (no downloads) and loads the weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from slicewise.config import ModelConfig, validate
+from slicewise.errors import ConfigError, InputError
+from slicewise.models.channels import apply_strategy, check_strategy, normalisation
+from slicewise.models.decoder import UNetDecoder
+from slicewise.models.encoders import build_encoder
+from slicewise.models.weights import resolve_weights
+
+FORMAT, VERSION = "slicewise-model", 1
+
+
+def colors_of(config: ModelConfig) -> int:
+    """Colour channels per slice (``config.colors``: 1 grayscale, 3 RGB)."""
+    return int(config.colors)
+
+
+class SegmentationModel(nn.Module):
+    """Encoder–decoder network for (B, in_channels, H, W) inputs in [0, 1] → logits.
+
+    Attributes: ``config`` (ModelConfig), ``in_slices`` (k), ``in_channels`` (k × colours),
+    ``out_channels``, ``heads`` (name → channel slice of the output), ``size_divisor`` (H and
+    W must be multiples), ``encoder``, ``decoder``, and buffers ``mean``/``std``
+    (1, in_channels, 1, 1) applied as (x − mean) / std inside :meth:`forward`.
+    """
+
+    def __init__(self, config: ModelConfig, encoder: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.config = config
+        self.in_slices = config.in_slices
+        self.in_channels = config.in_slices * colors_of(config)
+        self.encoder = encoder
+        self.decoder = UNetDecoder(encoder.channels, encoder.reductions, skips=config.skips,
+                                   decoder_channels=tuple(config.decoder_channels), norm=config.decoder_norm,
+                                   classes=config.classes, extra_heads=tuple(config.extra_heads))
+        self.out_channels = self.decoder.out_channels
+        self.heads: dict[str, slice] = dict(self.decoder.heads)
+        self.size_divisor = int(self.decoder.size_divisor)
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).clone())
+        self.register_buffer("std", std.reshape(1, -1, 1, 1).clone())
+
+    @property
+    def first_layer(self) -> nn.Module:
+        """The encoder's (adapted) first layer."""
+        return self.encoder.get_submodule(self.encoder.first_conv)
+
+    def check_input_size(self, h: int, w: int) -> None:
+        """Raise a one-line InputError unless H and W are positive multiples of ``size_divisor``."""
+        d = self.size_divisor
+        if h < d or w < d or h % d or w % d:
+            up = [max(d, -(-n // d) * d) for n in (h, w)]
+            raise InputError(f"input size {h}x{w} does not fit {self.config.encoder}: height and width must be multiples of {d} (e.g. {up[0]}x{up[1]}); pad or crop the tile")
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] input → the encoder's normalisation (per the channel strategy)."""
+        return (x - self.mean) / self.std
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder feature maps (ascending stride, see ``encoder.reductions``) of [0, 1] input."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise InputError(f"model expects (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}: stack k={self.in_slices} slices as channels")
+        self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
+        return self.encoder(self.normalise(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, H, W) float in [0, 1] → (B, out_channels, H, W) logits."""
+        return self.decoder(self.features(x))
+
+
+def _config_from(config: ModelConfig | dict[str, Any] | None, fields: dict[str, Any]) -> ModelConfig:
+    if config is None:
+        return validate(ModelConfig, fields, "model")
+    if isinstance(config, dict):
+        return validate(ModelConfig, {**config, **fields}, "model")
+    if fields:
+        return validate(ModelConfig, {**config.model_dump(), **fields}, "model")
+    return config
+
+
+def build_model(config: ModelConfig | dict[str, Any] | None = None, **fields: Any) -> SegmentationModel:
+    """Build a :class:`SegmentationModel` from a ModelConfig and/or its fields as keywords.
+
+    Bad values raise one-line ConfigError / WeightsError. ``weights`` decides the encoder's
+    initial weights (see :mod:`slicewise.models.weights`); the decoder is randomly initialised.
+    """
+    cfg = _config_from(config, fields)
+    encoder, m, s = build_adapted_encoder(cfg)
+    return SegmentationModel(cfg, encoder, m, s)
+
+
+def build_adapted_encoder(config: ModelConfig) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """Encoder with its weights and adapted first layer, plus the per-channel (mean, std).
+
+    The part of :func:`build_model` before the decoder (also used by the weight audit).
+    """
+    k, colors = config.in_slices, colors_of(config)
+    check_strategy(config.channel_init, k, colors)
+    overlay, info = resolve_weights(config.encoder, config.weights)
+    encoder = build_encoder(config.encoder, overlay, img_size=config.img_size)
+    fresh = None
+    if config.channel_init == "random":
+        twin = build_encoder(config.encoder, None, img_size=config.img_size, in_chans=k * colors)
+        fresh = twin.get_submodule(encoder.first_conv)
+    apply_strategy(encoder, encoder.first_conv, config.channel_init, k, colors, fresh=fresh)
+    mean = info.get("mean") or encoder.mean
+    std = info.get("std") or encoder.std
+    m, s = normalisation(config.channel_init, tuple(mean), tuple(std), k, colors)
+    return encoder, m, s
+
+
+def save_model(model: SegmentationModel, path: str | Path, overwrite: bool = True) -> Path:
+    """Write ``{"format", "version", "config", "state_dict"}`` to one file (atomically)."""
+    from slicewise.utils.atomic import atomic_path
+
+    payload = {"format": FORMAT, "version": VERSION, "config": model.config.model_dump(mode="json"),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
+    """Rebuild a saved model from its config (random init, no downloads) and load its weights."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"model file {p} does not exist: check the path")
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise InputError(f"{p} is not a readable slicewise model ({type(err).__name__}): give a file written by save_model / slicewise train") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{p} is not a slicewise model file (no 'format: {FORMAT}'): give a file written by save_model / slicewise train")
+    if payload.get("version") != VERSION:
+        raise InputError(f"{p} has model file version {payload.get('version')!r}; this slicewise reads version {VERSION}: upgrade slicewise")
+    try:
+        cfg = validate(ModelConfig, {**payload["config"], "weights": "random"}, p.name)
+    except ConfigError as err:
+        raise InputError(f"{p} holds an invalid model config ({err}): it was written by another slicewise version") from None
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as err:
+        raise InputError(f"{p} weights do not fit its config ({str(err).splitlines()[0][:200]}): the file is corrupt") from None
+    model.config = validate(ModelConfig, payload["config"], p.name)
+    return model.to(map_location)
+
+
+def model_info(model: SegmentationModel, input_size: tuple[int, int] = (256, 256)) -> dict[str, Any]:
+    """Parameter counts and forward FLOPs per image (``FlopCounterMode``) at ``input_size`` (H, W).
+
+    FLOPs are counted on a copy of the model on PyTorch's ``meta`` device (shapes only, no
+    arithmetic), so even SAM ViT-B at 1024² is counted in seconds; a multiply-add counts 2.
+    """
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    h, w = input_size
+    model.check_input_size(h, w)
+    params = sum(p.numel() for p in model.parameters())
+    enc = sum(p.numel() for p in model.encoder.parameters())
+    shadow = copy.deepcopy(model).to("meta").eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        shadow(torch.zeros(1, model.in_channels, h, w, device="meta"))
+    return {"encoder": model.config.encoder, "in_slices": model.in_slices, "in_channels": model.in_channels,
+            "out_channels": model.out_channels, "heads": {k: [v.start, v.stop] for k, v in model.heads.items()},
+            "skips": model.config.skips, "live_skip_strides": list(model.decoder.skip_strides),
+            "size_divisor": model.size_divisor, "input_size": [h, w], "params": params, "encoder_params": enc,
+            "decoder_params": params - enc, "gflops": counter.get_total_flops() / 1e9}

