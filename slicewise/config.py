@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slicewise.errors import ConfigError
 
@@ -32,6 +32,8 @@ class ModelConfig(StrictModel):
 
     ``skips``: one character per decoder level, top-down (L1 = uppermost, highest resolution,
     first), "1" keeps the skip connection, "0" prunes it; "0111" is the L1-pruned U-Net.
+    ``colors``: colour channels per slice (1 for grayscale EM, 3 for RGB histopathology); the
+    network takes ``in_slices · colors`` input channels, slice-major.
     ``weights``: "imagenet", "random", a registry name (see ``slicewise.models.weights``) or a
     path to a local .pth/.safetensors checkpoint.
     """
@@ -39,6 +41,7 @@ class ModelConfig(StrictModel):
     encoder: str = "tf_efficientnet_lite0"
     weights: str = "imagenet"
     in_slices: int = 3
+    colors: int = 1
     channel_init: ChannelInit = "uniform"
     skips: str = "1111"
     classes: int = 2
@@ -54,6 +57,13 @@ class ModelConfig(StrictModel):
             raise ValueError("must be a positive odd number (1, 3, 5, ...)")
         return v
 
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, v: int) -> int:
+        if v not in (1, 3):
+            raise ValueError("must be 1 (grayscale) or 3 (RGB)")
+        return v
+
     @field_validator("skips")
     @classmethod
     def _skips(cls, v: str) -> str:
@@ -67,6 +77,207 @@ class ModelConfig(StrictModel):
         if v < 1:
             raise ValueError("must be >= 1")
         return v
+
+
+
+Border = Literal["reflect", "replicate", "skip"]
+
+
+class SyntheticDataConfig(StrictModel):
+    """The seeded EM phantom (:func:`slicewise.data.make_phantom`): 3 classes (0 cytoplasm,
+    1 membrane, 2 mitochondrion); its ``cells`` ids serve as instances for the extra heads."""
+
+    shape: tuple[int, int, int] = (32, 256, 256)
+    seed: int = 0
+
+
+class DataConfig(StrictModel):
+    """Training data: a raw volume with labels, or the synthetic phantom (the default).
+
+    ``raw`` / ``labels`` / ``instances``: paths read with ``open_volume`` (``*_key`` for HDF5/Zarr
+    datasets); labels are semantic class maps Z×Y×X. ``instances`` (optional) are instance ids
+    used to derive the boundary/distance targets; without them, connected regions of one class
+    (4-connected, per slice) serve as instances. ``label_map`` maps raw label values to classes
+    before training, e.g. ISBI 2012 ``{0: 1, 255: 0}`` (0 = membrane → class 1, 255 = cell
+    interior → class 0); every value present must then be listed. The stack depth k is
+    ``model.in_slices``. ``patch_size`` (height, width) pixels; validation takes the z-range of
+    ``split_z`` (``val_range`` or the last ``val_fraction`` of the slices, with a gap of r·dz
+    slices) cut into non-overlapping patch-size tiles (at most ``val_patches``, seeded choice).
+    """
+
+    raw: str | None = None
+    raw_key: str | None = None
+    labels: str | None = None
+    labels_key: str | None = None
+    instances: str | None = None
+    instances_key: str | None = None
+    synthetic: SyntheticDataConfig = SyntheticDataConfig()
+    label_map: dict[int, int] | None = None
+    dz: int = 1
+    border: Border = "reflect"
+    patch_size: tuple[int, int] = (256, 256)
+    batch_size: int = 8
+    val_fraction: float = 0.2
+    val_range: tuple[int, int] | None = None
+    val_patches: int = 64
+    train_fraction: float | None = None
+    train_count: int | None = None
+    foreground_fraction: float = 0.5
+    foreground_classes: tuple[int, ...] | None = None
+    num_workers: int = 2
+
+    @field_validator("patch_size", mode="before")
+    @classmethod
+    def _square(cls, v: Any) -> Any:
+        return (v, v) if isinstance(v, int) else v
+
+    @field_validator("dz", "batch_size", "val_patches")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("num_workers")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("val_fraction")
+    @classmethod
+    def _val_fraction(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("must be in [0, 1)")
+        return v
+
+    @field_validator("foreground_fraction")
+    @classmethod
+    def _unit(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError("must be in [0, 1]")
+        return v
+
+
+class OptimConfig(StrictModel):
+    """AdamW; learning rate per optimizer step: linear warm-up from 0 over ``warmup_steps``,
+    then cosine decay to ``min_lr_ratio · lr`` at ``trainer.max_steps``. During the first
+    ``freeze_encoder_steps`` steps the encoder gets no updates (its gradients are dropped and
+    its BatchNorm layers stay in eval mode)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+    freeze_encoder_steps: int = 0
+    grad_clip: float | None = 1.0
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @field_validator("warmup_steps", "freeze_encoder_steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+
+class LossConfig(StrictModel):
+    """Loss weights (see ``slicewise.train.losses``): ``ce · CE + dice · (1 − soft Dice)`` on the
+    classes, ``boundary · (BCE + boundary_dice · (1 − Dice))`` and ``distance · MSE|Smooth-L1``
+    on the extra heads. ``class_weights`` (one per class) weight the CE; pixels labelled
+    ``ignore_index`` count in no term; ``dice_classes`` restricts the Dice mean (default all)."""
+
+    ce: float = 1.0
+    dice: float = 1.0
+    class_weights: tuple[float, ...] | None = None
+    ignore_index: int | None = None
+    dice_classes: tuple[int, ...] | None = None
+    boundary: float = 1.0
+    boundary_dice: float = 0.0
+    distance: float = 1.0
+    distance_loss: Literal["mse", "smooth_l1"] = "mse"
+
+
+class TrainerConfig(StrictModel):
+    """Lightning Trainer settings. ``devices`` / ``num_nodes`` / ``strategy`` / ``accelerator``
+    go to ``lightning.Trainer`` as they are (DDP under torchrun or SLURM is detected by
+    Lightning). ``precision`` "auto" = ``bf16-mixed`` on CUDA, 32 on CPU. Validation (and the
+    checkpoints) every ``val_every`` optimizer steps; metrics logged every ``log_every`` steps."""
+
+    max_steps: int = 2000
+    val_every: int = 200
+    log_every: int = 10
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    compile: bool = False
+    channels_last: bool = True
+    deterministic: bool = False
+    tensorboard: bool = False
+
+    @field_validator("max_steps", "val_every", "log_every", "num_nodes")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+
+class TrainConfig(StrictModel):
+    """A whole training run; saved as ``config.yaml`` in the run folder, it reproduces the run.
+
+    ``augment``: options of :class:`slicewise.data.augment.AugmentConfig` (probabilities and
+    ranges of flips, 90° rotations, z-reversal, brightness, contrast, gamma, noise, blur); the
+    saved config lists them all. ``augment: {flip: 0, rot90: 0, z_reverse: 0, ...}`` turns them off.
+
+    With the default synthetic data and no ``model.classes`` given, ``model.classes`` is 3 (the
+    phantom's classes)."""
+
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    loss: LossConfig = LossConfig()
+    augment: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    trainer: TrainerConfig = TrainerConfig()
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        from slicewise.data.augment import AugmentConfig
+
+        return {k: list(x) if isinstance(x, tuple) else x for k, x in asdict(AugmentConfig.from_dict(v)).items()}
+
+    @field_validator("trainer", mode="before")
+    @classmethod
+    def _precision_str(cls, v: Any) -> Any:
+        if isinstance(v, dict) and isinstance(v.get("precision"), int):
+            v = {**v, "precision": str(v["precision"])}
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _phantom_classes(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        d = data.get("data") or {}
+        if isinstance(d, dict) and d.get("raw") is None:
+            model = data.get("model") or {}
+            if isinstance(model, dict) and "classes" not in model:
+                data = {**data, "model": {**model, "classes": 3}}
+        return data
 
 
 C = TypeVar("C", bound=BaseModel)

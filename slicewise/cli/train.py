@@ -1,3 +1,34 @@
-"""CLI commands: train (placeholder until its issue lands)."""
+"""``slicewise train [CONFIG.yaml] [key=value ...] [--out DIR] [--resume]``: fine-tune a model."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
 
 from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+
+
+@app.command("train", context_settings={"allow_extra_args": False})
+def train_cmd(
+    args: Optional[list[str]] = typer.Argument(
+        None, help="a YAML config file (optional: the default trains on the synthetic phantom) followed by "
+                   "key=value overrides, e.g. optim.lr=3e-4 trainer.max_steps=500 model.skips=0111"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="run folder (default runs/train-<UTC time>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from checkpoints/last.ckpt"),
+) -> None:
+    """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder."""
+    from slicewise.errors import ConfigError
+    from slicewise.train import train
+
+    items = list(args or [])
+    config = items.pop(0) if items and "=" not in items[0] else None
+    stray = [a for a in items if "=" not in a]
+    if stray:
+        raise ConfigError(f"unexpected argument(s) {' '.join(stray)}: give one config file first, then key=value overrides")
+    result = train(config, overrides=items, out=out, resume=resume)
+    score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
+    typer.echo(f"run folder  {result.out_dir}")
+    typer.echo(f"best model  {result.best_model}  (val/dice {score})")
+    typer.echo(f"last model  {result.last_model}")
+    typer.echo(f"config      {result.out_dir / 'config.yaml'}")

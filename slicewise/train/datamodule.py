@@ -1,0 +1,255 @@
+"""Training data: volumes → labels → seeded 2.5D patches (Lightning DataModule).
+
+- Data come from ``data.raw`` / ``data.labels`` (read with ``open_volume``; labels are held in
+  memory, raw stays lazy unless it is small) or the synthetic phantom (``data.synthetic``).
+- ``data.label_map`` maps raw label values to classes; afterwards every label must be a class
+  ``0 … model.classes-1`` (or ``loss.ignore_index``), else a one-line :class:`ConfigError`.
+- Split: :func:`slicewise.data.sampling.split_z` (validation z-range, gap of r·dz slices).
+- Training patches: :class:`~slicewise.data.sampling.PatchSampler` /
+  :class:`~slicewise.data.sampling.PatchDataset`; sample ``i`` of the run is a pure function of
+  ``(seed, i)``. :class:`StepSampler` hands rank ``q`` of ``W`` the samples of optimizer step
+  ``s``: ``(s·W + q)·B … (s·W + q)·B + B − 1`` (B = batch size), starting at the trainer's
+  global step, so a resumed run sees exactly the patches of an uninterrupted one; one loader
+  "epoch" is ``trainer.val_every`` steps (validation and checkpoints at its end).
+- Validation: non-overlapping patch-size tiles (``slicewise.infer.tiling.iter_tiles``) over the
+  validation slices, at most ``data.val_patches`` of them (a seeded choice), fixed for the run.
+- Extra heads: boundary and distance targets (``slicewise.train.losses``) are computed per
+  patch from the instance crop, before augmentation (which moves them with the image).
+
+Batches are dicts: ``image`` (B, k·C, H, W) raw dtype, ``target`` (B, H, W) int64 and, with
+extra heads, ``boundary`` / ``distance`` (B, 1, H, W) float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from scipy import ndimage as ndi
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from slicewise.config import DataConfig, TrainConfig
+from slicewise.data.sampling import PatchDataset, PatchSampler, split_z
+from slicewise.data.stacking import stack_slices
+from slicewise.errors import ConfigError, InputError
+from slicewise.infer.tiling import iter_tiles
+from slicewise.train.losses import boundary_map, distance_map
+
+IN_MEMORY_BYTES = 2 << 30  # raw volumes up to 2 GiB are read into memory once
+
+
+@dataclass
+class TrainVolume:
+    """One training volume: ``raw`` Z×Y×X[×C] (numpy or lazy Volume), ``labels`` Z×Y×X int64
+    classes, ``instances`` Z×Y×X ids or ``None`` (only needed by the extra heads)."""
+
+    raw: Any
+    labels: np.ndarray
+    instances: np.ndarray | None = None
+
+
+def map_labels(labels: np.ndarray, label_map: dict[int, int] | None) -> np.ndarray:
+    """Apply ``data.label_map`` (raw value → class); every value present must be a key."""
+    lab = np.asarray(labels)
+    if not label_map:
+        return lab.astype(np.int64, copy=False)
+    keys = np.array(sorted(label_map), dtype=np.int64)
+    values = np.array([label_map[k] for k in keys.tolist()], dtype=np.int64)
+    present = np.unique(lab)
+    missing = np.setdiff1d(present, keys)
+    if missing.size:
+        raise ConfigError(f"labels hold values {missing[:10].tolist()} that data.label_map {label_map} does not map: add them to data.label_map")
+    return values[np.searchsorted(keys, lab)]
+
+
+def check_classes(labels: np.ndarray, classes: int, ignore_index: int | None = None) -> None:
+    """One-line error when a label is outside ``0 … classes-1`` (``ignore_index`` allowed)."""
+    values = np.unique(labels)
+    if ignore_index is not None:
+        values = values[values != ignore_index]
+    bad = values[(values < 0) | (values >= classes)]
+    if bad.size:
+        raise ConfigError(
+            f"labels hold classes {values[:10].tolist()} but model.classes={classes}: set model.classes={int(values.max()) + 1} "
+            f"or map the label values to 0..{classes - 1} with data.label_map"
+        )
+
+
+def regions_as_instances(labels: np.ndarray) -> np.ndarray:
+    """Instance ids when none are given: the 4-connected regions of each class, per slice."""
+    out = np.zeros(labels.shape, dtype=np.int32)
+    for z in range(labels.shape[0]):
+        offset = 0
+        for c in np.unique(labels[z]):
+            ids, n = ndi.label(labels[z] == c)
+            out[z][ids > 0] = ids[ids > 0] + offset
+            offset += n
+    return out
+
+
+def load_volume(cfg: DataConfig, classes: int, ignore_index: int | None = None, need_instances: bool = False) -> TrainVolume:
+    """Read (or synthesise) the training volume, map and check its labels."""
+    if cfg.raw is None:
+        from slicewise.data.synthetic import make_phantom
+
+        ph = make_phantom(shape=cfg.synthetic.shape, seed=cfg.synthetic.seed)
+        raw, labels, instances = ph.raw, ph.semantic, ph.cells
+    else:
+        from slicewise.data.io import check_labels, check_raw, open_volume
+
+        if cfg.labels is None:
+            raise ConfigError("data.raw is set but data.labels is not: give the label volume (data.labels)")
+        raw = check_raw(open_volume(cfg.raw, cfg.raw_key))
+        labels = check_labels(open_volume(cfg.labels, cfg.labels_key), raw.shape).numpy()
+        if raw.size * raw.dtype.itemsize <= IN_MEMORY_BYTES:
+            raw = raw.numpy()
+        instances = None
+        if cfg.instances is not None:
+            instances = check_labels(open_volume(cfg.instances, cfg.instances_key), raw.shape, kind="instance").numpy()
+    labels = map_labels(labels, cfg.label_map)
+    check_classes(labels, classes, ignore_index)
+    if not need_instances:
+        instances = None
+    elif instances is None:
+        instances = regions_as_instances(labels)
+    return TrainVolume(raw=raw, labels=labels, instances=instances)
+
+
+def _targets(y: np.ndarray, inst: np.ndarray | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": y.astype(np.int64)}
+    if inst is not None:
+        out["boundary"] = boundary_map(inst)[None].astype(np.float32)
+        out["distance"] = distance_map(inst)[None]
+    return out
+
+
+class InstancePatchSampler(PatchSampler):
+    """:class:`PatchSampler` that also crops the instance ids at the same place and derives the
+    boundary/distance targets; :meth:`sample_one` returns a batch-item dict."""
+
+    def __init__(self, raw: Any, labels: Any, instances: np.ndarray | None, **kwargs: Any) -> None:
+        super().__init__(raw, labels, **kwargs)
+        self.instances = instances
+
+    def sample_one(self, rng: np.random.Generator) -> dict[str, Any]:  # type: ignore[override]
+        """One patch as ``{"image", "target"[, "boundary", "distance"]}``."""
+        v, z = (int(t) for t in self.items[rng.integers(len(self.items))])
+        y0, x0 = self._crop_origin(v, z, rng)
+        ys, xs = slice(y0, y0 + self.patch[0]), slice(x0, x0 + self.patch[1])
+        item = {"image": np.asarray(stack_slices(self.raws[v], z, self.k, self.dz, self.border, yx=(ys, xs)))}
+        inst = None if self.instances is None else np.asarray(self.instances[z, ys, xs])
+        return {**item, **_targets(np.asarray(self.labels[v][z, ys, xs]), inst)}
+
+
+class ValTiles(Dataset):
+    """Fixed validation tiles: ``(z, y-slice, x-slice)`` over the validation centres."""
+
+    def __init__(self, volume: TrainVolume, centres: np.ndarray, patch: tuple[int, int], k: int, dz: int, border: str,
+                 limit: int, seed: int = 0) -> None:
+        self.volume, self.k, self.dz, self.border = volume, k, dz, border
+        shape = tuple(int(s) for s in volume.labels.shape[1:3])
+        tiles = [(int(z), yx) for z in centres for yx in iter_tiles(shape, patch, overlap=0.0)]
+        if len(tiles) > limit:
+            keep = np.sort(np.random.default_rng(seed).permutation(len(tiles))[:limit])
+            tiles = [tiles[i] for i in keep]
+        self.tiles = tiles
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        z, (ys, xs) = self.tiles[i]
+        v = self.volume
+        item = {"image": np.asarray(stack_slices(v.raw, z, self.k, self.dz, self.border, yx=(ys, xs)))}
+        inst = None if v.instances is None else np.asarray(v.instances[z, ys, xs])
+        return {**item, **_targets(np.asarray(v.labels[z, ys, xs]), inst)}
+
+
+class StepSampler(Sampler[int]):
+    """Sample indices of one rank for up to ``steps`` optimizer steps from ``start()`` (the global
+    step when the loader is iterated), never past step ``total``: rank ``q`` of ``W`` gets
+    ``(s·W + q)·B … (s·W + q)·B + B − 1`` for step ``s``."""
+
+    def __init__(self, steps: int, batch_size: int, start: Callable[[], int], total: int, rank: int = 0, world: int = 1) -> None:
+        self.steps, self.batch_size, self.start, self.total = steps, batch_size, start, total
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        return self.steps * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        s0 = int(self.start())
+        for s in range(s0, min(s0 + self.steps, self.total)):
+            base = (s * self.world + self.rank) * self.batch_size
+            yield from range(base, base + self.batch_size)
+
+
+class SliceDataModule(pl.LightningDataModule):
+    """Lightning DataModule for a :class:`TrainConfig`: split, samplers and loaders."""
+
+    def __init__(self, config: TrainConfig, world_size: int = 1) -> None:
+        super().__init__()
+        self.config = config
+        self.world_size = int(world_size)
+        self.volume: TrainVolume | None = None
+        self.train_set: PatchDataset | None = None
+        self.val_set: ValTiles | None = None
+        self._train_loaders: dict[int, DataLoader] = {}
+        self._val_loader: DataLoader | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the volume, split it by z and build the datasets (once)."""
+        if self.train_set is not None:
+            return
+        cfg, d = self.config, self.config.data
+        k = cfg.model.in_slices
+        self.volume = vol = load_volume(d, cfg.model.classes, cfg.loss.ignore_index, need_instances=bool(cfg.model.extra_heads))
+        train_z, val_z = split_z(int(vol.labels.shape[0]), k, d.dz, d.val_fraction, d.val_range, d.border)
+        sampler = InstancePatchSampler(
+            vol.raw, vol.labels, vol.instances, centres=train_z, patch=d.patch_size, k=k, dz=d.dz, border=d.border,
+            foreground_fraction=d.foreground_fraction, foreground_classes=d.foreground_classes,
+            train_fraction=d.train_fraction, train_count=d.train_count, seed=cfg.seed,
+        )
+        self.train_set = PatchDataset(sampler, cfg.trainer.max_steps * d.batch_size * self.world_size, seed=cfg.seed)
+        wants_val = d.val_fraction > 0 or d.val_range is not None
+        if wants_val and not len(val_z):
+            raise InputError(f"the validation z-range has no usable centre slice under border={d.border!r}: widen it or use border=reflect")
+        self.val_set = ValTiles(vol, val_z, d.patch_size, k, d.dz, d.border, d.val_patches, cfg.seed) if len(val_z) else None
+
+    def _loader(self, dataset: Dataset, sampler: Sampler[int] | list[int]) -> DataLoader:
+        d = self.config.data
+        return DataLoader(
+            dataset, batch_size=d.batch_size, sampler=sampler, shuffle=False, num_workers=d.num_workers,
+            pin_memory=torch.cuda.is_available(), drop_last=False, persistent_workers=d.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Training batches of this rank; one loader "epoch" = ``trainer.val_every`` steps, the last
+        one shorter so the run ends with validation and a checkpoint. Lightning asks for the loader
+        every epoch; the same object (and its persistent workers) is returned while the epoch
+        length stays: items depend only on their index and the sampler reads the global step."""
+        assert self.train_set is not None
+        t = self.trainer
+        rank, world = (t.global_rank, t.world_size) if t is not None else (0, 1)
+        done = t.global_step if t is not None else 0
+        tc = self.config.trainer
+        steps = max(1, min(tc.val_every, tc.max_steps - done))
+        if steps not in self._train_loaders:
+            start = (lambda: t.global_step) if t is not None else (lambda: 0)
+            sampler = StepSampler(steps, self.config.data.batch_size, start, tc.max_steps, rank, world)
+            self._train_loaders[steps] = self._loader(self.train_set, sampler)
+        return self._train_loaders[steps]
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """Validation tiles; rank q of W takes tiles q, q+W, q+2W, … (the metric sums over ranks)."""
+        if self.val_set is None:
+            return []
+        if self._val_loader is None:
+            t = self.trainer
+            rank, world = (t.global_rank, t.world_size) if t is not None else (0, 1)
+            self._val_loader = self._loader(self.val_set, list(range(rank, len(self.val_set), world)))
+        return self._val_loader

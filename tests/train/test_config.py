@@ -1,0 +1,87 @@
+"""Training configs and labels: one-line errors naming the key and what is allowed (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from slicewise.config import TrainConfig, validate
+from slicewise.errors import ConfigError
+from slicewise.train import resolve_config, train
+from slicewise.train.datamodule import check_classes, map_labels, regions_as_instances
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_unknown_key_names_it_and_the_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        resolve_config({"optim": {"learning_rate": 1e-3}})
+    msg = _one_line(err)
+    assert "optim.learning_rate" in msg and "allowed keys" in msg and "lr" in msg
+
+
+def test_bad_value_names_the_key_and_the_allowed_values():
+    with pytest.raises(ConfigError) as err:
+        resolve_config(None, overrides=["loss.distance_loss=l1"])
+    msg = _one_line(err)
+    assert "loss.distance_loss" in msg and "mse" in msg and "smooth_l1" in msg
+    with pytest.raises(ConfigError, match="data.val_fraction"):
+        resolve_config({"data": {"val_fraction": 1.5}})
+    with pytest.raises(ConfigError, match="flp"):
+        resolve_config({"augment": {"flp": 0.5}})
+
+
+def test_defaults_train_on_the_phantom_with_its_three_classes():
+    cfg = resolve_config(None)
+    assert cfg.data.raw is None and cfg.model.classes == 3
+    assert resolve_config({"data": {"raw": "x.tif", "labels": "y.tif"}}).model.classes == 2
+    assert validate(TrainConfig, {"trainer": {"precision": 32}}).trainer.precision == "32"
+    assert validate(TrainConfig, {"data": {"patch_size": 128}}).data.patch_size == (128, 128)
+
+
+def test_isbi_label_map_turns_membrane_into_class_1():
+    raw = np.array([[0, 255], [255, 0]], np.uint8)
+    np.testing.assert_array_equal(map_labels(raw, {0: 1, 255: 0}), [[1, 0], [0, 1]])
+    with pytest.raises(ConfigError, match=r"\[128\].*data.label_map"):
+        map_labels(np.array([0, 128, 255]), {0: 1, 255: 0})
+
+
+def test_labels_with_more_classes_than_the_model_are_a_one_line_error():
+    with pytest.raises(ConfigError) as err:
+        check_classes(np.array([0, 1, 2, 3]), classes=2)
+    assert "model.classes=2" in _one_line(err) and "model.classes=4" in str(err.value)
+    check_classes(np.array([0, 1, 255]), classes=2, ignore_index=255)
+
+
+def test_train_checks_labels_before_building_the_model(tmp_path):
+    raw = np.random.default_rng(0).integers(0, 255, (6, 64, 64), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    tifffile.imwrite(tmp_path / "lab.tif", (raw // 86).astype(np.uint8))  # classes 0, 1, 2
+    cfg = {"data": {"raw": str(tmp_path / "raw.tif"), "labels": str(tmp_path / "lab.tif"), "patch_size": 64},
+           "model": {"classes": 2, "weights": "random"}}
+    with pytest.raises(ConfigError) as err:
+        train(cfg, out=tmp_path / "run")
+    assert "labels hold classes [0, 1, 2]" in _one_line(err)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_regions_become_instances_per_slice():
+    lab = np.array([[[0, 0, 1, 0], [1, 1, 1, 0]]])
+    inst = regions_as_instances(lab)
+    assert len(np.unique(inst)) == 3 and inst[0, 0, 0] == inst[0, 0, 1] and inst[0, 0, 0] != inst[0, 0, 3]
+
+
+def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, make_tiny_config):
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        pytest.skip("tensorboard is installed here")
+    cfg = make_tiny_config()
+    cfg["trainer"]["tensorboard"] = True
+    with pytest.raises(ConfigError, match="pip install tensorboard"):
+        train(cfg, out=tmp_path / "run")
