@@ -1,3 +1,30 @@
-"""CLI commands: demo (placeholder until its issue lands)."""
+"""CLI: ``slicewise demo`` (the README's quickstart)."""
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slicewise.cli import app
+
+
+@app.command()
+def demo(
+    raw: Annotated[Optional[Path], typer.Option(help="Raw EM stack (Z×Y×X); default: the synthetic phantom.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Label stack matching --raw (ISBI 0/255 membrane labels or class ids).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (runs, results.json/.csv, slice_shares.png).")] = Path("slicewise-demo"),
+    steps: Annotated[int, typer.Option(help="Optimiser steps per fine-tuning run.")] = 100,
+    patch: Annotated[int, typer.Option(help="Training/prediction tile side in pixels (multiple of 32).")] = 128,
+    strategy: Annotated[Optional[list[str]], typer.Option(help="First-layer strategies to compare (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data, sampling and initialisation.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Reuse a non-empty --out folder.")] = False,
+) -> None:
+    """Fine-tune EfficientNet-Lite0 (ImageNet) U-Nets with rgb and uniform first layers, predict held-out slices, compare."""
+    from slicewise.demo import DEFAULT_STRATEGIES, format_demo, run_demo
+
+    result = run_demo(raw=str(raw) if raw else None, labels=str(labels) if labels else None, out=out,
+                      strategies=tuple(strategy) if strategy else DEFAULT_STRATEGIES, steps=steps, patch=patch,
+                      seed=seed, overwrite=overwrite)
+    typer.echo(format_demo(result))
