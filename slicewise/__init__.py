@@ -9,6 +9,7 @@ Public API (imported lazily so the CLI starts fast)::
     evaluate                              # slicewise.metrics
     audit                                 # slicewise.diagnostics (namespace: weights, attribution, shift)
     open_volume, write_volume, stack_slices, make_phantom   # slicewise.data
+    run_study                             # slicewise.studies
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _API = {
     "write_volume": "slicewise.data",
     "stack_slices": "slicewise.data",
     "make_phantom": "slicewise.data",
+    "run_study": "slicewise.studies",
 }
 
 __all__ = [*_API, "audit", "SlicewiseError", "__version__"]

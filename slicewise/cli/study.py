@@ -1,3 +1,47 @@
-"""CLI commands: study (placeholder until its issue lands)."""
+"""CLI command: ``slicewise study STUDY [--smoke] [--out DIR] [--cells 0-3,7] [--list] [--gpus 0,1]``."""
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slicewise.cli import app
+
+
+@app.command("study")
+def study_cmd(
+    study: Annotated[str, typer.Argument(help="Study YAML file, or a packaged study: bias, skips, pretraining, emsam.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default runs/study-<name>[-smoke]).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny run (the file's smoke: overrides): minutes on a CPU.")] = False,
+    cells: Annotated[Optional[str], typer.Option("--cells", help="Cell indices to run, e.g. 0-3,7 (job arrays: one index).")] = None,
+    list_cells: Annotated[bool, typer.Option("--list", help="List the cells with their status and exit.")] = False,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="Run cells in parallel, one process per GPU, e.g. 0,1,2,3.")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder the study's data paths are relative to.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a study-file key, e.g. base.trainer.max_steps=10.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute cells finished under another configuration.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Run cells only; skip tables and report.")] = False,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Aggregate finished cells only; run nothing.")] = False,
+) -> None:
+    """Run a study grid (resumable: finished cells are never redone), then write tables, statistics and report."""
+    from slicewise.studies.runner import grid_cells, load_study, parse_cells, run_study, summarize
+
+    if list_cells:
+        st = load_study(study, smoke=smoke, overrides=set_, data_root=data_root)
+        out_dir = out or Path("runs") / f"study-{st.name}{'-smoke' if smoke else ''}"
+        all_cells = grid_cells(st)
+        chosen = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
+        s = summarize(out_dir, chosen)
+        status = {c.id: "done" for c in s.done} | {c.id: "failed" for c in s.failed}
+        for c in chosen:
+            params = " ".join(f"{k}={v}" for k, v in c.params.items())
+            typer.echo(f"{c.index:4d}  {status.get(c.id, 'pending'):7s}  {params}")
+        typer.echo(s.line(st.name))
+        return
+    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else []
+    summary = run_study(study, out, smoke=smoke, cells=cells, gpus=gpu_list, overrides=set_ or [],
+                        data_root=data_root, overwrite=overwrite, report=not no_report, report_only=report_only,
+                        echo=typer.echo)
+    if summary.failed:
+        raise typer.Exit(1)

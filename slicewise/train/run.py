@@ -37,6 +37,7 @@ system); rank 0 writes the config, checkpoints, logs and model files.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 import warnings
@@ -138,6 +139,9 @@ def _out_dir(out: str | os.PathLike | None, resume: bool) -> Path:
 
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """The Lightning Trainer of a run; Lightning's start-up notices (devices found, logger tips) are
+    silenced: warnings still show."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     tc = cfg.trainer
     # two callbacks: Lightning 2.6 writes save_last only when the top-k one saved in that step
     last = ModelCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,

@@ -1,0 +1,5 @@
+"""``python -m slicewise`` runs the CLI."""
+
+from slicewise.cli import main
+
+main()
