@@ -26,13 +26,14 @@ Targets from instance labels (2-D, per slice; 0 is background, other values are 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
+
+from slicewise.config import LossConfig
 
 DICE_EPS = 1.0
 
@@ -97,21 +98,6 @@ def binary_soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: tor
     return 1 - (2 * (p * t).sum() + eps) / (p.sum() + t.sum() + eps)
 
 
-@dataclass
-class LossWeights:
-    """Weights and options of :class:`SegmentationLoss` (mirrors ``TrainConfig.loss``)."""
-
-    ce: float = 1.0
-    dice: float = 1.0
-    class_weights: tuple[float, ...] | None = None
-    ignore_index: int | None = None
-    dice_classes: tuple[int, ...] | None = None
-    boundary: float = 1.0
-    boundary_dice: float = 0.0
-    distance: float = 1.0
-    distance_loss: str = "mse"
-
-
 class SegmentationLoss(torch.nn.Module):
     """Total loss over the model's heads; returns ``(total, parts)`` with one scalar per term.
 
@@ -120,10 +106,10 @@ class SegmentationLoss(torch.nn.Module):
     ``"boundary"`` (B, 1, H, W) {0, 1} and ``"distance"`` (B, 1, H, W) in [0, 1].
     """
 
-    def __init__(self, heads: dict[str, slice], weights: LossWeights | None = None) -> None:
+    def __init__(self, heads: dict[str, slice], weights: LossConfig | None = None) -> None:
         super().__init__()
         self.heads = dict(heads)
-        self.w = weights or LossWeights()
+        self.w = weights or LossConfig()
         cw = self.w.class_weights
         self.register_buffer("class_weights", torch.tensor(cw, dtype=torch.float32) if cw else None, persistent=False)
 

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slicewise.config import TrainConfig
+from slicewise.config import LossConfig, TrainConfig
 from slicewise.data.augment import AugmentConfig, augment
 from slicewise.data.stacking import to_unit_float
 from slicewise.errors import ConfigError
-from slicewise.train.losses import LossWeights, SegmentationLoss
+from slicewise.train.losses import SegmentationLoss
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
@@ -51,15 +51,12 @@ def dice_from_counts(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, 2 * inter / denom.clamp_min(1), torch.ones_like(denom)).float()
 
 
-def loss_weights(config: TrainConfig) -> LossWeights:
-    """The loss section of a config as :class:`LossWeights`."""
+def loss_weights(config: TrainConfig) -> LossConfig:
+    """The loss section of a config, checked against the model's class count."""
     lc = config.loss
     if lc.class_weights is not None and len(lc.class_weights) != config.model.classes:
         raise ConfigError(f"loss.class_weights has {len(lc.class_weights)} values but model.classes={config.model.classes}: give one weight per class")
-    return LossWeights(
-        ce=lc.ce, dice=lc.dice, class_weights=lc.class_weights, ignore_index=lc.ignore_index, dice_classes=lc.dice_classes,
-        boundary=lc.boundary, boundary_dice=lc.boundary_dice, distance=lc.distance, distance_loss=lc.distance_loss,
-    )
+    return lc
 
 
 class SegmentationModule(pl.LightningModule):

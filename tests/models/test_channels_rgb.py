@@ -52,5 +52,5 @@ def test_rgb_slices_build_and_run(name, k):
 def test_rgb_strategy_rejects_three_rgb_slices():
     with pytest.raises(ConfigError, match="k=3 × 3"):
         build_model(**CNN, in_slices=3, colors=3, channel_init="rgb")
-    with pytest.raises(ConfigError, match="colors=2"):
+    with pytest.raises(ConfigError, match="'colors' .*1 \\(grayscale\\) or 3"):
         build_model(**CNN, in_slices=3, colors=2)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
-from slicewise.train.losses import LossWeights, SegmentationLoss, boundary_map, distance_map, soft_dice_loss
+from slicewise.config import LossConfig as LossWeights
+from slicewise.train.losses import SegmentationLoss, boundary_map, distance_map, soft_dice_loss
 
 
 def _onehot_logits(target: torch.Tensor, classes: int, scale: float) -> torch.Tensor:
