@@ -1,0 +1,587 @@
+"""Side-by-side GPU benchmark: slicewise against the field's libraries used straightforwardly.
+
+Run on a GPU: ``python benchmarks/bench.py --device cuda --out benchmarks/results/h100.json``;
+CPU smoke (tiny shapes, seconds): ``python benchmarks/bench.py --device cpu --smoke``.
+``--only train,predict,attribution,sam,mfu`` picks groups. Not a test: it prints a table of
+ratios (slicewise / peer; > 1 means slicewise is faster) and writes JSON with every figure,
+the settings, the device name and the library versions. See benchmarks/README.md for what each
+row includes.
+
+Timing: ``warmup`` untimed iterations, then ``repeats`` timed windows of ``steps`` iterations each,
+``torch.cuda.synchronize()`` at both ends of every window; the reported figure is the median
+over the windows. Full runs use bf16 autocast on CUDA, fp32 elsewhere; Captum attribution runs
+in fp32 on both sides (as slicewise does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "train": ("train", "train_model"),
+    "predict": ("predict",),
+    "attribution": ("attribution_saliency", "attribution_ig"),
+    "sam": ("sam",),
+    "mfu": ("mfu_train", "mfu_sam"),
+}
+ROWS: tuple[str, ...] = tuple(r for rows in GROUPS.values() for r in rows)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Benchmark sizes. ``size``: training patch / prediction tile / attribution tile (px);
+    ``volume``: Z×Y×X of the uint8 test volume; ``batch``: images (tiles) per step;
+    ``compile``: ``torch.compile`` the networks of the training rows on both sides."""
+
+    device: str
+    smoke: bool
+    bf16: bool
+    size: int = 512
+    volume: tuple[int, int, int] = (64, 1024, 1024)
+    k: int = 3
+    batch: int = 32
+    encoder: str = "resnet34"
+    workers: int = 12
+    warmup: int = 10
+    steps: int = 10
+    repeats: int = 5
+    predict_planes: int = 8
+    attr_tiles: int = 128
+    ig_tiles: int = 32
+    ig_steps: int = 32
+    sam_encoder: str = "samvit_base_patch16"
+    sam_size: int = 1024
+    sam_batch: int = 8
+    matmul_n: int = 8192
+    compile: bool = False
+
+    @classmethod
+    def make(cls, device: str, smoke: bool, compile: bool = False) -> Settings:
+        """Full sizes (the design.md anchors) or the CPU smoke sizes."""
+        bf16 = device.startswith("cuda")
+        if not smoke:
+            return cls(device=device, smoke=False, bf16=bf16, workers=min(12, os.cpu_count() or 1), compile=compile)
+        return cls(device=device, smoke=True, bf16=bf16, compile=compile, size=64, volume=(4, 96, 96), batch=2, encoder="resnet18",
+                   workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4,
+                   sam_encoder="slicewise_samvit_tiny_patch16", sam_size=64, sam_batch=2, matmul_n=512)
+
+
+# ----------------------------------------------------------------------------- timing helpers
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_windows(step: Callable[[], Any], s: Settings, device: torch.device) -> list[float]:
+    """Run ``step`` ``warmup`` times untimed, then ``repeats`` windows of ``steps`` calls; seconds per window."""
+    for _ in range(s.warmup):
+        step()
+    sync(device)
+    out = []
+    for _ in range(s.repeats):
+        t0 = time.perf_counter()
+        for _ in range(s.steps):
+            step()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def rate(count: float, seconds: list[float]) -> float:
+    """Median rate (count per second) over timed windows."""
+    return float(statistics.median(count / t for t in seconds))
+
+
+def autocast(s: Settings) -> Any:
+    """bf16 autocast on CUDA when ``s.bf16``; a disabled context otherwise."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=s.bf16)
+
+
+def forward_gflops(module: nn.Module, shape: tuple[int, ...], fn: Callable[[nn.Module, torch.Tensor], Any] | None = None) -> float:
+    """Forward GFLOP per image (``torch.utils.flop_counter``, a multiply-add = 2) for one input of
+    ``shape`` (C, H, W), counted on a ``meta`` copy (no arithmetic)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shadow = copy.deepcopy(module).to("meta").eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        (fn or (lambda m, x: m(x)))(shadow, torch.zeros(1, *shape, device="meta"))
+    return counter.get_total_flops() / 1e9
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_volume(s: Settings, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A uint8 raw volume (Z×Y×X) and binary uint8 labels (content is irrelevant to timing)."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, size=s.volume, dtype=np.uint8)
+    return raw, (raw > 127).astype(np.uint8)
+
+
+def reflect_window(z: int, depth: int, k: int) -> np.ndarray:
+    """Peer-side 3-slice indices around ``z`` mirrored at the ends (written independently of slicewise)."""
+    idx = z + np.arange(k) - k // 2
+    idx = np.where(idx < 0, -idx, idx)
+    return np.where(idx >= depth, 2 * (depth - 1) - idx, idx)
+
+
+class PeerCrops(torch.utils.data.Dataset):
+    """Reference training data: random k-slice crops, y/x flips and z-reversal in numpy (item i seeded by i)."""
+
+    def __init__(self, raw: np.ndarray, labels: np.ndarray, size: int, k: int, length: int) -> None:
+        self.raw, self.labels, self.size, self.k, self.length = raw, labels, size, k, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(i)
+        depth, h, w = self.raw.shape
+        z = int(rng.integers(depth))
+        y0, x0 = int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
+        ys, xs = slice(y0, y0 + self.size), slice(x0, x0 + self.size)
+        x = self.raw[reflect_window(z, depth, self.k), ys, xs]
+        y = self.labels[z, ys, xs]
+        if rng.random() < 0.5:
+            x, y = x[:, ::-1], y[::-1]
+        if rng.random() < 0.5:
+            x, y = x[:, :, ::-1], y[:, ::-1]
+        if rng.random() < 0.5:
+            x = x[::-1]
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def slicewise_unet(s: Settings) -> nn.Module:
+    """slicewise's U-Net: ``build_model(encoder, weights="random", in_slices=k, channel_init="uniform", classes=2)``."""
+    from slicewise.models import build_model
+
+    return build_model(encoder=s.encoder, weights="random", in_slices=s.k, channel_init="uniform", classes=2)
+
+
+def peer_unet(s: Settings) -> nn.Module:
+    """segmentation_models_pytorch ``Unet(encoder, encoder_weights=None, in_channels=k, classes=2)``."""
+    import segmentation_models_pytorch as smp
+
+    return smp.Unet(s.encoder, encoder_weights=None, in_channels=s.k, classes=2)
+
+
+def on_device(model: nn.Module, s: Settings, device: torch.device) -> nn.Module:
+    """Model on the device; channels_last on CUDA (as both peers' anchors were measured)."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device: torch.device) -> dict[str, Any]:
+    """Images/s of slicewise's own ``train()``: SliceDataModule (stack_slices crops in DataLoader
+    workers) → SegmentationModule (to_unit_float + augment on the device, CE + Dice loss, AdamW,
+    LR schedule, grad clipping, logging) under a Lightning Trainer. A callback synchronises and
+    stamps the time after steps ``warmup``, ``warmup + steps``, …; checkpoint writing happens after
+    the last stamp and is not timed. Augmentation is set to the peer's work (flips, z-reversal)."""
+    import pytorch_lightning as pl
+
+    from slicewise.train import train
+
+    class StepTimer(pl.Callback):
+        def __init__(self) -> None:
+            self.n, self.stamps = 0, []
+            self.marks = {s.warmup + i * s.steps for i in range(s.repeats + 1)}
+
+        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+            self.n += 1
+            if self.n in self.marks:
+                sync(device)
+                self.stamps.append(time.perf_counter())
+
+    total = s.warmup + s.repeats * s.steps
+    aug = {"flip": 0.5, "z_reverse": 0.5, "rot90": 0.0, "brightness": 0.0, "contrast": 0.0, "gamma": 0.0, "noise": 0.0, "blur": 0.0}
+    config = {
+        "seed": 0,
+        "data": {"raw": str(raw_path), "labels": str(labels_path), "patch_size": [s.size, s.size], "batch_size": s.batch,
+                 "val_fraction": 0.0, "foreground_fraction": 0.0, "num_workers": s.workers},
+        "model": {"encoder": s.encoder, "weights": "random", "in_slices": s.k, "channel_init": "uniform", "classes": 2},
+        "augment": aug,
+        "trainer": {"max_steps": total, "val_every": total, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
+                    "devices": 1, "precision": "bf16-mixed" if s.bf16 else "32", "compile": s.compile},
+    }
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as tmp:
+        train(config, out=Path(tmp) / "run", callbacks=[timer])
+    windows = [b - a for a, b in zip(timer.stamps, timer.stamps[1:])]
+    return {"value": rate(s.steps * s.batch, windows), "config": config}
+
+
+def peer_train_rate(s: Settings, raw: np.ndarray, labels: np.ndarray, device: torch.device) -> dict[str, Any]:
+    """Images/s of the reference: smp Unet fed by a torch DataLoader (workers, pinned memory) over
+    :class:`PeerCrops`; per step uint8 → float/255 on the device, bf16 autocast, CE + smp Dice
+    loss, AdamW; channels_last on CUDA."""
+    import segmentation_models_pytorch as smp
+
+    model = on_device(peer_unet(s), s, device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    net = torch.compile(model) if s.compile else model
+    dice = smp.losses.DiceLoss("multiclass")
+    total = s.warmup + s.repeats * s.steps
+    loader = torch.utils.data.DataLoader(PeerCrops(raw, labels, s.size, s.k, total * s.batch), batch_size=s.batch,
+                                         shuffle=True, num_workers=s.workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=s.workers > 0, drop_last=True)
+    it = iter(loader)
+
+    def step() -> None:
+        x, y = next(it)
+        x = x.to(device, non_blocking=True).float().div_(255)
+        y = y.to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(s):
+            out = net(x)
+        out = out.float()
+        loss = F.cross_entropy(out, y) + dice(out, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return {"value": rate(s.steps * s.batch, time_windows(step, s, device))}
+
+
+def model_train_rate(model: nn.Module, s: Settings, device: torch.device) -> float:
+    """Images/s of a training step on one fixed batch already on the device (model only: bf16
+    autocast, cross-entropy, backward, AdamW; compiled with ``s.compile``); the same loop for both networks."""
+    model = on_device(model, s, device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    net = torch.compile(model) if s.compile else model
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(s.batch, s.k, s.size, s.size, generator=gen).to(device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (s.batch, s.size, s.size), generator=gen).to(device)
+
+    def step() -> None:
+        with autocast(s):
+            out = net(x)
+        F.cross_entropy(out.float(), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return rate(s.steps * s.batch, time_windows(step, s, device))
+
+
+def bench_train(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+    """Rows ``train`` (end to end) and ``train_model`` (model only), images/s."""
+    from slicewise.data.io import write_volume
+
+    raw, labels = data
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_path, labels_path = write_volume(Path(tmp) / "raw.tif", raw), write_volume(Path(tmp) / "labels.tif", labels)
+        ours = slicewise_train_rate(s, raw_path, labels_path, device)
+    free(device)
+    theirs = peer_train_rate(s, raw, labels, device)
+    free(device)
+    results["train"] = row("img/s", ours["value"], theirs["value"], "smp Unet + torch DataLoader (crops, flips, z-reversal)",
+                           slicewise_config=ours["config"])
+    sw_model, peer_model = slicewise_unet(s), peer_unet(s)
+    shape = (s.k, s.size, s.size)
+    fl = {"slicewise_gflop_per_image": forward_gflops(sw_model, shape), "peer_gflop_per_image": forward_gflops(peer_model, shape)}
+    ours_m = model_train_rate(sw_model, s, device)
+    free(device)
+    theirs_m = model_train_rate(peer_model, s, device)
+    free(device)
+    results["train_model"] = row("img/s", ours_m, theirs_m, "smp Unet, same loop", **fl)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def monai_predict(model: nn.Module, raw: np.ndarray, s: Settings, device: torch.device) -> np.ndarray:
+    """Reference whole-volume prediction: 3-slice stacks of ``predict_planes`` centres at a time →
+    MONAI ``sliding_window_inference`` (roi ``size``², overlap 0.25, Gaussian, bf16 autocast) →
+    softmax → float32 (C, Z, Y, X) on the host, like slicewise's output."""
+    from monai.inferers import sliding_window_inference
+
+    depth = raw.shape[0]
+    out = np.empty((2, *raw.shape), dtype=np.float32)
+    with torch.inference_mode():
+        for z0 in range(0, depth, s.predict_planes):
+            zs = range(z0, min(z0 + s.predict_planes, depth))
+            x = torch.from_numpy(np.stack([raw[reflect_window(z, depth, s.k)] for z in zs])).to(device).float().div_(255)
+            with autocast(s):
+                logits = sliding_window_inference(x, (s.size, s.size), sw_batch_size=s.batch, predictor=model,
+                                                  overlap=0.25, mode="gaussian")
+            out[:, zs.start:zs.stop] = torch.softmax(logits.float(), dim=1).permute(1, 0, 2, 3).cpu().numpy()
+    return out
+
+
+def bench_predict(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+    """Row ``predict``: Mvoxel/s over the whole volume, same network (slicewise's U-Net) on both sides."""
+    from slicewise.infer.predict import predict
+
+    raw = data[0]
+    model = slicewise_unet(s)
+    model.eval()
+    mvox = raw.size / 1e6
+    ours = time_windows(lambda: predict(model, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device),
+                                        progress=False), repeat_only(s), device)
+    peer_model = on_device(model, s, device).eval()  # the same network, as predict left it
+    theirs = time_windows(lambda: monai_predict(peer_model, raw, s, device), repeat_only(s), device)
+    free(device)
+    results["predict"] = row("Mvoxel/s", rate(mvox, ours), rate(mvox, theirs), "MONAI sliding_window_inference (gaussian, overlap 0.25)")
+
+
+def repeat_only(s: Settings) -> Settings:
+    """Settings for whole-volume work: one warm-up pass, one pass per timed window."""
+    return Settings(**{**asdict(s), "warmup": 1, "steps": 1, "repeats": min(s.repeats, 3)})
+
+
+# ----------------------------------------------------------------------------- attribution
+
+
+def captum_attribution(model: nn.Module, raw: np.ndarray, origins: np.ndarray, s: Settings, method: str,
+                       device: torch.device) -> np.ndarray:
+    """Reference: Captum ``Saliency`` / ``IntegratedGradients`` (``n_steps``, internal batch = batch,
+    zero baseline) per batch of tiles, target = sum of the class-1 logit; fp32. Returns the
+    per-slice share of |attribution| per tile (N, k) on the host."""
+    from captum.attr import IntegratedGradients, Saliency
+
+    def target(x: torch.Tensor) -> torch.Tensor:
+        return model(x)[:, 1].sum(dim=(1, 2))
+
+    depth = raw.shape[0]
+    shares = []
+    for i in range(0, len(origins), s.batch):
+        tiles = [raw[reflect_window(z, depth, s.k), y:y + s.size, x:x + s.size] for z, y, x in origins[i:i + s.batch]]
+        x = torch.from_numpy(np.stack(tiles)).to(device).float().div_(255).requires_grad_(True)
+        if method == "saliency":
+            a = Saliency(target).attribute(x)
+        else:
+            a = IntegratedGradients(target).attribute(x, n_steps=s.ig_steps, internal_batch_size=s.batch)
+        per = a.detach().abs().sum(dim=(2, 3))
+        shares.append((per / per.sum(1, keepdim=True)).cpu().numpy())
+    return np.concatenate(shares)
+
+
+def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+    """Rows ``attribution_saliency`` / ``attribution_ig``: tiles/s of slicewise ``attribution_report``
+    (tile sampling, stacking, Captum on the device, slice shares, bootstrap summary) vs plain Captum."""
+    from slicewise.diagnostics.attribution import attribution_report
+
+    raw = data[0]
+    model = slicewise_unet(s).to(device).eval()
+    rng = np.random.default_rng(0)
+    for name, method, n in (("attribution_saliency", "saliency", s.attr_tiles), ("attribution_ig", "ig", s.ig_tiles)):
+        origins = np.stack([rng.integers(0, raw.shape[0], n), rng.integers(0, raw.shape[1] - s.size + 1, n),
+                            rng.integers(0, raw.shape[2] - s.size + 1, n)], axis=1)
+        ours = time_windows(lambda: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
+                                                       n_steps=s.ig_steps, device=device, n_maps=0), repeat_only(s), device)
+        theirs = time_windows(lambda: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
+        peer = "Captum Saliency" if method == "saliency" else f"Captum IntegratedGradients ({s.ig_steps} steps)"
+        results[name] = row("img/s", rate(n, ours), rate(n, theirs), peer + ", per batch, fp32", tiles=n)
+    free(device)
+
+
+# ----------------------------------------------------------------------------- SAM ViT-B
+
+
+def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> None:
+    """Row ``sam``: images/s of slicewise's ViT encoder forward (timm ViT ``forward_intermediates``
+    + deconvolution ladder) vs timm's SAM image encoder as is (``forward_features``, incl. neck),
+    inference, bf16 autocast on CUDA."""
+    import timm
+
+    from slicewise.models import build_model
+
+    ours_model = build_model(encoder=s.sam_encoder, weights="random", in_slices=s.k, img_size=s.sam_size, classes=2).encoder
+    peer_model = timm.create_model(s.sam_encoder, pretrained=False, img_size=s.sam_size, in_chans=s.k)
+    shape = (s.k, s.sam_size, s.sam_size)
+    x = torch.rand(s.sam_batch, *shape, generator=torch.Generator().manual_seed(0)).to(device)
+    figures = {}
+    for side, model, fn in (("slicewise", ours_model, None), ("peer", peer_model, lambda m, t: m.forward_features(t))):
+        model = model.to(device).eval()
+        call = fn or (lambda m, t: m(t))
+
+        def step(model: nn.Module = model, call: Callable[..., Any] = call) -> None:
+            with torch.inference_mode(), autocast(s):
+                call(model, x)
+
+        figures[side] = rate(s.steps * s.sam_batch, time_windows(step, s, device))
+        figures[f"{side}_gflop_per_image"] = forward_gflops(model.cpu(), shape, fn)
+        free(device)
+    results["sam"] = row("img/s", figures["slicewise"], figures["peer"], f"timm {s.sam_encoder} forward_features",
+                         slicewise_gflop_per_image=figures["slicewise_gflop_per_image"],
+                         peer_gflop_per_image=figures["peer_gflop_per_image"])
+
+
+# ----------------------------------------------------------------------------- MFU
+
+
+def matmul_peak_tflops(s: Settings, device: torch.device) -> float:
+    """Measured dense matmul TFLOP/s of the card: (n×n)·(n×n) in bf16 on CUDA (fp32 elsewhere), 2n³ FLOP each."""
+    dtype = torch.bfloat16 if s.bf16 else torch.float32
+    a = torch.randn(s.matmul_n, s.matmul_n, device=device, dtype=dtype)
+    b = torch.randn(s.matmul_n, s.matmul_n, device=device, dtype=dtype)
+    reps = Settings(**{**asdict(s), "warmup": 3, "steps": 10, "repeats": 5})
+    return rate(2 * s.matmul_n ** 3 / 1e12, time_windows(lambda: a @ b, reps, device))
+
+
+def bench_mfu(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any],
+              meta: dict[str, Any]) -> None:
+    """Rows ``mfu_train`` (model-only training step, 3 × forward FLOPs) and ``mfu_sam`` (encoder
+    forward): achieved TFLOP/s over the measured matmul peak; measures the rows they need if absent."""
+    peak = matmul_peak_tflops(s, device)
+    meta["matmul_peak_tflops"] = peak
+    if "train_model" not in results:
+        sw, peer = slicewise_unet(s), peer_unet(s)
+        shape = (s.k, s.size, s.size)
+        results["train_model"] = row("img/s", model_train_rate(sw, s, device), model_train_rate(peer, s, device), "smp Unet, same loop",
+                                     slicewise_gflop_per_image=forward_gflops(sw, shape), peer_gflop_per_image=forward_gflops(peer, shape))
+        free(device)
+    if "sam" not in results:
+        bench_sam(s, device, results)
+    for name, source, factor in (("mfu_train", "train_model", 3.0), ("mfu_sam", "sam", 1.0)):
+        src = results[source]
+        tf = {side: src[side] * factor * src[f"{side}_gflop_per_image"] / 1e3 for side in ("slicewise", "peer")}
+        results[name] = row("fraction of peak", tf["slicewise"] / peak, tf["peer"] / peak, f"{source} peer",
+                            slicewise_tflops=tf["slicewise"], peer_tflops=tf["peer"], peak_tflops=peak, flop_factor=factor)
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def row(unit: str, ours: float, theirs: float, peer: str, **extra: Any) -> dict[str, Any]:
+    """One table row: both figures, ratio slicewise / peer, the peer's description, extras."""
+    return {"unit": unit, "slicewise": float(ours), "peer": float(theirs), "ratio": float(ours) / float(theirs),
+            "peer_name": peer, **extra}
+
+
+def free(device: torch.device) -> None:
+    """Release cached CUDA memory between measurements."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries involved (missing ones omitted)."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("torch", "timm", "pytorch-lightning", "captum", "segmentation-models-pytorch", "monai", "slicewise"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    """Plain-text table: row, unit, slicewise, peer, ratio (errors shown in place)."""
+    lines = [f"{'row':<22}{'unit':<18}{'slicewise':>12}{'peer':>12}{'ratio':>9}"]
+    for name, r in results.items():
+        if "error" in r:
+            lines.append(f"{name:<22}error: {r['error']}")
+        else:
+            lines.append(f"{name:<22}{r['unit']:<18}{r['slicewise']:>12.4g}{r['peer']:>12.4g}{r['ratio']:>9.3f}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write the results JSON through ``atomic_path`` (overwrites)."""
+    from slicewise.utils.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2, default=str))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
+    p.add_argument("--smoke", action="store_true", help="tiny shapes for a CPU check (seconds)")
+    p.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/<device>.json)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks (both sides)")
+    p.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups: {','.join(GROUPS)}")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected groups, print the table, write the JSON; exit status 1 if any group failed."""
+    args = parse_args(argv)
+    groups = [g.strip() for g in args.only.split(",") if g.strip()]
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        print(f"error: unknown group(s) {', '.join(unknown)}: use {','.join(GROUPS)}", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available here: use --device cpu", file=sys.stderr)
+        return 2
+    os.environ.setdefault("SLICEWISE_NO_PROGRESS", "1")
+    s = Settings.make(str(device), args.smoke, args.compile)
+    import slicewise.models.sam  # noqa: F401  registers slicewise_samvit_tiny_patch16 in timm
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"
+    meta: dict[str, Any] = {"device_name": name, "versions": versions(), "cuda": torch.version.cuda,
+                            "cpu_count": os.cpu_count(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    data = make_volume(s)
+    results: dict[str, Any] = {}
+    runners: dict[str, Callable[[], None]] = {
+        "train": lambda: bench_train(s, device, data, results),
+        "predict": lambda: bench_predict(s, device, data, results),
+        "attribution": lambda: bench_attribution(s, device, data, results),
+        "sam": lambda: bench_sam(s, device, results),
+        "mfu": lambda: bench_mfu(s, device, data, results, meta),
+    }
+    failed = False
+    for g in groups:
+        t0 = time.perf_counter()
+        try:
+            runners[g]()
+        except Exception as err:  # record and go on: one failing group must not lose the others' figures
+            failed = True
+            traceback.print_exc()
+            for r in GROUPS[g]:
+                results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
+        print(f"[{g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        write_json(out, {"meta": meta, "settings": asdict(s), "rows": results})
+    ordered = {r: results[r] for r in ROWS if r in results}
+    write_json(out, {"meta": meta, "settings": asdict(s), "rows": ordered})
+    peak = meta.get("matmul_peak_tflops")
+    print(f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
+          + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else ""))
+    print(table(ordered))
+    print(f"wrote {out}")
+    bad = [r for r, v in ordered.items() if "error" in v or not all(math.isfinite(v[c]) and v[c] > 0 for c in ("slicewise", "peer"))]
+    return 1 if failed or bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
