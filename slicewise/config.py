@@ -10,15 +10,28 @@ from __future__ import annotations
 import difflib
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slicewise.errors import ConfigError
 
 ChannelInit = Literal["rgb", "repeat", "uniform", "mirror", "random"]
 Head = Literal["boundary", "distance"]
+
+
+def _at_least(n: int) -> AfterValidator:
+    def check(v: int) -> int:
+        if v < n:
+            raise ValueError(f"must be >= {n}")
+        return v
+
+    return AfterValidator(check)
+
+
+PosInt = Annotated[int, _at_least(1)]
+NonNegInt = Annotated[int, _at_least(0)]
 
 
 class StrictModel(BaseModel):
@@ -44,7 +57,7 @@ class ModelConfig(StrictModel):
     colors: int = 1
     channel_init: ChannelInit = "uniform"
     skips: str = "1111"
-    classes: int = 2
+    classes: PosInt = 2
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     decoder_norm: Literal["batch", "group", "instance", "none"] = "batch"
     extra_heads: tuple[Head, ...] = ()
@@ -70,14 +83,6 @@ class ModelConfig(StrictModel):
         if not v or set(v) - {"0", "1"}:
             raise ValueError("must be a string of 0/1 per decoder level, top-down, e.g. '1111' or '0111'")
         return v
-
-    @field_validator("classes")
-    @classmethod
-    def _classes(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be >= 1")
-        return v
-
 
 
 Border = Literal["reflect", "replicate", "skip"]
@@ -113,37 +118,23 @@ class DataConfig(StrictModel):
     instances_key: str | None = None
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
     label_map: dict[int, int] | None = None
-    dz: int = 1
+    dz: PosInt = 1
     border: Border = "reflect"
     patch_size: tuple[int, int] = (256, 256)
-    batch_size: int = 8
+    batch_size: PosInt = 8
     val_fraction: float = 0.2
     val_range: tuple[int, int] | None = None
-    val_patches: int = 64
+    val_patches: PosInt = 64
     train_fraction: float | None = None
     train_count: int | None = None
     foreground_fraction: float = 0.5
     foreground_classes: tuple[int, ...] | None = None
-    num_workers: int = 2
+    num_workers: NonNegInt = 2
 
     @field_validator("patch_size", mode="before")
     @classmethod
     def _square(cls, v: Any) -> Any:
         return (v, v) if isinstance(v, int) else v
-
-    @field_validator("dz", "batch_size", "val_patches")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be >= 1")
-        return v
-
-    @field_validator("num_workers")
-    @classmethod
-    def _non_negative(cls, v: int) -> int:
-        if v < 0:
-            raise ValueError("must be >= 0")
-        return v
 
     @field_validator("val_fraction")
     @classmethod
@@ -169,9 +160,9 @@ class OptimConfig(StrictModel):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 100
+    warmup_steps: NonNegInt = 100
     min_lr_ratio: float = 0.0
-    freeze_encoder_steps: int = 0
+    freeze_encoder_steps: NonNegInt = 0
     grad_clip: float | None = 1.0
 
     @field_validator("lr")
@@ -179,13 +170,6 @@ class OptimConfig(StrictModel):
     def _lr(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("must be > 0")
-        return v
-
-    @field_validator("warmup_steps", "freeze_encoder_steps")
-    @classmethod
-    def _steps(cls, v: int) -> int:
-        if v < 0:
-            raise ValueError("must be >= 0")
         return v
 
 
@@ -212,25 +196,18 @@ class TrainerConfig(StrictModel):
     Lightning). ``precision`` "auto" = ``bf16-mixed`` on CUDA, 32 on CPU. Validation (and the
     checkpoints) every ``val_every`` optimizer steps; metrics logged every ``log_every`` steps."""
 
-    max_steps: int = 2000
-    val_every: int = 200
-    log_every: int = 10
+    max_steps: PosInt = 2000
+    val_every: PosInt = 200
+    log_every: PosInt = 10
     accelerator: str = "auto"
     devices: int | str | list[int] = "auto"
-    num_nodes: int = 1
+    num_nodes: PosInt = 1
     strategy: str = "auto"
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     compile: bool = False
     channels_last: bool = True
     deterministic: bool = False
     tensorboard: bool = False
-
-    @field_validator("max_steps", "val_every", "log_every", "num_nodes")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be >= 1")
-        return v
 
 
 class TrainConfig(StrictModel):
@@ -346,21 +323,24 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (empty file → ``{}``); one-line :class:`ConfigError` otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist: check the path")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p} is not valid YAML ({str(err).splitlines()[0]}): fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of keys to values at the top level")
+    return data
+
+
 def load_config(model: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
     """Read a YAML file (optional), apply ``key=value`` overrides, validate into ``model``."""
-    data: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist: check the path")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{p} is not valid YAML ({str(err).splitlines()[0]}): fix the syntax") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p} must hold a mapping of keys to values at the top level")
-        source = p.name
+    data = {} if path is None else read_yaml_mapping(path)
+    source = "config" if path is None else Path(path).name
     return validate(model, deep_merge(data, parse_overrides(overrides)), source)
 
 

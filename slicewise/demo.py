@@ -22,7 +22,6 @@ the nearest predicted cell, ground-truth membrane (id 0) is ignored, as in SNEMI
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -30,18 +29,16 @@ from typing import Any
 import numpy as np
 
 from slicewise.errors import InputError
-from slicewise.utils.atomic import atomic_path
+from slicewise.utils import atomic_path, text_table, write_json
 
 MEMBRANE = 1
 DEFAULT_STRATEGIES = ("rgb", "uniform")
 
 
-def _labels_to_classes(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int] | None]:
+def _label_map(labels: np.ndarray) -> dict[int, int] | None:
+    """``data.label_map`` for an ISBI-style 0/255 membrane map (255 cell interior → 0, 0 membrane → 1), else None."""
     values = set(np.unique(labels).tolist())
-    if values <= {0, 255} and 255 in values:
-        mapping = {0: 1, 255: 0}
-        return np.where(labels == 0, 1, 0).astype(np.uint8), mapping
-    return labels.astype(np.int64), None
+    return {0: MEMBRANE, 255: 0} if values <= {0, 255} and 255 in values else None
 
 
 def _cells(semantic: np.ndarray, fill: bool = False) -> np.ndarray:
@@ -64,10 +61,12 @@ def _load_data(raw: str | None, labels: str | None, shape: tuple[int, int, int],
         ph = make_phantom(shape=shape, seed=seed)
         return ph.raw, ph.semantic.astype(np.int64), {"synthetic": {"shape": list(shape), "seed": seed}}
     from slicewise.data.io import check_labels, check_raw, open_volume
+    from slicewise.train.datamodule import map_labels
 
     vol = check_raw(open_volume(raw)).numpy()
     lab = check_labels(open_volume(labels), raw_shape=vol.shape).numpy()
-    semantic, mapping = _labels_to_classes(lab)
+    mapping = _label_map(lab)
+    semantic = map_labels(lab, mapping)
     section: dict[str, Any] = {"raw": str(Path(raw).resolve()), "labels": str(Path(labels).resolve())}
     if mapping is not None:
         section["label_map"] = mapping
@@ -95,7 +94,7 @@ def run_demo(
     from slicewise.data.sampling import split_z
     from slicewise.diagnostics.attribution import attribution_report
     from slicewise.diagnostics.report import jsonable, plot_shares
-    from slicewise.infer.predict import predict
+    from slicewise.infer.predict import predict_slices
     from slicewise.metrics.evaluate import evaluate
     from slicewise.models import load_model
     from slicewise.train import train
@@ -127,8 +126,7 @@ def run_demo(
         }
         result = train(cfg, out=out / f"train-{strategy}")
         model = load_model(result.best_model)
-        lo, hi = max(z0 - 1, 0), min(z1 + 1, vol.shape[0])
-        probs = predict(model, vol[lo:hi], tile=patch, overlap=0.25, progress=False)[:, z0 - lo:z1 - lo]
+        probs = predict_slices(model, vol, z0, z1, tile=patch, overlap=0.25)
         pred = probs[:classes].argmax(0)
         sem = evaluate(pred, semantic[z0:z1], kind="semantic", classes=list(range(classes)))["volume"]
         inst = evaluate(_cells(pred, fill=True), _cells(semantic[z0:z1]), kind="instance")["volume"]
@@ -141,9 +139,8 @@ def run_demo(
         row["mirror_asymmetry"] = float(att["mirror_asymmetry"]["value"])
         rows.append(row)
     plot_shares(share_reports, out / "slice_shares.png", "Saliency slice shares after fine-tuning (95% CI)")
-    with atomic_path(out / "results.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(jsonable({"held_out_slices": [z0, z1], "rows": rows,
-                                            "attribution": share_reports}), indent=2))
+    write_json(out / "results.json", jsonable({"held_out_slices": [z0, z1], "rows": rows, "attribution": share_reports}),
+               overwrite=True)
     with atomic_path(out / "results.csv", overwrite=True) as tmp:
         with tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -158,9 +155,7 @@ def format_demo(result: dict[str, Any]) -> str:
     cols = list(rows[0])
     head = [c.replace("adapted_rand_error", "ARE").replace("mirror_asymmetry", "MA") for c in cols]
     cells = [[r[c] if isinstance(r[c], str) else f"{r[c]:.4f}" for c in cols] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines = text_table([head, *cells])
     z0, z1 = result["held_out_slices"]
     lines.append(f"held-out slices {z0}..{z1 - 1}; share_±d = saliency share of the slice at offset d; results in {result['out']}")
     return "\n".join(lines)

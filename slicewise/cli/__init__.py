@@ -10,6 +10,7 @@ import importlib
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first).")
@@ -43,12 +44,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as ex:
         sys.exit(ex.exit_code)
-    except Exception as err:
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    except TyperException as err:  # usage errors (typer vendors click): usage line + message, no traceback
+        if hasattr(err, "show"):
             err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+        else:
+            print(f"error: {err.format_message()}", file=sys.stderr)
+        sys.exit(err.exit_code)

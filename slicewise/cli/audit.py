@@ -1,56 +1,38 @@
 """``slicewise audit``: first-layer weights, attribution by input slice, layer domain susceptibility.
 
-MODEL arguments are a saved model file (``load_model``) or an encoder spec: a timm encoder name,
-optionally with ModelConfig fields, ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``;
-a spec builds the pretrained network (decoder at initialisation, seeded with ``--seed``).
-Printed numbers are the JSON's (6 significant digits).
+MODEL arguments are a saved model file (``load_model``) or an encoder spec
+(:func:`slicewise.cli.model.open_model`): a timm encoder name, optionally with ModelConfig fields,
+``tf_efficientnet_lite0:skips=0111,channel_init=mirror``; a spec builds the pretrained network
+(decoder at initialisation, seeded with ``--seed``). The attribution and shift tables print the
+JSON's numbers (6 significant digits); the first-layer weights table rounds to 3 decimals.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from slicewise.cli import audit_app
 
 
 def _write_json(data: Any, path: Path, overwrite: bool) -> None:
     from slicewise.diagnostics.report import jsonable
-    from slicewise.utils.atomic import atomic_path
+    from slicewise.utils.atomic import write_json
 
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(jsonable(data), indent=1), encoding="utf-8")
-
-
-def _spec_fields(spec: str) -> tuple[str, dict[str, str]]:
-    """``"enc:key=value,key=value"`` → (encoder, {key: value}); values stay strings for ModelConfig to validate."""
-    from slicewise.errors import ConfigError
-
-    name, _, rest = spec.partition(":")
-    fields = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        if "=" not in part:
-            raise ConfigError(f"model spec {spec!r}: {part!r} must look like key=value (e.g. {name}:skips=0111)")
-        key, value = part.split("=", 1)
-        fields[key.strip()] = value.strip()
-    return name, fields
+    write_json(path, jsonable(data), overwrite=overwrite, indent=1)
 
 
 def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int) -> tuple[str, Any]:
-    """(display name, model) from a saved file or an encoder spec."""
+    """(display name, model) from a saved file or an encoder spec (decoder init seeded with ``seed``)."""
     import torch
 
-    from slicewise.models import build_model, load_model
+    from slicewise.cli.model import open_model
 
-    if Path(spec).is_file():
-        return Path(spec).stem, load_model(spec)
-    encoder, extra = _spec_fields(spec)
     torch.manual_seed(seed)
-    fields = {"weights": weights, "in_slices": in_slices, "channel_init": channel_init, **extra}
-    return spec, build_model(encoder=encoder, **fields)
+    name = Path(spec).stem if Path(spec).is_file() else spec
+    return name, open_model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init)
 
 
 def _pretrained_twin(model: Any, seed: int) -> Any:
@@ -72,11 +54,19 @@ def _weights_audit(model: Any) -> dict[str, Any] | None:
     return audit_weights(cfg.encoder, cfg.weights, cfg.in_slices, cfg.channel_init, cfg.img_size)
 
 
-MODEL_OPTS = dict(
+OPTS = dict(
     weights=typer.Option("imagenet", "--weights", help="encoder weights for encoder specs (imagenet, random, a registry name or a file)"),
     in_slices=typer.Option(3, "--in-slices", "-k", help="input slices k (odd) for encoder specs"),
     channel_init=typer.Option("uniform", "--channel-init", help="first-layer strategy for encoder specs: rgb, repeat, uniform, mirror, random"),
+    key=typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr / N5 container"),
+    dz=typer.Option(1, "--dz", help="z-step between stacked slices"),
+    device=typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
+    batch_size=typer.Option(16, "--batch-size", help="tiles per device batch"),
+    json_out=typer.Option(None, "--json", help="write the numbers to this JSON file"),
+    report=typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
+    overwrite=typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
 )
+"""Options shared by the audit commands (one help text each)."""
 
 
 @audit_app.command("weights")
@@ -86,9 +76,9 @@ def weights_cmd(
     in_slices: int = typer.Option(3, "--in-slices", "-k", help="input slices k (odd)"),
     channel_init: str = typer.Option("rgb", "--channel-init", help="rgb, repeat, uniform, mirror or random"),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="ViT build size (SAM: 1024)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the numbers to this JSON file"),
-    report: Optional[Path] = typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
+    json_out: Optional[Path] = OPTS["json_out"],
+    report: Optional[Path] = OPTS["report"],
+    overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
     from slicewise.diagnostics.report import jsonable, write_report
@@ -106,30 +96,31 @@ def weights_cmd(
 def attribution_cmd(
     model: str = typer.Argument(..., help="a saved model file or an encoder spec (builds the pretrained network)"),
     data: str = typer.Argument(..., help="volume file (TIFF, PNG folder, HDF5, Zarr, N5)"),
-    key: Optional[str] = typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr / N5 container"),
+    key: Optional[str] = OPTS["key"],
     method: str = typer.Option("saliency", "--method", help="saliency (|dT/dx|), ixg (|x * dT/dx|) or ig (integrated gradients)"),
     target_class: Optional[int] = typer.Option(None, "--class", help="class whose logits are summed (default 1; 0 with one class)"),
     region: str = typer.Option("tile", "--region", help="pixels summed: tile, mask (predicted class) or an ROI mask file shaped like DATA"),
     n_tiles: int = typer.Option(32, "--tiles", help="number of random tiles (bootstrap CIs are over tiles)"),
     tile: int = typer.Option(128, "--tile", help="tile size in pixels (a multiple of the model's size divisor)"),
     steps: int = typer.Option(32, "--steps", help="integrated-gradients steps"),
-    dz: int = typer.Option(1, "--dz", help="z-step between stacked slices"),
+    dz: int = OPTS["dz"],
     seed: int = typer.Option(0, "--seed", help="seed for tiles, bootstrap and decoder init"),
     pretrained: bool = typer.Option(False, "--pretrained", help="also audit the pretrained network MODEL started from, side by side"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
-    batch_size: int = typer.Option(16, "--batch-size", help="tiles per device batch"),
-    weights: str = MODEL_OPTS["weights"],
-    in_slices: int = MODEL_OPTS["in_slices"],
-    channel_init: str = MODEL_OPTS["channel_init"],
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the numbers to this JSON file"),
-    report: Optional[Path] = typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
+    device: str = OPTS["device"],
+    batch_size: int = OPTS["batch_size"],
+    weights: str = OPTS["weights"],
+    in_slices: int = OPTS["in_slices"],
+    channel_init: str = OPTS["channel_init"],
+    json_out: Optional[Path] = OPTS["json_out"],
+    report: Optional[Path] = OPTS["report"],
+    overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
     import numpy as np
 
     from slicewise.data.io import open_volume
     from slicewise.diagnostics import compare_models, write_report
+    from slicewise.diagnostics.attribution import REGIONS
     from slicewise.diagnostics.report import format_attribution
 
     name, net = _model(model, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed)
@@ -138,7 +129,7 @@ def attribution_cmd(
         models = {"pretrained": _pretrained_twin(net, seed), "fine-tuned": net}
     vol = open_volume(data, key=key)
     roi: Any = region
-    if region not in ("tile", "mask"):
+    if region not in REGIONS:
         roi = np.asarray(open_volume(region)[:])
     result = compare_models(models, vol, method=method, target_class=target_class, region=roi, n_tiles=n_tiles,
                             tile=tile, dz=dz, seed=seed, device=device, n_steps=steps, batch_size=batch_size)
@@ -156,20 +147,20 @@ def attribution_cmd(
 def shift_cmd(
     paths: list[str] = typer.Argument(..., help="MODEL [MODEL2 ...] DATA: saved model files or encoder specs, then the volume"),
     shift: list[str] = typer.Option(..., "--shift", help="name=strength, repeatable: brightness, contrast, gamma, gaussian_noise, gaussian_blur, saturation, hue"),
-    key: Optional[str] = typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr / N5 container"),
+    key: Optional[str] = OPTS["key"],
     n_tiles: int = typer.Option(32, "--tiles", help="number of random tiles"),
     tile: int = typer.Option(128, "--tile", help="tile size in pixels"),
-    dz: int = typer.Option(1, "--dz", help="z-step between stacked slices"),
+    dz: int = OPTS["dz"],
     seed: int = typer.Option(0, "--seed", help="seed for tiles, range sample, noise and decoder init"),
     bins: int = typer.Option(64, "--bins", help="histogram bins per channel"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
-    batch_size: int = typer.Option(16, "--batch-size", help="tiles per device batch"),
-    weights: str = MODEL_OPTS["weights"],
-    in_slices: int = MODEL_OPTS["in_slices"],
-    channel_init: str = MODEL_OPTS["channel_init"],
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the numbers to this JSON file"),
-    report: Optional[Path] = typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
+    device: str = OPTS["device"],
+    batch_size: int = OPTS["batch_size"],
+    weights: str = OPTS["weights"],
+    in_slices: int = OPTS["in_slices"],
+    channel_init: str = OPTS["channel_init"],
+    json_out: Optional[Path] = OPTS["json_out"],
+    report: Optional[Path] = OPTS["report"],
+    overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
     from slicewise.data.io import open_volume

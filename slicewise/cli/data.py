@@ -7,21 +7,20 @@ from typing import Optional
 
 import typer
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from slicewise.cli import data_app
 
 
 @data_app.command("list")
 def list_cmd() -> None:
     """Table of the registered datasets: name, modality, task, size, licence."""
     from slicewise.data.registry import list_datasets
+    from slicewise.utils import text_table
 
     rows = [(e["name"], str(e.get("modality", "")), str(e.get("task", "")), str(e.get("size", "")),
              _short(str(e.get("licence", ""))) + (" [manual download]" if e.get("manual") else ""))
             for e in list_datasets()]
     header = ("name", "modality", "task", "size", "licence")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    for r in [header, *rows]:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    typer.echo("\n".join(text_table([header, *rows], align="lllll")))
 
 
 def _short(text: str) -> str:
@@ -54,6 +53,7 @@ def info_cmd(
 ) -> None:
     """Shape, dtype, value range, voxel size and a label summary of a volume file."""
     from slicewise.data.io import open_volume, summarize_volume
+    from slicewise.utils import text_table
 
     with open_volume(path, key=key) as vol:
         s = summarize_volume(vol)
@@ -67,5 +67,4 @@ def info_cmd(
         ("distinct values", "n/a (non-integer values)" if s["distinct_values"] is None else str(s["distinct_values"])),
         ("looks like", s["looks_like"] + (f" {s['values']}" if s["values"] is not None else "")),
     ]
-    for k, v in lines:
-        typer.echo(f"{k + ':':<17}{v}")
+    typer.echo("\n".join(text_table([(k + ":", v) for k, v in lines], align="ll")))

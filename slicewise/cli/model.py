@@ -1,19 +1,49 @@
-"""``slicewise model``: parameters and FLOPs of a saved model or of an encoder configuration."""
+"""``slicewise model``: parameters and FLOPs of a saved model or of an encoder configuration.
+
+MODEL arguments (here and in ``slicewise audit``) are a saved model file (``load_model``) or an
+encoder spec: a timm encoder name, optionally with ModelConfig fields that override the command's
+options, e.g. ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from slicewise.cli import model_app
+
+
+def spec_fields(spec: str) -> tuple[str, dict[str, str]]:
+    """``"enc:key=value,key=value"`` → (encoder, {key: value}); values stay strings for ModelConfig to validate."""
+    from slicewise.errors import ConfigError
+
+    name, _, rest = spec.partition(":")
+    fields = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        if "=" not in part:
+            raise ConfigError(f"model spec {spec!r}: {part!r} must look like key=value (e.g. {name}:skips=0111)")
+        key, value = part.split("=", 1)
+        fields[key.strip()] = value.strip()
+    return name, fields
+
+
+def open_model(spec: str, **defaults: Any) -> Any:
+    """A saved model file through ``load_model``, else the network built from an encoder spec:
+    ``build_model`` with ``defaults`` (ModelConfig fields) overridden by the spec's fields."""
+    from slicewise.models import build_model, load_model
+
+    if Path(spec).is_file():
+        return load_model(spec)
+    encoder, extra = spec_fields(spec)
+    return build_model(encoder=encoder, **{**defaults, **extra})
 
 
 @model_app.command("info")
 def info_cmd(
-    model: str = typer.Argument(..., help="a saved model file (.pt from save_model / slicewise train) or a timm encoder name"),
+    model: str = typer.Argument(..., help="a saved model file (.pt from save_model / slicewise train) or an encoder spec, e.g. resnet18:skips=0111"),
     in_slices: int = typer.Option(3, "--in-slices", "-k", help="input slices k (odd); encoder names only"),
     colors: int = typer.Option(1, "--colors", help="colour channels per slice: 1 grayscale, 3 RGB; encoder names only"),
     channel_init: str = typer.Option("uniform", "--channel-init", help="rgb, repeat, uniform, mirror or random; encoder names only"),
@@ -26,18 +56,16 @@ def info_cmd(
 ) -> None:
     """Parameter counts (encoder / decoder) and forward GFLOPs per image at --size."""
     from slicewise.errors import InputError
-    from slicewise.models import build_model, load_model, model_info
+    from slicewise.models import model_info
+    from slicewise.utils import text_table
 
     try:
         hw = tuple(int(v) for v in size.lower().split("x"))
     except ValueError:
         raise InputError(f"--size {size!r} must be N or HxW, e.g. 256 or 512x256") from None
     h, w = (hw[0], hw[0]) if len(hw) == 1 else hw[:2]
-    if Path(model).is_file():
-        net = load_model(model)
-    else:
-        net = build_model(encoder=model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
-                          skips=skips, classes=classes, img_size=img_size)
+    net = open_model(model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
+                     skips=skips, classes=classes, img_size=img_size)
     info = model_info(net, (h, w))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -48,6 +76,4 @@ def info_cmd(
             ("size divisor", str(info["size_divisor"])),
             ("parameters", f"{info['params']:,} (encoder {info['encoder_params']:,}, decoder {info['decoder_params']:,})"),
             ("forward", f"{info['gflops']:.2f} GFLOP / image")]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        typer.echo(f"{k.ljust(width)}  {v}")
+    typer.echo("\n".join(text_table(rows, align="ll")))

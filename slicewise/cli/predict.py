@@ -26,7 +26,7 @@ def predict_cmd(
     dz: int = typer.Option(1, "--dz", help="Z-step between the context slices of a stack."),
     border: str = typer.Option("reflect", "--border", help="Context slices beyond the volume ends: reflect or replicate."),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key of the input inside HDF5 / Zarr."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Predict every slice of INPUT with MODEL (2.5D stacks, Gaussian-blended tiles) and write OUTPUT."""

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from slicewise.cli import app, audit_app, data_app, model_app  # noqa: F401
+from slicewise.cli import app
 
 
 @app.command("train", context_settings={"allow_extra_args": False})

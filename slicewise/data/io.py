@@ -32,7 +32,6 @@ name and renamed to ``key`` only when complete (other datasets are untouched).
 from __future__ import annotations
 
 import glob as globmod
-import json
 import operator
 import os
 import uuid
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from slicewise.errors import InputError
-from slicewise.utils import atomic_path, check_output_path, progress
+from slicewise.utils import atomic_path, progress, write_json
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -222,14 +221,14 @@ def _expand_key(key: Any, ndim: int) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-def as_volume(x: Any) -> Volume:
+def as_volume(x: Any, key: str | None = None) -> Volume:
     """Wrap ``x`` as a :class:`Volume`: a Volume is returned as is, a path is opened with
-    :func:`open_volume`, an array-like (numpy, h5py/zarr array) is wrapped without copying.
+    :func:`open_volume` (``key`` for HDF5/Zarr/N5 containers), an array-like (numpy, h5py/zarr array) is wrapped without copying.
     A 2-D array is an image of depth 1; a 3-D array is Z×Y×X (use ``x[None]`` for one RGB image)."""
     if isinstance(x, Volume):
         return x
     if isinstance(x, (str, os.PathLike)):
-        return open_volume(x)
+        return open_volume(x, key=key)
     if type(x).__module__.startswith("torch"):
         x = x.detach().cpu().numpy()
     if not (hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__getitem__")):
@@ -780,7 +779,4 @@ def summarize_volume(volume: Any, max_distinct: int = 1 << 16) -> dict[str, Any]
 
 def save_json(path: str | os.PathLike, data: dict[str, Any], overwrite: bool = True) -> Path:
     """Write ``data`` as indented JSON through :func:`atomic_path`."""
-    p = check_output_path(path, overwrite=overwrite)
-    with atomic_path(p, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return p
+    return write_json(path, data, overwrite=overwrite)

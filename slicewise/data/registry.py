@@ -35,6 +35,7 @@ import yaml
 from slicewise.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, Volume, _open_image_files, open_volume, save_json, write_volume
 from slicewise.errors import InputError, OfflineError
 from slicewise.utils import atomic_path, check_output_path, progress
+from slicewise.utils.cache import cache_root, offline
 
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -63,11 +64,6 @@ def get_entry(name: str) -> dict[str, Any]:
 def list_datasets() -> list[dict[str, Any]]:
     """One dict per entry (name, title, modality, task, size, licence, page, manual)."""
     return [get_entry(n) for n in load_registry()]
-
-
-def cache_root(path: str | os.PathLike | None = None) -> Path:
-    """Cache root: ``path``, else ``$SLICEWISE_CACHE``, else ``~/.cache/slicewise``."""
-    return Path(path or os.environ.get("SLICEWISE_CACHE") or Path.home() / ".cache" / "slicewise").expanduser()
 
 
 def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
@@ -157,7 +153,7 @@ def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path) -> tuple[P
     url = d.get("url")
     if not url:
         raise InputError(f"{name} has no download URL: {_offline_hint(name)}")
-    if os.environ.get("SLICEWISE_OFFLINE", "") not in ("", "0") and not _is_local_url(url):
+    if offline() and not _is_local_url(url):
         raise OfflineError(f"{name}: not downloading {url} because SLICEWISE_OFFLINE is set; {_offline_hint(name)}")
     known = _known_hash(d)
     pooch.get_logger().setLevel("WARNING")

@@ -18,7 +18,7 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -129,6 +129,21 @@ def _as_volume_list(raw: Any, labels: Any) -> tuple[list[Any], list[Any]]:
     return out_r, out_l
 
 
+def _as_extra_lists(extras: Mapping[str, Any] | None, labels: list[Any]) -> dict[str, list[Any]]:
+    """Each extra volume (or list of them, one per volume) as a list shaped like ``labels``."""
+    out: dict[str, list[Any]] = {}
+    for name, ex in (extras or {}).items():
+        vols = list(ex) if isinstance(ex, (list, tuple)) else [ex]
+        if len(vols) != len(labels):
+            raise InputError(f"extra {name!r}: give one volume per label volume ({len(vols)} for {len(labels)})")
+        vols = [np.asarray(e)[None] if len(e.shape) == 2 else e for e in vols]
+        for i, (e, lab) in enumerate(zip(vols, labels)):
+            if tuple(e.shape) != tuple(lab.shape):
+                raise InputError(f"extra {name!r} of volume {i} has shape {tuple(e.shape)}, the labels {tuple(lab.shape)}: they must match")
+        out[str(name)] = vols
+    return out
+
+
 class PatchSampler:
     """Seeded random 2.5D training patches from one volume or a list of volumes.
 
@@ -145,6 +160,10 @@ class PatchSampler:
     ``train_fraction`` / ``train_count`` keep a seeded subset of the items (``seed`` picks it;
     the subsets for one seed are nested: the 10% subset lies inside the 25% subset). Items are
     ``(volume, z)`` pairs, so for a 2-D image set the subset is over images.
+
+    ``extras``: named label-like volumes shaped like ``labels`` (one each, or a list per volume
+    for a list), e.g. instance ids; their centre slice is cropped at the same place as ``y`` and
+    :meth:`sample_one` / :meth:`sample` then return ``(x, y, {name: crop})``.
     """
 
     def __init__(
@@ -161,8 +180,10 @@ class PatchSampler:
         train_fraction: float | None = None,
         train_count: int | None = None,
         seed: int = 0,
+        extras: Mapping[str, Any] | None = None,
     ) -> None:
         self.raws, self.labels = _as_volume_list(raw, labels)
+        self.extras = _as_extra_lists(extras, self.labels)
         self.patch = (int(patch[0]), int(patch[1]))
         self.k, self.dz, self.border = int(k), int(dz), border
         if not 0.0 <= foreground_fraction <= 1.0:
@@ -221,24 +242,32 @@ class PatchSampler:
                 return y0, x0
         return int(rng.integers(0, height - ph + 1)), int(rng.integers(0, width - pw + 1))
 
-    def sample_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One patch: ``x`` (k·C, ph, pw) raw dtype, ``y`` (ph, pw) label of the centre slice."""
+    def sample_one(self, rng: np.random.Generator) -> tuple[Any, ...]:
+        """One patch: ``x`` (k·C, ph, pw) raw dtype, ``y`` (ph, pw) label of the centre slice
+        (and ``{name: (ph, pw) crop}`` of the extras when there are any)."""
         v, z = (int(t) for t in self.items[rng.integers(len(self.items))])
         y0, x0 = self._crop_origin(v, z, rng)
-        yx = (slice(y0, y0 + self.patch[0]), slice(x0, x0 + self.patch[1]))
-        x = stack_slices(self.raws[v], z, self.k, self.dz, self.border, yx=yx)
-        y = np.asarray(self.labels[v][z, yx[0], yx[1]])
-        return np.asarray(x), y
+        ys, xs = slice(y0, y0 + self.patch[0]), slice(x0, x0 + self.patch[1])
+        x = np.asarray(stack_slices(self.raws[v], z, self.k, self.dz, self.border, yx=(ys, xs)))
+        y = np.asarray(self.labels[v][z, ys, xs])
+        if not self.extras:
+            return x, y
+        return x, y, {name: np.asarray(vols[v][z, ys, xs]) for name, vols in self.extras.items()}
 
-    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` patches: ``x`` (n, k·C, ph, pw) raw dtype, ``y`` (n, ph, pw); ``rng`` a Generator or seed."""
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> tuple[Any, ...]:
+        """``n`` patches: ``x`` (n, k·C, ph, pw) raw dtype, ``y`` (n, ph, pw) (and ``{name: (n, ph, pw)}``
+        of the extras when there are any); ``rng`` a Generator or seed."""
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        pairs = [self.sample_one(rng) for _ in range(int(n))]
-        if not pairs:
+        items = [self.sample_one(rng) for _ in range(int(n))]
+        if items:
+            x, y = np.stack([p[0] for p in items]), np.stack([p[1] for p in items])
+            extra = {name: np.stack([p[2][name] for p in items]) for name in self.extras}
+        else:
             ph, pw = self.patch
             channels = self.k * (int(self.raws[0].shape[3]) if len(self.raws[0].shape) == 4 else 1)
-            return np.zeros((0, channels, ph, pw), self.raws[0].dtype), np.zeros((0, ph, pw), self.labels[0].dtype)
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+            x, y = np.zeros((0, channels, ph, pw), self.raws[0].dtype), np.zeros((0, ph, pw), self.labels[0].dtype)
+            extra = {name: np.zeros((0, ph, pw), vols[0].dtype) for name, vols in self.extras.items()}
+        return (x, y, extra) if self.extras else (x, y)
 
 
 class PatchDataset(Dataset):
@@ -247,8 +276,9 @@ class PatchDataset(Dataset):
     Item ``i`` is ``sampler.sample_one(numpy.random.default_rng([seed, epoch, i]))`` — a pure
     function of ``(seed, epoch, i)``, hence identical for any number of DataLoader workers.
     Call :meth:`set_epoch` before each epoch (outside the workers, without
-    ``persistent_workers``) to draw fresh patches. Items are numpy ``(x, y)``; the default collate
-    makes ``(B, k·C, ph, pw)`` and ``(B, ph, pw)`` tensors in the raw / label dtypes.
+    ``persistent_workers``) to draw fresh patches. Items are numpy ``(x, y)`` (``(x, y, extras)``
+    with extras); the default collate makes ``(B, k·C, ph, pw)`` and ``(B, ph, pw)`` tensors in the
+    raw / label dtypes.
     """
 
     def __init__(self, sampler: PatchSampler, length: int, seed: int = 0) -> None:
@@ -263,7 +293,7 @@ class PatchDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, i: int) -> Any:
         if not 0 <= int(i) < self.length:
             raise IndexError(i)
         return self.sampler.sample_one(np.random.default_rng([self.seed, self.epoch, int(i)]))

@@ -118,6 +118,13 @@ def stack_slices(
     return out[0] if scalar else out
 
 
+def context_range(z0: int, z1: int, depth: int, k: int = 3, dz: int = 1) -> tuple[int, int]:
+    """``(a, b)``: the slices ``[a, b)`` that the stacks of centre slices ``z0 … z1−1`` read
+    (``r·dz`` either side, ``k = 2r+1``), clipped to ``[0, depth)``."""
+    r = (int(k) - 1) // 2 * int(dz)
+    return max(0, int(z0) - r), min(int(depth), int(z1) + r)
+
+
 def to_unit_float(array: Any) -> Any:
     """Intensities to float32 in [0, 1]: integer dtypes are divided by their dtype maximum
     (uint8 by 255); float input is taken as already in [0, 1] and only cast. Works on numpy

@@ -26,17 +26,11 @@ from slicewise.data.io import as_volume
 from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float, valid_centres
 from slicewise.diagnostics.asymmetry import summarise_shares
 from slicewise.errors import InputError
+from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress
 
 METHODS: tuple[str, ...] = ("saliency", "ixg", "ig")
 REGIONS: tuple[str, ...] = ("tile", "mask")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` → CUDA when available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def seg_channel(model: nn.Module, target_class: int | None) -> tuple[int, int, int]:

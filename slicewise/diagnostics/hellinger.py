@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from slicewise.data.io import as_volume
-from slicewise.diagnostics.attribution import describe_model, model_k, read_tiles, resolve_device, sample_tiles
+from slicewise.diagnostics.attribution import describe_model, model_k, read_tiles, sample_tiles
 from slicewise.errors import InputError
+from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress
 
 Callback = Callable[[str, torch.Tensor], None]

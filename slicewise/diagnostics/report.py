@@ -9,7 +9,6 @@ folder that is renamed to ``DIR`` on success (:func:`slicewise.utils.atomic_path
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from slicewise.utils.atomic import atomic_path
+from slicewise.utils.atomic import atomic_path, write_json
+from slicewise.utils.figures import pyplot, save_figure
 
 SIG = 6
 
@@ -107,24 +107,9 @@ def format_shift(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> str:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    return path.name
-
-
 def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> str:
     """Grouped bars: slice share per z-offset for each model, 95% CI error bars, the 1/k line."""
-    plt = _plt()
+    plt = pyplot()
     names = list(models)
     first = models[names[0]]
     k = len(first["shares"])
@@ -142,7 +127,7 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
     ax.set_ylabel("attribution share")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_maps(report: Mapping[str, Any], path: Path, title: str) -> str | None:
@@ -150,7 +135,7 @@ def plot_maps(report: Mapping[str, Any], path: Path, title: str) -> str | None:
     maps = report.get("maps")
     if not maps or len(maps["inputs"]) == 0:
         return None
-    plt = _plt()
+    plt = pyplot()
     x, a = np.asarray(maps["inputs"]), np.asarray(maps["attributions"])
     k = int(report["k"])
     colors = x.shape[1] // k
@@ -173,12 +158,12 @@ def plot_maps(report: Mapping[str, Any], path: Path, title: str) -> str | None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_hellinger(result: Mapping[str, Any], path: Path) -> str:
     """One panel per shift: layer score (y) over the hooked layers in forward order (x), a line per model."""
-    plt = _plt()
+    plt = pyplot()
     labels = [s["label"] for s in result["shifts"]]
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
@@ -196,7 +181,7 @@ def plot_hellinger(result: Mapping[str, Any], path: Path) -> str:
     for ax in list(axes.flat)[len(labels):]:
         ax.set_visible(False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def weights_shares(result: Mapping[str, Any]) -> list[float] | None:
@@ -213,7 +198,7 @@ def plot_weights(audits: Sequence[Mapping[str, Any]], names: Sequence[str], path
     shares = [weights_shares(a) for a in audits]
     if not shares or any(s is None for s in shares):
         return None
-    plt = _plt()
+    plt = pyplot()
     k = max(len(s) for s in shares)
     width = 0.8 / len(shares)
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * k, 3.0))
@@ -225,15 +210,7 @@ def plot_weights(audits: Sequence[Mapping[str, Any]], names: Sequence[str], path
     ax.set_ylabel("weight share (L1)")
     ax.set_title("first-layer weight shares", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
-
-
-def _weights_text(audit: Mapping[str, Any]) -> str:
-    try:
-        from slicewise.diagnostics.weights_audit import format_weights_audit
-    except ImportError:
-        return json.dumps(jsonable(audit), indent=1)
-    return format_weights_audit(audit)
+    return save_figure(fig, path)
 
 
 def write_report(
@@ -252,6 +229,8 @@ def write_report(
     """
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from slicewise.diagnostics.weights_audit import format_weights_audit
+
     if weights is not None and "shares" in weights:
         weights = {f"{weights.get('encoder', 'network')} ({weights.get('channel_init', '')})": weights}
     data = jsonable({"title": title, "weights": weights, "attribution": attribution, "shift": shift})
@@ -262,7 +241,7 @@ def write_report(
             names = list(weights)
             ctx["weights"] = {
                 "figure": plot_weights([weights[n] for n in names], names, tmp / "weights_shares.png"),
-                "texts": [(n, _weights_text(weights[n])) for n in names],
+                "texts": [(n, format_weights_audit(weights[n])) for n in names],
             }
         if attribution is not None:
             models = attribution_models(attribution)
@@ -283,5 +262,5 @@ def write_report(
         env = Environment(loader=PackageLoader("slicewise.diagnostics", "templates"), autoescape=select_autoescape(["html"]))
         env.filters["num"] = fmt
         (tmp / "index.html").write_text(env.get_template("report.html").render(**ctx), encoding="utf-8")
-        (tmp / "report.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+        write_json(tmp / "report.json", data, indent=1)
     return Path(directory)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalise_shares, pair_difference
+from slicewise.utils.table import text_table
 
 RGB_NAMES = ("R", "G", "B")
 
@@ -69,9 +70,9 @@ def format_weights_audit(result: dict[str, Any]) -> str:
     """Plain-text table of an :func:`audit_weights` result (one row per input channel + indices)."""
     head = (f"first-layer audit: {result['encoder']} ({result['weights']}), k={result['in_slices']}, "
             f"{result['channel_init']}, layer {result['first_layer']} {tuple(result['kernel_shape'])}")
-    rows = [f"{'channel':>8} {'name':>8} {'L1':>10} {'L2':>9} {'share L1':>9} {'share L2':>9}"]
-    for ch in result["channels"]:
-        rows.append(f"{ch['index']:>8} {ch['name']:>8} {ch['l1']:>10.3f} {ch['l2']:>9.3f} {ch['share_l1']:>9.3f} {ch['share_l2']:>9.3f}")
+    rows = text_table([["channel", "name", "L1", "L2", "share L1", "share L2"]]
+                      + [[str(ch["index"]), str(ch["name"]), *(f"{ch[c]:.3f}" for c in ("l1", "l2", "share_l1", "share_l2"))]
+                         for ch in result["channels"]], align="rrrrrr")
     tail = (f"mirror asymmetry MA = {result['mirror_asymmetry']:.3f}   centre share = {result['centre_share']:.3f}   "
             f"pair difference s0 - s(k-1) = {result['pair_difference']:+.3f}")
     return "\n".join([head, *rows, tail])

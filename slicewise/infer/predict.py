@@ -53,10 +53,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from slicewise.data.io import as_volume
 from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float
 from slicewise.errors import InputError
 from slicewise.infer.tiling import effective_tile, gaussian_weight, iter_batches, pad_to_tile, tile_starts, weight_sum
 from slicewise.utils.atomic import atomic_path, check_output_path
+from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress as _progress
 
 OutputKind = Literal["probabilities", "labels", "both"]
@@ -113,20 +115,6 @@ def _model_hash(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _resolve_device(device: str | None) -> str:
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        d = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device {device!r} is not a torch device: use cpu, cuda or cuda:N") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available here: use --device cpu")
-    return str(d)
-
-
 def _heads(model: Any) -> tuple[tuple[str, int, int], ...]:
     heads = getattr(model, "heads", None) or {"seg": slice(0, int(model.out_channels))}
     out = []
@@ -134,16 +122,6 @@ def _heads(model: Any) -> tuple[tuple[str, int, int], ...]:
         start, stop, _ = sl.indices(int(model.out_channels))
         out.append((str(name), start, stop))
     return tuple(sorted(out, key=lambda h: h[1]))
-
-
-def open_input(volume: Any, key: str | None = None) -> Any:
-    """A path through ``open_volume`` (lazy, ``key`` for HDF5/Zarr); anything else through
-    ``as_volume`` (numpy / torch / h5py / zarr arrays; a 2-D image becomes depth 1)."""
-    from slicewise.data.io import as_volume, open_volume
-
-    if isinstance(volume, (str, os.PathLike)):
-        return open_volume(volume, key=key)
-    return as_volume(volume)
 
 
 def _close(volume: Any, source: Any) -> None:
@@ -203,7 +181,7 @@ def make_plan(
         raise InputError(f"chunk_z {chunk_z} must be >= 1 slices")
     return Plan(
         shape=tuple(int(s) for s in shape), k=k, dz=int(dz), border=border, tile=eff, overlap=float(overlap),
-        batch_size=int(batch_size), tta=bool(tta), device=_resolve_device(device), heads=heads,
+        batch_size=int(batch_size), tta=bool(tta), device=str(resolve_device(device)), heads=heads,
         out_channels=int(model.out_channels), output_kind=output_kind, chunk_z=min(cz, depth),
     )
 
@@ -398,7 +376,7 @@ def run_chunk(model: Any, source: Any, key: str | None, part: str, index: int, z
     the partial Zarr ``part``, mark chunk ``index`` done. Returns ``index``."""
     import zarr
 
-    volume = open_input(source, key)
+    volume = as_volume(source, key=key)
     try:
         probs = predict_centres(model, volume, np.arange(z0, z1), plan)
     finally:
@@ -473,7 +451,7 @@ def predict(
     ``k`` defaults to ``model.in_slices``; ``dz`` is the z-step between context slices.
     ``tile`` (pixels) is shrunk on short axes to a multiple of ``model.size_divisor``; ``overlap``
     is a fraction of the tile. ``tta``: average over H/W flips and z-reversal of the stack.
-    ``device``: default CUDA when available (bf16 autocast, channels_last), else CPU; the model
+    ``device``: ``None``/``"auto"`` picks CUDA when available (bf16 autocast, channels_last), else CPU; the model
     is moved there and put in eval mode.
 
     Without ``output``: returns probabilities ``(C, Z, Y, X)`` float32, labels ``(Z, Y, X)`` or
@@ -490,7 +468,7 @@ def predict(
         raise InputError("chunked / dask prediction streams to disk: give an output path ending in .zarr")
     if chunk_z is None and out_path is not None and _suffix(out_path) in ZARR_SUFFIXES:
         chunk_z = DEFAULT_CHUNK_Z
-    vol = open_input(volume, key)
+    vol = as_volume(volume, key=key)
     try:
         plan = make_plan(
             model, tuple(vol.shape), tile=tile, overlap=overlap, batch_size=batch_size, k=k, dz=dz, border=border,
@@ -522,13 +500,30 @@ def _planes_per_step(plan: Plan) -> int:
     return max(1, -(-plan.batch_size // n_tiles))
 
 
-def _predict_all(model: Any, volume: Any, plan: Plan, show: bool) -> np.ndarray:
-    z = plan.shape[0]
-    out = np.empty((plan.out_channels, z, plan.shape[1], plan.shape[2]), np.float32)
-    steps = chunk_ranges(z, _planes_per_step(plan))
-    for z0, z1 in _progress(steps, desc="predict", total=len(steps), disable=not show or None):
-        out[:, z0:z1] = predict_centres(model, volume, np.arange(z0, z1), plan)
+def _predict_all(model: Any, volume: Any, plan: Plan, show: bool, z0: int = 0, z1: int | None = None) -> np.ndarray:
+    """Probabilities ``(C, z1−z0, Y, X)`` of centre slices ``z0 … z1−1`` (default all), a few planes at a time."""
+    z1 = plan.shape[0] if z1 is None else z1
+    out = np.empty((plan.out_channels, z1 - z0, plan.shape[1], plan.shape[2]), np.float32)
+    steps = chunk_ranges(z1 - z0, _planes_per_step(plan))
+    for a, b in _progress(steps, desc="predict", total=len(steps), disable=not show or None):
+        out[:, a:b] = predict_centres(model, volume, np.arange(z0 + a, z0 + b), plan)
     return out
+
+
+def predict_slices(
+    model: Any, volume: Any, z0: int, z1: int, *, key: str | None = None, progress: bool = False, **settings: Any
+) -> np.ndarray:
+    """Probabilities ``(C, z1−z0, Y, X)`` float32 of centre slices ``z0 … z1−1`` only, each from its
+    stack in the whole volume (so equal to ``predict(model, volume)[:, z0:z1]``); only the slices
+    those stacks need are read. ``settings``: :func:`make_plan` keywords (tile, overlap, k, dz, ...)."""
+    vol = as_volume(volume, key=key)
+    try:
+        plan = make_plan(model, tuple(vol.shape), **settings)
+        if not 0 <= int(z0) < int(z1) <= plan.shape[0]:
+            raise InputError(f"slice range {z0}..{z1} is not inside the volume's 0..{plan.shape[0]}: give 0 <= z0 < z1 <= depth")
+        return _predict_all(_prepare_model(model, plan), vol, plan, progress, int(z0), int(z1))
+    finally:
+        _close(vol, volume)
 
 
 def predict_dask(model: Any, volume: Any, output: str | os.PathLike, *, chunk_z: int = 16, scheduler: str = "dask", **kwargs: Any) -> Path:

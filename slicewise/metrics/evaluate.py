@@ -24,7 +24,6 @@ fill the predicted membrane with ``fill=True``, since predicted 0 is an ordinary
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -36,7 +35,7 @@ from slicewise.metrics.ap import ap_from_table, instance_scores, seg_accuracy_fr
 from slicewise.metrics.contingency import Contingency, check_label_pair, contingency_table
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
-from slicewise.utils import atomic_path, progress
+from slicewise.utils import progress, text_table, write_json
 
 KINDS: tuple[str, ...] = ("semantic", "instance")
 #: more distinct labels than this under ``kind="semantic"`` (without ``classes``) is taken as a mistake.
@@ -235,8 +234,7 @@ def membranes_to_neurons(labels: Any, interior: int | None = None, per_slice: bo
 
 def save_json(result: dict[str, Any], path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write an :func:`evaluate` result as JSON (atomically)."""
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(path, result, overwrite=overwrite)
 
 
 def _fmt(v: Any) -> str:
@@ -252,13 +250,8 @@ def format_table(result: dict[str, Any]) -> str:
     mean = result.get("slice_mean")
     header = ["metric", "volume"] + (["slice mean"] if mean is not None else [])
     rows = [[k, _fmt(v)] + ([_fmt(mean[k]) if k in mean else "-"] if mean is not None else []) for k, v in vol.items()]
-    lines = _columns([header, *rows])
+    lines = text_table([header, *rows])
     if "per_slice" in result:
         cols = [c for c in _SLICE_COLUMNS[result["kind"]] if c in vol]
-        lines += ["", *_columns([["z", *cols], *[[str(r["z"]), *[_fmt(r[c]) for c in cols]] for r in result["per_slice"]]])]
+        lines += ["", *text_table([["z", *cols], *[[str(r["z"]), *[_fmt(r[c]) for c in cols]] for r in result["per_slice"]]])]
     return "\n".join(lines)
-
-
-def _columns(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]

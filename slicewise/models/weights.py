@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from slicewise.errors import WeightsError
+from slicewise.utils.cache import cache_root, offline
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".torch", ".tar", ".safetensors", ".bin", ".ckpt")
 
@@ -94,17 +95,9 @@ def register_weights(name: str, source: WeightSource) -> None:
     REGISTRY[name] = source
 
 
-def offline() -> bool:
-    """True when downloads are forbidden (``SLICEWISE_OFFLINE`` set to a non-empty, non-0 value)."""
-    return os.environ.get("SLICEWISE_OFFLINE", "") not in ("", "0")
-
-
 def cache_dir() -> Path:
-    """Download cache: ``$SLICEWISE_CACHE/weights`` or pooch's OS cache ``slicewise/weights``."""
-    import pooch
-
-    root = os.environ.get("SLICEWISE_CACHE")
-    return (Path(root) if root else Path(pooch.os_cache("slicewise"))) / "weights"
+    """Download cache of registry weights: ``<cache root>/weights`` (:func:`slicewise.utils.cache.cache_root`)."""
+    return cache_root() / "weights"
 
 
 def alternatives(encoder: str) -> str:

@@ -16,7 +16,6 @@ reuses ``best.pt`` (the weights with the best validation Dice).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -25,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.stacking import context_range
 from slicewise.errors import ConfigError, InputError
-from slicewise.studies.runner import CellContext
+from slicewise.studies.runner import CellContext, json_hash
 from slicewise.utils import atomic_path
 
 AXIS_KEYS: dict[str, str] = {
@@ -115,8 +115,7 @@ def initial_model(config: Mapping[str, Any]) -> Any:
 
 def shared_dir(ctx: CellContext, name: str, spec: Mapping[str, Any]) -> Path:
     """``OUT/data/<name>-<hash of spec>``: prepared data shared by all cells of a run."""
-    digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return ctx.workdir.parent.parent / "data" / f"{name}-{digest}"
+    return ctx.workdir.parent.parent / "data" / f"{name}-{json_hash(spec, 10)}"
 
 
 def _write_once(path: Path, array: np.ndarray) -> Path:
@@ -167,18 +166,11 @@ def em_volume(ctx: CellContext) -> tuple[dict[str, Any], np.ndarray, np.ndarray]
     return entries, raw, classes
 
 
-def _context_range(z0: int, z1: int, depth: int, k: int, dz: int = 1) -> tuple[int, int]:
-    r = (k - 1) // 2 * dz
-    return max(0, z0 - r), min(depth, z1 + r)
-
-
 def predict_range(model: Any, raw: np.ndarray, z0: int, z1: int, settings: Mapping[str, Any]) -> np.ndarray:
     """Probabilities (C, z1−z0, Y, X) of slices z0..z1−1, predicted with their context slices."""
-    from slicewise.infer import predict
+    from slicewise.infer.predict import predict_slices
 
-    a, b = _context_range(z0, z1, raw.shape[0], model.in_slices)
-    probs = predict(model, raw[a:b], progress=False, **dict(settings))
-    return np.asarray(probs)[:, z0 - a:z1 - a]
+    return predict_slices(model, raw, z0, z1, **dict(settings))
 
 
 def semantic_metrics(pred: np.ndarray, gt: np.ndarray, cls: int, **labels: Any) -> list[Record]:
@@ -227,7 +219,7 @@ def cell_bias(ctx: CellContext) -> dict[str, Any]:
     audit = audit_weights(encoder=m["encoder"], weights=m.get("weights", "imagenet"), in_slices=m.get("in_slices", 3),
                           channel_init=m.get("channel_init", "uniform"), img_size=m.get("img_size"))
     recs += _share_records(audit, "weights")
-    a, b = _context_range(z0, z1, raw.shape[0], int(m.get("in_slices", 3)))
+    a, b = context_range(z0, z1, raw.shape[0], int(m.get("in_slices", 3)))
     test_raw = raw[a:b]
     seed = int(config.get("seed", 0))
     before = attribution_report(initial_model(config), test_raw, seed=seed, **attr)
@@ -272,7 +264,7 @@ def cell_skips(ctx: CellContext) -> dict[str, Any]:
         shifted = np.asarray(apply_shift(unit, name, strength, seed=0), dtype=np.float32)
         pred = predict_range(model, shifted, z0, z1, ex.get("predict", {})).argmax(0)
         recs += semantic_metrics(pred, gt, cls, test="shifted", shift=f"{name}={strength:g}")
-    a, b = _context_range(z0, z1, raw.shape[0], model.in_slices)
+    a, b = context_range(z0, z1, raw.shape[0], model.in_slices)
     hs = dict(ex.get("hellinger", {}))
     rep = shift_report(model, raw[a:b], shifts=list(ex.get("shifts", [])), seed=int(config.get("seed", 0)), **hs)
     for mres in rep["models"].values():

@@ -18,6 +18,7 @@ import pandas as pd
 
 from slicewise.studies.stats import _as_key, mean_ci
 from slicewise.utils import atomic_path
+from slicewise.utils.figures import pyplot, save_figure
 
 if TYPE_CHECKING:
     from slicewise.studies.runner import Figure, Study, Summary
@@ -92,11 +93,7 @@ def _safe(name: str) -> str:
 
 def _comparison_figure(rows: pd.DataFrame, title: str, path: Path) -> None:
     """Mean ± CI per level: line over a numeric stratum, else grouped bars per stratum."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     strata = [s for s in str(rows["strata"].iloc[0] or "").split(",") if s]
     xcol = next((s for s in strata if _numeric(rows[s])), None)
     panel_cols = [s for s in strata if s != xcol]
@@ -132,9 +129,7 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path) -> None:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def _yerr(frame: pd.DataFrame, key: str) -> np.ndarray:
@@ -159,11 +154,7 @@ def profile_table(table: pd.DataFrame, fig: Figure, confidence: float = 0.95) ->
 
 
 def _profile_figure(table: pd.DataFrame, fig: Figure, path: Path, confidence: float) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     prof = profile_table(table, fig, confidence)
     if prof.empty:
         return False
@@ -189,9 +180,7 @@ def _profile_figure(table: pd.DataFrame, fig: Figure, path: Path, confidence: fl
             ax.legend(fontsize=7, title=fig.hue, title_fontsize=7)
     f.suptitle(fig.title or f"{fig.metric} per {fig.x}", fontsize=10)
     f.tight_layout()
-    with atomic_path(path) as tmp:
-        f.savefig(tmp, dpi=90, format="png")
-    plt.close(f)
+    save_figure(f, path, dpi=90)
     return True
 
 

@@ -51,10 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from pydantic import Field
 
-from slicewise.config import StrictModel, deep_merge, parse_overrides, validate
+from slicewise.config import StrictModel, deep_merge, parse_overrides, read_yaml_mapping, validate
 from slicewise.errors import ConfigError, InputError
 from slicewise.studies.stats import Comparison, StatsSettings, study_statistics
 from slicewise.utils import atomic_path, progress
@@ -163,12 +162,7 @@ def load_study(name_or_path: str | os.PathLike, smoke: bool = False, overrides: 
     ``data_root``: the ``--data-root`` option; else ``$SLICEWISE_DATA_ROOT``; else the file's value.
     """
     path = resolve_study_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}): fix the syntax") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level (name, cell, grid, ...)")
+    raw = read_yaml_mapping(path)
     if smoke:
         extra = raw.get("smoke") or {}
         if not isinstance(extra, dict):
@@ -244,12 +238,17 @@ def parse_cells(spec: str | None, n: int) -> list[int]:
     return out
 
 
+def json_hash(obj: Any, length: int = 16) -> str:
+    """First ``length`` hex digits of the SHA-1 of ``obj`` as canonical JSON (sorted keys, ``str`` for the rest)."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def fingerprint(study: Study, cell: Cell) -> str:
     """Hash of everything that determines a cell's result (not the data location, not the grid size)."""
     presets = {a: study.presets[a].get(str(v)) for a, v in cell.params.items() if a in study.presets}
     payload = {"cell": study.cell, "data": study.data, "base": study.base, "extras": study.extras,
                "presets": presets, "params": cell.params}
-    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_hash(payload)
 
 
 def cell_dir(out: Path, cell: Cell) -> Path:

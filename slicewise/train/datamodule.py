@@ -128,21 +128,16 @@ def _targets(y: np.ndarray, inst: np.ndarray | None) -> dict[str, Any]:
 
 
 class InstancePatchSampler(PatchSampler):
-    """:class:`PatchSampler` that also crops the instance ids at the same place and derives the
-    boundary/distance targets; :meth:`sample_one` returns a batch-item dict."""
+    """:class:`PatchSampler` that also crops the instance ids at the same place (its ``extras``)
+    and derives the boundary/distance targets; :meth:`sample_one` returns a batch-item dict."""
 
     def __init__(self, raw: Any, labels: Any, instances: np.ndarray | None, **kwargs: Any) -> None:
-        super().__init__(raw, labels, **kwargs)
-        self.instances = instances
+        super().__init__(raw, labels, extras=None if instances is None else {"instances": instances}, **kwargs)
 
     def sample_one(self, rng: np.random.Generator) -> dict[str, Any]:  # type: ignore[override]
         """One patch as ``{"image", "target"[, "boundary", "distance"]}``."""
-        v, z = (int(t) for t in self.items[rng.integers(len(self.items))])
-        y0, x0 = self._crop_origin(v, z, rng)
-        ys, xs = slice(y0, y0 + self.patch[0]), slice(x0, x0 + self.patch[1])
-        item = {"image": np.asarray(stack_slices(self.raws[v], z, self.k, self.dz, self.border, yx=(ys, xs)))}
-        inst = None if self.instances is None else np.asarray(self.instances[z, ys, xs])
-        return {**item, **_targets(np.asarray(self.labels[v][z, ys, xs]), inst)}
+        x, y, *extra = super().sample_one(rng)
+        return {"image": x, **_targets(y, extra[0]["instances"] if extra else None)}
 
 
 class ValTiles(Dataset):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from slicewise.errors import InputError
 
@@ -43,6 +45,13 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         _remove(backup)
     else:
         os.replace(tmp, final)
+
+
+def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int = 2) -> Path:
+    """Write ``data`` as indented UTF-8 JSON (non-JSON values through ``str``) via :func:`atomic_path`."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent, default=str) + "\n", encoding="utf-8")
+    return Path(path)
 
 
 def _remove(p: Path) -> None:

@@ -38,3 +38,13 @@ def test_help(command, capsys):
         assert ex.code == 0
     out = capsys.readouterr().out
     assert "Usage:" in out and command[-1] in out
+
+
+@pytest.mark.parametrize("argv", [["predict", "m.pt", "in.tif", "-o", "out.zarr"], ["predict", "m.pt"], ["no-such-command"]],
+                         ids=["unknown option", "missing argument", "unknown command"])
+def test_usage_mistakes_give_a_usage_message_not_a_traceback(argv, capsys):
+    with pytest.raises(SystemExit) as ei:
+        main(argv)
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert "Usage:" in err and "Error:" in err and "Traceback" not in err

@@ -1,7 +1,5 @@
 """``slicewise predict`` / ``slicewise segment`` through the real entry point (main)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import zarr

@@ -89,6 +89,22 @@ def test_patch_shapes_and_centre_label(phantom: Phantom) -> None:
     np.testing.assert_array_equal(x1[1], phantom.raw[z, y0 : y0 + 32, x0 : x0 + 40])
 
 
+def test_extras_cropped_at_the_same_place(phantom: Phantom) -> None:
+    plain = PatchSampler(phantom.raw, phantom.semantic, patch=(24, 24), foreground_fraction=0.5, seed=2)
+    with_ids = PatchSampler(phantom.raw, phantom.semantic, patch=(24, 24), foreground_fraction=0.5, seed=2,
+                            extras={"cells": phantom.cells})
+    x, y, extra = with_ids.sample(6, 5)
+    x0, y0 = plain.sample(6, 5)  # the extras do not change the draws
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+    assert extra["cells"].shape == (6, 24, 24) and extra["cells"].dtype == phantom.cells.dtype
+    # membranes (semantic 1) are exactly where the cell ids are 0, in every crop
+    np.testing.assert_array_equal(extra["cells"] == 0, y == 1)
+    assert with_ids.sample(0, 1)[2]["cells"].shape == (0, 24, 24)
+    with pytest.raises(InputError, match="extra 'cells'"):
+        PatchSampler(phantom.raw, phantom.semantic, patch=(24, 24), extras={"cells": phantom.cells[:-1]})
+
+
 def test_determinism_and_dataset_independent_of_workers(phantom: Phantom) -> None:
     sampler = PatchSampler(phantom.raw, phantom.semantic, patch=(16, 16), foreground_fraction=0.5)
     a = sampler.sample(6, 3)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slicewise.errors import InputError
-from slicewise.infer.predict import partial_path, predict, predict_dask
+from slicewise.data.stacking import context_range
+from slicewise.infer.predict import partial_path, predict, predict_dask, predict_slices
 from slicewise.infer.tiling import tile_starts
 
 TOL = dict(rtol=0, atol=1e-6)
@@ -152,6 +153,23 @@ def test_dz_feeds_slices_two_apart(stub):
     out = predict(First(in_slices=3), vol, dz=2, **KW)[2]
     np.testing.assert_allclose(out[2:], vol[:-2], **TOL)
     np.testing.assert_allclose(out[0], vol[2], **TOL)  # reflected: -2 -> 2
+
+
+@pytest.mark.parametrize("z0,z1", [(0, 2), (3, 6), (5, 9)])
+def test_predict_slices_sees_the_real_context_and_equals_the_whole_volume(stub, z0, z1):
+    class First(stub):
+        def forward(self, x):
+            c = x[:, :1]
+            return torch.cat([c, -c, c], 1)
+
+    vol = np.random.default_rng(3).random((9, 16, 16)).astype(np.float32)
+    whole = predict(First(in_slices=3), vol, dz=2, **KW)
+    part = predict_slices(First(in_slices=3), vol, z0, z1, dz=2, **KW)  # reads only context_range's slices
+    assert part.shape == (3, z1 - z0, 16, 16)
+    np.testing.assert_allclose(part, whole[:, z0:z1], **TOL)
+    assert context_range(z0, z1, 9, 3, 2) == (max(0, z0 - 2), min(9, z1 + 2))
+    with pytest.raises(InputError, match="slice range"):
+        predict_slices(First(in_slices=3), vol, 4, 10, **KW)
 
 
 def test_writes_hdf5_and_tiff(stub, small_volume, tmp_path):
