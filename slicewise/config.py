@@ -49,6 +49,8 @@ class ModelConfig(StrictModel):
     network takes ``in_slices · colors`` input channels, slice-major.
     ``weights``: "imagenet", "random", a registry name (see ``slicewise.models.weights``) or a
     path to a local .pth/.safetensors checkpoint.
+    ``class_names``: one name per class (e.g. ``["background", "membrane"]``); outputs, reports and
+    OME-Zarr channel labels use them. Default ``class0 … class<N-1>``.
     """
 
     encoder: str = "tf_efficientnet_lite0"
@@ -58,6 +60,7 @@ class ModelConfig(StrictModel):
     channel_init: ChannelInit = "uniform"
     skips: str = "1111"
     classes: PosInt = 2
+    class_names: tuple[str, ...] | None = None
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     decoder_norm: Literal["batch", "group", "instance", "none"] = "batch"
     extra_heads: tuple[Head, ...] = ()
@@ -69,6 +72,21 @@ class ModelConfig(StrictModel):
         if v < 1 or v % 2 == 0:
             raise ValueError("must be a positive odd number (1, 3, 5, ...)")
         return v
+
+    @model_validator(mode="after")
+    def _names_match_classes(self) -> ModelConfig:
+        if self.class_names is not None:
+            if len(self.class_names) != self.classes:
+                raise ValueError(f"class_names has {len(self.class_names)} names but classes is {self.classes}: give one name per class")
+            if len(set(self.class_names)) != len(self.class_names) or not all(str(n).strip() for n in self.class_names):
+                raise ValueError("class_names must be distinct, non-empty names")
+        return self
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Names of the output channels: the class names (or ``class<i>``), then the extra heads."""
+        names = list(self.class_names) if self.class_names else [f"class{i}" for i in range(self.classes)]
+        return names + [str(h) for h in self.extra_heads]
 
     @field_validator("colors")
     @classmethod

@@ -4,9 +4,9 @@ Matplotlib figures (:mod:`slicewise.utils.figures`) and the download cache
 (:mod:`slicewise.utils.cache`) are imported from their modules.
 """
 
-from slicewise.utils.atomic import atomic_path, check_output_path, write_json
+from slicewise.utils.atomic import atomic_path, check_output_path, check_writable_folder, claim_output, write_json
 from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress
 from slicewise.utils.table import text_table
 
-__all__ = ["atomic_path", "check_output_path", "progress", "resolve_device", "text_table", "write_json"]
+__all__ = ["atomic_path", "check_output_path", "check_writable_folder", "claim_output", "progress", "resolve_device", "text_table", "write_json"]

@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,38 +15,145 @@ from typing import Any
 
 from slicewise.errors import InputError
 
+__all__ = ["atomic_path", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "write_json"]
+
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Return ``path`` as a Path; raise a one-line error if it exists and ``overwrite`` is False."""
     p = Path(path)
     if p.exists() and not overwrite:
         raise InputError(f"output {p} already exists: pass --overwrite (overwrite=True) or choose another path")
-    if not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(p.parent, what=f"output {p}")
     return p
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str = "output") -> Path:
+    """Create ``folder`` if needed and prove it writable with a probe file, before any work is done.
+
+    Raises a one-line :class:`InputError` when a parent is a regular file, the folder is read-only,
+    or the disk refuses the probe, so a long job never computes for an hour and then fails to save.
+    """
+    d = Path(folder) if str(folder) else Path(".")
+    for parent in (d, *d.parents):
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"cannot create {what}: {parent} is a file, not a folder; choose another output path")
+        if parent.exists():
+            break
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if not d.stat().st_mode & 0o222:  # read-only by its mode bits: honoured even for root, who could write
+            raise PermissionError(13, "read-only folder (no write permission bits)")
+        probe = d / f".slicewise-write-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write {what}: folder {d} is not writable ({err.strerror}); choose a writable location") from None
+    return d
+
+
+_HELD: dict[Path, int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file that claims ``path``: a hidden sibling ``.<name>.lock``."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def claim_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Claim ``path`` for this process for the duration of the block, or refuse in one line.
+
+    The claim is an exclusively created lock file ``.<name>.lock`` (pid and host inside) next to the
+    output, so a second writer to the same output is refused at its start, not after it computed.
+    Claims are re-entrant within a process. A lock left by a killed process on this host is taken
+    over; one from another host must be removed by hand (the message says which file).
+    """
+    final = Path(path).absolute()
+    lock = lock_path(final)
+    with _HELD_LOCK:
+        if final in _HELD:
+            _HELD[final] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield final
+        finally:
+            with _HELD_LOCK:
+                _HELD[final] -= 1
+        return
+    if not final.parent.exists():
+        final.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid_s, _, host = lock.read_text().partition(" ")
+                pid = int(pid_s)
+            except (OSError, ValueError):
+                pid, host = -1, ""
+            if host.strip() == socket.gethostname() and pid > 0 and not _pid_alive(pid):
+                lock.unlink(missing_ok=True)
+                continue
+            raise InputError(
+                f"output {final} is being written by another slicewise process ({pid} on {host.strip() or '?'}): "
+                f"wait for it, choose another output, or delete {lock} if no such process runs"
+            ) from None
+        except OSError as err:
+            raise InputError(f"cannot write next to output {final}: {err.strerror}: choose a writable folder") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    with _HELD_LOCK:
+        _HELD[final] = 1
+    try:
+        yield final
+    finally:
+        with _HELD_LOCK:
+            _HELD.pop(final, None)
+        lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling path; on success rename it to ``path`` (file or directory).
 
-    On an exception the temporary file/folder is removed and ``path`` is left untouched.
+    The output is claimed (:func:`claim_output`) for the duration, so a concurrent writer is
+    refused. On an exception the temporary file/folder is removed and ``path`` is left untouched.
     The temporary name keeps the suffix so format detection by extension still works.
     """
     final = check_output_path(path, overwrite=overwrite)
-    tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
-    try:
-        yield tmp
-    except BaseException:
-        _remove(tmp)
-        raise
-    if final.exists():
-        backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, backup)
-        os.replace(tmp, final)
-        _remove(backup)
-    else:
-        os.replace(tmp, final)
+    with claim_output(final):
+        if final.exists() and not overwrite:
+            raise InputError(f"output {final} already exists: pass --overwrite (overwrite=True) or choose another path")
+        tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+        try:
+            yield tmp
+        except BaseException:
+            _remove(tmp)
+            raise
+        if final.exists():
+            backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(final, backup)
+            os.replace(tmp, final)
+            _remove(backup)
+        else:
+            os.replace(tmp, final)
 
 
 def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int = 2) -> Path:
