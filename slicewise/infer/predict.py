@@ -151,7 +151,9 @@ class PredictSettings:
         set_(self, "normalize", norm)
         if self.dask is not None:
             d = str(self.dask).strip()
-            if not (d.startswith("tcp://") or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)):
+            local = d == "local" or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)
+            remote = "://" in d or (":" in d and d.rsplit(":", 1)[1].isdigit() and not d.startswith("local"))
+            if not (local or remote):
                 raise InputError(f"--dask {self.dask!r} is not an address: give local:N (N >= 1 worker processes) or tcp://host:port")
             set_(self, "dask", d)
 

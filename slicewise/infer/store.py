@@ -745,7 +745,7 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
         return _plain(node[key], attrs.get("channels"), meta)
     if "multiscales" in attrs:
         ms = attrs["multiscales"][0]
-        if vs is None:
+        if vs is None and "voxel_size" not in meta:
             try:
                 sc = next(t["scale"] for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
                 vs = tuple(float(v) for v in sc[-3:])
