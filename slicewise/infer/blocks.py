@@ -43,9 +43,14 @@ DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
 
 __all__ = [
-    "Block", "DEFAULT_BLOCK", "Plan", "Region", "iter_predicted_blocks", "plan_blocks", "predict_block",
+    "Block", "InputValueError", "DEFAULT_BLOCK", "Plan", "Region", "iter_predicted_blocks", "plan_blocks", "predict_block",
     "read_block_input", "read_region",
 ]
+
+
+class InputValueError(InputError):
+    """The input's values cannot be predicted (NaN/Inf, float outside [0, 1] without normalisation): a partial
+    output is useless then, so :func:`slicewise.infer.predict.predict_to` deletes it."""
 
 
 @dataclass(frozen=True)
@@ -234,11 +239,11 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
     if np.issubdtype(src_dtype, np.floating):
         x = t.float()
         if not bool(torch.isfinite(x).all()):
-            raise InputError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
+            raise InputValueError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
         if plan.normalize is None:
             lo, hi = float(x.min()), float(x.max())
             if lo < 0.0 or hi > 1.0:
-                raise InputError(
+                raise InputValueError(
                     f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1], or pass "
                     f"--normalize percentile (normalize='percentile') to map its 0.1–99.9th percentiles to [0, 1]"
                 )

@@ -41,9 +41,9 @@ import numpy as np
 from slicewise.data.io import as_volume
 from slicewise.data.roi import parse_roi, resolve_roi
 from slicewise.data.stacking import check_stack_params
-from slicewise.errors import InputError, SlicewiseError
+from slicewise.errors import InputError
 from slicewise.infer.blocks import (
-    DEFAULT_BLOCK, Block, Plan, iter_predicted_blocks, plan_blocks, prepare_model, sample_percentiles,
+    DEFAULT_BLOCK, Block, InputValueError, Plan, iter_predicted_blocks, plan_blocks, prepare_model, sample_percentiles,
 )
 from slicewise.infer.store import PROB_DTYPES, check_output_kind, labels_from, open_prediction_writer
 from slicewise.infer.tiling import effective_tile, tile_starts
@@ -301,7 +301,8 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
 
     The output is checked (exists without ``overwrite``, unwritable location) and claimed before the model
     is used or anything is computed; a second writer to the same output is refused in one line. Finished
-    blocks are recorded in the partial output, so an interrupted run resumes when rerun with the same
+    blocks are recorded in the partial output (a hidden sibling, deleted when nothing finished or the input's
+values are unusable), so an interrupted run resumes when rerun with the same
     settings and model, provided the input is unchanged (its identity is recorded at the start; a changed
     input is refused in one line). ``overwrite`` (or ``resume=False``) discards a partial output.
     ``model``: a model or a model file. With ``dask`` (``"local:N"`` / ``"tcp://host:port"``) the pending
@@ -332,11 +333,11 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
                 else:
                     _write_blocks(net, vol, todo, plan, writer, s.progress)
                 return writer.finalize()
-            except SlicewiseError:
+            except InputValueError:
                 writer.abort(keep=False)
                 raise
             except BaseException:
-                writer.abort(keep=True)
+                writer.abort(keep=bool(writer.done()))  # resumable if anything finished, else leave nothing
                 raise
         finally:
             _close(vol, input)

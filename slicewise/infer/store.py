@@ -369,11 +369,12 @@ class PredictionWriter(ABC):
         return {int(p.name) for p in self._done_dir.iterdir() if p.name.isdigit()}
 
     def finalize(self) -> Path:
-        """All blocks done → finish the store, rename it onto the output, drop the state, release the claim."""
-        missing = self.n_blocks - len(self.done())
-        if missing:
-            raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
+        """All blocks done → finish the store, rename it onto the output, drop the state; the claim is released
+        in any case (an incomplete output is a one-line error and stays resumable)."""
         try:
+            missing = self.n_blocks - len(self.done())
+            if missing:
+                raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
             self._close()
             self._complete()
             _publish(self.partial, self.output)
