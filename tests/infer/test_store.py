@@ -172,3 +172,12 @@ def test_writer_reopens_from_its_partial_and_refuses_to_finalise_incomplete(stub
     writer.mark_done(1)
     writer.finalize()
     np.testing.assert_array_equal(read_prediction(out).probabilities[...], probs)
+
+
+def test_zarr_chunks_divide_the_block_so_no_chunk_is_shared(stub, small_volume, tmp_path):
+    from slicewise.infer.store import chunk_for
+
+    assert [chunk_for(b, 256) for b in (100, 1024, 768, 257, 1000)] == [100, 256, 256, 257, 250]
+    assert chunk_for(32, 16) == 16 and chunk_for(7, 16) == 7
+    out = predict_to(stub(), np.tile(small_volume, (1, 8, 8)), tmp_path / "c.zarr", block=(6, 320, 512), **KW)
+    assert zarr.open_group(str(out), mode="r")["0"].chunks == (1, 6, 160, 208)  # block x clipped to 416 = 2 × 208
