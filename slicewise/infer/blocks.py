@@ -43,8 +43,16 @@ DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
 
 __all__ = [
-    "Block", "InputValueError", "DEFAULT_BLOCK", "Plan", "Region", "iter_predicted_blocks", "plan_blocks", "predict_block",
-    "read_block_input", "read_region",
+    "DEFAULT_BLOCK",
+    "Block",
+    "InputValueError",
+    "Plan",
+    "Region",
+    "iter_predicted_blocks",
+    "plan_blocks",
+    "predict_block",
+    "read_block_input",
+    "read_region",
 ]
 
 

@@ -43,9 +43,21 @@ from slicewise.data.roi import parse_roi, resolve_roi
 from slicewise.data.stacking import check_stack_params
 from slicewise.errors import InputError
 from slicewise.infer.blocks import (
-    DEFAULT_BLOCK, Block, InputValueError, Plan, iter_predicted_blocks, plan_blocks, prepare_model, sample_percentiles,
+    DEFAULT_BLOCK,
+    Block,
+    InputValueError,
+    Plan,
+    iter_predicted_blocks,
+    plan_blocks,
+    prepare_model,
+    sample_percentiles,
 )
-from slicewise.infer.store import PROB_DTYPES, check_output_kind, labels_from, open_prediction_writer
+from slicewise.infer.store import (
+    PROB_DTYPES,
+    check_output_kind,
+    labels_from,
+    open_prediction_writer,
+)
 from slicewise.infer.tiling import effective_tile, tile_starts
 from slicewise.utils.atomic import check_output_path, claim_output
 from slicewise.utils.device import resolve_device

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import zarr
 
 from slicewise.cli import main
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from slicewise.errors import InputError
 from slicewise.infer.predict import PredictSettings, make_plan, predict, predict_to
-from slicewise.infer.store import labels_from, partial_path, read_prediction
+from slicewise.infer.store import labels_from, read_prediction
 
 TOL = dict(rtol=0, atol=1e-6)
 KW = dict(tile=16, batch_size=5, progress=False, device="cpu")

@@ -15,8 +15,13 @@ from slicewise.data.io import write_volume
 from slicewise.errors import InputError
 from slicewise.infer.blocks import plan_blocks
 from slicewise.infer.predict import predict, predict_to
+from slicewise.infer.store import (
+    PredictionWriter,
+    partial_path,
+    read_prediction,
+    state_path,
+)
 from slicewise.infer.tiling import tile_starts
-from slicewise.infer.store import PredictionWriter, partial_path, read_prediction, state_path
 from slicewise.utils.atomic import lock_path
 
 KW = dict(tile=16, batch_size=4, progress=False, device="cpu", block=(2, 40, 52))

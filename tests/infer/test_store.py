@@ -16,7 +16,13 @@ from slicewise.errors import InputError
 from slicewise.infer.blocks import plan_blocks
 from slicewise.infer.predict import make_plan, predict, predict_to
 from slicewise.infer.store import (
-    UINT8_SCALE, PredictionWriter, create_array_store, dequantise, open_prediction_writer, partial_path, quantise,
+    UINT8_SCALE,
+    PredictionWriter,
+    create_array_store,
+    dequantise,
+    open_prediction_writer,
+    partial_path,
+    quantise,
     read_prediction,
 )
 
@@ -81,7 +87,7 @@ def test_uint8_and_float16_predictions_read_back_within_their_bound(stub, small_
 
 def test_ome_zarr_output_is_found_by_the_ome_zarr_reader_with_scales_names_and_labels(stub, tmp_path):
     from ome_zarr.io import parse_url
-    from ome_zarr.reader import Multiscales, OMERO, Reader
+    from ome_zarr.reader import OMERO, Multiscales, Reader
 
     from slicewise.config import ModelConfig
 

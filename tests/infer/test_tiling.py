@@ -2,7 +2,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slicewise.infer.tiling import effective_tile, gaussian_weight, iter_tiles, reflect_index, tile_starts, weight_sum
+from slicewise.infer.tiling import (
+    effective_tile,
+    gaussian_weight,
+    iter_tiles,
+    reflect_index,
+    tile_starts,
+    weight_sum,
+)
 
 
 @settings(max_examples=200, deadline=None)
