@@ -150,3 +150,15 @@ def test_nan_inf_and_out_of_range_floats_are_refused_and_percentile_normalises(s
     np.testing.assert_allclose(probs[2] - 1, np.clip((wide - lo) / (hi - lo), 0, 1), rtol=0, atol=2e-6)
     ints = (wide + 100).astype(np.uint16)
     np.testing.assert_allclose(predict(model, ints, tile=16, **KW)[2] - 1, ints / np.float32(65535), rtol=0, atol=2e-6)
+
+
+def test_colour_volumes_and_normalised_rois_are_block_shape_independent(stub):
+    rgb = np.random.default_rng(4).integers(0, 256, (5, 30, 37, 3), dtype=np.uint8)
+    model = stub(in_slices=3, colours=3)
+    whole = predict(model, rgb, tile=16, block=(5, 30, 37), **KW)
+    np.testing.assert_allclose(predict(model, rgb, tile=16, block=(2, 11, 7), tta=False, **KW), whole, rtol=0, atol=1e-6)
+    wide = (np.random.default_rng(5).random((6, 30, 37)) * 500 - 50).astype(np.float32)
+    gray = stub()
+    ref = predict(gray, wide, tile=16, normalize="percentile", **KW)
+    part = predict(gray, wide, tile=16, normalize="percentile", roi="2:5,3:20,10:", block=(1, 8, 8), **KW)
+    np.testing.assert_allclose(part, ref[:, 2:5, 3:20, 10:], rtol=0, atol=1e-6)  # percentiles from the whole volume
