@@ -70,6 +70,7 @@ OutputKind = Literal["probabilities", "labels", "both"]
 OUTPUT_KINDS: tuple[str, ...] = ("probabilities", "labels", "both")
 NORMALIZE: tuple[str, ...] = ("none", "percentile")
 PROBABILITY_HEADS = ("seg", "boundary")
+WHOLE = 2**62  # a block length that make_plan clips to the ROI: whole planes
 
 __all__ = ["Plan", "PredictSettings", "labels_from", "make_plan", "predict", "predict_to"]
 
@@ -102,8 +103,9 @@ class PredictSettings:
     context slices (≥ 1); ``border``: ``reflect`` or ``replicate`` context beyond the volume ends. ``tta``:
     average over H/W flips and z-reversal. ``device``: ``None``/``"auto"`` = CUDA when available (bf16
     autocast, channels_last), else CPU. ``output_kind``: what :func:`predict_to` writes. ``dtype``: stored
-    probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape (default
-    32×1024×1024, clipped to the ROI). ``roi``: output region (string or slices). ``normalize``: ``None`` /
+    probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape, clipped to the
+    ROI; default ``None`` = 32×1024×1024 for :func:`predict_to` (memory bounded by the block) and 32 whole
+    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles). ``roi``: output region (string or slices). ``normalize``: ``None`` /
     ``"none"`` or ``"percentile"`` (see the module docstring). ``dask``: ``None``, ``"local:N"`` or
     ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar.
     """
@@ -118,7 +120,7 @@ class PredictSettings:
     device: str | None = None
     output_kind: str = "probabilities"
     dtype: str = "float32"
-    block: Any = DEFAULT_BLOCK
+    block: Any = None
     roi: Any = None
     normalize: str | None = None
     dask: str | None = None
@@ -149,7 +151,8 @@ class PredictSettings:
         if str(self.dtype) not in PROB_DTYPES:
             raise InputError(f"probability dtype {self.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
         set_(self, "dtype", str(self.dtype))
-        set_(self, "block", _ints(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
+        if self.block is not None:
+            set_(self, "block", _ints(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
         if isinstance(self.roi, str):
             set_(self, "roi", parse_roi(self.roi))
         elif self.roi is not None:
@@ -244,7 +247,7 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
         raise InputError(f"--dtype uint8 stores probabilities in [0, 1] but head(s) {', '.join(raw)} give unbounded values: use --dtype float16 or float32")
     roi = resolve_roi(s.roi, shape)
     roi_shape = [r.stop - r.start for r in roi]
-    block = tuple(min(b, n) for b, n in zip(s.block, roi_shape))
+    block = tuple(min(b, n) for b, n in zip(s.block or DEFAULT_BLOCK, roi_shape))
     out_channels = int(model.out_channels)
     return Plan(
         shape=shape, k=k, dz=s.dz, border=s.border, tile=eff, overlap=s.overlap, batch_size=s.batch_size, tta=s.tta,
@@ -285,6 +288,8 @@ def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *,
     s = _settings(settings, overrides)
     if s.dask is not None:
         raise InputError("dask runs write to a store: use predict_to(model, input, 'out.zarr', dask=...) instead of predict")
+    if s.block is None:
+        s = s.replace(block=(DEFAULT_BLOCK[0], WHOLE, WHOLE))
     vol = as_volume(volume, key=key)
     try:
         plan = _plan_for(model, vol, s)

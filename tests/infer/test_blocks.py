@@ -162,3 +162,9 @@ def test_colour_volumes_and_normalised_rois_are_block_shape_independent(stub):
     ref = predict(gray, wide, tile=16, normalize="percentile", **KW)
     part = predict(gray, wide, tile=16, normalize="percentile", roi="2:5,3:20,10:", block=(1, 8, 8), **KW)
     np.testing.assert_allclose(part, ref[:, 2:5, 3:20, 10:], rtol=0, atol=1e-6)  # percentiles from the whole volume
+
+
+def test_big_endian_and_wide_integer_inputs(stub):
+    vol = np.random.default_rng(6).integers(0, 65535, (3, 16, 16)).astype(">u2")
+    out = predict(stub(kind="plus_one"), vol, tile=16, **KW)
+    np.testing.assert_allclose(out[2] - 1, vol.astype(np.float32) / 65535, rtol=0, atol=2e-6)
