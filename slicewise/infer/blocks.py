@@ -21,9 +21,10 @@ finished blocks come back to the host on a side CUDA stream while the next block
 block's input is read on a background thread meanwhile. On CPU these are plain synchronous copies.
 
 Cost of the halo: a tile that straddles a block border is computed by every block it touches, so blocks
-smaller than the plane compute ≈ ((B + T) / B)² times the tiles of a whole-plane run (y/x block side B,
-tile T: ≈ 1.56× for B = 1024, T = 256; 1.13× for B = 4096; 1× for whole planes, which
-:func:`slicewise.infer.predict.predict` uses by default). Choose the largest y/x block memory allows.
+smaller than the plane compute ≈ (1 + step / B)² times the tiles of a whole-plane run (y/x block side B,
+tile step = T·(1 − overlap); counted on a 16384² plane with T = 256, overlap 0.25: 1.38× for B = 1024,
+1.07× for B = 4096, 1× for whole planes, which :func:`slicewise.infer.predict.predict` uses by default).
+Choose the largest y/x block memory allows.
 
 Memory per block ≈ (block + halo) voxels × (input bytes + 4 for the float copy) + accumulators
 ``(bz, C, by + halo, bx + halo)`` float32: bounded by the block, never the section or the volume.
