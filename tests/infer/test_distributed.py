@@ -104,12 +104,12 @@ def test_killed_client_resumes_with_identical_blocks(cluster: Any, model: Any, d
         predict_to({str(mpath)!r}, {str(src)!r}, {str(tmp_path / 'k.zarr')!r}, dask={_address(cluster)!r}, **{SETTINGS!r})
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(dist.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert not (tmp_path / "k.zarr").exists()
     with get_task_stream(cluster) as ts:
         out = predict_to(mpath, src, tmp_path / "k.zarr", dask=_address(cluster), **SETTINGS)
-    assert 0 < _block_tasks(ts.data) <= 12 - 3
+    assert _block_tasks(ts.data) <= 12 - 3  # blocks queued before the kill may still finish on the workers
     assert np.abs(np.asarray(read_prediction(out).probabilities[...]) - ref).max() <= 1e-6
 
 
