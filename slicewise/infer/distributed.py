@@ -53,6 +53,7 @@ from slicewise.utils import progress
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT = "20s"
 _VOLUMES: dict[tuple[str, str | None], Any] = {}
 
 
@@ -103,7 +104,7 @@ def connect(address: Any) -> Iterator[Any]:
             yield client
         return
     try:
-        client = Client(target, timeout="20s")
+        client = Client(target, timeout=CONNECT_TIMEOUT)
     except OSError as err:
         raise InputError(f"cannot reach the dask scheduler at {target} ({str(err).splitlines()[0][:120]}): "
                          f"start it (dask scheduler, SLURMCluster, ...) and pass its address") from None
