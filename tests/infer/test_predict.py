@@ -99,8 +99,11 @@ def test_roi_offset_is_recorded_in_the_store_and_the_ngff_translation(stub, smal
     ms = zarr.open_group(str(out), mode="r").attrs["multiscales"][0]
     tr = [t for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "translation"][0]
     assert tr["translation"] == [0.0, 2.0, 8.0, 0.0]
-    h5 = predict_to(model, small_volume, tmp_path / "r.h5", roi="2:5,8:40,:30", **KW)
-    assert read_prediction(h5).offset == (2, 8, 0)
+    for name in ("r.h5", "r.tif"):
+        other = read_prediction(predict_to(model, small_volume, tmp_path / name, roi="2:5,8:40,:30", **KW))
+        assert other.offset == (2, 8, 0)
+        np.testing.assert_allclose(other.probabilities[...], whole[:, 2:5, 8:40, :30], **TOL)
+        other.close()
 
 
 def test_tta_reverses_slices_not_colours(stub):
