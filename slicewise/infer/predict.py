@@ -318,10 +318,10 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
 
     The output is checked (exists without ``overwrite``, unwritable location) and claimed before the model
     is used or anything is computed; a second writer to the same output is refused in one line. Finished
-    blocks are recorded in the partial output (a hidden sibling, deleted when nothing finished or the input's
-values are unusable), so an interrupted run resumes when rerun with the same
-    settings and model, provided the input is unchanged (its identity is recorded at the start; a changed
-    input is refused in one line). ``overwrite`` (or ``resume=False``) discards a partial output.
+    blocks are recorded in the partial output (a hidden sibling, deleted when nothing finished or the
+    input's values are unusable), so an interrupted run resumes when rerun with the same settings and
+    model, provided the input is unchanged (its identity is recorded at the start; a changed input is
+    refused in one line). ``overwrite`` (or ``resume=False``) discards a partial output.
     ``model``: a model or a model file. With ``dask`` (``"local:N"`` / ``"tcp://host:port"``) the pending
     blocks run on a dask.distributed cluster (:func:`slicewise.infer.distributed.run_blocks`); the input must
     then be a path every worker can read.
