@@ -47,6 +47,7 @@ from slicewise.infer.tiling import gaussian_weight, reflect_index, tile_starts
 
 DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
+UNIT_TOLERANCE = 1e-6  # float input may exceed [0, 1] by round-off only
 
 __all__ = [
     "DEFAULT_BLOCK",
@@ -258,7 +259,7 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
             raise InputValueError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
         if plan.normalize is None:
             lo, hi = float(x.min()), float(x.max())
-            if lo < 0.0 or hi > 1.0:
+            if lo < -UNIT_TOLERANCE or hi > 1.0 + UNIT_TOLERANCE:
                 raise InputValueError(
                     f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1], or pass "
                     f"--normalize percentile (normalize='percentile') to map its 0.1–99.9th percentiles to [0, 1]"
