@@ -10,7 +10,7 @@ Gaussian weights: ``Σ w·p / Σ w``. The volume (or the ROI) is cut into 3-D bl
 depend on the block shape and memory is bounded by the block, not the volume or section size.
 
 Input intensities: integer dtypes are divided by their dtype maximum (uint8 by 255). Float input must
-be finite and lie in [0, 1]; anything else is refused in one line unless ``normalize="percentile"``
+be finite and lie in [0, 1] (±1e-6 round-off); anything else is refused in one line unless ``normalize="percentile"``
 (CLI ``--normalize percentile``), which maps the 0.1th and 99.9th percentiles of the volume — estimated
 from a seeded sample of 16 blocks — to 0 and 1 and clips (for any dtype). NaN/Inf are always refused
 (checked in every block as it is read, so before anything is finalised).
