@@ -50,6 +50,8 @@ by a block plus tables with one entry per object or label pair, never the volume
   competing seed lies outside it, can get another seed's id or none (then it joins an unseeded
   component); with ``use="distance"`` and no distance channel the distance transform and its local
   maxima are computed within the core ± halo, so they differ for objects cut by that region.
+  Plateaus of the surface are flooded in C order (:func:`tie_broken`), in memory too, so equal
+  values cannot make the result depend on the block cut.
   It is identical to whole-volume watershed when every foreground component (of ``fg``) that
   reaches a block extends less than the halo beyond that block's core (e.g. the halo exceeds the
   largest object's extent; add ``min_distance`` for local-maximum seeds), and for a single block.
@@ -389,7 +391,7 @@ class _Reader:
         big, inner = self.grown(region)
         p = self.probs(big)
         m = self.foreground(p) > self.plan.t_fg
-        surface = p[self.plan.boundary] if self.plan.use == "boundary" else -self.distance(p, m)
+        surface = tie_broken(p[self.plan.boundary] if self.plan.use == "boundary" else -self.distance(p, m))
         markers = np.asarray(markers_store[big]).astype(np.int64, copy=False)
         if self.plan.per_slice:
             out = np.stack([watershed(s, markers=k, mask=w) if k.any() else np.zeros(k.shape, np.int64)
@@ -397,6 +399,19 @@ class _Reader:
         else:
             out = watershed(surface, markers=markers, mask=m) if markers.any() else np.zeros(m.shape, np.int64)
         return np.asarray(out, np.int64)[inner]
+
+
+def tie_broken(surface: np.ndarray) -> np.ndarray:
+    """The rank of each voxel by (surface value, position in C order), int64: equal values become distinct.
+
+    Flooding compares values only, so ranks give the same watershed as the surface except on plateaus,
+    which are flooded in C order. skimage's heap has no order among equal values, which would make
+    plateaus depend on everything else in the array (and so on the block cut); ranks remove that.
+    """
+    order = np.argsort(surface, axis=None, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return rank.reshape(surface.shape)
 
 
 def _run(reader: _Reader, out: Any, temp: Callable[[str], Any]) -> int:
