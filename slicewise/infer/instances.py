@@ -496,6 +496,31 @@ class Segmented:
     offset: tuple[int, int, int]
 
 
+def to_stored(roi: Roi | Sequence[slice] | None, offset: Sequence[int], shape: Sequence[int]) -> Roi:
+    """A range in source-volume coordinates → a resolved region of an array stored at ``offset``.
+
+    Non-negative bounds are shifted by the offset and clipped to the array (numpy's rule); negative
+    bounds count from the array's end. A range that misses the array is refused in one line.
+    """
+    if roi is None:
+        return resolve_roi(None, shape)
+    if not any(offset):
+        return resolve_roi(roi, shape)
+    out = []
+    for axis, (s, o, n) in enumerate(zip(tuple(roi) + (slice(None),) * (3 - len(roi)), offset, shape)):
+        def move(v: int | None, o: int = o, n: int = n) -> int | None:
+            return v if v is None or v < 0 else min(max(v - o, 0), n)
+
+        local = slice(move(s.start), move(s.stop))
+        start, stop, _ = local.indices(int(n))
+        if stop <= start:
+            name = "zyx"[axis]
+            raise InputError(f"the {name} range {s.start}:{s.stop} misses the prediction, which covers {o}:{o + n} "
+                             f"of the source volume: give a range inside it")
+        out.append(local)
+    return resolve_roi(out, shape)
+
+
 def _prepare(prob: Any, key: str | None, channel_names: Sequence[str] | None, roi: Roi | Sequence[slice] | None,
              block: Sequence[int] | None, halo: Sequence[int] | None, default_block: Sequence[int] | None,
              **options: Any) -> _Reader:
@@ -504,13 +529,7 @@ def _prepare(prob: Any, key: str | None, channel_names: Sequence[str] | None, ro
                     "seed-threshold": options["seed_threshold"] if options["use"] == "boundary" else None})
     src = as_probability_source(prob, key)
     names = list(channel_names) if channel_names is not None else src.names
-    full = (slice(None),) * 3 if roi is None else tuple(roi)
-    local = tuple(slice(None if s.start is None else s.start - o, None if s.stop is None else s.stop - o)
-                  for s, o in zip(full, src.offset)) if roi is not None else full
-    for s, o, n in zip(local, src.offset, src.shape):
-        if (s.start is not None and s.start < 0) or (s.stop is not None and s.stop > n):
-            raise InputError(f"the range lies outside the prediction, which covers {o}:{o + n} of the source volume on that axis: give a range inside it")
-    region = resolve_roi(local, src.shape)
+    region = to_stored(roi, src.offset, src.shape)
     shape = tuple(r.stop - r.start for r in region)
     for name, b in (("--block", block), ("--halo", halo)):
         if b is not None and (len(b) != 3 or min(int(v) for v in b) < (1 if name == "--block" else 0)):

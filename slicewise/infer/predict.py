@@ -56,7 +56,14 @@ import numpy as np
 from slicewise.data.io import as_volume
 from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float
 from slicewise.errors import InputError
-from slicewise.infer.tiling import effective_tile, gaussian_weight, iter_batches, pad_to_tile, tile_starts, weight_sum
+from slicewise.infer.tiling import (
+    effective_tile,
+    gaussian_weight,
+    iter_batches,
+    pad_to_tile,
+    tile_starts,
+    weight_sum,
+)
 from slicewise.utils.atomic import atomic_path, check_output_path
 from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress as _progress

@@ -9,8 +9,19 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from slicewise.errors import InputError
-from slicewise.infer.blockwise_labels import label, parse_block, parse_halo, structure_for
-from slicewise.infer.instances import ProbabilitySource, remove_small, segment, segment_to, tie_broken
+from slicewise.infer.blockwise_labels import (
+    label,
+    parse_block,
+    parse_halo,
+    structure_for,
+)
+from slicewise.infer.instances import (
+    ProbabilitySource,
+    remove_small,
+    segment,
+    segment_to,
+    tie_broken,
+)
 
 
 # --- an independent whole-volume reference (the pre-block-wise implementation) -------------------
