@@ -39,7 +39,13 @@ def evaluate_cmd(
     import numpy as np
 
     from slicewise.errors import InputError
-    from slicewise.metrics.evaluate import as_array_like, evaluate, format_table, membranes_to_neurons, save_json
+    from slicewise.metrics.evaluate import (
+        as_array_like,
+        evaluate,
+        format_table,
+        membranes_to_neurons,
+        save_json,
+    )
     from slicewise.utils import check_output_path
 
     if json_out is not None:
