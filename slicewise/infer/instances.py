@@ -116,13 +116,18 @@ class ProbabilitySource:
     offset: tuple[int, int, int]
     label: str
 
-    def read(self, region: Region, distance: int | None = None) -> np.ndarray:
-        """The region as float32, refused in one line unless finite and (except ``distance``) in [0, 1]."""
+    def read(self, region: Region, probabilities: Sequence[int] | None = None, finite: Sequence[int] = ()) -> np.ndarray:
+        """The region as float32 ``(C, bz, by, bx)``, refused in one line unless the channels used are valid.
+
+        ``probabilities`` (default: all) must be finite and in [0, 1]; ``finite`` (e.g. a distance
+        channel) only finite. Other channels (raw heads that are not used) are not checked.
+        """
         raw = np.asarray(self.read_raw(region))
         block = raw.astype(np.float32, copy=False)
-        if not np.isfinite(block).all():
+        idx = list(range(len(block))) if probabilities is None else sorted(set(probabilities))
+        probs = block[idx]
+        if not (np.isfinite(probs).all() and np.isfinite(block[list(finite)]).all()):
             raise InputError(f"{self.label} holds NaN or Inf values, not probabilities in [0, 1]: {_HINT}")
-        probs = block if distance is None else np.delete(block, distance, axis=0)
         if probs.size and (probs.min() < 0 or probs.max() > 1):
             raise InputError(
                 f"{self.label} holds values in [{float(probs.min()):g}, {float(probs.max()):g}] ({raw.dtype}), "
@@ -338,12 +343,20 @@ class _Reader:
 
     def __init__(self, src: ProbabilitySource, roi: Roi, plan: _Plan) -> None:
         self.src, self.plan = src, plan
+        n = src.channels
+        if plan.fg is not None:
+            fg = [_index(plan.fg, plan.names, n, "foreground")]
+        else:
+            fg = [0 if n == 1 or _named(plan.names, "class0") is None else _named(plan.names, "class0")]
+        watershed = plan.mode == "watershed"
+        self.checked = fg + ([plan.boundary] if watershed and plan.use == "boundary" and plan.boundary is not None else [])
+        self.finite = [plan.distance] if watershed and plan.use == "distance" and plan.distance is not None else []
         self.origin = tuple(s.start for s in roi)
         self.shape = tuple(s.stop - s.start for s in roi)
 
     def probs(self, region: Region) -> np.ndarray:
         shifted = tuple(slice(r.start + o, r.stop + o) for r, o in zip(region, self.origin))
-        return self.src.read(shifted, self.plan.distance)  # type: ignore[arg-type]
+        return self.src.read(shifted, self.checked, self.finite)  # type: ignore[arg-type]
 
     def foreground(self, p: np.ndarray) -> np.ndarray:
         return _foreground(p, self.plan.fg, self.plan.names)

@@ -231,3 +231,15 @@ def test_parse_block_and_halo():
             parse_block(bad)
     with pytest.raises(InputError, match="--halo"):
         parse_halo("1,-2,1")
+
+
+def test_unused_raw_heads_are_not_checked_but_used_channels_are():
+    prob, fg = _blobs((3, 12, 12), 4, 4, 5)
+    logits = np.full(prob.shape[1:], 37.0, np.float32)  # a raw head segment does not use
+    stack = np.concatenate([prob[:2], logits[None]])
+    np.testing.assert_array_equal(segment(stack), ndi.label(fg)[0])
+    with pytest.raises(InputError, match="not probabilities"):
+        segment(stack, mode="watershed", boundary_channel=2)
+    with pytest.raises(InputError, match="NaN"):
+        segment(np.concatenate([prob[:2], np.full((1, 3, 12, 12), np.inf, np.float32)]), mode="watershed",
+                use="distance", distance_channel=2)
