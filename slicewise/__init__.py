@@ -4,7 +4,8 @@ Public API (imported lazily so the CLI starts fast)::
 
     build_model, load_model, save_model   # slicewise.models
     train                                 # slicewise.train
-    predict                               # slicewise.infer
+    predict, predict_to, PredictSettings  # slicewise.infer (block-wise prediction)
+    read_prediction                       # slicewise.infer (read any prediction output)
     segment                               # slicewise.infer (instances)
     evaluate                              # slicewise.metrics
     audit                                 # slicewise.diagnostics (namespace: weights, attribution, shift)
@@ -25,6 +26,9 @@ _API = {
     "save_model": "slicewise.models",
     "train": "slicewise.train",
     "predict": "slicewise.infer",
+    "predict_to": "slicewise.infer",
+    "PredictSettings": "slicewise.infer",
+    "read_prediction": "slicewise.infer",
     "segment": "slicewise.infer",
     "evaluate": "slicewise.metrics",
     "open_volume": "slicewise.data",

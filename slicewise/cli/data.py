@@ -48,7 +48,7 @@ def fetch_cmd(
 
 @data_app.command("info")
 def info_cmd(
-    path: str = typer.Argument(..., help="volume file: TIFF, PNG, image folder, HDF5 (file.h5:key), Zarr"),
+    path: str = typer.Argument(..., help="volume file: TIFF, PNG, image folder, HDF5 (file.h5:key), Zarr, OME-Zarr (img.zarr:LEVEL)"),
     key: Optional[str] = typer.Option(None, "--key", help="HDF5 dataset / Zarr array inside the file"),
 ) -> None:
     """Shape, dtype, value range, voxel size and a label summary of a volume file."""
@@ -67,4 +67,21 @@ def info_cmd(
         ("distinct values", "n/a (non-integer values)" if s["distinct_values"] is None else str(s["distinct_values"])),
         ("looks like", s["looks_like"] + (f" {s['values']}" if s["values"] is not None else "")),
     ]
+    lines += _ngff_lines(s["source"])
     typer.echo("\n".join(text_table([(k + ":", v) for k, v in lines], align="ll")))
+
+
+def _ngff_lines(source: str) -> list[tuple[str, str]]:
+    """``level N`` rows (shape, axes, voxel size; ``*`` = the level shown above) and channel names of an OME-Zarr."""
+    from slicewise.data.ome_zarr import channel_names, is_ome_zarr, levels
+
+    root, _, opened = source.rpartition(":")
+    if not root or not is_ome_zarr(root):
+        return []
+    rows = []
+    for i, lv in enumerate(levels(root)):
+        vs = "" if lv["voxel_size"] is None else ", " + " x ".join(f"{v:g}" for v in lv["voxel_size"]) + " nm"
+        mark = "*" if lv["path"] == opened else ""
+        rows.append((f"level {i}", f"{lv['path']}{mark}: {lv['shape']} ({lv['axes']}){vs}"))
+    names = channel_names(root)
+    return rows + ([("channels", ", ".join(names))] if names else [])

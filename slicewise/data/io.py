@@ -12,7 +12,8 @@ Formats (chosen by suffix):
 - ``.h5`` / ``.hdf5`` / ``.hdf``: HDF5, dataset ``key`` (also ``"file.h5:key"`` or ``"file.h5/key"``);
   without a key the file must hold exactly one dataset.
 - ``.zarr`` (or a folder holding ``.zarray`` / ``.zgroup`` / ``zarr.json``): Zarr v2 or v3; a group
-  needs ``key`` unless it holds exactly one array.
+  needs ``key`` unless it holds exactly one array. An OME-Zarr (NGFF) image opens its level 0,
+  ``"img.zarr:2"`` its level with dataset path ``2`` (:mod:`slicewise.data.ome_zarr`).
 - ``.n5``: only through zarr-python 2 (``zarr.N5Store``); zarr 3 dropped N5, so with zarr 3 an
   N5 path is a one-line error suggesting a conversion to Zarr or HDF5.
 
@@ -347,6 +348,11 @@ def _zarr_array_paths(group: Any) -> list[str]:
 def _open_zarr(p: Path, key: str | None, store: Any = None) -> Volume:
     import zarr
 
+    from slicewise.data.ome_zarr import open_ngff_key
+
+    ngff = open_ngff_key(p, key) if store is None else None
+    if ngff is not None:
+        return ngff
     try:
         node = zarr.open(store if store is not None else str(p), mode="r")
     except Exception as err:  # zarr raises several types for a folder that is not a store

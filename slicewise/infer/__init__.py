@@ -1,7 +1,9 @@
-"""Inference: tiling, whole-volume prediction (in memory, chunked, dask) and instance segmentation."""
+"""Inference: tiling, block-wise prediction (in memory or into a store), storage and instance segmentation."""
 
 from slicewise.infer.instances import segment
-from slicewise.infer.predict import predict, predict_dask, predict_slices
+from slicewise.infer.predict import PredictSettings, predict, predict_to
+from slicewise.infer.store import read_prediction
 from slicewise.infer.tiling import gaussian_weight, iter_tiles, tile_starts
 
-__all__ = ["gaussian_weight", "iter_tiles", "predict", "predict_dask", "predict_slices", "segment", "tile_starts"]
+__all__ = ["PredictSettings", "gaussian_weight", "iter_tiles", "predict", "predict_to", "read_prediction", "segment",
+           "tile_starts"]

@@ -5,9 +5,9 @@ Conventions (per in-plane axis, sizes in pixels):
 - ``tile_starts(size, tile, overlap)``: tile origins ``0, step, 2·step, …`` with
   ``step = max(1, floor(tile·(1 − overlap)))`` (MONAI's rule); the last tile is moved flush with
   the end so the whole extent is covered. An axis shorter than the tile gets one tile at 0.
-- Planes smaller than a tile are padded (``numpy.pad(mode="reflect")``, repeated reflection when
-  the pad exceeds the plane) at the bottom/right up to the tile size, predicted, and cropped
-  back: :func:`pad_to_tile` returns the padded array, results are cut to ``[:size]``.
+- Planes smaller than a tile are padded at the bottom/right up to the tile size by reflection
+  (``numpy.pad(mode="reflect")``, repeated when the pad exceeds the plane; :func:`reflect_index`
+  gives the indices, applied on the device), predicted, and cropped back to ``[:size]``.
   :func:`effective_tile` first shrinks a tile to the smallest multiple of the model's size
   divisor that covers a short axis, so little padding is wasted.
 - ``gaussian_weight(tile)``: MONAI-style importance map, a separable Gaussian with
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -77,16 +78,18 @@ def gaussian_weight(tile: int | Sequence[int], sigma_scale: float = 0.125, min_w
     return _gaussian_weight(t, float(sigma_scale), float(min_weight))
 
 
-def pad_to_tile(array: np.ndarray, tile: tuple[int, int], mode: str = "reflect") -> np.ndarray:
-    """Pad the last two axes at the bottom/right up to at least ``tile`` (reflect by default)."""
-    h, w = array.shape[-2:]
-    ph, pw = max(0, tile[0] - h), max(0, tile[1] - w)
-    if ph == 0 and pw == 0:
-        return array
-    widths = [(0, 0)] * (array.ndim - 2) + [(0, ph), (0, pw)]
-    if mode == "reflect" and (h == 1 or w == 1):
-        mode = "edge"
-    return np.pad(array, widths, mode=mode)
+def reflect_index(n: int, m: int, device: Any = None) -> Any:
+    """Indices (torch, length ``m`` >= ``n``) that extend an axis of ``n`` pixels at its end by reflection
+    without repeating the edge (numpy ``pad(mode="reflect")``, repeated when the pad exceeds the axis;
+    an axis of one pixel is repeated). Used on the device to pad planes smaller than a tile."""
+    import torch
+
+    i = torch.arange(int(m), device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (int(n) - 1)
+    j = i % period
+    return torch.where(j < n, j, period - j)
 
 
 def iter_tiles(shape: tuple[int, int], tile: tuple[int, int], overlap: float = 0.25) -> Iterator[tuple[slice, slice]]:
@@ -95,25 +98,6 @@ def iter_tiles(shape: tuple[int, int], tile: tuple[int, int], overlap: float = 0
     for y in tile_starts(h, tile[0], overlap):
         for x in tile_starts(w, tile[1], overlap):
             yield slice(y, y + tile[0]), slice(x, x + tile[1])
-
-
-def iter_batches(
-    n_planes: int, shape: tuple[int, int], tile: tuple[int, int], overlap: float, batch_size: int
-) -> Iterator[list[tuple[int, slice, slice]]]:
-    """Tiles of ``n_planes`` planes grouped into batches of ``batch_size`` (planes and positions
-    mixed): lists of ``(plane index, ys, xs)``."""
-    if int(batch_size) < 1:
-        raise InputError(f"batch size {batch_size} must be >= 1")
-    windows = list(iter_tiles(shape, tile, overlap))
-    batch: list[tuple[int, slice, slice]] = []
-    for i in range(n_planes):
-        for ys, xs in windows:
-            batch.append((i, ys, xs))
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
 
 
 def weight_sum(shape: tuple[int, int], tile: tuple[int, int], overlap: float = 0.25, sigma_scale: float = 0.125) -> np.ndarray:

@@ -1,0 +1,264 @@
+"""Block-wise prediction on a dask.distributed cluster: one machine (``local:N``) or a running scheduler.
+
+:func:`run_blocks` hands the pending blocks of a prediction to dask workers:
+
+- ``"local:N"`` starts a ``LocalCluster`` of N worker **processes** with one dask thread each (a block
+  task holds the GIL-free torch work; parallelism comes from processes). Each worker runs torch with
+  ``max(1, cores // N)`` intra-op threads, so N workers never oversubscribe the machine's cores, and
+  gets ``memory_limit="auto"`` (the machine's memory / N; the nanny restarts a worker that exceeds it).
+  ``"local"`` alone means one worker per core.
+- ``"tcp://host:port"`` (or ``tls://…``, or a ``Client`` / cluster object, e.g. dask-jobqueue's
+  ``SLURMCluster``) joins a running scheduler; the cluster is left running afterwards. Workers must see
+  the input, the model file and the output on a shared file system. There, torch uses the worker's cores
+  divided by the number of workers on its host.
+
+The model is loaded **once per worker** by a :class:`ModelPlugin` registered under the model's hash
+(a second run with the same model reuses it). A model given as a path is read by the workers from
+that path; an in-memory model is saved once to a temporary file (``save_model``) that local workers
+read, and whose bytes travel inside the plugin to remote workers. A model that is not a slicewise
+``SegmentationModel`` (no ``config``) travels pickled inside the plugin instead.
+
+Each task opens the input itself (by path and key; never shipped through the scheduler), calls
+:func:`slicewise.infer.blocks.predict_block`, writes its region through
+``PredictionWriter.reopen(partial).write_block`` and records the block with ``mark_done``: workers
+write straight to the store, and nothing but block indices comes back. Finished blocks are skipped,
+so a killed run resumes where it stopped (the input-identity check is the engine's, when it opens the
+writer). A :class:`~slicewise.errors.SlicewiseError` raised in a worker is re-raised on the client as
+the same one-line error; a worker that dies repeatedly (out of memory) becomes a one-line error too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from distributed import (
+    Client,
+    KilledWorker,
+    LocalCluster,
+    WorkerPlugin,
+    as_completed,
+    get_worker,
+)
+
+from slicewise.errors import InputError, SlicewiseError
+from slicewise.utils import progress
+
+log = logging.getLogger(__name__)
+
+_VOLUMES: dict[tuple[str, str | None], Any] = {}
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+def parse_address(address: str) -> int | str:
+    """``"local:N"`` → N workers (``"local"`` → one per core); a scheduler address → the address itself."""
+    text = str(address).strip()
+    if text == "local" or text.startswith("local:"):
+        n = text.partition(":")[2] or str(_cores())
+        if not n.isdigit() or int(n) < 1:
+            raise InputError(f"--dask {text!r}: give local:N with N >= 1 workers (e.g. local:2), or a scheduler "
+                             f"address such as tcp://host:8786")
+        return int(n)
+    if "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
+        return text
+    raise InputError(f"--dask {text!r} is neither local:N nor a scheduler address: use e.g. local:2 or tcp://host:8786")
+
+
+def start_local_cluster(n_workers: int, **kwargs: Any) -> Any:
+    """The ``local:N`` cluster: N worker processes, one dask thread each, ``cores // N`` torch threads each."""
+    threads = str(max(1, _cores() // n_workers))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+    options: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
+                               "memory_limit": "auto", "dashboard_address": None,
+                               "silence_logs": logging.WARNING, "env": env}
+    options.update(kwargs)
+    return LocalCluster(**options)
+
+
+@contextlib.contextmanager
+def connect(address: Any) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``address`` (see :func:`parse_address`; a Client or cluster object is used
+    as is). A ``local:N`` cluster lives as long as the context; a joined scheduler is left running."""
+    if isinstance(address, Client):
+        yield address
+        return
+    if hasattr(address, "scheduler_address"):
+        address = address.scheduler_address
+    target = parse_address(address)
+    if isinstance(target, int):
+        with start_local_cluster(target) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(target, timeout="20s")
+    except OSError as err:
+        raise InputError(f"cannot reach the dask scheduler at {target} ({str(err).splitlines()[0][:120]}): "
+                         f"start it (dask scheduler, SLURMCluster, ...) and pass its address") from None
+    with client:
+        yield client
+
+
+class ModelPlugin(WorkerPlugin):
+    """Worker plugin that loads the prediction model once per worker (``name`` = ``slicewise-model-<hash>``).
+
+    Exactly one of ``path`` (a model file the worker reads), ``payload`` (the bytes of a saved model file)
+    or ``module`` (a pickled ``torch.nn.Module``) is set. ``threads_per_host`` maps host → number of
+    workers there, so torch gets the worker's cores divided by its neighbours."""
+
+    idempotent = True
+
+    def __init__(self, name: str, *, path: str | None = None, payload: bytes | None = None, module: Any = None,
+                 threads_per_host: dict[str, int] | None = None) -> None:
+        self.name = name
+        self.path, self.payload, self.module = path, payload, module
+        self.threads_per_host = threads_per_host or {}
+        self.model: Any = None
+
+    def setup(self, worker: Any) -> None:
+        import torch
+
+        host = str(getattr(worker, "ip", ""))
+        if host in self.threads_per_host:
+            torch.set_num_threads(max(1, _cores() // self.threads_per_host[host]))
+        elif "OMP_NUM_THREADS" in os.environ:
+            torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+        if self.module is not None:
+            self.model = self.module
+        elif self.path is not None:
+            self.model = _load(self.path)
+        else:
+            with tempfile.TemporaryDirectory(prefix="slicewise-model-") as tmp:
+                p = Path(tmp) / "model.pt"
+                p.write_bytes(self.payload or b"")
+                self.model = _load(str(p))
+        self.model.eval()
+        log.debug("worker %s loaded model %s (%d torch threads)", worker.address, self.name, torch.get_num_threads())
+
+    def teardown(self, worker: Any) -> None:
+        self.model = None
+
+
+def _load(path: str) -> Any:
+    from slicewise.models.build import load_model
+
+    return load_model(path, map_location="cpu")
+
+
+def _model_key(model: Any, plan: Any) -> str:
+    h = str(getattr(plan, "model_hash", "") or "")
+    if not h:
+        if isinstance(model, (str, os.PathLike)):
+            st = Path(model).stat()
+            h = hashlib.sha1(f"{Path(model).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        else:
+            from slicewise.infer.predict import _model_hash
+
+            h = _model_hash(model)
+    return f"slicewise-model-{h}"
+
+
+def _volume(path: str, key: str | None) -> Any:
+    """The input volume, opened once per worker process (by path and key)."""
+    from slicewise.data.io import open_volume
+
+    k = (path, key)
+    if k not in _VOLUMES:
+        if len(_VOLUMES) >= 4:
+            _VOLUMES.pop(next(iter(_VOLUMES))).close()
+        _VOLUMES[k] = open_volume(path, key=key)
+    return _VOLUMES[k]
+
+
+def predict_and_write(plugin_name: str, input_path: str, key: str | None, partial: str, block: Any, plan: Any) -> int:
+    """The task one worker runs for one block: read (with the halo), predict, write, mark done. Returns the index."""
+    from slicewise.infer.blocks import predict_block, prepare_model
+    from slicewise.infer.store import PredictionWriter
+
+    model = prepare_model(get_worker().plugins[plugin_name].model, plan)
+    probs = predict_block(model, _volume(input_path, key), block, plan)
+    writer = PredictionWriter.reopen(partial)
+    try:
+        writer.write_block(block, probs)
+        writer.mark_done(block.index)
+    finally:
+        writer.abort(keep=True)  # close the worker's handles; the output claim stays with the client
+    return int(block.index)
+
+
+def _plugin(client: Any, model: Any, key: str, local: bool, tmpdir: Path) -> ModelPlugin:
+    hosts: dict[str, int] = {}
+    for w in client.scheduler_info(n_workers=-1)["workers"].values():
+        hosts[str(w.get("host", ""))] = hosts.get(str(w.get("host", "")), 0) + 1
+    if isinstance(model, (str, os.PathLike)):
+        return ModelPlugin(key, path=str(Path(model).absolute()), threads_per_host=hosts)
+    if getattr(model, "config", None) is None:
+        return ModelPlugin(key, module=model, threads_per_host=hosts)
+    from slicewise.models.build import save_model
+
+    saved = save_model(model, tmpdir / "model.pt")
+    if local:
+        return ModelPlugin(key, path=str(saved), threads_per_host=hosts)
+    return ModelPlugin(key, payload=saved.read_bytes(), threads_per_host=hosts)
+
+
+def run_blocks(address: Any, model: Any, input_path: str | os.PathLike, key: str | None,
+               writer_partial_path: str | os.PathLike, blocks: Sequence[Any], plan: Any) -> None:
+    """Predict ``blocks`` of ``plan`` on the dask cluster at ``address`` into the partial output at
+    ``writer_partial_path`` (see the module docstring). ``model``: a slicewise model, any ``nn.Module``,
+    or the path of a saved model file. Blocks already marked done are skipped. Returns when every block
+    is written and marked done; raises the worker's one-line error otherwise."""
+    from slicewise.infer.store import PredictionWriter
+
+    if not isinstance(input_path, (str, os.PathLike)):
+        raise InputError("prediction on a dask cluster reads the input by path: save the array to a file "
+                         "(e.g. slicewise.data.write_volume(...)) and pass its path")
+    partial = str(Path(writer_partial_path).absolute())
+    writer = PredictionWriter.reopen(partial)
+    try:
+        done = writer.done()
+        backend = writer.backend
+    finally:
+        writer.abort(keep=True)
+    if backend == "hdf5":
+        raise InputError("HDF5 files cannot be written by several processes at once: use a .zarr (or .tif) output "
+                         "with --dask, or predict without --dask")
+    todo = [b for b in blocks if int(b.index) not in done]
+    if not todo:
+        return
+    source = str(Path(input_path).absolute()) if Path(input_path).exists() else os.fspath(input_path)
+    name = _model_key(model, plan)
+    tmpdir = Path(tempfile.mkdtemp(prefix="slicewise-dask-"))
+    try:
+        with connect(address) as client:
+            local = isinstance(address, str) and isinstance(parse_address(address), int)
+            client.register_plugin(_plugin(client, model, name, local, tmpdir), name=name)
+            futures = [client.submit(predict_and_write, name, source, key, partial, b, plan, pure=False,
+                                     key=f"slicewise-block-{name[-16:]}-{int(b.index)}") for b in todo]
+            try:
+                for fut in progress(as_completed(futures), desc="blocks", total=len(futures)):
+                    try:
+                        fut.result()
+                    except SlicewiseError as err:
+                        raise type(err)(str(err)) from None
+                    except KilledWorker:
+                        raise InputError(
+                            f"a dask worker died repeatedly while predicting ({len(todo)} blocks pending): out of memory? "
+                            f"use a smaller --block or fewer workers per machine, then rerun the same command to resume"
+                        ) from None
+            finally:
+                client.cancel([f for f in futures if not f.done()])
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -1,0 +1,860 @@
+"""Storage of block-wise outputs, apart from computation (as MONAI separates its inferer from its mergers).
+
+Two layers:
+
+- :func:`create_array_store` — one block-writable array (``store[region] = block``) in a ``.zarr``
+  (Zarr format 2), ``.h5/.hdf5/.hdf`` (dataset ``key``) or ``.tif/.tiff`` (uncompressed, through
+  ``tifffile.memmap``), written to a temporary sibling and renamed onto the output by ``finalize()``.
+- :class:`PredictionWriter` — a prediction output (probabilities and/or labels) written block by
+  block, resumable: the partial output is a hidden sibling ``.<stem>.partial<suffix>`` and its state
+  folder ``.<stem>.partial<suffix>.state/`` holds ``state.json`` (plan, model hash, input identity) and
+  one empty file per finished block under ``done/`` (so parallel workers never write the same file).
+  Backends: OME-Zarr (``.zarr``; the NGFF layout of docs/ARCHITECTURE.md, "Prediction store layout":
+  level 0 written by blocks, then the pyramid and metadata through :mod:`slicewise.data.ome_zarr`),
+  HDF5 (datasets ``probabilities`` (C, Z, Y, X) and ``labels`` (Z, Y, X), region writes) and TIFF (one
+  array: probabilities channel-last Z×Y×X×C, or labels Z×Y×X; a memmap of the final shape).
+
+Every store claims its output (:func:`slicewise.utils.atomic.claim_output`) and checks it
+(:func:`slicewise.utils.atomic.check_output_path`) when created, before any computing, so a second
+writer to the same output is refused in one line and an unwritable location fails at once.
+
+Probability dtypes: ``float32`` (exact), ``float16`` (|Δp| ≤ 2⁻¹¹ ≈ 4.9e-4 for p in [0, 1]) or ``uint8``
+= round(255·p) with the attribute ``quantisation = {"scale": 1/255}``; :func:`read_prediction` returns
+``q·scale`` as float32, so the error is |Δp| ≤ 1/510 ≈ 0.00196 (half a quantisation step). ``uint8`` is
+only offered for channels that are probabilities (``seg`` softmax, ``boundary`` sigmoid); a raw head
+(``distance``) needs float16/float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slicewise.errors import InputError
+from slicewise.infer.blocks import Block, Plan, plan_blocks
+from slicewise.utils.atomic import check_output_path, claim_output
+from slicewise.utils.identity import check_identity
+
+log = logging.getLogger(__name__)
+
+ZARR_SUFFIXES = (".zarr",)
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+TIFF_SUFFIXES = (".tif", ".tiff")
+OUTPUT_SUFFIXES = ZARR_SUFFIXES + HDF5_SUFFIXES + TIFF_SUFFIXES
+PROB_KEY, LABEL_KEY = "probabilities", "labels"
+PROB_DTYPES: tuple[str, ...] = ("float32", "float16", "uint8")
+UINT8_SCALE = 1.0 / 255.0
+STATE_VERSION = 1
+
+__all__ = [
+    "ArrayStore", "Prediction", "PredictionWriter", "create_array_store", "dequantise", "labels_from",
+    "open_prediction_writer", "partial_path", "quantise", "read_prediction", "state_path",
+]
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def check_output_kind(path: str | os.PathLike, output_kind: str) -> Path:
+    """Raise a one-line error for an unknown extension or a TIFF asked to hold two arrays."""
+    p = Path(path)
+    if _suffix(p) not in OUTPUT_SUFFIXES:
+        raise InputError(f"output {p} has an unknown extension: use .zarr, .h5/.hdf5 or .tif")
+    if _suffix(p) in TIFF_SUFFIXES and output_kind == "both":
+        raise InputError("a TIFF holds one array: choose probabilities or labels, or write .zarr / .h5 for both")
+    return p
+
+
+def partial_path(output: str | os.PathLike) -> Path:
+    """The hidden sibling a resumable prediction writes into: ``.<stem>.partial<suffix>``."""
+    out = Path(output)
+    return out.with_name(f".{out.stem}.partial{out.suffix}")
+
+
+def state_path(partial: str | os.PathLike) -> Path:
+    """The state folder of a partial output: ``<partial>.state`` (``state.json`` and ``done/<i>``)."""
+    p = Path(partial)
+    return p.with_name(p.name + ".state")
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def _publish(tmp: Path, final: Path) -> Path:
+    """Rename ``tmp`` onto ``final`` (replacing an existing output through a backup rename)."""
+    if final.exists():
+        backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, backup)
+        os.replace(tmp, final)
+        _remove(backup)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+# ------------------------------------------------------------------------------------------------
+# Quantisation
+# ------------------------------------------------------------------------------------------------
+
+
+def quantise(probs: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 probabilities → the store dtype: ``uint8`` = round(255·clip(p, 0, 1)), float16/float32 cast."""
+    if dtype == "uint8":
+        return np.rint(np.clip(probs, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    return probs.astype(np.dtype(dtype), copy=False)
+
+
+def dequantise(q: np.ndarray, scale: float | None) -> np.ndarray:
+    """Stored probabilities → float32 (``q·scale`` when quantised)."""
+    return q.astype(np.float32) * np.float32(scale) if scale else np.asarray(q, dtype=np.float32)
+
+
+def labels_from(probs: np.ndarray, plan: Plan) -> np.ndarray:
+    """Argmax over the seg channels of ``(C, …)`` float probabilities → uint8 (uint16 beyond 256 classes)."""
+    start, stop = next((a, b) for name, a, b in plan.heads if name == "seg")
+    return np.argmax(probs[start:stop], axis=0).astype(label_dtype(plan))
+
+
+def label_dtype(plan: Plan) -> np.dtype:
+    return np.dtype(np.uint8 if plan.n_classes <= 256 else np.uint16)
+
+
+# ------------------------------------------------------------------------------------------------
+# Generic block-writable arrays
+# ------------------------------------------------------------------------------------------------
+
+
+class ArrayStore(ABC):
+    """A block-writable array at a temporary sibling of ``path``; ``finalize()`` publishes it."""
+
+    def __init__(self, path: Path, tmp: Path, shape: tuple[int, ...], dtype: np.dtype, claim: contextlib.ExitStack) -> None:
+        self.path, self.tmp, self.shape, self.dtype = path, tmp, shape, dtype
+        self._claim = claim
+
+    @abstractmethod
+    def __setitem__(self, region: Any, block: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def __getitem__(self, region: Any) -> np.ndarray: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    def finalize(self) -> Path:
+        """Close, rename the temporary sibling onto ``path`` and release the claim."""
+        try:
+            self._close()
+            return _publish(self.tmp, self.path)
+        finally:
+            self._claim.close()
+
+    def abort(self) -> None:
+        """Close, delete the temporary sibling and release the claim (the output is left untouched)."""
+        try:
+            self._close()
+            _remove(self.tmp)
+        finally:
+            self._claim.close()
+
+    def __enter__(self) -> ArrayStore:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class _ZarrArrayStore(ArrayStore):
+    def __init__(self, *args: Any, array: Any) -> None:
+        super().__init__(*args)
+        self.array = array
+
+    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+        self.array[region] = block
+
+    def __getitem__(self, region: Any) -> np.ndarray:
+        return np.asarray(self.array[region])
+
+    def _close(self) -> None:
+        pass
+
+
+class _H5ArrayStore(ArrayStore):
+    def __init__(self, *args: Any, file: Any, key: str) -> None:
+        super().__init__(*args)
+        self.file, self.key = file, key
+
+    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+        self.file[self.key][region] = block
+
+    def __getitem__(self, region: Any) -> np.ndarray:
+        return np.asarray(self.file[self.key][region])
+
+    def _close(self) -> None:
+        if self.file:
+            self.file.close()
+
+
+class _TiffArrayStore(ArrayStore):
+    def __init__(self, *args: Any, memmap: Any) -> None:
+        super().__init__(*args)
+        self.memmap = memmap
+
+    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+        self.memmap[region] = block
+
+    def __getitem__(self, region: Any) -> np.ndarray:
+        return np.array(self.memmap[region])
+
+    def _close(self) -> None:
+        if self.memmap is not None:
+            self.memmap.flush()
+            self.memmap = None
+
+
+def _zarr_attrs(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    return json.loads(json.dumps(attrs or {}, default=str))
+
+
+def _h5_attr(v: Any) -> Any:
+    return v if isinstance(v, (int, float, str, bool, np.generic)) else json.dumps(v, default=str)
+
+
+def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | None = None,
+                       key: str | None = None, attrs: dict[str, Any] | None = None, overwrite: bool = False) -> ArrayStore:
+    """A block-writable array for ``path`` (by suffix: ``.zarr`` Zarr-v2 array, or group with array ``key``;
+    ``.h5/.hdf5/.hdf`` dataset ``key`` (default ``data``); ``.tif/.tiff`` uncompressed memmap, one array).
+
+    The output is checked (exists / writable, one-line errors) and claimed at creation, then written at a
+    temporary sibling; ``finalize()`` renames it onto ``path``, ``abort()`` deletes it. ``attrs``: JSON-ready
+    attributes (HDF5: non-scalars as JSON strings; TIFF: in the shaped-metadata description).
+    """
+    final = check_output_path(path, overwrite=overwrite)
+    sfx = _suffix(final)
+    if sfx not in OUTPUT_SUFFIXES:
+        raise InputError(f"output {final} has an unknown extension: use .zarr, .h5/.hdf5 or .tif")
+    shape_t = tuple(int(s) for s in shape)
+    dt = np.dtype(dtype)
+    chunks_t = tuple(int(min(c, s)) for c, s in zip(chunks, shape_t)) if chunks else None
+    claim = contextlib.ExitStack()
+    claim.enter_context(claim_output(final))
+    tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+    try:
+        if sfx in ZARR_SUFFIXES:
+            import zarr
+
+            kw: dict[str, Any] = dict(shape=shape_t, chunks=chunks_t or shape_t, dtype=dt, fill_value=0)
+            if key:
+                group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+                arr = group.create_array(key, **kw)
+                group.attrs.update(_zarr_attrs(attrs))
+            else:
+                arr = zarr.create_array(store=str(tmp), zarr_format=2, **kw)
+                arr.attrs.update(_zarr_attrs(attrs))
+            return _ZarrArrayStore(final, tmp, shape_t, dt, claim, array=arr)
+        if sfx in HDF5_SUFFIXES:
+            import h5py
+
+            f = h5py.File(tmp, "w")
+            k = key or "data"
+            ds = f.create_dataset(k, shape=shape_t, dtype=dt, chunks=chunks_t or True)
+            for name, v in (attrs or {}).items():
+                ds.attrs[name] = _h5_attr(v)
+            return _H5ArrayStore(final, tmp, shape_t, dt, claim, file=f, key=k)
+        import tifffile
+
+        meta = {"axes": "ZYXS" if len(shape_t) == 4 else "ZYX"[-len(shape_t):], **(attrs or {})}
+        mm = tifffile.memmap(tmp, shape=shape_t, dtype=dt, photometric="minisblack",
+                             planarconfig="contig" if len(shape_t) == 4 else None, metadata=_zarr_attrs(meta),
+                             bigtiff=int(np.prod(shape_t)) * dt.itemsize > 2**31)
+        return _TiffArrayStore(final, tmp, shape_t, dt, claim, memmap=mm)
+    except BaseException:
+        _remove(tmp)
+        claim.close()
+        raise
+
+
+# ------------------------------------------------------------------------------------------------
+# Prediction writers
+# ------------------------------------------------------------------------------------------------
+
+
+class PredictionWriter(ABC):
+    """A prediction output written block by block (see the module docstring for layouts and resume).
+
+    ``write_block(block, probs)`` takes the block's float32 probabilities (C, bz, by, bx); labels
+    (argmax over the seg classes) are derived from them when the output kind asks for labels, and the
+    probabilities are quantised to the store dtype. ``mark_done(i)`` records a finished block (after its
+    data is flushed), ``done()`` lists them, ``finalize()`` publishes the output, ``abort()`` releases it.
+    """
+
+    backend = ""
+
+    def __init__(self, output: Path, partial: Path, plan: Plan, state: dict[str, Any], claim: contextlib.ExitStack | None) -> None:
+        self.output, self.partial, self.plan, self.state = output, partial, plan, state
+        self._claim = claim
+        self._done_dir = state_path(partial) / "done"
+
+    # -- backend hooks ----------------------------------------------------------------------
+    @abstractmethod
+    def _create(self) -> None:
+        """Create the empty partial store."""
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Open an existing partial store for writing (raise OSError/ValueError/KeyError if unusable)."""
+
+    @abstractmethod
+    def _write(self, local: tuple[slice, slice, slice], probs: np.ndarray | None, labels: np.ndarray | None) -> None:
+        """Write the block's stored probabilities / labels at ``local`` (output coordinates) and flush."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release file handles."""
+
+    def _complete(self) -> None:
+        """Backend-specific finishing (pyramids, metadata) before the rename; default none."""
+
+    # -- public API -------------------------------------------------------------------------
+    @property
+    def n_blocks(self) -> int:
+        return len(plan_blocks(self.plan.shape[:3], self.plan.block, self.plan.roi_slices))
+
+    @property
+    def quant_scale(self) -> float | None:
+        return UINT8_SCALE if self.plan.dtype == "uint8" else None
+
+    def attrs(self) -> dict[str, Any]:
+        """The ``slicewise`` attributes recorded in the output."""
+        return {
+            "channels": list(self.plan.channel_names),
+            "predict": self.plan.fingerprint(),
+            "dtype": self.plan.dtype,
+            "quantisation": {"scale": self.quant_scale} if self.quant_scale else None,
+            "offset": list(self.plan.offset),
+            "voxel_size": self.state.get("voxel_size"),
+            "input": self.state.get("identity"),
+            "output_kind": self.plan.output_kind,
+        }
+
+    def write_block(self, block: Block, probs: np.ndarray) -> None:
+        kind = self.plan.output_kind
+        labels = labels_from(probs, self.plan) if kind != "probabilities" else None
+        stored = quantise(probs, self.plan.dtype) if kind != "labels" else None
+        self._write(block.local(self.plan.offset), stored, labels)
+
+    def mark_done(self, index: int) -> None:
+        self._done_dir.mkdir(parents=True, exist_ok=True)
+        (self._done_dir / str(int(index))).touch()
+
+    def done(self) -> set[int]:
+        if not self._done_dir.is_dir():
+            return set()
+        return {int(p.name) for p in self._done_dir.iterdir() if p.name.isdigit()}
+
+    def finalize(self) -> Path:
+        """All blocks done → finish the store, rename it onto the output, drop the state; the claim is released
+        in any case (an incomplete output is a one-line error and stays resumable)."""
+        try:
+            missing = self.n_blocks - len(self.done())
+            if missing:
+                raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
+            self._close()
+            self._complete()
+            _publish(self.partial, self.output)
+            _remove(state_path(self.partial))
+            return self.output
+        finally:
+            self._release()
+
+    def abort(self, keep: bool = True) -> None:
+        """Close and release the claim; ``keep`` leaves the partial output for a later resume, else it is deleted."""
+        try:
+            self._close()
+            if not keep:
+                _remove(self.partial)
+                _remove(state_path(self.partial))
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
+
+    @classmethod
+    def reopen(cls, partial: str | os.PathLike) -> PredictionWriter:
+        """Re-open a partial output (e.g. in a dask worker) from its state; the claim stays with the creator."""
+        p = Path(partial)
+        state = _read_state(p)
+        if state is None:
+            raise InputError(f"{p} is not a partial slicewise prediction (no readable {state_path(p) / 'state.json'})")
+        writer = _WRITERS[_backend_of(Path(state["output"]))](Path(state["output"]), p, Plan.from_json(state["plan"]), state, None)
+        writer._open()
+        return writer
+
+
+def _read_state(partial: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((state_path(partial) / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _backend_of(path: Path) -> str:
+    sfx = _suffix(path)
+    return "zarr" if sfx in ZARR_SUFFIXES else "hdf5" if sfx in HDF5_SUFFIXES else "tiff"
+
+
+def chunk_for(block: int, cap: int) -> int:
+    """A chunk length that divides ``block`` (so no chunk is shared by two blocks and parallel writers never
+    touch the same file) and is at most ``cap`` when a divisor ≥ cap/4 exists, else the block length itself."""
+    if block <= cap:
+        return block
+    best = max(d for d in range(1, cap + 1) if block % d == 0)
+    return best if best * 4 >= cap else block
+
+
+ZARR_CHUNK_CAP = (16, 256, 256)
+
+
+class ZarrPredictionWriter(PredictionWriter):
+    """OME-Zarr (NGFF v0.4, Zarr format 2): probabilities (C, Z, Y, X) as the image ``0``, labels as the label
+    image ``labels/labels/0`` (and as the root image when only labels are written). Chunks divide the block
+    shape (:func:`chunk_for`: at most 16×256×256 when possible, viewer-friendly), so every chunk file belongs
+    to exactly one block."""
+
+    backend = "zarr"
+
+    def _group(self, mode: str) -> Any:
+        import zarr
+
+        return zarr.open_group(str(self.partial), mode=mode, zarr_format=2)
+
+    def _create(self) -> None:
+        plan = self.plan
+        root = self._group("w")
+        z, y, x = plan.out_shape
+        cz, cy, cx = (chunk_for(min(b, s), cap) for b, s, cap in zip(plan.block, plan.out_shape, ZARR_CHUNK_CAP))
+        if plan.output_kind != "labels":
+            root.create_array("0", shape=(plan.out_channels, z, y, x), chunks=(1, cz, cy, cx), dtype=plan.dtype, fill_value=0)
+        if plan.output_kind != "probabilities":
+            lab = root.require_group("labels").require_group("labels")
+            lab.create_array("0", shape=(z, y, x), chunks=(cz, cy, cx), dtype=label_dtype(plan), fill_value=0)
+            if plan.output_kind == "labels":
+                root.create_array("0", shape=(z, y, x), chunks=(cz, cy, cx), dtype=label_dtype(plan), fill_value=0)
+        self._root = root
+
+    def _open(self) -> None:
+        root = self._group("r+")
+        if "0" not in root:
+            raise KeyError("0")
+        self._root = root
+
+    def _write(self, local: tuple[slice, slice, slice], probs: np.ndarray | None, labels: np.ndarray | None) -> None:
+        if probs is not None:
+            self._root["0"][(slice(None), *local)] = probs
+        if labels is not None:
+            self._root["labels"]["labels"]["0"][local] = labels
+            if probs is None:
+                self._root["0"][local] = labels
+
+    def _close(self) -> None:
+        pass
+
+    def _complete(self) -> None:
+        from slicewise.data import ome_zarr
+
+        plan, root = self.plan, self._group("r+")
+        vs = self.state.get("voxel_size")
+        name = Path(self.output).stem
+        if plan.output_kind == "labels":
+            n = ome_zarr.build_pyramid(root, method="mode")
+            ome_zarr.write_image_metadata(root, axes=("z", "y", "x"), voxel_size=vs, n_levels=n, name=name,
+                                          method="mode", offset_zyx=plan.offset)
+        else:
+            n = ome_zarr.build_pyramid(root, method="mean")
+            ome_zarr.write_image_metadata(root, axes=("c", "z", "y", "x"), voxel_size=vs, n_levels=n,
+                                          channel_names=list(plan.channel_names), name=name, offset_zyx=plan.offset)
+        if plan.output_kind != "probabilities":
+            m = ome_zarr.build_pyramid(root["labels"]["labels"], method="mode")
+            ome_zarr.write_labels_metadata(root, "labels", voxel_size=vs, n_levels=m, offset_zyx=plan.offset)
+        root.attrs["slicewise"] = _zarr_attrs(self.attrs())
+
+
+class HDF5PredictionWriter(PredictionWriter):
+    """HDF5: datasets ``probabilities`` (C, Z, Y, X) and/or ``labels`` (Z, Y, X), written by region; attributes
+    ``channels`` and ``slicewise`` (JSON strings), ``quantisation_scale`` when quantised."""
+
+    backend = "hdf5"
+
+    def _chunks(self) -> tuple[int, int, int]:
+        return tuple(min(b, s, c) for b, s, c in zip(self.plan.block, self.plan.out_shape, (16, 256, 256)))  # type: ignore[return-value]
+
+    def _create(self) -> None:
+        import h5py
+
+        plan = self.plan
+        f = h5py.File(self.partial, "w")
+        cz, cy, cx = self._chunks()
+        if plan.output_kind != "labels":
+            f.create_dataset(PROB_KEY, shape=(plan.out_channels, *plan.out_shape), dtype=plan.dtype, chunks=(1, cz, cy, cx))
+        if plan.output_kind != "probabilities":
+            f.create_dataset(LABEL_KEY, shape=plan.out_shape, dtype=label_dtype(plan), chunks=(cz, cy, cx))
+        f.attrs["channels"] = json.dumps(list(plan.channel_names))
+        f.attrs["slicewise"] = json.dumps(self.attrs(), default=str)
+        if self.quant_scale:
+            f.attrs["quantisation_scale"] = self.quant_scale
+        f.flush()
+        self._file = f
+
+    def _open(self) -> None:
+        import h5py
+
+        f = h5py.File(self.partial, "r+")
+        want = [k for k, on in ((PROB_KEY, self.plan.output_kind != "labels"), (LABEL_KEY, self.plan.output_kind != "probabilities")) if on]
+        if any(k not in f for k in want):
+            f.close()
+            raise KeyError(want)
+        self._file = f
+
+    def _write(self, local: tuple[slice, slice, slice], probs: np.ndarray | None, labels: np.ndarray | None) -> None:
+        if probs is not None:
+            self._file[PROB_KEY][(slice(None), *local)] = probs
+        if labels is not None:
+            self._file[LABEL_KEY][local] = labels
+        self._file.flush()
+
+    def _close(self) -> None:
+        f = getattr(self, "_file", None)
+        if f:
+            f.close()
+        self._file = None
+
+
+class TiffPredictionWriter(PredictionWriter):
+    """TIFF: one uncompressed array through ``tifffile.memmap`` of the final shape — probabilities channel-last
+    Z×Y×X×C (the data layer's volume layout) or labels Z×Y×X; the ``slicewise`` attributes in the
+    shaped-metadata description."""
+
+    backend = "tiff"
+
+    def _shape(self) -> tuple[int, ...]:
+        z, y, x = self.plan.out_shape
+        return (z, y, x, self.plan.out_channels) if self.plan.output_kind == "probabilities" else (z, y, x)
+
+    def _create(self) -> None:
+        import tifffile
+
+        shape = self._shape()
+        dtype = np.dtype(self.plan.dtype) if self.plan.output_kind == "probabilities" else label_dtype(self.plan)
+        meta = {"axes": "ZYXS" if len(shape) == 4 else "ZYX", "slicewise": _zarr_attrs(self.attrs())}
+        if self.state.get("voxel_size"):
+            meta["voxel_size"] = list(self.state["voxel_size"])
+        self._mm = tifffile.memmap(self.partial, shape=shape, dtype=dtype, photometric="minisblack",
+                                   planarconfig="contig" if len(shape) == 4 else None, metadata=meta,
+                                   bigtiff=int(np.prod(shape)) * dtype.itemsize > 2**31)
+
+    def _open(self) -> None:
+        import tifffile
+
+        mm = tifffile.memmap(self.partial, mode="r+")
+        if tuple(mm.shape) != self._shape():
+            raise ValueError("shape")
+        self._mm = mm
+
+    def _write(self, local: tuple[slice, slice, slice], probs: np.ndarray | None, labels: np.ndarray | None) -> None:
+        self._mm[local] = np.moveaxis(probs, 0, -1) if probs is not None else labels
+        self._mm.flush()
+
+    def _close(self) -> None:
+        mm = getattr(self, "_mm", None)
+        if mm is not None:
+            mm.flush()
+            del mm
+        self._mm = None
+
+
+_WRITERS: dict[str, type[PredictionWriter]] = {
+    "zarr": ZarrPredictionWriter, "hdf5": HDF5PredictionWriter, "tiff": TiffPredictionWriter,
+}
+
+
+def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | None = None, resume: bool = True,
+                           overwrite: bool = False, identity: dict[str, Any] | None = None,
+                           voxel_size: Sequence[float] | None = None) -> PredictionWriter:
+    """Create (or resume) the writer for output ``path``.
+
+    Checks the output (``check_output_path``) and claims it (``claim_output``) first. A partial output from
+    an interrupted run is resumed when ``resume`` and not ``overwrite`` and its recorded plan fingerprint
+    (settings, model hash, dtype) equals ``plan``'s; its recorded input ``identity`` must then match the
+    current one, else a one-line :class:`InputError`. A partial output with other settings, or an unreadable
+    one, is discarded and the run starts afresh. ``dtype`` (default ``plan.dtype``) overrides the plan's.
+    """
+    final = check_output_kind(path, plan.output_kind)
+    if dtype is not None and dtype != plan.dtype:
+        from dataclasses import replace
+
+        plan = replace(plan, dtype=dtype)
+    if plan.dtype not in PROB_DTYPES:
+        raise InputError(f"probability dtype {plan.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
+    final = check_output_path(final, overwrite=overwrite)
+    claim = contextlib.ExitStack()
+    claim.enter_context(claim_output(final))
+    try:
+        part = partial_path(final)
+        cls = _WRITERS[_backend_of(final)]
+        state = {"version": STATE_VERSION, "output": str(final.absolute()), "plan": plan.to_json(),
+                 "identity": identity, "voxel_size": [float(v) for v in voxel_size] if voxel_size else None}
+        old = _read_state(part) if (part.exists() or state_path(part).exists()) else None
+        if old is not None and resume and not overwrite and old.get("version") == STATE_VERSION \
+                and Plan.from_json(old["plan"]).fingerprint() == plan.fingerprint():
+            check_identity(old.get("identity"), identity or {})
+            writer = cls(final, part, plan, {**old, "plan": plan.to_json()}, claim)
+            try:
+                writer._open()
+                log.info("resuming %s: %d of %d blocks done", final, len(writer.done()), writer.n_blocks)
+                return writer
+            except (OSError, ValueError, KeyError):
+                log.warning("partial output %s is unreadable: starting afresh", part)
+        elif old is not None or part.exists():
+            log.info("discarding partial output %s (other settings, or --overwrite): starting afresh", part)
+        _remove(part)
+        _remove(state_path(part))
+        writer = cls(final, part, plan, state, claim)
+        writer._create()
+        sp = state_path(part)
+        sp.mkdir(parents=True, exist_ok=True)
+        (sp / "state.json").write_text(json.dumps(state, default=str))
+        return writer
+    except BaseException:
+        claim.close()
+        raise
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading
+# ------------------------------------------------------------------------------------------------
+
+
+class _Lazy:
+    """A lazy array view: ``shape``/``dtype`` known, data read and converted on indexing."""
+
+    def __init__(self, array: Any, scale: float | None = None, channel_last: bool = False) -> None:
+        self._array, self._scale, self._cl = array, scale, channel_last
+        shape = tuple(int(s) for s in array.shape)
+        self.shape = (shape[-1], *shape[:-1]) if channel_last else shape
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self._cl:
+            key = key if isinstance(key, tuple) else (key,)
+            if any(k is Ellipsis for k in key):
+                i = key.index(Ellipsis)
+                key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+            key = tuple(key) + (slice(None),) * (self.ndim - len(key))
+            out = np.asarray(self._array[(*key[1:], key[0])])
+            if not isinstance(key[0], (int, np.integer)):
+                out = np.moveaxis(out, -1, 0)
+        else:
+            out = np.asarray(self._array[key])
+        return dequantise(out, self._scale)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        a = self[...]
+        return a.astype(dtype, copy=False) if dtype is not None else a
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+@dataclass
+class Prediction:
+    """A prediction output read back: ``probabilities`` lazy (C, Z, Y, X) float32 (de-quantised) or None,
+    ``labels`` lazy (Z, Y, X) or None, ``channels`` names, ``voxel_size`` (z, y, x) nm or None, ``offset``
+    (z, y, x) voxels of the output in the source volume. Index the arrays to read (``p.probabilities[1, 4]``);
+    ``close()`` releases HDF5/TIFF handles."""
+
+    probabilities: Any
+    labels: Any
+    channels: list[str]
+    voxel_size: tuple[float, float, float] | None = None
+    offset: tuple[int, int, int] = (0, 0, 0)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    _closer: Any = field(default=None, repr=False)
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer.close()
+            self._closer = None
+
+    def __enter__(self) -> Prediction:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _names(names: Any, n: int) -> list[str]:
+    if isinstance(names, str):
+        names = json.loads(names)
+    return [str(v) for v in names] if names and len(names) == n else [f"class{i}" for i in range(n)]
+
+
+def _from_meta(meta: dict[str, Any]) -> tuple[Any, tuple[int, int, int], float | None]:
+    vs = meta.get("voxel_size")
+    q = meta.get("quantisation") or {}
+    return (tuple(float(v) for v in vs) if vs else None, tuple(int(v) for v in meta.get("offset") or (0, 0, 0)),
+            q.get("scale") if isinstance(q, dict) else None)
+
+
+def read_prediction(path: str | os.PathLike, key: str | None = None) -> Prediction:
+    """Read a prediction output of any layout slicewise writes (NGFF ``.zarr``, the older ``.zarr`` group with
+    ``probabilities``/``labels`` arrays, HDF5, TIFF). ``key`` picks a dataset/array of a container holding
+    something else. Probabilities come back as float32 (uint8 stores are de-quantised: ``q/255``)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"prediction {p} does not exist: check the path")
+    sfx = _suffix(p)
+    if sfx in ZARR_SUFFIXES:
+        return _read_zarr(p, key)
+    if sfx in HDF5_SUFFIXES:
+        return _read_hdf5(p, key)
+    if sfx in TIFF_SUFFIXES:
+        return _read_tiff(p)
+    raise InputError(f"cannot read {p} as a prediction: use a .zarr, .h5 or .tif written by slicewise predict")
+
+
+def _read_zarr(p: Path, key: str | None) -> Prediction:
+    import zarr
+
+    try:
+        node = zarr.open(str(p), mode="r")
+    except Exception as err:  # noqa: BLE001 - zarr raises many types for a bad store
+        raise InputError(f"cannot open {p} as Zarr ({type(err).__name__}): is it a complete Zarr store?") from None
+    if not isinstance(node, zarr.Group):
+        return _plain(node, None, {})
+    attrs = dict(node.attrs)
+    meta = attrs.get("slicewise") or {}
+    vs, off, scale = _from_meta(meta)
+    if key is not None:
+        if key not in node:
+            raise InputError(f"{p} has no array {key!r}: it holds {', '.join(sorted(node.array_keys())) or 'no arrays'}")
+        return _plain(node[key], attrs.get("channels"), meta)
+    if "multiscales" in attrs:
+        ms = attrs["multiscales"][0]
+        if vs is None and "voxel_size" not in meta:
+            try:
+                sc = next(t["scale"] for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
+                vs = tuple(float(v) for v in sc[-3:])
+            except (KeyError, StopIteration, IndexError, TypeError):
+                vs = None
+        img = node[ms["datasets"][0]["path"]]
+        labels = node["labels"]["labels"]["0"] if "labels" in node and "labels" in node["labels"] else None
+        axes = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+        if axes and axes[0] == "c":
+            names = meta.get("channels") or [c.get("label") for c in (attrs.get("omero") or {}).get("channels", [])]
+            return Prediction(_Lazy(img, scale), labels, _names(names, img.shape[0]), vs, off, meta)
+        return Prediction(None, labels if labels is not None else img, list(meta.get("channels") or []), vs, off, meta)
+    if PROB_KEY in node or LABEL_KEY in node:
+        probs = node[PROB_KEY] if PROB_KEY in node else None
+        names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else list(attrs.get("channels") or [])
+        return Prediction(_Lazy(probs, scale) if probs is not None else None,
+                          node[LABEL_KEY] if LABEL_KEY in node else None, names, vs, off, meta)
+    raise InputError(f"{p} holds no prediction (no NGFF image, no 'probabilities'/'labels' arrays): pass the array with key")
+
+
+def _plain(arr: Any, names: Any, meta: dict[str, Any]) -> Prediction:
+    """One array: integer (Z, Y, X) → labels; float (C, Z, Y, X) → probabilities; float (Z, Y, X) → one channel."""
+    vs, off, scale = _from_meta(meta)
+    if np.issubdtype(np.dtype(arr.dtype), np.integer) and len(arr.shape) == 3 and not scale:
+        return Prediction(None, arr, [], vs, off, meta)
+    if len(arr.shape) == 3:
+        arr = _AddAxis(arr)
+    return Prediction(_Lazy(arr, scale), None, _names(names, arr.shape[0]), vs, off, meta)
+
+
+class _AddAxis:
+    def __init__(self, array: Any) -> None:
+        self._array = array
+        self.shape = (1, *array.shape)
+        self.dtype = array.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self._array[...])[np.newaxis][key]
+
+
+def _read_hdf5(p: Path, key: str | None) -> Prediction:
+    import h5py
+
+    try:
+        f = h5py.File(p, "r")
+    except OSError as err:
+        raise InputError(f"cannot read {p} as HDF5 ({str(err).splitlines()[0]}): is the file complete?") from None
+    attrs = {k: f.attrs[k] for k in f.attrs}
+    meta_raw = attrs.get("slicewise") or attrs.get("slicewise_predict")
+    meta = json.loads(meta_raw) if isinstance(meta_raw, (str, bytes)) else {}
+    if "quantisation" not in meta and "quantisation_scale" in attrs:
+        meta["quantisation"] = {"scale": float(attrs["quantisation_scale"])}
+    if key is not None:
+        if key not in f:
+            keys = ", ".join(sorted(f.keys()))
+            f.close()
+            raise InputError(f"{p} has no dataset {key!r}: it holds {keys or 'nothing'}")
+        pred = _plain(f[key], attrs.get("channels"), meta)
+    elif PROB_KEY in f or LABEL_KEY in f:
+        vs, off, scale = _from_meta(meta)
+        probs = f[PROB_KEY] if PROB_KEY in f else None
+        names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else []
+        pred = Prediction(_Lazy(probs, scale) if probs is not None else None, f[LABEL_KEY] if LABEL_KEY in f else None,
+                          names, vs, off, meta)
+    else:
+        keys = ", ".join(sorted(f.keys()))
+        f.close()
+        raise InputError(f"{p} holds no 'probabilities' or 'labels' dataset (it has {keys or 'nothing'}): pass the dataset with key")
+    pred._closer = f
+    return pred
+
+
+def _read_tiff(p: Path) -> Prediction:
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(p)
+        md = (tif.shaped_metadata or [{}])[0] or {}
+        tif.close()
+        try:
+            arr = tifffile.memmap(p, mode="r")
+        except ValueError:  # compressed / not memory-mappable: read it whole
+            arr = tifffile.imread(p)
+    except (tifffile.TiffFileError, OSError) as err:
+        raise InputError(f"cannot read {p} as TIFF ({err}): is the file complete?") from None
+    meta = md.get("slicewise") or {}
+    if isinstance(meta, str):
+        meta = json.loads(meta)
+    if "voxel_size" not in meta and md.get("voxel_size"):
+        meta = {**meta, "voxel_size": md["voxel_size"]}
+    vs, off, scale = _from_meta(meta)
+    kind = meta.get("output_kind")
+    if arr.ndim == 4 or kind == "probabilities" or (kind is None and not np.issubdtype(arr.dtype, np.integer)):
+        if arr.ndim == 3:
+            arr = arr[..., np.newaxis]
+        return Prediction(_Lazy(arr, scale, channel_last=True), None, _names(meta.get("channels"), arr.shape[-1]), vs, off, meta)
+    return Prediction(None, arr, list(meta.get("channels") or []), vs, off, meta)
