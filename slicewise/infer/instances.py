@@ -66,7 +66,6 @@ outside it, halos stop at its edges), and the written labels record the box's ``
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -157,45 +156,18 @@ def _source(arr: Any, layout: str, names: list[str] | None, offset: Sequence[int
 
 
 def open_probabilities(path: str | os.PathLike, key: str | None = None) -> ProbabilitySource:
-    """Open a probability file written by ``predict`` lazily (channel names and offset if stored)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"probability file {p} does not exist: check the path")
-    sfx = p.suffix.lower()
-    names: list[str] | None = None
-    offset: Sequence[int] = (0, 0, 0)
-    if sfx == ".zarr":
-        import zarr
+    """Open a probability map written by ``predict`` lazily, through :func:`slicewise.infer.store.read_prediction`.
 
-        node = zarr.open(str(p), mode="r")
-        if isinstance(node, zarr.Group):
-            k = key or "probabilities"
-            if k not in node:
-                raise InputError(f"{p} has no array {k!r} (it holds {', '.join(sorted(node.array_keys()))}): pass --key")
-            names = node.attrs.get("channels")
-            offset = node.attrs.get("offset", offset)
-            node = node[k]
-        offset = node.attrs.get("offset", offset)
-        arr: Any = node
-    elif sfx in (".h5", ".hdf5", ".hdf"):
-        import h5py
+    Every layout ``predict`` writes (NGFF / older Zarr groups, HDF5, TIFF; uint8 / float16 stores
+    de-quantised) with its channel names and ``offset``; a plain float (Z, Y, X) map is one channel.
+    """
+    from slicewise.infer.store import read_prediction
 
-        f = h5py.File(p, "r")
-        k = key or "probabilities"
-        if k not in f:
-            have = ", ".join(sorted(f.keys()))
-            f.close()
-            raise InputError(f"{p} has no dataset {k!r} (it holds {have}): pass --key")
-        raw = f.attrs.get("channels")
-        names = json.loads(raw) if raw is not None else None
-        offset = f[k].attrs.get("offset", f.attrs.get("offset", offset))
-        arr = f[k]
-    else:
-        from slicewise.data.io import open_volume
-
-        arr = open_volume(p, key=key)
-        return _from_array(arr, names, offset, str(p), channel_last=True)
-    return _from_array(arr, list(names) if names is not None else None, offset, str(p), channel_last=False)
+    pred = read_prediction(path, key)
+    if pred.probabilities is None:
+        dtype = getattr(pred.labels, "dtype", "integer")
+        raise InputError(f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): {_HINT}")
+    return _source(pred.probabilities, "cf", list(pred.channels) or None, pred.offset, str(path))
 
 
 def _from_array(arr: Any, names: list[str] | None, offset: Sequence[int], label: str, channel_last: bool) -> ProbabilitySource:
@@ -653,59 +625,8 @@ def segment_to(
     return Segmented(path, n, reader.shape, offset)  # type: ignore[arg-type]
 
 
-class _LabelStore:
-    """Block-writable int32 label array at a temporary sibling of ``path``, renamed there on :meth:`finalize`.
+def _create_label_store(path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> Any:
+    """An int32 label store (Zarr array / HDF5 dataset ``data`` / TIFF) chunked by the block, with ``attrs``."""
+    from slicewise.infer.store import create_array_store
 
-    Stand-in for ``slicewise.infer.store.create_array_store`` (same methods) until that lands.
-    """
-
-    def __init__(self, path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> None:
-        from slicewise.utils.atomic import atomic_path
-
-        self._stack = contextlib.ExitStack()
-        self.path = path
-        tmp = self._stack.enter_context(atomic_path(path, overwrite=overwrite))
-        sfx = path.suffix.lower()
-        shape = tuple(int(s) for s in shape)
-        if sfx == ".zarr":
-            from slicewise.data.io import create_zarr
-
-            self._arr = create_zarr(tmp, shape, np.int32, chunks)
-            self._arr.attrs.update(attrs)
-        elif sfx in (".h5", ".hdf5", ".hdf"):
-            import h5py
-
-            self._file = h5py.File(tmp, "w")
-            self._arr = self._file.create_dataset("data", shape=shape, dtype=np.int32, chunks=tuple(chunks), compression="gzip")
-            self._arr.attrs.update({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in attrs.items()})
-        elif sfx in (".tif", ".tiff"):
-            import tifffile
-
-            self._arr = tifffile.memmap(tmp, shape=shape, dtype=np.int32, photometric="minisblack")
-        else:
-            self._stack.close()
-            raise InputError(f"cannot write labels to {path}: use .zarr, .h5 or .tif")
-
-    def __setitem__(self, region: Region, block: np.ndarray) -> None:
-        self._arr[region] = block
-
-    def _close(self) -> None:
-        if hasattr(self, "_file"):
-            self._file.close()
-        elif hasattr(self._arr, "flush"):
-            self._arr.flush()
-            del self._arr
-
-    def finalize(self) -> Path:
-        self._close()
-        self._stack.close()
-        return self.path
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._close()
-        self._stack.__exit__(InputError, InputError("aborted"), None)
-
-
-def _create_label_store(path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> _LabelStore:
-    return _LabelStore(path, shape, chunks, attrs, overwrite)
+    return create_array_store(path, shape, np.int32, chunks=chunks, attrs=attrs, overwrite=overwrite)

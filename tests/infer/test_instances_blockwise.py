@@ -243,3 +243,31 @@ def test_unused_raw_heads_are_not_checked_but_used_channels_are():
     with pytest.raises(InputError, match="NaN"):
         segment(np.concatenate([prob[:2], np.full((1, 3, 12, 12), np.inf, np.float32)]), mode="watershed",
                 use="distance", distance_channel=2)
+
+
+def test_roi_prediction_store_to_labels_to_evaluate(stub, tmp_path):
+    """predict --roi (uint8 store with an offset) → segment (offset kept) → evaluate aligned with the ground truth."""
+    import torch
+
+    from slicewise.infer.predict import predict_to
+    from slicewise.metrics import evaluate
+
+    class Bright(stub):
+        def __init__(self):
+            super().__init__()
+            self.heads = {"seg": slice(0, 2)}
+            self.out_channels = 2
+
+        def forward(self, x):
+            c = x[:, 1:2] - 0.5
+            return torch.cat([-20 * c, 20 * c], 1)
+
+    truth = ndi.label(_blobs((8, 32, 32), 6, 5, 11)[1])[0]
+    vol = np.where(truth > 0, 220, 30).astype(np.uint8)
+    roi = (slice(2, 7), slice(4, 28), slice(0, 32))
+    probs = predict_to(Bright(), vol, tmp_path / "p.zarr", tile=16, progress=False, device="cpu", dtype="uint8", roi=roi)
+    res = segment_to(probs, tmp_path / "lab.zarr", block=(2, 9, 9), roi=(slice(3, 6), slice(None), slice(None)))
+    assert res.offset == (3, 4, 0) and res.shape == (3, 24, 32)
+    ev = evaluate(str(res.path), truth, kind="instance", block=(2, 8, 8))
+    ref = evaluate(ndi.label(truth[3:6, 4:28] > 0)[0], truth[3:6, 4:28], kind="instance")
+    assert ev["offset"] == [3, 4, 0] and ev["volume"] == ref["volume"]
