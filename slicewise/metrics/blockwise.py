@@ -8,18 +8,19 @@ pairs (and ids), never the volume, and every metric equals the in-memory value: 
 integers, and probability sums are accumulated as integers too (each voxel's probability rounded
 to a multiple of 2**-24, the float32 resolution at 1), so no sum depends on how the volume was cut.
 
-Parallel (``dask``): ``None`` runs blocks in this process; ``"threads"`` (or ``"threads:N"``) on
-dask's threaded scheduler; ``"local:N"`` starts a ``distributed.LocalCluster`` of N single-threaded
-worker processes; ``"tcp://host:port"`` joins a running scheduler (workers must see the same
-files). Results are gathered as blocks finish and merged at once, so the client holds the label
-pairs, not the blocks.
+Parallel (``dask``): ``None`` runs blocks in this process; ``"threads"`` (or ``"threads:N"``) on a
+pool of threads in this process (what dask's threaded scheduler does, without building a graph:
+numpy, h5py and zarr release the GIL while counting and reading); ``"local:N"`` starts a ``distributed.LocalCluster`` of N single-threaded
+worker processes; ``"tcp://host:port"`` joins a running scheduler (the address grammar and cluster
+of :func:`slicewise.infer.distributed.connect`, as ``predict --dask``) (workers must see the same
+files; in-memory arrays are sent once per worker). At most two blocks per worker are in flight and
+each result is merged as it arrives, so the client holds the label pairs, not the blocks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,55 +119,67 @@ class BlockTask:
 
 
 def count_blocks(task: BlockTask, regions: Sequence[Region], dask: str | None = None) -> Counts:
-    """Run ``task`` over ``regions`` (sequentially or on dask) and sum the results."""
+    """Run ``task`` over ``regions`` (in this process, on threads or on dask.distributed) and sum the results.
+
+    At most two blocks per worker are in flight; each result is merged as it arrives.
+    """
     total = Counts()
     if dask is None:
         for r in progress(regions, desc="evaluating blocks", total=len(regions)):
             total.add(task(r))
         return total
     if dask == "threads" or dask.startswith("threads:"):
-        import dask as dask_mod
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        workers = int(dask.partition(":")[2] or (os.cpu_count() or 1))
-        parts = dask_mod.compute(*[dask_mod.delayed(task)(r) for r in regions], scheduler="threads", num_workers=workers)
-        for part in parts:
-            total.add(part)
+        n = _count(dask, os.cpu_count() or 1)
+        with ThreadPoolExecutor(n) as pool:
+            _stream(lambda r: pool.submit(task, r), regions, 2 * n, lambda f: wait(f, return_when=FIRST_COMPLETED), total)
         return total
-    from distributed import as_completed
+    from distributed import wait
 
-    with _client(dask) as client:
-        futures = client.map(task, list(regions), pure=False)
-        for fut in progress(as_completed(futures), desc="evaluating blocks", total=len(futures)):
-            total.add(fut.result())
-            fut.release()
+    from slicewise.infer.distributed import connect
+
+    with connect(dask) as client:
+        shared = client.scatter(task, broadcast=True)  # the task (and any in-memory array) travels once per worker
+        n = max(1, len(client.scheduler_info().get("workers", {})))
+        _stream(lambda r: client.submit(_call, shared, r, pure=False), regions, 2 * n,
+                lambda f: wait(f, return_when="FIRST_COMPLETED"), total)
     return total
 
 
-@contextlib.contextmanager
-def _client(address: str) -> Iterator[Any]:
-    """A dask.distributed Client for ``local:N`` (new LocalCluster) or ``tcp://host:port``."""
-    from distributed import Client, LocalCluster
+def _call(task: BlockTask, region: Region) -> Counts:
+    return task(region)
 
-    if address.startswith("local:"):
-        try:
-            n = int(address.split(":", 1)[1])
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise InputError(f"--dask {address!r}: write local:N with N >= 1 worker processes, e.g. local:2")
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            yield client
-        return
-    if address.startswith("tcp://"):
-        try:
-            client = Client(address, timeout="10s")
-        except OSError as err:
-            raise InputError(f"--dask {address}: cannot reach the scheduler ({err}): start it or check the address") from None
-        with client:
-            yield client
-        return
-    raise InputError(f"--dask {address!r} is not an address: use threads, threads:N, local:N or tcp://host:port")
+
+def _count(spec: str, default: int) -> int:
+    tail = spec.partition(":")[2]
+    try:
+        n = int(tail) if tail else default
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"--dask {spec!r}: write threads or threads:N with N >= 1 threads")
+    return n
+
+
+def _stream(submit: Callable[[Region], Any], regions: Sequence[Region], window: int,
+            wait_first: Callable[[set[Any]], Any], total: Counts) -> None:
+    """Keep ``window`` blocks in flight, merging each finished one into ``total``."""
+    import itertools
+
+    it = iter(regions)
+    pending = {submit(r) for r in itertools.islice(it, window)}
+    bar = progress(range(len(regions)), desc="evaluating blocks", total=len(regions))
+    bar_it = iter(bar)
+    while pending:
+        done, pending = wait_first(pending)
+        pending = set(pending)
+        for fut in done:
+            total.add(fut.result())
+            next(bar_it, None)
+        pending |= {submit(r) for r in itertools.islice(it, len(done))}
+    for _ in bar_it:
+        pass
 
 
 def tables(counts: Counts, with_scores: bool) -> tuple[Contingency, np.ndarray | None, dict[int, tuple[Contingency, np.ndarray | None]]]:

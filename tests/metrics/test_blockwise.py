@@ -104,7 +104,7 @@ def test_dask_gives_the_same_result(dask, tmp_path):
 
 def test_bad_dask_address_is_one_line():
     a = np.zeros((1, 2, 2), int)
-    for addr, match in (("local:0", "local:N"), ("mars", "not an address")):
+    for addr, match in (("local:0", "local:N"), ("mars", "local:N"), ("threads:0", "threads:N")):
         with pytest.raises(InputError, match=match):
             evaluate(a, a, dask=addr)
 
