@@ -66,3 +66,21 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path, capsys, make, extra, 
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and match in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, capsys):
+    from slicewise.infer.instances import segment
+
+    rng = np.random.default_rng(2)
+    fg = ndi.binary_opening(rng.random((4, 20, 20)) < 0.5)
+    boundary = np.where(ndi.binary_erosion(fg) != fg, 0.9, 0.1)
+    prob = np.stack([np.where(fg, 0.1, 0.9), np.where(fg, 0.9, 0.1), boundary]).astype(np.float32)
+    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(prob, 0, -1))  # channel-last, as predict writes TIFF
+    code, _, err = run(["segment", str(tmp_path / "p.tif"), str(tmp_path / "w.h5"), "--mode", "watershed",
+                        "--boundary-channel", "2", "--block", "2,8,8", "--halo", "1,3,3", "--min-size", "3"], capsys)
+    assert code == 0, err
+    ref = segment(prob, mode="watershed", boundary_channel=2, block=(2, 8, 8), halo=(1, 3, 3), min_size=3)
+    np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "w.h5")[...]), ref)
+    code, _, err = run(["segment", str(tmp_path / "p.tif"), str(tmp_path / "c.zarr"), "--connectivity", "3", "--block", "3,7,7"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "c.zarr")[...]), ndi.label(fg, np.ones((3, 3, 3)))[0])
