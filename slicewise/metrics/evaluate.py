@@ -353,7 +353,7 @@ def _foreground_reader(prob: Any, key: str | None, shape: tuple[int, ...], box: 
         from pathlib import Path
 
         p = Path(prob)
-        if p.suffix.lower() in (".zarr", ".h5", ".hdf5", ".hdf"):
+        if p.suffix.lower() in (".zarr", ".h5", ".hdf5", ".hdf", ".tif", ".tiff"):  # what predict writes
             return _FileForeground(os.fspath(p), None, shape, box, offset)
         prob = as_array_like(prob, key)
     return _ArrayForeground(prob if hasattr(prob, "shape") else np.asarray(prob), shape, box)
