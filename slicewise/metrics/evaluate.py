@@ -103,8 +103,8 @@ def evaluate(
         raise InputError(f"unknown evaluation kind {kind!r}: use one of {', '.join(KINDS)}")
     if not 0.0 < float(seg_threshold) <= 1.0:
         raise InputError(f"seg_threshold {seg_threshold} must be an IoU in (0, 1]")
-    offset = _stored_offset(pred, key)
-    pred_a, gt_a = _depth_first(as_array_like(pred, key)), _depth_first(as_array_like(gt, key))
+    pred_l, offset = open_labels(pred, key)
+    pred_a, gt_a = _depth_first(pred_l), _depth_first(as_array_like(gt, key))
     if len(pred_a.shape) != len(gt_a.shape) or not any(offset):
         check_label_pair(pred_a, gt_a)
     else:
@@ -183,34 +183,69 @@ class _Window:
         return np.asarray(self.array[tuple(out)])
 
 
-def _stored_offset(pred: Any, key: str | None) -> tuple[int, int, int]:
-    """The ``offset`` attribute (z, y, x) of a Zarr / HDF5 label file (``segment --roi``), else zeros."""
+def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int, int]]:
+    """A label map opened lazily and its offset (z, y, x) in the ground truth.
+
+    Arrays: offset 0. Files: a ``slicewise predict`` store (NGFF / Zarr group or HDF5 with a
+    ``labels`` array, read with :func:`slicewise.infer.store.read_prediction`) gives its labels and
+    recorded offset; a plain label file (``slicewise segment`` output, any volume) its ``offset``
+    attribute (Zarr / HDF5 attribute, TIFF metadata) when it has one.
+    """
     if not isinstance(pred, (str, os.PathLike)):
-        return (0, 0, 0)
-    p = os.fspath(pred)
+        return as_array_like(pred, key), (0, 0, 0)
+    from pathlib import Path
+
+    p = Path(pred)
+    sfx = p.suffix.lower()
     found: Any = None
     try:
-        if p.lower().endswith(".zarr"):
+        if sfx == ".zarr" and key is None and p.exists():
             import zarr
 
-            node = zarr.open(p, mode="r")
-            if key and hasattr(node, "array_keys") and key in node:
-                found = node[key].attrs.get("offset", node.attrs.get("offset"))
-            else:
-                found = node.attrs.get("offset")
-        elif p.lower().endswith((".h5", ".hdf5", ".hdf")):
-            import json
-
+            node = zarr.open(str(p), mode="r")
+            if isinstance(node, zarr.Group):
+                return _store_labels(p)
+            found = node.attrs.get("offset")
+        elif sfx in (".h5", ".hdf5", ".hdf") and p.exists():
             import h5py
 
             with h5py.File(p, "r") as f:
-                ds = f[key] if key and key in f else f.get("data")
-                raw = ds.attrs.get("offset") if ds is not None else None
-                found = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except (OSError, KeyError, ValueError):
-        return (0, 0, 0)  # unreadable files are reported by the reader itself, in one line
+                if key is None and ("labels" in f or "probabilities" in f):
+                    found = "store"
+                else:
+                    ds = f[key] if key and key in f else f.get("data")
+                    found = ds.attrs.get("offset") if ds is not None else None
+            if found == "store":
+                return _store_labels(p)
+        elif sfx in (".tif", ".tiff") and p.exists():
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                md = (tif.shaped_metadata or [{}])[0] or {}
+            meta = md.get("slicewise") or {}
+            found = md.get("offset") or (meta.get("offset") if isinstance(meta, dict) else None)
+    except (OSError, KeyError, ValueError, TypeError):
+        found = None  # an unreadable file is reported by the reader below, in one line
+    return as_array_like(pred, key), _offset(found, p)
+
+
+def _store_labels(p: Any) -> tuple[Any, tuple[int, int, int]]:
+    from slicewise.infer.store import read_prediction
+
+    pred = read_prediction(p)
+    if pred.labels is None:
+        raise InputError(f"{p} holds probabilities, not labels: make instance labels with `slicewise segment {p} labels.zarr` "
+                         f"(or predict with --output-kind labels) and evaluate those")
+    return pred.labels, tuple(int(v) for v in pred.offset)  # type: ignore[return-value]
+
+
+def _offset(found: Any, p: Any) -> tuple[int, int, int]:
     if found is None:
         return (0, 0, 0)
+    if isinstance(found, (str, bytes)):
+        import json
+
+        found = json.loads(found)
     vals = [int(v) for v in found]
     if len(vals) != 3 or min(vals) < 0:
         raise InputError(f"{p} records offset {vals}: expected three voxel counts >= 0 (z, y, x)")

@@ -271,3 +271,26 @@ def test_roi_prediction_store_to_labels_to_evaluate(stub, tmp_path):
     ev = evaluate(str(res.path), truth, kind="instance", block=(2, 8, 8))
     ref = evaluate(ndi.label(truth[3:6, 4:28] > 0)[0], truth[3:6, 4:28], kind="instance")
     assert ev["offset"] == [3, 4, 0] and ev["volume"] == ref["volume"]
+
+
+@pytest.mark.parametrize("name", ["labels.zarr", "labels.h5", "labels.tif"])
+def test_evaluate_reads_a_roi_label_store_from_predict(stub, tmp_path, name):
+    import torch
+
+    from slicewise.infer.predict import predict_to
+    from slicewise.metrics import evaluate
+
+    class Bright(stub):
+        def forward(self, x):
+            c = x[:, 1:2] - 0.5
+            return torch.cat([-20 * c, 20 * c, torch.zeros_like(c)], 1)
+
+    truth = _blobs((6, 24, 24), 5, 5, 12)[1].astype(np.uint8)
+    vol = np.where(truth > 0, 220, 30).astype(np.uint8)
+    roi = (slice(1, 5), slice(3, 21), slice(2, 24))
+    out = predict_to(Bright(), vol, tmp_path / name, tile=16, progress=False, device="cpu", output_kind="labels", roi=roi)
+    ev = evaluate(str(out), truth, kind="semantic", block=(2, 7, 7))
+    assert ev["offset"] == [1, 3, 2] and ev["shape"] == [4, 18, 22]
+    assert ev["volume"]["foreground_dice"] == 1.0
+    with pytest.raises(InputError, match="not inside the prediction"):
+        evaluate(str(out), truth, roi=(slice(0, 3), slice(None), slice(None)))
