@@ -135,8 +135,8 @@ def test_tiles_drawn_in_range_read_context_outside() -> None:
     assert all(3 <= z < 5 and 8 <= y <= 30 - 16 and 0 <= x <= 40 - 16 for z, y, x in origins)
     assert {z for z, _, _ in origins} == {3, 4}
     tiles = read_tiles(vol, origins, 16, 3)
-    centre_2 = [i for i, (z, _, _) in enumerate(origins) if z == 3][0]
-    np.testing.assert_allclose(tiles[centre_2, :, 0, 0], np.array([2, 3, 4]) * 20 / 255, rtol=1e-6)  # slice 2: outside
+    centre_3 = next(i for i, (z, _, _) in enumerate(origins) if z == 3)
+    np.testing.assert_allclose(tiles[centre_3, :, 0, 0], np.array([2, 3, 4]) * 20 / 255, rtol=1e-6)  # slice 2: outside
     assert sample_tiles(vol.shape, 7, 16, 3, seed=4) == sample_tiles(vol.shape, 7, 16, 3, seed=4, roi=(slice(None),) * 3)
 
 

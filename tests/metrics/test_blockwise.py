@@ -56,7 +56,7 @@ def test_matches_the_whole_volume_table_and_skimage():
 
     pred, gt, _ = _instances((4, 20, 20), 7, 3)
     v = evaluate(pred, gt, kind="instance", block=(2, 7, 6), ignore_gt_zero=False)["volume"]
-    are, prec, rec = adapted_rand_error(gt, pred, ignore_labels=())
+    are = adapted_rand_error(gt, pred, ignore_labels=())[0]
     split, merge = variation_of_information(gt, pred)
     assert v["are"] == pytest.approx(are, abs=1e-12)
     assert v["voi_split"] == pytest.approx(split, abs=1e-12) and v["voi_merge"] == pytest.approx(merge, abs=1e-12)
@@ -94,7 +94,7 @@ def test_each_volume_is_read_once_block_by_block():
 def test_dask_gives_the_same_result(dask, tmp_path):
     from slicewise.data.io import write_volume
 
-    pred, gt, prob = _instances((4, 16, 16), 6, 5)
+    pred, gt, _ = _instances((4, 16, 16), 6, 5)
     write_volume(tmp_path / "p.zarr", pred.astype(np.int32))
     write_volume(tmp_path / "g.h5", gt.astype(np.int32))
     ref = evaluate(pred, gt, kind="instance", per_slice=True)
