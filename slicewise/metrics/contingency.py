@@ -105,9 +105,7 @@ def contingency_table(pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS, bloc
     if len(shape) == 0:
         pred, gt, shape = np.reshape(pred, (1,)), np.reshape(gt, (1,)), (1,)
     if block is not None and len(shape) == 3:
-        from slicewise.infer.blockwise_labels import block_regions
-
-        regions: list[Any] = block_regions(shape, block)
+        regions: list[Any] = block_grid(shape, block)
     else:
         per_row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
         step = max(1, chunk_voxels // max(per_row, 1))
@@ -115,6 +113,19 @@ def contingency_table(pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS, bloc
     parts = [_count_chunk(np.asarray(pred[r]).ravel(), np.asarray(gt[r]).ravel())
              for r in progress(regions, desc="contingency table", total=len(regions))]
     return merge_counts(parts)
+
+
+def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice, slice, slice]]:
+    """(z, y, x) regions of ``block``-shaped blocks covering ``shape``, in C order (the last ones clipped).
+
+    The same grid as :func:`slicewise.infer.blockwise_labels.block_regions`, without importing the
+    inference package (and torch) for metrics.
+    """
+    import itertools
+
+    axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
+    return [tuple(slice(s, min(s + int(b), int(n))) for s, b, n in zip(starts, block, shape))  # type: ignore[misc]
+            for starts in itertools.product(*axes)]
 
 
 def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Contingency:

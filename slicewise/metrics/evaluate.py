@@ -33,7 +33,7 @@ import numpy as np
 from slicewise.data.roi import Roi
 from slicewise.errors import InputError
 from slicewise.metrics.ap import ap_from_table, seg_accuracy_from_table
-from slicewise.metrics.contingency import Contingency, check_label_pair
+from slicewise.metrics.contingency import Contingency, block_grid, check_label_pair
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
 from slicewise.utils import text_table, write_json
@@ -121,9 +121,7 @@ def evaluate(
     blk = tuple(int(b) for b in (block if block is not None else DEFAULT_BLOCK))
     if len(blk) != 3 or min(blk) < 1:
         raise InputError(f"block {tuple(blk)} must be three integers >= 1 (Z,Y,X)")
-    from slicewise.infer.blockwise_labels import block_regions
-
-    regions = block_regions(p_view.shape, blk)
+    regions = block_grid(p_view.shape, blk)
     counts = count_blocks(BlockTask(p_view, g_view, fg, per_slice), regions, dask)
     volume, scores, slices = tables(counts, fg is not None)
     settings = {"ignore_gt_zero": bool(ignore_gt_zero), "seg_threshold": float(seg_threshold),

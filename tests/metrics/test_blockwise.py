@@ -177,3 +177,11 @@ def test_probability_files_in_every_predict_layout_give_the_array_scores(tmp_pat
     tifffile.imwrite(tmp_path / "fg.tif", prob)
     for f in ("cl.tif", "fg.tif"):
         assert evaluate(pred, gt, kind="instance", prob=str(tmp_path / f), block=(2, 5, 5))["volume"] == pytest.approx(ref, abs=1e-7), f
+
+
+def test_block_grid_is_the_segment_grid():
+    from slicewise.infer.blockwise_labels import block_regions
+    from slicewise.metrics.contingency import block_grid
+
+    for shape, block in (((5, 7, 9), (2, 3, 4)), ((1, 1, 1), (4, 4, 4)), ((8, 8, 8), (8, 1, 3))):
+        assert block_grid(shape, block) == block_regions(shape, block)
