@@ -35,6 +35,13 @@ def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: 
     return name, open_model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init)
 
 
+def _range(z: str | None, roi: str | None) -> Any:
+    """``--z`` / ``--roi`` as (z, y, x) slices, or None for the whole volume."""
+    from slicewise.data.roi import combine
+
+    return combine(z, roi) if (z or roi) else None
+
+
 def _pretrained_twin(model: Any, seed: int) -> Any:
     """The network ``model`` started from: ``build_model`` of its config (seeded decoder init)."""
     import torch
@@ -64,6 +71,8 @@ OPTS = dict(
     batch_size=typer.Option(16, "--batch-size", help="tiles per device batch"),
     json_out=typer.Option(None, "--json", help="write the numbers to this JSON file"),
     report=typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
+    z=typer.Option(None, "--z", help="draw tiles centred on slices START:STOP only (half-open); stacks still read context outside"),
+    roi=typer.Option(None, "--roi", help="draw tiles inside the box z0:z1,y0:y1,x0:x1 only; stacks still read context outside"),
     overwrite=typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
 )
 """Options shared by the audit commands (one help text each)."""
@@ -114,6 +123,8 @@ def attribution_cmd(
     json_out: Optional[Path] = OPTS["json_out"],
     report: Optional[Path] = OPTS["report"],
     overwrite: bool = OPTS["overwrite"],
+    z: Optional[str] = OPTS["z"],
+    roi: Optional[str] = OPTS["roi"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
     import numpy as np
@@ -128,11 +139,12 @@ def attribution_cmd(
     if pretrained and Path(model).is_file():
         models = {"pretrained": _pretrained_twin(net, seed), "fine-tuned": net}
     vol = open_volume(data, key=key)
-    roi: Any = region
+    mask: Any = region
     if region not in REGIONS:
-        roi = np.asarray(open_volume(region)[:])
-    result = compare_models(models, vol, method=method, target_class=target_class, region=roi, n_tiles=n_tiles,
-                            tile=tile, dz=dz, seed=seed, device=device, n_steps=steps, batch_size=batch_size)
+        mask = np.asarray(open_volume(region)[:])
+    result = compare_models(models, vol, method=method, target_class=target_class, region=mask, n_tiles=n_tiles,
+                            tile=tile, dz=dz, seed=seed, device=device, n_steps=steps, batch_size=batch_size,
+                            roi=_range(z, roi))
     typer.echo(format_attribution(result))
     if json_out is not None:
         _write_json(result, json_out, overwrite)
@@ -161,6 +173,8 @@ def shift_cmd(
     json_out: Optional[Path] = OPTS["json_out"],
     report: Optional[Path] = OPTS["report"],
     overwrite: bool = OPTS["overwrite"],
+    z: Optional[str] = OPTS["z"],
+    roi: Optional[str] = OPTS["roi"],
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
     from slicewise.data.io import open_volume
@@ -176,7 +190,7 @@ def shift_cmd(
         models[name if name not in models else f"{name} ({len(models) + 1})"] = net
     vol = open_volume(paths[-1], key=key)
     result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
-                          batch_size=batch_size, bins=bins)
+                          batch_size=batch_size, bins=bins, roi=_range(z, roi))
     typer.echo(format_shift(result))
     if json_out is not None:
         _write_json(result, json_out, overwrite)

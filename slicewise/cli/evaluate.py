@@ -1,9 +1,15 @@
-"""CLI command ``slicewise evaluate PRED GT``: score a label map against ground truth."""
+"""CLI command ``slicewise evaluate PRED GT``: score a label map against ground truth, block by block.
+
+``--z`` / ``--roi`` select a box of both maps in ground-truth coordinates (held-out slices without
+cutting files); a prediction that records an ``offset`` (``slicewise segment --roi``) is placed there.
+``--dask`` counts blocks in parallel: ``threads`` (this process, dask's threaded scheduler),
+``local:N`` (a LocalCluster of N worker processes) or ``tcp://host:port`` (a running scheduler).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -23,13 +29,23 @@ def evaluate_cmd(
     keep_gt_zero: bool = typer.Option(False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."),
     components: bool = typer.Option(False, "--components", help="First label connected non-zero regions per slice in both maps (membrane maps such as ISBI 2012: 0 = membrane)."),
     fill: bool = typer.Option(False, "--fill", help="With --components: give predicted membrane voxels the id of the nearest cell."),
+    z: Optional[str] = typer.Option(None, "--z", help="Score slices START:STOP only (half-open, ground-truth coordinates)."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Score the box z0:z1,y0:y1,x0:x1 only (ground-truth coordinates)."),
+    block: Optional[str] = typer.Option(None, "--block", help="Block Z,Y,X read at a time (default 8,1024,1024); results do not depend on it."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Count blocks in parallel: threads, local:N or tcp://host:port."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
     import numpy as np
 
     from slicewise.errors import InputError
-    from slicewise.metrics.evaluate import as_array_like, evaluate, format_table, membranes_to_neurons, save_json
+    from slicewise.metrics.evaluate import (
+        as_array_like,
+        evaluate,
+        format_table,
+        membranes_to_neurons,
+        save_json,
+    )
     from slicewise.utils import check_output_path
 
     if json_out is not None:
@@ -40,13 +56,20 @@ def evaluate_cmd(
             class_list = [int(c) for c in classes.split(",") if c.strip()]
         except ValueError as err:
             raise InputError(f"--classes {classes!r} must be comma-separated integers, e.g. 0,1,2") from err
-    p, g = as_array_like(pred, key), as_array_like(gt, key)
+    from slicewise.data.roi import combine
+    from slicewise.infer.blockwise_labels import parse_block
+
+    box = combine(z, roi) if (z or roi) else None
+    blk = parse_block(block)
     if fill and not components:
         raise InputError("--fill applies to membrane maps labelled with --components: add --components")
-    if components:
-        p, g = membranes_to_neurons(np.asarray(p), fill=fill), membranes_to_neurons(np.asarray(g))
+    p: Any = pred
+    g: Any = gt
+    if components:  # connected components of whole slices: the membrane maps are loaded in memory
+        p = membranes_to_neurons(np.asarray(as_array_like(pred, key)), fill=fill)
+        g = membranes_to_neurons(np.asarray(as_array_like(gt, key)))
     result = evaluate(p, g, kind=kind, classes=class_list, prob=prob, per_slice=per_slice,
-                      ignore_gt_zero=not keep_gt_zero, key=key)
+                      ignore_gt_zero=not keep_gt_zero, key=key, roi=box, block=blk, dask=dask)
     typer.echo(format_table(result))
     if json_out is not None:
         save_json(result, json_out, overwrite=overwrite)

@@ -15,7 +15,7 @@ summed); averaged over tiles with bootstrap CIs (:mod:`slicewise.diagnostics.asy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from slicewise.data.io import as_volume
+from slicewise.data.roi import resolve_roi
 from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float, valid_centres
 from slicewise.diagnostics.asymmetry import summarise_shares
 from slicewise.errors import InputError
@@ -117,18 +118,28 @@ def tile_slice_shares(attr: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def sample_tiles(shape: tuple[int, ...], n_tiles: int, tile: int, k: int, dz: int = 1, border: str = "reflect",
-                 seed: int = 0) -> list[tuple[int, int, int]]:
-    """``n_tiles`` seeded ``(z, y0, x0)`` tile origins inside a Z×Y×X(×C) volume of ``shape``."""
-    depth, h, w = int(shape[0]), int(shape[1]), int(shape[2])
+                 seed: int = 0, roi: Sequence[slice] | None = None) -> list[tuple[int, int, int]]:
+    """``n_tiles`` seeded ``(z, y0, x0)`` tile origins inside a Z×Y×X(×C) volume of ``shape``.
+
+    ``roi`` ((z, y, x) slices, ``--z`` / ``--roi``): centre slices and whole tiles inside that box;
+    the stacks still read their context slices outside it. Without it, the same origins as before.
+    """
+    depth = int(shape[0])
+    zr, yr, xr = resolve_roi(roi, shape[:3])
+    h, w = yr.stop - yr.start, xr.stop - xr.start
     if tile > h or tile > w:
         raise InputError(f"tile size {tile} is larger than the image ({h}x{w}): pass a smaller --tile")
     if n_tiles < 1:
         raise InputError(f"number of tiles {n_tiles} must be >= 1")
     check_stack_params(depth, k, dz, border)
     rng = np.random.default_rng(seed)
-    zs = rng.choice(valid_centres(depth, k, dz, border), size=n_tiles)
-    ys = rng.integers(0, h - tile + 1, size=n_tiles)
-    xs = rng.integers(0, w - tile + 1, size=n_tiles)
+    centres = valid_centres(depth, k, dz, border)
+    centres = centres[(centres >= zr.start) & (centres < zr.stop)]
+    if not centres.size:
+        raise InputError(f"no slice in the z range {zr.start}:{zr.stop} has the context k={k}, dz={dz} needs: widen --z")
+    zs = rng.choice(centres, size=n_tiles)
+    ys = yr.start + rng.integers(0, h - tile + 1, size=n_tiles)
+    xs = xr.start + rng.integers(0, w - tile + 1, size=n_tiles)
     return [(int(z), int(y), int(x)) for z, y, x in zip(zs, ys, xs)]
 
 
@@ -173,6 +184,7 @@ def attribution_report(
     internal_batch_size: int | None = None,
     n_maps: int = 3,
     n_resamples: int = 2000,
+    roi: Sequence[slice] | None = None,
 ) -> dict[str, Any]:
     """Slice shares, MA, centre share and pair difference (with bootstrap CIs over tiles) of one model.
 
@@ -183,6 +195,7 @@ def attribution_report(
     first ``n_maps`` tiles) for pictures; :func:`slicewise.diagnostics.report.jsonable` drops it.
     ``batch_size`` tiles go to the device at once; IG runs ``internal_batch_size`` (default
     ``batch_size``) path samples per forward pass. The model is moved to ``device`` and left there.
+    ``roi`` ((z, y, x) slices) draws the tiles inside that box (see :func:`sample_tiles`).
     """
     if method not in METHODS:
         raise InputError(f"attribution method {method!r} is unknown: use one of {', '.join(METHODS)}")
@@ -190,11 +203,11 @@ def attribution_report(
     k = model_k(model, k)
     if hasattr(model, "check_input_size"):
         model.check_input_size(tile, tile)
-    roi = None
+    roi_mask = None
     if not isinstance(region, str):
-        roi = np.asarray(region)
-        if roi.shape[:3] != tuple(volume.shape[:3]):
-            raise InputError(f"ROI mask shape {roi.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a mask of the same size")
+        roi_mask = np.asarray(region)
+        if roi_mask.shape[:3] != tuple(volume.shape[:3]):
+            raise InputError(f"ROI mask shape {roi_mask.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a mask of the same size")
         region_name = "roi"
     elif region not in REGIONS:
         raise InputError(f"region {region!r} is unknown: use 'tile', 'mask' or an ROI mask file")
@@ -202,7 +215,7 @@ def attribution_report(
         region_name = region
     dev = resolve_device(device)
     _, cls, _ = seg_channel(model, target_class)
-    origins = sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed)
+    origins = sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed, roi=roi)
     was_training = model.training
     model.eval().to(dev)
     shares, maps_in, maps_attr = [], [], []
@@ -212,8 +225,8 @@ def attribution_report(
             batch = origins[i:i + batch_size]
             x = torch.from_numpy(read_tiles(volume, batch, tile, k, dz)).to(dev)
             reg: str | torch.Tensor = region_name
-            if roi is not None:
-                reg = torch.from_numpy(np.stack([roi[z, y:y + tile, x0:x0 + tile] != 0 for z, y, x0 in batch]).astype(np.float32))
+            if roi_mask is not None:
+                reg = torch.from_numpy(np.stack([roi_mask[z, y:y + tile, x0:x0 + tile] != 0 for z, y, x0 in batch]).astype(np.float32))
             a = attribute(model, x, method=method, target_class=target_class, region=reg,
                           n_steps=n_steps, internal_batch_size=internal_batch_size or batch_size)
             shares.append(tile_slice_shares(a, k).cpu())

@@ -195,6 +195,7 @@ def shift_report(
     batch_size: int = 16,
     bins: int = 64,
     range_samples: int = 20000,
+    roi: Sequence[slice] | None = None,
 ) -> dict[str, Any]:
     """Hellinger layer scores of each model for each (shift, strength), on the same seeded tiles.
 
@@ -202,6 +203,7 @@ def shift_report(
     :data:`slicewise.data.shifts.SHIFTS`; the identity strength, e.g. ``brightness=0``, gives 0). Returns
     ``{"kind": "shift", "shifts": [{"name", "strength", "label"}...], "models": {model:
     {"layers": [...], "channels": {layer: C}, "values_per_channel": {layer: n}, "scores": {label: {layer: score}}, "model": {...}}}}``.
+    ``roi`` ((z, y, x) slices) draws the tiles inside that box; stacks read context outside it.
     """
     if isinstance(models, nn.Module):
         models = {"model": models}
@@ -221,7 +223,7 @@ def shift_report(
         k = model_k(model, None)
         if hasattr(model, "check_input_size"):
             model.check_input_size(tile, tile)
-        tiles = read_tiles(volume, sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed), tile, k, dz)
+        tiles = read_tiles(volume, sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed, roi=roi), tile, k, dz)
         was_training = model.training
         model.eval().to(dev)
         try:

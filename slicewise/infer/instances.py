@@ -1,11 +1,13 @@
-"""Instances from probabilities: connected components or seeded watershed, 2-D per slice or 3-D.
+"""Instances from probabilities: connected components or seeded watershed, 2-D per slice or 3-D, block-wise.
 
 Input: probabilities ``(C, Z, Y, X)`` as written by :func:`slicewise.infer.predict` (channel names
 ``class0 … classN-1`` then head names such as ``boundary`` / ``distance``), a single foreground map
-``(Z, Y, X)``, or a path to such a file: ``.zarr`` / ``.h5`` with key ``probabilities`` by default,
-channel-first, channel names from the ``channels`` attribute; ``.tif`` as ``predict`` writes it,
-channel-last ``Z×Y×X×C`` (the data layer's volume layout) or a ``Z×Y×X`` foreground map.
-Channels are chosen by index or by name:
+``(Z, Y, X)``, or a path to such a file (read lazily, block by block: ``.zarr`` / ``.h5`` with key
+``probabilities`` by default, channel-first, channel names from the ``channels`` attribute; ``.tif``
+as ``predict`` writes it, channel-last ``Z×Y×X×C``, or a ``Z×Y×X`` foreground map).
+Every block read is checked: values must be finite, and every channel except a distance channel
+within [0, 1] (a raw image or logits is refused in one line; make probabilities with
+``slicewise predict``). Channels are chosen by index or by name:
 
 - foreground: ``foreground_channel`` (index or name); default ``1 − P(class0)`` (every non-background
   class; with one channel, that channel).
@@ -15,7 +17,8 @@ Channels are chosen by index or by name:
 
 Modes (``fg = P_fg > foreground_threshold`` is the mask in every mode):
 
-- ``cc``: connected components of ``fg`` (face connectivity).
+- ``cc``: connected components of ``fg`` (``connectivity`` 1 = faces, as ``scipy.ndimage.label``'s
+  default; 2 adds edges, 3 corners).
 - ``watershed`` with ``use="boundary"``: seeds are connected components of
   ``P_fg > seed_threshold`` (default: ``foreground_threshold``) and ``boundary < boundary_threshold``;
   flooded on the boundary map inside ``fg`` (PyTorch Connectomics' ``bc_watershed`` scheme).
@@ -24,61 +27,171 @@ Modes (``fg = P_fg > foreground_threshold`` is the mask in every mode):
 
 In watershed modes a foreground component without any seed keeps its own id rather than being
 dropped. ``per_slice=True`` labels each slice in 2-D (ids unique across slices); otherwise 3-D.
-Objects smaller than ``min_size`` voxels (pixels per slice object when ``per_slice``) are removed
-and ids are renumbered 1…N. The result is int32 ``(Z, Y, X)``, 0 = background.
+Objects smaller than ``min_size`` voxels (pixels per slice object when ``per_slice``) are removed.
+The result is int32 ``(Z, Y, X)``, 0 = background.
+
+Ids are numbered ``1…N`` by a fixed rule: in ``cc`` mode by each object's first voxel in C order
+(z, then y, then x), which is how ``scipy.ndimage.label`` numbers them; in watershed mode the
+seeded objects first, in the order of their seed's first voxel, then the unseeded components in
+the order of their first voxel; with ``per_slice`` slice by slice (seeded then unseeded within
+each slice). A size filter keeps the order and closes the gaps.
+
+Block-wise processing (:func:`segment_to`, ``slicewise segment --block Z,Y,X``): memory is bounded
+by a block plus tables with one entry per object or label pair, never the volume.
+
+- ``cc`` is exact for any block shape: blocks are labelled alone, joined by union-find over the
+  label pairs that touch across block faces, and relabelled in one global pass
+  (:mod:`slicewise.infer.blockwise_labels`); the result equals ``scipy.ndimage.label`` of the whole
+  mask id for id.
+- ``watershed``: seeds are labelled block-wise exactly like ``cc`` (global seed ids), then each
+  block floods its core reading ``halo`` voxels of context on every side (surface, mask, seeds),
+  then unseeded components are labelled block-wise. Where it can differ from flooding the whole
+  volume: a voxel whose flooding path from its seed leaves the block core ± halo, or whose
+  competing seed lies outside it, can get another seed's id or none (then it joins an unseeded
+  component); with ``use="distance"`` and no distance channel the distance transform and its local
+  maxima are computed within the core ± halo, so they differ for objects cut by that region.
+  Plateaus of the surface are flooded in C order (:func:`tie_broken`), in memory too, so equal
+  values cannot make the result depend on the block cut.
+  It is identical to whole-volume watershed when every foreground component (of ``fg``) that
+  reaches a block extends less than the halo beyond that block's core (e.g. the halo exceeds the
+  largest object's extent; add ``min_distance`` for local-maximum seeds), and for a single block.
+  ``tests/infer/test_instances_blockwise.py`` tests both and measures agreement otherwise.
+
+Ranges: ``roi`` (``--z`` / ``--roi``) selects a box of the probability map in the coordinates of the
+source volume (a prediction made over a ROI records its ``offset``, which is subtracted); the result
+is the segmentation of that box alone, as if the file had been cut to it (objects are not followed
+outside it, halos stop at its edges), and the written labels record the box's ``offset``.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from slicewise.data.roi import Roi, resolve_roi
 from slicewise.errors import InputError
+from slicewise.infer.blockwise_labels import (
+    Components,
+    Region,
+    block_regions,
+    filter_table,
+    label_blocks,
+    relabel_blocks,
+    structure_for,
+)
+from slicewise.utils import progress
 
 Mode = Literal["cc", "watershed"]
 Use = Literal["boundary", "distance"]
 MODES: tuple[str, ...] = ("cc", "watershed")
 USES: tuple[str, ...] = ("boundary", "distance")
+#: block shape (z, y, x) of :func:`segment_to` when none is given: volumes up to this size are one block.
+DEFAULT_BLOCK: tuple[int, int, int] = (64, 1024, 1024)
+#: watershed context (z, y, x voxels) read around each block when none is given.
+DEFAULT_HALO: tuple[int, int, int] = (8, 64, 64)
+_HINT = "segment takes the probability map written by `slicewise predict MODEL RAW probs.zarr`"
+
+
+@dataclass(frozen=True)
+class ProbabilitySource:
+    """Lazy probabilities: ``read(region)`` → float32 ``(C, bz, by, bx)`` of a (z, y, x) region of ``shape``.
+
+    ``offset`` (z, y, x) is where the stored array starts in the source volume (a ROI prediction).
+    """
+
+    read_raw: Callable[[Region], np.ndarray]
+    shape: tuple[int, int, int]
+    channels: int
+    names: list[str] | None
+    offset: tuple[int, int, int]
+    label: str
+
+    def read(self, region: Region, probabilities: Sequence[int] | None = None, finite: Sequence[int] = ()) -> np.ndarray:
+        """The region as float32 ``(C, bz, by, bx)``, refused in one line unless the channels used are valid.
+
+        ``probabilities`` (default: all) must be finite and in [0, 1]; ``finite`` (e.g. a distance
+        channel) only finite. Other channels (raw heads that are not used) are not checked.
+        """
+        raw = np.asarray(self.read_raw(region))
+        block = raw.astype(np.float32, copy=False)
+        idx = list(range(len(block))) if probabilities is None else sorted(set(probabilities))
+        probs = block[idx]
+        if not (np.isfinite(probs).all() and np.isfinite(block[list(finite)]).all()):
+            raise InputError(f"{self.label} holds NaN or Inf values, not probabilities in [0, 1]: {_HINT}")
+        if probs.size and (probs.min() < 0 or probs.max() > 1):
+            raise InputError(
+                f"{self.label} holds values in [{float(probs.min()):g}, {float(probs.max()):g}] ({raw.dtype}), "
+                f"not probabilities in [0, 1] (a raw image or logits?): {_HINT}"
+            )
+        return block
+
+
+def _layout_reader(arr: Any, layout: str) -> Callable[[Region], np.ndarray]:
+    if layout == "cf":
+        return lambda r: np.asarray(arr[(slice(None), *r)])
+    if layout == "cl":
+        return lambda r: np.moveaxis(np.asarray(arr[r]), -1, 0)
+    return lambda r: np.asarray(arr[r])[np.newaxis]
+
+
+def _source(arr: Any, layout: str, names: list[str] | None, offset: Sequence[int], label: str) -> ProbabilitySource:
+    shp = tuple(int(s) for s in arr.shape)
+    if layout == "cf":
+        shape, channels = shp[1:], shp[0]
+    elif layout == "cl":
+        shape, channels = shp[:3], shp[3]
+    else:
+        shape, channels = shp, 1
+    return ProbabilitySource(_layout_reader(arr, layout), shape, channels, names,  # type: ignore[arg-type]
+                             tuple(int(o) for o in offset), label)  # type: ignore[arg-type]
+
+
+def open_probabilities(path: str | os.PathLike, key: str | None = None) -> ProbabilitySource:
+    """Open a probability map written by ``predict`` lazily, through :func:`slicewise.infer.store.read_prediction`.
+
+    Every layout ``predict`` writes (NGFF / older Zarr groups, HDF5, TIFF; uint8 / float16 stores
+    de-quantised) with its channel names and ``offset``; a plain float (Z, Y, X) map is one channel.
+    """
+    from slicewise.infer.store import read_prediction
+
+    pred = read_prediction(path, key)
+    if pred.probabilities is None:
+        dtype = getattr(pred.labels, "dtype", "integer")
+        raise InputError(f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): {_HINT}")
+    return _source(pred.probabilities, "cf", list(pred.channels) or None, pred.offset, str(path))
+
+
+def _from_array(arr: Any, names: list[str] | None, offset: Sequence[int], label: str, channel_last: bool) -> ProbabilitySource:
+    ndim = len(arr.shape)
+    if ndim not in (3, 4):
+        raise InputError(f"{label}: probabilities have shape {tuple(arr.shape)}: expected (C, Z, Y, X) or a (Z, Y, X) foreground map")
+    layout = "zyx" if ndim == 3 else ("cl" if channel_last else "cf")
+    return _source(arr, layout, names, offset, label)
+
+
+def as_probability_source(prob: Any, key: str | None = None) -> ProbabilitySource:
+    """A :class:`ProbabilitySource` from a path, a ``(C, Z, Y, X)`` / ``(Z, Y, X)`` array or a source."""
+    if isinstance(prob, ProbabilitySource):
+        return prob
+    if isinstance(prob, (str, os.PathLike)):
+        return open_probabilities(prob, key)
+    arr = prob if hasattr(prob, "shape") and hasattr(prob, "__getitem__") else np.asarray(prob)
+    return _from_array(arr, None, (0, 0, 0), "the probability array", channel_last=False)
 
 
 def read_probabilities(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, list[str] | None]:
-    """Load a probability file written by ``predict``: the array and its channel names (if stored)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"probability file {p} does not exist: check the path")
-    sfx = p.suffix.lower()
-    names: list[str] | None = None
-    if sfx == ".zarr":
-        import zarr
-
-        node = zarr.open(str(p), mode="r")
-        if isinstance(node, zarr.Group):
-            k = key or "probabilities"
-            if k not in node:
-                raise InputError(f"{p} has no array {k!r} (it holds {', '.join(sorted(node.array_keys()))}): pass --key")
-            names = node.attrs.get("channels")
-            node = node[k]
-        return np.asarray(node[...]), names
-    if sfx in (".h5", ".hdf5", ".hdf"):
-        import h5py
-
-        with h5py.File(p, "r") as f:
-            k = key or "probabilities"
-            if k not in f:
-                raise InputError(f"{p} has no dataset {k!r} (it holds {', '.join(sorted(f.keys()))}): pass --key")
-            raw = f.attrs.get("channels")
-            names = json.loads(raw) if raw is not None else None
-            return np.asarray(f[k][...]), names
-    from slicewise.data.io import open_volume
-
-    arr = np.asarray(open_volume(p, key=key)[...])
-    return (np.moveaxis(arr, -1, 0) if arr.ndim == 4 else arr), None
+    """Load a whole probability file written by ``predict`` as ``(C, Z, Y, X)`` and its channel names."""
+    src = open_probabilities(path, key)
+    return src.read_raw(tuple(slice(0, n) for n in src.shape)), src.names  # type: ignore[arg-type]
 
 
 def _index(sel: int | str, names: Sequence[str] | None, n: int, what: str) -> int:
@@ -106,33 +219,6 @@ def _foreground(prob: np.ndarray, sel: int | str | None, names: Sequence[str] | 
     return 1.0 - prob[0 if background is None else background]
 
 
-def _per_slice(fn: Callable[..., np.ndarray], per_slice: bool, *arrays: np.ndarray) -> np.ndarray:
-    """Apply a labelling ``fn`` to the whole volume or to each slice with ids offset to stay unique."""
-    if not per_slice:
-        return fn(*arrays).astype(np.int32)
-    out = np.zeros(arrays[0].shape, np.int32)
-    offset = 0
-    for z in range(arrays[0].shape[0]):
-        lab = fn(*(a[z] for a in arrays)).astype(np.int32)
-        out[z] = np.where(lab > 0, lab + offset, 0)
-        offset += int(lab.max())
-    return out
-
-
-def _label(mask: np.ndarray) -> np.ndarray:
-    return ndi.label(mask)[0]
-
-
-def _flood(surface: np.ndarray, seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Seeded watershed of ``surface`` within ``mask``; unseeded mask components keep their own id."""
-    from skimage.segmentation import watershed
-
-    markers = _label(seeds & mask)
-    lab = watershed(surface, markers=markers, mask=mask) if markers.max() > 0 else np.zeros(mask.shape, np.int32)
-    orphans = _label(mask & (lab == 0))
-    return np.where(orphans > 0, orphans + lab.max(), lab)
-
-
 def _distance_seeds(dist: np.ndarray, mask: np.ndarray, min_distance: int) -> np.ndarray:
     from skimage.feature import peak_local_max
 
@@ -156,6 +242,289 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return relabel_sequential(labels)[0].astype(np.int32)
 
 
+
+
+def _label(mask: np.ndarray) -> np.ndarray:
+    return ndi.label(mask)[0]
+
+
+def _check_options(mode: str, use: str, min_size: int, min_distance: int, connectivity: int,
+                   thresholds: dict[str, float | None]) -> None:
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r} is unknown: use one of {', '.join(MODES)}")
+    if use not in USES:
+        raise InputError(f"use {use!r} is unknown: use one of {', '.join(USES)}")
+    if int(min_size) < 0:
+        raise InputError(f"--min-size {min_size} must be >= 0 voxels")
+    if int(min_distance) < 1:
+        raise InputError(f"--min-distance {min_distance} must be >= 1 pixel")
+    if connectivity not in (1, 2, 3):
+        raise InputError(f"--connectivity {connectivity} must be 1 (faces), 2 (edges) or 3 (corners)")
+    for name, t in thresholds.items():
+        if t is not None and not (np.isfinite(t) and 0.0 <= float(t) <= 1.0):
+            raise InputError(f"--{name} {t} must be a probability in [0, 1]")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Resolved settings of one segmentation: channels by index, thresholds, blocks."""
+
+    mode: str
+    use: str
+    fg: int | str | None
+    names: list[str] | None
+    boundary: int | None
+    distance: int | None
+    t_fg: float
+    t_boundary: float
+    t_seed: float | None
+    min_distance: int
+    per_slice: bool
+    min_size: int
+    connectivity: int
+    block: tuple[int, int, int]
+    halo: tuple[int, int, int]
+
+
+def _plan(src: ProbabilitySource, names: list[str] | None, *, mode: str, use: str, foreground_channel: Any,
+          boundary_channel: Any, distance_channel: Any, foreground_threshold: float, boundary_threshold: float,
+          seed_threshold: float | None, min_distance: int, per_slice: bool, min_size: int, connectivity: int,
+          block: Sequence[int], halo: Sequence[int]) -> _Plan:
+    n = src.channels
+    if names is not None and len(names) != n:
+        raise InputError(f"{len(names)} channel names for {n} channels: give one name per channel")
+    if foreground_channel is not None:
+        _index(foreground_channel, names, n, "foreground")
+    b = d = None
+    if mode == "watershed" and use == "boundary":
+        sel = boundary_channel if boundary_channel is not None else _named(names, "boundary")
+        if sel is None:
+            raise InputError("watershed on boundaries needs a boundary channel: pass --boundary-channel (index or name) or use distance")
+        b = _index(sel, names, n, "boundary")
+    sel = distance_channel if distance_channel is not None else _named(names, "distance")
+    if sel is not None:
+        d = _index(sel, names, n, "distance")
+    halo = (0, *halo[1:]) if per_slice else tuple(halo)
+    return _Plan(mode, use, foreground_channel, names, b, d, float(foreground_threshold), float(boundary_threshold),
+                 None if seed_threshold is None else float(seed_threshold), int(min_distance), bool(per_slice),
+                 int(min_size), int(connectivity), tuple(int(v) for v in block), tuple(int(v) for v in halo))  # type: ignore[arg-type]
+
+
+class _Reader:
+    """Reads regions of the ROI (coordinates relative to it) and derives masks, surfaces and seeds."""
+
+    def __init__(self, src: ProbabilitySource, roi: Roi, plan: _Plan) -> None:
+        self.src, self.plan = src, plan
+        n = src.channels
+        if plan.fg is not None:
+            fg = [_index(plan.fg, plan.names, n, "foreground")]
+        else:
+            fg = [0 if n == 1 or _named(plan.names, "class0") is None else _named(plan.names, "class0")]
+        watershed = plan.mode == "watershed"
+        self.checked = fg + ([plan.boundary] if watershed and plan.use == "boundary" and plan.boundary is not None else [])
+        self.finite = [plan.distance] if watershed and plan.use == "distance" and plan.distance is not None else []
+        self.origin = tuple(s.start for s in roi)
+        self.shape = tuple(s.stop - s.start for s in roi)
+
+    def probs(self, region: Region) -> np.ndarray:
+        shifted = tuple(slice(r.start + o, r.stop + o) for r, o in zip(region, self.origin))
+        return self.src.read(shifted, self.checked, self.finite)  # type: ignore[arg-type]
+
+    def foreground(self, p: np.ndarray) -> np.ndarray:
+        return _foreground(p, self.plan.fg, self.plan.names)
+
+    def mask(self, region: Region) -> np.ndarray:
+        return self.foreground(self.probs(region)) > self.plan.t_fg
+
+    def grown(self, region: Region) -> tuple[Region, Region]:
+        """``region`` ± halo clipped to the ROI, and the core's position inside it."""
+        big = tuple(slice(max(0, r.start - h), min(n, r.stop + h)) for r, h, n in zip(region, self.plan.halo, self.shape))
+        inner = tuple(slice(r.start - b.start, r.stop - b.start) for r, b in zip(region, big))
+        return big, inner  # type: ignore[return-value]
+
+    def distance(self, p: np.ndarray, m: np.ndarray) -> np.ndarray:
+        if self.plan.distance is not None:
+            return p[self.plan.distance]
+        if self.plan.per_slice:
+            return np.stack([ndi.distance_transform_edt(s) for s in m]).astype(np.float32)
+        return ndi.distance_transform_edt(m).astype(np.float32)
+
+    def seeds(self, region: Region) -> np.ndarray:
+        """Seed mask of a block core (computed with the halo where seeds are not voxel-wise)."""
+        pl = self.plan
+        if pl.use == "boundary":
+            p = self.probs(region)
+            fg_p = self.foreground(p)
+            t_seed = pl.t_fg if pl.t_seed is None else pl.t_seed
+            return (fg_p > t_seed) & (p[pl.boundary] < pl.t_boundary) & (fg_p > pl.t_fg)
+        big, inner = self.grown(region)
+        p = self.probs(big)
+        m = self.foreground(p) > pl.t_fg
+        dist = self.distance(p, m)
+        if pl.t_seed is not None:
+            seeds = dist > pl.t_seed
+        elif pl.per_slice:
+            seeds = np.stack([_distance_seeds(d, s, pl.min_distance) for d, s in zip(dist, m)])
+        else:
+            seeds = _distance_seeds(dist, m, pl.min_distance)
+        return (seeds & m)[inner]
+
+    def flood(self, region: Region, markers_store: Any) -> np.ndarray:
+        """Watershed of a block core with its halo, markers = global seed ids; returns the core's ids."""
+        from skimage.segmentation import watershed
+
+        big, inner = self.grown(region)
+        p = self.probs(big)
+        m = self.foreground(p) > self.plan.t_fg
+        surface = tie_broken(p[self.plan.boundary] if self.plan.use == "boundary" else -self.distance(p, m))
+        markers = np.asarray(markers_store[big]).astype(np.int64, copy=False)
+        if self.plan.per_slice:
+            out = np.stack([watershed(s, markers=k, mask=w) if k.any() else np.zeros(k.shape, np.int64)
+                            for s, k, w in zip(surface, markers, m)])
+        else:
+            out = watershed(surface, markers=markers, mask=m) if markers.any() else np.zeros(m.shape, np.int64)
+        return np.asarray(out, np.int64)[inner]
+
+
+def tie_broken(surface: np.ndarray) -> np.ndarray:
+    """The rank of each voxel by (surface value, position in C order), int64: equal values become distinct.
+
+    Flooding compares values only, so ranks give the same watershed as the surface except on plateaus,
+    which are flooded in C order. skimage's heap has no order among equal values, which would make
+    plateaus depend on everything else in the array (and so on the block cut); ranks remove that.
+    """
+    order = np.argsort(surface, axis=None, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return rank.reshape(surface.shape)
+
+
+def _run(reader: _Reader, out: Any, temp: Callable[[str], Any]) -> int:
+    """Segment the ROI block by block into ``out`` (int32, ROI-shaped); returns the number of objects."""
+    pl, shape = reader.plan, reader.shape
+    structure = structure_for(pl.connectivity if pl.mode == "cc" else 1, pl.per_slice)
+    prov = temp("provisional")
+    if pl.mode == "cc":
+        table, comps = label_blocks(reader.mask, shape, pl.block, prov, structure=structure, desc="labelling blocks")
+        table, comps = filter_table(table, comps, pl.min_size)
+        relabel_blocks(prov, table, out, shape, pl.block, desc="writing labels")
+        return comps.n
+    # seeds → global seed ids (exact, block-wise)
+    table, seeds = label_blocks(reader.seeds, shape, pl.block, prov, structure=structure, desc="labelling seeds")
+    markers = temp("markers")
+    relabel_blocks(prov, table, markers, shape, pl.block, dtype=np.int64, desc="writing seeds")
+    # flood each block with its halo
+    ws = temp("watershed")
+    seed_sizes = np.zeros(seeds.n + 1, np.int64)
+    regions = block_regions(shape, pl.block)
+    for region in progress(regions, desc="watershed", total=len(regions)):
+        lab = reader.flood(region, markers)
+        ws[region] = lab
+        seed_sizes += np.bincount(lab.ravel(), minlength=seeds.n + 1)
+    # unseeded foreground components, block-wise
+    def orphan_mask(region: Region) -> np.ndarray:
+        return reader.mask(region) & (np.asarray(ws[region]) == 0)
+
+    o_table, orphans = label_blocks(orphan_mask, shape, pl.block, prov, structure=structure, desc="labelling unseeded")
+    final = _final_table(seeds, seed_sizes[1:], orphans, pl)
+    s = seeds.n
+    for region in progress(regions, desc="writing labels", total=len(regions)):
+        raw = np.asarray(ws[region])
+        o = o_table[np.asarray(prov[region])]
+        raw = np.where(raw > 0, raw, np.where(o > 0, o + s, 0))
+        out[region] = final[raw].astype(np.int32)
+    return int(final.max()) if final.size else 0
+
+
+def _final_table(seeds: Components, seed_sizes: np.ndarray, orphans: Components, pl: _Plan) -> np.ndarray:
+    """Map raw ids (seeds 1…S, unseeded S+1…S+O) to final ids 1…N by the module's numbering rule."""
+    sizes = np.concatenate([seed_sizes, orphans.sizes])
+    is_orphan = np.r_[np.zeros(seeds.n, bool), np.ones(orphans.n, bool)]
+    raw = np.arange(sizes.size)
+    if pl.per_slice:
+        z = np.concatenate([seeds.first_z(), orphans.first_z()])
+        order = np.lexsort((raw, is_orphan, z))
+    else:
+        order = raw
+    keep = sizes[order] >= max(int(pl.min_size), 1)
+    final = np.zeros(sizes.size + 1, np.int64)
+    final[1 + order[keep]] = np.arange(1, int(keep.sum()) + 1)
+    if final.size and int(final.max()) > np.iinfo(np.int32).max:
+        raise InputError(f"{int(final.max())} objects do not fit int32 label ids: raise the thresholds or --min-size")
+    return final
+
+
+@contextlib.contextmanager
+def _temp_arrays(shape: Sequence[int], block: Sequence[int], folder: Path | None) -> Iterator[Callable[[str], Any]]:
+    """Factory of int64 scratch arrays of ``shape``: numpy in memory, or Zarr chunked by ``block`` in ``folder``."""
+    if folder is None:
+        yield lambda name: np.zeros(tuple(shape), np.int64)
+        return
+    import zarr
+
+    tmp = Path(tempfile.mkdtemp(prefix=".slicewise-segment-", dir=folder))
+    try:
+        chunks = tuple(min(int(b), int(n)) for b, n in zip(block, shape))
+        yield lambda name: zarr.create_array(store=str(tmp / f"{name}.zarr"), shape=tuple(int(s) for s in shape),
+                                             chunks=chunks, dtype="int64", fill_value=0, zarr_format=2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Segmented:
+    """What :func:`segment_to` wrote: the output path, the number of objects, the label shape and offset."""
+
+    path: Path
+    n_objects: int
+    shape: tuple[int, int, int]
+    offset: tuple[int, int, int]
+
+
+def to_stored(roi: Roi | Sequence[slice] | None, offset: Sequence[int], shape: Sequence[int]) -> Roi:
+    """A range in source-volume coordinates → a resolved region of an array stored at ``offset``.
+
+    Non-negative bounds are shifted by the offset and clipped to the array (numpy's rule); negative
+    bounds count from the array's end. A range that misses the array is refused in one line.
+    """
+    if roi is None:
+        return resolve_roi(None, shape)
+    if not any(offset):
+        return resolve_roi(roi, shape)
+    out = []
+    for axis, (s, o, n) in enumerate(zip(tuple(roi) + (slice(None),) * (3 - len(roi)), offset, shape)):
+        def move(v: int | None, o: int = o, n: int = n) -> int | None:
+            return v if v is None or v < 0 else min(max(v - o, 0), n)
+
+        local = slice(move(s.start), move(s.stop))
+        start, stop, _ = local.indices(int(n))
+        if stop <= start:
+            name = "zyx"[axis]
+            raise InputError(f"the {name} range {s.start}:{s.stop} misses the prediction, which covers {o}:{o + n} "
+                             f"of the source volume: give a range inside it")
+        out.append(local)
+    return resolve_roi(out, shape)
+
+
+def _prepare(prob: Any, key: str | None, channel_names: Sequence[str] | None, roi: Roi | Sequence[slice] | None,
+             block: Sequence[int] | None, halo: Sequence[int] | None, default_block: Sequence[int] | None,
+             **options: Any) -> _Reader:
+    _check_options(options["mode"], options["use"], options["min_size"], options["min_distance"], options["connectivity"],
+                   {"foreground-threshold": options["foreground_threshold"], "boundary-threshold": options["boundary_threshold"],
+                    "seed-threshold": options["seed_threshold"] if options["use"] == "boundary" else None})
+    src = as_probability_source(prob, key)
+    names = list(channel_names) if channel_names is not None else src.names
+    region = to_stored(roi, src.offset, src.shape)
+    shape = tuple(r.stop - r.start for r in region)
+    for name, b in (("--block", block), ("--halo", halo)):
+        if b is not None and (len(b) != 3 or min(int(v) for v in b) < (1 if name == "--block" else 0)):
+            raise InputError(f"{name} {tuple(b)} must be three integers >= {1 if name == '--block' else 0} (Z,Y,X)")
+    blk = tuple(block) if block is not None else (tuple(default_block) if default_block is not None else shape)
+    blk = tuple(min(int(b), int(n)) for b, n in zip(blk, shape))
+    plan = _plan(src, names, block=blk, halo=tuple(halo) if halo is not None else DEFAULT_HALO, **options)
+    return _Reader(src, region, plan)  # type: ignore[arg-type]
+
+
 def segment(
     prob: Any,
     *,
@@ -170,69 +539,94 @@ def segment(
     min_distance: int = 3,
     per_slice: bool = False,
     min_size: int = 0,
+    connectivity: int = 1,
+    block: Sequence[int] | None = None,
+    halo: Sequence[int] | None = None,
+    roi: Roi | Sequence[slice] | None = None,
     channel_names: Sequence[str] | None = None,
     key: str | None = None,
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> np.ndarray:
-    """Instance labels ``(Z, Y, X)`` int32 from probabilities (see the module docstring for the rules).
+    """Instance labels ``(Z, Y, X)`` int32 from probabilities, in memory (see the module docstring for the rules).
 
     ``prob``: ``(C, Z, Y, X)`` or ``(Z, Y, X)`` array, or a path (``key`` selects the dataset).
-    ``channel_names`` override the names stored in the file. With ``output``, the labels are also
-    written there (TIFF / HDF5 / Zarr through the data layer; existing files need ``overwrite``).
+    ``channel_names`` override the names stored in the file. ``block`` (default: the whole volume, one
+    block) and ``halo`` run the block-wise algorithm in memory; ``roi`` (z, y, x slices in source-volume
+    coordinates) segments a box. With ``output`` the labels are written block-wise there too
+    (:func:`segment_to`; existing files need ``overwrite``) and read back.
     """
-    if mode not in MODES:
-        raise InputError(f"mode {mode!r} is unknown: use one of {', '.join(MODES)}")
-    if use not in USES:
-        raise InputError(f"use {use!r} is unknown: use one of {', '.join(USES)}")
-    if min_size < 0:
-        raise InputError(f"min_size {min_size} must be >= 0 voxels")
+    options: dict[str, Any] = {
+        "mode": mode, "use": use, "foreground_channel": foreground_channel, "boundary_channel": boundary_channel,
+        "distance_channel": distance_channel, "foreground_threshold": foreground_threshold,
+        "boundary_threshold": boundary_threshold, "seed_threshold": seed_threshold, "min_distance": min_distance,
+        "per_slice": per_slice, "min_size": min_size, "connectivity": connectivity,
+    }
     if output is not None:
-        from slicewise.utils.atomic import check_output_path
+        res = segment_to(prob, output, block=block, halo=halo, roi=roi, channel_names=channel_names, key=key,
+                         overwrite=overwrite, **options)
+        from slicewise.data.io import open_volume
 
-        check_output_path(output, overwrite=overwrite)
-    names: Sequence[str] | None = None
-    if isinstance(prob, (str, os.PathLike)):
-        prob, names = read_probabilities(prob, key)
-    prob = np.asarray(prob)
-    if prob.ndim == 3:
-        prob = prob[None]
-    if prob.ndim != 4:
-        raise InputError(f"probabilities have shape {prob.shape}: expected (C, Z, Y, X) or a (Z, Y, X) foreground map")
-    names = list(channel_names) if channel_names is not None else names
-    if names is not None and len(names) != len(prob):
-        raise InputError(f"{len(names)} channel names for {len(prob)} channels: give one name per channel")
-    prob = prob.astype(np.float32, copy=False)
-    fg_p = _foreground(prob, foreground_channel, names)
-    fg = fg_p > float(foreground_threshold)
+        return np.asarray(open_volume(res.path)[...], np.int32)
+    reader = _prepare(prob, key, channel_names, roi, block, halo, None, **options)
+    out = np.zeros(reader.shape, np.int32)
+    with _temp_arrays(reader.shape, reader.plan.block, None) as temp:
+        _run(reader, out, temp)
+    return out
 
-    if mode == "cc":
-        labels = _per_slice(_label, per_slice, fg)
-    elif use == "boundary":
-        sel = boundary_channel if boundary_channel is not None else _named(names, "boundary")
-        if sel is None:
-            raise InputError("watershed on boundaries needs a boundary channel: pass --boundary-channel (index or name) or use distance")
-        b = prob[_index(sel, names, len(prob), "boundary")]
-        t_seed = float(foreground_threshold if seed_threshold is None else seed_threshold)
-        seeds = (fg_p > t_seed) & (b < float(boundary_threshold))
-        labels = _per_slice(_flood, per_slice, b, seeds, fg)
-    else:
-        sel = distance_channel if distance_channel is not None else _named(names, "distance")
-        if sel is not None:
-            dist = prob[_index(sel, names, len(prob), "distance")]
-        elif per_slice:
-            dist = np.stack([ndi.distance_transform_edt(m) for m in fg]).astype(np.float32)
-        else:
-            dist = ndi.distance_transform_edt(fg).astype(np.float32)
 
-        def _ws(d: np.ndarray, m: np.ndarray) -> np.ndarray:
-            seeds = (d > float(seed_threshold)) if seed_threshold is not None else _distance_seeds(d, m, min_distance)
-            return _flood(-d, seeds, m)
+def segment_to(
+    prob: Any,
+    output: str | os.PathLike,
+    *,
+    mode: Mode = "cc",
+    use: Use = "boundary",
+    foreground_channel: int | str | None = None,
+    boundary_channel: int | str | None = None,
+    distance_channel: int | str | None = None,
+    foreground_threshold: float = 0.5,
+    boundary_threshold: float = 0.5,
+    seed_threshold: float | None = None,
+    min_distance: int = 3,
+    per_slice: bool = False,
+    min_size: int = 0,
+    connectivity: int = 1,
+    block: Sequence[int] | None = None,
+    halo: Sequence[int] | None = None,
+    roi: Roi | Sequence[slice] | None = None,
+    channel_names: Sequence[str] | None = None,
+    key: str | None = None,
+    overwrite: bool = False,
+) -> Segmented:
+    """Segment block by block from a (lazy) probability map into a label file (.zarr / .h5 / .tif), int32.
 
-        labels = _per_slice(_ws, per_slice, dist, fg)
-    labels = remove_small(labels, min_size)
-    if output is not None:
-        from slicewise.data.io import write_volume
+    ``block`` (z, y, x; default :data:`DEFAULT_BLOCK` clipped to the volume) bounds the memory;
+    ``halo`` (default :data:`DEFAULT_HALO`) is the watershed context. Options as :func:`segment`.
+    The output is checked before any work, claimed, written to a temporary sibling and renamed when
+    complete; its ``offset`` attribute (Zarr / HDF5) records where the labels start in the source volume.
+    """
+    from slicewise.utils.atomic import check_output_path
 
-        write_volume(output, labels, overwrite=overwrite)
-    return labels
+    out_path = check_output_path(output, overwrite=overwrite)
+    reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, mode=mode, use=use,
+                      foreground_channel=foreground_channel, boundary_channel=boundary_channel,
+                      distance_channel=distance_channel, foreground_threshold=foreground_threshold,
+                      boundary_threshold=boundary_threshold, seed_threshold=seed_threshold, min_distance=min_distance,
+                      per_slice=per_slice, min_size=min_size, connectivity=connectivity)
+    offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
+    store = _create_label_store(out_path, reader.shape, reader.plan.block, {"offset": list(offset)}, overwrite)
+    try:
+        with _temp_arrays(reader.shape, reader.plan.block, out_path.parent) as temp:
+            n = _run(reader, store, temp)
+        path = store.finalize()
+    except BaseException:
+        store.abort()
+        raise
+    return Segmented(path, n, reader.shape, offset)  # type: ignore[arg-type]
+
+
+def _create_label_store(path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> Any:
+    """An int32 label store (Zarr array / HDF5 dataset ``data`` / TIFF) chunked by the block, with ``attrs``."""
+    from slicewise.infer.store import create_array_store
+
+    return create_array_store(path, shape, np.int32, chunks=chunks, attrs=attrs, overwrite=overwrite)

@@ -4,14 +4,19 @@
 predicted label ``table.pred_ids[j]`` (rows: ground truth, columns: prediction, as in
 ``skimage.metrics.contingency_table``). Only label pairs that occur are stored.
 
-Speed: the arrays are read in chunks along the first axis (so lazy volumes work and memory
-stays bounded); in each chunk the two labels are packed into one 64-bit key and counted with
-``np.unique``; chunk results are merged at the end. A 100×1024×1024 pair takes seconds
+Speed and memory: each array is read once, in chunks along the first axis or in 3-D blocks
+(``block``), so lazy HDF5 / Zarr volumes are never loaded whole; in each chunk the two labels
+are packed into one 64-bit key and counted with ``np.unique``; chunk results are merged at the
+end, so memory is one chunk plus the distinct label pairs. A 100×1024×1024 pair takes seconds
 (``benchmarks/metrics_speed.py``).
+
+Label values: any integer or bool dtype; uint64 volumes (CREMI, most Zarr / N5 segmentations)
+are accepted when their values fit int64 (below 2**63), which is checked chunk by chunk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ CHUNK_VOXELS = 2**23
 
 _SHIFT = np.uint64(32)
 _LOW = np.uint64(2**32 - 1)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True)
@@ -75,40 +81,65 @@ class Contingency:
 def check_label_pair(pred: Any, gt: Any) -> None:
     """Raise a one-line :class:`InputError` unless ``pred`` and ``gt`` are same-shape integer label arrays."""
     for name, a in (("prediction", pred), ("ground truth", gt)):
-        dtype = np.dtype(getattr(a, "dtype", np.asarray(a).dtype))
+        dtype = np.dtype(a.dtype) if hasattr(a, "dtype") else np.asarray(a).dtype  # never read a lazy volume here
         if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
             raise InputError(
                 f"{name} labels have dtype {dtype}: label maps must hold integer ids "
                 f"(convert with .astype(np.int64) after checking the values are whole numbers)"
             )
-        if dtype == np.uint64:
-            raise InputError(f"{name} labels are uint64: convert them to int64 (ids must be below 2**63)")
     if tuple(pred.shape) != tuple(gt.shape):
         raise InputError(f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(gt.shape)}: they must match voxel for voxel")
 
 
-def contingency_table(pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS) -> Contingency:
+def contingency_table(pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS, block: Sequence[int] | None = None) -> Contingency:
     """Count voxels per (ground-truth label, predicted label) pair.
 
     Args:
         pred, gt: label arrays of equal shape (any integer or bool dtype, any number of
             dimensions), numpy arrays or lazy volumes indexable along the first axis.
         chunk_voxels: voxels read per chunk along the first axis.
+        block: for 3-D arrays, read (z, y, x) blocks of this shape instead of whole-section chunks.
     """
     check_label_pair(pred, gt)
     shape = tuple(pred.shape)
     if len(shape) == 0:
         pred, gt, shape = np.reshape(pred, (1,)), np.reshape(gt, (1,)), (1,)
-    per_row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
-    step = max(1, chunk_voxels // max(per_row, 1))
-    starts = range(0, shape[0], step)
-    parts = [_count_chunk(np.asarray(pred[z : z + step]).ravel(), np.asarray(gt[z : z + step]).ravel())
-             for z in progress(starts, desc="contingency table", total=len(starts))]
+    if block is not None and len(shape) == 3:
+        regions: list[Any] = block_grid(shape, block)
+    else:
+        per_row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+        step = max(1, chunk_voxels // max(per_row, 1))
+        regions = [slice(z, z + step) for z in range(0, shape[0], step)]
+    parts = [_count_chunk(np.asarray(pred[r]).ravel(), np.asarray(gt[r]).ravel())
+             for r in progress(regions, desc="contingency table", total=len(regions))]
+    return merge_counts(parts)
+
+
+def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice, slice, slice]]:
+    """(z, y, x) regions of ``block``-shaped blocks covering ``shape``, in C order (the last ones clipped).
+
+    The same grid as :func:`slicewise.infer.blockwise_labels.block_regions`, without importing the
+    inference package (and torch) for metrics.
+    """
+    import itertools
+
+    axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
+    return [tuple(slice(s, min(s + int(b), int(n))) for s, b, n in zip(starts, block, shape))  # type: ignore[misc]
+            for starts in itertools.product(*axes)]
+
+
+def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Contingency:
+    """A :class:`Contingency` from (gt value, pred value, count) triples of several chunks (summed)."""
     if not parts:
         empty = np.zeros(0, np.int64)
         return _build(empty, empty, empty)
     g, p, c = (np.concatenate(x) for x in zip(*parts))
     return _build(g, p, c)
+
+
+def count_pairs(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (gt value, pred value) pairs of two same-shape label blocks and their counts (int64)."""
+    return _count_chunk(np.asarray(pred).ravel(), np.asarray(gt).ravel())
 
 
 def _count_chunk(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,6 +167,8 @@ def _codes(a: np.ndarray) -> tuple[np.ndarray, int | np.ndarray]:
     if a.dtype == np.bool_:
         return a.view(np.uint8), 0
     lo, hi = int(a.min()), int(a.max())
+    if hi > _INT64_MAX:
+        raise InputError(f"label value {hi} ({a.dtype}) does not fit int64: ids must be below 2**63 (relabel the volume)")
     if lo >= 0 and hi < 2**32:
         return a, 0
     if hi - lo < 2**32:

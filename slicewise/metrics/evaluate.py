@@ -25,17 +25,18 @@ fill the predicted membrane with ``fill=True``, since predicted 0 is an ordinary
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from slicewise.data.roi import Roi
 from slicewise.errors import InputError
-from slicewise.metrics.ap import ap_from_table, instance_scores, seg_accuracy_from_table
-from slicewise.metrics.contingency import Contingency, check_label_pair, contingency_table
+from slicewise.metrics.ap import ap_from_table, seg_accuracy_from_table
+from slicewise.metrics.contingency import Contingency, block_grid, check_label_pair
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
-from slicewise.utils import progress, text_table, write_json
+from slicewise.utils import text_table, write_json
 
 KINDS: tuple[str, ...] = ("semantic", "instance")
 #: more distinct labels than this under ``kind="semantic"`` (without ``classes``) is taken as a mistake.
@@ -57,62 +58,203 @@ def evaluate(
     ignore_gt_zero: bool = True,
     seg_threshold: float = 0.5,
     key: str | None = None,
+    *,
+    roi: Roi | Sequence[slice] | None = None,
+    block: Sequence[int] | None = None,
+    dask: str | None = None,
 ) -> dict[str, Any]:
-    """Score label map ``pred`` against ``gt`` (arrays, lazy volumes or file paths).
+    """Score label map ``pred`` against ``gt`` (arrays, lazy volumes or file paths), block by block.
 
     Args:
-        pred, gt: integer label maps of equal shape, Z×Y×X or Y×X.
+        pred, gt: integer label maps (ids >= 0; uint64 when the ids fit int64) of equal shape,
+            Z×Y×X or Y×X. A prediction file that records an ``offset`` (labels of a ROI, as
+            ``slicewise segment --roi`` writes them) is placed at that offset in ``gt``.
         kind: ``"semantic"`` or ``"instance"`` (see the module docstring).
         classes: semantic classes to score (default: every label present in either map).
         prob: instance scores for AP: a foreground-probability map shaped like ``pred``, or
             channel-first class probabilities (C, *pred.shape) where channel 0 is background
-            (foreground = 1 − prob[0]; with C = 1 the single channel is the foreground).
-            None scores instances by size.
+            (foreground = 1 − prob[0]; with C = 1 the single channel is the foreground), or a
+            probability file from ``slicewise predict`` (its ``offset`` is honoured). None scores
+            instances by size.
         per_slice: also score each z-slice alone.
         ignore_gt_zero: drop ground-truth-0 voxels from ARE and VOI (the SNEMI3D / CREMI rule).
-        seg_threshold: IoU threshold of ``seg_accuracy``.
+        seg_threshold: IoU threshold of ``seg_accuracy``, in (0, 1].
         key: dataset key for HDF5/Zarr paths.
+        roi: (z, y, x) slices in ground-truth coordinates (``--z`` / ``--roi``): score only that box
+            of both maps; it must lie inside the prediction.
+        block: (z, y, x) block read at a time (default :data:`~slicewise.metrics.blockwise.DEFAULT_BLOCK`);
+            memory is one block plus the distinct label pairs. Results do not depend on it.
+        dask: None (this process), ``"threads"``, ``"local:N"`` or ``"tcp://host:port"`` (see
+            :mod:`slicewise.metrics.blockwise`); same result.
 
     Returns:
         ``{"kind", "shape", "settings", "volume": {metric: value}}`` plus, with ``per_slice``,
-        ``"per_slice": [{"z": z, metric: value, ...}, ...]`` and ``"slice_mean"``; plain floats.
+        ``"per_slice": [{"z": z, metric: value, ...}, ...]`` (z in ground-truth coordinates) and
+        ``"slice_mean"``; plain floats. ``"offset"`` is the scored box's start in the ground truth.
     """
+    from slicewise.metrics.blockwise import (
+        DEFAULT_BLOCK,
+        BlockTask,
+        count_blocks,
+        tables,
+    )
+
     if kind not in KINDS:
         raise InputError(f"unknown evaluation kind {kind!r}: use one of {', '.join(KINDS)}")
-    pred, gt = _depth_first(as_array_like(pred, key)), _depth_first(as_array_like(gt, key))
-    check_label_pair(pred, gt)
-    if len(pred.shape) != 3:
-        raise InputError(f"label maps must be Z×Y×X or Y×X, got shape {tuple(pred.shape)}")
+    if not 0.0 < float(seg_threshold) <= 1.0:
+        raise InputError(f"seg_threshold {seg_threshold} must be an IoU in (0, 1]")
+    pred_l, offset = open_labels(pred, key)
+    pred_a, gt_a = _depth_first(pred_l), _depth_first(as_array_like(gt, key))
+    if len(pred_a.shape) != len(gt_a.shape) or not any(offset):
+        check_label_pair(pred_a, gt_a)
+    else:
+        check_label_pair(pred_a, pred_a)
+        check_label_pair(gt_a, gt_a)
+    if len(pred_a.shape) != 3:
+        raise InputError(f"label maps must be Z×Y×X or Y×X, got shape {tuple(pred_a.shape)}")
+    box = _box(tuple(pred_a.shape), tuple(gt_a.shape), offset, roi)
+    pred_box = tuple(slice(s.start - o, s.stop - o) for s, o in zip(box, offset))
+    p_view, g_view = _Window(pred_a, pred_box), _Window(gt_a, box)
     if prob is not None and kind != "instance":
         raise InputError("probabilities only score instances for AP: pass kind='instance' (--kind instance) or drop prob")
-    fg = None
-    if prob is not None:
-        fg = _foreground(as_array_like(prob, key), tuple(pred.shape))
+    fg = None if prob is None else _foreground_reader(prob, key, tuple(pred_a.shape), pred_box, offset)
+    blk = tuple(int(b) for b in (block if block is not None else DEFAULT_BLOCK))
+    if len(blk) != 3 or min(blk) < 1:
+        raise InputError(f"block {tuple(blk)} must be three integers >= 1 (Z,Y,X)")
+    regions = block_grid(p_view.shape, blk)
+    counts = count_blocks(BlockTask(p_view, g_view, fg, per_slice), regions, dask)
+    volume, scores, slices = tables(counts, fg is not None)
     settings = {"ignore_gt_zero": bool(ignore_gt_zero), "seg_threshold": float(seg_threshold),
                 "scores": "size" if fg is None else "mean foreground probability",
                 "classes": None if classes is None else [int(c) for c in classes]}
-    result: dict[str, Any] = {"kind": kind, "shape": [int(s) for s in pred.shape], "settings": settings}
-    result["volume"] = _score(pred, gt, kind, classes, fg, ignore_gt_zero, seg_threshold)
+    result: dict[str, Any] = {"kind": kind, "shape": [int(s) for s in p_view.shape], "settings": settings}
+    if any(s.start for s in box):
+        result["offset"] = [int(s.start) for s in box]
+    result["volume"] = _score(volume, scores, kind, classes, ignore_gt_zero, seg_threshold)
     if per_slice:
-        rows = [{"z": z, **_score(p, g, kind, classes, f, ignore_gt_zero, seg_threshold)} for z, p, g, f in _slices(pred, gt, fg)]
+        rows = [{"z": int(box[0].start + z), **_score(t, sc, kind, classes, ignore_gt_zero, seg_threshold)}
+                for z, (t, sc) in slices.items()]
         result["per_slice"] = rows
         result["slice_mean"] = _mean_rows(rows)
     return result
 
 
-def _slices(pred: Any, gt: Any, fg: np.ndarray | None) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """(z, pred slice, gt slice, foreground slice) for each z of Z×Y×X maps."""
-    for z in progress(range(pred.shape[0]), desc="evaluate slices", total=pred.shape[0]):
-        yield z, np.asarray(pred[z]), np.asarray(gt[z]), None if fg is None else fg[z]
+def _box(pred_shape: tuple[int, ...], gt_shape: tuple[int, ...], offset: tuple[int, int, int],
+         roi: Roi | Sequence[slice] | None) -> Roi:
+    """The scored box in ground-truth coordinates: the prediction's extent at ``offset``, cut to ``roi``."""
+    from slicewise.data.roi import resolve_roi
+
+    cover = tuple(slice(o, o + n) for o, n in zip(offset, pred_shape))
+    if any(c.stop > n for c, n in zip(cover, gt_shape)):
+        raise InputError(f"the prediction (shape {pred_shape} at offset {offset}) reaches outside the ground truth "
+                         f"(shape {gt_shape}): check the files or the recorded offset")
+    if roi is None:
+        return cover  # type: ignore[return-value]
+    box = resolve_roi(roi, gt_shape)
+    for axis, (b, c) in enumerate(zip(box, cover)):
+        if b.start < c.start or b.stop > c.stop:
+            name = "zyx"[axis]
+            raise InputError(f"the {name} range {b.start}:{b.stop} is not inside the prediction, which covers "
+                             f"{c.start}:{c.stop} of the ground truth: give a range inside it")
+    return box
 
 
-def _score(pred: Any, gt: Any, kind: str, classes: Sequence[int] | None, fg: np.ndarray | None,
+class _Window:
+    """A lazy (z, y, x) box of a 3-D array-like; indexed by box-relative regions (or a z index)."""
+
+    def __init__(self, array: Any, box: Sequence[slice]) -> None:
+        self.array, self.box = array, tuple(box)
+        self.shape = tuple(int(s.stop - s.start) for s in self.box)
+        self.dtype = array.dtype
+
+    def __getitem__(self, region: Any) -> np.ndarray:
+        if not isinstance(region, tuple):
+            region = (region,)
+        region = tuple(region) + (slice(None),) * (3 - len(region))
+        out = []
+        for r, b, n in zip(region, self.box, self.shape):
+            if isinstance(r, (int, np.integer)):
+                out.append(int(b.start + r))
+            else:
+                start, stop, _ = r.indices(n)
+                out.append(slice(b.start + start, b.start + stop))
+        return np.asarray(self.array[tuple(out)])
+
+
+def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int, int]]:
+    """A label map opened lazily and its offset (z, y, x) in the ground truth.
+
+    Arrays: offset 0. Files: a ``slicewise predict`` store (NGFF / Zarr group or HDF5 with a
+    ``labels`` array, read with :func:`slicewise.infer.store.read_prediction`) gives its labels and
+    recorded offset; a plain label file (``slicewise segment`` output, any volume) its ``offset``
+    attribute (Zarr / HDF5 attribute, TIFF metadata) when it has one.
+    """
+    if not isinstance(pred, (str, os.PathLike)):
+        return as_array_like(pred, key), (0, 0, 0)
+    from pathlib import Path
+
+    p = Path(pred)
+    sfx = p.suffix.lower()
+    found: Any = None
+    try:
+        if sfx == ".zarr" and key is None and p.exists():
+            import zarr
+
+            node = zarr.open(str(p), mode="r")
+            if isinstance(node, zarr.Group):
+                return _store_labels(p)
+            found = node.attrs.get("offset")
+        elif sfx in (".h5", ".hdf5", ".hdf") and p.exists():
+            import h5py
+
+            with h5py.File(p, "r") as f:
+                if key is None and ("labels" in f or "probabilities" in f):
+                    found = "store"
+                else:
+                    ds = f[key] if key and key in f else f.get("data")
+                    found = ds.attrs.get("offset") if ds is not None else None
+            if found == "store":
+                return _store_labels(p)
+        elif sfx in (".tif", ".tiff") and p.exists():
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                md = (tif.shaped_metadata or [{}])[0] or {}
+            meta = md.get("slicewise") or {}
+            found = md.get("offset") or (meta.get("offset") if isinstance(meta, dict) else None)
+    except (OSError, KeyError, ValueError, TypeError):
+        found = None  # an unreadable file is reported by the reader below, in one line
+    return as_array_like(pred, key), _offset(found, p)
+
+
+def _store_labels(p: Any) -> tuple[Any, tuple[int, int, int]]:
+    from slicewise.infer.store import read_prediction
+
+    pred = read_prediction(p)
+    if pred.labels is None:
+        raise InputError(f"{p} holds probabilities, not labels: make instance labels with `slicewise segment {p} labels.zarr` "
+                         f"(or predict with --output-kind labels) and evaluate those")
+    return pred.labels, tuple(int(v) for v in pred.offset)  # type: ignore[return-value]
+
+
+def _offset(found: Any, p: Any) -> tuple[int, int, int]:
+    if found is None:
+        return (0, 0, 0)
+    if isinstance(found, (str, bytes)):
+        import json
+
+        found = json.loads(found)
+    vals = [int(v) for v in found]
+    if len(vals) != 3 or min(vals) < 0:
+        raise InputError(f"{p} records offset {vals}: expected three voxel counts >= 0 (z, y, x)")
+    return tuple(vals)  # type: ignore[return-value]
+
+
+def _score(table: Contingency, scores: np.ndarray | None, kind: str, classes: Sequence[int] | None,
            ignore_gt_zero: bool, seg_threshold: float) -> dict[str, Any]:
-    """The metrics of one volume or slice."""
-    table = contingency_table(pred, gt)
+    """The metrics of one volume or slice from its table (and instance scores)."""
     if kind == "semantic":
         return _semantic(table, classes)
-    scores = instance_scores(pred, table, fg) if fg is not None else None
     kept = table.without_gt((0,)) if ignore_gt_zero else table
     out: dict[str, Any] = {}
     out.update(adapted_rand_from_table(kept))
@@ -178,26 +320,76 @@ def _depth_first(x: Any) -> Any:
     return np.asarray(x)[np.newaxis] if len(x.shape) == 2 else x
 
 
-def _foreground(prob: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Foreground probability shaped like the Z×Y×X label maps (float32), from either accepted layout.
-
-    For a single image (depth 1) Y×X and (C, Y, X) probability maps are accepted too.
-    """
-    pshape = tuple(prob.shape)
-    if shape[0] == 1 and pshape in (shape[1:], (pshape[0], *shape[1:])) and pshape != shape:
-        prob = np.asarray(prob)[np.newaxis] if pshape == shape[1:] else np.asarray(prob)[:, np.newaxis]
-        pshape = tuple(prob.shape)
-    if pshape == shape:
-        fg = np.asarray(prob, dtype=np.float32)
-    elif len(pshape) == len(shape) + 1 and pshape[1:] == shape:
-        fg = np.asarray(prob[0], dtype=np.float32)
-        if pshape[0] > 1:
-            fg = 1.0 - fg
-    else:
-        raise InputError(f"probability shape {pshape} fits neither the label shape {shape} nor (C, *{shape}) channel-first")
-    if not np.isfinite(fg).all() or fg.min() < 0 or fg.max() > 1:
+def _check_fg(fg: np.ndarray) -> np.ndarray:
+    if not np.isfinite(fg).all() or (fg.size and (fg.min() < 0 or fg.max() > 1)):
         raise InputError("probabilities must be finite and within [0, 1]: pass softmax/sigmoid outputs, not logits")
     return fg
+
+
+class _ArrayForeground:
+    """Foreground probability of a box-relative region from an in-memory probability array."""
+
+    def __init__(self, prob: Any, shape: tuple[int, ...], box: Sequence[slice]) -> None:
+        pshape = tuple(prob.shape)
+        if shape[0] == 1 and pshape in (shape[1:], (pshape[0], *shape[1:])) and pshape != shape:
+            prob = np.asarray(prob)[np.newaxis] if pshape == shape[1:] else np.asarray(prob)[:, np.newaxis]
+            pshape = tuple(prob.shape)
+        if pshape == shape:
+            self.channels = 0
+        elif len(pshape) == len(shape) + 1 and pshape[1:] == shape:
+            self.channels = pshape[0]
+        else:
+            raise InputError(f"probability shape {pshape} fits neither the label shape {shape} nor (C, *{shape}) channel-first")
+        self.prob, self.box = prob, tuple(box)
+
+    def __call__(self, region: Sequence[slice]) -> np.ndarray:
+        r = tuple(slice(b.start + s.start, b.start + s.stop) for s, b in zip(region, self.box))
+        if self.channels == 0:
+            return _check_fg(np.asarray(self.prob[r], dtype=np.float32))
+        fg = np.asarray(self.prob[(0, *r)], dtype=np.float32)
+        return _check_fg(1.0 - fg if self.channels > 1 else fg)
+
+
+class _FileForeground:
+    """Foreground probability read lazily from a ``predict`` output (reopened in each dask worker)."""
+
+    def __init__(self, path: str, key: str | None, shape: tuple[int, ...], box: Sequence[slice], offset: Sequence[int]) -> None:
+        self.path, self.key = path, key
+        src = self._source()
+        shift = [int(o) - int(so) for o, so in zip(offset, src.offset)]  # label coords → stored coords
+        self.box = tuple(slice(b.start + d, b.stop + d) for b, d in zip(box, shift))
+        if any(b.start < 0 or b.stop > n for b, n in zip(self.box, src.shape)):
+            raise InputError(f"probabilities {path} (shape {src.shape} at offset {tuple(src.offset)}) do not cover the "
+                             f"scored labels: pass the probabilities the labels were made from")
+        self._src: Any = None
+
+    def _source(self) -> Any:
+        from slicewise.infer.instances import open_probabilities
+
+        return open_probabilities(self.path, self.key)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_src": None}
+
+    def __call__(self, region: Sequence[slice]) -> np.ndarray:
+        if self._src is None:
+            self._src = self._source()
+        r = tuple(slice(b.start + s.start, b.start + s.stop) for s, b in zip(region, self.box))
+        p = self._src.read(r)
+        return (1.0 - p[0]) if len(p) > 1 else p[0]
+
+
+def _foreground_reader(prob: Any, key: str | None, shape: tuple[int, ...], box: Sequence[slice],
+                       offset: Sequence[int]) -> Any:
+    """A picklable ``region → foreground probability`` for box-relative regions of the label maps."""
+    if isinstance(prob, (str, os.PathLike)):
+        from pathlib import Path
+
+        p = Path(prob)
+        if p.suffix.lower() in (".zarr", ".h5", ".hdf5", ".hdf", ".tif", ".tiff"):  # what predict writes
+            return _FileForeground(os.fspath(p), None, shape, box, offset)
+        prob = as_array_like(prob, key)
+    return _ArrayForeground(prob if hasattr(prob, "shape") else np.asarray(prob), shape, box)
 
 
 def membranes_to_neurons(labels: Any, interior: int | None = None, per_slice: bool = True, fill: bool = False) -> np.ndarray:
@@ -241,7 +433,7 @@ def _fmt(v: Any) -> str:
     """How :func:`format_table` prints a number: integers as such, floats with 6 decimals."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return str(int(v))
-    return f"{float(v):.6f}"
+    return f"{float(v) + 0.0:.6f}"  # + 0.0 turns -0.0 into 0.0
 
 
 def format_table(result: dict[str, Any]) -> str:

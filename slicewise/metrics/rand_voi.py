@@ -79,7 +79,7 @@ def voi_from_table(table: Contingency) -> dict[str, float]:
     rows, cols, nij = rows[keep], cols[keep], nij[keep]
     split = float(-(nij * np.log2(nij / table.gt_sizes[rows])).sum() / n)
     merge = float(-(nij * np.log2(nij / table.pred_sizes[cols])).sum() / n)
-    split, merge = max(split, 0.0), max(merge, 0.0)
+    split, merge = max(split, 0.0) + 0.0, max(merge, 0.0) + 0.0  # + 0.0: a perfect score is 0.0, never -0.0
     return {"voi_split": split, "voi_merge": merge, "voi": split + merge}
 
 

@@ -124,3 +124,41 @@ def test_user_errors_are_one_line(capsys, data: Path, argv: list[str], message: 
     err = capsys.readouterr().err.strip()
     assert ex.value.code == 2
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_tiles_drawn_in_range_read_context_outside() -> None:
+    from slicewise.diagnostics.attribution import read_tiles, sample_tiles
+
+    vol = np.repeat(np.arange(10, dtype=np.uint8)[:, None, None] * 20, 40, 1).repeat(40, 2)
+    box = (slice(3, 5), slice(8, 30), slice(None))
+    origins = sample_tiles(vol.shape, 50, 16, 3, seed=1, roi=box)
+    assert all(3 <= z < 5 and 8 <= y <= 30 - 16 and 0 <= x <= 40 - 16 for z, y, x in origins)
+    assert {z for z, _, _ in origins} == {3, 4}
+    tiles = read_tiles(vol, origins, 16, 3)
+    centre_3 = next(i for i, (z, _, _) in enumerate(origins) if z == 3)
+    np.testing.assert_allclose(tiles[centre_3, :, 0, 0], np.array([2, 3, 4]) * 20 / 255, rtol=1e-6)  # slice 2: outside
+    assert sample_tiles(vol.shape, 7, 16, 3, seed=4) == sample_tiles(vol.shape, 7, 16, 3, seed=4, roi=(slice(None),) * 3)
+
+
+def test_attribution_and_shift_ranges(capsys, tmp_path: Path, data: Path) -> None:
+    base = ["audit", "attribution", "tf_efficientnet_lite0", data, "--tiles", 2, "--tile", 64, "--channel-init", "rgb"]
+    _run(capsys, [*base, "--z", "2:4", "--json", tmp_path / "z.json"])
+    _run(capsys, [*base, "--roi", "2:4", "--json", tmp_path / "r.json"])
+    _run(capsys, [*base, "--z", "6:8", "--json", tmp_path / "o.json"])
+    shares = [json.loads((tmp_path / f"{n}.json").read_text())["models"]["tf_efficientnet_lite0"]["tile_shares"] for n in "zro"]
+    assert shares[0] == shares[1] != shares[2]
+    out = _run(capsys, ["audit", "shift", "tf_efficientnet_lite0", data, "--shift", "contrast=0.5", "--tiles", 2,
+                        "--tile", 64, "--roi", "0:3,0:64,64:128", "--json", tmp_path / "s.json"])
+    assert "contrast=0.5" in out and json.loads((tmp_path / "s.json").read_text())["n_tiles"] == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--roi", "0:3,0:32"], "larger than the image"),
+    (["--z", "20:30"], "empty"),
+    (["--z", "1:3", "--roi", "4:6"], "different z ranges"),
+])
+def test_range_errors_are_one_line(capsys, data: Path, extra: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as ex:
+        main(["audit", "attribution", "tf_efficientnet_lite0", str(data), "--tile", "64", "--tiles", "2", *extra])
+    err = capsys.readouterr().err.strip()
+    assert ex.value.code == 2 and err.startswith("error:") and message in err and "\n" not in err

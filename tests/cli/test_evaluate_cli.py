@@ -95,9 +95,9 @@ def test_bad_input_one_line_error(label_files, capsys, extra, match):
 
 
 def test_shape_mismatch_and_float_labels(tmp_path, capsys):
-    tifffile.imwrite(tmp_path / "a.tif", np.zeros((2, 4, 4), np.uint8))
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((3, 6, 6), np.uint8))
     tifffile.imwrite(tmp_path / "b.tif", np.zeros((2, 4, 5), np.uint8))
-    tifffile.imwrite(tmp_path / "f.tif", np.zeros((2, 4, 4), np.float32))
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((3, 6, 6), np.float32))
     code, _, err = run(["evaluate", str(tmp_path / "a.tif"), str(tmp_path / "b.tif")], capsys)
     assert code == 2 and "shape" in err and err.count("\n") == 1
     code, _, err = run(["evaluate", str(tmp_path / "f.tif"), str(tmp_path / "a.tif"), "--kind", "instance"], capsys)
@@ -111,3 +111,53 @@ def test_existing_json_needs_overwrite(label_files, capsys):
     assert code == 2 and "--overwrite" in err
     code, _, err = run(["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif"), "--json", str(target), "--overwrite"], capsys)
     assert code == 0 and json.loads(target.read_text())["kind"] == "semantic"
+
+
+def _json(tmp_path, name, argv, capsys):
+    out = tmp_path / f"{name}.json"
+    code, _, err = run([*argv, "--json", str(out)], capsys)
+    assert code == 0, err
+    return json.loads(out.read_text())
+
+
+def test_z_range_roi_block_and_dask_agree_with_cut_files(tmp_path, capsys):
+    import h5py
+
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 6, (6, 16, 16)).astype(np.uint64)  # uint64 with small ids, as CREMI / Zarr segmentations
+    pred = gt.copy()
+    pred[:, :, :5] = rng.integers(0, 6, (6, 16, 5))
+    with h5py.File(tmp_path / "gt.h5", "w") as f:
+        f["data"] = gt
+    tifffile.imwrite(tmp_path / "pred.tif", pred.astype(np.uint16))
+    tifffile.imwrite(tmp_path / "gt_cut.tif", gt[2:5, 3:12].astype(np.uint16))
+    tifffile.imwrite(tmp_path / "pred_cut.tif", pred[2:5, 3:12].astype(np.uint16))
+    base = ["evaluate", str(tmp_path / "pred.tif"), str(tmp_path / "gt.h5"), "--kind", "instance"]
+    cut = _json(tmp_path, "cut", ["evaluate", str(tmp_path / "pred_cut.tif"), str(tmp_path / "gt_cut.tif"), "--kind", "instance"], capsys)
+    by_roi = _json(tmp_path, "roi", [*base, "--roi", "2:5,3:12", "--block", "2,4,5", "--dask", "threads"], capsys)
+    by_z = _json(tmp_path, "z", [*base, "--z", "2:5", "--roi", ":,3:12"], capsys)
+    assert by_roi["volume"] == by_z["volume"] == cut["volume"]
+    assert by_roi["offset"] == [2, 3, 0] and by_roi["shape"] == [3, 9, 16]
+
+
+@pytest.mark.parametrize("make, extra, match", [
+    (lambda: np.full((3, 6, 6), 2**63, np.uint64), [], "does not fit int64"),
+    (lambda: np.full((3, 6, 6), -3, np.int16), [], "negative"),
+    (lambda: np.ones((3, 6, 6), np.int16), ["--z", "3:9"], "empty"),
+    (lambda: np.ones((3, 6, 6), np.int16), ["--block", "0,1,1"], "--block"),
+    (lambda: np.ones((3, 6, 6), np.int16), ["--dask", "local:x"], "local:N"),
+])
+def test_label_values_and_options_refused_in_one_line(tmp_path, capsys, make, extra, match):
+    import h5py
+
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f["data"] = make()
+    tifffile.imwrite(tmp_path / "g.tif", np.ones((3, 6, 6), np.uint8))
+    code, _, err = run(["evaluate", str(tmp_path / "p.h5"), str(tmp_path / "g.tif"), "--kind", "instance", *extra], capsys)
+    assert code == 2 and err.startswith("error: ") and match in err and err.count("\n") == 1
+
+
+def test_perfect_voi_prints_zero(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", np.ones((3, 6, 6), np.uint8))
+    code, out, _ = run(["evaluate", str(tmp_path / "a.tif"), str(tmp_path / "a.tif"), "--kind", "instance"], capsys)
+    assert code == 0 and "-0.0" not in out and parse_table(out)["voi"] == ["0.000000"]

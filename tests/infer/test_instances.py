@@ -111,7 +111,7 @@ def test_thresholds_move_the_mask():
 
 
 def test_segment_reads_a_prediction_file(stub, tmp_path):
-    from slicewise.infer.predict import predict
+    from slicewise.infer.predict import predict_to
 
     class Bright(stub):
         def forward(self, x):
@@ -120,8 +120,9 @@ def test_segment_reads_a_prediction_file(stub, tmp_path):
 
     mask = _ball_volume([(2, 10, 10), (2, 10, 30), (2, 28, 20)], [4, 4, 5], (5, 40, 40))
     vol = np.where(mask, 220, 30).astype(np.uint8)
-    for name in ("p.zarr", "p.h5", "p.tif"):
-        out = predict(Bright(), vol, tile=16, progress=False, device="cpu", output=tmp_path / name)
+    for name in ("p.zarr", "p.h5", "p.tif", "q.zarr"):
+        dtype = "float16" if name == "q.zarr" else "float32"  # a half-precision store is read as float32
+        out = predict_to(Bright(), vol, tmp_path / name, tile=16, progress=False, device="cpu", dtype=dtype)
         lab = segment(out, mode="cc")
         assert lab.max() == 3 and ((lab > 0) == mask).all(), name
     lab_out = tmp_path / "lab.tif"
