@@ -56,6 +56,27 @@ def layer_volume(layer: Any) -> tuple[np.ndarray, tuple[float, float, float], tu
     return vol, tuple(scale[-3:]), tuple(translate[-3:]), flat  # type: ignore[return-value]
 
 
+def _user_errors(gen_fn: Any) -> Any:
+    """Generator job wrapper: a :class:`SlicewiseError` (bad input, the user's to fix) becomes the return
+    value, so it is shown in the widget instead of napari's traceback notification."""
+    import functools
+
+    from slicewise.errors import SlicewiseError
+
+    @functools.wraps(gen_fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return (yield from gen_fn(*args, **kwargs))
+        except SlicewiseError as err:
+            return _Failure(str(err))  # not the exception itself: superqt re-raises returned exceptions
+
+    return wrapped
+
+
+class _Failure(str):
+    """A job's one-line user error (returned, not raised)."""
+
+
 class _ModelForm(QWidget):
     """Shared form: image layer, model file, a run button, progress bar and status line."""
 
@@ -133,6 +154,18 @@ class _ModelForm(QWidget):
         self.progress.setValue(0)
         self.status.setText(f"error: {err}" if isinstance(err, SlicewiseError) else f"error: {type(err).__name__}: {err}")
 
+    def _done(self, handler: Any) -> Any:
+        """A ``returned`` slot: a job's user error goes to the status line, a result to ``handler``."""
+        from slicewise.errors import SlicewiseError
+
+        def slot(result: Any) -> None:
+            if isinstance(result, _Failure):
+                self._failed(SlicewiseError(result))
+            else:
+                handler(result)
+
+        return slot
+
     def _start(self, worker: Any) -> Any:
         self.worker = worker
         worker.yielded.connect(self._step)
@@ -182,7 +215,8 @@ class PredictWidget(_ModelForm):
         vol, scale, translate, flat = layer_volume(layer)
         tile, overlap = int(self.tile.value()), float(self.overlap.value())
 
-        @thread_worker(connect={"returned": self._add_result})
+        @thread_worker(connect={"returned": self._done(self._add_result)}, start_thread=False)
+        @_user_errors
         def job():  # noqa: ANN202
             from slicewise import load_model, predict
 
@@ -240,7 +274,8 @@ class AuditWidget(_ModelForm):
         vol, scale, translate, _ = layer_volume(layer)
         n_tiles, want = int(self.n_tiles.value()), int(self.tile.value())
 
-        @thread_worker(connect={"returned": self._show})
+        @thread_worker(connect={"returned": self._done(self._show)}, start_thread=False)
+        @_user_errors
         def job():  # noqa: ANN202
             from slicewise import load_model
             from slicewise.diagnostics.attribution import attribution_report
