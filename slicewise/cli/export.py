@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,14 +16,14 @@ app.add_typer(export_app, name="export")
 def bioimageio_cmd(
     model: Path = typer.Argument(..., help="Model file written by `slicewise train` / save_model (its run folder's config.yaml gives dz and the training data)."),
     output: Path = typer.Argument(..., help="Package to write, ending in .zip."),
-    name: Optional[str] = typer.Option(None, "--name", help="Package name (letters, digits, spaces, _+-()); default from the encoder and strategy."),
-    description: Optional[str] = typer.Option(None, "--description", help="One-paragraph description."),
-    author: Optional[list[str]] = typer.Option(None, "--author", help="Author name (repeat for several; default: the current user)."),
+    name: str | None = typer.Option(None, "--name", help="Package name (letters, digits, spaces, _+-()); default from the encoder and strategy."),
+    description: str | None = typer.Option(None, "--description", help="One-paragraph description."),
+    author: list[str] | None = typer.Option(None, "--author", help="Author name (repeat for several; default: the current user)."),
     license: str = typer.Option("MIT", "--license", help="SPDX licence id of the weights."),
-    dz: Optional[int] = typer.Option(None, "--dz", help="Z-step between context slices (default: the run's data.dz, else 1)."),
-    training_data: Optional[str] = typer.Option(None, "--training-data", help="One line describing the training data (default: from the run's config.yaml)."),
-    cite: Optional[list[str]] = typer.Option(None, "--cite", help="Extra citation as 'TEXT|DOI' (repeat), e.g. the training data's paper."),
-    tag: Optional[list[str]] = typer.Option(None, "--tag", help="Extra tag (repeat)."),
+    dz: int | None = typer.Option(None, "--dz", help="Z-step between context slices (default: the run's data.dz, else 1)."),
+    training_data: str | None = typer.Option(None, "--training-data", help="One line describing the training data (default: from the run's config.yaml)."),
+    cite: list[str] | None = typer.Option(None, "--cite", help="Extra citation as 'TEXT|DOI' (repeat), e.g. the training data's paper."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Extra tag (repeat)."),
     test_size: int = typer.Option(64, "--test-size", help="Side of the test tensor in pixels (rounded up to the size divisor)."),
     torchscript: bool = typer.Option(True, "--torchscript/--no-torchscript", help="Also ship a traced TorchScript copy of the weights."),
     test: bool = typer.Option(False, "--test", help="Run bioimageio.core's own test on the written package (offline) and fail unless it passes."),

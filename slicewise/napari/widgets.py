@@ -217,7 +217,7 @@ class PredictWidget(_ModelForm):
 
         @thread_worker(connect={"returned": self._done(self._add_result)}, start_thread=False)
         @_user_errors
-        def job():  # noqa: ANN202
+        def job():
             from slicewise import load_model, predict
 
             model = load_model(model_file)
@@ -271,12 +271,12 @@ class AuditWidget(_ModelForm):
 
         layer = self.selected_layer()
         model_file = self.model_path()
-        vol, scale, translate, _ = layer_volume(layer)
+        vol, scale, _translate, _ = layer_volume(layer)
         n_tiles, want = int(self.n_tiles.value()), int(self.tile.value())
 
         @thread_worker(connect={"returned": self._done(self._show)}, start_thread=False)
         @_user_errors
-        def job():  # noqa: ANN202
+        def job():
             from slicewise import load_model
             from slicewise.diagnostics.attribution import attribution_report
 

@@ -3,6 +3,7 @@ reproduces slicewise's prediction, and its description says what slicewise does.
 
 from __future__ import annotations
 
+import itertools
 import zipfile
 
 import numpy as np
@@ -98,8 +99,9 @@ def test_description_matches_slicewise(exported) -> None:
     assert rdf["authors"] == [{"name": "Ada Lovelace"}] and rdf["license"] == "MIT"
     with zipfile.ZipFile(pkg) as zf:
         readme = zf.read("README.md").decode()
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         cover = Image.open(io.BytesIO(zf.read("cover.png")))
     assert "channel 0 = slice z-2" in readme and "dz = 2" in readme and "uniform" in readme
@@ -138,7 +140,7 @@ def test_input_channel_names_are_mirror_symmetric(k: int, colors: int, dz: int) 
     assert len(names) == len(set(names)) == k * colors
     offsets = [int(n[1:].split("_")[0]) for n in names[::colors]]
     assert offsets == [-o for o in offsets[::-1]] and offsets[len(offsets) // 2] == 0
-    assert all(b - a == dz for a, b in zip(offsets, offsets[1:]))
+    assert all(b - a == dz for a, b in itertools.pairwise(offsets))
 
 
 def test_seed_citations_follow_the_config() -> None:

@@ -108,3 +108,19 @@ def test_unpacked_package_folder_loads(exported, tmp_path) -> None:
         zf.extractall(tmp_path / "unpacked")
     back = load_package(tmp_path / "unpacked")
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in back.state_dict().items())
+
+
+def test_core_install_loads_packages_without_bioimageio_napari_or_qt(exported) -> None:
+    """Loading a package and registering every CLI command never imports the optional extras."""
+    import subprocess
+    import sys
+
+    _, _, pkg = exported
+    code = ("import sys\n"
+            "for m in ('bioimageio', 'bioimageio.spec', 'bioimageio.core', 'napari', 'npe2', 'qtpy', 'PyQt5'):\n"
+            "    sys.modules[m] = None\n"
+            "from slicewise.cli import _register\n_register()\n"
+            f"from slicewise import load_model\nm = load_model({str(pkg)!r})\nprint(m.config.skips)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "0111"

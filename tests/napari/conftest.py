@@ -21,10 +21,7 @@ import pytest
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("NAPARI_ASYNC", "0")
 
-pytest.importorskip("napari", reason="the napari extra is not installed: pip install 'slicewise[napari]'")
-pytest.importorskip("npe2", reason="the napari extra is not installed: pip install 'slicewise[napari]'")
-pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
-
+EXTRA = "the napari extra is not installed: pip install 'slicewise[napari]'"
 MANIFEST = Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml"
 
 
@@ -56,7 +53,7 @@ def gl_display() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def slicewise_plugin(gl_display: None) -> str:
     """Register this checkout's ``napari.yaml`` with npe2 (replacing an installed copy)."""
-    import npe2
+    npe2 = pytest.importorskip("npe2", reason=EXTRA)
 
     pm = npe2.PluginManager.instance()
     manifest = npe2.PluginManifest.from_file(MANIFEST)

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("napari", reason="the napari extra is not installed: pip install 'slicewise[napari]'")
+pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
+
 from slicewise.napari.reader import channel_names, napari_get_reader
 
 AXES = [{"name": "c", "type": "channel"}] + [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"]

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("napari", reason="the napari extra is not installed: pip install 'slicewise[napari]'")
+pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
+
 from slicewise.data.synthetic import make_phantom
 
 

@@ -1,0 +1,64 @@
+"""Regenerate docs/img/napari-widgets.png headless: the phantom sample, the Predict and Attribution
+audit widgets run with a model file, screenshot of the whole window.
+
+    QT_QPA_PLATFORM=offscreen xvfb-run -a python docs/img/napari_screenshot.py MODEL.pt [OUT.png]
+
+(Qt's offscreen platform takes its OpenGL context from the X server that xvfb-run provides.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main(model: str, out: str) -> None:
+    import napari
+    import npe2
+    from qtpy.QtWidgets import QApplication
+
+    manifest = npe2.PluginManifest.from_file(Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml")
+    pm = npe2.PluginManager.instance()
+    if manifest.name in pm._manifests:
+        pm.unregister(manifest.name)
+    pm.register(manifest)
+
+    viewer = napari.Viewer(show=True, title="slicewise in napari")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.open_sample("slicewise", "phantom")
+    _, predict = viewer.window.add_plugin_dock_widget("slicewise", "Predict")
+    _, audit = viewer.window.add_plugin_dock_widget("slicewise", "Attribution audit", tabify=False)
+    for w in (predict, audit):
+        w.layer_box.setCurrentText("phantom")
+        w.model_edit.setText(model)
+    predict.tile.setValue(192)
+    audit.n_tiles.setValue(16)
+
+    def wait(done) -> None:
+        t0 = time.time()
+        while not done():
+            QApplication.processEvents()
+            time.sleep(0.05)
+            if time.time() - t0 > 600:
+                raise TimeoutError("widget did not finish")
+
+    predict.run()
+    wait(lambda: "phantom labels" in viewer.layers)
+    audit.run()
+    wait(lambda: audit.report is not None)
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("phantom", "phantom labels") or layer.name.endswith("membrane")
+    viewer.layers.selection.active = viewer.layers["phantom labels"]
+    viewer.dims.set_point(0, viewer.dims.range[0].start + 8 * viewer.dims.range[0].step)
+    QApplication.processEvents()
+    viewer.screenshot(out, canvas_only=False)
+    print(out)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else str(Path(__file__).with_name("napari-widgets.png")))
