@@ -1,9 +1,9 @@
 """Regenerate docs/img/napari-widgets.png headless: the phantom sample, the Predict and Attribution
 audit widgets run with a model file, screenshot of the whole window.
 
-    QT_QPA_PLATFORM=offscreen xvfb-run -a python docs/img/napari_screenshot.py MODEL.pt [OUT.png]
+    QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" python docs/img/napari_screenshot.py MODEL.pt [OUT.png]
 
-(Qt's offscreen platform takes its OpenGL context from the X server that xvfb-run provides.)
+(headless: the window lives on Xvfb's virtual screen, OpenGL through Mesa.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import warnings
+
+os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")
 
 
 def main(model: str, out: str) -> None:
@@ -27,6 +30,9 @@ def main(model: str, out: str) -> None:
         pm.unregister(manifest.name)
     pm.register(manifest)
 
+    from napari.settings import get_settings
+
+    get_settings().application.gui_notification_level = "error"  # no toast over the canvas
     viewer = napari.Viewer(show=True, title="slicewise in napari")
     viewer.window._qt_window.resize(1500, 950)
     viewer.open_sample("slicewise", "phantom")
@@ -51,10 +57,13 @@ def main(model: str, out: str) -> None:
     audit.run()
     wait(lambda: audit.report is not None)
     for layer in viewer.layers:
-        layer.visible = layer.name in ("phantom", "phantom labels") or layer.name.endswith("membrane")
+        layer.visible = layer.name in ("phantom", "phantom labels")
     viewer.layers.selection.active = viewer.layers["phantom labels"]
-    viewer.dims.set_point(0, viewer.dims.range[0].start + 8 * viewer.dims.range[0].step)
-    QApplication.processEvents()
+    viewer.dims.set_point(0, 8 * viewer.layers["phantom"].scale[0])
+    viewer.reset_view()
+    for _ in range(20):
+        QApplication.processEvents()
+        time.sleep(0.05)
     viewer.screenshot(out, canvas_only=False)
     print(out)
     viewer.close()

@@ -16,6 +16,7 @@ a multiscale layer uses its full-resolution level).
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 log = logging.getLogger(__name__)
+SEED = 0
 
 
 def layer_volume(layer: Any) -> tuple[np.ndarray, tuple[float, float, float], tuple[float, float, float], bool]:
@@ -54,6 +56,38 @@ def layer_volume(layer: Any) -> tuple[np.ndarray, tuple[float, float, float], tu
 
         raise InputError(f"layer {layer.name!r} has {spatial} spatial dimensions: select a 2-D image or a Z×Y×X volume")
     return vol, tuple(scale[-3:]), tuple(translate[-3:]), flat  # type: ignore[return-value]
+
+
+def _guard_triton() -> bool:
+    """Keep triton from loading next to an LLVM-based OpenGL driver; True when it was blocked.
+
+    napari's OpenGL context on Mesa (llvmpipe, radeonsi, ...) maps ``libLLVM`` into the process;
+    triton's own LLVM then crashes the process when torch first probes for it (torchvision →
+    torch._dynamo → ``import triton``). slicewise runs eager PyTorch here (triton only serves
+    ``torch.compile``), so when a libLLVM is already mapped and triton is not yet imported, triton is
+    marked unavailable (``sys.modules["triton"] = None``) for this napari session.
+    """
+    if "triton" in sys.modules:
+        return False
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    if "libLLVM" not in maps:
+        return False
+    log.warning("an LLVM-based OpenGL driver is loaded: triton is disabled in this napari session (slicewise runs eager PyTorch)")
+    sys.modules["triton"] = None  # type: ignore[assignment]
+    return True
+
+
+def _import_torch_stack() -> None:
+    """Import torch, timm/torchvision and Captum on the main thread: their first import inside a
+    worker thread (torchvision pulls in torch._dynamo and triton) can crash the process; see also
+    :func:`_guard_triton`."""
+    _guard_triton()
+    import captum.attr  # noqa: F401
+    import timm  # noqa: F401
+    import torch  # noqa: F401
 
 
 def _user_errors(gen_fn: Any) -> Any:
@@ -75,6 +109,17 @@ def _user_errors(gen_fn: Any) -> Any:
 
 class _Failure(str):
     """A job's one-line user error (returned, not raised)."""
+
+
+def attribution_volumes(maps: np.ndarray, origins: list[tuple[int, int, int]], shape: tuple[int, ...]) -> np.ndarray:
+    """Per-slice attribution maps ``(tiles, k, t, t)`` placed at their tile origins ``(z, y0, x0)`` in
+    ``(k, Z, Y, X)`` float32 volumes (0 elsewhere; where tiles overlap, the larger value)."""
+    n, k, t = maps.shape[0], maps.shape[1], maps.shape[-1]
+    out = np.zeros((k, *shape[:3]), np.float32)
+    for (z, y, x), m in zip(origins[:n], maps):
+        region = out[:, z, y:y + t, x:x + t]
+        np.maximum(region, m, out=region)
+    return out
 
 
 class _ModelForm(QWidget):
@@ -215,11 +260,12 @@ class PredictWidget(_ModelForm):
         vol, scale, translate, flat = layer_volume(layer)
         tile, overlap = int(self.tile.value()), float(self.overlap.value())
 
+        _import_torch_stack()
+        from slicewise import load_model, predict
+
         @thread_worker(connect={"returned": self._done(self._add_result)}, start_thread=False)
         @_user_errors
         def job():
-            from slicewise import load_model, predict
-
             model = load_model(model_file)
             yield f"model {model.config.encoder} loaded; predicting {vol.shape[0]} slice(s)…"
             probs = predict(model, vol, tile=tile, overlap=overlap, progress=False)
@@ -271,28 +317,33 @@ class AuditWidget(_ModelForm):
 
         layer = self.selected_layer()
         model_file = self.model_path()
-        vol, scale, _translate, _ = layer_volume(layer)
+        vol, scale, translate, flat = layer_volume(layer)
         n_tiles, want = int(self.n_tiles.value()), int(self.tile.value())
+
+        _import_torch_stack()
+        from slicewise import load_model
+        from slicewise.diagnostics.attribution import attribution_report, sample_tiles
 
         @thread_worker(connect={"returned": self._done(self._show)}, start_thread=False)
         @_user_errors
         def job():
-            from slicewise import load_model
-            from slicewise.diagnostics.attribution import attribution_report
-
             model = load_model(model_file)
             d = model.size_divisor
             tile = max(d, min(want, min(vol.shape[1], vol.shape[2])) // d * d)
             yield f"model loaded; attributing {n_tiles} tile(s) of {tile} px…"
-            report = attribution_report(model, vol, n_tiles=n_tiles, tile=tile, method="saliency", n_maps=min(4, n_tiles),
-                                        n_resamples=500, device="cpu")
+            n_maps = min(4, n_tiles)
+            report = attribution_report(model, vol, n_tiles=n_tiles, tile=tile, method="saliency", n_maps=n_maps,
+                                        n_resamples=500, device="cpu", seed=SEED)
             yield "attribution done; drawing"
-            return layer.name, report, scale
+            # the same seeded tile origins attribution_report drew: put each map back where its tile is
+            origins = sample_tiles(vol.shape, n_tiles, tile, model.in_slices, 1, seed=SEED)[:n_maps]
+            return layer.name, report, origins, vol.shape[:3], scale, translate, flat
+
 
         return job()
 
     def _show(self, result: tuple[Any, ...]) -> None:
-        name, report, scale = result
+        name, report, origins, shape, scale, translate, flat = result
         self.report = report
         shares = report["shares"]
         k = len(shares)
@@ -313,9 +364,12 @@ class AuditWidget(_ModelForm):
         if attr is not None:
             colors = attr.shape[1] // k
             per = attr.reshape(attr.shape[0], k, colors, *attr.shape[2:]).sum(2)  # (tiles, k, t, t)
+            placed = attribution_volumes(per, origins, shape)
+            if flat:
+                placed, scale, translate = placed[:, 0], scale[1:], translate[1:]
             for c, s in enumerate(shares):
-                self.viewer.add_image(per[:, c], name=f"{name} attribution z{s['offset']:+d}", colormap="inferno",
-                                      scale=(1.0, scale[1], scale[2]), contrast_limits=(0.0, float(per.max()) or 1.0))
+                self.viewer.add_image(placed[c], name=f"{name} attribution z{s['offset']:+d}", colormap="inferno", blending="additive",
+                                      scale=scale, translate=translate, contrast_limits=(0.0, float(per.max()) or 1.0), visible=False)
         self.progress.setValue(self.progress.maximum())
         self.status.setText(f"MA = {ma['value']:.3f} (95% CI {ma['ci'][0]:.3f}–{ma['ci'][1]:.3f}) over {len(report['tile_shares'])} tiles; "
                             f"shares {', '.join(f'{v:.3f}' for v in vals)}")

@@ -81,8 +81,25 @@ def test_audit_widget_shows_shares_ma_and_maps(make_napari_viewer, qtbot, model_
     np.testing.assert_allclose([p.get_height() for p in ax.patches], got, rtol=1e-6)
     assert "MA" in ax.get_title()
     maps = [viewer.layers[f"em attribution z{o:+d}"] for o in (-1, 0, 1)]
-    assert all(m.data.shape == (3, 64, 64) for m in maps)
-    np.testing.assert_allclose(maps[0].scale, [1.0, 4.0, 4.0])
+    assert all(m.data.shape == vol.shape for m in maps)
+    np.testing.assert_allclose(maps[0].scale, [50.0, 4.0, 4.0])
+    # every map sits on the slice of its tile's centre: the tiles' z values, nothing elsewhere
+    from slicewise.diagnostics.attribution import sample_tiles
+
+    zs = {z for z, _, _ in sample_tiles(vol.shape, 3, 64, 3, 1, seed=0)}
+    total = sum(m.data for m in maps)
+    assert {int(z) for z in np.nonzero(total.reshape(total.shape[0], -1).any(1))[0]} == zs
+
+
+def test_attribution_volumes_place_maps_at_their_tiles() -> None:
+    from slicewise.napari.widgets import attribution_volumes
+
+    maps = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+    out = attribution_volumes(maps, [(1, 0, 2), (3, 4, 0)], (5, 8, 8))
+    assert out.shape == (3, 5, 8, 8)
+    np.testing.assert_array_equal(out[:, 1, 0:4, 2:6], maps[0])
+    np.testing.assert_array_equal(out[:, 3, 4:8, 0:4], maps[1])
+    assert out.sum() == maps.sum()
 
 
 def test_sample_data_is_the_phantom(make_napari_viewer) -> None:
@@ -106,3 +123,19 @@ def test_manifest_contributions() -> None:
         module, _, attr = command.python_name.partition(":")
         assert callable(getattr(__import__(module, fromlist=[attr]), attr))
     assert {w.display_name for w in manifest.contributions.widgets} == {"Predict", "Attribution audit"}
+
+
+def test_torch_loads_after_napari_opened_an_llvm_gl_context(gl_display) -> None:
+    """A fresh napari session (GL context first, torch later, as when a user opens the widget) must not
+    crash: with Mesa's libLLVM mapped, triton's own LLVM would segfault the process."""
+    import subprocess
+    import sys
+
+    code = ("import os\nos.environ['QT_QPA_PLATFORM'] = 'offscreen'\nimport napari, numpy as np\n"
+            "v = napari.Viewer(show=False)\nv.add_image(np.zeros((3, 32, 32), np.uint8))\n"
+            "from slicewise.napari.widgets import _import_torch_stack\n_import_torch_stack()\n"
+            "from slicewise import build_model\n"
+            "m = build_model(encoder='resnet18', weights='random', decoder_channels=(8, 8, 8, 8, 8))\nprint('ok', m.in_slices)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok 3")
