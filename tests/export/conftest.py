@@ -9,15 +9,15 @@ import pytest
 import torch
 
 
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise OSError("network access attempted during a slicewise export test")
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any socket connection fails: export, validation and bioimage.io's test must stay offline."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("network access attempted during a slicewise export test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", _refuse)
+    monkeypatch.setattr(socket, "create_connection", _refuse)
 
 
 def tiny_model():
@@ -45,6 +45,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, Pa
     model_file = save_model(model, root / "best.pt")
     (root / "config.yaml").write_text("data:\n  dz: 2\n  border: reflect\n  synthetic: {shape: [8, 64, 64], seed: 3}\n")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("network")))
+        mp.setattr(socket.socket, "connect", _refuse)
+        mp.setattr(socket, "create_connection", _refuse)
         pkg = bioimageio(model_file, root / "model.zip", authors=["Ada Lovelace"], test_size=64)
     return model, model_file, pkg

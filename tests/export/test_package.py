@@ -50,8 +50,11 @@ def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, capsys)
     code, out, err = _cli(capsys, "model", "info", str(pkg), "--json", "--size", "64")
     assert code == 0, err
     info = json.loads(out)
+    assert info.pop("package") == {"name": "slicewise resnet18 uniform k3", "format_version": "0.5.12", "dz": 2, "border": "reflect"}
     code, out, _ = _cli(capsys, "model", "info", str(model_file), "--json", "--size", "64")
     assert json.loads(out) == info and info["skips"] == "0111" and info["heads"]["boundary"] == [2, 3]
+    code, out, _ = _cli(capsys, "model", "info", str(pkg), "--size", "64")
+    assert code == 0 and "dz=2" in out and "bioimage.io package" in out
 
     tifffile.imwrite(tmp_path / "raw.tif", make_phantom(shape=(4, 64, 64), seed=2).raw)
     for src, name in ((pkg, "a.tif"), (model_file, "b.tif")):

@@ -65,6 +65,23 @@ def test_prediction_opens_with_names_scale_and_labels(make_napari_viewer, tmp_pa
     np.testing.assert_array_equal(np.asarray(lab.data[0]), probs.argmax(0))
 
 
+def test_labels_only_prediction_opens_as_labels(make_napari_viewer, tmp_path, probs) -> None:
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+
+    labels = probs.argmax(0).astype(np.uint8)
+    root = zarr.open_group(str(tmp_path / "lab.zarr"), mode="w", zarr_format=2)
+    ct = [[{"type": "scale", "scale": [40.0, 8.0, 8.0]}]]
+    write_multiscale([labels], root, axes=AXES[1:], fmt=FormatV04(), coordinate_transformations=ct)
+    write_multiscale_labels([labels], root, name="labels", axes=AXES[1:], fmt=FormatV04(), coordinate_transformations=ct)
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "lab.zarr"), plugin="slicewise")
+    assert [type(layer).__name__ for layer in viewer.layers] == ["Labels"]
+    np.testing.assert_array_equal(np.asarray(viewer.layers[0].data), labels)
+    np.testing.assert_allclose(viewer.layers[0].scale, [40.0, 8.0, 8.0])
+
+
 def test_channel_names_fall_back_to_omero_then_index(tmp_path, probs) -> None:
     assert channel_names({"omero": {"channels": [{"label": "a"}, {"label": "b"}]}}, 2) == ["a", "b"]
     assert channel_names({"slicewise": {"channels": ["x", "y"]}, "omero": {"channels": []}}, 2) == ["x", "y"]
