@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")

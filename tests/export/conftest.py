@@ -21,12 +21,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def tiny_model():
-    """resnet18 U-Net, k=3, uniform first layer, L1 pruned, 2 named classes + a boundary head; the head's
+    """timm test_resnet U-Net (435k parameters), k=3, uniform first layer, L1 pruned, 2 named classes + a boundary head; the head's
     weights are scaled ×20 so the random network's outputs vary strongly with the input."""
     from slicewise.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(encoder="resnet18", weights="random", decoder_channels=(16, 16, 8, 8, 8), channel_init="uniform",
+    model = build_model(encoder="test_resnet", weights="random", decoder_channels=(16, 16, 8, 8, 8), channel_init="uniform",
                         skips="0111", classes=2, class_names=["cytoplasm", "membrane"], extra_heads=["boundary"]).eval()
     with torch.no_grad():
         model.decoder.head.weight.mul_(20.0)

@@ -27,7 +27,15 @@ MANIFEST = Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napar
 
 @pytest.fixture(scope="session", autouse=True)
 def gl_display() -> Iterator[None]:
-    """An X display for OpenGL: the existing ``DISPLAY``, else a private Xvfb for the session, else skip."""
+    """An X display for OpenGL: the existing ``DISPLAY``, else a private Xvfb for the session, else skip.
+
+    torch, timm and Captum are imported first, before any viewer maps Mesa's libLLVM (see
+    ``slicewise.napari.widgets._guard_triton``; ``test_torch_loads_after_napari_opened_an_llvm_gl_context``
+    checks the other order in a fresh process)."""
+    import captum.attr  # noqa: F401
+    import timm  # noqa: F401
+    import torch  # noqa: F401
+
     if os.environ.get("DISPLAY"):
         yield
         return
@@ -65,13 +73,13 @@ def slicewise_plugin(gl_display: None) -> str:
 
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny saved slicewise model (resnet18 U-Net, k=3, 2 named classes + boundary head)."""
+    """A tiny saved slicewise model (timm test_resnet U-Net, k=3, 2 named classes + boundary head)."""
     import torch
 
     from slicewise.models import build_model, save_model
 
     torch.manual_seed(0)
-    model = build_model(encoder="resnet18", weights="random", decoder_channels=(16, 16, 8, 8, 8), channel_init="uniform",
+    model = build_model(encoder="test_resnet", weights="random", decoder_channels=(16, 16, 8, 8, 8), channel_init="uniform",
                         classes=2, class_names=["cytoplasm", "membrane"], extra_heads=["boundary"]).eval()
     with torch.no_grad():
         model.decoder.head.weight.mul_(20.0)
