@@ -110,7 +110,7 @@ def run_settings(model_path: Path | None) -> dict[str, Any]:
         text = f"raw {Path(str(data['raw'])).name}" + (f", labels {Path(str(data['labels'])).name}" if data.get("labels") else "")
     else:
         syn = data.get("synthetic") or {}
-        text = f"the slicewise synthetic EM phantom (shape {syn.get('shape')}, seed {syn.get('seed')})"
+        text = f"The slicewise synthetic EM phantom (shape {syn.get('shape')}, seed {syn.get('seed')})"
     return {"dz": int(data.get("dz", 1)), "border": str(data.get("border", "reflect")), "training_data": text}
 
 

@@ -280,9 +280,11 @@ class PredictWidget(_ModelForm):
         name, names, probs, labels, scale, translate, flat = result
         if flat:
             probs, labels, scale, translate = probs[:, 0], labels[0], scale[1:], translate[1:]
-        for i, channel in enumerate(names):
-            self.viewer.add_image(probs[i], name=f"{name} {channel}", scale=scale, translate=translate, contrast_limits=(0.0, 1.0),
-                                  blending="additive", colormap="gray", visible=i == len(names) - 1 or i == 1)
+        for i, channel in enumerate(names):  # shown: the first foreground class; a distance head keeps its own range
+            unit = float(probs[i].min()) >= 0.0 and float(probs[i].max()) <= 1.0
+            self.viewer.add_image(probs[i], name=f"{name} {channel}", scale=scale, translate=translate,
+                                  contrast_limits=(0.0, 1.0) if unit else None, blending="additive", colormap="gray",
+                                  visible=i == min(1, len(names) - 1))
         self.viewer.add_labels(labels, name=f"{name} labels", scale=scale, translate=translate, opacity=0.4)
         self.progress.setValue(self.progress.maximum())
         self.status.setText(f"added {len(names)} probability layer(s) and labels for {name!r}")
