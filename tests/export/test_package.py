@@ -127,3 +127,23 @@ def test_core_install_loads_packages_without_bioimageio_napari_or_qt(exported) -
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "0111"
+
+
+def test_core_dependencies_exclude_the_extras() -> None:
+    """pyproject: napari, Qt and bioimageio only in their extras; the napari manifest is shipped and registered."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=\[ ;]", d)[0].lower() for d in project["dependencies"]}
+    assert not core & {"napari", "npe2", "pyqt5", "pyqt6", "pyside2", "pyside6", "qtpy", "bioimageio.core", "bioimageio.spec", "pytest-qt"}
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("napari") for d in extras["napari"]) and any(d.startswith("bioimageio.core") for d in extras["bioimageio"])
+    module, _, name = project["entry-points"]["napari.manifest"]["slicewise"].partition(":")
+    assert (root / module.replace(".", "/") / name).is_file()
+    ci = (root / ".ci" / "run").read_text()
+    readme = (root / "README.md").read_text()
+    install = 'python -m pip install -e ".[test,napari,bioimageio]"'
+    assert install in ci and install in readme
