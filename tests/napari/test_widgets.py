@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("napari", reason="the napari extra is not installed: pip install 'slicewise[napari]'")
 pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
+pytestmark = pytest.mark.filterwarnings("ignore:System theme detection requires a Qt6 backend")
 
 from slicewise.data.synthetic import make_phantom
 
