@@ -21,7 +21,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(audit_app, name="audit")
 
-_COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "segment", "evaluate", "demo", "study")
+_COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "segment", "evaluate", "demo", "study", "export")
 
 
 def _register() -> None:

@@ -67,6 +67,8 @@ def info_cmd(
     net = open_model(model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
                      skips=skips, classes=classes, img_size=img_size)
     info = model_info(net, (h, w))
+    if getattr(net, "package", None):  # a bioimage.io package exported by slicewise
+        info["package"] = net.package
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -76,4 +78,7 @@ def info_cmd(
             ("size divisor", str(info["size_divisor"])),
             ("parameters", f"{info['params']:,} (encoder {info['encoder_params']:,}, decoder {info['decoder_params']:,})"),
             ("forward", f"{info['gflops']:.2f} GFLOP / image")]
+    if "package" in info:
+        pkg = info["package"]
+        rows.insert(0, ("bioimage.io package", f"{pkg['name']} (format {pkg['format_version']}; stacks with dz={pkg['dz']}, {pkg['border']} borders)"))
     typer.echo("\n".join(text_table(rows, align="ll")))

@@ -136,6 +136,9 @@ def save_model(model: SegmentationModel, path: str | Path, overwrite: bool = Tru
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
     """Rebuild a saved model from its config (random init, no downloads) and load its weights."""
+    from slicewise.export.package import is_package, load_package
+    if is_package(path):
+        return load_package(path, map_location)
     p = Path(path)
     if not p.is_file():
         raise InputError(f"model file {p} does not exist: check the path")

@@ -1,0 +1,142 @@
+"""napari widgets and sample data (``slicewise/napari/widgets.py``, ``sample_data.py``) in a real
+offscreen viewer: prediction and the attribution audit run in thread workers and add named,
+scaled layers equal to the Python API's results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari", reason="the napari extra is not installed: pip install 'slicewise[napari]'")
+pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
+pytestmark = pytest.mark.filterwarnings("ignore:System theme detection requires a Qt6 backend")
+
+from slicewise.data.synthetic import make_phantom
+
+
+def _dock(viewer, name: str):
+    _, widget = viewer.window.add_plugin_dock_widget("slicewise", name)
+    return widget
+
+
+def _wait(qtbot, worker, done) -> None:
+    """Let the thread worker run (the Qt event loop delivers its results) until ``done()``."""
+    assert worker is not None
+    qtbot.waitUntil(done, timeout=60_000)
+
+
+def test_predict_widget_adds_probabilities_and_labels(make_napari_viewer, qtbot, model_file) -> None:
+    from slicewise import load_model, predict
+
+    vol = make_phantom(shape=(4, 64, 64), seed=1).raw
+    viewer = make_napari_viewer()
+    viewer.add_image(vol, name="em", scale=(50.0, 4.0, 4.0), translate=(100.0, 0.0, 8.0))
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
+    widget = _dock(viewer, "Predict")
+    widget.layer_box.setCurrentText("em")
+    widget.model_edit.setText(str(model_file))
+    widget.tile.setValue(64)
+    _wait(qtbot, widget.run(), lambda: "em labels" in viewer.layers)
+    expected = predict(load_model(model_file), vol, tile=64, overlap=0.25, progress=False)
+    for i, name in enumerate(["cytoplasm", "membrane", "boundary"]):
+        layer = viewer.layers[f"em {name}"]
+        np.testing.assert_allclose(layer.scale, [50.0, 4.0, 4.0])
+        np.testing.assert_allclose(layer.translate, [100.0, 0.0, 8.0])
+        np.testing.assert_allclose(layer.data, expected[i], atol=1e-6)
+    labels = viewer.layers["em labels"]
+    assert type(labels).__name__ == "Labels"
+    np.testing.assert_array_equal(labels.data, expected[:2].argmax(0))
+    np.testing.assert_allclose(labels.scale, [50.0, 4.0, 4.0])
+    assert widget.progress.value() == widget.progress.maximum()
+
+
+def test_predict_widget_user_errors_go_to_the_status_line(make_napari_viewer, qtbot, model_file, tmp_path) -> None:
+    viewer = make_napari_viewer()
+    viewer.add_image(make_phantom(shape=(1, 64, 96), seed=2).raw[0], name="slice", scale=(2.0, 3.0))
+    widget = _dock(viewer, "Predict")
+    widget.model_edit.setText(str(tmp_path / "missing.pt"))
+    assert widget.run() is None and widget.status.text().startswith("error: model file")
+    widget.model_edit.setText(str(model_file))  # a k=3 model cannot predict a single 2-D slice
+    _wait(qtbot, widget.run(), lambda: "k=3" in widget.status.text())
+    assert widget.status.text().startswith("error: k=3") and widget.run_button.isEnabled()
+    assert [layer.name for layer in viewer.layers] == ["slice"]
+
+
+def test_audit_widget_shows_shares_ma_and_maps(make_napari_viewer, qtbot, model_file) -> None:
+    from slicewise import load_model
+    from slicewise.diagnostics.attribution import attribution_report
+
+    vol = make_phantom(shape=(5, 64, 64), seed=3).raw
+    viewer = make_napari_viewer()
+    viewer.add_image(vol, name="em", scale=(50.0, 4.0, 4.0))
+    widget = _dock(viewer, "Attribution audit")
+    widget.model_edit.setText(str(model_file))
+    widget.n_tiles.setValue(3)
+    widget.tile.setValue(64)
+    _wait(qtbot, widget.run(), lambda: widget.report is not None)
+    ref = attribution_report(load_model(model_file), vol, n_tiles=3, tile=64, method="saliency", n_resamples=500, device="cpu")
+    got = [s["value"] for s in widget.report["shares"]]
+    np.testing.assert_allclose(got, [s["value"] for s in ref["shares"]], rtol=1e-5)
+    assert "MA = " in widget.status.text()
+    ax = widget.figure.axes[0]
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], got, rtol=1e-6)
+    assert "MA" in ax.get_title()
+    maps = [viewer.layers[f"em attribution z{o:+d}"] for o in (-1, 0, 1)]
+    assert all(m.data.shape == vol.shape for m in maps)
+    np.testing.assert_allclose(maps[0].scale, [50.0, 4.0, 4.0])
+    # every map sits on the slice of its tile's centre: the tiles' z values, nothing elsewhere
+    from slicewise.diagnostics.attribution import sample_tiles
+
+    zs = {z for z, _, _ in sample_tiles(vol.shape, 3, 64, 3, 1, seed=0)}
+    total = sum(m.data for m in maps)
+    assert {int(z) for z in np.nonzero(total.reshape(total.shape[0], -1).any(1))[0]} == zs
+
+
+def test_attribution_volumes_place_maps_at_their_tiles() -> None:
+    from slicewise.napari.widgets import attribution_volumes
+
+    maps = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+    out = attribution_volumes(maps, [(1, 0, 2), (3, 4, 0)], (5, 8, 8))
+    assert out.shape == (3, 5, 8, 8)
+    np.testing.assert_array_equal(out[:, 1, 0:4, 2:6], maps[0])
+    np.testing.assert_array_equal(out[:, 3, 4:8, 0:4], maps[1])
+    assert out.sum() == maps.sum()
+
+
+def test_sample_data_is_the_phantom(make_napari_viewer) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("slicewise", "phantom")
+    raw, classes = viewer.layers["phantom"], viewer.layers["phantom classes"]
+    ph = make_phantom(shape=raw.data.shape, seed=0)
+    np.testing.assert_array_equal(raw.data, ph.raw)
+    np.testing.assert_array_equal(classes.data, ph.semantic)
+    np.testing.assert_allclose(raw.scale, ph.voxel_size)
+
+
+def test_manifest_contributions() -> None:
+    from pathlib import Path
+
+    import npe2
+
+    manifest = npe2.PluginManifest.from_file(Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml")
+    for command in manifest.contributions.commands:
+        assert command.python_name  # every command points at a callable
+        module, _, attr = command.python_name.partition(":")
+        assert callable(getattr(__import__(module, fromlist=[attr]), attr))
+    assert {w.display_name for w in manifest.contributions.widgets} == {"Predict", "Attribution audit"}
+
+
+def test_torch_loads_after_napari_opened_an_llvm_gl_context(gl_display) -> None:
+    """A fresh napari session (GL context first, torch later, as when a user opens the widget) must not
+    crash: with Mesa's libLLVM mapped, triton's own LLVM would segfault the process."""
+    import subprocess
+    import sys
+
+    code = ("import os\nos.environ['QT_QPA_PLATFORM'] = 'offscreen'\nimport napari, numpy as np\n"
+            "v = napari.Viewer(show=False)\nv.add_image(np.zeros((3, 32, 32), np.uint8))\n"
+            "from slicewise.napari.widgets import _import_torch_stack\n_import_torch_stack()\n"
+            "from slicewise import build_model\n"
+            "m = build_model(encoder='resnet18', weights='random', decoder_channels=(8, 8, 8, 8, 8))\nprint('ok', m.in_slices)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok 3")
