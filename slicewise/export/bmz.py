@@ -10,7 +10,7 @@ Package contents (all files at the zip's root):
   (``torchscript=False`` skips it);
 - ``test_input.npy`` (``(1, k·colours, H, W)`` uint8, a 2.5D stack of the EM phantom or of
   ``test_volume``) and ``test_output.npy`` (``(1, C, H, W)`` float32, computed by
-  :func:`slicewise.infer.predict.predict_slices` on that stack's centre slice);
+  :func:`slicewise.infer.predict.predict` on that stack's centre slice);
 - ``cover.png`` (centre input slice, prediction, attribution slice shares of the test tensor),
   ``README.md`` (slice order, dz, first-layer strategy, training data).
 
@@ -312,7 +312,7 @@ def export_bioimageio(
 
     from slicewise import __version__
     from slicewise.export.architecture import SlicewiseNetwork
-    from slicewise.infer.predict import predict_slices
+    from slicewise.infer.predict import predict
     from slicewise.models import load_model
     from slicewise.utils.atomic import atomic_path, check_output_path
 
@@ -339,7 +339,8 @@ def export_bioimageio(
 
     vol, stack, z = test_stack(model, dz, border, test_size, test_volume)
     side_h, side_w = stack.shape[-2:]
-    probs = predict_slices(model, vol, z, z + 1, tile=(side_h, side_w), overlap=0.0, dz=dz, border=border, device="cpu", k=k)[:, 0]
+    probs = predict(model, vol, roi=(slice(z, z + 1),), tile=(side_h, side_w), overlap=0.0, dz=dz, border=border,
+                    device="cpu", k=k, progress=False)[:, 0]
     arch_cfg = {**cfg.model_dump(mode="json"), "weights": "random"}
     wrapper = SlicewiseNetwork(model_config=arch_cfg)
     wrapper.net.load_state_dict(model.state_dict())

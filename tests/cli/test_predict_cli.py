@@ -69,7 +69,7 @@ def test_predict_and_segment_commands(files, tmp_path, capsys):
 
     expected = segment(h5, mode="watershed", boundary_channel="boundary", per_slice=True, min_size=3)
     np.testing.assert_array_equal(tifffile.imread(lab), expected)
-    assert stdout.strip() == f"{lab}: {int(expected.max())} objects"
+    assert stdout.strip().startswith(f"{lab}: {int(expected.max())} objects, shape 4x64x80")
 
 
 @pytest.mark.parametrize("case", ["missing_model", "rgb_for_gray", "slice_count", "exists", "missing_input", "bad_channel",

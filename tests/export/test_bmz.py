@@ -66,12 +66,12 @@ def test_bioimageio_core_prediction_equals_slicewise_on_a_new_stack(exported) ->
 
     from slicewise.data.stacking import stack_slices
     from slicewise.data.synthetic import make_phantom
-    from slicewise.infer.predict import predict_slices
+    from slicewise.infer.predict import predict
 
     model, _, pkg = exported
     vol = make_phantom(shape=(9, 96, 64), seed=5).raw
     stack = stack_slices(vol, 4, 3, 2, "reflect")[None]
-    expected = predict_slices(model, vol, 4, 5, tile=(96, 64), overlap=0.0, dz=2, device="cpu")[:, 0]
+    expected = predict(model, vol, roi="4:5", tile=(96, 64), overlap=0.0, dz=2, device="cpu", progress=False)[:, 0]
     descr = load_description(str(pkg))
     sample = create_sample_for_model(descr, inputs={"raw": stack})
     with create_prediction_pipeline(descr, weight_format="pytorch_state_dict") as pp:
