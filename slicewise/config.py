@@ -319,18 +319,53 @@ def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:
 
 
 def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
-    """``["train.lr=1e-3", "model.skips=0111"]`` → nested dict; values parsed as YAML scalars."""
+    """``["train.lr=1e-3", "model.skips=0111"]`` → nested dict; values parsed as YAML scalars.
+
+    A malformed item (no ``=``, an empty key part, a value that is not valid YAML, a key set both as
+    a value and as a section) is a one-line :class:`ConfigError` naming the override.
+    """
     out: dict[str, Any] = {}
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. model.skips=0111)")
         key, value = item.split("=", 1)
-        node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value) if value != "" else None
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"override {item!r}: the key {key.strip()!r} has an empty part; write section.key=value (e.g. optim.lr=3e-4)")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else None
+        except yaml.YAMLError as err:
+            first = " ".join(str(err).split())[:120]
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({first}); quote it or fix the brackets, "
+                              f"e.g. {key.strip()}=[1, 2]") from None
+        node = out
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.setdefault(p.strip(), {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} was set to a value by another override, "
+                                  f"so it cannot also hold keys")
+            node = nxt
+        node[parts[-1].strip()] = parsed
     return out
+
+
+def override_keys(overrides: list[str] | None) -> dict[str, str]:
+    """Dotted key → the override item that set it (for blaming a bad value on the command line)."""
+    return {item.split("=", 1)[0].strip(): item for item in overrides or [] if "=" in item}
+
+
+def validate_with_overrides(model: type[C], data: dict[str, Any], overrides: list[str] | None,
+                            source: str = "config") -> C:
+    """:func:`validate`, but an error at (or under) a key given as an override names the override,
+    not the YAML file: ``override 'optim.lrr=1': unknown key 'optim.lrr' (did you mean 'optim.lr'?)``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        loc = ".".join(map(str, err.errors()[0]["loc"]))
+        for key, item in override_keys(overrides).items():
+            if loc == key or loc.startswith(key + ".") or key.startswith(loc + "."):
+                return validate(model, data, f"override {item!r}")
+    return validate(model, data, source)
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -359,7 +394,7 @@ def load_config(model: type[C], path: str | Path | None = None, overrides: list[
     """Read a YAML file (optional), apply ``key=value`` overrides, validate into ``model``."""
     data = {} if path is None else read_yaml_mapping(path)
     source = "config" if path is None else Path(path).name
-    return validate(model, deep_merge(data, parse_overrides(overrides)), source)
+    return validate_with_overrides(model, deep_merge(data, parse_overrides(overrides)), overrides, source)
 
 
 def save_config(config: BaseModel, path: str | Path) -> Path:

@@ -1,7 +1,8 @@
 """The ``slicewise`` command: a thin layer over the Python API.
 
 Each sub-module defines its commands on the shared Typer apps below; :func:`main` turns every
-:class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2.
+:class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2, and exits
+0 only when the command succeeded (a command's ``typer.Exit(code)`` is passed on as the status).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 
     _register()
     try:
-        app(args=argv, prog_name="slicewise", standalone_mode=False)
+        rc = app(args=argv, prog_name="slicewise", standalone_mode=False)
     except SlicewiseError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -53,3 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"error: {err.format_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except OSError as err:  # a disk or permission failure the library did not foresee: still one line
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"error: {err.strerror or err}{where}: check the path, free space and permissions", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(rc, int) and rc != 0:  # typer.Exit(code) inside a command returns here in standalone_mode=False
+        sys.exit(rc)
