@@ -124,19 +124,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_file(Path(path), map_location=map_location or "cpu")
 
 
+class StaleRunError(InputError):
+    """The run in a folder cannot be resumed safely (damaged or foreign checkpoint, changed config or
+    data); ``--restart`` (``restart=True``) starts it afresh."""
+
+
 def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     """A Lightning checkpoint read with ``weights_only=True``; one-line :class:`InputError` if unreadable or unsafe."""
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise InputError(f"checkpoint {path} holds objects other than tensors and plain values "
+        raise StaleRunError(f"checkpoint {path} holds objects other than tensors and plain values "
                          f"({str(err).splitlines()[0][:120]}): it was not written by slicewise and is not loaded; "
                          f"delete it or start afresh with --restart") from None
     except Exception as err:  # truncated / corrupt zip container, EOF, wrong format
-        raise InputError(f"checkpoint {path} is damaged or incomplete ({type(err).__name__}): "
+        raise StaleRunError(f"checkpoint {path} is damaged or incomplete ({type(err).__name__}): "
                          f"start afresh with --restart (keeps nothing of the interrupted run)") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise InputError(f"checkpoint {path} is not a Lightning checkpoint of a slicewise run: start afresh with --restart")
+        raise StaleRunError(f"checkpoint {path} is not a Lightning checkpoint of a slicewise run: start afresh with --restart")
     return ckpt
 
 
@@ -302,17 +307,20 @@ def _check_inputs(out: Path, current: dict[str, Any]) -> None:
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise InputError(f"{path} is damaged: resume is unsafe without it; start afresh with --restart") from None
+        raise StaleRunError(f"{path} is damaged: resume is unsafe without it; start afresh with --restart") from None
     old, new = _flat(recorded.get("config", {})), _flat(current["config"])
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         k = changed[0]
-        raise InputError(f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}"
+        raise StaleRunError(f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}"
                          f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); resume with the run's own "
                          f"config (slicewise train --out {out} --resume) or start afresh with --restart")
     for role, rec in recorded.get("data", {}).items():
-        check_identity(rec, current["data"].get(role, {}), what=f"training data {role} ({rec.get('path', '?')})",
-                       fix="restore the original file, or start afresh with --restart")
+        try:
+            check_identity(rec, current["data"].get(role, {}), what=f"training data {role} ({rec.get('path', '?')})",
+                           fix="restore the original file, or start afresh with --restart")
+        except InputError as err:
+            raise StaleRunError(str(err)) from None
 
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
