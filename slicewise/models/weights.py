@@ -9,9 +9,9 @@
   timm's ``tf_efficientnet_lite*``; see :func:`lite_package_state_dict`).
 - ``"random"``: no pretrained weights.
 - a path to a local ``.pth`` / ``.pt`` / ``.torch`` / ``.tar`` / ``.safetensors`` checkpoint of the
-  encoder's timm architecture, loaded through timm (``pretrained_cfg_overlay=dict(file=...)``),
-  so timm's own key cleaning (``state_dict``/``model`` wrappers, ``module.`` prefixes) and its
-  per-model filter apply.
+  encoder's timm architecture, read weights-only by timm's ``load_state_dict`` (its key cleaning:
+  ``state_dict``/``model`` wrappers, ``module.`` prefixes) and handed to timm as a state dict
+  overlay, so its per-model filter applies.
 - a name from :data:`REGISTRY` (domain-specific weights: official URL, checksum, key layout),
   downloaded once into :func:`cache_dir` and remapped onto timm names.
 
@@ -165,13 +165,27 @@ def fetch(name: str) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A checkpoint's state dict via timm (safetensors or torch; wrappers and ``module.`` removed)."""
+    """A checkpoint's state dict via timm (safetensors or torch; wrappers and ``module.`` removed).
+
+    Torch files are read with ``weights_only=True``: a pickle that would build any other object is
+    refused in one line and never executed.
+    """
+    import pickle
+
     from timm.models import load_state_dict
 
     try:
-        return load_state_dict(str(path))
+        return load_state_dict(str(path), weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"checkpoint {path} holds objects other than tensors and plain values, which slicewise never "
+                           f"unpickles (they could run code): give a plain state dict (.pth saved from "
+                           f"model.state_dict(), or .safetensors)") from None
     except Exception as err:
-        raise WeightsError(f"cannot read checkpoint {path} ({type(err).__name__}): give a .pth/.safetensors state dict of the encoder") from None
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise WeightsError(f"checkpoint {path} holds objects other than tensors and plain values, which slicewise "
+                               f"never unpickles (they could run code): give a plain state dict (.pth or .safetensors)") from None
+        raise WeightsError(f"cannot read checkpoint {path} ({type(err).__name__}): the file is damaged or not a "
+                           f".pth/.safetensors state dict of the encoder") from None
 
 
 def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -217,7 +231,7 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
         return {"state_dict": sd}, info
     path = Path(weights).expanduser()
     if path.is_file():
-        return {"file": str(path)}, {}
+        return {"state_dict": load_checkpoint(path)}, {}
     if path.suffix in CHECKPOINT_SUFFIXES or os.sep in weights:
         raise WeightsError(f"checkpoint file {weights} does not exist: check the path, or use {alternatives(encoder)}")
     raise WeightsError(f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})")

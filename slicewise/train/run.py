@@ -413,7 +413,9 @@ def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, over
     last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
     if resume:
         _check_inputs(out_dir, identity)
-        load_checkpoint_file(last_ckpt)  # a damaged or unsafe checkpoint fails here, in one line
+        for path in (last_ckpt, out_dir / CKPT_DIR / "best.ckpt"):  # damaged or unsafe: one line, before any work
+            if path.is_file():
+                load_checkpoint_file(path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     has_val = cfg.data.val_fraction > 0 or cfg.data.val_range is not None
     trainer, ckpt = _trainer(cfg, out_dir, callbacks, has_val=has_val)
