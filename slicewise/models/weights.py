@@ -142,26 +142,54 @@ def lite_package_state_dict(encoder: str) -> OrderedDict[str, torch.Tensor]:
 
 
 def fetch(name: str) -> Path:
-    """Local path of registry entry ``name``: cached, or downloaded (pooch, checksum if known)."""
+    """Local path of registry entry ``name``: cached, or downloaded (pooch).
+
+    Verified against the entry's sha256, else against the sha256 recorded in the user cache at the
+    first download (:mod:`slicewise.utils.trust`); a first download without either prints one
+    ``warning:`` line (unverified) and records its sha256. The file is then read weights-only.
+    """
     source = REGISTRY[name]
     if source.url.startswith("file://"):
         path = Path(source.url[len("file://"):])
         if not path.is_file():
             raise WeightsError(f"registry weights {name!r} point to {path}, which does not exist")
         return path
+    from slicewise.utils.trust import hashes_path, record_sha256, recorded_sha256, warn
+
     fname = source.filename or source.url.split("/")[-1].split("?")[0]
     target = cache_dir() / name / fname
+    key = f"weights/{name}"
+    expected = source.sha256 or recorded_sha256(key)
     if target.is_file():
+        if expected and _sha256(target) != expected:
+            raise WeightsError(f"cached weights {target} do not match the sha256 {'of the registry' if source.sha256 else 'recorded at their first download'}: "
+                               f"delete the file to download it again")
         return target
     if offline():
         raise WeightsError(f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or use {alternatives(source.encoder)}")
     import pooch
 
-    known = f"sha256:{source.sha256}" if source.sha256 else None
+    known = f"sha256:{expected}" if expected else None
     try:
-        return Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
+        path = Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
     except Exception as err:  # network and checksum failures alike
         raise WeightsError(f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use {alternatives(source.encoder)}") from None
+    if expected is None:
+        digest = _sha256(path)
+        record_sha256(key, digest)
+        warn(f"weights {name!r} were downloaded UNVERIFIED: the publisher gives no sha256; sha256 {digest} is recorded in "
+             f"{hashes_path()} and later downloads and loads are checked against it")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
