@@ -34,6 +34,22 @@ PosInt = Annotated[int, _at_least(1)]
 NonNegInt = Annotated[int, _at_least(0)]
 
 
+def _nonneg_float(v: float) -> float:
+    if not v >= 0:  # also refuses NaN
+        raise ValueError("must be >= 0")
+    return v
+
+
+def _seed(v: int) -> int:
+    if not 0 <= v < 2**32:
+        raise ValueError("must be an integer in [0, 2^32)")
+    return v
+
+
+NonNegFloat = Annotated[float, AfterValidator(_nonneg_float)]
+Seed = Annotated[int, AfterValidator(_seed)]
+
+
 class StrictModel(BaseModel):
     """Base for all configs: unknown keys are errors, values are validated on assignment."""
 
@@ -61,10 +77,10 @@ class ModelConfig(StrictModel):
     skips: str = "1111"
     classes: PosInt = 2
     class_names: tuple[str, ...] | None = None
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    decoder_channels: tuple[PosInt, ...] = (256, 128, 64, 32, 16)
     decoder_norm: Literal["batch", "group", "instance", "none"] = "batch"
     extra_heads: tuple[Head, ...] = ()
-    img_size: int | None = None
+    img_size: PosInt | None = None
 
     @field_validator("in_slices")
     @classmethod
@@ -110,8 +126,8 @@ class SyntheticDataConfig(StrictModel):
     """The seeded EM phantom (:func:`slicewise.data.make_phantom`): 3 classes (0 cytoplasm,
     1 membrane, 2 mitochondrion); its ``cells`` ids serve as instances for the extra heads."""
 
-    shape: tuple[int, int, int] = (32, 256, 256)
-    seed: int = 0
+    shape: tuple[PosInt, PosInt, PosInt] = (32, 256, 256)
+    seed: Seed = 0
 
 
 class DataConfig(StrictModel):
@@ -154,6 +170,34 @@ class DataConfig(StrictModel):
     def _square(cls, v: Any) -> Any:
         return (v, v) if isinstance(v, int) else v
 
+    @field_validator("patch_size")
+    @classmethod
+    def _patch_positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1:
+            raise ValueError("must be positive (height, width) in pixels")
+        return v
+
+    @field_validator("train_fraction")
+    @classmethod
+    def _train_fraction(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v <= 1.0:
+            raise ValueError("must be in (0, 1]")
+        return v
+
+    @field_validator("train_count")
+    @classmethod
+    def _train_count(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("val_range")
+    @classmethod
+    def _val_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 0 <= v[0] < v[1]:
+            raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
+        return v
+
     @field_validator("val_fraction")
     @classmethod
     def _val_fraction(cls, v: float) -> float:
@@ -176,17 +220,31 @@ class OptimConfig(StrictModel):
     its BatchNorm layers stay in eval mode)."""
 
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: NonNegFloat = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: NonNegInt = 100
-    min_lr_ratio: float = 0.0
+    min_lr_ratio: NonNegFloat = 0.0
     freeze_encoder_steps: NonNegInt = 0
     grad_clip: float | None = 1.0
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("must both be in [0, 1)")
+        return v
+
+    @field_validator("grad_clip")
+    @classmethod
+    def _grad_clip(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("must be > 0, or null for no clipping")
+        return v
 
     @field_validator("lr")
     @classmethod
     def _lr(cls, v: float) -> float:
-        if v <= 0:
+        if not v > 0:
             raise ValueError("must be > 0")
         return v
 
@@ -197,14 +255,14 @@ class LossConfig(StrictModel):
     on the extra heads. ``class_weights`` (one per class) weight the CE; pixels labelled
     ``ignore_index`` count in no term; ``dice_classes`` restricts the Dice mean (default all)."""
 
-    ce: float = 1.0
-    dice: float = 1.0
-    class_weights: tuple[float, ...] | None = None
+    ce: NonNegFloat = 1.0
+    dice: NonNegFloat = 1.0
+    class_weights: tuple[NonNegFloat, ...] | None = None
     ignore_index: int | None = None
-    dice_classes: tuple[int, ...] | None = None
-    boundary: float = 1.0
-    boundary_dice: float = 0.0
-    distance: float = 1.0
+    dice_classes: tuple[NonNegInt, ...] | None = None
+    boundary: NonNegFloat = 1.0
+    boundary_dice: NonNegFloat = 0.0
+    distance: NonNegFloat = 1.0
     distance_loss: Literal["mse", "smooth_l1"] = "mse"
 
 
@@ -238,7 +296,7 @@ class TrainConfig(StrictModel):
     With the default synthetic data and no ``model.classes`` given, ``model.classes`` is 3 (the
     phantom's classes)."""
 
-    seed: int = 0
+    seed: Seed = 0
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()

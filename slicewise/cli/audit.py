@@ -17,6 +17,22 @@ import typer
 from slicewise.cli import audit_app
 
 
+def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, **counts: int | None) -> None:
+    """Before any work: outputs creatable and writable (not under a file, not read-only, not existing
+    without --overwrite), and counts positive (``--tiles``, ``--tile``, ``--bins``, ``--steps``, ``--dz``,
+    ``--batch-size``) and ``--seed`` non-negative; one-line :class:`InputError` otherwise."""
+    from slicewise.errors import InputError
+    from slicewise.utils.atomic import check_output_path
+
+    for name, value in counts.items():
+        flag = "--" + name.replace("_", "-")
+        if value is not None and value < (0 if name == "seed" else 1):
+            raise InputError(f"{flag} {value}: must be {'>= 0' if name == 'seed' else 'at least 1'}")
+    for path in (json_out, report):
+        if path is not None:
+            check_output_path(path, overwrite=overwrite)
+
+
 def _write_json(data: Any, path: Path, overwrite: bool) -> None:
     from slicewise.diagnostics.report import jsonable
     from slicewise.utils.atomic import write_json
@@ -81,6 +97,7 @@ def weights_cmd(
     overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
+    _check_args(json_out, report, overwrite, in_slices=in_slices, img_size=img_size)
     from slicewise.diagnostics.report import jsonable, write_report
     from slicewise.diagnostics.weights_audit import audit_weights, format_weights_audit
 
@@ -116,6 +133,8 @@ def attribution_cmd(
     overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
+    _check_args(json_out, report, overwrite, tiles=n_tiles, tile=tile, steps=steps, dz=dz, seed=seed,
+                batch_size=batch_size, in_slices=in_slices)
     import numpy as np
 
     from slicewise.data.io import open_volume
@@ -163,6 +182,8 @@ def shift_cmd(
     overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
+    _check_args(json_out, report, overwrite, tiles=n_tiles, tile=tile, bins=bins, dz=dz, seed=seed,
+                batch_size=batch_size, in_slices=in_slices)
     from slicewise.data.io import open_volume
     from slicewise.diagnostics import shift_report, write_report
     from slicewise.diagnostics.report import format_shift
