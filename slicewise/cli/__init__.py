@@ -48,11 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("Aborted!", file=sys.stderr)
         sys.exit(1)
-    except TyperException as err:  # usage errors (typer vendors click): usage line + message, no traceback
-        if hasattr(err, "show"):
-            err.show()
-        else:
-            print(f"error: {err.format_message()}", file=sys.stderr)
+    except TyperException as err:  # usage errors (typer vendors click): one line with the usage, no traceback
+        print(f"error: {_usage_line(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
     except OSError as err:  # a disk or permission failure the library did not foresee: still one line
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
@@ -60,3 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if isinstance(rc, int) and rc != 0:  # typer.Exit(code) inside a command returns here in standalone_mode=False
         sys.exit(rc)
+
+
+def _usage_line(err: Exception) -> str:
+    """A click usage error as one line: the message, the command's usage and where help is."""
+    message = " ".join(str(err.format_message() if hasattr(err, "format_message") else err).split())
+    ctx = getattr(err, "ctx", None)
+    if ctx is None:
+        return message
+    usage = " ".join(ctx.get_usage().split()).removeprefix("Usage:").strip()
+    return f"{message} (usage: {usage}; see `{ctx.command_path} --help`)"
