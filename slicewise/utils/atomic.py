@@ -34,11 +34,7 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output") -> Pa
     or the disk refuses the probe, so a long job never computes for an hour and then fails to save.
     """
     d = Path(folder) if str(folder) else Path(".")
-    for parent in (d, *d.parents):
-        if parent.exists() and not parent.is_dir():
-            raise InputError(f"cannot create {what}: {parent} is a file, not a folder; choose another output path")
-        if parent.exists():
-            break
+    check_creatable_folder(d, what)  # the nearest existing ancestor: a folder, writable by its mode bits
     try:
         d.mkdir(parents=True, exist_ok=True)
         if not d.stat().st_mode & 0o222:  # read-only by its mode bits: honoured even for root, who could write
