@@ -18,7 +18,7 @@ Safety of the run folder (nothing in it is trusted code):
 
 - checkpoints are read with ``torch.load(weights_only=True)`` (:class:`AtomicCheckpointIO`, the
   best-model export), so a replaced ``last.ckpt`` / ``best.ckpt`` cannot run code; paths stored in
-  a checkpoint (``best_model_path`` …) are confined to ``<out>/checkpoints`` (:class:`RunCheckpoint`)
+  a checkpoint (``best_model_path`` …) are rebased into ``<out>/checkpoints`` (:class:`RunCheckpoint`)
   and the exported best model is always ``<out>/checkpoints/best.ckpt``.
 - the run folder is claimed (``claim_output``): a second ``train --out`` on it is refused at its start.
 - states: a folder whose run completed no checkpoint yet (a crash or kill -9 during the first
@@ -72,7 +72,8 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
-from slicewise.config import TrainConfig, deep_merge, load_config, parse_overrides, save_config, validate_with_overrides
+from slicewise.config import (TrainConfig, deep_merge, load_config, parse_overrides, read_yaml_mapping, save_config,
+                              validate_with_overrides)
 from slicewise.errors import ConfigError, InputError
 from slicewise.utils.atomic import atomic_path, check_writable_folder, claim_output, write_json
 
@@ -149,26 +150,25 @@ class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose restored state can only name files inside its own ``dirpath``.
 
     Lightning restores ``best_model_path``, ``best_k_models`` … from a checkpoint and later loads or
-    deletes those files; a path outside the run's checkpoint folder is dropped on restore.
+    deletes those files. On restore every such path is rebased to ``dirpath / <file name>``: a run
+    folder that was moved or copied keeps its best checkpoint, and a forged path to a file elsewhere
+    can only ever name a file inside the run's own checkpoint folder.
     """
 
-    def _inside(self, path: Any) -> bool:
+    def _rebase(self, path: Any) -> str:
         if not path or self.dirpath is None:
-            return False
-        try:
-            return Path(path).resolve().parent == Path(self.dirpath).resolve()
-        except (OSError, ValueError, TypeError):
-            return False
+            return ""
+        return str(Path(self.dirpath) / Path(str(path)).name)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
-        if state.get("dirpath") is not None and not self._inside(Path(str(state["dirpath"])) / "x"):
-            state["dirpath"] = None  # Lightning then keeps only the scores, no paths
+        if self.dirpath is not None:
+            state["dirpath"] = str(self.dirpath)
         for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
-            if key in state and not self._inside(state[key]):
-                state[key] = ""
+            if key in state:
+                state[key] = self._rebase(state[key])
         if isinstance(state.get("best_k_models"), dict):
-            state["best_k_models"] = {k: v for k, v in state["best_k_models"].items() if self._inside(k)}
+            state["best_k_models"] = {self._rebase(k): v for k, v in state["best_k_models"].items() if k}
         super().load_state_dict(state)
 
 
@@ -364,7 +364,7 @@ def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
     model = module.model
     save_model(model, out / LAST_MODEL)
     best_path = out / CKPT_DIR / "best.ckpt"  # never a path read from a checkpoint
-    if ckpt.best_model_path and best_path.is_file():
+    if best_path.is_file():
         state = load_checkpoint_file(best_path)["state_dict"]
         best = copy.deepcopy(model).cpu()
         best.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
@@ -386,7 +386,8 @@ def train(
     ``config``: a :class:`TrainConfig`, a dict, a YAML path or ``None`` (defaults: the synthetic
     phantom); ``overrides``: ``["optim.lr=3e-4", ...]``; ``resume``: continue the run in ``out``
     from ``checkpoints/last.ckpt`` (without ``config`` the run's own ``config.yaml`` is used; a
-    changed config or data is refused); ``restart``: discard the run in ``out`` and start afresh;
+    changed config or data is refused); ``restart``: discard the run in ``out`` and start afresh
+    (again without ``config``: with the run's own ``config.yaml``);
     ``callbacks``: extra Lightning callbacks.
     """
     if resume and restart:
@@ -396,6 +397,8 @@ def train(
     if zero:
         check_writable_folder(out_dir.parent, what=f"run folder {out_dir}")
     with claim_output(out_dir) if zero else contextlib.nullcontext(out_dir):
+        if config is None and (resume or restart) and (out_dir / CONFIG_NAME).is_file():
+            config = read_yaml_mapping(out_dir / CONFIG_NAME)  # the run's own config, read before any cleaning
         resume = _prepare_folder(out_dir, resume, restart, zero)
         return _train(config, overrides, out_dir, resume, list(callbacks or []))
 
@@ -445,7 +448,7 @@ def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, over
     best_ckpt = out_dir / CKPT_DIR / "best.ckpt"
     return TrainResult(
         out_dir=out_dir, config=cfg, last_checkpoint=last_ckpt,
-        best_checkpoint=best_ckpt if ckpt.best_model_path and best_ckpt.is_file() else None if has_val else last_ckpt,
+        best_checkpoint=best_ckpt if best_ckpt.is_file() else None if has_val else last_ckpt,
         last_model=out_dir / LAST_MODEL, best_model=out_dir / BEST_MODEL, metrics=metrics,
         best_score=None if best is None else float(best), metrics_csv=csv if csv.is_file() else None,
     )
