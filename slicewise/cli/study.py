@@ -27,7 +27,15 @@ def study_cmd(
     """Run a study grid (resumable: finished cells are never redone), then write tables, statistics and report.
 
     Exit status 0 only when every selected cell is done; failed cells give one ``error:`` line and status 2."""
-    from slicewise.studies.runner import CellsFailedError, failure_message, grid_cells, load_study, parse_cells, run_study, summarize
+    from slicewise.studies.runner import (
+        CellsFailedError,
+        failure_message,
+        grid_cells,
+        load_study,
+        parse_cells,
+        run_study,
+        summarize,
+    )
 
     if list_cells:
         st = load_study(study, smoke=smoke, overrides=set_, data_root=data_root)

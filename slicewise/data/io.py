@@ -56,7 +56,7 @@ SUPPORTED = (
     ".h5/.hdf5/.hdf (HDF5, 'file.h5:key'), .zarr (Zarr v2/v3), .n5 (needs zarr<3)"
 )
 WRITE_SUPPORTED = ".tif/.tiff, .h5/.hdf5/.hdf (with key), .zarr, or a path without suffix (folder of PNG slices)"
-_NM_PER_UNIT = {"nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "um": 1e3, "µm": 1e3, "\u00b5m": 1e3,
+_NM_PER_UNIT = {"nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "um": 1e3, "µm": 1e3, "\u03bcm": 1e3,
                 "micron": 1e3, "microns": 1e3, "micrometer": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9}
 _ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
 

@@ -39,12 +39,26 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import yaml
 
-from slicewise.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, Volume, _open_image_files, open_volume, save_json, write_volume
+from slicewise.data.io import (
+    IMAGE_SUFFIXES,
+    TIFF_SUFFIXES,
+    Volume,
+    _open_image_files,
+    open_volume,
+    save_json,
+    write_volume,
+)
 from slicewise.errors import InputError, OfflineError
 from slicewise.utils import atomic_path, check_output_path, progress
 from slicewise.utils.atomic import check_creatable_folder
 from slicewise.utils.cache import cache_root, offline
-from slicewise.utils.trust import check_archive, hashes_path, record_sha256, recorded_sha256, warn
+from slicewise.utils.trust import (
+    check_archive,
+    hashes_path,
+    record_sha256,
+    recorded_sha256,
+    warn,
+)
 
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 

@@ -89,7 +89,6 @@ def train_model(ctx: CellContext, config: Mapping[str, Any]) -> tuple[Any, dict[
     """
     from slicewise.models import load_model
     from slicewise.train import train
-
     from slicewise.train.run import StaleRunError
 
     run = ctx.workdir / "train"

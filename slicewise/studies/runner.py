@@ -54,7 +54,13 @@ from typing import Any
 import pandas as pd
 from pydantic import Field
 
-from slicewise.config import StrictModel, deep_merge, parse_overrides, read_yaml_mapping, validate, validate_with_overrides
+from slicewise.config import (
+    StrictModel,
+    deep_merge,
+    parse_overrides,
+    read_yaml_mapping,
+    validate_with_overrides,
+)
 from slicewise.errors import ConfigError, InputError, SlicewiseError
 from slicewise.studies.stats import Comparison, StatsSettings, study_statistics
 from slicewise.utils import atomic_path, progress

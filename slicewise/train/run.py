@@ -72,10 +72,22 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
-from slicewise.config import (TrainConfig, deep_merge, load_config, parse_overrides, read_yaml_mapping, save_config,
-                              validate_with_overrides)
+from slicewise.config import (
+    TrainConfig,
+    deep_merge,
+    load_config,
+    parse_overrides,
+    read_yaml_mapping,
+    save_config,
+    validate_with_overrides,
+)
 from slicewise.errors import ConfigError, InputError
-from slicewise.utils.atomic import atomic_path, check_writable_folder, claim_output, write_json
+from slicewise.utils.atomic import (
+    atomic_path,
+    check_writable_folder,
+    claim_output,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
