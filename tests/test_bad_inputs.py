@@ -81,6 +81,7 @@ CASES: list[Case] = [
     Case("info-unsupported-suffix", ["data", "info", "{k}/notes.txt"], match="unsupported"),
     Case("info-hdf5-unknown-key", ["data", "info", "{k}/good.h5", "--key", "nope"], match="no dataset"),
     Case("info-empty-folder", ["data", "info", "{t}"], match="no 2-D images"),
+    Case("info-truncated-png-in-a-folder", ["data", "info", "{k}/pngs"], match="damaged or incomplete"),
     # ------------------------------------------------------------------ model info
     Case("model-malicious-model-file", ["model", "info", "{k}/evil.pt"]),
     Case("model-malicious-weights-file", ["model", "info", "tf_efficientnet_lite0", "--weights", "{k}/evil.pth"], match="never unpickles"),
@@ -268,6 +269,12 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(k / "good.zarr", k / name)
         chunk = k / name / "5.0.0"
         chunk.write_bytes(damage(chunk.read_bytes()))
+    (k / "pngs").mkdir()
+    from PIL import Image
+
+    for z in range(3):
+        Image.fromarray(raw[z]).save(k / "pngs" / f"s{z}.png")
+    _truncate(k / "pngs" / "s2.png", k / "pngs" / "s2.png", 0.5)
     (k / "fake.tif").write_text("not a tiff\n")
     (k / "notes.txt").write_text("notes\n")
     (k / "afile").write_text("a regular file\n")

@@ -510,7 +510,11 @@ def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        a = tifffile.imread(path)
+        try:
+            with _tifffile_problems():
+                a = tifffile.imread(path)
+        except Exception as err:
+            raise damaged(path, err) from None
         return a[..., :3] if a.ndim == 3 and a.shape[-1] == 4 else a
     from PIL import Image
 
@@ -521,8 +525,8 @@ def _read_image(path: Path) -> np.ndarray:
             elif im.mode == "LA":
                 im = im.convert("L")
             return np.asarray(im)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read image {path} ({err})") from None
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises SyntaxError for some broken headers
+        raise damaged(path, err) from None
 
 
 class _ImageStack:
