@@ -328,6 +328,17 @@ class TrainConfig(StrictModel):
             v = {**v, "precision": str(v["precision"])}
         return v
 
+    @model_validator(mode="after")
+    def _class_indices(self) -> TrainConfig:
+        n = self.model.classes
+        for name, values in (("loss.dice_classes", self.loss.dice_classes),
+                             ("data.foreground_classes", self.data.foreground_classes)):
+            bad = [v for v in values or () if not 0 <= v < n]
+            if bad:
+                raise ValueError(f"{name} {list(values or ())} names class(es) {bad} outside 0..{n - 1} "
+                                 f"(model.classes={n}): list classes of the model")
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _phantom_classes(cls, data: Any) -> Any:
@@ -381,6 +392,8 @@ def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:
         if e["type"] == "extra_forbidden":
             raise ConfigError(f"{source}: unknown key {key!r}{_allowed(model, loc)}") from None
         msg = e["msg"].removeprefix("Value error, ")
+        if not loc:  # a check across several keys: its message names them
+            raise ConfigError(f"{source}: {msg}") from None
         raise ConfigError(f"{source}: bad value for {key!r} ({e.get('input')!r}): {msg}{_allowed(model, loc)}") from None
 
 
@@ -427,9 +440,11 @@ def validate_with_overrides(model: type[C], data: dict[str, Any], overrides: lis
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        loc = ".".join(map(str, err.errors()[0]["loc"]))
+        first = err.errors()[0]
+        loc = ".".join(map(str, first["loc"]))
         for key, item in override_keys(overrides).items():
-            if loc == key or loc.startswith(key + ".") or key.startswith(loc + "."):
+            if loc and (loc == key or loc.startswith(key + ".") or key.startswith(loc + ".")) or \
+                    not loc and key in str(first["msg"]):  # a cross-key check naming the overridden key
                 return validate(model, data, f"override {item!r}")
     return validate(model, data, source)
 

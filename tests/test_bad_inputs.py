@@ -145,6 +145,10 @@ CASES: list[Case] = [
     Case("train-negative-patch", ["train", "{k}/tiny.yaml", "data.patch_size=-64", "--out", "{t}/run"], out="{t}/run", match="patch_size"),
     Case("train-reversed-val-range", ["train", "{k}/tiny.yaml", "data.val_range=[5,2]", "--out", "{t}/run"], out="{t}/run", match="val_range"),
     Case("train-nan-learning-rate", ["train", "{k}/tiny.yaml", "optim.lr=.nan", "--out", "{t}/run"], out="{t}/run", match="optim.lr"),
+    Case("train-dice-class-outside-the-model", ["train", "{k}/tiny.yaml", "loss.dice_classes=[7]", "--out", "{t}/run"], out="{t}/run", match="override 'loss.dice_classes=\\[7\\]'.*outside"),
+    Case("train-foreground-class-outside-the-model", ["train", "{k}/tiny.yaml", "data.foreground_classes=[9]", "--out", "{t}/run"], out="{t}/run", match="outside 0..1"),
+    Case("train-accelerator-without-gpu", ["train", "{k}/tiny.yaml", "trainer.accelerator=gpu", "--out", "{t}/run"], out="{t}/run", match="Lightning rejects"),
+    Case("train-key-on-a-tiff", ["train", "{k}/tiny.yaml", "data.raw_key=nope", "--out", "{t}/run"], out="{t}/run", match="no dataset keys"),
     Case("train-zero-steps", ["train", "{k}/tiny.yaml", "trainer.max_steps=0", "--out", "{t}/run"], out="{t}/run", match="max_steps"),
     # ------------------------------------------------------------------ predict
     Case("predict-malicious-model", ["predict", "{k}/evil.pt", "{k}/raw.tif", "{t}/p.tif"], out="{t}/p.tif"),

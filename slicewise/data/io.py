@@ -293,6 +293,9 @@ def open_volume(path: str | os.PathLike, key: str | None = None) -> Volume:
     if not p.exists():
         raise InputError(f"input {p} does not exist: check the path")
     suffix = p.suffix.lower()
+    if key and suffix in TIFF_SUFFIXES + IMAGE_SUFFIXES:
+        raise InputError(f"{p} is an image file, which has no dataset keys: drop the key {key!r} (keys select "
+                         f"datasets in HDF5 / Zarr / N5 files)")
     if suffix in HDF5_SUFFIXES:
         return _open_hdf5(p, key)
     if suffix in N5_SUFFIXES:

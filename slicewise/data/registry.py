@@ -124,6 +124,7 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
         tmp.mkdir(parents=True)
         written = {role: _convert_output(entry, role, spec, files, tmp) for role, spec in entry["outputs"].items()}
         save_json(tmp / "metadata.json", _metadata(entry, written, hashes, source))
+    _warn_unpublished(hashes)
     return out
 
 
@@ -288,10 +289,16 @@ def _local_files(entry: dict[str, Any], source: Path, folder: Path) -> tuple[dic
     for f, rec in hashes.items():
         if rec["sha256"] and published.get(f):
             rec["verified"] = rec["sha256"] == published[f]
-            if not rec["verified"]:
-                warn(f"--from file {rec['local']} differs from the published {f} (sha256 {rec['sha256'][:16]}… instead of "
-                     f"{published[f][:16]}…): converting it anyway; results may differ from the published data set")
+            rec["published_sha256"] = published[f]
     return files, hashes
+
+
+def _warn_unpublished(hashes: dict[str, Any]) -> None:
+    """After a successful ``--from`` conversion: one warning line per file that differs from the published one."""
+    for f, rec in hashes.items():
+        if rec.get("published_sha256") and not rec["verified"]:
+            warn(f"--from file {rec['local']} differs from the published {f} (sha256 {rec['sha256'][:16]}… instead of "
+                 f"{rec['published_sha256'][:16]}…): converted anyway; results may differ from the published data set")
 
 
 def _sha256(path: Path) -> str:

@@ -359,14 +359,28 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
             raise ConfigError("trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false")
 
         loggers.append(TensorBoardLogger(out / "logs", name="tensorboard"))
-    trainer = pl.Trainer(
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        trainer = _make_trainer(cfg, out, cbs, loggers, has_val, show)
+    except (MisconfigurationException, ValueError, RuntimeError) as err:  # accelerator, devices, strategy …
+        first = " ".join(str(err).split())[:200]
+        raise ConfigError(f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
+                          f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
+                          f"trainer.accelerator=cpu)") from None
+    return trainer, ckpt
+
+
+def _make_trainer(cfg: TrainConfig, out: Path, cbs: list[pl.Callback], loggers: list[Any], has_val: bool,
+                  show: bool) -> pl.Trainer:
+    tc = cfg.trainer
+    return pl.Trainer(
         max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
         strategy=tc.strategy, precision=_precision(cfg), deterministic=tc.deterministic, callbacks=cbs, logger=loggers,
         log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1, limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
         enable_progress_bar=show, enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO()],
     )
-    return trainer, ckpt
 
 
 def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
