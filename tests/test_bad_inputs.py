@@ -113,6 +113,8 @@ CASES: list[Case] = [
     Case("audit-shift-unknown-shift", ["audit", "shift", "{k}/model.pt", "{k}/raw.tif", "--shift", "nosuch=1", "--tiles", "2", "--tile", "32"]),
     Case("audit-shift-no-model", ["audit", "shift", "{k}/raw.tif", "--shift", "contrast=0.5"], match="MODEL"),
     Case("audit-shift-report-read-only", ["audit", "shift", "{k}/model.pt", "{k}/raw.tif", "--shift", "contrast=0.5", "--report", "{t}/ro/r"], "readonly", out="{t}/ro/r"),
+    Case("audit-attribution-nan-data", ["audit", "attribution", "{k}/model.pt", "{k}/nan.tif", "--tiles", "2", "--tile", "32"], match="NaN"),
+    Case("audit-shift-inf-data", ["audit", "shift", "{k}/model.pt", "{k}/nan.tif", "--shift", "contrast=0.5", "--tiles", "2", "--tile", "32"], match="NaN"),
     Case("audit-shift-malicious-model", ["audit", "shift", "{k}/evil.pt", "{k}/raw.tif", "--shift", "contrast=0.5"]),
     # ------------------------------------------------------------------ train
     Case("train-override-malformed-yaml", ["train", "optim.lr=[1,", "--out", "{t}/run"], out="{t}/run", match="override 'optim.lr=\\[1,'"),
@@ -255,8 +257,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     nan[3, 5, 5] = np.nan
     write_volume(k / "nan.tif", nan)
     write_volume(k / "range.tif", raw.astype(np.float32) * 3.7 - 100)
-    prob = np.stack([1 - raw / 255, raw / 255]).astype(np.float32)
-    tifffile.imwrite(k / "prob.tif", prob)
+    write_volume(k / "prob.tif", np.stack([1 - raw / 255, raw / 255], axis=-1).astype(np.float32))  # Z×Y×X×C
     _truncate(k / "raw.tif", k / "trunc.tif", 0.6)
     tifffile.imwrite(k / "one_page.tif", rng.integers(0, 256, (256, 256), dtype=np.uint8))
     _truncate(k / "one_page.tif", k / "trunc_strip.tif", 0.9)

@@ -137,7 +137,7 @@ def attribution_cmd(
                 batch_size=batch_size, in_slices=in_slices)
     import numpy as np
 
-    from slicewise.data.io import open_volume
+    from slicewise.data.io import check_raw, open_volume
     from slicewise.diagnostics import compare_models, write_report
     from slicewise.diagnostics.attribution import REGIONS
     from slicewise.diagnostics.report import format_attribution
@@ -146,7 +146,7 @@ def attribution_cmd(
     models = {name: net}
     if pretrained and Path(model).is_file():
         models = {"pretrained": _pretrained_twin(net, seed), "fine-tuned": net}
-    vol = open_volume(data, key=key)
+    vol = check_raw(open_volume(data, key=key))  # float data: NaN/Inf refused (integer data are not scanned)
     roi: Any = region
     if region not in REGIONS:
         roi = np.asarray(open_volume(region)[:])
@@ -184,7 +184,7 @@ def shift_cmd(
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
     _check_args(json_out, report, overwrite, tiles=n_tiles, tile=tile, bins=bins, dz=dz, seed=seed,
                 batch_size=batch_size, in_slices=in_slices)
-    from slicewise.data.io import open_volume
+    from slicewise.data.io import check_raw, open_volume
     from slicewise.diagnostics import shift_report, write_report
     from slicewise.diagnostics.report import format_shift
     from slicewise.errors import InputError
@@ -195,7 +195,7 @@ def shift_cmd(
     for spec in paths[:-1]:
         name, net = _model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed)
         models[name if name not in models else f"{name} ({len(models) + 1})"] = net
-    vol = open_volume(paths[-1], key=key)
+    vol = check_raw(open_volume(paths[-1], key=key))
     result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
                           batch_size=batch_size, bins=bins)
     typer.echo(format_shift(result))
