@@ -21,11 +21,12 @@ Safety of the run folder (nothing in it is trusted code):
   a checkpoint (``best_model_path`` …) are rebased into ``<out>/checkpoints`` (:class:`RunCheckpoint`)
   and the exported best model is always ``<out>/checkpoints/best.ckpt``.
 - the run folder is claimed (``claim_output``): a second ``train --out`` on it is refused at its start.
-- states: a folder whose run completed no checkpoint yet (a crash or kill -9 during the first
-  checkpoint write) is restarted automatically, with or without ``--resume``; a folder with a
-  ``last.ckpt`` needs ``--resume`` (continue) or ``--restart`` (discard checkpoints, logs and
-  models, start afresh); an unreadable ``last.ckpt`` on ``--resume`` is a one-line error naming
-  ``--restart``.
+- states: a folder whose run completed nothing yet (no ``last.ckpt``, no model file: a crash or
+  kill -9 during the first checkpoint write) is restarted automatically, with or without
+  ``--resume``; a folder with a ``last.ckpt`` needs ``--resume`` (continue) or ``--restart``
+  (discard checkpoints, logs and models, start afresh); one with the models of a finished run but
+  no checkpoint (study cells delete theirs) needs ``--restart``; an unreadable ``last.ckpt`` on
+  ``--resume`` is a one-line error naming ``--restart``.
 - ``--resume`` refuses, in one line, a config or data that changed since the run began
   (``inputs.json``: the resolved config and ``input_identity`` of raw / labels / instances).
   Settings that only say where the run executes (:data:`RUNTIME_KEYS`) may change.
@@ -247,9 +248,10 @@ def _has_run(p: Path) -> bool:
 def _prepare_folder(p: Path, resume: bool, restart: bool, zero: bool) -> bool:
     """Decide how to use run folder ``p``; returns whether to resume from ``checkpoints/last.ckpt``.
 
-    No completed checkpoint → (re)start afresh, whatever ``resume`` says (a kill -9 during the first
-    checkpoint write leaves no dead end); ``restart`` discards an existing run; a completed
-    checkpoint without ``resume`` / ``restart`` is a one-line error naming both.
+    Nothing completed (no ``last.ckpt``, no model file) → (re)start afresh, whatever ``resume`` says
+    (a kill -9 during the first checkpoint write leaves no dead end); ``restart`` discards an
+    existing run; a completed checkpoint, or the models of a finished run, without ``resume`` /
+    ``restart`` is a one-line error naming the flag that applies.
     """
     last = p / CKPT_DIR / "last.ckpt"
     if restart:
@@ -263,6 +265,9 @@ def _prepare_folder(p: Path, resume: bool, restart: bool, zero: bool) -> bool:
         return True
     if resume and not _has_run(p):
         raise InputError(f"cannot resume: {p} holds no training run ({last} does not exist); start a new run without --resume")
+    if any((p / name).is_file() for name in (BEST_MODEL, LAST_MODEL)):  # a finished run, its checkpoints removed
+        raise StaleRunError(f"{p} holds the models of a finished run but no checkpoint to resume from: pass --restart to "
+                         f"train it afresh (replacing them), or choose another --out")
     if _has_run(p):
         if resume:
             log.warning("%s: the interrupted run completed no checkpoint; starting it afresh", p)

@@ -131,6 +131,11 @@ def test_a_finished_run_needs_resume_or_restart(finished, tmp_path):
         train(cfg, out=run)
     with pytest.raises(InputError, match="exclude"):
         train(cfg, out=run, resume=True, restart=True)
+    shutil.rmtree(run / "checkpoints")  # as a study cell leaves it: models kept, checkpoints gone
+    for resume in (False, True):
+        with pytest.raises(InputError, match="finished run.*--restart"):
+            train(cfg, out=run, resume=resume)
+    assert (run / "best.pt").is_file()
 
 
 def test_resume_accepts_runtime_settings_and_refuses_changed_data(make_tiny_config, tmp_path):
