@@ -53,7 +53,7 @@ def study_cmd(
     summary = run_study(study, out, smoke=smoke, cells=cells, gpus=gpu_list, overrides=set_ or [],
                         data_root=data_root, overwrite=overwrite, report=not no_report, report_only=report_only,
                         echo=typer.echo)
-    if summary.failed:
+    if summary.failed or (summary.pending and not report_only):
         name = load_study(study, smoke=smoke, overrides=set_, data_root=data_root).name
         out_dir = out or Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
         raise CellsFailedError(failure_message(name, out_dir, summary))

@@ -455,13 +455,15 @@ def claim_cells(out: Path, cells: Sequence[Cell]) -> Iterator[None]:
 
 
 def failure_message(study_name: str, out: Path, summary: Summary) -> str:
-    """One line for a run with failed cells: how many, the first one's last error line, where to look."""
-    c = summary.failed[0]
-    n = len(summary.failed)
-    total = n + len(summary.done) + len(summary.pending)
-    return (f"study {study_name}: {n} of {total} selected cell(s) failed (cell {c.index} {c.id}: "
-            f"{_last_line(cell_dir(out, c) / ERROR)}); see {cell_dir(out, c) / ERROR} (log.txt for --gpus), "
-            f"fix the cause and rerun to retry the failed cells")
+    """One line for a run whose selected cells did not all finish: how many, the first one's last
+    error line (or that it left no result, e.g. a killed ``--gpus`` child), where to look."""
+    bad = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
+    c = bad[0]
+    total = len(summary.failed) + len(summary.done) + len(summary.pending)
+    why = (_last_line(cell_dir(out, c) / ERROR) if c in summary.failed
+           else f"no result; see {cell_dir(out, c) / 'log.txt'}")
+    return (f"study {study_name}: {len(bad)} of {total} selected cell(s) failed (cell {c.index} {c.id}: {why}); "
+            f"see {cell_dir(out, c)}/error.txt (log.txt for --gpus), fix the cause and rerun to retry them")
 
 
 def _last_line(p: Path) -> str:
