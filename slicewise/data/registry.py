@@ -50,7 +50,7 @@ from slicewise.data.io import (
 )
 from slicewise.errors import InputError, OfflineError
 from slicewise.utils import atomic_path, check_output_path, progress
-from slicewise.utils.atomic import check_creatable_folder
+from slicewise.utils.atomic import check_creatable_folder, claim_output
 from slicewise.utils.cache import cache_root, offline
 from slicewise.utils.trust import (
     check_archive,
@@ -109,6 +109,19 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
     check_creatable_folder(out, what=f"dataset folder {out}")
     downloads = root / "downloads" / entry["name"]
     check_creatable_folder(downloads, what=f"download cache {downloads}")
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    try:
+        with claim_output(out):  # a second fetch of the same dataset is refused before it downloads
+            return _fetch(entry, out, downloads, source, overwrite)
+    finally:
+        for p in made:  # folders the claim created for a fetch that failed: leave nothing behind
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+
+
+def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.PathLike | None,
+           overwrite: bool) -> Path:
+    cache_dir = downloads.parent.parent
     if source is not None:
         files, hashes = _local_files(entry, Path(source).expanduser(), downloads)
     else:
