@@ -17,10 +17,13 @@ import typer
 from slicewise.cli import audit_app
 
 
-def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, **counts: int | None) -> None:
+def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, data: tuple[str, str | None] | None = None,
+                **counts: int | None) -> None:
     """Before any work: outputs creatable and writable (not under a file, not read-only, not existing
-    without --overwrite), and counts positive (``--tiles``, ``--tile``, ``--bins``, ``--steps``, ``--dz``,
-    ``--batch-size``) and ``--seed`` non-negative; one-line :class:`InputError` otherwise."""
+    without --overwrite), counts positive (``--tiles``, ``--tile``, ``--bins``, ``--steps``, ``--dz``,
+    ``--batch-size``), ``--seed`` non-negative, and ``data`` (path, key) free of NaN/Inf when it holds
+    floats (integer data are not scanned); one-line :class:`InputError` otherwise."""
+    from slicewise.data.io import check_raw, open_volume
     from slicewise.errors import InputError
     from slicewise.utils.atomic import check_output_path
 
@@ -31,6 +34,9 @@ def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, **c
     for path in (json_out, report):
         if path is not None:
             check_output_path(path, overwrite=overwrite)
+    if data is not None:
+        with open_volume(data[0], key=data[1]) as vol:
+            check_raw(vol)
 
 
 def _write_json(data: Any, path: Path, overwrite: bool) -> None:
@@ -133,11 +139,11 @@ def attribution_cmd(
     overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
-    _check_args(json_out, report, overwrite, tiles=n_tiles, tile=tile, steps=steps, dz=dz, seed=seed,
-                batch_size=batch_size, in_slices=in_slices)
+    _check_args(json_out, report, overwrite, data=(data, key), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
+                seed=seed, batch_size=batch_size, in_slices=in_slices)
     import numpy as np
 
-    from slicewise.data.io import check_raw, open_volume
+    from slicewise.data.io import open_volume
     from slicewise.diagnostics import compare_models, write_report
     from slicewise.diagnostics.attribution import REGIONS
     from slicewise.diagnostics.report import format_attribution
@@ -146,7 +152,7 @@ def attribution_cmd(
     models = {name: net}
     if pretrained and Path(model).is_file():
         models = {"pretrained": _pretrained_twin(net, seed), "fine-tuned": net}
-    vol = check_raw(open_volume(data, key=key))  # float data: NaN/Inf refused (integer data are not scanned)
+    vol = open_volume(data, key=key)
     roi: Any = region
     if region not in REGIONS:
         roi = np.asarray(open_volume(region)[:])
@@ -182,9 +188,9 @@ def shift_cmd(
     overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
-    _check_args(json_out, report, overwrite, tiles=n_tiles, tile=tile, bins=bins, dz=dz, seed=seed,
-                batch_size=batch_size, in_slices=in_slices)
-    from slicewise.data.io import check_raw, open_volume
+    _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, tiles=n_tiles,
+                tile=tile, bins=bins, dz=dz, seed=seed, batch_size=batch_size, in_slices=in_slices)
+    from slicewise.data.io import open_volume
     from slicewise.diagnostics import shift_report, write_report
     from slicewise.diagnostics.report import format_shift
     from slicewise.errors import InputError
@@ -195,7 +201,7 @@ def shift_cmd(
     for spec in paths[:-1]:
         name, net = _model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed)
         models[name if name not in models else f"{name} ({len(models) + 1})"] = net
-    vol = check_raw(open_volume(paths[-1], key=key))
+    vol = open_volume(paths[-1], key=key)
     result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
                           batch_size=batch_size, bins=bins)
     typer.echo(format_shift(result))
