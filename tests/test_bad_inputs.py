@@ -159,7 +159,7 @@ CASES: list[Case] = [
     Case("predict-output-under-a-file", ["predict", "{k}/model.pt", "{k}/raw.tif", "{k}/afile/p.tif"], out="{k}/afile/p.tif", match="is a file"),
     Case("predict-output-read-only", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/ro/p.tif"], "readonly", out="{t}/ro/p.tif", match="not writable"),
     Case("predict-truncated-input", ["predict", "{k}/model.pt", "{k}/trunc.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", match="damaged"),
-    Case("predict-output-exists", ["predict", "{k}/model.pt", "{k}/raw.tif", "{k}/afile"], match="exists"),
+    Case("predict-output-exists", ["predict", "{k}/model.pt", "{k}/raw.tif", "{k}/labels.tif"], match="exists"),
     Case("predict-nan-raw", ["predict", "{k}/model.pt", "{k}/nan.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", match="NaN", owner=SCALE_ENGINE),
     Case("predict-float-raw-outside-unit-range", ["predict", "{k}/model.pt", "{k}/range.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", owner=SCALE_ENGINE),
     Case("predict-output-claimed", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "64"], "claimed_prediction", out="{t}/p.tif", match="another slicewise process", owner=SCALE_ENGINE),
