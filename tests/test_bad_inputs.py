@@ -434,7 +434,9 @@ def case_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("case", _params(CASES))
 def test_cli_case(case: Case, kit: Path, case_dir: Path, capsys: pytest.CaptureFixture[str],
-                  monkeypatch: pytest.MonkeyPatch) -> None:
+                  caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
     from slicewise.cli import main
 
     SETUPS[case.setup](kit, case_dir)
@@ -442,9 +444,12 @@ def test_cli_case(case: Case, kit: Path, case_dir: Path, capsys: pytest.CaptureF
         monkeypatch.setenv(name, value)
     argv = [_fmt(a, kit, case_dir) for a in case.argv]
     capsys.readouterr()
-    with pytest.raises(SystemExit) as ex:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as ex:
         main(argv)
     err = capsys.readouterr().err
+    # log records of WARNING and above would reach a terminal as extra stderr lines (logging's last resort)
+    err += "".join(f"{r.getMessage()}\n" for r in caplog.records if r.levelno >= logging.WARNING)
     assert ex.value.code == 2, err
     _check_error_output(err, case)
     if case.out:
