@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from slicewise.errors import ConfigError
 
@@ -32,6 +40,22 @@ def _at_least(n: int) -> AfterValidator:
 
 PosInt = Annotated[int, _at_least(1)]
 NonNegInt = Annotated[int, _at_least(0)]
+
+
+def _nonneg_float(v: float) -> float:
+    if not v >= 0:  # also refuses NaN
+        raise ValueError("must be >= 0")
+    return v
+
+
+def _seed(v: int) -> int:
+    if not 0 <= v < 2**32:
+        raise ValueError("must be an integer in [0, 2^32)")
+    return v
+
+
+NonNegFloat = Annotated[float, AfterValidator(_nonneg_float)]
+Seed = Annotated[int, AfterValidator(_seed)]
 
 
 class StrictModel(BaseModel):
@@ -61,10 +85,10 @@ class ModelConfig(StrictModel):
     skips: str = "1111"
     classes: PosInt = 2
     class_names: tuple[str, ...] | None = None
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    decoder_channels: tuple[PosInt, ...] = (256, 128, 64, 32, 16)
     decoder_norm: Literal["batch", "group", "instance", "none"] = "batch"
     extra_heads: tuple[Head, ...] = ()
-    img_size: int | None = None
+    img_size: PosInt | None = None
 
     @field_validator("in_slices")
     @classmethod
@@ -110,8 +134,8 @@ class SyntheticDataConfig(StrictModel):
     """The seeded EM phantom (:func:`slicewise.data.make_phantom`): 3 classes (0 cytoplasm,
     1 membrane, 2 mitochondrion); its ``cells`` ids serve as instances for the extra heads."""
 
-    shape: tuple[int, int, int] = (32, 256, 256)
-    seed: int = 0
+    shape: tuple[PosInt, PosInt, PosInt] = (32, 256, 256)
+    seed: Seed = 0
 
 
 class DataConfig(StrictModel):
@@ -154,6 +178,34 @@ class DataConfig(StrictModel):
     def _square(cls, v: Any) -> Any:
         return (v, v) if isinstance(v, int) else v
 
+    @field_validator("patch_size")
+    @classmethod
+    def _patch_positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1:
+            raise ValueError("must be positive (height, width) in pixels")
+        return v
+
+    @field_validator("train_fraction")
+    @classmethod
+    def _train_fraction(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v <= 1.0:
+            raise ValueError("must be in (0, 1]")
+        return v
+
+    @field_validator("train_count")
+    @classmethod
+    def _train_count(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("val_range")
+    @classmethod
+    def _val_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 0 <= v[0] < v[1]:
+            raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
+        return v
+
     @field_validator("val_fraction")
     @classmethod
     def _val_fraction(cls, v: float) -> float:
@@ -176,17 +228,31 @@ class OptimConfig(StrictModel):
     its BatchNorm layers stay in eval mode)."""
 
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: NonNegFloat = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: NonNegInt = 100
-    min_lr_ratio: float = 0.0
+    min_lr_ratio: NonNegFloat = 0.0
     freeze_encoder_steps: NonNegInt = 0
     grad_clip: float | None = 1.0
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("must both be in [0, 1)")
+        return v
+
+    @field_validator("grad_clip")
+    @classmethod
+    def _grad_clip(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("must be > 0, or null for no clipping")
+        return v
 
     @field_validator("lr")
     @classmethod
     def _lr(cls, v: float) -> float:
-        if v <= 0:
+        if not v > 0:
             raise ValueError("must be > 0")
         return v
 
@@ -197,14 +263,14 @@ class LossConfig(StrictModel):
     on the extra heads. ``class_weights`` (one per class) weight the CE; pixels labelled
     ``ignore_index`` count in no term; ``dice_classes`` restricts the Dice mean (default all)."""
 
-    ce: float = 1.0
-    dice: float = 1.0
-    class_weights: tuple[float, ...] | None = None
+    ce: NonNegFloat = 1.0
+    dice: NonNegFloat = 1.0
+    class_weights: tuple[NonNegFloat, ...] | None = None
     ignore_index: int | None = None
-    dice_classes: tuple[int, ...] | None = None
-    boundary: float = 1.0
-    boundary_dice: float = 0.0
-    distance: float = 1.0
+    dice_classes: tuple[NonNegInt, ...] | None = None
+    boundary: NonNegFloat = 1.0
+    boundary_dice: NonNegFloat = 0.0
+    distance: NonNegFloat = 1.0
     distance_loss: Literal["mse", "smooth_l1"] = "mse"
 
 
@@ -238,7 +304,7 @@ class TrainConfig(StrictModel):
     With the default synthetic data and no ``model.classes`` given, ``model.classes`` is 3 (the
     phantom's classes)."""
 
-    seed: int = 0
+    seed: Seed = 0
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
@@ -261,6 +327,17 @@ class TrainConfig(StrictModel):
         if isinstance(v, dict) and isinstance(v.get("precision"), int):
             v = {**v, "precision": str(v["precision"])}
         return v
+
+    @model_validator(mode="after")
+    def _class_indices(self) -> TrainConfig:
+        n = self.model.classes
+        for name, values in (("loss.dice_classes", self.loss.dice_classes),
+                             ("data.foreground_classes", self.data.foreground_classes)):
+            bad = [v for v in values or () if not 0 <= v < n]
+            if bad:
+                raise ValueError(f"{name} {list(values or ())} names class(es) {bad} outside 0..{n - 1} "
+                                 f"(model.classes={n}): list classes of the model")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -315,22 +392,61 @@ def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:
         if e["type"] == "extra_forbidden":
             raise ConfigError(f"{source}: unknown key {key!r}{_allowed(model, loc)}") from None
         msg = e["msg"].removeprefix("Value error, ")
+        if not loc:  # a check across several keys: its message names them
+            raise ConfigError(f"{source}: {msg}") from None
         raise ConfigError(f"{source}: bad value for {key!r} ({e.get('input')!r}): {msg}{_allowed(model, loc)}") from None
 
 
 def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
-    """``["train.lr=1e-3", "model.skips=0111"]`` → nested dict; values parsed as YAML scalars."""
+    """``["train.lr=1e-3", "model.skips=0111"]`` → nested dict; values parsed as YAML scalars.
+
+    A malformed item (no ``=``, an empty key part, a value that is not valid YAML, a key set both as
+    a value and as a section) is a one-line :class:`ConfigError` naming the override.
+    """
     out: dict[str, Any] = {}
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. model.skips=0111)")
         key, value = item.split("=", 1)
-        node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value) if value != "" else None
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"override {item!r}: the key {key.strip()!r} has an empty part; write section.key=value (e.g. optim.lr=3e-4)")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else None
+        except yaml.YAMLError as err:
+            first = " ".join(str(err).split())[:120]
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({first}); quote it or fix the brackets, "
+                              f"e.g. {key.strip()}=[1, 2]") from None
+        node = out
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.setdefault(p.strip(), {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} was set to a value by another override, "
+                                  f"so it cannot also hold keys")
+            node = nxt
+        node[parts[-1].strip()] = parsed
     return out
+
+
+def override_keys(overrides: list[str] | None) -> dict[str, str]:
+    """Dotted key → the override item that set it (for blaming a bad value on the command line)."""
+    return {item.split("=", 1)[0].strip(): item for item in overrides or [] if "=" in item}
+
+
+def validate_with_overrides(model: type[C], data: dict[str, Any], overrides: list[str] | None,
+                            source: str = "config") -> C:
+    """:func:`validate`, but an error at (or under) a key given as an override names the override,
+    not the YAML file: ``override 'optim.lrr=1': unknown key 'optim.lrr' (did you mean 'optim.lr'?)``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(map(str, first["loc"]))
+        for key, item in override_keys(overrides).items():
+            if loc and (loc == key or loc.startswith(key + ".") or key.startswith(loc + ".")) or \
+                    not loc and key in str(first["msg"]):  # a cross-key check naming the overridden key
+                return validate(model, data, f"override {item!r}")
+    return validate(model, data, source)
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -359,7 +475,7 @@ def load_config(model: type[C], path: str | Path | None = None, overrides: list[
     """Read a YAML file (optional), apply ``key=value`` overrides, validate into ``model``."""
     data = {} if path is None else read_yaml_mapping(path)
     source = "config" if path is None else Path(path).name
-    return validate(model, deep_merge(data, parse_overrides(overrides)), source)
+    return validate_with_overrides(model, deep_merge(data, parse_overrides(overrides)), overrides, source)
 
 
 def save_config(config: BaseModel, path: str | Path) -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,38 @@ def run_demo(
     """Fine-tune, predict, evaluate and audit one Lite0 U-Net per strategy; return the results.
 
     ``steps``: optimiser steps per run; ``patch``: training patch side (pixels, multiple of 32);
-    ``shape``: phantom size (Z, Y, X) when no files are given. Writes into ``out``.
+    ``shape``: phantom size (Z, Y, X) when no files are given. Writes into ``out``, which is
+    claimed for the run (a second demo on the same folder is refused at its start); options are
+    checked before any work; ``overwrite`` reuses the folder and restarts its training runs.
     """
+    from slicewise.config import ModelConfig
+    from slicewise.utils.atomic import check_writable_folder, claim_output
+
+    out = Path(out)
+    if steps < 1:
+        raise InputError(f"--steps {steps}: the number of optimiser steps must be at least 1")
+    if patch < 32 or patch % 32:
+        raise InputError(f"--patch {patch}: the tile side must be a positive multiple of 32 (e.g. 128)")
+    if seed < 0:
+        raise InputError(f"--seed {seed}: seeds are non-negative integers")
+    if batch_size < 1 or attribution_tiles < 1:
+        raise InputError(f"batch_size ({batch_size}) and attribution_tiles ({attribution_tiles}) must be at least 1")
+    allowed = typing.get_args(ModelConfig.model_fields["channel_init"].annotation)
+    bad = [st for st in strategies if st not in allowed]
+    if bad or not strategies:
+        raise InputError(f"--strategy {', '.join(bad) or '(none)'}: choose from {', '.join(allowed)}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder: choose a folder for the demo's outputs")
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")) and not overwrite:
+        raise InputError(f"output folder {out} is not empty: pass --overwrite or choose another --out")
+    check_writable_folder(out.parent, what=f"demo folder {out}")
+    with claim_output(out):
+        return _run_demo(raw, labels, out, strategies, steps, patch, batch_size, shape, seed, attribution_tiles, overwrite)
+
+
+def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[str, ...], steps: int, patch: int,
+              batch_size: int, shape: tuple[int, int, int], seed: int, attribution_tiles: int,
+              overwrite: bool) -> dict[str, Any]:
     from slicewise.data.sampling import split_z
     from slicewise.diagnostics.attribution import attribution_report
     from slicewise.diagnostics.report import jsonable, plot_shares
@@ -99,9 +130,6 @@ def run_demo(
     from slicewise.models import load_model
     from slicewise.train import train
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"output folder {out} is not empty: pass --overwrite or choose another --out")
     vol, semantic, data_section = _load_data(raw, labels, shape, seed)
     k = 3
     if vol.ndim != 3:
@@ -124,7 +152,7 @@ def run_demo(
             "optim": {"lr": 2e-3, "warmup_steps": max(steps // 10, 1)},
             "trainer": {"max_steps": steps, "val_every": max(steps // 2, 1), "log_every": 10},
         }
-        result = train(cfg, out=out / f"train-{strategy}")
+        result = train(cfg, out=out / f"train-{strategy}", restart=overwrite)
         model = load_model(result.best_model)
         probs = predict(model, vol, roi=(slice(z0, z1),), tile=patch, overlap=0.25)
         pred = probs[:classes].argmax(0)

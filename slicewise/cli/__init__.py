@@ -1,7 +1,8 @@
 """The ``slicewise`` command: a thin layer over the Python API.
 
 Each sub-module defines its commands on the shared Typer apps below; :func:`main` turns every
-:class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2.
+:class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2, and exits
+0 only when the command succeeded (a command's ``typer.Exit(code)`` is passed on as the status).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 
     _register()
     try:
-        app(args=argv, prog_name="slicewise", standalone_mode=False)
+        rc = app(args=argv, prog_name="slicewise", standalone_mode=False)
     except SlicewiseError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -47,9 +48,22 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("Aborted!", file=sys.stderr)
         sys.exit(1)
-    except TyperException as err:  # usage errors (typer vendors click): usage line + message, no traceback
-        if hasattr(err, "show"):
-            err.show()
-        else:
-            print(f"error: {err.format_message()}", file=sys.stderr)
+    except TyperException as err:  # usage errors (typer vendors click): one line with the usage, no traceback
+        print(f"error: {_usage_line(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except OSError as err:  # a disk or permission failure the library did not foresee: still one line
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"error: {err.strerror or err}{where}: check the path, free space and permissions", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(rc, int) and rc != 0:  # typer.Exit(code) inside a command returns here in standalone_mode=False
+        sys.exit(rc)
+
+
+def _usage_line(err: Exception) -> str:
+    """A click usage error as one line: the message, the command's usage and where help is."""
+    message = " ".join(str(err.format_message() if hasattr(err, "format_message") else err).split())
+    ctx = getattr(err, "ctx", None)
+    if ctx is None:
+        return message
+    usage = " ".join(ctx.get_usage().split()).removeprefix("Usage:").strip()
+    return f"{message} (usage: {usage}; see `{ctx.command_path} --help`)"

@@ -17,6 +17,28 @@ import typer
 from slicewise.cli import audit_app
 
 
+def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, data: tuple[str, str | None] | None = None,
+                **counts: int | None) -> None:
+    """Before any work: outputs creatable and writable (not under a file, not read-only, not existing
+    without --overwrite), counts positive (``--tiles``, ``--tile``, ``--bins``, ``--steps``, ``--dz``,
+    ``--batch-size``), ``--seed`` non-negative, and ``data`` (path, key) free of NaN/Inf when it holds
+    floats (integer data are not scanned); one-line :class:`InputError` otherwise."""
+    from slicewise.data.io import check_raw, open_volume
+    from slicewise.errors import InputError
+    from slicewise.utils.atomic import check_output_path
+
+    for name, value in counts.items():
+        flag = "--" + name.replace("_", "-")
+        if value is not None and value < (0 if name == "seed" else 1):
+            raise InputError(f"{flag} {value}: must be {'>= 0' if name == 'seed' else 'at least 1'}")
+    for path in (json_out, report):
+        if path is not None:
+            check_output_path(path, overwrite=overwrite)
+    if data is not None:
+        with open_volume(data[0], key=data[1]) as vol:
+            check_raw(vol)
+
+
 def _write_json(data: Any, path: Path, overwrite: bool) -> None:
     from slicewise.diagnostics.report import jsonable
     from slicewise.utils.atomic import write_json
@@ -90,6 +112,7 @@ def weights_cmd(
     overwrite: bool = OPTS["overwrite"],
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
+    _check_args(json_out, report, overwrite, in_slices=in_slices, img_size=img_size)
     from slicewise.diagnostics.report import jsonable, write_report
     from slicewise.diagnostics.weights_audit import audit_weights, format_weights_audit
 
@@ -127,6 +150,8 @@ def attribution_cmd(
     roi: Optional[str] = OPTS["roi"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
+    _check_args(json_out, report, overwrite, data=(data, key), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
+                seed=seed, batch_size=batch_size, in_slices=in_slices)
     import numpy as np
 
     from slicewise.data.io import open_volume
@@ -177,6 +202,8 @@ def shift_cmd(
     roi: Optional[str] = OPTS["roi"],
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
+    _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, tiles=n_tiles,
+                tile=tile, bins=bins, dz=dz, seed=seed, batch_size=batch_size, in_slices=in_slices)
     from slicewise.data.io import open_volume
     from slicewise.diagnostics import shift_report, write_report
     from slicewise.diagnostics.report import format_shift

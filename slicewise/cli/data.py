@@ -51,18 +51,21 @@ def info_cmd(
     path: str = typer.Argument(..., help="volume file: TIFF, PNG, image folder, HDF5 (file.h5:key), Zarr, OME-Zarr (img.zarr:LEVEL)"),
     key: Optional[str] = typer.Option(None, "--key", help="HDF5 dataset / Zarr array inside the file"),
 ) -> None:
-    """Shape, dtype, value range, voxel size and a label summary of a volume file."""
+    """Shape, dtype, value range (NaN/Inf counted, never hidden), voxel size and a label summary of a volume file."""
     from slicewise.data.io import open_volume, summarize_volume
     from slicewise.utils import text_table
 
     with open_volume(path, key=key) as vol:
         s = summarize_volume(vol)
+    nonfinite = s["nan"] + s["posinf"] + s["neginf"]
     vs = "unknown" if s["voxel_size"] is None else " x ".join(f"{v:g}" for v in s["voxel_size"]) + " nm (z, y, x)"
     lines = [
         ("source", s["source"]),
         ("shape", str(tuple(s["shape"])) + ("  (Z, Y, X, C)" if s["channels"] else "  (Z, Y, X)")),
         ("dtype", s["dtype"]),
-        ("range", f"{s['min']} .. {s['max']}"),
+        ("range", f"{s['min']} .. {s['max']}" + (" (finite values)" if nonfinite else "")),
+        *([("non-finite", f"{s['nan']} NaN, {s['posinf']} +Inf, {s['neginf']} -Inf: replace or mask them "
+                          f"before training or prediction")] if nonfinite else []),
         ("voxel size", vs),
         ("distinct values", "n/a (non-integer values)" if s["distinct_values"] is None else str(s["distinct_values"])),
         ("looks like", s["looks_like"] + (f" {s['values']}" if s["values"] is not None else "")),

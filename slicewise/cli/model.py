@@ -63,6 +63,8 @@ def info_cmd(
         hw = tuple(int(v) for v in size.lower().split("x"))
     except ValueError:
         raise InputError(f"--size {size!r} must be N or HxW, e.g. 256 or 512x256") from None
+    if len(hw) > 2 or min(hw) < 1:
+        raise InputError(f"--size {size!r} must be N or HxW with positive sizes, e.g. 256 or 512x256")
     h, w = (hw[0], hw[0]) if len(hw) == 1 else hw[:2]
     net = open_model(model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
                      skips=skips, classes=classes, img_size=img_size)

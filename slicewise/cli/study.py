@@ -24,8 +24,18 @@ def study_cmd(
     no_report: Annotated[bool, typer.Option("--no-report", help="Run cells only; skip tables and report.")] = False,
     report_only: Annotated[bool, typer.Option("--report-only", help="Aggregate finished cells only; run nothing.")] = False,
 ) -> None:
-    """Run a study grid (resumable: finished cells are never redone), then write tables, statistics and report."""
-    from slicewise.studies.runner import grid_cells, load_study, parse_cells, run_study, summarize
+    """Run a study grid (resumable: finished cells are never redone), then write tables, statistics and report.
+
+    Exit status 0 only when every selected cell is done; failed cells give one ``error:`` line and status 2."""
+    from slicewise.studies.runner import (
+        CellsFailedError,
+        failure_message,
+        grid_cells,
+        load_study,
+        parse_cells,
+        run_study,
+        summarize,
+    )
 
     if list_cells:
         st = load_study(study, smoke=smoke, overrides=set_, data_root=data_root)
@@ -43,5 +53,7 @@ def study_cmd(
     summary = run_study(study, out, smoke=smoke, cells=cells, gpus=gpu_list, overrides=set_ or [],
                         data_root=data_root, overwrite=overwrite, report=not no_report, report_only=report_only,
                         echo=typer.echo)
-    if summary.failed:
-        raise typer.Exit(1)
+    if summary.failed or (summary.pending and not report_only):
+        name = load_study(study, smoke=smoke, overrides=set_, data_root=data_root).name
+        out_dir = out or Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
+        raise CellsFailedError(failure_message(name, out_dir, summary))

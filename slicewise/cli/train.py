@@ -15,7 +15,10 @@ def train_cmd(
         None, help="a YAML config file (optional: the default trains on the synthetic phantom) followed by "
                    "key=value overrides, e.g. optim.lr=3e-4 trainer.max_steps=500 model.skips=0111"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="run folder (default runs/train-<UTC time>)"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from checkpoints/last.ckpt"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from checkpoints/last.ckpt "
+                                "(refused if the config or data changed)"),
+    restart: bool = typer.Option(False, "--restart", help="discard the run in --out (checkpoints, logs, models) and "
+                                 "start it afresh; a run that completed no checkpoint restarts without it"),
 ) -> None:
     """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder."""
     from slicewise.errors import ConfigError
@@ -26,7 +29,7 @@ def train_cmd(
     stray = [a for a in items if "=" not in a]
     if stray:
         raise ConfigError(f"unexpected argument(s) {' '.join(stray)}: give one config file first, then key=value overrides")
-    result = train(config, overrides=items, out=out, resume=resume)
+    result = train(config, overrides=items, out=out, resume=resume, restart=restart)
     score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
     typer.echo(f"run folder  {result.out_dir}")
     typer.echo(f"best model  {result.best_model}  (val/dice {score})")

@@ -32,7 +32,9 @@ name and renamed to ``key`` only when complete (other datasets are untouched).
 
 from __future__ import annotations
 
+import contextlib
 import glob as globmod
+import logging
 import operator
 import os
 import uuid
@@ -55,7 +57,7 @@ SUPPORTED = (
     ".h5/.hdf5/.hdf (HDF5, 'file.h5:key'), .zarr (Zarr v2/v3), .n5 (needs zarr<3)"
 )
 WRITE_SUPPORTED = ".tif/.tiff, .h5/.hdf5/.hdf (with key), .zarr, or a path without suffix (folder of PNG slices)"
-_NM_PER_UNIT = {"nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "um": 1e3, "µm": 1e3, "\u00b5m": 1e3,
+_NM_PER_UNIT = {"nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "um": 1e3, "µm": 1e3, "\u03bcm": 1e3,
                 "micron": 1e3, "microns": 1e3, "micrometer": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9}
 _ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
 
@@ -143,10 +145,15 @@ class Volume:
         if any(isinstance(p, slice) and p.stop == p.start for p in pos):
             shape = [len(range(*p.indices(n))) for p, n in zip(pos, self.shape) if isinstance(p, slice)]
             return np.zeros(shape, self.dtype)
-        if self._add_depth:
-            inner = np.asarray(self._array[pos[1:]])
-            return inner[np.newaxis][(pos[0],)]
-        return np.asarray(self._array[pos])
+        try:
+            if self._add_depth:
+                inner = np.asarray(self._array[pos[1:]])
+                return inner[np.newaxis][(pos[0],)]
+            return np.asarray(self._array[pos])
+        except (InputError, IndexError, MemoryError):
+            raise
+        except Exception as err:  # codec, HDF5 and zarr errors of a file that opened but cannot be read
+            raise damaged(self.source, err) from None
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         a = self[...]
@@ -197,6 +204,35 @@ class Volume:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def damaged(source: Any, err: BaseException) -> InputError:
+    """The one-line error for a file that opened but fails when read (truncated strip or chunk, bad codec data)."""
+    detail = " ".join(str(err).split())[:160]
+    return InputError(f"cannot read {source}: the file is damaged or incomplete ({type(err).__name__}"
+                      f"{': ' + detail if detail else ''}): re-export or re-download it")
+
+
+@contextlib.contextmanager
+def _tifffile_problems() -> Iterator[list[str]]:
+    """Collect tifffile's log warnings (e.g. "invalid page offset" of a truncated file) while a TIFF is
+    opened, instead of letting them reach the terminal; the caller turns them into one error."""
+    logger = logging.getLogger("tifffile")
+    seen: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                seen.append(record.getMessage())
+
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _expand_key(key: Any, ndim: int) -> tuple[Any, ...]:
@@ -258,6 +294,9 @@ def open_volume(path: str | os.PathLike, key: str | None = None) -> Volume:
     if not p.exists():
         raise InputError(f"input {p} does not exist: check the path")
     suffix = p.suffix.lower()
+    if key and suffix in TIFF_SUFFIXES + IMAGE_SUFFIXES:
+        raise InputError(f"{p} is an image file, which has no dataset keys: drop the key {key!r} (keys select "
+                         f"datasets in HDF5 / Zarr / N5 files)")
     if suffix in HDF5_SUFFIXES:
         return _open_hdf5(p, key)
     if suffix in N5_SUFFIXES:
@@ -314,9 +353,14 @@ def _open_hdf5(p: Path, key: str | None) -> Volume:
     try:
         f = h5py.File(p, "r")
     except OSError as err:
-        raise InputError(f"cannot read {p} as HDF5 ({str(err).splitlines()[0]}): is it a valid HDF5 file?") from None
+        raise InputError(f"cannot read {p} as HDF5 ({str(err).splitlines()[0][:160]}): the file is damaged, incomplete "
+                         f"or not HDF5: re-export or re-download it") from None
     names: list[str] = []
-    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    try:
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    except Exception as err:
+        f.close()
+        raise damaged(p, err) from None
     if key is None:
         if len(names) != 1:
             f.close()
@@ -357,6 +401,17 @@ def _open_zarr(p: Path, key: str | None, store: Any = None) -> Volume:
         node = zarr.open(store if store is not None else str(p), mode="r")
     except Exception as err:  # zarr raises several types for a folder that is not a store
         raise InputError(f"cannot open {p} as Zarr ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    try:
+        return _zarr_volume(p, key, node, store)
+    except (InputError, MemoryError):
+        raise
+    except Exception as err:  # unreadable metadata or attributes inside the store
+        raise damaged(p, err) from None
+
+
+def _zarr_volume(p: Path, key: str | None, node: Any, store: Any) -> Volume:
+    import zarr
+
     if isinstance(node, zarr.Array):
         if key:
             raise InputError(f"{p} is a single Zarr array: it has no key {key!r}")
@@ -391,12 +446,23 @@ def _open_tiff(p: Path) -> Volume:
     import tifffile
     import zarr
 
-    try:
-        tif = tifffile.TiffFile(p)
-    except (tifffile.TiffFileError, OSError, ValueError) as err:
-        raise InputError(f"cannot read {p} as TIFF ({err}): is the file complete?") from None
-    series = tif.series[0]
-    axes, shape = series.axes, tuple(series.shape)
+    with _tifffile_problems() as problems:
+        try:
+            tif = tifffile.TiffFile(p)
+        except (tifffile.TiffFileError, OSError, ValueError, EOFError) as err:
+            raise InputError(f"cannot read {p} as TIFF ({' '.join(str(err).split())[:160]}): the file is damaged, "
+                             f"incomplete or not a TIFF: re-export or re-download it") from None
+        try:
+            series = tif.series[0]
+            axes, shape = series.axes, tuple(series.shape)
+            _ = len(tif.pages)
+        except Exception as err:
+            tif.close()
+            raise damaged(p, err) from None
+    if problems:
+        tif.close()
+        raise InputError(f"cannot read {p}: the file is damaged or incomplete (tifffile: {problems[0][:120]}): "
+                         f"re-export or re-download it")
     keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 or a in "YXS"]
     axes_k = "".join(axes[i] for i in keep)
     plain = axes_k[-3:] == "YXS" or axes_k[-2:] == "YX"
@@ -453,7 +519,11 @@ def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        a = tifffile.imread(path)
+        try:
+            with _tifffile_problems():
+                a = tifffile.imread(path)
+        except Exception as err:
+            raise damaged(path, err) from None
         return a[..., :3] if a.ndim == 3 and a.shape[-1] == 4 else a
     from PIL import Image
 
@@ -464,8 +534,8 @@ def _read_image(path: Path) -> np.ndarray:
             elif im.mode == "LA":
                 im = im.convert("L")
             return np.asarray(im)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read image {path} ({err})") from None
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises SyntaxError for some broken headers
+        raise damaged(path, err) from None
 
 
 class _ImageStack:
@@ -740,17 +810,25 @@ def check_labels(labels: Any, raw_shape: Sequence[int] | None = None, kind: str 
 def summarize_volume(volume: Any, max_distinct: int = 1 << 16) -> dict[str, Any]:
     """Shape, dtype, value range, voxel size and a label summary of a volume, read chunk by chunk.
 
+    ``min``/``max`` are over the finite values; ``nan``, ``posinf`` and ``neginf`` count the
+    non-finite ones (always 0 for integer volumes), so a range never hides them.
+
     ``looks_like`` is a heuristic: ``"image"`` (float, or many values varying pixel to pixel),
     ``"semantic labels"`` (integers with at most 16 distinct values) or ``"instance labels"``
     (many integer values that are constant over regions).
     """
     vol = as_volume(volume)
     lo, hi, distinct, same, pairs = None, None, set(), 0, 0
+    n_nan = n_posinf = n_neginf = 0
     is_int = np.issubdtype(vol.dtype, np.integer) or vol.dtype == bool
     is_float = np.issubdtype(vol.dtype, np.floating)
     for _, block in vol.iter_chunks(desc="scanning"):
         if block.size == 0:
             continue
+        if is_float:
+            n_nan += int(np.count_nonzero(np.isnan(block)))
+            n_posinf += int(np.count_nonzero(np.isposinf(block)))
+            n_neginf += int(np.count_nonzero(np.isneginf(block)))
         finite = block[np.isfinite(block)] if is_float else block
         if finite.size:
             bmin, bmax = finite.min(), finite.max()
@@ -776,6 +854,7 @@ def summarize_volume(volume: Any, max_distinct: int = 1 << 16) -> dict[str, Any]
         "source": vol.source, "shape": vol.shape, "dtype": str(vol.dtype), "channels": vol.channels,
         "min": None if lo is None else lo.item() if hasattr(lo, "item") else lo,
         "max": None if hi is None else hi.item() if hasattr(hi, "item") else hi,
+        "nan": n_nan, "posinf": n_posinf, "neginf": n_neginf,
         "voxel_size": vol.voxel_size,
         "distinct_values": None if n is None else (n if n <= max_distinct else f">{max_distinct}"),
         "looks_like": looks,

@@ -1,7 +1,7 @@
 """Public datasets: what they are (``registry.yaml``), download (pooch) and conversion to one layout.
 
-:func:`fetch` downloads an entry's files into ``<cache>/downloads/<name>/`` (pooch; sha256 checked
-when the registry knows it, otherwise recorded as "not verified"), extracts archives, and writes::
+:func:`fetch` downloads an entry's files into ``<cache>/downloads/<name>/`` (pooch), extracts archives,
+and writes::
 
     <dest>/<name>/<split>/raw.tif       one Z×Y×X(×C) TIFF per split and role
     <dest>/<name>/<split>/labels.tif
@@ -13,6 +13,13 @@ conversion leaves nothing in ``dest``. The cache is ``$SLICEWISE_CACHE`` or ``~/
 ``dest`` defaults to ``<cache>/datasets``. With ``source=`` (CLI ``--from``) already-downloaded
 files, archives or extracted folders are converted instead. When ``SLICEWISE_OFFLINE`` is set,
 only ``file://`` and loopback URLs are fetched; anything else is an :class:`OfflineError`.
+
+Verification (:mod:`slicewise.utils.trust`): a download is checked against the registry's sha256
+(or md5), else against the sha256 recorded in ``<cache>/sha256.json`` when it was first fetched;
+a file with neither is downloaded unverified, which one ``warning:`` line on stderr says, and its
+sha256 is recorded for the next time. A plain-``http`` URL is tried over ``https`` first and falls
+back to ``http`` (with a warning) only when the host does not serve https. Archives are extracted
+only under the size guard of :func:`slicewise.utils.trust.check_archive` (zip bombs).
 """
 
 from __future__ import annotations
@@ -32,10 +39,26 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import yaml
 
-from slicewise.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, Volume, _open_image_files, open_volume, save_json, write_volume
+from slicewise.data.io import (
+    IMAGE_SUFFIXES,
+    TIFF_SUFFIXES,
+    Volume,
+    _open_image_files,
+    open_volume,
+    save_json,
+    write_volume,
+)
 from slicewise.errors import InputError, OfflineError
 from slicewise.utils import atomic_path, check_output_path, progress
+from slicewise.utils.atomic import check_creatable_folder, claim_output
 from slicewise.utils.cache import cache_root, offline
+from slicewise.utils.trust import (
+    check_archive,
+    hashes_path,
+    record_sha256,
+    recorded_sha256,
+    warn,
+)
 
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -83,7 +106,22 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
         return out
     if out.exists():
         check_output_path(out, overwrite=overwrite)  # fail before downloading anything
+    check_creatable_folder(out, what=f"dataset folder {out}")
     downloads = root / "downloads" / entry["name"]
+    check_creatable_folder(downloads, what=f"download cache {downloads}")
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    try:
+        with claim_output(out):  # a second fetch of the same dataset is refused before it downloads
+            return _fetch(entry, out, downloads, source, overwrite)
+    finally:
+        for p in made:  # folders the claim created for a fetch that failed: leave nothing behind
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+
+
+def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.PathLike | None,
+           overwrite: bool) -> Path:
+    cache_dir = downloads.parent.parent
     if source is not None:
         files, hashes = _local_files(entry, Path(source).expanduser(), downloads)
     else:
@@ -93,12 +131,13 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
                              f"`slicewise data fetch {entry['name']} --from FILE_OR_DIR`")
         files, hashes = {}, {}
         for d in entry["downloads"]:
-            path, digest = _download(entry, d, downloads)
+            path, digest = _download(entry, d, downloads, cache_dir)
             files[d["fname"]], hashes[d["fname"]] = _unpack(path, downloads), digest
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)
         written = {role: _convert_output(entry, role, spec, files, tmp) for role, spec in entry["outputs"].items()}
         save_json(tmp / "metadata.json", _metadata(entry, written, hashes, source))
+    _warn_unpublished(hashes)
     return out
 
 
@@ -144,8 +183,18 @@ def _known_hash(d: dict[str, Any]) -> str | None:
     return None
 
 
-def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path) -> tuple[Path, dict[str, Any]]:
-    """Fetch one registry download into ``folder`` with pooch; returns (path, hash record)."""
+def _https(url: str) -> str | None:
+    """The https form of a plain-http URL to a non-loopback host, else None."""
+    return "https://" + url[len("http://"):] if url.startswith("http://") and not _is_local_url(url) else None
+
+
+def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path,
+              cache_dir: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
+    """Fetch one registry download into ``folder`` with pooch; returns (path, hash record).
+
+    Checked against the registry's hash, else the sha256 recorded at the first download; with
+    neither, a ``warning:`` line says the file is unverified and its sha256 is recorded.
+    """
     import pooch
     import requests
 
@@ -155,13 +204,29 @@ def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path) -> tuple[P
         raise InputError(f"{name} has no download URL: {_offline_hint(name)}")
     if offline() and not _is_local_url(url):
         raise OfflineError(f"{name}: not downloading {url} because SLICEWISE_OFFLINE is set; {_offline_hint(name)}")
+    key = f"dataset/{name}/{d['fname']}"
     known = _known_hash(d)
+    recorded = None if known else recorded_sha256(key, cache_dir)
+    check = known or (f"sha256:{recorded}" if recorded else None)
     pooch.get_logger().setLevel("WARNING")
-    downloader = _file_downloader if url.startswith("file://") else None
     show = sys.stderr.isatty() and not os.environ.get("SLICEWISE_NO_PROGRESS")
+    secure = _https(url)
+    plain_http = False
+
+    def get(u: str) -> Path:
+        downloader = _file_downloader if u.startswith("file://") else None
+        return Path(pooch.retrieve(u, known_hash=check, fname=d["fname"], path=folder, downloader=downloader,
+                                   progressbar=show))
+
     try:
-        path = Path(pooch.retrieve(url, known_hash=known, fname=d["fname"], path=folder,
-                                   downloader=downloader, progressbar=show))
+        if secure is not None:
+            try:
+                path = get(secure)
+                url = secure
+            except requests.exceptions.RequestException:
+                path, plain_http = get(url), True
+        else:
+            path = get(url)
     except requests.exceptions.HTTPError as err:
         raise InputError(f"download of {url} failed ({err.response.status_code if err.response is not None else err}): "
                          f"the file may have moved (see {entry.get('page') or 'the dataset page'}); {_offline_hint(name)}") from None
@@ -172,10 +237,20 @@ def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path) -> tuple[P
     except ValueError as err:
         if "hash" not in str(err).lower():
             raise
-        raise InputError(f"checksum mismatch for {url}: the received file does not have the registry's "
-                         f"{known}; it was discarded (corrupt download or changed upstream), retry or use --from") from None
+        against = (f"registry's {known}" if known else
+                   f"sha256 recorded at its first download ({hashes_path(cache_dir)})")
+        raise InputError(f"checksum mismatch for {url}: the received file does not have the {against}; it was "
+                         f"discarded (corrupt download or changed upstream), retry or use --from") from None
     digest = pooch.file_hash(str(path))
-    return path, {"url": url, "sha256": digest, "verified": known is not None}
+    how = " over plain http (the host serves no https)" if plain_http else ""
+    if check is None:
+        record_sha256(key, digest, cache_dir)
+        warn(f"{d['fname']} of {name} was downloaded{how} UNVERIFIED: its publisher gives no checksum; sha256 {digest} "
+             f"is recorded in {hashes_path(cache_dir)} and later downloads are checked against it")
+    elif plain_http:
+        warn(f"{d['fname']} of {name} was downloaded over plain http (the host serves no https); its checksum matched")
+    return path, {"url": url, "sha256": digest, "verified": check is not None,
+                  **({"verified_against": "first download"} if recorded and not known else {})}
 
 
 def _archive_suffix(path: Path) -> str | None:
@@ -192,6 +267,7 @@ def _unpack(path: Path, folder: Path, fresh: bool = False) -> Path:
     target = folder / (path.name[: -len(suffix)] + ".extracted")
     if target.is_dir() and not fresh:
         return target
+    check_archive(path, folder)
     try:
         with atomic_path(target, overwrite=True) as tmp:
             if suffix == ".zip":
@@ -222,7 +298,20 @@ def _local_files(entry: dict[str, Any], source: Path, folder: Path) -> tuple[dic
     files = {f: _unpack(p, folder, fresh=True) for f, p in originals.items()}
     hashes = {f: {"url": None, "sha256": _sha256(p) if p.is_file() else None, "verified": False, "local": str(p)}
               for f, p in originals.items()}
+    published = {d["fname"]: d.get("sha256") for d in entry["downloads"]}
+    for f, rec in hashes.items():
+        if rec["sha256"] and published.get(f):
+            rec["verified"] = rec["sha256"] == published[f]
+            rec["published_sha256"] = published[f]
     return files, hashes
+
+
+def _warn_unpublished(hashes: dict[str, Any]) -> None:
+    """After a successful ``--from`` conversion: one warning line per file that differs from the published one."""
+    for f, rec in hashes.items():
+        if rec.get("published_sha256") and not rec["verified"]:
+            warn(f"--from file {rec['local']} differs from the published {f} (sha256 {rec['sha256'][:16]}… instead of "
+                 f"{rec['published_sha256'][:16]}…): converted anyway; results may differ from the published data set")
 
 
 def _sha256(path: Path) -> str:

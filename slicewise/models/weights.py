@@ -9,9 +9,9 @@
   timm's ``tf_efficientnet_lite*``; see :func:`lite_package_state_dict`).
 - ``"random"``: no pretrained weights.
 - a path to a local ``.pth`` / ``.pt`` / ``.torch`` / ``.tar`` / ``.safetensors`` checkpoint of the
-  encoder's timm architecture, loaded through timm (``pretrained_cfg_overlay=dict(file=...)``),
-  so timm's own key cleaning (``state_dict``/``model`` wrappers, ``module.`` prefixes) and its
-  per-model filter apply.
+  encoder's timm architecture, read weights-only by timm's ``load_state_dict`` (its key cleaning:
+  ``state_dict``/``model`` wrappers, ``module.`` prefixes) and handed to timm as a state dict
+  overlay, so its per-model filter applies.
 - a name from :data:`REGISTRY` (domain-specific weights: official URL, checksum, key layout),
   downloaded once into :func:`cache_dir` and remapped onto timm names.
 
@@ -142,36 +142,78 @@ def lite_package_state_dict(encoder: str) -> OrderedDict[str, torch.Tensor]:
 
 
 def fetch(name: str) -> Path:
-    """Local path of registry entry ``name``: cached, or downloaded (pooch, checksum if known)."""
+    """Local path of registry entry ``name``: cached, or downloaded (pooch).
+
+    Verified against the entry's sha256, else against the sha256 recorded in the user cache at the
+    first download (:mod:`slicewise.utils.trust`); a first download without either prints one
+    ``warning:`` line (unverified) and records its sha256. The file is then read weights-only.
+    """
     source = REGISTRY[name]
     if source.url.startswith("file://"):
         path = Path(source.url[len("file://"):])
         if not path.is_file():
             raise WeightsError(f"registry weights {name!r} point to {path}, which does not exist")
         return path
+    from slicewise.utils.trust import hashes_path, record_sha256, recorded_sha256, warn
+
     fname = source.filename or source.url.split("/")[-1].split("?")[0]
     target = cache_dir() / name / fname
+    key = f"weights/{name}"
+    expected = source.sha256 or recorded_sha256(key)
     if target.is_file():
+        if expected and _sha256(target) != expected:
+            raise WeightsError(f"cached weights {target} do not match the sha256 {'of the registry' if source.sha256 else 'recorded at their first download'}: "
+                               f"delete the file to download it again")
         return target
     if offline():
         raise WeightsError(f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or use {alternatives(source.encoder)}")
     import pooch
 
-    known = f"sha256:{source.sha256}" if source.sha256 else None
+    known = f"sha256:{expected}" if expected else None
     try:
-        return Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
+        path = Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
     except Exception as err:  # network and checksum failures alike
         raise WeightsError(f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use {alternatives(source.encoder)}") from None
+    if expected is None:
+        digest = _sha256(path)
+        record_sha256(key, digest)
+        warn(f"weights {name!r} were downloaded UNVERIFIED: the publisher gives no sha256; sha256 {digest} is recorded in "
+             f"{hashes_path()} and later downloads and loads are checked against it")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A checkpoint's state dict via timm (safetensors or torch; wrappers and ``module.`` removed)."""
+    """A checkpoint's state dict via timm (safetensors or torch; wrappers and ``module.`` removed).
+
+    Torch files are read with ``weights_only=True``: a pickle that would build any other object is
+    refused in one line and never executed.
+    """
+    import pickle
+
     from timm.models import load_state_dict
 
     try:
-        return load_state_dict(str(path))
+        return load_state_dict(str(path), weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"checkpoint {path} holds objects other than tensors and plain values, which slicewise never "
+                           f"unpickles (they could run code): give a plain state dict (.pth saved from "
+                           f"model.state_dict(), or .safetensors)") from None
     except Exception as err:
-        raise WeightsError(f"cannot read checkpoint {path} ({type(err).__name__}): give a .pth/.safetensors state dict of the encoder") from None
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise WeightsError(f"checkpoint {path} holds objects other than tensors and plain values, which slicewise "
+                               f"never unpickles (they could run code): give a plain state dict (.pth or .safetensors)") from None
+        raise WeightsError(f"cannot read checkpoint {path} ({type(err).__name__}): the file is damaged or not a "
+                           f".pth/.safetensors state dict of the encoder") from None
 
 
 def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -217,7 +259,7 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
         return {"state_dict": sd}, info
     path = Path(weights).expanduser()
     if path.is_file():
-        return {"file": str(path)}, {}
+        return {"state_dict": load_checkpoint(path)}, {}
     if path.suffix in CHECKPOINT_SUFFIXES or os.sep in weights:
         raise WeightsError(f"checkpoint file {weights} does not exist: check the path, or use {alternatives(encoder)}")
     raise WeightsError(f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})")

@@ -17,6 +17,7 @@ reuses ``best.pt`` (the weights with the best validation Dice).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ AXIS_KEYS: dict[str, str] = {
 }
 
 Record = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def record(metric: str, value: float, **labels: Any) -> Record:
@@ -78,19 +80,26 @@ def cell_config(ctx: CellContext, data: Mapping[str, Any] | None = None) -> dict
 def train_model(ctx: CellContext, config: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Fine-tune in ``<cell>/train`` (resuming or reusing a previous attempt); return (model, info).
 
+    Checkpoints and ``best.pt`` are read weights-only (nothing in a cell folder can run code); a
+    checkpoint that cannot be resumed safely (damaged, foreign, or from another configuration)
+    makes the cell train afresh instead of failing on every rerun.
+
     Once ``best.pt`` exists the Lightning checkpoints and ``last.pt`` are deleted (they only serve
     resuming) unless the study's ``extras.keep_checkpoints`` is true.
     """
     from slicewise.models import load_model
     from slicewise.train import train
+    from slicewise.train.run import StaleRunError
 
     run = ctx.workdir / "train"
     best = run / "best.pt"
     if not best.is_file():
         resume = (run / "checkpoints" / "last.ckpt").is_file()
-        if run.exists() and not resume:
-            shutil.rmtree(run)
-        result = train(dict(config), out=run, resume=resume)
+        try:
+            result = train(dict(config), out=run, resume=resume)
+        except StaleRunError as err:  # damaged / foreign checkpoint or changed config: the cell starts afresh
+            log.warning("cell %s: %s; training it afresh", ctx.cell.id, err)
+            result = train(dict(config), out=run, restart=True)
         best = result.best_model
     model = load_model(best)
     model.eval()

@@ -34,6 +34,7 @@ pyarrow is installed), ``OUT/stats.csv`` + ``OUT/stats.json`` (paired tests, Hol
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.resources
@@ -45,7 +46,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,26 @@ from typing import Any
 import pandas as pd
 from pydantic import Field
 
-from slicewise.config import StrictModel, deep_merge, parse_overrides, read_yaml_mapping, validate
-from slicewise.errors import ConfigError, InputError
+from slicewise.config import (
+    StrictModel,
+    deep_merge,
+    parse_overrides,
+    read_yaml_mapping,
+    validate_with_overrides,
+)
+from slicewise.errors import ConfigError, InputError, SlicewiseError
 from slicewise.studies.stats import Comparison, StatsSettings, study_statistics
 from slicewise.utils import atomic_path, progress
+from slicewise.utils.atomic import check_writable_folder, claim_output
 
 RESULT = "result.json"
 ERROR = "error.txt"
 DATA_ROOT_ENV = "SLICEWISE_DATA_ROOT"
+_PARENT_ENV = "_SLICEWISE_STUDY_PARENT"  # pid of a --gpus parent that holds the claims of its children's cells
+
+
+class CellsFailedError(SlicewiseError):
+    """Some cells of a study run failed (each left ``error.txt``); a rerun retries them."""
 
 
 class Figure(StrictModel):
@@ -173,7 +186,7 @@ def load_study(name_or_path: str | os.PathLike, smoke: bool = False, overrides: 
         raw["data_root"] = str(data_root)
     elif os.environ.get(DATA_ROOT_ENV):
         raw["data_root"] = os.environ[DATA_ROOT_ENV]
-    study = validate(Study, raw, path.name)
+    study = validate_with_overrides(Study, raw, list(overrides or []), path.name)
     if not study.grid or any(not levels for levels in study.grid.values()):
         raise ConfigError(f"{path.name}: 'grid' needs at least one axis with at least one level")
     axes = set(study.grid)
@@ -363,7 +376,7 @@ def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[s
                     d = cell_dir(out, c)
                     d.mkdir(parents=True, exist_ok=True)
                     log = open(d / "log.txt", "w")  # noqa: SIM115 (closed when the child ends)
-                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, _PARENT_ENV: str(os.getpid())}
                     proc = subprocess.Popen(_child_command(source, out, c.index, smoke, overrides, data_root),
                                             stdout=log, stderr=subprocess.STDOUT, env=env)
                     running[gpu] = (proc, c, log)
@@ -399,20 +412,21 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
     out_dir = Path(out) if out is not None else Path("runs") / f"study-{study.name}{'-smoke' if smoke else ''}"
     all_cells = grid_cells(study)
     selected = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out_dir, what=f"study folder {out_dir}")
     check_fingerprints(study, out_dir, selected, overwrite=overwrite)
     echo(summarize(out_dir, all_cells).line(study.name))
     summary = summarize(out_dir, selected)
     todo = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
     if todo and not report_only:
         root = check_data(study)
-        if gpus:
-            run_parallel(str(resolve_study_path(source)), todo, out_dir, gpus, smoke, overrides, root, echo)
-        else:
-            fn = cell_fn or resolve_cell_fn(study.cell)
-            for c in progress(todo, desc=f"study {study.name}", total=len(todo)):
-                if not run_cell(study, c, out_dir, root, fn, smoke):
-                    echo(f"cell {c.index} ({c.id}) failed: {_last_line(cell_dir(out_dir, c) / ERROR)}")
+        with claim_cells(out_dir, todo):
+            if gpus:
+                run_parallel(str(resolve_study_path(source)), todo, out_dir, gpus, smoke, overrides, root, echo)
+            else:
+                fn = cell_fn or resolve_cell_fn(study.cell)
+                for c in progress(todo, desc=f"study {study.name}", total=len(todo)):
+                    if not run_cell(study, c, out_dir, root, fn, smoke):
+                        echo(f"cell {c.index} ({c.id}) failed: {_last_line(cell_dir(out_dir, c) / ERROR)}")
         summary = summarize(out_dir, selected)
         echo(summarize(out_dir, all_cells).line(study.name))
     if report or report_only:
@@ -420,6 +434,36 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
         if paths:
             echo(f"report: {paths['report']}")
     return summary
+
+
+@contextlib.contextmanager
+def claim_cells(out: Path, cells: Sequence[Cell]) -> Iterator[None]:
+    """Claim the folders of ``cells`` (``claim_output``) for this run, all at its start.
+
+    A second ``slicewise study --out`` on the same folder that would run any of the same cells is
+    refused in one line before it computes; job arrays (disjoint ``--cells``) run side by side. A
+    ``--gpus`` child runs under its parent's claims.
+    """
+    parent = os.environ.get(_PARENT_ENV, "")
+    if parent.isdigit() and int(parent) == os.getppid():
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for c in cells:
+            stack.enter_context(claim_output(cell_dir(out, c)))
+        yield
+
+
+def failure_message(study_name: str, out: Path, summary: Summary) -> str:
+    """One line for a run whose selected cells did not all finish: how many, the first one's last
+    error line (or that it left no result, e.g. a killed ``--gpus`` child), where to look."""
+    bad = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
+    c = bad[0]
+    total = len(summary.failed) + len(summary.done) + len(summary.pending)
+    why = (_last_line(cell_dir(out, c) / ERROR) if c in summary.failed
+           else f"no result; see {cell_dir(out, c) / 'log.txt'}")
+    return (f"study {study_name}: {len(bad)} of {total} selected cell(s) failed (cell {c.index} {c.id}: {why}); "
+            f"see {cell_dir(out, c)}/error.txt (log.txt for --gpus), fix the cause and rerun to retry them")
 
 
 def _last_line(p: Path) -> str:

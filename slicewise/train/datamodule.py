@@ -67,11 +67,22 @@ def map_labels(labels: np.ndarray, label_map: dict[int, int] | None) -> np.ndarr
 
 
 def check_classes(labels: np.ndarray, classes: int, ignore_index: int | None = None) -> None:
-    """One-line error when a label is outside ``0 … classes-1`` (``ignore_index`` allowed)."""
+    """One-line error when a label is outside ``0 … classes-1`` (``ignore_index`` allowed).
+
+    Negative labels are refused as such (the fix is a label map or ``loss.ignore_index``, never a
+    class count); values ``>= classes`` suggest ``model.classes = max + 1``.
+    """
     values = np.unique(labels)
     if ignore_index is not None:
         values = values[values != ignore_index]
-    bad = values[(values < 0) | (values >= classes)]
+    negative = values[values < 0]
+    if negative.size:
+        shown = ", ".join(map(str, negative[:5].tolist())) + (", ..." if negative.size > 5 else "")
+        raise ConfigError(
+            f"labels hold negative values ({shown}): classes are 0..{classes - 1}; map them to classes with "
+            f"data.label_map (e.g. {{{int(negative[0])}: 0}}) or set loss.ignore_index={int(negative[0])} to ignore them"
+        )
+    bad = values[values >= classes]
     if bad.size:
         raise ConfigError(
             f"labels hold classes {values[:10].tolist()} but model.classes={classes}: set model.classes={int(values.max()) + 1} "

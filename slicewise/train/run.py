@@ -3,6 +3,7 @@
 Run folder (``out``; default ``runs/train-<UTC time>``)::
 
     config.yaml              the resolved TrainConfig: ``slicewise train out/config.yaml`` repeats the run
+    inputs.json              identity of the config and of the data files (checked by ``--resume``)
     checkpoints/last.ckpt    Lightning checkpoint after the latest validation interval (``--resume`` uses it)
     checkpoints/best.ckpt    Lightning checkpoint with the highest ``val/dice``
     best.pt, last.pt         slicewise model files (``save_model``) of those weights: ``slicewise predict`` input
@@ -12,6 +13,23 @@ Run folder (``out``; default ``runs/train-<UTC time>``)::
 Every checkpoint is written through ``atomic_path`` (temp sibling + rename; :class:`AtomicCheckpointIO`),
 so a crash never leaves a truncated ``last.ckpt``. Validation and checkpoints happen every
 ``trainer.val_every`` optimizer steps and at the end.
+
+Safety of the run folder (nothing in it is trusted code):
+
+- checkpoints are read with ``torch.load(weights_only=True)`` (:class:`AtomicCheckpointIO`, the
+  best-model export), so a replaced ``last.ckpt`` / ``best.ckpt`` cannot run code; paths stored in
+  a checkpoint (``best_model_path`` …) are rebased into ``<out>/checkpoints`` (:class:`RunCheckpoint`)
+  and the exported best model is always ``<out>/checkpoints/best.ckpt``.
+- the run folder is claimed (``claim_output``): a second ``train --out`` on it is refused at its start.
+- states: a folder whose run completed nothing yet (no ``last.ckpt``, no model file: a crash or
+  kill -9 during the first checkpoint write) is restarted automatically, with or without
+  ``--resume``; a folder with a ``last.ckpt`` needs ``--resume`` (continue) or ``--restart``
+  (discard checkpoints, logs and models, start afresh); one with the models of a finished run but
+  no checkpoint (study cells delete theirs) needs ``--restart``; an unreadable ``last.ckpt`` on
+  ``--resume`` is a one-line error naming ``--restart``.
+- ``--resume`` refuses, in one line, a config or data that changed since the run began
+  (``inputs.json``: the resolved config and ``input_identity`` of raw / labels / instances).
+  Settings that only say where the run executes (:data:`RUNTIME_KEYS`) may change.
 
 Determinism: ``seed_everything(seed, workers=True)`` before the model is built; training patch ``i``
 is a pure function of ``(seed, i)``; the torch RNG is reseeded from ``(seed, step, rank)`` at every
@@ -36,9 +54,13 @@ system); rank 0 writes the config, checkpoints, logs and model files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import logging
 import os
+import pickle
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -51,15 +73,35 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
-from slicewise.config import TrainConfig, deep_merge, load_config, parse_overrides, save_config, validate
+from slicewise.config import (
+    TrainConfig,
+    deep_merge,
+    load_config,
+    parse_overrides,
+    read_yaml_mapping,
+    save_config,
+    validate_with_overrides,
+)
 from slicewise.errors import ConfigError, InputError
-from slicewise.utils.atomic import atomic_path
+from slicewise.utils.atomic import (
+    atomic_path,
+    check_writable_folder,
+    claim_output,
+    write_json,
+)
 
+log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
+INPUTS_NAME = "inputs.json"
 CKPT_DIR = "checkpoints"
 BEST_MODEL, LAST_MODEL = "best.pt", "last.pt"
 MONITOR = "val/dice"
 _OUT_ENV = "_SLICEWISE_DEFAULT_OUT"
+# config keys that say where a run executes, not what it computes: they may change on --resume
+RUNTIME_KEYS = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
+                "trainer.tensorboard", "trainer.log_every", "data.num_workers")
+# what a run writes into its folder (removed by --restart / an automatic restart)
+_RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, BEST_MODEL, LAST_MODEL)
 # Lightning notices that say nothing to a slicewise user (resuming into the run's own folder etc.)
 _EXPECTED_WARNINGS = (r".*Checkpoint directory .* exists and is not empty", r".*isinstance\(treespec, LeafSpec\)",
                       r".*smaller than the logging interval")  # logging counts global steps, not loader epochs
@@ -81,11 +123,66 @@ class TrainResult:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint IO that writes through :func:`slicewise.utils.atomic_path`."""
+    """Lightning checkpoint IO: writes through :func:`slicewise.utils.atomic_path`, reads weights-only.
+
+    A Lightning checkpoint of a slicewise run holds only tensors, containers and primitive values
+    (state dict, optimizer and loop states, callback states), so ``torch.load(weights_only=True)``
+    reads it and a checkpoint that would unpickle anything else is refused in one line.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint_file(Path(path), map_location=map_location or "cpu")
+
+
+class StaleRunError(InputError):
+    """The run in a folder cannot be resumed safely (damaged or foreign checkpoint, changed config or
+    data); ``--restart`` (``restart=True``) starts it afresh."""
+
+
+def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A Lightning checkpoint read with ``weights_only=True``; one-line :class:`InputError` if unreadable or unsafe."""
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise StaleRunError(f"checkpoint {path} holds objects other than tensors and plain values "
+                         f"({str(err).splitlines()[0][:120]}): it was not written by slicewise and is not loaded; "
+                         f"delete it or start afresh with --restart") from None
+    except Exception as err:  # truncated / corrupt zip container, EOF, wrong format
+        raise StaleRunError(f"checkpoint {path} is damaged or incomplete ({type(err).__name__}): "
+                         f"start afresh with --restart (keeps nothing of the interrupted run)") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise StaleRunError(f"checkpoint {path} is not a Lightning checkpoint of a slicewise run: start afresh with --restart")
+    return ckpt
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose restored state can only name files inside its own ``dirpath``.
+
+    Lightning restores ``best_model_path``, ``best_k_models`` … from a checkpoint and later loads or
+    deletes those files. On restore every such path is rebased to ``dirpath / <file name>``: a run
+    folder that was moved or copied keeps its best checkpoint, and a forged path to a file elsewhere
+    can only ever name a file inside the run's own checkpoint folder.
+    """
+
+    def _rebase(self, path: Any) -> str:
+        if not path or self.dirpath is None:
+            return ""
+        return str(Path(self.dirpath) / Path(str(path)).name)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        if self.dirpath is not None:
+            state["dirpath"] = str(self.dirpath)
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                state[key] = self._rebase(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            state["best_k_models"] = {self._rebase(k): v for k, v in state["best_k_models"].items() if k}
+        super().load_state_dict(state)
 
 
 def resolve_config(config: TrainConfig | dict[str, Any] | str | os.PathLike | None = None,
@@ -97,7 +194,7 @@ def resolve_config(config: TrainConfig | dict[str, Any] | str | os.PathLike | No
         config = config.model_dump(mode="json")
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
-    return validate(TrainConfig, deep_merge(config, parse_overrides(overrides)))
+    return validate_with_overrides(TrainConfig, deep_merge(config, parse_overrides(overrides)), overrides)
 
 
 def _precision(cfg: TrainConfig) -> str:
@@ -124,18 +221,123 @@ def _default_out() -> Path:
     return p
 
 
+def _is_global_zero_env() -> bool:
+    """True unless the launcher's environment says this process is not global rank 0 (DDP children,
+    torchrun / SLURM ranks); those neither claim nor clean the shared run folder."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").strip().isdigit():
+            return int(os.environ[var]) == 0
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
+
+
 def _out_dir(out: str | os.PathLike | None, resume: bool) -> Path:
     if out is None:
         if resume:
             raise InputError("--resume needs the run folder: pass --out DIR (out=...) of the interrupted run")
         return _default_out()
     p = Path(out)
-    last = p / CKPT_DIR / "last.ckpt"
-    if resume and not last.is_file():
-        raise InputError(f"cannot resume: {last} does not exist; start a new run without --resume")
-    if not resume and (p / CKPT_DIR).exists():
-        raise InputError(f"{p} already holds a training run: pass --resume to continue it or choose another --out")
+    if p.exists() and not p.is_dir():
+        raise InputError(f"--out {p} is a file, not a folder: choose a folder for the run")
     return p
+
+
+def _has_run(p: Path) -> bool:
+    return any((p / name).exists() for name in _RUN_ENTRIES)
+
+
+def _prepare_folder(p: Path, resume: bool, restart: bool, zero: bool) -> bool:
+    """Decide how to use run folder ``p``; returns whether to resume from ``checkpoints/last.ckpt``.
+
+    Nothing completed (no ``last.ckpt``, no model file) → (re)start afresh, whatever ``resume`` says
+    (a kill -9 during the first checkpoint write leaves no dead end); ``restart`` discards an
+    existing run; a completed checkpoint, or the models of a finished run, without ``resume`` /
+    ``restart`` is a one-line error naming the flag that applies.
+    """
+    last = p / CKPT_DIR / "last.ckpt"
+    if restart:
+        if zero:
+            _clear_run(p)
+        return False
+    if last.is_file():
+        if not resume:
+            raise InputError(f"{p} already holds a training run: pass --resume to continue it, --restart to start it "
+                             f"afresh, or choose another --out")
+        return True
+    if resume and not _has_run(p):
+        raise InputError(f"cannot resume: {p} holds no training run ({last} does not exist); start a new run without --resume")
+    if any((p / name).is_file() for name in (BEST_MODEL, LAST_MODEL)):  # a finished run, its checkpoints removed
+        raise StaleRunError(f"{p} holds the models of a finished run but no checkpoint to resume from: pass --restart to "
+                         f"train it afresh (replacing them), or choose another --out")
+    if _has_run(p):
+        if resume:
+            log.warning("%s: the interrupted run completed no checkpoint; starting it afresh", p)
+        if zero:
+            _clear_run(p)
+    return False
+
+
+def _clear_run(p: Path) -> None:
+    """Remove what a run wrote into ``p`` (checkpoints, logs, config, identity, model files)."""
+    for name in _RUN_ENTRIES:
+        q = p / name
+        if q.is_dir() and not q.is_symlink():
+            shutil.rmtree(q)
+        elif q.exists() or q.is_symlink():
+            q.unlink()
+
+
+def _identity_record(cfg: TrainConfig) -> dict[str, Any]:
+    """Resolved config (runtime-only keys removed) and ``input_identity`` of each data file of the run."""
+    from slicewise.data.io import open_volume
+    from slicewise.utils.identity import input_identity
+
+    conf = cfg.model_dump(mode="json")
+    for key in RUNTIME_KEYS:
+        section, name = key.split(".")
+        conf.get(section, {}).pop(name, None)
+    data: dict[str, Any] = {}
+    d = cfg.data
+    for role in ("raw", "labels", "instances"):
+        path = getattr(d, role)
+        if path is not None:
+            with open_volume(path, key=getattr(d, f"{role}_key")) as vol:
+                data[role] = input_identity(vol, path)
+    return {"config": conf, "data": data}
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _check_inputs(out: Path, current: dict[str, Any]) -> None:
+    """Refuse to resume when the config or a data file differs from the one the run began with."""
+    from slicewise.utils.identity import check_identity
+
+    path = out / INPUTS_NAME
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise StaleRunError(f"{path} is damaged: resume is unsafe without it; start afresh with --restart") from None
+    old, new = _flat(recorded.get("config", {})), _flat(current["config"])
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        k = changed[0]
+        raise StaleRunError(f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}"
+                         f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); resume with the run's own "
+                         f"config (slicewise train --out {out} --resume) or start afresh with --restart")
+    for role, rec in recorded.get("data", {}).items():
+        try:
+            check_identity(rec, current["data"].get(role, {}), what=f"training data {role} ({rec.get('path', '?')})",
+                           fix="restore the original file, or start afresh with --restart")
+        except InputError as err:
+            raise StaleRunError(str(err)) from None
 
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
@@ -144,9 +346,9 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     tc = cfg.trainer
     # two callbacks: Lightning 2.6 writes save_last only when the top-k one saved in that step
-    last = ModelCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+    last = RunCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
                            save_on_train_epoch_end=not has_val)
-    ckpt = ModelCheckpoint(dirpath=out / CKPT_DIR, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+    ckpt = RunCheckpoint(dirpath=out / CKPT_DIR, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
                            enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False) if has_val else last
     show = not os.environ.get("SLICEWISE_NO_PROGRESS")
     cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks]
@@ -162,14 +364,28 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
             raise ConfigError("trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false")
 
         loggers.append(TensorBoardLogger(out / "logs", name="tensorboard"))
-    trainer = pl.Trainer(
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        trainer = _make_trainer(cfg, out, cbs, loggers, has_val, show)
+    except (MisconfigurationException, ValueError, RuntimeError) as err:  # accelerator, devices, strategy …
+        first = " ".join(str(err).split())[:200]
+        raise ConfigError(f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
+                          f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
+                          f"trainer.accelerator=cpu)") from None
+    return trainer, ckpt
+
+
+def _make_trainer(cfg: TrainConfig, out: Path, cbs: list[pl.Callback], loggers: list[Any], has_val: bool,
+                  show: bool) -> pl.Trainer:
+    tc = cfg.trainer
+    return pl.Trainer(
         max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
         strategy=tc.strategy, precision=_precision(cfg), deterministic=tc.deterministic, callbacks=cbs, logger=loggers,
         log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1, limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
         enable_progress_bar=show, enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO()],
     )
-    return trainer, ckpt
 
 
 def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
@@ -178,9 +394,9 @@ def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
 
     model = module.model
     save_model(model, out / LAST_MODEL)
-    best_path = ckpt.best_model_path
-    if best_path and Path(best_path).is_file():
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+    best_path = out / CKPT_DIR / "best.ckpt"  # never a path read from a checkpoint
+    if best_path.is_file():
+        state = load_checkpoint_file(best_path)["state_dict"]
         best = copy.deepcopy(model).cpu()
         best.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
         save_model(best, out / BEST_MODEL)
@@ -194,25 +410,49 @@ def train(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     callbacks: list[pl.Callback] | None = None,
+    restart: bool = False,
 ) -> TrainResult:
-    """Fine-tune a segmentation model; see the module docstring for the run folder and DDP.
+    """Fine-tune a segmentation model; see the module docstring for the run folder, its states and DDP.
 
     ``config``: a :class:`TrainConfig`, a dict, a YAML path or ``None`` (defaults: the synthetic
     phantom); ``overrides``: ``["optim.lr=3e-4", ...]``; ``resume``: continue the run in ``out``
-    from ``checkpoints/last.ckpt`` (without ``config`` the run's own ``config.yaml`` is used);
+    from ``checkpoints/last.ckpt`` (without ``config`` the run's own ``config.yaml`` is used; a
+    changed config or data is refused); ``restart``: discard the run in ``out`` and start afresh
+    (again without ``config``: with the run's own ``config.yaml``);
     ``callbacks``: extra Lightning callbacks.
     """
+    if resume and restart:
+        raise InputError("--resume and --restart exclude each other: --resume continues the run, --restart discards it")
+    out_dir = _out_dir(out, resume)
+    zero = _is_global_zero_env()
+    if zero:
+        check_writable_folder(out_dir.parent, what=f"run folder {out_dir}")
+    with claim_output(out_dir) if zero else contextlib.nullcontext(out_dir):
+        if config is None and (resume or restart) and (out_dir / CONFIG_NAME).is_file():
+            config = read_yaml_mapping(out_dir / CONFIG_NAME)  # the run's own config, read before any cleaning
+        resume = _prepare_folder(out_dir, resume, restart, zero)
+        return _train(config, overrides, out_dir, resume, list(callbacks or []))
+
+
+def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, overrides: list[str] | None,
+           out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
     from slicewise.models import build_model
     from slicewise.train.datamodule import SliceDataModule
     from slicewise.train.module import SegmentationModule
 
-    out_dir = _out_dir(out, resume)
     if resume and config is None:
         config = out_dir / CONFIG_NAME
     cfg = resolve_config(config, overrides)
+    identity = _identity_record(cfg)
+    last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
+    if resume:
+        _check_inputs(out_dir, identity)
+        for path in (last_ckpt, out_dir / CKPT_DIR / "best.ckpt"):  # damaged or unsafe: one line, before any work
+            if path.is_file():
+                load_checkpoint_file(path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     has_val = cfg.data.val_fraction > 0 or cfg.data.val_range is not None
-    trainer, ckpt = _trainer(cfg, out_dir, list(callbacks or []), has_val=has_val)
+    trainer, ckpt = _trainer(cfg, out_dir, callbacks, has_val=has_val)
     data = SliceDataModule(cfg, world_size=trainer.world_size)
     data.setup("fit")
     model = build_model(cfg.model)
@@ -224,19 +464,22 @@ def train(
     module = SegmentationModule(model, cfg)
     if trainer.is_global_zero:
         save_config(cfg, out_dir / CONFIG_NAME)
+        if not resume or not (out_dir / INPUTS_NAME).is_file():
+            write_json(out_dir / INPUTS_NAME, identity, overwrite=True)
     with warnings.catch_warnings():
         for pattern in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
-        trainer.fit(module, datamodule=data, ckpt_path=out_dir / CKPT_DIR / "last.ckpt" if resume else None)
+        trainer.fit(module, datamodule=data, ckpt_path=last_ckpt if resume else None, weights_only=True)
     if trainer.is_global_zero:
         _export(module, ckpt, out_dir)
     trainer.strategy.barrier("slicewise-export")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     best = ckpt.best_model_score
     csv = Path(trainer.loggers[0].log_dir) / "metrics.csv"
+    best_ckpt = out_dir / CKPT_DIR / "best.ckpt"
     return TrainResult(
-        out_dir=out_dir, config=cfg, last_checkpoint=out_dir / CKPT_DIR / "last.ckpt",
-        best_checkpoint=Path(ckpt.best_model_path) if ckpt.best_model_path else None,
+        out_dir=out_dir, config=cfg, last_checkpoint=last_ckpt,
+        best_checkpoint=best_ckpt if best_ckpt.is_file() else None if has_val else last_ckpt,
         last_model=out_dir / LAST_MODEL, best_model=out_dir / BEST_MODEL, metrics=metrics,
         best_score=None if best is None else float(best), metrics_csv=csv if csv.is_file() else None,
     )

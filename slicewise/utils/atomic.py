@@ -15,7 +15,7 @@ from typing import Any
 
 from slicewise.errors import InputError
 
-__all__ = ["atomic_path", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "write_json"]
+__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -34,11 +34,7 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output") -> Pa
     or the disk refuses the probe, so a long job never computes for an hour and then fails to save.
     """
     d = Path(folder) if str(folder) else Path(".")
-    for parent in (d, *d.parents):
-        if parent.exists() and not parent.is_dir():
-            raise InputError(f"cannot create {what}: {parent} is a file, not a folder; choose another output path")
-        if parent.exists():
-            break
+    check_creatable_folder(d, what)  # the nearest existing ancestor: a folder, writable by its mode bits
     try:
         d.mkdir(parents=True, exist_ok=True)
         if not d.stat().st_mode & 0o222:  # read-only by its mode bits: honoured even for root, who could write
@@ -48,6 +44,20 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output") -> Pa
         probe.unlink()
     except OSError as err:
         raise InputError(f"cannot write {what}: folder {d} is not writable ({err.strerror}); choose a writable location") from None
+    return d
+
+
+def check_creatable_folder(folder: str | os.PathLike, what: str = "output") -> Path:
+    """Like :func:`check_writable_folder`, but creates nothing: the folder, or its nearest existing
+    ancestor, must be a writable folder (mode bits honoured even for root), not a file."""
+    d = Path(folder) if str(folder) else Path(".")
+    existing = d
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InputError(f"cannot create {what}: {existing} is a file, not a folder; choose another output path")
+    if existing.exists() and (not existing.stat().st_mode & 0o222 or not os.access(existing, os.W_OK | os.X_OK)):
+        raise InputError(f"cannot write {what}: folder {existing} is not writable; choose a writable location")
     return d
 
 

@@ -84,3 +84,17 @@ def test_fetch_from_local_files(capsys: pytest.CaptureFixture, tmp_path: Path) -
     assert code == 0 and out.strip() == str(tmp_path / "d" / "isbi2012")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "d" / "isbi2012" / "train" / "labels.tif"), a)
     assert (tmp_path / "d" / "isbi2012" / "metadata.json").is_file()
+
+
+def test_info_counts_nan_and_inf_instead_of_hiding_them(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    a = np.linspace(0, 1, 2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    a[0, 0, :3] = np.nan
+    a[1, 2, 2] = np.inf
+    a[1, 3, 3] = -np.inf
+    write_volume(tmp_path / "f.tif", a)
+    main(["data", "info", str(tmp_path / "f.tif")])
+    out = capsys.readouterr().out
+    assert "3 NaN, 1 +Inf, 1 -Inf" in out and "(finite values)" in out
+    write_volume(tmp_path / "clean.tif", np.zeros((1, 4, 4), np.float32))
+    main(["data", "info", str(tmp_path / "clean.tif")])
+    assert "NaN" not in capsys.readouterr().out

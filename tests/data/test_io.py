@@ -148,7 +148,7 @@ class _Failing:
 @pytest.mark.parametrize("name", ["o.tif", "o.zarr", "o.h5", "pngs"])
 def test_failed_write_leaves_nothing(tmp_path: Path, name: str) -> None:
     src = Volume(_Failing((40, 8, 8), bad=35))
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="damaged or incomplete"):  # a read error of the source, in one line
         write_volume(tmp_path / name, src, chunks=(1, 8, 8))
     assert list(tmp_path.iterdir()) == []
 
@@ -156,7 +156,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, name: str) -> None:
 def test_failed_hdf5_add_leaves_file_as_it_was(tmp_path: Path) -> None:
     p = tmp_path / "f.h5"
     write_volume(p, np.zeros((2, 4, 4), np.uint8), key="raw")
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="damaged or incomplete"):
         write_volume(p, Volume(_Failing((40, 8, 8), bad=35)), key="pred", chunks=(1, 8, 8))
     with h5py.File(p) as f:
         assert list(f.keys()) == ["raw"]

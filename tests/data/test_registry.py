@@ -221,3 +221,93 @@ def test_monuseg_style_images_and_xml(tmp_path: Path) -> None:
     lab = open_volume(out / "train" / "labels" / "TCGA-X.tif")[0]
     assert lab.shape == (20, 30) and set(np.unique(lab)) == {0, 1, 2}
     assert lab[4, 5] == 1 and lab[11, 24] == 2 and lab[15, 5] == 0
+
+
+def _warnings(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ln.startswith("warning:")]
+
+
+def test_unverified_download_warns_records_its_sha256_and_checks_the_next_download(
+        tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    base, www = server
+    arrays = _isbi_files(www)
+    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"{base}/{n}", "fname": n, "sha256": None} for n in arrays])
+    out = registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
+    warned = _warnings(capsys.readouterr().err)
+    assert len(warned) == 3 and all("UNVERIFIED" in w and "sha256.json" in w for w in warned)
+    recorded = json.loads((tmp_path / "cache" / "sha256.json").read_text())
+    assert recorded["dataset/isbi2012/train-volume.tif"] == _sha256(www / "train-volume.tif")
+    assert json.loads((out / "metadata.json").read_text())["files"]["train-volume.tif"]["verified"] is False
+    # a second download (cache cleared) is checked against the recorded digest: same file → verified, silent
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache" / "downloads")
+    out = registry.fetch("isbi2012", dest=tmp_path / "data2", cache_dir=tmp_path / "cache")
+    assert not _warnings(capsys.readouterr().err)
+    meta = json.loads((out / "metadata.json").read_text())["files"]["train-volume.tif"]
+    assert meta["verified"] is True and meta["verified_against"] == "first download"
+    # ... and a changed upstream file is refused in one line
+    shutil.rmtree(tmp_path / "cache" / "downloads")
+    tifffile.imwrite(www / "train-volume.tif", RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8))
+    with pytest.raises(InputError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data3", cache_dir=tmp_path / "cache")
+    assert "recorded at its first download" in _one_line(err) and not (tmp_path / "data3" / "isbi2012").exists()
+
+
+def test_plain_http_is_tried_over_https_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import pooch
+    import requests
+
+    src = tmp_path / "t.tif"
+    tifffile.imwrite(src, RNG.integers(0, 256, (2, 8, 8), dtype=np.uint8))
+    tried: list[str] = []
+
+    def retrieve(url: str, known_hash: str | None, fname: str, path: Path, **kw: object) -> str:
+        tried.append(url)
+        if url.startswith("https://nohttps.example"):
+            raise requests.exceptions.SSLError("no https here")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / fname).write_bytes(src.read_bytes())
+        return str(Path(path) / fname)
+
+    monkeypatch.delenv("SLICEWISE_OFFLINE", raising=False)
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
+    for host, plain in (("secure.example", False), ("nohttps.example", True)):
+        _patch(monkeypatch, "isbi2012", downloads=[{"url": f"http://{host}/t.tif", "fname": "t.tif", "sha256": _sha256(src)}],
+               outputs={"train/raw": {"file": "t.tif"}})
+        out = registry.fetch("isbi2012", dest=tmp_path / host, cache_dir=tmp_path / f"c-{host}")
+        url = json.loads((out / "metadata.json").read_text())["files"]["t.tif"]["url"]
+        warned = _warnings(capsys.readouterr().err)
+        assert url == (f"http://{host}/t.tif" if plain else f"https://{host}/t.tif")
+        assert (len(warned) == 1 and "plain http" in warned[0]) if plain else not warned
+    assert tried == ["https://secure.example/t.tif", "https://nohttps.example/t.tif", "http://nohttps.example/t.tif"]
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_archive_size_guard_refuses_bombs_before_extracting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import io
+    import tarfile
+
+    from slicewise.utils import trust
+
+    arc = tmp_path / f"bomb.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(arc, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("zeros.bin", b"\0" * 4_000_000)
+    else:
+        with tarfile.open(arc, "w:gz") as t:
+            info = tarfile.TarInfo("zeros.bin")
+            info.size = 4_000_000
+            t.addfile(info, io.BytesIO(b"\0" * info.size))
+    assert arc.stat().st_size < 40_000
+    assert trust.check_archive(arc, tmp_path) == 4_000_000  # under the default limits: fine
+    monkeypatch.setattr(trust, "RATIO_FLOOR", 1_000_000)  # as if it expanded past the floor
+    with pytest.raises(InputError, match="zip bomb") as err:
+        registry._unpack(arc, tmp_path / "x", fresh=True)
+    _one_line(err)
+    monkeypatch.setattr(trust, "RATIO_FLOOR", 10**12)
+    monkeypatch.setenv("SLICEWISE_MAX_EXTRACT_BYTES", "1e6")
+    with pytest.raises(InputError, match="extraction limit"):
+        registry._unpack(arc, tmp_path / "x", fresh=True)
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import timm
 import torch
@@ -172,3 +174,34 @@ def test_registry_entries_are_complete():
         assert timm.is_model(source.encoder), name
         assert source.url.startswith("https://") and source.citation, name
         assert source.sha256 is None or len(source.sha256) == 64
+
+
+def test_unverified_registry_weights_warn_record_and_are_checked_on_later_loads(tmp_path, monkeypatch, capsys):
+    import json
+
+    import pooch
+
+    from slicewise.errors import WeightsError
+    from slicewise.models import weights as w
+
+    state = tmp_path / "src.pth"
+    torch.save({"fc.weight": torch.ones(2, 2)}, state)
+
+    def retrieve(url, known_hash, fname, path, **kw):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / fname).write_bytes(state.read_bytes())
+        return str(Path(path) / fname)
+
+    monkeypatch.setenv("SLICEWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SLICEWISE_OFFLINE", raising=False)
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
+    monkeypatch.setitem(w.REGISTRY, "lab_rn18", w.WeightSource("resnet18", "https://example.org/lab.pth", None))
+    path = w.fetch("lab_rn18")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("warning:") and "UNVERIFIED" in err[0]
+    digest = json.loads((tmp_path / "cache" / "sha256.json").read_text())["weights/lab_rn18"]
+    assert w.fetch("lab_rn18") == path and not capsys.readouterr().err  # cached, matches the record
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(WeightsError, match="recorded at their first download"):
+        w.fetch("lab_rn18")
+    assert len(digest) == 64

@@ -85,3 +85,44 @@ def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, make_tiny
     cfg["trainer"]["tensorboard"] = True
     with pytest.raises(ConfigError, match="pip install tensorboard"):
         train(cfg, out=tmp_path / "run")
+
+
+@pytest.mark.parametrize("items,expected", [
+    (["optim.lr=[1,"], "override 'optim.lr=[1,': the value is not valid YAML"),
+    (["optim..lr=1"], "empty part"),
+    (["optim=1", "optim.lr=2"], "cannot also hold keys"),
+])
+def test_malformed_overrides_are_one_line_errors_naming_the_override(items, expected):
+    from slicewise.config import parse_overrides
+
+    with pytest.raises(ConfigError) as err:
+        parse_overrides(items)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_typo_in_an_override_is_blamed_on_the_override_not_the_yaml(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("optim: {lr: 0.001}\n")
+    with pytest.raises(ConfigError, match=r"override 'optim.lrr=1': unknown key 'optim.lrr' \(did you mean 'lr'\?\)"):
+        resolve_config(str(cfg), ["optim.lrr=1"])
+    cfg.write_text("optim: {lrr: 0.001}\n")
+    with pytest.raises(ConfigError, match=r"^run.yaml: unknown key 'optim.lrr'"):  # a YAML typo stays the YAML's
+        resolve_config(str(cfg), ["optim.lr=1"])
+
+
+@pytest.mark.parametrize("labels", [[-44], [-1, 0, 1]])
+def test_negative_labels_never_suggest_a_negative_class_count(labels):
+    with pytest.raises(ConfigError) as err:
+        check_classes(np.array(labels), classes=2)
+    msg = str(err.value)
+    assert "negative values" in msg and "classes=-" not in msg and "ignore_index" in msg
+    if len(labels) == 1:
+        check_classes(np.array(labels), classes=2, ignore_index=labels[0])  # ignored values are fine
+
+
+@pytest.mark.parametrize("override", ["seed=-1", "data.patch_size=0", "data.val_range=[4,4]", "optim.lr=.nan",
+                                      "optim.betas=[0.9,1.5]", "loss.ce=-1", "data.train_fraction=0",
+                                      "model.img_size=0", "data.synthetic.shape=[0,64,64]"])
+def test_nonsensical_numbers_are_refused(override):
+    with pytest.raises(ConfigError, match="override"):
+        resolve_config(None, [override])
