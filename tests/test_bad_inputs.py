@@ -5,11 +5,10 @@ starting ``error:``, no traceback, nothing at the case's output path, and never 
 the malicious pickles in the kit would create if anything unpickled them.
 
 Extend the corpus by adding one line to :data:`CASES` (CLI) or :data:`API_CASES` (Python API):
-``Case(id, argv, setup, out=..., match=..., env=..., owner=...)``. ``argv`` and ``out`` are
+``Case(id, argv, setup, out=..., match=..., env=...)``. ``argv`` and ``out`` are
 formatted with ``k`` (the shared kit folder, see :func:`kit`) and ``t`` (the case's own folder);
 ``setup`` names a function in :data:`SETUPS` that prepares ``t``; ``match`` is a regex the error
-line must contain; ``owner`` marks a case whose fix belongs to another branch (expected to fail
-until that branch is merged).
+line must contain.
 """
 
 from __future__ import annotations
@@ -53,11 +52,8 @@ class Case(NamedTuple):
     out: str | None = None
     match: str | None = None
     env: dict[str, str] | None = None
-    owner: str | None = None
 
 
-SCALE_ENGINE = "scale-engine (predict: NaN/Inf and float-range rule, output claims, numeric options)"
-SCALE_SEG = "scale-seg (segment/evaluate: probability inputs, negative labels, numeric options)"
 
 CASES: list[Case] = [
     # ------------------------------------------------------------------ data list / fetch / info
@@ -160,9 +156,9 @@ CASES: list[Case] = [
     Case("predict-output-read-only", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/ro/p.tif"], "readonly", out="{t}/ro/p.tif", match="not writable"),
     Case("predict-truncated-input", ["predict", "{k}/model.pt", "{k}/trunc.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", match="damaged"),
     Case("predict-output-exists", ["predict", "{k}/model.pt", "{k}/raw.tif", "{k}/labels.tif"], match="exists"),
-    Case("predict-nan-raw", ["predict", "{k}/model.pt", "{k}/nan.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", match="NaN", owner=SCALE_ENGINE),
-    Case("predict-float-raw-outside-unit-range", ["predict", "{k}/model.pt", "{k}/range.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", owner=SCALE_ENGINE),
-    Case("predict-output-claimed", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "64"], "claimed_prediction", out="{t}/p.tif", match="another slicewise process", owner=SCALE_ENGINE),
+    Case("predict-nan-raw", ["predict", "{k}/model.pt", "{k}/nan.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", match="NaN"),
+    Case("predict-float-raw-outside-unit-range", ["predict", "{k}/model.pt", "{k}/range.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif"),
+    Case("predict-output-claimed", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "64"], "claimed_prediction", out="{t}/p.tif", match="another slicewise process"),
     Case("predict-zero-tile", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "0"], out="{t}/p.tif"),
     Case("predict-overlap-above-one", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--overlap", "1.5"], out="{t}/p.tif"),
     Case("predict-zero-batch", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--batch-size", "0"], out="{t}/p.tif"),
@@ -171,8 +167,8 @@ CASES: list[Case] = [
     Case("segment-truncated-input", ["segment", "{k}/trunc.tif", "{t}/s.tif"], out="{t}/s.tif", match="damaged"),
     Case("segment-output-under-a-file", ["segment", "{k}/prob.tif", "{k}/afile/s.tif"], out="{k}/afile/s.tif"),
     Case("segment-unknown-mode", ["segment", "{k}/prob.tif", "{t}/s.tif", "--mode", "magic"], out="{t}/s.tif"),
-    Case("segment-raw-as-probabilities", ["segment", "{k}/raw.tif", "{t}/s.tif"], out="{t}/s.tif", owner=SCALE_SEG),
-    Case("segment-nan-probabilities", ["segment", "{k}/nan.tif", "{t}/s.tif"], out="{t}/s.tif", owner=SCALE_SEG),
+    Case("segment-raw-as-probabilities", ["segment", "{k}/raw.tif", "{t}/s.tif"], out="{t}/s.tif"),
+    Case("segment-nan-probabilities", ["segment", "{k}/nan.tif", "{t}/s.tif"], out="{t}/s.tif"),
     Case("segment-negative-min-size", ["segment", "{k}/prob.tif", "{t}/s.tif", "--min-size=-1"], out="{t}/s.tif"),
     # ------------------------------------------------------------------ evaluate
     Case("evaluate-shape-mismatch", ["evaluate", "{k}/labels.tif", "{k}/small_labels.tif"], match="shape"),
@@ -180,7 +176,7 @@ CASES: list[Case] = [
     Case("evaluate-json-under-a-file", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--json", "{k}/afile/e.json"], out="{k}/afile/e.json"),
     Case("evaluate-bad-classes", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--classes", "a,b"], match="--classes"),
     Case("evaluate-missing-ground-truth", ["evaluate", "{k}/labels.tif", "{t}/none.tif"], match="does not exist"),
-    Case("evaluate-negative-labels", ["evaluate", "{k}/neg_labels.tif", "{k}/neg_labels.tif", "--kind", "instance"], owner=SCALE_SEG),
+    Case("evaluate-negative-labels", ["evaluate", "{k}/neg_labels.tif", "{k}/neg_labels.tif", "--kind", "instance"]),
     # ------------------------------------------------------------------ demo
     Case("demo-zero-steps", ["demo", "--steps", "0", "--out", "{t}/demo"], out="{t}/demo", match="--steps"),
     Case("demo-patch-not-multiple-of-32", ["demo", "--patch", "33", "--out", "{t}/demo"], out="{t}/demo", match="--patch"),
@@ -416,8 +412,7 @@ def _check_error_output(err: str, case: Case | None = None) -> None:
 
 
 def _params(cases: list[Case]) -> list[Any]:
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=f"fixed in branch {c.owner}", strict=False)]
-                         if c.owner else []) for c in cases]
+    return [pytest.param(c, id=c.id) for c in cases]
 
 
 @pytest.fixture
@@ -520,28 +515,27 @@ def _api_archive_guard(k: Path, t: Path) -> Any:
         del os.environ["SLICEWISE_MAX_EXTRACT_BYTES"]
 
 
-API_CASES: list[tuple[str, Callable[[Path, Path], Any], str | None]] = [
-    ("load_model-malicious", lambda k, t: __import__("slicewise").load_model(k / "evil.pt"), None),
-    ("load_model-truncated", lambda k, t: __import__("slicewise").load_model(k / "trunc_model.pt"), None),
-    ("open_volume-truncated-tiff-read", lambda k, t: __import__("slicewise").open_volume(k / "trunc_strip.tif")[:], None),
-    ("open_volume-corrupt-zarr-read", lambda k, t: __import__("slicewise").open_volume(k / "corrupt.zarr")[:], None),
-    ("open_volume-hdf5-corrupt-chunk", lambda k, t: __import__("slicewise").open_volume(k / "badchunk.h5")[:], None),
-    ("parse_overrides-malformed", lambda k, t: __import__("slicewise.config").config.parse_overrides(["optim.lr=[1,"]), None),
-    ("train-override-malformed", _api_train_override, None),
-    ("train-resume-malicious-last", _api_train_resume_evil, None),
-    ("build_model-malicious-weights", _api_weights_evil, None),
-    ("check_classes-all-negative", _api_check_classes_all_negative, None),
-    ("check_archive-zip-bomb", _api_archive_guard, None),
-    ("run_demo-zero-steps", lambda k, t: __import__("slicewise.demo").demo.run_demo(out=t / "d", steps=0), None),
-    ("fetch-unknown", lambda k, t: __import__("slicewise.data.registry").data.registry.fetch("nosuch", dest=t), None),
-    ("check_output_path-under-file", lambda k, t: __import__("slicewise.utils").utils.check_output_path(k / "afile" / "x.tif"), None),
-    ("predict-nan-raw", lambda k, t: __import__("slicewise").predict(__import__("slicewise").load_model(k / "model.pt"), k / "nan.tif", tile=64), SCALE_ENGINE),
+API_CASES: list[tuple[str, Callable[[Path, Path], Any]]] = [
+    ("load_model-malicious", lambda k, t: __import__("slicewise").load_model(k / "evil.pt")),
+    ("load_model-truncated", lambda k, t: __import__("slicewise").load_model(k / "trunc_model.pt")),
+    ("open_volume-truncated-tiff-read", lambda k, t: __import__("slicewise").open_volume(k / "trunc_strip.tif")[:]),
+    ("open_volume-corrupt-zarr-read", lambda k, t: __import__("slicewise").open_volume(k / "corrupt.zarr")[:]),
+    ("open_volume-hdf5-corrupt-chunk", lambda k, t: __import__("slicewise").open_volume(k / "badchunk.h5")[:]),
+    ("parse_overrides-malformed", lambda k, t: __import__("slicewise.config").config.parse_overrides(["optim.lr=[1,"])),
+    ("train-override-malformed", _api_train_override),
+    ("train-resume-malicious-last", _api_train_resume_evil),
+    ("build_model-malicious-weights", _api_weights_evil),
+    ("check_classes-all-negative", _api_check_classes_all_negative),
+    ("check_archive-zip-bomb", _api_archive_guard),
+    ("run_demo-zero-steps", lambda k, t: __import__("slicewise.demo").demo.run_demo(out=t / "d", steps=0)),
+    ("fetch-unknown", lambda k, t: __import__("slicewise.data.registry").data.registry.fetch("nosuch", dest=t)),
+    ("check_output_path-under-file", lambda k, t: __import__("slicewise.utils").utils.check_output_path(k / "afile" / "x.tif")),
+    ("predict-nan-raw", lambda k, t: __import__("slicewise").predict(__import__("slicewise").load_model(k / "model.pt"), k / "nan.tif", tile=64)),
 ]
 
 
-@pytest.mark.parametrize("name,call,owner", [pytest.param(*c, id=c[0], marks=[pytest.mark.xfail(reason=f"fixed in branch {c[2]}", strict=False)] if c[2] else [])
-                                            for c in API_CASES])
-def test_api_case(name: str, call: Callable[[Path, Path], Any], owner: str | None, kit: Path, case_dir: Path) -> None:
+@pytest.mark.parametrize("name,call", [pytest.param(*c, id=c[0]) for c in API_CASES])
+def test_api_case(name: str, call: Callable[[Path, Path], Any], kit: Path, case_dir: Path) -> None:
     with pytest.raises(SlicewiseError) as err:
         call(kit, case_dir)
     assert "\n" not in str(err.value)

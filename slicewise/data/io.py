@@ -214,7 +214,7 @@ def damaged(source: Any, err: BaseException) -> InputError:
 
 
 @contextlib.contextmanager
-def _tifffile_problems() -> Iterator[list[str]]:
+def tifffile_warnings() -> Iterator[list[str]]:
     """Collect tifffile's log warnings (e.g. "invalid page offset" of a truncated file) while a TIFF is
     opened, instead of letting them reach the terminal; the caller turns them into one error."""
     logger = logging.getLogger("tifffile")
@@ -446,7 +446,7 @@ def _open_tiff(p: Path) -> Volume:
     import tifffile
     import zarr
 
-    with _tifffile_problems() as problems:
+    with tifffile_warnings() as problems:
         try:
             tif = tifffile.TiffFile(p)
         except (tifffile.TiffFileError, OSError, ValueError, EOFError) as err:
@@ -520,7 +520,7 @@ def _read_image(path: Path) -> np.ndarray:
         import tifffile
 
         try:
-            with _tifffile_problems():
+            with tifffile_warnings():
                 a = tifffile.imread(path)
         except Exception as err:
             raise damaged(path, err) from None

@@ -792,13 +792,23 @@ def _plain(arr: Any, names: Any, meta: dict[str, Any]) -> Prediction:
 
 
 class _AddAxis:
-    def __init__(self, array: Any) -> None:
+    """A lazy view of ``array`` with a new axis of length 1 at ``axis`` (0 or -1): reads only what is indexed."""
+
+    def __init__(self, array: Any, axis: int = 0) -> None:
         self._array = array
-        self.shape = (1, *array.shape)
+        self._first = axis == 0
+        self.shape = (1, *array.shape) if self._first else (*array.shape, 1)
         self.dtype = array.dtype
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self._array[...])[np.newaxis][key]
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (len(self.shape) - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (len(self.shape) - len(key))
+        if self._first:
+            return np.asarray(self._array[key[1:]])[np.newaxis][(key[0],)]
+        return np.asarray(self._array[key[:-1]])[..., np.newaxis][(Ellipsis, key[-1])]
 
 
 def _read_hdf5(p: Path, key: str | None) -> Prediction:
@@ -836,16 +846,20 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
 def _read_tiff(p: Path) -> Prediction:
     import tifffile
 
-    try:
-        tif = tifffile.TiffFile(p)
-        md = (tif.shaped_metadata or [{}])[0] or {}
-        tif.close()
+    from slicewise.data.io import tifffile_warnings, damaged, open_volume
+
+    with tifffile_warnings() as problems:
         try:
-            arr = tifffile.memmap(p, mode="r")
-        except ValueError:  # compressed / not memory-mappable: read it whole
-            arr = tifffile.imread(p)
-    except (tifffile.TiffFileError, OSError) as err:
-        raise InputError(f"cannot read {p} as TIFF ({err}): is the file complete?") from None
+            with tifffile.TiffFile(p) as tif:
+                md = (tif.shaped_metadata or [{}])[0] or {}
+            try:
+                arr: Any = tifffile.memmap(p, mode="r")
+            except ValueError:  # compressed / not memory-mappable: the data layer's lazy, checked reader
+                arr = open_volume(p)
+        except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as err:
+            raise damaged(p, err) from None
+    if problems:
+        raise damaged(p, RuntimeError(problems[0]))
     meta = md.get("slicewise") or {}
     if isinstance(meta, str):
         meta = json.loads(meta)
@@ -855,6 +869,6 @@ def _read_tiff(p: Path) -> Prediction:
     kind = meta.get("output_kind")
     if arr.ndim == 4 or kind == "probabilities" or (kind is None and not np.issubdtype(arr.dtype, np.integer)):
         if arr.ndim == 3:
-            arr = arr[..., np.newaxis]
+            arr = _AddAxis(arr, axis=-1)
         return Prediction(_Lazy(arr, scale, channel_last=True), None, _names(meta.get("channels"), arr.shape[-1]), vs, off, meta)
     return Prediction(None, arr, list(meta.get("channels") or []), vs, off, meta)

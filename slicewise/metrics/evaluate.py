@@ -218,7 +218,9 @@ def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int,
         elif sfx in (".tif", ".tiff") and p.exists():
             import tifffile
 
-            with tifffile.TiffFile(p) as tif:
+            from slicewise.data.io import tifffile_warnings
+
+            with tifffile_warnings(), tifffile.TiffFile(p) as tif:
                 md = (tif.shaped_metadata or [{}])[0] or {}
             meta = md.get("slicewise") or {}
             found = md.get("offset") or (meta.get("offset") if isinstance(meta, dict) else None)
