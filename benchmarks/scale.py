@@ -97,7 +97,8 @@ def make_input(path: Path, shape: tuple[int, int, int], chunks: tuple[int, int, 
     if is_ome_zarr(path):
         arr = zarr.open_array(str(path / "0"), mode="r")
         if tuple(arr.shape) == shape:
-            return {"reused": True, "bytes_on_disk": _du(path)}
+            made = dict(zarr.open_group(str(path), mode="r").attrs.get("synthetic", {}))
+            return {"reused": True, **made, "bytes_on_disk": _du(path)}
     shutil.rmtree(path, ignore_errors=True)
     t0 = time.perf_counter()
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
@@ -111,7 +112,9 @@ def make_input(path: Path, shape: tuple[int, int, int], chunks: tuple[int, int, 
             y1 = min(y0 + chunks[1], shape[1])
             arr[z0:z1, y0:y1, :] = _slab(z0, z1, y0, y1, shape[2], noise)
     write_image_metadata(root, axes=("z", "y", "x"), voxel_size=voxel_size, n_levels=1, name="synthetic-em")
-    return {"reused": False, "seconds": round(time.perf_counter() - t0, 1), "bytes_on_disk": _du(path)}
+    made = {"seconds": round(time.perf_counter() - t0, 1), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    root.attrs["synthetic"] = made
+    return {"reused": False, **made, "bytes_on_disk": _du(path)}
 
 
 def _du(path: Path) -> int:
