@@ -94,7 +94,7 @@ def run_demo(
     from slicewise.data.sampling import split_z
     from slicewise.diagnostics.attribution import attribution_report
     from slicewise.diagnostics.report import jsonable, plot_shares
-    from slicewise.infer.predict import predict_slices
+    from slicewise.infer.predict import predict
     from slicewise.metrics.evaluate import evaluate
     from slicewise.models import load_model
     from slicewise.train import train
@@ -126,7 +126,7 @@ def run_demo(
         }
         result = train(cfg, out=out / f"train-{strategy}")
         model = load_model(result.best_model)
-        probs = predict_slices(model, vol, z0, z1, tile=patch, overlap=0.25)
+        probs = predict(model, vol, roi=(slice(z0, z1),), tile=patch, overlap=0.25)
         pred = probs[:classes].argmax(0)
         sem = evaluate(pred, semantic[z0:z1], kind="semantic", classes=list(range(classes)))["volume"]
         inst = evaluate(_cells(pred, fill=True), _cells(semantic[z0:z1]), kind="instance")["volume"]

@@ -20,6 +20,12 @@ On the device: the block's input (uint8 or its native dtype) is copied as is (pi
 finished blocks come back to the host on a side CUDA stream while the next block computes, and the next
 block's input is read on a background thread meanwhile. On CPU these are plain synchronous copies.
 
+Cost of the halo: a tile that straddles a block border is computed by every block it touches, so blocks
+smaller than the plane compute ≈ (1 + step / B)² times the tiles of a whole-plane run (y/x block side B,
+tile step = T·(1 − overlap); counted on a 16384² plane with T = 256, overlap 0.25: 1.38× for B = 1024,
+1.07× for B = 4096, 1× for whole planes, which :func:`slicewise.infer.predict.predict` uses by default).
+Choose the largest y/x block memory allows.
+
 Memory per block ≈ (block + halo) voxels × (input bytes + 4 for the float copy) + accumulators
 ``(bz, C, by + halo, bx + halo)`` float32: bounded by the block, never the section or the volume.
 """
@@ -41,11 +47,25 @@ from slicewise.infer.tiling import gaussian_weight, reflect_index, tile_starts
 
 DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
+UNIT_TOLERANCE = 1e-6  # float input may exceed [0, 1] by round-off only
 
 __all__ = [
-    "Block", "DEFAULT_BLOCK", "Plan", "Region", "iter_predicted_blocks", "plan_blocks", "predict_block",
-    "read_block_input", "read_region",
+    "DEFAULT_BLOCK",
+    "Block",
+    "InputValueError",
+    "Plan",
+    "Region",
+    "iter_predicted_blocks",
+    "plan_blocks",
+    "predict_block",
+    "read_block_input",
+    "read_region",
 ]
+
+
+class InputValueError(InputError):
+    """The input's values cannot be predicted (NaN/Inf, float outside [0, 1] without normalisation): a partial
+    output is useless then, so :func:`slicewise.infer.predict.predict_to` deletes it."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +239,8 @@ def _to_device(raw: np.ndarray, device: Any) -> Any:
     import torch
 
     a = np.ascontiguousarray(raw)
+    if not a.dtype.isnative:  # big-endian HDF5/Zarr data
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype == np.uint16 or a.dtype == np.uint32:  # torch lacks these as a transfer dtype on old versions
         a = a.astype(np.int64 if a.dtype == np.uint32 else np.int32)
     t = torch.from_numpy(a) if a.dtype != bool else torch.from_numpy(a.astype(np.uint8))
@@ -234,11 +256,11 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
     if np.issubdtype(src_dtype, np.floating):
         x = t.float()
         if not bool(torch.isfinite(x).all()):
-            raise InputError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
+            raise InputValueError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
         if plan.normalize is None:
             lo, hi = float(x.min()), float(x.max())
-            if lo < 0.0 or hi > 1.0:
-                raise InputError(
+            if lo < -UNIT_TOLERANCE or hi > 1.0 + UNIT_TOLERANCE:
+                raise InputValueError(
                     f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1], or pass "
                     f"--normalize percentile (normalize='percentile') to map its 0.1–99.9th percentiles to [0, 1]"
                 )

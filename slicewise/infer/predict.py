@@ -10,7 +10,7 @@ Gaussian weights: ``Σ w·p / Σ w``. The volume (or the ROI) is cut into 3-D bl
 depend on the block shape and memory is bounded by the block, not the volume or section size.
 
 Input intensities: integer dtypes are divided by their dtype maximum (uint8 by 255). Float input must
-be finite and lie in [0, 1]; anything else is refused in one line unless ``normalize="percentile"``
+be finite and lie in [0, 1] (±1e-6 round-off); anything else is refused in one line unless ``normalize="percentile"``
 (CLI ``--normalize percentile``), which maps the 0.1th and 99.9th percentiles of the volume — estimated
 from a seeded sample of 16 blocks — to 0 and 1 and clips (for any dtype). NaN/Inf are always refused
 (checked in every block as it is read, so before anything is finalised).
@@ -41,11 +41,23 @@ import numpy as np
 from slicewise.data.io import as_volume
 from slicewise.data.roi import parse_roi, resolve_roi
 from slicewise.data.stacking import check_stack_params
-from slicewise.errors import InputError, SlicewiseError
+from slicewise.errors import InputError
 from slicewise.infer.blocks import (
-    DEFAULT_BLOCK, Block, Plan, iter_predicted_blocks, plan_blocks, prepare_model, sample_percentiles,
+    DEFAULT_BLOCK,
+    Block,
+    InputValueError,
+    Plan,
+    iter_predicted_blocks,
+    plan_blocks,
+    prepare_model,
+    sample_percentiles,
 )
-from slicewise.infer.store import PROB_DTYPES, check_output_kind, labels_from, open_prediction_writer
+from slicewise.infer.store import (
+    PROB_DTYPES,
+    check_output_kind,
+    labels_from,
+    open_prediction_writer,
+)
 from slicewise.infer.tiling import effective_tile, tile_starts
 from slicewise.utils.atomic import check_output_path, claim_output
 from slicewise.utils.device import resolve_device
@@ -58,6 +70,7 @@ OutputKind = Literal["probabilities", "labels", "both"]
 OUTPUT_KINDS: tuple[str, ...] = ("probabilities", "labels", "both")
 NORMALIZE: tuple[str, ...] = ("none", "percentile")
 PROBABILITY_HEADS = ("seg", "boundary")
+WHOLE = 2**62  # a block length that make_plan clips to the ROI: whole planes
 
 __all__ = ["Plan", "PredictSettings", "labels_from", "make_plan", "predict", "predict_to"]
 
@@ -90,8 +103,9 @@ class PredictSettings:
     context slices (≥ 1); ``border``: ``reflect`` or ``replicate`` context beyond the volume ends. ``tta``:
     average over H/W flips and z-reversal. ``device``: ``None``/``"auto"`` = CUDA when available (bf16
     autocast, channels_last), else CPU. ``output_kind``: what :func:`predict_to` writes. ``dtype``: stored
-    probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape (default
-    32×1024×1024, clipped to the ROI). ``roi``: output region (string or slices). ``normalize``: ``None`` /
+    probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape, clipped to the
+    ROI; default ``None`` = 32×1024×1024 for :func:`predict_to` (memory bounded by the block) and 32 whole
+    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles). ``roi``: output region (string or slices). ``normalize``: ``None`` /
     ``"none"`` or ``"percentile"`` (see the module docstring). ``dask``: ``None``, ``"local:N"`` or
     ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar.
     """
@@ -106,7 +120,7 @@ class PredictSettings:
     device: str | None = None
     output_kind: str = "probabilities"
     dtype: str = "float32"
-    block: Any = DEFAULT_BLOCK
+    block: Any = None
     roi: Any = None
     normalize: str | None = None
     dask: str | None = None
@@ -137,7 +151,8 @@ class PredictSettings:
         if str(self.dtype) not in PROB_DTYPES:
             raise InputError(f"probability dtype {self.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
         set_(self, "dtype", str(self.dtype))
-        set_(self, "block", _ints(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
+        if self.block is not None:
+            set_(self, "block", _ints(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
         if isinstance(self.roi, str):
             set_(self, "roi", parse_roi(self.roi))
         elif self.roi is not None:
@@ -151,7 +166,9 @@ class PredictSettings:
         set_(self, "normalize", norm)
         if self.dask is not None:
             d = str(self.dask).strip()
-            if not (d.startswith("tcp://") or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)):
+            local = d == "local" or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)
+            remote = "://" in d or (":" in d and d.rsplit(":", 1)[1].isdigit() and not d.startswith("local"))
+            if not (local or remote):
                 raise InputError(f"--dask {self.dask!r} is not an address: give local:N (N >= 1 worker processes) or tcp://host:port")
             set_(self, "dask", d)
 
@@ -230,7 +247,7 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
         raise InputError(f"--dtype uint8 stores probabilities in [0, 1] but head(s) {', '.join(raw)} give unbounded values: use --dtype float16 or float32")
     roi = resolve_roi(s.roi, shape)
     roi_shape = [r.stop - r.start for r in roi]
-    block = tuple(min(b, n) for b, n in zip(s.block, roi_shape))
+    block = tuple(min(b, n) for b, n in zip(s.block or DEFAULT_BLOCK, roi_shape))
     out_channels = int(model.out_channels)
     return Plan(
         shape=shape, k=k, dz=s.dz, border=s.border, tile=eff, overlap=s.overlap, batch_size=s.batch_size, tta=s.tta,
@@ -271,6 +288,8 @@ def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *,
     s = _settings(settings, overrides)
     if s.dask is not None:
         raise InputError("dask runs write to a store: use predict_to(model, input, 'out.zarr', dask=...) instead of predict")
+    if s.block is None:
+        s = s.replace(block=(DEFAULT_BLOCK[0], WHOLE, WHOLE))
     vol = as_volume(volume, key=key)
     try:
         plan = _plan_for(model, vol, s)
@@ -299,9 +318,10 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
 
     The output is checked (exists without ``overwrite``, unwritable location) and claimed before the model
     is used or anything is computed; a second writer to the same output is refused in one line. Finished
-    blocks are recorded in the partial output, so an interrupted run resumes when rerun with the same
-    settings and model, provided the input is unchanged (its identity is recorded at the start; a changed
-    input is refused in one line). ``overwrite`` (or ``resume=False``) discards a partial output.
+    blocks are recorded in the partial output (a hidden sibling, deleted when nothing finished or the
+    input's values are unusable), so an interrupted run resumes when rerun with the same settings and
+    model, provided the input is unchanged (its identity is recorded at the start; a changed input is
+    refused in one line). ``overwrite`` (or ``resume=False``) discards a partial output.
     ``model``: a model or a model file. With ``dask`` (``"local:N"`` / ``"tcp://host:port"``) the pending
     blocks run on a dask.distributed cluster (:func:`slicewise.infer.distributed.run_blocks`); the input must
     then be a path every worker can read.
@@ -330,11 +350,11 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
                 else:
                     _write_blocks(net, vol, todo, plan, writer, s.progress)
                 return writer.finalize()
-            except SlicewiseError:
+            except InputValueError:
                 writer.abort(keep=False)
                 raise
             except BaseException:
-                writer.abort(keep=True)
+                writer.abort(keep=bool(writer.done()))  # resumable if anything finished, else leave nothing
                 raise
         finally:
             _close(vol, input)

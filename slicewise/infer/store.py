@@ -369,11 +369,12 @@ class PredictionWriter(ABC):
         return {int(p.name) for p in self._done_dir.iterdir() if p.name.isdigit()}
 
     def finalize(self) -> Path:
-        """All blocks done → finish the store, rename it onto the output, drop the state, release the claim."""
-        missing = self.n_blocks - len(self.done())
-        if missing:
-            raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
+        """All blocks done → finish the store, rename it onto the output, drop the state; the claim is released
+        in any case (an incomplete output is a one-line error and stays resumable)."""
         try:
+            missing = self.n_blocks - len(self.done())
+            if missing:
+                raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
             self._close()
             self._complete()
             _publish(self.partial, self.output)
@@ -421,9 +422,23 @@ def _backend_of(path: Path) -> str:
     return "zarr" if sfx in ZARR_SUFFIXES else "hdf5" if sfx in HDF5_SUFFIXES else "tiff"
 
 
+def chunk_for(block: int, cap: int) -> int:
+    """A chunk length that divides ``block`` (so no chunk is shared by two blocks and parallel writers never
+    touch the same file) and is at most ``cap`` when a divisor ≥ cap/4 exists, else the block length itself."""
+    if block <= cap:
+        return block
+    best = max(d for d in range(1, cap + 1) if block % d == 0)
+    return best if best * 4 >= cap else block
+
+
+ZARR_CHUNK_CAP = (16, 256, 256)
+
+
 class ZarrPredictionWriter(PredictionWriter):
     """OME-Zarr (NGFF v0.4, Zarr format 2): probabilities (C, Z, Y, X) as the image ``0``, labels as the label
-    image ``labels/labels/0`` (and as the root image when only labels are written); chunk = block."""
+    image ``labels/labels/0`` (and as the root image when only labels are written). Chunks divide the block
+    shape (:func:`chunk_for`: at most 16×256×256 when possible, viewer-friendly), so every chunk file belongs
+    to exactly one block."""
 
     backend = "zarr"
 
@@ -436,7 +451,7 @@ class ZarrPredictionWriter(PredictionWriter):
         plan = self.plan
         root = self._group("w")
         z, y, x = plan.out_shape
-        cz, cy, cx = (min(b, s) for b, s in zip(plan.block, plan.out_shape))
+        cz, cy, cx = (chunk_for(min(b, s), cap) for b, s, cap in zip(plan.block, plan.out_shape, ZARR_CHUNK_CAP))
         if plan.output_kind != "labels":
             root.create_array("0", shape=(plan.out_channels, z, y, x), chunks=(1, cz, cy, cx), dtype=plan.dtype, fill_value=0)
         if plan.output_kind != "probabilities":
@@ -745,7 +760,7 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
         return _plain(node[key], attrs.get("channels"), meta)
     if "multiscales" in attrs:
         ms = attrs["multiscales"][0]
-        if vs is None:
+        if vs is None and "voxel_size" not in meta:
             try:
                 sc = next(t["scale"] for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
                 vs = tuple(float(v) for v in sc[-3:])

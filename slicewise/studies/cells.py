@@ -168,9 +168,9 @@ def em_volume(ctx: CellContext) -> tuple[dict[str, Any], np.ndarray, np.ndarray]
 
 def predict_range(model: Any, raw: np.ndarray, z0: int, z1: int, settings: Mapping[str, Any]) -> np.ndarray:
     """Probabilities (C, z1−z0, Y, X) of slices z0..z1−1, predicted with their context slices."""
-    from slicewise.infer.predict import predict_slices
+    from slicewise.infer.predict import predict
 
-    return predict_slices(model, raw, z0, z1, **dict(settings))
+    return predict(model, raw, roi=(slice(z0, z1),), **dict(settings))
 
 
 def semantic_metrics(pred: np.ndarray, gt: np.ndarray, cls: int, **labels: Any) -> list[Record]:

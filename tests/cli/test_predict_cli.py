@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import zarr
 
 from slicewise.cli import main
 
@@ -37,37 +36,54 @@ def _run(argv, capsys):
 def test_predict_and_segment_commands(files, tmp_path, capsys):
     from slicewise.infer.instances import segment
     from slicewise.infer.predict import predict
+    from slicewise.infer.store import read_prediction
     from slicewise.models import load_model
 
     d, vol = files
+    ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
     out = tmp_path / "p.zarr"
     code, stdout, err = _run(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3",
-                              "--labels", "--probabilities", "--chunk-z", "3", "--device", "cpu"], capsys)
+                              "--labels", "--probabilities", "--block", "3,40,64", "--device", "cpu"], capsys)
     assert code == 0, err
     assert stdout.strip() == str(out)
-    ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
-    g = zarr.open_group(str(out), mode="r")
-    np.testing.assert_allclose(g["probabilities"][...], ref, rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(g["labels"][...], np.argmax(ref[:2], 0))
+    pred = read_prediction(out)
+    np.testing.assert_allclose(pred.probabilities[...], ref, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(pred.labels[...]), np.argmax(ref[:2], 0))
+    assert pred.channels == ["class0", "class1", "boundary"]
 
+    q = tmp_path / "q.h5"
+    code, stdout, err = _run(["predict", d / "m.pt", d / "gray.tif", q, "--tile", "64", "--z", "1:3", "--roi", ",8:40",
+                              "--dtype", "uint8", "--device", "cpu"], capsys)
+    assert code == 0, err
+    with read_prediction(q) as part:
+        assert part.offset == (1, 8, 0)
+        assert np.abs(part.probabilities[...] - ref[:, 1:3, 8:40]).max() <= 1 / 510 + 1e-6
+
+    h5 = tmp_path / "p.h5"
+    assert _run(["predict", d / "m.pt", d / "gray.tif", h5, "--tile", "64", "--device", "cpu"], capsys)[0] == 0
     lab = tmp_path / "lab.tif"
-    code, stdout, err = _run(["segment", out, lab, "--mode", "watershed", "--boundary-channel", "boundary",
+    code, stdout, err = _run(["segment", h5, lab, "--mode", "watershed", "--boundary-channel", "boundary",
                               "--per-slice", "--min-size", "3"], capsys)
     assert code == 0, err
     import tifffile
 
-    expected = segment(out, mode="watershed", boundary_channel="boundary", per_slice=True, min_size=3)
+    expected = segment(h5, mode="watershed", boundary_channel="boundary", per_slice=True, min_size=3)
     np.testing.assert_array_equal(tifffile.imread(lab), expected)
     assert stdout.strip() == f"{lab}: {int(expected.max())} objects"
 
 
-@pytest.mark.parametrize("case", ["missing_model", "rgb_for_gray", "slice_count", "exists", "missing_input", "bad_channel"])
+@pytest.mark.parametrize("case", ["missing_model", "rgb_for_gray", "slice_count", "exists", "missing_input", "bad_channel",
+                                  "bad_block", "bad_dtype", "bad_roi", "float_range", "nan", "claimed", "under_file",
+                                  "bad_dask"])
 def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys, case):
     d, _ = files
     out = tmp_path / "out.zarr"
     argv = ["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--device", "cpu"]
     match = {"missing_model": "does not exist", "rgb_for_gray": "input channels", "slice_count": "span",
-             "exists": "already exists", "missing_input": "does not exist", "bad_channel": "not among"}[case]
+             "exists": "already exists", "missing_input": "does not exist", "bad_channel": "not among",
+             "bad_block": "block shape", "bad_dtype": "dtype", "bad_roi": "empty", "float_range": "--normalize percentile",
+             "nan": "NaN", "claimed": "being written by another", "under_file": "not a folder",
+             "bad_dask": "--dask"}[case]
     if case == "missing_model":
         argv[1] = d / "nope.pt"
     elif case == "rgb_for_gray":
@@ -83,6 +99,32 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys
         prob = tmp_path / "p.h5"
         assert _run(["predict", d / "m.pt", d / "gray.tif", prob, "--tile", "64", "--device", "cpu"], capsys)[0] == 0
         argv = ["segment", prob, out, "--mode", "watershed", "--boundary-channel", "edge"]
+    elif case == "bad_block":
+        argv += ["--block", "0,8,8"]
+    elif case == "bad_dtype":
+        argv += ["--dtype", "int8"]
+    elif case == "bad_roi":
+        argv += ["--z", "3:1"]
+    elif case in ("float_range", "nan"):
+        from slicewise.data.io import write_volume
+
+        bad = np.random.default_rng(0).random((4, 64, 80)).astype(np.float32) * (843 if case == "float_range" else 1)
+        if case == "nan":
+            bad[3, 60, 70] = np.nan
+        argv[2] = write_volume(tmp_path / "bad.h5", bad, key="raw")
+        argv += ["--key", "raw", "--block", "2,64,80"]
+    elif case == "claimed":
+        import os
+        import socket
+
+        from slicewise.utils.atomic import lock_path
+
+        lock_path(out).write_text(f"{os.getppid()} {socket.gethostname()}")  # a live process holds the output
+    elif case == "under_file":
+        (tmp_path / "f").write_text("x")
+        argv[3] = tmp_path / "f" / "o.zarr"
+    elif case == "bad_dask":
+        argv += ["--dask", "nowhere"]
     before = sorted(p.name for p in tmp_path.iterdir())
     code, stdout, err = _run(argv, capsys)
     assert code == 2

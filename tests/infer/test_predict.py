@@ -1,17 +1,12 @@
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slicewise.errors import InputError
-from slicewise.data.stacking import context_range
-from slicewise.infer.predict import partial_path, predict, predict_dask, predict_slices
-from slicewise.infer.tiling import tile_starts
+from slicewise.infer.predict import PredictSettings, make_plan, predict, predict_to
+from slicewise.infer.store import labels_from, read_prediction
 
 TOL = dict(rtol=0, atol=1e-6)
 KW = dict(tile=16, batch_size=5, progress=False, device="cpu")
@@ -36,87 +31,79 @@ def test_plus_one_model_gives_input_plus_one_everywhere(stub, z, y, x, tile, ove
     np.testing.assert_allclose(probs[0] + probs[1], 1.0, rtol=0, atol=1e-6)
 
 
-def test_labels_and_both(stub, small_volume):
+def test_settings_object_and_overrides_give_the_same_result(stub, small_volume):
     model = stub()
-    probs = predict(model, small_volume, **KW)
-    labels = predict(model, small_volume, output_kind="labels", **KW)
-    both = predict(model, small_volume, output_kind="both", **KW)
-    assert labels.dtype == np.uint8 and labels.shape == small_volume.shape
-    np.testing.assert_array_equal(labels, np.argmax(probs[:2], 0))
-    np.testing.assert_allclose(both[0], probs, **TOL)
-    np.testing.assert_array_equal(both[1], labels)
-    assert 0 < labels.mean() < 1  # the seeded conv gives both classes somewhere
+    s = PredictSettings(tile=16, batch_size=5, progress=False, device="cpu", block=(2, 20, 20))
+    np.testing.assert_array_equal(predict(model, small_volume, s), predict(model, small_volume, **KW, block=(2, 20, 20)))
+    np.testing.assert_allclose(predict(model, small_volume, s, overlap=0.5), predict(model, small_volume, overlap=0.5, **KW), **TOL)
+    with pytest.raises(InputError, match="unknown prediction setting"):
+        predict(model, small_volume, s, chunk_z=4)
 
 
-@pytest.mark.parametrize("chunk_z,overlap", [(1, 0.25), (3, 0.0), (3, 0.5), (7, 0.25), (10, 0.25)])
-def test_chunked_prediction_equals_in_memory(stub, small_volume, tmp_path, chunk_z, overlap):
-    model = stub()
-    ref = predict(model, small_volume, overlap=overlap, **KW)
-    out = predict(model, small_volume, overlap=overlap, output=tmp_path / "p.zarr", output_kind="both", chunk_z=chunk_z, **KW)
-    assert out == tmp_path / "p.zarr"
-    g = zarr.open_group(str(out), mode="r")
-    np.testing.assert_allclose(g["probabilities"][...], ref, **TOL)
-    np.testing.assert_array_equal(g["labels"][...], np.argmax(ref[:2], 0))
-    assert "done" not in g and g.attrs["channels"] == ["class0", "class1", "distance"]
-    assert not partial_path(out).exists()
-
-
-@pytest.mark.parametrize("scheduler", ["sync", "threads"])
-def test_dask_path_equals_in_memory(stub, small_volume, tmp_path, scheduler):
-    model = stub(kind="conv")
-    ref = predict(model, small_volume, **KW)
-    out = predict_dask(model, small_volume, tmp_path / "d.zarr", chunk_z=2, scheduler=scheduler, **KW)
-    np.testing.assert_allclose(zarr.open_group(str(out), mode="r")["probabilities"][...], ref, **TOL)
-
-
-def test_dask_reads_a_path_input_per_task(stub, small_volume, tmp_path):
-    from slicewise.data.io import write_volume
-
-    src = write_volume(tmp_path / "in.h5", small_volume, key="raw")
+@pytest.mark.parametrize("name,kind", [("p.zarr", "both"), ("p.h5", "both"), ("p.tif", "probabilities"), ("l.tif", "labels"),
+                                       ("l.zarr", "labels")])
+@pytest.mark.parametrize("block", [(2, 16, 20), (7, 40, 52), (3, 9, 100)])
+def test_store_equals_in_memory_for_every_backend_and_block(stub, small_volume, tmp_path, name, kind, block):
     model = stub()
     ref = predict(model, small_volume, **KW)
-    out = predict(model, src, key="raw", output=tmp_path / "d.zarr", chunk_z=3, scheduler="sync", **KW)
-    np.testing.assert_allclose(zarr.open_group(str(out), mode="r")["probabilities"][...], ref, **TOL)
+    out = predict_to(model, small_volume, tmp_path / name, output_kind=kind, block=block, **KW)
+    assert out == tmp_path / name and sorted(p.name for p in tmp_path.iterdir()) == [name]  # no partial, lock or state left
+    with read_prediction(out) as pred:
+        if kind != "labels":
+            np.testing.assert_allclose(pred.probabilities[...], ref, **TOL)
+            np.testing.assert_allclose(pred.probabilities[1, 2:4], ref[1, 2:4], **TOL)  # lazy partial reads
+            assert pred.channels == ["class0", "class1", "distance"]
+        else:
+            assert pred.probabilities is None
+        if kind != "probabilities":
+            plan = make_plan(model, small_volume.shape, **KW)
+            np.testing.assert_array_equal(np.asarray(pred.labels[...]), labels_from(ref, plan))
+            assert 0 < np.asarray(pred.labels[...]).mean() < 1  # both classes somewhere
+        assert pred.offset == (0, 0, 0)
 
 
-def test_resume_skips_finished_chunks(stub, small_volume, tmp_path):
+def test_channel_names_come_from_the_model_config(stub, small_volume, tmp_path):
+    from slicewise.config import ModelConfig
+
     model = stub()
-    ref = predict(model, small_volume, **KW)
-    out = tmp_path / "r.zarr"
-    seen: list[int] = []
-
-    def crash_after_two(i: int) -> None:
-        seen.append(i)
-        if len(seen) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        predict(model, small_volume, output=out, chunk_z=2, on_chunk=crash_after_two, **KW)
-    assert not out.exists() and partial_path(out).exists()
-    done = zarr.open_group(str(partial_path(out)), mode="r")["done"][...]
-    assert done.tolist() == [1, 1, 0, 0]
-    tiles_per_plane = 3 * 4  # 40x52 at tile 16, overlap 0.25
-    model.calls = 0
-    ran: list[int] = []
-    predict(model, small_volume, output=out, chunk_z=2, on_chunk=ran.append, **KW)
-    assert ran == [2, 3]
-    assert model.calls == 3 * tiles_per_plane  # only slices 4, 5, 6
-    np.testing.assert_allclose(zarr.open_group(str(out), mode="r")["probabilities"][...], ref, **TOL)
-    assert not partial_path(out).exists()
+    model.config = ModelConfig(classes=2, class_names=("background", "membrane"), extra_heads=("distance",))
+    out = predict_to(model, small_volume, tmp_path / "n.h5", **KW)
+    assert read_prediction(out).channels == ["background", "membrane", "distance"]
 
 
-def test_crash_inside_the_model_keeps_partial_and_other_settings_start_afresh(stub, small_volume, tmp_path):
+def test_z_range_reads_its_context_and_equals_the_whole_volume(stub):
+    class First(stub):
+        def forward(self, x):
+            c = x[:, :1]
+            return torch.cat([c, -c, c], 1)
+
+    vol = np.random.default_rng(3).random((24, 16, 16)).astype(np.float32)
+    whole = predict(First(in_slices=3), vol, dz=2, **KW)
+    part = predict(First(in_slices=3), vol, dz=2, roi="16:20", **KW)
+    assert part.shape == (3, 4, 16, 16)
+    np.testing.assert_allclose(part, whole[:, 16:20], **TOL)
+    np.testing.assert_allclose(part[2], vol[14:18], **TOL)  # channel 0 = slice z - 2, read from outside the range
+    with pytest.raises(InputError, match="empty"):
+        predict(First(in_slices=3), vol, roi="20:16", **KW)
+
+
+def test_roi_offset_is_recorded_in_the_store_and_the_ngff_translation(stub, small_volume, tmp_path):
     model = stub()
-    out = tmp_path / "c.zarr"
-    model.fail_after = 2 * 12
-    with pytest.raises(RuntimeError, match="simulated"):
-        predict(model, small_volume, output=out, chunk_z=2, **KW)
-    assert zarr.open_group(str(partial_path(out)), mode="r")["done"][...].tolist() == [1, 0, 0, 0]
-    model.fail_after, model.calls = None, 0
-    predict(model, small_volume, output=out, chunk_z=2, overlap=0.5, **KW)  # other settings: redo all
-    assert model.calls == 7 * len(tile_starts(40, 16, 0.5)) * len(tile_starts(52, 16, 0.5))
-    ref = predict(model, small_volume, overlap=0.5, **KW)
-    np.testing.assert_allclose(zarr.open_group(str(out), mode="r")["probabilities"][...], ref, **TOL)
+    whole = predict(model, small_volume, **KW)
+    out = predict_to(model, small_volume, tmp_path / "r.zarr", roi="2:5,8:40,:30", block=(2, 16, 16), **KW)
+    pred = read_prediction(out)
+    assert pred.offset == (2, 8, 0)
+    np.testing.assert_allclose(pred.probabilities[...], whole[:, 2:5, 8:40, :30], **TOL)
+    import zarr
+
+    ms = zarr.open_group(str(out), mode="r").attrs["multiscales"][0]
+    tr = [t for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "translation"][0]
+    assert tr["translation"] == [0.0, 2.0, 8.0, 0.0]
+    for name in ("r.h5", "r.tif"):
+        other = read_prediction(predict_to(model, small_volume, tmp_path / name, roi="2:5,8:40,:30", **KW))
+        assert other.offset == (2, 8, 0)
+        np.testing.assert_allclose(other.probabilities[...], whole[:, 2:5, 8:40, :30], **TOL)
+        other.close()
 
 
 def test_tta_reverses_slices_not_colours(stub):
@@ -150,70 +137,9 @@ def test_dz_feeds_slices_two_apart(stub):
             return torch.cat([c, -c, c], 1)
 
     vol = np.random.default_rng(2).random((9, 16, 16)).astype(np.float32)
-    out = predict(First(in_slices=3), vol, dz=2, **KW)[2]
+    out = predict(First(in_slices=3), vol, dz=2, block=(2, 16, 16), **KW)[2]
     np.testing.assert_allclose(out[2:], vol[:-2], **TOL)
     np.testing.assert_allclose(out[0], vol[2], **TOL)  # reflected: -2 -> 2
-
-
-@pytest.mark.parametrize("z0,z1", [(0, 2), (3, 6), (5, 9)])
-def test_predict_slices_sees_the_real_context_and_equals_the_whole_volume(stub, z0, z1):
-    class First(stub):
-        def forward(self, x):
-            c = x[:, :1]
-            return torch.cat([c, -c, c], 1)
-
-    vol = np.random.default_rng(3).random((9, 16, 16)).astype(np.float32)
-    whole = predict(First(in_slices=3), vol, dz=2, **KW)
-    part = predict_slices(First(in_slices=3), vol, z0, z1, dz=2, **KW)  # reads only context_range's slices
-    assert part.shape == (3, z1 - z0, 16, 16)
-    np.testing.assert_allclose(part, whole[:, z0:z1], **TOL)
-    assert context_range(z0, z1, 9, 3, 2) == (max(0, z0 - 2), min(9, z1 + 2))
-    with pytest.raises(InputError, match="slice range"):
-        predict_slices(First(in_slices=3), vol, 4, 10, **KW)
-
-
-def test_writes_hdf5_and_tiff(stub, small_volume, tmp_path):
-    import h5py
-    import tifffile
-
-    model = stub()
-    ref = predict(model, small_volume, **KW)
-    h5 = predict(model, small_volume, output=tmp_path / "p.h5", output_kind="both", **KW)
-    with h5py.File(h5, "r") as f:
-        np.testing.assert_allclose(f["probabilities"][...], ref, **TOL)
-        np.testing.assert_array_equal(f["labels"][...], np.argmax(ref[:2], 0))
-        assert json.loads(f.attrs["channels"]) == ["class0", "class1", "distance"]
-    tif = predict(model, small_volume, output=tmp_path / "l.tif", output_kind="labels", **KW)
-    np.testing.assert_array_equal(tifffile.imread(tif), np.argmax(ref[:2], 0))
-
-
-def _no_outputs(tmp: Path) -> list[str]:
-    return sorted(p.name for p in tmp.iterdir())
-
-
-def test_bad_inputs_are_one_line_errors_with_nothing_written(stub, small_volume, tmp_path):
-    gray = stub(in_slices=3)
-    rgb = np.zeros((4, 16, 16, 3), np.uint8)
-    with pytest.raises(InputError, match="input channels") as e:
-        predict(gray, rgb, output=tmp_path / "a.zarr", **KW)
-    assert "\n" not in str(e.value)
-    with pytest.raises(InputError, match="input channels"):
-        predict(gray, small_volume, k=5, output=tmp_path / "b.h5", **KW)
-    with pytest.raises(InputError, match="TIFF holds one array"):
-        predict(gray, small_volume, output=tmp_path / "c.tif", output_kind="both", **KW)
-    with pytest.raises(InputError, match=r"\.zarr"):
-        predict(gray, small_volume, output=tmp_path / "d.h5", chunk_z=2, **KW)
-    with pytest.raises(InputError, match="multiple of 8"):
-        predict(gray, small_volume, tile=12, **{k: v for k, v in KW.items() if k != "tile"})
-    assert _no_outputs(tmp_path) == []
-    existing = tmp_path / "e.zarr"
-    existing.mkdir()
-    (existing / "keep.txt").write_text("x")
-    with pytest.raises(InputError, match="already exists"):
-        predict(gray, small_volume, output=existing, chunk_z=2, **KW)
-    assert _no_outputs(tmp_path) == ["e.zarr"] and (existing / "keep.txt").exists()
-    predict(gray, small_volume, output=existing, chunk_z=2, overwrite=True, **KW)
-    assert not (existing / "keep.txt").exists() and _no_outputs(tmp_path) == ["e.zarr"]
 
 
 def test_2d_image_and_torch_input(stub):
@@ -225,12 +151,53 @@ def test_2d_image_and_torch_input(stub):
     np.testing.assert_allclose(predict(stub(kind="plus_one"), vol, **KW)[2], vol.numpy() + 1, rtol=0, atol=2e-6)
 
 
-def test_zarr_output_streams_in_default_chunks_of_16(stub, tmp_path):
-    vol = np.random.default_rng(6).integers(0, 256, (20, 16, 24), dtype=np.uint8)
+@pytest.mark.parametrize("override,match", [
+    (dict(tile=0), "tile"), (dict(tile="a"), "tile"), (dict(overlap=1.0), "overlap"), (dict(overlap=-0.1), "overlap"),
+    (dict(batch_size=0), "batch size"), (dict(block=(0, 8, 8)), "block shape"), (dict(block="4,4"), "block shape"),
+    (dict(dz=0), "dz"), (dict(k=2), "odd"), (dict(border="skip"), "skip"), (dict(output_kind="mask"), "output kind"),
+    (dict(dtype="int8"), "dtype"), (dict(normalize="zscore"), "normalize"), (dict(dask="nowhere"), "address"),
+    (dict(roi="1:2:3"), "range"), (dict(tile=12), "multiple of 8"),
+])
+def test_bad_settings_are_one_line_errors_before_any_compute(stub, small_volume, tmp_path, override, match):
     model = stub()
-    ref = predict(model, vol, **KW)
-    seen: list[int] = []
-    out = predict(model, vol, output=tmp_path / "z.zarr", on_chunk=seen.append, **KW)
-    arr = zarr.open_group(str(out), mode="r")["probabilities"]
-    assert seen == [0, 1] and arr.chunks[:2] == (1, 16)
-    np.testing.assert_allclose(arr[...], ref, **TOL)
+    with pytest.raises(InputError, match=match) as e:
+        predict_to(model, small_volume, tmp_path / "o.zarr", **{**KW, **override})
+    assert "\n" not in str(e.value) and model.calls == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_bad_inputs_are_one_line_errors_with_nothing_written(stub, small_volume, tmp_path):
+    gray = stub(in_slices=3)
+    rgb = np.zeros((4, 16, 16, 3), np.uint8)
+    with pytest.raises(InputError, match="input channels") as e:
+        predict_to(gray, rgb, tmp_path / "a.zarr", **KW)
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="input channels"):
+        predict_to(gray, small_volume, tmp_path / "b.h5", k=5, **KW)
+    with pytest.raises(InputError, match="TIFF holds one array"):
+        predict_to(gray, small_volume, tmp_path / "c.tif", output_kind="both", **KW)
+    with pytest.raises(InputError, match="unknown extension"):
+        predict_to(gray, small_volume, tmp_path / "c.npy", **KW)
+    with pytest.raises(InputError, match="unbounded"):
+        predict_to(gray, small_volume, tmp_path / "d.zarr", dtype="uint8", **KW)
+    with pytest.raises(InputError, match="predict_to"):
+        predict(gray, small_volume, dask="local:2", **KW)
+    with pytest.raises(InputError, match="file path"):
+        predict_to(gray, small_volume, tmp_path / "e.zarr", dask="local:2", **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and gray.calls == 0
+    existing = tmp_path / "e.zarr"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="already exists"):
+        predict_to(gray, small_volume, existing, **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"] and (existing / "keep.txt").exists()
+    predict_to(gray, small_volume, existing, overwrite=True, **KW)
+    assert not (existing / "keep.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"]
+
+
+def test_nan_found_in_a_late_block_leaves_no_output_and_no_partial(stub, tmp_path):
+    vol = np.random.default_rng(0).random((6, 16, 16)).astype(np.float32)
+    vol[5, 3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        predict_to(stub(), vol, tmp_path / "n.zarr", block=(2, 16, 16), **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-import zarr
 
-from slicewise.infer.instances import segment
-from slicewise.infer.predict import predict
+from slicewise.infer.predict import predict, predict_to
+from slicewise.infer.store import read_prediction
 
 KW = dict(tile=64, overlap=0.25, batch_size=4, progress=False, device="cpu")
 
@@ -35,12 +34,12 @@ def test_real_model_probabilities_are_valid(model, reference, volume):
     assert reference.std(axis=(2, 3)).min() > 0  # position-dependent output, so blending is exercised
 
 
-def test_real_model_chunked_and_dask_equal_in_memory(model, volume, reference, tmp_path):
-    for i, (chunk_z, scheduler) in enumerate([(2, None), (3, "sync")]):
-        out = predict(model, volume, output=tmp_path / f"o{i}.zarr", output_kind="both", chunk_z=chunk_z,
-                      scheduler=scheduler, **KW)
-        g = zarr.open_group(str(out), mode="r")
-        np.testing.assert_allclose(g["probabilities"][...], reference, rtol=0, atol=1e-5)
-        assert g.attrs["channels"] == ["class0", "class1", "boundary"]
-        lab = segment(out, mode="watershed", use="boundary", min_size=0)
-        assert lab.shape == volume.shape and lab.dtype == np.int32
+def test_real_model_blockwise_stores_equal_in_memory(model, volume, reference, tmp_path):
+    for i, (name, block) in enumerate([("o.zarr", (2, 40, 50)), ("o.h5", (5, 70, 90)), ("o.tif", (3, 33, 64))]):
+        kind = "probabilities" if name.endswith(".tif") else "both"
+        out = predict_to(model, volume, tmp_path / name, output_kind=kind, block=block, **KW)
+        with read_prediction(out) as pred:
+            np.testing.assert_allclose(pred.probabilities[...], reference, rtol=0, atol=1e-5)
+            assert pred.channels == ["class0", "class1", "boundary"]
+            if kind == "both":
+                np.testing.assert_array_equal(np.asarray(pred.labels[...]), np.argmax(reference[:2], 0))

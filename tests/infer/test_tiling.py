@@ -3,7 +3,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slicewise.infer.tiling import (
-    effective_tile, gaussian_weight, iter_batches, iter_tiles, pad_to_tile, tile_starts, weight_sum,
+    effective_tile,
+    gaussian_weight,
+    iter_tiles,
+    reflect_index,
+    tile_starts,
+    weight_sum,
 )
 
 
@@ -37,23 +42,15 @@ def test_weight_sum_covers_every_pixel():
     assert n == len(tile_starts(40, 16, 0.25)) * len(tile_starts(52, 16, 0.25))
 
 
-def test_pad_to_tile_reflects_and_crops_back():
-    a = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7)
-    p = pad_to_tile(a, (8, 16))
-    assert p.shape == (2, 8, 16)
-    np.testing.assert_array_equal(p[:, :5, :7], a)
-    np.testing.assert_array_equal(p, np.pad(a, ((0, 0), (0, 3), (0, 9)), mode="reflect"))
-    assert pad_to_tile(a, (4, 4)) is a
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 20), extra=st.integers(0, 60))
+def test_reflect_index_pads_like_numpy_reflect_even_beyond_the_axis(n, extra):
+    a = np.arange(n)
+    idx = reflect_index(n, n + extra).numpy()
+    np.testing.assert_array_equal(a[idx], np.pad(a, (0, extra), mode="reflect" if n > 1 else "edge"))
 
 
 def test_effective_tile_shrinks_to_a_covering_multiple_of_the_divisor():
     assert effective_tile(40, 256, 32) == 64
     assert effective_tile(300, 256, 32) == 256
     assert effective_tile(5, 16, 8) == 8
-
-
-def test_batches_mix_planes_and_positions():
-    batches = list(iter_batches(3, (20, 20), (16, 16), 0.25, 5))
-    flat = [b for batch in batches for b in batch]
-    assert len(flat) == 3 * 4 and all(len(b) <= 5 for b in batches)
-    assert {i for i, _, _ in batches[0]} == {0, 1}
