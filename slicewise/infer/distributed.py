@@ -201,7 +201,11 @@ def predict_and_write(plugin_name: str, input_path: str, key: str | None, partia
 
 def _plugin(client: Any, model: Any, key: str, local: bool, tmpdir: Path) -> ModelPlugin:
     hosts: dict[str, int] = {}
-    for w in client.scheduler_info(n_workers=-1)["workers"].values():
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # distributed < 2025: every worker is listed anyway
+        info = client.scheduler_info()
+    for w in info["workers"].values():
         hosts[str(w.get("host", ""))] = hosts.get(str(w.get("host", "")), 0) + 1
     if isinstance(model, (str, os.PathLike)):
         return ModelPlugin(key, path=str(Path(model).absolute()), threads_per_host=hosts)

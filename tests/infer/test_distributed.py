@@ -79,6 +79,9 @@ def test_model_file_and_torch_threads(cluster: Any, model: Any, data: Any, tmp_p
     path = save_model(model, tmp_path / "m.pt")
     out = predict_to(path, src, tmp_path / "p.zarr", dask=_address(cluster), **SETTINGS)
     assert np.abs(np.asarray(read_prediction(out).probabilities[...]) - ref).max() <= 1e-6
+    pids = set(cluster.run(os.getpid).values())
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
+    assert set(cluster.nthreads().values()) == {1}  # one block at a time per worker
     threads = max(1, dist._cores() // 2)
     assert set(cluster.run(lambda: os.environ["OMP_NUM_THREADS"]).values()) == {str(threads)}
     assert set(cluster.run(lambda: __import__("torch").get_num_threads()).values()) == {threads}
