@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -27,7 +28,7 @@ def predict_cmd(
     roi: Optional[str] = typer.Option(None, "--roi", help="Predict only the region z0:z1,y0:y1,x0:x1 (half-open); context and tile halos outside are still read."),
     normalize: str = typer.Option("none", "--normalize", help="Intensities: none (integers ÷ dtype max; float must lie in [0, 1], else refused) or percentile (0.1–99.9th percentiles → [0, 1], clipped)."),
     dask: Optional[str] = typer.Option(None, "--dask", help="Run the blocks on dask.distributed: local:N (N worker processes) or tcp://host:port (a running scheduler)."),
-    dz: int = typer.Option(1, "--dz", help="Z-step between the context slices of a stack."),
+    dz: Optional[int] = typer.Option(None, "--dz", help="Z-step between the context slices of a stack (default: the bioimage.io package's dz, else 1)."),
     border: str = typer.Option("reflect", "--border", help="Context slices beyond the volume ends: reflect or replicate."),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key of the input inside HDF5 / Zarr."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu, cuda or cuda:N."),
@@ -46,11 +47,13 @@ def predict_cmd(
     from slicewise.utils.atomic import claim_output
 
     kind = "both" if labels and probabilities else "labels" if labels else "probabilities"
-    settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=dz, border=border, tta=tta,
+    settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=dz or 1, border=border, tta=tta,
                                device=device, output_kind=kind, dtype=dtype, block=block, roi=combine(z, roi),
                                normalize=normalize, dask=dask)
     out = check_output_path(check_output_kind(output, kind), overwrite=overwrite)
     with claim_output(out):
         net = load_model(model)
+        if dz is None and getattr(net, "package", None):
+            settings = replace(settings, dz=int(net.package.get("dz") or 1))
         result = predict_to(net if dask is None else model, input, out, settings, key=key, overwrite=overwrite)
     typer.echo(str(result))

@@ -56,11 +56,15 @@ def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, capsys)
     code, out, _ = _cli(capsys, "model", "info", str(pkg), "--size", "64")
     assert code == 0 and "dz=2" in out and "bioimage.io package" in out
 
-    tifffile.imwrite(tmp_path / "raw.tif", make_phantom(shape=(4, 64, 64), seed=2).raw)
-    for src, name in ((pkg, "a.tif"), (model_file, "b.tif")):
-        code, _, err = _cli(capsys, "predict", str(src), str(tmp_path / "raw.tif"), str(tmp_path / name), "--tile", "64", "--device", "cpu")
+    tifffile.imwrite(tmp_path / "raw.tif", make_phantom(shape=(6, 64, 64), seed=2).raw)
+    runs = ((pkg, "a.tif", ()), (model_file, "b.tif", ("--dz", "2")), (pkg, "c.tif", ("--dz", "1")))
+    for src, name, extra in runs:
+        code, _, err = _cli(capsys, "predict", str(src), str(tmp_path / "raw.tif"), str(tmp_path / name), "--tile", "64",
+                            "--device", "cpu", *extra)
         assert code == 0, err
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
+    a, b, c = (tifffile.imread(tmp_path / n) for n in ("a.tif", "b.tif", "c.tif"))
+    np.testing.assert_array_equal(a, b)  # the package's dz (2) is used unless --dz says otherwise
+    assert np.abs(a - c).max() > 1e-4
 
 
 def test_cli_export_writes_a_tested_package(exported, tmp_path, capsys) -> None:
