@@ -47,7 +47,7 @@ def predict_cmd(
     from slicewise.utils.atomic import claim_output
 
     kind = "both" if labels and probabilities else "labels" if labels else "probabilities"
-    settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=dz or 1, border=border, tta=tta,
+    settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=1 if dz is None else dz, border=border, tta=tta,
                                device=device, output_kind=kind, dtype=dtype, block=block, roi=combine(z, roi),
                                normalize=normalize, dask=dask)
     out = check_output_path(check_output_kind(output, kind), overwrite=overwrite)

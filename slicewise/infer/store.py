@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ import numpy as np
 
 from slicewise.errors import InputError
 from slicewise.infer.blocks import Block, Plan, plan_blocks
-from slicewise.utils.atomic import check_output_path, claim_output
+from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path
 from slicewise.utils.identity import check_identity
 
 log = logging.getLogger(__name__)
@@ -87,25 +86,6 @@ def state_path(partial: str | os.PathLike) -> Path:
     """The state folder of a partial output: ``<partial>.state`` (``state.json`` and ``done/<i>``)."""
     p = Path(partial)
     return p.with_name(p.name + ".state")
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
-
-
-def _publish(tmp: Path, final: Path) -> Path:
-    """Rename ``tmp`` onto ``final`` (replacing an existing output through a backup rename)."""
-    if final.exists():
-        backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, backup)
-        os.replace(tmp, final)
-        _remove(backup)
-    else:
-        os.replace(tmp, final)
-    return final
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,7 +140,7 @@ class ArrayStore(ABC):
         """Close, rename the temporary sibling onto ``path`` and release the claim."""
         try:
             self._close()
-            return _publish(self.tmp, self.path)
+            return publish(self.tmp, self.path)
         finally:
             self._claim.close()
 
@@ -168,7 +148,7 @@ class ArrayStore(ABC):
         """Close, delete the temporary sibling and release the claim (the output is left untouched)."""
         try:
             self._close()
-            _remove(self.tmp)
+            remove_path(self.tmp)
         finally:
             self._claim.close()
 
@@ -285,7 +265,7 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
                              bigtiff=int(np.prod(shape_t)) * dt.itemsize > 2**31)
         return _TiffArrayStore(final, tmp, shape_t, dt, claim, memmap=mm)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         claim.close()
         raise
 
@@ -377,8 +357,8 @@ class PredictionWriter(ABC):
                 raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
             self._close()
             self._complete()
-            _publish(self.partial, self.output)
-            _remove(state_path(self.partial))
+            publish(self.partial, self.output)
+            remove_path(state_path(self.partial))
             return self.output
         finally:
             self._release()
@@ -388,8 +368,8 @@ class PredictionWriter(ABC):
         try:
             self._close()
             if not keep:
-                _remove(self.partial)
-                _remove(state_path(self.partial))
+                remove_path(self.partial)
+                remove_path(state_path(self.partial))
         finally:
             self._release()
 
@@ -635,8 +615,8 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
                 log.warning("partial output %s is unreadable: starting afresh", part)
         elif old is not None or part.exists():
             log.info("discarding partial output %s (other settings, or --overwrite): starting afresh", part)
-        _remove(part)
-        _remove(state_path(part))
+        remove_path(part)
+        remove_path(state_path(part))
         writer = cls(final, part, plan, state, claim)
         writer._create()
         sp = state_path(part)

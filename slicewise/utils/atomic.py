@@ -15,7 +15,7 @@ from typing import Any
 
 from slicewise.errors import InputError
 
-__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "write_json"]
+__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path", "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -155,15 +155,22 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         try:
             yield tmp
         except BaseException:
-            _remove(tmp)
+            remove_path(tmp)
             raise
-        if final.exists():
-            backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, backup)
-            os.replace(tmp, final)
-            _remove(backup)
-        else:
-            os.replace(tmp, final)
+        publish(tmp, final)
+
+
+def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Rename ``tmp`` (file or folder) onto ``final``; an existing ``final`` is replaced through a backup rename."""
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, backup)
+        os.replace(tmp, final)
+        remove_path(backup)
+    else:
+        os.replace(tmp, final)
+    return final
 
 
 def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int = 2) -> Path:
@@ -173,7 +180,9 @@ def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, inde
     return Path(path)
 
 
-def _remove(p: Path) -> None:
+def remove_path(p: str | os.PathLike) -> None:
+    """Delete a file, symlink or folder tree if it exists."""
+    p = Path(p)
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():
