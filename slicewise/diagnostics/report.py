@@ -61,6 +61,27 @@ def _is_array(v: Any) -> bool:
         isinstance(v, Mapping) and bool(v) and all(_is_array(x) for x in v.values()))
 
 
+CHECKPOINT_STEMS = ("best", "last", "final", "model", "checkpoint")
+"""Model file names that say nothing about the run: the run folder names those models instead."""
+
+
+def run_name(spec: str | Path) -> str:
+    """The name a model goes by in titles and legends: its run folder for a checkpoint file
+    (``runs/uniform/best.pt`` → ``uniform``; ``runs/uniform/checkpoints/best.ckpt`` → ``uniform``),
+    else the file's stem (``models/rgb_lite0.pt`` → ``rgb_lite0``); an encoder spec as it is."""
+    p = Path(spec)
+    if not p.suffix or ":" in str(spec) and not p.exists():
+        return str(spec)
+    stem = p.stem
+    if stem.lower() in CHECKPOINT_STEMS or stem.lower().startswith(("epoch", "step")):
+        parent = p.parent
+        if parent.name == "checkpoints":
+            parent = parent.parent
+        name = parent.resolve().name if parent.name in ("", ".") else parent.name
+        return name or stem
+    return stem
+
+
 def _ci(d: Mapping[str, Any]) -> str:
     lo, hi = d["ci"]
     return f"{fmt(d['value'])} [{fmt(lo)}, {fmt(hi)}]"
