@@ -61,6 +61,14 @@ def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: 
     return name or run_name(spec), open_model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init)
 
 
+def _spec_note(spec: str, seed: int) -> str | None:
+    """The report's note for a model built from an encoder spec (None for a saved model file)."""
+    if Path(spec).is_file():
+        return None
+    return (f"built from the encoder spec {spec!r}: pretrained encoder, decoder randomly initialised (seed {seed}), "
+            f"so its decoder layers and outputs describe an untrained decoder")
+
+
 def _range(z: str | None, roi: str | None) -> Any:
     """``--z`` / ``--roi`` as (z, y, x) slices, or None for the whole volume."""
     from slicewise.data.roi import combine
@@ -185,7 +193,13 @@ def attribution_cmd(
         # the pretrained first layer, audited where the pretrained network was built anyway
         audit = _weights_audit(net) if pretrained or not Path(model).is_file() else None
         what = f"{name} (pretrained vs fine-tuned)" if len(models) > 1 else name
-        write_report(report, attribution=result, weights=audit,
+        note = _spec_note(model, seed)
+        if len(models) > 1:
+            notes = {"pretrained": f"the network {name} started from: its pretrained encoder with a decoder randomly "
+                                   f"initialised (seed {seed}), rebuilt from the saved config"}
+        else:
+            notes = {name: note} if note else {}
+        write_report(report, attribution=result, weights=audit, model_notes=notes,
                      title=f"slicewise audit: attribution of {what} on {Path(data).name}", overwrite=overwrite)
 
 
@@ -224,10 +238,15 @@ def shift_cmd(
     if names and len(names) != len(paths) - 1:
         raise InputError(f"{len(names)} --name for {len(paths) - 1} models: give one --name per MODEL, in order")
     models: dict[str, Any] = {}
+    notes: dict[str, str] = {}
     for i, spec in enumerate(paths[:-1]):
         name, net = _model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed,
                            name=names[i] if names else None)
-        models[name if name not in models else f"{name} ({len(models) + 1})"] = net
+        name = name if name not in models else f"{name} ({len(models) + 1})"
+        models[name] = net
+        note = _spec_note(spec, seed)
+        if note:
+            notes[name] = note
     vol = open_volume(paths[-1], key=key)
     result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
                           batch_size=batch_size, bins=bins, roi=_range(z, roi))
@@ -235,5 +254,5 @@ def shift_cmd(
     if json_out is not None:
         _write_json(result, json_out, overwrite)
     if report is not None:
-        write_report(report, shift=result, overwrite=overwrite,
+        write_report(report, shift=result, overwrite=overwrite, model_notes=notes,
                      title=f"slicewise audit: domain shift of {', '.join(models)} on {Path(paths[-1]).name}")
