@@ -89,6 +89,15 @@ def _ci(d: Mapping[str, Any]) -> str:
     return f"{fmt(d['value'])} [{fmt(lo)}, {fmt(hi)}]"
 
 
+def class_label(report: Mapping[str, Any]) -> str:
+    """``1 (membrane)`` for an attribution report whose model config names its classes, else ``1``."""
+    cls = report.get("target_class")
+    names = (report.get("model") or {}).get("class_names") if isinstance(report.get("model"), Mapping) else None
+    if isinstance(cls, int) and names and 0 <= cls < len(names):
+        return f"{cls} ({names[cls]})"
+    return str(cls)
+
+
 def attribution_models(result: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """Named single-model attribution reports of an ``attribution`` or ``attribution_comparison`` result."""
     if result.get("kind") == "attribution_comparison":
@@ -101,7 +110,7 @@ def format_attribution(result: Mapping[str, Any]) -> str:
     res = jsonable(result)
     models = attribution_models(res)
     first = next(iter(models.values()))
-    lines = [f"attribution: method={first['method']} class={first['target_class']} region={first['region']} "
+    lines = [f"attribution: method={first['method']} class={class_label(first)} region={first['region']} "
              f"tile={first['tile']} k={first['k']} tiles={first['n_tiles']} seed={first['seed']} (value [95% CI])"]
     for name, r in models.items():
         lines.append(f"{name}:")
@@ -366,10 +375,11 @@ def write_report(
             models = attribution_models(attribution)
             jmodels = attribution_models(data["attribution"])
             first = next(iter(jmodels.values()))
-            what = f"{first['method']}, class {first['target_class']}, region {first['region']}"
+            what = f"{first['method']}, class {class_label(first)}, region {first['region']}"
             maps, scales = plot_maps(models, tmp / "attribution_maps.png", f"{', '.join(models)}: {what}")
             ctx["attribution"] = {
                 "info": first,
+                "class_label": class_label(first),
                 "models": jmodels,
                 "figure": plot_shares(jmodels, tmp / "attribution_shares.png", f"slice shares of {', '.join(jmodels)} ({what}), 95% CI"),
                 "maps": maps,

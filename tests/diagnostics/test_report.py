@@ -179,3 +179,10 @@ def test_page_renders_in_chromium(results, tmp_path: Path) -> None:
     assert img.std() > 10  # text and figures drawn, not a blank page
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
+
+
+def test_class_label_uses_the_model_class_names() -> None:
+    from slicewise.diagnostics.report import class_label
+
+    assert class_label({"target_class": 1, "model": {"class_names": ["background", "membrane"]}}) == "1 (membrane)"
+    assert class_label({"target_class": 1, "model": {"class": "Tiny"}}) == "1"
