@@ -3,8 +3,9 @@
 MODEL arguments are a saved model file (``load_model``) or an encoder spec
 (:func:`slicewise.cli.model.open_model`): a timm encoder name, optionally with ModelConfig fields,
 ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``; a spec builds the pretrained network
-(decoder at initialisation, seeded with ``--seed``). The attribution and shift tables print the
-JSON's numbers (6 significant digits); the first-layer weights table rounds to 3 decimals.
+(decoder at initialisation, seeded with ``--seed``; the report says so). Tables print 4 significant
+digits (:func:`slicewise.utils.table.num`); the JSON holds 6. Models are named by ``--name``, else by
+their run folder (``runs/uniform/best.pt`` → ``uniform``), in titles, legends and tables.
 """
 
 from __future__ import annotations
