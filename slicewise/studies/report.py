@@ -90,6 +90,11 @@ def _err(mean: Any, low: Any, high: Any, n: Any, min_n: int) -> np.ndarray:
     return err
 
 
+def _bars(err: np.ndarray) -> np.ndarray | None:
+    """``err`` for matplotlib, or None when every bar has zero length (no caps drawn for nothing)."""
+    return err if err.any() else None
+
+
 def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int) -> None:
     """Mean ± CI per level: line over a numeric stratum, else bars per stratum; no bars below ``min_n``."""
     plt = pyplot()
@@ -110,11 +115,11 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int) -
         if xcol is not None:
             sub = sub.assign(_x=pd.to_numeric(sub[xcol].astype(str))).sort_values("_x")
             b = sub.groupby("_x")[["mean_baseline", "mean_baseline_low", "mean_baseline_high", "n"]].first()
-            ax.errorbar(b.index, b["mean_baseline"], yerr=_err(b["mean_baseline"], b["mean_baseline_low"],
-                        b["mean_baseline_high"], b["n"], min_n), marker="o", capsize=3, label=base)
+            ax.errorbar(b.index, b["mean_baseline"], yerr=_bars(_err(b["mean_baseline"], b["mean_baseline_low"],
+                        b["mean_baseline_high"], b["n"], min_n)), marker="o", capsize=3, label=base)
             for level, ls in sub.groupby("level", sort=False):
-                ax.errorbar(ls["_x"], ls["mean_level"], yerr=_err(ls["mean_level"], ls["mean_level_low"],
-                            ls["mean_level_high"], ls["n"], min_n), marker="o", capsize=3, label=str(level))
+                ax.errorbar(ls["_x"], ls["mean_level"], yerr=_bars(_err(ls["mean_level"], ls["mean_level_low"],
+                            ls["mean_level_high"], ls["n"], min_n)), marker="o", capsize=3, label=str(level))
             ax.set_xlabel(label(xcol))
             ax.legend(title=label(axis))
         else:
@@ -124,7 +129,7 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int) -
             highs = [sub["mean_baseline_high"].iloc[0], *sub["mean_level_high"]]
             ns = [sub["n"].iloc[0], *sub["n"]]
             colors = ["0.6"] + ["C0" if not r else "C2" for r in sub.get("t_reject", [False] * len(sub))]
-            ax.bar(names, means, yerr=_err(means, lows, highs, ns, min_n), capsize=3, color=colors)
+            ax.bar(names, means, yerr=_bars(_err(means, lows, highs, ns, min_n)), capsize=3, color=colors)
             ax.tick_params(axis="x", rotation=30)
             ax.set_xlabel(label(axis))
         lo, hi = metric_range(metric)
@@ -174,7 +179,7 @@ def _profile_figure(prof: pd.DataFrame, fig: Figure, path: Path, min_n: int) -> 
         for j, (hval, hs) in enumerate(hues):
             offset = (j - (len(hues) - 1) / 2) * 0.08
             xp = np.array([pos[x] for x in hs[fig.x]]) + offset
-            ax.errorbar(xp, hs["mean"], yerr=_err(hs["mean"], hs["low"], hs["high"], hs["n"], min_n), marker="o",
+            ax.errorbar(xp, hs["mean"], yerr=_bars(_err(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)), marker="o",
                         capsize=3, label=str(hval))
         ax.set_xticks(range(len(xs)), [_as_key(x) for x in xs], rotation=30 if len(xs) > 6 else 0)
         ax.set_xlabel(label(fig.x))
