@@ -36,6 +36,7 @@ def evaluate_cmd(
     keep_gt_zero: bool = typer.Option(False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."),
     label_map: Optional[str] = typer.Option(None, "--label-map", help="Map ground-truth values to classes as training's data.label_map: RAW:CLASS pairs, e.g. 0:1,255:0."),
     pred_label_map: Optional[str] = typer.Option(None, "--pred-label-map", help="Map predicted values to classes the same way (predict's labels need none)."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="Names of classes 0,1,... for the table, e.g. background,membrane (default: those a `slicewise predict` label store records)."),
     components: str = typer.Option("none", "--components", help="Label connected non-zero regions per slice first (membrane maps such as ISBI 2012: 0 = membrane) in: gt, pred, both or none. Use gt for watershed instances from `slicewise segment`, so they are not re-merged."),
     fill: bool = typer.Option(False, "--fill", help="With --components pred/both: give predicted membrane voxels the id of the nearest cell."),
     z: Optional[str] = typer.Option(None, "--z", help="Score slices START:STOP only (half-open, ground-truth coordinates)."),
@@ -89,7 +90,8 @@ def evaluate_cmd(
         gt_map = None
     result = evaluate(p, g, kind=kind, classes=class_list, prob=prob, per_slice=per_slice,
                       ignore_gt_zero=not keep_gt_zero, key=key, roi=box, block=blk, dask=dask,
-                      label_map=gt_map, pred_label_map=pred_map)
+                      label_map=gt_map, pred_label_map=pred_map,
+                      class_names=[n.strip() for n in class_names.split(",")] if class_names else None)
     typer.echo(format_table(result))
     if json_out is not None:
         save_json(result, json_out, overwrite=overwrite)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +70,7 @@ def evaluate(
     dask: str | None = None,
     label_map: dict[int, int] | None = None,
     pred_label_map: dict[int, int] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score label map ``pred`` against ``gt`` (arrays, lazy volumes or file paths), block by block.
 
@@ -97,6 +99,9 @@ def evaluate(
             for an ISBI membrane map); applied to the ground truth only, block by block; every value
             present must be mapped. ``pred_label_map``: the same for the prediction (a prediction from
             ``slicewise predict`` is already in classes and needs none).
+        class_names: names of classes 0, 1, … for a semantic result (``"class_names": {"1": "membrane"}``;
+            :func:`format_table` prints ``dice[membrane]``; the JSON keeps the ids); default the channel names a
+            ``slicewise predict`` label store records (the model's ``class_names``).
 
     A semantic evaluation whose prediction and ground-truth label sets share no value (prediction {0, 1}
     against ground truth {0, 255}: every Dice is 0) logs a one-line warning and lists it under
@@ -151,6 +156,10 @@ def evaluate(
     if any(s.start for s in box):
         result["offset"] = [int(s.start) for s in box]
     result["volume"] = _score(volume, scores, kind, classes, ignore_gt_zero, seg_threshold)
+    names = list(class_names) if class_names else _store_class_names(pred)
+    if kind == "semantic" and names:
+        present = {int(k) for k in result["volume"].get("dice", {})}
+        result["class_names"] = {str(i): str(n) for i, n in enumerate(names) if i in present}
     warnings = label_set_warnings(volume, kind, bool(label_map), bool(pred_label_map))
     if warnings:
         result["warnings"] = warnings
@@ -273,6 +282,29 @@ def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int,
     return as_array_like(pred, key), _offset(found, p)
 
 
+def _store_class_names(pred: Any) -> list[str] | None:
+    """Class names a ``slicewise predict`` store records with its labels (its ``channels`` minus head names)."""
+    if not isinstance(pred, (str, os.PathLike)):
+        return None
+    from pathlib import Path
+
+    p = Path(pred)
+    if p.suffix.lower() not in (".zarr", ".h5", ".hdf5", ".hdf") or not p.exists():
+        return None
+    try:
+        from slicewise.infer.store import read_prediction
+
+        found = read_prediction(p)
+        if found.labels is None:
+            return None
+        names = [str(c) for c in found.channels if str(c) not in ("boundary", "distance")]
+    except Exception:  # not a predict store: no names, the ids are shown
+        return None
+    if names and all(re.fullmatch(r"class\d+", n) for n in names):
+        return None  # generic names say nothing the ids do not
+    return names or None
+
+
 def _store_labels(p: Any) -> tuple[Any, tuple[int, int, int]]:
     from slicewise.infer.store import read_prediction
 
@@ -338,11 +370,12 @@ def _mean_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([f[k] for f in flat if k in f])) for k in keys}
 
 
-def _flatten(d: dict[str, Any]) -> dict[str, float]:
+def _flatten(d: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
+    names = names or {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update({f"{k}[{c}]": float(x) for c, x in v.items()})
+            out.update({f"{k}[{names.get(str(c), c)}]": float(x) for c, x in v.items()})
         elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
             out[k] = v
     return out
@@ -483,9 +516,13 @@ def _fmt(v: Any) -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of an :func:`evaluate` result: volume values (and slice means), then per-slice rows."""
-    vol = _flatten(result["volume"])
+    vol = _flatten(result["volume"], result.get("class_names"))
     mean = result.get("slice_mean")
     header = ["metric", "volume"] + (["slice mean"] if mean is not None else [])
+    if mean is not None and result.get("class_names"):
+        names = result["class_names"]
+        mean = {re.sub(r"\[(\d+)\]$", lambda m: f"[{names[m[1]]}]" if m[1] in names else m[0], k): v
+                for k, v in mean.items()}
     rows = [[k, _fmt(v)] + ([_fmt(mean[k]) if k in mean else "-"] if mean is not None else []) for k, v in vol.items()]
     lines = text_table([header, *rows])
     if "per_slice" in result:

@@ -211,3 +211,15 @@ def test_components_gt_keeps_predicted_instances(tmp_path, capsys):
         res[mode] = json.loads((tmp_path / f"{mode}.json").read_text())["volume"]
     assert res["gt"]["n_pred"] == 2 and res["gt"]["are"] == 0.0
     assert res["both"]["n_pred"] == 1 and res["both"]["are"] > 0
+
+
+def test_class_names_label_the_table(tmp_path, capsys):
+    gt = np.zeros((2, 8, 8), np.uint8)
+    gt[:, :4] = 1
+    tifffile.imwrite(tmp_path / "gt.tif", gt)
+    code, out, err = run(["evaluate", str(tmp_path / "gt.tif"), str(tmp_path / "gt.tif"), "--class-names", "background,membrane",
+                          "--per-slice", "--json", str(tmp_path / "r.json")], capsys)
+    assert code == 0, err
+    rows = parse_table(out)
+    assert rows["dice[membrane]"] == ["1", "1"] and rows["dice[background]"][0] == "1"
+    assert json.loads((tmp_path / "r.json").read_text())["class_names"] == {"0": "background", "1": "membrane"}
