@@ -13,6 +13,10 @@ forward hooks see it. A channel whose range is empty (constant on the sample) ge
 bins starting at its value. Few values per channel (deep, coarse layers on few tiles) bias
 ``H`` upwards: ``values_per_channel`` in the result says how many each histogram holds.
 
+Intervals: histograms are kept per tile (``ChannelHistograms.tile_counts``, memory tiles × channels ×
+bins), so :func:`bootstrap_layer_score` resamples tiles (paired: the same tiles source and shifted)
+for a 95% percentile interval of each layer score.
+
 Hooked layers: every encoder feature stage (the encoder's list output, named ``enc_s<stride>``)
 and every decoder block (``dec_s<stride>``), found from ``model.encoder`` / ``model.decoder.blocks``;
 a model without them falls back to its named children.
@@ -210,7 +214,9 @@ def bootstrap_layer_score(source: torch.Tensor, shifted: torch.Tensor, *, n_resa
     ``source`` / ``shifted``: (T, C, bins) per-tile counts of the same tiles (paired: a resample takes
     the same tiles from both). Each of ``n_resamples`` resamples draws T tiles with replacement (seeded),
     sums their histograms and scores them; resamples are processed ``chunk`` at a time (memory
-    chunk·C·bins). With one tile the interval is the point (nothing to resample)."""
+    chunk·C·bins). With one tile the interval is the point (nothing to resample). The plug-in distance is
+    biased upwards when histograms hold few values, so resampled scores tend to lie above the point: the
+    interval is reported as computed (percentile), widened only to contain the point."""
     t = int(source.shape[0])
     score = float(hellinger(source.double().sum(0), shifted.double().sum(0)).mean())
     if t < 2 or n_resamples < 1:
