@@ -31,8 +31,11 @@ import numpy as np
 
 from slicewise.errors import InputError
 from slicewise.utils import atomic_path, text_table, write_json
+from slicewise.utils.table import num
 
 MEMBRANE = 1
+CLASS_NAMES = ("background", "membrane", "mitochondrion")
+"""Class names of the demo's models (phantom: cytoplasm is the background; ISBI: cell interior is)."""
 DEFAULT_STRATEGIES = ("rgb", "uniform")
 
 
@@ -137,6 +140,8 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
     if min(vol.shape[1:]) < patch:
         raise InputError(f"slices of {vol.shape[1]}×{vol.shape[2]} are smaller than the {patch}-pixel patch: pass a smaller --patch")
     classes = int(max(semantic.max() + 1, 2))
+    # the phantom's classes, or an ISBI-style membrane map after its label map: names are known
+    names_known = classes <= len(CLASS_NAMES) and ("synthetic" in data_section or "label_map" in data_section)
     _, val = split_z(vol.shape[0], k=k, dz=1, val_fraction=0.25)
     z0, z1 = int(val[0]), int(val[-1]) + 1
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +153,8 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
             "data": {**data_section, "patch_size": [patch, patch], "batch_size": batch_size, "val_range": [z0, z1],
                      "val_patches": 8, "num_workers": 0, "foreground_fraction": 0.5},
             "model": {"encoder": "tf_efficientnet_lite0", "weights": "imagenet", "in_slices": k,
-                      "channel_init": strategy, "classes": classes, "decoder_channels": [128, 64, 32, 16, 16]},
+                      "channel_init": strategy, "classes": classes, "decoder_channels": [128, 64, 32, 16, 16],
+                      **({"class_names": list(CLASS_NAMES[:classes])} if names_known else {})},
             "optim": {"lr": 2e-3, "warmup_steps": max(steps // 10, 1)},
             "trainer": {"max_steps": steps, "val_every": max(steps // 2, 1), "log_every": 10},
         }
@@ -182,8 +188,9 @@ def format_demo(result: dict[str, Any]) -> str:
     rows = result["rows"]
     cols = list(rows[0])
     head = [c.replace("adapted_rand_error", "ARE").replace("mirror_asymmetry", "MA") for c in cols]
-    cells = [[r[c] if isinstance(r[c], str) else f"{r[c]:.4f}" for c in cols] for r in rows]
+    cells = [[r[c] if isinstance(r[c], str) else num(r[c]) for c in cols] for r in rows]
     lines = text_table([head, *cells])
     z0, z1 = result["held_out_slices"]
-    lines.append(f"held-out slices {z0}..{z1 - 1}; share_±d = saliency share of the slice at offset d; results in {result['out']}")
+    lines.append(f"held-out slices {z0}:{z1} (half-open: z = {z0}..{z1 - 1}; held_out_slices [{z0}, {z1}] in results.json); "
+                 f"share_±d = saliency share of the slice at offset d; results in {result['out']}")
     return "\n".join(lines)

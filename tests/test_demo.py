@@ -7,6 +7,7 @@ import pytest
 
 from slicewise.cli import main
 from slicewise.demo import format_demo, run_demo
+from slicewise.utils.table import num
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,12 @@ def test_demo_compares_strategies_and_writes_results(demo_result):
     assert 0 < z0 < z1 == 12
     table = format_demo(result)
     assert "rgb" in table and "uniform" in table and "ARE" in table
+    assert f"held-out slices {z0}:{z1}" in table and saved["held_out_slices"] == [z0, z1]  # one range, one notation
+    for r in result["rows"]:
+        assert num(r["adapted_rand_error"]) in table  # 4 significant digits, never 0.0000 for a small value
+    from slicewise.models import load_model
+
+    assert load_model(out / "train-rgb" / "best.pt").config.channel_names[:3] == ["background", "membrane", "mitochondrion"]
 
 
 def test_demo_refuses_non_empty_output(demo_result, capsys):

@@ -3,8 +3,9 @@
 MODEL arguments are a saved model file (``load_model``) or an encoder spec
 (:func:`slicewise.cli.model.open_model`): a timm encoder name, optionally with ModelConfig fields,
 ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``; a spec builds the pretrained network
-(decoder at initialisation, seeded with ``--seed``). The attribution and shift tables print the
-JSON's numbers (6 significant digits); the first-layer weights table rounds to 3 decimals.
+(decoder at initialisation, seeded with ``--seed``; the report says so). Tables print 4 significant
+digits (:func:`slicewise.utils.table.num`); the JSON holds 6. Models are named by ``--name``, else by
+their run folder (``runs/uniform/best.pt`` → ``uniform``), in titles, legends and tables.
 """
 
 from __future__ import annotations
@@ -46,15 +47,27 @@ def _write_json(data: Any, path: Path, overwrite: bool) -> None:
     write_json(path, jsonable(data), overwrite=overwrite, indent=1)
 
 
-def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int) -> tuple[str, Any]:
-    """(display name, model) from a saved file or an encoder spec (decoder init seeded with ``seed``)."""
+def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int,
+           name: str | None = None) -> tuple[str, Any]:
+    """(display name, model) from a saved file or an encoder spec (decoder init seeded with ``seed``).
+
+    The name is ``name`` (``--name``), else :func:`slicewise.diagnostics.report.run_name` of the spec
+    (``runs/uniform/best.pt`` → ``uniform``)."""
     import torch
 
     from slicewise.cli.model import open_model
+    from slicewise.diagnostics.report import run_name
 
     torch.manual_seed(seed)
-    name = Path(spec).stem if Path(spec).is_file() else spec
-    return name, open_model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init)
+    return name or run_name(spec), open_model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init)
+
+
+def _spec_note(spec: str, seed: int) -> str | None:
+    """The report's note for a model built from an encoder spec (None for a saved model file)."""
+    if Path(spec).is_file():
+        return None
+    return (f"built from the encoder spec {spec!r}: pretrained encoder, decoder randomly initialised (seed {seed}), "
+            f"so its decoder layers and outputs describe an untrained decoder")
 
 
 def _range(z: str | None, roi: str | None) -> Any:
@@ -96,6 +109,7 @@ OPTS = dict(
     z=typer.Option(None, "--z", help="draw tiles centred on slices START:STOP only (half-open); stacks still read context outside"),
     roi=typer.Option(None, "--roi", help="draw tiles inside the box z0:z1,y0:y1,x0:x1 only; stacks still read context outside"),
     overwrite=typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
+    name=typer.Option(None, "--name", help="name of the model in titles, legends and tables (default: its run folder, runs/uniform/best.pt -> uniform)"),
 )
 """Options shared by the audit commands (one help text each)."""
 
@@ -110,6 +124,7 @@ def weights_cmd(
     json_out: Optional[Path] = OPTS["json_out"],
     report: Optional[Path] = OPTS["report"],
     overwrite: bool = OPTS["overwrite"],
+    name: Optional[str] = typer.Option(None, "--name", help="name in the report title and legend (default: ENCODER (channel init))"),
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
     _check_args(json_out, report, overwrite, in_slices=in_slices, img_size=img_size)
@@ -121,7 +136,8 @@ def weights_cmd(
     if json_out is not None:
         _write_json(result, json_out, overwrite)
     if report is not None:
-        write_report(report, weights=result, title=f"slicewise audit: first layer of {encoder}", overwrite=overwrite)
+        label = name or f"{encoder} ({channel_init})"
+        write_report(report, weights={label: result}, title=f"slicewise audit: first layer of {label}", overwrite=overwrite)
 
 
 @audit_app.command("attribution")
@@ -148,6 +164,7 @@ def attribution_cmd(
     overwrite: bool = OPTS["overwrite"],
     z: Optional[str] = OPTS["z"],
     roi: Optional[str] = OPTS["roi"],
+    name: Optional[str] = OPTS["name"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
     _check_args(json_out, report, overwrite, data=(data, key), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
@@ -159,7 +176,7 @@ def attribution_cmd(
     from slicewise.diagnostics.attribution import REGIONS
     from slicewise.diagnostics.report import format_attribution
 
-    name, net = _model(model, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed)
+    name, net = _model(model, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed, name=name)
     models = {name: net}
     if pretrained and Path(model).is_file():
         models = {"pretrained": _pretrained_twin(net, seed), "fine-tuned": net}
@@ -176,8 +193,15 @@ def attribution_cmd(
     if report is not None:
         # the pretrained first layer, audited where the pretrained network was built anyway
         audit = _weights_audit(net) if pretrained or not Path(model).is_file() else None
-        write_report(report, attribution=result, weights=audit,
-                     title=f"slicewise audit: attribution of {name} on {Path(data).name}", overwrite=overwrite)
+        what = f"{name} (pretrained vs fine-tuned)" if len(models) > 1 else name
+        note = _spec_note(model, seed)
+        if len(models) > 1:
+            notes = {"pretrained": f"the network {name} started from: its pretrained encoder with a decoder randomly "
+                                   f"initialised (seed {seed}), rebuilt from the saved config"}
+        else:
+            notes = {name: note} if note else {}
+        write_report(report, attribution=result, weights=audit, model_notes=notes,
+                     title=f"slicewise audit: attribution of {what} on {Path(data).name}", overwrite=overwrite)
 
 
 @audit_app.command("shift")
@@ -200,6 +224,7 @@ def shift_cmd(
     overwrite: bool = OPTS["overwrite"],
     z: Optional[str] = OPTS["z"],
     roi: Optional[str] = OPTS["roi"],
+    names: Optional[list[str]] = typer.Option(None, "--name", help="model name in titles and legends, once per MODEL in order (default: each run folder, runs/uniform/best.pt -> uniform)"),
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
     _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, tiles=n_tiles,
@@ -211,10 +236,18 @@ def shift_cmd(
 
     if len(paths) < 2:
         raise InputError("give at least one MODEL and then DATA, e.g. slicewise audit shift model.pt volume.tif --shift contrast=0.5")
+    if names and len(names) != len(paths) - 1:
+        raise InputError(f"{len(names)} --name for {len(paths) - 1} models: give one --name per MODEL, in order")
     models: dict[str, Any] = {}
-    for spec in paths[:-1]:
-        name, net = _model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed)
-        models[name if name not in models else f"{name} ({len(models) + 1})"] = net
+    notes: dict[str, str] = {}
+    for i, spec in enumerate(paths[:-1]):
+        name, net = _model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed,
+                           name=names[i] if names else None)
+        name = name if name not in models else f"{name} ({len(models) + 1})"
+        models[name] = net
+        note = _spec_note(spec, seed)
+        if note:
+            notes[name] = note
     vol = open_volume(paths[-1], key=key)
     result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
                           batch_size=batch_size, bins=bins, roi=_range(z, roi))
@@ -222,4 +255,5 @@ def shift_cmd(
     if json_out is not None:
         _write_json(result, json_out, overwrite)
     if report is not None:
-        write_report(report, shift=result, title=f"slicewise audit: domain shift on {Path(paths[-1]).name}", overwrite=overwrite)
+        write_report(report, shift=result, overwrite=overwrite, model_notes=notes,
+                     title=f"slicewise audit: domain shift of {', '.join(models)} on {Path(paths[-1]).name}")

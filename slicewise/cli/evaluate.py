@@ -2,6 +2,11 @@
 
 ``--z`` / ``--roi`` select a box of both maps in ground-truth coordinates (held-out slices without
 cutting files); a prediction that records an ``offset`` (``slicewise segment --roi``) is placed there.
+``--label-map`` (ground truth) and ``--pred-label-map`` (prediction) map raw values to classes with
+training's ``data.label_map`` syntax (``0:1,255:0``); a semantic score whose two label sets share no
+value warns in one line on stderr. ``--components gt|pred|both`` labels connected non-zero regions per
+slice of the named side(s) first (after its label map), so watershed instances given as PRED stay as
+they are with ``--components gt``.
 ``--dask`` counts blocks in parallel: ``threads`` (this process, dask's threaded scheduler),
 ``local:N`` (a LocalCluster of N worker processes) or ``tcp://host:port`` (a running scheduler).
 """
@@ -15,6 +20,8 @@ import typer
 
 from slicewise.cli import app
 
+COMPONENTS = ("none", "gt", "pred", "both")
+
 
 @app.command("evaluate")
 def evaluate_cmd(
@@ -27,8 +34,11 @@ def evaluate_cmd(
     classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated semantic classes to score, e.g. 0,255."),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside HDF5 / Zarr files."),
     keep_gt_zero: bool = typer.Option(False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."),
-    components: bool = typer.Option(False, "--components", help="First label connected non-zero regions per slice in both maps (membrane maps such as ISBI 2012: 0 = membrane)."),
-    fill: bool = typer.Option(False, "--fill", help="With --components: give predicted membrane voxels the id of the nearest cell."),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="Map ground-truth values to classes as training's data.label_map: RAW:CLASS pairs, e.g. 0:1,255:0."),
+    pred_label_map: Optional[str] = typer.Option(None, "--pred-label-map", help="Map predicted values to classes the same way (predict's labels need none)."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="Names of classes 0,1,... for the table, e.g. background,membrane (default: those a `slicewise predict` label store records)."),
+    components: str = typer.Option("none", "--components", help="Label connected non-zero regions per slice first (membrane maps such as ISBI 2012: 0 = membrane) in: gt, pred, both or none. Use gt for watershed instances from `slicewise segment`, so they are not re-merged."),
+    fill: bool = typer.Option(False, "--fill", help="With --components pred/both: give predicted membrane voxels the id of the nearest cell."),
     z: Optional[str] = typer.Option(None, "--z", help="Score slices START:STOP only (half-open, ground-truth coordinates)."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Score the box z0:z1,y0:y1,x0:x1 only (ground-truth coordinates)."),
     block: Optional[str] = typer.Option(None, "--block", help="Block Z,Y,X read at a time (default 8,1024,1024); results do not depend on it."),
@@ -38,6 +48,7 @@ def evaluate_cmd(
     """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
     import numpy as np
 
+    from slicewise.data.labelmap import apply_label_map, parse_label_map
     from slicewise.errors import InputError
     from slicewise.metrics.evaluate import (
         as_array_like,
@@ -61,15 +72,26 @@ def evaluate_cmd(
 
     box = combine(z, roi) if (z or roi) else None
     blk = parse_block(block)
-    if fill and not components:
-        raise InputError("--fill applies to membrane maps labelled with --components: add --components")
+    if components not in COMPONENTS:
+        raise InputError(f"--components {components!r}: choose gt, pred, both or none")
+    if fill and components not in ("pred", "both"):
+        raise InputError("--fill applies to predicted membrane maps labelled with --components: add --components pred (or both)")
+    gt_map = parse_label_map(label_map, "--label-map")
+    pred_map = parse_label_map(pred_label_map, "--pred-label-map")
     p: Any = pred
     g: Any = gt
-    if components:  # connected components of whole slices: the membrane maps are loaded in memory
-        p = membranes_to_neurons(np.asarray(as_array_like(pred, key)), fill=fill)
-        g = membranes_to_neurons(np.asarray(as_array_like(gt, key)))
+    # connected components of whole slices: the membrane maps are loaded in memory; label maps apply first
+    if components in ("pred", "both"):
+        p = membranes_to_neurons(apply_label_map(np.asarray(as_array_like(pred, key)), pred_map, "predicted labels",
+                                                 "--pred-label-map"), fill=fill)
+        pred_map = None
+    if components in ("gt", "both"):
+        g = membranes_to_neurons(apply_label_map(np.asarray(as_array_like(gt, key)), gt_map, "ground-truth labels"))
+        gt_map = None
     result = evaluate(p, g, kind=kind, classes=class_list, prob=prob, per_slice=per_slice,
-                      ignore_gt_zero=not keep_gt_zero, key=key, roi=box, block=blk, dask=dask)
+                      ignore_gt_zero=not keep_gt_zero, key=key, roi=box, block=blk, dask=dask,
+                      label_map=gt_map, pred_label_map=pred_map,
+                      class_names=[n.strip() for n in class_names.split(",")] if class_names else None)
     typer.echo(format_table(result))
     if json_out is not None:
         save_json(result, json_out, overwrite=overwrite)

@@ -23,7 +23,9 @@ def segment_cmd(
     use: str = typer.Option("boundary", "--use", help="Watershed on the boundary channel or on a distance map (distance head, else EDT of the mask)."),
     foreground_channel: str | None = typer.Option(
         None, "--foreground-channel",
-        help="Foreground channel, index or name (class1, ...); default 1 - P(class0), or the only channel."),
+        help="Foreground channel, index or name (membrane, class1, ...); default the only channel, else the single "
+             "class that is not background (by the model's class names), else 1 - P(channel 0) for unnamed channels; "
+             "several named foreground classes must be chosen here."),
     boundary_channel: str | None = typer.Option(
         None, "--boundary-channel", help="Boundary channel, index or name; default the channel named 'boundary'."),
     distance_channel: str | None = typer.Option(
@@ -57,5 +59,6 @@ def segment_cmd(
         per_slice=per_slice, min_size=min_size, connectivity=connectivity, block=parse_block(block),
         halo=parse_halo(halo), roi=combine(z, roi) if (z or roi) else None, key=key, overwrite=overwrite,
     )
+    typer.echo(f"segment: foreground = {res.foreground}", err=True)
     where = "" if res.offset == (0, 0, 0) else f" at offset {','.join(map(str, res.offset))}"
     typer.echo(f"{res.path}: {res.n_objects} objects, shape {'x'.join(map(str, res.shape))}{where}")

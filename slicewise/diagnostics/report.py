@@ -1,10 +1,17 @@
 """Audit reports: JSON with every number, plain-text tables, and an HTML page with pictures.
 
-Numbers: every float is rounded to 6 significant digits once (:func:`jsonable`); the JSON holds
-those values and the text tables print them with ``{:.6g}``, so a printed number read back as a
-float equals the JSON's. :func:`write_report` writes ``index.html`` (Jinja2 template
-``templates/report.html``), ``report.json`` and the PNGs it references into a temporary sibling
-folder that is renamed to ``DIR`` on success (:func:`slicewise.utils.atomic_path`).
+Numbers: every float is rounded to 6 significant digits once (:func:`jsonable`); the JSON and the
+CSV files hold those values; text tables, the page and figure legends print them at 4 significant
+digits (:func:`slicewise.utils.table.num`, the one number format of every table and legend).
+:func:`write_report` writes ``index.html`` (Jinja2 template ``templates/report.html`` with the
+shared stylesheet ``templates/style.css``), ``report.json``, every figure as PNG and SVG, and every
+table as CSV into a temporary sibling folder that is renamed to ``DIR`` on success
+(:func:`slicewise.utils.atomic_path`).
+
+Figures: slice shares with their bootstrap CIs; attribution maps with one colour scale per row (a
+tile: the same vmin/vmax for every slice of every model in that row, so pretrained and fine-tuned
+compare; the scale is printed on the row's colour bar and in ``attribution_map_scales.csv``); the
+Hellinger score per layer with its bootstrap CI over tiles, on a y-range fitted to the data.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 
 from slicewise.utils.atomic import atomic_path, write_json
 from slicewise.utils.figures import pyplot, save_figure
+from slicewise.utils.table import num, text_table, write_csv
 
 SIG = 6
 
@@ -28,14 +36,8 @@ def rnd(v: float) -> float:
 
 
 def fmt(v: Any) -> str:
-    """Print a number as the JSON holds it (``{:.6g}`` of the rounded value); ``None`` as ``-``."""
-    if v is None:
-        return "-"
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    return f"{rnd(v):.{SIG}g}"
+    """A number as tables, pages and legends show it: :func:`slicewise.utils.table.num` (4 significant digits)."""
+    return num(v)
 
 
 def jsonable(obj: Any) -> Any:
@@ -61,9 +63,39 @@ def _is_array(v: Any) -> bool:
         isinstance(v, Mapping) and bool(v) and all(_is_array(x) for x in v.values()))
 
 
+CHECKPOINT_STEMS = ("best", "last", "final", "model", "checkpoint")
+"""Model file names that say nothing about the run: the run folder names those models instead."""
+
+
+def run_name(spec: str | Path) -> str:
+    """The name a model goes by in titles and legends: its run folder for a checkpoint file
+    (``runs/uniform/best.pt`` → ``uniform``; ``runs/uniform/checkpoints/best.ckpt`` → ``uniform``),
+    else the file's stem (``models/rgb_lite0.pt`` → ``rgb_lite0``); an encoder spec as it is."""
+    p = Path(spec)
+    if not p.suffix or ":" in str(spec) and not p.exists():
+        return str(spec)
+    stem = p.stem
+    if stem.lower() in CHECKPOINT_STEMS or stem.lower().startswith(("epoch", "step")):
+        parent = p.parent
+        if parent.name == "checkpoints":
+            parent = parent.parent
+        name = parent.resolve().name if parent.name in ("", ".") else parent.name
+        return name or stem
+    return stem
+
+
 def _ci(d: Mapping[str, Any]) -> str:
     lo, hi = d["ci"]
     return f"{fmt(d['value'])} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def class_label(report: Mapping[str, Any]) -> str:
+    """``1 (membrane)`` for an attribution report whose model config names its classes, else ``1``."""
+    cls = report.get("target_class")
+    names = (report.get("model") or {}).get("class_names") if isinstance(report.get("model"), Mapping) else None
+    if isinstance(cls, int) and names and 0 <= cls < len(names):
+        return f"{cls} ({names[cls]})"
+    return str(cls)
 
 
 def attribution_models(result: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -78,7 +110,7 @@ def format_attribution(result: Mapping[str, Any]) -> str:
     res = jsonable(result)
     models = attribution_models(res)
     first = next(iter(models.values()))
-    lines = [f"attribution: method={first['method']} class={first['target_class']} region={first['region']} "
+    lines = [f"attribution: method={first['method']} class={class_label(first)} region={first['region']} "
              f"tile={first['tile']} k={first['k']} tiles={first['n_tiles']} seed={first['seed']} (value [95% CI])"]
     for name, r in models.items():
         lines.append(f"{name}:")
@@ -96,14 +128,18 @@ def format_shift(result: Mapping[str, Any]) -> str:
     """Text table: per model, Hellinger layer score for each layer (rows) and shift (columns)."""
     res = jsonable(result)
     labels = [s["label"] for s in res["shifts"]]
-    lines = [f"layer domain susceptibility (mean Hellinger distance per layer): tiles={res['n_tiles']} "
-             f"tile={res['tile']} bins={res['bins']} seed={res['seed']}"]
+    lines = [f"layer domain susceptibility (mean Hellinger distance per layer, [95% bootstrap CI over tiles]): "
+             f"tiles={res['n_tiles']} tile={res['tile']} bins={res['bins']} seed={res['seed']}"]
     for name, m in res["models"].items():
-        width = max(len(x) for x in m["layers"] + ["layer"])
         lines.append(f"{name}:")
-        lines.append("  " + "layer".ljust(width) + "".join(f"  {lab:>14}" for lab in labels))
+        rows = [["layer", *labels]]
         for layer in m["layers"]:
-            lines.append("  " + layer.ljust(width) + "".join(f"  {fmt(m['scores'][lab][layer]):>14}" for lab in labels))
+            cells = [layer]
+            for lab in labels:
+                ci = (m.get("ci") or {}).get(lab, {}).get(layer)
+                cells.append(fmt(m["scores"][lab][layer]) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""))
+            rows.append(cells)
+        lines += ["  " + line for line in text_table(rows)]
     return "\n".join(lines)
 
 
@@ -120,7 +156,7 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
         vals = np.array([s["value"] for s in sh])
         err = np.abs(np.array([s["ci"] for s in sh]).T - vals)
         pos = np.arange(k) + (i - (len(names) - 1) / 2) * width
-        ax.bar(pos, vals, width, yerr=err, capsize=3, label=f"{name} (MA {fmt(models[name]['mirror_asymmetry']['value'])})")
+        ax.bar(pos, vals, width, yerr=err, capsize=3, label=f"{name} (MA {num(models[name]['mirror_asymmetry']['value'])})")
     ax.axhline(1.0 / k, color="k", lw=0.8, ls="--", label="equal share 1/k")
     ax.set_xticks(np.arange(k), [f"{s['offset']:+d}" for s in first["shares"]])
     ax.set_xlabel("slice z-offset")
@@ -130,58 +166,105 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
     return save_figure(fig, path)
 
 
-def plot_maps(report: Mapping[str, Any], path: Path, title: str) -> str | None:
-    """Per tile: the centre input slice, then |A| of each slice on one colour scale per tile."""
-    maps = report.get("maps")
-    if not maps or len(maps["inputs"]) == 0:
+def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str) -> tuple[Any, list[tuple[float, float]]] | None:
+    """(figure, [(vmin, vmax) per row]) of the attribution maps of every model side by side.
+
+    A row is one tile: its centre input slice, then |A| of each input slice for each model in turn, all
+    on one colour scale (vmin 0, vmax the largest |A| of the row over every model and slice), printed
+    on the row's colour bar. None when no model kept maps."""
+    with_maps = {n: r for n, r in models.items() if r.get("maps") and len(r["maps"]["inputs"])}
+    if not with_maps:
         return None
     plt = pyplot()
-    x, a = np.asarray(maps["inputs"]), np.asarray(maps["attributions"])
-    k = int(report["k"])
-    colors = x.shape[1] // k
+    names = list(with_maps)
+    first = with_maps[names[0]]
+    k = int(first["k"])
     r = (k - 1) // 2
-    n = x.shape[0]
-    fig, axes = plt.subplots(n, k + 1, figsize=(1.9 * (k + 1), 1.9 * n + 0.4), squeeze=False)
+    x = np.asarray(first["maps"]["inputs"])
+    colors = x.shape[1] // k
+    n = min(len(np.asarray(m["maps"]["attributions"])) for m in with_maps.values())
+    per = {name: [np.asarray(m["maps"]["attributions"])[t].reshape(k, colors, *x.shape[2:]).sum(1) for t in range(n)]
+           for name, m in with_maps.items()}
+    ncols = 1 + k * len(names)
+    fig, axes = plt.subplots(n, ncols, figsize=(1.7 * ncols + 0.8, 1.7 * n + 0.6), squeeze=False)
+    scales: list[tuple[float, float]] = []
     for t in range(n):
         img = x[t].reshape(k, colors, *x.shape[2:])[r]
         axes[t, 0].imshow(img[0] if colors == 1 else np.moveaxis(img, 0, -1), cmap="gray", vmin=0, vmax=1)
-        per = a[t].reshape(k, colors, *a.shape[2:]).sum(1)
-        vmax = float(per.max()) or 1.0
-        for c in range(k):
-            im = axes[t, c + 1].imshow(per[c], cmap="magma", vmin=0, vmax=vmax)
-            if t == 0:
-                axes[t, c + 1].set_title(f"|A| offset {c - r:+d}", fontsize=8)
+        vmax = max(float(per[name][t].max()) for name in names) or 1.0
+        scales.append((0.0, vmax))
+        im = None
+        for j, name in enumerate(names):
+            for c in range(k):
+                ax = axes[t, 1 + j * k + c]
+                im = ax.imshow(per[name][t][c], cmap="magma", vmin=0.0, vmax=vmax)
+                if t == 0:
+                    ax.set_title(f"{name}\n|A| offset {c - r:+d}", fontsize=7)
         if t == 0:
-            axes[t, 0].set_title("input (centre)", fontsize=8)
-        fig.colorbar(im, ax=list(axes[t, 1:]), fraction=0.03, pad=0.02)
+            axes[t, 0].set_title("input (centre)", fontsize=7)
+        bar = fig.colorbar(im, ax=list(axes[t, 1:]), fraction=0.02, pad=0.01)
+        bar.set_ticks([0.0, vmax], labels=["0", num(vmax)])
+        bar.set_label("|A|, row scale", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.grid(False)
     fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    return fig, scales
+
+
+def plot_maps(models: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> tuple[str | None, list[tuple[float, float]]]:
+    """Write :func:`maps_figure` (PNG + SVG); (file name or None, the per-row (vmin, vmax) scales)."""
+    made = maps_figure(models, title)
+    if made is None:
+        return None, []
+    fig, scales = made
+    return save_figure(fig, path), scales
 
 
 def plot_hellinger(result: Mapping[str, Any], path: Path) -> str:
-    """One panel per shift: layer score (y) over the hooked layers in forward order (x), a line per model."""
+    """One panel per shift: layer score (y) over the hooked layers in forward order (x), a line per model
+    with its bootstrap CI band; one y-range for all panels, fitted to the scores and CIs (within [0, 1])."""
     plt = pyplot()
     labels = [s["label"] for s in result["shifts"]]
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
+    lo, hi = hellinger_ylim(result)
     for ax, lab in zip(axes.flat, labels):
         for name, m in result["models"].items():
-            ax.plot(range(len(m["layers"])), [m["scores"][lab][layer] for layer in m["layers"]], marker="o", label=name)
+            xs = np.arange(len(m["layers"]))
+            ys = [m["scores"][lab][layer] for layer in m["layers"]]
+            line = ax.plot(xs, ys, marker="o", label=name)[0]
+            ci = (m.get("ci") or {}).get(lab)
+            if ci:
+                ax.fill_between(xs, [ci[layer][0] for layer in m["layers"]], [ci[layer][1] for layer in m["layers"]],
+                                color=line.get_color(), alpha=0.2, lw=0)
         layers = next(iter(result["models"].values()))["layers"]
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(lo, hi)
         ax.set_title(f"shift {lab}", fontsize=10)
-        ax.set_ylabel("mean Hellinger H")
-        ax.grid(alpha=0.3)
+        ax.set_ylabel("mean Hellinger distance H")
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(labels):]:
         ax.set_visible(False)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def hellinger_ylim(result: Mapping[str, Any]) -> tuple[float, float]:
+    """The shift plot's y-range: the scores and CI bounds with 10% margin, clipped to [0, 1] (0.02 at least wide)."""
+    vals = []
+    for m in result["models"].values():
+        for lab, sc in m["scores"].items():
+            vals += [v for v in sc.values() if v is not None]
+            for ci in ((m.get("ci") or {}).get(lab) or {}).values():
+                vals += [v for v in ci if v is not None]
+    if not vals:
+        return 0.0, 1.0
+    lo, hi = min(vals), max(vals)
+    pad = max(0.1 * (hi - lo), 0.01)
+    return max(0.0, lo - pad), min(1.0, hi + pad)
 
 
 def weights_shares(result: Mapping[str, Any]) -> list[float] | None:
@@ -213,6 +296,47 @@ def plot_weights(audits: Sequence[Mapping[str, Any]], names: Sequence[str], path
     return save_figure(fig, path)
 
 
+def _weights_rows(weights: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, audit in weights.items():
+        shares = weights_shares(audit) or []
+        k = len(shares)
+        rows += [{"network": name, "offset": c - (k - 1) // 2, "share": v} for c, v in enumerate(shares)]
+    return rows
+
+
+def _attribution_rows(models: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    shares, summary = [], []
+    for name, r in models.items():
+        shares += [{"model": name, "offset": s["offset"], "share": s["value"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]}
+                   for s in r["shares"]]
+        summary += [{"model": name, "measure": key, "value": r[key]["value"], "ci_low": r[key]["ci"][0],
+                     "ci_high": r[key]["ci"][1], "n_tiles": r["n_tiles"]}
+                    for key in ("mirror_asymmetry", "centre_share", "pair_difference")]
+    return shares, summary
+
+
+def _hellinger_rows(shift: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, m in shift["models"].items():
+        for lab, scores in m["scores"].items():
+            for layer in m["layers"]:
+                ci = (m.get("ci") or {}).get(lab, {}).get(layer) or [None, None]
+                rows.append({"model": name, "shift": lab, "layer": layer, "channels": m["channels"][layer],
+                             "values_per_channel": m["values_per_channel"][layer], "hellinger": scores[layer],
+                             "ci_low": ci[0], "ci_high": ci[1]})
+    return rows
+
+
+def template_env() -> Any:
+    """The Jinja2 environment of every slicewise report (templates and the shared ``style.css``), ``num`` filter."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("slicewise.diagnostics", "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["num"] = fmt
+    return env
+
+
 def write_report(
     directory: str | Path,
     *,
@@ -221,20 +345,22 @@ def write_report(
     weights: Mapping[str, Any] | Mapping[str, Mapping[str, Any]] | None = None,
     title: str = "slicewise audit",
     overwrite: bool = False,
+    model_notes: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``index.html``, ``report.json`` and PNGs for the given results into ``directory`` (atomically).
+    """Write ``index.html``, ``report.json``, figures (PNG + SVG) and tables (CSV) into ``directory`` (atomically).
 
     ``attribution``: an :func:`attribution_report` or :func:`compare_models` result; ``shift``: a
     :func:`shift_report` result; ``weights``: one ``audit_weights`` result or ``{name: result}``.
+    ``model_notes``: a sentence per model name shown under its results (e.g. that its decoder is
+    randomly initialised because it was built from an encoder spec).
     """
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     from slicewise.diagnostics.weights_audit import format_weights_audit
 
     if weights is not None and "shares" in weights:
         weights = {f"{weights.get('encoder', 'network')} ({weights.get('channel_init', '')})": weights}
-    data = jsonable({"title": title, "weights": weights, "attribution": attribution, "shift": shift})
-    ctx: dict[str, Any] = {"title": title, "json_name": "report.json"}
+    data = jsonable({"title": title, "weights": weights, "attribution": attribution, "shift": shift,
+                     "model_notes": dict(model_notes or {})})
+    ctx: dict[str, Any] = {"title": title, "json_name": "report.json", "notes": dict(model_notes or {}), "csv": []}
     with atomic_path(directory, overwrite=overwrite) as tmp:
         tmp.mkdir()
         if weights is not None:
@@ -243,24 +369,33 @@ def write_report(
                 "figure": plot_weights([weights[n] for n in names], names, tmp / "weights_shares.png"),
                 "texts": [(n, format_weights_audit(weights[n])) for n in names],
             }
+            ctx["csv"].append(write_csv(tmp / "weights_shares.csv", _weights_rows(data["weights"]),
+                                        ["network", "offset", "share"]))
         if attribution is not None:
             models = attribution_models(attribution)
             jmodels = attribution_models(data["attribution"])
             first = next(iter(jmodels.values()))
-            what = f"{first['method']}, class {first['target_class']}, region {first['region']}"
+            what = f"{first['method']}, class {class_label(first)}, region {first['region']}"
+            maps, scales = plot_maps(models, tmp / "attribution_maps.png", f"{', '.join(models)}: {what}")
             ctx["attribution"] = {
                 "info": first,
+                "class_label": class_label(first),
                 "models": jmodels,
-                "figure": plot_shares(jmodels, tmp / "attribution_shares.png", f"slice shares ({what}), 95% CI"),
-                "maps": [(n, plot_maps(models[n], tmp / f"saliency_{i}.png", f"{n}: {what}"))
-                         for i, n in enumerate(models)],
+                "figure": plot_shares(jmodels, tmp / "attribution_shares.png", f"slice shares of {', '.join(jmodels)} ({what}), 95% CI"),
+                "maps": maps,
+                "scales": scales,
                 "text": format_attribution(attribution),
             }
+            share_rows, summary_rows = _attribution_rows(jmodels)
+            ctx["csv"].append(write_csv(tmp / "attribution_shares.csv", share_rows))
+            ctx["csv"].append(write_csv(tmp / "attribution_summary.csv", summary_rows))
+            if scales:
+                ctx["csv"].append(write_csv(tmp / "attribution_map_scales.csv",
+                                            [{"row": i, "vmin": lo, "vmax": hi} for i, (lo, hi) in enumerate(scales)]))
         if shift is not None:
             ctx["shift"] = {"data": data["shift"], "figure": plot_hellinger(data["shift"], tmp / "hellinger.png"),
-                            "text": format_shift(shift)}
-        env = Environment(loader=PackageLoader("slicewise.diagnostics", "templates"), autoescape=select_autoescape(["html"]))
-        env.filters["num"] = fmt
-        (tmp / "index.html").write_text(env.get_template("report.html").render(**ctx), encoding="utf-8")
+                            "text": format_shift(shift), "has_ci": any(m.get("ci") for m in data["shift"]["models"].values())}
+            ctx["csv"].append(write_csv(tmp / "hellinger.csv", _hellinger_rows(data["shift"])))
+        (tmp / "index.html").write_text(template_env().get_template("report.html").render(**ctx), encoding="utf-8")
         write_json(tmp / "report.json", data, indent=1)
     return Path(directory)

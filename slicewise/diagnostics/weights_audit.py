@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalise_shares, pair_difference
-from slicewise.utils.table import text_table
+from slicewise.utils.table import num, text_table
 
 RGB_NAMES = ("R", "G", "B")
+
 
 
 def first_layer_norms(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +72,9 @@ def format_weights_audit(result: dict[str, Any]) -> str:
     head = (f"first-layer audit: {result['encoder']} ({result['weights']}), k={result['in_slices']}, "
             f"{result['channel_init']}, layer {result['first_layer']} {tuple(result['kernel_shape'])}")
     rows = text_table([["channel", "name", "L1", "L2", "share L1", "share L2"]]
-                      + [[str(ch["index"]), str(ch["name"]), *(f"{ch[c]:.3f}" for c in ("l1", "l2", "share_l1", "share_l2"))]
+                      + [[str(ch["index"]), str(ch["name"]), *(num(ch[c]) for c in ("l1", "l2", "share_l1", "share_l2"))]
                          for ch in result["channels"]], align="rrrrrr")
-    tail = (f"mirror asymmetry MA = {result['mirror_asymmetry']:.3f}   centre share = {result['centre_share']:.3f}   "
-            f"pair difference s0 - s(k-1) = {result['pair_difference']:+.3f}")
+    pd_ = result["pair_difference"]
+    tail = (f"mirror asymmetry MA = {num(result['mirror_asymmetry'])}   centre share = {num(result['centre_share'])}   "
+            f"pair difference s0 - s(k-1) = {'+' if pd_ >= 0 else ''}{num(pd_)}")
     return "\n".join([head, *rows, tail])

@@ -9,8 +9,13 @@ Every block read is checked: values must be finite, and every channel except a d
 within [0, 1] (a raw image or logits is refused in one line; make probabilities with
 ``slicewise predict``). Channels are chosen by index or by name:
 
-- foreground: ``foreground_channel`` (index or name); default ``1 − P(class0)`` (every non-background
-  class; with one channel, that channel).
+- foreground (:func:`choose_foreground`): ``foreground_channel`` (index or name); else the only channel;
+  else, with channel names (the model's ``class_names`` that ``predict`` records, then head names such
+  as ``boundary`` / ``distance``), the single class channel that is not the background (the class named
+  ``background`` / ``bg`` / ``class0``, else the first class): ``membrane`` of ``[background, membrane]``;
+  with several such classes, or without names, ``1 − P(channel 0)`` (the union of every non-background
+  class; a multi-class model's background is its class 0). The choice is in
+  :attr:`Segmented.foreground`, and ``slicewise segment`` prints it on stderr.
 - boundary: ``boundary_channel``; default the channel named ``boundary``.
 - distance: ``distance_channel``; default the channel named ``distance``, else the Euclidean
   distance transform of the foreground mask (per slice when ``per_slice``).
@@ -66,6 +71,7 @@ outside it, halos stop at its edges), and the written labels record the box's ``
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -99,6 +105,8 @@ DEFAULT_BLOCK: tuple[int, int, int] = (64, 1024, 1024)
 #: watershed context (z, y, x voxels) read around each block when none is given.
 DEFAULT_HALO: tuple[int, int, int] = (8, 64, 64)
 _HINT = "segment takes the probability map written by `slicewise predict MODEL RAW probs.zarr`"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -210,13 +218,53 @@ def _named(names: Sequence[str] | None, name: str) -> int | None:
     return list(names).index(name) if names and name in names else None
 
 
+HEAD_NAMES = ("boundary", "distance")
+"""Channel names of the auxiliary heads; every other named channel is a class."""
+BACKGROUND_NAMES = ("background", "bg", "class0")
+"""Class names taken as the background class (else the first class channel is)."""
+
+
+def choose_foreground(sel: int | str | None, names: Sequence[str] | None, n: int) -> tuple[int | None, str]:
+    """(foreground channel index, or None for ``1 − P(channel 0)``; a one-line description of the choice).
+
+    The rule (module docstring): an explicit ``sel``; the only channel; the single non-background class
+    channel by name; ``1 − P(channel 0)`` without names or with several non-background classes (their
+    union; the description names them and how to pick one).
+    """
+    def label(i: int) -> str:
+        return f"channel {i} {names[i]!r}" if names else f"channel {i}"
+
+    if sel is not None:
+        i = _index(sel, names, n, "foreground")
+        return i, f"{label(i)} (--foreground-channel)"
+    if n == 1:
+        return 0, f"{label(0)} (the only channel)"
+    if not names:
+        return None, "1 - P(channel 0) (no channel names: every channel but 0 is foreground)"
+    classes = [i for i, name in enumerate(names) if name not in HEAD_NAMES]
+    if not classes:
+        raise InputError(f"no class channel among {', '.join(names)}: pass --foreground-channel (index or name)")
+    bg = next((i for i in classes if str(names[i]).lower() in BACKGROUND_NAMES), 0)
+    objects = [i for i in classes if i != bg]
+    if len(objects) == 1:
+        return objects[0], f"{label(objects[0])} (the only class besides background {names[bg]!r})"
+    if not objects:
+        return bg, f"{label(bg)} (the only class)"
+    return None, (f"1 - P({names[bg]!r}): the union of {', '.join(names[i] for i in objects)} "
+                  f"(pick one with --foreground-channel, e.g. {names[objects[0]]})")
+
+
 def _foreground(prob: np.ndarray, sel: int | str | None, names: Sequence[str] | None) -> np.ndarray:
     if sel is not None:
         return prob[_index(sel, names, len(prob), "foreground")]
     if len(prob) == 1:
         return prob[0]
-    background = _named(names, "class0")
-    return 1.0 - prob[0 if background is None else background]
+    return 1.0 - prob[_background(names)]
+
+
+def _background(names: Sequence[str] | None) -> int:
+    """Index of the background class: the first channel named in :data:`BACKGROUND_NAMES`, else 0."""
+    return next((i for i, name in enumerate(names or ()) if str(name).lower() in BACKGROUND_NAMES), 0)
 
 
 def _distance_seeds(dist: np.ndarray, mask: np.ndarray, min_distance: int) -> np.ndarray:
@@ -273,6 +321,7 @@ class _Plan:
     use: str
     fg: int | str | None
     names: list[str] | None
+    fg_text: str
     boundary: int | None
     distance: int | None
     t_fg: float
@@ -293,8 +342,7 @@ def _plan(src: ProbabilitySource, names: list[str] | None, *, mode: str, use: st
     n = src.channels
     if names is not None and len(names) != n:
         raise InputError(f"{len(names)} channel names for {n} channels: give one name per channel")
-    if foreground_channel is not None:
-        _index(foreground_channel, names, n, "foreground")
+    foreground_channel, fg_text = choose_foreground(foreground_channel, names, n)
     b = d = None
     if mode == "watershed" and use == "boundary":
         sel = boundary_channel if boundary_channel is not None else _named(names, "boundary")
@@ -305,7 +353,7 @@ def _plan(src: ProbabilitySource, names: list[str] | None, *, mode: str, use: st
     if sel is not None:
         d = _index(sel, names, n, "distance")
     halo = (0, *halo[1:]) if per_slice else tuple(halo)
-    return _Plan(mode, use, foreground_channel, names, b, d, float(foreground_threshold), float(boundary_threshold),
+    return _Plan(mode, use, foreground_channel, names, fg_text, b, d, float(foreground_threshold), float(boundary_threshold),
                  None if seed_threshold is None else float(seed_threshold), int(min_distance), bool(per_slice),
                  int(min_size), int(connectivity), tuple(int(v) for v in block), tuple(int(v) for v in halo))  # type: ignore[arg-type]
 
@@ -319,7 +367,7 @@ class _Reader:
         if plan.fg is not None:
             fg = [_index(plan.fg, plan.names, n, "foreground")]
         else:
-            fg = [0 if n == 1 or _named(plan.names, "class0") is None else _named(plan.names, "class0")]
+            fg = [0 if n == 1 else _background(plan.names)]
         watershed = plan.mode == "watershed"
         self.checked = fg + ([plan.boundary] if watershed and plan.use == "boundary" and plan.boundary is not None else [])
         self.finite = [plan.distance] if watershed and plan.use == "distance" and plan.distance is not None else []
@@ -479,6 +527,7 @@ class Segmented:
     n_objects: int
     shape: tuple[int, int, int]
     offset: tuple[int, int, int]
+    foreground: str = ""
 
 
 def to_stored(roi: Roi | Sequence[slice] | None, offset: Sequence[int], shape: Sequence[int]) -> Roi:
@@ -571,7 +620,10 @@ def segment(
     reader = _prepare(prob, key, channel_names, roi, block, halo, None, **options)
     out = np.zeros(reader.shape, np.int32)
     with _temp_arrays(reader.shape, reader.plan.block, None) as temp:
-        _run(reader, out, temp)
+        n = _run(reader, out, temp)
+    if n == 0:
+        log.warning(f"0 objects (foreground {reader.plan.fg_text} never above foreground_threshold "
+                    f"{reader.plan.t_fg:g}): lower the threshold or check the channel")
     return out
 
 
@@ -622,7 +674,10 @@ def segment_to(
     except BaseException:
         store.abort()
         raise
-    return Segmented(path, n, reader.shape, offset)  # type: ignore[arg-type]
+    if n == 0:
+        log.warning(f"{path}: 0 objects (foreground {reader.plan.fg_text} never above --foreground-threshold "
+                    f"{reader.plan.t_fg:g}): lower the threshold or check the channel")
+    return Segmented(path, n, reader.shape, offset, reader.plan.fg_text)  # type: ignore[arg-type]
 
 
 def _create_label_store(path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> Any:

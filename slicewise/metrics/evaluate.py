@@ -24,12 +24,15 @@ fill the predicted membrane with ``fill=True``, since predicted 0 is an ordinary
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from slicewise.data.labelmap import MappedLabels
 from slicewise.data.roi import Roi
 from slicewise.errors import InputError
 from slicewise.metrics.ap import ap_from_table, seg_accuracy_from_table
@@ -37,6 +40,9 @@ from slicewise.metrics.contingency import Contingency, block_grid, check_label_p
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
 from slicewise.utils import text_table, write_json
+from slicewise.utils.table import num
+
+log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = ("semantic", "instance")
 #: more distinct labels than this under ``kind="semantic"`` (without ``classes``) is taken as a mistake.
@@ -62,6 +68,9 @@ def evaluate(
     roi: Roi | Sequence[slice] | None = None,
     block: Sequence[int] | None = None,
     dask: str | None = None,
+    label_map: dict[int, int] | None = None,
+    pred_label_map: dict[int, int] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score label map ``pred`` against ``gt`` (arrays, lazy volumes or file paths), block by block.
 
@@ -86,6 +95,17 @@ def evaluate(
             memory is one block plus the distinct label pairs. Results do not depend on it.
         dask: None (this process), ``"threads"``, ``"local:N"`` or ``"tcp://host:port"`` (see
             :mod:`slicewise.metrics.blockwise`); same result.
+        label_map: raw ground-truth value → class, as training's ``data.label_map`` (e.g. ``{0: 1, 255: 0}``
+            for an ISBI membrane map); applied to the ground truth only, block by block; every value
+            present must be mapped. ``pred_label_map``: the same for the prediction (a prediction from
+            ``slicewise predict`` is already in classes and needs none).
+        class_names: names of classes 0, 1, … for a semantic result (``"class_names": {"1": "membrane"}``;
+            :func:`format_table` prints ``dice[membrane]``; the JSON keeps the ids); default the channel names a
+            ``slicewise predict`` label store records (the model's ``class_names``).
+
+    A semantic evaluation whose prediction and ground-truth label sets share no value (prediction {0, 1}
+    against ground truth {0, 255}: every Dice is 0) logs a one-line warning and lists it under
+    ``"warnings"`` in the result.
 
     Returns:
         ``{"kind", "shape", "settings", "volume": {metric: value}}`` plus, with ``per_slice``,
@@ -112,6 +132,10 @@ def evaluate(
         check_label_pair(gt_a, gt_a)
     if len(pred_a.shape) != 3:
         raise InputError(f"label maps must be Z×Y×X or Y×X, got shape {tuple(pred_a.shape)}")
+    if label_map:
+        gt_a = MappedLabels(gt_a, label_map, "ground-truth labels", "--label-map")
+    if pred_label_map:
+        pred_a = MappedLabels(pred_a, pred_label_map, "predicted labels", "--pred-label-map")
     box = _box(tuple(pred_a.shape), tuple(gt_a.shape), offset, roi)
     pred_box = tuple(slice(s.start - o, s.stop - o) for s, o in zip(box, offset))
     p_view, g_view = _Window(pred_a, pred_box), _Window(gt_a, box)
@@ -124,13 +148,23 @@ def evaluate(
     regions = block_grid(p_view.shape, blk)
     counts = count_blocks(BlockTask(p_view, g_view, fg, per_slice), regions, dask)
     volume, scores, slices = tables(counts, fg is not None)
-    settings = {"ignore_gt_zero": bool(ignore_gt_zero), "seg_threshold": float(seg_threshold),
+    settings = {"label_map": _jsonable_map(label_map), "pred_label_map": _jsonable_map(pred_label_map),
+                "ignore_gt_zero": bool(ignore_gt_zero), "seg_threshold": float(seg_threshold),
                 "scores": "size" if fg is None else "mean foreground probability",
                 "classes": None if classes is None else [int(c) for c in classes]}
     result: dict[str, Any] = {"kind": kind, "shape": [int(s) for s in p_view.shape], "settings": settings}
     if any(s.start for s in box):
         result["offset"] = [int(s.start) for s in box]
     result["volume"] = _score(volume, scores, kind, classes, ignore_gt_zero, seg_threshold)
+    names = list(class_names) if class_names else _store_class_names(pred)
+    if kind == "semantic" and names:
+        present = {int(k) for k in result["volume"].get("dice", {})}
+        result["class_names"] = {str(i): str(n) for i, n in enumerate(names) if i in present}
+    warnings = label_set_warnings(volume, kind, bool(label_map), bool(pred_label_map))
+    if warnings:
+        result["warnings"] = warnings
+        for w in warnings:
+            log.warning(w)
     if per_slice:
         rows = [{"z": int(box[0].start + z), **_score(t, sc, kind, classes, ignore_gt_zero, seg_threshold)}
                 for z, (t, sc) in slices.items()]
@@ -157,6 +191,27 @@ def _box(pred_shape: tuple[int, ...], gt_shape: tuple[int, ...], offset: tuple[i
             raise InputError(f"the {name} range {b.start}:{b.stop} is not inside the prediction, which covers "
                              f"{c.start}:{c.stop} of the ground truth: give a range inside it")
     return box
+
+
+def _jsonable_map(m: dict[int, int] | None) -> dict[str, int] | None:
+    return None if not m else {str(int(k)): int(v) for k, v in m.items()}
+
+
+def _ids_text(ids: np.ndarray) -> str:
+    vals = [int(v) for v in ids[:6]]
+    return "{" + ", ".join(map(str, vals)) + (", ..." if ids.size > 6 else "") + "}"
+
+
+def label_set_warnings(table: Contingency, kind: str, gt_mapped: bool = False, pred_mapped: bool = False) -> list[str]:
+    """One-line warnings about the label sets of a semantic evaluation: none shared by prediction and truth."""
+    if kind != "semantic" or table.gt_ids.size == 0 or table.pred_ids.size == 0:
+        return []
+    if np.intersect1d(table.gt_ids, table.pred_ids).size:
+        return []
+    fix = ("check --label-map / --pred-label-map" if gt_mapped or pred_mapped else
+           f"map them onto each other, e.g. --label-map {int(table.gt_ids[-1])}:{int(table.pred_ids[-1])}")
+    return [f"prediction labels {_ids_text(table.pred_ids)} and ground-truth labels {_ids_text(table.gt_ids)} "
+            f"share no value, so every Dice/IoU is 0: {fix}"]
 
 
 class _Window:
@@ -229,6 +284,29 @@ def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int,
     return as_array_like(pred, key), _offset(found, p)
 
 
+def _store_class_names(pred: Any) -> list[str] | None:
+    """Class names a ``slicewise predict`` store records with its labels (its ``channels`` minus head names)."""
+    if not isinstance(pred, (str, os.PathLike)):
+        return None
+    from pathlib import Path
+
+    p = Path(pred)
+    if p.suffix.lower() not in (".zarr", ".h5", ".hdf5", ".hdf") or not p.exists():
+        return None
+    try:
+        from slicewise.infer.store import read_prediction
+
+        found = read_prediction(p)
+        if found.labels is None:
+            return None
+        names = [str(c) for c in found.channels if str(c) not in ("boundary", "distance")]
+    except Exception:  # not a predict store: no names, the ids are shown
+        return None
+    if names and all(re.fullmatch(r"class\d+", n) for n in names):
+        return None  # generic names say nothing the ids do not
+    return names or None
+
+
 def _store_labels(p: Any) -> tuple[Any, tuple[int, int, int]]:
     from slicewise.infer.store import read_prediction
 
@@ -294,11 +372,12 @@ def _mean_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([f[k] for f in flat if k in f])) for k in keys}
 
 
-def _flatten(d: dict[str, Any]) -> dict[str, float]:
+def _flatten(d: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
+    names = names or {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update({f"{k}[{c}]": float(x) for c, x in v.items()})
+            out.update({f"{k}[{names.get(str(c), c)}]": float(x) for c, x in v.items()})
         elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
             out[k] = v
     return out
@@ -432,17 +511,20 @@ def save_json(result: dict[str, Any], path: str | os.PathLike, overwrite: bool =
 
 
 def _fmt(v: Any) -> str:
-    """How :func:`format_table` prints a number: integers as such, floats with 6 decimals."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return str(int(v))
-    return f"{float(v) + 0.0:.6f}"  # + 0.0 turns -0.0 into 0.0
+    """How :func:`format_table` prints a number: :func:`slicewise.utils.table.num` (4 significant digits,
+    ``1.4e-05`` rather than ``0.0000``); the JSON keeps full precision."""
+    return num(v)
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of an :func:`evaluate` result: volume values (and slice means), then per-slice rows."""
-    vol = _flatten(result["volume"])
+    vol = _flatten(result["volume"], result.get("class_names"))
     mean = result.get("slice_mean")
     header = ["metric", "volume"] + (["slice mean"] if mean is not None else [])
+    if mean is not None and result.get("class_names"):
+        names = result["class_names"]
+        mean = {re.sub(r"\[(\d+)\]$", lambda m: f"[{names[m[1]]}]" if m[1] in names else m[0], k): v
+                for k, v in mean.items()}
     rows = [[k, _fmt(v)] + ([_fmt(mean[k]) if k in mean else "-"] if mean is not None else []) for k, v in vol.items()]
     lines = text_table([header, *rows])
     if "per_slice" in result:

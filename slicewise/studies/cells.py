@@ -274,7 +274,7 @@ def cell_skips(ctx: CellContext) -> dict[str, Any]:
         pred = predict_range(model, shifted, z0, z1, ex.get("predict", {})).argmax(0)
         recs += semantic_metrics(pred, gt, cls, test="shifted", shift=f"{name}={strength:g}")
     a, b = context_range(z0, z1, raw.shape[0], model.in_slices)
-    hs = dict(ex.get("hellinger", {}))
+    hs = {"n_resamples": 0, **dict(ex.get("hellinger", {}))}  # the study's CIs are over seeds, not tiles
     rep = shift_report(model, raw[a:b], shifts=list(ex.get("shifts", [])), seed=int(config.get("seed", 0)), **hs)
     for mres in rep["models"].values():
         for label, layers in mres["scores"].items():

@@ -13,7 +13,12 @@ Conventions
   checked against ``statsmodels.stats.multitest.multipletests``),
   separately for the t-test and the Wilcoxon p-values.
 - Too few pairs (n < ``min_n``, default 3) or zero spread: the p-value is NaN and ``note`` says why;
-  nothing raises.
+  nothing raises. Below ``min_n`` the effect sizes (Cohen's d, rank-biserial r) are NaN too: with one
+  or two pairs they are noise (d of −11 from two seeds); the report shows ``n/a (n < 3)``.
+- Metric ranges (:data:`METRIC_RANGES`: Dice, IoU, ARE, AP, MA, shares, Hellinger in [0, 1]; VOI ≥ 0):
+  every CI of a mean is clipped to the metric's range and a CI of a difference to ±(range width),
+  so Dice at n = 2 never shows −0.5 … 1.4 (a t interval clipped to the range, not re-derived; the
+  report draws no bars below ``min_n``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,36 @@ from slicewise.errors import ConfigError
 
 VALUE = "value"
 METRIC = "metric"
+
+UNIT = (0.0, 1.0)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **{m: UNIT for m in ("dice", "iou", "mean_dice", "mean_iou", "foreground_dice", "are", "rand_precision",
+                         "rand_recall", "ap", "ap50", "ap75", "seg_accuracy", "ma", "mirror_asymmetry", "share",
+                         "centre_share", "hellinger", "accuracy")},
+    **{m: (0.0, math.inf) for m in ("voi", "voi_split", "voi_merge")},
+    "pair_difference": (-1.0, 1.0),
+}
+"""Value range of the metrics studies record (CIs are clipped to it); unknown metrics are unbounded."""
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """(low, high) of a metric's values; (−inf, inf) for a metric not in :data:`METRIC_RANGES`."""
+    return METRIC_RANGES.get(str(metric), (-math.inf, math.inf))
+
+
+def clip_ci(m: float, lo: float, hi: float, bounds: tuple[float, float] | None) -> tuple[float, float, float]:
+    """(m, lo, hi) with the bounds clipped to ``bounds`` (NaN stays NaN)."""
+    if bounds is None:
+        return m, lo, hi
+    a, b = bounds
+    clip = (lambda v: v if math.isnan(v) else min(max(v, a), b))  # noqa: E731
+    return m, clip(lo), clip(hi)
+
+
+def diff_range(bounds: tuple[float, float]) -> tuple[float, float]:
+    """Range of a difference of two values in ``bounds``: ±(high − low)."""
+    w = bounds[1] - bounds[0]
+    return -w, w
 
 
 class Comparison(StrictModel):
@@ -94,12 +129,14 @@ def rank_biserial(diff: Sequence[float] | np.ndarray) -> float:
 
 
 def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: float = 0.95,
-                 min_n: int = 3) -> dict[str, Any]:
+                 min_n: int = 3, bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Compare paired samples (``other − baseline``): means with CIs, t-test, Wilcoxon, effect sizes.
 
     Returns plain floats/ints/str: ``n``, ``mean_baseline`` (+ ``_low``/``_high``), ``mean_level``
     (+ CI), ``mean_diff`` (+ ``diff_low``/``diff_high``), ``t_stat``, ``t_p``, ``w_stat``, ``w_p``,
     ``cohen_d``, ``rank_biserial``, ``note``. Pairs with a NaN on either side are dropped.
+    ``bounds``: the metric's range (:func:`metric_range`): mean CIs are clipped to it, the difference's
+    CI to :func:`diff_range`. Effect sizes are NaN below ``min_n`` pairs.
     """
     a = np.asarray(baseline, dtype=float)
     b = np.asarray(other, dtype=float)
@@ -112,13 +149,14 @@ def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: 
     notes: list[str] = []
     out: dict[str, Any] = {"n": n}
     for key, x in (("mean_baseline", a), ("mean_level", b)):
-        m, lo, hi = mean_ci(x, confidence)
+        m, lo, hi = clip_ci(*mean_ci(x, confidence), bounds)
         out.update({key: m, f"{key}_low": lo, f"{key}_high": hi})
-    m, lo, hi = mean_ci(d, confidence)
+    m, lo, hi = clip_ci(*mean_ci(d, confidence), None if bounds is None else diff_range(bounds))
     out.update(mean_diff=m, diff_low=lo, diff_high=hi)
     sd = float(d.std(ddof=1)) if n >= 2 else math.nan
-    out["cohen_d"] = m / sd if n >= 2 and sd > 0 else math.nan
-    out["rank_biserial"] = rank_biserial(d)
+    enough = n >= max(min_n, 2)
+    out["cohen_d"] = m / sd if enough and sd > 1e-12 * max(1.0, abs(m)) else math.nan
+    out["rank_biserial"] = rank_biserial(d) if enough else math.nan
     out.update(t_stat=math.nan, t_p=math.nan, w_stat=math.nan, w_p=math.nan)
     if n < max(min_n, 2):
         notes.append(f"n={n} pairs < {max(min_n, 2)}: no test (add seeds/images)")
@@ -206,7 +244,7 @@ def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels
         for level in levels:
             pair = table[[base, level]].dropna()
             res = paired_stats(pair[base].to_numpy(), pair[level].to_numpy(),
-                               confidence=settings.confidence, min_n=settings.min_n)
+                               confidence=settings.confidence, min_n=settings.min_n, bounds=metric_range(comp.metric))
             row: dict[str, Any] = {"comparison": comp.label(), "metric": comp.metric, "axis": comp.axis,
                                    "baseline": base, "level": level}
             row.update(dict(zip(strata, key)))

@@ -7,6 +7,6 @@ Matplotlib figures (:mod:`slicewise.utils.figures`) and the download cache
 from slicewise.utils.atomic import atomic_path, check_output_path, check_writable_folder, claim_output, write_json
 from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress
-from slicewise.utils.table import text_table
+from slicewise.utils.table import num, text_table, write_csv
 
-__all__ = ["atomic_path", "check_output_path", "check_writable_folder", "claim_output", "progress", "resolve_device", "text_table", "write_json"]
+__all__ = ["atomic_path", "check_output_path", "check_writable_folder", "claim_output", "progress", "num", "resolve_device", "text_table", "write_csv", "write_json"]

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from slicewise.cli import main
+from slicewise.utils.table import num
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
@@ -71,9 +72,9 @@ def test_attribution_pretrained_vs_fine_tuned(capsys, tmp_path: Path, data: Path
     assert list(res["models"]) == ["pretrained", "fine-tuned"]
     printed = _printed_numbers(out)
     assert len(printed) == 2 * (3 + 3) * 3  # two models, 3 shares + 3 indices, value and CI bounds
-    assert set(printed) <= _json_numbers(res)
+    assert set(printed) <= {float(num(v)) for v in _json_numbers(res)}  # the JSON's numbers at 4 significant digits
     for rep in res["models"].values():
-        assert f"{rep['mirror_asymmetry']['value']:.6g}" in out
+        assert num(rep['mirror_asymmetry']['value']) in out
     pre, tuned = (res["models"][n]["shares"] for n in ("pretrained", "fine-tuned"))
     assert [s["value"] for s in pre] != [s["value"] for s in tuned]
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["attribution"] == res
@@ -108,7 +109,8 @@ def test_shift_two_models(capsys, tmp_path: Path, data: Path) -> None:
         for i, layer in enumerate(m["layers"]):
             row = lines[start + 2 + i].split()
             assert row[0] == layer
-            assert [float(v) for v in row[1:]] == [m["scores"]["contrast=0.5"][layer], 0.0]
+            shown = [float(v) for v in re.findall(r"(\S+) \[", lines[start + 2 + i])]
+            assert shown == pytest.approx([m["scores"]["contrast=0.5"][layer], 0.0], rel=5e-4, abs=1e-12)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -162,3 +164,20 @@ def test_range_errors_are_one_line(capsys, data: Path, extra: list[str], message
         main(["audit", "attribution", "tf_efficientnet_lite0", str(data), "--tile", "64", "--tiles", "2", *extra])
     err = capsys.readouterr().err.strip()
     assert ex.value.code == 2 and err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_run_name_in_titles_and_spec_note(capsys, tmp_path: Path, data: Path, saved_model: Path) -> None:
+    import shutil
+
+    run = tmp_path / "runs" / "uniform"
+    run.mkdir(parents=True)
+    shutil.copy(saved_model, run / "best.pt")
+    _run(capsys, ["audit", "attribution", run / "best.pt", data, "--tiles", 2, "--tile", 64, "--device", "cpu",
+                  "--json", tmp_path / "a.json", "--report", tmp_path / "rep"])
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert list(json.loads((tmp_path / "a.json").read_text())["models"]) == ["uniform"]
+    assert "attribution of uniform on" in html and "best" not in html.split("<body>")[1].split("</h1>")[0]
+    _run(capsys, ["audit", "shift", "tf_efficientnet_lite0", data, "--shift", "contrast=0.5", "--tiles", 2, "--tile", 64,
+                  "--name", "lite0 imagenet", "--report", tmp_path / "srep"])
+    html = (tmp_path / "srep" / "index.html").read_text()
+    assert "domain shift of lite0 imagenet" in html and "decoder randomly initialised" in html

@@ -84,3 +84,16 @@ def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, capsys):
     code, _, err = run(["segment", str(tmp_path / "p.tif"), str(tmp_path / "c.zarr"), "--connectivity", "3", "--block", "3,7,7"], capsys)
     assert code == 0, err
     np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "c.zarr")[...]), ndi.label(fg, np.ones((3, 3, 3)))[0])
+
+
+def test_segment_says_which_foreground_on_stderr(tmp_path, capsys):
+    import h5py
+
+    fg = np.zeros((2, 12, 12), np.float32)
+    fg[:, 2:6, 2:6] = 0.9
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f["probabilities"] = np.stack([1 - fg, fg])
+        f.attrs["channels"] = '["background", "membrane"]'
+    code, out, err = run(["segment", str(tmp_path / "p.h5"), str(tmp_path / "l.tif")], capsys)
+    assert code == 0, err
+    assert "foreground = channel 1 'membrane'" in err and "1 objects" in out and "foreground" not in out

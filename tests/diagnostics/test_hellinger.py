@@ -110,3 +110,24 @@ def test_rgb_volume_takes_colour_shifts(tiny_rgb_model: nn.Module, tiny_volume: 
     assert all(v == 0.0 for v in scores["saturation=1"].values())
     assert all(v > 0.05 for v in scores["saturation=0"].values())
     assert all(v > 0.05 for v in scores["hue=0.3"].values())
+
+
+def test_tile_counts_sum_to_counts_and_bootstrap_interval_is_bounded() -> None:
+    from slicewise.diagnostics.hellinger import bootstrap_layer_score
+
+    rng = np.random.default_rng(1)
+    lo, hi = torch.tensor([-2.0, -2.0, -2.0]), torch.tensor([2.0, 2.0, 2.0])
+    src, sh = ChannelHistograms(lo, hi, bins=8), ChannelHistograms(lo, hi, bins=8)
+    act = torch.from_numpy(rng.normal(size=(6, 3, 4, 4)).astype(np.float32))
+    src.update(act[:4])
+    src.update(act[4:])
+    sh.update(act * 1.5 + 0.3)
+    assert src.tile_counts.shape == (6, 3, 8)
+    assert torch.equal(src.tile_counts.double().sum(0), src.counts)
+    assert (src.tile_counts.sum(2) == 16).all()  # every tile's 4x4 values in each channel's histogram
+    v, low, high = bootstrap_layer_score(src.tile_counts, sh.tile_counts, n_resamples=200, seed=0)
+    assert v == pytest.approx(float(hellinger(src.counts, sh.counts).mean()))
+    assert 0.0 <= low <= v <= high <= 1.0 and high > low
+    assert bootstrap_layer_score(src.tile_counts, sh.tile_counts, n_resamples=200, seed=0) == (v, low, high)  # seeded
+    same = bootstrap_layer_score(src.tile_counts, src.tile_counts, n_resamples=50)
+    assert same == (0.0, 0.0, 0.0)

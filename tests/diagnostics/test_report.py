@@ -46,7 +46,8 @@ def results(tmp_path_factory, tiny_factory, weights_audit):
     att = compare_models(models, vol, n_tiles=6, tile=16, n_resamples=200, n_maps=2)
     sh = shift_report(models, vol, ["brightness=0.1", "contrast=0.5"], n_tiles=4, tile=16, bins=16)
     out = tmp_path_factory.mktemp("rep") / "report"
-    write_report(out, attribution=att, shift=sh, weights=weights_audit, title="test audit")
+    write_report(out, attribution=att, shift=sh, weights=weights_audit, title="test audit",
+                 model_notes={"fine-tuned": "decoder randomly initialised (test note)"})
     return att, sh, out
 
 
@@ -56,7 +57,7 @@ def test_page_references_only_files_it_wrote(results) -> None:
     parser = Links()
     parser.feed(html)
     imgs = [r for r in parser.refs if r.endswith(".png")]
-    assert len(imgs) >= 5  # weights, shares, two saliency grids, Hellinger curves
+    assert len(imgs) >= 4  # weights, shares, the saliency grid of both models, Hellinger curves
     for ref in parser.refs:
         assert "/" not in ref and ":" not in ref, ref  # relative, inside DIR, nothing fetched
         assert (out / ref).is_file(), ref
@@ -83,9 +84,72 @@ def test_json_numbers_are_in_the_page_and_printed(results) -> None:
     for v in numbers:
         assert f">{fmt(v)}<" in html or f"{fmt(v)}]" in html or f"[{fmt(v)}," in html, v
         assert fmt(v) in text
-        assert float(fmt(v)) == v
+        assert float(fmt(v)) == pytest.approx(v, rel=5e-4, abs=1e-12)  # 4 significant digits on the page
 
 
+def test_figures_exported_as_svg_and_tables_as_csv(results) -> None:
+    import csv
+    import xml.etree.ElementTree as ET
+
+    att, sh, out = results
+    pngs = sorted(p for p in out.iterdir() if p.suffix == ".png")
+    assert pngs
+    for png in pngs:
+        root = ET.parse(png.with_suffix(".svg")).getroot()  # a parseable SVG next to each PNG
+        assert root.tag.endswith("svg")
+    html = (out / "index.html").read_text()
+    expect = {"weights_shares.csv", "attribution_shares.csv", "attribution_summary.csv", "attribution_map_scales.csv",
+              "hellinger.csv"}
+    assert expect <= {p.name for p in out.glob("*.csv")}
+    for name in expect:
+        assert f'href="{name}"' in html
+    rows = list(csv.DictReader((out / "hellinger.csv").open()))
+    n_layers = sum(len(m["layers"]) for m in sh["models"].values())
+    assert len(rows) == n_layers * len(sh["shifts"])
+    for r in rows:
+        assert 0.0 <= float(r["ci_low"]) <= float(r["hellinger"]) <= float(r["ci_high"]) <= 1.0
+    shares = list(csv.DictReader((out / "attribution_shares.csv").open()))
+    assert {r["model"] for r in shares} == {"pretrained", "fine-tuned"}
+
+
+def test_shift_report_shows_intervals_it_claims_and_notes(results) -> None:
+    _, sh, out = results
+    html = (out / "index.html").read_text()
+    assert "bootstrap intervals over tiles" in html
+    for m in sh["models"].values():
+        for lab in m["scores"]:
+            for layer in m["layers"]:
+                lo, hi = m["ci"][lab][layer]
+                assert f"[{fmt(lo)}, {fmt(hi)}]" in html
+    assert "decoder randomly initialised (test note)" in html
+    lo, hi = __import__("slicewise.diagnostics.report", fromlist=["x"]).hellinger_ylim(sh)
+    vals = [v for m in sh["models"].values() for sc in m["scores"].values() for v in sc.values()]
+    assert 0.0 <= lo <= min(vals) and max(vals) <= hi <= 1.0
+    assert hi - lo < 1.0 or (min(vals) < 0.05 and max(vals) > 0.95)  # fitted to the data, not always 0..1
+
+
+def test_attribution_maps_share_one_scale_per_row(results) -> None:
+    from slicewise.diagnostics.report import maps_figure
+
+    att, _, _ = results
+    fig, scales = maps_figure(att["models"], "t")
+    axes = fig.axes
+    grid = [ax for ax in axes if ax.images]
+    n_rows = len(scales)
+    per_row = len(grid) // n_rows
+    for t in range(n_rows):
+        row = grid[t * per_row:(t + 1) * per_row]
+        clims = {ax.images[0].get_clim() for ax in row[1:]}  # every |A| panel of both models
+        assert clims == {scales[t]}
+        a = [np.asarray(m["maps"]["attributions"])[t] for m in att["models"].values()]
+        k = att["models"]["pretrained"]["k"]
+        assert scales[t][1] == pytest.approx(max(float(x.reshape(k, -1, *x.shape[1:]).sum(1).max()) for x in a))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+# runs after the tests above: it replaces the shared report
 def test_write_is_atomic_and_refuses_to_overwrite(results, weights_audit, tmp_path: Path) -> None:
     att, _, out = results
     with pytest.raises(InputError, match="already exists"):
@@ -114,3 +178,11 @@ def test_page_renders_in_chromium(results, tmp_path: Path) -> None:
     assert img.shape == (2400, 1200)
     assert img.std() > 10  # text and figures drawn, not a blank page
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+
+def test_class_label_uses_the_model_class_names() -> None:
+    from slicewise.diagnostics.report import class_label
+
+    assert class_label({"target_class": 1, "model": {"class_names": ["background", "membrane"]}}) == "1 (membrane)"
+    assert class_label({"target_class": 1, "model": {"class": "Tiny"}}) == "1"

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slicewise.errors import InputError
-from slicewise.infer.instances import remove_small, segment
+from slicewise.infer.instances import choose_foreground, remove_small, segment, segment_to
 
 
 def _ball_volume(centres, radii, shape):
@@ -131,3 +131,46 @@ def test_segment_reads_a_prediction_file(stub, tmp_path):
         segment(tmp_path / "p.zarr", output=lab_out)
     with pytest.raises(InputError, match="does not exist"):
         segment(tmp_path / "missing.zarr")
+
+
+@pytest.mark.parametrize("names, sel, expect", [
+    (["background", "membrane"], None, 1),
+    (["membrane", "background"], None, 0),
+    (["class0", "class1", "boundary"], None, 1),
+    (["background", "nucleus", "distance"], None, 1),
+    (["background", "membrane", "mitochondrion"], "mitochondrion", 2),
+    (["background", "membrane", "mitochondrion"], "1", 1),
+    (None, None, None),
+])
+def test_choose_foreground_rule(names, sel, expect):
+    n = len(names) if names else 3
+    idx, text = choose_foreground(sel, names, n)
+    assert idx == expect
+    if names and expect is not None:
+        assert repr(names[expect]) in text
+
+
+def test_choose_foreground_several_classes_is_their_union_and_says_so():
+    idx, text = choose_foreground(None, ["background", "membrane", "mitochondrion", "boundary"], 4)
+    assert idx is None and "membrane, mitochondrion" in text and "--foreground-channel" in text
+    # the background found by name, wherever it is: the union is 1 - P(background)
+    p = np.random.default_rng(0).dirichlet([1, 1, 1], size=(1, 4, 4)).transpose(3, 0, 1, 2).astype(np.float32)
+    names = ["membrane", "mitochondrion", "background"]
+    lab = segment(p, channel_names=names, foreground_threshold=0.5)
+    np.testing.assert_array_equal(lab > 0, (1 - p[2]) > 0.5)
+
+
+def test_segment_uses_the_named_foreground_and_warns_on_no_objects(tmp_path, caplog):
+    import logging
+
+    mask = np.zeros((2, 16, 16), bool)
+    mask[:, 4:9, 4:9] = True
+    fg = np.where(mask, 0.9, 0.1).astype(np.float32)
+    prob = np.stack([1 - fg, fg])
+    # "membrane" listed first: the background is found by name, not by position
+    lab = segment(prob[::-1].copy(), channel_names=["membrane", "background"])
+    assert lab.max() == 1 and ((lab > 0) == mask).all()
+    caplog.set_level(logging.WARNING)
+    res = segment_to(np.zeros((2, 16, 16), np.float32), tmp_path / "none.zarr")
+    assert res.n_objects == 0 and "only channel" in res.foreground
+    assert any("0 objects" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

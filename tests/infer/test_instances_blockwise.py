@@ -294,3 +294,28 @@ def test_evaluate_reads_a_roi_label_store_from_predict(stub, tmp_path, name):
     assert ev["volume"]["foreground_dice"] == 1.0
     with pytest.raises(InputError, match="not inside the prediction"):
         evaluate(str(out), truth, roi=(slice(0, 3), slice(None), slice(None)))
+
+
+def test_evaluate_names_classes_from_a_label_store(stub, tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from slicewise.infer.predict import predict_to
+    from slicewise.metrics import evaluate, format_table
+
+    class Named(stub):
+        def __init__(self):
+            super().__init__()
+            self.config = SimpleNamespace(channel_names=["background", "membrane", "boundary"])
+
+        def forward(self, x):
+            c = x[:, 1:2] - 0.5
+            return torch.cat([-20 * c, 20 * c, torch.zeros_like(c)], 1)
+
+    truth = _blobs((4, 16, 16), 3, 3, 6)[1].astype(np.uint8)
+    vol = np.where(truth > 0, 220, 30).astype(np.uint8)
+    out = predict_to(Named(), vol, tmp_path / "l.zarr", tile=16, progress=False, device="cpu", output_kind="labels")
+    ev = evaluate(str(out), truth, kind="semantic")
+    assert ev["class_names"] == {"0": "background", "1": "membrane"}
+    assert "dice[membrane]" in format_table(ev)
