@@ -17,7 +17,12 @@ Per sample, independently:
 
 x is returned as float32 in [0, 1] (integer input is converted by ``to_unit_float``); y and extras
 keep their dtype. numpy input gives numpy output. Randomness comes only from ``generator``
-(a CPU ``torch.Generator`` or an int seed): the same seed gives the same batch on the same device.
+(a ``torch.Generator`` or an int seed for a CPU one): the same seed gives the same batch on the same
+device. The parameters are drawn on the generator's device; with a generator on x's device (the
+device-resident training path) the whole augmentation runs there without a host round trip: the
+geometric part is three ``torch.where`` (:func:`dihedral`), noise is drawn from the generator and blur
+is one grouped convolution (:func:`batched_blur`). With a CPU generator (and on CPU) every draw, and
+so every batch, is exactly what it was before the device path existed.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from slicewise.data.shifts import gaussian_blur
 from slicewise.data.stacking import to_unit_float
@@ -111,22 +119,56 @@ def _per_sample(mask: torch.Tensor, ndim: int) -> torch.Tensor:
     return mask.reshape(-1, *([1] * (ndim - 1)))
 
 
+def dihedral(flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-sample transform "flip y, flip x, then ``torch.rot90`` by ``rot`` quarter turns" written as
+    "transpose (T), then flip y, then flip x" (an element of the dihedral group of the square), so a batch
+    is transformed with three ``torch.where`` and no data-dependent host work.
+
+    With ``a``, ``b`` the flips: 0 turns → (0, a, b); 1 → (1, ¬b, a); 2 → (0, ¬a, ¬b); 3 → (1, b, ¬a)
+    (``rot90`` by one turn = transpose ∘ flip x = flip y ∘ transpose; a transpose swaps the flip axes)."""
+    odd = rot % 2 == 1
+    fy = torch.where(rot == 0, flip_y, torch.where(rot == 1, ~flip_x, torch.where(rot == 2, ~flip_y, flip_x)))
+    fx = torch.where(rot == 0, flip_x, torch.where(rot == 1, flip_y, torch.where(rot == 2, ~flip_x, ~flip_y)))
+    return odd, fy, fx
+
+
 def _geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Apply per-sample flips and rotations (over the last two axes) to a batch ``t`` (N, ..., H, W)."""
-    t = torch.where(_per_sample(flip_y, t.ndim), t.flip(-2), t)
-    t = torch.where(_per_sample(flip_x, t.ndim), t.flip(-1), t)
-    if bool((rot > 0).any()):
-        t = t.clone()
-        for quarter in (1, 2, 3):
-            idx = torch.nonzero(rot == quarter).flatten()
-            if idx.numel():
-                t[idx] = torch.rot90(t[idx], quarter, dims=(-2, -1))
-    return t
+    """Apply per-sample flips and rotations (over the last two axes) to a batch ``t`` (N, ..., H, W): for
+    sample i, ``rot90(flip_x(flip_y(t_i)), rot_i)``, computed through :func:`dihedral` (exactly equal)."""
+    transpose, fy, fx = dihedral(flip_y, flip_x, rot)
+    if t.shape[-1] == t.shape[-2]:
+        t = torch.where(_per_sample(transpose, t.ndim), t.transpose(-2, -1), t)
+    t = torch.where(_per_sample(fy, t.ndim), t.flip(-2), t)
+    return torch.where(_per_sample(fx, t.ndim), t.flip(-1), t)
 
 
 def _uniform(rng: torch.Generator, n: int, bounds: tuple[float, float]) -> torch.Tensor:
     lo, hi = bounds
-    return lo + (hi - lo) * torch.rand(n, generator=rng, dtype=torch.float64)
+    return lo + (hi - lo) * torch.rand(n, generator=rng, dtype=torch.float64, device=rng.device)
+
+
+def batched_blur(x: torch.Tensor, sigma: torch.Tensor, on: torch.Tensor, max_sigma: float | None = None) -> torch.Tensor:
+    """Gaussian blur of every H×W plane of sample i with its own ``sigma[i]`` px where ``on[i]`` (identity
+    elsewhere), all samples in one grouped separable convolution: no per-sample loop, no host round trip.
+    Equals :func:`slicewise.data.shifts.gaussian_blur` per sample (kernel ±ceil(3σ), reflect borders) up
+    to float round-off (separable vs 2-D kernel, < 1e-6). The kernel spans ±ceil(3·``max_sigma``) (default
+    the largest ``sigma``, which reads it back to the host; pass the range's upper end to avoid that)."""
+    n, c, h, w = x.shape
+    limit = min(h, w) - 1
+    if limit < 1 or n == 0:
+        return x
+    s = sigma.to(x.device, torch.float64).clamp_min(1e-12)
+    radius = torch.clamp(torch.ceil(3 * s), max=limit)
+    big = int(min(limit, math.ceil(3 * float(sigma.max() if max_sigma is None else max_sigma))))
+    pos = torch.arange(-big, big + 1, device=x.device, dtype=torch.float64)
+    k = torch.exp(-0.5 * (pos[None] / s[:, None]) ** 2) * (pos[None].abs() <= radius[:, None])
+    k = (k / k.sum(1, keepdim=True)).to(x.dtype)
+    planes = x.reshape(1, n * c, h, w)
+    kern = k.repeat_interleave(c, dim=0)
+    planes = F.pad(planes, (big, big, big, big), mode="reflect")
+    planes = F.conv2d(planes, kern[:, None, :, None], groups=n * c)
+    planes = F.conv2d(planes, kern[:, None, None, :], groups=n * c)
+    return torch.where(_per_sample(on.to(x.device), 4), planes.reshape(n, c, h, w), x)
 
 
 def augment(
@@ -152,10 +194,11 @@ def augment(
         if t is not None and (t.shape[0] != n or tuple(t.shape[-2:]) != (h, w)):
             raise InputError(f"target of shape {tuple(t.shape)} does not match the batch x {tuple(xt.shape)}")
     rng = _as_generator(generator)
-    draw = torch.rand(n, 9, generator=rng)
+    gdev = rng.device
+    draw = torch.rand(n, 9, generator=rng, device=gdev)
 
     flip_y, flip_x = draw[:, 0] < config.flip, draw[:, 1] < config.flip
-    turns = torch.randint(1, 4, (n,), generator=rng) if h == w else torch.full((n,), 2)
+    turns = torch.randint(1, 4, (n,), generator=rng, device=gdev) if h == w else torch.full((n,), 2, device=gdev)
     rot = torch.where(draw[:, 2] < config.rot90, turns, torch.zeros_like(turns))
     zrev = draw[:, 3] < config.z_reverse
     dev = xt.device
@@ -178,13 +221,17 @@ def augment(
         xt = xt.clamp(0.0, 1.0).pow(g)
     if config.noise > 0:
         s = scalar(draw[:, 7] < config.noise, _uniform(rng, n, config.noise_range), 0.0)
-        seed = int(torch.randint(2**62, (1,), generator=rng).item())
-        noise = torch.randn(xt.shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=xt.dtype)
+        if gdev.type == "cpu":  # a CPU generator seeds one on x's device (unchanged since the worker path)
+            seed = int(torch.randint(2**62, (1,), generator=rng).item())
+            noise = torch.randn(xt.shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=xt.dtype)
+        else:  # a generator on the device draws the noise itself: no host round trip
+            noise = torch.randn(xt.shape, generator=rng, device=dev, dtype=xt.dtype)
         xt = (xt + s * noise).clamp(0.0, 1.0)
     if config.blur > 0:
         sigmas = _uniform(rng, n, config.blur_range)
-        chosen = torch.nonzero(draw[:, 8] < config.blur).flatten().tolist()
-        if chosen:
+        if dev.type != "cpu":
+            xt = batched_blur(xt, sigmas, draw[:, 8] < config.blur, config.blur_range[1])
+        elif chosen := torch.nonzero(draw[:, 8] < config.blur).flatten().tolist():
             xt = xt.clone()
             for i in chosen:
                 xt[i] = gaussian_blur(xt[i], float(sigmas[i]))
