@@ -126,6 +126,13 @@ class DataConfig(StrictModel):
     ``model.in_slices``. ``patch_size`` (height, width) pixels; validation takes the z-range of
     ``split_z`` (``val_range`` or the last ``val_fraction`` of the slices, with a gap of r·dz
     slices) cut into non-overlapping patch-size tiles (at most ``val_patches``, seeded choice).
+
+    ``on_device``: keep the training volume and labels on the training device and draw, stack and
+    augment whole batches there (:class:`slicewise.data.sampling.DevicePatchSampler`; no DataLoader
+    workers, ``num_workers`` then serves validation only). ``auto`` (default): on when the volume and
+    labels take at most a quarter of the device's memory (CUDA: total memory; CPU: physical RAM) and
+    no extra heads are trained (their targets are computed on the host); ``true`` insists (an error
+    where it cannot apply); ``false``: the DataLoader worker path.
     """
 
     raw: str | None = None
@@ -148,6 +155,7 @@ class DataConfig(StrictModel):
     foreground_fraction: float = 0.5
     foreground_classes: tuple[int, ...] | None = None
     num_workers: NonNegInt = 2
+    on_device: bool | Literal["auto"] = "auto"
 
     @field_validator("patch_size", mode="before")
     @classmethod
