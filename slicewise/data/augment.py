@@ -27,10 +27,9 @@ so every batch, is exactly what it was before the device path existed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
-
-import math
 
 import numpy as np
 import torch

@@ -19,7 +19,6 @@ wrap more than once; a 2-D image (depth 1) therefore takes ``k = 1``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np

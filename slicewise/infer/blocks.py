@@ -33,13 +33,12 @@ Memory per block ≈ (block + halo) voxels × (input bytes + 4 for the float cop
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-import logging
 
 import numpy as np
 

@@ -30,12 +30,11 @@ extra heads, ``boundary`` / ``distance`` (B, 1, H, W) float32.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import logging
-import os
 
 import numpy as np
 import pytorch_lightning as pl
