@@ -337,9 +337,10 @@ MATCHED_AUG = {"flip": 0.5, "z_reverse": 0.5, "rot90": 0.0, "brightness": 0.0, "
 
 def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
     """Rows ``train_input`` / ``train_input_full``: training batches/s × batch (img/s) ready on the device,
-    augmented, as the training step receives them. slicewise: :class:`DevicePatchSampler` (volume and
-    labels resident on the device, whole batch drawn, cropped and stacked there) + ``augment`` with a
-    generator on the device. Peer: today's worker path, a torch DataLoader (``input_workers`` workers,
+    augmented, as the training step receives them. slicewise: :meth:`DevicePatchSampler.sample` with the
+    augmentation (volume and labels resident on the device; the whole batch drawn, cropped, stacked and
+    geometrically augmented in one gather there, then the intensity steps), what ``data.on_device`` feeds
+    the training step. Peer: today's worker path, a torch DataLoader (``input_workers`` workers,
     persistent, pinned on CUDA) over :class:`PatchDataset` (numpy sampling + ``stack_slices`` per item),
     batches copied to the device and augmented there the same way. Same volume, ``foreground_fraction``
     0.5 (the config default), k, patch and batch; ``train_input`` uses the matched augmentation
@@ -358,8 +359,8 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
 
         def ours(aug: AugmentConfig = aug, gen: torch.Generator = gen, step: dict[str, int] = step) -> None:
             gen.manual_seed(sample_seed(0, step["n"]))
-            x, y = resident.sample(s.batch, gen)
-            augment(x, y.long(), config=aug, generator=gen)
+            x, y = resident.sample(s.batch, gen, augment=aug)
+            y.long()
             step["n"] += 1
 
         mine = time_windows(ours, s, device)

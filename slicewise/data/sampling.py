@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from slicewise.data.stacking import check_stack_params, stack_slices, valid_centres
+from slicewise.data.stacking import check_stack_params, crop_gather, stack_index_tensor, stack_slices, to_unit_float, valid_centres
 from slicewise.errors import InputError
 
 
@@ -429,9 +429,50 @@ class DevicePatchSampler:
         ph, pw = self.patch
         rows = origins[:, :1] + torch.arange(ph, device=self.device)
         cols = origins[:, 1:] + torch.arange(pw, device=self.device)
-        y = self.labels[centres[:, None, None], rows[:, :, None], cols[:, None, :]]
+        y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
         return x, y
 
-    def sample(self, n: int, generator: Any) -> tuple[Any, Any]:
-        """``n`` patches ``(x, y)`` on the device (see :meth:`gather`), drawn with ``generator`` (on the device)."""
-        return self.gather(*self.draw(int(n), generator))
+    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colours: int) -> tuple[Any, Any]:
+        """:meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo`` folded into the
+        gather's indices (reversed rows / columns / slices, swapped roles for a transpose), so the geometry
+        costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
+        import torch
+
+        from slicewise.data.augment import _pick, dihedral
+
+        dev = self.device
+        ph, pw = self.patch
+        index = stack_index_tensor(centres, int(self.raw.shape[0]), self.k, self.dz, self.border)
+        if geo.reverse:
+            index = torch.where(geo.zrev.to(dev)[:, None], index.flip(1), index)
+        transpose, fy, fx = (t.to(dev) for t in dihedral(geo.flip_y, geo.flip_x, geo.rot))
+        transpose = transpose & (geo.rotations and ph == pw)
+        ar_h, ar_w = torch.arange(ph, device=dev), torch.arange(pw, device=dev)
+        ci = torch.where(fy[:, None], ph - 1 - ar_h, ar_h)
+        cj = torch.where(fx[:, None], pw - 1 - ar_w, ar_w)
+        if geo.rotations and ph == pw:  # out[i, j] = crop[cj(j), ci(i)]: gather crop[cj, ci], then transpose
+            ci, cj = torch.where(transpose[:, None], cj, ci), torch.where(transpose[:, None], ci, cj)
+        rows, cols = origins[:, :1] + ci, origins[:, 1:] + cj
+        x = crop_gather(self.raw, index, rows, cols)
+        y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
+        if geo.rotations and ph == pw:
+            x, y = _pick(transpose, x.transpose(2, 3), x), _pick(transpose, y.transpose(1, 2), y)
+        if x.ndim == 5:
+            x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
+        return x, y
+
+    def sample(self, n: int, generator: Any, augment: Any = None, colours: int = 1) -> tuple[Any, Any]:
+        """``n`` patches ``(x, y)`` on the device drawn with ``generator`` (on the device). Without ``augment``
+        (an :class:`~slicewise.data.augment.AugmentConfig`): :meth:`gather` of :meth:`draw`, raw dtype. With it:
+        augmented, ``x`` float32 in [0, 1] — exactly ``augment(*self.gather(*self.draw(n, g)), config=augment,
+        generator=g, colours=colours)`` for the same generator state, with the geometric part folded into the
+        gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
+        from slicewise.data.augment import augment_intensity, draw_geometry
+
+        centres, origins = self.draw(int(n), generator)
+        if augment is None:
+            return self.gather(centres, origins)
+        geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
+        x, y = self._geometric_gather(centres, origins, geo, colours)
+        clipped = not x.dtype.is_floating_point
+        return augment_intensity(to_unit_float(x), geo, augment, generator, clipped), y

@@ -98,6 +98,22 @@ def _crop_grid(origins: Any, size: tuple[int, int]) -> tuple[Any, Any]:
     return o[:, :1] + torch.arange(ph, device=o.device), o[:, 1:] + torch.arange(pw, device=o.device)
 
 
+def crop_gather(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
+    """``volume[index[n, c], rows[n, i], cols[n, j]]`` → ``(N, k, ph, pw[, C])`` for a tensor volume
+    Z×Y×X[×C]: whole rows are picked with one ``index_select`` (contiguous copies), then the columns
+    with one ``gather``: several times faster than 3-index advanced indexing on a CPU, equal result."""
+    import torch
+
+    n, k = index.shape
+    ph, pw = rows.shape[1], cols.shape[1]
+    z, h, w = volume.shape[:3]
+    rest = tuple(volume.shape[3:])
+    flat_rows = (index[:, :, None] * h + rows[:, None, :]).reshape(-1)
+    picked = volume.reshape(z * h, w, *rest).index_select(0, flat_rows).reshape(n, k * ph, w, *rest)
+    cidx = cols.reshape(n, 1, pw, *([1] * len(rest))).expand(n, k * ph, pw, *rest)
+    return torch.gather(picked, 2, cidx).reshape(n, k, ph, pw, *rest)
+
+
 def stack_slices(
     volume: Any,
     centres: Any,
@@ -179,7 +195,7 @@ def _stack_torch(volume: Any, centres: Any, depth: int, k: int, dz: int, border:
         yi, xi = yi.to(dev), xi.to(dev)
         if len(yi) != len(index):
             raise InputError(f"{len(yi)} crop origins for {len(index)} centres: give one origin per centre")
-        out = volume[index[:, :, None, None], yi[:, None, :, None], xi[:, None, None, :]]
+        out = crop_gather(volume, index, yi, xi)
     else:
         ys, xs = yx if yx is not None else (slice(None), slice(None))
         out = volume[:, ys, xs][index]

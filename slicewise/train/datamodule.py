@@ -19,7 +19,8 @@
   labels are put on the training device once (:class:`~slicewise.data.sampling.DevicePatchSampler`);
   the training loader then yields only the global step numbers of this rank (no workers), and
   :meth:`SliceDataModule.on_after_batch_transfer` turns step ``s`` into a batch drawn on the device
-  with a generator seeded from ``(seed, s, rank)`` (:func:`~slicewise.data.sampling.sample_seed`):
+  with a generator seeded from ``(seed, s, rank)`` (:func:`~slicewise.data.sampling.sample_seed`),
+  augmented in the same pass (flips, quarter turns and z-reversal folded into the gather):
   Lightning keeps the loop, each DDP rank has its own stream, and a resumed run draws exactly the
   batches of an uninterrupted one with no sampler state in the checkpoint. Its patches follow the
   worker path's distribution (not its exact draws: see ``DevicePatchSampler``).
@@ -43,6 +44,7 @@ from scipy import ndimage as ndi
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from slicewise.config import DataConfig, TrainConfig
+from slicewise.data.augment import AugmentConfig
 from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed, split_z
 from slicewise.data.stacking import stack_slices
 from slicewise.errors import ConfigError, InputError
@@ -320,13 +322,20 @@ class SliceDataModule(pl.LightningDataModule):
                 self._train_loaders[steps] = self._loader(self.train_set, sampler)
         return self._train_loaders[steps]
 
-    def device_batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The training batch of global ``step`` on this rank, drawn on the device (device path only)."""
+    def device_batch(self, step: int) -> dict[str, Any]:
+        """The training batch of global ``step`` on this rank, drawn on the device (device path only) and,
+        unless augmentation is off, augmented there in the same pass (``"augmented": True``: the module
+        then leaves it as it is); one generator seeded from ``(seed, step, rank)`` draws patches and
+        augmentation."""
         assert self.device_sampler is not None and self._generator is not None
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self._generator.manual_seed(sample_seed(self.config.seed, step, rank))
-        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator)
-        return {"image": x, "target": y.long()}
+        aug = AugmentConfig.from_dict(self.config.augment)
+        if aug == AugmentConfig.off():
+            x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator)
+            return {"image": x, "target": y.long()}
+        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colours=self.config.model.colors)
+        return {"image": x, "target": y.long(), "augmented": True}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Device path: a step number from :class:`StepNumbers` becomes that step's batch; others pass."""

@@ -1,7 +1,7 @@
 """The LightningModule: loss, augmentation on the device, validation Dice, AdamW + schedule.
 
 - Inputs arrive in the raw dtype and are converted on the device with ``to_unit_float`` (uint8/255),
-  augmented there (:func:`slicewise.data.augment.augment`, with image, class target and the
+  augmented there (batches of the device-resident sampler arrive augmented, marked ``"augmented"``) (:func:`slicewise.data.augment.augment`, with image, class target and the
   boundary/distance maps moved together) and made ``channels_last`` — no host work per step.
 - Randomness per step: at the start of every training step the global torch RNG is seeded from
   ``(seed, global_step, rank)``, so augmentation and dropout are a function of the step and a
@@ -95,6 +95,8 @@ class SegmentationModule(pl.LightningModule):
     def _prepare(self, batch: dict[str, torch.Tensor], seed: int | None = None) -> dict[str, torch.Tensor]:
         """Unit-float image; with a ``seed``, the batch augmented (image, target and extra maps alike)."""
         batch = dict(batch)
+        if batch.pop("augmented", False):  # the device-resident sampler augmented it already
+            return batch
         if seed is None or self.augment is None:
             batch["image"] = to_unit_float(batch["image"])
             return batch
