@@ -99,11 +99,18 @@ def _crop_grid(origins: Any, size: tuple[int, int]) -> tuple[Any, Any]:
 
 
 def crop_gather(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
-    """``volume[index[n, c], rows[n, i], cols[n, j]]`` → ``(N, k, ph, pw[, C])`` for a tensor volume
-    Z×Y×X[×C]: whole rows are picked with one ``index_select`` (contiguous copies), then the columns
-    with one ``gather``: several times faster than 3-index advanced indexing on a CPU, equal result."""
+    """``volume[index[n, c], rows[n, i], cols[n, j]]`` → ``(N, k, ph, pw[, C])`` for a tensor volume Z×Y×X[×C].
+
+    On a GPU: whole rows picked with one ``index_select``, then the columns with one ``gather`` (no host
+    round trip). On a CPU, where reading the indices costs nothing, crops whose rows and columns are
+    runs of consecutive indices (ascending or descending: plain, flipped) are sliced per sample — strided
+    copies, an order of magnitude faster there than element-wise gathers. Equal results either way."""
     import torch
 
+    if volume.device.type == "cpu":
+        sliced = _crop_slices(volume, index, rows, cols)
+        if sliced is not None:
+            return sliced
     n, k = index.shape
     ph, pw = rows.shape[1], cols.shape[1]
     z, h, w = volume.shape[:3]
@@ -112,6 +119,37 @@ def crop_gather(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
     picked = volume.reshape(z * h, w, *rest).index_select(0, flat_rows).reshape(n, k * ph, w, *rest)
     cidx = cols.reshape(n, 1, pw, *([1] * len(rest))).expand(n, k * ph, pw, *rest)
     return torch.gather(picked, 2, cidx).reshape(n, k, ph, pw, *rest)
+
+
+def _runs(t: Any) -> tuple[list[int], list[int]] | None:
+    """Per row of ``t`` (N, m): (lowest index, direction ±1) when the row is a run of consecutive indices."""
+    import torch
+
+    first, last = t[:, 0], t[:, -1]
+    step = torch.where(last >= first, 1, -1)
+    if not bool((t == first[:, None] + step[:, None] * torch.arange(t.shape[1])).all()):
+        return None
+    return torch.minimum(first, last).tolist(), step.tolist()
+
+
+def _crop_slices(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
+    import torch
+
+    n, k = index.shape
+    ph, pw = rows.shape[1], cols.shape[1]
+    ry, rx = _runs(rows), _runs(cols)
+    if ry is None or rx is None:
+        return None
+    if n == 0:
+        return volume.new_empty((0, k, ph, pw, *volume.shape[3:]))
+    zs = index.tolist()
+    out = torch.stack([volume[z, ry[0][b]:ry[0][b] + ph, rx[0][b]:rx[0][b] + pw] for b in range(n) for z in zs[b]])
+    out = out.reshape(n, k, *out.shape[1:])
+    for b in range(n):
+        dims = [d for d, run in ((1, ry), (2, rx)) if run[1][b] < 0]
+        if dims:
+            out[b] = out[b].flip(dims)
+    return out
 
 
 def stack_slices(
@@ -220,7 +258,7 @@ def to_unit_float(array: Any) -> Any:
 
         if array.dtype.is_floating_point:
             return array.float()
-        return array.float() / float(torch.iinfo(array.dtype).max)
+        return array.float().div_(float(torch.iinfo(array.dtype).max))  # a fresh tensor: divide in place
     a = np.asarray(array)
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)

@@ -131,3 +131,28 @@ def test_torch_path_rejects_centres_without_context_under_skip():
         stack_slices(vol, torch.tensor([0, 3]), k=3, border="skip")
     with pytest.raises(InputError, match="one origin per centre"):
         stack_slices(vol, torch.tensor([2, 3]), k=3, origins=torch.zeros(1, 2, dtype=torch.int64), size=(2, 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 5), colours=st.sampled_from([0, 2]), flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
+       flip_x=st.lists(st.booleans(), min_size=5, max_size=5), scattered=st.booleans(), data=st.data())
+def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colours, flip_y, flip_x, scattered, data):
+    """The CPU fast path (per-sample slices of consecutive rows/columns, plain or reversed) and the device
+    path (row index_select + column gather, also the CPU fallback for scattered indices) agree exactly."""
+    import torch
+
+    from slicewise.data.stacking import crop_gather
+
+    shape = (5, 9, 11) + ((colours,) if colours else ())
+    vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape, dtype=np.uint8))
+    index = torch.tensor([[data.draw(st.integers(0, 4)) for _ in range(3)] for _ in range(n)], dtype=torch.int64).reshape(n, 3)
+    y0 = torch.tensor([data.draw(st.integers(0, 5)) for _ in range(n)], dtype=torch.int64)
+    x0 = torch.tensor([data.draw(st.integers(0, 7)) for _ in range(n)], dtype=torch.int64)
+    ar_h, ar_w = torch.arange(4), torch.arange(4)
+    rows = y0[:, None] + torch.where(torch.tensor(flip_y[:n], dtype=torch.bool).reshape(n, 1), 3 - ar_h, ar_h)
+    cols = x0[:, None] + torch.where(torch.tensor(flip_x[:n], dtype=torch.bool).reshape(n, 1), 3 - ar_w, ar_w)
+    if scattered and n:
+        rows[:, 1] = rows[:, 3]
+    want = vol[index[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    got = crop_gather(vol, index, rows, cols)
+    assert got.shape == want.shape and torch.equal(got, want)
