@@ -83,12 +83,12 @@ class Settings:
     @classmethod
     def make(cls, device: str, smoke: bool, compile: bool = False) -> Settings:
         """Full sizes (the design.md anchors) on CUDA; on CPU the issue-14 sizes (the same 64×1024² volume,
-        256² patches, batch 16, ResNet-34, a 4×512² prediction input, 16 attribution tiles, SAM ViT-B at
-        256²); or the CPU smoke sizes."""
+        256² patches, batch 16, ResNet-34, a 4×512² prediction input, 8 attribution tiles, SAM ViT-B at
+        128²); or the CPU smoke sizes."""
         bf16 = device.startswith("cuda")
         if not smoke and not bf16:
             return cls(device=device, smoke=False, bf16=False, compile=compile, size=256, batch=16, workers=2, warmup=3, steps=5,
-                       repeats=5, predict_planes=4, attr_tiles=16, ig_tiles=4, ig_steps=8, sam_size=256, sam_batch=2, matmul_n=1024,
+                       repeats=5, predict_planes=4, attr_tiles=8, ig_tiles=2, ig_steps=8, sam_size=128, sam_batch=2, matmul_n=1024,
                        predict_volume=(4, 512, 512))
         if not smoke:
             return cls(device=device, smoke=False, bf16=bf16, workers=min(12, os.cpu_count() or 1), compile=compile)
