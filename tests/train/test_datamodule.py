@@ -119,3 +119,22 @@ def test_device_path_resumes_after_a_crash_exactly(make_tiny_config, tmp_path):
     worker["data"]["on_device"] = False
     other = load_model(train(worker, out=tmp_path / "workers").last_model).state_dict()
     assert any(not torch.equal(a[k], other[k]) for k in a)  # the paths draw different (equally distributed) patches
+
+
+def test_ddp_ranks_draw_their_own_device_streams(tiny_config):
+    """Two ranks built as Lightning builds them (rank 0 and 1 of 2): each step's batches differ across ranks,
+    and each rank's batch is a function of (seed, step, rank) only."""
+    from types import SimpleNamespace
+
+    tiny_config["data"]["on_device"] = True
+    cfg = validate(TrainConfig, tiny_config)
+    ranks = []
+    for q in range(2):
+        data = SliceDataModule(cfg, world_size=2)
+        data.trainer = SimpleNamespace(global_rank=q, world_size=2, global_step=0,
+                                       strategy=SimpleNamespace(root_device=torch.device("cpu")))
+        data.setup("fit")
+        ranks.append(data)
+    a, b = (r.device_batch(3)["image"] for r in ranks)
+    assert not torch.equal(a, b)
+    assert torch.equal(ranks[1].device_batch(3)["image"], b) and not torch.equal(ranks[1].device_batch(4)["image"], b)
