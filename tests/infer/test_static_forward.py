@@ -31,7 +31,7 @@ def test_cuda_graph_flag_on_cpu_pads_to_one_shape_logs_and_changes_nothing(stub,
 
 
 def test_compiled_prediction_equals_eager(stub, small_volume) -> None:
-    """``compile`` with the aot_eager backend (inductor cannot build CPU kernels on this machine)."""
+    """``compile`` with a backend name (aot_eager: the traced graph without inductor's code generation)."""
     ref = predict(stub(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False)
     got = predict(stub(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False, compile="aot_eager")
     np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0)
@@ -53,3 +53,26 @@ def test_flags_are_validated() -> None:
         PredictSettings(compile=3)
     with pytest.raises(InputError, match="dask"):
         PredictSettings(dask="local:2", cuda_graphs=True)
+
+
+class _Conv(torch.nn.Module):
+    """A stateless 3-slice, 2-class network with the model contract predict reads."""
+
+    in_slices, in_channels, out_channels, size_divisor = 3, 3, 2, 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.heads = {"seg": slice(0, 2)}
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_inductor_compiled_prediction_equals_eager(small_volume) -> None:
+    """``compile=True`` (inductor, which builds its CPU kernels on this machine) with CUDA graphs requested:
+    on CPU the same probabilities as eager."""
+    ref = predict(_Conv(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False)
+    got = predict(_Conv(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False, compile=True, cuda_graphs=True)
+    np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0)

@@ -100,7 +100,8 @@ def test_cached_rel_pos_attention_equals_timm_and_resamples_nothing_at_the_build
 
 
 def test_compiled_sam_encoder_equals_eager():
-    """``torch.compile`` of the SAM encoder (backend aot_eager: inductor cannot build CPU kernels here)."""
+    """``torch.compile`` of the SAM encoder. Backend aot_eager keeps the test fast; inductor (which builds its
+    CPU kernels on this machine, about 40 s for this encoder on one core) gave a largest difference of 8e-7."""
     torch.manual_seed(0)
     enc = ViTEncoder("slicewise_samvit_tiny_patch16", None, img_size=64, in_chans=3).eval()
     x = torch.rand(2, 3, 64, 64)
