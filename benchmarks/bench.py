@@ -26,7 +26,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ class Settings:
     compile: bool = False
     input_workers: int = 2
     predict_volume: tuple[int, int, int] | None = None
+    on_device: str = "auto"
 
     @classmethod
     def make(cls, device: str, smoke: bool, compile: bool = False) -> Settings:
@@ -238,7 +239,8 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
     config = {
         "seed": 0,
         "data": {"raw": str(raw_path), "labels": str(labels_path), "patch_size": [s.size, s.size], "batch_size": s.batch,
-                 "val_fraction": 0.0, "foreground_fraction": 0.0, "num_workers": s.workers},
+                 "val_fraction": 0.0, "foreground_fraction": 0.0, "num_workers": s.workers,
+                 "on_device": {"true": True, "false": False}.get(s.on_device, "auto")},
         "model": {"encoder": s.encoder, "weights": "random", "in_slices": s.k, "channel_init": "uniform", "classes": 2},
         "augment": aug,
         "trainer": {"max_steps": total, "val_every": total, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
@@ -695,6 +697,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks (both sides)")
     p.add_argument("--only", default=None,
                    help=f"comma-separated groups: {','.join(GROUPS)} (default: all; {CPU_GROUPS} for a full --device cpu run)")
+    p.add_argument("--on-device", default="auto", choices=("auto", "true", "false"),
+                   help="data.on_device of the train row's slicewise run (device-resident batches or DataLoader workers)")
     p.add_argument("--repeat", type=int, default=1, help="run the groups this many times; rows are medians, every run is kept")
     return p.parse_args(argv)
 
@@ -749,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda but CUDA is not available here: use --device cpu", file=sys.stderr)
         return 2
     os.environ.setdefault("SLICEWISE_NO_PROGRESS", "1")
-    s = Settings.make(str(device), args.smoke, args.compile)
+    s = replace(Settings.make(str(device), args.smoke, args.compile), on_device=args.on_device)
     import slicewise.models.sam  # noqa: F401  registers slicewise_samvit_tiny_patch16 in timm
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
