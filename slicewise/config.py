@@ -162,6 +162,16 @@ class DataConfig(StrictModel):
     def _square(cls, v: Any) -> Any:
         return (v, v) if isinstance(v, int) else v
 
+    @field_validator("on_device", mode="before")
+    @classmethod
+    def _on_device(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return v
+        word = str(v).strip().lower()
+        if word not in ("auto", "true", "false"):
+            raise ValueError("must be auto, true or false")
+        return word if word == "auto" else word == "true"
+
     @field_validator("val_fraction")
     @classmethod
     def _val_fraction(cls, v: float) -> float:

@@ -360,7 +360,10 @@ class DevicePatchSampler:
         self.centres = torch.as_tensor(offsets[sampler.items[:, 0]] + sampler.items[:, 1], device=self.device)
         self.row_counts: torch.Tensor | None = None
         classes = sampler.foreground_classes
-        self.foreground_classes = None if classes is None else torch.as_tensor(classes, device=self.device).to(self.labels.dtype)
+        if classes is not None:  # classes the label dtype cannot hold are absent anyway (no wrap-around on the cast)
+            info = torch.iinfo(self.labels.dtype)
+            classes = [int(c) for c in classes if info.min <= int(c) <= info.max]
+        self.foreground_classes = None if classes is None else torch.as_tensor(classes, dtype=self.labels.dtype, device=self.device)
         if self.foreground_fraction > 0:
             depth, height = self.labels.shape[:2]
             cum = torch.zeros((depth, height), dtype=torch.int64, device=self.device)

@@ -138,3 +138,16 @@ def test_ddp_ranks_draw_their_own_device_streams(tiny_config):
     a, b = (r.device_batch(3)["image"] for r in ranks)
     assert not torch.equal(a, b)
     assert torch.equal(ranks[1].device_batch(3)["image"], b) and not torch.equal(ranks[1].device_batch(4)["image"], b)
+
+
+def test_on_device_setting_accepts_auto_true_false_only(tiny_config):
+    import pytest
+
+    from slicewise.errors import ConfigError
+
+    for given, want in (("auto", "auto"), ("TRUE", True), ("false", False), (False, False)):
+        tiny_config["data"]["on_device"] = given
+        assert validate(TrainConfig, tiny_config).data.on_device == want
+    tiny_config["data"]["on_device"] = "maybe"
+    with pytest.raises(ConfigError, match="on_device.*auto, true or false"):
+        validate(TrainConfig, tiny_config)
