@@ -26,7 +26,8 @@
   worker path's distribution (not its exact draws: see ``DevicePatchSampler``).
 
 Batches are dicts: ``image`` (B, k·C, H, W) raw dtype, ``target`` (B, H, W) int64 and, with
-extra heads, ``boundary`` / ``distance`` (B, 1, H, W) float32.
+extra heads, ``boundary`` / ``distance`` (B, 1, H, W) float32. Device-path training batches arrive
+augmented: ``image`` float32 in [0, 1] and ``"augmented": True`` (raw dtype when augmentation is off).
 """
 
 from __future__ import annotations
