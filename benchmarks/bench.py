@@ -581,7 +581,7 @@ def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray,
 def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> None:
     """Row ``sam``: images/s of slicewise's ViT encoder forward (timm ViT ``forward_intermediates``
     + deconvolution ladder) vs timm's SAM image encoder as is (``forward_features``, incl. neck),
-    inference, bf16 autocast on CUDA."""
+    inference, bf16 autocast on CUDA; with ``--compile`` both forwards go through ``torch.compile``."""
     import timm
 
     from slicewise.models import build_model
@@ -594,6 +594,8 @@ def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> Non
     for side, model, fn in (("slicewise", ours_model, None), ("peer", peer_model, lambda m, t: m.forward_features(t))):
         model = model.to(device).eval()
         call = fn or (lambda m, t: m(t))
+        if s.compile:  # both sides compiled (--compile), as the training rows
+            call = torch.compile(call, dynamic=False)
 
         def step(model: nn.Module = model, call: Callable[..., Any] = call) -> None:
             with torch.inference_mode(), autocast(s):
@@ -694,7 +696,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
     p.add_argument("--smoke", action="store_true", help="tiny shapes for a CPU check (seconds)")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/<device>.json)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks (both sides)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks and the SAM encoders (both sides)")
     p.add_argument("--only", default=None,
                    help=f"comma-separated groups: {','.join(GROUPS)} (default: all; {CPU_GROUPS} for a full --device cpu run)")
     p.add_argument("--on-device", default="auto", choices=("auto", "true", "false"),
