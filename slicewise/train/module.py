@@ -1,8 +1,9 @@
 """The LightningModule: loss, augmentation on the device, validation Dice, AdamW + schedule.
 
 - Inputs arrive in the raw dtype and are converted on the device with ``to_unit_float`` (uint8/255),
-  augmented there (batches of the device-resident sampler arrive augmented, marked ``"augmented"``) (:func:`slicewise.data.augment.augment`, with image, class target and the
+  augmented there (:func:`slicewise.data.augment.augment`, with image, class target and the
   boundary/distance maps moved together) and made ``channels_last`` — no host work per step.
+  Batches of the device-resident sampler (``data.on_device``) arrive augmented, marked ``"augmented"``.
 - Randomness per step: at the start of every training step the global torch RNG is seeded from
   ``(seed, global_step, rank)``, so augmentation and dropout are a function of the step and a
   resumed run repeats an uninterrupted one. The augmentation generator lives on the batch's device
