@@ -26,7 +26,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,14 @@ from torch import nn
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "train": ("train", "train_model"),
+    "input": ("train_input", "train_input_full"),
     "predict": ("predict",),
-    "attribution": ("attribution_saliency", "attribution_ig"),
+    "overhead": ("predict_overhead",),
+    "attribution": ("attribution_saliency", "attribution_ig", "attribution_saliency_bf16"),
     "sam": ("sam",),
     "mfu": ("mfu_train", "mfu_sam"),
 }
+CPU_GROUPS = "input,overhead,attribution,sam"  # what a --device cpu run measures by default (issue 14)
 ROWS: tuple[str, ...] = tuple(r for rows in GROUPS.values() for r in rows)
 
 
@@ -49,7 +52,9 @@ ROWS: tuple[str, ...] = tuple(r for rows in GROUPS.values() for r in rows)
 class Settings:
     """Benchmark sizes. ``size``: training patch / prediction tile / attribution tile (px);
     ``volume``: Z×Y×X of the uint8 test volume; ``batch``: images (tiles) per step;
-    ``compile``: ``torch.compile`` the networks of the training rows on both sides."""
+    ``compile``: ``torch.compile`` the networks of the training rows on both sides;
+    ``input_workers``: DataLoader workers of the training-input rows' peer; ``predict_volume``: Z×Y×X
+    of the ``predict_overhead`` input (``None``: the whole test volume)."""
 
     device: str
     smoke: bool
@@ -72,15 +77,24 @@ class Settings:
     sam_batch: int = 8
     matmul_n: int = 8192
     compile: bool = False
+    input_workers: int = 2
+    predict_volume: tuple[int, int, int] | None = None
+    on_device: str = "auto"
 
     @classmethod
     def make(cls, device: str, smoke: bool, compile: bool = False) -> Settings:
-        """Full sizes (the design.md anchors) or the CPU smoke sizes."""
+        """Full sizes (the design.md anchors) on CUDA; on CPU the issue-14 sizes (the same 64×1024² volume,
+        256² patches, batch 16, ResNet-34, a 4×512² prediction input, 8 attribution tiles, SAM ViT-B at
+        128²); or the CPU smoke sizes."""
         bf16 = device.startswith("cuda")
+        if not smoke and not bf16:
+            return cls(device=device, smoke=False, bf16=False, compile=compile, size=256, batch=16, workers=2, warmup=3, steps=5,
+                       repeats=5, predict_planes=4, attr_tiles=8, ig_tiles=2, ig_steps=8, sam_size=128, sam_batch=2, matmul_n=1024,
+                       predict_volume=(4, 512, 512))
         if not smoke:
             return cls(device=device, smoke=False, bf16=bf16, workers=min(12, os.cpu_count() or 1), compile=compile)
         return cls(device=device, smoke=True, bf16=bf16, compile=compile, size=64, volume=(4, 96, 96), batch=2, encoder="resnet18",
-                   workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4,
+                   workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4, input_workers=1,
                    sam_encoder="slicewise_samvit_tiny_patch16", sam_size=64, sam_batch=2, matmul_n=512)
 
 
@@ -225,7 +239,8 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
     config = {
         "seed": 0,
         "data": {"raw": str(raw_path), "labels": str(labels_path), "patch_size": [s.size, s.size], "batch_size": s.batch,
-                 "val_fraction": 0.0, "foreground_fraction": 0.0, "num_workers": s.workers},
+                 "val_fraction": 0.0, "foreground_fraction": 0.0, "num_workers": s.workers,
+                 "on_device": {"true": True, "false": False}.get(s.on_device, "auto")},
         "model": {"encoder": s.encoder, "weights": "random", "in_slices": s.k, "channel_init": "uniform", "classes": 2},
         "augment": aug,
         "trainer": {"max_steps": total, "val_every": total, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
@@ -316,6 +331,156 @@ def bench_train(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
     results["train_model"] = row("img/s", ours_m, theirs_m, "smp Unet, same loop", **fl)
 
 
+# ----------------------------------------------------------------------------- training input (issue 14)
+
+
+MATCHED_AUG = {"flip": 0.5, "z_reverse": 0.5, "rot90": 0.0, "brightness": 0.0, "contrast": 0.0, "gamma": 0.0, "noise": 0.0, "blur": 0.0}
+
+
+def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+    """Rows ``train_input`` / ``train_input_full``: training batches/s × batch (img/s) ready on the device,
+    augmented, as the training step receives them. slicewise: :meth:`DevicePatchSampler.sample` with the
+    augmentation (volume and labels resident on the device; the whole batch drawn, cropped, stacked and
+    geometrically augmented in one gather there, then the intensity steps), what ``data.on_device`` feeds
+    the training step. Peer: today's worker path, a torch DataLoader (``input_workers`` workers,
+    persistent, pinned on CUDA) over :class:`PatchDataset` (numpy sampling + ``stack_slices`` per item),
+    batches copied to the device and augmented there the same way. Same volume, ``foreground_fraction``
+    0.5 (the config default), k, patch and batch; ``train_input`` uses the matched augmentation
+    (flips, z-reversal), ``train_input_full`` the default ``AugmentConfig`` (adds rot90, brightness,
+    contrast, gamma, noise, blur)."""
+    from slicewise.data.augment import AugmentConfig, augment
+    from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed
+
+    raw, labels = data
+    sampler = PatchSampler(raw, labels, patch=(s.size, s.size), k=s.k, foreground_fraction=0.5, seed=0)
+    resident = DevicePatchSampler(sampler, device)
+    total = s.warmup + s.repeats * s.steps
+    for name, aug in (("train_input", AugmentConfig.from_dict(MATCHED_AUG)), ("train_input_full", AugmentConfig())):
+        gen = torch.Generator(device=device)
+        step = {"n": 0}
+
+        def ours(aug: AugmentConfig = aug, gen: torch.Generator = gen, step: dict[str, int] = step) -> None:
+            gen.manual_seed(sample_seed(0, step["n"]))
+            x, y = resident.sample(s.batch, gen, augment=aug)
+            y.long()
+            step["n"] += 1
+
+        mine = time_windows(ours, s, device)
+        loader = torch.utils.data.DataLoader(PatchDataset(sampler, (total + 4) * s.batch), batch_size=s.batch, shuffle=False,
+                                             num_workers=s.input_workers, persistent_workers=s.input_workers > 0,
+                                             pin_memory=device.type == "cuda", drop_last=True)
+        it = iter(loader)
+        peer_gen = torch.Generator(device=device)
+
+        def theirs(aug: AugmentConfig = aug, it: Any = it, gen: torch.Generator = peer_gen) -> None:
+            x, y = next(it)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
+            augment(x, y, config=aug, generator=gen)
+
+        peer = time_windows(theirs, s, device)
+        del it, loader
+        results[name] = row("img/s", rate(s.steps * s.batch, mine), rate(s.steps * s.batch, peer),
+                            f"torch DataLoader ({s.input_workers} workers) over PatchDataset", augmentation=dict(vars(aug)),
+                            resident_mbytes=resident.nbytes / 1e6)
+    free(device)
+
+
+# ----------------------------------------------------------------------------- prediction overhead (issue 14)
+
+
+def profiled_fraction_outside(model: nn.Module, run: Callable[[], Any], device: torch.device) -> dict[str, float]:
+    """Where the wall time of ``run()`` goes relative to ``model``'s forward. ``profiler``: 1 − (total of a
+    ``record_function("network_forward")`` range opened and closed by forward hooks, CPU time or device
+    time on CUDA, from ``torch.profiler``) / wall; ``outside_s``: wall − that total. ``timer``: the same
+    fraction from ``perf_counter`` stamps in the hooks in a second, unprofiled run (a cross-check of the
+    profiler's own overhead; on CUDA the stamps time launches, so only the profiler figure counts there)."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    spans: list[Any] = []
+    timer = {"t": 0.0, "t0": 0.0}
+
+    def pre(m: nn.Module, args: Any) -> None:
+        spans.append(record_function("network_forward"))
+        spans[-1].__enter__()
+        timer["t0"] = time.perf_counter()
+
+    def post(m: nn.Module, args: Any, out: Any) -> None:
+        timer["t"] += time.perf_counter() - timer["t0"]
+        spans.pop().__exit__(None, None, None)
+
+    hooks = [model.register_forward_pre_hook(pre), model.register_forward_hook(post)]
+    try:
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            t0 = time.perf_counter()
+            run()
+            sync(device)
+            wall = time.perf_counter() - t0
+        ev = [e for e in prof.key_averages() if e.key == "network_forward"]
+        inside = sum((e.device_time_total if device.type == "cuda" else e.cpu_time_total) for e in ev) / 1e6
+        timer["t"] = 0.0
+        t0 = time.perf_counter()
+        run()
+        sync(device)
+        wall2 = time.perf_counter() - t0
+    finally:
+        for h in hooks:
+            h.remove()
+    return {"profiler": 1.0 - inside / wall, "timer": 1.0 - timer["t"] / wall2, "wall_s": wall, "outside_s": wall - inside}
+
+
+class ProbeNet(nn.Module):
+    """A near-free stand-in network (one 1×1 convolution, k slices → 2 classes) with the model contract
+    ``predict`` reads: with it, prediction time is the engine's own host and tensor work."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.in_slices, self.in_channels, self.out_channels, self.size_divisor = k, k, 2, 1
+        self.heads = {"seg": slice(0, 2)}
+        self.conv = nn.Conv2d(k, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def bench_overhead(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+    """Row ``predict_overhead`` (lower is better): fraction of whole-volume prediction wall time spent outside
+    the network forward (torch profiler), slicewise ``predict`` (block engine) vs MONAI's sliding window with
+    the same network (``encoder`` U-Net), tile, overlap and batch; median of up to 3 profiled passes after a
+    warm-up. Extras: the same with :class:`ProbeNet` (``*_outside_ms_per_tile``: the engine's own cost per
+    tile, to set against a GPU's forward time per tile) and the unprofiled timer fractions."""
+    from slicewise.infer.predict import predict
+    from slicewise.infer.tiling import tile_starts
+
+    z, h, w = s.predict_volume or data[0].shape
+    raw = np.ascontiguousarray(data[0][:z, :h, :w])
+    tiles = z * len(tile_starts(h, s.size, 0.25)) * len(tile_starts(w, s.size, 0.25))
+    figures: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for label, net in (("unet", slicewise_unet(s)), ("probe", ProbeNet(s.k))):
+        net = on_device(net, s, device).eval()
+        ours = lambda net=net: predict(net, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device), progress=False)  # noqa: E731
+        theirs = lambda net=net: monai_predict(net, raw, s, device)  # noqa: E731
+        ours()
+        theirs()
+        figures[label] = {"ours": [], "theirs": []}
+        for _ in range(min(s.repeats, 3)):
+            figures[label]["ours"].append(profiled_fraction_outside(net, ours, device))
+            figures[label]["theirs"].append(profiled_fraction_outside(net, theirs, device))
+
+    def med(label: str, side: str, key: str) -> float:
+        return float(statistics.median(f[key] for f in figures[label][side]))
+
+    results["predict_overhead"] = row(
+        "fraction outside forward (lower is better)", med("unet", "ours", "profiler"), med("unet", "theirs", "profiler"),
+        "MONAI sliding_window_inference, same network", volume=[z, h, w], tiles=tiles,
+        slicewise_timer_fraction=med("unet", "ours", "timer"), peer_timer_fraction=med("unet", "theirs", "timer"),
+        slicewise_wall_s=med("unet", "ours", "wall_s"), peer_wall_s=med("unet", "theirs", "wall_s"),
+        slicewise_outside_ms_per_tile=1e3 * med("probe", "ours", "outside_s") / tiles,
+        peer_outside_ms_per_tile=1e3 * med("probe", "theirs", "outside_s") / tiles,
+        probe_slicewise_fraction=med("probe", "ours", "profiler"), probe_peer_fraction=med("probe", "theirs", "profiler"))
+    free(device)
+
+
 # ----------------------------------------------------------------------------- prediction
 
 
@@ -402,6 +567,11 @@ def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray,
         theirs = time_windows(lambda: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
         peer = "Captum Saliency" if method == "saliency" else f"Captum IntegratedGradients ({s.ig_steps} steps)"
         results[name] = row("img/s", rate(n, ours), rate(n, theirs), peer + ", per batch, fp32", tiles=n)
+        if method == "saliency":
+            fast = time_windows(lambda: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
+                                                           device=device, n_maps=0, bf16=True, channels_last=True), repeat_only(s), device)
+            results["attribution_saliency_bf16"] = row("img/s", rate(n, fast), rate(n, theirs), peer + ", per batch, fp32",
+                                                       tiles=n, slicewise_precision="bf16 autocast + channels_last")
     free(device)
 
 
@@ -411,7 +581,7 @@ def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray,
 def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> None:
     """Row ``sam``: images/s of slicewise's ViT encoder forward (timm ViT ``forward_intermediates``
     + deconvolution ladder) vs timm's SAM image encoder as is (``forward_features``, incl. neck),
-    inference, bf16 autocast on CUDA."""
+    inference, bf16 autocast on CUDA; with ``--compile`` both forwards go through ``torch.compile``."""
     import timm
 
     from slicewise.models import build_model
@@ -424,6 +594,8 @@ def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> Non
     for side, model, fn in (("slicewise", ours_model, None), ("peer", peer_model, lambda m, t: m.forward_features(t))):
         model = model.to(device).eval()
         call = fn or (lambda m, t: m(t))
+        if s.compile:  # both sides compiled (--compile), as the training rows
+            call = torch.compile(call, dynamic=False)
 
         def step(model: nn.Module = model, call: Callable[..., Any] = call) -> None:
             with torch.inference_mode(), autocast(s):
@@ -500,12 +672,13 @@ def versions() -> dict[str, str]:
 
 def table(results: dict[str, Any]) -> str:
     """Plain-text table: row, unit, slicewise, peer, ratio (errors shown in place)."""
-    lines = [f"{'row':<22}{'unit':<18}{'slicewise':>12}{'peer':>12}{'ratio':>9}"]
+    lines = [f"{'row':<27}{'unit':<26}{'slicewise':>12}{'peer':>12}{'ratio':>9}"]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"{name:<22}error: {r['error']}")
+            lines.append(f"{name:<27}error: {r['error']}")
         else:
-            lines.append(f"{name:<22}{r['unit']:<18}{r['slicewise']:>12.4g}{r['peer']:>12.4g}{r['ratio']:>9.3f}")
+            unit = r["unit"].split(" (")[0]
+            lines.append(f"{name:<27}{unit:<26}{r['slicewise']:>12.4g}{r['peer']:>12.4g}{r['ratio']:>9.3f}")
     return "\n".join(lines)
 
 
@@ -523,57 +696,108 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
     p.add_argument("--smoke", action="store_true", help="tiny shapes for a CPU check (seconds)")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/<device>.json)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks (both sides)")
-    p.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups: {','.join(GROUPS)}")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks and the SAM encoders (both sides)")
+    p.add_argument("--only", default=None,
+                   help=f"comma-separated groups: {','.join(GROUPS)} (default: all; {CPU_GROUPS} for a full --device cpu run)")
+    p.add_argument("--on-device", default="auto", choices=("auto", "true", "false"),
+                   help="data.on_device of the train row's slicewise run (device-resident batches or DataLoader workers)")
+    p.add_argument("--repeat", type=int, default=1, help="run the groups this many times; rows are medians, every run is kept")
     return p.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    """Host facts for the JSON: host name, CPU model, threads torch uses, load averages (1/5/15 min) now."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu_model": model, "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "loadavg": list(os.getloadavg())}
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows over repeated runs: figures and ratio are medians over the runs (per-run ratios kept in ``ratio_runs``)."""
+    out: dict[str, Any] = {}
+    for name in ROWS:
+        rows = [r["rows"][name] for r in runs if name in r["rows"]]
+        if not rows:
+            continue
+        good = [r for r in rows if "error" not in r]
+        if not good:
+            out[name] = rows[0]
+            continue
+        med = dict(good[-1])
+        for key in ("slicewise", "peer", "ratio"):
+            med[key] = float(statistics.median(r[key] for r in good))
+        if len(good) > 1:
+            med["ratio_runs"] = [r["ratio"] for r in good]
+        out[name] = med
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected groups, print the table, write the JSON; exit status 1 if any group failed."""
     args = parse_args(argv)
-    groups = [g.strip() for g in args.only.split(",") if g.strip()]
+    device = torch.device(args.device)
+    only = args.only or (CPU_GROUPS if device.type == "cpu" and not args.smoke else ",".join(GROUPS))
+    groups = [g.strip() for g in only.split(",") if g.strip()]
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         print(f"error: unknown group(s) {', '.join(unknown)}: use {','.join(GROUPS)}", file=sys.stderr)
         return 2
-    device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but CUDA is not available here: use --device cpu", file=sys.stderr)
         return 2
     os.environ.setdefault("SLICEWISE_NO_PROGRESS", "1")
-    s = Settings.make(str(device), args.smoke, args.compile)
+    s = replace(Settings.make(str(device), args.smoke, args.compile), on_device=args.on_device)
     import slicewise.models.sam  # noqa: F401  registers slicewise_samvit_tiny_patch16 in timm
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"
-    meta: dict[str, Any] = {"device_name": name, "versions": versions(), "cuda": torch.version.cuda,
+    meta: dict[str, Any] = {"device_name": name, "machine": machine(), "versions": versions(), "cuda": torch.version.cuda,
                             "cpu_count": os.cpu_count(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     data = make_volume(s)
-    results: dict[str, Any] = {}
-    runners: dict[str, Callable[[], None]] = {
-        "train": lambda: bench_train(s, device, data, results),
-        "predict": lambda: bench_predict(s, device, data, results),
-        "attribution": lambda: bench_attribution(s, device, data, results),
-        "sam": lambda: bench_sam(s, device, results),
-        "mfu": lambda: bench_mfu(s, device, data, results, meta),
-    }
+    runs: list[dict[str, Any]] = []
     failed = False
-    for g in groups:
-        t0 = time.perf_counter()
-        try:
-            runners[g]()
-        except Exception as err:  # record and go on: one failing group must not lose the others' figures
-            failed = True
-            traceback.print_exc()
-            for r in GROUPS[g]:
-                results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
-        print(f"[{g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        write_json(out, {"meta": meta, "settings": asdict(s), "rows": results})
-    ordered = {r: results[r] for r in ROWS if r in results}
-    write_json(out, {"meta": meta, "settings": asdict(s), "rows": ordered})
+    for rep in range(max(1, args.repeat)):
+        results: dict[str, Any] = {}
+        run_info: dict[str, Any] = {"loadavg_start": list(os.getloadavg()), "rows": results}
+        runs.append(run_info)
+        runners: dict[str, Callable[[], None]] = {
+            "train": lambda: bench_train(s, device, data, results),
+            "input": lambda: bench_input(s, device, data, results),
+            "predict": lambda: bench_predict(s, device, data, results),
+            "overhead": lambda: bench_overhead(s, device, data, results),
+            "attribution": lambda: bench_attribution(s, device, data, results),
+            "sam": lambda: bench_sam(s, device, results),
+            "mfu": lambda: bench_mfu(s, device, data, results, meta),
+        }
+        for g in groups:
+            t0 = time.perf_counter()
+            try:
+                runners[g]()
+            except Exception as err:  # record and go on: one failing group must not lose the others' figures
+                failed = True
+                traceback.print_exc()
+                for r in GROUPS[g]:
+                    results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
+            print(f"[run {rep + 1}, {g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+            write_json(out, {"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs})
+        run_info["loadavg_end"] = list(os.getloadavg())
+    ordered = combine(runs)
+    payload = {"meta": meta, "settings": asdict(s), "rows": ordered}
+    if len(runs) > 1:
+        payload["runs"] = runs
+    write_json(out, payload)
     peak = meta.get("matmul_peak_tflops")
     print(f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
           + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else ""))

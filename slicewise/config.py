@@ -150,6 +150,13 @@ class DataConfig(StrictModel):
     ``model.in_slices``. ``patch_size`` (height, width) pixels; validation takes the z-range of
     ``split_z`` (``val_range`` or the last ``val_fraction`` of the slices, with a gap of r·dz
     slices) cut into non-overlapping patch-size tiles (at most ``val_patches``, seeded choice).
+
+    ``on_device``: keep the training volume and labels on the training device and draw, stack and
+    augment whole batches there (:class:`slicewise.data.sampling.DevicePatchSampler`; no DataLoader
+    workers, ``num_workers`` then serves validation only). ``auto`` (default): on when the volume and
+    labels take at most a quarter of the device's memory (CUDA: total memory; CPU: physical RAM) and
+    no extra heads are trained (their targets are computed on the host); ``true`` insists (an error
+    where it cannot apply); ``false``: the DataLoader worker path.
     """
 
     raw: str | None = None
@@ -172,6 +179,7 @@ class DataConfig(StrictModel):
     foreground_fraction: float = 0.5
     foreground_classes: tuple[int, ...] | None = None
     num_workers: NonNegInt = 2
+    on_device: bool | Literal["auto"] = "auto"
 
     @field_validator("patch_size", mode="before")
     @classmethod
@@ -205,6 +213,16 @@ class DataConfig(StrictModel):
         if v is not None and not 0 <= v[0] < v[1]:
             raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
         return v
+
+    @field_validator("on_device", mode="before")
+    @classmethod
+    def _on_device(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return v
+        word = str(v).strip().lower()
+        if word not in ("auto", "true", "false"):
+            raise ValueError("must be auto, true or false")
+        return word if word == "auto" else word == "true"
 
     @field_validator("val_fraction")
     @classmethod

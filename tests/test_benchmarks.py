@@ -90,3 +90,41 @@ def test_only_selects_groups_and_unknown_group_is_refused(bench: ModuleType, tmp
     out = tmp_path / "sam.json"
     assert bench.main(["--device", "cpu", "--smoke", "--only", "sam", "--out", str(out)]) == 0
     assert list(json.loads(out.read_text())["rows"]) == ["sam"]
+
+
+def test_fraction_outside_the_forward_sees_host_work(bench: ModuleType) -> None:
+    """The profiler measure of the ``predict_overhead`` row: work outside the network's forward counts, inside does not."""
+    import time
+
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3))
+    x = torch.rand(2, 3, 96, 96)
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            for _ in range(3):
+                net(x)
+
+    def mostly_host() -> None:
+        time.sleep(0.2)
+        forward_only()
+
+    cpu = torch.device("cpu")
+    lean = bench.profiled_fraction_outside(net, forward_only, cpu)
+    heavy = bench.profiled_fraction_outside(net, mostly_host, cpu)
+    assert 0.0 <= lean["profiler"] < 0.3 and 0.0 <= lean["timer"] < 0.3
+    assert heavy["profiler"] > 0.5 and heavy["timer"] > 0.5 and heavy["outside_s"] >= 0.2
+
+
+def test_repeat_keeps_every_run_and_reports_medians(bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLICEWISE_NO_PROGRESS", "1")
+    out = tmp_path / "input.json"
+    assert bench.main(["--device", "cpu", "--smoke", "--only", "input", "--repeat", "2", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert len(payload["runs"]) == 2 and all(len(r["loadavg_start"]) == 3 for r in payload["runs"])
+    assert payload["meta"]["machine"]["cpu_model"] and "loadavg" in payload["meta"]["machine"]
+    for name in ("train_input", "train_input_full"):
+        row = payload["rows"][name]
+        ratios = [r["rows"][name]["ratio"] for r in payload["runs"]]
+        assert row["ratio_runs"] == ratios and row["ratio"] == pytest.approx(sorted(ratios)[0] / 2 + sorted(ratios)[1] / 2)

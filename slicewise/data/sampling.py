@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from slicewise.data.stacking import check_stack_params, stack_slices, valid_centres
+from slicewise.data.stacking import check_stack_params, crop_gather, stack_index_tensor, stack_slices, to_unit_float, valid_centres
 from slicewise.errors import InputError
 
 
@@ -297,3 +297,185 @@ class PatchDataset(Dataset):
         if not 0 <= int(i) < self.length:
             raise IndexError(i)
         return self.sampler.sample_one(np.random.default_rng([self.seed, self.epoch, int(i)]))
+
+
+def sample_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Seed of the device sampler's generator for optimizer ``step`` on ``rank``: a SeedSequence hash of
+    ``(seed, step, rank)``, so every rank has its own stream and a resumed run redraws the same patches."""
+    return int(np.random.SeedSequence([int(seed), int(step), int(rank), 0x5A4D]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _label_tensor_dtype(labels: list[Any]) -> Any:
+    import torch
+
+    lo = min(int(np.min(lab)) for lab in labels)
+    hi = max(int(np.max(lab)) for lab in labels)
+    if 0 <= lo and hi < 256:
+        return torch.uint8
+    if -(2**15) <= lo and hi < 2**15:
+        return torch.int16
+    return torch.int32
+
+
+class DevicePatchSampler:
+    """Device-resident :class:`PatchSampler`: the volume and its labels live on ``device`` (raw in its own
+    dtype, uint8 for EM; labels uint8 when the classes fit), and a whole batch is drawn, cropped and stacked
+    there with a ``torch.Generator`` on that device — no per-sample Python, no host→device copies per step.
+
+    It takes a :class:`PatchSampler`'s validated items (the ``split_z`` centres with their r·dz gap, the
+    nested ``train_fraction`` subset), patch size, k, dz, border and foreground settings, and draws from the
+    **same distribution** as :meth:`PatchSampler.sample_one` (exact equality is impossible: numpy's PCG64
+    per item vs one torch stream per batch):
+
+    - item: uniform over the items;
+    - with probability ``foreground_fraction``: a foreground pixel of the item's centre slice chosen
+      uniformly (the r-th foreground pixel in row-major order, r uniform; located through per-row
+      cumulative counts, so no index list is stored), jittered by ±patch//4 and clipped, as the numpy
+      sampler does; a slice without foreground falls back to a uniform crop;
+    - otherwise a uniform origin.
+
+    Given the same item and origin, the patch is the numpy sampler's patch exactly (both go through
+    :func:`slicewise.data.stacking.stack_slices`; tested). Supported: one volume, or a list of depth-1
+    images of one in-plane size (a 2-D image set, k = 1); no extras (boundary / distance targets are
+    computed on the host). Other inputs raise :class:`InputError`.
+    """
+
+    def __init__(self, sampler: PatchSampler, device: Any = "cpu") -> None:
+        import torch
+
+        if sampler.extras:
+            raise InputError("device-resident sampling does not crop extra volumes (instances for the boundary/distance heads): use data.on_device=false")
+        raws = sampler.raws
+        if len(raws) > 1 and (any(int(r.shape[0]) != 1 for r in raws) or len({tuple(r.shape[1:]) for r in raws}) != 1):
+            raise InputError("device-resident sampling takes one volume or 2-D images of one size: use data.on_device=false")
+        self.device = torch.device(device)
+        self.patch, self.k, self.dz, self.border = sampler.patch, sampler.k, sampler.dz, sampler.border
+        self.foreground_fraction = sampler.foreground_fraction
+        raw = np.concatenate([np.asarray(r) for r in raws]) if len(raws) > 1 else np.asarray(raws[0])
+        labels = [np.asarray(lab) for lab in sampler.labels]
+        self.raw = self._to_device(raw)
+        lab = np.concatenate(labels) if len(labels) > 1 else labels[0]
+        self.labels = torch.from_numpy(np.ascontiguousarray(lab)).to(self.device, _label_tensor_dtype(labels))
+        offsets = np.cumsum([0] + [int(r.shape[0]) for r in raws])[:-1]
+        self.centres = torch.as_tensor(offsets[sampler.items[:, 0]] + sampler.items[:, 1], device=self.device)
+        self.row_counts: torch.Tensor | None = None
+        classes = sampler.foreground_classes
+        if classes is not None:  # classes the label dtype cannot hold are absent anyway (no wrap-around on the cast)
+            info = torch.iinfo(self.labels.dtype)
+            classes = [int(c) for c in classes if info.min <= int(c) <= info.max]
+        self.foreground_classes = None if classes is None else torch.as_tensor(classes, dtype=self.labels.dtype, device=self.device)
+        if self.foreground_fraction > 0:
+            depth, height = self.labels.shape[:2]
+            cum = torch.zeros((depth, height), dtype=torch.int64, device=self.device)
+            for z in torch.unique(self.centres).tolist():  # once, at construction
+                cum[z] = self._foreground(self.labels[z]).sum(-1).cumsum(0)
+            self.row_counts = cum
+
+    def _to_device(self, a: np.ndarray) -> Any:
+        import torch
+
+        a = np.ascontiguousarray(a)
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+        if a.dtype in (np.uint16, np.uint32):
+            a = a.astype(np.int32 if a.dtype == np.uint16 else np.int64)
+        t = torch.from_numpy(a if a.dtype != bool else a.view(np.uint8))
+        return t.to(self.device)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the sampler holds on its device (raw, labels, foreground row counts)."""
+        extra = 0 if self.row_counts is None else self.row_counts.numel() * 8
+        return self.raw.numel() * self.raw.element_size() + self.labels.numel() * self.labels.element_size() + extra
+
+    def _foreground(self, labels: Any) -> Any:
+        import torch
+
+        if self.foreground_classes is None:
+            return labels != 0
+        return torch.isin(labels, self.foreground_classes)
+
+    def draw(self, n: int, generator: Any) -> tuple[Any, Any]:
+        """``(centres (n,), origins (n, 2))`` int64 on the device: the patch parameters of a batch."""
+        import torch
+
+        g, dev = generator, self.device
+        ph, pw = self.patch
+        height, width = int(self.labels.shape[1]), int(self.labels.shape[2])
+        item = torch.randint(len(self.centres), (n,), generator=g, device=dev)
+        z = self.centres[item]
+        y0 = torch.randint(0, height - ph + 1, (n,), generator=g, device=dev)
+        x0 = torch.randint(0, width - pw + 1, (n,), generator=g, device=dev)
+        if self.row_counts is not None:
+            use = torch.rand(n, generator=g, device=dev) < self.foreground_fraction
+            cum = self.row_counts[z]  # (n, H) cumulative foreground pixels per row
+            total = cum[:, -1]
+            r = (torch.rand(n, generator=g, device=dev, dtype=torch.float64) * total).long()
+            r = torch.minimum(r, (total - 1).clamp_min(0))
+            row = torch.searchsorted(cum, r[:, None], right=True).squeeze(1).clamp_max(height - 1)
+            before = torch.where(row > 0, cum.gather(1, (row - 1).clamp_min(0)[:, None]).squeeze(1), torch.zeros_like(row))
+            in_row = self._foreground(self.labels[z, row]).to(torch.int64).cumsum(1)  # (n, W)
+            col = torch.searchsorted(in_row, (r - before)[:, None], right=True).squeeze(1).clamp_max(width - 1)
+            jy = torch.randint(-(ph // 4), ph // 4 + 1, (n,), generator=g, device=dev)
+            jx = torch.randint(-(pw // 4), pw // 4 + 1, (n,), generator=g, device=dev)
+            ok = use & (total > 0)
+            y0 = torch.where(ok, (row - ph // 2 + jy).clamp(0, height - ph), y0)
+            x0 = torch.where(ok, (col - pw // 2 + jx).clamp(0, width - pw), x0)
+        return z, torch.stack([y0, x0], dim=1)
+
+    def gather(self, centres: Any, origins: Any) -> tuple[Any, Any]:
+        """The patches at ``centres`` / ``origins``: ``x`` (n, k·C, ph, pw) raw dtype through
+        :func:`stack_slices` (torch path), ``y`` (n, ph, pw) labels of the centre slices."""
+        import torch
+
+        x = stack_slices(self.raw, centres, self.k, self.dz, self.border, origins=origins, size=self.patch)
+        ph, pw = self.patch
+        rows = origins[:, :1] + torch.arange(ph, device=self.device)
+        cols = origins[:, 1:] + torch.arange(pw, device=self.device)
+        y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
+        return x, y
+
+    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colours: int) -> tuple[Any, Any]:
+        """:meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo`` folded into the
+        gather's indices (reversed rows / columns / slices, swapped roles for a transpose), so the geometry
+        costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
+        import torch
+
+        from slicewise.data.augment import _pick, dihedral
+
+        dev = self.device
+        ph, pw = self.patch
+        index = stack_index_tensor(centres, int(self.raw.shape[0]), self.k, self.dz, self.border)
+        if geo.reverse:
+            index = torch.where(geo.zrev.to(dev)[:, None], index.flip(1), index)
+        transpose, fy, fx = (t.to(dev) for t in dihedral(geo.flip_y, geo.flip_x, geo.rot))
+        transpose = transpose & (geo.rotations and ph == pw)
+        ar_h, ar_w = torch.arange(ph, device=dev), torch.arange(pw, device=dev)
+        ci = torch.where(fy[:, None], ph - 1 - ar_h, ar_h)
+        cj = torch.where(fx[:, None], pw - 1 - ar_w, ar_w)
+        if geo.rotations and ph == pw:  # out[i, j] = crop[cj(j), ci(i)]: gather crop[cj, ci], then transpose
+            ci, cj = torch.where(transpose[:, None], cj, ci), torch.where(transpose[:, None], ci, cj)
+        rows, cols = origins[:, :1] + ci, origins[:, 1:] + cj
+        x = crop_gather(self.raw, index, rows, cols)
+        y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
+        if geo.rotations and ph == pw:
+            x, y = _pick(transpose, x.transpose(2, 3), x), _pick(transpose, y.transpose(1, 2), y)
+        if x.ndim == 5:
+            x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
+        return x, y
+
+    def sample(self, n: int, generator: Any, augment: Any = None, colours: int = 1) -> tuple[Any, Any]:
+        """``n`` patches ``(x, y)`` on the device drawn with ``generator`` (on the device). Without ``augment``
+        (an :class:`~slicewise.data.augment.AugmentConfig`): :meth:`gather` of :meth:`draw`, raw dtype. With it:
+        augmented, ``x`` float32 in [0, 1] — exactly ``augment(*self.gather(*self.draw(n, g)), config=augment,
+        generator=g, colours=colours)`` for the same generator state, with the geometric part folded into the
+        gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
+        from slicewise.data.augment import augment_intensity, draw_geometry
+
+        centres, origins = self.draw(int(n), generator)
+        if augment is None:
+            return self.gather(centres, origins)
+        geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
+        x, y = self._geometric_gather(centres, origins, geo, colours)
+        clipped = not x.dtype.is_floating_point
+        return augment_intensity(to_unit_float(x), geo, augment, generator, clipped), y

@@ -11,6 +11,11 @@ tile ``T(x) = Σ_{p∈R} logit_class(x)_p`` with ``R`` the whole tile, the predi
 
 Slice share per tile ``s_c = Σ_p |A_{c,p}| / Σ_{c',p} |A_{c',p}|`` (colour channels of one slice
 summed); averaged over tiles with bootstrap CIs (:mod:`slicewise.diagnostics.asymmetry`).
+
+Speed option (``bf16=True``, ``channels_last=True``): the network runs under bf16 autocast on the
+tiles' device (tensor cores on a GPU) with channels-last activations; the input, its gradient, the
+target sum and the shares stay float32. Slice shares stay within 0.01 of fp32 (tested on CPU);
+maps differ by bf16 round-off, so fp32 remains the default for reported figures.
 """
 
 from __future__ import annotations
@@ -47,15 +52,19 @@ def seg_channel(model: nn.Module, target_class: int | None) -> tuple[int, int, i
 
 
 class TargetLogitSum(nn.Module):
-    """Wrapper forward: ``(x, region) ↦ Σ_p region_p · logit_class(x)_p``, one scalar per sample."""
+    """Wrapper forward: ``(x, region) ↦ Σ_p region_p · logit_class(x)_p``, one scalar per sample (float32;
+    with ``bf16`` the network runs under bf16 autocast on ``x``'s device)."""
 
-    def __init__(self, model: nn.Module, channel: int) -> None:
+    def __init__(self, model: nn.Module, channel: int, bf16: bool = False) -> None:
         super().__init__()
         self.model = model
         self.channel = channel
+        self.bf16 = bf16
 
     def forward(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-        return (self.model(x)[:, self.channel] * region).flatten(1).sum(1)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model(x)
+        return (logits[:, self.channel].float() * region).flatten(1).sum(1)
 
 
 def predicted_mask(model: nn.Module, x: torch.Tensor, target_class: int | None = None) -> torch.Tensor:
@@ -77,12 +86,16 @@ def attribute(
     region: str | torch.Tensor = "tile",
     n_steps: int = 32,
     internal_batch_size: int | None = None,
+    bf16: bool = False,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Absolute attribution ``|A|`` of ``T(x)`` for a batch ``x`` ``(B, C, H, W)`` in [0, 1].
 
     ``region``: ``"tile"``, ``"mask"`` (predicted ``argmax == class``) or a ``(B, H, W)`` ROI tensor.
     ``internal_batch_size``: IG samples per forward pass (at least B; default B). Runs on ``x``'s
-    device; the model should be in eval mode.
+    device; the model should be in eval mode. ``bf16``: bf16 autocast for the network;
+    ``channels_last``: channels-last input (put the model in channels_last too; the module docstring
+    says what changes). ``|A|`` is float32 in x's shape either way.
     """
     from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
@@ -98,8 +111,11 @@ def attribute(
             raise InputError(f"region {region!r} is unknown: use 'tile', 'mask' or an ROI mask file")
     else:
         mask = region.to(device=x.device, dtype=x.dtype)
-    fwd = TargetLogitSum(model, channel)
-    x = x.detach().requires_grad_(True)
+    fwd = TargetLogitSum(model, channel, bf16=bf16)
+    x = x.detach()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.requires_grad_(True)
     if method == "saliency":
         a = Saliency(fwd).attribute(x, additional_forward_args=(mask,), abs=True)
     elif method == "ixg":
@@ -108,7 +124,7 @@ def attribute(
         baseline = x.detach().mean(dim=(1, 2, 3), keepdim=True).expand_as(x).contiguous()
         a = IntegratedGradients(fwd).attribute(x, baselines=baseline, additional_forward_args=(mask,),
                                                n_steps=n_steps, internal_batch_size=max(internal_batch_size or 0, x.shape[0]))
-    return a.detach().abs()
+    return a.detach().float().abs()
 
 
 def tile_slice_shares(attr: torch.Tensor, k: int) -> torch.Tensor:
@@ -185,6 +201,8 @@ def attribution_report(
     n_maps: int = 3,
     n_resamples: int = 2000,
     roi: Sequence[slice] | None = None,
+    bf16: bool = False,
+    channels_last: bool = False,
 ) -> dict[str, Any]:
     """Slice shares, MA, centre share and pair difference (with bootstrap CIs over tiles) of one model.
 
@@ -196,6 +214,8 @@ def attribution_report(
     ``batch_size`` tiles go to the device at once; IG runs ``internal_batch_size`` (default
     ``batch_size``) path samples per forward pass. The model is moved to ``device`` and left there.
     ``roi`` ((z, y, x) slices) draws the tiles inside that box (see :func:`sample_tiles`).
+    ``bf16`` / ``channels_last``: the speed option of the module docstring (the model's memory format is
+    restored afterwards); recorded in the result as ``precision``.
     """
     if method not in METHODS:
         raise InputError(f"attribution method {method!r} is unknown: use one of {', '.join(METHODS)}")
@@ -218,6 +238,8 @@ def attribution_report(
     origins = sample_tiles(volume.shape, n_tiles, tile, k, dz, seed=seed, roi=roi)
     was_training = model.training
     model.eval().to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     shares, maps_in, maps_attr = [], [], []
     try:
         starts = range(0, n_tiles, batch_size)
@@ -227,14 +249,16 @@ def attribution_report(
             reg: str | torch.Tensor = region_name
             if roi_mask is not None:
                 reg = torch.from_numpy(np.stack([roi_mask[z, y:y + tile, x0:x0 + tile] != 0 for z, y, x0 in batch]).astype(np.float32))
-            a = attribute(model, x, method=method, target_class=target_class, region=reg,
-                          n_steps=n_steps, internal_batch_size=internal_batch_size or batch_size)
+            a = attribute(model, x, method=method, target_class=target_class, region=reg, n_steps=n_steps,
+                          internal_batch_size=internal_batch_size or batch_size, bf16=bf16, channels_last=channels_last)
             shares.append(tile_slice_shares(a, k).cpu())
             if sum(m.shape[0] for m in maps_in) < n_maps:  # keep pictures of the first n_maps tiles only
                 maps_in.append(x.detach().cpu().numpy())
                 maps_attr.append(a.cpu().numpy())
     finally:
         model.train(was_training)
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
     s = torch.cat(shares).numpy()
     keep = np.isfinite(s).all(axis=1)
     if not keep.any():
@@ -249,6 +273,7 @@ def attribution_report(
         "dz": int(dz),
         "seed": int(seed),
         "n_steps": int(n_steps) if method == "ig" else None,
+        "precision": "bf16" if bf16 else "fp32",
         "n_tiles_requested": int(n_tiles),
         "n_tiles_empty": int((~keep).sum()),
         "model": describe_model(model),

@@ -33,6 +33,7 @@ Memory per block ≈ (block + halo) voxels × (input bytes + 4 for the float cop
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,17 +50,21 @@ DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
 UNIT_TOLERANCE = 1e-6  # float input may exceed [0, 1] by round-off only
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_BLOCK",
     "Block",
     "InputValueError",
     "Plan",
     "Region",
+    "StaticForward",
     "iter_predicted_blocks",
     "plan_blocks",
     "predict_block",
     "read_block_input",
     "read_region",
+    "static_forward",
 ]
 
 
@@ -326,7 +331,7 @@ def forward(model: Any, x: Any, plan: Plan) -> Any:
             xi = xi.flip(dims)
         if cuda:
             xi = xi.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda, cache_enabled=False):
             y = model(xi)
         y = _activate(y, plan.heads)
         if dims:
@@ -381,6 +386,85 @@ def prepare_model(model: Any, plan: Plan) -> Any:
     if plan.device.startswith("cuda"):
         model.to(memory_format=torch.channels_last)
     return model
+
+
+class StaticForward:
+    """The prediction network called on fixed-shape batches (issue 14's static-shape speed-ups).
+
+    Every call is padded with zero tiles to ``batch_size`` (the last batch of a block is usually short)
+    and cut back, so the network only ever sees one input shape per TTA variant. On that:
+
+    - ``compile``: ``True`` = ``torch.compile(model, dynamic=False)`` (inductor), a string = that backend
+      (e.g. ``"aot_eager"``), ``False`` = eager;
+    - ``cuda_graphs``: on CUDA each input shape is captured once in a ``torch.cuda.CUDAGraph`` (after two
+      warm-up calls on a side stream) and replayed from a static input buffer; with ``compile`` the
+      compiler's own graphs are used (``mode="reduce-overhead"``). On CPU it is a no-op with one log line
+      (the padding still happens, so the static-shape path is exercised).
+
+    Outputs equal the eager network's up to float round-off of batch composition (tested on CPU; in eval
+    mode samples do not interact). Pass it wherever a model is called: :func:`compute_block` /
+    :func:`iter_predicted_blocks` only call ``model(x)``.
+    """
+
+    def __init__(self, model: Any, batch_size: int, device: str, compile: bool | str = False, cuda_graphs: bool = False) -> None:
+        import torch
+
+        self.model, self.batch_size = model, int(batch_size)
+        self.graphs_on = bool(cuda_graphs) and str(device).startswith("cuda") and torch.cuda.is_available()
+        if cuda_graphs and not self.graphs_on:
+            log.info("cuda_graphs: no CUDA device (%s): batches run without graphs, padded to %d tiles", device, self.batch_size)
+        net = model
+        if compile:
+            kwargs: dict[str, Any] = {"dynamic": False}
+            if isinstance(compile, str):
+                kwargs["backend"] = compile
+            elif self.graphs_on:
+                kwargs["mode"] = "reduce-overhead"
+                self.graphs_on = False  # the compiler captures its own graphs
+            net = torch.compile(model, **kwargs)
+        self.net = net
+        self.graphs: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+
+    def _replay(self, x: Any) -> Any:
+        import torch
+
+        key = (tuple(x.shape), tuple(x.stride()), x.dtype, torch.is_autocast_enabled("cuda"))
+        if key not in self.graphs:
+            static_in = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device=x.device)
+            static_in.copy_(x)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.net(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.net(static_in)
+            self.graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self.graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        n = x.shape[0]
+        if n < self.batch_size:
+            channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        y = self._replay(x) if self.graphs_on else self.net(x)
+        return y[:n]
+
+
+def static_forward(model: Any, plan: Plan, compile: bool | str = False, cuda_graphs: bool = False) -> Any:
+    """``model`` itself when neither flag is set, else a :class:`StaticForward` over it for ``plan``."""
+    if not compile and not cuda_graphs:
+        return model
+    return StaticForward(model, plan.batch_size, plan.device, compile, cuda_graphs)
 
 
 def predict_block(model: Any, volume: Any, block: Block, plan: Plan) -> np.ndarray:

@@ -51,6 +51,7 @@ from slicewise.infer.blocks import (
     plan_blocks,
     prepare_model,
     sample_percentiles,
+    static_forward,
 )
 from slicewise.infer.store import (
     PROB_DTYPES,
@@ -107,7 +108,10 @@ class PredictSettings:
     ROI; default ``None`` = 32×1024×1024 for :func:`predict_to` (memory bounded by the block) and 32 whole
     planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles). ``roi``: output region (string or slices). ``normalize``: ``None`` /
     ``"none"`` or ``"percentile"`` (see the module docstring). ``dask``: ``None``, ``"local:N"`` or
-    ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar.
+    ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar. ``compile``
+    (``False``, ``True`` = inductor, or a ``torch.compile`` backend name) and ``cuda_graphs`` (CUDA only;
+    a logged no-op on CPU): static-shape speed-ups, see :class:`slicewise.infer.blocks.StaticForward`
+    (not with ``dask``; results equal the eager run up to float round-off).
     """
 
     tile: Any = 256
@@ -125,6 +129,8 @@ class PredictSettings:
     normalize: str | None = None
     dask: str | None = None
     progress: bool = True
+    compile: bool | str = False
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -164,6 +170,12 @@ class PredictSettings:
         if norm not in (None, "percentile"):
             raise InputError(f"normalize {self.normalize!r} is unknown: use none or percentile")
         set_(self, "normalize", norm)
+        if not isinstance(self.compile, (bool, str)) or self.compile == "":
+            raise InputError(f"compile={self.compile!r}: give true/false or a torch.compile backend name (e.g. inductor, aot_eager)")
+        if self.compile in ("true", "false"):
+            set_(self, "compile", self.compile == "true")
+        if not isinstance(self.cuda_graphs, bool):
+            raise InputError(f"cuda_graphs={self.cuda_graphs!r} must be true or false")
         if self.dask is not None:
             d = str(self.dask).strip()
             local = d == "local" or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)
@@ -171,6 +183,8 @@ class PredictSettings:
             if not (local or remote):
                 raise InputError(f"--dask {self.dask!r} is not an address: give local:N (N >= 1 worker processes) or tcp://host:port")
             set_(self, "dask", d)
+            if self.compile or self.cuda_graphs:
+                raise InputError("compile / cuda_graphs apply to in-process prediction: drop them or run without --dask")
 
     def replace(self, **overrides: Any) -> PredictSettings:
         """A copy with ``overrides`` applied (unknown names are a one-line error)."""
@@ -294,9 +308,10 @@ def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *,
     try:
         plan = _plan_for(model, vol, s)
         model = prepare_model(model, plan)
+        net = static_forward(model, plan, s.compile, s.cuda_graphs)
         out = np.empty((plan.out_channels, *plan.out_shape), np.float32)
         blocks = plan_blocks(plan.shape[:3], plan.block, plan.roi_slices)
-        for block, probs in _bar(iter_predicted_blocks(model, vol, blocks, plan), len(blocks), s.progress, "predict"):
+        for block, probs in _bar(iter_predicted_blocks(net, vol, blocks, plan), len(blocks), s.progress, "predict"):
             out[(slice(None), *block.local(plan.offset))] = probs
         return out
     finally:
@@ -348,7 +363,7 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
                     src = model if isinstance(model, (str, os.PathLike)) else net
                     run_blocks(s.dask, src, str(input), key, str(writer.partial), todo, plan)
                 else:
-                    _write_blocks(net, vol, todo, plan, writer, s.progress)
+                    _write_blocks(static_forward(net, plan, s.compile, s.cuda_graphs), vol, todo, plan, writer, s.progress)
                 return writer.finalize()
             except InputValueError:
                 writer.abort(keep=False)

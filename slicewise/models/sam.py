@@ -14,6 +14,14 @@ the stored embeddings unchanged; other sizes use resampled ones (what pretrained
 only at 1024). Other timm ViTs are built with ``dynamic_img_size=True`` to behave alike.
 Weights for a build size other than the checkpoint's are resampled when they load.
 
+Speed (issue 14): every attention block runs PyTorch's fused ``scaled_dot_product_attention``
+(timm's fused path, switched on whatever ``TIMM_FUSED_ATTN`` says), and the relative-position
+lookup of SAM's decomposed bias uses an index table computed once per token grid and device
+(:class:`CachedRelPosAttention`) instead of timm's per-forward ``arange`` on the host (which on a
+GPU is a host→device copy in every block of every forward). At the build size nothing is resampled
+per forward: timm returns the stored absolute embedding as is and the relative tables already have
+the window's length. Outputs equal timm's forward bit for bit (tested).
+
 ``slicewise_samvit_tiny_patch16`` is a small SAM-architecture ViT (4 blocks, width 96,
 global attention at blocks 2 and 4) registered in timm for fast tests; no weights exist for it.
 """
@@ -27,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed_nhwc
 from timm.models import generate_default_cfgs, register_model
-from timm.models.vision_transformer_sam import _cfg, _create_vision_transformer
+from timm.models.vision_transformer_sam import Attention as SamAttention
+from timm.models.vision_transformer_sam import _cfg, _create_vision_transformer, get_rel_pos
 from torch import nn
 
 from slicewise.errors import WeightsError
@@ -65,6 +74,66 @@ def fit_vit_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[st
     return out
 
 
+class CachedRelPosAttention(SamAttention):
+    """timm's SAM attention with the relative-position index table cached per (token grid, device).
+
+    ``forward`` is timm's (same operations in the same order, fused SDPA), except that
+    ``get_rel_pos``'s index ``(q − k) + (k − 1)`` comes from a cache when the table needs no
+    interpolation (always at the build size); other sizes fall back to timm's ``get_rel_pos``.
+    The cache is a plain dict, not a buffer: state dicts are unchanged."""
+
+    def _rel_index(self, q_size: int, k_size: int, device: torch.device) -> torch.Tensor:
+        cache: dict[tuple[int, int, str], torch.Tensor] = self.__dict__.setdefault("_rel_cache", {})
+        key = (q_size, k_size, str(device))
+        if key not in cache:
+            q = torch.arange(q_size, dtype=torch.float32)[:, None] * max(k_size / q_size, 1.0)
+            k = torch.arange(k_size, dtype=torch.float32)[None, :] * max(q_size / k_size, 1.0)
+            cache[key] = ((q - k) + (k_size - 1) * max(q_size / k_size, 1.0)).long().to(device)
+        return cache[key]
+
+    def _rel_pos(self, q_size: int, k_size: int, table: torch.Tensor) -> torch.Tensor:
+        if table.shape[0] != int(2 * max(q_size, k_size) - 1):
+            return get_rel_pos(q_size, k_size, table)
+        return table[self._rel_index(q_size, k_size, table.device)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        n = h * w
+        x = x.reshape(b, n, -1)
+        qkv = self.qkv(x).view(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, b * self.num_heads, n, -1).unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        bias = None
+        if self.use_rel_pos:
+            rh, rw = self._rel_pos(h, h, self.rel_pos_h), self._rel_pos(w, w, self.rel_pos_w)
+            r_q = q.reshape(q.shape[0], h, w, q.shape[-1])
+            rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
+            rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
+            bias = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(-1, n, n)
+        elif self.rope is not None:
+            return super().forward(x.view(b, h, w, -1))
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.0)
+        x = x.view(b, self.num_heads, n, -1).transpose(1, 2).reshape(b, n, -1)
+        x = self.proj_drop(self.proj(x))
+        return x.view(b, h, w, -1)
+
+
+def speed_up_attention(vit: nn.Module) -> int:
+    """Switch every SAM attention block of ``vit`` to :class:`CachedRelPosAttention` (fused SDPA, cached
+    relative-position index) and every other timm attention block to its fused path; returns how many
+    blocks changed. Parameters and state-dict keys stay as they are."""
+    changed = 0
+    for m in vit.modules():
+        if type(m) is SamAttention:
+            m.__class__ = CachedRelPosAttention
+            m.fused_attn = True
+            changed += 1
+        elif hasattr(m, "fused_attn") and not m.fused_attn:
+            m.fused_attn = True
+            changed += 1
+    return changed
+
+
 class ViTEncoder(nn.Module):
     """timm ViT → features at strides P/8, P/4, P/2, P (ascending) via a deconvolution ladder."""
 
@@ -85,6 +154,7 @@ class ViTEncoder(nn.Module):
             self.vit = create_timm(name, overlay, dynamic_img_size=True, **build)
         except TypeError:
             self.vit = create_timm(name, overlay, **build)
+        speed_up_attention(self.vit)
         info = self.vit.feature_info
         self.patch = int(info[-1]["reduction"])
         dim = int(info[-1]["num_chs"])

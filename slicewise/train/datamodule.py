@@ -15,13 +15,25 @@
   validation slices, at most ``data.val_patches`` of them (a seeded choice), fixed for the run.
 - Extra heads: boundary and distance targets (``slicewise.train.losses``) are computed per
   patch from the instance crop, before augmentation (which moves them with the image).
+- Device-resident training data (``data.on_device``, see :func:`resolve_on_device`): the volume and
+  labels are put on the training device once (:class:`~slicewise.data.sampling.DevicePatchSampler`);
+  the training loader then yields only the global step numbers of this rank (no workers), and
+  :meth:`SliceDataModule.on_after_batch_transfer` turns step ``s`` into a batch drawn on the device
+  with a generator seeded from ``(seed, s, rank)`` (:func:`~slicewise.data.sampling.sample_seed`),
+  augmented in the same pass (flips, quarter turns and z-reversal folded into the gather):
+  Lightning keeps the loop, each DDP rank has its own stream, and a resumed run draws exactly the
+  batches of an uninterrupted one with no sampler state in the checkpoint. Its patches follow the
+  worker path's distribution (not its exact draws: see ``DevicePatchSampler``).
 
 Batches are dicts: ``image`` (B, k·C, H, W) raw dtype, ``target`` (B, H, W) int64 and, with
-extra heads, ``boundary`` / ``distance`` (B, 1, H, W) float32.
+extra heads, ``boundary`` / ``distance`` (B, 1, H, W) float32. Device-path training batches arrive
+augmented: ``image`` float32 in [0, 1] and ``"augmented": True`` (raw dtype when augmentation is off).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +45,60 @@ from scipy import ndimage as ndi
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from slicewise.config import DataConfig, TrainConfig
-from slicewise.data.sampling import PatchDataset, PatchSampler, split_z
+from slicewise.data.augment import AugmentConfig
+from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed, split_z
 from slicewise.data.stacking import stack_slices
 from slicewise.errors import ConfigError, InputError
 from slicewise.infer.tiling import iter_tiles
 from slicewise.train.losses import boundary_map, distance_map
 
 IN_MEMORY_BYTES = 2 << 30  # raw volumes up to 2 GiB are read into memory once
+ON_DEVICE_FRACTION = 0.25  # data.on_device=auto: the volume may take this share of the device's memory
+
+log = logging.getLogger(__name__)
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Total memory of ``device`` in bytes: CUDA total memory, physical RAM for CPU, ``None`` otherwise."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    if device.type == "cpu":
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def resident_bytes(volume: TrainVolume) -> int:
+    """Bytes the device-resident sampler holds: raw in its dtype, labels as uint8 (int16/int32 when the
+    classes or ``ignore_index`` need it), and the foreground row counts (Z×Y int64)."""
+    z, h = int(volume.labels.shape[0]), int(volume.labels.shape[1])
+    lo, hi = int(volume.labels.min()), int(volume.labels.max())
+    label_bytes = 1 if 0 <= lo and hi < 256 else 2 if -(2**15) <= lo and hi < 2**15 else 4
+    return int(volume.raw.size * volume.raw.dtype.itemsize + volume.labels.size * label_bytes + z * h * 8)
+
+
+def resolve_on_device(setting: bool | str, volume: TrainVolume, device: torch.device) -> bool:
+    """Whether training data live on ``device`` (``data.on_device``). ``auto``: yes when no instance targets
+    are needed and :func:`resident_bytes` ≤ ``ON_DEVICE_FRACTION`` (¼) of :func:`device_memory` — on CPU
+    the raw array is shared, not copied, so the test is against RAM; ``true`` raises a one-line
+    :class:`ConfigError` where the device path cannot apply (extra heads)."""
+    if setting is False:
+        return False
+    if volume.instances is not None:
+        if setting is True:
+            raise ConfigError("data.on_device=true cannot train extra heads (their boundary/distance targets are computed on the host): "
+                              "set data.on_device=auto or false")
+        return False
+    if setting is True:
+        return True
+    capacity = device_memory(device)
+    need = resident_bytes(volume)
+    fits = capacity is not None and need <= ON_DEVICE_FRACTION * capacity
+    log.info("data.on_device=auto: %.1f MB of training data %s a quarter of %s memory (%s)", need / 1e6,
+             "fit in" if fits else "exceed", device, "device-resident sampling" if fits else "DataLoader workers")
+    return fits
 
 
 @dataclass
@@ -194,6 +253,21 @@ class StepSampler(Sampler[int]):
             yield from range(base, base + self.batch_size)
 
 
+class StepNumbers(Dataset):
+    """The device path's training "data": item ``s`` is the step number ``s`` itself. Read through a
+    :class:`StepSampler` with batch size 1 it yields this rank's global steps ``start() …``;
+    :meth:`SliceDataModule.on_after_batch_transfer` turns each into a batch on the device."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, step: int) -> int:
+        return int(step)
+
+
 class SliceDataModule(pl.LightningDataModule):
     """Lightning DataModule for a :class:`TrainConfig`: split, samplers and loaders."""
 
@@ -206,6 +280,8 @@ class SliceDataModule(pl.LightningDataModule):
         self.val_set: ValTiles | None = None
         self._train_loaders: dict[int, DataLoader] = {}
         self._val_loader: DataLoader | None = None
+        self.device_sampler: DevicePatchSampler | None = None
+        self._generator: torch.Generator | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Load the volume, split it by z and build the datasets (once)."""
@@ -221,6 +297,10 @@ class SliceDataModule(pl.LightningDataModule):
             train_fraction=d.train_fraction, train_count=d.train_count, seed=cfg.seed,
         )
         self.train_set = PatchDataset(sampler, cfg.trainer.max_steps * d.batch_size * self.world_size, seed=cfg.seed)
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if resolve_on_device(d.on_device, vol, device):
+            self.device_sampler = DevicePatchSampler(sampler, device)
+            self._generator = torch.Generator(device=device)
         wants_val = d.val_fraction > 0 or d.val_range is not None
         if wants_val and not len(val_z):
             raise InputError(f"the validation z-range has no usable centre slice under border={d.border!r}: widen it or use border=reflect")
@@ -246,9 +326,34 @@ class SliceDataModule(pl.LightningDataModule):
         steps = max(1, min(tc.val_every, tc.max_steps - done))
         if steps not in self._train_loaders:
             start = (lambda: t.global_step) if t is not None else (lambda: 0)
-            sampler = StepSampler(steps, self.config.data.batch_size, start, tc.max_steps, rank, world)
-            self._train_loaders[steps] = self._loader(self.train_set, sampler)
+            if self.device_sampler is not None:
+                numbers = StepSampler(steps, 1, start, tc.max_steps)
+                self._train_loaders[steps] = DataLoader(StepNumbers(tc.max_steps), sampler=numbers, batch_size=None, num_workers=0)
+            else:
+                sampler = StepSampler(steps, self.config.data.batch_size, start, tc.max_steps, rank, world)
+                self._train_loaders[steps] = self._loader(self.train_set, sampler)
         return self._train_loaders[steps]
+
+    def device_batch(self, step: int) -> dict[str, Any]:
+        """The training batch of global ``step`` on this rank, drawn on the device (device path only) and,
+        unless augmentation is off, augmented there in the same pass (``"augmented": True``: the module
+        then leaves it as it is); one generator seeded from ``(seed, step, rank)`` draws patches and
+        augmentation."""
+        assert self.device_sampler is not None and self._generator is not None
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        self._generator.manual_seed(sample_seed(self.config.seed, step, rank))
+        aug = AugmentConfig.from_dict(self.config.augment)
+        if aug == AugmentConfig.off():
+            x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator)
+            return {"image": x, "target": y.long()}
+        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colours=self.config.model.colors)
+        return {"image": x, "target": y.long(), "augmented": True}
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Device path: a step number from :class:`StepNumbers` becomes that step's batch; others pass."""
+        if self.device_sampler is not None and isinstance(batch, int):
+            return self.device_batch(batch)
+        return batch
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """Validation tiles; rank q of W takes tiles q, q+W, q+2W, … (the metric sums over ranks)."""

@@ -3,9 +3,11 @@
 - Inputs arrive in the raw dtype and are converted on the device with ``to_unit_float`` (uint8/255),
   augmented there (:func:`slicewise.data.augment.augment`, with image, class target and the
   boundary/distance maps moved together) and made ``channels_last`` — no host work per step.
+  Batches of the device-resident sampler (``data.on_device``) arrive augmented, marked ``"augmented"``.
 - Randomness per step: at the start of every training step the global torch RNG is seeded from
   ``(seed, global_step, rank)``, so augmentation and dropout are a function of the step and a
-  resumed run repeats an uninterrupted one.
+  resumed run repeats an uninterrupted one. The augmentation generator lives on the batch's device
+  (on CPU exactly the former CPU generator), so on a GPU its draws stay there.
 - Validation metric ``val/dice``: the mean over foreground classes (1 … C-1) of the Dice of the
   arg-max prediction over all validation pixels together (sums reduced across ranks); a class
   absent from prediction and ground truth counts as 1. ``val/loss`` is logged too.
@@ -94,11 +96,14 @@ class SegmentationModule(pl.LightningModule):
     def _prepare(self, batch: dict[str, torch.Tensor], seed: int | None = None) -> dict[str, torch.Tensor]:
         """Unit-float image; with a ``seed``, the batch augmented (image, target and extra maps alike)."""
         batch = dict(batch)
+        if batch.pop("augmented", False):  # the device-resident sampler augmented it already
+            return batch
         if seed is None or self.augment is None:
             batch["image"] = to_unit_float(batch["image"])
             return batch
         keys = [k for k in ("target", "boundary", "distance") if k in batch]
-        out = augment(batch["image"], *[batch[k] for k in keys], config=self.augment, generator=seed, colours=self.colours)
+        generator = torch.Generator(device=batch["image"].device).manual_seed(seed)
+        out = augment(batch["image"], *[batch[k] for k in keys], config=self.augment, generator=generator, colours=self.colours)
         batch["image"] = out[0]
         batch.update(zip(keys, out[1:]))
         return batch

@@ -178,3 +178,133 @@ def test_one_line_errors(phantom: Phantom) -> None:
         with pytest.raises(InputError) as err:
             PatchSampler(**kwargs)
         assert "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- device-resident sampler
+
+
+def _volume(depth: int = 9, h: int = 24, w: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (depth, h, w), dtype=np.uint8)
+    labels = (rng.random((depth, h, w)) < 0.03).astype(np.int64) * rng.integers(1, 3, (depth, h, w))
+    return raw, labels
+
+
+@pytest.mark.parametrize("ff, classes", [(0.0, None), (0.7, None), (1.0, (2,))])
+def test_device_patches_equal_the_numpy_sampler_given_the_same_draws(ff, classes) -> None:
+    """Replaying the numpy sampler's draws (item, origin) through the device gather gives its patches exactly."""
+    from slicewise.data.sampling import DevicePatchSampler
+
+    raw, labels = _volume()
+    train, _ = split_z(9, 3, 1, val_fraction=0.3)
+    ps = PatchSampler(raw, labels, centres=train, patch=(8, 6), k=3, foreground_fraction=ff, foreground_classes=classes)
+    dev = DevicePatchSampler(ps)
+    for seed in range(12):
+        x, y = ps.sample_one(np.random.default_rng(seed))
+        replay = np.random.default_rng(seed)
+        v, z = (int(t) for t in ps.items[replay.integers(len(ps.items))])
+        origin = ps._crop_origin(v, z, replay)
+        gx, gy = dev.gather(torch.tensor([z]), torch.tensor([origin]))
+        np.testing.assert_array_equal(gx[0].numpy(), x)
+        np.testing.assert_array_equal(gy[0].numpy(), y)
+    assert dev.labels.dtype == torch.uint8 and dev.raw.dtype == torch.uint8
+
+
+def test_device_draws_respect_the_split_and_have_the_numpy_distribution() -> None:
+    """Statistical equivalence of the drawn parameters (two-sample chi-square against the numpy sampler):
+    centres, foreground-centred origins (jitter 0 at patch 3) and the foreground fraction."""
+    from scipy.stats import binomtest, chi2_contingency
+
+    from slicewise.data.sampling import DevicePatchSampler
+
+    depth, h, w = 12, 16, 16
+    labels = np.zeros((depth, h, w), np.int64)
+    pts = [(3, 4), (3, 11), (8, 8), (12, 2), (12, 13), (6, 6)]
+    for z in range(depth):
+        for y, x in pts[: 1 + z % 6]:
+            labels[z, y, x] = 1
+    raw = np.arange(depth * h * w, dtype=np.int64).reshape(depth, h, w).astype(np.uint8)
+    train, _ = split_z(depth, 3, 2, val_fraction=0.25)  # gap of r·dz = 2 slices
+    ps = PatchSampler(raw, labels, centres=train, patch=(3, 3), k=3, dz=2, foreground_fraction=0.6, seed=0)
+    dev = DevicePatchSampler(ps)
+    n = 6000
+    z_t, o_t = dev.draw(n, torch.Generator().manual_seed(0))
+    assert set(z_t.tolist()) <= set(train.tolist())
+    rng = np.random.default_rng(1)
+    z_n, o_n = [], []
+    for _ in range(n):
+        v, z = (int(t) for t in ps.items[rng.integers(len(ps.items))])
+        z_n.append(z)
+        o_n.append(ps._crop_origin(v, z, rng))
+    zs = sorted(set(train.tolist()))
+    table = [[int((z_t == z).sum()) for z in zs], [z_n.count(z) for z in zs]]
+    assert chi2_contingency(table).pvalue > 1e-3
+    # origins of the patches whose centre pixel is foreground: the foreground-centred draws (plus rare uniform hits)
+    def fg_hits(zz: list[int], oo: list[tuple[int, int]]) -> dict[tuple[int, int, int], int]:
+        out: dict[tuple[int, int, int], int] = {}
+        for z, (y, x) in zip(zz, oo):
+            if labels[z, y + 1, x + 1]:
+                out[(z, y + 1, x + 1)] = out.get((z, y + 1, x + 1), 0) + 1
+        return out
+
+    a = fg_hits(z_t.tolist(), [tuple(o) for o in o_t.tolist()])
+    b = fg_hits(z_n, o_n)
+    keys = sorted(set(a) | set(b))
+    assert chi2_contingency([[a.get(k, 0) for k in keys], [b.get(k, 0) for k in keys]]).pvalue > 1e-3
+    fg_share = sum(a.values()) / n  # ≈ 0.6 + 0.4 · P(uniform crop centred on foreground)
+    expected = 0.6 + 0.4 * np.mean([labels[z, 1:-1, 1:-1].mean() for z in z_t.tolist()])
+    assert binomtest(sum(a.values()), n, expected).pvalue > 1e-3 and abs(fg_share - expected) < 0.03
+
+
+def test_device_sampler_streams_are_per_rank_and_reproducible() -> None:
+    """DDP: two ranks built like the datamodule builds them draw different patches; a rank redraws its own."""
+    from slicewise.data.sampling import DevicePatchSampler, sample_seed
+
+    raw, labels = _volume(seed=3)
+    ps = PatchSampler(raw, labels, patch=(8, 8), k=3, foreground_fraction=0.5)
+    ranks = [DevicePatchSampler(ps) for _ in range(2)]
+    batch = [r.sample(4, torch.Generator().manual_seed(sample_seed(0, 5, q))) for q, r in enumerate(ranks)]
+    assert not torch.equal(batch[0][0], batch[1][0])
+    again = ranks[1].sample(4, torch.Generator().manual_seed(sample_seed(0, 5, 1)))
+    assert torch.equal(again[0], batch[1][0]) and torch.equal(again[1], batch[1][1])
+    assert len({sample_seed(0, s, q) for s in range(50) for q in range(4)}) == 200
+
+
+def test_device_sampler_takes_two_d_image_sets_and_refuses_what_it_cannot_hold() -> None:
+    from slicewise.data.sampling import DevicePatchSampler
+
+    imgs = [np.full((10, 12), i, np.uint8) for i in range(4)]
+    labs = [np.full((10, 12), i % 2, np.int64) for i in range(4)]
+    dev = DevicePatchSampler(PatchSampler(imgs, labs, patch=(4, 4), k=1, foreground_fraction=0.5))
+    x, y = dev.sample(32, torch.Generator().manual_seed(0))
+    assert x.shape == (32, 1, 4, 4) and torch.equal(x[:, 0, 0, 0].long() % 2, y[:, 0, 0].long())  # image i ↔ its label
+    with pytest.raises(InputError, match="on_device=false"):
+        DevicePatchSampler(PatchSampler([np.zeros((10, 12), np.uint8), np.zeros((12, 12), np.uint8)],
+                                        [np.zeros((10, 12), np.int64), np.zeros((12, 12), np.int64)], patch=(4, 4), k=1))
+    raw, labels = _volume()
+    with pytest.raises(InputError, match="on_device=false"):
+        DevicePatchSampler(PatchSampler(raw, labels, patch=(4, 4), extras={"instances": labels}))
+
+
+@pytest.mark.parametrize("colours", [0, 3])
+@pytest.mark.parametrize("patch", [(8, 8), (8, 6)])
+def test_device_sample_with_augmentation_equals_augment_of_the_plain_patches(colours, patch) -> None:
+    """The geometry folded into the gather (flips, quarter turns, z-reversal) plus the intensity steps give
+    exactly ``augment`` of the plain gather, for the same generator state."""
+    from slicewise.data.augment import AugmentConfig, augment
+    from slicewise.data.sampling import DevicePatchSampler
+
+    rng = np.random.default_rng(5)
+    shape = (9, 20, 18) + ((colours,) if colours else ())
+    raw = rng.integers(0, 256, shape, dtype=np.uint8)
+    labels = rng.integers(0, 3, shape[:3]).astype(np.int64)
+    dev = DevicePatchSampler(PatchSampler(raw, labels, patch=patch, k=3, foreground_fraction=0.5))
+    c = max(colours, 1)
+    for cfg in (AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, noise=0.5, blur=0.3), AugmentConfig().geometric_only(),
+                AugmentConfig.from_dict({"rot90": 1.0, "flip": 0.0, "z_reverse": 0.0})):
+        for seed in range(4):
+            x, y = dev.sample(6, torch.Generator().manual_seed(seed), augment=cfg, colours=c)
+            g = torch.Generator().manual_seed(seed)
+            rx, ry = augment(*dev.gather(*dev.draw(6, g)), config=cfg, generator=g, colours=c)
+            assert x.dtype == torch.float32 and y.dtype == torch.uint8
+            assert torch.equal(x, rx) and torch.equal(y, ry)

@@ -80,3 +80,79 @@ def test_to_unit_float():
     assert to_unit_float(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
     assert to_unit_float(np.array([65535], np.uint16)).tolist() == [1.0]
     assert to_unit_float(np.array([0.5])).dtype == np.float32
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    depth=st.integers(1, 9),
+    r=st.integers(0, 2),
+    dz=st.integers(1, 2),
+    colours=st.sampled_from([0, 3]),
+    border=st.sampled_from(["reflect", "replicate", "skip"]),
+    crops=st.booleans(),
+    data=st.data(),
+)
+def test_torch_path_equals_numpy_path(depth, r, dz, colours, border, crops, data):
+    """THE stacking function: numpy and torch (indices computed on the tensor's device) agree exactly,
+    for a common yx crop and for per-centre crop origins."""
+    import torch
+
+    k = 2 * r + 1
+    if (k - 1) * dz + 1 > depth:
+        return
+    h, w = data.draw(st.integers(2, 6)), data.draw(st.integers(2, 6))
+    shape = (depth, h, w) + ((colours,) if colours else ())
+    vol = np.random.default_rng(depth * 7 + h).integers(0, 255, shape, dtype=np.uint8)
+    valid = valid_centres(depth, k, dz, border)
+    if not len(valid):
+        return
+    zs = data.draw(st.lists(st.sampled_from(valid.tolist()), min_size=0, max_size=5))
+    vt = torch.from_numpy(vol)
+    if crops:
+        ph, pw = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
+        origins = np.array([[data.draw(st.integers(0, h - ph)), data.draw(st.integers(0, w - pw))] for _ in zs], np.int64).reshape(-1, 2)
+        ref = stack_slices(vol, zs, k, dz, border, origins=origins, size=(ph, pw))
+        got = stack_slices(vt, torch.as_tensor(zs, dtype=torch.int64), k, dz, border, origins=torch.from_numpy(origins), size=(ph, pw))
+        for i, (z, (y, x)) in enumerate(zip(zs, origins)):  # a per-centre crop is the common-crop stack of that centre
+            np.testing.assert_array_equal(ref[i], stack_slices(vol, z, k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw))))
+    else:
+        ref = stack_slices(vol, zs, k, dz, border, yx=(slice(1, None), slice(None, -1)))
+        got = stack_slices(vt, torch.as_tensor(zs, dtype=torch.int64), k, dz, border, yx=(slice(1, None), slice(None, -1)))
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.uint8
+    assert tuple(got.shape) == ref.shape
+    np.testing.assert_array_equal(got.numpy(), ref)
+
+
+def test_torch_path_rejects_centres_without_context_under_skip():
+    import torch
+
+    vol = torch.zeros(6, 4, 4, dtype=torch.uint8)
+    with pytest.raises(InputError, match="valid_centres"):
+        stack_slices(vol, torch.tensor([0, 3]), k=3, border="skip")
+    with pytest.raises(InputError, match="one origin per centre"):
+        stack_slices(vol, torch.tensor([2, 3]), k=3, origins=torch.zeros(1, 2, dtype=torch.int64), size=(2, 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 5), colours=st.sampled_from([0, 2]), flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
+       flip_x=st.lists(st.booleans(), min_size=5, max_size=5), scattered=st.booleans(), data=st.data())
+def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colours, flip_y, flip_x, scattered, data):
+    """The CPU fast path (per-sample slices of consecutive rows/columns, plain or reversed) and the device
+    path (row index_select + column gather, also the CPU fallback for scattered indices) agree exactly."""
+    import torch
+
+    from slicewise.data.stacking import crop_gather
+
+    shape = (5, 9, 11) + ((colours,) if colours else ())
+    vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape, dtype=np.uint8))
+    index = torch.tensor([[data.draw(st.integers(0, 4)) for _ in range(3)] for _ in range(n)], dtype=torch.int64).reshape(n, 3)
+    y0 = torch.tensor([data.draw(st.integers(0, 5)) for _ in range(n)], dtype=torch.int64)
+    x0 = torch.tensor([data.draw(st.integers(0, 7)) for _ in range(n)], dtype=torch.int64)
+    ar_h, ar_w = torch.arange(4), torch.arange(4)
+    rows = y0[:, None] + torch.where(torch.tensor(flip_y[:n], dtype=torch.bool).reshape(n, 1), 3 - ar_h, ar_h)
+    cols = x0[:, None] + torch.where(torch.tensor(flip_x[:n], dtype=torch.bool).reshape(n, 1), 3 - ar_w, ar_w)
+    if scattered and n:
+        rows[:, 1] = rows[:, 3]
+    want = vol[index[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    got = crop_gather(vol, index, rows, cols)
+    assert got.shape == want.shape and torch.equal(got, want)

@@ -186,3 +186,22 @@ def test_rgb_slices_pool_their_colours(tiny_rgb_model: nn.Module, tiny_volume: n
     r = attribution_report(tiny_rgb_model, rgb, n_tiles=3, tile=16, n_resamples=100)
     assert r["k"] == 1 and [s["value"] for s in r["shares"]] == [1.0]
     assert r["maps"]["inputs"].shape[1] == 3
+
+
+@pytest.mark.parametrize("method", ["saliency", "ig"])
+def test_bf16_channels_last_shares_stay_within_0_01_of_fp32(tiny_volume: np.ndarray, method: str) -> None:
+    """The speed option (bf16 autocast + channels_last, here on CPU) moves no slice share by 0.01 or more,
+    on a real U-Net (random Lite0 encoder, slim decoder) and leaves the model's memory format as it was."""
+    from slicewise.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3, decoder_channels=(16, 16, 8, 8, 8))
+    kw = dict(method=method, n_tiles=6, tile=32, n_steps=8, n_resamples=100, n_maps=1, batch_size=3)
+    ref = attribution_report(model, tiny_volume, **kw)
+    fast = attribution_report(model, tiny_volume, bf16=True, channels_last=True, **kw)
+    assert ref["precision"] == "fp32" and fast["precision"] == "bf16"
+    diff = np.abs(np.asarray(fast["tile_shares"]) - np.asarray(ref["tile_shares"]))
+    assert diff.max() < 0.01
+    assert fast["maps"]["attributions"].dtype == np.float32
+    assert not np.array_equal(fast["maps"]["attributions"], ref["maps"]["attributions"])  # bf16 really ran
+    assert all(p.is_contiguous() for p in model.parameters())
