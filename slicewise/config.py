@@ -339,6 +339,16 @@ class TrainConfig(StrictModel):
                                  f"(model.classes={n}): list classes of the model")
         return self
 
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        """Refused, not clamped: a warm-up longer than the run never reaches ``optim.lr`` nor starts the
+        cosine decay, so the run would silently train at a fraction of the rate the config states."""
+        if self.optim.warmup_steps > self.trainer.max_steps:
+            raise ValueError(f"optim.warmup_steps={self.optim.warmup_steps} exceeds trainer.max_steps={self.trainer.max_steps}: "
+                             f"the learning rate would never reach optim.lr; set optim.warmup_steps <= trainer.max_steps "
+                             f"(e.g. optim.warmup_steps={max(1, self.trainer.max_steps // 10)})")
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _phantom_classes(cls, data: Any) -> Any:
