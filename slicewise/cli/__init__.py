@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> None:
 
     _register()
     setup_logging()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["study", "init"]:  # a sub-command of a command that takes a positional STUDY
+        args = ["study-init", *args[2:]]
     try:
-        rc = app(args=argv, prog_name="slicewise", standalone_mode=False)
+        rc = app(args=args, prog_name="slicewise", standalone_mode=False)
     except SlicewiseError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -18,7 +18,7 @@ from slicewise.cli import app
 
 @app.command("evaluate")
 def evaluate_cmd(
-    pred: Path = typer.Argument(..., help="Predicted label map (TIFF, PNG folder, HDF5, Zarr, N5)."),
+    pred: Path = typer.Argument(..., help="Predicted label map (TIFF, PNG folder, HDF5 file.h5:key, Zarr)."),
     gt: Path = typer.Argument(..., help="Ground-truth label map of the same shape."),
     kind: str = typer.Option("semantic", "--kind", help="semantic (per-class Dice/IoU) or instance (ARE, VOI, AP, seg accuracy)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result as JSON here."),
@@ -36,6 +36,9 @@ def evaluate_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
+    from slicewise.utils.progress import status
+
+    status("evaluating %s against %s (%s)", pred, gt, kind)
     import numpy as np
 
     from slicewise.errors import InputError

@@ -54,6 +54,8 @@ class _Periodic:
         self.last_n = 0
 
     def step(self, n: int) -> None:
+        if self.total is not None and self.total < 2:  # one item: its own status line says enough
+            return
         now = time.monotonic()
         due_time = now - self.last_time >= EVERY_SECONDS
         due_frac = bool(self.total) and (n - self.last_n) >= max(1, self.total * EVERY_FRACTION)  # type: ignore[operator]
