@@ -37,9 +37,13 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     import functools
     import inspect
 
+    import typing
+
     sig = inspect.signature(callback)
     if "threads" in sig.parameters:
         return callback
+    hints = typing.get_type_hints(callback, include_extras=True)  # the modules use postponed (string) annotations
+    sig = sig.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()])
 
     @functools.wraps(callback)
     def run(*args: Any, threads: Optional[int] = None, **kwargs: Any) -> Any:
@@ -50,7 +54,7 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     hint = Annotated[Optional[int], typer.Option("--threads", min=1, help=_THREADS_HELP)]
     option = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
-    run.__annotations__ = {**getattr(callback, "__annotations__", {}), "threads": hint}
+    run.__annotations__ = {**hints, "threads": hint}
     run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), option])  # type: ignore[attr-defined]
     return run
 

@@ -36,9 +36,6 @@ def evaluate_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
-    from slicewise.utils.progress import status
-
-    status("evaluating %s against %s (%s)", pred, gt, kind)
     import numpy as np
 
     from slicewise.errors import InputError

@@ -46,9 +46,6 @@ def segment_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Turn probabilities into instance labels (connected components or seeded watershed)."""
-    from slicewise.utils.progress import status
-
-    status("segmenting %s into %s (%s)", prob, output, mode if mode == "cc" else f"{mode} on {use}")
     from slicewise.data.roi import combine
     from slicewise.infer.blockwise_labels import parse_block, parse_halo
     from slicewise.infer.instances import segment_to

@@ -67,7 +67,7 @@ def configure_threads(threads: int | None = None, processes: int = 1) -> int:
         n, why = max(1, cores // max(1, processes)), f"{cores} cores / {max(1, processes)} process(es)"
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-        log.info("torch threads: %d (%s)", n, why)
+        log.debug("torch threads: %d (%s)", n, why)
     return n
 
 

@@ -52,6 +52,8 @@ class _Periodic:
         self.desc, self.total, self.unit = desc or "working", total, unit
         self.start = self.last_time = time.monotonic()
         self.last_n = 0
+        if total is not None and total >= 2:  # the phase's status line: work has started (inputs are checked)
+            log.info("%s: %d%s to do", self.desc, total, unit or " items")
 
     def step(self, n: int) -> None:
         if self.total is not None and self.total < 2:  # one item: its own status line says enough
@@ -134,7 +136,6 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(_Formatter())
         root.addHandler(handler)
     root.setLevel(level)
-    root.propagate = False
 
 
 def lightning_progress(total_steps: int, what: str = "training") -> Any | None:
