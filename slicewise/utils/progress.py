@@ -48,11 +48,11 @@ def _quiet() -> bool:
 class _Periodic:
     """Counts finished items and logs one line every ``EVERY_FRACTION`` of ``total`` or ``EVERY_SECONDS``."""
 
-    def __init__(self, desc: str, total: int | None, unit: str = "") -> None:
+    def __init__(self, desc: str, total: int | None, unit: str = "", announce: bool = True) -> None:
         self.desc, self.total, self.unit = desc or "working", total, unit
         self.start = self.last_time = time.monotonic()
         self.last_n = 0
-        if total is not None and total >= 2:  # the phase's status line: work has started (inputs are checked)
+        if announce and total is not None and total >= 2:  # the phase's status line: work has started (inputs are checked)
             log.info("%s: %d%s to do", self.desc, total, unit or " items")
 
     def step(self, n: int) -> None:
@@ -178,10 +178,13 @@ def lightning_progress(total_steps: int, what: str = "training") -> Any | None:
         """One line per 10 % of the optimiser steps or per 30 s, with the last logged loss."""
 
         def __init__(self) -> None:
-            self.ticker = _Periodic(what, total_steps, " steps")
+            self.ticker: _Periodic | None = None
+
+        def on_train_start(self, trainer: Any, *args: Any) -> None:
+            self.ticker = _Periodic(what, total_steps, " steps", announce=False)  # train() printed the status line
 
         def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-            if trainer.is_global_zero:
+            if trainer.is_global_zero and self.ticker is not None:
                 self.ticker.step(int(trainer.global_step))
 
     return LogSteps()
