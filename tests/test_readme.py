@@ -37,7 +37,7 @@ SMALL: dict[str, list[str]] = {
 def command_lines(text: str) -> list[str]:
     """The ``slicewise`` command lines of the README's ```bash blocks, in order."""
     lines: list[str] = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
         for line in block.splitlines():
             line = line.strip()
             if line.startswith("slicewise "):

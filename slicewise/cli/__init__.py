@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
@@ -46,13 +46,13 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     sig = sig.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()])
 
     @functools.wraps(callback)
-    def run(*args: Any, threads: Optional[int] = None, **kwargs: Any) -> Any:
+    def run(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
         from slicewise.utils.device import configure_threads
 
         configure_threads(threads)
         return callback(*args, **kwargs)
 
-    hint = Annotated[Optional[int], typer.Option("--threads", min=1, help=_THREADS_HELP)]
+    hint = Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)]
     option = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
     run.__annotations__ = {**hints, "threads": hint}
     run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), option])  # type: ignore[attr-defined]

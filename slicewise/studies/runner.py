@@ -64,8 +64,8 @@ from slicewise.config import (
 from slicewise.errors import ConfigError, InputError, SlicewiseError
 from slicewise.studies.stats import Comparison, StatsSettings, study_statistics
 from slicewise.utils import atomic_path, progress
-from slicewise.utils.progress import status
 from slicewise.utils.atomic import check_writable_folder, claim_output
+from slicewise.utils.progress import status
 
 RESULT = "result.json"
 ERROR = "error.txt"
