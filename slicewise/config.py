@@ -8,6 +8,7 @@ through :func:`load_config`.
 from __future__ import annotations
 
 import difflib
+import logging
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -341,12 +342,20 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> TrainConfig:
-        """Refused, not clamped: a warm-up longer than the run never reaches ``optim.lr`` nor starts the
-        cosine decay, so the run would silently train at a fraction of the rate the config states."""
-        if self.optim.warmup_steps > self.trainer.max_steps:
-            raise ValueError(f"optim.warmup_steps={self.optim.warmup_steps} exceeds trainer.max_steps={self.trainer.max_steps}: "
-                             f"the learning rate would never reach optim.lr; set optim.warmup_steps <= trainer.max_steps "
-                             f"(e.g. optim.warmup_steps={max(1, self.trainer.max_steps // 10)})")
+        """A warm-up longer than the run never reaches ``optim.lr`` nor starts the cosine decay. Given
+        explicitly, it is refused in one line; left at its default (100) in a short run it becomes
+        ``max_steps // 10``, with a log line (the rule ``slicewise demo`` uses)."""
+        oc, steps = self.optim, self.trainer.max_steps
+        if oc.warmup_steps <= steps:
+            return self
+        if "warmup_steps" in oc.model_fields_set:
+            raise ValueError(f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: the learning rate "
+                             f"would never reach optim.lr; set optim.warmup_steps <= trainer.max_steps "
+                             f"(e.g. optim.warmup_steps={steps // 10})")
+        logging.getLogger(__name__).info("optim.warmup_steps: the default %d exceeds trainer.max_steps=%d, using %d",
+                                         oc.warmup_steps, steps, steps // 10)
+        oc.warmup_steps = steps // 10
+        oc.model_fields_set.discard("warmup_steps")
         return self
 
     @model_validator(mode="before")

@@ -25,7 +25,7 @@ README = REPO / "README.md"
 # appended to a command (argparse-style: a later option wins) to make its work small
 SMALL: dict[str, list[str]] = {
     "demo": ["--steps", "2", "--patch", "64"],
-    "train": ["--steps", "2", "optim.warmup_steps=1", "data.patch_size=[64,64]", "data.batch_size=2", "data.val_patches=1",
+    "train": ["--steps", "2", "optim.warmup_steps=0", "data.patch_size=[64,64]", "data.batch_size=2", "data.val_patches=1",
               "model.decoder_channels=[16,16,8,8,8]", "trainer.val_every=2"],
     "predict": ["--tile", "64", "--block", "8,128,128"],
     "audit attribution": ["--tiles", "2", "--tile", "64"],

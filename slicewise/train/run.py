@@ -405,20 +405,6 @@ def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
         save_model(model, out / BEST_MODEL)
 
 
-def steps_overrides(config: str | os.PathLike | None, overrides: list[str], steps: int) -> list[str]:
-    """Overrides for ``--steps N``: ``trainer.max_steps=N``, and ``optim.warmup_steps=max(1, N // 10)``
-    when neither the config file nor ``overrides`` set the warm-up and its default would exceed N."""
-    from slicewise.config import OptimConfig
-
-    items = [f"trainer.max_steps={steps}"]
-    given = read_yaml_mapping(config) if config is not None else {}
-    optim = given.get("optim") if isinstance(given.get("optim"), dict) else {}
-    explicit = "warmup_steps" in optim or any(o.split("=", 1)[0].strip() == "optim.warmup_steps" for o in overrides)
-    if not explicit and OptimConfig().warmup_steps > steps:
-        items.append(f"optim.warmup_steps={max(1, steps // 10)}")
-    return items
-
-
 def train(
     config: TrainConfig | dict[str, Any] | str | os.PathLike | None = None,
     overrides: list[str] | None = None,

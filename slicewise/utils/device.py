@@ -48,8 +48,8 @@ def configure_threads(threads: int | None = None, processes: int = 1) -> int:
     number given earlier with ``--threads``, else ``OMP_NUM_THREADS`` when set (the usual HPC
     convention), else ``max(1, cores // processes)``. ``processes`` counts the processes that
     compute at once on this machine (the main process plus data-loader workers). Oversubscribing
-    (on 2 cores, 2 threads in each of 3 processes) made a training step 5× slower. Returns the
-    number set; logs it once per change.
+    (on 2 cores, 2 threads in each of 3 processes) made a training step 5× slower. An explicit
+    ``threads`` is also exported as ``OMP_NUM_THREADS`` for child processes. Returns the number set.
     """
     import torch
 
@@ -58,6 +58,7 @@ def configure_threads(threads: int | None = None, processes: int = 1) -> int:
         if threads < 1:
             raise InputError(f"--threads {threads}: give a positive number of CPU threads")
         _explicit_threads = int(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # child processes (study --gpus cells, dask workers) inherit it
     cores = available_cores()
     if _explicit_threads is not None:
         n, why = _explicit_threads, "--threads"

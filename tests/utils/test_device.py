@@ -26,10 +26,12 @@ def test_default_is_cores_over_processes(restore, cores, processes, expected):
 
 
 def test_omp_env_then_explicit_threads_win(restore):
+    import os
+
     restore.setattr(D, "available_cores", lambda: 8)
     restore.setenv("OMP_NUM_THREADS", "3")
     assert D.configure_threads(processes=1) == 3
-    assert D.configure_threads(2) == 2
+    assert D.configure_threads(2) == 2 and os.environ["OMP_NUM_THREADS"] == "2"  # children inherit it
     assert D.configure_threads(processes=4) == 2  # remembered for the rest of the process (train after --threads)
 
 
