@@ -194,6 +194,10 @@ CASES: list[Case] = [
     Case("demo-non-empty-out", ["demo", "--out", "{k}"], match="not empty"),
     # ------------------------------------------------------------------ study
     Case("study-unknown-study", ["study", "nosuch"], match="packaged"),
+    Case("study-init-missing-raw", ["study", "init", "bias", "--raw", "{t}/no.tif", "--labels", "{t}/no.tif", "--train-z", "0:4",
+                                    "--test-z", "6:8"], match="no.tif does not exist"),
+    Case("study-init-bad-range", ["study", "init", "bias", "--raw", "{t}", "--labels", "{t}", "--train-z", "4", "--test-z", "6:8"],
+         match="--train-z '4' is not a range"),
     Case("study-set-malformed", ["study", "{t}/s.yaml", "--set", "base.x=[1,", "--out", "{t}/o"], "study", out="{t}/o", match="override"),
     Case("study-set-typo-blamed-on-override", ["study", "{t}/s.yaml", "--set", "grdi.seed=[1]", "--out", "{t}/o"], "study", out="{t}/o", match="override 'grdi"),
     Case("study-cells-out-of-range", ["study", "{t}/s.yaml", "--cells", "9", "--out", "{t}/o"], "study", out="{t}/o", match="--cells"),

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:2] == ["study", "init"]:  # a sub-command of a command that takes a positional STUDY
-        args = ["study-init", *args[2:]]
+        args = ["study init", *args[2:]]
     try:
         rc = app(args=args, prog_name="slicewise", standalone_mode=False)
     except SlicewiseError as err:

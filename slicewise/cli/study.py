@@ -1,6 +1,6 @@
 """CLI commands: ``slicewise study STUDY [--smoke] [--out DIR] [--cells 0-3,7] [--list] [--gpus 0,1]`` and
 ``slicewise study init TEMPLATE --raw RAW --labels LABELS --train-z A:B --test-z C:D [--label-map ...]``
-(``study init`` is routed to the hidden ``study-init`` command by :func:`slicewise.cli.main`)."""
+(``study init`` is routed to the hidden command named "study init" by :func:`slicewise.cli.main`)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def study_cmd(
         raise CellsFailedError(failure_message(name, out_dir, summary))
 
 
-@app.command("study-init", hidden=True)
+@app.command("study init", hidden=True)
 def study_init_cmd(
     template: Annotated[str, typer.Argument(help="Packaged study to adapt: bias or skips.")],
     raw: Annotated[str, typer.Option("--raw", help="Your grayscale EM stack (TIFF, image folder, file.h5:key, Zarr).")],

@@ -111,6 +111,9 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
 
     if template not in TEMPLATES:
         raise InputError(f"study init {template!r}: templates for your own EM stack are {', '.join(TEMPLATES)}")
+    from slicewise.data.roi import parse_range
+
+    parse_range(train_z, "--train-z"), parse_range(test_z, "--test-z")  # syntax first: cheap, before any file is read
     raw_path, labels_path = _path(raw), _path(labels)
     vol, lab = open_volume(raw_path), open_volume(labels_path)
     if len(vol.shape) != 3:
