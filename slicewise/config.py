@@ -8,6 +8,7 @@ through :func:`load_config`.
 from __future__ import annotations
 
 import difflib
+import logging
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -355,6 +356,24 @@ class TrainConfig(StrictModel):
             if bad:
                 raise ValueError(f"{name} {list(values or ())} names class(es) {bad} outside 0..{n - 1} "
                                  f"(model.classes={n}): list classes of the model")
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        """A warm-up longer than the run never reaches ``optim.lr`` nor starts the cosine decay. Given
+        explicitly, it is refused in one line; left at its default (100) in a short run it becomes
+        ``max_steps // 10``, with a log line (the rule ``slicewise demo`` uses)."""
+        oc, steps = self.optim, self.trainer.max_steps
+        if oc.warmup_steps <= steps:
+            return self
+        if "warmup_steps" in oc.model_fields_set:
+            raise ValueError(f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: the learning rate "
+                             f"would never reach optim.lr; set optim.warmup_steps <= trainer.max_steps "
+                             f"(e.g. optim.warmup_steps={steps // 10})")
+        logging.getLogger(__name__).info("optim.warmup_steps: the default %d exceeds trainer.max_steps=%d, using %d",
+                                         oc.warmup_steps, steps, steps // 10)
+        oc.warmup_steps = steps // 10
+        oc.model_fields_set.discard("warmup_steps")
         return self
 
     @model_validator(mode="before")

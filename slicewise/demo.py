@@ -132,6 +132,7 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
     from slicewise.metrics.evaluate import evaluate
     from slicewise.models import load_model
     from slicewise.train import train
+    from slicewise.utils.progress import status
 
     vol, semantic, data_section = _load_data(raw, labels, shape, seed)
     k = 3
@@ -160,6 +161,7 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
         }
         result = train(cfg, out=out / f"train-{strategy}", restart=overwrite)
         model = load_model(result.best_model)
+        status("demo %s: predicting held-out slices %d..%d, evaluating, attribution", strategy, z0, z1 - 1)
         probs = predict(model, vol, roi=(slice(z0, z1),), tile=patch, overlap=0.25)
         pred = probs[:classes].argmax(0)
         sem = evaluate(pred, semantic[z0:z1], kind="semantic", classes=list(range(classes)))["volume"]

@@ -3,12 +3,15 @@
 Each sub-module defines its commands on the shared Typer apps below; :func:`main` turns every
 :class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2, and exits
 0 only when the command succeeded (a command's ``typer.Exit(code)`` is passed on as the status).
+Results go to stdout; status lines, progress and warnings to stderr (:mod:`slicewise.utils.progress`).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
@@ -23,20 +26,65 @@ app.add_typer(model_app, name="model")
 app.add_typer(audit_app, name="audit")
 
 _COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "segment", "evaluate", "demo", "study", "export")
+# commands that compute with torch / numpy threads get ``--threads N`` (slicewise.utils.device.configure_threads)
+_THREADED = ("train", "predict", "segment", "evaluate", "demo", "study", "audit", "export")
+_THREADS_HELP = ("CPU threads for torch (default: OMP_NUM_THREADS if set, else cores ÷ processes, so threads × "
+                 "data-loader workers never exceed the cores).")
+
+
+def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with an extra ``--threads N`` option, applied by :func:`configure_threads` before it runs."""
+    import functools
+    import inspect
+
+    import typing
+
+    sig = inspect.signature(callback)
+    if "threads" in sig.parameters:
+        return callback
+    hints = typing.get_type_hints(callback, include_extras=True)  # the modules use postponed (string) annotations
+    sig = sig.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()])
+
+    @functools.wraps(callback)
+    def run(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
+        from slicewise.utils.device import configure_threads
+
+        configure_threads(threads)
+        return callback(*args, **kwargs)
+
+    hint = Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)]
+    option = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
+    run.__annotations__ = {**hints, "threads": hint}
+    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), option])  # type: ignore[attr-defined]
+    return run
 
 
 def _register() -> None:
+    """Import the command modules (they register on the apps above) and add ``--threads`` where it applies."""
     for name in _COMMAND_MODULES:
         importlib.import_module(f"slicewise.cli.{name}")
+    for info in app.registered_commands:
+        if (info.name or getattr(info.callback, "__name__", "")).removesuffix("_cmd") in _THREADED and info.callback:
+            info.callback = _with_threads(info.callback)
+    for group in app.registered_groups:
+        if group.name in _THREADED and group.typer_instance is not None:
+            for info in group.typer_instance.registered_commands:
+                if info.callback:
+                    info.callback = _with_threads(info.callback)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     from slicewise.errors import SlicewiseError
+    from slicewise.utils.progress import setup_logging
 
     _register()
+    setup_logging()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["study", "init"]:  # a sub-command of a command that takes a positional STUDY
+        args = ["study init", *args[2:]]
     try:
-        rc = app(args=argv, prog_name="slicewise", standalone_mode=False)
+        rc = app(args=args, prog_name="slicewise", standalone_mode=False)
     except SlicewiseError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -46,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as ex:
         sys.exit(ex.exit_code)
     except typer.Abort:
-        print("Aborted!", file=sys.stderr)
+        print("error: aborted", file=sys.stderr)
         sys.exit(1)
     except TyperException as err:  # usage errors (typer vendors click): one line with the usage, no traceback
         print(f"error: {_usage_line(err)}", file=sys.stderr)

@@ -100,7 +100,7 @@ OPTS = dict(
     weights=typer.Option("imagenet", "--weights", help="encoder weights for encoder specs (imagenet, random, a registry name or a file)"),
     in_slices=typer.Option(3, "--in-slices", "-k", help="input slices k (odd) for encoder specs"),
     channel_init=typer.Option("uniform", "--channel-init", help="first-layer strategy for encoder specs: rgb, repeat, uniform, mirror, random"),
-    key=typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr / N5 container"),
+    key=typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr container"),
     dz=typer.Option(1, "--dz", help="z-step between stacked slices"),
     device=typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
     batch_size=typer.Option(16, "--batch-size", help="tiles per device batch"),
@@ -143,7 +143,7 @@ def weights_cmd(
 @audit_app.command("attribution")
 def attribution_cmd(
     model: str = typer.Argument(..., help="a saved model file or an encoder spec (builds the pretrained network)"),
-    data: str = typer.Argument(..., help="volume file (TIFF, PNG folder, HDF5, Zarr, N5)"),
+    data: str = typer.Argument(..., help="volume file (TIFF, PNG folder, HDF5, Zarr)"),
     key: Optional[str] = OPTS["key"],
     method: str = typer.Option("saliency", "--method", help="saliency (|dT/dx|), ixg (|x * dT/dx|) or ig (integrated gradients)"),
     target_class: Optional[int] = typer.Option(None, "--class", help="class whose logits are summed (default 1; 0 with one class)"),

@@ -14,7 +14,8 @@ from slicewise.cli import app
 def demo(
     raw: Annotated[Optional[Path], typer.Option(help="Raw EM stack (Z×Y×X); default: the synthetic phantom.")] = None,
     labels: Annotated[Optional[Path], typer.Option(help="Label stack matching --raw (ISBI 0/255 membrane labels or class ids).")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (runs, results.json/.csv, slice_shares.png).")] = Path("slicewise-demo"),
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (runs, results.json/.csv, slice_shares.png); default "
+                                                     "slicewise-demo for the phantom, slicewise-demo-<raw file name> for --raw.")] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps per fine-tuning run.")] = 100,
     patch: Annotated[int, typer.Option(help="Training/prediction tile side in pixels (multiple of 32).")] = 128,
     strategy: Annotated[Optional[list[str]], typer.Option(help="First-layer strategies to compare (repeatable).")] = None,
@@ -24,6 +25,8 @@ def demo(
     """Fine-tune EfficientNet-Lite0 (ImageNet) U-Nets with rgb and uniform first layers, predict held-out slices, compare."""
     from slicewise.demo import DEFAULT_STRATEGIES, format_demo, run_demo
 
+    if out is None:
+        out = Path("slicewise-demo" if raw is None else f"slicewise-demo-{raw.name.split('.')[0] or 'data'}")
     result = run_demo(raw=str(raw) if raw else None, labels=str(labels) if labels else None, out=out,
                       strategies=tuple(strategy) if strategy else DEFAULT_STRATEGIES, steps=steps, patch=patch,
                       seed=seed, overwrite=overwrite)

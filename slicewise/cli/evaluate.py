@@ -25,7 +25,7 @@ COMPONENTS = ("none", "gt", "pred", "both")
 
 @app.command("evaluate")
 def evaluate_cmd(
-    pred: Path = typer.Argument(..., help="Predicted label map (TIFF, PNG folder, HDF5, Zarr, N5)."),
+    pred: Path = typer.Argument(..., help="Predicted label map (TIFF, PNG folder, HDF5 file.h5:key, Zarr)."),
     gt: Path = typer.Argument(..., help="Ground-truth label map of the same shape."),
     kind: str = typer.Option("semantic", "--kind", help="semantic (per-class Dice/IoU) or instance (ARE, VOI, AP, seg accuracy)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result as JSON here."),

@@ -1,4 +1,6 @@
-"""CLI command: ``slicewise study STUDY [--smoke] [--out DIR] [--cells 0-3,7] [--list] [--gpus 0,1]``."""
+"""CLI commands: ``slicewise study STUDY [--smoke] [--out DIR] [--cells 0-3,7] [--list] [--gpus 0,1]`` and
+``slicewise study init TEMPLATE --raw RAW --labels LABELS --train-z A:B --test-z C:D [--label-map ...]``
+(``study init`` is routed to the hidden command named "study init" by :func:`slicewise.cli.main`)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ def study_cmd(
     report_only: Annotated[bool, typer.Option("--report-only", help="Aggregate finished cells only; run nothing.")] = False,
 ) -> None:
     """Run a study grid (resumable: finished cells are never redone), then write tables, statistics and report.
+
+    `slicewise study init bias --raw RAW --labels LABELS --train-z 0:14 --test-z 16:20 > my_bias.yaml` writes a
+    study file for your own volume (see `slicewise study init --help`).
 
     Exit status 0 only when every selected cell is done; failed cells give one ``error:`` line and status 2."""
     from slicewise.studies.runner import (
@@ -57,3 +62,20 @@ def study_cmd(
         name = load_study(study, smoke=smoke, overrides=set_, data_root=data_root).name
         out_dir = out or Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
         raise CellsFailedError(failure_message(name, out_dir, summary))
+
+
+@app.command("study init", hidden=True)
+def study_init_cmd(
+    template: Annotated[str, typer.Argument(help="Packaged study to adapt: bias or skips.")],
+    raw: Annotated[str, typer.Option("--raw", help="Your grayscale EM stack (TIFF, image folder, file.h5:key, Zarr).")],
+    labels: Annotated[str, typer.Option("--labels", help="Its labels, same shape (class ids, or ISBI-style 0/255 membrane maps).")],
+    train_z: Annotated[str, typer.Option("--train-z", help="Slices training may read, START:STOP (validation: their last quarter).")],
+    test_z: Annotated[str, typer.Option("--test-z", help="Held-out test slices START:STOP; they and their context must lie outside --train-z.")],
+    label_map: Annotated[Optional[str], typer.Option("--label-map", help="Label value → class, e.g. 0:1,255:0 (class 1 is scored; default: "
+                                                                          "ISBI convention for 0/255 labels, else the values as classes).")] = None,
+) -> None:
+    """Write a ready study file for your own volume to stdout: `slicewise study init bias --raw RAW --labels LABELS
+    --train-z 0:14 --test-z 16:20 > my_bias.yaml`, then `slicewise study my_bias.yaml --smoke`."""
+    from slicewise.studies.init import init_study
+
+    typer.echo(init_study(template, raw, labels, train_z, test_z, label_map), nl=False)

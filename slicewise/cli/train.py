@@ -19,6 +19,8 @@ def train_cmd(
                                 "(refused if the config or data changed)"),
     restart: bool = typer.Option(False, "--restart", help="discard the run in --out (checkpoints, logs, models) and "
                                  "start it afresh; a run that completed no checkpoint restarts without it"),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="optimiser steps (= trainer.max_steps=N); a default "
+                                        "warm-up longer than N becomes N // 10 (as in `slicewise demo`)"),
 ) -> None:
     """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder."""
     from slicewise.errors import ConfigError
@@ -29,6 +31,8 @@ def train_cmd(
     stray = [a for a in items if "=" not in a]
     if stray:
         raise ConfigError(f"unexpected argument(s) {' '.join(stray)}: give one config file first, then key=value overrides")
+    if steps is not None:
+        items = [*items, f"trainer.max_steps={steps}"]
     result = train(config, overrides=items, out=out, resume=resume, restart=restart)
     score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
     typer.echo(f"run folder  {result.out_dir}")

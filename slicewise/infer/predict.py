@@ -64,6 +64,7 @@ from slicewise.utils.atomic import check_output_path, claim_output
 from slicewise.utils.device import resolve_device
 from slicewise.utils.identity import input_identity
 from slicewise.utils.progress import progress as _progress
+from slicewise.utils.progress import status
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,8 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
             try:
                 done = writer.done()
                 todo = [b for b in plan_blocks(plan.shape[:3], plan.block, plan.roi_slices) if b.index not in done]
+                status("predicting %s into %s: %d block(s) of %s voxels%s", "×".join(map(str, plan.shape[:3])), out,
+                       len(todo), "×".join(map(str, plan.block)), f", resuming ({len(done)} done)" if done else "")
                 if run_blocks is not None:
                     src = model if isinstance(model, (str, os.PathLike)) else net
                     run_blocks(s.dask, src, str(input), key, str(writer.partial), todo, plan)

@@ -65,6 +65,7 @@ from slicewise.errors import ConfigError, InputError, SlicewiseError
 from slicewise.studies.stats import Comparison, StatsSettings, study_statistics
 from slicewise.utils import atomic_path, progress
 from slicewise.utils.atomic import check_writable_folder, claim_output
+from slicewise.utils.progress import status
 
 RESULT = "result.json"
 ERROR = "error.txt"
@@ -424,7 +425,9 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
                 run_parallel(str(resolve_study_path(source)), todo, out_dir, gpus, smoke, overrides, root, echo)
             else:
                 fn = cell_fn or resolve_cell_fn(study.cell)
-                for c in progress(todo, desc=f"study {study.name}", total=len(todo)):
+                for i, c in enumerate(progress(todo, desc=f"study {study.name}", total=len(todo)), 1):
+                    status("study %s cell %d/%d (#%d): %s", study.name, i, len(todo), c.index,
+                           " ".join(f"{k}={v}" for k, v in c.params.items()))
                     if not run_cell(study, c, out_dir, root, fn, smoke):
                         echo(f"cell {c.index} ({c.id}) failed: {_last_line(cell_dir(out_dir, c) / ERROR)}")
         summary = summarize(out_dir, selected)

@@ -89,6 +89,8 @@ from slicewise.utils.atomic import (
     claim_output,
     write_json,
 )
+from slicewise.utils.device import cap_workers, configure_threads
+from slicewise.utils.progress import lightning_progress, status
 
 log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
@@ -350,10 +352,9 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
                            save_on_train_epoch_end=not has_val)
     ckpt = RunCheckpoint(dirpath=out / CKPT_DIR, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
                            enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False) if has_val else last
-    show = not os.environ.get("SLICEWISE_NO_PROGRESS")
-    cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks]
-    if show:
-        cbs.append(TQDMProgressBar(refresh_rate=tc.log_every))
+    bar = lightning_progress(tc.max_steps, what=f"training {cfg.model.channel_init}")
+    show = isinstance(bar, TQDMProgressBar)
+    cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks, *([bar] if bar is not None else [])]
     loggers: list[Any] = [CSVLogger(out, name="logs")]
     if tc.tensorboard:
         import importlib.util
@@ -443,6 +444,10 @@ def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, over
     if resume and config is None:
         config = out_dir / CONFIG_NAME
     cfg = resolve_config(config, overrides)
+    workers = cap_workers(cfg.data.num_workers)
+    if workers != cfg.data.num_workers:
+        cfg.data.num_workers = workers
+    configure_threads(processes=1 + workers)
     identity = _identity_record(cfg)
     last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
     if resume:
@@ -466,6 +471,9 @@ def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, over
         save_config(cfg, out_dir / CONFIG_NAME)
         if not resume or not (out_dir / INPUTS_NAME).is_file():
             write_json(out_dir / INPUTS_NAME, identity, overwrite=True)
+    if trainer.is_global_zero:
+        status("training %s %s (%d steps%s) into %s", cfg.model.encoder, cfg.model.channel_init, cfg.trainer.max_steps,
+               ", resuming" if resume else "", out_dir)
     with warnings.catch_warnings():
         for pattern in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)

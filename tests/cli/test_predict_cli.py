@@ -1,5 +1,7 @@
 """``slicewise predict`` / ``slicewise segment`` through the real entry point (main)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -128,6 +130,7 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys
     before = sorted(p.name for p in tmp_path.iterdir())
     code, stdout, err = _run(argv, capsys)
     assert code == 2
+    err = "".join(ln for ln in err.splitlines(keepends=True) if not re.match(r"\[\d\d:\d\d:\d\d\] ", ln))  # status lines
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if case == "exists":
