@@ -43,13 +43,12 @@ from slicewise.data.io import (
     IMAGE_SUFFIXES,
     TIFF_SUFFIXES,
     Volume,
-    _open_image_files,
+    open_image_files,
     open_volume,
-    save_json,
     write_volume,
 )
 from slicewise.errors import InputError, OfflineError
-from slicewise.utils import atomic_path, check_output_path, progress
+from slicewise.utils import atomic_path, check_output_path, progress, write_json
 from slicewise.utils.atomic import check_creatable_folder, claim_output
 from slicewise.utils.cache import cache_root, offline
 from slicewise.utils.trust import (
@@ -136,7 +135,7 @@ def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.P
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)
         written = {role: _convert_output(entry, role, spec, files, tmp) for role, spec in entry["outputs"].items()}
-        save_json(tmp / "metadata.json", _metadata(entry, written, hashes, source))
+        write_json(tmp / "metadata.json", _metadata(entry, written, hashes, source), overwrite=True)
     _warn_unpublished(hashes)
     return out
 
@@ -362,7 +361,7 @@ def _open_output(entry: dict[str, Any], spec: dict[str, Any], files: dict[str, P
         if len(matches) == 1 and matches[0].suffix.lower() not in IMAGE_SUFFIXES:
             vol = open_volume(matches[0], key=spec.get("key"))
         else:
-            vol = _open_image_files(matches, f"{root}/{spec['member']}")
+            vol = open_image_files(matches, f"{root}/{spec['member']}")
     else:
         vol = open_volume(root, key=spec.get("key"))
     if spec.get("z"):

@@ -215,11 +215,11 @@ def test_tiff_reads_only_requested_pages(tmp_path: Path, monkeypatch: pytest.Mon
 def test_image_folder_is_read_per_slice_in_natural_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     names = ["img10.png", "img2.png", "img1.png"]
     _png_folder(tmp_path / "f", np.stack([np.full((4, 4), v, np.uint8) for v in (10, 2, 1)]), names)
-    import slicewise.data.io as io
+    import slicewise.data.io.readers.images as images
 
     opened: list[str] = []
-    real = io._read_image
-    monkeypatch.setattr(io, "_read_image", lambda p: opened.append(p.name) or real(p))
+    real = images._read_image
+    monkeypatch.setattr(images, "_read_image", lambda p: opened.append(p.name) or real(p))
     v = open_volume(tmp_path / "f")
     assert v.shape == (3, 4, 4)
     opened.clear()
