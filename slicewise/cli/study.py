@@ -32,15 +32,10 @@ def study_cmd(
     study file for your own volume (see `slicewise study init --help`).
 
     Exit status 0 only when every selected cell is done; failed cells give one ``error:`` line and status 2."""
-    from slicewise.studies.runner import (
-        CellsFailedError,
-        failure_message,
-        grid_cells,
-        load_study,
-        parse_cells,
-        run_study,
-        summarize,
-    )
+    from slicewise.studies.aggregate import summarize
+    from slicewise.studies.execute import CellsFailedError, failure_message, run_study
+    from slicewise.studies.grid import grid_cells, parse_cells
+    from slicewise.studies.schema import load_study
 
     if list_cells:
         st = load_study(study, smoke=smoke, overrides=set_, data_root=data_root)

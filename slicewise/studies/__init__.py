@@ -1,10 +1,12 @@
-"""Studies: grid runner (resumable cells), paired statistics, packaged study files.
+"""Studies: study files, the grid of resumable cells, running it, aggregation, paired statistics.
 
 ``run_study("bias", out, smoke=True)`` runs the packaged ``bias.yaml``; see
-:mod:`slicewise.studies.runner` for the study-file format and docs/studies.md for the studies.
+:mod:`slicewise.studies.schema` for the study-file format and docs/studies.md for the studies.
 """
 
-from slicewise.studies.runner import CellContext, load_study, packaged_studies, run_study
+from slicewise.studies.execute import run_study
+from slicewise.studies.grid import CellContext
+from slicewise.studies.schema import load_study, packaged_studies
 from slicewise.studies.stats import Comparison, holm, mean_ci, paired_stats, study_statistics
 
 __all__ = ["CellContext", "Comparison", "holm", "load_study", "mean_ci", "packaged_studies", "paired_stats",

@@ -107,7 +107,7 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
     from slicewise.config import read_yaml_mapping
     from slicewise.data import open_volume
     from slicewise.data.sampling import split_z
-    from slicewise.studies.runner import resolve_study_path
+    from slicewise.studies.schema import resolve_study_path
 
     if template not in TEMPLATES:
         raise InputError(f"study init {template!r}: templates for your own EM stack are {', '.join(TEMPLATES)}")
@@ -178,7 +178,7 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
 
 def _validate(text: str) -> None:
     """Load ``text`` back as a study file, plain and with ``--smoke``, and check its data files exist."""
-    from slicewise.studies.runner import check_data, load_study
+    from slicewise.studies.schema import check_data, load_study
 
     fd, name = tempfile.mkstemp(suffix=".yaml", prefix="slicewise-study-")
     try:

@@ -30,7 +30,8 @@ from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num, write_csv
 
 if TYPE_CHECKING:
-    from slicewise.studies.runner import Figure, Study, Summary
+    from slicewise.studies.aggregate import Summary
+    from slicewise.studies.schema import Figure, Study
 
 MAX_PANELS = 12
 

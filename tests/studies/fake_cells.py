@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from slicewise.studies.runner import CellContext
+from slicewise.studies.grid import CellContext
 
 
 def fake_cell(ctx: CellContext) -> dict:

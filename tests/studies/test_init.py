@@ -9,7 +9,8 @@ import yaml
 from slicewise.cli import main
 from slicewise.errors import InputError
 from slicewise.studies.init import init_study, parse_label_map
-from slicewise.studies.runner import grid_cells, load_study
+from slicewise.studies.grid import grid_cells
+from slicewise.studies.schema import load_study
 
 
 @pytest.fixture(scope="module")

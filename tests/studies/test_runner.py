@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from slicewise.errors import ConfigError, InputError
-from slicewise.studies.runner import grid_cells, load_study, packaged_studies, parse_cells, run_study
+from slicewise.studies.execute import run_study
+from slicewise.studies.grid import grid_cells, parse_cells
+from slicewise.studies.schema import load_study, packaged_studies
 
 HERE = Path(__file__).parent
 

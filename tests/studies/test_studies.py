@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 import slicewise.train
-from slicewise.studies.runner import grid_cells, load_study, run_study
+from slicewise.studies.execute import run_study
+from slicewise.studies.grid import grid_cells
+from slicewise.studies.schema import load_study
 
 
 def _no_training(*args, **kwargs):

@@ -1,0 +1,43 @@
+"""The ``skips`` recipe: one skip mask; IoU in-domain and under intensity shifts, Hellinger per layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from slicewise.data.stacking import context_range
+from slicewise.studies.cells.common import Record, cell_config, em_volume, predict_range, record, semantic_metrics, train_model
+from slicewise.studies.grid import CellContext
+
+
+def cell_skips(ctx: CellContext) -> dict[str, Any]:
+    """Fine-tune one skip mask; IoU in-domain and under each shift; Hellinger per layer and shift."""
+    from slicewise.data.shifts import apply_shift, parse_shift
+    from slicewise.data.stacking import to_unit_float
+    from slicewise.diagnostics import shift_report
+
+    d, ex = ctx.study.data, ctx.study.extras
+    entries, raw, classes = em_volume(ctx)
+    config = cell_config(ctx, entries)
+    z0, z1 = (int(v) for v in d["test_z"])
+    cls = int(ex.get("target_class", 1))
+    model, info = train_model(ctx, config)
+    gt = classes[z0:z1]
+    recs: list[Record] = []
+    pred = predict_range(model, raw, z0, z1, ex.get("predict", {})).argmax(0)
+    recs += semantic_metrics(pred, gt, cls, test="in_domain", shift="none")
+    unit = to_unit_float(raw)
+    for text in ex.get("shifts", []):
+        name, strength = parse_shift(text)
+        shifted = np.asarray(apply_shift(unit, name, strength, seed=0), dtype=np.float32)
+        pred = predict_range(model, shifted, z0, z1, ex.get("predict", {})).argmax(0)
+        recs += semantic_metrics(pred, gt, cls, test="shifted", shift=f"{name}={strength:g}")
+    a, b = context_range(z0, z1, raw.shape[0], model.in_slices)
+    hs = {"n_resamples": 0, **dict(ex.get("hellinger", {}))}  # the study's CIs are over seeds, not tiles
+    rep = shift_report(model, raw[a:b], shifts=list(ex.get("shifts", [])), seed=int(config.get("seed", 0)), **hs)
+    for mres in rep["models"].values():
+        for label, layers in mres["scores"].items():
+            recs += [record("hellinger", v, shift=label, layer=layer) for layer, v in layers.items()]
+    return {"metrics": recs, "info": info}
+

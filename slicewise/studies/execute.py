@@ -1,0 +1,227 @@
+"""Running a study: resumable cells in this process, one process per GPU, or one cell per array job.
+
+Finished cells (``result.json``) are never redone; a failed cell leaves ``error.txt`` and the grid
+goes on; a rerun retries failed and pending cells.
+
+Parallel: ``--gpus 0,1,2,3`` runs one process per GPU (``CUDA_VISIBLE_DEVICES``), one cell each.
+Job arrays: one cell per job, then one more run (or the last job) aggregates, e.g. SLURM::
+
+    #SBATCH --array=0-39
+    slicewise study bias --out runs/bias --cells $SLURM_ARRAY_TASK_ID --no-report
+    # afterwards (or as a dependent job): slicewise study bias --out runs/bias --report-only
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from slicewise.errors import ConfigError, SlicewiseError
+from slicewise.studies.aggregate import Summary, aggregate, summarize
+from slicewise.studies.grid import (
+    ERROR,
+    RESULT,
+    Cell,
+    CellContext,
+    CellFn,
+    cell_dir,
+    check_fingerprints,
+    fingerprint,
+    grid_cells,
+    parse_cells,
+)
+from slicewise.studies.schema import Study, check_data, load_study, resolve_study_path
+from slicewise.utils import atomic_path, progress
+from slicewise.utils.atomic import check_writable_folder, claim_output
+from slicewise.utils.progress import status
+
+_PARENT_ENV = "_SLICEWISE_STUDY_PARENT"  # pid of a --gpus parent that holds the claims of its children's cells
+
+
+class CellsFailedError(SlicewiseError):
+    """Some cells of a study run failed (each left ``error.txt``); a rerun retries them."""
+
+
+def resolve_cell_fn(kind: str) -> CellFn:
+    """A built-in cell kind (:data:`slicewise.studies.cells.CELL_KINDS`) or ``module:function``."""
+    if ":" in kind:
+        mod, _, fn = kind.partition(":")
+        try:
+            return getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"cell {kind!r} cannot be imported ({err}): check the module:function name") from None
+    from slicewise.studies.cells import CELL_KINDS
+
+    if kind not in CELL_KINDS:
+        raise ConfigError(f"unknown cell kind {kind!r}; built-in: {', '.join(CELL_KINDS)} (or module:function)")
+    return CELL_KINDS[kind]
+
+
+def run_cell(study: Study, cell: Cell, out: Path, data_root: Path, cell_fn: CellFn, smoke: bool = False) -> bool:
+    """Run one cell; write result.json atomically on success, error.txt on failure. True iff done."""
+    d = cell_dir(out, cell)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / ERROR).unlink(missing_ok=True)
+    start = time.time()
+    try:
+        res = dict(cell_fn(CellContext(study, cell, d, data_root, smoke)))
+        metrics = [dict(r) for r in res.get("metrics", [])]
+        for r in metrics:
+            if "metric" not in r or "value" not in r:
+                raise ValueError(f"cell result record {r!r} lacks 'metric' or 'value'")
+            r["value"] = float(r["value"])
+        payload = {"study": study.name, "index": cell.index, "cell": cell.id, "params": cell.params,
+                   "fingerprint": fingerprint(study, cell), "smoke": smoke, "elapsed_s": round(time.time() - start, 3),
+                   "metrics": metrics, "info": res.get("info", {})}
+        text = json.dumps(payload, indent=1, default=_json_default)
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        with atomic_path(d / ERROR) as tmp:
+            tmp.write_text(traceback.format_exc())
+        return False
+    with atomic_path(d / RESULT) as tmp:
+        tmp.write_text(text)
+    return True
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def _child_command(source: str, out: Path, index: int, smoke: bool, overrides: Sequence[str],
+                   data_root: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "slicewise.cli", "study", source, "--out", str(out), "--cells", str(index),
+           "--no-report", "--data-root", str(data_root)]
+    if smoke:
+        cmd.append("--smoke")
+    for o in overrides:
+        cmd += ["--set", o]
+    return cmd
+
+
+def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[str], smoke: bool,
+                 overrides: Sequence[str], data_root: Path, echo: Callable[[str], None] = print) -> None:
+    """One child process per GPU (``CUDA_VISIBLE_DEVICES=<gpu>``), one cell each, until all ran.
+
+    A child's stdout/stderr go to ``OUT/cells/<id>/log.txt``.
+    """
+    queue = list(cells)
+    running: dict[str, tuple[subprocess.Popen, Cell, Any]] = {}
+    try:
+        while queue or running:
+            for gpu in gpus:
+                if gpu not in running and queue:
+                    c = queue.pop(0)
+                    d = cell_dir(out, c)
+                    d.mkdir(parents=True, exist_ok=True)
+                    log = open(d / "log.txt", "w")  # noqa: SIM115 (closed when the child ends)
+                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, _PARENT_ENV: str(os.getpid())}
+                    proc = subprocess.Popen(_child_command(source, out, c.index, smoke, overrides, data_root),
+                                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                    running[gpu] = (proc, c, log)
+                    echo(f"cell {c.index} ({c.id}) started on GPU {gpu}")
+            time.sleep(0.2)
+            for gpu, (proc, c, log) in list(running.items()):
+                if proc.poll() is not None:
+                    log.close()
+                    del running[gpu]
+                    ok = (cell_dir(out, c) / RESULT).is_file()
+                    echo(f"cell {c.index} ({c.id}) {'done' if ok else 'FAILED, see ' + str(cell_dir(out, c) / 'log.txt')}")
+    finally:
+        for proc, _, log in running.values():
+            proc.terminate()
+            proc.wait()
+            log.close()
+
+
+def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *, smoke: bool = False,
+              cells: str | None = None, gpus: Sequence[str] = (), overrides: Sequence[str] = (),
+              data_root: str | os.PathLike | None = None, overwrite: bool = False, report: bool = True,
+              report_only: bool = False, cell_fn: CellFn | None = None,
+              echo: Callable[[str], None] = print) -> Summary:
+    """Run (the selected, unfinished cells of) a study, then aggregate.
+
+    Prints the whole grid's done/failed/pending counts at start and end; returns the final
+    summary of the selected cells.
+
+    ``source``: a study YAML or a packaged name. ``out`` defaults to ``runs/study-<name>[-smoke]``.
+    ``cell_fn`` replaces the study's cell kind (tests). ``report_only``: aggregate, run nothing.
+    """
+    study = load_study(source, smoke=smoke, overrides=overrides, data_root=data_root)
+    out_dir = Path(out) if out is not None else Path("runs") / f"study-{study.name}{'-smoke' if smoke else ''}"
+    all_cells = grid_cells(study)
+    selected = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
+    check_writable_folder(out_dir, what=f"study folder {out_dir}")
+    check_fingerprints(study, out_dir, selected, overwrite=overwrite)
+    echo(summarize(out_dir, all_cells).line(study.name))
+    summary = summarize(out_dir, selected)
+    todo = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
+    if todo and not report_only:
+        root = check_data(study)
+        with claim_cells(out_dir, todo):
+            if gpus:
+                run_parallel(str(resolve_study_path(source)), todo, out_dir, gpus, smoke, overrides, root, echo)
+            else:
+                fn = cell_fn or resolve_cell_fn(study.cell)
+                for i, c in enumerate(progress(todo, desc=f"study {study.name}", total=len(todo)), 1):
+                    status("study %s cell %d/%d (#%d): %s", study.name, i, len(todo), c.index,
+                           " ".join(f"{k}={v}" for k, v in c.params.items()))
+                    if not run_cell(study, c, out_dir, root, fn, smoke):
+                        echo(f"cell {c.index} ({c.id}) failed: {_last_line(cell_dir(out_dir, c) / ERROR)}")
+        summary = summarize(out_dir, selected)
+        echo(summarize(out_dir, all_cells).line(study.name))
+    if report or report_only:
+        paths = aggregate(study, out_dir, all_cells, smoke)
+        if paths:
+            echo(f"report: {paths['report']}")
+    return summary
+
+
+@contextlib.contextmanager
+def claim_cells(out: Path, cells: Sequence[Cell]) -> Iterator[None]:
+    """Claim the folders of ``cells`` (``claim_output``) for this run, all at its start.
+
+    A second ``slicewise study --out`` on the same folder that would run any of the same cells is
+    refused in one line before it computes; job arrays (disjoint ``--cells``) run side by side. A
+    ``--gpus`` child runs under its parent's claims.
+    """
+    parent = os.environ.get(_PARENT_ENV, "")
+    if parent.isdigit() and int(parent) == os.getppid():
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for c in cells:
+            stack.enter_context(claim_output(cell_dir(out, c)))
+        yield
+
+
+def failure_message(study_name: str, out: Path, summary: Summary) -> str:
+    """One line for a run whose selected cells did not all finish: how many, the first one's last
+    error line (or that it left no result, e.g. a killed ``--gpus`` child), where to look."""
+    bad = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
+    c = bad[0]
+    total = len(summary.failed) + len(summary.done) + len(summary.pending)
+    why = (_last_line(cell_dir(out, c) / ERROR) if c in summary.failed
+           else f"no result; see {cell_dir(out, c) / 'log.txt'}")
+    return (f"study {study_name}: {len(bad)} of {total} selected cell(s) failed (cell {c.index} {c.id}: {why}); "
+            f"see {cell_dir(out, c)}/error.txt (log.txt for --gpus), fix the cause and rerun to retry them")
+
+
+def _last_line(p: Path) -> str:
+    lines = [ln for ln in p.read_text().splitlines() if ln.strip()] if p.is_file() else []
+    return lines[-1].strip() if lines else "unknown error"
+
