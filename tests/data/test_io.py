@@ -229,6 +229,30 @@ def test_image_folder_is_read_per_slice_in_natural_order(tmp_path: Path, monkeyp
     assert [int(x) for x in open_volume(str(tmp_path / "f" / "img*.png"))[:, 0, 0]] == [1, 2, 10]
 
 
+def test_open_volume_dispatches_through_the_reader_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import slicewise.data.io.readers as readers
+
+    suffixes = [s for r in readers.READERS for s in r.suffixes]
+    assert len(suffixes) == len(set(suffixes))  # one reader per suffix
+    calls: list[tuple[str, str | None]] = []
+
+    def fake(p: Path, key: str | None) -> Volume:
+        calls.append((p.name, key))
+        return as_volume(np.zeros((1, 2, 2), np.uint8))
+
+    table = (*readers.READERS, readers.Reader("fake", (".fake",), fake),
+             readers.Reader("marked", (), fake, keyed=True, markers=("fake.json",)))
+    monkeypatch.setattr(readers, "READERS", table)
+    (tmp_path / "a.fake").write_bytes(b"")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "fake.json").write_text("{}")
+    assert open_volume(tmp_path / "a.fake").shape == (1, 2, 2)
+    open_volume(tmp_path / "store", key="k")
+    assert calls == [("a.fake", None), ("store", "k")]
+    with pytest.raises(InputError, match="no dataset keys"):
+        open_volume(tmp_path / "a.fake", key="k")
+
+
 def test_2d_images_are_depth_one(tmp_path: Path) -> None:
     rgb = RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")

@@ -8,8 +8,8 @@ import yaml
 
 from slicewise.cli import main
 from slicewise.errors import InputError
-from slicewise.studies.init import init_study, parse_label_map
 from slicewise.studies.grid import grid_cells
+from slicewise.studies.init import init_study, parse_label_map
 from slicewise.studies.schema import load_study
 
 

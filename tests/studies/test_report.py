@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slicewise.studies.report import comparisons_rows, label, write_study_report
 from slicewise.studies.aggregate import Summary
+from slicewise.studies.report import comparisons_rows, label, write_study_report
 from slicewise.studies.schema import Figure, Study
 from slicewise.studies.stats import Comparison, StatsSettings, paired_stats, study_statistics
 
