@@ -486,22 +486,19 @@ def membranes_to_neurons(labels: Any, interior: int | None = None, per_slice: bo
     everything it touches (ground-truth membrane is ignored and needs no filling).
     Returns int64 Z×Y×X (or Y×X).
     """
-    from scipy import ndimage
     from skimage.segmentation import expand_labels
+
+    from slicewise.infer.blockwise_labels import label
 
     lab = np.asarray(labels)
     mask = lab != 0 if interior is None else lab == interior
-    if not per_slice or mask.ndim == 2:
-        out = ndimage.label(mask)[0].astype(np.int64)
+    if mask.ndim == 2:
+        out = label(mask[None])[0].astype(np.int64)
         return expand_labels(out, distance=np.inf) if fill else out
-    out = np.zeros(mask.shape, np.int64)
-    offset = 0
-    for z in range(mask.shape[0]):
-        comp, n = ndimage.label(mask[z])
-        out[z] = np.where(comp > 0, comp + offset, 0)
-        if fill:
+    out = label(mask, per_slice=per_slice).astype(np.int64)
+    if fill:
+        for z in range(out.shape[0]) if per_slice else [slice(None)]:
             out[z] = expand_labels(out[z], distance=np.inf)
-        offset += n
     return out
 
 

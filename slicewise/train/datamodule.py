@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from scipy import ndimage as ndi
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from slicewise.config import DataConfig, TrainConfig
@@ -49,6 +48,7 @@ from slicewise.data.augment import AugmentConfig
 from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed, split_z
 from slicewise.data.stacking import stack_slices
 from slicewise.errors import ConfigError, InputError
+from slicewise.infer.blockwise_labels import label
 from slicewise.infer.tiling import iter_tiles
 from slicewise.train.losses import boundary_map, distance_map
 
@@ -150,14 +150,17 @@ def check_classes(labels: np.ndarray, classes: int, ignore_index: int | None = N
 
 
 def regions_as_instances(labels: np.ndarray) -> np.ndarray:
-    """Instance ids when none are given: the 4-connected regions of each class, per slice."""
+    """Instance ids when none are given: the 4-connected regions of each class in each z-slice.
+
+    Ids are unique over the whole volume (across classes and slices), int32.
+    """
+    labels = np.asarray(labels)
     out = np.zeros(labels.shape, dtype=np.int32)
-    for z in range(labels.shape[0]):
-        offset = 0
-        for c in np.unique(labels[z]):
-            ids, n = ndi.label(labels[z] == c)
-            out[z][ids > 0] = ids[ids > 0] + offset
-            offset += n
+    offset = 0
+    for c in np.unique(labels):
+        ids = label(labels == c, per_slice=True)
+        out[ids > 0] = ids[ids > 0] + offset
+        offset += int(ids.max())
     return out
 
 

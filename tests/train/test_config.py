@@ -76,6 +76,17 @@ def test_regions_become_instances_per_slice():
     assert len(np.unique(inst)) == 3 and inst[0, 0, 0] == inst[0, 0, 1] and inst[0, 0, 0] != inst[0, 0, 3]
 
 
+def test_region_instances_are_unique_across_slices_and_classes():
+    lab = np.array([[[0, 1], [0, 1]], [[0, 1], [0, 1]], [[1, 1], [1, 1]]])
+    inst = regions_as_instances(lab)
+    # each (slice, class) region is its own instance: slices 0 and 1 hold two regions each, slice 2 one
+    assert len(np.unique(inst)) == 5 and inst.min() >= 1
+    assert inst[0, 0, 0] != inst[1, 0, 0] and inst[0, 0, 1] != inst[1, 0, 1]
+    for z in range(3):
+        for c in np.unique(lab[z]):
+            assert len(np.unique(inst[z][lab[z] == c])) == 1
+
+
 def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, make_tiny_config):
     import importlib.util
 
