@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
 import statistics
@@ -34,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from slicewise.utils.atomic import write_json
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "train": ("train", "train_model"),
@@ -682,15 +683,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write the results JSON through ``atomic_path`` (overwrites)."""
-    from slicewise.utils.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, default=str))
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
@@ -760,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"device_name": name, "machine": machine(), "versions": versions(), "cuda": torch.version.cuda,
                             "cpu_count": os.cpu_count(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     torch.manual_seed(0)
@@ -791,13 +784,13 @@ def main(argv: list[str] | None = None) -> int:
                 for r in GROUPS[g]:
                     results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
             print(f"[run {rep + 1}, {g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-            write_json(out, {"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs})
+            write_json(out, {"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs}, overwrite=True)
         run_info["loadavg_end"] = list(os.getloadavg())
     ordered = combine(runs)
     payload = {"meta": meta, "settings": asdict(s), "rows": ordered}
     if len(runs) > 1:
         payload["runs"] = runs
-    write_json(out, payload)
+    write_json(out, payload, overwrite=True)
     peak = meta.get("matmul_peak_tflops")
     print(f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
           + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else ""))

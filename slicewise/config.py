@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from slicewise.data.stacking import Border
 from slicewise.errors import ConfigError
 
 ChannelInit = Literal["rgb", "repeat", "uniform", "mirror", "random"]
@@ -128,7 +129,6 @@ class ModelConfig(StrictModel):
         return v
 
 
-Border = Literal["reflect", "replicate", "skip"]
 
 
 class SyntheticDataConfig(StrictModel):

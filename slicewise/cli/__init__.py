@@ -36,7 +36,6 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     """``callback`` with an extra ``--threads N`` option, applied by :func:`configure_threads` before it runs."""
     import functools
     import inspect
-
     import typing
 
     sig = inspect.signature(callback)

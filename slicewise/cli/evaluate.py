@@ -55,9 +55,8 @@ def evaluate_cmd(
         evaluate,
         format_table,
         membranes_to_neurons,
-        save_json,
     )
-    from slicewise.utils import check_output_path
+    from slicewise.utils import check_output_path, write_json
 
     if json_out is not None:
         check_output_path(json_out, overwrite=overwrite)
@@ -94,5 +93,5 @@ def evaluate_cmd(
                       class_names=[n.strip() for n in class_names.split(",")] if class_names else None)
     typer.echo(format_table(result))
     if json_out is not None:
-        save_json(result, json_out, overwrite=overwrite)
+        write_json(json_out, result, overwrite=overwrite)
         typer.echo(f"wrote {json_out}")

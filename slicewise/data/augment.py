@@ -13,7 +13,8 @@ Per sample, independently:
 - **intensity** (x only, in this order): brightness (add b), contrast (scale about each H×W
   plane's mean by c), gamma (x**g), Gaussian noise (sigma s), Gaussian blur (sigma px, in-plane),
   each with its probability and a value drawn uniformly from its range; x is clipped to [0, 1]
-  after each step.
+  after each step. The steps are :mod:`slicewise.data.shifts`' kernels (``adjust_brightness``,
+  ``adjust_contrast``, ``adjust_gamma``, ``add_noise``, ``gaussian_blur``) with one value per sample.
 
 x is returned as float32 in [0, 1] (integer input is converted by ``to_unit_float``); y and extras
 keep their dtype. numpy input gives numpy output. Randomness comes only from ``generator``
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slicewise.data.shifts import gaussian_blur
+from slicewise.data.shifts import add_noise, adjust_brightness, adjust_contrast, adjust_gamma, gaussian_blur
 from slicewise.data.stacking import to_unit_float
 from slicewise.errors import ConfigError, InputError
 
@@ -226,14 +227,13 @@ def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfi
 
     if config.brightness > 0:
         b = scalar(draw[:, 4] < config.brightness, _uniform(rng, n, config.brightness_range), 0.0)
-        xt = (xt + b).clamp(0.0, 1.0)
+        xt = adjust_brightness(xt, b)
     if config.contrast > 0:
         c = scalar(draw[:, 5] < config.contrast, _uniform(rng, n, config.contrast_range), 1.0)
-        mean = xt.mean(dim=(-2, -1), keepdim=True)
-        xt = ((xt - mean) * c + mean).clamp(0.0, 1.0)
+        xt = adjust_contrast(xt, c)
     if config.gamma > 0:
         g = scalar(draw[:, 6] < config.gamma, _uniform(rng, n, config.gamma_range), 1.0)
-        xt = xt.clamp(0.0, 1.0).pow(g)
+        xt = adjust_gamma(xt, g)
     if config.noise > 0:
         s = scalar(draw[:, 7] < config.noise, _uniform(rng, n, config.noise_range), 0.0)
         if gdev.type == "cpu":  # a CPU generator seeds one on x's device (unchanged since the worker path)
@@ -241,7 +241,7 @@ def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfi
             noise = torch.randn(xt.shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=xt.dtype)
         else:  # a generator on the device draws the noise itself: no host round trip
             noise = torch.randn(xt.shape, generator=rng, device=dev, dtype=xt.dtype)
-        xt = (xt + s * noise).clamp(0.0, 1.0)
+        xt = add_noise(xt, s, noise)
     if config.blur > 0:
         sigmas = _uniform(rng, n, config.blur_range)
         if dev.type != "cpu":

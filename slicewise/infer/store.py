@@ -42,7 +42,7 @@ import numpy as np
 
 from slicewise.errors import InputError
 from slicewise.infer.blocks import Block, Plan, plan_blocks
-from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path
+from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path, write_json
 from slicewise.utils.identity import check_identity
 
 log = logging.getLogger(__name__)
@@ -621,7 +621,7 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
         writer._create()
         sp = state_path(part)
         sp.mkdir(parents=True, exist_ok=True)
-        (sp / "state.json").write_text(json.dumps(state, default=str))
+        write_json(sp / "state.json", state, overwrite=True, indent=None)
         return writer
     except BaseException:
         claim.close()
@@ -826,7 +826,7 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
 def _read_tiff(p: Path) -> Prediction:
     import tifffile
 
-    from slicewise.data.io import tifffile_warnings, damaged, open_volume
+    from slicewise.data.io import damaged, open_volume, tifffile_warnings
 
     with tifffile_warnings() as problems:
         try:

@@ -6,7 +6,7 @@ each module's docstring; :func:`evaluate` runs them all and returns a JSON-ready
 
 from slicewise.metrics.ap import IOU_THRESHOLDS, average_precision, instance_ious, instance_scores, match_instances, seg_accuracy
 from slicewise.metrics.contingency import Contingency, contingency_table
-from slicewise.metrics.evaluate import evaluate, format_table, membranes_to_neurons, save_json
+from slicewise.metrics.evaluate import evaluate, format_table, membranes_to_neurons
 from slicewise.metrics.overlap import dice, foreground_dice, iou
 from slicewise.metrics.rand_voi import adapted_rand, voi
 
@@ -25,7 +25,6 @@ __all__ = [
     "iou",
     "match_instances",
     "membranes_to_neurons",
-    "save_json",
     "seg_accuracy",
     "voi",
 ]

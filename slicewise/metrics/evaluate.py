@@ -39,7 +39,7 @@ from slicewise.metrics.ap import ap_from_table, seg_accuracy_from_table
 from slicewise.metrics.contingency import Contingency, block_grid, check_label_pair
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
-from slicewise.utils import text_table, write_json
+from slicewise.utils import text_table
 from slicewise.utils.table import num
 
 log = logging.getLogger(__name__)
@@ -500,11 +500,6 @@ def membranes_to_neurons(labels: Any, interior: int | None = None, per_slice: bo
         for z in range(out.shape[0]) if per_slice else [slice(None)]:
             out[z] = expand_labels(out[z], distance=np.inf)
     return out
-
-
-def save_json(result: dict[str, Any], path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Write an :func:`evaluate` result as JSON (atomically)."""
-    write_json(path, result, overwrite=overwrite)
 
 
 def _fmt(v: Any) -> str:

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from slicewise.diagnostics.attribution import (attribute, attribution_report, compare_models, predicted_mask,
-                                               tile_slice_shares)
+from slicewise.diagnostics.attribution import attribute, attribution_report, compare_models, predicted_mask, tile_slice_shares
 from slicewise.errors import InputError
 
 
