@@ -45,11 +45,12 @@ from slicewise.data.io import (
     Volume,
     _open_image_files,
     open_volume,
+    save_json,
     write_volume,
 )
 from slicewise.errors import InputError, OfflineError
 from slicewise.utils import atomic_path, check_output_path, progress
-from slicewise.utils.atomic import check_creatable_folder, claim_output, write_json
+from slicewise.utils.atomic import check_creatable_folder, claim_output
 from slicewise.utils.cache import cache_root, offline
 from slicewise.utils.trust import (
     check_archive,
@@ -135,7 +136,7 @@ def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.P
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)
         written = {role: _convert_output(entry, role, spec, files, tmp) for role, spec in entry["outputs"].items()}
-        write_json(tmp / "metadata.json", _metadata(entry, written, hashes, source), overwrite=True)
+        save_json(tmp / "metadata.json", _metadata(entry, written, hashes, source))
     _warn_unpublished(hashes)
     return out
 

@@ -14,6 +14,10 @@ Two layers:
   HDF5 (datasets ``probabilities`` (C, Z, Y, X) and ``labels`` (Z, Y, X), region writes) and TIFF (one
   array: probabilities channel-last Z×Y×X×C, or labels Z×Y×X; a memmap of the final shape).
 
+Prediction stores are created here with zarr / h5py / tifffile directly (OME-Zarr groups, resumable
+partials, quantisation attributes), not through :func:`slicewise.data.io.create_zarr`, which makes the
+plain single-array Zarr that :func:`slicewise.data.io.write_volume` fills.
+
 Every store claims its output (:func:`slicewise.utils.atomic.claim_output`) and checks it
 (:func:`slicewise.utils.atomic.check_output_path`) when created, before any computing, so a second
 writer to the same output is refused in one line and an unwritable location fails at once.
