@@ -222,7 +222,7 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
     the last stamp and is not timed. Augmentation is set to the peer's work (flips, z-reversal)."""
     import pytorch_lightning as pl
 
-    from slicewise.train import train
+    from slicewise.training import train
 
     class StepTimer(pl.Callback):
         def __init__(self) -> None:

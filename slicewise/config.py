@@ -277,7 +277,7 @@ class OptimConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    """Loss weights (see ``slicewise.train.losses``): ``ce · CE + dice · (1 − soft Dice)`` on the
+    """Loss weights (see ``slicewise.training.losses``): ``ce · CE + dice · (1 − soft Dice)`` on the
     classes, ``boundary · (BCE + boundary_dice · (1 − Dice))`` and ``distance · MSE|Smooth-L1``
     on the extra heads. ``class_weights`` (one per class) weight the CE; pixels labelled
     ``ignore_index`` count in no term; ``dice_classes`` restricts the Dice mean (default all)."""

@@ -87,7 +87,7 @@ CASES: list[Case] = [
     Case("model-size-negative", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--size=-32x64"], match="--size"),
     Case("model-even-slices", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--in-slices", "2"], match="odd"),
     Case("model-zero-classes", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--classes", "0"], match="classes"),
-    Case("model-two-colours", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--colors", "2"], match="colors"),
+    Case("model-two-colors", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--colors", "2"], match="colors"),
     Case("model-bad-spec", ["model", "info", "tf_efficientnet_lite0:skips"], match="key=value"),
     Case("model-missing-weights-file", ["model", "info", "tf_efficientnet_lite0", "--weights", "{t}/none.pth"], match="does not exist"),
     # ------------------------------------------------------------------ audit weights / attribution / shift
@@ -243,7 +243,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from slicewise.data.io import write_volume
     from slicewise.models import build_model, save_model
-    from slicewise.train import train
+    from slicewise.training import train
 
     k = tmp_path_factory.mktemp("kit")
     rng = np.random.default_rng(0)
@@ -483,13 +483,13 @@ def test_every_command_is_in_the_corpus() -> None:
 
 
 def _api_train_override(k: Path, t: Path) -> Any:
-    from slicewise.train import train
+    from slicewise.training import train
 
     return train(k / "tiny.yaml", overrides=["optim.lr=[1,"], out=t / "run")
 
 
 def _api_train_resume_evil(k: Path, t: Path) -> Any:
-    from slicewise.train import train
+    from slicewise.training import train
 
     _run_evil("last.ckpt")(k, t)
     return train(out=t / "run", resume=True)
@@ -502,7 +502,7 @@ def _api_weights_evil(k: Path, t: Path) -> Any:
 
 
 def _api_check_classes_all_negative(k: Path, t: Path) -> Any:
-    from slicewise.train.datamodule import check_classes
+    from slicewise.training.datamodule import check_classes
 
     try:
         check_classes(np.full((2, 4, 4), -44), classes=2)

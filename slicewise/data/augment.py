@@ -97,13 +97,13 @@ class AugmentConfig:
         return replace(self, brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)
 
 
-def reverse_slices(x: torch.Tensor, colours: int = 1) -> torch.Tensor:
+def reverse_slices(x: torch.Tensor, colors: int = 1) -> torch.Tensor:
     """Reverse the slice order of stacks (..., k·C, H, W), keeping the colour order in each slice."""
     kc, h, w = x.shape[-3:]
-    if colours < 1 or kc % colours:
-        raise InputError(f"{kc} channels are not a whole number of slices of {colours} colour channels")
+    if colors < 1 or kc % colors:
+        raise InputError(f"{kc} channels are not a whole number of slices of {colors} colour channels")
     lead = x.shape[:-3]
-    return x.reshape(*lead, kc // colours, colours, h, w).flip(-4).reshape(*lead, kc, h, w)
+    return x.reshape(*lead, kc // colors, colors, h, w).flip(-4).reshape(*lead, kc, h, w)
 
 
 def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
@@ -260,11 +260,11 @@ def augment(
     *extra: Any,
     config: AugmentConfig | None = None,
     generator: torch.Generator | int | None = None,
-    colours: int = 1,
+    colors: int = 1,
 ) -> tuple[Any, ...]:
     """Augment a batch (see the module docstring); returns ``(x, y, *extra)`` in the same order.
 
-    ``colours``: colour channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
+    ``colors``: colour channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
     :func:`draw_geometry`, the geometry on x (in its own dtype) and the targets, ``to_unit_float``, then
     :func:`augment_intensity`.
     """
@@ -285,7 +285,7 @@ def augment(
     # permutations commute with it, so the result is the same as converting first
     xt = _geometric(xt, geo.flip_y.to(dev), geo.flip_x.to(dev), geo.rot.to(dev), geo.rotations, geo.flips)
     if geo.reverse:
-        xt = _pick(geo.zrev, reverse_slices(xt, colours), xt)
+        xt = _pick(geo.zrev, reverse_slices(xt, colors), xt)
     clipped = not xt.dtype.is_floating_point  # integer input converts into [0, 1] exactly
     xt = to_unit_float(xt)
     targets = [None if t is None else _geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),

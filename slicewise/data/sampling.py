@@ -435,7 +435,7 @@ class DevicePatchSampler:
         y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
         return x, y
 
-    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colours: int) -> tuple[Any, Any]:
+    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colors: int) -> tuple[Any, Any]:
         """:meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo`` folded into the
         gather's indices (reversed rows / columns / slices, swapped roles for a transpose), so the geometry
         costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
@@ -464,11 +464,11 @@ class DevicePatchSampler:
             x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
         return x, y
 
-    def sample(self, n: int, generator: Any, augment: Any = None, colours: int = 1) -> tuple[Any, Any]:
+    def sample(self, n: int, generator: Any, augment: Any = None, colors: int = 1) -> tuple[Any, Any]:
         """``n`` patches ``(x, y)`` on the device drawn with ``generator`` (on the device). Without ``augment``
         (an :class:`~slicewise.data.augment.AugmentConfig`): :meth:`gather` of :meth:`draw`, raw dtype. With it:
         augmented, ``x`` float32 in [0, 1] — exactly ``augment(*self.gather(*self.draw(n, g)), config=augment,
-        generator=g, colours=colours)`` for the same generator state, with the geometric part folded into the
+        generator=g, colors=colors)`` for the same generator state, with the geometric part folded into the
         gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
         from slicewise.data.augment import augment_intensity, draw_geometry
 
@@ -476,6 +476,6 @@ class DevicePatchSampler:
         if augment is None:
             return self.gather(centres, origins)
         geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
-        x, y = self._geometric_gather(centres, origins, geo, colours)
+        x, y = self._geometric_gather(centres, origins, geo, colors)
         clipped = not x.dtype.is_floating_point
         return augment_intensity(to_unit_float(x), geo, augment, generator, clipped), y

@@ -1,8 +1,10 @@
 """Audits of pretraining biases (``slicewise.audit``): first-layer weights, attribution by input
 slice, layer domain susceptibility, and their reports.
 
-``weights`` = :func:`audit_weights`, ``attribution`` = :func:`attribution_report`,
-``shift`` = :func:`shift_report`, plus :func:`compare_models` and :func:`write_report`.
+One name per audit: :func:`audit_weights` (``slicewise audit weights``), :func:`attribution_report`
+(``slicewise audit attribution``), :func:`shift_report` (``slicewise audit shift``), plus
+:func:`compare_models` and :func:`write_report`. (The short aliases ``weights``/``attribution``/``shift``
+were removed: ``attribution`` shadowed the submodule ``slicewise.diagnostics.attribution``.)
 """
 
 from __future__ import annotations
@@ -12,9 +14,4 @@ from slicewise.diagnostics.hellinger import shift_report
 from slicewise.diagnostics.report import write_report
 from slicewise.diagnostics.weights_audit import audit_weights
 
-weights = audit_weights
-attribution = attribution_report
-shift = shift_report
-
-__all__ = ["attribution", "attribution_report", "audit_weights", "compare_models", "shift", "shift_report", "weights",
-           "write_report"]
+__all__ = ["attribution_report", "audit_weights", "compare_models", "shift_report", "write_report"]

@@ -239,14 +239,14 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
     shape = tuple(int(v) for v in shape)
     if len(shape) not in (3, 4):
         raise InputError(f"input has shape {shape}: expected Z×Y×X (grayscale) or Z×Y×X×C (colour); a 2-D image is depth 1")
-    colours = shape[3] if len(shape) == 4 else 1
+    colors = shape[3] if len(shape) == 4 else 1
     k = int(model.in_slices) if s.k is None else s.k
     check_stack_params(shape[0], k, s.dz, s.border)
-    if k * colours != int(model.in_channels):
+    if k * colors != int(model.in_channels):
         model_colours = int(model.in_channels) // max(1, int(model.in_slices))
         raise InputError(
             f"the model takes {model.in_channels} input channels (in_slices={model.in_slices} × {model_colours} colour) "
-            f"but the input gives {k * colours} (k={k} × {colours} colour, shape {shape}): "
+            f"but the input gives {k * colors} (k={k} × {colors} colour, shape {shape}): "
             f"use a model trained for this kind of input or convert the input"
         )
     tile_starts(1, s.tile[0], s.overlap)

@@ -33,7 +33,7 @@ def colors_of(config: ModelConfig) -> int:
 class SegmentationModel(nn.Module):
     """Encoder–decoder network for (B, in_channels, H, W) inputs in [0, 1] → logits.
 
-    Attributes: ``config`` (ModelConfig), ``in_slices`` (k), ``in_channels`` (k × colours),
+    Attributes: ``config`` (ModelConfig), ``in_slices`` (k), ``in_channels`` (k × colors),
     ``out_channels``, ``heads`` (name → channel slice of the output), ``size_divisor`` (H and
     W must be multiples), ``encoder``, ``decoder``, and buffers ``mean``/``std``
     (1, in_channels, 1, 1) applied as (x − mean) / std inside :meth:`forward`.

@@ -21,15 +21,15 @@ def _batch(n: int = 6, k: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> t
     return torch.rand(n, k, h, w, generator=g), torch.randint(0, 3, (n, h, w), generator=g)
 
 
-@pytest.mark.parametrize("k, colours", [(1, 1), (3, 1), (5, 1), (3, 3)])
-def test_z_reversal_is_an_involution_keeping_centre_and_colour_order(k: int, colours: int) -> None:
-    x = torch.arange(2 * k * colours * 4, dtype=torch.float32).reshape(2, k * colours, 2, 2)
-    rev = reverse_slices(x, colours)
-    torch.testing.assert_close(reverse_slices(rev, colours), x)
+@pytest.mark.parametrize("k, colors", [(1, 1), (3, 1), (5, 1), (3, 3)])
+def test_z_reversal_is_an_involution_keeping_centre_and_colour_order(k: int, colors: int) -> None:
+    x = torch.arange(2 * k * colors * 4, dtype=torch.float32).reshape(2, k * colors, 2, 2)
+    rev = reverse_slices(x, colors)
+    torch.testing.assert_close(reverse_slices(rev, colors), x)
     r = (k - 1) // 2
-    centre = slice(r * colours, (r + 1) * colours)
+    centre = slice(r * colors, (r + 1) * colors)
     torch.testing.assert_close(rev[:, centre], x[:, centre])
-    torch.testing.assert_close(rev[:, :colours], x[:, (k - 1) * colours :])  # first slice ↔ last, colours in order
+    torch.testing.assert_close(rev[:, :colors], x[:, (k - 1) * colors :])  # first slice ↔ last, colors in order
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (12, 20)])

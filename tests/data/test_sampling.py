@@ -286,25 +286,25 @@ def test_device_sampler_takes_two_d_image_sets_and_refuses_what_it_cannot_hold()
         DevicePatchSampler(PatchSampler(raw, labels, patch=(4, 4), extras={"instances": labels}))
 
 
-@pytest.mark.parametrize("colours", [0, 3])
+@pytest.mark.parametrize("colors", [0, 3])
 @pytest.mark.parametrize("patch", [(8, 8), (8, 6)])
-def test_device_sample_with_augmentation_equals_augment_of_the_plain_patches(colours, patch) -> None:
+def test_device_sample_with_augmentation_equals_augment_of_the_plain_patches(colors, patch) -> None:
     """The geometry folded into the gather (flips, quarter turns, z-reversal) plus the intensity steps give
     exactly ``augment`` of the plain gather, for the same generator state."""
     from slicewise.data.augment import AugmentConfig, augment
     from slicewise.data.sampling import DevicePatchSampler
 
     rng = np.random.default_rng(5)
-    shape = (9, 20, 18) + ((colours,) if colours else ())
+    shape = (9, 20, 18) + ((colors,) if colors else ())
     raw = rng.integers(0, 256, shape, dtype=np.uint8)
     labels = rng.integers(0, 3, shape[:3]).astype(np.int64)
     dev = DevicePatchSampler(PatchSampler(raw, labels, patch=patch, k=3, foreground_fraction=0.5))
-    c = max(colours, 1)
+    c = max(colors, 1)
     for cfg in (AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, noise=0.5, blur=0.3), AugmentConfig().geometric_only(),
                 AugmentConfig.from_dict({"rot90": 1.0, "flip": 0.0, "z_reverse": 0.0})):
         for seed in range(4):
-            x, y = dev.sample(6, torch.Generator().manual_seed(seed), augment=cfg, colours=c)
+            x, y = dev.sample(6, torch.Generator().manual_seed(seed), augment=cfg, colors=c)
             g = torch.Generator().manual_seed(seed)
-            rx, ry = augment(*dev.gather(*dev.draw(6, g)), config=cfg, generator=g, colours=c)
+            rx, ry = augment(*dev.gather(*dev.draw(6, g)), config=cfg, generator=g, colors=c)
             assert x.dtype == torch.float32 and y.dtype == torch.uint8
             assert torch.equal(x, rx) and torch.equal(y, ry)

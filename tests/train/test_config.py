@@ -8,8 +8,8 @@ import tifffile
 
 from slicewise.config import TrainConfig, validate
 from slicewise.errors import ConfigError
-from slicewise.train import resolve_config, train
-from slicewise.train.datamodule import check_classes, map_labels, regions_as_instances
+from slicewise.training import resolve_config, train
+from slicewise.training.datamodule import check_classes, map_labels, regions_as_instances
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
@@ -137,3 +137,14 @@ def test_negative_labels_never_suggest_a_negative_class_count(labels):
 def test_nonsensical_numbers_are_refused(override):
     with pytest.raises(ConfigError, match="override"):
         resolve_config(None, [override])
+
+
+def test_slicewise_train_is_the_function_even_after_the_package_is_imported():
+    import types
+
+    import slicewise
+    import slicewise.training
+    import slicewise.training.run
+
+    assert slicewise.train is slicewise.training.train is slicewise.training.run.train
+    assert not isinstance(slicewise.train, types.ModuleType)

@@ -13,7 +13,7 @@
   "epoch" is ``trainer.val_every`` steps (validation and checkpoints at its end).
 - Validation: non-overlapping patch-size tiles (``slicewise.infer.tiling.iter_tiles``) over the
   validation slices, at most ``data.val_patches`` of them (a seeded choice), fixed for the run.
-- Extra heads: boundary and distance targets (``slicewise.train.losses``) are computed per
+- Extra heads: boundary and distance targets (``slicewise.training.losses``) are computed per
   patch from the instance crop, before augmentation (which moves them with the image).
 - Device-resident training data (``data.on_device``, see :func:`resolve_on_device`): the volume and
   labels are put on the training device once (:class:`~slicewise.data.sampling.DevicePatchSampler`);
@@ -50,7 +50,7 @@ from slicewise.data.stacking import stack_slices
 from slicewise.errors import ConfigError, InputError
 from slicewise.infer.blockwise_labels import label
 from slicewise.infer.tiling import iter_tiles
-from slicewise.train.losses import boundary_map, distance_map
+from slicewise.training.losses import boundary_map, distance_map
 
 IN_MEMORY_BYTES = 2 << 30  # raw volumes up to 2 GiB are read into memory once
 ON_DEVICE_FRACTION = 0.25  # data.on_device=auto: the volume may take this share of the device's memory
@@ -349,7 +349,7 @@ class SliceDataModule(pl.LightningDataModule):
         if aug == AugmentConfig.off():
             x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator)
             return {"image": x, "target": y.long()}
-        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colours=self.config.model.colors)
+        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colors=self.config.model.colors)
         return {"image": x, "target": y.long(), "augmented": True}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

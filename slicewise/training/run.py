@@ -438,8 +438,8 @@ def train(
 def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, overrides: list[str] | None,
            out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
     from slicewise.models import build_model
-    from slicewise.train.datamodule import SliceDataModule
-    from slicewise.train.module import SegmentationModule
+    from slicewise.training.datamodule import SliceDataModule
+    from slicewise.training.module import SegmentationModule
 
     if resume and config is None:
         config = out_dir / CONFIG_NAME
