@@ -748,7 +748,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("SLICEWISE_NO_PROGRESS", "1")
     s = replace(Settings.make(str(device), args.smoke, args.compile), on_device=args.on_device)
-    import slicewise.models.sam  # noqa: F401  registers slicewise_samvit_tiny_patch16 in timm
+    from slicewise.models.sam import register_tiny_sam
+
+    register_tiny_sam()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"

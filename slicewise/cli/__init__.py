@@ -58,7 +58,7 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _register() -> None:
+def register_commands() -> None:
     """Import the command modules (they register on the apps above) and add ``--threads`` where it applies."""
     for name in _COMMAND_MODULES:
         importlib.import_module(f"slicewise.cli.{name}")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     from slicewise.errors import SlicewiseError
     from slicewise.utils.progress import setup_logging
 
-    _register()
+    register_commands()
     setup_logging()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:2] == ["study", "init"]:  # a sub-command of a command that takes a positional STUDY

@@ -119,7 +119,7 @@ def _per_sample(mask: torch.Tensor, ndim: int) -> torch.Tensor:
     return mask.reshape(-1, *([1] * (ndim - 1)))
 
 
-def _pick(mask: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
+def pick(mask: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
     """Per sample ``yes[i]`` where ``mask[i]`` else ``no[i]``: whole samples picked by one ``index_select``
     from ``[no; yes]`` (contiguous copies; several times faster than a broadcast ``torch.where`` on a CPU)."""
     n = mask.shape[0]
@@ -140,7 +140,7 @@ def dihedral(flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> t
     return odd, fy, fx
 
 
-def _geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor,
+def geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor,
                rotations: bool = True, flips: bool = True) -> torch.Tensor:
     """Apply per-sample flips and rotations (over the last two axes) to a batch ``t`` (N, ..., H, W): for
     sample i, ``rot90(flip_x(flip_y(t_i)), rot_i)``, computed through :func:`dihedral` (exactly equal).
@@ -150,9 +150,9 @@ def _geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot:
         return t
     transpose, fy, fx = dihedral(flip_y, flip_x, rot)
     if rotations and t.shape[-1] == t.shape[-2]:
-        t = _pick(transpose, t.transpose(-2, -1), t)
-    t = _pick(fy, t.flip(-2), t)
-    return _pick(fx, t.flip(-1), t)
+        t = pick(transpose, t.transpose(-2, -1), t)
+    t = pick(fy, t.flip(-2), t)
+    return pick(fx, t.flip(-1), t)
 
 
 def _uniform(rng: torch.Generator, n: int, bounds: tuple[float, float]) -> torch.Tensor:
@@ -283,12 +283,12 @@ def augment(
     dev = xt.device
     # geometry on the raw dtype (uint8: a quarter of float32's bytes), then the unit-float conversion;
     # permutations commute with it, so the result is the same as converting first
-    xt = _geometric(xt, geo.flip_y.to(dev), geo.flip_x.to(dev), geo.rot.to(dev), geo.rotations, geo.flips)
+    xt = geometric(xt, geo.flip_y.to(dev), geo.flip_x.to(dev), geo.rot.to(dev), geo.rotations, geo.flips)
     if geo.reverse:
-        xt = _pick(geo.zrev, reverse_slices(xt, colors), xt)
+        xt = pick(geo.zrev, reverse_slices(xt, colors), xt)
     clipped = not xt.dtype.is_floating_point  # integer input converts into [0, 1] exactly
     xt = to_unit_float(xt)
-    targets = [None if t is None else _geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),
+    targets = [None if t is None else geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),
                                                  geo.rotations, geo.flips) for t in targets]
     xt = augment_intensity(xt, geo, config, rng, clipped)
     out = [xt, *targets]

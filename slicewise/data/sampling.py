@@ -441,7 +441,7 @@ class DevicePatchSampler:
         costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
         import torch
 
-        from slicewise.data.augment import _pick, dihedral
+        from slicewise.data.augment import pick, dihedral
 
         dev = self.device
         ph, pw = self.patch
@@ -459,7 +459,7 @@ class DevicePatchSampler:
         x = crop_gather(self.raw, index, rows, cols)
         y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
         if geo.rotations and ph == pw:
-            x, y = _pick(transpose, x.transpose(2, 3), x), _pick(transpose, y.transpose(1, 2), y)
+            x, y = pick(transpose, x.transpose(2, 3), x), pick(transpose, y.transpose(1, 2), y)
         if x.ndim == 5:
             x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
         return x, y

@@ -200,7 +200,7 @@ def _settings(settings: PredictSettings | None, overrides: dict[str, Any]) -> Pr
     return (settings or PredictSettings()).replace(**overrides)
 
 
-def _model_hash(model: Any) -> str:
+def model_hash(model: Any) -> str:
     """SHA-1 (16 hex) over the model's state dict: part of the resume fingerprint."""
     import torch
 
@@ -353,7 +353,7 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
         try:
             plan = _plan_for(net, vol, s)
             net = prepare_model(net, plan)
-            plan = replace(plan, model_hash=_model_hash(net))
+            plan = replace(plan, model_hash=model_hash(net))
             ident = input_identity(vol, input if isinstance(input, (str, os.PathLike)) else None)
             writer = open_prediction_writer(out, plan, resume=resume, overwrite=overwrite, identity=ident,
                                             voxel_size=vol.voxel_size)

@@ -46,7 +46,14 @@ def pretrained_cfg(name: str) -> dict[str, Any]:
 
 
 def check_encoder_name(name: str) -> None:
-    """Raise a one-line ConfigError if timm has no model called ``name``."""
+    """Raise a one-line ConfigError if timm has no model called ``name``.
+
+    The small SAM test ViT (:data:`slicewise.models.sam.TINY_SAM`) is registered here on first use.
+    """
+    if name == "slicewise_samvit_tiny_patch16":
+        from slicewise.models.sam import register_tiny_sam
+
+        register_tiny_sam()
     if not timm.is_model(name):
         import difflib
 

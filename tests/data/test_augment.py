@@ -104,15 +104,15 @@ def _rot90_loop(t: torch.Tensor, fy: torch.Tensor, fx: torch.Tensor, rot: torch.
 
 
 def test_batched_dihedral_transform_equals_flips_then_rot90_for_all_16_cases() -> None:
-    from slicewise.data.augment import _geometric
+    from slicewise.data.augment import geometric
 
     cases = torch.tensor([(a, b, q) for a in (0, 1) for b in (0, 1) for q in range(4)])
     fy, fx, rot = cases[:, 0].bool(), cases[:, 1].bool(), cases[:, 2]
     t = torch.arange(16 * 2 * 5 * 5).reshape(16, 2, 5, 5)
-    assert torch.equal(_geometric(t, fy, fx, rot), _rot90_loop(t, fy, fx, rot))
+    assert torch.equal(geometric(t, fy, fx, rot), _rot90_loop(t, fy, fx, rot))
     rect = torch.arange(16 * 3 * 4).reshape(16, 3, 4)  # non-square: only 180° turns occur
     even = rot % 2 * 0 + (rot > 0) * 2
-    assert torch.equal(_geometric(rect, fy, fx, even), _rot90_loop(rect, fy, fx, even))
+    assert torch.equal(geometric(rect, fy, fx, even), _rot90_loop(rect, fy, fx, even))
 
 
 @pytest.mark.parametrize("h, w", [(16, 16), (9, 13), (3, 3)])
