@@ -77,7 +77,12 @@ def find_module_path(root: nn.Module, dotted: str) -> str:
 
 @contextlib.contextmanager
 def _capture_timm_load() -> Iterator[list[str]]:
-    """Collect timm's 'Missing keys' reports while pretrained weights load."""
+    """Collect timm's 'Missing keys' reports while pretrained weights load.
+
+    The one place slicewise touches another library's logger: a handler is attached to
+    ``timm.models._builder`` (and its level lowered to INFO) only for the duration of one load and
+    both are restored afterwards, because timm reports key mismatches only through that logger.
+    """
     messages: list[str] = []
 
     class _Grab(logging.Handler):
