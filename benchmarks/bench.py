@@ -563,14 +563,16 @@ def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray,
     for name, method, n in (("attribution_saliency", "saliency", s.attr_tiles), ("attribution_ig", "ig", s.ig_tiles)):
         origins = np.stack([rng.integers(0, raw.shape[0], n), rng.integers(0, raw.shape[1] - s.size + 1, n),
                             rng.integers(0, raw.shape[2] - s.size + 1, n)], axis=1)
-        ours = time_windows(lambda: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
-                                                       n_steps=s.ig_steps, device=device, n_maps=0), repeat_only(s), device)
-        theirs = time_windows(lambda: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
+        # time_windows calls each closure at once, in this iteration; the defaults bind the loop values all the same
+        ours = time_windows(lambda method=method, n=n: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
+                                                                       n_steps=s.ig_steps, device=device, n_maps=0), repeat_only(s), device)
+        theirs = time_windows(lambda origins=origins, method=method: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
         peer = "Captum Saliency" if method == "saliency" else f"Captum IntegratedGradients ({s.ig_steps} steps)"
         results[name] = row("img/s", rate(n, ours), rate(n, theirs), peer + ", per batch, fp32", tiles=n)
         if method == "saliency":
-            fast = time_windows(lambda: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
-                                                           device=device, n_maps=0, bf16=True, channels_last=True), repeat_only(s), device)
+            fast = time_windows(lambda method=method, n=n: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size,
+                                                                              batch_size=s.batch, device=device, n_maps=0, bf16=True,
+                                                                              channels_last=True), repeat_only(s), device)
             results["attribution_saliency_bf16"] = row("img/s", rate(n, fast), rate(n, theirs), peer + ", per batch, fp32",
                                                        tiles=n, slicewise_precision="bf16 autocast + channels_last")
     free(device)
@@ -767,19 +769,19 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {}
         run_info: dict[str, Any] = {"loadavg_start": list(os.getloadavg()), "rows": results}
         runs.append(run_info)
-        runners: dict[str, Callable[[], None]] = {
-            "train": lambda: bench_train(s, device, data, results),
-            "input": lambda: bench_input(s, device, data, results),
-            "predict": lambda: bench_predict(s, device, data, results),
-            "overhead": lambda: bench_overhead(s, device, data, results),
-            "attribution": lambda: bench_attribution(s, device, data, results),
-            "sam": lambda: bench_sam(s, device, results),
-            "mfu": lambda: bench_mfu(s, device, data, results, meta),
+        runners: dict[str, Callable[[dict[str, Any]], None]] = {
+            "train": lambda r: bench_train(s, device, data, r),
+            "input": lambda r: bench_input(s, device, data, r),
+            "predict": lambda r: bench_predict(s, device, data, r),
+            "overhead": lambda r: bench_overhead(s, device, data, r),
+            "attribution": lambda r: bench_attribution(s, device, data, r),
+            "sam": lambda r: bench_sam(s, device, r),
+            "mfu": lambda r: bench_mfu(s, device, data, r, meta),
         }
         for g in groups:
             t0 = time.perf_counter()
             try:
-                runners[g]()
+                runners[g](results)
             except Exception as err:  # record and go on: one failing group must not lose the others' figures
                 failed = True
                 traceback.print_exc()

@@ -441,7 +441,7 @@ class DevicePatchSampler:
         costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
         import torch
 
-        from slicewise.data.augment import pick, dihedral
+        from slicewise.data.augment import dihedral, pick
 
         dev = self.device
         ph, pw = self.patch

@@ -270,7 +270,7 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
                     f"--normalize percentile (normalize='percentile') to map its 0.1–99.9th percentiles to [0, 1]"
                 )
             return x
-    elif src_dtype == bool:
+    elif np.dtype(src_dtype).kind == "b":
         x = t.float()
     else:
         x = t.float() if plan.normalize is not None else t.float() / float(np.iinfo(src_dtype).max)

@@ -107,7 +107,8 @@ class PredictSettings:
     autocast, channels_last), else CPU. ``output_kind``: what :func:`predict_to` writes. ``dtype``: stored
     probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape, clipped to the
     ROI; default ``None`` = 32×1024×1024 for :func:`predict_to` (memory bounded by the block) and 32 whole
-    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles). ``roi``: output region (string or slices). ``normalize``: ``None`` /
+    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles).
+    ``roi``: output region (string or slices). ``normalize``: ``None`` /
     ``"none"`` or ``"percentile"`` (see the module docstring). ``dask``: ``None``, ``"local:N"`` or
     ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar. ``compile``
     (``False``, ``True`` = inductor, or a ``torch.compile`` backend name) and ``cuda_graphs`` (CUDA only;

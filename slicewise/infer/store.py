@@ -312,7 +312,7 @@ class PredictionWriter(ABC):
     def _close(self) -> None:
         """Release file handles."""
 
-    def _complete(self) -> None:
+    def _complete(self) -> None:  # noqa: B027 - an optional hook, not abstract: most backends have nothing to finish
         """Backend-specific finishing (pyramids, metadata) before the rename; default none."""
 
     # -- public API -------------------------------------------------------------------------

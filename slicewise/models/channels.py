@@ -115,7 +115,8 @@ def check_strategy(name: str, k: int, colors: int = 1) -> ChannelStrategy:
     if colors not in (1, 3):
         raise ConfigError(f"colors={colors} is not supported: slices are grayscale (1) or RGB (3)")
     if strategy.needs_three and k * colors != 3:
-        raise ConfigError(f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use uniform, mirror, repeat or random")
+        raise ConfigError(f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use "
+                          "uniform, mirror, repeat or random")
     return strategy
 
 

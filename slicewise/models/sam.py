@@ -32,10 +32,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed_nhwc
-import timm
 from timm.models import generate_default_cfgs, register_model
 from timm.models.vision_transformer_sam import Attention as SamAttention
 from timm.models.vision_transformer_sam import _cfg, _create_vision_transformer, get_rel_pos

@@ -15,7 +15,8 @@ from typing import Any
 
 from slicewise.errors import InputError
 
-__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path", "write_json"]
+__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path",
+           "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:

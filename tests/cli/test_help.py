@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import typer
 
-from slicewise.cli import register_commands, app, main
+from slicewise.cli import app, main, register_commands
 
 register_commands()
 _ROOT = typer.main.get_command(app)

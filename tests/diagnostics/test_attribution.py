@@ -171,10 +171,9 @@ def test_mirror_saliency_symmetric_before_and_after_fine_tuning(isbi_crop) -> No
 
 def test_public_namespace() -> None:
     import slicewise
+    import slicewise.diagnostics.attribution as module
     from slicewise.diagnostics.hellinger import shift_report
     from slicewise.diagnostics.weights_audit import audit_weights
-
-    import slicewise.diagnostics.attribution as module
 
     assert slicewise.audit.attribution_report is attribution_report
     assert slicewise.audit.shift_report is shift_report
