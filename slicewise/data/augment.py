@@ -29,7 +29,7 @@ so every batch, is exactly what it was before the device path existed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -91,10 +91,6 @@ class AugmentConfig:
     def off(cls) -> AugmentConfig:
         """No augmentation at all (every probability 0)."""
         return cls(**{f.name: 0.0 for f in fields(cls) if not f.name.endswith("_range")})
-
-    def geometric_only(self) -> AugmentConfig:
-        """This configuration with every intensity augmentation switched off."""
-        return replace(self, brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)
 
 
 def reverse_slices(x: torch.Tensor, colors: int = 1) -> torch.Tensor:
