@@ -38,7 +38,9 @@ _API = {
     "run_study": "slicewise.studies",
 }
 
-__all__ = [*_API, "audit", "SlicewiseError", "__version__"]
+__all__ = ["PredictSettings", "SlicewiseError", "__version__", "audit", "build_model", "evaluate", "load_model", "make_phantom",
+           "open_volume", "predict", "predict_to", "read_prediction", "run_study", "save_model", "segment", "stack_slices", "train",
+           "write_volume"]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
+__all__ = ["app", "audit_app", "data_app", "main", "model_app", "register_commands"]
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first).")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list, fetch, inspect.")
