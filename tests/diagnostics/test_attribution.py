@@ -206,3 +206,11 @@ def test_bf16_channels_last_shares_stay_within_0_01_of_fp32(tiny_volume: np.ndar
     assert fast["maps"]["attributions"].dtype == np.float32
     assert not np.array_equal(fast["maps"]["attributions"], ref["maps"]["attributions"])  # bf16 really ran
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_deprecated_short_audit_names_warn() -> None:
+    import slicewise
+    from slicewise.diagnostics.weights_audit import audit_weights
+
+    with pytest.warns(DeprecationWarning, match="audit_weights"):
+        assert slicewise.audit.weights is audit_weights

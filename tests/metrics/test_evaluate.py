@@ -114,3 +114,12 @@ def test_result_written_as_json_atomic_and_overwrite(tmp_path):
         write_json(out, r)
     write_json(out, r, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_deprecated_save_json_still_writes_with_a_warning(tmp_path):
+    import slicewise.metrics as metrics
+
+    r = evaluate(np.ones((2, 2), int), np.ones((2, 2), int))
+    with pytest.warns(DeprecationWarning, match="write_json"):
+        metrics.save_json(r, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == r
