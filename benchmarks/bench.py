@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
 import statistics
@@ -34,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from slicewise.utils.atomic import write_json
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "train": ("train", "train_model"),
@@ -221,7 +222,7 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
     the last stamp and is not timed. Augmentation is set to the peer's work (flips, z-reversal)."""
     import pytorch_lightning as pl
 
-    from slicewise.train import train
+    from slicewise.training import train
 
     class StepTimer(pl.Callback):
         def __init__(self) -> None:
@@ -562,14 +563,16 @@ def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray,
     for name, method, n in (("attribution_saliency", "saliency", s.attr_tiles), ("attribution_ig", "ig", s.ig_tiles)):
         origins = np.stack([rng.integers(0, raw.shape[0], n), rng.integers(0, raw.shape[1] - s.size + 1, n),
                             rng.integers(0, raw.shape[2] - s.size + 1, n)], axis=1)
-        ours = time_windows(lambda: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
-                                                       n_steps=s.ig_steps, device=device, n_maps=0), repeat_only(s), device)
-        theirs = time_windows(lambda: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
+        # time_windows calls each closure at once, in this iteration; the defaults bind the loop values all the same
+        ours = time_windows(lambda method=method, n=n: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
+                                                                       n_steps=s.ig_steps, device=device, n_maps=0), repeat_only(s), device)
+        theirs = time_windows(lambda origins=origins, method=method: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
         peer = "Captum Saliency" if method == "saliency" else f"Captum IntegratedGradients ({s.ig_steps} steps)"
         results[name] = row("img/s", rate(n, ours), rate(n, theirs), peer + ", per batch, fp32", tiles=n)
         if method == "saliency":
-            fast = time_windows(lambda: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
-                                                           device=device, n_maps=0, bf16=True, channels_last=True), repeat_only(s), device)
+            fast = time_windows(lambda method=method, n=n: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size,
+                                                                              batch_size=s.batch, device=device, n_maps=0, bf16=True,
+                                                                              channels_last=True), repeat_only(s), device)
             results["attribution_saliency_bf16"] = row("img/s", rate(n, fast), rate(n, theirs), peer + ", per batch, fp32",
                                                        tiles=n, slicewise_precision="bf16 autocast + channels_last")
     free(device)
@@ -682,15 +685,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write the results JSON through ``atomic_path`` (overwrites)."""
-    from slicewise.utils.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, default=str))
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
@@ -756,10 +750,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("SLICEWISE_NO_PROGRESS", "1")
     s = replace(Settings.make(str(device), args.smoke, args.compile), on_device=args.on_device)
-    import slicewise.models.sam  # noqa: F401  registers slicewise_samvit_tiny_patch16 in timm
+    from slicewise.models.sam import register_tiny_sam
+
+    register_tiny_sam()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"device_name": name, "machine": machine(), "versions": versions(), "cuda": torch.version.cuda,
                             "cpu_count": os.cpu_count(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     torch.manual_seed(0)
@@ -772,32 +769,32 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {}
         run_info: dict[str, Any] = {"loadavg_start": list(os.getloadavg()), "rows": results}
         runs.append(run_info)
-        runners: dict[str, Callable[[], None]] = {
-            "train": lambda: bench_train(s, device, data, results),
-            "input": lambda: bench_input(s, device, data, results),
-            "predict": lambda: bench_predict(s, device, data, results),
-            "overhead": lambda: bench_overhead(s, device, data, results),
-            "attribution": lambda: bench_attribution(s, device, data, results),
-            "sam": lambda: bench_sam(s, device, results),
-            "mfu": lambda: bench_mfu(s, device, data, results, meta),
+        runners: dict[str, Callable[[dict[str, Any]], None]] = {
+            "train": lambda r: bench_train(s, device, data, r),
+            "input": lambda r: bench_input(s, device, data, r),
+            "predict": lambda r: bench_predict(s, device, data, r),
+            "overhead": lambda r: bench_overhead(s, device, data, r),
+            "attribution": lambda r: bench_attribution(s, device, data, r),
+            "sam": lambda r: bench_sam(s, device, r),
+            "mfu": lambda r: bench_mfu(s, device, data, r, meta),
         }
         for g in groups:
             t0 = time.perf_counter()
             try:
-                runners[g]()
+                runners[g](results)
             except Exception as err:  # record and go on: one failing group must not lose the others' figures
                 failed = True
                 traceback.print_exc()
                 for r in GROUPS[g]:
                     results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
             print(f"[run {rep + 1}, {g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-            write_json(out, {"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs})
+            write_json(out, {"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs}, overwrite=True)
         run_info["loadavg_end"] = list(os.getloadavg())
     ordered = combine(runs)
     payload = {"meta": meta, "settings": asdict(s), "rows": ordered}
     if len(runs) > 1:
         payload["runs"] = runs
-    write_json(out, payload)
+    write_json(out, payload, overwrite=True)
     peak = meta.get("matmul_peak_tflops")
     print(f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
           + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else ""))

@@ -313,8 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = payload["meta"]["cores"]
 
     def save() -> None:
+        from slicewise.utils.atomic import write_json
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.out, payload, overwrite=True)
 
     try:
         print(f"input {shape} ({payload['settings']['input_gb']} GB) -> {args.input_path}", flush=True)

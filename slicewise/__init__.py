@@ -3,7 +3,7 @@
 Public API (imported lazily so the CLI starts fast)::
 
     build_model, load_model, save_model   # slicewise.models
-    train                                 # slicewise.train
+    train                                 # slicewise.training (the function; the package is slicewise.training)
     predict, predict_to, PredictSettings  # slicewise.infer (block-wise prediction)
     read_prediction                       # slicewise.infer (read any prediction output)
     segment                               # slicewise.infer (instances)
@@ -24,7 +24,7 @@ _API = {
     "build_model": "slicewise.models",
     "load_model": "slicewise.models",
     "save_model": "slicewise.models",
-    "train": "slicewise.train",
+    "train": "slicewise.training",
     "predict": "slicewise.infer",
     "predict_to": "slicewise.infer",
     "PredictSettings": "slicewise.infer",
@@ -38,7 +38,9 @@ _API = {
     "run_study": "slicewise.studies",
 }
 
-__all__ = [*_API, "audit", "SlicewiseError", "__version__"]
+__all__ = ["PredictSettings", "SlicewiseError", "__version__", "audit", "build_model", "evaluate", "load_model", "make_phantom",
+           "open_volume", "predict", "predict_to", "read_prediction", "run_study", "save_model", "segment", "stack_slices", "train",
+           "write_volume"]
 
 
 def __getattr__(name: str) -> Any:

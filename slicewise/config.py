@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from slicewise.data.stacking import Border
 from slicewise.errors import ConfigError
 
 ChannelInit = Literal["rgb", "repeat", "uniform", "mirror", "random"]
@@ -128,7 +129,6 @@ class ModelConfig(StrictModel):
         return v
 
 
-Border = Literal["reflect", "replicate", "skip"]
 
 
 class SyntheticDataConfig(StrictModel):
@@ -277,7 +277,7 @@ class OptimConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    """Loss weights (see ``slicewise.train.losses``): ``ce · CE + dice · (1 − soft Dice)`` on the
+    """Loss weights (see ``slicewise.training.losses``): ``ce · CE + dice · (1 − soft Dice)`` on the
     classes, ``boundary · (BCE + boundary_dice · (1 − Dice))`` and ``distance · MSE|Smooth-L1``
     on the extra heads. ``class_weights`` (one per class) weight the CE; pixels labelled
     ``ignore_index`` count in no term; ``dice_classes`` restricts the Dice mean (default all)."""

@@ -65,7 +65,7 @@ def _load_data(raw: str | None, labels: str | None, shape: tuple[int, int, int],
         ph = make_phantom(shape=shape, seed=seed)
         return ph.raw, ph.semantic.astype(np.int64), {"synthetic": {"shape": list(shape), "seed": seed}}
     from slicewise.data.io import check_labels, check_raw, open_volume
-    from slicewise.train.datamodule import map_labels
+    from slicewise.training.datamodule import map_labels
 
     vol = check_raw(open_volume(raw)).numpy()
     lab = check_labels(open_volume(labels), raw_shape=vol.shape).numpy()
@@ -131,7 +131,7 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
     from slicewise.infer.predict import predict
     from slicewise.metrics.evaluate import evaluate
     from slicewise.models import load_model
-    from slicewise.train import train
+    from slicewise.training import train
     from slicewise.utils.progress import status
 
     vol, semantic, data_section = _load_data(raw, labels, shape, seed)

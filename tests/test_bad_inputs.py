@@ -1,8 +1,8 @@
 """Bad inputs and faults, across every CLI command and the public API (issue 10).
 
 Every case must end with exit status 2 (API: a :class:`SlicewiseError`), exactly one stderr line
-starting ``error:`` (besides time-stamped status lines of work done before the failure), no traceback, nothing at the case's output path, and never the marker file that
-the malicious pickles in the kit would create if anything unpickled them.
+starting ``error:`` (besides time-stamped status lines of work done before the failure), no traceback, nothing at the case's
+output path, and never the marker file that the malicious pickles in the kit would create if anything unpickled them.
 
 Extend the corpus by adding one line to :data:`CASES` (CLI) or :data:`API_CASES` (Python API):
 ``Case(id, argv, setup, out=..., match=..., env=...)``. ``argv`` and ``out`` are
@@ -63,10 +63,14 @@ CASES: list[Case] = [
     Case("fetch-offline", ["data", "fetch", "isbi2012", "--dest", "{t}/d"], out="{t}/d/isbi2012", match="SLICEWISE_OFFLINE"),
     Case("fetch-from-missing", ["data", "fetch", "lucchi_pp", "--from", "{t}/nope.zip", "--dest", "{t}/d"], out="{t}/d/lucchi_pp"),
     Case("fetch-dest-under-a-file", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{k}/afile/d"], out="{k}/afile/d", match="is a file"),
-    Case("fetch-dest-read-only", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{t}/ro/d"], "readonly", out="{t}/ro/d/lucchi_pp", match="not writable"),
-    Case("fetch-zip-bomb", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{t}/d", "--cache-dir", "{t}/c"], out="{t}/d/lucchi_pp", match="zip bomb", env={"SLICEWISE_MAX_EXTRACT_BYTES": "1000000"}),
-    Case("fetch-damaged-zip", ["data", "fetch", "lucchi_pp", "--from", "{k}/broken.zip", "--dest", "{t}/d", "--cache-dir", "{t}/c"], out="{t}/d/lucchi_pp", match="damaged"),
-    Case("fetch-dest-claimed", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{t}/d", "--cache-dir", "{t}/c"], "claimed_fetch", out="{t}/d/lucchi_pp", match="another slicewise process"),
+    Case("fetch-dest-read-only", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{t}/ro/d"], "readonly", out="{t}/ro/d/lucchi_pp",
+         match="not writable"),
+    Case("fetch-zip-bomb", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{t}/d", "--cache-dir", "{t}/c"], out="{t}/d/lucchi_pp",
+         match="zip bomb", env={"SLICEWISE_MAX_EXTRACT_BYTES": "1000000"}),
+    Case("fetch-damaged-zip", ["data", "fetch", "lucchi_pp", "--from", "{k}/broken.zip", "--dest", "{t}/d", "--cache-dir", "{t}/c"], out="{t}/d/lucchi_pp",
+         match="damaged"),
+    Case("fetch-dest-claimed", ["data", "fetch", "lucchi_pp", "--from", "{k}/bomb.zip", "--dest", "{t}/d", "--cache-dir", "{t}/c"], "claimed_fetch",
+         out="{t}/d/lucchi_pp", match="another slicewise process"),
     Case("info-missing-file", ["data", "info", "{t}/nope.tif"], match="does not exist"),
     Case("info-truncated-tiff", ["data", "info", "{k}/trunc.tif"], match="damaged or incomplete"),
     Case("info-truncated-tiff-strip", ["data", "info", "{k}/trunc_strip.tif"], match="damaged or incomplete"),
@@ -87,13 +91,15 @@ CASES: list[Case] = [
     Case("model-size-negative", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--size=-32x64"], match="--size"),
     Case("model-even-slices", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--in-slices", "2"], match="odd"),
     Case("model-zero-classes", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--classes", "0"], match="classes"),
-    Case("model-two-colours", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--colors", "2"], match="colors"),
+    Case("model-two-colors", ["model", "info", "tf_efficientnet_lite0", "--weights", "random", "--colors", "2"], match="colors"),
     Case("model-bad-spec", ["model", "info", "tf_efficientnet_lite0:skips"], match="key=value"),
     Case("model-missing-weights-file", ["model", "info", "tf_efficientnet_lite0", "--weights", "{t}/none.pth"], match="does not exist"),
     # ------------------------------------------------------------------ audit weights / attribution / shift
     Case("audit-weights-malicious-weights", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "{k}/evil.pth"], match="never unpickles"),
-    Case("audit-weights-report-under-file", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", "{k}/afile/rep"], out="{k}/afile/rep", match="is a file"),
-    Case("audit-weights-json-read-only", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--json", "{t}/ro/a.json"], "readonly", out="{t}/ro/a.json", match="not writable"),
+    Case("audit-weights-report-under-file", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", "{k}/afile/rep"],
+         out="{k}/afile/rep", match="is a file"),
+    Case("audit-weights-json-read-only", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--json", "{t}/ro/a.json"], "readonly",
+         out="{t}/ro/a.json", match="not writable"),
     Case("audit-weights-even-slices", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--in-slices", "4"]),
     Case("audit-weights-zero-img-size", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--img-size", "0"], match="--img-size"),
     Case("audit-attribution-malicious-model", ["audit", "attribution", "{k}/evil.pt", "{k}/raw.tif"]),
@@ -109,13 +115,15 @@ CASES: list[Case] = [
     Case("audit-shift-zero-batch", ["audit", "shift", "{k}/model.pt", "{k}/raw.tif", "--shift", "contrast=0.5", "--batch-size", "0"], match="--batch-size"),
     Case("audit-shift-unknown-shift", ["audit", "shift", "{k}/model.pt", "{k}/raw.tif", "--shift", "nosuch=1", "--tiles", "2", "--tile", "32"]),
     Case("audit-shift-no-model", ["audit", "shift", "{k}/raw.tif", "--shift", "contrast=0.5"], match="MODEL"),
-    Case("audit-shift-report-read-only", ["audit", "shift", "{k}/model.pt", "{k}/raw.tif", "--shift", "contrast=0.5", "--report", "{t}/ro/r"], "readonly", out="{t}/ro/r"),
+    Case("audit-shift-report-read-only", ["audit", "shift", "{k}/model.pt", "{k}/raw.tif", "--shift", "contrast=0.5", "--report", "{t}/ro/r"], "readonly",
+         out="{t}/ro/r"),
     Case("audit-attribution-nan-data", ["audit", "attribution", "{k}/model.pt", "{k}/nan.tif", "--tiles", "2", "--tile", "32"], match="NaN"),
     Case("audit-shift-inf-data", ["audit", "shift", "{k}/model.pt", "{k}/nan.tif", "--shift", "contrast=0.5", "--tiles", "2", "--tile", "32"], match="NaN"),
     Case("audit-shift-malicious-model", ["audit", "shift", "{k}/evil.pt", "{k}/raw.tif", "--shift", "contrast=0.5"]),
     # ------------------------------------------------------------------ train
     Case("train-override-malformed-yaml", ["train", "optim.lr=[1,", "--out", "{t}/run"], out="{t}/run", match="override 'optim.lr=\\[1,'"),
-    Case("train-override-typo-blamed-on-override", ["train", "{k}/tiny.yaml", "optim.lrr=1", "--out", "{t}/run"], out="{t}/run", match="override 'optim.lrr=1'.*did you mean 'lr'"),
+    Case("train-override-typo-blamed-on-override", ["train", "{k}/tiny.yaml", "optim.lrr=1", "--out", "{t}/run"], out="{t}/run",
+         match="override 'optim.lrr=1'.*did you mean 'lr'"),
     Case("train-override-empty-key-part", ["train", "optim..lr=1", "--out", "{t}/run"], out="{t}/run", match="empty part"),
     Case("train-override-value-and-section", ["train", "optim=1", "optim.lr=2", "--out", "{t}/run"], out="{t}/run", match="cannot also hold keys"),
     Case("train-override-bad-value", ["train", "{k}/tiny.yaml", "optim.lr=-1", "--out", "{t}/run"], out="{t}/run", match="override 'optim.lr=-1'"),
@@ -135,7 +143,8 @@ CASES: list[Case] = [
     Case("train-existing-run-without-flag", ["train", "{t}/run/config.yaml", "--out", "{t}/run"], "run_copy", match="--resume.*--restart"),
     Case("train-resume-and-restart", ["train", "--out", "{t}/run", "--resume", "--restart"], "run_copy", match="exclude"),
     Case("train-negative-labels", ["train", "{k}/tiny.yaml", "data.labels={k}/neg_labels.tif", "--out", "{t}/run"], out="{t}/run", match="negative values"),
-    Case("train-all-negative-labels", ["train", "{k}/tiny.yaml", "data.labels={k}/allneg_labels.tif", "--out", "{t}/run"], out="{t}/run", match="^(?!.*classes=-).*negative values"),
+    Case("train-all-negative-labels", ["train", "{k}/tiny.yaml", "data.labels={k}/allneg_labels.tif", "--out", "{t}/run"], out="{t}/run",
+         match="^(?!.*classes=-).*negative values"),
     Case("train-nan-raw", ["train", "{k}/tiny.yaml", "data.raw={k}/nan.tif", "--out", "{t}/run"], out="{t}/run", match="NaN"),
     Case("train-truncated-raw", ["train", "{k}/tiny.yaml", "data.raw={k}/trunc.tif", "--out", "{t}/run"], out="{t}/run", match="damaged"),
     Case("train-malicious-weights", ["train", "{k}/tiny.yaml", "model.weights={k}/evil.pth", "--out", "{t}/run"], out="{t}/run", match="never unpickles"),
@@ -144,8 +153,10 @@ CASES: list[Case] = [
     Case("train-negative-patch", ["train", "{k}/tiny.yaml", "data.patch_size=-64", "--out", "{t}/run"], out="{t}/run", match="patch_size"),
     Case("train-reversed-val-range", ["train", "{k}/tiny.yaml", "data.val_range=[5,2]", "--out", "{t}/run"], out="{t}/run", match="val_range"),
     Case("train-nan-learning-rate", ["train", "{k}/tiny.yaml", "optim.lr=.nan", "--out", "{t}/run"], out="{t}/run", match="optim.lr"),
-    Case("train-dice-class-outside-the-model", ["train", "{k}/tiny.yaml", "loss.dice_classes=[7]", "--out", "{t}/run"], out="{t}/run", match="override 'loss.dice_classes=\\[7\\]'.*outside"),
-    Case("train-foreground-class-outside-the-model", ["train", "{k}/tiny.yaml", "data.foreground_classes=[9]", "--out", "{t}/run"], out="{t}/run", match="outside 0..1"),
+    Case("train-dice-class-outside-the-model", ["train", "{k}/tiny.yaml", "loss.dice_classes=[7]", "--out", "{t}/run"], out="{t}/run",
+         match="override 'loss.dice_classes=\\[7\\]'.*outside"),
+    Case("train-foreground-class-outside-the-model", ["train", "{k}/tiny.yaml", "data.foreground_classes=[9]", "--out", "{t}/run"], out="{t}/run",
+         match="outside 0..1"),
     Case("train-accelerator-without-gpu", ["train", "{k}/tiny.yaml", "trainer.accelerator=gpu", "--out", "{t}/run"], out="{t}/run", match="Lightning rejects"),
     Case("train-key-on-a-tiff", ["train", "{k}/tiny.yaml", "data.raw_key=nope", "--out", "{t}/run"], out="{t}/run", match="no dataset keys"),
     Case("train-zero-steps", ["train", "{k}/tiny.yaml", "trainer.max_steps=0", "--out", "{t}/run"], out="{t}/run", match="max_steps"),
@@ -158,7 +169,8 @@ CASES: list[Case] = [
     Case("predict-output-exists", ["predict", "{k}/model.pt", "{k}/raw.tif", "{k}/labels.tif"], match="exists"),
     Case("predict-nan-raw", ["predict", "{k}/model.pt", "{k}/nan.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif", match="NaN"),
     Case("predict-float-raw-outside-unit-range", ["predict", "{k}/model.pt", "{k}/range.tif", "{t}/p.tif", "--tile", "64"], out="{t}/p.tif"),
-    Case("predict-output-claimed", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "64"], "claimed_prediction", out="{t}/p.tif", match="another slicewise process"),
+    Case("predict-output-claimed", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "64"], "claimed_prediction", out="{t}/p.tif",
+         match="another slicewise process"),
     Case("predict-zero-tile", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--tile", "0"], out="{t}/p.tif"),
     Case("predict-overlap-above-one", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--overlap", "1.5"], out="{t}/p.tif"),
     Case("predict-zero-batch", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.tif", "--batch-size", "0"], out="{t}/p.tif"),
@@ -195,7 +207,8 @@ CASES: list[Case] = [
     Case("study-init-bad-range", ["study", "init", "bias", "--raw", "{t}", "--labels", "{t}", "--train-z", "4", "--test-z", "6:8"],
          match="--train-z '4' is not a range"),
     Case("study-set-malformed", ["study", "{t}/s.yaml", "--set", "base.x=[1,", "--out", "{t}/o"], "study", out="{t}/o", match="override"),
-    Case("study-set-typo-blamed-on-override", ["study", "{t}/s.yaml", "--set", "grdi.seed=[1]", "--out", "{t}/o"], "study", out="{t}/o", match="override 'grdi"),
+    Case("study-set-typo-blamed-on-override", ["study", "{t}/s.yaml", "--set", "grdi.seed=[1]", "--out", "{t}/o"], "study", out="{t}/o",
+         match="override 'grdi"),
     Case("study-cells-out-of-range", ["study", "{t}/s.yaml", "--cells", "9", "--out", "{t}/o"], "study", out="{t}/o", match="--cells"),
     Case("study-failed-cell-exits-2", ["study", "{t}/s.yaml", "--out", "{t}/o", "--set", "extras.fail=true"], "study", match="1 of 1 selected cell"),
     Case("study-malicious-cell-model", ["study", "{t}/s.yaml", "--out", "{t}/o", "--set", "extras.load_best=true"], "study_evil_best", match="failed"),
@@ -243,7 +256,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from slicewise.data.io import write_volume
     from slicewise.models import build_model, save_model
-    from slicewise.train import train
+    from slicewise.training import train
 
     k = tmp_path_factory.mktemp("kit")
     rng = np.random.default_rng(0)
@@ -483,13 +496,13 @@ def test_every_command_is_in_the_corpus() -> None:
 
 
 def _api_train_override(k: Path, t: Path) -> Any:
-    from slicewise.train import train
+    from slicewise.training import train
 
     return train(k / "tiny.yaml", overrides=["optim.lr=[1,"], out=t / "run")
 
 
 def _api_train_resume_evil(k: Path, t: Path) -> Any:
-    from slicewise.train import train
+    from slicewise.training import train
 
     _run_evil("last.ckpt")(k, t)
     return train(out=t / "run", resume=True)
@@ -502,7 +515,7 @@ def _api_weights_evil(k: Path, t: Path) -> Any:
 
 
 def _api_check_classes_all_negative(k: Path, t: Path) -> Any:
-    from slicewise.train.datamodule import check_classes
+    from slicewise.training.datamodule import check_classes
 
     try:
         check_classes(np.full((2, 4, 4), -44), classes=2)

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
+__all__ = ["app", "audit_app", "data_app", "main", "model_app", "register_commands"]
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first).")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list, fetch, inspect.")
@@ -36,7 +38,6 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     """``callback`` with an extra ``--threads N`` option, applied by :func:`configure_threads` before it runs."""
     import functools
     import inspect
-
     import typing
 
     sig = inspect.signature(callback)
@@ -59,7 +60,7 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _register() -> None:
+def register_commands() -> None:
     """Import the command modules (they register on the apps above) and add ``--threads`` where it applies."""
     for name in _COMMAND_MODULES:
         importlib.import_module(f"slicewise.cli.{name}")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     from slicewise.errors import SlicewiseError
     from slicewise.utils.progress import setup_logging
 
-    _register()
+    register_commands()
     setup_logging()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:2] == ["study", "init"]:  # a sub-command of a command that takes a positional STUDY

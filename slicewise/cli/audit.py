@@ -207,7 +207,8 @@ def attribution_cmd(
 @audit_app.command("shift")
 def shift_cmd(
     paths: list[str] = typer.Argument(..., help="MODEL [MODEL2 ...] DATA: saved model files or encoder specs, then the volume"),
-    shift: list[str] = typer.Option(..., "--shift", help="name=strength, repeatable: brightness, contrast, gamma, gaussian_noise, gaussian_blur, saturation, hue"),
+    shift: list[str] = typer.Option(..., "--shift", help="name=strength, repeatable: brightness, contrast, gamma, gaussian_noise, gaussian_blur, "
+                                                         "saturation, hue"),
     key: Optional[str] = OPTS["key"],
     n_tiles: int = typer.Option(32, "--tiles", help="number of random tiles"),
     tile: int = typer.Option(128, "--tile", help="tile size in pixels"),
@@ -224,7 +225,8 @@ def shift_cmd(
     overwrite: bool = OPTS["overwrite"],
     z: Optional[str] = OPTS["z"],
     roi: Optional[str] = OPTS["roi"],
-    names: Optional[list[str]] = typer.Option(None, "--name", help="model name in titles and legends, once per MODEL in order (default: each run folder, runs/uniform/best.pt -> uniform)"),
+    names: Optional[list[str]] = typer.Option(None, "--name", help="model name in titles and legends, once per MODEL in order (default: each run "
+                                                                   "folder, runs/uniform/best.pt -> uniform)"),
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
     _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, tiles=n_tiles,

@@ -34,10 +34,14 @@ def evaluate_cmd(
     classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated semantic classes to score, e.g. 0,255."),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside HDF5 / Zarr files."),
     keep_gt_zero: bool = typer.Option(False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="Map ground-truth values to classes as training's data.label_map: RAW:CLASS pairs, e.g. 0:1,255:0."),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="Map ground-truth values to classes as training's data.label_map: RAW:CLASS "
+                                                                      "pairs, e.g. 0:1,255:0."),
     pred_label_map: Optional[str] = typer.Option(None, "--pred-label-map", help="Map predicted values to classes the same way (predict's labels need none)."),
-    class_names: Optional[str] = typer.Option(None, "--class-names", help="Names of classes 0,1,... for the table, e.g. background,membrane (default: those a `slicewise predict` label store records)."),
-    components: str = typer.Option("none", "--components", help="Label connected non-zero regions per slice first (membrane maps such as ISBI 2012: 0 = membrane) in: gt, pred, both or none. Use gt for watershed instances from `slicewise segment`, so they are not re-merged."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="Names of classes 0,1,... for the table, e.g. background,membrane "
+                                                                          "(default: those a `slicewise predict` label store records)."),
+    components: str = typer.Option("none", "--components", help="Label connected non-zero regions per slice first (membrane maps such as ISBI 2012: "
+                                                                "0 = membrane) in: gt, pred, both or none. Use gt for watershed instances from "
+                                                                "`slicewise segment`, so they are not re-merged."),
     fill: bool = typer.Option(False, "--fill", help="With --components pred/both: give predicted membrane voxels the id of the nearest cell."),
     z: Optional[str] = typer.Option(None, "--z", help="Score slices START:STOP only (half-open, ground-truth coordinates)."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Score the box z0:z1,y0:y1,x0:x1 only (ground-truth coordinates)."),
@@ -55,9 +59,8 @@ def evaluate_cmd(
         evaluate,
         format_table,
         membranes_to_neurons,
-        save_json,
     )
-    from slicewise.utils import check_output_path
+    from slicewise.utils import check_output_path, write_json
 
     if json_out is not None:
         check_output_path(json_out, overwrite=overwrite)
@@ -94,5 +97,5 @@ def evaluate_cmd(
                       class_names=[n.strip() for n in class_names.split(",")] if class_names else None)
     typer.echo(format_table(result))
     if json_out is not None:
-        save_json(result, json_out, overwrite=overwrite)
+        write_json(json_out, result, overwrite=overwrite)
         typer.echo(f"wrote {json_out}")

@@ -14,7 +14,8 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("bioimageio")
 def bioimageio_cmd(
-    model: Path = typer.Argument(..., help="Model file written by `slicewise train` / save_model (its run folder's config.yaml gives dz and the training data)."),
+    model: Path = typer.Argument(..., help="Model file written by `slicewise train` / save_model (its run folder's config.yaml gives dz and the "
+                                           "training data)."),
     output: Path = typer.Argument(..., help="Package to write, ending in .zip."),
     name: str | None = typer.Option(None, "--name", help="Package name (letters, digits, spaces, _+-()); default from the encoder and strategy."),
     description: str | None = typer.Option(None, "--description", help="One-paragraph description."),

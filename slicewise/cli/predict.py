@@ -22,12 +22,16 @@ def predict_cmd(
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average over H/W flips and z-reversal of the stack."),
     labels: bool = typer.Option(False, "--labels", help="Write the label map (argmax over the classes)."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Write probabilities (C, Z, Y, X); the default. Both flags: both."),
-    block: str = typer.Option("32,1024,1024", "--block", help="Block shape Z,Y,X (voxels): memory is bounded by a block plus its halo; an interrupted run resumes by blocks."),
+    block: str = typer.Option("32,1024,1024", "--block", help="Block shape Z,Y,X (voxels): memory is bounded by a block plus its halo; an "
+                                                              "interrupted run resumes by blocks."),
     dtype: str = typer.Option("float32", "--dtype", help="Stored probabilities: float32, float16 or uint8 (round(255·p), |Δp| <= 1/510)."),
     z: Optional[str] = typer.Option(None, "--z", help="Predict only slices START:STOP (half-open); context slices outside are still read."),
-    roi: Optional[str] = typer.Option(None, "--roi", help="Predict only the region z0:z1,y0:y1,x0:x1 (half-open); context and tile halos outside are still read."),
-    normalize: str = typer.Option("none", "--normalize", help="Intensities: none (integers ÷ dtype max; float must lie in [0, 1], else refused) or percentile (0.1–99.9th percentiles → [0, 1], clipped)."),
-    dask: Optional[str] = typer.Option(None, "--dask", help="Run the blocks on dask.distributed: local:N (N worker processes) or tcp://host:port (a running scheduler)."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Predict only the region z0:z1,y0:y1,x0:x1 (half-open); context and tile halos outside are "
+                                                          "still read."),
+    normalize: str = typer.Option("none", "--normalize", help="Intensities: none (integers ÷ dtype max; float must lie in [0, 1], else refused) or "
+                                                              "percentile (0.1–99.9th percentiles → [0, 1], clipped)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Run the blocks on dask.distributed: local:N (N worker processes) or tcp://host:port (a "
+                                                            "running scheduler)."),
     dz: Optional[int] = typer.Option(None, "--dz", help="Z-step between the context slices of a stack (default: the bioimage.io package's dz, else 1)."),
     border: str = typer.Option("reflect", "--border", help="Context slices beyond the volume ends: reflect or replicate."),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key of the input inside HDF5 / Zarr."),

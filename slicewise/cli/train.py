@@ -24,7 +24,7 @@ def train_cmd(
 ) -> None:
     """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder."""
     from slicewise.errors import ConfigError
-    from slicewise.train import train
+    from slicewise.training import train
 
     items = list(args or [])
     config = items.pop(0) if items and "=" not in items[0] else None

@@ -13,7 +13,8 @@ Per sample, independently:
 - **intensity** (x only, in this order): brightness (add b), contrast (scale about each H×W
   plane's mean by c), gamma (x**g), Gaussian noise (sigma s), Gaussian blur (sigma px, in-plane),
   each with its probability and a value drawn uniformly from its range; x is clipped to [0, 1]
-  after each step.
+  after each step. The steps are :mod:`slicewise.data.shifts`' kernels (``adjust_brightness``,
+  ``adjust_contrast``, ``adjust_gamma``, ``add_noise``, ``gaussian_blur``) with one value per sample.
 
 x is returned as float32 in [0, 1] (integer input is converted by ``to_unit_float``); y and extras
 keep their dtype. numpy input gives numpy output. Randomness comes only from ``generator``
@@ -28,14 +29,14 @@ so every batch, is exactly what it was before the device path existed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slicewise.data.shifts import gaussian_blur
+from slicewise.data.shifts import add_noise, adjust_brightness, adjust_contrast, adjust_gamma, gaussian_blur
 from slicewise.data.stacking import to_unit_float
 from slicewise.errors import ConfigError, InputError
 
@@ -91,18 +92,14 @@ class AugmentConfig:
         """No augmentation at all (every probability 0)."""
         return cls(**{f.name: 0.0 for f in fields(cls) if not f.name.endswith("_range")})
 
-    def geometric_only(self) -> AugmentConfig:
-        """This configuration with every intensity augmentation switched off."""
-        return replace(self, brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)
 
-
-def reverse_slices(x: torch.Tensor, colours: int = 1) -> torch.Tensor:
+def reverse_slices(x: torch.Tensor, colors: int = 1) -> torch.Tensor:
     """Reverse the slice order of stacks (..., k·C, H, W), keeping the colour order in each slice."""
     kc, h, w = x.shape[-3:]
-    if colours < 1 or kc % colours:
-        raise InputError(f"{kc} channels are not a whole number of slices of {colours} colour channels")
+    if colors < 1 or kc % colors:
+        raise InputError(f"{kc} channels are not a whole number of slices of {colors} colour channels")
     lead = x.shape[:-3]
-    return x.reshape(*lead, kc // colours, colours, h, w).flip(-4).reshape(*lead, kc, h, w)
+    return x.reshape(*lead, kc // colors, colors, h, w).flip(-4).reshape(*lead, kc, h, w)
 
 
 def _as_generator(generator: torch.Generator | int | None) -> torch.Generator:
@@ -118,7 +115,7 @@ def _per_sample(mask: torch.Tensor, ndim: int) -> torch.Tensor:
     return mask.reshape(-1, *([1] * (ndim - 1)))
 
 
-def _pick(mask: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
+def pick(mask: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) -> torch.Tensor:
     """Per sample ``yes[i]`` where ``mask[i]`` else ``no[i]``: whole samples picked by one ``index_select``
     from ``[no; yes]`` (contiguous copies; several times faster than a broadcast ``torch.where`` on a CPU)."""
     n = mask.shape[0]
@@ -139,7 +136,7 @@ def dihedral(flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> t
     return odd, fy, fx
 
 
-def _geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor,
+def geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor,
                rotations: bool = True, flips: bool = True) -> torch.Tensor:
     """Apply per-sample flips and rotations (over the last two axes) to a batch ``t`` (N, ..., H, W): for
     sample i, ``rot90(flip_x(flip_y(t_i)), rot_i)``, computed through :func:`dihedral` (exactly equal).
@@ -149,9 +146,9 @@ def _geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot:
         return t
     transpose, fy, fx = dihedral(flip_y, flip_x, rot)
     if rotations and t.shape[-1] == t.shape[-2]:
-        t = _pick(transpose, t.transpose(-2, -1), t)
-    t = _pick(fy, t.flip(-2), t)
-    return _pick(fx, t.flip(-1), t)
+        t = pick(transpose, t.transpose(-2, -1), t)
+    t = pick(fy, t.flip(-2), t)
+    return pick(fx, t.flip(-1), t)
 
 
 def _uniform(rng: torch.Generator, n: int, bounds: tuple[float, float]) -> torch.Tensor:
@@ -226,14 +223,13 @@ def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfi
 
     if config.brightness > 0:
         b = scalar(draw[:, 4] < config.brightness, _uniform(rng, n, config.brightness_range), 0.0)
-        xt = (xt + b).clamp(0.0, 1.0)
+        xt = adjust_brightness(xt, b)
     if config.contrast > 0:
         c = scalar(draw[:, 5] < config.contrast, _uniform(rng, n, config.contrast_range), 1.0)
-        mean = xt.mean(dim=(-2, -1), keepdim=True)
-        xt = ((xt - mean) * c + mean).clamp(0.0, 1.0)
+        xt = adjust_contrast(xt, c)
     if config.gamma > 0:
         g = scalar(draw[:, 6] < config.gamma, _uniform(rng, n, config.gamma_range), 1.0)
-        xt = xt.clamp(0.0, 1.0).pow(g)
+        xt = adjust_gamma(xt, g)
     if config.noise > 0:
         s = scalar(draw[:, 7] < config.noise, _uniform(rng, n, config.noise_range), 0.0)
         if gdev.type == "cpu":  # a CPU generator seeds one on x's device (unchanged since the worker path)
@@ -241,7 +237,7 @@ def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfi
             noise = torch.randn(xt.shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=xt.dtype)
         else:  # a generator on the device draws the noise itself: no host round trip
             noise = torch.randn(xt.shape, generator=rng, device=dev, dtype=xt.dtype)
-        xt = (xt + s * noise).clamp(0.0, 1.0)
+        xt = add_noise(xt, s, noise)
     if config.blur > 0:
         sigmas = _uniform(rng, n, config.blur_range)
         if dev.type != "cpu":
@@ -260,11 +256,11 @@ def augment(
     *extra: Any,
     config: AugmentConfig | None = None,
     generator: torch.Generator | int | None = None,
-    colours: int = 1,
+    colors: int = 1,
 ) -> tuple[Any, ...]:
     """Augment a batch (see the module docstring); returns ``(x, y, *extra)`` in the same order.
 
-    ``colours``: colour channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
+    ``colors``: colour channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
     :func:`draw_geometry`, the geometry on x (in its own dtype) and the targets, ``to_unit_float``, then
     :func:`augment_intensity`.
     """
@@ -283,12 +279,12 @@ def augment(
     dev = xt.device
     # geometry on the raw dtype (uint8: a quarter of float32's bytes), then the unit-float conversion;
     # permutations commute with it, so the result is the same as converting first
-    xt = _geometric(xt, geo.flip_y.to(dev), geo.flip_x.to(dev), geo.rot.to(dev), geo.rotations, geo.flips)
+    xt = geometric(xt, geo.flip_y.to(dev), geo.flip_x.to(dev), geo.rot.to(dev), geo.rotations, geo.flips)
     if geo.reverse:
-        xt = _pick(geo.zrev, reverse_slices(xt, colours), xt)
+        xt = pick(geo.zrev, reverse_slices(xt, colors), xt)
     clipped = not xt.dtype.is_floating_point  # integer input converts into [0, 1] exactly
     xt = to_unit_float(xt)
-    targets = [None if t is None else _geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),
+    targets = [None if t is None else geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),
                                                  geo.rotations, geo.flips) for t in targets]
     xt = augment_intensity(xt, geo, config, rng, clipped)
     out = [xt, *targets]

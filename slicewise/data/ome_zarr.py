@@ -185,7 +185,7 @@ def _mean(windows: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return np.clip(np.rint(acc), info.min, info.max).astype(dtype)
-    if dtype == bool:
+    if np.dtype(dtype).kind == "b":
         return acc >= 0.5
     return acc.astype(dtype)
 

@@ -207,7 +207,6 @@ def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path,
     known = _known_hash(d)
     recorded = None if known else recorded_sha256(key, cache_dir)
     check = known or (f"sha256:{recorded}" if recorded else None)
-    pooch.get_logger().setLevel("WARNING")
     show = sys.stderr.isatty() and not os.environ.get("SLICEWISE_NO_PROGRESS")
     secure = _https(url)
     plain_http = False

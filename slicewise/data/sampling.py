@@ -75,20 +75,6 @@ def split_z(
     return train.astype(np.int64), val.astype(np.int64)
 
 
-def split_images(n_images: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split a 2-D image set (a list of depth-1 volumes) into training and validation image
-    indices: a seeded random ``round(val_fraction · n)`` images (at least 1 if the fraction is
-    positive) go to validation. Returns sorted int64 arrays."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
-    n_val = int(round(val_fraction * n_images))
-    n_val = max(n_val, 1) if val_fraction > 0 else 0
-    if n_images - n_val < 1:
-        raise InputError(f"{n_images} images leave none for training at val_fraction={val_fraction}")
-    order = np.random.default_rng(seed).permutation(n_images)
-    return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
-
-
 def subset_count(n_items: int, train_fraction: float | None = None, train_count: int | None = None) -> int:
     """How many of ``n_items`` a data-size setting keeps: ``train_count`` items, or
     ``round(train_fraction · n)`` (at least 1), or all when both are ``None``."""
@@ -273,10 +259,10 @@ class PatchSampler:
 class PatchDataset(Dataset):
     """A map-style ``torch.utils.data.Dataset`` of ``length`` random patches from ``sampler``.
 
-    Item ``i`` is ``sampler.sample_one(numpy.random.default_rng([seed, epoch, i]))`` — a pure
-    function of ``(seed, epoch, i)``, hence identical for any number of DataLoader workers.
-    Call :meth:`set_epoch` before each epoch (outside the workers, without
-    ``persistent_workers``) to draw fresh patches. Items are numpy ``(x, y)`` (``(x, y, extras)``
+    Item ``i`` is ``sampler.sample_one(numpy.random.default_rng([seed, 0, i]))`` — a pure
+    function of ``(seed, i)``, hence identical for any number of DataLoader workers. Training makes
+    the dataset as long as the whole run (steps × batch × ranks), so no patch is drawn twice and
+    there are no epochs to reseed. Items are numpy ``(x, y)`` (``(x, y, extras)``
     with extras); the default collate makes ``(B, k·C, ph, pw)`` and ``(B, ph, pw)`` tensors in the
     raw / label dtypes.
     """
@@ -284,11 +270,7 @@ class PatchDataset(Dataset):
     def __init__(self, sampler: PatchSampler, length: int, seed: int = 0) -> None:
         if int(length) < 1:
             raise InputError(f"dataset length={length} must be >= 1")
-        self.sampler, self.length, self.seed, self.epoch = sampler, int(length), int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the patches of ``epoch`` (items depend on seed, epoch and index)."""
-        self.epoch = int(epoch)
+        self.sampler, self.length, self.seed = sampler, int(length), int(seed)
 
     def __len__(self) -> int:
         return self.length
@@ -296,7 +278,8 @@ class PatchDataset(Dataset):
     def __getitem__(self, i: int) -> Any:
         if not 0 <= int(i) < self.length:
             raise IndexError(i)
-        return self.sampler.sample_one(np.random.default_rng([self.seed, self.epoch, int(i)]))
+        # the middle 0 (once an epoch number, always 0 in training) keeps the patches of earlier runs
+        return self.sampler.sample_one(np.random.default_rng([self.seed, 0, int(i)]))
 
 
 def sample_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -435,13 +418,13 @@ class DevicePatchSampler:
         y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
         return x, y
 
-    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colours: int) -> tuple[Any, Any]:
+    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colors: int) -> tuple[Any, Any]:
         """:meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo`` folded into the
         gather's indices (reversed rows / columns / slices, swapped roles for a transpose), so the geometry
         costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
         import torch
 
-        from slicewise.data.augment import _pick, dihedral
+        from slicewise.data.augment import dihedral, pick
 
         dev = self.device
         ph, pw = self.patch
@@ -459,16 +442,16 @@ class DevicePatchSampler:
         x = crop_gather(self.raw, index, rows, cols)
         y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
         if geo.rotations and ph == pw:
-            x, y = _pick(transpose, x.transpose(2, 3), x), _pick(transpose, y.transpose(1, 2), y)
+            x, y = pick(transpose, x.transpose(2, 3), x), pick(transpose, y.transpose(1, 2), y)
         if x.ndim == 5:
             x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
         return x, y
 
-    def sample(self, n: int, generator: Any, augment: Any = None, colours: int = 1) -> tuple[Any, Any]:
+    def sample(self, n: int, generator: Any, augment: Any = None, colors: int = 1) -> tuple[Any, Any]:
         """``n`` patches ``(x, y)`` on the device drawn with ``generator`` (on the device). Without ``augment``
         (an :class:`~slicewise.data.augment.AugmentConfig`): :meth:`gather` of :meth:`draw`, raw dtype. With it:
         augmented, ``x`` float32 in [0, 1] — exactly ``augment(*self.gather(*self.draw(n, g)), config=augment,
-        generator=g, colours=colours)`` for the same generator state, with the geometric part folded into the
+        generator=g, colors=colors)`` for the same generator state, with the geometric part folded into the
         gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
         from slicewise.data.augment import augment_intensity, draw_geometry
 
@@ -476,6 +459,6 @@ class DevicePatchSampler:
         if augment is None:
             return self.gather(centres, origins)
         geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
-        x, y = self._geometric_gather(centres, origins, geo, colours)
+        x, y = self._geometric_gather(centres, origins, geo, colors)
         clipped = not x.dtype.is_floating_point
         return augment_intensity(to_unit_float(x), geo, augment, generator, clipped), y

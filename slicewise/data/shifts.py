@@ -64,12 +64,36 @@ def _finish(t: torch.Tensor, was_numpy: bool, axis: int | None) -> Any:
     return t.numpy() if was_numpy else t
 
 
+def adjust_brightness(t: torch.Tensor, b: float | torch.Tensor) -> torch.Tensor:
+    """``t + b`` clipped to [0, 1]; ``b`` a number or a tensor broadcasting against ``t`` (e.g. one per sample).
+
+    The one brightness kernel: :func:`brightness` and :func:`slicewise.data.augment.augment` use it.
+    """
+    return (t + b).clamp(0.0, 1.0)
+
+
+def adjust_contrast(t: torch.Tensor, c: float | torch.Tensor) -> torch.Tensor:
+    """Scale about the mean of each H×W plane (the last two axes) by ``c``, clipped to [0, 1]."""
+    mean = t.mean(dim=(-2, -1), keepdim=True)
+    return ((t - mean) * c + mean).clamp(0.0, 1.0)
+
+
+def adjust_gamma(t: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+    """Gamma curve ``t ** g`` on ``t`` clipped to [0, 1] (``g > 0``; the result stays in [0, 1])."""
+    return t.clamp(0.0, 1.0).pow(g)
+
+
+def add_noise(t: torch.Tensor, sigma: float | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """``t + sigma·noise`` clipped to [0, 1]; ``noise`` standard normal of ``t``'s shape (the caller draws it)."""
+    return (t + sigma * noise).clamp(0.0, 1.0)
+
+
 def brightness(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -> Any:
     """Add ``s`` to every pixel, clipped to [0, 1]; identity at 0."""
     if s == 0:
         return x
     t, was_numpy, axis = _prepare(x, channel_axis)
-    return _finish(t + s, was_numpy, axis)
+    return _finish(adjust_brightness(t, s), was_numpy, axis)
 
 
 def contrast(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -> Any:
@@ -79,8 +103,7 @@ def contrast(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -
     if s < 0:
         raise InputError(f"contrast factor {s} must be >= 0")
     t, was_numpy, axis = _prepare(x, channel_axis)
-    mean = t.mean(dim=(-2, -1), keepdim=True)
-    return _finish((t - mean) * s + mean, was_numpy, axis)
+    return _finish(adjust_contrast(t, s), was_numpy, axis)
 
 
 def gamma(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -> Any:
@@ -90,7 +113,7 @@ def gamma(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -> A
     if s <= 0:
         raise InputError(f"gamma exponent {s} must be > 0")
     t, was_numpy, axis = _prepare(x, channel_axis)
-    return _finish(t.clamp(0.0, 1.0).pow(s), was_numpy, axis)
+    return _finish(adjust_gamma(t, s), was_numpy, axis)
 
 
 def gaussian_noise(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -> Any:
@@ -102,7 +125,7 @@ def gaussian_noise(x: Any, s: float, seed: int = 0, channel_axis: int | None = N
     t, was_numpy, axis = _prepare(x, channel_axis)
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(t.shape, generator=gen, dtype=t.dtype).to(t.device)
-    return _finish(t + s * noise, was_numpy, axis)
+    return _finish(add_noise(t, s, noise), was_numpy, axis)
 
 
 def gaussian_blur(x: Any, s: float, seed: int = 0, channel_axis: int | None = None) -> Any:

@@ -19,14 +19,16 @@ wrap more than once; a 2-D image (depth 1) therefore takes ``k = 1``.
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal
 
 import numpy as np
 
 from slicewise.errors import InputError
 
+#: the border policies (the one definition: ``slicewise.config`` and the CLI take it from here).
 Border = Literal["reflect", "replicate", "skip"]
-BORDERS: tuple[str, ...] = ("reflect", "replicate", "skip")
+BORDERS: tuple[str, ...] = typing.get_args(Border)
 
 
 def check_stack_params(depth: int, k: int = 3, dz: int = 1, border: str = "reflect") -> int:

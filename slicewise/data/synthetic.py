@@ -32,8 +32,7 @@ from scipy.spatial import cKDTree
 
 from slicewise.errors import InputError
 
-BACKGROUND, MEMBRANE, MITOCHONDRION = 0, 1, 2
-CLASS_NAMES: tuple[str, ...] = ("cytoplasm", "membrane", "mitochondrion")
+MEMBRANE, MITOCHONDRION = 1, 2  # semantic classes; 0 is cytoplasm/background
 
 # Mean grey values (0-255) before texture, blur and noise.
 _CYTOPLASM_GREY, _MEMBRANE_GREY, _MITO_GREY = 175.0, 55.0, 95.0

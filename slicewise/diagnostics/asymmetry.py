@@ -64,7 +64,7 @@ def _statistic(k: int):
     return stat
 
 
-def summarise_shares(tile_shares: Any, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95) -> dict[str, Any]:
+def summarize_shares(tile_shares: Any, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95) -> dict[str, Any]:
     """Mean shares over tiles and the indices, each with a percentile-bootstrap CI over tiles.
 
     ``tile_shares``: ``(N, k)``, one row per tile summing to 1. Returns

@@ -30,7 +30,7 @@ from torch import nn
 from slicewise.data.io import as_volume
 from slicewise.data.roi import resolve_roi
 from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float, valid_centres
-from slicewise.diagnostics.asymmetry import summarise_shares
+from slicewise.diagnostics.asymmetry import summarize_shares
 from slicewise.errors import InputError
 from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress
@@ -128,7 +128,7 @@ def attribute(
 
 
 def tile_slice_shares(attr: torch.Tensor, k: int) -> torch.Tensor:
-    """``(B, k·C, H, W)`` absolute attribution → per-tile slice shares ``(B, k)`` (colours of a slice summed)."""
+    """``(B, k·C, H, W)`` absolute attribution → per-tile slice shares ``(B, k)`` (colors of a slice summed)."""
     per = attr.reshape(attr.shape[0], k, -1).sum(-1).double()
     return per / per.sum(1, keepdim=True)
 
@@ -278,7 +278,7 @@ def attribution_report(
         "n_tiles_empty": int((~keep).sum()),
         "model": describe_model(model),
     }
-    out.update(summarise_shares(s[keep], seed=seed, n_resamples=n_resamples))
+    out.update(summarize_shares(s[keep], seed=seed, n_resamples=n_resamples))
     out["tile_shares"] = s[keep].tolist()
     if maps_in:
         out["maps"] = {"inputs": np.concatenate(maps_in)[:n_maps], "attributions": np.concatenate(maps_attr)[:n_maps]}

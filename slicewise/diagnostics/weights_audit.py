@@ -2,7 +2,7 @@
 
 For the encoder's adapted first layer W' (O × k·colors × h × w) the per-input-channel norms
 are ``L1_c = Σ_{o,y,x} |W'[o, c, y, x]|`` and ``L2_c = sqrt(Σ W'[o, c, y, x]²)``; the slice
-share is ``s_c = L1_c / Σ_c' L1_c'`` (colours of a slice summed first), and the indices are
+share is ``s_c = L1_c / Σ_c' L1_c'`` (colors of a slice summed first), and the indices are
 those of :mod:`slicewise.diagnostics.asymmetry` (mirror asymmetry, centre share, pair
 difference). ImageNet EfficientNet-Lite0 under ``rgb`` gives R 0.263, G 0.525, B 0.212,
 MA 0.108: the pseudo-RGB stack weighs its slices unequally and asymmetrically.

@@ -6,7 +6,7 @@ network with ``SlicewiseNetwork(model_config=...)`` and then load the package's 
 needs the ``slicewise`` package installed and never downloads: the encoder is built with
 ``weights="random"`` (the state dict brings the trained weights).
 
-Input ``(B, k·colours, H, W)`` float in [0, 1] (the package's preprocessing scales uint8 by
+Input ``(B, k·colors, H, W)`` float in [0, 1] (the package's preprocessing scales uint8 by
 1/255; mean/std normalisation happens inside the network). Output ``(B, C, H, W)``
 probabilities as ``slicewise predict`` writes them: softmax over the ``seg`` classes, sigmoid
 for a ``boundary`` head, the raw value for a ``distance`` head.

@@ -8,7 +8,7 @@ Package contents (all files at the zip's root):
   architecture source and ``model_config`` (the ModelConfig, ``weights="random"``) as its kwargs;
 - ``weights.torchscript.pt``: a traced TorchScript copy, when tracing reproduces the output
   (``torchscript=False`` skips it);
-- ``test_input.npy`` (``(1, k·colours, H, W)`` uint8, a 2.5D stack of the EM phantom or of
+- ``test_input.npy`` (``(1, k·colors, H, W)`` uint8, a 2.5D stack of the EM phantom or of
   ``test_volume``) and ``test_output.npy`` (``(1, C, H, W)`` float32, computed by
   :func:`slicewise.infer.predict.predict` on that stack's centre slice);
 - ``cover.png`` (centre input slice, prediction, attribution slice shares of the test tensor),
@@ -125,7 +125,7 @@ def channel_names_in(k: int, colors: int, dz: int) -> list[str]:
 
 
 def test_stack(model: Any, dz: int, border: str, size: int | None, volume: Any = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(volume Z×Y×X(×C) uint8, the centre's stack ``(k·colours, H, W)`` uint8, centre z) for the test tensors."""
+    """(volume Z×Y×X(×C) uint8, the centre's stack ``(k·colors, H, W)`` uint8, centre z) for the test tensors."""
     from slicewise.data.stacking import stack_slices
     from slicewise.data.synthetic import make_phantom
 

@@ -108,7 +108,7 @@ class Plan:
         return next((stop - start for name, start, stop in self.heads if name == "seg"), 0)
 
     @property
-    def colours(self) -> int:
+    def colors(self) -> int:
         return int(self.shape[3]) if len(self.shape) == 4 else 1
 
     @property
@@ -270,7 +270,7 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
                     f"--normalize percentile (normalize='percentile') to map its 0.1–99.9th percentiles to [0, 1]"
                 )
             return x
-    elif src_dtype == bool:
+    elif np.dtype(src_dtype).kind == "b":
         x = t.float()
     else:
         x = t.float() if plan.normalize is not None else t.float() / float(np.iinfo(src_dtype).max)
@@ -320,13 +320,13 @@ def forward(model: Any, x: Any, plan: Plan) -> Any:
     import torch
 
     cuda = plan.device.startswith("cuda")
-    colours = x.shape[1] // plan.k
+    colors = x.shape[1] // plan.k
     acc = None
     augs = _augmentations(plan)
     for dims, zrev in augs:
         xi = x
         if zrev:
-            xi = xi.reshape(xi.shape[0], plan.k, colours, *xi.shape[2:]).flip(1).reshape(x.shape)
+            xi = xi.reshape(xi.shape[0], plan.k, colors, *xi.shape[2:]).flip(1).reshape(x.shape)
         if dims:
             xi = xi.flip(dims)
         if cuda:

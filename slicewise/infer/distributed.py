@@ -165,9 +165,9 @@ def _model_key(model: Any, plan: Any) -> str:
             st = Path(model).stat()
             h = hashlib.sha1(f"{Path(model).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
         else:
-            from slicewise.infer.predict import _model_hash
+            from slicewise.infer.predict import model_hash
 
-            h = _model_hash(model)
+            h = model_hash(model)
     return f"slicewise-model-{h}"
 
 

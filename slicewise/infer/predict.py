@@ -107,7 +107,8 @@ class PredictSettings:
     autocast, channels_last), else CPU. ``output_kind``: what :func:`predict_to` writes. ``dtype``: stored
     probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape, clipped to the
     ROI; default ``None`` = 32×1024×1024 for :func:`predict_to` (memory bounded by the block) and 32 whole
-    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles). ``roi``: output region (string or slices). ``normalize``: ``None`` /
+    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles).
+    ``roi``: output region (string or slices). ``normalize``: ``None`` /
     ``"none"`` or ``"percentile"`` (see the module docstring). ``dask``: ``None``, ``"local:N"`` or
     ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar. ``compile``
     (``False``, ``True`` = inductor, or a ``torch.compile`` backend name) and ``cuda_graphs`` (CUDA only;
@@ -200,7 +201,7 @@ def _settings(settings: PredictSettings | None, overrides: dict[str, Any]) -> Pr
     return (settings or PredictSettings()).replace(**overrides)
 
 
-def _model_hash(model: Any) -> str:
+def model_hash(model: Any) -> str:
     """SHA-1 (16 hex) over the model's state dict: part of the resume fingerprint."""
     import torch
 
@@ -239,14 +240,14 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
     shape = tuple(int(v) for v in shape)
     if len(shape) not in (3, 4):
         raise InputError(f"input has shape {shape}: expected Z×Y×X (grayscale) or Z×Y×X×C (colour); a 2-D image is depth 1")
-    colours = shape[3] if len(shape) == 4 else 1
+    colors = shape[3] if len(shape) == 4 else 1
     k = int(model.in_slices) if s.k is None else s.k
     check_stack_params(shape[0], k, s.dz, s.border)
-    if k * colours != int(model.in_channels):
+    if k * colors != int(model.in_channels):
         model_colours = int(model.in_channels) // max(1, int(model.in_slices))
         raise InputError(
             f"the model takes {model.in_channels} input channels (in_slices={model.in_slices} × {model_colours} colour) "
-            f"but the input gives {k * colours} (k={k} × {colours} colour, shape {shape}): "
+            f"but the input gives {k * colors} (k={k} × {colors} colour, shape {shape}): "
             f"use a model trained for this kind of input or convert the input"
         )
     tile_starts(1, s.tile[0], s.overlap)
@@ -353,7 +354,7 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
         try:
             plan = _plan_for(net, vol, s)
             net = prepare_model(net, plan)
-            plan = replace(plan, model_hash=_model_hash(net))
+            plan = replace(plan, model_hash=model_hash(net))
             ident = input_identity(vol, input if isinstance(input, (str, os.PathLike)) else None)
             writer = open_prediction_writer(out, plan, resume=resume, overwrite=overwrite, identity=ident,
                                             voxel_size=vol.voxel_size)

@@ -14,6 +14,10 @@ Two layers:
   HDF5 (datasets ``probabilities`` (C, Z, Y, X) and ``labels`` (Z, Y, X), region writes) and TIFF (one
   array: probabilities channel-last Z×Y×X×C, or labels Z×Y×X; a memmap of the final shape).
 
+Prediction stores are created here with zarr / h5py / tifffile directly (OME-Zarr groups, resumable
+partials, quantisation attributes), not through :func:`slicewise.data.io.create_zarr`, which makes the
+plain single-array Zarr that :func:`slicewise.data.io.write_volume` fills.
+
 Every store claims its output (:func:`slicewise.utils.atomic.claim_output`) and checks it
 (:func:`slicewise.utils.atomic.check_output_path`) when created, before any computing, so a second
 writer to the same output is refused in one line and an unwritable location fails at once.
@@ -42,7 +46,7 @@ import numpy as np
 
 from slicewise.errors import InputError
 from slicewise.infer.blocks import Block, Plan, plan_blocks
-from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path
+from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path, write_json
 from slicewise.utils.identity import check_identity
 
 log = logging.getLogger(__name__)
@@ -308,7 +312,7 @@ class PredictionWriter(ABC):
     def _close(self) -> None:
         """Release file handles."""
 
-    def _complete(self) -> None:
+    def _complete(self) -> None:  # noqa: B027 - an optional hook, not abstract: most backends have nothing to finish
         """Backend-specific finishing (pyramids, metadata) before the rename; default none."""
 
     # -- public API -------------------------------------------------------------------------
@@ -621,7 +625,7 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
         writer._create()
         sp = state_path(part)
         sp.mkdir(parents=True, exist_ok=True)
-        (sp / "state.json").write_text(json.dumps(state, default=str))
+        write_json(sp / "state.json", state, overwrite=True, indent=None)
         return writer
     except BaseException:
         claim.close()
@@ -826,7 +830,7 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
 def _read_tiff(p: Path) -> Prediction:
     import tifffile
 
-    from slicewise.data.io import tifffile_warnings, damaged, open_volume
+    from slicewise.data.io import damaged, open_volume, tifffile_warnings
 
     with tifffile_warnings() as problems:
         try:

@@ -132,7 +132,8 @@ def ap_from_table(table: Contingency, scores: np.ndarray | None = None, threshol
     return out
 
 
-def average_precision(pred: Any, gt: Any, prob: Any | None = None, *, table: Contingency | None = None, thresholds: Sequence[float] = IOU_THRESHOLDS) -> dict[str, float]:
+def average_precision(pred: Any, gt: Any, prob: Any | None = None, *, table: Contingency | None = None,
+                      thresholds: Sequence[float] = IOU_THRESHOLDS) -> dict[str, float]:
     """COCO-style instance AP of label maps ``pred`` vs ``gt`` (see the module docstring).
 
     ``prob``: foreground probability map with ``pred``'s shape (scores = mean inside each

@@ -39,7 +39,7 @@ from slicewise.metrics.ap import ap_from_table, seg_accuracy_from_table
 from slicewise.metrics.contingency import Contingency, block_grid, check_label_pair
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
-from slicewise.utils import text_table, write_json
+from slicewise.utils import text_table
 from slicewise.utils.table import num
 
 log = logging.getLogger(__name__)
@@ -486,28 +486,20 @@ def membranes_to_neurons(labels: Any, interior: int | None = None, per_slice: bo
     everything it touches (ground-truth membrane is ignored and needs no filling).
     Returns int64 Z×Y×X (or Y×X).
     """
-    from scipy import ndimage
     from skimage.segmentation import expand_labels
+
+    from slicewise.infer.blockwise_labels import label
 
     lab = np.asarray(labels)
     mask = lab != 0 if interior is None else lab == interior
-    if not per_slice or mask.ndim == 2:
-        out = ndimage.label(mask)[0].astype(np.int64)
+    if mask.ndim == 2:
+        out = label(mask[None])[0].astype(np.int64)
         return expand_labels(out, distance=np.inf) if fill else out
-    out = np.zeros(mask.shape, np.int64)
-    offset = 0
-    for z in range(mask.shape[0]):
-        comp, n = ndimage.label(mask[z])
-        out[z] = np.where(comp > 0, comp + offset, 0)
-        if fill:
+    out = label(mask, per_slice=per_slice).astype(np.int64)
+    if fill:
+        for z in range(out.shape[0]) if per_slice else [slice(None)]:
             out[z] = expand_labels(out[z], distance=np.inf)
-        offset += n
     return out
-
-
-def save_json(result: dict[str, Any], path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Write an :func:`evaluate` result as JSON (atomically)."""
-    write_json(path, result, overwrite=overwrite)
 
 
 def _fmt(v: Any) -> str:

@@ -6,7 +6,6 @@ Public API: :func:`build_model`, :func:`save_model`, :func:`load_model`, :func:`
 
 from __future__ import annotations
 
-from slicewise.models import sam as _sam  # noqa: F401  (registers the small SAM test ViT in timm)
 from slicewise.models.build import SegmentationModel, build_model, load_model, model_info, save_model
 from slicewise.models.channels import STRATEGIES, ChannelStrategy
 from slicewise.models.weights import REGISTRY, WeightSource, register_weights

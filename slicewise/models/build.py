@@ -33,7 +33,7 @@ def colors_of(config: ModelConfig) -> int:
 class SegmentationModel(nn.Module):
     """Encoder–decoder network for (B, in_channels, H, W) inputs in [0, 1] → logits.
 
-    Attributes: ``config`` (ModelConfig), ``in_slices`` (k), ``in_channels`` (k × colours),
+    Attributes: ``config`` (ModelConfig), ``in_slices`` (k), ``in_channels`` (k × colors),
     ``out_channels``, ``heads`` (name → channel slice of the output), ``size_divisor`` (H and
     W must be multiples), ``encoder``, ``decoder``, and buffers ``mean``/``std``
     (1, in_channels, 1, 1) applied as (x − mean) / std inside :meth:`forward`.
@@ -64,7 +64,8 @@ class SegmentationModel(nn.Module):
         d = self.size_divisor
         if h < d or w < d or h % d or w % d:
             up = [max(d, -(-n // d) * d) for n in (h, w)]
-            raise InputError(f"input size {h}x{w} does not fit {self.config.encoder}: height and width must be multiples of {d} (e.g. {up[0]}x{up[1]}); pad or crop the tile")
+            raise InputError(f"input size {h}x{w} does not fit {self.config.encoder}: height and width must be multiples of {d} (e.g. "
+                             f"{up[0]}x{up[1]}); pad or crop the tile")
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] input → the encoder's normalisation (per the channel strategy)."""

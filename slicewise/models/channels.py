@@ -12,7 +12,7 @@ name     weights                                 normalisation (mean / std per i
 rgb      k = 3 only; W unchanged                 the encoder's per-channel RGB mean/std
 repeat   W'[:, c] = W[:, c mod 3] · 3/k          one value: mean of the encoder's mean/std
          (timm ``adapt_input_conv``; k = 1
-         sums the colours, as uniform)
+         sums the colors, as uniform)
 uniform  W'[:, c] = (1/k) Σ_j W[:, j]            one value (as repeat)
 mirror   uniform, trained as                     one value (as repeat)
          W'[:, c] = (V[:, c] + V[:, k−1−c]) / 2
@@ -25,7 +25,7 @@ Colour slices (colors = 3, e.g. H&E; k = 1 is a plain 2-D RGB image): colour j o
 uses the pretrained colour kernel W[:, j]. ``rgb`` needs k·colors = 3 (k = 1: the plain
 pretrained network); ``repeat`` and ``uniform`` both give W'[:, c·3 + j] = W[:, j] / k (a stack
 of k identical RGB images gives exactly the pretrained response); ``mirror`` is that,
-kept symmetric over slice reversal (colours are not mixed); ``random`` re-initialises.
+kept symmetric over slice reversal (colors are not mixed); ``random`` re-initialises.
 Normalisation is then the encoder's per-colour mean/std, repeated for every slice.
 
 The first-layer bias (ViT patch embeddings have one) is kept, except by ``random``.
@@ -115,7 +115,8 @@ def check_strategy(name: str, k: int, colors: int = 1) -> ChannelStrategy:
     if colors not in (1, 3):
         raise ConfigError(f"colors={colors} is not supported: slices are grayscale (1) or RGB (3)")
     if strategy.needs_three and k * colors != 3:
-        raise ConfigError(f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use uniform, mirror, repeat or random")
+        raise ConfigError(f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use "
+                          "uniform, mirror, repeat or random")
     return strategy
 
 

@@ -89,9 +89,11 @@ class UNetDecoder(nn.Module):
         skip_levels = [r for r in reductions[:-1] if r >= 2]
         need = int(math.log2(max(skip_levels))) if skip_levels else 0
         if len(skips) < need:
-            raise ConfigError(f"skips={skips!r} has {len(skips)} level(s) but this encoder has skips up to stride {max(skip_levels)}: give {need} characters (L1 = stride 2 first), e.g. {'1' * need!r}")
+            raise ConfigError(f"skips={skips!r} has {len(skips)} level(s) but this encoder has skips up to stride {max(skip_levels)}: give {need} "
+                              f"characters (L1 = stride 2 first), e.g. {'1' * need!r}")
         if len(decoder_channels) < n_blocks:
-            raise ConfigError(f"decoder_channels {tuple(decoder_channels)} has {len(decoder_channels)} entries but this encoder (stride {deepest}) needs {n_blocks} (one per ×2 upsampling)")
+            raise ConfigError(f"decoder_channels {tuple(decoder_channels)} has {len(decoder_channels)} entries but this encoder (stride {deepest}) "
+                              f"needs {n_blocks} (one per ×2 upsampling)")
         by_stride = dict(zip(reductions, channels))
         self.skip_strides: tuple[int, ...] = tuple(r for r in skip_levels if skips[int(math.log2(r)) - 1] == "1")
         self.feature_index = {r: i for i, r in enumerate(reductions)}

@@ -46,7 +46,14 @@ def pretrained_cfg(name: str) -> dict[str, Any]:
 
 
 def check_encoder_name(name: str) -> None:
-    """Raise a one-line ConfigError if timm has no model called ``name``."""
+    """Raise a one-line ConfigError if timm has no model called ``name``.
+
+    The small SAM test ViT (:data:`slicewise.models.sam.TINY_SAM`) is registered here on first use.
+    """
+    if name == "slicewise_samvit_tiny_patch16":
+        from slicewise.models.sam import register_tiny_sam
+
+        register_tiny_sam()
     if not timm.is_model(name):
         import difflib
 
@@ -65,12 +72,18 @@ def find_module_path(root: nn.Module, dotted: str) -> str:
     for name, _ in root.named_modules():
         if name == dotted or re.sub(r"[._]", ".", name) == key:
             return name
-    raise WeightsError(f"first layer {dotted!r} (timm pretrained_cfg['first_conv']) not found in the encoder: this model cannot be adapted to other input channels")
+    raise WeightsError(f"first layer {dotted!r} (timm pretrained_cfg['first_conv']) not found in the encoder: this model cannot be adapted to other "
+                       "input channels")
 
 
 @contextlib.contextmanager
 def _capture_timm_load() -> Iterator[list[str]]:
-    """Collect timm's 'Missing keys' reports while pretrained weights load."""
+    """Collect timm's 'Missing keys' reports while pretrained weights load.
+
+    The one place slicewise touches another library's logger: a handler is attached to
+    ``timm.models._builder`` (and its level lowered to INFO) only for the duration of one load and
+    both are restored afterwards, because timm reports key mismatches only through that logger.
+    """
     messages: list[str] = []
 
     class _Grab(logging.Handler):
@@ -113,14 +126,16 @@ def create_timm(name: str, overlay: dict[str, Any] | None, **kwargs: Any) -> nn.
     heads = _classifier_prefixes(name)
     missing = [k for k in _reported_keys(log, "Missing keys (") if not k.startswith(heads)]
     if missing:
-        raise WeightsError(f"weights for {name} lack {len(missing)} encoder key(s) ({', '.join(missing[:4])}, ...): the checkpoint is for another architecture; use weights=random or a matching checkpoint")
+        raise WeightsError(f"weights for {name} lack {len(missing)} encoder key(s) ({', '.join(missing[:4])}, ...): the checkpoint is for another "
+                           "architecture; use weights=random or a matching checkpoint")
     unexpected = [k for k in _reported_keys(log, "Unexpected keys (") if not k.startswith(heads)]
     if unexpected:
         build = {k: v for k, v in kwargs.items() if k not in ("features_only", "out_indices", "pretrained_cfg_overlay")}
         known = _architecture_keys(name, tuple(sorted(build.items())))
         foreign = [k for k in unexpected if k not in known]
         if foreign:
-            raise WeightsError(f"checkpoint has {len(foreign)} key(s) that {name} lacks ({', '.join(foreign[:4])}, ...): it is for another architecture (e.g. a deeper variant); use a matching checkpoint or weights=random")
+            raise WeightsError(f"checkpoint has {len(foreign)} key(s) that {name} lacks ({', '.join(foreign[:4])}, ...): it is for another "
+                               "architecture (e.g. a deeper variant); use a matching checkpoint or weights=random")
     return model
 
 

@@ -23,7 +23,8 @@ per forward: timm returns the stored absolute embedding as is and the relative t
 the window's length. Outputs equal timm's forward bit for bit (tested).
 
 ``slicewise_samvit_tiny_patch16`` is a small SAM-architecture ViT (4 blocks, width 96,
-global attention at blocks 2 and 4) registered in timm for fast tests; no weights exist for it.
+global attention at blocks 2 and 4) for fast tests; no weights exist for it. It enters timm's
+registry only through :func:`register_tiny_sam` (tests' conftest, or on demand when the name is used).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed_nhwc
@@ -195,9 +197,24 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-@register_model
+#: the small SAM ViT's timm name (tests, smoke studies and smoke benchmarks; no weights exist for it).
+TINY_SAM = "slicewise_samvit_tiny_patch16"
+
+
 def slicewise_samvit_tiny_patch16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Small SAM-architecture ViT for tests: 4 blocks, width 96, 3 heads, window 14."""
     args = dict(patch_size=16, embed_dim=96, depth=4, num_heads=3, global_attn_indexes=[1, 3],
                 window_size=14, use_rel_pos=True, img_size=224, neck_chans=32)
-    return _create_vision_transformer("slicewise_samvit_tiny_patch16", pretrained=pretrained, **dict(args, **kwargs))
+    return _create_vision_transformer(TINY_SAM, pretrained=pretrained, **dict(args, **kwargs))
+
+
+def register_tiny_sam() -> str:
+    """Register :data:`TINY_SAM` in timm's global model registry (idempotent); returns its name.
+
+    Never done at import time: the tests' conftest calls it, and
+    :func:`slicewise.models.encoders.check_encoder_name` calls it when that name is asked for (the
+    smoke presets of the packaged studies and ``benchmarks/bench.py --smoke`` use it).
+    """
+    if not timm.is_model(TINY_SAM):
+        register_model(slicewise_samvit_tiny_patch16)
+    return TINY_SAM

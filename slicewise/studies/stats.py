@@ -196,7 +196,7 @@ def holm(pvalues: Sequence[float] | np.ndarray, alpha: float = 0.05) -> tuple[np
     return reject, adjusted
 
 
-def _as_key(v: Any) -> str:
+def as_key(v: Any) -> str:
     """Axis values compare as text, so YAML ``0.1`` matches JSON ``0.1`` and ``rgb`` matches ``rgb``."""
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
@@ -224,13 +224,13 @@ def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels
                               f"columns are {', '.join(map(str, results.columns))}")
     frame = results[results[METRIC] == comp.metric]
     for col, val in comp.where.items():
-        frame = frame[frame[col].map(_as_key) == _as_key(val)]
+        frame = frame[frame[col].map(as_key) == as_key(val)]
     if frame.empty:
         return pd.DataFrame()
-    frame = frame.assign(_level=frame[comp.axis].map(_as_key))
+    frame = frame.assign(_level=frame[comp.axis].map(as_key))
     strata = _strata(frame, comp, axes, labels)
-    base = _as_key(comp.baseline)
-    wanted = [_as_key(v) for v in comp.levels] if comp.levels is not None else None
+    base = as_key(comp.baseline)
+    wanted = [as_key(v) for v in comp.levels] if comp.levels is not None else None
     rows: list[dict[str, Any]] = []
     groups = frame.groupby(strata, dropna=False, sort=True) if strata else [((), frame)]
     for key, sub in groups:

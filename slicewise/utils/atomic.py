@@ -15,7 +15,8 @@ from typing import Any
 
 from slicewise.errors import InputError
 
-__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path", "write_json"]
+__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path",
+           "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -173,10 +174,13 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     return final
 
 
-def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int = 2) -> Path:
-    """Write ``data`` as indented UTF-8 JSON (non-JSON values through ``str``) via :func:`atomic_path`."""
+def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int | None = 2, sort_keys: bool = False) -> Path:
+    """Write ``data`` as indented UTF-8 JSON (non-JSON values through ``str``) via :func:`atomic_path`.
+
+    The one JSON writer of the package: every caller states ``overwrite`` (default: refuse an existing file).
+    """
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(data, indent=indent, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=indent, default=str, sort_keys=sort_keys) + "\n", encoding="utf-8")
     return Path(path)
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
-log = logging.getLogger("slicewise.progress")
+log = logging.getLogger(__name__)
 STATUS_LOGGER = "slicewise.status"
 EVERY_FRACTION = 0.1  # periodic line every 10 % of the work ...
 EVERY_SECONDS = 30.0  # ... or every 30 s, whichever comes first

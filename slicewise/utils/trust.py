@@ -53,7 +53,7 @@ def recorded_sha256(key: str, cache_dir: str | os.PathLike | None = None) -> str
 
 def record_sha256(key: str, digest: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Add ``key → digest`` to the user-cache registry (atomic rewrite; other keys kept)."""
-    from slicewise.utils.atomic import atomic_path
+    from slicewise.utils.atomic import write_json
 
     p = hashes_path(cache_dir)
     try:
@@ -63,8 +63,7 @@ def record_sha256(key: str, digest: str, cache_dir: str | os.PathLike | None = N
         data = {}
     data[key] = digest
     p.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(p, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    write_json(p, data, overwrite=True, indent=1, sort_keys=True)
     return p
 
 

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 import typer
 
-from slicewise.cli import _register, app, main
+from slicewise.cli import app, main, register_commands
 
-_register()
+register_commands()
 _ROOT = typer.main.get_command(app)
 
 

@@ -15,21 +15,24 @@ STRONG = AugmentConfig(
     gamma=1, gamma_range=(0.3, 3.0), noise=1, noise_range=(0.1, 0.5), blur=1,
 )
 
+NO_INTENSITY = dict(brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)  # geometric augmentation only
+
+
 
 def _batch(n: int = 6, k: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, k, h, w, generator=g), torch.randint(0, 3, (n, h, w), generator=g)
 
 
-@pytest.mark.parametrize("k, colours", [(1, 1), (3, 1), (5, 1), (3, 3)])
-def test_z_reversal_is_an_involution_keeping_centre_and_colour_order(k: int, colours: int) -> None:
-    x = torch.arange(2 * k * colours * 4, dtype=torch.float32).reshape(2, k * colours, 2, 2)
-    rev = reverse_slices(x, colours)
-    torch.testing.assert_close(reverse_slices(rev, colours), x)
+@pytest.mark.parametrize("k, colors", [(1, 1), (3, 1), (5, 1), (3, 3)])
+def test_z_reversal_is_an_involution_keeping_centre_and_colour_order(k: int, colors: int) -> None:
+    x = torch.arange(2 * k * colors * 4, dtype=torch.float32).reshape(2, k * colors, 2, 2)
+    rev = reverse_slices(x, colors)
+    torch.testing.assert_close(reverse_slices(rev, colors), x)
     r = (k - 1) // 2
-    centre = slice(r * colours, (r + 1) * colours)
+    centre = slice(r * colors, (r + 1) * colors)
     torch.testing.assert_close(rev[:, centre], x[:, centre])
-    torch.testing.assert_close(rev[:, :colours], x[:, (k - 1) * colours :])  # first slice ↔ last, colours in order
+    torch.testing.assert_close(rev[:, :colors], x[:, (k - 1) * colors :])  # first slice ↔ last, colors in order
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (12, 20)])
@@ -37,7 +40,7 @@ def test_geometric_transform_is_shared_by_x_and_targets(shape: tuple[int, int]) 
     y = torch.randint(0, 5, (8, *shape), generator=torch.Generator().manual_seed(1))
     x = y[:, None].repeat(1, 3, 1, 1).float() / 4.0
     boundary = (y == 2).to(torch.uint8)
-    cfg = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5).geometric_only()
+    cfg = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, **NO_INTENSITY)
     xa, ya, ba = augment(x, y, boundary, config=cfg, generator=3)
     assert ya.dtype == y.dtype and ba.dtype == torch.uint8 and xa.shape == x.shape
     for c in range(3):
@@ -48,7 +51,7 @@ def test_geometric_transform_is_shared_by_x_and_targets(shape: tuple[int, int]) 
 
 def test_geometry_and_z_reversal_on_real_content() -> None:
     x, y = _batch(n=4)
-    cfg = AugmentConfig(flip=1.0, rot90=0.0, z_reverse=1.0).geometric_only()
+    cfg = AugmentConfig(flip=1.0, rot90=0.0, z_reverse=1.0, **NO_INTENSITY)
     xa, ya = augment(x, y, config=cfg, generator=0)
     torch.testing.assert_close(xa, x.flip(-1).flip(-2).flip(1))
     torch.testing.assert_close(ya, y.flip(-1).flip(-2))
@@ -104,15 +107,15 @@ def _rot90_loop(t: torch.Tensor, fy: torch.Tensor, fx: torch.Tensor, rot: torch.
 
 
 def test_batched_dihedral_transform_equals_flips_then_rot90_for_all_16_cases() -> None:
-    from slicewise.data.augment import _geometric
+    from slicewise.data.augment import geometric
 
     cases = torch.tensor([(a, b, q) for a in (0, 1) for b in (0, 1) for q in range(4)])
     fy, fx, rot = cases[:, 0].bool(), cases[:, 1].bool(), cases[:, 2]
     t = torch.arange(16 * 2 * 5 * 5).reshape(16, 2, 5, 5)
-    assert torch.equal(_geometric(t, fy, fx, rot), _rot90_loop(t, fy, fx, rot))
+    assert torch.equal(geometric(t, fy, fx, rot), _rot90_loop(t, fy, fx, rot))
     rect = torch.arange(16 * 3 * 4).reshape(16, 3, 4)  # non-square: only 180° turns occur
     even = rot % 2 * 0 + (rot > 0) * 2
-    assert torch.equal(_geometric(rect, fy, fx, even), _rot90_loop(rect, fy, fx, even))
+    assert torch.equal(geometric(rect, fy, fx, even), _rot90_loop(rect, fy, fx, even))
 
 
 @pytest.mark.parametrize("h, w", [(16, 16), (9, 13), (3, 3)])

@@ -87,12 +87,12 @@ def test_to_unit_float():
     depth=st.integers(1, 9),
     r=st.integers(0, 2),
     dz=st.integers(1, 2),
-    colours=st.sampled_from([0, 3]),
+    colors=st.sampled_from([0, 3]),
     border=st.sampled_from(["reflect", "replicate", "skip"]),
     crops=st.booleans(),
     data=st.data(),
 )
-def test_torch_path_equals_numpy_path(depth, r, dz, colours, border, crops, data):
+def test_torch_path_equals_numpy_path(depth, r, dz, colors, border, crops, data):
     """THE stacking function: numpy and torch (indices computed on the tensor's device) agree exactly,
     for a common yx crop and for per-centre crop origins."""
     import torch
@@ -101,7 +101,7 @@ def test_torch_path_equals_numpy_path(depth, r, dz, colours, border, crops, data
     if (k - 1) * dz + 1 > depth:
         return
     h, w = data.draw(st.integers(2, 6)), data.draw(st.integers(2, 6))
-    shape = (depth, h, w) + ((colours,) if colours else ())
+    shape = (depth, h, w) + ((colors,) if colors else ())
     vol = np.random.default_rng(depth * 7 + h).integers(0, 255, shape, dtype=np.uint8)
     valid = valid_centres(depth, k, dz, border)
     if not len(valid):
@@ -134,16 +134,16 @@ def test_torch_path_rejects_centres_without_context_under_skip():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 5), colours=st.sampled_from([0, 2]), flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
+@given(n=st.integers(0, 5), colors=st.sampled_from([0, 2]), flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
        flip_x=st.lists(st.booleans(), min_size=5, max_size=5), scattered=st.booleans(), data=st.data())
-def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colours, flip_y, flip_x, scattered, data):
+def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_x, scattered, data):
     """The CPU fast path (per-sample slices of consecutive rows/columns, plain or reversed) and the device
     path (row index_select + column gather, also the CPU fallback for scattered indices) agree exactly."""
     import torch
 
     from slicewise.data.stacking import crop_gather
 
-    shape = (5, 9, 11) + ((colours,) if colours else ())
+    shape = (5, 9, 11) + ((colors,) if colors else ())
     vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape, dtype=np.uint8))
     index = torch.tensor([[data.draw(st.integers(0, 4)) for _ in range(3)] for _ in range(n)], dtype=torch.int64).reshape(n, 3)
     y0 = torch.tensor([data.draw(st.integers(0, 5)) for _ in range(n)], dtype=torch.int64)

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slicewise.diagnostics.asymmetry import (centre_share, mirror_asymmetry, normalise_shares, pair_difference,
-                                             summarise_shares)
+from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalise_shares, pair_difference, summarize_shares
 
 odd_k = st.sampled_from([1, 3, 5, 7])
 
@@ -44,8 +43,8 @@ def test_indices_known_values() -> None:
 def test_summary_bootstrap() -> None:
     rng = np.random.default_rng(0)
     tiles = rng.dirichlet([8.0, 8.0, 2.0], size=40)
-    a = summarise_shares(tiles, seed=3, n_resamples=500)
-    b = summarise_shares(tiles, seed=3, n_resamples=500)
+    a = summarize_shares(tiles, seed=3, n_resamples=500)
+    b = summarize_shares(tiles, seed=3, n_resamples=500)
     assert a == b
     means = tiles.mean(0)
     for c, sh in enumerate(a["shares"]):
@@ -55,7 +54,7 @@ def test_summary_bootstrap() -> None:
     assert a["pair_difference"]["value"] == pytest.approx(means[0] - means[2])
     assert a["pair_difference"]["ci"][0] > 0  # slice 0 (weight 8) beats slice 2 (weight 2)
     assert a["n_tiles"] == 40
-    const = summarise_shares(np.tile([0.3, 0.4, 0.3], (10, 1)), n_resamples=200)
+    const = summarize_shares(np.tile([0.3, 0.4, 0.3], (10, 1)), n_resamples=200)
     assert const["mirror_asymmetry"]["ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
-    one = summarise_shares(np.array([[0.2, 0.5, 0.3]]))
+    one = summarize_shares(np.array([[0.2, 0.5, 0.3]]))
     assert one["centre_share"]["ci"] == [0.5, 0.5]

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from slicewise.diagnostics.attribution import (attribute, attribution_report, compare_models, predicted_mask,
-                                               tile_slice_shares)
+from slicewise.diagnostics.attribution import attribute, attribution_report, compare_models, predicted_mask, tile_slice_shares
 from slicewise.errors import InputError
 
 
@@ -85,7 +84,7 @@ def test_integrated_gradients_batched_equals_captum_per_tile(tiny_model: nn.Modu
 def test_tile_slice_shares_sum_colours_per_slice() -> None:
     a = torch.zeros(2, 6, 4, 4)
     a[0, 0] = 1.0
-    a[0, 1] = 1.0  # slice 0 (two colours) -> 2 units
+    a[0, 1] = 1.0  # slice 0 (two colors) -> 2 units
     a[0, 4] = 2.0  # slice 2 -> 2 units
     a[1] = 1.0
     s = tile_slice_shares(a, 3)
@@ -172,13 +171,15 @@ def test_mirror_saliency_symmetric_before_and_after_fine_tuning(isbi_crop) -> No
 
 def test_public_namespace() -> None:
     import slicewise
+    import slicewise.diagnostics.attribution as module
     from slicewise.diagnostics.hellinger import shift_report
     from slicewise.diagnostics.weights_audit import audit_weights
 
-    assert slicewise.audit.attribution is attribution_report
-    assert slicewise.audit.shift is shift_report
-    assert slicewise.audit.weights is audit_weights
+    assert slicewise.audit.attribution_report is attribution_report
+    assert slicewise.audit.shift_report is shift_report
+    assert slicewise.audit.audit_weights is audit_weights
     assert slicewise.audit.compare_models is compare_models
+    assert module.attribution_report is attribution_report  # the submodule is not shadowed by an alias
 
 
 def test_rgb_slices_pool_their_colours(tiny_rgb_model: nn.Module, tiny_volume: np.ndarray) -> None:
@@ -205,3 +206,11 @@ def test_bf16_channels_last_shares_stay_within_0_01_of_fp32(tiny_volume: np.ndar
     assert fast["maps"]["attributions"].dtype == np.float32
     assert not np.array_equal(fast["maps"]["attributions"], ref["maps"]["attributions"])  # bf16 really ran
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_deprecated_short_audit_names_warn() -> None:
+    import slicewise
+    from slicewise.diagnostics.weights_audit import audit_weights
+
+    with pytest.warns(DeprecationWarning, match="audit_weights"):
+        assert slicewise.audit.weights is audit_weights

@@ -126,7 +126,7 @@ def test_core_install_loads_packages_without_bioimageio_napari_or_qt(exported) -
     code = ("import sys\n"
             "for m in ('bioimageio', 'bioimageio.spec', 'bioimageio.core', 'napari', 'npe2', 'qtpy', 'PyQt5'):\n"
             "    sys.modules[m] = None\n"
-            "from slicewise.cli import _register\n_register()\n"
+            "from slicewise.cli import register_commands\nregister_commands()\n"
             f"from slicewise import load_model\nm = load_model({str(pkg)!r})\nprint(m.config.skips)\n")
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

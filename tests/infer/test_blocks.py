@@ -154,7 +154,7 @@ def test_nan_inf_and_out_of_range_floats_are_refused_and_percentile_normalises(s
 
 def test_colour_volumes_and_normalised_rois_are_block_shape_independent(stub):
     rgb = np.random.default_rng(4).integers(0, 256, (5, 30, 37, 3), dtype=np.uint8)
-    model = stub(in_slices=3, colours=3)
+    model = stub(in_slices=3, colors=3)
     whole = predict(model, rgb, tile=16, block=(5, 30, 37), **KW)
     np.testing.assert_allclose(predict(model, rgb, tile=16, block=(2, 11, 7), tta=False, **KW), whole, rtol=0, atol=1e-6)
     wide = (np.random.default_rng(5).random((6, 30, 37)) * 500 - 50).astype(np.float32)

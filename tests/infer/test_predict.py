@@ -115,7 +115,7 @@ def test_tta_reverses_slices_not_colours(stub):
 
     rng = np.random.default_rng(1)
     vol = rng.random((5, 24, 24, 3)).astype(np.float32)
-    model = First(in_slices=3, colours=3)
+    model = First(in_slices=3, colors=3)
     plain = predict(model, vol, **KW)[2]
     np.testing.assert_allclose(plain[1:4], vol[0:3, ..., 0], **TOL)  # channel 0 = slice z-1, colour 0
     tta = predict(model, vol, tta=True, **KW)[2]

@@ -35,7 +35,7 @@ def test_real_model_probabilities_are_valid(model, reference, volume):
 
 
 def test_real_model_blockwise_stores_equal_in_memory(model, volume, reference, tmp_path):
-    for i, (name, block) in enumerate([("o.zarr", (2, 40, 50)), ("o.h5", (5, 70, 90)), ("o.tif", (3, 33, 64))]):
+    for name, block in [("o.zarr", (2, 40, 50)), ("o.h5", (5, 70, 90)), ("o.tif", (3, 33, 64))]:
         kind = "probabilities" if name.endswith(".tif") else "both"
         out = predict_to(model, volume, tmp_path / name, output_kind=kind, block=block, **KW)
         with read_prediction(out) as pred:

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from skimage.metrics import adapted_rand_error
 
 from slicewise.errors import InputError
-from slicewise.metrics import evaluate, format_table, membranes_to_neurons, save_json
+from slicewise.metrics import evaluate, format_table, membranes_to_neurons
 
 volumes = hnp.arrays(np.int32, (3, 6, 7), elements=st.integers(0, 4))
 
@@ -103,12 +103,23 @@ def test_membranes_to_neurons_isbi_convention():
         evaluate(pred, n, kind="instance")["volume"]["are"]
 
 
-def test_save_json_atomic_and_overwrite(tmp_path):
+def test_result_written_as_json_atomic_and_overwrite(tmp_path):
+    from slicewise.utils import write_json
+
     r = evaluate(np.ones((2, 2), int), np.ones((2, 2), int))
     out = tmp_path / "m.json"
-    save_json(r, out)
+    write_json(out, r)
     assert json.loads(out.read_text()) == r
     with pytest.raises(InputError, match="exists"):
-        save_json(r, out)
-    save_json(r, out, overwrite=True)
+        write_json(out, r)
+    write_json(out, r, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_deprecated_save_json_still_writes_with_a_warning(tmp_path):
+    import slicewise.metrics as metrics
+
+    r = evaluate(np.ones((2, 2), int), np.ones((2, 2), int))
+    with pytest.warns(DeprecationWarning, match="write_json"):
+        metrics.save_json(r, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == r

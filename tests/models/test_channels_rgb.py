@@ -1,4 +1,4 @@
-"""First-layer channel strategies for RGB slices (colors = 3, e.g. H&E): k slices × 3 colours."""
+"""First-layer channel strategies for RGB slices (colors = 3, e.g. H&E): k slices × 3 colors."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_rgb_slices_identical_images_give_pretrained_response(name, k):
 
 @pytest.mark.parametrize("name,k", [("rgb", 1), ("uniform", 3), ("mirror", 3), ("repeat", 1), ("random", 3)])
 def test_rgb_slices_build_and_run(name, k):
-    """colors=3 (e.g. H&E): k slices × 3 colours in, slice-major; rgb with k=1 is the plain network."""
+    """colors=3 (e.g. H&E): k slices × 3 colors in, slice-major; rgb with k=1 is the plain network."""
     model = build_model(**CNN, **SMALL, in_slices=k, colors=3, channel_init=name).eval()
     assert model.in_channels == 3 * k == model.first_layer.weight.shape[1]
     with torch.no_grad():

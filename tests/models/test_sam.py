@@ -110,3 +110,14 @@ def test_compiled_sam_encoder_equals_eager():
         for a, b in zip(enc(x), compiled(x)):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
+
+
+def test_importing_slicewise_models_registers_nothing_in_timm() -> None:
+    """The tiny SAM ViT is registered only on demand (tests' conftest, or when its name is used)."""
+    import subprocess
+    import sys
+
+    code = ("import timm, slicewise.models, slicewise.models.sam as s; assert not timm.is_model(s.TINY_SAM); "
+            "from slicewise.models.encoders import check_encoder_name; check_encoder_name(s.TINY_SAM); "
+            "assert timm.is_model(s.TINY_SAM)")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ pytest.importorskip("napari", reason="the napari extra is not installed: pip ins
 pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
 pytestmark = pytest.mark.filterwarnings("ignore:System theme detection requires a Qt6 backend")
 
-from slicewise.napari.reader import channel_names, napari_get_reader
+from slicewise.napari.reader import channel_names, napari_get_reader  # noqa: E402 - after the importorskip guards
 
 AXES = [{"name": "c", "type": "channel"}] + [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"]
 

@@ -11,7 +11,7 @@ pytest.importorskip("napari", reason="the napari extra is not installed: pip ins
 pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install 'slicewise[napari]'")
 pytestmark = pytest.mark.filterwarnings("ignore:System theme detection requires a Qt6 backend")
 
-from slicewise.data.synthetic import make_phantom
+from slicewise.data.synthetic import make_phantom  # noqa: E402 - after the importorskip guards
 
 
 def _dock(viewer, name: str):

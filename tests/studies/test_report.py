@@ -104,7 +104,7 @@ def test_labels() -> None:
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_no_error_bars_below_min_n(n: int) -> None:
-    from slicewise.studies.report import _err
+    from slicewise.studies.report import ci_errors
 
-    e = _err([0.5, 0.6], [-0.5, 0.1], [1.4, 0.9], [n, 5], 3)
+    e = ci_errors([0.5, 0.6], [-0.5, 0.1], [1.4, 0.9], [n, 5], 3)
     assert (e[:, 0] == 0).all() and (e[:, 1] > 0).all()

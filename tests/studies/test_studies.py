@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import slicewise.train
+import slicewise.training
 from slicewise.studies.execute import run_study
 from slicewise.studies.grid import grid_cells
 from slicewise.studies.schema import load_study
@@ -33,7 +33,7 @@ def _smoke(name: str, out: Path, data_root: Path | None) -> pd.DataFrame:
 
 def _rerun_does_nothing(name: str, out: Path, data_root: Path | None, monkeypatch: pytest.MonkeyPatch) -> None:
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/result.json")}
-    monkeypatch.setattr(slicewise.train, "train", _no_training)
+    monkeypatch.setattr(slicewise.training, "train", _no_training)
     lines: list[str] = []
     s = run_study(name, out, smoke=True, data_root=data_root, echo=lines.append)
     assert not s.failed and not s.pending

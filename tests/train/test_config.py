@@ -8,8 +8,8 @@ import tifffile
 
 from slicewise.config import TrainConfig, validate
 from slicewise.errors import ConfigError
-from slicewise.train import resolve_config, train
-from slicewise.train.datamodule import check_classes, map_labels, regions_as_instances
+from slicewise.training import resolve_config, train
+from slicewise.training.datamodule import check_classes, map_labels, regions_as_instances
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
@@ -76,6 +76,17 @@ def test_regions_become_instances_per_slice():
     assert len(np.unique(inst)) == 3 and inst[0, 0, 0] == inst[0, 0, 1] and inst[0, 0, 0] != inst[0, 0, 3]
 
 
+def test_region_instances_are_unique_across_slices_and_classes():
+    lab = np.array([[[0, 1], [0, 1]], [[0, 1], [0, 1]], [[1, 1], [1, 1]]])
+    inst = regions_as_instances(lab)
+    # each (slice, class) region is its own instance: slices 0 and 1 hold two regions each, slice 2 one
+    assert len(np.unique(inst)) == 5 and inst.min() >= 1
+    assert inst[0, 0, 0] != inst[1, 0, 0] and inst[0, 0, 1] != inst[1, 0, 1]
+    for z in range(3):
+        for c in np.unique(lab[z]):
+            assert len(np.unique(inst[z][lab[z] == c])) == 1
+
+
 def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, make_tiny_config):
     import importlib.util
 
@@ -126,3 +137,14 @@ def test_negative_labels_never_suggest_a_negative_class_count(labels):
 def test_nonsensical_numbers_are_refused(override):
     with pytest.raises(ConfigError, match="override"):
         resolve_config(None, [override])
+
+
+def test_slicewise_train_is_the_function_even_after_the_package_is_imported():
+    import types
+
+    import slicewise
+    import slicewise.training
+    import slicewise.training.run
+
+    assert slicewise.train is slicewise.training.train is slicewise.training.run.train
+    assert not isinstance(slicewise.train, types.ModuleType)

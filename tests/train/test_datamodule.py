@@ -9,8 +9,8 @@ import torch
 
 from slicewise.config import TrainConfig, validate
 from slicewise.models import load_model
-from slicewise.train import train
-from slicewise.train.datamodule import SliceDataModule, StepSampler, resident_bytes, resolve_on_device
+from slicewise.training import train
+from slicewise.training.datamodule import SliceDataModule, StepSampler, resident_bytes, resolve_on_device
 
 
 def test_step_sampler_gives_ranks_disjoint_samples_from_the_global_step():
@@ -57,7 +57,7 @@ def test_workers_and_a_short_last_interval_do_not_change_the_run(make_tiny_confi
 def test_on_device_auto_follows_the_memory_share_and_refuses_extra_heads(tiny_config, monkeypatch):
     import pytest
 
-    import slicewise.train.datamodule as dm
+    import slicewise.training.datamodule as dm
     from slicewise.errors import ConfigError
 
     cfg = validate(TrainConfig, tiny_config)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from slicewise.config import LossConfig as LossWeights
-from slicewise.train.losses import SegmentationLoss, boundary_map, distance_map, soft_dice_loss
+from slicewise.training.losses import SegmentationLoss, boundary_map, distance_map, soft_dice_loss
 
 
 def _onehot_logits(target: torch.Tensor, classes: int, scale: float) -> torch.Tensor:

@@ -10,8 +10,8 @@ from torch.utils.data import default_collate
 
 from slicewise.config import TrainConfig, validate
 from slicewise.models import build_model
-from slicewise.train.datamodule import SliceDataModule
-from slicewise.train.module import SegmentationModule, dice_from_counts, lr_factor
+from slicewise.training.datamodule import SliceDataModule
+from slicewise.training.module import SegmentationModule, dice_from_counts, lr_factor
 
 
 @pytest.fixture

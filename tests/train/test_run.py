@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from slicewise.models import load_model
-from slicewise.train import train
+from slicewise.training import train
 
 
 class Crash(pl.Callback):

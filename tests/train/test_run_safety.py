@@ -16,8 +16,8 @@ import torch
 
 from slicewise.errors import InputError
 from slicewise.models import load_model
-from slicewise.train import train
-from slicewise.train.run import StaleRunError
+from slicewise.training import train
+from slicewise.training.run import StaleRunError
 
 
 class Evil:
@@ -108,7 +108,7 @@ def test_kill_9_during_the_first_checkpoint_write_leaves_a_restartable_folder(ma
     run = tmp_path / "run"
     script = textwrap.dedent(f"""
         import os, signal, torch
-        from slicewise.train import run as r
+        from slicewise.training import run as r
         def save(self, checkpoint, path, storage_options=None):
             with r.atomic_path(path) as tmp:
                 torch.save(checkpoint, tmp)
@@ -165,7 +165,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_at_its_start(make_tiny_confi
     from slicewise.utils.atomic import claim_output
 
     run = tmp_path / "run"
-    code = ("import sys; from slicewise.train import train; "
+    code = ("import sys; from slicewise.training import train; "
             f"train({make_tiny_config()!r}, out={str(run)!r})")
     with claim_output(run):
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

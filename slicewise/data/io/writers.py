@@ -57,9 +57,11 @@ def create_zarr(path: str | os.PathLike, shape: Sequence[int], dtype: Any, chunk
                 overwrite: bool = False) -> Any:
     """Create an empty on-disk Zarr (format 2) array to be filled chunk by chunk; returns the zarr array.
 
-    This writes directly at ``path`` (no atomic rename): chunked prediction creates it inside
-    ``with atomic_path(final) as tmp: arr = create_zarr(tmp, ...)`` and the rename at the end of
-    that block publishes the finished store. ``key`` puts the array in a group at that path;
+    This writes directly at ``path`` (no atomic rename): :func:`write_volume` creates it inside
+    ``with atomic_path(final) as tmp: arr = create_zarr(tmp, ...)`` and fills it slab by slab, and the
+    rename at the end of that block publishes the finished array. Prediction stores (OME-Zarr with
+    pyramids and resume state) are created by :mod:`slicewise.infer.store`, not here. ``key`` puts the
+    array in a group at that path;
     ``voxel_size`` (z, y, x, nm) goes to the attribute ``resolution``.
     """
     import zarr

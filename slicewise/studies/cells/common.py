@@ -85,8 +85,8 @@ def train_model(ctx: CellContext, config: Mapping[str, Any]) -> tuple[Any, dict[
     resuming) unless the study's ``extras.keep_checkpoints`` is true.
     """
     from slicewise.models import load_model
-    from slicewise.train import train
-    from slicewise.train.run import StaleRunError
+    from slicewise.training import train
+    from slicewise.training.run import StaleRunError
 
     run = ctx.workdir / "train"
     best = run / "best.pt"

@@ -13,7 +13,7 @@
   "epoch" is ``trainer.val_every`` steps (validation and checkpoints at its end).
 - Validation: non-overlapping patch-size tiles (``slicewise.infer.tiling.iter_tiles``) over the
   validation slices, at most ``data.val_patches`` of them (a seeded choice), fixed for the run.
-- Extra heads: boundary and distance targets (``slicewise.train.losses``) are computed per
+- Extra heads: boundary and distance targets (``slicewise.training.losses``) are computed per
   patch from the instance crop, before augmentation (which moves them with the image).
 - Device-resident training data (``data.on_device``, see :func:`resolve_on_device`): the volume and
   labels are put on the training device once (:class:`~slicewise.data.sampling.DevicePatchSampler`);
@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from scipy import ndimage as ndi
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from slicewise.config import DataConfig, TrainConfig
@@ -49,8 +48,9 @@ from slicewise.data.augment import AugmentConfig
 from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed, split_z
 from slicewise.data.stacking import stack_slices
 from slicewise.errors import ConfigError, InputError
+from slicewise.infer.blockwise_labels import label
 from slicewise.infer.tiling import iter_tiles
-from slicewise.train.losses import boundary_map, distance_map
+from slicewise.training.losses import boundary_map, distance_map
 
 IN_MEMORY_BYTES = 2 << 30  # raw volumes up to 2 GiB are read into memory once
 ON_DEVICE_FRACTION = 0.25  # data.on_device=auto: the volume may take this share of the device's memory
@@ -150,14 +150,17 @@ def check_classes(labels: np.ndarray, classes: int, ignore_index: int | None = N
 
 
 def regions_as_instances(labels: np.ndarray) -> np.ndarray:
-    """Instance ids when none are given: the 4-connected regions of each class, per slice."""
+    """Instance ids when none are given: the 4-connected regions of each class in each z-slice.
+
+    Ids are unique over the whole volume (across classes and slices), int32.
+    """
+    labels = np.asarray(labels)
     out = np.zeros(labels.shape, dtype=np.int32)
-    for z in range(labels.shape[0]):
-        offset = 0
-        for c in np.unique(labels[z]):
-            ids, n = ndi.label(labels[z] == c)
-            out[z][ids > 0] = ids[ids > 0] + offset
-            offset += n
+    offset = 0
+    for c in np.unique(labels):
+        ids = label(labels == c, per_slice=True)
+        out[ids > 0] = ids[ids > 0] + offset
+        offset += int(ids.max())
     return out
 
 
@@ -346,7 +349,7 @@ class SliceDataModule(pl.LightningDataModule):
         if aug == AugmentConfig.off():
             x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator)
             return {"image": x, "target": y.long()}
-        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colours=self.config.model.colors)
+        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colors=self.config.model.colors)
         return {"image": x, "target": y.long(), "augmented": True}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -32,7 +32,7 @@ from slicewise.config import LossConfig, TrainConfig
 from slicewise.data.augment import AugmentConfig, augment
 from slicewise.data.stacking import to_unit_float
 from slicewise.errors import ConfigError
-from slicewise.train.losses import SegmentationLoss
+from slicewise.training.losses import SegmentationLoss
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
@@ -73,7 +73,7 @@ class SegmentationModule(pl.LightningModule):
         self.loss_fn = SegmentationLoss(model.heads, loss_weights(config))
         aug = AugmentConfig.from_dict(config.augment)
         self.augment: AugmentConfig | None = None if aug == AugmentConfig.off() else aug
-        self.colours = max(1, int(getattr(model, "in_channels", config.model.in_slices)) // config.model.in_slices)
+        self.colors = max(1, int(getattr(model, "in_channels", config.model.in_slices)) // config.model.in_slices)
         self.classes = config.model.classes
         object.__setattr__(self, "_forward", model)  # a plain reference, not a second submodule
         self._val_stats: torch.Tensor | None = None
@@ -103,7 +103,7 @@ class SegmentationModule(pl.LightningModule):
             return batch
         keys = [k for k in ("target", "boundary", "distance") if k in batch]
         generator = torch.Generator(device=batch["image"].device).manual_seed(seed)
-        out = augment(batch["image"], *[batch[k] for k in keys], config=self.augment, generator=generator, colours=self.colours)
+        out = augment(batch["image"], *[batch[k] for k in keys], config=self.augment, generator=generator, colors=self.colors)
         batch["image"] = out[0]
         batch.update(zip(keys, out[1:]))
         return batch

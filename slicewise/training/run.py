@@ -343,9 +343,8 @@ def _check_inputs(out: Path, current: dict[str, Any]) -> None:
 
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """The Lightning Trainer of a run; Lightning's start-up notices (devices found, logger tips) are
-    silenced: warnings still show."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    """The Lightning Trainer of a run. Lightning's own loggers are left as Lightning configures them
+    (its start-up notices show); slicewise never changes another library's logger."""
     tc = cfg.trainer
     # two callbacks: Lightning 2.6 writes save_last only when the top-k one saved in that step
     last = RunCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
@@ -438,8 +437,8 @@ def train(
 def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, overrides: list[str] | None,
            out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
     from slicewise.models import build_model
-    from slicewise.train.datamodule import SliceDataModule
-    from slicewise.train.module import SegmentationModule
+    from slicewise.training.datamodule import SliceDataModule
+    from slicewise.training.module import SegmentationModule
 
     if resume and config is None:
         config = out_dir / CONFIG_NAME
