@@ -1,4 +1,4 @@
-"""Ranges of a volume: ``--z START:STOP`` and ``--roi z0:z1,y0:y1,x0:x1``.
+"""Ranges and sizes on the command line: ``--z START:STOP``, ``--roi z0:z1,y0:y1,x0:x1``, ``--block Z,Y,X``.
 
 One parser for every command. Conventions: half-open Python ranges in voxels of the volume
 (``16:20`` = slices 16, 17, 18, 19); an empty side means the volume's start or end (``:8``,
@@ -9,6 +9,9 @@ one range per spatial axis in (z, y, x) order; fewer ranges leave the remaining 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 from slicewise.errors import InputError
 
@@ -76,3 +79,25 @@ def roi_shape(roi: Roi) -> tuple[int, int, int]:
 
 def _fmt(s: slice) -> str:
     return f"{'' if s.start is None else s.start}:{'' if s.stop is None else s.stop}"
+
+
+def parse_sizes(value: Any, n: int, what: str, example: str, minimum: int = 1) -> tuple[int, ...]:
+    """``8`` / ``"32,512,512"`` / ``"32x512x512"`` / ``(32, 512, 512)`` → ``n`` ints ``>= minimum``.
+
+    A single value is repeated ``n`` times (``--halo 8`` = 8,8,8). One parser for every size option
+    (tile, block, halo, batch size, ...), so they all read and fail alike.
+    """
+    try:
+        if isinstance(value, str):
+            items = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+        elif np.ndim(value) == 0:
+            items = [int(value)] * n
+        else:
+            items = [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} {value!r} is not {n} integers: write e.g. {example}") from None
+    if len(items) == 1:
+        items = items * n
+    if len(items) != n or min(items) < minimum:
+        raise InputError(f"{what} {value!r} must be {'one or ' if n > 1 else ''}{n} integers >= {minimum}, e.g. {example}")
+    return tuple(items)

@@ -35,6 +35,7 @@ from scipy import ndimage as ndi
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from slicewise.data.roi import parse_sizes
 from slicewise.errors import InputError
 from slicewise.utils import progress
 
@@ -47,32 +48,12 @@ INT32_MAX = int(np.iinfo(np.int32).max)
 
 def parse_block(text: str | Sequence[int] | None, what: str = "--block") -> tuple[int, int, int] | None:
     """``"16,256,256"`` or a sequence → a (z, y, x) block shape of positive ints; ``None`` stays None."""
-    if text is None:
-        return None
-    items = str(text).split(",") if isinstance(text, str) else list(text)
-    try:
-        vals = tuple(int(str(v).strip()) for v in items)
-    except ValueError:
-        raise InputError(f"{what} {text!r} is not Z,Y,X integers: write e.g. 16,256,256") from None
-    if len(vals) != 3 or min(vals) < 1:
-        raise InputError(f"{what} {text!r} must be three integers >= 1 (Z,Y,X), e.g. 16,256,256")
-    return vals  # type: ignore[return-value]
+    return None if text is None else parse_sizes(text, 3, what, "16,256,256")  # type: ignore[return-value]
 
 
 def parse_halo(text: str | Sequence[int] | None, what: str = "--halo") -> tuple[int, int, int] | None:
-    """``"4,32,32"`` → (z, y, x) halo widths >= 0 in voxels; ``None`` stays None."""
-    if text is None:
-        return None
-    items = str(text).split(",") if isinstance(text, str) else list(text)
-    try:
-        vals = tuple(int(str(v).strip()) for v in items)
-    except ValueError:
-        raise InputError(f"{what} {text!r} is not Z,Y,X integers: write e.g. 4,32,32") from None
-    if len(vals) == 1:
-        vals = vals * 3
-    if len(vals) != 3 or min(vals) < 0:
-        raise InputError(f"{what} {text!r} must be one or three integers >= 0 (Z,Y,X), e.g. 4,32,32")
-    return vals  # type: ignore[return-value]
+    """``"4,32,32"`` (or one value for all axes) → (z, y, x) halo widths >= 0 in voxels; ``None`` stays None."""
+    return None if text is None else parse_sizes(text, 3, what, "4,32,32", minimum=0)  # type: ignore[return-value]
 
 
 def block_regions(shape: Sequence[int], block: Sequence[int], origin: Sequence[int] = (0, 0, 0)) -> list[Region]:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from slicewise.data.io import as_volume
-from slicewise.data.roi import parse_roi, resolve_roi
+from slicewise.data.roi import parse_roi, parse_sizes, resolve_roi
 from slicewise.data.stacking import check_stack_params
 from slicewise.errors import InputError
 from slicewise.infer.blocks import (
@@ -75,24 +75,6 @@ PROBABILITY_HEADS = ("seg", "boundary")
 WHOLE = 2**62  # a block length that make_plan clips to the ROI: whole planes
 
 __all__ = ["Plan", "PredictSettings", "labels_from", "make_plan", "predict", "predict_to"]
-
-
-def _ints(value: Any, n: int, what: str, example: str) -> tuple[int, ...]:
-    """``8`` / ``"32,512,512"`` / ``(32, 512, 512)`` → ``n`` positive ints (a scalar is repeated)."""
-    try:
-        if isinstance(value, str):
-            items = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
-        elif np.ndim(value) == 0:
-            items = [int(value)] * n
-        else:
-            items = [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise InputError(f"{what} {value!r} is not {n} integers: write e.g. {example}") from None
-    if len(items) == 1:
-        items = items * n
-    if len(items) != n or min(items) < 1:
-        raise InputError(f"{what} {value!r} must be {n} sizes >= 1, e.g. {example}")
-    return tuple(items)
 
 
 @dataclass(frozen=True)
@@ -136,7 +118,7 @@ class PredictSettings:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "tile", _ints(self.tile, 2, "tile", "256 or 256,384"))
+        set_(self, "tile", parse_sizes(self.tile, 2, "tile", "256 or 256,384"))
         try:
             overlap = float(self.overlap)
         except (TypeError, ValueError):
@@ -144,13 +126,13 @@ class PredictSettings:
         if not 0.0 <= overlap < 1.0:
             raise InputError(f"tile overlap {self.overlap} must be in [0, 1) (a fraction of the tile, e.g. 0.25)")
         set_(self, "overlap", overlap)
-        set_(self, "batch_size", _ints(self.batch_size, 1, "batch size", "8")[0])
+        set_(self, "batch_size", parse_sizes(self.batch_size, 1, "batch size", "8")[0])
         if self.k is not None:
-            k = _ints(self.k, 1, "k (slices per stack)", "3")[0]
+            k = parse_sizes(self.k, 1, "k (slices per stack)", "3")[0]
             if k % 2 == 0:
                 raise InputError(f"k={k} slices per stack must be odd (1, 3, 5, ...): the centre slice needs equal context on both sides")
             set_(self, "k", k)
-        set_(self, "dz", _ints(self.dz, 1, "z-step dz", "1")[0])
+        set_(self, "dz", parse_sizes(self.dz, 1, "z-step dz", "1")[0])
         if self.border not in ("reflect", "replicate"):
             extra = ": 'skip' leaves edge slices without a prediction" if self.border == "skip" else ""
             raise InputError(f"border {self.border!r} is not usable for prediction{extra}; use reflect or replicate")
@@ -160,7 +142,7 @@ class PredictSettings:
             raise InputError(f"probability dtype {self.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
         set_(self, "dtype", str(self.dtype))
         if self.block is not None:
-            set_(self, "block", _ints(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
+            set_(self, "block", parse_sizes(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
         if isinstance(self.roi, str):
             set_(self, "roi", parse_roi(self.roi))
         elif self.roi is not None:

@@ -43,3 +43,15 @@ def test_resolved_roi_indexes_like_numpy(n, a, b):
         assert arr[a:b].size == 0
         return
     assert np.array_equal(arr[r[0]], arr[a:b]) and roi_shape(r)[0] == arr[a:b].size
+
+
+def test_parse_sizes_one_parser_for_every_size_option():
+    from slicewise.data.roi import parse_sizes
+
+    assert parse_sizes("32,512,512", 3, "--block", "e.g.") == (32, 512, 512)
+    assert parse_sizes("32x512x512", 3, "--block", "e.g.") == (32, 512, 512)
+    assert parse_sizes(8, 3, "--halo", "e.g.", minimum=0) == (8, 8, 8)
+    assert parse_sizes("0", 3, "--halo", "e.g.", minimum=0) == (0, 0, 0)
+    for bad, minimum in (("0,1,1", 1), ("1,2", 1), ("a,b,c", 1), ("-1", 0)):
+        with pytest.raises(InputError, match="--block"):
+            parse_sizes(bad, 3, "--block", "16,256,256", minimum=minimum)
