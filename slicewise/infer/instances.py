@@ -76,7 +76,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -574,21 +574,38 @@ def _prepare(prob: Any, key: str | None, channel_names: Sequence[str] | None, ro
     return _Reader(src, region, plan)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How probabilities become instances (see the module docstring for the rules); values are checked when used."""
+
+    mode: Mode = "cc"
+    use: Use = "boundary"
+    foreground_channel: int | str | None = None
+    boundary_channel: int | str | None = None
+    distance_channel: int | str | None = None
+    foreground_threshold: float = 0.5
+    boundary_threshold: float = 0.5
+    seed_threshold: float | None = None
+    min_distance: int = 3
+    per_slice: bool = False
+    min_size: int = 0
+    connectivity: int = 1
+
+
+def _options(options: SegmentOptions | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``options`` (default :class:`SegmentOptions`) with ``overrides`` applied, as keyword arguments."""
+    base = options or SegmentOptions()
+    try:
+        return asdict(replace(base, **overrides))
+    except TypeError:
+        known = ", ".join(f.name for f in fields(SegmentOptions))
+        raise InputError(f"unknown segment option(s) {', '.join(sorted(overrides))}: use {known}") from None
+
+
 def segment(
     prob: Any,
+    options: SegmentOptions | None = None,
     *,
-    mode: Mode = "cc",
-    use: Use = "boundary",
-    foreground_channel: int | str | None = None,
-    boundary_channel: int | str | None = None,
-    distance_channel: int | str | None = None,
-    foreground_threshold: float = 0.5,
-    boundary_threshold: float = 0.5,
-    seed_threshold: float | None = None,
-    min_distance: int = 3,
-    per_slice: bool = False,
-    min_size: int = 0,
-    connectivity: int = 1,
     block: Sequence[int] | None = None,
     halo: Sequence[int] | None = None,
     roi: Roi | Sequence[slice] | None = None,
@@ -596,28 +613,25 @@ def segment(
     key: str | None = None,
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
+    **overrides: Any,
 ) -> np.ndarray:
     """Instance labels ``(Z, Y, X)`` int32 from probabilities, in memory (see the module docstring for the rules).
 
     ``prob``: ``(C, Z, Y, X)`` or ``(Z, Y, X)`` array, or a path (``key`` selects the dataset).
+    ``options``: :class:`SegmentOptions`; ``overrides``: any of its fields (``segment(p, mode="watershed")``).
     ``channel_names`` override the names stored in the file. ``block`` (default: the whole volume, one
     block) and ``halo`` run the block-wise algorithm in memory; ``roi`` (z, y, x slices in source-volume
     coordinates) segments a box. With ``output`` the labels are written block-wise there too
     (:func:`segment_to`; existing files need ``overwrite``) and read back.
     """
-    options: dict[str, Any] = {
-        "mode": mode, "use": use, "foreground_channel": foreground_channel, "boundary_channel": boundary_channel,
-        "distance_channel": distance_channel, "foreground_threshold": foreground_threshold,
-        "boundary_threshold": boundary_threshold, "seed_threshold": seed_threshold, "min_distance": min_distance,
-        "per_slice": per_slice, "min_size": min_size, "connectivity": connectivity,
-    }
+    opts = _options(options, overrides)
     if output is not None:
         res = segment_to(prob, output, block=block, halo=halo, roi=roi, channel_names=channel_names, key=key,
-                         overwrite=overwrite, **options)
+                         overwrite=overwrite, **opts)
         from slicewise.data.io import open_volume
 
         return np.asarray(open_volume(res.path)[...], np.int32)
-    reader = _prepare(prob, key, channel_names, roi, block, halo, None, **options)
+    reader = _prepare(prob, key, channel_names, roi, block, halo, None, **opts)
     out = np.zeros(reader.shape, np.int32)
     with _temp_arrays(reader.shape, reader.plan.block, None) as temp:
         n = _run(reader, out, temp)
@@ -630,41 +644,28 @@ def segment(
 def segment_to(
     prob: Any,
     output: str | os.PathLike,
+    options: SegmentOptions | None = None,
     *,
-    mode: Mode = "cc",
-    use: Use = "boundary",
-    foreground_channel: int | str | None = None,
-    boundary_channel: int | str | None = None,
-    distance_channel: int | str | None = None,
-    foreground_threshold: float = 0.5,
-    boundary_threshold: float = 0.5,
-    seed_threshold: float | None = None,
-    min_distance: int = 3,
-    per_slice: bool = False,
-    min_size: int = 0,
-    connectivity: int = 1,
     block: Sequence[int] | None = None,
     halo: Sequence[int] | None = None,
     roi: Roi | Sequence[slice] | None = None,
     channel_names: Sequence[str] | None = None,
     key: str | None = None,
     overwrite: bool = False,
+    **overrides: Any,
 ) -> Segmented:
     """Segment block by block from a (lazy) probability map into a label file (.zarr / .h5 / .tif), int32.
 
     ``block`` (z, y, x; default :data:`DEFAULT_BLOCK` clipped to the volume) bounds the memory;
-    ``halo`` (default :data:`DEFAULT_HALO`) is the watershed context. Options as :func:`segment`.
+    ``halo`` (default :data:`DEFAULT_HALO`) is the watershed context. ``options`` / ``overrides`` as :func:`segment`.
     The output is checked before any work, claimed, written to a temporary sibling and renamed when
     complete; its ``offset`` attribute (Zarr / HDF5) records where the labels start in the source volume.
     """
     from slicewise.utils.atomic import check_output_path
 
+    opts = _options(options, overrides)
     out_path = check_output_path(output, overwrite=overwrite)
-    reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, mode=mode, use=use,
-                      foreground_channel=foreground_channel, boundary_channel=boundary_channel,
-                      distance_channel=distance_channel, foreground_threshold=foreground_threshold,
-                      boundary_threshold=boundary_threshold, seed_threshold=seed_threshold, min_distance=min_distance,
-                      per_slice=per_slice, min_size=min_size, connectivity=connectivity)
+    reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, **opts)
     offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
     store = _create_label_store(out_path, reader.shape, reader.plan.block, {"offset": list(offset)}, overwrite)
     try:

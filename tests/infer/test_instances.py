@@ -174,3 +174,17 @@ def test_segment_uses_the_named_foreground_and_warns_on_no_objects(tmp_path, cap
     res = segment_to(np.zeros((2, 16, 16), np.float32), tmp_path / "none.zarr")
     assert res.n_objects == 0 and "only channel" in res.foreground
     assert any("0 objects" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_segment_options_object_and_overrides_agree_and_unknown_options_are_one_line():
+    from slicewise.errors import InputError
+    from slicewise.infer.instances import SegmentOptions
+
+    mask = np.zeros((1, 12, 12), bool)
+    mask[0, 2:5, 2:5] = mask[0, 7:10, 7:10] = True
+    prob = _probs(mask)
+    opts = SegmentOptions(mode="cc", min_size=10)
+    np.testing.assert_array_equal(segment(prob, opts), segment(prob, mode="cc", min_size=10))
+    assert segment(prob, opts, min_size=0).max() == 2 and segment(prob, opts).max() == 0
+    with pytest.raises(InputError, match="unknown segment option"):
+        segment(prob, min_sise=3)
