@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import os
 import statistics
@@ -79,6 +80,7 @@ class Settings:
     matmul_n: int = 8192
     compile: bool = False
     input_workers: int = 2
+    input_steps: int = 40
     predict_volume: tuple[int, int, int] | None = None
     on_device: str = "auto"
 
@@ -95,7 +97,7 @@ class Settings:
         if not smoke:
             return cls(device=device, smoke=False, bf16=bf16, workers=min(12, os.cpu_count() or 1), compile=compile)
         return cls(device=device, smoke=True, bf16=bf16, compile=compile, size=64, volume=(4, 96, 96), batch=2, encoder="resnet18",
-                   workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4, input_workers=1,
+                   workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4, input_workers=1, input_steps=2,
                    sam_encoder="slicewise_samvit_tiny_patch16", sam_size=64, sam_batch=2, matmul_n=512)
 
 
@@ -121,6 +123,28 @@ def time_windows(step: Callable[[], Any], s: Settings, device: torch.device) -> 
         sync(device)
         out.append(time.perf_counter() - t0)
     return out
+
+
+def interleaved_windows(steps: dict[str, Callable[[], Any]], threads: dict[str, int], s: Settings,
+                        device: torch.device) -> list[list[float]]:
+    """Like :func:`time_windows` for several sides at once: ``warmup`` calls of each, then ``repeats``
+    rounds of one window of ``steps`` calls per side, side after side, each under its own torch thread
+    count; seconds per window, one list per side (in the order of ``steps``)."""
+    out: dict[str, list[float]] = {name: [] for name in steps}
+    for name, step in steps.items():
+        torch.set_num_threads(threads[name])
+        for _ in range(s.warmup):
+            step()
+    sync(device)
+    for _ in range(s.repeats):
+        for name, step in steps.items():
+            torch.set_num_threads(threads[name])
+            t0 = time.perf_counter()
+            for _ in range(s.steps):
+                step()
+            sync(device)
+            out[name].append(time.perf_counter() - t0)
+    return [out[name] for name in steps]
 
 
 def rate(count: float, seconds: list[float]) -> float:
@@ -348,14 +372,26 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
     batches copied to the device and augmented there the same way. Same volume, ``foreground_fraction``
     0.5 (the config default), k, patch and batch; ``train_input`` uses the matched augmentation
     (flips, z-reversal), ``train_input_full`` the default ``AugmentConfig`` (adds rot90, brightness,
-    contrast, gamma, noise, blur)."""
+    contrast, gamma, noise, blur).
+
+    Each side runs with the torch threads ``slicewise train`` gives it on this machine
+    (:func:`~slicewise.utils.device.configure_threads`): the device path is one process (all cores), the
+    worker path's main process shares the cores with its workers (cores // (1 + workers), at least 1).
+    Windows are ``input_steps`` batches (the rows run at thousands of img/s: short windows are noise) and
+    alternate between the sides (:func:`interleaved_windows`), so a slow spell of a shared machine hits
+    both; the peer's loader prefetches while slicewise's window runs (up to 2 batches per worker start
+    each of its windows ready: in the peer's favour)."""
     from slicewise.data.augment import AugmentConfig, augment
     from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed
+    from slicewise.utils.device import available_cores
 
     raw, labels = data
+    before = torch.get_num_threads()
+    threads = {"slicewise": available_cores(), "peer": max(1, available_cores() // (1 + s.input_workers))}
+    timing = dataclasses.replace(s, steps=s.input_steps)
     sampler = PatchSampler(raw, labels, patch=(s.size, s.size), k=s.k, foreground_fraction=0.5, seed=0)
     resident = DevicePatchSampler(sampler, device)
-    total = s.warmup + s.repeats * s.steps
+    total = s.warmup + s.repeats * timing.steps
     for name, aug in (("train_input", AugmentConfig.from_dict(MATCHED_AUG)), ("train_input_full", AugmentConfig())):
         gen = torch.Generator(device=device)
         step = {"n": 0}
@@ -366,7 +402,6 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
             y.long()
             step["n"] += 1
 
-        mine = time_windows(ours, s, device)
         loader = torch.utils.data.DataLoader(PatchDataset(sampler, (total + 4) * s.batch), batch_size=s.batch, shuffle=False,
                                              num_workers=s.input_workers, persistent_workers=s.input_workers > 0,
                                              pin_memory=device.type == "cuda", drop_last=True)
@@ -378,11 +413,14 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
             augment(x, y, config=aug, generator=gen)
 
-        peer = time_windows(theirs, s, device)
+        mine, peer = interleaved_windows({"slicewise": ours, "peer": theirs}, threads, timing, device)
         del it, loader
-        results[name] = row("img/s", rate(s.steps * s.batch, mine), rate(s.steps * s.batch, peer),
+        pairs = [b / a for a, b in zip(mine, peer)]  # slicewise / peer throughput, window by window
+        results[name] = row("img/s", rate(timing.steps * s.batch, mine), rate(timing.steps * s.batch, peer),
                             f"torch DataLoader ({s.input_workers} workers) over PatchDataset", augmentation=dict(vars(aug)),
-                            resident_mbytes=resident.nbytes / 1e6)
+                            resident_mbytes=resident.nbytes / 1e6, torch_threads=dict(threads),
+                            window_ratios=pairs, window_ratio_median=float(statistics.median(pairs)))
+    torch.set_num_threads(before)
     free(device)
 
 

@@ -36,6 +36,10 @@ def predict_cmd(
     border: str = typer.Option("reflect", "--border", help="Context slices beyond the volume ends: reflect or replicate."),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key of the input inside HDF5 / Zarr."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu, cuda or cuda:N."),
+    compile: str = typer.Option("false", "--compile", help="torch.compile the network: false, true (inductor) or a backend name "
+                                "(e.g. aot_eager); batches keep one shape, the first ones are slow while it compiles."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Replay a CUDA graph per fixed-shape batch (CUDA only; ignored with a "
+                                     "log line on a CPU)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (and discard a partial one)."),
 ) -> None:
     """Predict INPUT with MODEL (2.5D stacks, Gaussian-blended tiles, block by block) and write OUTPUT.
@@ -53,7 +57,7 @@ def predict_cmd(
     kind = "both" if labels and probabilities else "labels" if labels else "probabilities"
     settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=1 if dz is None else dz, border=border, tta=tta,
                                device=device, output_kind=kind, dtype=dtype, block=block, roi=combine(z, roi),
-                               normalize=normalize, dask=dask)
+                               normalize=normalize, dask=dask, compile=compile, cuda_graphs=cuda_graphs)
     out = check_output_path(check_output_kind(output, kind), overwrite=overwrite)
     with claim_output(out):
         net = load_model(model)

@@ -13,30 +13,30 @@ Per sample, independently:
 - **intensity** (x only, in this order): brightness (add b), contrast (scale about each H×W
   plane's mean by c), gamma (x**g), Gaussian noise (sigma s), Gaussian blur (sigma px, in-plane),
   each with its probability and a value drawn uniformly from its range; x is clipped to [0, 1]
-  after each step. The steps are :mod:`slicewise.data.shifts`' kernels (``adjust_brightness``,
-  ``adjust_contrast``, ``adjust_gamma``, ``add_noise``, ``gaussian_blur``) with one value per sample.
+  after each step. The steps are :mod:`slicewise.data.shifts`' in-place kernels (``adjust_brightness_``,
+  ``adjust_contrast_``, ``adjust_gamma_``, ``add_noise_``, ``blur_planes``) with one value per sample.
 
 x is returned as float32 in [0, 1] (integer input is converted by ``to_unit_float``); y and extras
 keep their dtype. numpy input gives numpy output. Randomness comes only from ``generator``
 (a ``torch.Generator`` or an int seed for a CPU one): the same seed gives the same batch on the same
 device. The parameters are drawn on the generator's device; with a generator on x's device (the
 device-resident training path) the whole augmentation runs there without a host round trip: the
-geometric part is three ``torch.where`` (:func:`dihedral`), noise is drawn from the generator and blur
-is one grouped convolution (:func:`batched_blur`). With a CPU generator (and on CPU) every draw, and
-so every batch, is exactly what it was before the device path existed.
+geometric part is three index picks (:func:`dihedral`), noise is drawn from the generator and blur
+is one batched separable filter (:func:`~slicewise.data.shifts.blur_planes`). On a CPU the intensity
+steps touch only the samples they apply to (:func:`apply_intensity`). With a CPU generator the draws
+do not depend on x's device.
 """
 
 from __future__ import annotations
 
-import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from slicewise.data.shifts import add_noise, adjust_brightness, adjust_contrast, adjust_gamma, gaussian_blur
+from slicewise.data.shifts import add_noise_, adjust_brightness_, adjust_contrast_, adjust_gamma_, blur_planes
 from slicewise.data.stacking import to_unit_float
 from slicewise.errors import ConfigError, InputError
 
@@ -156,30 +156,6 @@ def _uniform(rng: torch.Generator, n: int, bounds: tuple[float, float]) -> torch
     return lo + (hi - lo) * torch.rand(n, generator=rng, dtype=torch.float64, device=rng.device)
 
 
-def batched_blur(x: torch.Tensor, sigma: torch.Tensor, on: torch.Tensor, max_sigma: float | None = None) -> torch.Tensor:
-    """Gaussian blur of every H×W plane of sample i with its own ``sigma[i]`` px where ``on[i]`` (identity
-    elsewhere), all samples in one grouped separable convolution: no per-sample loop, no host round trip.
-    Equals :func:`slicewise.data.shifts.gaussian_blur` per sample (kernel ±ceil(3σ), reflect borders) up
-    to float round-off (separable vs 2-D kernel, < 1e-6). The kernel spans ±ceil(3·``max_sigma``) (default
-    the largest ``sigma``, which reads it back to the host; pass the range's upper end to avoid that)."""
-    n, c, h, w = x.shape
-    limit = min(h, w) - 1
-    if limit < 1 or n == 0:
-        return x
-    s = sigma.to(x.device, torch.float64).clamp_min(1e-12)
-    radius = torch.clamp(torch.ceil(3 * s), max=limit)
-    big = int(min(limit, math.ceil(3 * float(sigma.max() if max_sigma is None else max_sigma))))
-    pos = torch.arange(-big, big + 1, device=x.device, dtype=torch.float64)
-    k = torch.exp(-0.5 * (pos[None] / s[:, None]) ** 2) * (pos[None].abs() <= radius[:, None])
-    k = (k / k.sum(1, keepdim=True)).to(x.dtype)
-    planes = x.reshape(1, n * c, h, w)
-    kern = k.repeat_interleave(c, dim=0)
-    planes = F.pad(planes, (big, big, big, big), mode="reflect")
-    planes = F.conv2d(planes, kern[:, None, :, None], groups=n * c)
-    planes = F.conv2d(planes, kern[:, None, None, :], groups=n * c)
-    return torch.where(_per_sample(on.to(x.device), 4), planes.reshape(n, c, h, w), x)
-
-
 @dataclass(frozen=True)
 class GeometryDraws:
     """The first draws of :func:`augment` for a batch of ``n``: ``draw`` (n, 9) uniforms (flip y, flip x, rot90,
@@ -199,7 +175,7 @@ class GeometryDraws:
 
 def draw_geometry(n: int, h: int, w: int, config: AugmentConfig, rng: torch.Generator) -> GeometryDraws:
     """Draw the geometric part of :func:`augment` (and the intensity on/off uniforms) from ``rng``, exactly as
-    ``augment`` does first; :func:`augment_intensity` then draws the rest. Used by the device-resident
+    ``augment`` does first; :func:`draw_intensity` then draws the rest. Used by the device-resident
     sampler, which applies the geometry inside its gather (:meth:`DevicePatchSampler.sample`)."""
     gdev = rng.device
     draw = torch.rand(n, 9, generator=rng, device=gdev)
@@ -211,43 +187,145 @@ def draw_geometry(n: int, h: int, w: int, config: AugmentConfig, rng: torch.Gene
                          flips=config.flip > 0 or config.rot90 > 0, reverse=config.z_reverse > 0)
 
 
-def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfig, rng: torch.Generator,
-                      clipped: bool = False) -> torch.Tensor:
-    """The intensity part of :func:`augment` on unit-float ``xt`` (N, k·C, H, W), drawing from ``rng`` right
-    after :func:`draw_geometry`; ``clipped``: ``xt`` is known to lie in [0, 1] (converted from integers), so
-    without intensity steps the final clip is skipped (it would change nothing)."""
-    n, dev, draw, gdev = xt.shape[0], xt.device, geo.draw, rng.device
+INTENSITY_STEPS = ("brightness", "contrast", "gamma", "noise", "blur")
+_IDENTITY = {"brightness": 0.0, "contrast": 1.0, "gamma": 1.0, "noise": 0.0, "blur": 0.0}
+KERNELS = {"brightness": adjust_brightness_, "contrast": adjust_contrast_, "gamma": adjust_gamma_}
 
-    def scalar(on: torch.Tensor, values: torch.Tensor, identity: float) -> torch.Tensor:
-        return _per_sample(torch.where(on, values, torch.full_like(values, identity)), 4).to(dev, xt.dtype)
 
-    if config.brightness > 0:
-        b = scalar(draw[:, 4] < config.brightness, _uniform(rng, n, config.brightness_range), 0.0)
-        xt = adjust_brightness(xt, b)
-    if config.contrast > 0:
-        c = scalar(draw[:, 5] < config.contrast, _uniform(rng, n, config.contrast_range), 1.0)
-        xt = adjust_contrast(xt, c)
-    if config.gamma > 0:
-        g = scalar(draw[:, 6] < config.gamma, _uniform(rng, n, config.gamma_range), 1.0)
-        xt = adjust_gamma(xt, g)
-    if config.noise > 0:
-        s = scalar(draw[:, 7] < config.noise, _uniform(rng, n, config.noise_range), 0.0)
-        if gdev.type == "cpu":  # a CPU generator seeds one on x's device (unchanged since the worker path)
+@dataclass(frozen=True)
+class IntensityDraws:
+    """Everything random about the intensity steps of one batch, drawn by :func:`draw_intensity` before the
+    batch exists: per enabled step the on/off ``on`` (n,) and value ``values`` (n,) float64 of every
+    sample; ``noise``: the batch's noise (batched) or sample index → its noise, a tensor or a future
+    already being drawn on another thread (per sample); ``batched``: which way :func:`apply_intensity` runs."""
+
+    on: dict[str, torch.Tensor]
+    values: dict[str, torch.Tensor]
+    noise: Any
+    batched: bool
+    blur_max: float
+
+
+def draw_intensity(shape: tuple[int, ...], device: torch.device | str, config: AugmentConfig, geo: GeometryDraws,
+                   rng: torch.Generator, batched: bool | None = None, dtype: torch.dtype = torch.float32) -> IntensityDraws:
+    """Draw the intensity part of :func:`augment` for a batch of ``shape`` (N, k·C, H, W) on ``device`` from
+    ``rng``, right after :func:`draw_geometry`.
+
+    Order: one value per sample for each enabled step (brightness, contrast, gamma, noise sigma, blur
+    sigma: all n, whether the step is on for a sample or not), then the noise. Per sample: one seed from
+    ``rng``; sample i's noise comes from its own generator (:func:`noise_seed`), so it does not depend on
+    the other samples, and is drawn at once on ``torch.get_num_threads()`` background threads (a CPU
+    generator is serial and normals are the costliest step there: drawn while the caller cuts the batch).
+    Batched: one seed for the whole batch's noise from a CPU generator; from a device generator the noise
+    itself (no host round trip).
+
+    ``batched`` None: per sample on a CPU, batched elsewhere (see :func:`apply_intensity`)."""
+    n, dev = int(shape[0]), torch.device(device)
+    batched = dev.type != "cpu" if batched is None else batched
+    steps = [name for name in INTENSITY_STEPS if getattr(config, name) > 0]
+    on = {name: geo.draw[:, 4 + INTENSITY_STEPS.index(name)] < getattr(config, name) for name in steps}
+    values = {name: _uniform(rng, n, getattr(config, f"{name}_range")) for name in steps}
+    noise: Any = None
+    if "noise" in on:
+        if rng.device.type != "cpu" and batched:  # a generator on the device draws the noise itself
+            noise = torch.randn(shape, generator=rng, device=dev, dtype=dtype)
+        else:
             seed = int(torch.randint(2**62, (1,), generator=rng).item())
-            noise = torch.randn(xt.shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=xt.dtype)
-        else:  # a generator on the device draws the noise itself: no host round trip
-            noise = torch.randn(xt.shape, generator=rng, device=dev, dtype=xt.dtype)
-        xt = add_noise(xt, s, noise)
-    if config.blur > 0:
-        sigmas = _uniform(rng, n, config.blur_range)
-        if dev.type != "cpu":
-            xt = batched_blur(xt, sigmas, draw[:, 8] < config.blur, config.blur_range[1])
-        elif chosen := torch.nonzero(draw[:, 8] < config.blur).flatten().tolist():
-            xt = xt.clone()
-            for i in chosen:
-                xt[i] = gaussian_blur(xt[i], float(sigmas[i]))
-    intensity = any(getattr(config, name) > 0 for name in ("brightness", "contrast", "gamma", "noise", "blur"))
-    return xt.clamp(0.0, 1.0) if intensity or not clipped else xt
+            if batched:
+                noise = torch.randn(shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=dtype)
+            else:
+                noise = _draw_noise_per_sample(on["noise"].tolist(), tuple(shape[1:]), dev, dtype, seed)
+    return IntensityDraws(on, values, noise, batched, float(config.blur_range[1]))
+
+
+def noise_seed(seed: int, i: int) -> int:
+    """The seed of sample i's noise (per-sample draws) in a batch whose noise seed is ``seed``: the first
+    64-bit word of ``numpy.random.SeedSequence([seed, i])``, halved (a non-negative int64)."""
+    return int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _draw_noise_per_sample(flags: list[bool], shape: tuple[int, ...], dev: torch.device, dtype: torch.dtype,
+                           seed: int) -> dict[int, Any]:
+    def draw(i: int) -> torch.Tensor:
+        gen = torch.Generator(device=dev).manual_seed(noise_seed(seed, i))
+        return torch.randn(shape, generator=gen, device=dev, dtype=dtype)
+
+    picked = [i for i, f in enumerate(flags) if f]
+    threads = min(torch.get_num_threads(), len(picked))
+    if threads < 2:
+        return {i: draw(i) for i in picked}
+    pool = _pool(threads)
+    return {i: pool.submit(draw, i) for i in picked}
+
+
+def apply_intensity(xt: torch.Tensor, draws: IntensityDraws, clipped: bool = False, inplace: bool = False) -> torch.Tensor:
+    """Apply the intensity steps of ``draws`` to unit-float ``xt`` (N, k·C, H, W) with
+    :mod:`slicewise.data.shifts`' in-place kernels; clipped to [0, 1] at the end.
+
+    ``clipped``: ``xt`` is known to lie in [0, 1] (converted from integers), so without intensity steps the
+    final clip is skipped; ``inplace``: the caller owns ``xt`` (a fresh conversion), which is overwritten.
+
+    Per sample (the CPU way): each sample's steps run as one chain touching only the steps that are on for
+    it (the cost follows the probabilities), in place with scalar values (no allocation per step, which on
+    a CPU costs more than the arithmetic). Batched (the GPU way): every step runs on the whole batch with
+    identity values where it is off (no host round trip). Both agree up to float round-off given the same
+    noise."""
+    if not draws.on:
+        return xt if clipped else xt.clamp(0.0, 1.0)
+    xt = xt if inplace else xt.clone()
+    if not clipped:
+        xt.clamp_(0.0, 1.0)
+    if not draws.batched:
+        _per_sample_chains(xt, draws)  # every step leaves its samples in [0, 1]
+        return xt
+    dev = xt.device
+    for name, on in draws.on.items():
+        values = draws.values[name]
+        if name == "blur":
+            xt = torch.where(_per_sample(on.to(dev), 4), blur_planes(xt, values, draws.blur_max), xt)
+            continue
+        v = _per_sample(torch.where(on, values, torch.full_like(values, _IDENTITY[name])), 4).to(dev, xt.dtype)
+        if name == "noise":
+            add_noise_(xt, v, draws.noise)
+        else:
+            KERNELS[name](xt, v)
+    return xt.clamp_(0.0, 1.0)
+
+
+def _per_sample_chains(xt: torch.Tensor, draws: IntensityDraws) -> None:
+    """Sample by sample: the steps that are on for sample i, in order, in place, with scalar values (x's
+    dtype; blur sigmas as drawn)."""
+    flags = {name: mask.tolist() for name, mask in draws.on.items()}
+    vals = {name: (v if name == "blur" else v.to(xt.dtype)).tolist() for name, v in draws.values.items()}
+    for i in range(xt.shape[0]):
+        x = xt[i]
+        for name, f in flags.items():
+            if not f[i]:
+                continue
+            if name == "noise":
+                noise = draws.noise[i]
+                add_noise_(x, vals[name][i], noise.result() if isinstance(noise, Future) else noise)
+            elif name == "blur":
+                blur_planes(x, vals[name][i], out=x).clamp_(0.0, 1.0)  # weights sum to 1 up to round-off
+            else:
+                KERNELS[name](x, vals[name][i])
+
+
+def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfig, rng: torch.Generator,
+                      clipped: bool = False, inplace: bool = False, batched: bool | None = None) -> torch.Tensor:
+    """The intensity part of :func:`augment`: :func:`draw_intensity` for ``xt``, then :func:`apply_intensity`."""
+    draws = draw_intensity(tuple(xt.shape), xt.device, config, geo, rng, batched, xt.dtype)
+    return apply_intensity(xt, draws, clipped, inplace)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` threads (torch releases the GIL while it draws)."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slicewise-noise")
+    return _POOLS[threads]
 
 
 def augment(
@@ -261,8 +339,8 @@ def augment(
     """Augment a batch (see the module docstring); returns ``(x, y, *extra)`` in the same order.
 
     ``colors``: colour channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
-    :func:`draw_geometry`, the geometry on x (in its own dtype) and the targets, ``to_unit_float``, then
-    :func:`augment_intensity`.
+    :func:`draw_geometry`, :func:`draw_intensity`, the geometry on x (in its own dtype) and the targets,
+    ``to_unit_float``, then :func:`apply_intensity`.
     """
     config = config or AugmentConfig()
     was_numpy = not isinstance(x, torch.Tensor)
@@ -276,6 +354,7 @@ def augment(
             raise InputError(f"target of shape {tuple(t.shape)} does not match the batch x {tuple(xt.shape)}")
     rng = _as_generator(generator)
     geo = draw_geometry(n, h, w, config, rng)
+    draws = draw_intensity(tuple(xt.shape), xt.device, config, geo, rng)  # per-sample noise is drawn meanwhile
     dev = xt.device
     # geometry on the raw dtype (uint8: a quarter of float32's bytes), then the unit-float conversion;
     # permutations commute with it, so the result is the same as converting first
@@ -286,7 +365,7 @@ def augment(
     xt = to_unit_float(xt)
     targets = [None if t is None else geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),
                                                  geo.rotations, geo.flips) for t in targets]
-    xt = augment_intensity(xt, geo, config, rng, clipped)
+    xt = apply_intensity(xt, draws, clipped, inplace=clipped)  # integer input: a fresh conversion
     out = [xt, *targets]
     if was_numpy:
         out = [None if t is None else t.numpy() for t in out]

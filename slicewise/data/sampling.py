@@ -420,11 +420,12 @@ class DevicePatchSampler:
 
     def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colors: int) -> tuple[Any, Any]:
         """:meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo`` folded into the
-        gather's indices (reversed rows / columns / slices, swapped roles for a transpose), so the geometry
-        costs no pass over the data: equal to ``augment``'s geometry on the plain patches."""
+        gather's indices (reversed rows / columns / slices, swapped roles and a transposed crop for a
+        transpose), so the geometry costs no pass over the data: equal to ``augment``'s geometry on the
+        plain patches."""
         import torch
 
-        from slicewise.data.augment import dihedral, pick
+        from slicewise.data.augment import dihedral
 
         dev = self.device
         ph, pw = self.patch
@@ -432,17 +433,16 @@ class DevicePatchSampler:
         if geo.reverse:
             index = torch.where(geo.zrev.to(dev)[:, None], index.flip(1), index)
         transpose, fy, fx = (t.to(dev) for t in dihedral(geo.flip_y, geo.flip_x, geo.rot))
-        transpose = transpose & (geo.rotations and ph == pw)
+        turns = geo.rotations and ph == pw
         ar_h, ar_w = torch.arange(ph, device=dev), torch.arange(pw, device=dev)
         ci = torch.where(fy[:, None], ph - 1 - ar_h, ar_h)
         cj = torch.where(fx[:, None], pw - 1 - ar_w, ar_w)
-        if geo.rotations and ph == pw:  # out[i, j] = crop[cj(j), ci(i)]: gather crop[cj, ci], then transpose
+        if turns:  # out[i, j] = crop[cj(j), ci(i)]: the crop at rows cj, columns ci, transposed
             ci, cj = torch.where(transpose[:, None], cj, ci), torch.where(transpose[:, None], ci, cj)
         rows, cols = origins[:, :1] + ci, origins[:, 1:] + cj
-        x = crop_gather(self.raw, index, rows, cols)
-        y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
-        if geo.rotations and ph == pw:
-            x, y = pick(transpose, x.transpose(2, 3), x), pick(transpose, y.transpose(1, 2), y)
+        swap = transpose if turns else None
+        x = crop_gather(self.raw, index, rows, cols, swap)
+        y = crop_gather(self.labels, centres[:, None], rows, cols, swap)[:, 0]
         if x.ndim == 5:
             x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
         return x, y
@@ -453,12 +453,14 @@ class DevicePatchSampler:
         augmented, ``x`` float32 in [0, 1] — exactly ``augment(*self.gather(*self.draw(n, g)), config=augment,
         generator=g, colors=colors)`` for the same generator state, with the geometric part folded into the
         gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
-        from slicewise.data.augment import augment_intensity, draw_geometry
+        from slicewise.data.augment import apply_intensity, draw_geometry, draw_intensity
 
         centres, origins = self.draw(int(n), generator)
         if augment is None:
             return self.gather(centres, origins)
         geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
+        channels = self.k * (int(self.raw.shape[3]) if self.raw.ndim == 4 else 1)
+        draws = draw_intensity((int(n), channels, *self.patch), self.device, augment, geo, generator)  # noise starts now
         x, y = self._geometric_gather(centres, origins, geo, colors)
-        clipped = not x.dtype.is_floating_point
-        return augment_intensity(to_unit_float(x), geo, augment, generator, clipped), y
+        clipped = not x.dtype.is_floating_point  # integers convert into [0, 1] exactly
+        return apply_intensity(to_unit_float(x), draws, clipped, inplace=True), y

@@ -100,17 +100,21 @@ def _crop_grid(origins: Any, size: tuple[int, int]) -> tuple[Any, Any]:
     return o[:, :1] + torch.arange(ph, device=o.device), o[:, 1:] + torch.arange(pw, device=o.device)
 
 
-def crop_gather(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
+def crop_gather(volume: Any, index: Any, rows: Any, cols: Any, transpose: Any = None) -> Any:
     """``volume[index[n, c], rows[n, i], cols[n, j]]`` → ``(N, k, ph, pw[, C])`` for a tensor volume Z×Y×X[×C].
+
+    ``transpose`` (N,) bool: sample n's crop is transposed (its (ph, pw) plane; needs ph == pw), i.e.
+    ``out[n, c, i, j] = volume[index[n, c], rows[n, j], cols[n, i]]``.
 
     On a GPU: whole rows picked with one ``index_select``, then the columns with one ``gather`` (no host
     round trip). On a CPU, where reading the indices costs nothing, crops whose rows and columns are
-    runs of consecutive indices (ascending or descending: plain, flipped) are sliced per sample — strided
-    copies, an order of magnitude faster there than element-wise gathers. Equal results either way."""
+    runs of consecutive indices (ascending or descending: plain, flipped) are sliced per sample (a
+    transpose is a view the copy reads through) — strided copies, an order of magnitude faster there than
+    element-wise gathers. Equal results either way."""
     import torch
 
     if volume.device.type == "cpu":
-        sliced = _crop_slices(volume, index, rows, cols)
+        sliced = _crop_slices(volume, index, rows, cols, transpose)
         if sliced is not None:
             return sliced
     n, k = index.shape
@@ -120,7 +124,11 @@ def crop_gather(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
     flat_rows = (index[:, :, None] * h + rows[:, None, :]).reshape(-1)
     picked = volume.reshape(z * h, w, *rest).index_select(0, flat_rows).reshape(n, k * ph, w, *rest)
     cidx = cols.reshape(n, 1, pw, *([1] * len(rest))).expand(n, k * ph, pw, *rest)
-    return torch.gather(picked, 2, cidx).reshape(n, k, ph, pw, *rest)
+    out = torch.gather(picked, 2, cidx).reshape(n, k, ph, pw, *rest)
+    if transpose is not None:
+        flag = transpose.to(out.device).reshape(n, *([1] * (out.ndim - 1)))
+        out = torch.where(flag, out.transpose(2, 3), out)
+    return out
 
 
 def _runs(t: Any) -> tuple[list[int], list[int]] | None:
@@ -134,7 +142,7 @@ def _runs(t: Any) -> tuple[list[int], list[int]] | None:
     return torch.minimum(first, last).tolist(), step.tolist()
 
 
-def _crop_slices(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
+def _crop_slices(volume: Any, index: Any, rows: Any, cols: Any, transpose: Any) -> Any:
     import torch
 
     n, k = index.shape
@@ -144,13 +152,18 @@ def _crop_slices(volume: Any, index: Any, rows: Any, cols: Any) -> Any:
         return None
     if n == 0:
         return volume.new_empty((0, k, ph, pw, *volume.shape[3:]))
-    zs = index.tolist()
-    out = torch.stack([volume[z, ry[0][b]:ry[0][b] + ph, rx[0][b]:rx[0][b] + pw] for b in range(n) for z in zs[b]])
-    out = out.reshape(n, k, *out.shape[1:])
+    zs, swap = index.tolist(), [False] * n if transpose is None else transpose.tolist()
+    crops = []
     for b in range(n):
+        for z in zs[b]:
+            v = volume[z, ry[0][b]:ry[0][b] + ph, rx[0][b]:rx[0][b] + pw]
+            crops.append(v.transpose(0, 1) if swap[b] else v)  # a view: stack copies it transposed
+    out = torch.stack(crops)
+    out = out.reshape(n, k, *out.shape[1:])
+    for b in range(n):  # flipping the crop of rows/columns read in reverse (after a transpose: swapped axes)
         dims = [d for d, run in ((1, ry), (2, rx)) if run[1][b] < 0]
         if dims:
-            out[b] = out[b].flip(dims)
+            out[b] = out[b].flip([3 - d for d in dims] if swap[b] else dims)
     return out
 
 

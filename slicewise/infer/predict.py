@@ -158,6 +158,13 @@ class PredictSettings:
             raise InputError(f"compile={self.compile!r}: give true/false or a torch.compile backend name (e.g. inductor, aot_eager)")
         if self.compile in ("true", "false"):
             set_(self, "compile", self.compile == "true")
+        elif isinstance(self.compile, str):
+            import torch._dynamo
+
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile not in backends:
+                raise InputError(f"compile={self.compile!r} is not a torch.compile backend: use true (inductor), false or one of "
+                                 f"{', '.join(b for b in backends if 'TESTING' not in b)}")
         if not isinstance(self.cuda_graphs, bool):
             raise InputError(f"cuda_graphs={self.cuda_graphs!r} must be true or false")
         if self.dask is not None:

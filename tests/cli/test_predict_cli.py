@@ -135,3 +135,24 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if case == "exists":
         assert (out / "keep").exists()
+
+
+def test_predict_static_shape_flags(files, tmp_path, capsys):
+    """--cuda-graphs (a logged no-op on a CPU, batches padded to one shape) and --compile with a backend name
+    give the eager probabilities; an unknown backend is a one-line error naming the choices."""
+    from slicewise.infer.predict import predict
+    from slicewise.infer.store import read_prediction
+    from slicewise.models import load_model
+
+    d, vol = files
+    ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
+    out = tmp_path / "s.h5"
+    code, _, err = _run(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3", "--device", "cpu",
+                         "--cuda-graphs", "--compile", "aot_eager"], capsys)
+    assert code == 0, err
+    with read_prediction(out) as pred:
+        np.testing.assert_allclose(pred.probabilities[...], ref, rtol=0, atol=1e-5)
+    code, stdout, err = _run(["predict", d / "m.pt", d / "gray.tif", tmp_path / "t.h5", "--compile", "nope"], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "torch.compile backend" in lines[0] and "aot_eager" in lines[0]
+    assert not (tmp_path / "t.h5").exists()

@@ -118,19 +118,85 @@ def test_batched_dihedral_transform_equals_flips_then_rot90_for_all_16_cases() -
     assert torch.equal(geometric(rect, fy, fx, even), _rot90_loop(rect, fy, fx, even))
 
 
-@pytest.mark.parametrize("h, w", [(16, 16), (9, 13), (3, 3)])
-def test_batched_blur_equals_the_per_sample_blur(h: int, w: int) -> None:
-    from slicewise.data.augment import batched_blur
-    from slicewise.data.shifts import gaussian_blur
+HALF = AugmentConfig(flip=0, rot90=0, z_reverse=0, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5,
+                     brightness_range=(-0.3, 0.3), contrast_range=(0.5, 2.0), gamma_range=(0.5, 2.0), noise_range=(0.05, 0.2))
 
-    x = torch.rand(5, 3, h, w, generator=torch.Generator().manual_seed(1))
-    sigma = torch.tensor([0.5, 1.5, 0.9, 1.2, 0.2], dtype=torch.float64)
-    on = torch.tensor([True, True, False, True, True])
-    got = batched_blur(x, sigma, on, max_sigma=1.5)
-    for i in range(5):
-        want = gaussian_blur(x[i], float(sigma[i])) if on[i] else x[i]
-        torch.testing.assert_close(got[i], want, atol=1e-6, rtol=0)
-    torch.testing.assert_close(batched_blur(x, sigma, on), got, atol=1e-7, rtol=0)  # default width = largest sigma
+
+def _reference_intensity(x: np.ndarray, config: AugmentConfig, seed: int) -> np.ndarray:
+    """An independent re-statement of the intensity steps in numpy (float32, plain formulas, scipy blur),
+    replaying the documented draw order of a CPU generator: geometry uniforms (n, 9) and turns, one value
+    per sample per step, then one noise seed; sample i's noise comes from a generator seeded with the first
+    word of SeedSequence([that seed, i]), halved."""
+    from scipy.ndimage import gaussian_filter
+
+    n, h, w = x.shape[0], x.shape[2], x.shape[3]
+    g = torch.Generator().manual_seed(seed)
+    draw = torch.rand(n, 9, generator=g)
+    torch.randint(1, 4, (n,), generator=g)
+    names = ("brightness", "contrast", "gamma", "noise", "blur")
+    values = {}
+    for name in names:
+        lo, hi = getattr(config, f"{name}_range")
+        values[name] = (lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)).numpy()
+    base = int(torch.randint(2**62, (1,), generator=g).item())
+
+    def noise(i: int) -> np.ndarray:
+        seed_i = int(np.random.SeedSequence([base, i]).generate_state(1, np.uint64)[0]) // 2
+        return torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seed_i)).numpy()
+
+    out = x.copy()
+    for i in range(n):
+        v = out[i]
+        on = {name: bool(draw[i, 4 + j] < getattr(config, name)) for j, name in enumerate(names)}
+        f32 = {name: np.float32(values[name][i]) for name in names}
+        if on["brightness"]:
+            v = np.clip(v + f32["brightness"], 0, 1)
+        if on["contrast"]:
+            m = v.mean(axis=(-2, -1), keepdims=True)
+            v = np.clip((v - m) * f32["contrast"] + m, 0, 1)
+        if on["gamma"]:
+            v = v ** f32["gamma"]
+        if on["noise"]:
+            v = np.clip(v + f32["noise"] * noise(i), 0, 1)
+        if on["blur"]:
+            s = float(values["blur"][i])
+            r = min(int(np.ceil(3 * s)), h - 1, w - 1)
+            v = np.clip(gaussian_filter(v.astype(np.float64), (0, s, s), mode="mirror", radius=(0, r, r)), 0, 1)
+        out[i] = v
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_intensity_steps_follow_their_draws_per_sample(seed: int) -> None:
+    """Each sample gets exactly the steps drawn for it, with its values, in the documented order."""
+    x = torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 10))
+    got, _ = augment(x, None, config=HALF, generator=seed)
+    np.testing.assert_allclose(got.numpy(), _reference_intensity(x.numpy(), HALF, seed), atol=2e-6, rtol=0)
+    assert torch.equal(x, torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 10)))  # input untouched
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if before > 1 else 2)  # noise drawn on one thread or on several: the same batch
+        assert torch.equal(augment(x, None, config=HALF, generator=seed)[0], got)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batched_intensity_equals_the_per_sample_chains() -> None:
+    """The batched way (the GPU one) and the per-sample chains (the CPU one) agree (noise aside: the two
+    draw it differently) and leave the generator in the same state."""
+    from slicewise.data.augment import augment_intensity, draw_geometry
+
+    config = AugmentConfig(**{**vars(HALF), "noise": 0.0})
+    x = torch.rand(10, 3, 20, 20, generator=torch.Generator().manual_seed(3))
+    results, states = [], []
+    for batched in (False, True):
+        g = torch.Generator().manual_seed(5)
+        geo = draw_geometry(10, 20, 20, config, g)
+        results.append(augment_intensity(x, geo, config, g, batched=batched))
+        states.append(g.get_state())
+    torch.testing.assert_close(results[0], results[1], atol=1e-6, rtol=0)
+    assert torch.equal(states[0], states[1])  # the same draws either way: the next batch does not depend on it
+    assert not torch.allclose(results[0], x)
 
 
 def test_a_generator_on_the_batch_device_gives_the_cpu_path_on_cpu() -> None:

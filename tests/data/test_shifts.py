@@ -91,6 +91,37 @@ def test_outputs_clipped_to_unit_range(name: str, s: float, gray: np.ndarray) ->
     assert out.shape == gray.shape and out.dtype == gray.dtype
 
 
+@pytest.mark.parametrize("h, w", [(32, 32), (9, 13), (3, 3)])
+@pytest.mark.parametrize("sigma", [0.3, 0.8, 1.5, 4.0])
+def test_blur_equals_scipy_gaussian_filter(h: int, w: int, sigma: float) -> None:
+    """The one blur kernel against an independent reference: scipy's separable Gaussian in float64 with
+    mirror borders (= torch's reflect) and radius ceil(3σ), capped at the plane size − 1."""
+    from scipy.ndimage import gaussian_filter
+
+    from slicewise.data.shifts import blur_planes
+
+    x = np.random.default_rng(2).uniform(size=(2, 3, h, w)).astype(np.float32)
+    radius = min(int(np.ceil(3 * sigma)), h - 1, w - 1)
+    want = gaussian_filter(x.astype(np.float64), sigma=(0, 0, sigma, sigma), mode="mirror", radius=(0, 0, radius, radius))
+    got = blur_planes(torch.from_numpy(x), sigma)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(apply_shift(x, "gaussian_blur", sigma), np.clip(want, 0, 1), atol=1e-6, rtol=0)
+    out = torch.from_numpy(x.copy())
+    assert blur_planes(out, sigma, out=out) is out  # in place onto its own input
+    np.testing.assert_allclose(out.numpy(), want, atol=1e-6, rtol=0)
+
+
+def test_blur_with_one_sigma_per_sample_equals_each_sample_alone() -> None:
+    from slicewise.data.shifts import blur_planes
+
+    x = torch.rand(5, 3, 16, 12, generator=torch.Generator().manual_seed(1))
+    sigma = torch.tensor([0.5, 1.5, 0.9, 1.2, 0.2], dtype=torch.float64)
+    got = blur_planes(x, sigma, max_sigma=1.5)
+    for i in range(5):
+        torch.testing.assert_close(got[i], blur_planes(x[i], float(sigma[i])), atol=1e-7, rtol=0)
+    torch.testing.assert_close(blur_planes(x, sigma), got, atol=0, rtol=0)  # default width: the largest sigma
+
+
 def test_parse_shift() -> None:
     assert parse_shift("contrast=0.5") == ("contrast", 0.5)
     assert parse_shift(" brightness = -0.1") == ("brightness", -0.1)

@@ -135,16 +135,19 @@ def test_torch_path_rejects_centres_without_context_under_skip():
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(0, 5), colors=st.sampled_from([0, 2]), flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
-       flip_x=st.lists(st.booleans(), min_size=5, max_size=5), scattered=st.booleans(), data=st.data())
-def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_x, scattered, data):
-    """The CPU fast path (per-sample slices of consecutive rows/columns, plain or reversed) and the device
-    path (row index_select + column gather, also the CPU fallback for scattered indices) agree exactly."""
+       flip_x=st.lists(st.booleans(), min_size=5, max_size=5), scattered=st.booleans(), data=st.data(),
+       swap=st.one_of(st.none(), st.lists(st.booleans(), min_size=5, max_size=5)),
+       dtype=st.sampled_from(["uint8", "uint16", "float32"]))
+def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_x, scattered, data, swap, dtype):
+    """The CPU fast path (per-slice strided copies of consecutive rows/columns, plain or reversed, transposed)
+    and the device path (row index_select + column gather, also the CPU fallback for scattered indices)
+    both equal plain indexing, exactly."""
     import torch
 
     from slicewise.data.stacking import crop_gather
 
     shape = (5, 9, 11) + ((colors,) if colors else ())
-    vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape, dtype=np.uint8))
+    vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape).astype(dtype))
     index = torch.tensor([[data.draw(st.integers(0, 4)) for _ in range(3)] for _ in range(n)], dtype=torch.int64).reshape(n, 3)
     y0 = torch.tensor([data.draw(st.integers(0, 5)) for _ in range(n)], dtype=torch.int64)
     x0 = torch.tensor([data.draw(st.integers(0, 7)) for _ in range(n)], dtype=torch.int64)
@@ -154,5 +157,8 @@ def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_
     if scattered and n:
         rows[:, 1] = rows[:, 3]
     want = vol[index[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-    got = crop_gather(vol, index, rows, cols)
-    assert got.shape == want.shape and torch.equal(got, want)
+    flags = None if swap is None else torch.tensor(swap[:n], dtype=torch.bool)
+    if flags is not None:
+        want = torch.stack([w.transpose(1, 2) if f else w for w, f in zip(want, flags)]) if n else want
+    got = crop_gather(vol, index, rows, cols, flags)
+    assert got.shape == want.shape and got.dtype == want.dtype and torch.equal(got, want)

@@ -39,7 +39,13 @@ def test_validation_tiles_cover_the_validation_slices(tiny_config):
     assert train_z == set(range(7))
 
 
-def test_workers_and_a_short_last_interval_do_not_change_the_run(make_tiny_config, tmp_path):
+def test_workers_and_a_short_last_interval_do_not_change_the_run(make_tiny_config, tmp_path, monkeypatch):
+    import slicewise.utils.device as device
+
+    # one torch thread in both runs: with a worker the main process would get cores // 2 threads, and the
+    # float sums of CPU convolutions depend on the thread count (not on where the batches come from)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(device, "_explicit_threads", None)
     results = []
     for workers in (0, 1):
         cfg = make_tiny_config()
