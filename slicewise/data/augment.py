@@ -29,6 +29,7 @@ do not depend on x's device.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
@@ -319,6 +320,8 @@ def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfi
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has the pools but not their threads
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
