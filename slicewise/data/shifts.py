@@ -107,8 +107,8 @@ def gaussian_kernel(sigma: torch.Tensor, radius: int) -> torch.Tensor:
 def blur_planes(t: torch.Tensor, sigma: float | torch.Tensor, max_sigma: float | None = None,
                 out: torch.Tensor | None = None) -> torch.Tensor:
     """Gaussian blur of every H×W plane (the last two axes) of ``t``: kernel ±ceil(3σ) px (at most the plane
-    size − 1), reflect borders, separable; into ``out`` (which may be ``t`` itself) or a new tensor. The one blur kernel (shift ``gaussian_blur`` and the
-    augmentation).
+    size − 1), reflect borders, separable; into ``out`` (which may be ``t`` itself) or a new tensor. The one
+    blur kernel (the ``gaussian_blur`` shift and the augmentation).
 
     ``sigma``: one number for all of ``t``, or a tensor (n,) of one sigma per sample of ``t`` (n, ...); then
     the kernel spans ±ceil(3·``max_sigma``) (default: the largest sigma, read back to the host — pass the

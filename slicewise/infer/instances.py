@@ -74,7 +74,6 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -503,14 +502,19 @@ def _final_table(seeds: Components, seed_sizes: np.ndarray, orphans: Components,
 
 
 @contextlib.contextmanager
-def _temp_arrays(shape: Sequence[int], block: Sequence[int], folder: Path | None) -> Iterator[Callable[[str], Any]]:
-    """Factory of int64 scratch arrays of ``shape``: numpy in memory, or Zarr chunked by ``block`` in ``folder``."""
-    if folder is None:
+def _temp_arrays(shape: Sequence[int], block: Sequence[int], output: Path | None) -> Iterator[Callable[[str], Any]]:
+    """Factory of int64 scratch arrays of ``shape``: numpy in memory, or Zarr chunked by ``block`` in a scratch
+    folder next to ``output`` (:func:`~slicewise.utils.atomic.scratch_sibling`: deleted here, or by the next
+    claim of ``output`` after a kill)."""
+    if output is None:
         yield lambda name: np.zeros(tuple(shape), np.int64)
         return
     import zarr
 
-    tmp = Path(tempfile.mkdtemp(prefix=".slicewise-segment-", dir=folder))
+    from slicewise.utils.atomic import scratch_sibling
+
+    tmp = scratch_sibling(output)
+    tmp.mkdir()
     try:
         chunks = tuple(min(int(b), int(n)) for b, n in zip(block, shape))
         yield lambda name: zarr.create_array(store=str(tmp / f"{name}.zarr"), shape=tuple(int(s) for s in shape),
@@ -669,7 +673,7 @@ def segment_to(
     offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
     store = _create_label_store(out_path, reader.shape, reader.plan.block, {"offset": list(offset)}, overwrite)
     try:
-        with _temp_arrays(reader.shape, reader.plan.block, out_path.parent) as temp:
+        with _temp_arrays(reader.shape, reader.plan.block, out_path) as temp:
             n = _run(reader, store, temp)
         path = store.finalize()
     except BaseException:

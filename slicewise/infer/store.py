@@ -35,7 +35,6 @@ import contextlib
 import json
 import logging
 import os
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ import numpy as np
 
 from slicewise.errors import InputError
 from slicewise.infer.blocks import Block, Plan, plan_blocks
-from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path, write_json
+from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path, temp_sibling, write_json
 from slicewise.utils.identity import check_identity
 
 log = logging.getLogger(__name__)
@@ -238,7 +237,7 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
     chunks_t = tuple(int(min(c, s)) for c, s in zip(chunks, shape_t)) if chunks else None
     claim = contextlib.ExitStack()
     claim.enter_context(claim_output(final))
-    tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+    tmp = temp_sibling(final)
     try:
         if sfx in ZARR_SUFFIXES:
             import zarr

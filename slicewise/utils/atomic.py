@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -15,8 +17,10 @@ from typing import Any
 
 from slicewise.errors import InputError
 
+log = logging.getLogger(__name__)
+
 __all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path",
-           "write_json"]
+           "scratch_sibling", "temp_sibling", "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -66,6 +70,31 @@ _HELD: dict[Path, int] = {}
 _HELD_LOCK = threading.Lock()
 
 
+def temp_sibling(final: str | os.PathLike) -> Path:
+    """A fresh temporary name next to ``final`` that keeps its suffix (format detection by extension still
+    works): ``.<stem>.tmp-<8 hex><suffix>``. Written, then renamed onto ``final`` (:func:`publish`)."""
+    f = Path(final)
+    return f.with_name(f".{f.stem}.tmp-{uuid.uuid4().hex[:8]}{f.suffix}")
+
+
+def scratch_sibling(final: str | os.PathLike) -> Path:
+    """A fresh name ``.<name>.scratch-<8 hex>`` next to ``final`` for its writer's scratch data (the writer
+    deletes it; the next claim of ``final`` deletes one left by a killed writer)."""
+    f = Path(final)
+    return f.with_name(f".{f.name}.scratch-{uuid.uuid4().hex[:8]}")
+
+
+def _leftovers(final: Path) -> list[Path]:
+    """Temporary, backup and scratch siblings of ``final`` (names only its writers make): while ``final`` is
+    claimed, any that exist were left by a writer that was killed."""
+    stem, name, suffix = re.escape(final.stem), re.escape(final.name), re.escape(final.suffix)
+    pattern = re.compile(rf"\.(?:{stem}\.tmp-[0-9a-f]{{8}}{suffix}|{name}\.(?:old|scratch)-[0-9a-f]{{8}})")
+    try:
+        return [p for p in final.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return []
+
+
 def lock_path(path: str | os.PathLike) -> Path:
     """The lock file that claims ``path``: a hidden sibling ``.<name>.lock``."""
     p = Path(path)
@@ -89,7 +118,10 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
     The claim is an exclusively created lock file ``.<name>.lock`` (pid and host inside) next to the
     output, so a second writer to the same output is refused at its start, not after it computed.
     Claims are re-entrant within a process. A lock left by a killed process on this host is taken
-    over; one from another host must be removed by hand (the message says which file).
+    over; one from another host must be removed by hand (the message says which file). On claiming, the
+    temporary, backup and scratch siblings a killed writer of this output left (:func:`temp_sibling`,
+    :func:`scratch_sibling`, the backups of :func:`publish`) are deleted; a resumable partial output
+    (prediction) is not one of them.
     """
     final = Path(path).absolute()
     lock = lock_path(final)
@@ -132,6 +164,11 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
         break
     with _HELD_LOCK:
         _HELD[final] = 1
+    stale = _leftovers(final)
+    for p in stale:
+        remove_path(p)
+    if stale:
+        log.info("%s: removed %d leftover(s) of an interrupted run (%s)", final, len(stale), ", ".join(p.name for p in stale))
     try:
         yield final
     finally:
@@ -152,7 +189,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     with claim_output(final):
         if final.exists() and not overwrite:
             raise InputError(f"output {final} already exists: pass --overwrite (overwrite=True) or choose another path")
-        tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+        tmp = temp_sibling(final)
         try:
             yield tmp
         except BaseException:
