@@ -95,6 +95,17 @@ def _leftovers(final: Path) -> list[Path]:
         return []
 
 
+def _remove_leftovers(final: Path) -> None:
+    stale = _leftovers(final)
+    for p in stale:
+        try:
+            remove_path(p)
+        except OSError as err:  # not ours to fail on: the new run writes under fresh names
+            log.warning("%s: could not remove the leftover %s of an interrupted run (%s)", final, p.name, err.strerror)
+    if stale:
+        log.info("%s: removed %d leftover(s) of an interrupted run (%s)", final, len(stale), ", ".join(p.name for p in stale))
+
+
 def lock_path(path: str | os.PathLike) -> Path:
     """The lock file that claims ``path``: a hidden sibling ``.<name>.lock``."""
     p = Path(path)
@@ -164,12 +175,8 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
         break
     with _HELD_LOCK:
         _HELD[final] = 1
-    stale = _leftovers(final)
-    for p in stale:
-        remove_path(p)
-    if stale:
-        log.info("%s: removed %d leftover(s) of an interrupted run (%s)", final, len(stale), ", ".join(p.name for p in stale))
     try:
+        _remove_leftovers(final)
         yield final
     finally:
         with _HELD_LOCK:
