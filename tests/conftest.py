@@ -39,3 +39,21 @@ def phantom():
     from slicewise.data.synthetic import make_phantom
 
     return make_phantom(shape=(16, 96, 96), seed=0)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the ``slicewise`` command line in this process: ``cli([arg, ...])`` → (exit code, stdout, stderr);
+    arguments are converted with ``str`` (paths welcome)."""
+    from slicewise.cli import main
+
+    def run(argv):
+        try:
+            main([str(a) for a in argv])
+            code = 0
+        except SystemExit as ex:
+            code = ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -17,34 +17,24 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLICEWISE_CACHE", str(tmp_path / "cache"))
 
 
-def _run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as ex:
-        code = int(ex.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _field(out: str, name: str) -> str:
     line = next(line for line in out.splitlines() if line.startswith(name + ":"))
     return line.split(":", 1)[1].strip()
 
 
-def test_info_shared_isbi(capsys: pytest.CaptureFixture, shared_data: Path) -> None:
-    code, out, _ = _run(capsys, "data", "info", str(shared_data / "isbi2012" / "train-volume.tif"))
+def test_info_shared_isbi(shared_data: Path, cli) -> None:
+    code, out, _ = cli(["data", "info", str(shared_data / "isbi2012" / "train-volume.tif")])
     assert code == 0
     assert _field(out, "shape").startswith("(30, 512, 512)") and _field(out, "dtype") == "uint8"
-    code, out, _ = _run(capsys, "data", "info", str(shared_data / "isbi2012" / "train-labels.tif"))
+    code, out, _ = cli(["data", "info", str(shared_data / "isbi2012" / "train-labels.tif")])
     assert _field(out, "distinct values") == "2" and _field(out, "looks like") == "semantic labels [0, 255]"
 
 
-def test_info_hdf5_key_instance_labels(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def test_info_hdf5_key_instance_labels(tmp_path: Path, cli) -> None:
     ids = np.repeat(np.repeat(np.arange(1, 31, dtype=np.uint32).reshape(1, 5, 6), 8, 1), 8, 2).repeat(3, 0)
     write_volume(tmp_path / "s.h5", ids, key="volumes/labels/neuron_ids", voxel_size=(40, 4, 4))
     write_volume(tmp_path / "s.h5", np.zeros((3, 40, 48), np.uint8), key="volumes/raw")
-    code, out, _ = _run(capsys, "data", "info", str(tmp_path / "s.h5"), "--key", "volumes/labels/neuron_ids")
+    code, out, _ = cli(["data", "info", str(tmp_path / "s.h5"), "--key", "volumes/labels/neuron_ids"])
     assert code == 0
     assert _field(out, "shape").startswith("(3, 40, 48)") and _field(out, "dtype") == "uint32"
     assert _field(out, "range") == "1 .. 30" and _field(out, "distinct values") == "30"
@@ -58,29 +48,29 @@ def test_info_hdf5_key_instance_labels(capsys: pytest.CaptureFixture, tmp_path: 
     ("data", "fetch", "monuseg"),
     ("data", "fetch", "isbi2012", "--from", "/definitely/missing"),
 ])
-def test_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture, tmp_path: Path, args: tuple[str, ...]) -> None:
+def test_errors_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...], cli) -> None:
     write_volume(tmp_path / "f.h5", np.zeros((1, 2, 2), np.uint8), key="raw")
-    code, out, err = _run(capsys, *[a.format(tmp=tmp_path) for a in args])
+    code, out, err = cli([a.format(tmp=tmp_path) for a in args])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
 
 
-def test_list_shows_all_entries(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _run(capsys, "data", "list")
+def test_list_shows_all_entries(cli) -> None:
+    code, out, _ = cli(["data", "list"])
     assert code == 0
     names = [line.split()[0] for line in out.strip().splitlines()[1:]]
     assert {"isbi2012", "snemi3d", "lucchi_pp", "mitoem_h", "cremi_c", "vnc", "monuseg", "glas", "gf_pa66"} <= set(names)
     assert "CC BY-NC-SA 4.0" in out
 
 
-def test_fetch_from_local_files(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def test_fetch_from_local_files(tmp_path: Path, cli) -> None:
     src = tmp_path / "dl"
     src.mkdir()
     a = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8)
     for name in ("train-volume.tif", "train-labels.tif", "test-volume.tif"):
         tifffile.imwrite(src / name, a)
-    code, out, _ = _run(capsys, "data", "fetch", "isbi2012", "--from", str(src), "--dest", str(tmp_path / "d"))
+    code, out, _ = cli(["data", "fetch", "isbi2012", "--from", str(src), "--dest", str(tmp_path / "d")])
     assert code == 0 and out.strip() == str(tmp_path / "d" / "isbi2012")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "d" / "isbi2012" / "train" / "labels.tif"), a)
     assert (tmp_path / "d" / "isbi2012" / "metadata.json").is_file()

@@ -5,8 +5,6 @@ import re
 import numpy as np
 import pytest
 
-from slicewise.cli import main
-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
@@ -25,17 +23,7 @@ def files(tmp_path_factory):
     return d, vol
 
 
-def _run(argv, capsys):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def test_predict_and_segment_commands(files, tmp_path, capsys):
+def test_predict_and_segment_commands(files, tmp_path, cli):
     from slicewise.infer.instances import segment
     from slicewise.infer.predict import predict
     from slicewise.infer.store import read_prediction
@@ -44,8 +32,8 @@ def test_predict_and_segment_commands(files, tmp_path, capsys):
     d, vol = files
     ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
     out = tmp_path / "p.zarr"
-    code, stdout, err = _run(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3",
-                              "--labels", "--probabilities", "--block", "3,40,64", "--device", "cpu"], capsys)
+    code, stdout, err = cli(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3",
+                              "--labels", "--probabilities", "--block", "3,40,64", "--device", "cpu"])
     assert code == 0, err
     assert stdout.strip() == str(out)
     pred = read_prediction(out)
@@ -54,18 +42,18 @@ def test_predict_and_segment_commands(files, tmp_path, capsys):
     assert pred.channels == ["class0", "class1", "boundary"]
 
     q = tmp_path / "q.h5"
-    code, stdout, err = _run(["predict", d / "m.pt", d / "gray.tif", q, "--tile", "64", "--z", "1:3", "--roi", ",8:40",
-                              "--dtype", "uint8", "--device", "cpu"], capsys)
+    code, stdout, err = cli(["predict", d / "m.pt", d / "gray.tif", q, "--tile", "64", "--z", "1:3", "--roi", ",8:40",
+                              "--dtype", "uint8", "--device", "cpu"])
     assert code == 0, err
     with read_prediction(q) as part:
         assert part.offset == (1, 8, 0)
         assert np.abs(part.probabilities[...] - ref[:, 1:3, 8:40]).max() <= 1 / 510 + 1e-6
 
     h5 = tmp_path / "p.h5"
-    assert _run(["predict", d / "m.pt", d / "gray.tif", h5, "--tile", "64", "--device", "cpu"], capsys)[0] == 0
+    assert cli(["predict", d / "m.pt", d / "gray.tif", h5, "--tile", "64", "--device", "cpu"])[0] == 0
     lab = tmp_path / "lab.tif"
-    code, stdout, err = _run(["segment", h5, lab, "--mode", "watershed", "--boundary-channel", "boundary",
-                              "--per-slice", "--min-size", "3"], capsys)
+    code, stdout, err = cli(["segment", h5, lab, "--mode", "watershed", "--boundary-channel", "boundary",
+                              "--per-slice", "--min-size", "3"])
     assert code == 0, err
     import tifffile
 
@@ -77,7 +65,7 @@ def test_predict_and_segment_commands(files, tmp_path, capsys):
 @pytest.mark.parametrize("case", ["missing_model", "rgb_for_gray", "slice_count", "exists", "missing_input", "bad_channel",
                                   "bad_block", "bad_dtype", "bad_roi", "float_range", "nan", "claimed", "under_file",
                                   "bad_dask"])
-def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys, case):
+def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, case, cli):
     d, _ = files
     out = tmp_path / "out.zarr"
     argv = ["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--device", "cpu"]
@@ -99,7 +87,7 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys
         argv[2] = d / "nope.tif"
     elif case == "bad_channel":
         prob = tmp_path / "p.h5"
-        assert _run(["predict", d / "m.pt", d / "gray.tif", prob, "--tile", "64", "--device", "cpu"], capsys)[0] == 0
+        assert cli(["predict", d / "m.pt", d / "gray.tif", prob, "--tile", "64", "--device", "cpu"])[0] == 0
         argv = ["segment", prob, out, "--mode", "watershed", "--boundary-channel", "edge"]
     elif case == "bad_block":
         argv += ["--block", "0,8,8"]
@@ -128,7 +116,7 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys
     elif case == "bad_dask":
         argv += ["--dask", "nowhere"]
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, stdout, err = _run(argv, capsys)
+    code, stdout, err = cli(argv)
     assert code == 2
     err = "".join(ln for ln in err.splitlines(keepends=True) if not re.match(r"\[\d\d:\d\d:\d\d\] ", ln))  # status lines
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
@@ -137,7 +125,7 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, capsys
         assert (out / "keep").exists()
 
 
-def test_predict_static_shape_flags(files, tmp_path, capsys):
+def test_predict_static_shape_flags(files, tmp_path, cli):
     """--cuda-graphs (a logged no-op on a CPU, batches padded to one shape) and --compile with a backend name
     give the eager probabilities; an unknown backend is a one-line error naming the choices."""
     from slicewise.infer.predict import predict
@@ -147,12 +135,12 @@ def test_predict_static_shape_flags(files, tmp_path, capsys):
     d, vol = files
     ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
     out = tmp_path / "s.h5"
-    code, _, err = _run(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3", "--device", "cpu",
-                         "--cuda-graphs", "--compile", "aot_eager"], capsys)
+    code, _, err = cli(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3", "--device", "cpu",
+                         "--cuda-graphs", "--compile", "aot_eager"])
     assert code == 0, err
     with read_prediction(out) as pred:
         np.testing.assert_allclose(pred.probabilities[...], ref, rtol=0, atol=1e-5)
-    code, stdout, err = _run(["predict", d / "m.pt", d / "gray.tif", tmp_path / "t.h5", "--compile", "nope"], capsys)
+    code, stdout, err = cli(["predict", d / "m.pt", d / "gray.tif", tmp_path / "t.h5", "--compile", "nope"])
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "torch.compile backend" in lines[0] and "aot_eager" in lines[0]
     assert not (tmp_path / "t.h5").exists()

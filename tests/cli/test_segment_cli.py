@@ -7,18 +7,7 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from slicewise.cli import main
 from slicewise.data.io import open_volume
-
-
-def run(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as ex:
-        code = ex.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -31,20 +20,20 @@ def probs(tmp_path):
 
 
 @pytest.mark.parametrize("out", ["lab.zarr", "lab.h5", "lab.tif"])
-def test_blockwise_labels_equal_scipy(probs, capsys, out):
+def test_blockwise_labels_equal_scipy(probs, out, cli):
     folder, fg = probs
-    code, stdout, _ = run(["segment", str(folder / "fg.tif"), str(folder / out), "--block", "2,7,5"], capsys)
+    code, stdout, _ = cli(["segment", str(folder / "fg.tif"), str(folder / out), "--block", "2,7,5"])
     ref, n = ndi.label(fg)
     assert code == 0 and f"{n} objects" in stdout
     np.testing.assert_array_equal(np.asarray(open_volume(folder / out)[...]), ref)
 
 
-def test_z_range_and_roi(probs, capsys):
+def test_z_range_and_roi(probs, cli):
     folder, fg = probs
-    code, stdout, _ = run(["segment", str(folder / "fg.tif"), str(folder / "z.zarr"), "--z", "2:5", "--block", "1,9,9"], capsys)
+    code, stdout, _ = cli(["segment", str(folder / "fg.tif"), str(folder / "z.zarr"), "--z", "2:5", "--block", "1,9,9"])
     assert code == 0 and "offset 2,0,0" in stdout
     np.testing.assert_array_equal(np.asarray(open_volume(folder / "z.zarr")[...]), ndi.label(fg[2:5])[0])
-    code, _, _ = run(["segment", str(folder / "fg.tif"), str(folder / "r.tif"), "--roi", "1:4,3:20,5:"], capsys)
+    code, _, _ = cli(["segment", str(folder / "fg.tif"), str(folder / "r.tif"), "--roi", "1:4,3:20,5:"])
     assert code == 0
     np.testing.assert_array_equal(np.asarray(open_volume(folder / "r.tif")[...]), ndi.label(fg[1:4, 3:20, 5:])[0])
 
@@ -60,15 +49,15 @@ def test_z_range_and_roi(probs, capsys):
     (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--halo", "a"], "--halo"),
     (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--z", "5:9"], "empty"),
 ])
-def test_refusals_are_one_line_and_leave_nothing(tmp_path, capsys, make, extra, match):
+def test_refusals_are_one_line_and_leave_nothing(tmp_path, make, extra, match, cli):
     tifffile.imwrite(tmp_path / "in.tif", make())
-    code, _, err = run(["segment", str(tmp_path / "in.tif"), str(tmp_path / "out.zarr"), *extra], capsys)
+    code, _, err = cli(["segment", str(tmp_path / "in.tif"), str(tmp_path / "out.zarr"), *extra])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and match in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
-def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, capsys):
+def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, cli):
     from slicewise.infer.instances import segment
 
     rng = np.random.default_rng(2)
@@ -76,17 +65,17 @@ def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, capsys):
     boundary = np.where(ndi.binary_erosion(fg) != fg, 0.9, 0.1)
     prob = np.stack([np.where(fg, 0.1, 0.9), np.where(fg, 0.9, 0.1), boundary]).astype(np.float32)
     tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(prob, 0, -1))  # channel-last, as predict writes TIFF
-    code, _, err = run(["segment", str(tmp_path / "p.tif"), str(tmp_path / "w.h5"), "--mode", "watershed",
-                        "--boundary-channel", "2", "--block", "2,8,8", "--halo", "1,3,3", "--min-size", "3"], capsys)
+    code, _, err = cli(["segment", str(tmp_path / "p.tif"), str(tmp_path / "w.h5"), "--mode", "watershed",
+                        "--boundary-channel", "2", "--block", "2,8,8", "--halo", "1,3,3", "--min-size", "3"])
     assert code == 0, err
     ref = segment(prob, mode="watershed", boundary_channel=2, block=(2, 8, 8), halo=(1, 3, 3), min_size=3)
     np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "w.h5")[...]), ref)
-    code, _, err = run(["segment", str(tmp_path / "p.tif"), str(tmp_path / "c.zarr"), "--connectivity", "3", "--block", "3,7,7"], capsys)
+    code, _, err = cli(["segment", str(tmp_path / "p.tif"), str(tmp_path / "c.zarr"), "--connectivity", "3", "--block", "3,7,7"])
     assert code == 0, err
     np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "c.zarr")[...]), ndi.label(fg, np.ones((3, 3, 3)))[0])
 
 
-def test_segment_says_which_foreground_on_stderr(tmp_path, capsys):
+def test_segment_says_which_foreground_on_stderr(tmp_path, cli):
     import h5py
 
     fg = np.zeros((2, 12, 12), np.float32)
@@ -94,6 +83,6 @@ def test_segment_says_which_foreground_on_stderr(tmp_path, capsys):
     with h5py.File(tmp_path / "p.h5", "w") as f:
         f["probabilities"] = np.stack([1 - fg, fg])
         f.attrs["channels"] = '["background", "membrane"]'
-    code, out, err = run(["segment", str(tmp_path / "p.h5"), str(tmp_path / "l.tif")], capsys)
+    code, out, err = cli(["segment", str(tmp_path / "p.h5"), str(tmp_path / "l.tif")])
     assert code == 0, err
     assert "foreground = channel 1 'membrane'" in err and "1 objects" in out and "foreground" not in out

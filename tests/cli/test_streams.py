@@ -8,19 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from slicewise.cli import main
-
 STATUS = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
-
-
-def _run(argv, capsys):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +26,10 @@ def files(tmp_path_factory):
     return d
 
 
-def test_predict_prints_the_output_path_only_and_reports_on_stderr(files, tmp_path, capsys, monkeypatch):
+def test_predict_prints_the_output_path_only_and_reports_on_stderr(files, tmp_path, monkeypatch, cli):
     monkeypatch.delenv("SLICEWISE_NO_PROGRESS", raising=False)
-    code, out, err = _run(["predict", files / "m.pt", files / "raw.tif", tmp_path / "p.tif", "--tile", "64",
-                           "--block", "2,64,64", "--labels", "--threads", "1"], capsys)
+    code, out, err = cli(["predict", files / "m.pt", files / "raw.tif", tmp_path / "p.tif", "--tile", "64",
+                           "--block", "2,64,64", "--labels", "--threads", "1"])
     assert code == 0
     assert out.strip() == str(tmp_path / "p.tif")
     lines = err.splitlines()
@@ -49,20 +37,20 @@ def test_predict_prints_the_output_path_only_and_reports_on_stderr(files, tmp_pa
     assert any(re.search(r"predict blocks: 2/2 \(100%\)", ln) for ln in lines), err  # the periodic line of a batch log
 
 
-def test_evaluate_prints_only_the_table(files, tmp_path, capsys, monkeypatch):
+def test_evaluate_prints_only_the_table(files, tmp_path, monkeypatch, cli):
     monkeypatch.delenv("SLICEWISE_NO_PROGRESS", raising=False)
-    code, out, err = _run(["evaluate", files / "gt.tif", files / "gt.tif", "--block", "1,64,64"], capsys)
+    code, out, err = cli(["evaluate", files / "gt.tif", files / "gt.tif", "--block", "1,64,64"])
     assert code == 0 and "dice" in out.lower()
     assert not any(STATUS.match(ln) for ln in out.splitlines())
     assert "evaluating blocks: 4 items to do" in err
 
 
-def test_train_results_on_stdout_lightning_and_status_on_stderr(tmp_path, capsys, monkeypatch):
+def test_train_results_on_stdout_lightning_and_status_on_stderr(tmp_path, monkeypatch, cli):
     monkeypatch.delenv("SLICEWISE_NO_PROGRESS", raising=False)
-    code, out, err = _run(["train", "data.synthetic.shape=[8,64,64]", "data.patch_size=64", "data.batch_size=2",
+    code, out, err = cli(["train", "data.synthetic.shape=[8,64,64]", "data.patch_size=64", "data.batch_size=2",
                            "data.num_workers=0", "data.val_patches=1", "model.weights=random",
                            "model.decoder_channels=[16,16,8,8,8]", "trainer.val_every=2", "--steps", "2",
-                           "--out", tmp_path / "run"], capsys)
+                           "--out", tmp_path / "run"])
     assert code == 0
     assert [ln.split()[0] for ln in out.splitlines()] == ["run", "best", "last", "config"]
     assert "Epoch" not in out and "it/s" not in out  # no Lightning bar on stdout
@@ -77,8 +65,8 @@ def _help_texts() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name, command", _help_texts(), ids=[n for n, _ in _help_texts()])
-def test_help_texts_offer_no_n5_and_threads_where_work_is_done(name, command, capsys):
-    code, out, _ = _run([*command, "--help"], capsys)
+def test_help_texts_offer_no_n5_and_threads_where_work_is_done(name, command, cli):
+    code, out, _ = cli([*command, "--help"])
     assert code == 0
     assert "N5" not in out, f"`slicewise {name} --help` lists N5, which is refused (zarr 3 dropped it)"
     if command[0] in ("train", "predict", "demo", "study", "audit", "evaluate", "segment") and command != ("audit",):

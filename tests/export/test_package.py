@@ -15,18 +15,6 @@ from slicewise.errors import InputError
 from slicewise.export.package import is_package, load_package
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    from slicewise.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as ex:
-        code = int(ex.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
 def test_round_trip_equal_weights_and_predictions(exported) -> None:
     from slicewise import load_model, predict
     from slicewise.data.synthetic import make_phantom
@@ -41,37 +29,37 @@ def test_round_trip_equal_weights_and_predictions(exported) -> None:
                                   predict(model, vol, tile=64, overlap=0.25, device="cpu", progress=False))
 
 
-def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, capsys) -> None:
+def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, cli) -> None:
     import tifffile
 
     from slicewise.data.synthetic import make_phantom
 
     _, model_file, pkg = exported
-    code, out, err = _cli(capsys, "model", "info", str(pkg), "--json", "--size", "64")
+    code, out, err = cli(["model", "info", str(pkg), "--json", "--size", "64"])
     assert code == 0, err
     info = json.loads(out)
     assert info.pop("package") == {"name": "slicewise test_resnet uniform k3", "format_version": "0.5.12", "dz": 2, "border": "reflect"}
-    code, out, _ = _cli(capsys, "model", "info", str(model_file), "--json", "--size", "64")
+    code, out, _ = cli(["model", "info", str(model_file), "--json", "--size", "64"])
     assert json.loads(out) == info and info["skips"] == "0111" and info["heads"]["boundary"] == [2, 3]
-    code, out, _ = _cli(capsys, "model", "info", str(pkg), "--size", "64")
+    code, out, _ = cli(["model", "info", str(pkg), "--size", "64"])
     assert code == 0 and "dz=2" in out and "bioimage.io package" in out
 
     tifffile.imwrite(tmp_path / "raw.tif", make_phantom(shape=(6, 64, 64), seed=2).raw)
     runs = ((pkg, "a.tif", ()), (model_file, "b.tif", ("--dz", "2")), (pkg, "c.tif", ("--dz", "1")))
     for src, name, extra in runs:
-        code, _, err = _cli(capsys, "predict", str(src), str(tmp_path / "raw.tif"), str(tmp_path / name), "--tile", "64",
-                            "--device", "cpu", *extra)
+        code, _, err = cli(["predict", str(src), str(tmp_path / "raw.tif"), str(tmp_path / name), "--tile", "64",
+                            "--device", "cpu", *extra])
         assert code == 0, err
     a, b, c = (tifffile.imread(tmp_path / n) for n in ("a.tif", "b.tif", "c.tif"))
     np.testing.assert_array_equal(a, b)  # the package's dz (2) is used unless --dz says otherwise
     assert np.abs(a - c).max() > 1e-4
 
 
-def test_cli_export_writes_a_tested_package(exported, tmp_path, capsys) -> None:
+def test_cli_export_writes_a_tested_package(exported, tmp_path, cli) -> None:
     _, model_file, _ = exported
     out = tmp_path / "cli.zip"
-    code, stdout, err = _cli(capsys, "export", "bioimageio", str(model_file), str(out), "--no-torchscript", "--dz", "1",
-                             "--cite", "Cardona et al. 2010, ISBI 2012 data|10.1371/journal.pbio.1000502", "--tag", "isbi2012", "--test")
+    code, stdout, err = cli(["export", "bioimageio", str(model_file), str(out), "--no-torchscript", "--dz", "1",
+                             "--cite", "Cardona et al. 2010, ISBI 2012 data|10.1371/journal.pbio.1000502", "--tag", "isbi2012", "--test"])
     assert code == 0, err
     assert stdout.strip() == str(out)
     with zipfile.ZipFile(out) as zf:
@@ -80,9 +68,9 @@ def test_cli_export_writes_a_tested_package(exported, tmp_path, capsys) -> None:
     assert "weights.torchscript.pt" not in names and "torchscript" not in rdf["weights"]
     assert "10.1371/journal.pbio.1000502" in {c["doi"] for c in rdf["cite"]} and "isbi2012" in rdf["tags"]
     assert rdf["inputs"][0]["axes"][1]["channel_names"] == ["z-1", "z+0", "z+1"]
-    code, _, err = _cli(capsys, "export", "bioimageio", str(model_file), str(out))
+    code, _, err = cli(["export", "bioimageio", str(model_file), str(out)])
     assert code == 2 and err.startswith("error:") and "exists" in err
-    code, _, err = _cli(capsys, "export", "bioimageio", str(model_file), str(tmp_path / "c.zip"), "--cite", "no doi")
+    code, _, err = cli(["export", "bioimageio", str(model_file), str(tmp_path / "c.zip"), "--cite", "no doi"])
     assert code == 2 and "TEXT|DOI" in err
 
 
