@@ -112,33 +112,27 @@ def sync(device: torch.device) -> None:
 
 def time_windows(step: Callable[[], Any], s: Settings, device: torch.device) -> list[float]:
     """Run ``step`` ``warmup`` times untimed, then ``repeats`` windows of ``steps`` calls; seconds per window."""
-    for _ in range(s.warmup):
-        step()
-    sync(device)
-    out = []
-    for _ in range(s.repeats):
-        t0 = time.perf_counter()
-        for _ in range(s.steps):
-            step()
-        sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
+    return interleaved_windows({"step": step}, s, device)[0]
 
 
-def interleaved_windows(steps: dict[str, Callable[[], Any]], threads: dict[str, int], s: Settings,
-                        device: torch.device) -> list[list[float]]:
-    """Like :func:`time_windows` for several sides at once: ``warmup`` calls of each, then ``repeats``
-    rounds of one window of ``steps`` calls per side, side after side, each under its own torch thread
-    count; seconds per window, one list per side (in the order of ``steps``)."""
+def interleaved_windows(steps: dict[str, Callable[[], Any]], s: Settings, device: torch.device,
+                        threads: dict[str, int] | None = None) -> list[list[float]]:
+    """:func:`time_windows` for several sides at once: ``warmup`` calls of each, then ``repeats`` rounds of
+    one window of ``steps`` calls per side, side after side (each under its own torch thread count when
+    ``threads`` names them); seconds per window, one list per side (in the order of ``steps``)."""
+    def use_threads(name: str) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads[name])
+
     out: dict[str, list[float]] = {name: [] for name in steps}
     for name, step in steps.items():
-        torch.set_num_threads(threads[name])
+        use_threads(name)
         for _ in range(s.warmup):
             step()
     sync(device)
     for _ in range(s.repeats):
         for name, step in steps.items():
-            torch.set_num_threads(threads[name])
+            use_threads(name)
             t0 = time.perf_counter()
             for _ in range(s.steps):
                 step()
@@ -413,7 +407,7 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
             augment(x, y, config=aug, generator=gen)
 
-        mine, peer = interleaved_windows({"slicewise": ours, "peer": theirs}, threads, timing, device)
+        mine, peer = interleaved_windows({"slicewise": ours, "peer": theirs}, timing, device, threads)
         del it, loader
         pairs = [b / a for a, b in zip(mine, peer)]  # slicewise / peer throughput, window by window
         results[name] = row("img/s", rate(timing.steps * s.batch, mine), rate(timing.steps * s.batch, peer),

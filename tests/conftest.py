@@ -57,3 +57,22 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script(path, name)``: import a script that is not part of the package (``benchmarks/*.py``)
+    as module ``name``."""
+    import importlib.util
+    import sys
+
+    def load(path: Path, name: str):
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -3,10 +3,8 @@ measured, positive and finite, consistent with its parts, and printed in the tab
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,13 +17,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slicewise_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def bench(load_script) -> ModuleType:
+    return load_script(BENCH, "slicewise_bench")
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,13 +14,8 @@ SCALE = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
 
 
 @pytest.fixture(scope="module")
-def scale() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slicewise_scale_bench", SCALE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def scale(load_script) -> ModuleType:
+    return load_script(SCALE, "slicewise_scale_bench")
 
 
 def test_synthetic_input_is_chunked_ngff_and_not_trivial(scale: ModuleType, tmp_path: Path) -> None:

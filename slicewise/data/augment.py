@@ -312,13 +312,6 @@ def _per_sample_chains(xt: torch.Tensor, draws: IntensityDraws) -> None:
                 KERNELS[name](x, vals[name][i])
 
 
-def augment_intensity(xt: torch.Tensor, geo: GeometryDraws, config: AugmentConfig, rng: torch.Generator,
-                      clipped: bool = False, inplace: bool = False, batched: bool | None = None) -> torch.Tensor:
-    """The intensity part of :func:`augment`: :func:`draw_intensity` for ``xt``, then :func:`apply_intensity`."""
-    draws = draw_intensity(tuple(xt.shape), xt.device, config, geo, rng, batched, xt.dtype)
-    return apply_intensity(xt, draws, clipped, inplace)
-
-
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has the pools but not their threads
     os.register_at_fork(after_in_child=_POOLS.clear)

@@ -184,7 +184,7 @@ def test_intensity_steps_follow_their_draws_per_sample(seed: int) -> None:
 def test_batched_intensity_equals_the_per_sample_chains() -> None:
     """The batched way (the GPU one) and the per-sample chains (the CPU one) agree (noise aside: the two
     draw it differently) and leave the generator in the same state."""
-    from slicewise.data.augment import augment_intensity, draw_geometry
+    from slicewise.data.augment import apply_intensity, draw_geometry, draw_intensity
 
     config = AugmentConfig(**{**vars(HALF), "noise": 0.0})
     x = torch.rand(10, 3, 20, 20, generator=torch.Generator().manual_seed(3))
@@ -192,7 +192,7 @@ def test_batched_intensity_equals_the_per_sample_chains() -> None:
     for batched in (False, True):
         g = torch.Generator().manual_seed(5)
         geo = draw_geometry(10, 20, 20, config, g)
-        results.append(augment_intensity(x, geo, config, g, batched=batched))
+        results.append(apply_intensity(x, draw_intensity(tuple(x.shape), x.device, config, geo, g, batched)))
         states.append(g.get_state())
     torch.testing.assert_close(results[0], results[1], atol=1e-6, rtol=0)
     assert torch.equal(states[0], states[1])  # the same draws either way: the next batch does not depend on it
