@@ -116,10 +116,13 @@ def time_windows(step: Callable[[], Any], s: Settings, device: torch.device) -> 
 
 
 def interleaved_windows(steps: dict[str, Callable[[], Any]], s: Settings, device: torch.device,
-                        threads: dict[str, int] | None = None) -> list[list[float]]:
+                        threads: dict[str, int] | None = None, settle: float = 0.0) -> list[list[float]]:
     """:func:`time_windows` for several sides at once: ``warmup`` calls of each, then ``repeats`` rounds of
     one window of ``steps`` calls per side, side after side (each under its own torch thread count when
-    ``threads`` names them); seconds per window, one list per side (in the order of ``steps``)."""
+    ``threads`` names them); seconds per window, one list per side (in the order of ``steps``).
+
+    ``settle``: seconds of sleep before each window, so background work a side left running (a DataLoader's
+    workers filling their prefetch queue) finishes before the next side's window instead of inside it."""
     def use_threads(name: str) -> None:
         if threads is not None:
             torch.set_num_threads(threads[name])
@@ -133,6 +136,7 @@ def interleaved_windows(steps: dict[str, Callable[[], Any]], s: Settings, device
     for _ in range(s.repeats):
         for name, step in steps.items():
             use_threads(name)
+            time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(s.steps):
                 step()
@@ -407,13 +411,13 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True).long()
             augment(x, y, config=aug, generator=gen)
 
-        mine, peer = interleaved_windows({"slicewise": ours, "peer": theirs}, timing, device, threads)
+        mine, peer = interleaved_windows({"slicewise": ours, "peer": theirs}, timing, device, threads, settle=0.5)
         del it, loader
         pairs = [b / a for a, b in zip(mine, peer)]  # slicewise / peer throughput, window by window
         results[name] = row("img/s", rate(timing.steps * s.batch, mine), rate(timing.steps * s.batch, peer),
                             f"torch DataLoader ({s.input_workers} workers) over PatchDataset", augmentation=dict(vars(aug)),
                             resident_mbytes=resident.nbytes / 1e6, torch_threads=dict(threads),
-                            window_ratios=pairs, window_ratio_median=float(statistics.median(pairs)))
+                            window_seconds={"slicewise": mine, "peer": peer}, window_ratios=pairs, window_ratio_median=float(statistics.median(pairs)))
     torch.set_num_threads(before)
     free(device)
 

@@ -29,8 +29,6 @@ do not depend on x's device.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -197,14 +195,16 @@ KERNELS = {"brightness": adjust_brightness_, "contrast": adjust_contrast_, "gamm
 class IntensityDraws:
     """Everything random about the intensity steps of one batch, drawn by :func:`draw_intensity` before the
     batch exists: per enabled step the on/off ``on`` (n,) and value ``values`` (n,) float64 of every
-    sample; ``noise``: the batch's noise (batched) or sample index → its noise, a tensor or a future
-    already being drawn on another thread (per sample); ``batched``: which way :func:`apply_intensity` runs."""
+    sample; ``batched``: which way :func:`apply_intensity` runs. Batched: ``noise`` is the batch's noise.
+    Per sample: ``chains[i]`` lists sample i's steps that are on, in order, with scalar values (x's dtype;
+    blur sigmas as drawn), and ``noise`` maps each noisy sample to the seed of its noise (:func:`noise_seed`)."""
 
     on: dict[str, torch.Tensor]
     values: dict[str, torch.Tensor]
     noise: Any
     batched: bool
     blur_max: float
+    chains: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 def draw_intensity(shape: tuple[int, ...], device: torch.device | str, config: AugmentConfig, geo: GeometryDraws,
@@ -214,11 +214,9 @@ def draw_intensity(shape: tuple[int, ...], device: torch.device | str, config: A
 
     Order: one value per sample for each enabled step (brightness, contrast, gamma, noise sigma, blur
     sigma: all n, whether the step is on for a sample or not), then the noise. Per sample: one seed from
-    ``rng``; sample i's noise comes from its own generator (:func:`noise_seed`), so it does not depend on
-    the other samples, and is drawn at once on ``torch.get_num_threads()`` background threads (a CPU
-    generator is serial and normals are the costliest step there: drawn while the caller cuts the batch).
-    Batched: one seed for the whole batch's noise from a CPU generator; from a device generator the noise
-    itself (no host round trip).
+    ``rng``; sample i's noise comes from its own generator (:func:`noise_seed`), drawn when its chain
+    runs, so it does not depend on the other samples. Batched: one seed for the whole batch's noise from
+    a CPU generator; from a device generator the noise itself (no host round trip).
 
     ``batched`` None: per sample on a CPU, batched elsewhere (see :func:`apply_intensity`)."""
     n, dev = int(shape[0]), torch.device(device)
@@ -226,37 +224,26 @@ def draw_intensity(shape: tuple[int, ...], device: torch.device | str, config: A
     steps = [name for name in INTENSITY_STEPS if getattr(config, name) > 0]
     on = {name: geo.draw[:, 4 + INTENSITY_STEPS.index(name)] < getattr(config, name) for name in steps}
     values = {name: _uniform(rng, n, getattr(config, f"{name}_range")) for name in steps}
-    noise: Any = None
-    if "noise" in on:
-        if rng.device.type != "cpu" and batched:  # a generator on the device draws the noise itself
-            noise = torch.randn(shape, generator=rng, device=dev, dtype=dtype)
-        else:
-            seed = int(torch.randint(2**62, (1,), generator=rng).item())
-            if batched:
-                noise = torch.randn(shape, generator=torch.Generator(device=dev).manual_seed(seed), device=dev, dtype=dtype)
-            else:
-                noise = _draw_noise_per_sample(on["noise"].tolist(), tuple(shape[1:]), dev, dtype, seed)
-    return IntensityDraws(on, values, noise, batched, float(config.blur_range[1]))
+    noisy = "noise" in on
+    on_device = batched and rng.device.type != "cpu"  # a generator on the device draws the noise itself
+    seed = int(torch.randint(2**62, (1,), generator=rng, device=rng.device).item()) if noisy and not on_device else 0
+    if batched:
+        noise = None
+        if noisy:
+            gen = rng if on_device else torch.Generator(device=dev).manual_seed(seed)
+            noise = torch.randn(shape, generator=gen, device=dev, dtype=dtype)
+        return IntensityDraws(on, values, noise, True, float(config.blur_range[1]))
+    flags = {name: mask.tolist() for name, mask in on.items()}
+    scalars = {name: (v if name == "blur" else v.to(dtype)).tolist() for name, v in values.items()}
+    chains = tuple(tuple((name, scalars[name][i]) for name in steps if flags[name][i]) for i in range(n))
+    noise = {i: noise_seed(seed, i) for i in range(n) if flags["noise"][i]} if noisy else {}
+    return IntensityDraws(on, values, noise, False, float(config.blur_range[1]), chains)
 
 
 def noise_seed(seed: int, i: int) -> int:
     """The seed of sample i's noise (per-sample draws) in a batch whose noise seed is ``seed``: the first
     64-bit word of ``numpy.random.SeedSequence([seed, i])``, halved (a non-negative int64)."""
     return int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-def _draw_noise_per_sample(flags: list[bool], shape: tuple[int, ...], dev: torch.device, dtype: torch.dtype,
-                           seed: int) -> dict[int, Any]:
-    def draw(i: int) -> torch.Tensor:
-        gen = torch.Generator(device=dev).manual_seed(noise_seed(seed, i))
-        return torch.randn(shape, generator=gen, device=dev, dtype=dtype)
-
-    picked = [i for i, f in enumerate(flags) if f]
-    threads = min(torch.get_num_threads(), len(picked))
-    if threads < 2:
-        return {i: draw(i) for i in picked}
-    pool = _pool(threads)
-    return {i: pool.submit(draw, i) for i in picked}
 
 
 def apply_intensity(xt: torch.Tensor, draws: IntensityDraws, clipped: bool = False, inplace: bool = False) -> torch.Tensor:
@@ -266,18 +253,19 @@ def apply_intensity(xt: torch.Tensor, draws: IntensityDraws, clipped: bool = Fal
     ``clipped``: ``xt`` is known to lie in [0, 1] (converted from integers), so without intensity steps the
     final clip is skipped; ``inplace``: the caller owns ``xt`` (a fresh conversion), which is overwritten.
 
-    Per sample (the CPU way): each sample's steps run as one chain touching only the steps that are on for
-    it (the cost follows the probabilities), in place with scalar values (no allocation per step, which on
-    a CPU costs more than the arithmetic). Batched (the GPU way): every step runs on the whole batch with
-    identity values where it is off (no host round trip). Both agree up to float round-off given the same
-    noise."""
+    Per sample (the CPU way): :func:`intensity_chain` for each sample, touching only the steps that are on
+    for it (the cost follows the probabilities), in place with scalar values (no allocation per step,
+    which on a CPU costs more than the arithmetic). Batched (the GPU way): every step runs on the whole
+    batch with identity values where it is off (no host round trip). Both agree up to float round-off
+    given the same noise."""
     if not draws.on:
         return xt if clipped else xt.clamp(0.0, 1.0)
     xt = xt if inplace else xt.clone()
     if not clipped:
         xt.clamp_(0.0, 1.0)
     if not draws.batched:
-        _per_sample_chains(xt, draws)  # every step leaves its samples in [0, 1]
+        for i in range(xt.shape[0]):
+            intensity_chain(xt[i], draws, i)  # every step leaves its sample in [0, 1]
         return xt
     dev = xt.device
     for name, on in draws.on.items():
@@ -293,35 +281,18 @@ def apply_intensity(xt: torch.Tensor, draws: IntensityDraws, clipped: bool = Fal
     return xt.clamp_(0.0, 1.0)
 
 
-def _per_sample_chains(xt: torch.Tensor, draws: IntensityDraws) -> None:
-    """Sample by sample: the steps that are on for sample i, in order, in place, with scalar values (x's
-    dtype; blur sigmas as drawn)."""
-    flags = {name: mask.tolist() for name, mask in draws.on.items()}
-    vals = {name: (v if name == "blur" else v.to(xt.dtype)).tolist() for name, v in draws.values.items()}
-    for i in range(xt.shape[0]):
-        x = xt[i]
-        for name, f in flags.items():
-            if not f[i]:
-                continue
-            if name == "noise":
-                noise = draws.noise[i]
-                add_noise_(x, vals[name][i], noise.result() if isinstance(noise, Future) else noise)
-            elif name == "blur":
-                blur_planes(x, vals[name][i], out=x).clamp_(0.0, 1.0)  # weights sum to 1 up to round-off
-            else:
-                KERNELS[name](x, vals[name][i])
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has the pools but not their threads
-    os.register_at_fork(after_in_child=_POOLS.clear)
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``threads`` threads (torch releases the GIL while it draws)."""
-    if threads not in _POOLS:
-        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slicewise-noise")
-    return _POOLS[threads]
+def intensity_chain(x: torch.Tensor, draws: IntensityDraws, i: int) -> torch.Tensor:
+    """Sample i's intensity steps (per-sample ``draws``) on its unit-float ``x`` (k·C, H, W) in [0, 1], in
+    place, in order; its noise is drawn here from its own generator. Returns ``x``, still in [0, 1]."""
+    for name, value in draws.chains[i]:
+        if name == "noise":
+            gen = torch.Generator(device=x.device).manual_seed(draws.noise[i])
+            add_noise_(x, value, torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype))
+        elif name == "blur":
+            blur_planes(x, value, out=x).clamp_(0.0, 1.0)  # weights sum to 1 up to round-off
+        else:
+            KERNELS[name](x, value)
+    return x
 
 
 def augment(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from slicewise.data.stacking import check_stack_params, crop_gather, stack_index_tensor, stack_slices, to_unit_float, valid_centres
+from slicewise.data.stacking import check_stack_params, crop_gather, crop_views, stack_index_tensor, stack_slices, to_unit_float, valid_centres
 from slicewise.errors import InputError
 
 
@@ -418,10 +418,11 @@ class DevicePatchSampler:
         y = crop_gather(self.labels, centres[:, None], rows, cols)[:, 0]
         return x, y
 
-    def _geometric_gather(self, centres: Any, origins: Any, geo: Any, colors: int) -> tuple[Any, Any]:
-        """:meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo`` folded into the
-        gather's indices (reversed rows / columns / slices, swapped roles and a transposed crop for a
-        transpose), so the geometry costs no pass over the data: equal to ``augment``'s geometry on the
+    def _geometric_indices(self, centres: Any, origins: Any, geo: Any) -> tuple[Any, Any, Any, Any]:
+        """The indices of :meth:`gather` with the per-sample flips, quarter turns and z-reversal of ``geo``
+        folded in: ``(index (n, k) slices, rows (n, ph), cols (n, pw), transpose (n,) or None)`` for
+        :func:`crop_gather` — reversed rows / columns / slices, swapped roles and a transposed crop for a
+        transpose — so the geometry costs no pass over the data: equal to ``augment``'s geometry on the
         plain patches."""
         import torch
 
@@ -439,13 +440,7 @@ class DevicePatchSampler:
         cj = torch.where(fx[:, None], pw - 1 - ar_w, ar_w)
         if turns:  # out[i, j] = crop[cj(j), ci(i)]: the crop at rows cj, columns ci, transposed
             ci, cj = torch.where(transpose[:, None], cj, ci), torch.where(transpose[:, None], ci, cj)
-        rows, cols = origins[:, :1] + ci, origins[:, 1:] + cj
-        swap = transpose if turns else None
-        x = crop_gather(self.raw, index, rows, cols, swap)
-        y = crop_gather(self.labels, centres[:, None], rows, cols, swap)[:, 0]
-        if x.ndim == 5:
-            x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
-        return x, y
+        return index, origins[:, :1] + ci, origins[:, 1:] + cj, transpose if turns else None
 
     def sample(self, n: int, generator: Any, augment: Any = None, colors: int = 1) -> tuple[Any, Any]:
         """``n`` patches ``(x, y)`` on the device drawn with ``generator`` (on the device). Without ``augment``
@@ -453,14 +448,31 @@ class DevicePatchSampler:
         augmented, ``x`` float32 in [0, 1] — exactly ``augment(*self.gather(*self.draw(n, g)), config=augment,
         generator=g, colors=colors)`` for the same generator state, with the geometric part folded into the
         gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
-        from slicewise.data.augment import apply_intensity, draw_geometry, draw_intensity
+        import torch
+
+        from slicewise.data.augment import apply_intensity, draw_geometry, draw_intensity, intensity_chain
 
         centres, origins = self.draw(int(n), generator)
         if augment is None:
             return self.gather(centres, origins)
         geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
-        channels = self.k * (int(self.raw.shape[3]) if self.raw.ndim == 4 else 1)
-        draws = draw_intensity((int(n), channels, *self.patch), self.device, augment, geo, generator)  # noise starts now
-        x, y = self._geometric_gather(centres, origins, geo, colors)
-        clipped = not x.dtype.is_floating_point  # integers convert into [0, 1] exactly
-        return apply_intensity(to_unit_float(x), draws, clipped, inplace=True), y
+        colour = int(self.raw.shape[3]) if self.raw.ndim == 4 else 1
+        draws = draw_intensity((int(n), self.k * colour, *self.patch), self.device, augment, geo, generator)
+        index, rows, cols, swap = self._geometric_indices(centres, origins, geo)
+        y = crop_gather(self.labels, centres[:, None], rows, cols, swap)[:, 0]
+        clipped = not self.raw.dtype.is_floating_point  # integers convert into [0, 1] exactly
+        crops = None if draws.batched or self.device.type != "cpu" else crop_views(self.raw, index, rows, cols, swap)
+        if crops is None:  # the batch at once (the GPU way)
+            x = crop_gather(self.raw, index, rows, cols, swap)
+            if x.ndim == 5:
+                x = x.permute(0, 1, 4, 2, 3).flatten(1, 2)
+            return apply_intensity(to_unit_float(x), draws, clipped, inplace=True), y
+        # sample by sample (the CPU way): each crop is converted straight into the batch and its intensity
+        # chain runs while it is in cache (the same values as the batch at once)
+        x = torch.empty((len(crops), self.k * colour, *self.patch), dtype=torch.float32)
+        for i, crop in enumerate(crops):
+            planes = x[i].view(self.k, colour, *self.patch)
+            to_unit_float(crop.permute(0, 3, 1, 2) if crop.ndim == 4 else crop[:, None], out=planes)
+            if draws.on:
+                intensity_chain(x[i] if clipped else x[i].clamp_(0.0, 1.0), draws, i)
+        return x, y

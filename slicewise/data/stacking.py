@@ -142,29 +142,47 @@ def _runs(t: Any) -> tuple[list[int], list[int]] | None:
     return torch.minimum(first, last).tolist(), step.tolist()
 
 
-def _crop_slices(volume: Any, index: Any, rows: Any, cols: Any, transpose: Any) -> Any:
+def crop_views(volume: Any, index: Any, rows: Any, cols: Any, transpose: Any = None) -> list[Any] | None:
+    """The CPU way of :func:`crop_gather`, sample by sample: crop n as a tensor (k, ph, pw[, C]) equal to
+    ``crop_gather(...)[n]`` — a view of ``volume`` where it can be (slices in steps of one stride, plain or
+    transposed), else a small copy (flipped rows / columns / slice order, reflected borders); None when
+    a sample's rows or columns are not runs of consecutive indices. Consumers that write each crop
+    straight into their own buffer (the device-resident sampler's conversion) save a pass over the batch."""
     import torch
 
-    n, k = index.shape
     ph, pw = rows.shape[1], cols.shape[1]
     ry, rx = _runs(rows), _runs(cols)
     if ry is None or rx is None:
         return None
-    if n == 0:
-        return volume.new_empty((0, k, ph, pw, *volume.shape[3:]))
-    zs, swap = index.tolist(), [False] * n if transpose is None else transpose.tolist()
+    zs = index.tolist()
+    swap = [False] * len(zs) if transpose is None else transpose.tolist()
     crops = []
-    for b in range(n):
-        for z in zs[b]:
-            v = volume[z, ry[0][b]:ry[0][b] + ph, rx[0][b]:rx[0][b] + pw]
-            crops.append(v.transpose(0, 1) if swap[b] else v)  # a view: stack copies it transposed
-    out = torch.stack(crops)
-    out = out.reshape(n, k, *out.shape[1:])
-    for b in range(n):  # flipping the crop of rows/columns read in reverse (after a transpose: swapped axes)
-        dims = [d for d, run in ((1, ry), (2, rx)) if run[1][b] < 0]
-        if dims:
-            out[b] = out[b].flip([3 - d for d in dims] if swap[b] else dims)
-    return out
+    for b, z in enumerate(zs):
+        y0, x0 = ry[0][b], rx[0][b]
+        step = z[1] - z[0] if len(z) > 1 else 1
+        flips = []
+        if step != 0 and all(z[c + 1] - z[c] == step for c in range(len(z) - 1)):
+            lo = min(z[0], z[-1])
+            v = volume[lo:lo + abs(step) * (len(z) - 1) + 1:abs(step), y0:y0 + ph, x0:x0 + pw]
+            flips += [0] if step < 0 else []
+        else:  # reflected or replicated border slices
+            v = torch.stack([volume[zc, y0:y0 + ph, x0:x0 + pw] for zc in z])
+        if swap[b]:
+            v = v.transpose(1, 2)  # a view: the consumer's copy reads it transposed
+        flips += [d for d, run in ((1, ry), (2, rx)) if run[1][b] < 0]  # read in reverse (after a transpose: swapped axes)
+        crops.append(v.flip([3 - d if (swap[b] and d) else d for d in flips]) if flips else v)
+    return crops
+
+
+def _crop_slices(volume: Any, index: Any, rows: Any, cols: Any, transpose: Any) -> Any:
+    import torch
+
+    crops = crop_views(volume, index, rows, cols, transpose)
+    if crops is None:
+        return None
+    if not crops:
+        return volume.new_empty((0, index.shape[1], rows.shape[1], cols.shape[1], *volume.shape[3:]))
+    return torch.stack(crops)
 
 
 def stack_slices(
@@ -264,16 +282,17 @@ def context_range(z0: int, z1: int, depth: int, k: int = 3, dz: int = 1) -> tupl
     return max(0, int(z0) - r), min(int(depth), int(z1) + r)
 
 
-def to_unit_float(array: Any) -> Any:
+def to_unit_float(array: Any, out: Any = None) -> Any:
     """Intensities to float32 in [0, 1]: integer dtypes are divided by their dtype maximum
     (uint8 by 255); float input is taken as already in [0, 1] and only cast. Works on numpy
-    arrays and torch tensors."""
+    arrays and torch tensors; ``out`` (torch only): a float32 tensor of the same shape to write into
+    (in one pass: conversion and division fused)."""
     if type(array).__module__.startswith("torch"):
         import torch
 
         if array.dtype.is_floating_point:
-            return array.float()
-        return array.float().div_(float(torch.iinfo(array.dtype).max))  # a fresh tensor: divide in place
+            return array.float() if out is None else out.copy_(array)
+        return torch.div(array, float(torch.iinfo(array.dtype).max), out=out)  # computed in float32: x.float() / max
     a = np.asarray(array)
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)

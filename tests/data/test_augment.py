@@ -175,7 +175,7 @@ def test_intensity_steps_follow_their_draws_per_sample(seed: int) -> None:
     assert torch.equal(x, torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 10)))  # input untouched
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1 if before > 1 else 2)  # noise drawn on one thread or on several: the same batch
+        torch.set_num_threads(1 if before > 1 else 2)  # one intra-op thread or several: the same batch
         assert torch.equal(augment(x, None, config=HALF, generator=seed)[0], got)
     finally:
         torch.set_num_threads(before)
@@ -205,32 +205,3 @@ def test_a_generator_on_the_batch_device_gives_the_cpu_path_on_cpu() -> None:
     a = augment(x, y, config=STRONG, generator=torch.Generator(device="cpu").manual_seed(9))
     b = augment(x, y, config=STRONG, generator=9)
     assert all(torch.equal(p, q) for p, q in zip(a, b))
-
-
-def _pools_in_child(queue) -> None:
-    from slicewise.data import augment as module
-
-    queue.put(len(module._POOLS))
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork (a DataLoader worker's start method on Linux)")
-def test_a_forked_child_does_not_inherit_the_noise_threads() -> None:
-    """A forked process (a DataLoader worker) would inherit the noise pools without their threads and wait
-    forever on them: the pools are dropped in the child, which starts its own when it needs one."""
-    import multiprocessing as mp
-
-    from slicewise.data import augment as module
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)  # the pool is used with two or more threads
-    try:
-        augment(torch.rand(12, 3, 16, 16), None, config=HALF, generator=3)
-    finally:
-        torch.set_num_threads(before)
-    assert module._POOLS
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_pools_in_child, args=(queue,))
-    child.start()
-    assert queue.get(timeout=60) == 0
-    child.join(timeout=60)

@@ -307,3 +307,23 @@ def test_device_sample_with_augmentation_equals_augment_of_the_plain_patches(col
             rx, ry = augment(*dev.gather(*dev.draw(6, g)), config=cfg, generator=g, colors=c)
             assert x.dtype == torch.float32 and y.dtype == torch.uint8
             assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+@pytest.mark.parametrize("border", ["reflect", "replicate"])
+def test_device_sample_of_float_raw_with_steps_of_two_slices_equals_augment(border) -> None:
+    """Float raw outside [0, 1] (clipped before the intensity steps), dz = 2 and border slices (stacks that
+    are not one strided view): the per-sample CPU way still equals ``augment`` of the plain patches."""
+    from slicewise.data.augment import AugmentConfig, augment
+    from slicewise.data.sampling import DevicePatchSampler
+
+    rng = np.random.default_rng(7)
+    raw = rng.uniform(-0.2, 1.2, (7, 16, 16)).astype(np.float32)
+    labels = rng.integers(0, 2, raw.shape).astype(np.int64)
+    dev = DevicePatchSampler(PatchSampler(raw, labels, patch=(8, 8), k=3, dz=2, border=border, foreground_fraction=0.5))
+    cfg = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5)
+    for seed in range(3):
+        x, y = dev.sample(8, torch.Generator().manual_seed(seed), augment=cfg)
+        g = torch.Generator().manual_seed(seed)
+        rx, ry = augment(*dev.gather(*dev.draw(8, g)), config=cfg, generator=g)
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0

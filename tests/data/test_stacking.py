@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,18 @@ def test_to_unit_float():
     assert to_unit_float(np.array([0.5])).dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.float64])
+def test_to_unit_float_into_a_buffer_equals_the_fresh_conversion(dtype):
+    """``out=``: one fused pass, bit for bit the allocating conversion (every uint8 value; strided input)."""
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
+    x = torch.arange(256).to(dtype) if dtype == torch.uint8 else torch.linspace(max(info.min, -1e6), min(info.max, 1e6), 512).to(dtype)
+    x = x.reshape(-1, 16).t()  # a transposed view, as the sampler's crops are
+    out = torch.full(x.shape, float("nan"))
+    assert to_unit_float(x, out=out) is out
+    want = x.float() if dtype.is_floating_point else x.float() / float(info.max)
+    assert torch.equal(out, to_unit_float(x)) and torch.equal(out, want)
+
+
 @settings(max_examples=120, deadline=None)
 @given(
     depth=st.integers(1, 9),
@@ -144,7 +157,7 @@ def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_
     both equal plain indexing, exactly."""
     import torch
 
-    from slicewise.data.stacking import crop_gather
+    from slicewise.data.stacking import crop_gather, crop_views
 
     shape = (5, 9, 11) + ((colors,) if colors else ())
     vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape).astype(dtype))
@@ -162,3 +175,6 @@ def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_
         want = torch.stack([w.transpose(1, 2) if f else w for w, f in zip(want, flags)]) if n else want
     got = crop_gather(vol, index, rows, cols, flags)
     assert got.shape == want.shape and got.dtype == want.dtype and torch.equal(got, want)
+    views = crop_views(vol, index, rows, cols, flags)  # the per-sample form the device sampler converts from
+    assert (views is None) == (scattered and n > 0)
+    assert views is None or all(torch.equal(v, w) for v, w in zip(views, want))
