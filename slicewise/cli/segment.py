@@ -3,7 +3,8 @@
 Memory is bounded by ``--block`` (plus the watershed ``--halo``), never the volume; connected
 components are exact for any block, watershed as documented in :mod:`slicewise.infer.instances`.
 ``--z`` / ``--roi`` select a box in source-volume coordinates (a ROI prediction's recorded offset is
-taken into account); the labels are those of the box alone and record its offset.
+taken into account); the labels are those of the box alone and record its offset. An interrupted run
+resumes from its finished passes and blocks when the same command is run again (:mod:`slicewise.infer.resume`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def segment_cmd(
     z: str | None = typer.Option(None, "--z", help="Slices START:STOP (half-open, source-volume coordinates)."),
     roi: str | None = typer.Option(None, "--roi", help="Box z0:z1,y0:y1,x0:x1 (half-open, source-volume coordinates)."),
     key: str | None = typer.Option(None, "--key", help="Dataset key inside .zarr / .h5 (default: probabilities)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (and discard an interrupted run's state)."),
 ) -> None:
     """Turn probabilities into instance labels (connected components or seeded watershed)."""
     from slicewise.data.roi import combine

@@ -106,6 +106,7 @@ def label_blocks(
     *,
     structure: np.ndarray | None = None,
     desc: str = "labelling",
+    blocks_done: Any = None,
 ) -> tuple[np.ndarray, Components]:
     """Steps 1–3 of the module docstring: label blocks of ``mask_fn(region)`` into ``provisional``.
 
@@ -113,6 +114,9 @@ def label_blocks(
     provisional ids (step 1). Returns ``(table, components)``: ``table[provisional id]`` = object id
     (0 for background), and the objects' sizes / first voxels. Apply ``table`` with
     :func:`relabel_blocks` (optionally after a size filter, :func:`filter_table`).
+
+    ``blocks_done``: a :class:`~slicewise.infer.resume.BlockLog` of an on-disk ``provisional``; a block it
+    records (from an interrupted run) is not labelled again, and each newly labelled block is recorded.
     """
     shape = tuple(int(s) for s in shape)
     structure = structure_for(1) if structure is None else np.asarray(structure, bool)
@@ -120,21 +124,16 @@ def label_blocks(
     sizes_parts: list[np.ndarray] = []
     first_parts: list[np.ndarray] = []
     total = 0
-    for region in progress(regions, desc=desc, total=len(regions)):
-        mask = np.asarray(mask_fn(region), bool)
-        lab, n = ndi.label(mask, structure)
-        lab = lab.astype(np.int64, copy=False)
-        if n:
-            flat = lab.ravel()
-            ids, idx = np.unique(flat, return_index=True)
-            keep = ids > 0
-            local = np.unravel_index(idx[keep], lab.shape)
-            glob = np.ravel_multi_index(tuple(c + r.start for c, r in zip(local, region)), shape)
-            first_parts.append(np.asarray(glob, np.int64))
-            sizes_parts.append(np.bincount(flat, minlength=n + 1)[1:].astype(np.int64))
-            lab[lab > 0] += total
-        provisional[region] = lab
-        total += n
+    for i, region in enumerate(progress(regions, desc=desc, total=len(regions))):
+        done = blocks_done.load(i) if blocks_done is not None else None
+        if done is None:
+            done = _label_block(mask_fn, region, shape, structure, provisional, total)
+            if blocks_done is not None:
+                blocks_done.save(i, done)
+        if len(done["sizes"]):
+            sizes_parts.append(done["sizes"])
+            first_parts.append(done["first"])
+        total += len(done["sizes"])
     sizes = np.concatenate(sizes_parts) if sizes_parts else np.zeros(0, np.int64)
     first = np.concatenate(first_parts) if first_parts else np.zeros(0, np.int64)
     pairs = _face_pairs(provisional, shape, regions, structure)
@@ -148,6 +147,25 @@ def label_blocks(
     rank[order] = np.arange(1, n_comp + 1)
     table = np.concatenate([[0], rank[comp]]).astype(np.int64)
     return table, Components(int(n_comp), obj_sizes[order], obj_first[order], shape)  # type: ignore[arg-type]
+
+
+def _label_block(mask_fn: MaskFn, region: Region, shape: tuple[int, ...], structure: np.ndarray, provisional: Any,
+                 offset: int) -> dict[str, np.ndarray]:
+    """Label one block core into ``provisional`` with ids after ``offset``; its objects' ``sizes`` and ``first`` voxels."""
+    mask = np.asarray(mask_fn(region), bool)
+    lab, n = ndi.label(mask, structure)
+    lab = lab.astype(np.int64, copy=False)
+    sizes, first = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if n:
+        flat = lab.ravel()
+        ids, idx = np.unique(flat, return_index=True)
+        keep = ids > 0
+        local = np.unravel_index(idx[keep], lab.shape)
+        first = np.asarray(np.ravel_multi_index(tuple(c + r.start for c, r in zip(local, region)), shape), np.int64)
+        sizes = np.bincount(flat, minlength=n + 1)[1:].astype(np.int64)
+        lab[lab > 0] += offset
+    provisional[region] = lab
+    return {"sizes": sizes, "first": first}
 
 
 def _face_pairs(provisional: Any, shape: tuple[int, ...], regions: list[Region], structure: np.ndarray) -> np.ndarray:

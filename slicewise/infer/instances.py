@@ -66,15 +66,16 @@ Ranges: ``roi`` (``--z`` / ``--roi``) selects a box of the probability map in th
 source volume (a prediction made over a ROI records its ``offset``, which is subtracted); the result
 is the segmentation of that box alone, as if the file had been cut to it (objects are not followed
 outside it, halos stop at its edges), and the written labels record the box's ``offset``.
+
+Resume: :func:`segment_to` keeps each pass's scratch arrays, per-block records and results next to the
+output (:mod:`slicewise.infer.resume`), so an interrupted run continues where it stopped when rerun.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +94,7 @@ from slicewise.infer.blockwise_labels import (
     relabel_blocks,
     structure_for,
 )
+from slicewise.infer.resume import BlockLog, JobState
 from slicewise.utils import progress
 
 Mode = Literal["cc", "watershed"]
@@ -446,33 +448,80 @@ def tie_broken(surface: np.ndarray) -> np.ndarray:
     return rank.reshape(surface.shape)
 
 
-def _run(reader: _Reader, out: Any, temp: Callable[[str], Any]) -> int:
-    """Segment the ROI block by block into ``out`` (int32, ROI-shaped); returns the number of objects."""
+class _Passes:
+    """Where :func:`_run` keeps its passes: in memory (``state`` None: numpy scratch, nothing kept) or in a
+    resumable :class:`~slicewise.infer.resume.JobState` (Zarr scratch, finished passes and blocks kept)."""
+
+    def __init__(self, shape: tuple[int, ...], block: Sequence[int], state: JobState | None) -> None:
+        self.shape, self.state = shape, state
+        self.chunks = tuple(min(int(b), int(n)) for b, n in zip(block, shape))
+
+    def array(self, name: str) -> Any:
+        return np.zeros(self.shape, np.int64) if self.state is None else self.state.array(name, self.shape, self.chunks)
+
+    def blocks(self, name: str) -> BlockLog | None:
+        return None if self.state is None else self.state.blocks(name)
+
+    def step(self, name: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return compute() if self.state is None else self.state.step(name, compute)
+
+    def components(self, name: str, mask: Callable[[Region], np.ndarray], prov: Any, structure: np.ndarray,
+                   block: Sequence[int], desc: str) -> tuple[np.ndarray, Components]:
+        """:func:`label_blocks` of ``mask`` into ``prov`` as pass ``name`` (resumable by blocks)."""
+        def compute() -> dict[str, np.ndarray]:
+            table, comps = label_blocks(mask, self.shape, block, prov, structure=structure, desc=desc, blocks_done=self.blocks(name))
+            return {"table": table, "sizes": comps.sizes, "first": comps.first}
+
+        res = self.step(name, compute)
+        return res["table"], Components(len(res["sizes"]), res["sizes"], res["first"], self.shape)  # type: ignore[arg-type]
+
+
+def _run(reader: _Reader, out: Any, state: JobState | None = None) -> int:
+    """Segment the ROI block by block into ``out`` (int32, ROI-shaped); returns the number of objects.
+
+    Passes (each resumable with a ``state``; the last one, into ``out``, is always redone): cc — label the
+    mask; watershed — label the seeds, write them as global markers, flood each block with its halo,
+    label the unseeded foreground; then the final ids."""
     pl, shape = reader.plan, reader.shape
+    passes = _Passes(shape, pl.block, state)
     structure = structure_for(pl.connectivity if pl.mode == "cc" else 1, pl.per_slice)
-    prov = temp("provisional")
+    prov = passes.array("provisional")
     if pl.mode == "cc":
-        table, comps = label_blocks(reader.mask, shape, pl.block, prov, structure=structure, desc="labelling blocks")
+        table, comps = passes.components("components", reader.mask, prov, structure, pl.block, "labelling blocks")
         table, comps = filter_table(table, comps, pl.min_size)
         relabel_blocks(prov, table, out, shape, pl.block, desc="writing labels")
         return comps.n
     # seeds → global seed ids (exact, block-wise)
-    table, seeds = label_blocks(reader.seeds, shape, pl.block, prov, structure=structure, desc="labelling seeds")
-    markers = temp("markers")
-    relabel_blocks(prov, table, markers, shape, pl.block, dtype=np.int64, desc="writing seeds")
+    table, seeds = passes.components("seeds", reader.seeds, prov, structure, pl.block, "labelling seeds")
+    markers = passes.array("markers")
+    passes.step("markers", lambda: (relabel_blocks(prov, table, markers, shape, pl.block, dtype=np.int64, desc="writing seeds"), {})[1])
     # flood each block with its halo
-    ws = temp("watershed")
-    seed_sizes = np.zeros(seeds.n + 1, np.int64)
+    ws = passes.array("watershed")
     regions = block_regions(shape, pl.block)
-    for region in progress(regions, desc="watershed", total=len(regions)):
-        lab = reader.flood(region, markers)
-        ws[region] = lab
-        seed_sizes += np.bincount(lab.ravel(), minlength=seeds.n + 1)
-    # unseeded foreground components, block-wise
+
+    def flood() -> dict[str, np.ndarray]:
+        done_blocks = passes.blocks("watershed")
+        seed_sizes = np.zeros(seeds.n + 1, np.int64)
+        for i, region in enumerate(progress(regions, desc="watershed", total=len(regions))):
+            done = done_blocks.load(i) if done_blocks is not None else None
+            if done is None:
+                lab = reader.flood(region, markers)
+                ws[region] = lab
+                counts = np.bincount(lab.ravel(), minlength=seeds.n + 1)
+                ids = np.flatnonzero(counts)
+                done = {"ids": ids, "counts": counts[ids]}
+                if done_blocks is not None:
+                    done_blocks.save(i, done)
+            seed_sizes[done["ids"]] += done["counts"]
+        return {"seed_sizes": seed_sizes}
+
+    seed_sizes = passes.step("watershed", flood)["seed_sizes"]
+
+    # unseeded foreground components, block-wise (the seeds' provisional ids are no longer needed)
     def orphan_mask(region: Region) -> np.ndarray:
         return reader.mask(region) & (np.asarray(ws[region]) == 0)
 
-    o_table, orphans = label_blocks(orphan_mask, shape, pl.block, prov, structure=structure, desc="labelling unseeded")
+    o_table, orphans = passes.components("unseeded", orphan_mask, prov, structure, pl.block, "labelling unseeded")
     final = _final_table(seeds, seed_sizes[1:], orphans, pl)
     s = seeds.n
     for region in progress(regions, desc="writing labels", total=len(regions)):
@@ -499,28 +548,6 @@ def _final_table(seeds: Components, seed_sizes: np.ndarray, orphans: Components,
     if final.size and int(final.max()) > np.iinfo(np.int32).max:
         raise InputError(f"{int(final.max())} objects do not fit int32 label ids: raise the thresholds or --min-size")
     return final
-
-
-@contextlib.contextmanager
-def _temp_arrays(shape: Sequence[int], block: Sequence[int], output: Path | None) -> Iterator[Callable[[str], Any]]:
-    """Factory of int64 scratch arrays of ``shape``: numpy in memory, or Zarr chunked by ``block`` in a scratch
-    folder next to ``output`` (:func:`~slicewise.utils.atomic.scratch_sibling`: deleted here, or by the next
-    claim of ``output`` after a kill)."""
-    if output is None:
-        yield lambda name: np.zeros(tuple(shape), np.int64)
-        return
-    import zarr
-
-    from slicewise.utils.atomic import scratch_sibling
-
-    tmp = scratch_sibling(output)
-    tmp.mkdir()
-    try:
-        chunks = tuple(min(int(b), int(n)) for b, n in zip(block, shape))
-        yield lambda name: zarr.create_array(store=str(tmp / f"{name}.zarr"), shape=tuple(int(s) for s in shape),
-                                             chunks=chunks, dtype="int64", fill_value=0, zarr_format=2)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -637,8 +664,7 @@ def segment(
         return np.asarray(open_volume(res.path)[...], np.int32)
     reader = _prepare(prob, key, channel_names, roi, block, halo, None, **opts)
     out = np.zeros(reader.shape, np.int32)
-    with _temp_arrays(reader.shape, reader.plan.block, None) as temp:
-        n = _run(reader, out, temp)
+    n = _run(reader, out)
     if n == 0:
         log.warning(f"0 objects (foreground {reader.plan.fg_text} never above foreground_threshold "
                     f"{reader.plan.t_fg:g}): lower the threshold or check the channel")
@@ -656,6 +682,7 @@ def segment_to(
     channel_names: Sequence[str] | None = None,
     key: str | None = None,
     overwrite: bool = False,
+    resume: bool = True,
     **overrides: Any,
 ) -> Segmented:
     """Segment block by block from a (lazy) probability map into a label file (.zarr / .h5 / .tif), int32.
@@ -664,6 +691,12 @@ def segment_to(
     ``halo`` (default :data:`DEFAULT_HALO`) is the watershed context. ``options`` / ``overrides`` as :func:`segment`.
     The output is checked before any work, claimed, written to a temporary sibling and renamed when
     complete; its ``offset`` attribute (Zarr / HDF5) records where the labels start in the source volume.
+
+    Resumable: the passes keep their scratch arrays and results in ``.<output name>.state/`` next to the
+    output (:mod:`slicewise.infer.resume`); a run that is interrupted or fails (other than by refusing its
+    input) leaves it, and rerunning the same command skips the finished passes and blocks (the input must
+    be unchanged: else a one-line error).
+    Other settings, ``overwrite`` or ``resume=False`` start afresh. The folder is deleted on success.
     """
     from slicewise.utils.atomic import check_output_path
 
@@ -671,18 +704,43 @@ def segment_to(
     out_path = check_output_path(output, overwrite=overwrite)
     reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, **opts)
     offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
+    fingerprint = {"options": opts, "channels": reader.src.channels, "names": reader.plan.names, "origin": list(reader.origin),
+                   "shape": list(reader.shape), "offset": list(offset), "block": list(reader.plan.block), "halo": list(reader.plan.halo)}
     store = _create_label_store(out_path, reader.shape, reader.plan.block, {"offset": list(offset)}, overwrite)
+    state: JobState | None = None
     try:
-        with _temp_arrays(reader.shape, reader.plan.block, out_path) as temp:
-            n = _run(reader, store, temp)
+        identity = _identity(reader.src, prob if isinstance(prob, (str, os.PathLike)) else None)
+        state = JobState.open(out_path, fingerprint, identity, resume=resume and not overwrite)
+        n = _run(reader, store, state)
         path = store.finalize()
-    except BaseException:
+    except BaseException as err:
         store.abort()
+        if isinstance(err, InputError) and state is not None:  # the input was refused: nothing to resume
+            state.remove()
         raise
+    state.remove()
     if n == 0:
         log.warning(f"{path}: 0 objects (foreground {reader.plan.fg_text} never above --foreground-threshold "
                     f"{reader.plan.t_fg:g}): lower the threshold or check the channel")
     return Segmented(path, n, reader.shape, offset, reader.plan.fg_text)  # type: ignore[arg-type]
+
+
+class _ChannelLast:
+    """A probability source seen as a Z×Y×X×C array (what :func:`~slicewise.utils.identity.sampled_hash` reads)."""
+
+    def __init__(self, src: ProbabilitySource) -> None:
+        self.src, self.shape, self.dtype = src, (*src.shape, src.channels), np.dtype(np.float32)
+
+    def __getitem__(self, key: tuple[int, slice, slice]) -> np.ndarray:
+        z, ys, xs = key
+        return np.moveaxis(np.asarray(self.src.read_raw((slice(z, z + 1), ys, xs)))[:, 0], 0, -1)
+
+
+def _identity(src: ProbabilitySource, path: str | os.PathLike | None) -> dict[str, Any]:
+    """The probability input's identity for a resumed run (:func:`~slicewise.utils.identity.input_identity`)."""
+    from slicewise.utils.identity import input_identity
+
+    return input_identity(_ChannelLast(src), path)
 
 
 def _create_label_store(path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> Any:

@@ -20,7 +20,7 @@ from slicewise.errors import InputError
 log = logging.getLogger(__name__)
 
 __all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path",
-           "scratch_sibling", "temp_sibling", "write_json"]
+           "temp_sibling", "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -77,18 +77,11 @@ def temp_sibling(final: str | os.PathLike) -> Path:
     return f.with_name(f".{f.stem}.tmp-{uuid.uuid4().hex[:8]}{f.suffix}")
 
 
-def scratch_sibling(final: str | os.PathLike) -> Path:
-    """A fresh name ``.<name>.scratch-<8 hex>`` next to ``final`` for its writer's scratch data (the writer
-    deletes it; the next claim of ``final`` deletes one left by a killed writer)."""
-    f = Path(final)
-    return f.with_name(f".{f.name}.scratch-{uuid.uuid4().hex[:8]}")
-
-
 def _leftovers(final: Path) -> list[Path]:
-    """Temporary, backup and scratch siblings of ``final`` (names only its writers make): while ``final`` is
-    claimed, any that exist were left by a writer that was killed."""
+    """Temporary and backup siblings of ``final`` (names only its writers make): while ``final`` is claimed,
+    any that exist were left by a writer that was killed."""
     stem, name, suffix = re.escape(final.stem), re.escape(final.name), re.escape(final.suffix)
-    pattern = re.compile(rf"\.(?:{stem}\.tmp-[0-9a-f]{{8}}{suffix}|{name}\.(?:old|scratch)-[0-9a-f]{{8}})")
+    pattern = re.compile(rf"\.(?:{stem}\.tmp-[0-9a-f]{{8}}{suffix}|{name}\.old-[0-9a-f]{{8}})")
     try:
         return [p for p in final.parent.iterdir() if pattern.fullmatch(p.name)]
     except OSError:
@@ -130,9 +123,9 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
     output, so a second writer to the same output is refused at its start, not after it computed.
     Claims are re-entrant within a process. A lock left by a killed process on this host is taken
     over; one from another host must be removed by hand (the message says which file). On claiming, the
-    temporary, backup and scratch siblings a killed writer of this output left (:func:`temp_sibling`,
-    :func:`scratch_sibling`, the backups of :func:`publish`) are deleted; a resumable partial output
-    (prediction) is not one of them.
+    temporary and backup siblings a killed writer of this output left (:func:`temp_sibling`, the backups
+    of :func:`publish`) are deleted; the state a resumable job keeps (a prediction's partial output,
+    segment's ``.<name>.state/``) is not one of them.
     """
     final = Path(path).absolute()
     lock = lock_path(final)

@@ -160,12 +160,13 @@ def test_segment_to_writes_blockwise_and_equals_in_memory(tmp_path, suffix):
     from slicewise.data.io import open_volume
 
     prob, fg = _blobs((6, 30, 30), 10, 6, 1)
-    for stale in (f".lab.tmp-0123abcd{suffix}", f".lab{suffix}.scratch-89abcdef"):  # what a kill -9 leaves
+    for stale in (f".lab.tmp-0123abcd{suffix}", f".lab{suffix}.state"):  # what a kill -9 leaves; another job's state
         (tmp_path / stale).mkdir()
+    (tmp_path / f".lab{suffix}.state" / "state.json").write_text("{}")
     res = segment_to(prob[:2], tmp_path / f"lab{suffix}", block=(2, 8, 8))
     np.testing.assert_array_equal(np.asarray(open_volume(res.path)[...]), ndi.label(fg)[0])
     assert res.n_objects == ndi.label(fg)[1] and res.offset == (0, 0, 0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"lab{suffix}"]  # no scratch, lock or leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"lab{suffix}"]  # no state, lock or leftovers
     with pytest.raises(InputError, match="already exists"):
         segment_to(prob[:2], tmp_path / f"lab{suffix}")
 

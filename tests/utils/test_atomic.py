@@ -80,16 +80,16 @@ def test_failed_write_leaves_nothing(tmp_path):
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs SIGKILL")
 def test_leftovers_of_a_killed_writer_are_removed_by_the_next_claim(tmp_path):
-    """A writer killed with SIGKILL leaves its temporary sibling and scratch folder; the next writer of the same
-    output removes them (and only them: a resumable partial and other outputs' files stay)."""
+    """A writer killed with SIGKILL leaves its temporary sibling; the next writer of the same output removes it
+    (and only it: a resumable job's state and other outputs' files stay)."""
     import signal
 
     out = tmp_path / "seg.zarr"
     code = (
         "import sys, time\n"
-        "from slicewise.utils.atomic import atomic_path, scratch_sibling\n"
+        "from slicewise.utils.atomic import atomic_path\n"
         f"with atomic_path({str(out)!r}) as tmp:\n"
-        "    tmp.mkdir(); (tmp / 'chunk').write_text('x'); scratch_sibling(tmp.with_name('seg.zarr')).mkdir()\n"
+        "    tmp.mkdir(); (tmp / 'chunk').write_text('x')\n"
         "    print('written', flush=True); time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -98,11 +98,11 @@ def test_leftovers_of_a_killed_writer_are_removed_by_the_next_claim(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    keep = [tmp_path / ".seg.partial.zarr", tmp_path / ".other.tmp-0123abcd.zarr", tmp_path / "seg.zarr.scratch-0123abcd"]
+    keep = [tmp_path / ".seg.partial.zarr", tmp_path / ".seg.zarr.state", tmp_path / ".other.tmp-0123abcd.zarr"]
     for p in keep:
         p.mkdir()
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert any(".seg.tmp-" in n for n in left) and any(".seg.zarr.scratch-" in n for n in left) and lock_path(out).exists()
+    assert any(".seg.tmp-" in n for n in left) and lock_path(out).exists()
     with atomic_path(out) as tmp:
         tmp.mkdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["seg.zarr", *(p.name for p in keep)])
