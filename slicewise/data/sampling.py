@@ -473,6 +473,8 @@ class DevicePatchSampler:
         for i, crop in enumerate(crops):
             planes = x[i].view(self.k, colour, *self.patch)
             to_unit_float(crop.permute(0, 3, 1, 2) if crop.ndim == 4 else crop[:, None], out=planes)
+            if not clipped:
+                x[i].clamp_(0.0, 1.0)
             if draws.on:
-                intensity_chain(x[i] if clipped else x[i].clamp_(0.0, 1.0), draws, i)
+                intensity_chain(x[i], draws, i)
         return x, y

@@ -320,10 +320,11 @@ def test_device_sample_of_float_raw_with_steps_of_two_slices_equals_augment(bord
     raw = rng.uniform(-0.2, 1.2, (7, 16, 16)).astype(np.float32)
     labels = rng.integers(0, 2, raw.shape).astype(np.int64)
     dev = DevicePatchSampler(PatchSampler(raw, labels, patch=(8, 8), k=3, dz=2, border=border, foreground_fraction=0.5))
-    cfg = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5)
-    for seed in range(3):
-        x, y = dev.sample(8, torch.Generator().manual_seed(seed), augment=cfg)
-        g = torch.Generator().manual_seed(seed)
-        rx, ry = augment(*dev.gather(*dev.draw(8, g)), config=cfg, generator=g)
-        assert torch.equal(x, rx) and torch.equal(y, ry)
-        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    steps = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5)
+    for cfg in (steps, AugmentConfig(**NO_INTENSITY)):
+        for seed in range(3):
+            x, y = dev.sample(8, torch.Generator().manual_seed(seed), augment=cfg)
+            g = torch.Generator().manual_seed(seed)
+            rx, ry = augment(*dev.gather(*dev.draw(8, g)), config=cfg, generator=g)
+            assert torch.equal(x, rx) and torch.equal(y, ry)
+            assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0  # clipped, with or without intensity steps
