@@ -72,9 +72,6 @@ class BlockLog:
     def save(self, i: int, arrays: Arrays) -> None:
         _save(self.folder / f"{i}.npz", arrays)
 
-    def count(self) -> int:
-        return sum(1 for p in self.folder.glob("*.npz") if not p.name.startswith("."))
-
 
 class JobState:
     """The state folder of one job (see the module docstring); create with :meth:`open`."""
