@@ -63,7 +63,7 @@ def evaluate_cmd(
     from slicewise.utils import check_output_path, write_json
 
     if json_out is not None:
-        check_output_path(json_out, overwrite=overwrite)
+        check_output_path(json_out, overwrite=overwrite, inputs=(pred, gt, prob), kind="file")
     class_list = None
     if classes is not None:
         try:

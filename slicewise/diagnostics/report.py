@@ -349,6 +349,9 @@ def write_report(
 ) -> Path:
     """Write ``index.html``, ``report.json``, figures (PNG + SVG) and tables (CSV) into ``directory`` (atomically).
 
+    An existing ``directory`` is replaced (``overwrite``) only when it is a report folder (it holds
+    ``index.html`` and ``report.json``, :data:`slicewise.utils.atomic.REPORT_MARKERS`); any other is refused.
+
     ``attribution``: an :func:`attribution_report` or :func:`compare_models` result; ``shift``: a
     :func:`shift_report` result; ``weights``: one ``audit_weights`` result or ``{name: result}``.
     ``model_notes``: a sentence per model name shown under its results (e.g. that its decoder is
@@ -361,7 +364,7 @@ def write_report(
     data = jsonable({"title": title, "weights": weights, "attribution": attribution, "shift": shift,
                      "model_notes": dict(model_notes or {})})
     ctx: dict[str, Any] = {"title": title, "json_name": "report.json", "notes": dict(model_notes or {}), "csv": []}
-    with atomic_path(directory, overwrite=overwrite) as tmp:
+    with atomic_path(directory, overwrite=overwrite, kind="report") as tmp:  # replaces only a report folder
         tmp.mkdir()
         if weights is not None:
             names = list(weights)

@@ -11,7 +11,7 @@ import shutil
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,118 @@ from slicewise.errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["atomic_path", "check_creatable_folder", "check_output_path", "check_writable_folder", "claim_output", "lock_path", "publish", "remove_path",
-           "temp_sibling", "write_json"]
+__all__ = ["DATASET_MARKERS", "FILE_SUFFIXES", "FOLDER_KINDS", "REPORT_MARKERS", "atomic_path", "check_creatable_folder", "check_output_path",
+           "check_writable_folder", "claim_output", "folder_kind", "lock_path", "output_kind", "publish", "remove_path", "temp_sibling",
+           "write_json"]
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Return ``path`` as a Path; raise a one-line error if it exists and ``overwrite`` is False."""
+FILE_SUFFIXES = (".json", ".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zip", ".csv", ".png", ".svg", ".html", ".txt",
+                 ".yaml", ".yml", ".pt", ".pth", ".ckpt", ".parquet", ".npy", ".npz")
+"""Suffixes of outputs that are single files: an existing folder at such a path is never replaced."""
+
+REPORT_MARKERS = ("index.html", "report.json")
+"""Files every audit report folder holds (:func:`slicewise.diagnostics.report.write_report`)."""
+
+DATASET_MARKERS = ("metadata.json",)
+"""Files every converted dataset folder holds (:func:`slicewise.data.registry.fetch`)."""
+
+FOLDER_KINDS = {"zarr": "a Zarr store", "report": "a slicewise report folder", "dataset": "a slicewise dataset folder"}
+"""Folder outputs that ``--overwrite`` may replace, only when the existing folder is of the same kind."""
+
+
+def folder_kind(path: str | os.PathLike) -> str | None:
+    """The kind of output folder ``path`` is, by its marker files: ``"zarr"`` (``.zgroup`` / ``.zarray`` /
+    ``zarr.json``), ``"report"`` (:data:`REPORT_MARKERS`), ``"dataset"`` (:data:`DATASET_MARKERS`), else None."""
+    from slicewise.data.io.readers.zarr_store import ZARR_MARKERS
+
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise InputError(f"output {p} already exists: pass --overwrite (overwrite=True) or choose another path")
+    if not p.is_dir():
+        return None
+    if any((p / m).is_file() for m in ZARR_MARKERS):
+        return "zarr"
+    if all((p / m).is_file() for m in REPORT_MARKERS):
+        return "report"
+    if all((p / m).is_file() for m in DATASET_MARKERS):
+        return "dataset"
+    return None
+
+
+def output_kind(path: str | os.PathLike) -> str | None:
+    """The kind of output ``path`` names by its suffix: ``"zarr"`` (``.zarr``), ``"file"`` (:data:`FILE_SUFFIXES`),
+    else None (a folder or file of no known kind: only the exists / ``overwrite`` rule applies)."""
+    from slicewise.data.io.readers.zarr_store import ZARR_SUFFIXES
+
+    suffix = Path(path).suffix.lower()
+    return "zarr" if suffix in ZARR_SUFFIXES else "file" if suffix in FILE_SUFFIXES else None
+
+
+def _input_path(item: Any) -> Path | None:
+    """The file or store an input names (``file.h5:key`` → ``file.h5``), when it exists; else None."""
+    if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+        return None
+    from slicewise.data.io.readers import split_container_key
+
+    try:
+        p, _ = split_container_key(Path(os.fspath(item)), None)
+    except (InputError, ValueError):
+        return None
+    return p if p.exists() else None
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file or folder (symlinks, relative paths and hard links resolved)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _folder_not_file(p: Path) -> InputError:
+    """The one-line error for an existing folder where a file output is written."""
+    return InputError(f"output {p} is a folder, not a file: give a file path, e.g. {p / ('result' + (p.suffix or '.json'))}")
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool = False, inputs: Iterable[Any] = (),
+                      kind: str | None = None) -> Path:
+    """Check output ``path`` before any work and return it as a Path; raise a one-line :class:`InputError` when
+
+    - it names no file or folder of its own (an empty path, ``.``, ``..``);
+    - it is, or holds, one of ``inputs`` (paths, ``file.h5:key``; other values are skipped), with or without
+      ``overwrite``;
+    - it exists and is not an output of ``kind``, even with ``overwrite``: ``"file"`` must not be a folder; a
+      folder kind (:data:`FOLDER_KINDS`: ``"zarr"``, ``"report"``, ``"dataset"``) must be a folder with that
+      kind's markers (:func:`folder_kind`). ``kind`` defaults to :func:`output_kind` of the suffix;
+    - it exists and ``overwrite`` is False;
+    - its folder cannot be created or written (:func:`check_writable_folder`).
+    """
+    if kind not in (None, "file", *FOLDER_KINDS):
+        raise ValueError(f"unknown output kind {kind!r}: use 'file' or one of {', '.join(FOLDER_KINDS)}")
+    p = Path(path)
+    kind = kind or output_kind(p)
+    if p.name in ("", ".", ".."):
+        noun = "file" if kind in (None, "file") else "folder"
+        example = p / ("result.json" if noun == "file" else "out.zarr" if kind == "zarr" else "report")
+        raise InputError(f"output {os.fspath(path) or repr('')} names no {noun} of its own: give a path that ends in a new "
+                         f"{noun} name, e.g. {example}")
+    for item in inputs:
+        src = _input_path(item)
+        if src is None:
+            continue
+        if _same_path(p, src):
+            raise InputError(f"output {p} is also an input: choose another output path")
+        if p.exists() and p.is_dir() and any(_same_path(p, parent) for parent in Path(os.path.realpath(src)).parents):
+            raise InputError(f"output {p} holds the input {item}: choose another output path")
+    if p.exists():
+        if kind == "file" and p.is_dir():
+            raise _folder_not_file(p)
+        if kind in FOLDER_KINDS and folder_kind(p) != kind:
+            what = "a folder but not" if p.is_dir() else "a file, not"
+            raise InputError(f"output {p} already exists and is {what} {FOLDER_KINDS[kind]}, so it is not replaced even with --overwrite: "
+                             f"choose another path (or delete it yourself)")
+        if not overwrite:
+            raise InputError(f"output {p} already exists: pass --overwrite (overwrite=True) or choose another path")
     check_writable_folder(p.parent, what=f"output {p}")
     return p
 
@@ -74,6 +177,8 @@ def temp_sibling(final: str | os.PathLike) -> Path:
     """A fresh temporary name next to ``final`` that keeps its suffix (format detection by extension still
     works): ``.<stem>.tmp-<8 hex><suffix>``. Written, then renamed onto ``final`` (:func:`publish`)."""
     f = Path(final)
+    if f.name in ("", ".", ".."):
+        raise InputError(f"output {f} names no file or folder of its own: give a path that ends in a new name")
     return f.with_name(f".{f.stem}.tmp-{uuid.uuid4().hex[:8]}{f.suffix}")
 
 
@@ -178,29 +283,41 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool = True, kind: str | None = None) -> Iterator[Path]:
     """Yield a temporary sibling path; on success rename it to ``path`` (file or directory).
 
-    The output is claimed (:func:`claim_output`) for the duration, so a concurrent writer is
+    ``path`` is checked first (:func:`check_output_path` with ``kind``: an existing output of another kind is
+    never replaced). The output is claimed (:func:`claim_output`) for the duration, so a concurrent writer is
     refused. On an exception the temporary file/folder is removed and ``path`` is left untouched.
     The temporary name keeps the suffix so format detection by extension still works.
     """
-    final = check_output_path(path, overwrite=overwrite)
+    final = check_output_path(path, overwrite=overwrite, kind=kind)
     with claim_output(final):
         if final.exists() and not overwrite:
             raise InputError(f"output {final} already exists: pass --overwrite (overwrite=True) or choose another path")
         tmp = temp_sibling(final)
         try:
             yield tmp
+            publish(tmp, final)
         except BaseException:
             remove_path(tmp)
             raise
-        publish(tmp, final)
 
 
 def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
-    """Rename ``tmp`` (file or folder) onto ``final``; an existing ``final`` is replaced through a backup rename."""
+    """Rename ``tmp`` (file or folder) onto ``final``; an existing ``final`` is replaced through a backup rename.
+
+    A last guard against deleting what is not an output: a folder at ``final`` is replaced only by a folder, and
+    not when both are output folders of different kinds (:func:`folder_kind`); else a one-line :class:`InputError`.
+    """
     tmp, final = Path(tmp), Path(final)
+    if final.is_dir() and not final.is_symlink():
+        if not tmp.is_dir():
+            raise _folder_not_file(final)
+        want = folder_kind(tmp)
+        if want is not None and folder_kind(final) != want:
+            raise InputError(f"output {final} is a folder but not {FOLDER_KINDS[want]}, so it is not replaced even with "
+                             f"--overwrite: choose another path (or delete it yourself)")
     if final.exists():
         backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(final, backup)
@@ -216,7 +333,7 @@ def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, inde
 
     The one JSON writer of the package: every caller states ``overwrite`` (default: refuse an existing file).
     """
-    with atomic_path(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite, kind="file") as tmp:
         tmp.write_text(json.dumps(data, indent=indent, default=str, sort_keys=sort_keys) + "\n", encoding="utf-8")
     return Path(path)
 

@@ -191,6 +191,10 @@ def test_bad_inputs_are_one_line_errors_with_nothing_written(stub, small_volume,
     with pytest.raises(InputError, match="already exists"):
         predict_to(gray, small_volume, existing, **KW)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"] and (existing / "keep.txt").exists()
+    with pytest.raises(InputError, match="not replaced even with --overwrite"):  # a plain folder is not a Zarr store
+        predict_to(gray, small_volume, existing, overwrite=True, **KW)
+    assert (existing / "keep.txt").exists()
+    (existing / ".zgroup").write_text('{"zarr_format": 2}')  # a Zarr store (an earlier output) is replaced
     predict_to(gray, small_volume, existing, overwrite=True, **KW)
     assert not (existing / "keep.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,151 @@ def test_leftovers_of_a_killed_writer_are_removed_by_the_next_claim(tmp_path):
     with atomic_path(out) as tmp:
         tmp.mkdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["seg.zarr", *(p.name for p in keep)])
+
+
+# --- output paths: never delete what is not an output of the kind written; never an input; a real name ---
+
+
+def _user_folder(path):
+    """A folder at ``path`` holding a user's file; returns that file."""
+    path.mkdir(parents=True)
+    keep = path / "important.txt"
+    keep.write_text("keep")
+    return keep
+
+
+@pytest.mark.parametrize("name", ["out.json", "out.tif", "out.tiff", "out.h5", "out.hdf5", "out.zip", "out.csv", "out.png"])
+def test_folder_at_a_file_output_is_refused_even_with_overwrite(tmp_path, name):
+    keep = _user_folder(tmp_path / name)
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match=r"is a folder, not a file: give a file path"):
+            check_output_path(tmp_path / name, overwrite=overwrite)
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        with atomic_path(tmp_path / name, overwrite=True) as tmp:
+            tmp.write_text("new")
+    assert keep.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_write_json_never_replaces_a_folder_whatever_its_name(tmp_path):
+    """write_json writes a file: a folder without a file suffix is refused too (kind="file")."""
+    from slicewise.utils.atomic import write_json
+
+    keep = _user_folder(tmp_path / "jdir")
+    with pytest.raises(InputError, match="jdir is a folder, not a file"):
+        write_json(tmp_path / "jdir", {"a": 1}, overwrite=True)
+    assert keep.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["jdir"]
+
+
+@pytest.mark.parametrize("kind, name", [("zarr", "x.zarr"), ("report", "rep"), ("dataset", "isbi2012")])
+def test_folder_output_replaces_only_a_folder_of_its_kind(tmp_path, kind, name):
+    from slicewise.utils.atomic import folder_kind
+
+    keep = _user_folder(tmp_path / name)
+    with pytest.raises(InputError, match=rf"{name} already exists and is a folder but not .*not replaced even with --overwrite"):
+        check_output_path(tmp_path / name, overwrite=True, kind=kind)
+    with pytest.raises(InputError, match="is a folder but not"):
+        with atomic_path(tmp_path / name, overwrite=True, kind=kind) as tmp:
+            tmp.mkdir()
+    assert keep.read_text() == "keep"
+    markers = {"zarr": [".zgroup"], "report": ["index.html", "report.json"], "dataset": ["metadata.json"]}[kind]
+    for m in markers:
+        (tmp_path / name / m).write_text("{}")
+    assert folder_kind(tmp_path / name) == kind
+    assert check_output_path(tmp_path / name, overwrite=True, kind=kind) == tmp_path / name
+    with pytest.raises(InputError, match="already exists: pass --overwrite"):
+        check_output_path(tmp_path / name, overwrite=False, kind=kind)
+    with atomic_path(tmp_path / name, overwrite=True, kind=kind) as tmp:
+        tmp.mkdir()
+        for m in markers:
+            (tmp / m).write_text("new")
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(markers)  # the old output was replaced
+
+
+def test_zarr_suffix_means_a_zarr_store_and_a_file_there_is_kept(tmp_path):
+    (tmp_path / "f.zarr").write_text("a user's text file")
+    with pytest.raises(InputError, match=r"f.zarr already exists and is a file, not a Zarr store"):
+        check_output_path(tmp_path / "f.zarr", overwrite=True)
+    other = tmp_path / "rep"  # a report folder is not a Zarr store either
+    other.mkdir()
+    (other / "index.html").write_text("")
+    (other / "report.json").write_text("{}")
+    with pytest.raises(InputError, match="rep already exists and is a folder but not a Zarr store"):
+        check_output_path(other, overwrite=True, kind="zarr")
+    assert (tmp_path / "f.zarr").read_text() == "a user's text file"
+
+
+def test_publish_refuses_to_replace_a_folder_by_a_file_or_another_kind(tmp_path):
+    """The last guard, for writers that publish without atomic_path (the prediction and label stores)."""
+    from slicewise.utils.atomic import publish
+
+    keep = _user_folder(tmp_path / "out.tif")
+    tmp = tmp_path / ".out.tmp-0123abcd.tif"
+    tmp.write_text("new")
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        publish(tmp, tmp_path / "out.tif")
+    store = tmp_path / ".s.tmp-0123abcd.zarr"
+    store.mkdir()
+    (store / ".zgroup").write_text("{}")
+    keep2 = _user_folder(tmp_path / "s.zarr")
+    with pytest.raises(InputError, match="is a folder but not a Zarr store"):
+        publish(store, tmp_path / "s.zarr")
+    assert keep.read_text() == "keep" and keep2.read_text() == "keep"
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_output_that_is_an_input_is_refused(tmp_path, monkeypatch, overwrite):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    raw = tmp_path / "in" / "raw.h5"
+    raw.write_bytes(b"data")
+    (tmp_path / "in" / "raw.zarr").mkdir()
+    (tmp_path / "in" / "raw.zarr" / ".zgroup").write_text("{}")
+    os.symlink(raw, tmp_path / "link.h5")
+    os.link(raw, tmp_path / "hard.h5")
+    cases = [
+        (raw, [raw]),                                   # the same path
+        ("in/raw.h5", [raw]),                           # relative output, absolute input
+        (raw, ["in/../in/raw.h5"]),                     # absolute output, relative input with ..
+        ("in/raw.h5", ["in/raw.h5:data"]),             # file.h5:key input
+        ("in/raw.h5", ["in/raw.h5/grp/sub"]),          # file.h5/key input
+        ("link.h5", [raw]),                             # output is a symlink to the input
+        (raw, ["link.h5"]),                             # input is a symlink to the output
+        ("hard.h5", [raw]),                             # a hard link
+        ("in/raw.zarr", ["in/raw.zarr/labels/0"]),     # a store and an array inside it
+        ("in/raw.zarr", [Path("in/raw.zarr")]),
+    ]
+    for out, inputs in cases:
+        with pytest.raises(InputError, match=r"is also an input: choose another output path$"):
+            check_output_path(out, overwrite=overwrite, inputs=[None, object(), *inputs])
+    with pytest.raises(InputError, match=r"output in holds the input in/raw.h5: choose another output path"):
+        check_output_path("in", overwrite=overwrite, inputs=["in/raw.h5"], kind="report")
+    assert raw.read_bytes() == b"data" and (tmp_path / "in" / "raw.zarr" / ".zgroup").is_file()
+    # other inputs, missing inputs, non-path inputs (arrays, models) and encoder specs are no obstacle
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"x")
+    assert check_output_path("out.h5", inputs=[other, "missing.h5", "tf_efficientnet_lite0:skips=0111", object()]) == Path("out.h5")
+
+
+@pytest.mark.parametrize("name", [".", "..", "", "sub/.."])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_output_without_a_name_is_refused_and_leaves_nothing(tmp_path, monkeypatch, name, overwrite):
+    from slicewise.utils.atomic import temp_sibling, write_json
+
+    work = tmp_path / "a" / "b"
+    (work / "sub").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    with pytest.raises(InputError, match=r"names no file of its own: give a path that ends in a new file name, e\.g\. "):
+        check_output_path(name, overwrite=overwrite)
+    with pytest.raises(InputError, match="names no file of its own"):
+        write_json(name, {"a": 1}, overwrite=overwrite)
+    with pytest.raises(InputError, match="names no folder of its own"):
+        check_output_path(name, overwrite=overwrite, kind="report")
+    with pytest.raises(InputError, match="names no file or folder of its own"):
+        temp_sibling(name)
+    every = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert every == ["a", "a/b", "a/b/sub"]  # no temporary, backup or lock file anywhere
+
+
+def test_unknown_output_kind_is_a_programming_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown output kind"):
+        check_output_path(tmp_path / "x", kind="folder")
