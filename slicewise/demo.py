@@ -9,11 +9,14 @@ cells) → attribution slice shares of the fine-tuned networks → a comparison 
 
 Held-out slices are the validation z-range of :func:`slicewise.data.sampling.split_z` (the last
 ``val_fraction`` of the stack, after a gap of r·d slices), so no context slice of a held-out
-centre was a training centre.
+centre was a training centre. Prediction and attribution take the held-out slices as centres and
+read their context slices from the whole stack.
 
 Labels: the phantom's classes are 0 cytoplasm, 1 membrane, 2 mitochondrion. A label file whose
 values are exactly {0, 255} is read in the ISBI 2012 convention (0 = membrane, 255 = interior)
-and mapped to 0 interior, 1 membrane; any other label file is taken as class ids.
+and mapped to 0 interior, 1 membrane; any other label file is taken as class ids (0, 1, 2, ...;
+negative values are refused). Raw intensities follow :func:`slicewise.data.io.check_raw` (the demo has
+no normalisation option: uint8/uint16, or float in [0, 1]).
 Cells (instances) for the adapted Rand error are the 2-D connected regions of the non-membrane
 classes, in the prediction and the ground truth alike; predicted membrane pixels are given to
 the nearest predicted cell, ground-truth membrane (id 0) is ignored, as in SNEMI3D/CREMI scoring.
@@ -37,6 +40,9 @@ MEMBRANE = 1
 CLASS_NAMES = ("background", "membrane", "mitochondrion")
 """Class names of the demo's models (phantom: cytoplasm is the background; ISBI: cell interior is)."""
 DEFAULT_STRATEGIES = ("rgb", "uniform")
+K = 3  # slices per stack of the demo's models
+VAL_FRACTION = 0.25  # the held-out last quarter of the stack
+MIN_DEPTH = 3  # k = 3 needs 3 slices; split_z then keeps centre 0 for training and slice 2 held out
 
 
 def _label_map(labels: np.ndarray) -> dict[int, int] | None:
@@ -67,14 +73,39 @@ def _load_data(raw: str | None, labels: str | None, shape: tuple[int, int, int],
     from slicewise.data.io import check_labels, check_raw, open_volume
     from slicewise.training.datamodule import map_labels
 
-    vol = check_raw(open_volume(raw)).numpy()
-    lab = check_labels(open_volume(labels), raw_shape=vol.shape).numpy()
+    with open_volume(raw) as opened:
+        vol = check_raw(opened.numpy(), what=f"--raw {raw}").numpy()  # demo has no --normalize: the fix is the file
+    with open_volume(labels) as opened:
+        lab = check_labels(opened, raw_shape=vol.shape).numpy()
     mapping = _label_map(lab)
     semantic = map_labels(lab, mapping)
+    if semantic.size and semantic.min() < 0:
+        negative = np.unique(semantic[semantic < 0])
+        shown = ", ".join(map(str, negative[:5].tolist())) + (", ..." if negative.size > 5 else "")
+        raise InputError(f"--labels {labels} hold negative values ({shown}): the demo takes class ids 0, 1, 2, ... or "
+                         f"ISBI 0/255 membrane labels: relabel the file")
     section: dict[str, Any] = {"raw": str(Path(raw).resolve()), "labels": str(Path(labels).resolve())}
     if mapping is not None:
         section["label_map"] = mapping
     return vol, semantic, section
+
+
+def _check_data(vol: np.ndarray, patch: int, k: int = K) -> tuple[int, int]:
+    """The checks of the data that the demo's training, prediction and attribution would make, run before the
+    first model trains, with fixes the demo offers; returns the held-out slices ``(z0, z1)``."""
+    from slicewise.data.sampling import split_z
+
+    if vol.ndim != 3:
+        raise InputError(f"the demo takes a grayscale Z×Y×X stack, got shape {vol.shape}: use `slicewise train` for RGB data")
+    if min(vol.shape[1:]) < patch:
+        raise InputError(f"slices of {vol.shape[1]}×{vol.shape[2]} are smaller than the {patch}-pixel patch: pass a smaller --patch")
+    try:
+        _, val = split_z(vol.shape[0], k=k, dz=1, val_fraction=VAL_FRACTION)
+    except InputError:
+        raise InputError(f"the demo stacks k={k} slices and holds out the last quarter of the stack, so it needs at least "
+                         f"{MIN_DEPTH} slices; the stack has {vol.shape[0]}: give a longer --raw/--labels stack "
+                         f"(or `slicewise train` with model.in_slices=1 for single images)") from None
+    return int(val[0]), int(val[-1]) + 1
 
 
 def run_demo(
@@ -94,8 +125,10 @@ def run_demo(
 
     ``steps``: optimiser steps per run; ``patch``: training patch side (pixels, multiple of 32);
     ``shape``: phantom size (Z, Y, X) when no files are given. Writes into ``out``, which is
-    claimed for the run (a second demo on the same folder is refused at its start); options are
-    checked before any work; ``overwrite`` reuses the folder and restarts its training runs.
+    claimed for the run (a second demo on the same folder is refused at its start). Options and data
+    (intensities by :func:`slicewise.data.io.check_raw`, labels, depth for k = 3 stacks and the held-out
+    quarter, slice size against ``patch``) are checked before the folder is claimed or any model trains,
+    with fixes the demo offers; ``overwrite`` reuses the folder and restarts its training runs.
     """
     from slicewise.config import ModelConfig
     from slicewise.utils.atomic import check_writable_folder, claim_output
@@ -118,14 +151,16 @@ def run_demo(
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")) and not overwrite:
         raise InputError(f"output folder {out} is not empty: pass --overwrite or choose another --out")
     check_writable_folder(out.parent, what=f"demo folder {out}")
+    vol, semantic, data_section = _load_data(raw, labels, shape, seed)
+    held_out = _check_data(vol, patch)
     with claim_output(out):
-        return _run_demo(raw, labels, out, strategies, steps, patch, batch_size, shape, seed, attribution_tiles, overwrite)
+        return _run_demo(vol, semantic, data_section, held_out, out, strategies, steps, patch, batch_size, seed,
+                         attribution_tiles, overwrite)
 
 
-def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[str, ...], steps: int, patch: int,
-              batch_size: int, shape: tuple[int, int, int], seed: int, attribution_tiles: int,
+def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any], held_out: tuple[int, int], out: Path,
+              strategies: tuple[str, ...], steps: int, patch: int, batch_size: int, seed: int, attribution_tiles: int,
               overwrite: bool) -> dict[str, Any]:
-    from slicewise.data.sampling import split_z
     from slicewise.diagnostics.attribution import attribution_report
     from slicewise.diagnostics.report import jsonable, plot_shares
     from slicewise.infer.predict import predict
@@ -134,17 +169,11 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
     from slicewise.training import train
     from slicewise.utils.progress import status
 
-    vol, semantic, data_section = _load_data(raw, labels, shape, seed)
-    k = 3
-    if vol.ndim != 3:
-        raise InputError(f"the demo takes a grayscale Z×Y×X stack, got shape {vol.shape}: use `slicewise train` for RGB data")
-    if min(vol.shape[1:]) < patch:
-        raise InputError(f"slices of {vol.shape[1]}×{vol.shape[2]} are smaller than the {patch}-pixel patch: pass a smaller --patch")
+    k = K
     classes = int(max(semantic.max() + 1, 2))
     # the phantom's classes, or an ISBI-style membrane map after its label map: names are known
     names_known = classes <= len(CLASS_NAMES) and ("synthetic" in data_section or "label_map" in data_section)
-    _, val = split_z(vol.shape[0], k=k, dz=1, val_fraction=0.25)
-    z0, z1 = int(val[0]), int(val[-1]) + 1
+    z0, z1 = held_out
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     share_reports: dict[str, Any] = {}
@@ -166,8 +195,9 @@ def _run_demo(raw: str | None, labels: str | None, out: Path, strategies: tuple[
         pred = probs[:classes].argmax(0)
         sem = evaluate(pred, semantic[z0:z1], kind="semantic", classes=list(range(classes)))["volume"]
         inst = evaluate(_cells(pred, fill=True), _cells(semantic[z0:z1]), kind="instance")["volume"]
-        att = attribution_report(model, vol[z0:z1], method="saliency", target_class=MEMBRANE, n_tiles=attribution_tiles,
-                                 tile=patch, seed=seed, n_maps=1, n_resamples=500)
+        # tiles centred on the held-out slices; their context slices come from the whole stack, as in predict
+        att = attribution_report(model, vol, method="saliency", target_class=MEMBRANE, n_tiles=attribution_tiles,
+                                 tile=patch, seed=seed, n_maps=1, n_resamples=500, roi=(slice(z0, z1),))
         share_reports[strategy] = att
         row = {"strategy": strategy, "dice_membrane": float(sem["dice"][str(MEMBRANE)]),
                "dice_mean": float(sem["mean_dice"]), "adapted_rand_error": float(inst["are"])}

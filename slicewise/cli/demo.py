@@ -12,7 +12,7 @@ from slicewise.cli import app
 
 @app.command()
 def demo(
-    raw: Annotated[Optional[Path], typer.Option(help="Raw EM stack (Z×Y×X); default: the synthetic phantom.")] = None,
+    raw: Annotated[Optional[Path], typer.Option(help="Raw EM stack (Z×Y×X; uint8/uint16, or float in [0, 1]); default: the synthetic phantom.")] = None,
     labels: Annotated[Optional[Path], typer.Option(help="Label stack matching --raw (ISBI 0/255 membrane labels or class ids).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (runs, results.json/.csv, slice_shares.png); default "
                                                      "slicewise-demo for the phantom, slicewise-demo-<raw file name> for --raw.")] = None,

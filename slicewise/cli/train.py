@@ -22,7 +22,11 @@ def train_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="optimiser steps (= trainer.max_steps=N); a default "
                                         "warm-up longer than N becomes N // 10 (as in `slicewise demo`)"),
 ) -> None:
-    """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder."""
+    """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder.
+
+    data.raw intensities are checked before training: uint8/uint16 (or other non-negative integers reaching
+    1/256 of their dtype maximum), or finite float in [0, 1]; anything else is refused with the fix.
+    """
     from slicewise.errors import ConfigError
     from slicewise.training import train
 

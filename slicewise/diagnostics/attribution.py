@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slicewise.data.io import as_volume
+from slicewise.data.io import as_volume, check_block, check_raw
 from slicewise.data.roi import resolve_roi
 from slicewise.data.stacking import check_stack_params, stack_slices, to_unit_float, valid_centres
 from slicewise.diagnostics.asymmetry import summarize_shares
@@ -161,9 +161,19 @@ def sample_tiles(shape: tuple[int, ...], n_tiles: int, tile: int, k: int, dz: in
 
 def read_tiles(volume: Any, origins: list[tuple[int, int, int]], tile: int, k: int, dz: int = 1,
                border: str = "reflect") -> np.ndarray:
-    """Stack the tiles at ``origins`` through :func:`stack_slices` → float32 ``(N, k·C, tile, tile)`` in [0, 1]."""
-    return np.stack([to_unit_float(stack_slices(volume, z, k, dz, border, (slice(y, y + tile), slice(x, x + tile))))
-                     for z, y, x in origins])
+    """Stack the tiles at ``origins`` through :func:`stack_slices` → float32 ``(N, k·C, tile, tile)`` in [0, 1].
+
+    The intensities pass :func:`slicewise.data.io.check_raw` (``per_block``: sampled only for the range use of
+    wide integers, remembered on a Volume) and every tile read passes :func:`slicewise.data.io.check_block`
+    before conversion, so a shift or attribution never runs on NaN, float outside [0, 1] or crushed integers."""
+    vol = as_volume(volume)
+    check_raw(vol, per_block=True)
+    out = []
+    for z, y, x in origins:
+        raw = stack_slices(vol, z, k, dz, border, (slice(y, y + tile), slice(x, x + tile)))
+        check_block(raw, f"raw volume {vol.source} (tile at z={z}, y={y}, x={x})")
+        out.append(to_unit_float(raw))
+    return np.stack(out)
 
 
 def model_k(model: nn.Module, k: int | None) -> int:
@@ -215,11 +225,12 @@ def attribution_report(
     ``batch_size``) path samples per forward pass. The model is moved to ``device`` and left there.
     ``roi`` ((z, y, x) slices) draws the tiles inside that box (see :func:`sample_tiles`).
     ``bf16`` / ``channels_last``: the speed option of the module docstring (the model's memory format is
-    restored afterwards); recorded in the result as ``precision``.
+    restored afterwards); recorded in the result as ``precision``. The volume first passes
+    :func:`slicewise.data.io.check_raw` (there is no normalisation here: integers ÷ dtype maximum, float in [0, 1]).
     """
     if method not in METHODS:
         raise InputError(f"attribution method {method!r} is unknown: use one of {', '.join(METHODS)}")
-    volume = as_volume(volume)
+    volume = check_raw(as_volume(volume))  # intensities (dtype, NaN/Inf, value rule) before any model work
     k = model_k(model, k)
     if hasattr(model, "check_input_size"):
         model.check_input_size(tile, tile)

@@ -42,13 +42,14 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.io import Volume, as_volume, check_intensity_range, check_raw, intensity_dtype
 from slicewise.data.stacking import stack_indices
 from slicewise.errors import InputError
 from slicewise.infer.tiling import gaussian_weight, reflect_index, tile_starts
 
 DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
-UNIT_TOLERANCE = 1e-6  # float input may exceed [0, 1] by round-off only
+NORMALIZE_OPTION = "--normalize percentile (normalize='percentile')"  # named in predict's intensity errors
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ __all__ = [
     "Plan",
     "Region",
     "StaticForward",
+    "check_input",
     "iter_predicted_blocks",
     "plan_blocks",
     "predict_block",
@@ -255,31 +257,51 @@ def _to_device(raw: np.ndarray, device: Any) -> Any:
 
 
 def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
-    """Intensities → float32 in [0, 1] on the device, with the value checks (see :func:`predict_block`)."""
+    """Intensities → float32 in [0, 1] on the device, with the value checks a block decides on its own (the
+    rule of :func:`slicewise.data.io.check_raw` with ``whole=False``; see :func:`predict_block`)."""
     import torch
 
-    if np.issubdtype(src_dtype, np.floating):
-        x = t.float()
-        if not bool(torch.isfinite(x).all()):
-            raise InputValueError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
-        if plan.normalize is None:
-            lo, hi = float(x.min()), float(x.max())
-            if lo < -UNIT_TOLERANCE or hi > 1.0 + UNIT_TOLERANCE:
-                raise InputValueError(
-                    f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1], or pass "
-                    f"--normalize percentile (normalize='percentile') to map its 0.1–99.9th percentiles to [0, 1]"
-                )
-            return x
-    elif np.dtype(src_dtype).kind == "b":
-        x = t.float()
-    else:
-        x = t.float() if plan.normalize is not None else t.float() / float(np.iinfo(src_dtype).max)
-        if plan.normalize is None:
-            return x
+    try:
+        dt = intensity_dtype(src_dtype, what)
+        if dt.kind == "f":
+            x = t.float()
+            if not bool(torch.isfinite(x).all()):
+                raise InputError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
+            if plan.normalize is None:
+                check_intensity_range(dt, float(x.min()), float(x.max()), what, option=NORMALIZE_OPTION, whole=False)
+                return x
+        elif dt.kind == "b":
+            x = t.float()
+        else:
+            if plan.normalize is None and dt.kind == "i" and t.numel():
+                check_intensity_range(dt, int(t.min()), int(t.max()), what, option=NORMALIZE_OPTION, whole=False)
+            x = t.float() if plan.normalize is not None else t.float() / float(np.iinfo(dt).max)
+            if plan.normalize is None:
+                return x
+    except InputValueError:
+        raise
+    except InputError as err:
+        raise InputValueError(str(err)) from None
     if plan.normalize is not None:
         lo, hi = plan.normalize
         return ((x - lo) / max(hi - lo, 1e-12)).clamp_(0.0, 1.0)
     return x
+
+
+def check_input(volume: Any, plan: Plan, normalized: bool | None = None) -> None:
+    """Predict's call of the one intensity check (:func:`slicewise.data.io.check_raw`, ``per_block``: every block
+    is checked again as it is read, so only integers other than bool/uint8/uint16 are sampled here, for their
+    range use; remembered on the Volume): dtype, and unless ``normalized`` (default: whether ``plan.normalize``
+    is set) the value rule, with ``--normalize percentile`` as the fix. Raises :class:`InputValueError`, so a
+    partial output is deleted."""
+    vol = as_volume(volume)
+    normalized = plan.normalize is not None if normalized is None else normalized
+    try:
+        check_raw(vol, normalized=normalized, option=NORMALIZE_OPTION, what=f"the input {vol.source}", per_block=True)
+    except InputValueError:
+        raise
+    except InputError as err:
+        raise InputValueError(str(err)) from None
 
 
 def _planes(x: Any, plan: Plan, region: Region) -> Any:
@@ -469,8 +491,11 @@ def static_forward(model: Any, plan: Plan, compile: bool | str = False, cuda_gra
 
 def predict_block(model: Any, volume: Any, block: Block, plan: Plan) -> np.ndarray:
     """Probabilities ``(C, bz, by, bx)`` float32 of ``block``, reading its own input (one region read, the
-    halo included) from ``volume``. Float input must be finite and, unless ``plan.normalize`` is set, in
-    [0, 1]; violations raise a one-line :class:`InputError`."""
+    halo included) from ``volume``. The input must pass the intensity check (:func:`check_input`: run once per
+    :class:`~slicewise.data.io.Volume` and remembered on it, so dask workers check their volume once; other
+    array-likes get the per-block checks only); violations raise a one-line :class:`InputError`."""
+    if isinstance(volume, Volume):
+        check_input(volume, plan)
     return compute_block(model, read_block_input(volume, block, plan), block, plan).cpu().numpy()
 
 
@@ -478,12 +503,14 @@ def iter_predicted_blocks(model: Any, volume: Any, blocks: Iterable[Block], plan
                           read: Callable[[Any, Block, Plan], np.ndarray] = read_block_input) -> Iterator[tuple[Block, np.ndarray]]:
     """Yield ``(block, probabilities (C, bz, by, bx) float32)`` for ``blocks`` in order, pipelined: the next
     block's input is read on a background thread while this one computes, and on CUDA each result is copied
-    back on a side stream into pinned memory while the next block runs (synchronous on CPU)."""
+    back on a side stream into pinned memory while the next block runs (synchronous on CPU). The input passes
+    :func:`check_input` before the first block is read."""
     import torch
 
     blocks = list(blocks)
     if not blocks:
         return
+    check_input(volume, plan)
     cuda = plan.device.startswith("cuda") and torch.cuda.is_available()
     side = torch.cuda.Stream() if cuda else None
     pending: tuple[Block, Any, Any] | None = None
@@ -519,7 +546,8 @@ def sample_percentiles(volume: Any, plan: Plan, n_blocks: int = 16, seed: int = 
                        q: tuple[float, float] = NORMALIZE_PERCENTILES) -> tuple[float, float]:
     """The ``q`` percentiles of the volume's finite intensities, estimated from ``n_blocks`` blocks of up to
     8×256×256 voxels drawn with a seeded generator from the whole volume (not the ROI, so a ROI run and a
-    whole-volume run normalise alike)."""
+    whole-volume run normalise alike). The input first passes :func:`check_input` (its dtype; NaN/Inf are refused per block)."""
+    check_input(volume, plan, normalized=True)
     shape = tuple(int(s) for s in plan.shape[:3])
     grid = plan_blocks(shape, (min(8, shape[0]), min(256, shape[1]), min(256, shape[2])))
     rng = np.random.default_rng(seed)

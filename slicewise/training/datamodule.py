@@ -1,7 +1,10 @@
 """Training data: volumes → labels → seeded 2.5D patches (Lightning DataModule).
 
 - Data come from ``data.raw`` / ``data.labels`` (read with ``open_volume``; labels are held in
-  memory, raw stays lazy unless it is small) or the synthetic phantom (``data.synthetic``).
+  memory, raw stays lazy unless it is small) or the synthetic phantom (``data.synthetic``). Raw
+  intensities pass :func:`slicewise.data.io.check_raw` before training starts (integers ÷ dtype
+  maximum, so no negative values and, beyond uint8/uint16, at least 1/256 of the dtype range; float in
+  [0, 1]; no NaN/Inf); training has no intensity normalisation, so the fix is to convert the file.
 - ``data.label_map`` maps raw label values to classes; afterwards every label must be a class
   ``0 … model.classes-1`` (or ``loss.ignore_index``), else a one-line :class:`ConfigError`.
 - Split: :func:`slicewise.data.sampling.split_z` (validation z-range, gap of r·dz slices).
@@ -176,10 +179,12 @@ def load_volume(cfg: DataConfig, classes: int, ignore_index: int | None = None, 
 
         if cfg.labels is None:
             raise ConfigError("data.raw is set but data.labels is not: give the label volume (data.labels)")
-        raw = check_raw(open_volume(cfg.raw, cfg.raw_key))
-        labels = check_labels(open_volume(cfg.labels, cfg.labels_key), raw.shape).numpy()
+        raw = open_volume(cfg.raw, cfg.raw_key)
         if raw.size * raw.dtype.itemsize <= IN_MEMORY_BYTES:
-            raw = raw.numpy()
+            raw = check_raw(raw.numpy(), what=f"data.raw {raw.source}").numpy()  # scanned whole, in memory
+        else:
+            raw = check_raw(raw, what=f"data.raw {raw.source}")  # lazy: a bounded sample
+        labels = check_labels(open_volume(cfg.labels, cfg.labels_key), raw.shape).numpy()
         instances = None
         if cfg.instances is not None:
             instances = check_labels(open_volume(cfg.instances, cfg.instances_key), raw.shape, kind="instance").numpy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 
 from slicewise.data import Volume, as_volume, check_labels, check_raw, create_zarr, open_volume, stack_slices, write_volume
 from slicewise.data.io import summarize_volume
+from slicewise.data.io.checks import SAMPLE_BLOCK, SAMPLE_BLOCKS
 from slicewise.errors import InputError
 from slicewise.utils import atomic_path
 
@@ -348,26 +350,36 @@ def test_iter_chunks_tiles_the_volume(vol: np.ndarray) -> None:
 
 
 class _Lazy:
-    """A 40 GB float32 'volume' generated on access: NaN at slice ``nan_z``. Counts slices read."""
+    """A 40 GB 'volume' (float32 zeros by default) generated on access: NaN in every slice from ``nan_z`` on.
+    Counts the voxels read."""
 
-    def __init__(self, nan_z: int) -> None:
-        self.shape, self.dtype, self.nan_z, self.slices_read = (10000, 1024, 1024), np.dtype(np.float32), nan_z, 0
+    def __init__(self, nan_z: int | None = None, dtype: Any = np.float32, value: float = 0) -> None:
+        self.shape, self.dtype, self.nan_z, self.value, self.voxels_read = (10000, 1024, 1024), np.dtype(dtype), nan_z, value, 0
 
     def __getitem__(self, key: tuple) -> np.ndarray:
-        zs = range(*key[0].indices(self.shape[0]))
-        self.slices_read += len(zs)
-        out = np.zeros((len(zs), 1024, 1024), np.float32)
-        if self.nan_z in zs:
-            out[self.nan_z - zs.start, 3, 3] = np.nan
-        return out[(slice(None), *key[1:])]
+        zs, ys, xs = (range(*k.indices(n)) for k, n in zip(key, self.shape))
+        self.voxels_read += len(zs) * len(ys) * len(xs)
+        out = np.full((len(zs), len(ys), len(xs)), self.value, self.dtype)
+        if self.nan_z is not None:
+            out[np.asarray(zs) >= self.nan_z] = np.nan
+        return out
 
 
-def test_check_raw_streams_and_finds_nan() -> None:
+def test_check_raw_reads_a_bounded_sample_of_lazy_volumes_and_finds_nan() -> None:
+    budget = SAMPLE_BLOCKS * int(np.prod(SAMPLE_BLOCK))
+    clean = _Lazy()
+    assert check_raw(Volume(clean)).shape == clean.shape
+    assert 0 < clean.voxels_read <= budget  # 1.6e7 of 1e10 voxels
     backend = _Lazy(nan_z=40)
     with pytest.raises(InputError) as err:
         check_raw(Volume(backend))
-    assert "z=40" in _one_line(err)
-    assert backend.slices_read < 100
+    msg = _one_line(err)
+    assert "NaN or Inf" in msg and int(msg.split("z=")[1].split(")")[0]) >= 40
+    assert backend.voxels_read <= budget
+    wide = _Lazy(dtype=np.int64, value=200)  # 0..255 in int64: ÷ 9.2e18 would be black
+    with pytest.raises(InputError, match="int64 with values 200..200, under 1/256") as err:
+        check_raw(Volume(wide))
+    assert "save it as uint8" in _one_line(err) and wide.voxels_read <= budget
     with pytest.raises(InputError) as err:
         check_raw(np.zeros((0, 4, 4), np.uint8))
     assert "empty" in _one_line(err)

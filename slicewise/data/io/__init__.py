@@ -3,8 +3,9 @@
 Layout: :mod:`~slicewise.data.io.volume` (:class:`Volume`, :func:`as_volume`),
 :mod:`~slicewise.data.io.readers` (:func:`open_volume` and its table of one reader per format),
 :mod:`~slicewise.data.io.writers` (:func:`write_volume`, :func:`create_zarr`),
-:mod:`~slicewise.data.io.checks` (:func:`check_raw`, :func:`check_labels`, :func:`summarize_volume`,
-damaged-file errors). Every public name is importable from ``slicewise.data.io``.
+:mod:`~slicewise.data.io.checks` (:func:`check_raw`, the one intensity check, with :func:`intensity_dtype`,
+:func:`check_intensity_range` and :func:`check_block`; :func:`check_labels`, :func:`summarize_volume`, damaged-file errors).
+Every public name is importable from ``slicewise.data.io``.
 
 Formats (chosen by suffix):
 
@@ -38,7 +39,16 @@ name and renamed to ``key`` only when complete (other datasets are untouched).
 
 from __future__ import annotations
 
-from slicewise.data.io.checks import check_labels, check_raw, damaged, summarize_volume, tifffile_warnings
+from slicewise.data.io.checks import (
+    check_block,
+    check_intensity_range,
+    check_labels,
+    check_raw,
+    damaged,
+    intensity_dtype,
+    summarize_volume,
+    tifffile_warnings,
+)
 from slicewise.data.io.readers import (
     HDF5_SUFFIXES,
     IMAGE_SUFFIXES,
@@ -57,7 +67,7 @@ from slicewise.data.io.writers import WRITE_SUPPORTED, create_zarr, write_volume
 
 __all__ = [
     "HDF5_SUFFIXES", "IMAGE_SUFFIXES", "N5_SUFFIXES", "READERS", "SUPPORTED", "TIFF_SUFFIXES", "WRITE_SUPPORTED",
-    "ZARR_SUFFIXES", "Reader", "Volume", "as_volume", "check_labels", "check_raw", "create_zarr", "damaged",
-    "open_image_files", "open_volume", "split_container_key", "summarize_volume", "tifffile_warnings",
+    "ZARR_SUFFIXES", "Reader", "Volume", "as_volume", "check_block", "check_intensity_range", "check_labels", "check_raw", "create_zarr",
+    "damaged", "intensity_dtype", "open_image_files", "open_volume", "split_container_key", "summarize_volume", "tifffile_warnings",
     "write_volume",
 ]

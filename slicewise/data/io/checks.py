@@ -1,5 +1,6 @@
-"""Input checks and summaries: :func:`check_raw`, :func:`check_labels`, :func:`summarize_volume` (all
-chunk by chunk), and the one-line errors for damaged files (:func:`damaged`, :func:`tifffile_warnings`)."""
+"""Input checks and summaries: :func:`check_raw` (the one intensity check: dtype, NaN/Inf, value range; on a
+bounded sample), :func:`check_labels`, :func:`summarize_volume` (chunk by chunk), and the one-line errors for
+damaged files (:func:`damaged`, :func:`tifffile_warnings`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ import numpy as np
 
 from slicewise.data.io.volume import Volume, as_volume
 from slicewise.errors import InputError
+
+UNIT_TOLERANCE = 1e-6  # float intensities may exceed [0, 1] by round-off only
+RANGE_FRACTION = 256  # integers (beyond uint8/uint16) must reach 1/256 of their dtype maximum
+FULL_SCAN_BYTES = 256 << 20  # check_raw scans volumes up to this size whole, larger ones by a sample
+SAMPLE_BLOCKS = 16
+SAMPLE_BLOCK = (8, 256, 256)
+_NO_VALUE_RULE = (np.dtype(np.uint8), np.dtype(np.uint16))  # ÷ dtype maximum is right for any of their values
 
 
 def damaged(source: Any, err: BaseException) -> InputError:
@@ -43,20 +51,150 @@ def tifffile_warnings() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
-def check_raw(volume: Any) -> Volume:
-    """Check a raw volume: not empty, numeric, and (float) free of NaN/Inf, chunk by chunk. Returns it as a Volume."""
+def _option_fix(option: str | None) -> str:
+    """The ", or pass <option> ..." tail of a message, when the command offers percentile normalisation."""
+    return f", or pass {option} to map its 0.1–99.9th percentiles to [0, 1]" if option else ""
+
+
+def intensity_dtype(dtype: Any, what: str) -> np.dtype:
+    """``dtype`` if it holds intensities (bool, integers, float up to 64 bit), else a one-line :class:`InputError`
+    (complex, strings, objects, dates, float128)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "biu" or (dt.kind == "f" and dt.itemsize <= 8):
+        return dt
+    if dt.kind == "f":
+        raise InputError(f"{what} has dtype {dt}: floats wider than 64 bit are not supported: save it as float32")
+    raise InputError(f"{what} has dtype {dt}: expected integer or float intensities: save it as uint8, uint16 or float32 in [0, 1]")
+
+
+def check_intensity_range(dtype: Any, lo: float, hi: float, what: str, *, normalized: bool = False,
+                          option: str | None = None, whole: bool = True) -> None:
+    """The intensity rule on the finite range ``lo..hi`` of a volume (``whole``: a sample standing for the
+    volume) or of one block being read (``whole=False``: only the rules a block decides on its own).
+
+    Without normalisation (``normalized=False``) integers are divided by their dtype maximum and floats
+    are taken as they are (:func:`slicewise.data.stacking.to_unit_float`), so the rule refuses what that
+    would silently crush:
+
+    - float outside [0, 1] (±1e-6 round-off);
+    - integers other than bool/uint8/uint16 holding negative values;
+    - integers other than bool/uint8/uint16 whose maximum is under 1/256 of the dtype maximum (``whole``
+      only: a single dark block says nothing), e.g. int64 or int32 holding 0..255 — the network would see
+      an almost black image.
+
+    With normalisation (percentile mapping) only the dtype and NaN/Inf rules apply. ``option``: the
+    command's switch for percentile normalisation (named in the fix), ``None`` where it has none.
+    """
+    dt = np.dtype(dtype)
+    if normalized:
+        return
+    if dt.kind == "f":
+        if lo < -UNIT_TOLERANCE or hi > 1.0 + UNIT_TOLERANCE:
+            raise InputError(f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1]"
+                             + (_option_fix(option) if option else " or save it as uint8 (0..255) / uint16 (0..65535)"))
+        return
+    if dt.kind not in "iu" or dt in _NO_VALUE_RULE:
+        return
+    top = int(np.iinfo(dt).max)
+    lo, hi = int(lo), int(hi)
+    if lo < 0:
+        raise InputError(f"{what} is {dt} with negative values (min {lo}): integer intensities are divided by the {dt} "
+                         f"maximum ({top}), so negative values are not intensities: shift and save it as uint8 (0..255) "
+                         f"or uint16 (0..65535){_option_fix(option)}")
+    if whole and hi * RANGE_FRACTION < top:
+        cast = ("save it as uint8" if hi <= 255 else "save it as uint16" if hi <= 65535
+                else "rescale it to uint16 (0..65535)")
+        raise InputError(f"{what} is {dt} with values {lo}..{hi}, under 1/{RANGE_FRACTION} of the {dt} maximum ({top}) "
+                         f"that integer intensities are divided by, so the network would see an almost black image: "
+                         f"{cast}{_option_fix(option)}")
+
+
+def _check_finite(block: np.ndarray, what: str, z0: int | None = None) -> None:
+    """NaN/Inf in a float block (axis 0 = z from ``z0``, named in the message when given) → one-line error."""
+    if block.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(block)
+    if bad.any():
+        at = f" (first at slice z={z0 + int(np.argwhere(bad)[0][0])})" if z0 is not None else ""
+        raise InputError(f"{what} contains NaN or Inf values{at}: replace or mask them (e.g. by 0) before use")
+
+
+def check_block(block: Any, what: str, *, normalized: bool = False, option: str | None = None) -> None:
+    """The part of :func:`check_raw` one block (or tile) being read decides on its own: dtype, NaN/Inf and
+    :func:`check_intensity_range` with ``whole=False``. For commands that check what they read as they go."""
+    a = np.asarray(block)
+    dt = intensity_dtype(a.dtype, what)
+    if a.size == 0 or dt.kind == "b":
+        return
+    _check_finite(a, what)
+    lo, hi = a.min(), a.max()
+    check_intensity_range(dt, lo.item(), hi.item(), what, normalized=normalized, option=option, whole=False)
+
+
+def _sample(vol: Volume, seed: int = 0) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+    """The blocks :func:`check_raw` reads: the whole volume (in ~64 MB slabs) when it is in memory or at most
+    :data:`FULL_SCAN_BYTES`, else :data:`SAMPLE_BLOCKS` seeded blocks of up to 8×256×256 voxels."""
+    in_memory = isinstance(getattr(vol, "_array", None), np.ndarray)
+    if in_memory or vol.size * vol.dtype.itemsize <= FULL_SCAN_BYTES:
+        yield from vol.iter_chunks()
+        return
+    shape = vol.shape[:3]
+    step = tuple(min(b, n) for b, n in zip(SAMPLE_BLOCK, shape))
+    counts = [-(-n // s) for n, s in zip(shape, step)]
+    total = counts[0] * counts[1] * counts[2]
+    rng = np.random.default_rng(seed)
+    for i in sorted(rng.choice(total, size=min(SAMPLE_BLOCKS, total), replace=False).tolist()):
+        iz, rest = divmod(i, counts[1] * counts[2])
+        iy, ix = divmod(rest, counts[2])
+        sl = tuple(slice(j * s, min(j * s + s, n)) for j, s, n in zip((iz, iy, ix), step, shape))
+        yield sl, vol[sl]
+
+
+def check_raw(volume: Any, *, normalized: bool = False, option: str | None = None, what: str | None = None,
+              per_block: bool = False) -> Volume:
+    """The one check of raw intensities, run by every command that reads them before any expensive work;
+    returns the volume as a :class:`Volume`.
+
+    Refuses, in one line: an empty volume; a dtype that does not hold intensities (:func:`intensity_dtype`:
+    complex, strings, ...); NaN/Inf; and values the intensity convention would silently crush
+    (:func:`check_intensity_range`: float outside [0, 1]; integers other than bool/uint8/uint16 with negative
+    values or a maximum under 1/256 of their dtype maximum) unless ``normalized`` (the command maps
+    percentiles to [0, 1]). ``option``: the command's switch that turns percentile normalisation on, named in
+    the fix (``None``: the command has none, the fix is to convert the file). ``what``: how messages name it.
+    ``per_block``: the caller checks every block it reads (NaN/Inf and :func:`check_intensity_range` with
+    ``whole=False``, as prediction does), so only what no single block decides is read here: the range use of
+    integers other than bool/uint8/uint16 without normalisation; nothing is read for other dtypes. Nothing is
+    read either for bool, uint8 and uint16 (no value of theirs is refused) or for integers under normalisation.
+
+    Bounded reads: a volume in memory or of at most :data:`FULL_SCAN_BYTES` is scanned whole, chunk by
+    chunk; a larger (lazy) one through :data:`SAMPLE_BLOCKS` seeded blocks; predict and the audits then
+    check every block or tile they read with the same rule (``whole=False``). A passed check is remembered
+    on the Volume, so calling it again with the same settings reads nothing.
+    """
     vol = as_volume(volume)
+    what = what or f"raw volume {vol.source}"
     if vol.size == 0:
-        raise InputError(f"raw volume {vol.source} is empty (shape {vol.shape}): check the file and key")
-    if not (np.issubdtype(vol.dtype, np.number) or vol.dtype == bool) or np.issubdtype(vol.dtype, np.complexfloating):
-        raise InputError(f"raw volume {vol.source} has dtype {vol.dtype}: expected integer or float intensities")
-    if np.issubdtype(vol.dtype, np.floating):
-        for sl, block in vol.iter_chunks():
-            bad = ~np.isfinite(block)
-            if bad.any():
-                z = sl[0].start + int(np.argwhere(bad)[0][0])
-                raise InputError(f"raw volume {vol.source} contains NaN/Inf values (first at slice z={z}): "
-                                 f"replace or mask them before use")
+        raise InputError(f"{what} is empty (shape {vol.shape}): check the file and key")
+    dt = intensity_dtype(vol.dtype, what)
+    key = (normalized, option)
+    if key in vol.intensity_checks:
+        return vol
+    if dt.kind == "b" or dt in _NO_VALUE_RULE or (normalized and dt.kind in "iu"):
+        vol.intensity_checks.add(key)  # no value of these can be refused: nothing to read
+        return vol
+    if per_block and dt.kind == "f":
+        return vol
+    lo = hi = None
+    for sl, block in _sample(vol):
+        if block.size == 0:
+            continue
+        _check_finite(block, what, z0=sl[0].start)
+        bmin, bmax = block.min(), block.max()
+        lo = bmin if lo is None else min(lo, bmin)
+        hi = bmax if hi is None else max(hi, bmax)
+    if lo is not None and hi is not None:
+        check_intensity_range(dt, lo.item(), hi.item(), what, normalized=normalized, option=option)
+    vol.intensity_checks.add(key)
     return vol
 
 

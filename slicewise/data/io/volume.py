@@ -38,6 +38,7 @@ class Volume:
             tuple(float(v) for v in voxel_size) if voxel_size is not None else None  # type: ignore[assignment]
         )
         self.source = source
+        self.intensity_checks: set[tuple[Any, ...]] = set()  # settings check_raw passed with on this volume
         if self.ndim not in (3, 4):
             raise InputError(f"{source}: a volume must be Z×Y×X or Z×Y×X×C, got shape {self.shape}")
 
