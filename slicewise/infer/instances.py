@@ -2,12 +2,14 @@
 
 Input: probabilities ``(C, Z, Y, X)`` as written by :func:`slicewise.infer.predict` (channel names
 ``class0 … classN-1`` then head names such as ``boundary`` / ``distance``), a single foreground map
-``(Z, Y, X)``, or a path to such a file (read lazily, block by block: ``.zarr`` / ``.h5`` with key
-``probabilities`` by default, channel-first, channel names from the ``channels`` attribute; ``.tif``
-as ``predict`` writes it, channel-last ``Z×Y×X×C``, or a ``Z×Y×X`` foreground map).
-Every block read is checked: values must be finite, and every channel except a distance channel
-within [0, 1] (a raw image or logits is refused in one line; make probabilities with
-``slicewise predict``). Channels are chosen by index or by name:
+``(Z, Y, X)`` or ``(Y, X)`` (a 2-D map is one slice: the labels are ``(1, Y, X)``), or a path to such
+a file (read lazily, block by block: ``.zarr`` / ``.h5`` with key ``probabilities`` by default,
+channel-first, channel names from the ``channels`` attribute; ``.tif`` as ``predict`` writes it,
+channel-last ``Z×Y×X×C``, or a ``Z×Y×X`` / ``Y×X`` foreground map). Files and arrays are read alike
+(:func:`slicewise.infer.store.probability_view`): complex data and other ranks are refused in one line
+naming the dtype or shape. Every block read is checked: values must be finite, and every channel
+except a distance channel within [0, 1] (a raw image or logits is refused in one line; make
+probabilities with ``slicewise predict``). Channels are chosen by index or by name:
 
 - foreground (:func:`choose_foreground`): ``foreground_channel`` (index or name); else the only channel;
   else, with channel names (the model's ``class_names`` that ``predict`` records, then head names such
@@ -20,6 +22,8 @@ within [0, 1] (a raw image or logits is refused in one line; make probabilities 
 - distance: ``distance_channel``; default the channel named ``distance``, else the Euclidean
   distance transform of the foreground mask (per slice when ``per_slice``).
 
+Channel indices are 0..C-1 (:func:`_index`); negative indices are refused, not counted from the end.
+
 Modes (``fg = P_fg > foreground_threshold`` is the mask in every mode):
 
 - ``cc``: connected components of ``fg`` (``connectivity`` 1 = faces, as ``scipy.ndimage.label``'s
@@ -27,8 +31,8 @@ Modes (``fg = P_fg > foreground_threshold`` is the mask in every mode):
 - ``watershed`` with ``use="boundary"``: seeds are connected components of
   ``P_fg > seed_threshold`` (default: ``foreground_threshold``) and ``boundary < boundary_threshold``;
   flooded on the boundary map inside ``fg`` (PyTorch Connectomics' ``bc_watershed`` scheme).
-- ``watershed`` with ``use="distance"``: seeds are ``distance > seed_threshold`` if given, else the
-  local maxima of the distance map (``min_distance`` apart); flooded on ``−distance`` inside ``fg``.
+- ``watershed`` with ``use="distance"``: seeds are ``distance > seed_threshold`` (a distance >= 0) if
+  given, else the local maxima of the distance map (``min_distance`` apart); flooded on ``−distance`` inside ``fg``.
 
 In watershed modes a foreground component without any seed keeps its own id rather than being
 dropped. ``per_slice=True`` labels each slice in 2-D (ids unique across slices); otherwise 3-D.
@@ -95,6 +99,7 @@ from slicewise.infer.blockwise_labels import (
     structure_for,
 )
 from slicewise.infer.resume import BlockLog, JobState
+from slicewise.infer.store import PROBABILITY_HINT, probability_view
 from slicewise.utils import progress
 
 Mode = Literal["cc", "watershed"]
@@ -105,7 +110,7 @@ USES: tuple[str, ...] = ("boundary", "distance")
 DEFAULT_BLOCK: tuple[int, int, int] = (64, 1024, 1024)
 #: watershed context (z, y, x voxels) read around each block when none is given.
 DEFAULT_HALO: tuple[int, int, int] = (8, 64, 64)
-_HINT = "segment takes the probability map written by `slicewise predict MODEL RAW probs.zarr`"
+_HINT = PROBABILITY_HINT  # names no command: segment and evaluate --prob read probabilities alike
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +128,8 @@ class ProbabilitySource:
     names: list[str] | None
     offset: tuple[int, int, int]
     label: str
+    dtype: str = "float32"
+    """The stored dtype (``read_raw`` returns float32), named when values are refused."""
 
     def read(self, region: Region, probabilities: Sequence[int] | None = None, finite: Sequence[int] = ()) -> np.ndarray:
         """The region as float32 ``(C, bz, by, bx)``, refused in one line unless the channels used are valid.
@@ -130,45 +137,32 @@ class ProbabilitySource:
         ``probabilities`` (default: all) must be finite and in [0, 1]; ``finite`` (e.g. a distance
         channel) only finite. Other channels (raw heads that are not used) are not checked.
         """
-        raw = np.asarray(self.read_raw(region))
-        block = raw.astype(np.float32, copy=False)
+        block = np.asarray(self.read_raw(region)).astype(np.float32, copy=False)
         idx = list(range(len(block))) if probabilities is None else sorted(set(probabilities))
         probs = block[idx]
         if not (np.isfinite(probs).all() and np.isfinite(block[list(finite)]).all()):
             raise InputError(f"{self.label} holds NaN or Inf values, not probabilities in [0, 1]: {_HINT}")
         if probs.size and (probs.min() < 0 or probs.max() > 1):
             raise InputError(
-                f"{self.label} holds values in [{float(probs.min()):g}, {float(probs.max()):g}] ({raw.dtype}), "
+                f"{self.label} holds values in [{float(probs.min()):g}, {float(probs.max()):g}] ({self.dtype}), "
                 f"not probabilities in [0, 1] (a raw image or logits?): {_HINT}"
             )
         return block
 
 
-def _layout_reader(arr: Any, layout: str) -> Callable[[Region], np.ndarray]:
-    if layout == "cf":
-        return lambda r: np.asarray(arr[(slice(None), *r)])
-    if layout == "cl":
-        return lambda r: np.moveaxis(np.asarray(arr[r]), -1, 0)
-    return lambda r: np.asarray(arr[r])[np.newaxis]
-
-
-def _source(arr: Any, layout: str, names: list[str] | None, offset: Sequence[int], label: str) -> ProbabilitySource:
-    shp = tuple(int(s) for s in arr.shape)
-    if layout == "cf":
-        shape, channels = shp[1:], shp[0]
-    elif layout == "cl":
-        shape, channels = shp[:3], shp[3]
-    else:
-        shape, channels = shp, 1
-    return ProbabilitySource(_layout_reader(arr, layout), shape, channels, names,  # type: ignore[arg-type]
-                             tuple(int(o) for o in offset), label)  # type: ignore[arg-type]
+def _source(view: Any, names: list[str] | None, offset: Sequence[int], label: str) -> ProbabilitySource:
+    """A :class:`ProbabilitySource` of a ``(C, Z, Y, X)`` view from :func:`~slicewise.infer.store.probability_view`."""
+    channels, *shape = (int(s) for s in view.shape)
+    return ProbabilitySource(lambda r: np.asarray(view[(slice(None), *r)]), tuple(shape), channels, names,  # type: ignore[arg-type]
+                             tuple(int(o) for o in offset), label, str(view.source_dtype))  # type: ignore[arg-type]
 
 
 def open_probabilities(path: str | os.PathLike, key: str | None = None) -> ProbabilitySource:
     """Open a probability map written by ``predict`` lazily, through :func:`slicewise.infer.store.read_prediction`.
 
     Every layout ``predict`` writes (NGFF / older Zarr groups, HDF5, TIFF; uint8 / float16 stores
-    de-quantised) with its channel names and ``offset``; a plain float (Z, Y, X) map is one channel.
+    de-quantised) with its channel names and ``offset``; a plain float (Z, Y, X) map is one channel and a
+    (Y, X) map one slice (:func:`~slicewise.infer.store.probability_view`: complex data is refused).
     """
     from slicewise.infer.store import read_prediction
 
@@ -176,25 +170,19 @@ def open_probabilities(path: str | os.PathLike, key: str | None = None) -> Proba
     if pred.probabilities is None:
         dtype = getattr(pred.labels, "dtype", "integer")
         raise InputError(f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): {_HINT}")
-    return _source(pred.probabilities, "cf", list(pred.channels) or None, pred.offset, str(path))
-
-
-def _from_array(arr: Any, names: list[str] | None, offset: Sequence[int], label: str, channel_last: bool) -> ProbabilitySource:
-    ndim = len(arr.shape)
-    if ndim not in (3, 4):
-        raise InputError(f"{label}: probabilities have shape {tuple(arr.shape)}: expected (C, Z, Y, X) or a (Z, Y, X) foreground map")
-    layout = "zyx" if ndim == 3 else ("cl" if channel_last else "cf")
-    return _source(arr, layout, names, offset, label)
+    return _source(pred.probabilities, list(pred.channels) or None, pred.offset, str(path))
 
 
 def as_probability_source(prob: Any, key: str | None = None) -> ProbabilitySource:
-    """A :class:`ProbabilitySource` from a path, a ``(C, Z, Y, X)`` / ``(Z, Y, X)`` array or a source."""
+    """A :class:`ProbabilitySource` from a path, a source, or a ``(C, Z, Y, X)`` / ``(Z, Y, X)`` / ``(Y, X)``
+    array (read like a file, through :func:`~slicewise.infer.store.probability_view`: a 2-D map is one slice)."""
     if isinstance(prob, ProbabilitySource):
         return prob
     if isinstance(prob, (str, os.PathLike)):
         return open_probabilities(prob, key)
-    arr = prob if hasattr(prob, "shape") and hasattr(prob, "__getitem__") else np.asarray(prob)
-    return _from_array(arr, None, (0, 0, 0), "the probability array", channel_last=False)
+    lazy = all(hasattr(prob, a) for a in ("shape", "dtype", "__getitem__"))
+    return _source(probability_view(prob if lazy else np.asarray(prob), "the probability array"), None, (0, 0, 0),
+                   "the probability array")
 
 
 def read_probabilities(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, list[str] | None]:
@@ -204,15 +192,22 @@ def read_probabilities(path: str | os.PathLike, key: str | None = None) -> tuple
 
 
 def _index(sel: int | str, names: Sequence[str] | None, n: int, what: str) -> int:
-    if isinstance(sel, str) and not sel.lstrip("-").isdigit():
+    """The one channel resolver: ``sel`` (a channel name, or an index 0..n-1 as int or digit string) as an index.
+
+    Decision: negative indices are refused in one line, not counted from the end (``-1`` as "the last
+    channel" silently picks a head such as ``distance``); unknown names and indices >= n likewise.
+    """
+    if isinstance(sel, str) and not sel.strip().lstrip("+-").isdigit():
         if not names or sel not in names:
             have = ", ".join(names) if names else "none stored: give an index"
             raise InputError(f"{what} channel {sel!r} is not among the channel names ({have})")
         return list(names).index(sel)
     i = int(sel)
-    if not -n <= i < n:
+    if i < 0:
+        raise InputError(f"{what} channel {i} is negative: give an index 0..{n - 1} or a channel name")
+    if i >= n:
         raise InputError(f"{what} channel {i} is out of range: the input has {n} channels (0..{n - 1})")
-    return i % n
+    return i
 
 
 def _named(names: Sequence[str] | None, name: str) -> int | None:
@@ -298,7 +293,9 @@ def _label(mask: np.ndarray) -> np.ndarray:
 
 
 def _check_options(mode: str, use: str, min_size: int, min_distance: int, connectivity: int,
-                   thresholds: dict[str, float | None]) -> None:
+                   thresholds: dict[str, float | None], seed_distance: float | None = None) -> None:
+    """One-line refusals of bad options: ``thresholds`` are probabilities in [0, 1]; ``seed_distance`` (the
+    seed threshold of ``use="distance"``, a distance in voxels or the distance channel's units) is finite and >= 0."""
     if mode not in MODES:
         raise InputError(f"mode {mode!r} is unknown: use one of {', '.join(MODES)}")
     if use not in USES:
@@ -312,6 +309,9 @@ def _check_options(mode: str, use: str, min_size: int, min_distance: int, connec
     for name, t in thresholds.items():
         if t is not None and not (np.isfinite(t) and 0.0 <= float(t) <= 1.0):
             raise InputError(f"--{name} {t} must be a probability in [0, 1]")
+    if seed_distance is not None and not (np.isfinite(seed_distance) and float(seed_distance) >= 0.0):
+        raise InputError(f"--seed-threshold {seed_distance} must be a distance >= 0 (voxels, or the distance channel's "
+                         f"values) with --use distance")
 
 
 @dataclass(frozen=True)
@@ -591,7 +591,8 @@ def _prepare(prob: Any, key: str | None, channel_names: Sequence[str] | None, ro
              **options: Any) -> _Reader:
     _check_options(options["mode"], options["use"], options["min_size"], options["min_distance"], options["connectivity"],
                    {"foreground-threshold": options["foreground_threshold"], "boundary-threshold": options["boundary_threshold"],
-                    "seed-threshold": options["seed_threshold"] if options["use"] == "boundary" else None})
+                    "seed-threshold": options["seed_threshold"] if options["use"] == "boundary" else None},
+                   seed_distance=options["seed_threshold"] if options["use"] == "distance" else None)
     src = as_probability_source(prob, key)
     names = list(channel_names) if channel_names is not None else src.names
     region = to_stored(roi, src.offset, src.shape)
@@ -648,7 +649,7 @@ def segment(
 ) -> np.ndarray:
     """Instance labels ``(Z, Y, X)`` int32 from probabilities, in memory (see the module docstring for the rules).
 
-    ``prob``: ``(C, Z, Y, X)`` or ``(Z, Y, X)`` array, or a path (``key`` selects the dataset).
+    ``prob``: ``(C, Z, Y, X)``, ``(Z, Y, X)`` or ``(Y, X)`` array (labels ``(1, Y, X)``), or a path (``key`` selects the dataset).
     ``options``: :class:`SegmentOptions`; ``overrides``: any of its fields (``segment(p, mode="watershed")``).
     ``channel_names`` override the names stored in the file. ``block`` (default: the whole volume, one
     block) and ``halo`` run the block-wise algorithm in memory; ``roi`` (z, y, x slices in source-volume
@@ -701,7 +702,7 @@ def segment_to(
     from slicewise.utils.atomic import check_output_path
 
     opts = _options(options, overrides)
-    out_path = check_output_path(output, overwrite=overwrite)
+    out_path = check_output_path(output, overwrite=overwrite, inputs=(prob,))
     reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, **opts)
     offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
     fingerprint = {"options": opts, "channels": reader.src.channels, "names": reader.plan.names, "origin": list(reader.origin),

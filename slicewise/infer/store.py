@@ -636,14 +636,21 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
 # ------------------------------------------------------------------------------------------------
 
 
+#: the fix named when a file or array is not a probability map (shared by segment and evaluate --prob).
+PROBABILITY_HINT = "pass the probability map written by `slicewise predict MODEL RAW probs.zarr`"
+
+
 class _Lazy:
-    """A lazy array view: ``shape``/``dtype`` known, data read and converted on indexing."""
+    """A lazy array view: ``shape``/``dtype`` known, data read and converted on indexing.
+
+    ``source_dtype`` is the stored dtype (what messages name); ``dtype`` is float32, what indexing returns."""
 
     def __init__(self, array: Any, scale: float | None = None, channel_last: bool = False) -> None:
         self._array, self._scale, self._cl = array, scale, channel_last
         shape = tuple(int(s) for s in array.shape)
         self.shape = (shape[-1], *shape[:-1]) if channel_last else shape
         self.dtype = np.dtype(np.float32)
+        self.source_dtype = np.dtype(getattr(array, "dtype", np.float32))
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -666,6 +673,37 @@ class _Lazy:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+
+def check_probability_dtype(dtype: Any, label: str) -> np.dtype:
+    """``dtype`` as a numpy dtype, refused in one line (naming it) unless it holds real numbers (bool, integer,
+    float): complex probabilities are refused, never silently made real."""
+    dt = np.dtype(dtype)
+    if dt.kind not in "biuf":
+        raise InputError(f"{label} has dtype {dt}, not real probabilities in [0, 1]: {PROBABILITY_HINT}")
+    return dt
+
+
+def probability_view(array: Any, label: str, scale: float | None = None, channel_last: bool = False) -> _Lazy:
+    """The one reader of probability maps: a lazy float32 ``(C, Z, Y, X)`` view of a stored or in-memory array.
+
+    Accepted: ``(C, Z, Y, X)`` (``Z×Y×X×C`` with ``channel_last``, as TIFF stores it); a ``(Z, Y, X)`` map
+    (one channel); a ``(Y, X)`` map, taken as one slice ``(1, 1, Y, X)`` (decision: a 2-D map is a
+    one-slice volume, so ``segment`` writes ``(1, Y, X)`` labels and ``evaluate --prob`` scores 2-D
+    labels). Other ranks and dtypes that are not real numbers (complex, ...) are refused in one line
+    naming the shape or dtype; values are checked when read (:class:`slicewise.infer.instances.ProbabilitySource`).
+    """
+    check_probability_dtype(array.dtype, label)
+    ndim = len(array.shape)
+    if ndim == 2:
+        array = _AddAxis(array, axis=0)
+    if ndim in (2, 3):
+        array = _AddAxis(array, axis=-1 if channel_last else 0)
+    elif ndim != 4:
+        layout = "Z×Y×X×C" if channel_last else "(C, Z, Y, X)"
+        raise InputError(f"{label} has shape {tuple(int(s) for s in array.shape)}, not probabilities {layout}, "
+                         f"(Z, Y, X) or (Y, X): {PROBABILITY_HINT}")
+    return _Lazy(array, scale, channel_last=channel_last)
 
 
 @dataclass
@@ -711,7 +749,9 @@ def _from_meta(meta: dict[str, Any]) -> tuple[Any, tuple[int, int, int], float |
 def read_prediction(path: str | os.PathLike, key: str | None = None) -> Prediction:
     """Read a prediction output of any layout slicewise writes (NGFF ``.zarr``, the older ``.zarr`` group with
     ``probabilities``/``labels`` arrays, HDF5, TIFF). ``key`` picks a dataset/array of a container holding
-    something else. Probabilities come back as float32 (uint8 stores are de-quantised: ``q/255``)."""
+    something else. Probabilities come back as float32 (uint8 stores are de-quantised: ``q/255``) through
+    :func:`probability_view` (a 2-D map is one slice; complex data and other ranks are refused in one line);
+    a 2-D label map comes back as one slice (1, Y, X)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"prediction {p} does not exist: check the path")
@@ -733,14 +773,14 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
     except Exception as err:  # noqa: BLE001 - zarr raises many types for a bad store
         raise InputError(f"cannot open {p} as Zarr ({type(err).__name__}): is it a complete Zarr store?") from None
     if not isinstance(node, zarr.Group):
-        return _plain(node, None, {})
+        return _plain(node, None, {}, str(p))
     attrs = dict(node.attrs)
     meta = attrs.get("slicewise") or {}
     vs, off, scale = _from_meta(meta)
     if key is not None:
         if key not in node:
             raise InputError(f"{p} has no array {key!r}: it holds {', '.join(sorted(node.array_keys())) or 'no arrays'}")
-        return _plain(node[key], attrs.get("channels"), meta)
+        return _plain(node[key], attrs.get("channels"), meta, f"{p}:{key}")
     if "multiscales" in attrs:
         ms = attrs["multiscales"][0]
         if vs is None and "voxel_size" not in meta:
@@ -754,24 +794,23 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
         axes = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
         if axes and axes[0] == "c":
             names = meta.get("channels") or [c.get("label") for c in (attrs.get("omero") or {}).get("channels", [])]
-            return Prediction(_Lazy(img, scale), labels, _names(names, img.shape[0]), vs, off, meta)
+            return Prediction(probability_view(img, str(p), scale), labels, _names(names, img.shape[0]), vs, off, meta)
         return Prediction(None, labels if labels is not None else img, list(meta.get("channels") or []), vs, off, meta)
     if PROB_KEY in node or LABEL_KEY in node:
-        probs = node[PROB_KEY] if PROB_KEY in node else None
+        probs = probability_view(node[PROB_KEY], str(p), scale) if PROB_KEY in node else None
         names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else list(attrs.get("channels") or [])
-        return Prediction(_Lazy(probs, scale) if probs is not None else None,
-                          node[LABEL_KEY] if LABEL_KEY in node else None, names, vs, off, meta)
+        return Prediction(probs, node[LABEL_KEY] if LABEL_KEY in node else None, names, vs, off, meta)
     raise InputError(f"{p} holds no prediction (no NGFF image, no 'probabilities'/'labels' arrays): pass the array with key")
 
 
-def _plain(arr: Any, names: Any, meta: dict[str, Any]) -> Prediction:
-    """One array: integer (Z, Y, X) → labels; float (C, Z, Y, X) → probabilities; float (Z, Y, X) → one channel."""
+def _plain(arr: Any, names: Any, meta: dict[str, Any], label: str) -> Prediction:
+    """One array: integer (Z, Y, X) or (Y, X) → labels (a 2-D map as one slice (1, Y, X)); anything else →
+    probabilities through :func:`probability_view` (float (Z, Y, X) or (Y, X) → one channel)."""
     vs, off, scale = _from_meta(meta)
-    if np.issubdtype(np.dtype(arr.dtype), np.integer) and len(arr.shape) == 3 and not scale:
-        return Prediction(None, arr, [], vs, off, meta)
-    if len(arr.shape) == 3:
-        arr = _AddAxis(arr)
-    return Prediction(_Lazy(arr, scale), None, _names(names, arr.shape[0]), vs, off, meta)
+    if np.issubdtype(np.dtype(arr.dtype), np.integer) and len(arr.shape) in (2, 3) and not scale:
+        return Prediction(None, arr if len(arr.shape) == 3 else _AddAxis(arr), [], vs, off, meta)
+    probs = probability_view(arr, label, scale)
+    return Prediction(probs, None, _names(names, probs.shape[0]), vs, off, meta)
 
 
 class _AddAxis:
@@ -782,6 +821,7 @@ class _AddAxis:
         self._first = axis == 0
         self.shape = (1, *array.shape) if self._first else (*array.shape, 1)
         self.dtype = array.dtype
+        self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -806,22 +846,23 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
     meta = json.loads(meta_raw) if isinstance(meta_raw, (str, bytes)) else {}
     if "quantisation" not in meta and "quantisation_scale" in attrs:
         meta["quantisation"] = {"scale": float(attrs["quantisation_scale"])}
-    if key is not None:
-        if key not in f:
+    try:
+        if key is not None:
+            if key not in f:
+                keys = ", ".join(sorted(f.keys()))
+                raise InputError(f"{p} has no dataset {key!r}: it holds {keys or 'nothing'}")
+            pred = _plain(f[key], attrs.get("channels"), meta, f"{p}:{key}")
+        elif PROB_KEY in f or LABEL_KEY in f:
+            vs, off, scale = _from_meta(meta)
+            probs = probability_view(f[PROB_KEY], str(p), scale) if PROB_KEY in f else None
+            names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else []
+            pred = Prediction(probs, f[LABEL_KEY] if LABEL_KEY in f else None, names, vs, off, meta)
+        else:
             keys = ", ".join(sorted(f.keys()))
-            f.close()
-            raise InputError(f"{p} has no dataset {key!r}: it holds {keys or 'nothing'}")
-        pred = _plain(f[key], attrs.get("channels"), meta)
-    elif PROB_KEY in f or LABEL_KEY in f:
-        vs, off, scale = _from_meta(meta)
-        probs = f[PROB_KEY] if PROB_KEY in f else None
-        names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else []
-        pred = Prediction(_Lazy(probs, scale) if probs is not None else None, f[LABEL_KEY] if LABEL_KEY in f else None,
-                          names, vs, off, meta)
-    else:
-        keys = ", ".join(sorted(f.keys()))
+            raise InputError(f"{p} holds no 'probabilities' or 'labels' dataset (it has {keys or 'nothing'}): pass the dataset with key")
+    except InputError:
         f.close()
-        raise InputError(f"{p} holds no 'probabilities' or 'labels' dataset (it has {keys or 'nothing'}): pass the dataset with key")
+        raise
     pred._closer = f
     return pred
 
@@ -851,7 +892,6 @@ def _read_tiff(p: Path) -> Prediction:
     vs, off, scale = _from_meta(meta)
     kind = meta.get("output_kind")
     if arr.ndim == 4 or kind == "probabilities" or (kind is None and not np.issubdtype(arr.dtype, np.integer)):
-        if arr.ndim == 3:
-            arr = _AddAxis(arr, axis=-1)
-        return Prediction(_Lazy(arr, scale, channel_last=True), None, _names(meta.get("channels"), arr.shape[-1]), vs, off, meta)
-    return Prediction(None, arr, list(meta.get("channels") or []), vs, off, meta)
+        probs = probability_view(arr, str(p), scale, channel_last=True)
+        return Prediction(probs, None, _names(meta.get("channels"), probs.shape[0]), vs, off, meta)
+    return Prediction(None, arr if arr.ndim != 2 else _AddAxis(arr), list(meta.get("channels") or []), vs, off, meta)

@@ -13,7 +13,9 @@ The volume metrics treat a 3-D map as one volume (3-D objects, MitoEM convention
 ``per_slice=True`` adds the same metrics for each z-slice alone (2-D objects) and their mean
 over slices. A 2-D map is one slice. Conventions for empty cases are those of
 :mod:`~slicewise.metrics.overlap`, :mod:`~slicewise.metrics.rand_voi` and
-:mod:`~slicewise.metrics.ap`.
+:mod:`~slicewise.metrics.ap`, except that a semantic class in neither map is never scored: not by
+default (only labels present are), and a listed one (``classes``) is ``None`` with a one-line warning
+(:func:`absent_class_warnings`) rather than the empty rule's 1. Negative class ids are refused.
 
 Membrane maps such as ISBI 2012 (0 = membrane, 255 = cell interior) are semantic maps: for
 neuron scores, label the connected interior regions of both maps with
@@ -79,7 +81,9 @@ def evaluate(
             Z×Y×X or Y×X. A prediction file that records an ``offset`` (labels of a ROI, as
             ``slicewise segment --roi`` writes them) is placed at that offset in ``gt``.
         kind: ``"semantic"`` or ``"instance"`` (see the module docstring).
-        classes: semantic classes to score (default: every label present in either map).
+        classes: semantic classes to score (default: every label present in either map). Negative ids are
+            refused in one line; a listed class in neither map is not scored (``None``, ``n/a``; see
+            :func:`absent_class_warnings`).
         prob: instance scores for AP: a foreground-probability map shaped like ``pred``, or
             channel-first class probabilities (C, *pred.shape) where channel 0 is background
             (foreground = 1 − prob[0]; with C = 1 the single channel is the foreground), or a
@@ -123,6 +127,9 @@ def evaluate(
         raise InputError(f"unknown evaluation kind {kind!r}: use one of {', '.join(KINDS)}")
     if not 0.0 < float(seg_threshold) <= 1.0:
         raise InputError(f"seg_threshold {seg_threshold} must be an IoU in (0, 1]")
+    negative = [int(c) for c in classes or () if int(c) < 0]
+    if negative:
+        raise InputError(f"classes (--classes) hold negative id {negative[0]}: class ids are label values >= 0")
     pred_l, offset = open_labels(pred, key)
     pred_a, gt_a = _depth_first(pred_l), _depth_first(as_array_like(gt, key))
     if len(pred_a.shape) != len(gt_a.shape) or not any(offset):
@@ -161,6 +168,7 @@ def evaluate(
         present = {int(k) for k in result["volume"].get("dice", {})}
         result["class_names"] = {str(i): str(n) for i, n in enumerate(names) if i in present}
     warnings = label_set_warnings(volume, kind, bool(label_map), bool(pred_label_map))
+    warnings += absent_class_warnings(volume, classes) if kind == "semantic" else []
     if warnings:
         result["warnings"] = warnings
         for w in warnings:
@@ -200,6 +208,25 @@ def _jsonable_map(m: dict[int, int] | None) -> dict[str, int] | None:
 def _ids_text(ids: np.ndarray) -> str:
     vals = [int(v) for v in ids[:6]]
     return "{" + ", ".join(map(str, vals)) + (", ..." if ids.size > 6 else "") + "}"
+
+
+def absent_class_warnings(table: Contingency, classes: Sequence[int] | None) -> list[str]:
+    """One-line warning naming the listed ``classes`` that occur in neither map of the scored volume (table).
+
+    Decision: a class in neither map is not scored, listed or not: by default evaluate scores only the
+    labels present, and a listed absent class is reported as ``None`` (JSON ``null``, ``n/a`` in the
+    table) and left out of the means (:func:`_semantic`), never as the Dice/IoU 1 of the empty rule of
+    :mod:`~slicewise.metrics.overlap`, which made a typo (``--classes 255`` on 0/1 maps) look perfect.
+    The same holds in each ``per_slice`` row (a class absent from a slice is ``None`` there, and the
+    slice mean averages the slices that score it); only the volume warns.
+    """
+    present = np.union1d(table.gt_ids, table.pred_ids)
+    have = {int(v) for v in present}
+    absent = [int(c) for c in classes or () if int(c) not in have]
+    if not absent:
+        return []
+    return [f"class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} (--classes) in neither the prediction "
+            f"nor the ground truth (labels {_ids_text(present)}): not scored (n/a); check the class ids or --label-map"]
 
 
 def label_set_warnings(table: Contingency, kind: str, gt_mapped: bool = False, pred_mapped: bool = False) -> list[str]:
@@ -352,32 +379,40 @@ def _semantic(table: Contingency, classes: Sequence[int] | None) -> dict[str, An
             f"these look like instance ids (use kind='instance', --kind instance) or list the classes to score"
         )
     ov = overlap_from_table(table, classes)
-    return {
-        "dice": {str(c): v for c, v in ov["dice"].items()},
-        "iou": {str(c): v for c, v in ov["iou"].items()},
-        "mean_dice": float(np.mean(list(ov["dice"].values()))) if ov["dice"] else 1.0,
-        "mean_iou": float(np.mean(list(ov["iou"].values()))) if ov["iou"] else 1.0,
-        "foreground_dice": foreground_dice_from_table(table),
-    }
+    have = {int(v) for v in np.union1d(table.gt_ids, table.pred_ids)}
+    out: dict[str, Any] = {}
+    for name in ("dice", "iou"):
+        # a listed class in neither map is not scored (absent_class_warnings), as an absent class is by default
+        scores = {str(c): (v if c in have else None) for c, v in ov[name].items()}
+        scored = [v for v in scores.values() if v is not None]
+        out[name] = scores
+        out[f"mean_{name}"] = float(np.mean(scored)) if scored else (None if scores else 1.0)
+    out["foreground_dice"] = foreground_dice_from_table(table)
+    return out
 
 
-def _mean_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
+def _mean_rows(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Mean over slices of every numeric entry (nested class dicts flattened as ``dice[c]``).
 
-    A class absent from a slice's scores (classes inferred per slice) is averaged over the
-    slices that score it.
+    A class absent from a slice's scores (classes inferred per slice), or not scored there (``None``: a
+    listed class in neither of the slice's maps), is averaged over the slices that score it; ``None``
+    when no slice does.
     """
     flat = [_flatten(r) for r in rows]
     keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k != "z"]
-    return {k: float(np.mean([f[k] for f in flat if k in f])) for k in keys}
+    means = {k: [f[k] for f in flat if f.get(k) is not None] for k in keys}
+    return {k: float(np.mean(v)) if v else None for k, v in means.items()}
 
 
-def _flatten(d: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _flatten(d: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, float | None]:
+    """Numbers of a result, nested class dicts as ``dice[c]``; ``None`` (a class not scored) is kept."""
+    out: dict[str, float | None] = {}
     names = names or {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update({f"{k}[{names.get(str(c), c)}]": float(x) for c, x in v.items()})
+            out.update({f"{k}[{names.get(str(c), c)}]": None if x is None else float(x) for c, x in v.items()})
+        elif v is None and k.startswith("mean_"):
+            out[k] = None
         elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
             out[k] = v
     return out
@@ -411,6 +446,13 @@ class _ArrayForeground:
     """Foreground probability of a box-relative region from an in-memory probability array."""
 
     def __init__(self, prob: Any, shape: tuple[int, ...], box: Sequence[slice]) -> None:
+        from slicewise.infer.store import check_probability_dtype
+
+        try:
+            dtype = np.dtype(prob.dtype)
+        except TypeError:  # e.g. a torch tensor's dtype
+            dtype = np.asarray(prob).dtype
+        check_probability_dtype(dtype, "the probability map")  # complex is refused, never made real
         pshape = tuple(prob.shape)
         if shape[0] == 1 and pshape in (shape[1:], (pshape[0], *shape[1:])) and pshape != shape:
             prob = np.asarray(prob)[np.newaxis] if pshape == shape[1:] else np.asarray(prob)[:, np.newaxis]

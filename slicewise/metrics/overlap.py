@@ -4,7 +4,8 @@ For class c with predicted set P and ground-truth set G (voxels):
 ``Dice = 2|P∩G| / (|P| + |G|)``, ``IoU = |P∩G| / |P∪G|``. When the class is absent from both
 (empty vs empty) both are 1: nothing was there and nothing was predicted. Both are symmetric in
 ``pred`` and ``gt``. Classes default to every label present in either map; pass ``classes`` to
-score a fixed list (absent classes then score 1 by the empty rule, or 0 if present in only one).
+score a fixed list (absent classes then score 1 by the empty rule, or 0 if present in only one;
+:func:`slicewise.metrics.evaluate` instead reports a listed class absent from both maps as not scored).
 Foreground Dice treats every non-zero label as foreground (``pred > 0`` vs ``gt > 0``).
 """
 

@@ -223,3 +223,44 @@ def test_class_names_label_the_table(tmp_path, capsys):
     rows = parse_table(out)
     assert rows["dice[membrane]"] == ["1", "1"] and rows["dice[background]"][0] == "1"
     assert json.loads((tmp_path / "r.json").read_text())["class_names"] == {"0": "background", "1": "membrane"}
+
+
+def test_negative_classes_refused_and_absent_classes_not_scored(label_files, capsys):
+    args = ["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif")]
+    code, out, err = run([*args, "--classes", "-1"], capsys)
+    assert code == 2 and err.startswith("error: ") and "negative" in err and err.count("\n") == 1 and out == ""
+    code, out, err = run([*args, "--classes", "1,255", "--json", str(label_files / "r.json")], capsys)
+    assert code == 0
+    rows = parse_table(out)
+    assert rows["dice[255]"] == ["n/a"] and rows["dice[1]"] != ["n/a"] and rows["mean_dice"] == rows["dice[1]"]
+    assert "class 255" in err and "warning" in err
+    result = json.loads((label_files / "r.json").read_text())
+    assert result["volume"]["dice"]["255"] is None and result["warnings"]
+
+
+@pytest.mark.parametrize("name, make, match", [
+    ("raw.tif", lambda: np.full((3, 12, 12), 200, np.uint8), "integer data (uint8)"),
+    ("c.tif", lambda: np.full((3, 12, 12), 0.5, np.complex64), "dtype complex64"),
+])
+def test_bad_prob_files_name_no_other_command(label_files, capsys, name, make, match):
+    tifffile.imwrite(label_files / name, make())
+    code, _, err = run(["evaluate", str(label_files / "pred.tif"), str(label_files / "gt.tif"), "--kind", "instance",
+                        "--prob", str(label_files / name)], capsys)
+    assert code == 2 and err.count("\n") == 1 and match in err
+    assert "segment takes" not in err and "slicewise predict" in err
+
+
+def test_a_2d_prob_map_scores_2d_labels(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    gt = rng.integers(0, 4, (16, 16)).astype(np.uint16)
+    pred = gt.copy()
+    pred[:4] = 0
+    tifffile.imwrite(tmp_path / "gt.tif", gt)
+    tifffile.imwrite(tmp_path / "pred.tif", pred)
+    tifffile.imwrite(tmp_path / "fg2d.tif", rng.random((16, 16)).astype(np.float32))
+    code, out, err = run(["evaluate", str(tmp_path / "pred.tif"), str(tmp_path / "gt.tif"), "--kind", "instance",
+                          "--prob", str(tmp_path / "fg2d.tif"), "--json", str(tmp_path / "r.json")], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["settings"]["scores"] == "mean foreground probability" and result["shape"] == [1, 16, 16]
+    assert "ap50" in parse_table(out)

@@ -48,6 +48,14 @@ def test_z_range_and_roi(probs, cli):
     (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--block", "2,4"], "--block"),
     (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--halo", "a"], "--halo"),
     (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--z", "5:9"], "empty"),
+    (lambda: np.full((2, 8, 8), 0.5, np.complex64), [], "dtype complex64"),
+    (lambda: np.full((2, 8, 8), 200.0, np.float64), [], "(float64)"),
+    (lambda: np.full((2, 8, 8, 3), 0.5, np.float32), ["--foreground-channel", "-1"], "foreground channel -1 is negative"),
+    (lambda: np.full((2, 8, 8, 3), 0.5, np.float32), ["--mode", "watershed", "--boundary-channel", "-1"], "boundary channel -1 is negative"),
+    (lambda: np.full((2, 8, 8, 3), 0.5, np.float32), ["--mode", "watershed", "--use", "distance", "--distance-channel", "-2"],
+     "distance channel -2 is negative"),
+    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--mode", "watershed", "--use", "distance", "--seed-threshold", "-5"],
+     "--seed-threshold"),
 ])
 def test_refusals_are_one_line_and_leave_nothing(tmp_path, make, extra, match, cli):
     tifffile.imwrite(tmp_path / "in.tif", make())
@@ -86,3 +94,14 @@ def test_segment_says_which_foreground_on_stderr(tmp_path, cli):
     code, out, err = cli(["segment", str(tmp_path / "p.h5"), str(tmp_path / "l.tif")])
     assert code == 0, err
     assert "foreground = channel 1 'membrane'" in err and "1 objects" in out and "foreground" not in out
+
+
+@pytest.mark.parametrize("out", ["lab.tif", "lab.zarr", "lab.h5"])
+def test_a_2d_probability_map_segments_to_one_slice(tmp_path, out, cli):
+    fg = ndi.binary_opening(np.random.default_rng(4).random((24, 20)) < 0.5)
+    tifffile.imwrite(tmp_path / "fg2d.tif", np.where(fg, 0.8, 0.1).astype(np.float32))
+    code, stdout, err = cli(["segment", tmp_path / "fg2d.tif", tmp_path / out])
+    ref, n = ndi.label(fg)
+    assert code == 0, err
+    assert f"{n} objects, shape 1x24x20" in stdout
+    np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / out)[...]).reshape(1, 24, 20), ref[None])

@@ -123,3 +123,72 @@ def test_deprecated_save_json_still_writes_with_a_warning(tmp_path):
     with pytest.warns(DeprecationWarning, match="write_json"):
         metrics.save_json(r, tmp_path / "m.json")
     assert json.loads((tmp_path / "m.json").read_text()) == r
+
+
+def _two_class_maps():
+    gt = np.zeros((2, 4, 6), np.int32)
+    gt[:, :, 3:] = 1
+    pred = gt.copy()
+    pred[:, 0, :] = 1
+    return pred, gt
+
+
+@pytest.mark.parametrize("classes", [[-1], [0, -2]])
+def test_negative_classes_are_refused_in_one_line(classes):
+    pred, gt = _two_class_maps()
+    with pytest.raises(InputError, match="negative") as err:
+        evaluate(pred, gt, classes=classes)
+    assert "\n" not in str(err.value)
+
+
+def test_a_listed_class_in_neither_map_is_not_scored_and_warns(caplog):
+    pred, gt = _two_class_maps()
+    base = evaluate(pred, gt)["volume"]
+    r = evaluate(pred, gt, classes=[0, 1, 7], per_slice=True)
+    vol = r["volume"]
+    assert vol["dice"]["7"] is None and vol["iou"]["7"] is None  # never the empty rule's perfect 1
+    assert vol["dice"]["1"] == base["dice"]["1"] and vol["mean_dice"] == pytest.approx(base["mean_dice"])
+    assert vol["mean_iou"] == pytest.approx(base["mean_iou"])
+    assert len(r["warnings"]) == 1 and "class 7" in r["warnings"][0] and "\n" not in r["warnings"][0]
+    assert "class 7" in caplog.text
+    assert all(row["dice"]["7"] is None for row in r["per_slice"]) and r["slice_mean"]["dice[7]"] is None
+    assert "n/a" in format_table(r).split("dice[7]")[1].splitlines()[0]
+    only = evaluate(pred, gt, classes=[7])["volume"]
+    assert only["mean_dice"] is None and only["mean_iou"] is None
+    assert json.loads(json.dumps(r)) == r
+
+
+def test_a_class_absent_from_one_slice_is_averaged_over_the_slices_that_have_it():
+    pred, gt = _two_class_maps()
+    pred[1], gt[1] = 0, 0  # class 1 only in slice 0
+    r = evaluate(pred, gt, classes=[0, 1], per_slice=True)
+    assert r["per_slice"][1]["dice"]["1"] is None
+    assert r["slice_mean"]["dice[1]"] == pytest.approx(r["per_slice"][0]["dice"]["1"])
+    assert "warnings" not in r  # class 1 is in the volume
+
+
+def test_a_2d_probability_file_scores_2d_labels(tmp_path):
+    import tifffile
+
+    pred = np.zeros((2, 5), np.int32)
+    pred[:, :3], pred[:, 3:] = 1, 2
+    gt = np.ones((2, 5), np.int32)
+    fg = np.where(pred == 2, 0.9, 0.6).astype(np.float32)
+    tifffile.imwrite(tmp_path / "fg2d.tif", fg)
+    from_file = evaluate(pred, gt, kind="instance", prob=str(tmp_path / "fg2d.tif"))["volume"]
+    assert from_file == evaluate(pred, gt, kind="instance", prob=fg)["volume"]
+    assert from_file["ap50"] == pytest.approx(0.5)  # the probabilities, not the sizes, ranked the instances
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_complex_probabilities_are_refused_naming_the_dtype(tmp_path, as_file):
+    import tifffile
+
+    pred, gt = _two_class_maps()
+    prob = np.full(pred.shape, 0.5, np.complex64)
+    if as_file:
+        tifffile.imwrite(tmp_path / "c.tif", prob)
+        prob = str(tmp_path / "c.tif")
+    with pytest.raises(InputError, match="dtype complex64") as err:
+        evaluate(pred, gt, kind="instance", prob=prob)
+    assert "\n" not in str(err.value)
