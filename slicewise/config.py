@@ -431,7 +431,11 @@ def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:
         msg = e["msg"].removeprefix("Value error, ")
         if not loc:  # a check across several keys: its message names them
             raise ConfigError(f"{source}: {msg}") from None
-        raise ConfigError(f"{source}: bad value for {key!r} ({e.get('input')!r}): {msg}{_allowed(model, loc)}") from None
+        if e["type"] == "missing":  # its "input" is the enclosing mapping: never dump it
+            raise ConfigError(f"{source}: the required key {key!r} is missing: add it") from None
+        given = repr(e.get("input"))
+        given = given if len(given) <= 80 else given[:77] + "..."
+        raise ConfigError(f"{source}: bad value for {key!r} ({given}): {msg}{_allowed(model, loc)}") from None
 
 
 def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
@@ -494,13 +498,44 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping that names the same key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if first is not None:
+                where = f"lines {first} and {line}" if first != line else f"line {line}"
+                raise DuplicateKeyError(f"the key {key!r} appears twice ({where}): keep one; "
+                                        f"YAML would silently use the last")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file (empty file → ``{}``); one-line :class:`ConfigError` otherwise."""
+    """The top-level mapping of a YAML file (empty file → ``{}``); one-line :class:`ConfigError` otherwise,
+    also for a key given twice in one mapping (at any depth) and for a folder given as the file."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder, not a file: give the YAML file (e.g. {p / 'config.yaml'})")
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist: check the path")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{p}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{p} is not valid YAML ({str(err).splitlines()[0]}): fix the syntax") from None
     if not isinstance(data, dict):

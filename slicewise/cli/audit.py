@@ -16,14 +16,21 @@ from typing import Any, Optional
 import typer
 
 from slicewise.cli import audit_app
+from slicewise.cli.model import check_encoder_options
+
+#: options that only build encoder specs: refused when every MODEL is a saved model file
+ENCODER_ONLY = ("weights", "in_slices", "channel_init")
 
 
 def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, data: tuple[str, str | None] | None = None,
-                **counts: int | None) -> None:
+                inputs: tuple[str, ...] = (), **counts: int | None) -> None:
     """Before any work: outputs creatable and writable (not under a file, not read-only, not existing
-    without --overwrite), counts positive (``--tiles``, ``--tile``, ``--bins``, ``--steps``, ``--dz``,
-    ``--batch-size``), ``--seed`` non-negative, and ``data`` (path, key) free of NaN/Inf when it holds
-    floats (integer data are not scanned); one-line :class:`InputError` otherwise."""
+    without --overwrite, not of another kind: a folder for --json, a folder other than a report for
+    --report), neither an input (``inputs``: model files, data, region) nor each other, counts positive
+    (``--tiles``, ``--tile``, ``--bins``, ``--steps``, ``--dz``, ``--batch-size``), ``--seed`` non-negative,
+    and ``data`` (path, key) passing the one intensity rule (:func:`slicewise.data.io.check_raw`: dtype, NaN/Inf,
+    float in [0, 1], integers other than bool/uint8/uint16 non-negative and using their range); one-line
+    :class:`InputError` otherwise."""
     from slicewise.data.io import check_raw, open_volume
     from slicewise.errors import InputError
     from slicewise.utils.atomic import check_output_path
@@ -32,9 +39,14 @@ def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, dat
         flag = "--" + name.replace("_", "-")
         if value is not None and value < (0 if name == "seed" else 1):
             raise InputError(f"{flag} {value}: must be {'>= 0' if name == 'seed' else 'at least 1'}")
-    for path in (json_out, report):
-        if path is not None:
-            check_output_path(path, overwrite=overwrite)
+    if json_out is not None and report is not None:
+        j, r = Path(json_out).absolute(), Path(report).absolute()
+        if j == r or r in j.parents:
+            raise InputError(f"--json {json_out} is --report {report} or inside it (replaced as a whole): choose another --json path")
+    if json_out is not None:
+        check_output_path(json_out, overwrite=overwrite, inputs=inputs, kind="file")
+    if report is not None:
+        check_output_path(report, overwrite=overwrite, inputs=inputs, kind="report")
     if data is not None:
         with open_volume(data[0], key=data[1]) as vol:
             check_raw(vol)
@@ -127,7 +139,7 @@ def weights_cmd(
     name: Optional[str] = typer.Option(None, "--name", help="name in the report title and legend (default: ENCODER (channel init))"),
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
-    _check_args(json_out, report, overwrite, in_slices=in_slices, img_size=img_size)
+    _check_args(json_out, report, overwrite, inputs=(weights,), in_slices=in_slices, img_size=img_size)
     from slicewise.diagnostics.report import jsonable, write_report
     from slicewise.diagnostics.weights_audit import audit_weights, format_weights_audit
 
@@ -142,6 +154,7 @@ def weights_cmd(
 
 @audit_app.command("attribution")
 def attribution_cmd(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="a saved model file or an encoder spec (builds the pretrained network)"),
     data: str = typer.Argument(..., help="volume file (TIFF, PNG folder, HDF5, Zarr)"),
     key: Optional[str] = OPTS["key"],
@@ -167,8 +180,9 @@ def attribution_cmd(
     name: Optional[str] = OPTS["name"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
-    _check_args(json_out, report, overwrite, data=(data, key), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
+    _check_args(json_out, report, overwrite, data=(data, key), inputs=(model, data, region, weights), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
                 seed=seed, batch_size=batch_size, in_slices=in_slices)
+    check_encoder_options(ctx, [model], ENCODER_ONLY)
     import numpy as np
 
     from slicewise.data.io import open_volume
@@ -206,6 +220,7 @@ def attribution_cmd(
 
 @audit_app.command("shift")
 def shift_cmd(
+    ctx: typer.Context,
     paths: list[str] = typer.Argument(..., help="MODEL [MODEL2 ...] DATA: saved model files or encoder specs, then the volume"),
     shift: list[str] = typer.Option(..., "--shift", help="name=strength, repeatable: brightness, contrast, gamma, gaussian_noise, gaussian_blur, "
                                                          "saturation, hue"),
@@ -229,8 +244,9 @@ def shift_cmd(
                                                                    "folder, runs/uniform/best.pt -> uniform)"),
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
-    _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, tiles=n_tiles,
+    _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, inputs=(*paths, weights), tiles=n_tiles,
                 tile=tile, bins=bins, dz=dz, seed=seed, batch_size=batch_size, in_slices=in_slices)
+    check_encoder_options(ctx, paths[:-1], ENCODER_ONLY)
     from slicewise.data.io import open_volume
     from slicewise.diagnostics import shift_report, write_report
     from slicewise.diagnostics.report import format_shift

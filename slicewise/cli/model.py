@@ -8,6 +8,7 @@ options, e.g. ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,19 +31,61 @@ def spec_fields(spec: str) -> tuple[str, dict[str, str]]:
     return name, fields
 
 
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".zip", ".yaml", ".yml", ".safetensors")
+ENCODER_OPTIONS = ("in_slices", "colors", "channel_init", "skips", "classes", "weights", "img_size")
+"""Parameter names of the options that only build encoder specs (``model info``, ``audit attribution/shift``)."""
+
+
+def is_model_path(spec: str) -> bool:
+    """Whether a MODEL argument means a file rather than an encoder spec: an existing file, a path (``/``
+    before any ``:``), a name ending in a model-file suffix (``.pt``, ``.zip``, ...) without ``key=value``
+    fields, or an existing folder that is not also an encoder name."""
+    from slicewise.errors import ConfigError
+    from slicewise.models.encoders import check_encoder_name
+
+    p, name = Path(spec), spec.partition(":")[0]
+    if p.is_file() or "/" in name or "\\" in name or ("=" not in spec and p.suffix.lower() in MODEL_SUFFIXES):
+        return True
+    if not p.is_dir():
+        return False
+    try:
+        check_encoder_name(name)
+    except ConfigError:
+        return True
+    return False
+
+
 def open_model(spec: str, **defaults: Any) -> Any:
-    """A saved model file through ``load_model``, else the network built from an encoder spec:
-    ``build_model`` with ``defaults`` (ModelConfig fields) overridden by the spec's fields."""
+    """A saved model file through ``load_model`` (a missing file or a folder is a one-line error saying
+    so, see :func:`is_model_path`), else the network built from an encoder spec: ``build_model`` with
+    ``defaults`` (ModelConfig fields) overridden by the spec's fields."""
     from slicewise.models import build_model, load_model
 
-    if Path(spec).is_file():
+    if is_model_path(spec):
         return load_model(spec)
     encoder, extra = spec_fields(spec)
     return build_model(encoder=encoder, **{**defaults, **extra})
 
 
+def check_encoder_options(ctx: typer.Context, specs: Sequence[str], names: Sequence[str]) -> None:
+    """Refuse options that only build encoder specs (``names``: parameter names such as ``in_slices``) when
+    the user typed them but every MODEL in ``specs`` is a saved model file, whose settings are stored in it."""
+    from slicewise.errors import InputError
+
+    if not specs or not all(is_model_path(s) for s in specs):
+        return
+    given = [p for p in ctx.command.params if p.name in names and p.name is not None
+             and getattr(ctx.get_parameter_source(p.name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")]
+    if given:
+        flags = ", ".join("/".join(p.opts) for p in given)
+        what = specs[0] if len(specs) == 1 else "every MODEL"
+        raise InputError(f"{flags} only build encoder specs, but {what} is a saved model file whose settings are stored "
+                         f"in it: drop {'them' if len(given) > 1 else 'it'} (or give an encoder name, e.g. tf_efficientnet_lite0)")
+
+
 @model_app.command("info")
 def info_cmd(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="a saved model file (.pt from save_model / slicewise train) or an encoder spec, e.g. resnet18:skips=0111"),
     in_slices: int = typer.Option(3, "--in-slices", "-k", help="input slices k (odd); encoder names only"),
     colors: int = typer.Option(1, "--colors", help="colour channels per slice: 1 grayscale, 3 RGB; encoder names only"),
@@ -55,17 +98,12 @@ def info_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Parameter counts (encoder / decoder) and forward GFLOPs per image at --size."""
-    from slicewise.errors import InputError
+    from slicewise.data.roi import parse_sizes
     from slicewise.models import model_info
     from slicewise.utils import text_table
 
-    try:
-        hw = tuple(int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size {size!r} must be N or HxW, e.g. 256 or 512x256") from None
-    if len(hw) > 2 or min(hw) < 1:
-        raise InputError(f"--size {size!r} must be N or HxW with positive sizes, e.g. 256 or 512x256")
-    h, w = (hw[0], hw[0]) if len(hw) == 1 else hw[:2]
+    h, w = parse_sizes(size, 2, "--size", "256 or 512x256 (HxW)")
+    check_encoder_options(ctx, [model], ENCODER_OPTIONS)
     net = open_model(model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
                      skips=skips, classes=classes, img_size=img_size)
     info = model_info(net, (h, w))

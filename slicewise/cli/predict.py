@@ -28,8 +28,9 @@ def predict_cmd(
     z: Optional[str] = typer.Option(None, "--z", help="Predict only slices START:STOP (half-open); context slices outside are still read."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Predict only the region z0:z1,y0:y1,x0:x1 (half-open); context and tile halos outside are "
                                                           "still read."),
-    normalize: str = typer.Option("none", "--normalize", help="Intensities: none (integers ÷ dtype max; float must lie in [0, 1], else refused) or "
-                                                              "percentile (0.1–99.9th percentiles → [0, 1], clipped)."),
+    normalize: str = typer.Option("none", "--normalize", help="Intensities: none (integers ÷ dtype max — integers other than uint8/uint16 must be "
+                                                              "non-negative and reach 1/256 of their dtype maximum; float must lie in [0, 1]; else "
+                                                              "refused) or percentile (0.1–99.9th percentiles → [0, 1], clipped)."),
     dask: Optional[str] = typer.Option(None, "--dask", help="Run the blocks on dask.distributed: local:N (N worker processes) or tcp://host:port (a "
                                                             "running scheduler)."),
     dz: Optional[int] = typer.Option(None, "--dz", help="Z-step between the context slices of a stack (default: the bioimage.io package's dz, else 1)."),
@@ -44,7 +45,8 @@ def predict_cmd(
 ) -> None:
     """Predict INPUT with MODEL (2.5D stacks, Gaussian-blended tiles, block by block) and write OUTPUT.
 
-    Float input must be finite and in [0, 1] unless --normalize percentile is given; NaN/Inf are refused.
+    Float input must be finite and in [0, 1], and integers other than uint8/uint16 non-negative and using their
+    range, unless --normalize percentile is given; NaN/Inf are refused.
     An interrupted run resumes when rerun with the same settings, model and unchanged input.
     """
     from slicewise.data.roi import combine
@@ -58,7 +60,7 @@ def predict_cmd(
     settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=1 if dz is None else dz, border=border, tta=tta,
                                device=device, output_kind=kind, dtype=dtype, block=block, roi=combine(z, roi),
                                normalize=normalize, dask=dask, compile=compile, cuda_graphs=cuda_graphs)
-    out = check_output_path(check_output_kind(output, kind), overwrite=overwrite)
+    out = check_output_path(check_output_kind(output, kind), overwrite=overwrite, inputs=(input, model))
     with claim_output(out):
         net = load_model(model)
         if dz is None and getattr(net, "package", None):

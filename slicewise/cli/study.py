@@ -49,8 +49,7 @@ def study_cmd(
             typer.echo(f"{c.index:4d}  {status.get(c.id, 'pending'):7s}  {params}")
         typer.echo(s.line(st.name))
         return
-    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else []
-    summary = run_study(study, out, smoke=smoke, cells=cells, gpus=gpu_list, overrides=set_ or [],
+    summary = run_study(study, out, smoke=smoke, cells=cells, gpus=gpus, overrides=set_ or [],
                         data_root=data_root, overwrite=overwrite, report=not no_report, report_only=report_only,
                         echo=typer.echo)
     if summary.failed or (summary.pending and not report_only):

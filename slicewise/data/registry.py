@@ -104,7 +104,7 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
     if (out / "metadata.json").is_file() and not overwrite:
         return out
     if out.exists():
-        check_output_path(out, overwrite=overwrite)  # fail before downloading anything
+        check_output_path(out, overwrite=overwrite, inputs=(source,), kind="dataset")  # fail before downloading anything
     check_creatable_folder(out, what=f"dataset folder {out}")
     downloads = root / "downloads" / entry["name"]
     check_creatable_folder(downloads, what=f"download cache {downloads}")
@@ -122,7 +122,7 @@ def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.P
            overwrite: bool) -> Path:
     cache_dir = downloads.parent.parent
     if source is not None:
-        files, hashes = _local_files(entry, Path(source).expanduser(), downloads)
+        files, hashes = _local_files(entry, Path(source).expanduser(), downloads, cache_dir)
     else:
         if entry.get("manual"):
             where = entry.get("page") or "the authors"
@@ -132,11 +132,14 @@ def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.P
         for d in entry["downloads"]:
             path, digest = _download(entry, d, downloads, cache_dir)
             files[d["fname"]], hashes[d["fname"]] = _unpack(path, downloads), digest
+    check_consistency(entry, files)  # before anything is written: a refused dataset leaves nothing
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)
         written = {role: _convert_output(entry, role, spec, files, tmp) for role, spec in entry["outputs"].items()}
         write_json(tmp / "metadata.json", _metadata(entry, written, hashes, source), overwrite=True)
     _warn_unpublished(hashes)
+    if source is not None:
+        _warn_size(entry, written)
     return out
 
 
@@ -279,9 +282,13 @@ def _unpack(path: Path, folder: Path, fresh: bool = False) -> Path:
     return target
 
 
-def _local_files(entry: dict[str, Any], source: Path, folder: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+def _local_files(entry: dict[str, Any], source: Path, folder: Path,
+                 cache_dir: str | os.PathLike | None = None) -> tuple[dict[str, Path], dict[str, Any]]:
     """Map each registry download name to ``source`` (a file, an archive or an extracted folder);
-    archives are extracted afresh into ``folder`` (the user's folder is never written to)."""
+    archives are extracted afresh into ``folder`` (the user's folder is never written to).
+
+    Each file is checked against the registry's sha256 (else md5), else against the sha256 recorded
+    at an earlier download (``<cache>/sha256.json``); :func:`_warn_unpublished` reports the outcome."""
     if not source.exists():
         raise InputError(f"--from {source} does not exist: give the downloaded file or the folder holding it")
     fnames = list(dict.fromkeys(d["fname"] for d in entry["downloads"]))
@@ -296,20 +303,47 @@ def _local_files(entry: dict[str, Any], source: Path, folder: Path) -> tuple[dic
     files = {f: _unpack(p, folder, fresh=True) for f, p in originals.items()}
     hashes = {f: {"url": None, "sha256": _sha256(p) if p.is_file() else None, "verified": False, "local": str(p)}
               for f, p in originals.items()}
-    published = {d["fname"]: d.get("sha256") for d in entry["downloads"]}
+    published = {d["fname"]: d for d in entry["downloads"]}
     for f, rec in hashes.items():
-        if rec["sha256"] and published.get(f):
-            rec["verified"] = rec["sha256"] == published[f]
-            rec["published_sha256"] = published[f]
+        if not rec["sha256"]:  # an extracted folder: nothing to hash
+            continue
+        d = published.get(f, {})
+        if d.get("sha256"):
+            rec["verified"] = rec["sha256"] == d["sha256"]
+            rec["published_sha256"] = d["sha256"]
+        elif d.get("md5"):
+            import pooch
+
+            rec["verified"] = pooch.file_hash(str(originals[f]), alg="md5") == d["md5"]
+            rec["published_md5"] = d["md5"]
+        else:
+            recorded = recorded_sha256(f"dataset/{entry['name']}/{f}", cache_dir)
+            if recorded:
+                rec["verified"] = rec["sha256"] == recorded
+                rec["recorded_sha256"] = recorded
     return files, hashes
 
 
 def _warn_unpublished(hashes: dict[str, Any]) -> None:
-    """After a successful ``--from`` conversion: one warning line per file that differs from the published one."""
+    """After a successful ``--from`` conversion: one warning line naming the files that differ from the
+    published (or first-downloaded) ones, one naming those nothing could verify; silent when all match."""
+    differ, unknown = [], []
     for f, rec in hashes.items():
-        if rec.get("published_sha256") and not rec["verified"]:
-            warn(f"--from file {rec['local']} differs from the published {f} (sha256 {rec['sha256'][:16]}… instead of "
-                 f"{rec['published_sha256'][:16]}…): converted anyway; results may differ from the published data set")
+        if "local" not in rec or rec["verified"]:
+            continue
+        if rec.get("published_sha256") or rec.get("published_md5"):
+            differ.append(f"{rec['local']} differs from the published {f}")
+        elif rec.get("recorded_sha256"):
+            differ.append(f"{rec['local']} differs from the {f} downloaded earlier (its sha256 is recorded in the cache's "
+                          f"sha256.json)")
+        else:
+            unknown.append(f)
+    if differ:
+        warn(f"--from checksum mismatch: {'; '.join(differ)}: converted anyway; results may differ from the published "
+             f"data set (check the files, or download them again)")
+    if unknown:
+        warn(f"--from {', '.join(unknown)}: not verified, the registry publishes no checksum for "
+             f"{'them' if len(unknown) > 1 else 'it'}; converted as given")
 
 
 def _sha256(path: Path) -> str:
@@ -367,6 +401,61 @@ def _open_output(entry: dict[str, Any], spec: dict[str, Any], files: dict[str, P
         start, stop = spec["z"]
         vol = Volume(_ZRange(vol, int(start), int(stop)), voxel_size=vol.voxel_size, source=f"{vol.source}[{start}:{stop}]")
     return vol
+
+
+def check_consistency(entry: dict[str, Any], files: dict[str, Path]) -> None:
+    """Before conversion: in every split with raw and labels, the labels have the raw volume's Z×Y×X
+    shape (image sets: as many label images as images); one-line :class:`InputError` otherwise."""
+    splits = {role.split("/")[0] for role in entry["outputs"]}
+    for split in sorted(splits):
+        raw_spec, lab_spec = entry["outputs"].get(f"{split}/raw"), entry["outputs"].get(f"{split}/labels")
+        if raw_spec is None or lab_spec is None:
+            continue
+        if raw_spec.get("images") or lab_spec.get("images"):
+            n_raw = len(_members(entry, raw_spec, files[raw_spec["file"]]))
+            n_lab = len(_members(entry, lab_spec, files[lab_spec["file"]]))
+            if n_raw != n_lab:
+                raise InputError(f"{entry['name']}: {split} has {n_raw} images but {n_lab} label files: every image needs "
+                                 f"its labels; is this the complete download?")
+            continue
+        with _open_output(entry, raw_spec, files) as raw, _open_output(entry, lab_spec, files) as lab:
+            raw_shape, lab_shape = tuple(raw.shape), tuple(lab.shape)
+        if lab_shape != raw_shape[:3]:
+            raise InputError(f"{entry['name']}: the {split} labels ({lab_spec['file']}) have shape {lab_shape} but the raw "
+                             f"volume ({raw_spec['file']}) has {raw_shape}: they must match voxel for voxel; check that "
+                             f"these are the right files")
+
+
+def published_shapes(entry: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Z×Y×X per split as the registry's ``size`` states it, where it can be read: ``30x512x512 train +
+    30x512x512 test``, ``125x1250x1250`` (one split), ``1000x4096x4096 (train 400, val 100, test 500 slices)``."""
+    import re
+
+    size = str(entry.get("size") or "")
+    splits = {role.split("/")[0] for role in entry["outputs"]}
+    named = {s: tuple(map(int, m)) for *m, s in re.findall(r"(\d+)x(\d+)x(\d+)\s+(\w+)", size) if s in splits}
+    if named:
+        return named
+    shapes = re.findall(r"(\d+)x(\d+)x(\d+)", size)
+    if len(shapes) != 1:
+        return {}
+    _, y, x = map(int, shapes[0])
+    slices = {s: int(n) for s, n in re.findall(r"(\w+)\s+(\d+)", size) if s in splits}
+    if slices:
+        return {s: (n, y, x) for s, n in slices.items()}
+    return {next(iter(splits)): tuple(map(int, shapes[0]))} if len(splits) == 1 else {}
+
+
+def _warn_size(entry: dict[str, Any], written: dict[str, Any]) -> None:
+    """After a ``--from`` conversion: one warning line when a raw volume's Z×Y×X is not the published size."""
+    expected = published_shapes(entry)
+    off = [f"{role} is {'x'.join(map(str, rec['shape'][:3]))}, published {'x'.join(map(str, expected[role.split('/')[0]]))}"
+           for role, rec in written.items()
+           if role.endswith("/raw") and "shape" in rec and role.split("/")[0] in expected
+           and tuple(rec["shape"][:3]) != expected[role.split("/")[0]]]
+    if off:
+        warn(f"--from data of {entry['name']} differ in size from the published data set ({'; '.join(off)}): converted "
+             f"anyway; check that these are the right (complete) files")
 
 
 def _convert_output(entry: dict[str, Any], role: str, spec: dict[str, Any], files: dict[str, Path],

@@ -80,6 +80,44 @@ def _need_spec() -> Any:
     return v0_5
 
 
+def check_license(license: str) -> str:
+    """The SPDX licence id bioimage.io accepts for ``license`` (SPDX ids are case-insensitive: ``mit`` →
+    ``MIT``); else a one-line :class:`InputError` with the closest ids and where the list is (never the
+    whole list)."""
+    import difflib
+    import typing
+
+    from pydantic import ValidationError
+
+    v = _need_spec()
+    try:
+        v.LicenseId(license)
+        return license
+    except ValidationError:
+        pass
+    from bioimageio.spec._internal.license_id import LicenseIdLiteral
+
+    ids = [str(i) for i in typing.get_args(LicenseIdLiteral)]
+    by_lower = {i.lower(): i for i in ids}
+    key = str(license).strip().lower()
+    if key in by_lower:
+        return by_lower[key]
+    longer = [i for i in ids if key and i.lower().startswith(key + "-")]  # GPL-2.0 → GPL-2.0-only, ...
+    close = longer[:3] or [by_lower[c] for c in difflib.get_close_matches(key, list(by_lower), n=3, cutoff=0.75)]
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise InputError(f"--license {license!r} is not an SPDX licence id that bioimage.io accepts: {hint}use e.g. MIT, "
+                     f"Apache-2.0, BSD-3-Clause, CC-BY-4.0 or GPL-3.0-only (all ids: https://spdx.org/licenses/)")
+
+
+def check_test_size(test_size: int | None) -> int | None:
+    """``test_size`` (the test tensor's side in pixels; ``None`` = default) if it is a positive integer,
+    else a one-line :class:`InputError` (it was silently replaced by the size divisor before)."""
+    if test_size is not None and (isinstance(test_size, bool) or int(test_size) != test_size or test_size < 1):
+        raise InputError(f"--test-size {test_size}: give the test tensor's side in pixels, a positive integer "
+                         f"(e.g. 64; rounded up to the model's size divisor)")
+    return test_size
+
+
 def seed_citations(config: Any) -> list[tuple[str, str]]:
     """(text, DOI) of the source studies that apply to a ModelConfig: uniform/mirror first layer →
     Molnár et al.; a pruned skip → Wilm et al.; domain-specific registry weights → Kataria et al.;
@@ -316,10 +354,12 @@ def export_bioimageio(
     from slicewise.models import load_model
     from slicewise.utils.atomic import atomic_path, check_output_path
 
+    license = check_license(license)  # cheap checks first: before the model is loaded or any tensor computed
+    check_test_size(test_size)
     out = Path(output)
     if out.suffix.lower() != ".zip":
         raise InputError(f"bioimage.io package {out} must end in .zip: e.g. {out.with_suffix('.zip').name}")
-    check_output_path(out, overwrite=overwrite)
+    check_output_path(out, overwrite=overwrite, inputs=(model,), kind="file")
     model_path = None
     if isinstance(model, (str, Path)):
         model_path = Path(model)
@@ -447,8 +487,10 @@ def export_bioimageio(
                 )
             except ValidationError as err:
                 first = err.errors()[0]
+                msg = " ".join(str(first["msg"]).split())
+                msg = msg if len(msg) <= 200 else msg[:197] + "..."  # a Literal's message lists every allowed value
                 raise InputError(
-                    f"bioimage.io description is invalid at {'.'.join(map(str, first['loc']))}: {first['msg']}: fix that option"
+                    f"bioimage.io description is invalid at {'.'.join(map(str, first['loc']))}: {msg}: fix that option"
                 ) from None
         with atomic_path(out, overwrite=overwrite) as tmp:
             save_bioimageio_package(descr, output_path=tmp)

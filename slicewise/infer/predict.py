@@ -9,8 +9,10 @@ Gaussian weights: ``Σ w·p / Σ w``. The volume (or the ROI) is cut into 3-D bl
 (:mod:`slicewise.infer.blocks`), each reading its input with the halo it needs, so the result does not
 depend on the block shape and memory is bounded by the block, not the volume or section size.
 
-Input intensities: integer dtypes are divided by their dtype maximum (uint8 by 255). Float input must
-be finite and lie in [0, 1] (±1e-6 round-off); anything else is refused in one line unless ``normalize="percentile"``
+Input intensities (the one rule, :func:`slicewise.data.io.check_raw`): integer dtypes are divided by their dtype
+maximum (uint8 by 255), so integers other than bool/uint8/uint16 must be non-negative and reach 1/256 of their dtype
+maximum; float input must be finite and lie in [0, 1] (±1e-6 round-off); complex data is refused. Anything else is
+refused in one line unless ``normalize="percentile"``
 (CLI ``--normalize percentile``), which maps the 0.1th and 99.9th percentiles of the volume — estimated
 from a seeded sample of 16 blocks — to 0 and 1 and clips (for any dtype). NaN/Inf are always refused
 (checked in every block as it is read, so before anything is finalised).
@@ -333,7 +335,7 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
     then be a path every worker can read.
     """
     s = _settings(settings, overrides)
-    out = check_output_path(check_output_kind(output, s.output_kind), overwrite=overwrite)
+    out = check_output_path(check_output_kind(output, s.output_kind), overwrite=overwrite, inputs=(input, model))
     run_blocks = _dask_runner() if s.dask is not None else None
     if s.dask is not None and not isinstance(input, (str, os.PathLike)):
         raise InputError("--dask workers open the input themselves: give the input as a file path, not an array")

@@ -141,6 +141,11 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Se
     if is_package(path):
         return load_package(path, map_location)
     p = Path(path)
+    if p.is_dir():
+        inside = next((p / n for n in ("best.pt", "last.pt") if (p / n).is_file()), None)
+        fix = (f"give the model file inside it, e.g. {inside}" if inside is not None else
+               "give a model file (a .pt written by slicewise train / save_model, or a bioimage.io .zip)")
+        raise InputError(f"model file {p} is a folder, not a file: {fix}")
     if not p.is_file():
         raise InputError(f"model file {p} does not exist: check the path")
     try:

@@ -57,6 +57,9 @@ def check_encoder_name(name: str) -> None:
     if not timm.is_model(name):
         import difflib
 
+        if "/" in name or "\\" in name or name.lower().endswith((".pt", ".pth", ".ckpt", ".zip", ".safetensors")):
+            raise ConfigError(f"unknown encoder {name!r}: it looks like a file path, but an encoder name is expected "
+                              f"here (a timm model name, e.g. tf_efficientnet_lite0); pass a model file where MODEL is asked for")
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown encoder {name!r}{hint}: use a timm model name, see timm.list_models()")

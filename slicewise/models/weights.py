@@ -265,6 +265,9 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
     path = Path(weights).expanduser()
     if path.is_file():
         return {"state_dict": load_checkpoint(path)}, {}
+    if path.is_dir():
+        raise WeightsError(f"checkpoint file {weights} is a folder, not a file: give the checkpoint file inside it, "
+                           f"or use {alternatives(encoder)}")
     if path.suffix in CHECKPOINT_SUFFIXES or os.sep in weights:
         raise WeightsError(f"checkpoint file {weights} does not exist: check the path, or use {alternatives(encoder)}")
     raise WeightsError(f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})")

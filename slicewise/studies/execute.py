@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from slicewise.errors import ConfigError, SlicewiseError
+from slicewise.errors import ConfigError, InputError, SlicewiseError
 from slicewise.studies.aggregate import Summary, aggregate, summarize
 from slicewise.studies.grid import (
     ERROR,
@@ -102,6 +102,40 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
+def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
+    """``"0,1"`` (or a sequence) → ``["0", "1"]``: distinct GPU indices >= 0 of CUDA devices that exist.
+
+    An index is valid when CUDA is available and it is below ``torch.cuda.device_count()``, or, when
+    ``CUDA_VISIBLE_DEVICES`` lists indices, one of those (each child is started with
+    ``CUDA_VISIBLE_DEVICES=<index>``). Anything else is one line naming the bad item.
+    """
+    if spec is None:
+        return []
+    text = spec if isinstance(spec, str) else ",".join(map(str, spec))
+    if not text.strip():
+        return []
+    items = [g.strip() for g in text.split(",")]
+    bad = [g for g in items if not g.isdigit()]
+    if bad:
+        raise ConfigError(f"--gpus {text!r}: {bad[0]!r} is not a GPU index: give indices >= 0 separated by commas, e.g. 0,1")
+    ids = [str(int(g)) for g in items]
+    if len(set(ids)) != len(ids):
+        twice = next(g for g in ids if ids.count(g) > 1)
+        raise ConfigError(f"--gpus {text!r}: GPU {twice} is listed twice: list each GPU once")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--gpus {text}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False): "
+                          f"drop --gpus to run the cells one after another here")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    known = ([v.strip() for v in visible.split(",")] if visible and all(v.strip().isdigit() for v in visible.split(","))
+             else [str(i) for i in range(torch.cuda.device_count())])
+    missing = [g for g in ids if g not in known]
+    if missing:
+        raise ConfigError(f"--gpus {text}: GPU {missing[0]} does not exist here; the GPUs are {', '.join(known) or 'none'}")
+    return ids
+
+
 def _child_command(source: str, out: Path, index: int, smoke: bool, overrides: Sequence[str],
                    data_root: Path) -> list[str]:
     cmd = [sys.executable, "-m", "slicewise.cli", "study", source, "--out", str(out), "--cells", str(index),
@@ -149,7 +183,7 @@ def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[s
 
 
 def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *, smoke: bool = False,
-              cells: str | None = None, gpus: Sequence[str] = (), overrides: Sequence[str] = (),
+              cells: str | None = None, gpus: str | Sequence[str] | None = (), overrides: Sequence[str] = (),
               data_root: str | os.PathLike | None = None, overwrite: bool = False, report: bool = True,
               report_only: bool = False, cell_fn: CellFn | None = None,
               echo: Callable[[str], None] = print) -> Summary:
@@ -159,12 +193,46 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
     summary of the selected cells.
 
     ``source``: a study YAML or a packaged name. ``out`` defaults to ``runs/study-<name>[-smoke]``.
-    ``cell_fn`` replaces the study's cell kind (tests). ``report_only``: aggregate, run nothing.
+    ``cell_fn`` replaces the study's cell kind (tests). ``report_only``: aggregate, run nothing (refused
+    when ``out`` holds no finished cell, or together with ``report=False``). ``gpus``: see :func:`parse_gpus`.
+    A run refused before any cell started leaves no folder it created.
     """
+    if report_only and not report:
+        raise ConfigError("--report-only and --no-report contradict each other: give one of them")
     study = load_study(source, smoke=smoke, overrides=overrides, data_root=data_root)
     out_dir = Path(out) if out is not None else Path("runs") / f"study-{study.name}{'-smoke' if smoke else ''}"
     all_cells = grid_cells(study)
     selected = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
+    if report_only and not summarize(out_dir, all_cells).done:
+        raise InputError(f"{out_dir} holds no finished cells of study {study.name}: run the study first, or check --out "
+                         f"(and --smoke, which selects another default folder)")
+    gpus = parse_gpus(gpus) if gpus and not report_only else []
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    try:
+        return _run(study, source, out_dir, all_cells, selected, smoke=smoke, gpus=gpus, overrides=overrides,
+                    overwrite=overwrite, report=report, report_only=report_only, cell_fn=cell_fn, echo=echo)
+    except BaseException:
+        _remove_empty(out_dir, made)
+        raise
+
+
+def _remove_empty(out_dir: Path, made: Sequence[Path]) -> None:
+    """After a failed run: delete the folders it created (``made``: ``out_dir`` and the parents it lacked)
+    when they hold no file, e.g. the empty ``OUT/cells/`` of a run refused before its first cell."""
+    if not made or not out_dir.is_dir():
+        return
+    for root, _, _ in sorted(os.walk(out_dir), key=lambda t: -len(Path(t[0]).parts)):
+        with contextlib.suppress(OSError):
+            Path(root).rmdir()  # only succeeds for an empty folder
+    for p in made:
+        with contextlib.suppress(OSError):
+            p.rmdir()
+
+
+def _run(study: Study, source: str | os.PathLike, out_dir: Path, all_cells: Sequence[Cell], selected: Sequence[Cell], *,
+         smoke: bool, gpus: Sequence[str], overrides: Sequence[str], overwrite: bool, report: bool, report_only: bool,
+         cell_fn: CellFn | None, echo: Callable[[str], None]) -> Summary:
+    """The body of :func:`run_study` once its arguments are checked."""
     check_writable_folder(out_dir, what=f"study folder {out_dir}")
     check_fingerprints(study, out_dir, selected, overwrite=overwrite)
     echo(summarize(out_dir, all_cells).line(study.name))

@@ -84,8 +84,10 @@ def parse_cells(spec: str | None, n: int) -> list[int]:
         if not m:
             raise ConfigError(f"--cells {spec!r}: use indices and ranges like 0-3,7")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        if hi < lo or hi >= n:
-            raise ConfigError(f"--cells {spec!r}: the study has cells 0-{n - 1}")
+        if hi < lo:
+            raise ConfigError(f"--cells {spec!r}: the range {part} is reversed: write it low-high, {hi}-{lo}")
+        if hi >= n:
+            raise ConfigError(f"--cells {spec!r}: cell {hi} does not exist, the study has cells 0-{n - 1}")
         out.extend(i for i in range(lo, hi + 1) if i not in out)
     return out
 

@@ -105,7 +105,7 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
     """The YAML text of study ``template`` (``bias`` or ``skips``) re-pointed at RAW / LABELS; see the
     module docstring. Raises one-line :class:`InputError` / :class:`ConfigError` for unusable input."""
     from slicewise.config import read_yaml_mapping
-    from slicewise.data import open_volume
+    from slicewise.data import check_labels, check_raw, open_volume
     from slicewise.data.sampling import split_z
     from slicewise.studies.schema import resolve_study_path
 
@@ -120,6 +120,8 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
         raise InputError(f"{raw}: the {template} study takes a grayscale Z×Y×X stack, got shape {tuple(vol.shape)}")
     if tuple(lab.shape) != tuple(vol.shape):
         raise InputError(f"{labels} has shape {tuple(lab.shape)} but {raw} has {tuple(vol.shape)}: give labels of the same stack")
+    check_raw(vol)  # the checks training applies (dtype, NaN/Inf, ...), before a study file is written
+    check_labels(lab, vol.shape)
     depth, height, width = (int(s) for s in vol.shape)
     a, b = _range(train_z, depth, "--train-z")
     c, d = _range(test_z, depth, "--test-z")

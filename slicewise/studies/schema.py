@@ -84,6 +84,9 @@ def resolve_study_path(name_or_path: str | os.PathLike) -> Path:
         return p
     if p.suffix not in (".yaml", ".yml") and str(name_or_path) in packaged_studies():
         return Path(str(importlib.resources.files("slicewise.studies") / f"{name_or_path}.yaml"))
+    if p.is_dir():  # after the packaged names: a folder called "bias" (e.g. its --out) does not hide the study
+        raise InputError(f"study {p} is a folder, not a study file: give the YAML file (packaged studies: "
+                         f"{', '.join(packaged_studies())})")
     raise InputError(f"study {str(name_or_path)!r} is neither a file nor a packaged study; "
                      f"packaged: {', '.join(packaged_studies())}")
 
@@ -96,6 +99,12 @@ def load_study(name_or_path: str | os.PathLike, smoke: bool = False, overrides: 
     """
     path = resolve_study_path(name_or_path)
     raw = read_yaml_mapping(path)
+    if "cell" not in raw and "grid" not in raw:
+        training = sorted(set(raw) & {"data", "model", "optim", "loss", "trainer", "augment"})
+        hint = (f"it looks like a training config ({', '.join(training)}): train it with `slicewise train {path}`, or "
+                if training else "")
+        raise ConfigError(f"{path} is not a study file (no 'cell' and no 'grid'): {hint}give a study file such as the "
+                          f"packaged {', '.join(packaged_studies())}, or write one with `slicewise study init`")
     if smoke:
         extra = raw.get("smoke") or {}
         if not isinstance(extra, dict):

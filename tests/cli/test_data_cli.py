@@ -88,3 +88,19 @@ def test_info_counts_nan_and_inf_instead_of_hiding_them(capsys: pytest.CaptureFi
     write_volume(tmp_path / "clean.tif", np.zeros((1, 4, 4), np.float32))
     main(["data", "info", str(tmp_path / "clean.tif")])
     assert "NaN" not in capsys.readouterr().out
+
+
+def test_fetch_from_mismatched_files_is_refused_and_checksums_are_reported(tmp_path: Path, cli) -> None:
+    src = tmp_path / "fake_isbi2"
+    src.mkdir()
+    tifffile.imwrite(src / "train-volume.tif", np.zeros((8, 64, 64), np.uint8))
+    tifffile.imwrite(src / "train-labels.tif", np.zeros((8, 32, 64), np.uint8))
+    tifffile.imwrite(src / "test-volume.tif", np.zeros((8, 64, 64), np.uint8))
+    code, out, err = cli(["data", "fetch", "isbi2012", "--dest", tmp_path / "ds2", "--from", src])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "have shape (8, 32, 64) but the raw volume (train-volume.tif) has (8, 64, 64)" in err
+    assert not (tmp_path / "ds2" / "isbi2012").exists()
+    tifffile.imwrite(src / "train-labels.tif", np.zeros((8, 64, 64), np.uint8))
+    code, out, err = cli(["data", "fetch", "isbi2012", "--dest", tmp_path / "ds2", "--from", src])
+    warned = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert code == 0 and len(warned) == 2 and "not verified" in warned[0] and "published 30x512x512" in warned[1]

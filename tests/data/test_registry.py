@@ -311,3 +311,87 @@ def test_archive_size_guard_refuses_bombs_before_extracting(tmp_path: Path, monk
     with pytest.raises(InputError, match="extraction limit"):
         registry._unpack(arc, tmp_path / "x", fresh=True)
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_from_refuses_labels_that_do_not_match_the_raw_volume(tmp_path: Path) -> None:
+    local = tmp_path / "fake_isbi"
+    local.mkdir()
+    _isbi_files(local)
+    tifffile.imwrite(local / "train-labels.tif", np.zeros((4, 8, 16), np.uint8))
+    with pytest.raises(InputError) as err:
+        registry.fetch("isbi2012", dest=tmp_path / "data", source=local, cache_dir=tmp_path / "cache")
+    msg = _one_line(err)
+    assert "train labels (train-labels.tif) have shape (4, 8, 16) but the raw volume (train-volume.tif) has (4, 16, 16)" in msg
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_from_refuses_image_sets_with_missing_labels(tmp_path: Path) -> None:
+    z = tmp_path / "MoNuSeg_2018_Training_Data.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in ("A", "B"):
+            tifffile.imwrite(tmp_path / "a.tif", RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8), photometric="rgb")
+            zf.write(tmp_path / "a.tif", f"MoNuSeg/Tissue Images/{name}.tif")
+        zf.writestr("MoNuSeg/Annotations/A.xml", "<Annotations/>")
+    with pytest.raises(InputError) as err:
+        registry.fetch("monuseg", dest=tmp_path / "data", source=z, cache_dir=tmp_path / "cache")
+    assert "train has 2 images but 1 label files" in _one_line(err)
+
+
+def test_from_warns_in_one_line_about_checksums_and_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    local = tmp_path / "dl"
+    local.mkdir()
+    arrays = _isbi_files(local)
+    # no checksum anywhere (the real isbi2012 entry): one "not verified" line, one size line
+    registry.fetch("isbi2012", dest=tmp_path / "d1", source=local, cache_dir=tmp_path / "cache")
+    warned = _warnings(capsys.readouterr().err)
+    assert len(warned) == 2
+    assert "train-volume.tif, train-labels.tif, test-volume.tif: not verified, the registry publishes no checksum" in warned[0]
+    assert "train/raw is 4x16x16, published 30x512x512; test/raw is 4x16x16, published 30x512x512" in warned[1]
+    # published checksums: matching files are silent about checksums, a changed file is named
+    good = {n: _sha256(local / n) for n in arrays}
+    _patch(monkeypatch, "isbi2012", size="4x16x16 train + 4x16x16 test",
+           downloads=[{"url": None, "fname": n, "sha256": good[n]} for n in arrays])
+    out = registry.fetch("isbi2012", dest=tmp_path / "d2", source=local, cache_dir=tmp_path / "cache")
+    assert not _warnings(capsys.readouterr().err)
+    assert json.loads((out / "metadata.json").read_text())["files"]["train-volume.tif"]["verified"] is True
+    tifffile.imwrite(local / "test-volume.tif", RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8))
+    out = registry.fetch("isbi2012", dest=tmp_path / "d3", source=local, cache_dir=tmp_path / "cache")
+    warned = _warnings(capsys.readouterr().err)
+    assert len(warned) == 1 and "checksum mismatch" in warned[0]
+    assert f"{local / 'test-volume.tif'} differs from the published test-volume.tif" in warned[0]
+    assert "train-volume.tif differs" not in warned[0]
+    assert json.loads((out / "metadata.json").read_text())["files"]["test-volume.tif"]["verified"] is False
+    # md5 only (GlaS-style entries) counts as a published checksum too
+    md5 = hashlib.md5((local / "test-volume.tif").read_bytes()).hexdigest()
+    _patch(monkeypatch, "isbi2012", size="4x16x16 train + 4x16x16 test",
+           downloads=[{"url": None, "fname": n, "sha256": None, "md5": md5 if n == "test-volume.tif" else "0" * 32}
+                      for n in arrays])
+    registry.fetch("isbi2012", dest=tmp_path / "d4", source=local, cache_dir=tmp_path / "cache")
+    warned = _warnings(capsys.readouterr().err)
+    assert len(warned) == 1 and "train-volume.tif differs" in warned[0] and "test-volume.tif differs" not in warned[0]
+
+
+def test_from_is_checked_against_the_sha256_recorded_at_an_earlier_download(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from slicewise.utils.trust import record_sha256
+
+    local = tmp_path / "dl"
+    local.mkdir()
+    _isbi_files(local)
+    record_sha256("dataset/isbi2012/train-volume.tif", "f" * 64, tmp_path / "cache")
+    record_sha256("dataset/isbi2012/test-volume.tif", _sha256(local / "test-volume.tif"), tmp_path / "cache")
+    out = registry.fetch("isbi2012", dest=tmp_path / "d", source=local, cache_dir=tmp_path / "cache")
+    warned = [w for w in _warnings(capsys.readouterr().err) if "size" not in w]
+    assert len(warned) == 2
+    assert "train-volume.tif differs from the train-volume.tif downloaded earlier" in warned[0]
+    assert "train-labels.tif: not verified" in warned[1] and "test-volume.tif" not in warned[1]
+    files = json.loads((out / "metadata.json").read_text())["files"]
+    assert files["test-volume.tif"]["verified"] is True and files["train-volume.tif"]["verified"] is False
+
+
+def test_published_shapes_are_read_from_the_registry_size() -> None:
+    assert registry.published_shapes(registry.get_entry("isbi2012")) == {"train": (30, 512, 512), "test": (30, 512, 512)}
+    assert registry.published_shapes(registry.get_entry("mitoem_r"))["val"] == (100, 4096, 4096)
+    assert registry.published_shapes(registry.get_entry("cremi_a")) == {"train": (125, 1250, 1250)}
+    assert registry.published_shapes(registry.get_entry("glas")) == {}

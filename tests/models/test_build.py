@@ -70,6 +70,16 @@ def test_load_bad_files_one_line(tmp_path):
         assert expected in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_folder_given_as_model_file_says_so(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(InputError, match=r"model file .*run is a folder, not a file: give a model file \(a \.pt"):
+        load_model(run)
+    save_model(build_model(encoder="tf_efficientnet_lite0", weights="random", **SMALL), run / "best.pt")
+    with pytest.raises(InputError, match=r"is a folder, not a file: give the model file inside it, e\.g\. .*run/best\.pt$"):
+        load_model(run)
+
+
 def test_input_checks():
     model = build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3, **SMALL)
     with pytest.raises(InputError, match=r"multiples of 32 \(e.g. 128x64\)"):

@@ -82,3 +82,20 @@ def test_cli_init_then_smoke_run_of_one_cell(stack, tmp_path, capsys, monkeypatc
     assert "study bias-raw cell 1/1 (#0): channel_init=rgb seed=0" in cap.err
     result = yaml.safe_load((tmp_path / "o" / "cells" / "channel_init-rgb__seed-0" / "result.json").read_text())
     assert result  # the cell finished and recorded its metrics
+
+
+def test_init_applies_the_checks_training_applies_to_raw_and_labels(stack, tmp_path, cli):
+    """A raw stack holding NaN (or float labels with fractions) is refused by ``study init`` itself, as
+    ``slicewise train`` would refuse it later, and no study file is printed."""
+    import tifffile
+
+    raw = tifffile.imread(stack / "raw.tif").astype(np.float32) / 255
+    raw[17, 5, 5] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", raw)
+    code, out, err = cli(["study", "init", "bias", "--raw", tmp_path / "nan.tif", "--labels", stack / "isbi.tif",
+                          "--train-z", "0:14", "--test-z", "16:20"])
+    assert code == 2 and out == "" and "NaN" in err and "z=17" in err and len(err.strip().splitlines()) == 1
+    frac = tifffile.imread(stack / "classes.tif").astype(np.float32) + 0.5
+    tifffile.imwrite(tmp_path / "frac.tif", frac)
+    with pytest.raises(InputError, match="non-integer"):
+        init_study("bias", str(stack / "raw.tif"), str(tmp_path / "frac.tif"), "0:14", "16:20")

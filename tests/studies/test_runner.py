@@ -130,7 +130,17 @@ def test_study_file_errors(tmp_path: Path) -> None:
     assert {"bias", "skips", "pretraining", "emsam"} <= set(packaged_studies())
 
 
-def test_parallel_processes_one_per_gpu(tmp_path: Path) -> None:
+def _fake_gpus(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make this process see ``n`` CUDA devices (the children run CPU-only fake cells)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_parallel_processes_one_per_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_gpus(monkeypatch, 2)
     out = tmp_path / "out"
     lines: list[str] = []
     s = run_study(_study(tmp_path), out, smoke=True, cells="0-2", gpus=["0", "1"], echo=lines.append)
@@ -158,3 +168,99 @@ def test_cli_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         main([*args, "--cells", "99"])
     err = capsys.readouterr().err
     assert ex.value.code == 2 and err.startswith("error:") and "Traceback" not in err
+
+
+def test_reversed_cell_range_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"the range 5-2 is reversed: write it low-high, 2-5"):
+        parse_cells("0,5-2", 10)
+
+
+def test_gpus_must_be_existing_cuda_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slicewise.studies.execute import parse_gpus
+
+    _fake_gpus(monkeypatch, 0)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(ConfigError, match="no usable CUDA GPU"):
+        run_study(_study(tmp_path), out, gpus="0", echo=lambda _: None)
+    assert not (tmp_path / "new").exists() and not _calls(tmp_path)  # refused before any folder or cell
+    _fake_gpus(monkeypatch, 2)
+    assert parse_gpus("1, 0") == ["1", "0"] and parse_gpus(None) == [] and parse_gpus(["0"]) == ["0"]
+    for spec, match in (("x,y", "'x' is not a GPU index"), ("-1", "not a GPU index"), ("0,,1", "not a GPU index"),
+                        ("2", "GPU 2 does not exist here; the GPUs are 0, 1"), ("1,01", "GPU 1 is listed twice")):
+        with pytest.raises(ConfigError, match=match):
+            parse_gpus(spec)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")  # children get CUDA_VISIBLE_DEVICES=<index>: the visible ids count
+    assert parse_gpus("5") == ["5"]
+    with pytest.raises(ConfigError, match="GPU 0 does not exist here; the GPUs are 4, 5"):
+        parse_gpus("0")
+
+
+def test_report_only_needs_finished_cells_and_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "typo"
+    with pytest.raises(InputError, match=r"typo holds no finished cells of study toy: run the study first, or check --out"):
+        run_study(_study(tmp_path), out, report_only=True, echo=lambda _: None)
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="--report-only and --no-report contradict"):
+        run_study(_study(tmp_path), out, report_only=True, report=False, echo=lambda _: None)
+    run_study(_study(tmp_path), out, cells="0", report=False, echo=lambda _: None)
+    s = run_study(_study(tmp_path), out, report_only=True, echo=lambda _: None)
+    assert len(s.done) == 1 and len(s.pending) == 11 and (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("problem", ["missing data", "unknown cell kind"])
+def test_a_run_refused_before_its_first_cell_leaves_no_folder(tmp_path: Path, problem: str) -> None:
+    extra = {"requires": ["isbi2012/train-volume.tif"]} if problem == "missing data" else {"cell": "nosuch"}
+    out = tmp_path / "a" / "b" / "out"
+    with pytest.raises((InputError, ConfigError)):
+        run_study(_study(tmp_path, **extra), out, echo=lambda _: None)
+    assert not (tmp_path / "a").exists()
+    existing = tmp_path / "kept"
+    (existing / "cells").mkdir(parents=True)
+    with pytest.raises((InputError, ConfigError)):
+        run_study(_study(tmp_path, **extra), existing, echo=lambda _: None)
+    assert (existing / "cells").is_dir()  # a folder the run did not create is left alone
+
+
+def test_cli_study_flags_and_wrong_files_are_one_line(tmp_path: Path, cli) -> None:
+    study = _study(tmp_path)
+    code, _, err = cli(["study", study, "--report-only", "--no-report", "--out", tmp_path / "o"])
+    assert code == 2 and "contradict" in err and not (tmp_path / "o").exists()
+    code, _, err = cli(["study", study, "--report-only", "--out", tmp_path / "o"])
+    assert code == 2 and "holds no finished cells" in err and not (tmp_path / "o").exists()
+    code, _, err = cli(["study", study, "--cells", "5-2", "--out", tmp_path / "o"])
+    assert code == 2 and "5-2 is reversed" in err
+    train = tmp_path / "tiny.yaml"
+    train.write_text("model: {encoder: resnet18, weights: random, classes: 3}\ntrainer: {max_steps: 2}\n"
+                     "data: {synthetic: {shape: [16, 64, 64]}}\n" + "# padding\n" * 50)
+    code, _, err = cli(["study", train])
+    assert code == 2 and "not a study file" in err and f"slicewise train {train}" in err
+    assert "resnet18" not in err and len(err.strip().splitlines()) == 1  # the config is not dumped
+    code, _, err = cli(["study", tmp_path])
+    assert code == 2 and "is a folder, not a study file" in err
+
+
+def test_missing_required_study_key_is_named_without_dumping_the_file(tmp_path: Path) -> None:
+    spec = yaml.safe_load(_study(tmp_path).read_text())
+    del spec["name"]
+    spec["extras"]["padding"] = "x" * 500
+    p = tmp_path / "noname.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError) as err:
+        load_study(p)
+    assert str(err.value) == "noname.yaml: the required key 'name' is missing: add it"
+
+
+def test_duplicate_keys_in_a_study_file_are_refused(tmp_path: Path) -> None:
+    p = _study(tmp_path)
+    p.write_text(p.read_text() + "name: other\n")
+    with pytest.raises(ConfigError, match=r"the key 'name' appears twice \(lines \d+ and \d+\)"):
+        load_study(p)
+
+
+def test_a_folder_named_like_a_packaged_study_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bias").mkdir()  # e.g. `slicewise study bias --out bias`
+    assert load_study("bias").name == "bias"
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(InputError, match="study mine is a folder, not a study file"):
+        load_study("mine")
