@@ -127,6 +127,9 @@ def evaluate(
         raise InputError(f"unknown evaluation kind {kind!r}: use one of {', '.join(KINDS)}")
     if not 0.0 < float(seg_threshold) <= 1.0:
         raise InputError(f"seg_threshold {seg_threshold} must be an IoU in (0, 1]")
+    if classes is not None and kind == "instance":
+        raise InputError("classes (--classes) select semantic classes; instance evaluation scores objects: drop it, "
+                         "or use kind='semantic' (--kind semantic)")
     negative = [int(c) for c in classes or () if int(c) < 0]
     if negative:
         raise InputError(f"classes (--classes) hold negative id {negative[0]}: class ids are label values >= 0")

@@ -135,11 +135,9 @@ def save_model(model: SegmentationModel, path: str | Path, overwrite: bool = Tru
     return Path(path)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
-    """Rebuild a saved model from its config (random init, no downloads) and load its weights."""
-    from slicewise.export.package import is_package, load_package
-    if is_package(path):
-        return load_package(path, map_location)
+def check_model_file(path: str | Path) -> Path:
+    """``path`` as a Path if it is a file; a one-line :class:`InputError` for a folder (naming the model file
+    inside it, if any) or a missing path."""
     p = Path(path)
     if p.is_dir():
         inside = next((p / n for n in ("best.pt", "last.pt") if (p / n).is_file()), None)
@@ -148,6 +146,15 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Se
         raise InputError(f"model file {p} is a folder, not a file: {fix}")
     if not p.is_file():
         raise InputError(f"model file {p} does not exist: check the path")
+    return p
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
+    """Rebuild a saved model from its config (random init, no downloads) and load its weights."""
+    from slicewise.export.package import is_package, load_package
+    if is_package(path):
+        return load_package(path, map_location)
+    p = check_model_file(path)
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as err:

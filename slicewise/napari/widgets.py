@@ -182,11 +182,12 @@ class _ModelForm(QWidget):
 
     def model_path(self) -> Path:
         from slicewise.errors import InputError
+        from slicewise.models.build import check_model_file
 
         text = self.model_edit.text().strip()
-        if not text or not Path(text).is_file():
-            raise InputError(f"model file {text!r} does not exist: choose a best.pt or an exported .zip")
-        return Path(text)
+        if not text:
+            raise InputError("no model file chosen: choose a best.pt or an exported .zip")
+        return check_model_file(text)
 
     def _step(self, message: str) -> None:
         self.progress.setValue(min(self.progress.maximum(), self.progress.value() + 1))

@@ -34,13 +34,15 @@ REPORT_MARKERS = ("index.html", "report.json")
 DATASET_MARKERS = ("metadata.json",)
 """Files every converted dataset folder holds (:func:`slicewise.data.registry.fetch`)."""
 
-FOLDER_KINDS = {"zarr": "a Zarr store", "report": "a slicewise report folder", "dataset": "a slicewise dataset folder"}
+FOLDER_KINDS = {"zarr": "a Zarr store", "report": "a slicewise report folder", "dataset": "a slicewise dataset folder",
+                "png": "a folder of PNG slices"}
 """Folder outputs that ``--overwrite`` may replace, only when the existing folder is of the same kind."""
 
 
 def folder_kind(path: str | os.PathLike) -> str | None:
     """The kind of output folder ``path`` is, by its marker files: ``"zarr"`` (``.zgroup`` / ``.zarray`` /
-    ``zarr.json``), ``"report"`` (:data:`REPORT_MARKERS`), ``"dataset"`` (:data:`DATASET_MARKERS`), else None."""
+    ``zarr.json``), ``"report"`` (:data:`REPORT_MARKERS`), ``"dataset"`` (:data:`DATASET_MARKERS`), ``"png"``
+    (nothing but ``.png`` files: a volume written as PNG slices), else None."""
     from slicewise.data.io.readers.zarr_store import ZARR_MARKERS
 
     p = Path(path)
@@ -52,6 +54,9 @@ def folder_kind(path: str | os.PathLike) -> str | None:
         return "report"
     if all((p / m).is_file() for m in DATASET_MARKERS):
         return "dataset"
+    entries = list(p.iterdir())
+    if entries and all(e.is_file() and e.suffix.lower() == ".png" for e in entries):
+        return "png"
     return None
 
 

@@ -141,6 +141,14 @@ def test_negative_classes_are_refused_in_one_line(classes):
     assert "\n" not in str(err.value)
 
 
+def test_classes_with_instance_evaluation_are_refused_not_ignored():
+    pred, gt = _two_class_maps()
+    with pytest.raises(InputError, match="instance evaluation scores objects") as err:
+        evaluate(pred, gt, kind="instance", classes=[1])
+    assert "\n" not in str(err.value)
+    assert evaluate(pred, gt, kind="instance")["volume"]  # without classes: scored as before
+
+
 def test_a_listed_class_in_neither_map_is_not_scored_and_warns(caplog):
     pred, gt = _two_class_maps()
     base = evaluate(pred, gt)["volume"]

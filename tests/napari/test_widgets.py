@@ -55,7 +55,9 @@ def test_predict_widget_user_errors_go_to_the_status_line(make_napari_viewer, qt
     viewer.add_image(make_phantom(shape=(1, 64, 96), seed=2).raw[0], name="slice", scale=(2.0, 3.0))
     widget = _dock(viewer, "Predict")
     widget.model_edit.setText(str(tmp_path / "missing.pt"))
-    assert widget.run() is None and widget.status.text().startswith("error: model file")
+    assert widget.run() is None and widget.status.text().startswith("error: model file") and "does not exist" in widget.status.text()
+    widget.model_edit.setText(str(model_file.parent))  # a run folder: named as a folder, with the model file inside it
+    assert widget.run() is None and "is a folder, not a file" in widget.status.text()
     widget.model_edit.setText(str(model_file))  # a k=3 model cannot predict a single 2-D slice
     _wait(qtbot, widget.run(), lambda: "k=3" in widget.status.text())
     assert widget.status.text().startswith("error: k=3") and widget.run_button.isEnabled()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from slicewise.errors import InputError
@@ -255,3 +256,18 @@ def test_output_without_a_name_is_refused_and_leaves_nothing(tmp_path, monkeypat
 def test_unknown_output_kind_is_a_programming_error(tmp_path):
     with pytest.raises(ValueError, match="unknown output kind"):
         check_output_path(tmp_path / "x", kind="folder")
+
+
+def test_a_png_slice_folder_replaces_only_an_earlier_png_slice_folder(tmp_path):
+    from slicewise.data.io import open_volume, write_volume
+
+    vol = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8)
+    user = tmp_path / "slices"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep")
+    with pytest.raises(InputError, match="not a folder of PNG slices"):
+        write_volume(user, vol, overwrite=True)
+    assert (user / "notes.txt").read_text() == "keep"
+    out = write_volume(tmp_path / "pngs", vol)
+    write_volume(out, vol[::-1].copy(), overwrite=True)  # an earlier PNG-slice output is replaced
+    np.testing.assert_array_equal(np.asarray(open_volume(out)[...]), vol[::-1])

@@ -116,7 +116,7 @@ def write_volume(path: str | os.PathLike, array: Any, key: str | None = None, ch
     elif suffix in N5_SUFFIXES:
         raise InputError(f"writing N5 ({p}) is not supported: write .zarr (Zarr v2) instead")
     elif suffix == "":
-        with atomic_path(p, overwrite=overwrite) as tmp:
+        with atomic_path(p, overwrite=overwrite, kind="png") as tmp:  # replaces only a folder of PNG slices
             _write_png_folder(tmp, vol)
     else:
         raise InputError(f"cannot write {suffix!r} ({p}): supported outputs are {WRITE_SUPPORTED}")
