@@ -498,30 +498,33 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class DuplicateKeyError(yaml.YAMLError):
-    """A YAML mapping that names the same key twice."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may be overridden on purpose
-                continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key: SafeLoader's own error follows
-                continue
-            if first is not None:
-                where = f"lines {first} and {line}" if first != line else f"line {line}"
-                raise DuplicateKeyError(f"the key {key!r} appears twice ({where}): keep one; "
-                                        f"YAML would silently use the last")
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+def _duplicate_key(node: yaml.Node | None, seen: set[int] | None = None) -> str | None:
+    """The first key given twice in one mapping of a composed YAML document (at any depth), as a message;
+    None when there is none (PyYAML's loaders keep the last silently). Merge keys (``<<: *anchor``) may be
+    overridden on purpose and are skipped; so are non-scalar keys."""
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    before = first[(key.tag, key.value)]
+                    where = f"lines {before} and {line}" if before != line else f"line {line}"
+                    return f"the key {key.value!r} appears twice ({where}): keep one; YAML would silently use the last"
+                first[(key.tag, key.value)] = line
+            found = _duplicate_key(value, seen)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item, seen)
+            if found:
+                return found
+    return None
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -532,12 +535,14 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} is a folder, not a file: give the YAML file (e.g. {p / 'config.yaml'})")
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist: check the path")
+    text = p.read_text()
     try:
-        data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader subclass)
-    except DuplicateKeyError as err:
-        raise ConfigError(f"{p}: {err}") from None
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        data = None if duplicate else yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{p} is not valid YAML ({str(err).splitlines()[0]}): fix the syntax") from None
+    if duplicate:
+        raise ConfigError(f"{p}: {duplicate}")
     if not isinstance(data, dict):
         raise ConfigError(f"{p} must hold a mapping of keys to values at the top level")
     return data

@@ -32,6 +32,7 @@ Memory per block ≈ (block + halo) voxels × (input bytes + 4 for the float cop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -261,7 +262,7 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
     rule of :func:`slicewise.data.io.check_raw` with ``whole=False``; see :func:`predict_block`)."""
     import torch
 
-    try:
+    with _as_value_errors():
         dt = intensity_dtype(src_dtype, what)
         if dt.kind == "f":
             x = t.float()
@@ -278,10 +279,6 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
             x = t.float() if plan.normalize is not None else t.float() / float(np.iinfo(dt).max)
             if plan.normalize is None:
                 return x
-    except InputValueError:
-        raise
-    except InputError as err:
-        raise InputValueError(str(err)) from None
     if plan.normalize is not None:
         lo, hi = plan.normalize
         return ((x - lo) / max(hi - lo, 1e-12)).clamp_(0.0, 1.0)
@@ -296,8 +293,16 @@ def check_input(volume: Any, plan: Plan, normalized: bool | None = None) -> None
     partial output is deleted."""
     vol = as_volume(volume)
     normalized = plan.normalize is not None if normalized is None else normalized
-    try:
+    with _as_value_errors():
         check_raw(vol, normalized=normalized, option=NORMALIZE_OPTION, what=f"the input {vol.source}", per_block=True)
+
+
+@contextlib.contextmanager
+def _as_value_errors() -> Iterator[None]:
+    """Re-raise an :class:`InputError` about the input's values as :class:`InputValueError` (so a partial
+    output is deleted)."""
+    try:
+        yield
     except InputValueError:
         raise
     except InputError as err:

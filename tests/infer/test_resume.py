@@ -55,15 +55,20 @@ def _count(monkeypatch: pytest.MonkeyPatch, method: str, fail_at: int | None = N
     return calls
 
 
+def _interrupted(monkeypatch: pytest.MonkeyPatch, method: str, fail_at: int, *args, **kwargs) -> None:
+    """``segment_to(*args, **kwargs)`` interrupted at call ``fail_at`` of ``_Reader.<method>`` (a kill)."""
+    with monkeypatch.context() as m:
+        _count(m, method, fail_at=fail_at)
+        with pytest.raises(Interrupt):
+            segment_to(*args, **kwargs)
+
+
 def test_an_interrupted_watershed_resumes_from_its_finished_passes_and_blocks(tmp_path, monkeypatch):
     prob = _blobs()
     options = dict(mode="watershed", block=BLOCK, halo=HALO, channel_names=NAMES, min_size=2)
     want = segment(prob, **options)
     out = tmp_path / "lab.zarr"
-    with monkeypatch.context() as m:
-        _count(m, "flood", fail_at=10)
-        with pytest.raises(Interrupt):
-            segment_to(prob, out, **options)
+    _interrupted(monkeypatch, "flood", 10, prob, out, **options)
     state = state_folder(out)
     assert not out.exists() and (state / "seeds.npz").exists() and (state / "markers.npz").exists()
     assert sum(1 for _ in (state / "watershed.blocks").glob("[0-9]*.npz")) == 9  # blocks 1-9 flooded and recorded
@@ -77,10 +82,7 @@ def test_an_interrupted_watershed_resumes_from_its_finished_passes_and_blocks(tm
 def test_an_interrupted_labelling_resumes_by_blocks_and_equals_scipy(tmp_path, monkeypatch):
     prob = _blobs(seed=3)
     out = tmp_path / "cc.h5"
-    with monkeypatch.context() as m:
-        _count(m, "mask", fail_at=6)
-        with pytest.raises(Interrupt):
-            segment_to(prob, out, block=BLOCK, channel_names=NAMES)
+    _interrupted(monkeypatch, "mask", 6, prob, out, block=BLOCK, channel_names=NAMES)
     masks = _count(monkeypatch, "mask")
     res = segment_to(prob, out, block=BLOCK, channel_names=NAMES)
     assert masks[0] == 27 - 5
@@ -92,18 +94,12 @@ def test_an_interrupted_labelling_resumes_by_blocks_and_equals_scipy(tmp_path, m
 def test_other_settings_or_overwrite_start_afresh(tmp_path, monkeypatch):
     prob = _blobs(seed=4)
     out = tmp_path / "cc.zarr"
-    with monkeypatch.context() as m:
-        _count(m, "mask", fail_at=6)
-        with pytest.raises(Interrupt):
-            segment_to(prob, out, block=BLOCK, channel_names=NAMES)
+    _interrupted(monkeypatch, "mask", 6, prob, out, block=BLOCK, channel_names=NAMES)
     masks = _count(monkeypatch, "mask")
     res = segment_to(prob, out, block=BLOCK, channel_names=NAMES, min_size=20)  # another job: the old state is dropped
     assert masks[0] == 27
     np.testing.assert_array_equal(np.asarray(open_volume(res.path)[...]), segment(prob, block=BLOCK, channel_names=NAMES, min_size=20))
-    with monkeypatch.context() as m:
-        _count(m, "mask", fail_at=3)
-        with pytest.raises(Interrupt):
-            segment_to(prob, tmp_path / "again.zarr", block=BLOCK, channel_names=NAMES)
+    _interrupted(monkeypatch, "mask", 3, prob, tmp_path / "again.zarr", block=BLOCK, channel_names=NAMES)
     masks[0] = 0
     segment_to(prob, tmp_path / "again.zarr", block=BLOCK, channel_names=NAMES, resume=False)
     assert masks[0] == 27 and not state_folder(tmp_path / "again.zarr").exists()
@@ -113,10 +109,7 @@ def test_a_changed_input_is_refused_in_one_line(tmp_path, monkeypatch):
     prob = _blobs(seed=5)
     src, out = tmp_path / "p.tif", tmp_path / "cc.zarr"
     tifffile.imwrite(src, np.moveaxis(prob, 0, -1))  # channel-last, as predict writes TIFF
-    with monkeypatch.context() as m:
-        _count(m, "mask", fail_at=4)
-        with pytest.raises(Interrupt):
-            segment_to(src, out, block=BLOCK, channel_names=NAMES)
+    _interrupted(monkeypatch, "mask", 4, src, out, block=BLOCK, channel_names=NAMES)
     changed = prob.copy()
     changed[:, 0] = changed[:, 0, ::-1]
     tifffile.imwrite(src, np.moveaxis(changed, 0, -1))
@@ -139,10 +132,7 @@ def test_a_refused_input_leaves_no_state(tmp_path):
 def test_an_unreadable_block_record_is_recomputed(tmp_path, monkeypatch):
     prob = _blobs(seed=7)
     out = tmp_path / "cc.zarr"
-    with monkeypatch.context() as m:
-        _count(m, "mask", fail_at=8)
-        with pytest.raises(Interrupt):
-            segment_to(prob, out, block=BLOCK, channel_names=NAMES)
+    _interrupted(monkeypatch, "mask", 8, prob, out, block=BLOCK, channel_names=NAMES)
     (state_folder(out) / "components.blocks" / "3.npz").write_bytes(b"torn")
     masks = _count(monkeypatch, "mask")
     res = segment_to(prob, out, block=BLOCK, channel_names=NAMES)
