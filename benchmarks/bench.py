@@ -45,8 +45,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "attribution": ("attribution_saliency", "attribution_ig", "attribution_saliency_bf16"),
     "sam": ("sam",),
     "mfu": ("mfu_train", "mfu_sam"),
+    "pretrain": ("pretrain",),
 }
-CPU_GROUPS = "input,overhead,attribution,sam"  # what a --device cpu run measures by default (issue 14)
+CPU_GROUPS = "input,overhead,attribution,sam,pretrain"  # what a --device cpu run measures by default (issues 14, 21)
 ROWS: tuple[str, ...] = tuple(r for rows in GROUPS.values() for r in rows)
 
 
@@ -83,6 +84,9 @@ class Settings:
     input_steps: int = 40
     predict_volume: tuple[int, int, int] | None = None
     on_device: str = "auto"
+    ssl_encoder: str = "resnet18"
+    ssl_size: int = 224
+    ssl_batch: int = 256
 
     @classmethod
     def make(cls, device: str, smoke: bool, compile: bool = False) -> Settings:
@@ -93,12 +97,12 @@ class Settings:
         if not smoke and not bf16:
             return cls(device=device, smoke=False, bf16=False, compile=compile, size=256, batch=16, workers=2, warmup=3, steps=5,
                        repeats=5, predict_planes=4, attr_tiles=8, ig_tiles=2, ig_steps=8, sam_size=128, sam_batch=2, matmul_n=1024,
-                       predict_volume=(4, 512, 512))
+                       predict_volume=(4, 512, 512), ssl_size=96, ssl_batch=16)
         if not smoke:
             return cls(device=device, smoke=False, bf16=bf16, workers=min(12, os.cpu_count() or 1), compile=compile)
         return cls(device=device, smoke=True, bf16=bf16, compile=compile, size=64, volume=(4, 96, 96), batch=2, encoder="resnet18",
                    workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4, input_workers=1, input_steps=2,
-                   sam_encoder="slicewise_samvit_tiny_patch16", sam_size=64, sam_batch=2, matmul_n=512)
+                   sam_encoder="slicewise_samvit_tiny_patch16", sam_size=64, sam_batch=2, matmul_n=512, ssl_size=32, ssl_batch=4)
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -648,6 +652,155 @@ def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> Non
                          peer_gflop_per_image=figures["peer_gflop_per_image"])
 
 
+# ----------------------------------------------------------------------------- self-supervised pretraining (issue 21)
+
+
+class PeerViews(torch.utils.data.Dataset):
+    """Reference pretraining data for lightly's MoCo v2 recipe: per item a random k-slice region of the
+    volume (reflected at the ends), and two views of it made by torchvision transforms on the tensor,
+    as close as torchvision gets to slicewise's pretraining views: random resized crop (scale 0.2–1) to
+    ``size``, y/x flips, z-reversal, brightness/contrast jitter (p 0.8), Gaussian blur (p 0.5), Gaussian
+    noise. (lightly's ``MoCoV2Transform`` is PIL/RGB: hue, saturation and random grayscale would mix
+    the slices of a 2.5D stack, so its geometric and intensity steps are rebuilt here.)"""
+
+    def __init__(self, raw: np.ndarray, size: int, k: int, length: int) -> None:
+        from torchvision.transforms import v2
+
+        self.raw, self.size, self.k, self.length = raw, size, k, length
+        self.region = min(2 * size, raw.shape[1], raw.shape[2])
+        self.views = v2.Compose([
+            v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+            v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
+            v2.RandomApply([v2.GaussianBlur(9, sigma=(0.1, 2.0))], p=0.5),
+        ])
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _view(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.views(x)
+        if torch.rand(()) < 0.5:
+            v = v.flip(0)  # z-reversal
+        return (v + 0.02 * torch.randn_like(v)).clamp_(0, 1)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(i)
+        depth, h, w = self.raw.shape
+        z = int(rng.integers(depth))
+        y0, x0 = int(rng.integers(h - self.region + 1)), int(rng.integers(w - self.region + 1))
+        x = torch.from_numpy(np.ascontiguousarray(self.raw[reflect_window(z, depth, self.k), y0:y0 + self.region,
+                                                           x0:x0 + self.region])).float().div_(255)
+        return self._view(x), self._view(x)
+
+
+SSL_AUG = {"flip": 0.5, "rot90": 0.0, "z_reverse": 0.5, "brightness": 0.8, "brightness_range": (-0.2, 0.2), "contrast": 0.8,
+           "contrast_range": (0.6, 1.4), "gamma": 0.0, "noise": 1.0, "noise_range": (0.0, 0.02), "blur": 0.5, "blur_range": (0.1, 2.0)}
+"""The pretraining views' augmentation, set to the peer's work (:class:`PeerViews`: flips, z-reversal, jitter, blur, noise)."""
+
+
+def slicewise_pretrain_rate(s: Settings, raw_path: Path, device: torch.device) -> dict[str, Any]:
+    """Images/s (pairs of views per second) of ``slicewise.pretrain`` itself: MoCo v2 (lightly's loss, head and
+    momentum update inside slicewise's Lightning module), views drawn by :class:`slicewise.selfsup.views.ViewSource`
+    (device-resident volume when it fits: ``data.on_device`` auto), the peer's encoder, k, crop size, batch, head
+    (512 → 128), temperature, memory bank and momentum; no validation. A callback synchronises and stamps the
+    time after steps ``warmup``, ``warmup + steps``, …; start-up and the final weights file are not timed."""
+    import pytorch_lightning as pl
+
+    from slicewise.selfsup import pretrain
+
+    class StepTimer(pl.Callback):
+        def __init__(self) -> None:
+            self.n, self.stamps = 0, []
+            self.marks = {s.warmup + i * s.steps for i in range(s.repeats + 1)}
+
+        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+            self.n += 1
+            if self.n in self.marks:
+                sync(device)
+                self.stamps.append(time.perf_counter())
+
+    total = s.warmup + s.repeats * s.steps
+    config = {
+        "seed": 0,
+        "data": {"patch_size": s.ssl_size, "batch_size": s.ssl_batch, "on_device": {"true": True, "false": False}.get(s.on_device, "auto")},
+        "model": {"encoder": s.ssl_encoder, "weights": "random", "in_slices": s.k, "channel_init": "uniform"},
+        "method": {"name": "mocov2", "temperature": 0.1, "memory_bank": 4096, "momentum": 0.996, "hidden_dim": 512, "output_dim": 128},
+        "views": {"region_scale": 2.0, "crop_scale": (0.2, 1.0), "augment": SSL_AUG},
+        "optim": {"warmup_steps": 0},
+        "trainer": {"max_steps": total, "val_every": total + 1, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
+                    "devices": 1, "precision": "bf16-mixed" if s.bf16 else "32"},
+    }
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as tmp:
+        pretrain([str(raw_path)], out=Path(tmp) / "run", config=config, callbacks=[timer])
+    windows = [b - a for a, b in zip(timer.stamps, timer.stamps[1:])]
+    return {"value": rate(s.steps * s.ssl_batch, windows), "config": config}
+
+
+def bench_pretrain(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+    """Row ``pretrain``: self-supervised MoCo v2 pretraining throughput, images (view pairs) per second,
+    ``slicewise.pretrain`` (:func:`slicewise_pretrain_rate`) against lightly's own recipe fed by a torch
+    DataLoader (:func:`peer_pretrain_rate`), on the same uint8 volume."""
+    from slicewise.data.io import write_volume
+
+    raw, _ = data
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_path = Path(tmp) / "raw.tif"
+        write_volume(raw_path, raw)
+        ours = slicewise_pretrain_rate(s, raw_path, device)
+    free(device)
+    theirs = peer_pretrain_rate(s, raw, device)
+    free(device)
+    results["pretrain"] = row("img/s", ours["value"], theirs["value"],
+                              f"lightly MoCo v2 recipe fed by a torch DataLoader ({s.workers} workers, torchvision views)",
+                              encoder=s.ssl_encoder, crop=s.ssl_size, batch=s.ssl_batch, k=s.k, slicewise_config=ours["config"])
+
+
+def peer_pretrain_rate(s: Settings, raw: np.ndarray, device: torch.device) -> dict[str, Any]:
+    """Images/s (pairs of views per second) of lightly's own MoCo v2 recipe (its ``examples/pytorch/moco.py``):
+    a timm backbone (``ssl_encoder``, random, ``in_chans`` = k, global average pool) with lightly's
+    ``MoCoProjectionHead`` (2-layer MLP → 128), momentum copies updated by ``update_momentum`` (m 0.996),
+    ``NTXentLoss(temperature 0.1, memory bank 4096 × 128)``, SGD (lr 0.06, momentum 0.9, weight decay 5e-4);
+    bf16 autocast on CUDA; fed by a torch DataLoader (``workers`` workers, pinned on CUDA) over :class:`PeerViews`."""
+    import timm
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import MoCoProjectionHead
+    from lightly.models.utils import deactivate_requires_grad, update_momentum
+
+    backbone = timm.create_model(s.ssl_encoder, pretrained=False, in_chans=s.k, num_classes=0)
+    head = MoCoProjectionHead(backbone.num_features, 512, 128)
+    backbone_m, head_m = copy.deepcopy(backbone), copy.deepcopy(head)
+    deactivate_requires_grad(backbone_m)
+    deactivate_requires_grad(head_m)
+    for m in (backbone, head, backbone_m, head_m):
+        m.to(device)
+    criterion = NTXentLoss(temperature=0.1, memory_bank_size=(4096, 128))
+    params = [*backbone.parameters(), *head.parameters()]
+    opt = torch.optim.SGD(params, lr=0.06, momentum=0.9, weight_decay=5e-4)
+    total = s.warmup + s.repeats * s.steps
+    loader = torch.utils.data.DataLoader(PeerViews(raw, s.ssl_size, s.k, (total + 2) * s.ssl_batch), batch_size=s.ssl_batch,
+                                         shuffle=True, num_workers=s.workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=s.workers > 0, drop_last=True)
+    it = iter(loader)
+
+    def step() -> None:
+        xq, xk = next(it)
+        xq, xk = xq.to(device, non_blocking=True), xk.to(device, non_blocking=True)
+        update_momentum(backbone, backbone_m, m=0.996)
+        update_momentum(head, head_m, m=0.996)
+        with autocast(s):
+            q = head(backbone(xq))
+            with torch.no_grad():
+                key = head_m(backbone_m(xk)).detach()
+        loss = criterion(q.float(), key.float())
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return {"value": rate(s.steps * s.ssl_batch, time_windows(step, s, device))}
+
+
 # ----------------------------------------------------------------------------- MFU
 
 
@@ -701,7 +854,7 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for name in ("torch", "timm", "pytorch-lightning", "captum", "segmentation-models-pytorch", "monai", "slicewise"):
+    for name in ("torch", "timm", "pytorch-lightning", "captum", "segmentation-models-pytorch", "monai", "lightly", "slicewise"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -732,6 +885,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--on-device", default="auto", choices=("auto", "true", "false"),
                    help="data.on_device of the train row's slicewise run (device-resident batches or DataLoader workers)")
     p.add_argument("--repeat", type=int, default=1, help="run the groups this many times; rows are medians, every run is kept")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the rows of an existing --out file that this run does not measure (e.g. add one row to cpu.json)")
     return p.parse_args(argv)
 
 
@@ -771,6 +926,28 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def kept_rows(path: Path) -> dict[str, Any] | None:
+    """The payload of an existing results file (``--merge``), or None when there is none."""
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def merged(payload: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """``payload`` plus the rows of ``old`` it does not measure (``--merge``), in :data:`ROWS` order; ``merged``
+    records which rows were kept with the meta (time, machine, load), settings and runs of the run that measured them."""
+    if not old:
+        return payload
+    kept = {k: v for k, v in old.get("rows", {}).items() if k not in payload["rows"]}
+    if not kept:
+        return payload
+    rows = {**kept, **payload["rows"]}
+    order = [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]
+    history = [*old.get("merged", []), {"rows": sorted(kept), "meta": old.get("meta"), "settings": old.get("settings"),
+                                        **({"runs": old["runs"]} if "runs" in old else {})}]
+    return {**payload, "rows": {r: rows[r] for r in order}, "merged": history}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected groups, print the table, write the JSON; exit status 1 if any group failed."""
     args = parse_args(argv)
@@ -793,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    keep = kept_rows(out) if args.merge else None
     meta: dict[str, Any] = {"device_name": name, "machine": machine(), "versions": versions(), "cuda": torch.version.cuda,
                             "cpu_count": os.cpu_count(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     torch.manual_seed(0)
@@ -813,6 +991,7 @@ def main(argv: list[str] | None = None) -> int:
             "attribution": lambda r: bench_attribution(s, device, data, r),
             "sam": lambda r: bench_sam(s, device, r),
             "mfu": lambda r: bench_mfu(s, device, data, r, meta),
+            "pretrain": lambda r: bench_pretrain(s, device, data, r),
         }
         for g in groups:
             t0 = time.perf_counter()
@@ -824,13 +1003,13 @@ def main(argv: list[str] | None = None) -> int:
                 for r in GROUPS[g]:
                     results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
             print(f"[run {rep + 1}, {g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-            write_json(out, {"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs}, overwrite=True)
+            write_json(out, merged({"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs}, keep), overwrite=True)
         run_info["loadavg_end"] = list(os.getloadavg())
     ordered = combine(runs)
     payload = {"meta": meta, "settings": asdict(s), "rows": ordered}
     if len(runs) > 1:
         payload["runs"] = runs
-    write_json(out, payload, overwrite=True)
+    write_json(out, merged(payload, keep), overwrite=True)
     peak = meta.get("matmul_peak_tflops")
     print(f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
           + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else ""))

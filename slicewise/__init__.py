@@ -4,6 +4,7 @@ Public API (imported lazily so the CLI starts fast)::
 
     build_model, load_model, save_model   # slicewise.models
     train                                 # slicewise.training (the function; the package is slicewise.training)
+    pretrain                              # slicewise.selfsup (self-supervised encoder pretraining)
     predict, predict_to, PredictSettings  # slicewise.infer (block-wise prediction)
     read_prediction                       # slicewise.infer (read any prediction output)
     segment                               # slicewise.infer (instances)
@@ -25,6 +26,7 @@ _API = {
     "load_model": "slicewise.models",
     "save_model": "slicewise.models",
     "train": "slicewise.training",
+    "pretrain": "slicewise.selfsup",
     "predict": "slicewise.infer",
     "predict_to": "slicewise.infer",
     "PredictSettings": "slicewise.infer",
@@ -39,7 +41,7 @@ _API = {
 }
 
 __all__ = ["PredictSettings", "SlicewiseError", "__version__", "audit", "build_model", "evaluate", "load_model", "make_phantom",
-           "open_volume", "predict", "predict_to", "read_prediction", "run_study", "save_model", "segment", "stack_slices", "train",
+           "open_volume", "predict", "predict_to", "pretrain", "read_prediction", "run_study", "save_model", "segment", "stack_slices", "train",
            "write_volume"]
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -24,8 +26,10 @@ from pydantic import (
     model_validator,
 )
 
+from slicewise.data.labelmap import parse_label_map
 from slicewise.data.stacking import Border
-from slicewise.errors import ConfigError
+from slicewise.errors import ConfigError, InputError
+from slicewise.utils.inputs import check_input_path
 
 ChannelInit = Literal["rgb", "repeat", "uniform", "mirror", "random"]
 Head = Literal["boundary", "distance"]
@@ -58,6 +62,17 @@ def _seed(v: int) -> int:
 
 NonNegFloat = Annotated[float, AfterValidator(_nonneg_float)]
 Seed = Annotated[int, AfterValidator(_seed)]
+
+
+def label_map_field(v: Any, flag: str) -> Any:
+    """A label-map config value through the one parser (:func:`slicewise.data.labelmap.parse_label_map`): a raw
+    value given twice (``{0: 1, "0": 0}``) is refused, never "last wins"."""
+    if v is None or not isinstance(v, (dict, str)):
+        return v  # None, or a wrong type pydantic names
+    try:
+        return parse_label_map(v, flag)
+    except InputError as err:
+        raise ValueError(str(err)) from None
 
 
 class StrictModel(BaseModel):
@@ -151,6 +166,9 @@ class DataConfig(StrictModel):
     ``model.in_slices``. ``patch_size`` (height, width) pixels; validation takes the z-range of
     ``split_z`` (``val_range`` or the last ``val_fraction`` of the slices, with a gap of r·dz
     slices) cut into non-overlapping patch-size tiles (at most ``val_patches``, seeded choice).
+    ``test_range`` [start, stop): slices held out of training *and* validation (no training or validation
+    stack reads them: a gap of r·dz slices on each side), so that a score on them (``slicewise evaluate --z
+    start:stop``) is not biased by training or by the choice of ``best.pt``.
 
     ``on_device``: keep the training volume and labels on the training device and draw, stack and
     augment whole batches there (:class:`slicewise.data.sampling.DevicePatchSampler`; no DataLoader
@@ -174,6 +192,7 @@ class DataConfig(StrictModel):
     batch_size: PosInt = 8
     val_fraction: float = 0.2
     val_range: tuple[int, int] | None = None
+    test_range: tuple[int, int] | None = None
     val_patches: PosInt = 64
     train_fraction: float | None = None
     train_count: int | None = None
@@ -186,6 +205,11 @@ class DataConfig(StrictModel):
     @classmethod
     def _square(cls, v: Any) -> Any:
         return (v, v) if isinstance(v, int) else v
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _one_label_map_parser(cls, v: Any) -> Any:
+        return label_map_field(v, "data.label_map")
 
     @field_validator("patch_size")
     @classmethod
@@ -208,7 +232,7 @@ class DataConfig(StrictModel):
             raise ValueError("must be >= 1")
         return v
 
-    @field_validator("val_range")
+    @field_validator("val_range", "test_range")
     @classmethod
     def _val_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         if v is not None and not 0 <= v[0] < v[1]:
@@ -336,7 +360,7 @@ class TrainConfig(StrictModel):
     def _augment(cls, v: dict[str, Any]) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from slicewise.data.augment import AugmentConfig
+        from slicewise.data.augment_config import AugmentConfig
 
         return {k: list(x) if isinstance(x, tuple) else x for k, x in asdict(AugmentConfig.from_dict(v)).items()}
 
@@ -387,6 +411,257 @@ class TrainConfig(StrictModel):
             if isinstance(model, dict) and "classes" not in model:
                 data = {**data, "model": {**model, "classes": 3}}
         return data
+
+
+PretrainMethod = Literal["mocov2", "vicreg", "byol", "mim"]
+
+
+class PretrainDataConfig(StrictModel):
+    """Unlabelled volumes for self-supervised pretraining (:func:`slicewise.pretrain`).
+
+    ``raw``: one or more paths read with ``open_volume`` (TIFF, image folders, HDF5, Zarr, OME-Zarr level;
+    ``key`` for HDF5/Zarr datasets, the same for every file); empty = the seeded phantom (``synthetic``).
+    ``z_range`` [start, stop) limits the centre slices of every volume. ``patch_size`` (height, width) of
+    each view in pixels; ``batch_size`` views per branch and step; ``dz`` / ``border`` and k
+    (``model.in_slices``) stack slices exactly as training does. ``on_device``: keep the volumes on the
+    training device and draw the views there (``auto``: when they take at most a quarter of its memory).
+
+    Probe (optional): ``probe_labels`` (a class map Z×Y×X of the first raw volume, or of the phantom by
+    default) with ``probe_z`` (the labelled slices; default every slice) and ``probe_label_map`` (as
+    ``data.label_map`` of training; values it does not list are left out). ``probe_patches`` patches per class
+    are centred on pixels of that class; a patch's class is the class of its centre pixel; patches are
+    ``probe_patch_size`` pixels square and vote with their ``probe_k`` nearest neighbours (see
+    :mod:`slicewise.selfsup.probe`).
+    """
+
+    raw: tuple[str, ...] = ()
+    key: str | None = None
+    synthetic: SyntheticDataConfig = SyntheticDataConfig()
+    z_range: tuple[int, int] | None = None
+    dz: PosInt = 1
+    border: Border = "reflect"
+    patch_size: tuple[int, int] = (128, 128)
+    batch_size: PosInt = 32
+    on_device: bool | Literal["auto"] = "auto"
+    probe_labels: str | None = None
+    probe_labels_key: str | None = None
+    probe_z: tuple[NonNegInt, ...] | None = None
+    probe_label_map: dict[int, int] | None = None
+    probe_patches: PosInt = 24
+    probe_patch_size: PosInt = 32
+    probe_k: PosInt = 5
+
+    @field_validator("raw", mode="before")
+    @classmethod
+    def _raw_list(cls, v: Any) -> Any:
+        if v is None:
+            return ()
+        return (str(v),) if isinstance(v, (str, Path)) else tuple(str(x) for x in v)
+
+    @field_validator("patch_size", mode="before")
+    @classmethod
+    def _square(cls, v: Any) -> Any:
+        return (v, v) if isinstance(v, int) else v
+
+    @field_validator("patch_size")
+    @classmethod
+    def _patch_positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1:
+            raise ValueError("must be positive (height, width) in pixels")
+        return v
+
+    @field_validator("z_range")
+    @classmethod
+    def _z_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 0 <= v[0] < v[1]:
+            raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
+        return v
+
+    @field_validator("on_device", mode="before")
+    @classmethod
+    def _on_device(cls, v: Any) -> Any:
+        return DataConfig._on_device(v)
+
+
+class PretrainModelConfig(StrictModel):
+    """The encoder to pretrain, built as fine-tuning builds it (``slicewise.models``): timm ``encoder``,
+    start point ``weights`` (``random``, ``imagenet`` — continued, domain-adaptive pretraining — or any
+    ``model.weights`` value), k = ``in_slices``, ``colors`` per slice and the first-layer ``channel_init``."""
+
+    encoder: str = "tf_efficientnet_lite0"
+    weights: str = "imagenet"
+    in_slices: int = 3
+    colors: int = 1
+    channel_init: ChannelInit = "uniform"
+    img_size: PosInt | None = None
+
+    @field_validator("in_slices")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        return ModelConfig._odd(v)
+
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, v: int) -> int:
+        return ModelConfig._colors(v)
+
+
+class PretrainMethodConfig(StrictModel):
+    """The self-supervised method (losses, heads and momentum updates from lightly).
+
+    ``name``: ``mocov2`` (CEM500K's recipe: InfoNCE / NT-Xent with ``temperature`` and a memory bank of
+    ``memory_bank`` negatives, momentum key encoder with ``momentum``), ``vicreg`` (``vicreg_*``
+    weights of invariance, variance, covariance), ``byol`` (momentum cosine-scheduled from
+    ``momentum`` to 1) or ``mim``: masked image modelling for ViT and CNN encoders alike (issue 21). MAE
+    proper drops the masked tokens, which SAM's windowed attention and neck cannot take (they need the full
+    token grid), so slicewise implements SimMIM (Xie et al. 2022), which keeps the grid: a fraction
+    ``mask_ratio`` (0 < r < 1) of the input's patches (side = the encoder's deepest stride) takes a learnable
+    mask value, the deepest feature map is decoded by a 1×1 convolution and pixel shuffle back to the image,
+    and the L1 error of the reconstructed (normalised) pixels is counted on the masked patches only.
+    ``hidden_dim`` (default: the encoder's feature width) and ``output_dim`` size the projection head.
+    ``collapse_threshold``: a validation whose mean per-dimension std of the L2-normalised embedding is
+    below ``collapse_threshold / sqrt(dim)`` warns (once) that it collapsed."""
+
+    name: PretrainMethod = "mocov2"
+    temperature: float = 0.2
+    memory_bank: NonNegInt = 4096
+    momentum: float = 0.99
+    hidden_dim: PosInt | None = None
+    output_dim: PosInt = 128
+    vicreg_invariance: NonNegFloat = 25.0
+    vicreg_variance: NonNegFloat = 25.0
+    vicreg_covariance: NonNegFloat = 1.0
+    mask_ratio: float = 0.6
+    collapse_threshold: NonNegFloat = 0.02
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError("must be in [0, 1]")
+        return v
+
+    @field_validator("mask_ratio")
+    @classmethod
+    def _mask_ratio(cls, v: float) -> float:
+        if not 0.0 < v < 1.0:  # also refuses NaN
+            raise ValueError("must be in (0, 1): the fraction of patches masked")
+        return v
+
+
+class PretrainViewsConfig(StrictModel):
+    """How the two views of a pair are made (:mod:`slicewise.selfsup.views`).
+
+    Both views come from one region of ``region_scale`` × ``data.patch_size`` pixels (clipped to the
+    volume) around a random centre slice: each takes a random resized crop of ``crop_scale`` (area fraction
+    of the region) and aspect ratio ``crop_ratio``, resized to the patch size, then the train-time
+    augmentation ``augment`` (:class:`slicewise.data.augment.AugmentConfig` options: flips, 90° rotations,
+    z-reversal, brightness, contrast, gamma, noise, blur). ``z_context`` = d > 0: **z-context
+    positives** — the second view is the same crop of the region at a centre slice 1…d slices away."""
+
+    region_scale: float = 1.5
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (0.75, 1.3333)
+    z_context: NonNegInt = 0
+    augment: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return TrainConfig._augment(v)
+
+    @field_validator("region_scale")
+    @classmethod
+    def _region(cls, v: float) -> float:
+        if not v >= 1.0:
+            raise ValueError("must be >= 1 (the region holds at least one patch)")
+        return v
+
+    @field_validator("crop_scale", "crop_ratio")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < v[0] <= v[1]:
+            raise ValueError("must be (low, high) with 0 < low <= high")
+        return v
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _fraction(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[1] > 1.0:
+            raise ValueError("area fractions must be at most 1")
+        return v
+
+
+class PretrainOptimConfig(StrictModel):
+    """AdamW with linear warm-up then cosine decay to ``min_lr_ratio · lr`` (as training; no weight decay
+    on 1-D parameters)."""
+
+    lr: float = 1e-3
+    weight_decay: NonNegFloat = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: NonNegInt = 100
+    min_lr_ratio: NonNegFloat = 0.0
+    grad_clip: float | None = None
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: float) -> float:
+        return OptimConfig._lr(v)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return OptimConfig._betas(v)
+
+    @field_validator("grad_clip")
+    @classmethod
+    def _grad_clip(cls, v: float | None) -> float | None:
+        return OptimConfig._grad_clip(v)
+
+
+class PretrainTrainerConfig(TrainerConfig):
+    """:class:`TrainerConfig` with pretraining's defaults (1000 steps, validation every 100)."""
+
+    max_steps: PosInt = 1000
+    val_every: PosInt = 100
+
+
+class PretrainConfig(StrictModel):
+    """A self-supervised pretraining run (``slicewise pretrain``); saved as ``config.yaml`` in its folder."""
+
+    seed: Seed = 0
+    data: PretrainDataConfig = PretrainDataConfig()
+    model: PretrainModelConfig = PretrainModelConfig()
+    method: PretrainMethodConfig = PretrainMethodConfig()
+    views: PretrainViewsConfig = PretrainViewsConfig()
+    optim: PretrainOptimConfig = PretrainOptimConfig()
+    trainer: PretrainTrainerConfig = PretrainTrainerConfig()
+
+    @field_validator("trainer", mode="before")
+    @classmethod
+    def _precision_str(cls, v: Any) -> Any:
+        return TrainConfig._precision_str(v)
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> PretrainConfig:
+        """As :meth:`TrainConfig._warmup_fits`: an explicit warm-up longer than the run is refused; the
+        default one becomes ``max_steps // 10``."""
+        oc, steps = self.optim, self.trainer.max_steps
+        if oc.warmup_steps <= steps:
+            return self
+        if "warmup_steps" in oc.model_fields_set:
+            raise ValueError(f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: set "
+                             f"optim.warmup_steps <= trainer.max_steps (e.g. optim.warmup_steps={steps // 10})")
+        oc.warmup_steps = steps // 10
+        oc.model_fields_set.discard("warmup_steps")
+        return self
 
 
 C = TypeVar("C", bound=BaseModel)
@@ -454,10 +729,13 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
             raise ConfigError(f"override {item!r}: the key {key.strip()!r} has an empty part; write section.key=value (e.g. optim.lr=3e-4)")
         try:
             parsed = yaml.safe_load(value) if value != "" else None
+            duplicate = _duplicate_key(yaml.compose(value, Loader=yaml.SafeLoader)) if value != "" else None
         except yaml.YAMLError as err:
             first = " ".join(str(err).split())[:120]
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({first}); quote it or fix the brackets, "
                               f"e.g. {key.strip()}=[1, 2]") from None
+        if duplicate:
+            raise ConfigError(f"override {item!r}: {duplicate}")
         node = out
         for i, p in enumerate(parts[:-1]):
             nxt = node.setdefault(p.strip(), {})
@@ -529,8 +807,12 @@ def _duplicate_key(node: yaml.Node | None, seen: set[int] | None = None) -> str 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file (empty file → ``{}``); one-line :class:`ConfigError` otherwise,
-    also for a key given twice in one mapping (at any depth) and for a folder given as the file."""
-    p = Path(path)
+    also for a key given twice in one mapping (at any depth), for a folder given as the file and for a special
+    file (FIFO, socket, device, symlink loop: :func:`slicewise.utils.inputs.check_input_path`)."""
+    try:
+        p = check_input_path(path, "config file")
+    except InputError as err:
+        raise ConfigError(str(err)) from None
     if p.is_dir():
         raise ConfigError(f"config file {p} is a folder, not a file: give the YAML file (e.g. {p / 'config.yaml'})")
     if not p.is_file():
@@ -553,6 +835,28 @@ def load_config(model: type[C], path: str | Path | None = None, overrides: list[
     data = {} if path is None else read_yaml_mapping(path)
     source = "config" if path is None else Path(path).name
     return validate_with_overrides(model, deep_merge(data, parse_overrides(overrides)), overrides, source)
+
+
+def resolve_pretrain_config(config: PretrainConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+                            overrides: Sequence[str] = (),
+                            raw: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None) -> PretrainConfig:
+    """A :class:`PretrainConfig` from an object, a dict or a YAML path, with ``key=value`` overrides; ``raw``
+    (paths), when given, replaces ``data.raw``."""
+    items = list(overrides or [])
+    if isinstance(config, PretrainConfig):
+        config = config.model_dump(mode="json")
+    if config is None or isinstance(config, (str, os.PathLike)):
+        base = {} if config is None else read_yaml_mapping(config)
+        source = "config" if config is None else Path(config).name
+    elif isinstance(config, dict):
+        base, source = config, "config"
+    else:
+        raise ConfigError(f"config must be a PretrainConfig, a dict or a YAML path, not {type(config).__name__}")
+    data = deep_merge(base, parse_overrides(items))
+    if raw is not None:
+        paths = [raw] if isinstance(raw, (str, os.PathLike)) else list(raw)
+        data = deep_merge(data, {"data": {"raw": [os.fspath(p) for p in paths]}})
+    return validate_with_overrides(PretrainConfig, data, items, source)
 
 
 def save_config(config: BaseModel, path: str | Path) -> Path:

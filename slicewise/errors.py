@@ -29,3 +29,9 @@ class WeightsError(SlicewiseError):
 
 class OfflineError(SlicewiseError):
     """A download was needed but the network is unreachable."""
+
+
+class WriteError(SlicewiseError):
+    """An output could not be written (full disk, quota, file-size limit, read-only or failing disk): one line
+    naming the output and, where known, the space it needs. Not an :class:`InputError`: the input was fine, so
+    the previous output and any resumable state are kept."""

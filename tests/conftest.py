@@ -76,3 +76,55 @@ def load_script():
         return module
 
     return load
+
+
+class SmallDisks:
+    """Folders on their own small tmpfs (full disks on demand); see the ``small_disk`` fixture."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path, self.mounts = tmp_path, []
+
+    def __call__(self, size: str = "1m") -> Path:
+        import subprocess
+
+        d = self.tmp_path / f"disk{len(self.mounts)}"
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs for a full-disk case here ({(r.stderr or 'mount failed').strip()})")
+        self.mounts.append(d)
+        return d
+
+    @staticmethod
+    def fill(folder: Path, leave: int = 0) -> Path:
+        """Take all but ``leave`` bytes of the filesystem holding ``folder`` with one filler file; returns it."""
+        import shutil
+
+        filler = folder / ".filler"
+        free = shutil.disk_usage(folder).free - leave
+        with open(filler, "ab") as fh:
+            while free > 0:
+                n = min(free, 1 << 20)
+                try:
+                    fh.write(b"\0" * n)
+                    fh.flush()
+                except OSError:
+                    break
+                free -= n
+        return filler
+
+    def unmount(self) -> None:
+        import subprocess
+
+        for d in self.mounts:
+            subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size="1m")``: a fresh folder on its own tmpfs of ``size`` (a full disk on demand), unmounted
+    after the test; the test is skipped, with the reason, where this machine may not mount one (not root, a
+    container without CAP_SYS_ADMIN). ``small_disk.fill(folder, leave=0)`` takes all but ``leave`` bytes of it."""
+    disks = SmallDisks(tmp_path)
+    yield disks
+    disks.unmount()

@@ -559,3 +559,557 @@ def test_api_case(name: str, call: Callable[[Path, Path], Any], kit: Path, case_
         call(kit, case_dir)
     assert "\n" not in str(err.value)
     assert not (kit / MARKER).exists()
+
+
+# ---------------------------------------------------------------------------- issue 20 part B: special files, layouts,
+# label maps, option combinations, untrusted metadata (NGFF, bioimage.io packages, run folders, study cells, model files)
+
+
+def _special(k: Path, t: Path) -> None:
+    """A FIFO under several names (which would hang any open), a socket and a symlink loop."""
+    for name in ("fifo.tif", "fifo.pt", "fifo.yaml", "fifo.zip", "fifo.pth", "fifo.h5"):
+        os.mkfifo(t / name)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(t / "sock.h5"))
+    s.close()
+    os.symlink(t / "loop_b.tif", t / "loop.tif")
+    os.symlink(t / "loop.tif", t / "loop_b.tif")
+
+
+def _tiffs(k: Path, t: Path) -> None:
+    import tifffile
+
+    p = np.random.default_rng(0).random((3, 4, 64, 64)).astype(np.float32)
+    tifffile.imwrite(t / "czyx.tif", p)  # 4-d, no axes: the channel axis would be a guess
+    tifffile.imwrite(t / "badaxes.tif", p, metadata={"axes": "CZXY"})
+
+
+def _ngff(mutate: Callable[[dict[str, Any]], None], v3: bool = False) -> Callable[[Path, Path], None]:
+    def setup(k: Path, t: Path) -> None:
+        import zarr
+
+        from slicewise.data import ome_zarr
+
+        g = zarr.open_group(str(t / "img.zarr"), mode="w", zarr_format=2)
+        g.create_array("0", data=np.random.default_rng(0).random((2, 10, 64, 64)).astype(np.float32), chunks=(1, 5, 64, 64))
+        n = ome_zarr.build_pyramid(g, method="mean", min_size=32)
+        ome_zarr.write_image_metadata(g, axes="czyx", voxel_size=(30, 4, 4), n_levels=n, channel_names=["bg", "fg"])
+        attrs = json.loads((t / "img.zarr" / ".zattrs").read_text())
+        mutate(attrs)
+        if v3:  # the same image as OME-Zarr v0.5: attributes under "ome" in the group's zarr.json
+            (t / "img.zarr" / ".zattrs").unlink()
+            (t / "img.zarr" / ".zgroup").unlink()
+            (t / "img.zarr" / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group",
+                                                                   "attributes": {"ome": attrs}}))
+        else:
+            (t / "img.zarr" / ".zattrs").write_text(json.dumps(attrs))
+    return setup
+
+
+def _ms(attrs: dict[str, Any]) -> dict[str, Any]:
+    return attrs["multiscales"][0]
+
+
+def _bad_level(k: Path, t: Path) -> None:
+    import zarr
+
+    _ngff(lambda a: None)(k, t)
+    zarr.open_group(str(t / "img.zarr"), mode="a").create_array("1", data=np.zeros((2, 10, 40, 32), np.float32), overwrite=True)
+
+
+def _package(mutate: Callable[[dict[str, Any], dict[str, bytes]], None] | None = None) -> Callable[[Path, Path], None]:
+    """A package as `slicewise export bioimageio` lays it out (description, weights with their sha256), then altered."""
+    def setup(k: Path, t: Path) -> None:
+        import hashlib
+
+        payload = torch.load(k / "model.pt", weights_only=True)
+        buf = __import__("io").BytesIO()
+        torch.save({"net." + n: v for n, v in payload["state_dict"].items()}, buf)
+        files = {"weights.pt": buf.getvalue()}
+        rdf = {"format_version": "0.5.4", "type": "model", "name": "corpus",
+               "weights": {"pytorch_state_dict": {"source": "weights.pt", "sha256": hashlib.sha256(files["weights.pt"]).hexdigest()}},
+               "config": {"slicewise": {"model_config": payload["config"], "dz": 1, "border": "reflect", "k": 3}}}
+        if mutate is not None:
+            mutate(rdf, files)
+        files.setdefault("rdf.yaml", yaml.safe_dump(rdf).encode())
+        with zipfile.ZipFile(t / "m.zip", "w", zipfile.ZIP_STORED) as z:
+            for name, data in files.items():
+                z.writestr(name, data)
+    return setup
+
+
+def _bad_crc(k: Path, t: Path) -> None:
+    _package()(k, t)
+    data = bytearray((t / "m.zip").read_bytes())
+    i = data.find(b"weights.pt") + 300
+    data[i] ^= 0xFF
+    (t / "m.zip").write_bytes(bytes(data))
+
+
+def _model_config_list(k: Path, t: Path) -> None:
+    torch.save({"format": "slicewise-model", "version": 1, "config": [1, 2], "state_dict": {}}, t / "m.pt")
+
+
+def _run_inputs_list(k: Path, t: Path) -> None:
+    run = _run_copy(k, t)
+    (run / "inputs.json").write_text(json.dumps({"config": [1], "data": {}}))
+
+
+def _run_forged_epoch(k: Path, t: Path) -> None:
+    run = _run_copy(k, t)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["epoch"] = "seven"
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+
+
+def _study_forged_result(k: Path, t: Path) -> None:
+    _study(k, t)
+    cell = t / "o" / "cells" / "seed-0"
+    cell.mkdir(parents=True)
+    (cell / "result.json").write_text(json.dumps({"fingerprint": "x", "metrics": [{"metric": "dice", "value": "high"}]}))
+
+
+def _export_bad_run_config(k: Path, t: Path) -> None:
+    shutil.copy(k / "model.pt", t / "best.pt")
+    (t / "config.yaml").write_text("data:\n  dz: two\n")
+
+
+def _forged_attrs(k: Path, t: Path) -> None:
+    import h5py
+
+    with h5py.File(t / "off.h5", "w") as f:
+        f.create_dataset("data", data=np.ones((10, 64, 64), np.uint8)).attrs["offset"] = "abc"
+    with h5py.File(t / "pm.h5", "w") as f:
+        f.create_dataset("probabilities", data=np.full((2, 3, 16, 16), 0.5, np.float32))
+        f.attrs["slicewise"] = json.dumps({"voxel_size": "4nm", "offset": [0, 0, 0]})
+    with h5py.File(t / "pq.h5", "w") as f:
+        f.create_dataset("probabilities", data=np.full((2, 3, 16, 16), 128, np.uint8))
+        f.attrs["slicewise"] = json.dumps({"quantisation": {"scale": -1}})
+
+
+def _h5_links(k: Path, t: Path) -> None:
+    """HDF5 datasets that read another file: an external link and a virtual dataset (the source may vanish)."""
+    import h5py
+
+    with h5py.File(t / "src.h5", "w") as f:
+        f["data"] = np.ones((10, 64, 64), np.uint8)
+    with h5py.File(t / "ext.h5", "w") as f:
+        f["data"] = h5py.ExternalLink(str(t / "src.h5"), "/data")
+        f["probabilities"] = h5py.ExternalLink(str(t / "src.h5"), "/data")
+    layout = h5py.VirtualLayout(shape=(10, 64, 64), dtype=np.uint8)
+    layout[:] = h5py.VirtualSource(str(t / "src.h5"), "data", shape=(10, 64, 64))
+    with h5py.File(t / "vds.h5", "w") as f:
+        f.create_virtual_dataset("data", layout)
+    with h5py.File(t / "czyx.h5", "w") as f:  # channel-first, no axes declared
+        f["raw"] = np.zeros((3, 10, 64, 64), np.uint8)
+
+
+SETUPS.update({
+    "h5_links": _h5_links,
+    "forged_attrs": _forged_attrs,
+    "special": _special,
+    "tiffs": _tiffs,
+    "ngff_datasets_string": _ngff(lambda a: _ms(a).__setitem__("datasets", "0")),
+    "ngff_axis_without_name": _ngff(lambda a: _ms(a)["axes"][0].pop("name")),
+    "ngff_axes_ints": _ngff(lambda a: _ms(a).__setitem__("axes", [0, 1, 2, 3])),
+    "ngff_scale_string": _ngff(lambda a: _ms(a)["datasets"][0]["coordinateTransformations"][0].__setitem__("scale", "1 1 1 1")),
+    "ngff_scale_length": _ngff(lambda a: _ms(a)["datasets"][0]["coordinateTransformations"][0].__setitem__("scale", [1, 1])),
+    "ngff_path_escapes": _ngff(lambda a: _ms(a)["datasets"][0].__setitem__("path", "../../raw")),
+    "ngff_path_absolute": _ngff(lambda a: _ms(a)["datasets"][0].__setitem__("path", "/etc")),
+    "ngff_v05_datasets_string": _ngff(lambda a: _ms(a).__setitem__("datasets", "0"), v3=True),
+    "ngff_multiscales_empty": _ngff(lambda a: a.__setitem__("multiscales", [])),
+    "ngff_bad_level": _bad_level,
+    "package_dz_string": _package(lambda r, f: r["config"]["slicewise"].__setitem__("dz", "2")),
+    "package_weights_list": _package(lambda r, f: r.__setitem__("weights", [{"source": "weights.pt"}])),
+    "package_python_tag": _package(lambda r, f: f.__setitem__("rdf.yaml", (yaml.safe_dump(r) + "evil: !!python/object/apply:os.system "
+                                                                           "['touch PWNED']\n").encode())),
+    "package_altered_weights": _package(lambda r, f: f.__setitem__("weights.pt", f["weights.pt"][:-8] + b"ALTERED!")),
+    "package_source_escapes": _package(lambda r, f: r["weights"]["pytorch_state_dict"].__setitem__("source", "../model.pt")),
+    "package_bad_border": _package(lambda r, f: r["config"]["slicewise"].__setitem__("border", "wrap")),
+    "package_bad_crc": _bad_crc,
+    "model_config_list": _model_config_list,
+    "run_inputs_list": _run_inputs_list,
+    "run_forged_epoch": _run_forged_epoch,
+    "study_forged_result": _study_forged_result,
+    "export_bad_run_config": _export_bad_run_config,
+})
+
+H2_CASES: list[Case] = [
+    # ------------------------------------------------------------------ special files: refused before anything opens them
+    Case("info-fifo", ["data", "info", "{t}/fifo.tif"], "special", match="FIFO"),
+    Case("info-socket", ["data", "info", "{t}/sock.h5"], "special", match="socket"),
+    Case("info-device", ["data", "info", "/dev/zero"], match="character device"),
+    Case("info-symlink-loop", ["data", "info", "{t}/loop.tif"], "special", match="symbolic link loop"),
+    Case("predict-fifo-input", ["predict", "{k}/model.pt", "{t}/fifo.tif", "{t}/p.tif"], "special", out="{t}/p.tif", match="FIFO"),
+    Case("predict-fifo-model", ["predict", "{t}/fifo.pt", "{k}/raw.tif", "{t}/p.tif"], "special", out="{t}/p.tif", match="FIFO"),
+    Case("predict-symlink-loop-input", ["predict", "{k}/model.pt", "{t}/loop.tif", "{t}/p.tif"], "special", out="{t}/p.tif", match="loop"),
+    Case("train-fifo-config", ["train", "{t}/fifo.yaml", "--out", "{t}/run"], "special", out="{t}/run", match="FIFO"),
+    Case("train-fifo-weights", ["train", "{k}/tiny.yaml", "model.weights={t}/fifo.pth", "--out", "{t}/run"], "special", match="FIFO"),
+    Case("segment-fifo", ["segment", "{t}/fifo.tif", "{t}/s.tif"], "special", out="{t}/s.tif", match="FIFO"),
+    Case("evaluate-fifo-prediction", ["evaluate", "{t}/fifo.tif", "{k}/labels.tif"], "special", match="FIFO"),
+    Case("evaluate-fifo-ground-truth", ["evaluate", "{k}/labels.tif", "{t}/fifo.h5"], "special", match="FIFO"),
+    Case("evaluate-fifo-prob", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--kind", "instance", "--prob", "{t}/fifo.tif"], "special",
+         match="FIFO"),
+    Case("model-info-fifo", ["model", "info", "{t}/fifo.pt"], "special", match="FIFO"),
+    Case("audit-attribution-fifo-data", ["audit", "attribution", "{k}/model.pt", "{t}/fifo.tif"], "special", match="FIFO"),
+    Case("audit-shift-fifo-model", ["audit", "shift", "{t}/fifo.pt", "{k}/raw.tif", "--shift", "contrast=0.5"], "special", match="FIFO"),
+    Case("demo-fifo-raw", ["demo", "--raw", "{t}/fifo.tif", "--labels", "{k}/labels.tif", "--out", "{t}/demo"], "special", out="{t}/demo",
+         match="FIFO"),
+    Case("audit-weights-fifo-weights", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "{t}/fifo.pth"], "special", match="FIFO"),
+    Case("pretrain-fifo-volume", ["pretrain", "{t}/fifo.tif", "--out", "{t}/pt", "--steps", "1"], "special", out="{t}/pt", match="FIFO"),
+    Case("pretrain-ngff-path-leaves-store", ["pretrain", "{t}/img.zarr", "--out", "{t}/pt", "--steps", "1"], "ngff_path_escapes",
+         out="{t}/pt", match="datasets.0.path"),
+    Case("study-fifo-file", ["study", "{t}/fifo.yaml", "--out", "{t}/o"], "special", out="{t}/o", match="FIFO"),
+    Case("study-init-fifo-raw", ["study", "init", "bias", "--raw", "{t}/fifo.tif", "--labels", "{k}/labels.tif", "--train-z", "0:4",
+                                 "--test-z", "6:8"], "special", match="FIFO"),
+    Case("fetch-from-fifo", ["data", "fetch", "lucchi_pp", "--from", "{t}/fifo.zip", "--dest", "{t}/d"], "special", out="{t}/d/lucchi_pp",
+         match="FIFO"),
+    Case("export-fifo-model", ["export", "bioimageio", "{t}/fifo.pt", "{t}/m.zip"], "special", out="{t}/m.zip", match="FIFO"),
+    # ------------------------------------------------------------------ layouts: never guessed
+    Case("segment-4d-tiff-without-axes", ["segment", "{t}/czyx.tif", "{t}/s.tif"], "tiffs", out="{t}/s.tif", match="would be a guess"),
+    Case("segment-tiff-axes-not-czyx", ["segment", "{t}/badaxes.tif", "{t}/s.tif"], "tiffs", out="{t}/s.tif", match="do not describe"),
+    Case("evaluate-prob-4d-tiff-without-axes", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--kind", "instance", "--prob",
+                                                "{t}/czyx.tif"], "tiffs", match="would be a guess"),
+    # ------------------------------------------------------------------ label maps: a raw value mapped twice
+    Case("evaluate-label-map-duplicate", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--label-map", "0:1,0:0,1:0"], match="mapped twice"),
+    Case("evaluate-label-map-duplicate-mapping", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--label-map", "{0: 1, 0: 0, 1: 0}"],
+         match="mapped twice"),
+    Case("evaluate-pred-label-map-duplicate", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--pred-label-map", "1:1,1:1,0:0"],
+         match="mapped twice"),
+    Case("evaluate-label-map-negative-class", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--label-map", "0:-1,1:0"], match="negative"),
+    Case("study-init-label-map-duplicate", ["study", "init", "bias", "--raw", "{k}/raw.tif", "--labels", "{k}/labels.tif", "--train-z", "0:4",
+                                            "--test-z", "6:8", "--label-map", "0:1,0:0,1:0"], match="mapped twice"),
+    Case("train-label-map-duplicate-override", ["train", "{k}/tiny.yaml", "data.label_map={0: 1, 0: 0, 1: 0}", "--out", "{t}/run"],
+         out="{t}/run", match="appears twice"),
+    # ------------------------------------------------------------------ option combinations that mean nothing
+    Case("evaluate-semantic-components-both", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--components", "both"], match="--components"),
+    Case("evaluate-semantic-keep-gt-zero", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--keep-gt-zero"], match="--keep-gt-zero"),
+    Case("evaluate-instance-class-names", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--kind", "instance", "--class-names", "a,b"],
+         match="--class-names"),
+    Case("segment-cc-boundary-threshold", ["segment", "{k}/prob.tif", "{t}/s.tif", "--boundary-threshold", "0.3"], out="{t}/s.tif",
+         match="--boundary-threshold"),
+    Case("segment-cc-halo", ["segment", "{k}/prob.tif", "{t}/s.tif", "--halo", "2,8,8"], out="{t}/s.tif", match="--halo"),
+    Case("segment-cc-use-distance", ["segment", "{k}/prob.tif", "{t}/s.tif", "--use", "distance"], out="{t}/s.tif", match="--use"),
+    Case("segment-distance-boundary-channel", ["segment", "{k}/prob.tif", "{t}/s.tif", "--mode", "watershed", "--use", "distance",
+                                               "--boundary-channel", "1"], out="{t}/s.tif", match="--boundary-channel"),
+    Case("segment-boundary-min-distance", ["segment", "{k}/prob.tif", "{t}/s.tif", "--mode", "watershed", "--min-distance", "5"],
+         out="{t}/s.tif", match="--min-distance"),
+    Case("predict-labels-only-with-dtype", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.zarr", "--labels", "--dtype", "uint8"],
+         out="{t}/p.zarr", match="--dtype"),
+    Case("study-list-with-gpus", ["study", "{t}/s.yaml", "--list", "--gpus", "0"], "study", match="--list"),
+    Case("study-report-only-with-gpus", ["study", "{t}/s.yaml", "--out", "{t}/o", "--report-only", "--gpus", "0"], "study", match="--gpus"),
+    # ------------------------------------------------------------------ OME-NGFF metadata: validated, confined to the store
+    Case("info-ngff-datasets-string", ["data", "info", "{t}/img.zarr"], "ngff_datasets_string", match=r"\.zattrs: field 'multiscales\.0\.datasets'"),
+    Case("info-ngff-axis-without-name", ["data", "info", "{t}/img.zarr"], "ngff_axis_without_name", match="axes.0.name' is missing"),
+    Case("info-ngff-axes-as-integers", ["data", "info", "{t}/img.zarr"], "ngff_axes_ints", match="'multiscales.0.axes.0'"),
+    Case("info-ngff-scale-string", ["data", "info", "{t}/img.zarr"], "ngff_scale_string", match="coordinateTransformations.0.scale"),
+    Case("info-ngff-scale-wrong-length", ["data", "info", "{t}/img.zarr"], "ngff_scale_length", match="2 values for 4 axes"),
+    Case("info-ngff-path-leaves-store", ["data", "info", "{t}/img.zarr"], "ngff_path_escapes", match="datasets.0.path"),
+    Case("info-ngff-path-absolute", ["data", "info", "{t}/img.zarr"], "ngff_path_absolute", match="datasets.0.path"),
+    Case("info-ngff-v05-datasets-string", ["data", "info", "{t}/img.zarr"], "ngff_v05_datasets_string", match=r"zarr\.json: field 'multiscales"),
+    Case("info-ngff-no-levels", ["data", "info", "{t}/img.zarr"], "ngff_multiscales_empty", match="'multiscales'"),
+    Case("info-ngff-inconsistent-levels", ["data", "info", "{t}/img.zarr"], "ngff_bad_level", match="inconsistent"),
+    Case("predict-ngff-path-leaves-store", ["predict", "{k}/model.pt", "{t}/img.zarr", "{t}/p.zarr"], "ngff_path_escapes", out="{t}/p.zarr",
+         match="datasets.0.path"),
+    Case("segment-ngff-datasets-string", ["segment", "{t}/img.zarr", "{t}/s.tif"], "ngff_datasets_string", out="{t}/s.tif",
+         match="multiscales.0.datasets"),
+    Case("segment-ngff-inconsistent-levels", ["segment", "{t}/img.zarr", "{t}/s.tif"], "ngff_bad_level", out="{t}/s.tif", match="inconsistent"),
+    # ------------------------------------------------------------------ bioimage.io packages: validated, sha256 checked before loading
+    Case("model-info-package-dz-string", ["model", "info", "{t}/m.zip"], "package_dz_string", match="config.slicewise.dz"),
+    Case("model-info-package-weights-list", ["model", "info", "{t}/m.zip"], "package_weights_list", match="field 'weights'"),
+    Case("model-info-package-python-tag", ["model", "info", "{t}/m.zip"], "package_python_tag", match="not plain YAML"),
+    Case("model-info-package-altered-weights", ["model", "info", "{t}/m.zip"], "package_altered_weights", match="sha256"),
+    Case("model-info-package-path-leaves-package", ["model", "info", "{t}/m.zip"], "package_source_escapes", match="not a file inside"),
+    Case("model-info-package-bad-border", ["model", "info", "{t}/m.zip"], "package_bad_border", match="border"),
+    Case("model-info-package-bad-crc", ["model", "info", "{t}/m.zip"], "package_bad_crc", match="damaged"),
+    Case("predict-package-altered-weights", ["predict", "{t}/m.zip", "{k}/raw.tif", "{t}/p.tif"], "package_altered_weights", out="{t}/p.tif",
+         match="sha256"),
+    Case("info-hdf5-external-link", ["data", "info", "{t}/ext.h5:data"], "h5_links", match="external link"),
+    Case("info-hdf5-virtual-dataset", ["data", "info", "{t}/vds.h5"], "h5_links", match="virtual dataset"),
+    Case("info-hdf5-channel-first-4d", ["data", "info", "{t}/czyx.h5"], "h5_links", match="would be a guess"),
+    Case("predict-hdf5-channel-first-4d", ["predict", "{k}/model.pt", "{t}/czyx.h5", "{t}/p.tif"], "h5_links", out="{t}/p.tif",
+         match="would be a guess"),
+    Case("segment-hdf5-external-link", ["segment", "{t}/ext.h5", "{t}/s.tif"], "h5_links", out="{t}/s.tif", match="external link"),
+    # ------------------------------------------------------------------ attributes of volumes and predictions
+    Case("evaluate-offset-attribute-not-numbers", ["evaluate", "{t}/off.h5", "{k}/labels.tif"], "forged_attrs", match="offset attribute"),
+    Case("segment-prediction-voxel-size-string", ["segment", "{t}/pm.h5", "{t}/s.tif"], "forged_attrs", out="{t}/s.tif",
+         match="field 'slicewise.voxel_size'"),
+    Case("segment-prediction-negative-quantisation", ["segment", "{t}/pq.h5", "{t}/s.tif"], "forged_attrs", out="{t}/s.tif",
+         match="slicewise.quantisation.scale"),
+    # ------------------------------------------------------------------ run folders, model files, study cells
+    Case("model-info-config-not-a-mapping", ["model", "info", "{t}/m.pt"], "model_config_list", match="field 'config'"),
+    Case("train-resume-inputs-json-wrong-type", ["train", "--out", "{t}/run", "--resume"], "run_inputs_list", match="inputs.json: field 'config'"),
+    Case("train-resume-forged-epoch", ["train", "--out", "{t}/run", "--resume"], "run_forged_epoch", match="field 'epoch'.*--restart"),
+    Case("study-forged-cell-result", ["study", "{t}/s.yaml", "--out", "{t}/o"], "study_forged_result", match="result.json: field 'metrics"),
+    Case("export-run-config-bad-dz", ["export", "bioimageio", "{t}/best.pt", "{t}/m.zip"], "export_bad_run_config", out="{t}/m.zip",
+         match="config.yaml: field 'data.dz'"),
+]
+
+
+@pytest.mark.parametrize("case", _params(H2_CASES))
+def test_cli_case_issue20_metadata(case: Case, kit: Path, case_dir: Path, capsys: pytest.CaptureFixture[str],
+                                   caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same contract as :func:`test_cli_case` for the corpus of issue 20 part B."""
+    test_cli_case(case, kit, case_dir, capsys, caplog, monkeypatch)
+
+
+def test_issue20_metadata_corpus_is_distinct() -> None:
+    assert len(H2_CASES) >= 35 and not {c.id for c in H2_CASES} & {c.id for c in CASES}
+    assert len({c.id for c in H2_CASES}) == len(H2_CASES)
+
+
+def _api_segment_combo(k: Path, t: Path) -> Any:
+    from slicewise.infer.instances import segment
+
+    return segment(np.full((2, 8, 8), 0.6, np.float32), mode="cc", boundary_threshold=0.2)
+
+
+H2_API_CASES: list[tuple[str, Callable[[Path, Path], Any]]] = [
+    ("open_volume-fifo", lambda k, t: (_special(k, t), __import__("slicewise").open_volume(t / "fifo.tif"))),
+    ("read_prediction-fifo", lambda k, t: (_special(k, t), __import__("slicewise").read_prediction(t / "fifo.h5"))),
+    ("load_model-fifo", lambda k, t: (_special(k, t), __import__("slicewise").load_model(t / "fifo.pt"))),
+    ("read_prediction-4d-tiff-without-axes", lambda k, t: (_tiffs(k, t), __import__("slicewise").read_prediction(t / "czyx.tif"))),
+    ("parse_label_map-duplicate", lambda k, t: __import__("slicewise.data.labelmap").data.labelmap.parse_label_map("0:1,0:0")),
+    ("segment-cc-with-boundary-threshold", _api_segment_combo),
+    ("ome_zarr-levels-path-leaves-store", lambda k, t: (_ngff(lambda a: _ms(a)["datasets"][0].__setitem__("path", "../x"))(k, t),
+                                                         __import__("slicewise.data.ome_zarr").data.ome_zarr.levels(t / "img.zarr"))),
+    ("load_model-package-altered-weights", lambda k, t: (_package(lambda r, f: f.__setitem__("weights.pt", f["weights.pt"][:-8] + b"ALTERED!"))(k, t),
+                                                          __import__("slicewise").load_model(t / "m.zip"))),
+    ("parse_registry-fname-leaves-cache", lambda k, t: __import__("slicewise.data.registry").data.registry.parse_registry(
+        {"x": {"title": "x", "downloads": [{"fname": "../x.tif"}], "outputs": {"train/raw": {"file": "../x.tif"}}}}, "registry.yaml")),
+]
+
+
+@pytest.mark.parametrize("name,call", [pytest.param(*c, id=c[0]) for c in H2_API_CASES])
+def test_api_case_issue20_metadata(name: str, call: Callable[[Path, Path], Any], kit: Path, case_dir: Path) -> None:
+    test_api_case(name, call, kit, case_dir)
+
+
+# ---------------------------------------------------------------------------- issue 20 part A: files of the user's in
+# output folders (never removed, whatever the flags), full disks (one line per writer, nothing published, no crash)
+
+USER_FILES = {"notes.txt": "my notes", "checkpoints/important.log": "keep me", "logs/x": "mine"}
+
+
+def _user_files(d: Path) -> None:
+    for rel, text in USER_FILES.items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_text(text)
+
+
+def _userdir(k: Path, t: Path) -> None:
+    _user_files(t / "mine")
+
+
+def _userconfig(k: Path, t: Path) -> None:
+    (t / "mine").mkdir()
+    shutil.copy(k / "tiny.yaml", t / "mine" / "config.yaml")
+
+
+def _run_user_file(k: Path, t: Path) -> None:
+    _run_copy(k, t)
+    _user_files(t / "run")
+
+
+def _run_linked_checkpoints(k: Path, t: Path) -> None:
+    _run_copy(k, t)
+    shutil.move(t / "run" / "checkpoints", t / "elsewhere")
+    os.symlink(t / "elsewhere", t / "run" / "checkpoints")
+
+
+def _run_marker(text: str) -> Callable[[Path, Path], None]:
+    def setup(k: Path, t: Path) -> None:
+        _run_copy(k, t)
+        (t / "outside.txt").write_text("not slicewise's")
+        (t / "run" / ".slicewise-run.json").write_text(text)
+    return setup
+
+
+def _out_link(k: Path, t: Path) -> None:
+    (t / "real").mkdir()
+    os.symlink(t / "real", t / "link")
+
+
+def _user_zarr(k: Path, t: Path) -> None:
+    (t / "p.zarr").mkdir()
+    (t / "p.zarr" / ".zgroup").write_text('{"zarr_format": 2}')
+    (t / "p.zarr" / "notes.txt").write_text("mine")
+
+
+def _user_report(k: Path, t: Path) -> None:
+    (t / "rep").mkdir()
+    for name in ("index.html", "report.json", "notes.txt"):
+        (t / "rep" / name).write_text("{}")
+
+
+def _demo_users_folder(k: Path, t: Path) -> None:
+    (t / "demo").mkdir()
+    (t / "demo" / "notes.txt").write_text("mine")
+
+
+def _disk(leave: int = 0, prepare: Callable[[Path, Path], Any] | None = None) -> Callable[[Path, Path], None]:
+    """A 1 MB tmpfs at ``t/disk``, filled up but for ``leave`` bytes (skipped where mounting is not permitted)."""
+    def setup(k: Path, t: Path) -> None:
+        d = t / "disk"
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs for a full-disk case here ({(r.stderr or 'mount failed').strip()})")
+        if prepare is not None:
+            prepare(k, t)
+        free = shutil.disk_usage(d).free - leave
+        with open(d / ".filler", "wb") as fh:
+            while free > 0:
+                try:
+                    fh.write(b"\0" * min(free, 1 << 20))
+                    fh.flush()
+                except OSError:
+                    break
+                free -= 1 << 20
+    return setup
+
+
+def _previous_prediction(k: Path, t: Path) -> None:
+    from slicewise.data.io import write_volume
+
+    write_volume(t / "disk" / "p.tif", np.zeros((2, 8, 8), np.float32))
+
+
+SETUPS.update({
+    "userdir": _userdir, "userconfig": _userconfig, "run_user_file": _run_user_file,
+    "run_linked_checkpoints": _run_linked_checkpoints, "run_marker_outside": _run_marker(
+        json.dumps({"slicewise": "output-folder", "version": 1, "kind": "train", "entries": ["../outside.txt"]})),
+    "run_marker_damaged": _run_marker("{not json"), "out_link": _out_link, "user_zarr": _user_zarr,
+    "user_report": _user_report, "demo_users_folder": _demo_users_folder,
+    "disk_full": _disk(), "disk_4k": _disk(4096), "disk_previous": _disk(0, _previous_prediction), "study_disk_full": _disk(0, _study),
+})
+
+_FULL = r"disk is full|needs about|free"
+H1_CASES: list[Case] = [
+    Case("train-out-users-folder", ["train", "{k}/tiny.yaml", "--out", "{t}/mine"], "userdir", match="slicewise did not write"),
+    Case("train-out-users-folder-resume", ["train", "{k}/tiny.yaml", "--out", "{t}/mine", "--resume"], "userdir", match="did not write"),
+    Case("train-out-users-folder-restart", ["train", "{k}/tiny.yaml", "--out", "{t}/mine", "--restart"], "userdir", match="whatever the flags"),
+    Case("train-out-users-folder-no-config-resume", ["train", "--out", "{t}/mine", "--resume"], "userdir", match="did not write"),
+    Case("train-users-config-inside-out", ["train", "{t}/mine/config.yaml", "--out", "{t}/mine"], "userconfig", match=r"did not write \(config.yaml\)"),
+    Case("train-users-config-inside-out-restart", ["train", "{t}/mine/config.yaml", "--out", "{t}/mine", "--restart"], "userconfig",
+         match=r"did not write \(config.yaml\)"),
+    Case("train-users-config-inside-out-resume", ["train", "{t}/mine/config.yaml", "--out", "{t}/mine", "--resume"], "userconfig",
+         match="did not write"),
+    Case("train-run-with-users-files-restart", ["train", "--out", "{t}/run", "--restart"], "run_user_file", match="did not write"),
+    Case("train-run-with-users-files-resume", ["train", "--out", "{t}/run", "--resume"], "run_user_file", match="did not write"),
+    Case("train-run-with-users-files-fresh", ["train", "{k}/tiny.yaml", "--out", "{t}/run"], "run_user_file", match="did not write"),
+    Case("train-run-linked-checkpoints-restart", ["train", "--out", "{t}/run", "--restart"], "run_linked_checkpoints", match="checkpoints"),
+    Case("train-run-marker-lists-outside", ["train", "--out", "{t}/run", "--restart"], "run_marker_outside", match="outside its folder"),
+    Case("train-run-marker-damaged", ["train", "--out", "{t}/run", "--restart"], "run_marker_damaged", match="damaged"),
+    Case("train-out-symlink", ["train", "{k}/tiny.yaml", "--out", "{t}/link"], "out_link", match="symbolic link"),
+    Case("predict-overwrite-users-zarr", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/p.zarr", "--overwrite"], "user_zarr",
+         match="did not write"),
+    Case("audit-report-overwrite-users-folder", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", "{t}/rep",
+                                                  "--overwrite"], "user_report", match="did not write"),
+    Case("demo-overwrite-users-folder", ["demo", "--out", "{t}/demo", "--overwrite", "--steps", "1"], "demo_users_folder",
+         match="did not write"),
+    Case("predict-tif-full-disk", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/disk/p.tif"], "disk_full", out="{t}/disk/p.tif", match=_FULL),
+    Case("predict-h5-full-disk", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/disk/p.h5"], "disk_full", out="{t}/disk/p.h5", match=_FULL),
+    Case("predict-zarr-full-disk", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/disk/p.zarr"], "disk_full", out="{t}/disk/p.zarr", match=_FULL),
+    Case("predict-labels-tif-full-disk", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/disk/l.tif", "--labels"], "disk_full",
+         out="{t}/disk/l.tif", match=_FULL),
+    Case("predict-overwrite-full-disk", ["predict", "{k}/model.pt", "{k}/raw.tif", "{t}/disk/p.tif", "--overwrite"], "disk_previous", match=_FULL),
+    Case("segment-tif-full-disk", ["segment", "{k}/prob.tif", "{t}/disk/s.tif"], "disk_full", out="{t}/disk/s.tif", match=_FULL),
+    Case("segment-h5-full-disk", ["segment", "{k}/prob.tif", "{t}/disk/s.h5"], "disk_full", out="{t}/disk/s.h5", match=_FULL),
+    Case("segment-zarr-full-disk", ["segment", "{k}/prob.tif", "{t}/disk/s.zarr"], "disk_full", out="{t}/disk/s.zarr", match=_FULL),
+    Case("train-full-disk", ["train", "{k}/tiny.yaml", "--out", "{t}/disk/run"], "disk_full", out="{t}/disk/run", match=_FULL),
+    Case("train-4k-left", ["train", "{k}/tiny.yaml", "--out", "{t}/disk/run"], "disk_4k", match=_FULL),
+    Case("evaluate-json-full-disk", ["evaluate", "{k}/labels.tif", "{k}/labels.tif", "--json", "{t}/disk/e.json"], "disk_full",
+         out="{t}/disk/e.json", match=_FULL),
+    Case("audit-report-full-disk", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", "{t}/disk/rep"], "disk_4k",
+         out="{t}/disk/rep", match=_FULL),
+    Case("audit-json-full-disk", ["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--json", "{t}/disk/a.json"], "disk_full",
+         out="{t}/disk/a.json", match=_FULL),
+    Case("export-full-disk", ["export", "bioimageio", "{k}/run/best.pt", "{t}/disk/m.zip"], "disk_4k", out="{t}/disk/m.zip", match=_FULL),
+    Case("study-full-disk", ["study", "{t}/s.yaml", "--out", "{t}/disk/o"], "study_disk_full", match=_FULL),
+]
+
+
+def _api_train_users_folder(k: Path, t: Path) -> Any:
+    from slicewise.training import train
+
+    _userdir(k, t)
+    return train(k / "tiny.yaml", out=t / "mine", restart=True)
+
+
+def _api_write_volume_users_zarr(k: Path, t: Path) -> Any:
+    from slicewise.data.io import write_volume
+
+    _user_zarr(k, t)
+    return write_volume(t / "p.zarr", np.zeros((2, 8, 8), np.uint8), overwrite=True)
+
+
+def _api_write_volume_png_full_disk(k: Path, t: Path) -> Any:
+    from slicewise.data.io import write_volume
+
+    _disk()(k, t)
+    return write_volume(t / "disk" / "pngs", np.random.default_rng(0).integers(0, 256, (8, 128, 128), dtype=np.uint8))
+
+
+def _api_write_json_full_disk(k: Path, t: Path) -> Any:
+    from slicewise.utils import write_json
+
+    _disk()(k, t)
+    return write_json(t / "disk" / "r.json", {"x": "y" * 100_000})
+
+
+def _api_array_store_too_big(k: Path, t: Path) -> Any:
+    from slicewise.infer.store import create_array_store
+
+    _disk(512 * 1024)(k, t)
+    return create_array_store(t / "disk" / "l.tif", (8, 256, 256), np.int32)
+
+
+H1_API_CASES: list[tuple[str, Callable[[Path, Path], Any]]] = [
+    ("train-users-folder-restart", _api_train_users_folder),
+    ("remove_owned-without-marker", lambda k, t: (_userdir(k, t), __import__("slicewise.utils.ownership").utils.ownership.remove_owned(t / "mine"))),
+    ("write_volume-over-users-zarr", _api_write_volume_users_zarr),
+    ("write_volume-png-full-disk", _api_write_volume_png_full_disk),
+    ("write_json-full-disk", _api_write_json_full_disk),
+    ("create_array_store-tif-too-big", _api_array_store_too_big),
+]
+
+
+def _unmount(t: Path) -> None:
+    if (t / "disk").is_dir():
+        subprocess.run(["umount", "-l", str(t / "disk")], capture_output=True)
+
+
+@pytest.mark.parametrize("case", _params(H1_CASES))
+def test_cli_case_issue20_ownership_and_full_disk(case: Case, kit: Path, case_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                  caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract of :func:`test_cli_case`; and the user's files are all still there, unchanged."""
+    try:
+        test_cli_case(case, kit, case_dir, capsys, caplog, monkeypatch)
+        for folder in ("mine", "run"):
+            if case.setup in ("userdir", "run_user_file") and (case_dir / folder).exists():
+                assert all((case_dir / folder / rel).read_text() == text for rel, text in USER_FILES.items())
+        if case.setup.startswith("run_marker"):
+            assert (case_dir / "outside.txt").read_text() == "not slicewise's" and (case_dir / "run" / "best.pt").is_file()
+        if case.setup == "run_linked_checkpoints":
+            assert (case_dir / "elsewhere" / "last.ckpt").is_file()
+        if case.setup in ("userconfig",):
+            assert (case_dir / "mine" / "config.yaml").read_text() == (kit / "tiny.yaml").read_text()
+        if case.setup == "disk_previous":
+            assert (case_dir / "disk" / "p.tif").is_file()
+    finally:
+        _unmount(case_dir)
+
+
+def test_issue20_ownership_and_disk_corpus_is_distinct() -> None:
+    ids = {c.id for c in H1_CASES}
+    assert len(H1_CASES) + len(H1_API_CASES) >= 30 and len(ids) == len(H1_CASES)
+    assert not ids & {c.id for c in CASES} and not ids & {c.id for c in H2_CASES}
+
+
+@pytest.mark.parametrize("name,call", [pytest.param(*c, id=c[0]) for c in H1_API_CASES])
+def test_api_case_issue20_ownership_and_full_disk(name: str, call: Callable[[Path, Path], Any], kit: Path, case_dir: Path) -> None:
+    try:
+        test_api_case(name, call, kit, case_dir)
+    finally:
+        _unmount(case_dir)

@@ -59,3 +59,18 @@ def test_demo_needs_raw_and_labels_together(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--raw", str(raw), "--out", str(tmp_path / "o")])
     assert "--labels" in capsys.readouterr().err
+
+
+def test_demo_records_its_environment_and_titles_its_figure_with_the_data(demo_result):
+    from slicewise.demo import _data_name
+
+    result, out = demo_result
+    saved = json.loads((out / "results.json").read_text())
+    env = saved["environment"]
+    assert env["seed"] == 0 and env["versions"]["torch"] and env["versions"]["timm"] and env["threads"]["torch"] >= 1
+    assert env["device"]["type"] in ("cpu", "cuda") and env["torch_build"]["blas"]
+    assert " torch thread" in format_demo(result) or "cuda:" in format_demo(result)  # the table names its environment
+    title = saved["data"]
+    assert title.startswith("synthetic EM phantom 12×64×64") and title in (out / "slice_shares.svg").read_text()
+    isbi = _data_name({"raw": "/data/isbi2012/train-volume.tif"}, (30, 512, 512))
+    assert isbi == "train-volume.tif 30×512×512" and isbi != title

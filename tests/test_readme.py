@@ -31,6 +31,8 @@ SMALL: dict[str, list[str]] = {
     "audit attribution": ["--tiles", "2", "--tile", "64"],
     "audit shift": ["--tiles", "2", "--tile", "64"],
     "study": ["--cells", "0"],
+    "pretrain": ["--steps", "2", "data.patch_size=32", "data.batch_size=4", "method.memory_bank=64", "optim.warmup_steps=0",
+                 "trainer.val_every=2"],
 }
 
 
@@ -69,8 +71,9 @@ def test_readme_has_the_chain() -> None:
     cmds = [" ".join(shlex.split(c)[1:3]) for c in command_lines(text)]
     for expected in ("demo", "train examples/train_isbi.yaml", "predict runs/isbi/best.pt", "segment runs/isbi/pred.zarr",
                      "evaluate runs/isbi/cells.tif", "audit weights", "audit attribution", "audit shift",
-                     "study init", "export bioimageio"):
+                     "study init", "export bioimageio", "pretrain"):
         assert any(c.startswith(expected) for c in cmds), expected
+    assert any(c.startswith("slicewise study init pretraining") for c in command_lines(text))
     assert "--use boundary [" not in text  # the example configs have no boundary head
     assert "an idle 2-core machine" in text
 
@@ -108,3 +111,6 @@ def test_readme_command_blocks_run_in_order(tmp_path: Path, monkeypatch: pytest.
     assert (work / "slicewise-demo-train-volume" / "results.json").is_file()
     assert (work / "runs" / "isbi" / "scores.json").is_file() and (work / "runs" / "isbi" / "membrane.zip").is_file()
     assert (work / "runs" / "my_bias-smoke" / "cells").is_dir()
+    assert (work / "runs" / "pretrain-isbi" / "encoder.safetensors").is_file()
+    assert str(work / "runs" / "pretrain-isbi" / "encoder.safetensors") in (work / "my_pretraining.yaml").read_text()
+    assert (work / "runs" / "my_pretraining-smoke" / "results.csv").is_file()

@@ -4,17 +4,40 @@ Each sub-module defines its commands on the shared Typer apps below; :func:`main
 :class:`~slicewise.errors.SlicewiseError` into ``error: <one line>`` and exit status 2, and exits
 0 only when the command succeeded (a command's ``typer.Exit(code)`` is passed on as the status).
 Results go to stdout; status lines, progress and warnings to stderr (:mod:`slicewise.utils.progress`).
+
+**Registering a command.** A command (or command group) ``NAME`` lives in ``slicewise/cli/NAME.py``,
+which registers it on :data:`app` (``@app.command("NAME")``, or a Typer added with
+``app.add_typer(..., name="NAME")``); ``NAME`` is appended to :data:`_COMMAND_MODULES`, and also to
+:data:`_THREADED` when it computes with torch (it then gets ``--threads N``). The module name must be
+the command name: :func:`main` imports only the module of the command typed (``slicewise predict ...``
+imports ``slicewise.cli.predict`` and nothing else), and every module for ``--help``, ``--version``
+and unknown commands.
+
+**Fast mistakes.** A command module imports only typer and light modules at its top; inside the
+command function it first checks its arguments and paths with light modules (no torch, timm or
+Lightning: :mod:`slicewise.utils.inputs`, :func:`slicewise.data.open_volume`, :mod:`slicewise.config`,
+:func:`slicewise.utils.check_output_path`) and only then imports the heavy library modules
+(function-local imports: the one allowed use is this lazy loading). ``--threads`` does not import torch
+either: it is applied the moment torch is first imported. So a typo in a path or a key is one
+``error:`` line within about a second (``tests/cli/test_fast_errors.py``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
+
+from slicewise import __version__
 
 __all__ = ["app", "audit_app", "data_app", "main", "model_app", "register_commands"]
 
@@ -27,9 +50,22 @@ app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(audit_app, name="audit")
 
-_COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "segment", "evaluate", "demo", "study", "export")
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"slicewise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print `slicewise X.Y.Z` and exit.")] = False) -> None:
+    """Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first)."""
+
+
+_COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "segment", "evaluate", "demo", "study", "export", "pretrain")
 # commands that compute with torch / numpy threads get ``--threads N`` (slicewise.utils.device.configure_threads)
-_THREADED = ("train", "predict", "segment", "evaluate", "demo", "study", "audit", "export")
+_THREADED = ("train", "predict", "segment", "evaluate", "demo", "study", "audit", "export", "pretrain")
 _THREADS_HELP = ("CPU threads for torch (default: OMP_NUM_THREADS if set, else cores ÷ processes, so threads × "
                  "data-loader workers never exceed the cores).")
 
@@ -48,9 +84,7 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(callback)
     def run(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
-        from slicewise.utils.device import configure_threads
-
-        configure_threads(threads)
+        _configure_threads_with_torch(threads)
         return callback(*args, **kwargs)
 
     hint = Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)]
@@ -60,9 +94,55 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def register_commands() -> None:
-    """Import the command modules (they register on the apps above) and add ``--threads`` where it applies."""
-    for name in _COMMAND_MODULES:
+class _AfterTorchImport(importlib.abc.MetaPathFinder):
+    """``sys.meta_path`` hook: calls ``then()`` right after ``import torch`` has run (once), so that a
+    command applies ``--threads`` without importing torch before its arguments are checked."""
+
+    def __init__(self, then: Callable[[], Any]) -> None:
+        self.then = then
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        execute, then = spec.loader.exec_module, self.then
+
+        def exec_module(module: ModuleType) -> None:
+            execute(module)
+            then()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _configure_threads_with_torch(threads: int | None) -> None:
+    """:func:`slicewise.utils.device.configure_threads` now if torch is loaded, else the moment it is imported
+    (an explicit ``--threads`` is exported as ``OMP_NUM_THREADS`` at once, for child processes)."""
+    from slicewise.utils.device import configure_threads
+
+    if "torch" in sys.modules:
+        configure_threads(threads)
+        return
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterTorchImport)]
+    sys.meta_path.insert(0, _AfterTorchImport(lambda: configure_threads(threads)))
+
+
+def _invoked(args: Sequence[str]) -> str | None:
+    """The command module that ``args`` invoke (the first word that is not an option), or None."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    name = None if first is None else first.split()[0]
+    return name if name in _COMMAND_MODULES and not {"--help", "--version"} & set(args[:1]) else None
+
+
+def register_commands(names: Sequence[str] | None = None) -> None:
+    """Import the command modules ``names`` (default: all; they register on the apps above) and add
+    ``--threads`` where it applies."""
+    for name in _COMMAND_MODULES if names is None else names:
         importlib.import_module(f"slicewise.cli.{name}")
     for info in app.registered_commands:
         if (info.name or getattr(info.callback, "__name__", "")).removesuffix("_cmd") in _THREADED and info.callback:
@@ -77,11 +157,14 @@ def register_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     from slicewise.errors import SlicewiseError
+    from slicewise.utils import signals
     from slicewise.utils.progress import setup_logging
 
-    register_commands()
-    setup_logging()
+    previous = signals.install()  # SIGTERM / SIGINT: resumable state kept, one line, exit 143 / 130 (utils.signals)
     args = list(sys.argv[1:] if argv is None else argv)
+    command = _invoked(args)
+    register_commands(None if command is None else [command])
+    setup_logging()
     if args[:2] == ["study", "init"]:  # a sub-command of a command that takes a positional STUDY
         args = ["study init", *args[2:]]
     try:
@@ -89,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     except SlicewiseError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except signals.Interrupted as err:
+        print(f"error: {signals.interrupted_message(err)}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted; outputs already completed are kept, rerun to resume", file=sys.stderr)
         sys.exit(130)
@@ -101,9 +187,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {_usage_line(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
     except OSError as err:  # a disk or permission failure the library did not foresee: still one line
+        from slicewise.utils.atomic import is_write_error, write_error
+
+        if is_write_error(err) and getattr(err, "filename", None):
+            print(f"error: {write_error(err.filename, err)}", file=sys.stderr)
+            sys.exit(2)
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         print(f"error: {err.strerror or err}{where}: check the path, free space and permissions", file=sys.stderr)
         sys.exit(2)
+    finally:
+        signals.restore(previous)
     if isinstance(rc, int) and rc != 0:  # typer.Exit(code) inside a command returns here in standalone_mode=False
         sys.exit(rc)
 

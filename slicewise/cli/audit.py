@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 
 from slicewise.cli import audit_app
-from slicewise.cli.model import check_encoder_options
+from slicewise.cli.model import check_encoder_options, check_model_arg
 
 #: options that only build encoder specs: refused when every MODEL is a saved model file
 ENCODER_ONLY = ("weights", "in_slices", "channel_init")
@@ -52,11 +52,28 @@ def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, dat
             check_raw(vol)
 
 
-def _write_json(data: Any, path: Path, overwrite: bool) -> None:
+def _environment(device: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The computing environment of an audit (versions, threads, the device it ran on, seed) for its JSON and report."""
+    from slicewise.utils.device import resolve_device
+    from slicewise.utils.environment import environment_info
+
+    return environment_info(resolve_device(device), seed)
+
+
+def _write_json(data: Any, path: Path, overwrite: bool, environment: dict[str, Any]) -> None:
     from slicewise.diagnostics.report import jsonable
     from slicewise.utils.atomic import write_json
 
-    write_json(path, jsonable(data), overwrite=overwrite, indent=1)
+    write_json(path, jsonable({**data, "environment": environment}), overwrite=overwrite, indent=1)
+    typer.echo(f"wrote {path}")
+
+
+def _write_report(report: Path, environment: dict[str, Any], **kwargs: Any) -> None:
+    """:func:`slicewise.diagnostics.write_report` and one stdout line naming the page it wrote."""
+    from slicewise.diagnostics.report import write_report
+
+    folder = write_report(report, environment=environment, **kwargs)
+    typer.echo(f"wrote report {folder / 'index.html'}")
 
 
 def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int,
@@ -140,16 +157,18 @@ def weights_cmd(
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
     _check_args(json_out, report, overwrite, inputs=(weights,), in_slices=in_slices, img_size=img_size)
-    from slicewise.diagnostics.report import jsonable, write_report
+    from slicewise.diagnostics.report import jsonable
     from slicewise.diagnostics.weights_audit import audit_weights, format_weights_audit
 
     result = jsonable(audit_weights(encoder, weights, in_slices, channel_init, img_size))
     typer.echo(format_weights_audit(result))
+    env = _environment("cpu")
     if json_out is not None:
-        _write_json(result, json_out, overwrite)
+        _write_json(result, json_out, overwrite, env)
     if report is not None:
         label = name or f"{encoder} ({channel_init})"
-        write_report(report, weights={label: result}, title=f"slicewise audit: first layer of {label}", overwrite=overwrite)
+        _write_report(report, env, weights={label: result}, title=f"slicewise audit: first layer of {label}",
+                      overwrite=overwrite)
 
 
 @audit_app.command("attribution")
@@ -183,10 +202,11 @@ def attribution_cmd(
     _check_args(json_out, report, overwrite, data=(data, key), inputs=(model, data, region, weights), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
                 seed=seed, batch_size=batch_size, in_slices=in_slices)
     check_encoder_options(ctx, [model], ENCODER_ONLY)
+    check_model_arg(model)  # before torch is imported
     import numpy as np
 
     from slicewise.data.io import open_volume
-    from slicewise.diagnostics import compare_models, write_report
+    from slicewise.diagnostics import compare_models
     from slicewise.diagnostics.attribution import REGIONS
     from slicewise.diagnostics.report import format_attribution
 
@@ -202,8 +222,9 @@ def attribution_cmd(
                             tile=tile, dz=dz, seed=seed, device=device, n_steps=steps, batch_size=batch_size,
                             roi=_range(z, roi))
     typer.echo(format_attribution(result))
+    env = _environment(device, seed)
     if json_out is not None:
-        _write_json(result, json_out, overwrite)
+        _write_json(result, json_out, overwrite, env)
     if report is not None:
         # the pretrained first layer, audited where the pretrained network was built anyway
         audit = _weights_audit(net) if pretrained or not Path(model).is_file() else None
@@ -214,7 +235,7 @@ def attribution_cmd(
                                    f"initialised (seed {seed}), rebuilt from the saved config"}
         else:
             notes = {name: note} if note else {}
-        write_report(report, attribution=result, weights=audit, model_notes=notes,
+        _write_report(report, env, attribution=result, weights=audit, model_notes=notes,
                      title=f"slicewise audit: attribution of {what} on {Path(data).name}", overwrite=overwrite)
 
 
@@ -247,8 +268,10 @@ def shift_cmd(
     _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, inputs=(*paths, weights), tiles=n_tiles,
                 tile=tile, bins=bins, dz=dz, seed=seed, batch_size=batch_size, in_slices=in_slices)
     check_encoder_options(ctx, paths[:-1], ENCODER_ONLY)
+    for spec in paths[:-1]:
+        check_model_arg(spec)  # before torch is imported
     from slicewise.data.io import open_volume
-    from slicewise.diagnostics import shift_report, write_report
+    from slicewise.diagnostics import shift_report
     from slicewise.diagnostics.report import format_shift
     from slicewise.errors import InputError
 
@@ -270,8 +293,9 @@ def shift_cmd(
     result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
                           batch_size=batch_size, bins=bins, roi=_range(z, roi))
     typer.echo(format_shift(result))
+    env = _environment(device, seed)
     if json_out is not None:
-        _write_json(result, json_out, overwrite)
+        _write_json(result, json_out, overwrite, env)
     if report is not None:
-        write_report(report, shift=result, overwrite=overwrite, model_notes=notes,
+        _write_report(report, env, shift=result, overwrite=overwrite, model_notes=notes,
                      title=f"slicewise audit: domain shift of {', '.join(models)} on {Path(paths[-1]).name}")

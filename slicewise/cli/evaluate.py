@@ -79,6 +79,12 @@ def evaluate_cmd(
         raise InputError(f"--components {components!r}: choose gt, pred, both or none")
     if fill and components not in ("pred", "both"):
         raise InputError("--fill applies to predicted membrane maps labelled with --components: add --components pred (or both)")
+    if components != "none" and kind == "semantic":
+        raise InputError(f"--components {components} turns regions into objects for --kind instance; a semantic score "
+                         f"would count every region as a class: drop it, or add --kind instance")
+    if keep_gt_zero and kind == "semantic":
+        raise InputError("--keep-gt-zero applies to instance scores (ARE, VOI); semantic Dice/IoU always count class 0: "
+                         "drop it, or add --kind instance")
     gt_map = parse_label_map(label_map, "--label-map")
     pred_map = parse_label_map(pred_label_map, "--pred-label-map")
     p: Any = pred
@@ -97,5 +103,7 @@ def evaluate_cmd(
                       class_names=[n.strip() for n in class_names.split(",")] if class_names else None)
     typer.echo(format_table(result))
     if json_out is not None:
-        write_json(json_out, result, overwrite=overwrite)
+        from slicewise.utils.environment import environment_info
+
+        write_json(json_out, {**result, "environment": environment_info()}, overwrite=overwrite)
         typer.echo(f"wrote {json_out}")

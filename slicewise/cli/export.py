@@ -25,7 +25,8 @@ def bioimageio_cmd(
     training_data: str | None = typer.Option(None, "--training-data", help="One line describing the training data (default: from the run's config.yaml)."),
     cite: list[str] | None = typer.Option(None, "--cite", help="Extra citation as 'TEXT|DOI' (repeat), e.g. the training data's paper."),
     tag: list[str] | None = typer.Option(None, "--tag", help="Extra tag (repeat)."),
-    test_size: int = typer.Option(64, "--test-size", help="Side of the test tensor in pixels (rounded up to the size divisor)."),
+    test_size: int = typer.Option(64, "--test-size", help="Side of the test tensor in pixels (rounded up to the size divisor and to the "
+                                                      "package's minimum input, 2 × halo + divisor)."),
     torchscript: bool = typer.Option(True, "--torchscript/--no-torchscript", help="Also ship a traced TorchScript copy of the weights."),
     test: bool = typer.Option(False, "--test", help="Run bioimageio.core's own test on the written package (offline) and fail unless it passes."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
@@ -49,4 +50,7 @@ def bioimageio_cmd(
         summary = test_package(out)
         if summary != "passed":
             raise InputError(f"bioimage.io's test of {out} did not pass ({summary}): run `bioimageio test {out}` for details")
+        from slicewise.utils.progress import status
+
+        status("bioimage.io test of %s passed (bioimageio.core test_description)", out)
     typer.echo(str(out))

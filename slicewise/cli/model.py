@@ -40,14 +40,14 @@ def is_model_path(spec: str) -> bool:
     """Whether a MODEL argument means a file rather than an encoder spec: an existing file, a path (``/``
     before any ``:``), a name ending in a model-file suffix (``.pt``, ``.zip``, ...) without ``key=value``
     fields, or an existing folder that is not also an encoder name."""
-    from slicewise.errors import ConfigError
-    from slicewise.models.encoders import check_encoder_name
-
     p, name = Path(spec), spec.partition(":")[0]
     if p.is_file() or "/" in name or "\\" in name or ("=" not in spec and p.suffix.lower() in MODEL_SUFFIXES):
         return True
     if not p.is_dir():
         return False
+    from slicewise.errors import ConfigError
+    from slicewise.models.encoders import check_encoder_name  # timm: only for a folder that may be an encoder name
+
     try:
         check_encoder_name(name)
     except ConfigError:
@@ -55,10 +55,21 @@ def is_model_path(spec: str) -> bool:
     return False
 
 
+def check_model_arg(spec: str | Path) -> None:
+    """A MODEL argument that names a file (:func:`is_model_path`) must be a model file or a bioimage.io package:
+    a missing path or a folder is one :class:`InputError` line, found without importing torch."""
+    from slicewise.export.package import is_package
+    from slicewise.utils.inputs import check_model_file
+
+    if is_model_path(str(spec)) and not is_package(spec):
+        check_model_file(spec)
+
+
 def open_model(spec: str, **defaults: Any) -> Any:
     """A saved model file through ``load_model`` (a missing file or a folder is a one-line error saying
     so, see :func:`is_model_path`), else the network built from an encoder spec: ``build_model`` with
     ``defaults`` (ModelConfig fields) overridden by the spec's fields."""
+    check_model_arg(spec)
     from slicewise.models import build_model, load_model
 
     if is_model_path(spec):
@@ -83,6 +94,35 @@ def check_encoder_options(ctx: typer.Context, specs: Sequence[str], names: Seque
                          f"in it: drop {'them' if len(given) > 1 else 'it'} (or give an encoder name, e.g. tf_efficientnet_lite0)")
 
 
+def _show_encoder_file(path: str, as_json: bool) -> bool:
+    """Print the provenance of an encoder file of ``slicewise pretrain``; False for any other file."""
+    from slicewise.models.encoder_file import encoder_file_info, read_provenance
+    from slicewise.utils import text_table
+    from slicewise.utils.environment import environment_text
+
+    if read_provenance(path) is None:
+        return False
+    info = encoder_file_info(path)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return True
+    data = info.get("data") or {}
+    raws = data.get("raw", []) if isinstance(data, dict) else []
+    volumes = ", ".join(str(r.get("path") or r.get("synthetic") or "?") for r in raws if isinstance(r, dict)) or "?"
+    rows = [("encoder weights", f"{info.get('encoder')} ({info['params']:,} values in {info['tensors']} tensors), slicewise pretrain"),
+            ("method", f"{info.get('method')}, {info.get('steps')} steps, seed {info.get('seed')}, start {info.get('start_weights')}"),
+            ("input", f"k={info.get('in_slices')} slices, dz={info.get('dz')}, {info.get('border')} borders, "
+                      f"{info.get('colors')} colour(s), first layer {info.get('channel_init')}"),
+            ("data", volumes), ("created", f"{info.get('created')} (slicewise {info.get('slicewise_version')})")]
+    env = info.get("environment")
+    if isinstance(env, dict):
+        rows.append(("environment", environment_text(env)))
+    rows.append(("use", f"model.weights={path} model.encoder={info.get('encoder')} model.in_slices={info.get('in_slices')} "
+                        f"model.channel_init={info.get('channel_init')}"))
+    typer.echo("\n".join(text_table(rows, align="ll")))
+    return True
+
+
 @model_app.command("info")
 def info_cmd(
     ctx: typer.Context,
@@ -99,11 +139,14 @@ def info_cmd(
 ) -> None:
     """Parameter counts (encoder / decoder) and forward GFLOPs per image at --size."""
     from slicewise.data.roi import parse_sizes
-    from slicewise.models import model_info
     from slicewise.utils import text_table
 
     h, w = parse_sizes(size, 2, "--size", "256 or 512x256 (HxW)")
     check_encoder_options(ctx, [model], ENCODER_OPTIONS)
+    check_model_arg(model)
+    from slicewise.models import model_info  # torch: after the arguments are checked
+    if model.lower().endswith(".safetensors") and _show_encoder_file(model, as_json):
+        return
     net = open_model(model, weights=weights, in_slices=in_slices, colors=colors, channel_init=channel_init,
                      skips=skips, classes=classes, img_size=img_size)
     info = model_info(net, (h, w))

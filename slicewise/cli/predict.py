@@ -49,18 +49,23 @@ def predict_cmd(
     range, unless --normalize percentile is given; NaN/Inf are refused.
     An interrupted run resumes when rerun with the same settings, model and unchanged input.
     """
+    from slicewise.cli.model import check_model_arg
+    from slicewise.data import open_volume
     from slicewise.data.roi import combine
     from slicewise.infer.predict import PredictSettings, predict_to
     from slicewise.infer.store import check_output_kind
-    from slicewise.models import load_model
     from slicewise.utils import check_output_path
     from slicewise.utils.atomic import claim_output
 
+    check_model_arg(model)  # paths and keys first, without torch: a typo is answered at once
+    open_volume(input, key=key).close()
     kind = "both" if labels and probabilities else "labels" if labels else "probabilities"
     settings = PredictSettings(tile=tile, overlap=overlap, batch_size=batch_size, dz=1 if dz is None else dz, border=border, tta=tta,
                                device=device, output_kind=kind, dtype=dtype, block=block, roi=combine(z, roi),
                                normalize=normalize, dask=dask, compile=compile, cuda_graphs=cuda_graphs)
     out = check_output_path(check_output_kind(output, kind), overwrite=overwrite, inputs=(input, model))
+    from slicewise.models import load_model
+
     with claim_output(out):
         net = load_model(model)
         if dz is None and getattr(net, "package", None):

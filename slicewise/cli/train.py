@@ -27,8 +27,9 @@ def train_cmd(
     data.raw intensities are checked before training: uint8/uint16 (or other non-negative integers reaching
     1/256 of their dtype maximum), or finite float in [0, 1]; anything else is refused with the fix.
     """
+    from slicewise.config import TrainConfig, load_config
+    from slicewise.data import open_volume
     from slicewise.errors import ConfigError
-    from slicewise.training import train
 
     items = list(args or [])
     config = items.pop(0) if items and "=" not in items[0] else None
@@ -37,6 +38,13 @@ def train_cmd(
         raise ConfigError(f"unexpected argument(s) {' '.join(stray)}: give one config file first, then key=value overrides")
     if steps is not None:
         items = [*items, f"trainer.max_steps={steps}"]
+    if config is not None or not (resume or restart):  # (a resumed run's own config.yaml is read by train())
+        data = load_config(TrainConfig, config, items).data  # the file and its keys, before torch and Lightning
+        for path, key in ((data.raw, data.raw_key), (data.labels, data.labels_key), (data.instances, data.instances_key)):
+            if path is not None:
+                open_volume(path, key).close()  # a missing volume or key: one line now, not after the imports
+    from slicewise.training import train
+
     result = train(config, overrides=items, out=out, resume=resume, restart=restart)
     score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
     typer.echo(f"run folder  {result.out_dir}")

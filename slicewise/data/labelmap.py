@@ -2,7 +2,9 @@
 
 The syntax is that of training's ``data.label_map`` (raw label value → class): a YAML/JSON mapping
 (``{0: 1, 255: 0}``) or comma-separated ``RAW:CLASS`` (or ``RAW=CLASS``) pairs. Every value present in
-the labels must be a key (as in training); a value without one is refused in one line naming it.
+the labels must be a key (as in training); a value without one is refused in one line naming it. A raw
+value given twice (``0:1,0:0``, also in the mapping form) is refused (never "last wins"); callers refuse
+negative classes where they mean nothing. This is the one parser of label maps (the CLI, ``study init``, the API).
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ def parse_label_map(text: str | Mapping[Any, Any] | None, flag: str = "--label-m
             import yaml
 
             try:
-                loaded = yaml.safe_load(s)
+                node = yaml.compose(s, Loader=yaml.SafeLoader)
             except yaml.YAMLError:
-                loaded = None
-            if not isinstance(loaded, dict):
+                node = None
+            if not isinstance(node, yaml.MappingNode) or not all(
+                    isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) for k, v in node.value):
                 raise InputError(f"{flag} {text!r}: write RAW:CLASS pairs, e.g. 0:1,255:0 (or {{0: 1, 255: 0}})")
-            items = list(loaded.items())
+            items = [(k.value, v.value) for k, v in node.value]  # every pair, duplicates included
         else:
             items = []
             for part in s.replace(";", ",").replace(" ", ",").split(","):
@@ -49,8 +52,9 @@ def parse_label_map(text: str | Mapping[Any, Any] | None, flag: str = "--label-m
             r, c = int(str(raw).strip()), int(str(cls).strip())
         except ValueError:
             raise InputError(f"{flag} {text!r}: {raw}:{cls} is not an integer pair RAW:CLASS, e.g. 0:1,255:0") from None
-        if r in out and out[r] != c:
-            raise InputError(f"{flag} {text!r}: value {r} is mapped twice ({out[r]} and {c})")
+        if r in out:
+            raise InputError(f"{flag} {text!r}: value {r} is mapped twice ({r}:{out[r]} and {r}:{c}): "
+                             f"give each raw value once")
         out[r] = c
     if not out:
         raise InputError(f"{flag} {text!r}: no RAW:CLASS pair found, e.g. 0:1,255:0")

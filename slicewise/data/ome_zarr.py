@@ -21,6 +21,11 @@ Conventions (decisions the NGFF spec leaves open):
   lazily from the channel-first array. A 2-D (y, x) image is a volume of depth 1. The voxel size is
   the (z, y, x) part of the level's ``scale`` (times a multiscale-wide scale, if any) converted to nm
   from the axis unit; unknown when the space axes have no unit (or an unknown one).
+- Trust: NGFF attributes are metadata from a file, parsed into :class:`NGFFImage` (one validated model for
+  v0.4 ``.zattrs`` and v0.5 ``zarr.json`` ``ome``) by :func:`read_ngff`, the one NGFF parser (the prediction
+  reader and the napari reader use it too). A bad field is one line naming the file and the field;
+  dataset paths must stay inside the store; levels must agree with each other (same axes, same channels and
+  time points, sizes that shrink with the scale).
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
 from slicewise.errors import InputError
+from slicewise.utils.validation import MetadataModel, confined_path, parse_metadata
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +72,16 @@ def _as_group(group: Any, mode: str = "a") -> Any:
     return group
 
 
-def _check_axes(axes: Sequence[str]) -> list[str]:
+def _check_axes(axes: Sequence[str], what: str = "") -> list[str]:
     names = [str(a) for a in axes]
     spatial = [a for a in names if AXIS_TYPES.get(a) == "space"]
     order = "".join(names)
     if any(a not in AXIS_TYPES for a in names) or len(set(names)) != len(names) \
             or order not in ("tczyx", "czyx", "tzyx", "zyx", "cyx", "yx", "tcyx", "tyx") or len(spatial) < 2:
-        raise InputError(f"NGFF axes must be an ordered subset of (t, c, z, y, x) ending in y, x, got {tuple(names)}")
+        message = f"NGFF axes must be an ordered subset of (t, c, z, y, x) ending in y, x, got {tuple(names)}"
+        if what:  # inside a metadata model: pydantic names the file and the field
+            raise ValueError(message)
+        raise InputError(message)
     return names
 
 
@@ -263,7 +273,7 @@ def build_pyramid(group: Any, *, method: Literal["mean", "mode", "stride"], n_le
         shape = (*src.shape[:-2], nh, nw)
         chunks = tuple(min(c, n) for c, n in zip(group["0"].chunks, shape))
         kwargs: dict[str, Any] = {"shape": shape, "chunks": chunks, "dtype": src.dtype, "overwrite": True,
-                                  "fill_value": src.fill_value}
+                                  "fill_value": src.fill_value, "config": {"write_empty_chunks": True}}
         if hasattr(src, "compressors"):
             kwargs["compressors"] = src.compressors
         dst = group.create_array(str(level), **kwargs)
@@ -280,37 +290,146 @@ def build_pyramid(group: Any, *, method: Literal["mean", "mode", "stride"], n_le
 # --------------------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _ngff_attrs(path: Any) -> dict[str, Any] | None:
-    """The NGFF attributes (``multiscales`` …) of the group at ``path`` (v0.4 ``.zattrs`` or v0.5 ``zarr.json``),
-    or ``None`` when it is not an NGFF image."""
+_NGFF_FIX = "the image's NGFF metadata is invalid: re-export it (e.g. with ome-zarr or slicewise predict)"
+
+
+class NGFFAxis(MetadataModel):
+    """One entry of ``multiscales[].axes`` (v0.3 plain strings are read as ``{"name": ...}``)."""
+
+    name: str = Field(min_length=1)
+    type: str | None = None
+    unit: str | None = None
+
+
+class NGFFTransform(MetadataModel):
+    """A ``coordinateTransformations`` entry: ``scale`` / ``translation`` lists of numbers (``identity`` and
+    other types are kept but unused)."""
+
+    type: str
+    scale: list[float] | None = None
+    translation: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _values(self) -> NGFFTransform:
+        if self.type == "scale":
+            if self.scale is None:
+                raise ValueError("a 'scale' transformation needs a 'scale' list")
+            if not all(math.isfinite(v) and v > 0 for v in self.scale):
+                raise ValueError(f"scale {self.scale} must hold positive finite numbers")
+        if self.type == "translation" and self.translation is None:
+            raise ValueError("a 'translation' transformation needs a 'translation' list")
+        if self.translation is not None and not all(math.isfinite(v) for v in self.translation):
+            raise ValueError(f"translation {self.translation} must hold finite numbers")
+        return self
+
+
+class NGFFDataset(MetadataModel):
+    """One pyramid level: ``path`` (relative, inside the group) and its transformations."""
+
+    path: str = Field(min_length=1)
+    coordinateTransformations: list[NGFFTransform] = []  # noqa: N815 - the NGFF field name
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        parts = v.replace("\\", "/").split("/")
+        if v.startswith("/") or ".." in parts or ":" in parts[0]:
+            raise ValueError("must be a relative path inside the image group (no '..', no absolute path)")
+        return v
+
+
+class NGFFMultiscale(MetadataModel):
+    """``multiscales[i]``: axes (``None`` for v0.1/0.2 files: t, c, z, y, x), at least one dataset."""
+
+    version: str | None = None
+    name: str | None = None
+    axes: list[NGFFAxis] | None = None
+    datasets: list[NGFFDataset] = Field(min_length=1)
+    coordinateTransformations: list[NGFFTransform] | None = None  # noqa: N815 - the NGFF field name
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _plain_names(cls, v: Any) -> Any:
+        return [{"name": a} if isinstance(a, str) else a for a in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> NGFFMultiscale:
+        if self.axes is None:
+            return self
+        _check_axes([a.name for a in self.axes], "multiscales axes")
+        n = len(self.axes)
+        groups = [(f"datasets.{i}", d.coordinateTransformations) for i, d in enumerate(self.datasets)]
+        groups.append(("coordinateTransformations", self.coordinateTransformations or []))
+        for where, transforms in groups:
+            for t in transforms:
+                for values in (t.scale, t.translation):
+                    if values is not None and len(values) != n:
+                        raise ValueError(f"{where}: a {t.type} of {len(values)} values for {n} axes "
+                                         f"({''.join(a.name for a in self.axes)}): give one value per axis")
+        return self
+
+
+class NGFFChannel(MetadataModel):
+    label: str | None = None
+
+
+class NGFFOmero(MetadataModel):
+    channels: list[NGFFChannel] = []
+
+
+class NGFFImage(MetadataModel):
+    """The NGFF attributes of an image group (v0.4 ``.zattrs``, v0.5 ``zarr.json`` ``attributes.ome``)."""
+
+    multiscales: list[NGFFMultiscale] = Field(min_length=1)
+    omero: NGFFOmero | None = None
+
+
+def _ngff_source(path: Any) -> tuple[dict[str, Any] | None, str]:
+    """(raw attributes holding ``multiscales`` or None, the file they come from) of the group at ``path``."""
     if not isinstance(path, (str, Path)):
         attrs = dict(getattr(path, "attrs", {}) or {})
-        attrs = attrs.get("ome", attrs)
-        return attrs if "multiscales" in attrs else None
+        attrs = attrs.get("ome", attrs) if isinstance(attrs.get("ome", attrs), dict) else attrs
+        return (attrs if "multiscales" in attrs else None), f"{getattr(path, 'path', path)} attributes"
     p = Path(path)
     v3 = _read_json(p / "zarr.json")
-    if v3 is not None:
+    if isinstance(v3, dict):
         if v3.get("node_type") != "group":
-            return None
-        attrs = v3.get("attributes", {}).get("ome", {})
-    elif (p / ".zgroup").is_file():
-        attrs = _read_json(p / ".zattrs") or {}
-    else:
+            return None, str(p / "zarr.json")
+        attrs = v3.get("attributes") or {}
+        attrs = attrs.get("ome") if isinstance(attrs, dict) else None
+        return (attrs if isinstance(attrs, dict) and "multiscales" in attrs else None), str(p / "zarr.json")
+    if (p / ".zgroup").is_file():
+        attrs = _read_json(p / ".zattrs")
+        return (attrs if isinstance(attrs, dict) and "multiscales" in attrs else None), str(p / ".zattrs")
+    return None, str(p)
+
+
+def read_ngff(path: Any) -> NGFFImage | None:
+    """The validated NGFF metadata of the group at ``path`` (a folder or an open zarr group), or ``None`` when
+    it declares no ``multiscales`` (not an NGFF image). Invalid metadata is one :class:`InputError` line
+    naming the file and the field (``multiscales.0.datasets``)."""
+    attrs, source = _ngff_source(path)
+    if attrs is None:
         return None
-    ms = attrs.get("multiscales")
-    return attrs if isinstance(ms, list) and ms and isinstance(ms[0], dict) and ms[0].get("datasets") else None
+    return parse_metadata(NGFFImage, attrs, source, _NGFF_FIX)
+
+
+def ngff_attrs(path: Any) -> dict[str, Any] | None:
+    """The validated NGFF attributes of the group at ``path`` as plain data (``None``: not an NGFF image)."""
+    image = read_ngff(path)
+    return None if image is None else image.model_dump(exclude_none=True)
 
 
 def is_ome_zarr(path: Any) -> bool:
     """True if ``path`` is a Zarr group carrying NGFF ``multiscales`` metadata."""
-    return _ngff_attrs(path) is not None
+    return ngff_attrs(path) is not None
 
 
 def _axes(ms: dict[str, Any], ndim: int) -> list[dict[str, Any]]:
@@ -333,25 +452,63 @@ def _scale(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray
 
 def levels(path: Any) -> list[dict[str, Any]]:
     """Pyramid levels of the NGFF image at ``path``: ``[{"path", "shape", "dtype", "voxel_size"}]`` (nm, or None)."""
-    import zarr
-
-    attrs = _ngff_attrs(path)
+    attrs = ngff_attrs(path)
     if attrs is None:
         raise InputError(f"{path} is not an OME-Zarr image (no NGFF multiscales metadata)")
-    group = zarr.open_group(str(path), mode="r")
     ms = attrs["multiscales"][0]
     out = []
-    for ds in ms["datasets"]:
-        arr = group[ds["path"]]
+    for ds, arr in zip(ms["datasets"], check_levels(Path(path), ms)):
         axes = _axes(ms, arr.ndim)
         out.append({"path": ds["path"], "shape": tuple(int(n) for n in arr.shape), "dtype": str(arr.dtype),
                     "axes": "".join(a["name"] for a in axes), "voxel_size": _voxel_size(ms, ds, axes)})
     return out
 
 
+def _open_level(p: Path, ms: dict[str, Any], index: int) -> Any:
+    """The zarr array of dataset ``index`` of ``ms`` (its path confined to the image group ``p``)."""
+    import zarr
+
+    ds = ms["datasets"][index]
+    where = confined_path(p, ds["path"], _ngff_source(p)[1], f"multiscales.0.datasets.{index}.path")
+    try:
+        return zarr.open_array(str(where), mode="r")
+    except Exception as err:  # noqa: BLE001 - zarr raises several types for a missing/corrupt array
+        raise InputError(f"cannot open level {ds['path']!r} of {p} ({type(err).__name__}): "
+                         f"is the image complete?") from None
+
+
+def check_levels(p: Path, ms: dict[str, Any]) -> list[Any]:
+    """The arrays of every level of ``ms``, refused in one line unless they agree: one rank = the number of
+    axes, the same ``t``/``c`` sizes, and spatial sizes that follow the scales (level 0 size × scale ratio,
+    ±1 for rounding)."""
+    arrays = [_open_level(p, ms, i) for i in range(len(ms["datasets"]))]
+    source = _ngff_source(p)[1]
+    names = [a["name"] for a in _axes(ms, arrays[0].ndim)]
+    first = tuple(int(n) for n in arrays[0].shape)
+    scale0 = _scale(ms["datasets"][0].get("coordinateTransformations"), len(names))
+    before = first
+    for ds, arr in zip(ms["datasets"], arrays):
+        shape = tuple(int(n) for n in arr.shape)
+        if len(shape) == len(before) and any(n > b for n, b in zip(shape, before)):
+            raise InputError(f"{source}: level {ds['path']!r} {shape} is larger than the level before it {before}: "
+                             f"levels must go from full resolution down; re-export the pyramid")
+        before = shape
+        if len(shape) != len(names):
+            raise InputError(f"{source}: level {ds['path']!r} is {len(shape)}-d but the image has {len(names)} axes "
+                             f"({''.join(names)}): the pyramid is inconsistent; re-export it")
+        scale = _scale(ds.get("coordinateTransformations"), len(names))
+        for j, a in enumerate(names):
+            expected = first[j] if AXIS_TYPES.get(a) != "space" else first[j] * scale0[j] / scale[j]
+            if abs(shape[j] - expected) > (0 if AXIS_TYPES.get(a) != "space" else 1):
+                raise InputError(f"{source}: level {ds['path']!r} has shape {shape}, inconsistent with level "
+                                 f"{ms['datasets'][0]['path']!r} {first} along axis {a} (scale {scale[j]:g} vs "
+                                 f"{scale0[j]:g}): the pyramid is inconsistent; re-export it")
+    return arrays
+
+
 def channel_names(path: Any) -> list[str] | None:
     """Channel labels of an NGFF image (``omero.channels[].label``), or ``None``."""
-    attrs = _ngff_attrs(path) or {}
+    attrs = ngff_attrs(path) or {}
     channels = (attrs.get("omero") or {}).get("channels")
     if not channels:
         return None
@@ -373,6 +530,12 @@ def _voxel_size(ms: dict[str, Any], ds: dict[str, Any], axes: list[dict[str, Any
             return None
         out.append(float(scale[names.index(n)]) * factor)
     return tuple(out)  # type: ignore[return-value]
+
+
+def voxel_size_of(ms: dict[str, Any], index: int, ndim: int) -> tuple[float, float, float] | None:
+    """(z, y, x) nm of level ``index`` (an ``ndim``-d array) of a validated multiscale (:func:`ngff_attrs`),
+    or None when unknown (no unit on the space axes)."""
+    return _voxel_size(ms, ms["datasets"][index], _axes(ms, ndim))
 
 
 class _NGFFArray:
@@ -402,12 +565,11 @@ def open_ome_zarr(path: Any, level: int | str = 0) -> Any:
 
     ``level``: index into the pyramid (0 = full resolution) or a dataset path (e.g. ``"2"`` or ``"s2"``).
     """
-    import zarr
-
     from slicewise.data.io import Volume
+    from slicewise.data.io.readers.zarr_store import warn_missing_chunks
 
     p = Path(path)
-    attrs = _ngff_attrs(p)
+    attrs = ngff_attrs(p)
     if attrs is None:
         raise InputError(f"{p} is not an OME-Zarr image (no NGFF multiscales metadata): open it as plain Zarr")
     ms = attrs["multiscales"][0]
@@ -424,10 +586,7 @@ def open_ome_zarr(path: Any, level: int | str = 0) -> Any:
             raise InputError(f"{p} has no pyramid level {level!r}: levels are 0..{len(paths) - 1} "
                              f"(dataset paths {', '.join(paths)})")
     ds = datasets[index]
-    try:
-        arr = zarr.open_array(str(p / ds["path"]), mode="r")
-    except Exception as err:  # noqa: BLE001 - zarr raises several types for a missing/corrupt array
-        raise InputError(f"cannot open level {ds['path']!r} of {p} ({type(err).__name__}): is the image complete?") from None
+    arr = check_levels(p, ms)[index]
     axes = _axes(ms, arr.ndim)
     names = [a["name"] for a in axes]
     if len(names) != arr.ndim:
@@ -436,6 +595,7 @@ def open_ome_zarr(path: Any, level: int | str = 0) -> Any:
     if shape.get("t", 1) > 1:
         raise InputError(f"{p} is a time series ({shape['t']} time points): slicewise reads one Z×Y×X(×C) volume; "
                          f"save one time point")
+    warn_missing_chunks(arr, f"{p}:{ds['path']}", attrs)
     view = _NGFFArray(arr, names)
     return Volume(view, voxel_size=_voxel_size(ms, ds, axes), source=f"{p}:{ds['path']}",
                   add_depth="z" not in names, reopen=(str(p), str(ds["path"])))
@@ -460,7 +620,7 @@ def open_ngff_key(path: Path, key: str | None) -> Any | None:
     for i in range(len(parts), -1, -1):
         image = p.joinpath(*parts[:i])
         rest = "/".join(parts[i:])
-        attrs = _ngff_attrs(image)
+        attrs = ngff_attrs(image)
         if attrs is None:
             continue
         paths = [str(d["path"]) for d in attrs["multiscales"][0]["datasets"]]

@@ -31,13 +31,15 @@ import os
 import shutil
 import sys
 import tarfile
+import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import yaml
+from pydantic import Field, PositiveFloat, StringConstraints, field_validator, model_validator
 
 from slicewise.data.io import (
     IMAGE_SUFFIXES,
@@ -51,6 +53,8 @@ from slicewise.errors import InputError, OfflineError
 from slicewise.utils import atomic_path, check_output_path, progress, write_json
 from slicewise.utils.atomic import check_creatable_folder, claim_output
 from slicewise.utils.cache import cache_root, offline
+from slicewise.utils.inputs import check_input_path
+from slicewise.utils.ownership import is_owned
 from slicewise.utils.trust import (
     check_archive,
     hashes_path,
@@ -58,15 +62,76 @@ from slicewise.utils.trust import (
     recorded_sha256,
     warn,
 )
+from slicewise.utils.validation import MetadataModel, parse_metadata
 
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
+_PLAIN_NAME = r"^[^/\\:.][^/\\:]*$"  # one file name: no folder part, not '.' / '..' / hidden, nothing absolute
+
+
+class RegistryDownload(MetadataModel):
+    """One download of a registry entry: ``fname`` is a plain file name inside the download cache."""
+
+    url: str | None = None
+    fname: Annotated[str, StringConstraints(pattern=_PLAIN_NAME)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    md5: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{32}$")] | None = None
+
+
+class RegistryOutput(MetadataModel):
+    """How one role (``<split>/<raw|labels>``) is made from the downloads (see the comment of registry.yaml)."""
+
+    file: Annotated[str, StringConstraints(pattern=_PLAIN_NAME)]
+    member: str | None = None
+    key: str | None = None
+    exclude: str | None = None
+    z: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
+    images: bool = False
+
+    @field_validator("member", "exclude")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        if v is not None and (v.startswith("/") or ".." in v.split("/")):
+            raise ValueError("must be a glob inside the archive (no '..', not absolute)")
+        return v
+
+
+class RegistryEntry(MetadataModel):
+    """A dataset of ``registry.yaml``: validated when the registry is loaded (one line naming the field)."""
+
+    title: str
+    page: str | None = None
+    manual: bool | None = None
+    voxel_size: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = None
+    downloads: list[RegistryDownload] = []
+    outputs: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+/(raw|labels)$")], RegistryOutput]
+
+    @model_validator(mode="after")
+    def _files_are_downloaded(self) -> RegistryEntry:
+        names = {d.fname for d in self.downloads}
+        missing = sorted({o.file for o in self.outputs.values()} - names)
+        if missing and not self.manual:
+            raise ValueError(f"outputs name {missing[0]!r}, which no download provides")
+        return self
+
+
+def parse_registry(data: Any, source: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Registry entries by name, each validated by :class:`RegistryEntry` (the raw mappings are returned)."""
+    fix = "fix the entry (see the comment at the top of registry.yaml)"
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: the registry must map dataset names to entries: {fix}")
+    for name, entry in data.items():
+        parse_metadata(RegistryEntry, entry, source, fix, prefix=str(name))
+    return data
+
+
 @functools.lru_cache(maxsize=1)
 def load_registry() -> dict[str, dict[str, Any]]:
-    """All registry entries by name (parsed once from the packaged ``registry.yaml``)."""
-    with open(Path(__file__).with_name("registry.yaml"), encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    """All registry entries by name (parsed once from the packaged ``registry.yaml``, validated)."""
+    path = Path(__file__).with_name("registry.yaml")
+    with open(path, encoding="utf-8") as f:
+        return parse_registry(yaml.safe_load(f), path)
 
 
 def normalise_name(name: str) -> str:
@@ -122,7 +187,7 @@ def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.P
            overwrite: bool) -> Path:
     cache_dir = downloads.parent.parent
     if source is not None:
-        files, hashes = _local_files(entry, Path(source).expanduser(), downloads, cache_dir)
+        files, hashes = _local_files(entry, check_input_path(Path(source).expanduser(), "--from"), downloads, cache_dir)
     else:
         if entry.get("manual"):
             where = entry.get("page") or "the authors"
@@ -268,6 +333,8 @@ def _unpack(path: Path, folder: Path, fresh: bool = False) -> Path:
     target = folder / (path.name[: -len(suffix)] + ".extracted")
     if target.is_dir() and not fresh:
         return target
+    if target.exists() and not is_owned(target):  # extracted before ownership markers: not replaced, left as it is
+        target = target.with_name(f"{target.name}-{uuid.uuid4().hex[:8]}")
     check_archive(path, folder)
     try:
         with atomic_path(target, overwrite=True) as tmp:

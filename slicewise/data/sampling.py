@@ -35,6 +35,7 @@ def split_z(
     val_fraction: float = 0.2,
     val_range: tuple[int, int] | None = None,
     border: str = "reflect",
+    test_range: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split the centre slices of one volume into training and validation centres by z-range.
 
@@ -46,6 +47,10 @@ def split_z(
     outside the volume back *into* that window — so under every border policy no context slice
     of a validation centre is a training centre, and no context slice of a training centre is
     a validation centre. Under ``border="skip"`` centres without full context are left out of both.
+
+    ``test_range = (t0, t1)`` holds slices t0 … t1-1 out of both: no training or validation centre lies
+    within r·d slices of them, so no training or validation stack reads a test slice (a test score is
+    then free of training and of model selection).
 
     Returns ``(train_centres, val_centres)`` as sorted int64 arrays; ``val_fraction=0`` gives an
     empty validation set. Raises :class:`InputError` when no training centre is left.
@@ -63,10 +68,15 @@ def split_z(
         n_val = max(n_val, 1) if val_fraction > 0 else 0
         z0, z1 = depth - n_val, depth
     centres = valid_centres(depth, k, dz, border)
-    if z1 <= z0:
+    if z1 <= z0 and test_range is None:
         return centres.astype(np.int64), np.zeros(0, np.int64)
     val = centres[(centres >= z0) & (centres < z1)]
-    train = centres[(centres <= z0 - gap - 1) | (centres >= z1 + gap)]
+    train = centres[(centres <= z0 - gap - 1) | (centres >= z1 + gap)] if z1 > z0 else centres
+    if test_range is not None:
+        t0, t1 = (int(v) for v in test_range)
+        if not 0 <= t0 < t1 <= depth:
+            raise InputError(f"test_range={tuple(test_range)} must satisfy 0 <= t0 < t1 <= depth={depth}")
+        train, val = (c[(c < t0 - gap) | (c >= t1 + gap)] for c in (train, val))
     if train.size == 0:
         raise InputError(
             f"no training slices left: depth {depth}, validation z {z0}-{z1 - 1} and a gap of {gap} slices "

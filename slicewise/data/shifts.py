@@ -250,6 +250,26 @@ def apply_shift(x: Any, name: str, strength: float, seed: int = 0, channel_axis:
     return fn(x, float(strength), seed=seed, channel_axis=channel_axis)
 
 
+DEFINITIONS: dict[str, str] = {
+    "brightness": "{s:+g} added to every intensity",
+    "contrast": "intensities scaled by {s:g} about the mean of each slice of the tile",
+    "gamma": "every intensity x replaced by x^{s:g}",
+    "gaussian_noise": "Gaussian noise of standard deviation {s:g} added (seeded)",
+    "gaussian_blur": "in-plane Gaussian blur with sigma {s:g} px",
+    "saturation": "colour saturation scaled by {s:g} (blend with the luma image)",
+    "hue": "hue rotated by {s:g} of a full turn",
+}
+"""One sentence per shift, the module table in words (``{s}``: the strength), for reports and legends."""
+
+
+def describe_shift(name: str, strength: float) -> str:
+    """``describe_shift("contrast", 0.5)`` → ``"contrast=0.5: intensities scaled by 0.5 about the mean of each
+    slice of the tile (intensities in [0, 1], result clipped to [0, 1])"``."""
+    _lookup(name)
+    return (f"{name}={strength:g}: {DEFINITIONS[name].format(s=float(strength))} "
+            f"(intensities in [0, 1], result clipped to [0, 1])")
+
+
 def parse_shift(text: str) -> tuple[str, float]:
     """``"contrast=0.5"`` → ``("contrast", 0.5)``; one-line :class:`InputError` otherwise."""
     name, sep, value = str(text).partition("=")

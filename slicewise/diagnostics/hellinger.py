@@ -10,12 +10,28 @@ Streaming: activations are never stored. A first pass over the source tiles keep
 random sample of positions per layer (at most ``range_samples`` per channel) for the
 percentiles; later passes bin each batch on the device (``torch.bincount`` per channel) as the
 forward hooks see it. A channel whose range is empty (constant on the sample) gets unit-width
-bins starting at its value. Few values per channel (deep, coarse layers on few tiles) bias
-``H`` upwards: ``values_per_channel`` in the result says how many each histogram holds.
+bins starting at its value.
+
+Bias correction (the plug-in ``H`` of two finite samples of ONE distribution is > 0, and the more so
+the fewer values a histogram holds, so a coarse layer would look "susceptible" for its size alone):
+
+- equal values per channel across layers: every layer's histograms take the same number of positions
+  per tile, ``n = ⌊m / 2⌋`` with ``m`` the smallest layer's positions per tile (H·W of the coarsest
+  layer): two disjoint position sets A and B of n positions each, drawn once per layer (seeded) and
+  used for every tile;
+- the comparison (``raw``) is source set A vs shifted set B; the null baseline per layer is source set
+  A vs source set B: two disjoint halves of the *unshifted* data with the same sample size per half
+  (T·n values per channel) and the same sampling structure as the comparison, so it is the distance
+  that sample size alone produces;
+- the score reported, ranked and plotted is ``corrected = raw − null``: exactly 0 for the identity
+  shift, ≈ 0 in expectation for a shift that changes nothing; ``raw`` and ``null`` are reported beside
+  it. A coarsest layer with a single position per tile falls back to halves by tiles (even tiles
+  source, odd tiles shifted / unshifted).
 
 Intervals: histograms are kept per tile (``ChannelHistograms.tile_counts``, memory tiles × channels ×
 bins), so :func:`bootstrap_layer_score` resamples tiles (paired: the same tiles source and shifted)
-for a 95% percentile interval of each layer score.
+for a 95% percentile interval of each layer's raw score; the corrected score's interval is that interval
+minus the layer's null baseline.
 
 Hooked layers: every encoder feature stage (the encoder's list output, named ``enc_s<stride>``)
 and every decoder block (``dec_s<stride>``), found from ``model.encoder`` / ``model.decoder.blocks``;
@@ -100,9 +116,10 @@ class ChannelHistograms:
     bootstrap over tiles can resample them: memory T·C·bins float32 (32 tiles × 320 channels × 64 bins
     = 2.6 MB per layer); ``counts`` (C, bins) is their sum."""
 
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, bins: int = 64) -> None:
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, bins: int = 64, positions: torch.Tensor | None = None) -> None:
         self.bins = bins
         self.lo = lo
+        self.positions = positions  # flat spatial indices taken from every tile (None: all)
         width = (hi - lo) / bins
         self.width = torch.where(width > 0, width, torch.ones_like(width))
         self._parts: list[torch.Tensor] = []
@@ -111,6 +128,8 @@ class ChannelHistograms:
         """Add the values of ``act`` (B, C, ...) as B more tiles."""
         b, c = int(act.shape[0]), int(act.shape[1])
         v = act.reshape(b, c, -1).float()
+        if self.positions is not None:
+            v = v[:, :, self.positions.to(v.device)]
         idx = torch.floor((v - self.lo[None, :, None]) / self.width[None, :, None]).clamp_(0, self.bins - 1).long()
         idx += (torch.arange(b * c, device=v.device) * self.bins).view(b, c, 1)
         counts = torch.bincount(idx.flatten(), minlength=b * c * self.bins).view(b, c, self.bins)
@@ -198,12 +217,55 @@ def layer_ranges(model: nn.Module, tiles: np.ndarray, dev: torch.device, *, batc
 
 def layer_histograms(model: nn.Module, tiles: np.ndarray, dev: torch.device,
                      ranges: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, bins: int = 64,
-                     batch_size: int = 16, desc: str = "histograms") -> dict[str, torch.Tensor]:
-    """Per-layer per-tile per-channel counts (T, C, bins) of the activations on ``tiles``."""
-    hists = {name: ChannelHistograms(lo, hi, bins) for name, (lo, hi) in ranges.items()}
+                     batch_size: int = 16, desc: str = "histograms",
+                     positions: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Per-layer per-tile per-channel counts (T, C, bins) of the activations on ``tiles`` (only the flat
+    spatial ``positions`` of a layer where given)."""
+    positions = positions or {}
+    hists = {name: ChannelHistograms(lo, hi, bins, positions.get(name)) for name, (lo, hi) in ranges.items()}
     with capture(model, lambda name, act: hists[name].update(act)):
         _forward_all(model, tiles, dev, batch_size, desc)
     return {name: h.tile_counts for name, h in hists.items()}
+
+
+def layer_positions(model: nn.Module, tiles: np.ndarray, dev: torch.device,
+                    seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """Equal-size disjoint position sets per layer: ``(set_a, set_b, n)``.
+
+    ``n = ⌊m / 2⌋`` with ``m`` the smallest layer's positions (H·W) per tile; per layer a seeded random
+    permutation of its H·W flat positions gives set A (the first n) and set B (the next n). With
+    ``m < 2`` both sets are all positions of the layer (and ``n`` is 0: the caller halves by tiles).
+    """
+    sizes: dict[str, int] = {}
+    with capture(model, lambda name, act: sizes.setdefault(name, int(np.prod(act.shape[2:])))), torch.no_grad():
+        model(torch.from_numpy(tiles[:1]).to(dev))
+    m = min(sizes.values())
+    n = m // 2
+    set_a, set_b = {}, {}
+    for i, (name, size) in enumerate(sizes.items()):
+        if n < 1:
+            set_a[name] = set_b[name] = torch.arange(size)
+            continue
+        perm = torch.randperm(size, generator=torch.Generator().manual_seed(int(seed) * 1009 + i))
+        set_a[name], set_b[name] = perm[:n].sort().values, perm[n:2 * n].sort().values
+    return set_a, set_b, n
+
+
+def layer_distance(source: torch.Tensor, shifted: torch.Tensor, null_a: torch.Tensor,
+                   null_b: torch.Tensor) -> dict[str, float]:
+    """``{"raw", "null", "corrected"}``: mean_j H_j of source vs shifted, of the null pair (two disjoint
+    halves of the unshifted data, each the size of the comparison's samples), and raw − null.
+
+    In :func:`shift_report` ``source`` and ``null_a`` are the unshifted set A, ``shifted`` the shifted set B
+    and ``null_b`` the unshifted set B.
+
+    Count tables (C, bins) or per-tile (T, C, bins) (summed over tiles)."""
+    def total(c: torch.Tensor) -> torch.Tensor:
+        return c.double().sum(0) if c.ndim == 3 else c.double()
+
+    raw = float(hellinger(total(source), total(shifted)).mean())
+    null = float(hellinger(total(null_a), total(null_b)).mean())
+    return {"raw": raw, "null": null, "corrected": raw - null}
 
 
 def bootstrap_layer_score(source: torch.Tensor, shifted: torch.Tensor, *, n_resamples: int = 1000,
@@ -260,8 +322,10 @@ def shift_report(
     :data:`slicewise.data.shifts.SHIFTS`; the identity strength, e.g. ``brightness=0``, gives 0). Returns
     ``{"kind": "shift", "shifts": [{"name", "strength", "label"}...], "models": {model:
     {"layers": [...], "channels": {layer: C}, "values_per_channel": {layer: n}, "scores": {label: {layer: score}},
-    "ci": {label: {layer: [low, high]}}, "model": {...}}}}``: ``ci`` is the 95% percentile bootstrap
-    interval over tiles (``n_resamples`` resamples, :func:`bootstrap_layer_score`).
+    "raw": {label: {layer: H}}, "null": {layer: H0}, "ci": {label: {layer: [low, high]}}, "model": {...}}}}``:
+    ``scores`` are the bias-corrected distances ``raw − null`` (see the module docstring; equal
+    ``values_per_channel`` in every layer), ``ci`` the 95% percentile bootstrap interval over tiles of the
+    raw score (``n_resamples`` resamples, :func:`bootstrap_layer_score`) minus the null baseline.
     ``roi`` ((z, y, x) slices) draws the tiles inside that box; stacks read context outside it.
     """
     if isinstance(models, nn.Module):
@@ -275,6 +339,7 @@ def shift_report(
     result: dict[str, Any] = {
         "kind": "shift", "tile": int(tile), "dz": int(dz), "seed": int(seed), "bins": int(bins),
         "n_tiles": int(n_tiles), "n_resamples": int(n_resamples), "confidence": 0.95,
+        "scores_are": "bias-corrected: raw − null (raw: source positions A vs shifted positions B; null: A vs B unshifted)",
         "shifts": [{"name": n, "strength": float(s), "label": lab} for (n, s), lab in zip(pairs, labels)],
         "models": {},
     }
@@ -287,23 +352,43 @@ def shift_report(
         model.eval().to(dev)
         try:
             ranges = layer_ranges(model, tiles, dev, batch_size=batch_size, range_samples=range_samples, seed=seed)
-            source = layer_histograms(model, tiles, dev, ranges, bins=bins, batch_size=batch_size, desc="source histograms")
+            set_a, set_b, per_tile = layer_positions(model, tiles, dev, seed=seed)
+            source = layer_histograms(model, tiles, dev, ranges, bins=bins, batch_size=batch_size,
+                                      desc="source histograms", positions=set_a)
+            if per_tile >= 1:
+                other = layer_histograms(model, tiles, dev, ranges, bins=bins, batch_size=batch_size,
+                                         desc="null histograms", positions=set_b)
+            else:  # one position per tile in the coarsest layer: halves by tiles
+                half = len(tiles) // 2
+                other = {layer: c[half:2 * half] for layer, c in source.items()}
+                source = {layer: c[:half] for layer, c in source.items()}
+            halves = {layer: (source[layer], other[layer]) for layer in source}
+            nulls = {layer: layer_distance(a, b, a, b)["raw"] for layer, (a, b) in halves.items()}
             scores: dict[str, dict[str, float]] = {}
+            raws: dict[str, dict[str, float]] = {}
             cis: dict[str, dict[str, list[float]]] = {}
             for (name, strength), label in zip(pairs, labels):
                 shifted = shift_tiles(tiles, name, strength, colors=int(tiles.shape[1]) // k, seed=seed)
-                counts = layer_histograms(model, shifted, dev, ranges, bins=bins, batch_size=batch_size, desc=label)
-                scores[label], cis[label] = {}, {}
+                counts = layer_histograms(model, shifted, dev, ranges, bins=bins, batch_size=batch_size, desc=label,
+                                          positions=set_b)  # set B shifted vs set A unshifted: the null's design
+                if per_tile < 1:
+                    counts = {layer: c[half:2 * half] for layer, c in counts.items()}
+                scores[label], raws[label], cis[label] = {}, {}, {}
                 for layer in source:
                     v, lo, hi = bootstrap_layer_score(source[layer], counts[layer], n_resamples=n_resamples, seed=seed)
-                    scores[label][layer], cis[label][layer] = v, [lo, hi]
+                    null = nulls[layer]
+                    raws[label][layer] = v
+                    scores[label][layer], cis[label][layer] = v - null, [lo - null, hi - null]
         finally:
             model.train(was_training)
         result["models"][model_name] = {
             "layers": list(source),
             "channels": {layer: int(c.shape[1]) for layer, c in source.items()},
             "values_per_channel": {layer: int(c[:, 0].sum()) for layer, c in source.items()},
+            "null_values_per_half": {layer: int(halves[layer][0][:, 0].sum()) for layer in source},
             "scores": scores,
+            "raw": raws,
+            "null": nulls,
             "ci": cis,
             "model": describe_model(model),
         }

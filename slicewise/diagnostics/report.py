@@ -10,8 +10,11 @@ table as CSV into a temporary sibling folder that is renamed to ``DIR`` on succe
 
 Figures: slice shares with their bootstrap CIs; attribution maps with one colour scale per row (a
 tile: the same vmin/vmax for every slice of every model in that row, so pretrained and fine-tuned
-compare; the scale is printed on the row's colour bar and in ``attribution_map_scales.csv``); the
-Hellinger score per layer with its bootstrap CI over tiles, on a y-range fitted to the data.
+compare; the scale is printed on the row's colour bar and in ``attribution_map_scales.csv``) and, for
+several models, the same maps with each model on its own scale (``attribution_maps_per_model.png``: a
+pretrained network's |A| can be 100× smaller than a fine-tuned one's and is black on the shared scale); the
+Hellinger score per layer with its bootstrap CI over tiles, on a y-range fitted to the data. The page header
+and ``report.json`` record the computing environment (:mod:`slicewise.utils.environment`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from slicewise.utils.atomic import atomic_path, write_json
+from slicewise.utils.environment import environment_info, environment_text
 from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num, text_table, write_csv
 
@@ -128,8 +132,10 @@ def format_shift(result: Mapping[str, Any]) -> str:
     """Text table: per model, Hellinger layer score for each layer (rows) and shift (columns)."""
     res = jsonable(result)
     labels = [s["label"] for s in res["shifts"]]
-    lines = [f"layer domain susceptibility (mean Hellinger distance per layer, [95% bootstrap CI over tiles]): "
+    lines = [f"layer domain susceptibility (mean Hellinger distance per layer, bias-corrected: raw − null baseline of "
+             f"two halves of the unshifted data; [95% bootstrap CI over tiles]): "
              f"tiles={res['n_tiles']} tile={res['tile']} bins={res['bins']} seed={res['seed']}"]
+    lines += [f"  shift {d}" for d in shift_definitions(res)]
     for name, m in res["models"].items():
         lines.append(f"{name}:")
         rows = [["layer", *labels]]
@@ -141,6 +147,14 @@ def format_shift(result: Mapping[str, Any]) -> str:
             rows.append(cells)
         lines += ["  " + line for line in text_table(rows)]
     return "\n".join(lines)
+
+
+def shift_definitions(result: Mapping[str, Any]) -> list[str]:
+    """One sentence per shift of a :func:`shift_report` result (``contrast=0.5: intensities scaled by 0.5 about
+    the mean of each slice of the tile ...``; :func:`slicewise.data.shifts.describe_shift`)."""
+    from slicewise.data.shifts import describe_shift
+
+    return [describe_shift(s["name"], s["strength"]) for s in result["shifts"]]
 
 
 def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> str:
@@ -166,12 +180,16 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
     return save_figure(fig, path)
 
 
-def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str) -> tuple[Any, list[tuple[float, float]]] | None:
-    """(figure, [(vmin, vmax) per row]) of the attribution maps of every model side by side.
+def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str,
+                per_model: bool = False) -> tuple[Any, list[Any]] | None:
+    """(figure, scales per row) of the attribution maps of every model side by side.
 
-    A row is one tile: its centre input slice, then |A| of each input slice for each model in turn, all
-    on one colour scale (vmin 0, vmax the largest |A| of the row over every model and slice), printed
-    on the row's colour bar. None when no model kept maps."""
+    A row is one tile: its centre input slice, then |A| of each input slice for each model in turn. Shared
+    (default): all on one colour scale per row (vmin 0, vmax the largest |A| of the row over every model and
+    slice), printed on the row's colour bar; ``scales[t]`` is ``(0, vmax)``. ``per_model``: each model's maps
+    on its own scale (0 to that model's largest |A| in the row; a colour bar per model), so a model whose
+    attributions are orders of magnitude smaller is not drawn black; ``scales[t]`` is ``{model: (0, vmax)}``.
+    None when no model kept maps."""
     with_maps = {n: r for n, r in models.items() if r.get("maps") and len(r["maps"]["inputs"])}
     if not with_maps:
         return None
@@ -187,24 +205,27 @@ def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str) -> tuple[An
            for name, m in with_maps.items()}
     ncols = 1 + k * len(names)
     fig, axes = plt.subplots(n, ncols, figsize=(1.7 * ncols + 0.8, 1.7 * n + 0.6), squeeze=False)
-    scales: list[tuple[float, float]] = []
+    scales: list[Any] = []
     for t in range(n):
         img = x[t].reshape(k, colors, *x.shape[2:])[r]
         axes[t, 0].imshow(img[0] if colors == 1 else np.moveaxis(img, 0, -1), cmap="gray", vmin=0, vmax=1)
-        vmax = max(float(per[name][t].max()) for name in names) or 1.0
-        scales.append((0.0, vmax))
-        im = None
+        shared = max(float(per[name][t].max()) for name in names) or 1.0
+        vmax = {name: (float(per[name][t].max()) or 1.0) if per_model else shared for name in names}
+        scales.append({name: (0.0, v) for name, v in vmax.items()} if per_model else (0.0, shared))
         for j, name in enumerate(names):
+            im = None
             for c in range(k):
                 ax = axes[t, 1 + j * k + c]
-                im = ax.imshow(per[name][t][c], cmap="magma", vmin=0.0, vmax=vmax)
+                im = ax.imshow(per[name][t][c], cmap="magma", vmin=0.0, vmax=vmax[name])
                 if t == 0:
                     ax.set_title(f"{name}\n|A| offset {c - r:+d}", fontsize=7)
+            if per_model or j == len(names) - 1:
+                cols = axes[t, 1 + j * k:1 + (j + 1) * k] if per_model else axes[t, 1:]
+                bar = fig.colorbar(im, ax=list(cols), fraction=0.02, pad=0.01)
+                bar.set_ticks([0.0, vmax[name]], labels=["0", num(vmax[name])])
+                bar.set_label(f"|A|, {name} scale" if per_model else "|A|, row scale", fontsize=7)
         if t == 0:
             axes[t, 0].set_title("input (centre)", fontsize=7)
-        bar = fig.colorbar(im, ax=list(axes[t, 1:]), fraction=0.02, pad=0.01)
-        bar.set_ticks([0.0, vmax], labels=["0", num(vmax)])
-        bar.set_label("|A|, row scale", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -213,9 +234,10 @@ def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str) -> tuple[An
     return fig, scales
 
 
-def plot_maps(models: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> tuple[str | None, list[tuple[float, float]]]:
-    """Write :func:`maps_figure` (PNG + SVG); (file name or None, the per-row (vmin, vmax) scales)."""
-    made = maps_figure(models, title)
+def plot_maps(models: Mapping[str, Mapping[str, Any]], path: Path, title: str,
+              per_model: bool = False) -> tuple[str | None, list[Any]]:
+    """Write :func:`maps_figure` (PNG + SVG); (file name or None, its scales per row)."""
+    made = maps_figure(models, title, per_model=per_model)
     if made is None:
         return None, []
     fig, scales = made
@@ -264,7 +286,7 @@ def hellinger_ylim(result: Mapping[str, Any]) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = min(vals), max(vals)
     pad = max(0.1 * (hi - lo), 0.01)
-    return max(0.0, lo - pad), min(1.0, hi + pad)
+    return max(-1.0, lo - pad), min(1.0, hi + pad)  # bias-corrected scores may lie slightly below 0
 
 
 def weights_shares(result: Mapping[str, Any]) -> list[float] | None:
@@ -276,6 +298,13 @@ def weights_shares(result: Mapping[str, Any]) -> list[float] | None:
     return [float(v) for v in vals] if all(isinstance(v, (int, float)) for v in vals) else None
 
 
+def pseudo_rgb(audit: Mapping[str, Any]) -> bool:
+    """Whether a weight audit is of the ``rgb`` strategy with k = 3 gray slices, the one case whose input channels
+    are the pretrained R, G, B (every other strategy or k is labelled by slice offset only)."""
+    return audit.get("channel_init") == "rgb" and len(weights_shares(audit) or ()) == 3 and \
+        len(audit.get("channels") or ()) in (0, 3)
+
+
 def plot_weights(audits: Sequence[Mapping[str, Any]], names: Sequence[str], path: Path) -> str | None:
     """Grouped bars of first-layer per-input-channel shares, one group of bars per audited network."""
     shares = [weights_shares(a) for a in audits]
@@ -284,12 +313,15 @@ def plot_weights(audits: Sequence[Mapping[str, Any]], names: Sequence[str], path
     plt = pyplot()
     k = max(len(s) for s in shares)
     width = 0.8 / len(shares)
+    rgb = [pseudo_rgb(a) for a in audits]
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * k, 3.0))
     for i, (name, s) in enumerate(zip(names, shares)):
-        ax.bar(np.arange(len(s)) + (i - (len(shares) - 1) / 2) * width, s, width, label=name)
+        label = f"{name} (R, G, B = offsets -1, +0, +1)" if rgb[i] and not all(rgb) else name
+        ax.bar(np.arange(len(s)) + (i - (len(shares) - 1) / 2) * width, s, width, label=label)
     ax.axhline(1.0 / k, color="k", lw=0.8, ls="--", label="equal share 1/k")
-    ax.set_xticks(np.arange(k), [f"{c - (k - 1) // 2:+d}" for c in range(k)])
-    ax.set_xlabel("slice z-offset (pseudo-RGB: R, G, B)")
+    ticks = [f"{c - (k - 1) // 2:+d}" for c in range(k)]
+    ax.set_xticks(np.arange(k), [f"{t} ({c})" for t, c in zip(ticks, "RGB")] if all(rgb) else ticks)
+    ax.set_xlabel("slice z-offset (pseudo-RGB channel)" if all(rgb) else "slice z-offset")
     ax.set_ylabel("weight share (L1)")
     ax.set_title("first-layer weight shares", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -323,7 +355,9 @@ def _hellinger_rows(shift: Mapping[str, Any]) -> list[dict[str, Any]]:
             for layer in m["layers"]:
                 ci = (m.get("ci") or {}).get(lab, {}).get(layer) or [None, None]
                 rows.append({"model": name, "shift": lab, "layer": layer, "channels": m["channels"][layer],
-                             "values_per_channel": m["values_per_channel"][layer], "hellinger": scores[layer],
+                             "values_per_channel": m["values_per_channel"][layer],
+                             "hellinger_raw": (m.get("raw") or {}).get(lab, {}).get(layer),
+                             "hellinger_null": (m.get("null") or {}).get(layer), "hellinger": scores[layer],
                              "ci_low": ci[0], "ci_high": ci[1]})
     return rows
 
@@ -346,6 +380,7 @@ def write_report(
     title: str = "slicewise audit",
     overwrite: bool = False,
     model_notes: Mapping[str, str] | None = None,
+    environment: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``index.html``, ``report.json``, figures (PNG + SVG) and tables (CSV) into ``directory`` (atomically).
 
@@ -355,15 +390,19 @@ def write_report(
     ``attribution``: an :func:`attribution_report` or :func:`compare_models` result; ``shift``: a
     :func:`shift_report` result; ``weights``: one ``audit_weights`` result or ``{name: result}``.
     ``model_notes``: a sentence per model name shown under its results (e.g. that its decoder is
-    randomly initialised because it was built from an encoder spec).
+    randomly initialised because it was built from an encoder spec). ``environment``: the
+    :func:`slicewise.utils.environment.environment_info` of the computation (default: this process on the CPU),
+    recorded in ``report.json`` and printed in the page header.
     """
     from slicewise.diagnostics.weights_audit import format_weights_audit
 
     if weights is not None and "shares" in weights:
         weights = {f"{weights.get('encoder', 'network')} ({weights.get('channel_init', '')})": weights}
+    env = dict(environment) if environment is not None else environment_info()
     data = jsonable({"title": title, "weights": weights, "attribution": attribution, "shift": shift,
-                     "model_notes": dict(model_notes or {})})
-    ctx: dict[str, Any] = {"title": title, "json_name": "report.json", "notes": dict(model_notes or {}), "csv": []}
+                     "model_notes": dict(model_notes or {}), "environment": env})
+    ctx: dict[str, Any] = {"title": title, "json_name": "report.json", "notes": dict(model_notes or {}), "csv": [],
+                           "environment": environment_text(env)}
     with atomic_path(directory, overwrite=overwrite, kind="report") as tmp:  # replaces only a report folder
         tmp.mkdir()
         if weights is not None:
@@ -379,7 +418,12 @@ def write_report(
             jmodels = attribution_models(data["attribution"])
             first = next(iter(jmodels.values()))
             what = f"{first['method']}, class {class_label(first)}, region {first['region']}"
-            maps, scales = plot_maps(models, tmp / "attribution_maps.png", f"{', '.join(models)}: {what}")
+            maps, scales = plot_maps(models, tmp / "attribution_maps.png",
+                                     f"{', '.join(models)}: {what} (one scale per row)")
+            own: tuple[str | None, list[Any]] = (None, [])
+            if len(models) > 1:  # each model on its own scale, so one with far smaller |A| is not drawn black
+                own = plot_maps(models, tmp / "attribution_maps_per_model.png",
+                                f"{', '.join(models)}: {what} (each model on its own scale)", per_model=True)
             ctx["attribution"] = {
                 "info": first,
                 "class_label": class_label(first),
@@ -387,17 +431,22 @@ def write_report(
                 "figure": plot_shares(jmodels, tmp / "attribution_shares.png", f"slice shares of {', '.join(jmodels)} ({what}), 95% CI"),
                 "maps": maps,
                 "scales": scales,
+                "maps_per_model": own[0],
+                "model_scales": own[1],
                 "text": format_attribution(attribution),
             }
             share_rows, summary_rows = _attribution_rows(jmodels)
             ctx["csv"].append(write_csv(tmp / "attribution_shares.csv", share_rows))
             ctx["csv"].append(write_csv(tmp / "attribution_summary.csv", summary_rows))
             if scales:
-                ctx["csv"].append(write_csv(tmp / "attribution_map_scales.csv",
-                                            [{"row": i, "vmin": lo, "vmax": hi} for i, (lo, hi) in enumerate(scales)]))
+                rows = [{"row": i, "scale": "shared", "vmin": lo, "vmax": hi} for i, (lo, hi) in enumerate(scales)]
+                rows += [{"row": i, "scale": name, "vmin": lo, "vmax": hi}
+                         for i, row in enumerate(own[1]) for name, (lo, hi) in row.items()]
+                ctx["csv"].append(write_csv(tmp / "attribution_map_scales.csv", rows, ["row", "scale", "vmin", "vmax"]))
         if shift is not None:
             ctx["shift"] = {"data": data["shift"], "figure": plot_hellinger(data["shift"], tmp / "hellinger.png"),
-                            "text": format_shift(shift), "has_ci": any(m.get("ci") for m in data["shift"]["models"].values())}
+                            "text": format_shift(shift), "definitions": shift_definitions(data["shift"]),
+                            "has_ci": any(m.get("ci") for m in data["shift"]["models"].values())}
             ctx["csv"].append(write_csv(tmp / "hellinger.csv", _hellinger_rows(data["shift"])))
         (tmp / "index.html").write_text(template_env().get_template("report.html").render(**ctx), encoding="utf-8")
         write_json(tmp / "report.json", data, indent=1)

@@ -36,11 +36,16 @@ def audit_weights(encoder: str = "tf_efficientnet_lite0", weights: str = "imagen
     ``channels`` (per input channel: index, slice, offset, name, l1, l2, share_l1, share_l2),
     ``shares`` (per slice, L1-based), mirror_asymmetry, centre_share, pair_difference.
     Channel names are R/G/B for ``rgb`` with k = 3, else the z-offset (``z-1``, ``z+0``, ``z+1``),
-    with ``/R``, ``/G``, ``/B`` appended for RGB slices (``colors=3``).
+    with ``/R``, ``/G``, ``/B`` appended for RGB slices (``colors=3``). An encoder file of ``slicewise
+    pretrain`` as ``weights`` is audited with its own k, colours and strategy (the arguments give way).
     """
     from slicewise.config import ModelConfig, validate
     from slicewise.models.build import build_adapted_encoder, colors_of
+    from slicewise.models.encoder_file import read_provenance
 
+    pretrained = read_provenance(weights)  # an encoder file of `slicewise pretrain`: audited as it was trained
+    if pretrained is not None:
+        in_slices, channel_init, colors = pretrained["in_slices"], pretrained["channel_init"], pretrained["colors"]
     cfg = validate(ModelConfig, dict(encoder=encoder, weights=weights, in_slices=in_slices,
                                      channel_init=channel_init, img_size=img_size, colors=colors), "audit")
     enc, _, _ = build_adapted_encoder(cfg)

@@ -19,6 +19,13 @@ Decisions: the package's input is the raw uint8 stack (axes ``batch, channel, y,
 ``scale_linear`` with gain 1/255 (slicewise's ``to_unit_float``) and the mean/std
 normalisation stays inside the network, as in slicewise. The output is probabilities (the
 activations are part of the exported network), channel names = ``config.channel_names``.
+Tiling: the output axes y/x declare a halo of :data:`HALO` px (32: the context slicewise's own tiling
+guarantees at its defaults, tile 256 × overlap 0.25 / 2) and the inputs' valid sizes are ``min`` = the
+smallest multiple of the size divisor above 2·halo, ``step`` = the divisor (:func:`tiling_sizes`), so
+bioimageio.core, ilastik and deepImageJ tile with overlapping blocks and crop the halo instead of stitching
+raw tile edges; they pad the image border by the halo (symmetric), which slicewise does not
+(``tests/export/test_tiling.py`` measures both). bioimage.io's own test runs the test input without that
+padding, so ``test_output.npy`` is slicewise's prediction of the unpadded test input.
 Nothing in the description is an ``http`` URL (citations carry DOIs only), so validating or
 testing the package never touches the network.
 """
@@ -32,16 +39,34 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
+from pydantic import Field
 
+from slicewise.data.stacking import Border
 from slicewise.errors import InputError
+from slicewise.utils.validation import MetadataModel, parse_metadata
 
 log = logging.getLogger(__name__)
 
 INPUT_ID, OUTPUT_ID = "raw", "probabilities"
+HALO = 32
+"""Output halo (pixels, y and x) declared to tiling consumers: cropped from each side of every tile's output, so a
+kept pixel saw at least this much context, as in slicewise's Gaussian-blended tiling at its defaults (tile 256,
+overlap 0.25: the tile that weighs most for a pixel has it at least 256·0.25/2 = 32 px inside its edges)."""
+
+
+def tiling_sizes(divisor: int, halo: int = HALO) -> tuple[int, int]:
+    """(halo, minimum input side) for a model with this size divisor: the halo rounded up so that 2·halo is a
+    multiple of the divisor (an input padded by the halo stays a valid size), and the smallest multiple of the
+    divisor that leaves a centre after cropping 2·halo."""
+    d = max(1, int(divisor))
+    if int(halo) < 0:
+        raise InputError(f"halo {halo} must be >= 0 pixels")
+    h = -(-2 * int(halo) // d) * d // 2 if d % 2 == 0 else -(-int(halo) // d) * d
+    return h, (2 * h // d + 1) * d
 ARCH_FILE, ARCH_CALLABLE = "slicewise_architecture.py", "SlicewiseNetwork"
 WEIGHTS_FILE, TORCHSCRIPT_FILE = "weights.pt", "weights.torchscript.pt"
 REGISTRY_DOMAIN_WEIGHTS = ("lunit_", "cem500k_")
@@ -121,7 +146,8 @@ def check_test_size(test_size: int | None) -> int | None:
 def seed_citations(config: Any) -> list[tuple[str, str]]:
     """(text, DOI) of the source studies that apply to a ModelConfig: uniform/mirror first layer →
     Molnár et al.; a pruned skip → Wilm et al.; domain-specific registry weights → Kataria et al.;
-    a SAM encoder → Kirillov et al. (Cheng et al. 2024 has no DOI we can verify offline: it is
+    a SAM encoder → Kirillov et al.; an encoder file of ``slicewise pretrain`` → its method and steps with
+    Conrad & Narayan (CEM500K) (Cheng et al. 2024 has no DOI we can verify offline: it is
     named in the README instead)."""
     out = []
     if config.channel_init in ("uniform", "mirror"):
@@ -132,18 +158,40 @@ def seed_citations(config: Any) -> list[tuple[str, str]]:
         out.append(SEED_STUDIES["domain"])
     if "sam" in config.encoder.lower():
         out.append(SEED_STUDIES["sam"])
+    from slicewise.models.encoder_file import pretrain_citation  # torch: loaded only when exporting
+
+    pretrained = pretrain_citation(config.weights)  # an encoder file of `slicewise pretrain`
+    if pretrained is not None:
+        out.append(pretrained)
     return out
 
 
+class _RunData(MetadataModel):
+    """The ``data`` fields of a run folder's ``config.yaml`` that an export reads (untrusted: validated)."""
+
+    dz: Annotated[int, Field(strict=True, ge=1)] = 1
+    border: Border = "reflect"
+    raw: str | None = None
+    labels: str | None = None
+    synthetic: dict[str, Any] | None = None
+
+
+class _RunConfig(MetadataModel):
+    data: _RunData = _RunData()
+
+
 def run_settings(model_path: Path | None) -> dict[str, Any]:
-    """``dz``, ``border`` and a training-data line from the run folder's ``config.yaml`` next to a model file."""
+    """``dz``, ``border`` and a training-data line from the run folder's ``config.yaml`` next to a model file
+    (validated: a bad field is one line naming the file and the field)."""
     if model_path is None or not (model_path.parent / "config.yaml").is_file():
         return {}
+    path = model_path.parent / "config.yaml"
     try:
-        cfg = yaml.safe_load((model_path.parent / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
-    data = cfg.get("data") or {}
+    fix = "fix the run's config.yaml (or pass --dz / --training-data to export explicitly)"
+    data = parse_metadata(_RunConfig, raw, path, fix).data.model_dump()
     if data.get("raw"):
         text = f"raw {Path(str(data['raw'])).name}" + (f", labels {Path(str(data['labels'])).name}" if data.get("labels") else "")
     else:
@@ -231,7 +279,8 @@ def cover_image(model: Any, stack: np.ndarray, probs: np.ndarray, path: Path) ->
 
 
 def readme_text(
-    model: Any, name: str, dz: int, border: str, training_data: str | None, audit: dict[str, Any], cites: Sequence[tuple[str, str]]
+    model: Any, name: str, dz: int, border: str, training_data: str | None, audit: dict[str, Any], cites: Sequence[tuple[str, str]],
+    halo: int = 0, min_size: int | None = None,
 ) -> str:
     """The package's README.md: what the input channels are, the preprocessing, the first-layer strategy."""
     from slicewise import __version__
@@ -257,8 +306,15 @@ def readme_text(
         f"stack around the centre slice z ({cfg.colors} colour channel(s) per slice, slice-major): {order}. "
         f"dz = {dz} (z-step between the context slices); at the volume ends slicewise uses `{border}` borders "
         "(mirror without repeating the edge slice for `reflect`). Height and width must be multiples of "
-        f"{model.size_divisor}."),
+        f"{model.size_divisor}" + (f", at least {min_size}." if min_size else ".")),
         "",
+        *([(f"Tiling: the output declares a halo of {halo} px on y and x. A consumer that tiles a large image "
+            f"(bioimageio.core, ilastik, deepImageJ) crops {halo} px from each side of every tile's output, so each "
+            f"pixel it keeps saw at least {halo} px of context on every side, as in slicewise's own tiling at its "
+            "defaults (tile 256, overlap 0.25, Gaussian blending: the tile that weighs most for a pixel has it at "
+            f"least 32 px inside its edges). At the image border the consumer pads the input by {halo} px "
+            "(bioimage.io's default symmetric padding), which slicewise does not do: predictions within the halo "
+            "of the image border differ from slicewise's more than elsewhere."), ""] if halo else []),
         ("Preprocessing: uint8 / 255 → [0, 1] (`scale_linear`, gain 1/255). The mean/std normalisation of the "
         "encoder happens inside the network; do not normalise the input."),
         "",
@@ -331,6 +387,7 @@ def export_bioimageio(
     test_size: int | None = None,
     torchscript: bool = True,
     overwrite: bool = False,
+    halo: int | None = None,
 ) -> Path:
     """Write a bioimage.io model package (zip, format 0.5) of a slicewise model; returns its path.
 
@@ -339,8 +396,21 @@ def export_bioimageio(
     ``authors``: names (default: the current user). ``cite``: extra (text, DOI) pairs, e.g. the
     training data's paper; the seed studies that apply are added (:func:`seed_citations`).
     ``test_volume``: uint8 Z×Y×X(×C) to cut the test tensor from (default: the EM phantom);
-    ``test_size``: its side in pixels (default 64, rounded up to the size divisor).
+    ``test_size``: its side in pixels (default 64, rounded up to the size divisor and to the minimum input size).
+    ``halo``: output halo in pixels declared for tiling consumers (default :data:`HALO`; 0 declares none).
     """
+    from slicewise.utils.atomic import atomic_path, check_output_path
+    from slicewise.utils.inputs import check_model_file
+
+    # cheap checks first: before torch is imported, the model loaded or any tensor computed
+    if isinstance(model, (str, Path)):
+        check_model_file(model)
+    out = Path(output)
+    if out.suffix.lower() != ".zip":
+        raise InputError(f"bioimage.io package {out} must end in .zip: e.g. {out.with_suffix('.zip').name}")
+    check_output_path(out, overwrite=overwrite, inputs=(model,), kind="file")
+    check_test_size(test_size)
+    license = check_license(license)  # imports bioimageio.spec (a few seconds)
     import torch
 
     v = _need_spec()
@@ -352,14 +422,7 @@ def export_bioimageio(
     from slicewise.export.architecture import SlicewiseNetwork
     from slicewise.infer.predict import predict
     from slicewise.models import load_model
-    from slicewise.utils.atomic import atomic_path, check_output_path
 
-    license = check_license(license)  # cheap checks first: before the model is loaded or any tensor computed
-    check_test_size(test_size)
-    out = Path(output)
-    if out.suffix.lower() != ".zip":
-        raise InputError(f"bioimage.io package {out} must end in .zip: e.g. {out.with_suffix('.zip').name}")
-    check_output_path(out, overwrite=overwrite, inputs=(model,), kind="file")
     model_path = None
     if isinstance(model, (str, Path)):
         model_path = Path(model)
@@ -377,8 +440,14 @@ def export_bioimageio(
     k, colors = model.in_slices, int(cfg.colors)
     cites = [*seed_citations(cfg), *cite]
 
-    vol, stack, z = test_stack(model, dz, border, test_size, test_volume)
+    d = model.size_divisor
+    h, min_size = tiling_sizes(d, HALO if halo is None else halo)
+    vol, stack, z = test_stack(model, dz, border, max(test_size or 64, min_size), test_volume)
     side_h, side_w = stack.shape[-2:]
+    if min(side_h, side_w) < min_size:
+        raise InputError(f"test volume {side_h}x{side_w} is smaller than the package's minimum input {min_size} px "
+                         f"(2 × halo {h} + the size divisor {d}): give a larger one")
+    # bioimage.io's test runs the network on the test input as it is (no halo padding, no cropping)
     probs = predict(model, vol, roi=(slice(z, z + 1),), tile=(side_h, side_w), overlap=0.0, dz=dz, border=border,
                     device="cpu", k=k, progress=False)[:, 0]
     arch_cfg = {**cfg.model_dump(mode="json"), "weights": "random"}
@@ -399,9 +468,8 @@ def export_bioimageio(
         np.save(root / "test_output.npy", probs[None].astype(np.float32))
         has_ts = torchscript and _torchscript(wrapper, x, direct, root / TORCHSCRIPT_FILE)
         audit = cover_image(model, stack, probs, root / "cover.png")
-        (root / "README.md").write_text(readme_text(model, name, dz, border, training_data, audit, cites))
+        (root / "README.md").write_text(readme_text(model, name, dz, border, training_data, audit, cites, halo=h, min_size=min_size))
 
-        d = model.size_divisor
         ch_in = v.ChannelAxis(channel_names=channel_names_in(k, colors, dz))
         inp = v.InputTensorDescr(
             id=v.TensorId(INPUT_ID),
@@ -409,8 +477,8 @@ def export_bioimageio(
             axes=[
                 v.BatchAxis(),
                 ch_in,
-                v.SpaceInputAxis(id=v.AxisId("y"), size=v.ParameterizedSize(min=d, step=d)),
-                v.SpaceInputAxis(id=v.AxisId("x"), size=v.ParameterizedSize(min=d, step=d)),
+                v.SpaceInputAxis(id=v.AxisId("y"), size=v.ParameterizedSize(min=min_size, step=d)),
+                v.SpaceInputAxis(id=v.AxisId("x"), size=v.ParameterizedSize(min=min_size, step=d)),
             ],
             test_tensor=v.FileDescr(source=root / "test_input.npy"),
             data=v.IntervalOrRatioDataDescr(type="uint8", range=(0, 255)),
@@ -426,8 +494,10 @@ def export_bioimageio(
             axes=[
                 v.BatchAxis(),
                 v.ChannelAxis(channel_names=list(cfg.channel_names)),
-                v.SpaceOutputAxis(id=v.AxisId("y"), size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId("y"))),
-                v.SpaceOutputAxis(id=v.AxisId("x"), size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId("x"))),
+                *(v.SpaceOutputAxisWithHalo(id=v.AxisId(a), halo=h, size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID),
+                                                                                      axis_id=v.AxisId(a)))
+                  if h else v.SpaceOutputAxis(id=v.AxisId(a), size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)))
+                  for a in ("y", "x")),
             ],
             test_tensor=v.FileDescr(source=root / "test_output.npy"),
             data=v.IntervalOrRatioDataDescr(type="float32"),

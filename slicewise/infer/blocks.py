@@ -368,9 +368,17 @@ def forward(model: Any, x: Any, plan: Plan) -> Any:
     return acc / len(augs) if len(augs) > 1 else acc
 
 
-def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan) -> Any:
+def block_tiles(block: Block, plan: Plan) -> int:
+    """How many tiles (centre slice × window) :func:`compute_block` runs through the network for ``block``."""
+    region = read_region(block, plan)
+    return block.shape[0] * len(region.ys) * len(region.xs)
+
+
+def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan,
+                  tick: Callable[[int], None] | None = None) -> Any:
     """Probabilities ``(C, bz, by, bx)`` float32 **on the device** of ``block`` from its raw input ``raw``
-    (as :func:`read_block_input` returns it)."""
+    (as :func:`read_block_input` returns it). ``tick(n)`` is called after each batch of ``n`` tiles (progress
+    inside a block, :func:`slicewise.utils.progress.progress_counter`)."""
     import torch
 
     region = read_region(block, plan)
@@ -397,6 +405,8 @@ def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan) -> Any:
             yb = forward(model, xb, plan) * g
             for (i, y, x), yi in zip(batch, yb):
                 acc[i, :, y:y + th, x:x + tw] += yi
+            if tick is not None:
+                tick(len(batch))
         oy = block.out[1].start - region.y.start
         ox = block.out[2].start - region.x.start
         by, bx = block.shape[1], block.shape[2]
@@ -505,11 +515,12 @@ def predict_block(model: Any, volume: Any, block: Block, plan: Plan) -> np.ndarr
 
 
 def iter_predicted_blocks(model: Any, volume: Any, blocks: Iterable[Block], plan: Plan,
-                          read: Callable[[Any, Block, Plan], np.ndarray] = read_block_input) -> Iterator[tuple[Block, np.ndarray]]:
+                          read: Callable[[Any, Block, Plan], np.ndarray] = read_block_input,
+                          tick: Callable[[int], None] | None = None) -> Iterator[tuple[Block, np.ndarray]]:
     """Yield ``(block, probabilities (C, bz, by, bx) float32)`` for ``blocks`` in order, pipelined: the next
     block's input is read on a background thread while this one computes, and on CUDA each result is copied
     back on a side stream into pinned memory while the next block runs (synchronous on CPU). The input passes
-    :func:`check_input` before the first block is read."""
+    :func:`check_input` before the first block is read. ``tick``: as in :func:`compute_block`."""
     import torch
 
     blocks = list(blocks)
@@ -525,7 +536,7 @@ def iter_predicted_blocks(model: Any, volume: Any, blocks: Iterable[Block], plan
             raw = nxt.result()
             if j + 1 < len(blocks):
                 nxt = pool.submit(read, volume, blocks[j + 1], plan)
-            out = compute_block(model, raw, block, plan)
+            out = compute_block(model, raw, block, plan, tick)
             if side is None:
                 yield block, out.cpu().numpy()
                 continue

@@ -98,9 +98,10 @@ from slicewise.infer.blockwise_labels import (
     relabel_blocks,
     structure_for,
 )
-from slicewise.infer.resume import BlockLog, JobState
+from slicewise.infer.resume import BlockLog, JobState, state_folder
 from slicewise.infer.store import PROBABILITY_HINT, probability_view
 from slicewise.utils import progress
+from slicewise.utils.signals import resume_hint
 
 Mode = Literal["cc", "watershed"]
 Use = Literal["boundary", "distance"]
@@ -624,14 +625,41 @@ class SegmentOptions:
     connectivity: int = 1
 
 
-def _options(options: SegmentOptions | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``options`` (default :class:`SegmentOptions`) with ``overrides`` applied, as keyword arguments."""
+#: options that only one mode / watershed source reads: (option, applies when, what to add)
+_ONLY_FOR: tuple[tuple[str, Any, str], ...] = (
+    ("use", lambda o: o["mode"] == "watershed", "--mode watershed"),
+    ("boundary_channel", lambda o: o["mode"] == "watershed" and o["use"] == "boundary", "--mode watershed --use boundary"),
+    ("boundary_threshold", lambda o: o["mode"] == "watershed" and o["use"] == "boundary", "--mode watershed --use boundary"),
+    ("seed_threshold", lambda o: o["mode"] == "watershed", "--mode watershed"),
+    ("distance_channel", lambda o: o["mode"] == "watershed" and o["use"] == "distance", "--mode watershed --use distance"),
+    ("min_distance", lambda o: o["mode"] == "watershed" and o["use"] == "distance", "--mode watershed --use distance"),
+)
+
+
+def _options(options: SegmentOptions | None, overrides: dict[str, Any], halo: Any = None) -> dict[str, Any]:
+    """``options`` (default :class:`SegmentOptions`) with ``overrides`` applied, as keyword arguments. An option
+    set (to other than its default) where the mode ignores it is refused in one line (``--mode cc`` with
+    ``--boundary-threshold``, ``--use distance`` with ``--boundary-channel``, a ``halo`` for connected
+    components, ...): a setting that would silently do nothing."""
     base = options or SegmentOptions()
     try:
-        return asdict(replace(base, **overrides))
+        opts = asdict(replace(base, **overrides))
     except TypeError:
         known = ", ".join(f.name for f in fields(SegmentOptions))
         raise InputError(f"unknown segment option(s) {', '.join(sorted(overrides))}: use {known}") from None
+    if opts["mode"] not in MODES or opts["use"] not in USES:
+        return opts  # refused by _check_options with the list of modes / uses
+    defaults = asdict(SegmentOptions())
+    for name, applies, needs in _ONLY_FOR:
+        if opts[name] != defaults[name] and not applies(opts):
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} {opts[name]} does nothing with --mode {opts['mode']}"
+                             f"{' --use ' + opts['use'] if opts['mode'] == 'watershed' else ''}: it applies to "
+                             f"{needs}; drop it, or add {needs}")
+    if halo is not None and opts["mode"] != "watershed":
+        raise InputError("--halo is the watershed's context around each block; connected components need none "
+                         "(they are exact block by block): drop it, or add --mode watershed")
+    return opts
 
 
 def segment(
@@ -656,7 +684,7 @@ def segment(
     coordinates) segments a box. With ``output`` the labels are written block-wise there too
     (:func:`segment_to`; existing files need ``overwrite``) and read back.
     """
-    opts = _options(options, overrides)
+    opts = _options(options, overrides, halo)
     if output is not None:
         res = segment_to(prob, output, block=block, halo=halo, roi=roi, channel_names=channel_names, key=key,
                          overwrite=overwrite, **opts)
@@ -701,7 +729,7 @@ def segment_to(
     """
     from slicewise.utils.atomic import check_output_path
 
-    opts = _options(options, overrides)
+    opts = _options(options, overrides, halo)
     out_path = check_output_path(output, overwrite=overwrite, inputs=(prob,))
     reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, **opts)
     offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
@@ -709,10 +737,12 @@ def segment_to(
                    "shape": list(reader.shape), "offset": list(offset), "block": list(reader.plan.block), "halo": list(reader.plan.halo)}
     store = _create_label_store(out_path, reader.shape, reader.plan.block, {"offset": list(offset)}, overwrite)
     state: JobState | None = None
+    hint = f"rerun the same command to resume: finished passes and blocks are kept in {state_folder(out_path)}"
     try:
         identity = _identity(reader.src, prob if isinstance(prob, (str, os.PathLike)) else None)
         state = JobState.open(out_path, fingerprint, identity, resume=resume and not overwrite)
-        n = _run(reader, store, state)
+        with resume_hint(hint):
+            n = _run(reader, store, state)
         path = store.finalize()
     except BaseException as err:
         store.abort()

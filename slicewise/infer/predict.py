@@ -49,6 +49,7 @@ from slicewise.infer.blocks import (
     Block,
     InputValueError,
     Plan,
+    block_tiles,
     iter_predicted_blocks,
     plan_blocks,
     prepare_model,
@@ -60,13 +61,15 @@ from slicewise.infer.store import (
     check_output_kind,
     labels_from,
     open_prediction_writer,
+    partial_path,
 )
 from slicewise.infer.tiling import effective_tile, tile_starts
 from slicewise.utils.atomic import check_output_path, claim_output
 from slicewise.utils.device import resolve_device
+from slicewise.utils.environment import environment_info
 from slicewise.utils.identity import input_identity
-from slicewise.utils.progress import progress as _progress
-from slicewise.utils.progress import status
+from slicewise.utils.progress import progress_counter, status
+from slicewise.utils.signals import resume_hint
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,9 @@ class PredictSettings:
             raise InputError(f"output kind {self.output_kind!r} is unknown: use one of {', '.join(OUTPUT_KINDS)}")
         if str(self.dtype) not in PROB_DTYPES:
             raise InputError(f"probability dtype {self.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
+        if self.output_kind == "labels" and str(self.dtype) != "float32":  # a setting that would do nothing
+            raise InputError(f"--dtype {self.dtype} sets how probabilities are stored, and --labels alone stores none: "
+                             f"drop --dtype, or add --probabilities to store both")
         set_(self, "dtype", str(self.dtype))
         if self.block is not None:
             set_(self, "block", parse_sizes(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
@@ -278,8 +284,17 @@ def _close(volume: Any, source: Any) -> None:
         volume.close()
 
 
-def _bar(items: Any, total: int, show: bool, desc: str) -> Any:
-    return _progress(items, desc=desc, total=total, disable=None if show else True)
+def _tiles(blocks: Sequence[Block], plan: Plan, show: bool, desc: str) -> Any:
+    """Tile-level progress over ``blocks`` (so one large block shows progress too): a context giving ``tick``."""
+    return progress_counter(desc, sum(block_tiles(b, plan) for b in blocks), " tiles", disable=None if show else True)
+
+
+def region_text(plan: Plan) -> str:
+    """The predicted region for a status line: ``6×512×512 (z 24:30)``; the axes a ROI restricts are named with
+    their half-open ranges, a whole volume is its shape alone."""
+    size = "×".join(map(str, plan.out_shape))
+    cut = [f"{axis} {a}:{b}" for axis, (a, b), n in zip("zyx", plan.roi, plan.shape[:3]) if (a, b) != (0, n)]
+    return f"{size} ({', '.join(cut)})" if cut else size
 
 
 def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *, key: str | None = None,
@@ -304,8 +319,9 @@ def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *,
         net = static_forward(model, plan, s.compile, s.cuda_graphs)
         out = np.empty((plan.out_channels, *plan.out_shape), np.float32)
         blocks = plan_blocks(plan.shape[:3], plan.block, plan.roi_slices)
-        for block, probs in _bar(iter_predicted_blocks(net, vol, blocks, plan), len(blocks), s.progress, "predict"):
-            out[(slice(None), *block.local(plan.offset))] = probs
+        with _tiles(blocks, plan, s.progress, "predict") as tick:
+            for block, probs in iter_predicted_blocks(net, vol, blocks, plan, tick=tick):
+                out[(slice(None), *block.local(plan.offset))] = probs
         return out
     finally:
         _close(vol, volume)
@@ -339,7 +355,7 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
     run_blocks = _dask_runner() if s.dask is not None else None
     if s.dask is not None and not isinstance(input, (str, os.PathLike)):
         raise InputError("--dask workers open the input themselves: give the input as a file path, not an array")
-    with claim_output(out):
+    with claim_output(out), resume_hint(f"rerun the same command to resume: finished blocks are kept in {partial_path(out)}"):
         net = _load(model)
         vol = as_volume(input, key=key)
         try:
@@ -348,11 +364,11 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
             plan = replace(plan, model_hash=model_hash(net))
             ident = input_identity(vol, input if isinstance(input, (str, os.PathLike)) else None)
             writer = open_prediction_writer(out, plan, resume=resume, overwrite=overwrite, identity=ident,
-                                            voxel_size=vol.voxel_size)
+                                            voxel_size=vol.voxel_size, environment=environment_info(plan.device))
             try:
                 done = writer.done()
                 todo = [b for b in plan_blocks(plan.shape[:3], plan.block, plan.roi_slices) if b.index not in done]
-                status("predicting %s into %s: %d block(s) of %s voxels%s", "×".join(map(str, plan.shape[:3])), out,
+                status("predicting %s into %s: %d block(s) of %s voxels%s", region_text(plan), out,
                        len(todo), "×".join(map(str, plan.block)), f", resuming ({len(done)} done)" if done else "")
                 if run_blocks is not None:
                     src = model if isinstance(model, (str, os.PathLike)) else net
@@ -371,9 +387,10 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
 
 
 def _write_blocks(model: Any, vol: Any, blocks: list[Block], plan: Plan, writer: Any, show: bool) -> None:
-    for block, probs in _bar(iter_predicted_blocks(model, vol, blocks, plan), len(blocks), show, "predict blocks"):
-        writer.write_block(block, probs)
-        writer.mark_done(block.index)
+    with _tiles(blocks, plan, show, "predict") as tick:
+        for block, probs in iter_predicted_blocks(model, vol, blocks, plan, tick=tick):
+            writer.write_block(block, probs)
+            writer.mark_done(block.index)
 
 
 def _dask_runner() -> Any:

@@ -39,14 +39,31 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import NonNegativeInt, PositiveFloat
 
+from slicewise.data import ome_zarr
+from slicewise.data.io.readers.hdf5 import check_contained
+from slicewise.data.io.readers.zarr_store import warn_missing_chunks
 from slicewise.errors import InputError
 from slicewise.infer.blocks import Block, Plan, plan_blocks
-from slicewise.utils.atomic import check_output_path, claim_output, publish, remove_path, temp_sibling, write_json
+from slicewise.utils.atomic import (
+    check_free_space,
+    check_output_path,
+    claim_output,
+    publish,
+    remove_path,
+    reserve_space,
+    stamp_folder,
+    temp_sibling,
+    write_guard,
+    write_json,
+)
 from slicewise.utils.identity import check_identity
+from slicewise.utils.inputs import check_input_path
+from slicewise.utils.validation import MetadataModel, parse_metadata
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +147,17 @@ class ArrayStore(ABC):
         self.path, self.tmp, self.shape, self.dtype = path, tmp, shape, dtype
         self._claim = claim
 
+    @property
+    def nbytes(self) -> int:
+        """The uncompressed size of the array in bytes."""
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+        with write_guard(self.path, self.nbytes):  # a full disk: one line, the temporary sibling is deleted by abort()
+            self._set(region, block)
+
     @abstractmethod
-    def __setitem__(self, region: Any, block: np.ndarray) -> None: ...
+    def _set(self, region: Any, block: np.ndarray) -> None: ...
 
     @abstractmethod
     def __getitem__(self, region: Any) -> np.ndarray: ...
@@ -142,8 +168,9 @@ class ArrayStore(ABC):
     def finalize(self) -> Path:
         """Close, rename the temporary sibling onto ``path`` and release the claim."""
         try:
-            self._close()
-            return publish(self.tmp, self.path)
+            with write_guard(self.path, self.nbytes):
+                self._close()
+                return publish(self.tmp, self.path)
         finally:
             self._claim.close()
 
@@ -168,7 +195,7 @@ class _ZarrArrayStore(ArrayStore):
         super().__init__(*args)
         self.array = array
 
-    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+    def _set(self, region: Any, block: np.ndarray) -> None:
         self.array[region] = block
 
     def __getitem__(self, region: Any) -> np.ndarray:
@@ -183,7 +210,7 @@ class _H5ArrayStore(ArrayStore):
         super().__init__(*args)
         self.file, self.key = file, key
 
-    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+    def _set(self, region: Any, block: np.ndarray) -> None:
         self.file[self.key][region] = block
 
     def __getitem__(self, region: Any) -> np.ndarray:
@@ -199,7 +226,7 @@ class _TiffArrayStore(ArrayStore):
         super().__init__(*args)
         self.memmap = memmap
 
-    def __setitem__(self, region: Any, block: np.ndarray) -> None:
+    def _set(self, region: Any, block: np.ndarray) -> None:
         self.memmap[region] = block
 
     def __getitem__(self, region: Any) -> np.ndarray:
@@ -235,6 +262,8 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
     shape_t = tuple(int(s) for s in shape)
     dt = np.dtype(dtype)
     chunks_t = tuple(int(min(c, s)) for c, s in zip(chunks, shape_t)) if chunks else None
+    nbytes = int(np.prod(shape_t)) * dt.itemsize
+    check_free_space(final, nbytes)  # block-wise work knows its size: refuse before computing
     claim = contextlib.ExitStack()
     claim.enter_context(claim_output(final))
     tmp = temp_sibling(final)
@@ -242,7 +271,8 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
         if sfx in ZARR_SUFFIXES:
             import zarr
 
-            kw: dict[str, Any] = dict(shape=shape_t, chunks=chunks_t or shape_t, dtype=dt, fill_value=0)
+            kw: dict[str, Any] = dict(shape=shape_t, chunks=chunks_t or shape_t, dtype=dt, fill_value=0,
+                                      config={"write_empty_chunks": True})  # every chunk stored: loss detectable
             if key:
                 group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
                 arr = group.create_array(key, **kw)
@@ -259,17 +289,34 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
             ds = f.create_dataset(k, shape=shape_t, dtype=dt, chunks=chunks_t or True)
             for name, v in (attrs or {}).items():
                 ds.attrs[name] = _h5_attr(v)
-            return _H5ArrayStore(final, tmp, shape_t, dt, claim, file=f, key=k)
+            f.flush()
+            store = _H5ArrayStore(final, tmp, shape_t, dt, claim, file=f, key=k)
+            _reserve_or_close(tmp, nbytes + _H5_OVERHEAD, final, f.close)  # HDF5 never meets a full disk mid-write
+            return store
         import tifffile
 
         meta = {"axes": "ZYXS" if len(shape_t) == 4 else "ZYX"[-len(shape_t):], **(attrs or {})}
         mm = tifffile.memmap(tmp, shape=shape_t, dtype=dt, photometric="minisblack",
                              planarconfig="contig" if len(shape_t) == 4 else None, metadata=_zarr_attrs(meta),
                              bigtiff=int(np.prod(shape_t)) * dt.itemsize > 2**31)
+        _reserve_or_close(tmp, os.path.getsize(tmp), final, lambda: None)  # no page of the map is written yet
         return _TiffArrayStore(final, tmp, shape_t, dt, claim, memmap=mm)
     except BaseException:
         remove_path(tmp)
         claim.close()
+        raise
+
+
+_H5_OVERHEAD = 2**16  # HDF5 metadata and chunk index, reserved on top of the data
+
+
+def _reserve_or_close(path: Path, nbytes: int, output: Path, close: Any) -> None:
+    """Allocate ``nbytes`` of the memory-mapped / library-written file ``path`` now (:func:`reserve_space`), so a full
+    disk is a one-line error here, never a SIGBUS or a crash later; on failure ``close()`` the open handle first."""
+    try:
+        reserve_space(path, nbytes, output)
+    except BaseException:
+        close()
         raise
 
 
@@ -320,6 +367,17 @@ class PredictionWriter(ABC):
         return len(plan_blocks(self.plan.shape[:3], self.plan.block, self.plan.roi_slices))
 
     @property
+    def nbytes(self) -> int:
+        """The uncompressed size of the finished output in bytes (probabilities and labels)."""
+        z, y, x = self.plan.out_shape
+        total = 0
+        if self.plan.output_kind != "labels":
+            total += self.plan.out_channels * z * y * x * np.dtype(self.plan.dtype).itemsize
+        if self.plan.output_kind != "probabilities":
+            total += z * y * x * label_dtype(self.plan).itemsize
+        return total
+
+    @property
     def quant_scale(self) -> float | None:
         return UINT8_SCALE if self.plan.dtype == "uint8" else None
 
@@ -334,17 +392,20 @@ class PredictionWriter(ABC):
             "voxel_size": self.state.get("voxel_size"),
             "input": self.state.get("identity"),
             "output_kind": self.plan.output_kind,
+            "environment": self.state.get("environment"),
         }
 
     def write_block(self, block: Block, probs: np.ndarray) -> None:
         kind = self.plan.output_kind
         labels = labels_from(probs, self.plan) if kind != "probabilities" else None
         stored = quantise(probs, self.plan.dtype) if kind != "labels" else None
-        self._write(block.local(self.plan.offset), stored, labels)
+        with write_guard(self.output, self.nbytes):  # a full disk: one line; the partial output stays resumable
+            self._write(block.local(self.plan.offset), stored, labels)
 
     def mark_done(self, index: int) -> None:
-        self._done_dir.mkdir(parents=True, exist_ok=True)
-        (self._done_dir / str(int(index))).touch()
+        with write_guard(self.output, self.nbytes):
+            self._done_dir.mkdir(parents=True, exist_ok=True)
+            (self._done_dir / str(int(index))).touch()
 
     def done(self) -> set[int]:
         if not self._done_dir.is_dir():
@@ -358,9 +419,12 @@ class PredictionWriter(ABC):
             missing = self.n_blocks - len(self.done())
             if missing:
                 raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
-            self._close()
-            self._complete()
-            publish(self.partial, self.output)
+            with write_guard(self.output, self.nbytes):  # pyramids, metadata: a full disk keeps the resumable partial
+                self._close()
+                self._complete()
+                if self.partial.is_dir():
+                    stamp_folder(self.partial)  # a folder output: slicewise's own, replaceable by a later --overwrite
+                publish(self.partial, self.output)
             remove_path(state_path(self.partial))
             return self.output
         finally:
@@ -394,9 +458,16 @@ class PredictionWriter(ABC):
 
 
 def _read_state(partial: Path) -> dict[str, Any] | None:
+    """The recorded state of a partial output, or None when missing, unreadable or malformed (a state that cannot be
+    trusted is never resumed from: the run starts afresh)."""
     try:
-        return json.loads((state_path(partial) / "state.json").read_text())
-    except (OSError, ValueError):
+        state = json.loads((state_path(partial) / "state.json").read_text())
+        if not isinstance(state, dict) or not isinstance(state.get("plan"), dict):
+            return None
+        Plan.from_json(state["plan"]).fingerprint()
+        identity = state.get("identity")
+        return state if identity is None or isinstance(identity, dict) else None
+    except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
@@ -443,20 +514,32 @@ class ZarrPredictionWriter(PredictionWriter):
             if plan.output_kind == "labels":
                 root.create_array("0", shape=(z, y, x), chunks=(cz, cy, cx), dtype=label_dtype(plan), fill_value=0)
         self._root = root
+        self._handles()
 
     def _open(self) -> None:
         root = self._group("r+")
         if "0" not in root:
             raise KeyError("0")
         self._root = root
+        self._handles()
+
+    def _handles(self) -> None:
+        """Array handles that store every chunk, also one equal to the fill value (zarr skips those by default):
+        a complete store, so that a missing chunk file is detected as lost (``warn_missing_chunks``)."""
+        import zarr
+
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            self._image = self._root["0"]
+            has_labels = "labels" in self._root and "labels" in self._root["labels"]
+            self._labels = self._root["labels"]["labels"]["0"] if has_labels else None
 
     def _write(self, local: tuple[slice, slice, slice], probs: np.ndarray | None, labels: np.ndarray | None) -> None:
         if probs is not None:
-            self._root["0"][(slice(None), *local)] = probs
+            self._image[(slice(None), *local)] = probs
         if labels is not None:
-            self._root["labels"]["labels"]["0"][local] = labels
+            self._labels[local] = labels
             if probs is None:
-                self._root["0"][local] = labels
+                self._image[local] = labels
 
     def _close(self) -> None:
         pass
@@ -506,6 +589,7 @@ class HDF5PredictionWriter(PredictionWriter):
             f.attrs["quantisation_scale"] = self.quant_scale
         f.flush()
         self._file = f
+        _reserve_or_close(self.partial, self.nbytes + _H5_OVERHEAD, self.output, f.close)
 
     def _open(self) -> None:
         import h5py
@@ -553,6 +637,7 @@ class TiffPredictionWriter(PredictionWriter):
         self._mm = tifffile.memmap(self.partial, shape=shape, dtype=dtype, photometric="minisblack",
                                    planarconfig="contig" if len(shape) == 4 else None, metadata=meta,
                                    bigtiff=int(np.prod(shape)) * dtype.itemsize > 2**31)
+        _reserve_or_close(self.partial, os.path.getsize(self.partial), self.output, self._close)
 
     def _open(self) -> None:
         import tifffile
@@ -581,7 +666,8 @@ _WRITERS: dict[str, type[PredictionWriter]] = {
 
 def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | None = None, resume: bool = True,
                            overwrite: bool = False, identity: dict[str, Any] | None = None,
-                           voxel_size: Sequence[float] | None = None) -> PredictionWriter:
+                           voxel_size: Sequence[float] | None = None,
+                           environment: dict[str, Any] | None = None) -> PredictionWriter:
     """Create (or resume) the writer for output ``path``.
 
     Checks the output (``check_output_path``) and claims it (``claim_output``) first. A partial output from
@@ -589,6 +675,8 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
     (settings, model hash, dtype) equals ``plan``'s; its recorded input ``identity`` must then match the
     current one, else a one-line :class:`InputError`. A partial output with other settings, or an unreadable
     one, is discarded and the run starts afresh. ``dtype`` (default ``plan.dtype``) overrides the plan's.
+    ``environment`` (:func:`slicewise.utils.environment.environment_info`) is recorded in the output's
+    ``slicewise`` attributes (a resumed output keeps the one of the run that began it).
     """
     final = check_output_kind(path, plan.output_kind)
     if dtype is not None and dtype != plan.dtype:
@@ -604,7 +692,8 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
         part = partial_path(final)
         cls = _WRITERS[_backend_of(final)]
         state = {"version": STATE_VERSION, "output": str(final.absolute()), "plan": plan.to_json(),
-                 "identity": identity, "voxel_size": [float(v) for v in voxel_size] if voxel_size else None}
+                 "identity": identity, "voxel_size": [float(v) for v in voxel_size] if voxel_size else None,
+                 "environment": environment}
         old = _read_state(part) if (part.exists() or state_path(part).exists()) else None
         if old is not None and resume and not overwrite and old.get("version") == STATE_VERSION \
                 and Plan.from_json(old["plan"]).fingerprint() == plan.fingerprint():
@@ -621,7 +710,9 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
         remove_path(part)
         remove_path(state_path(part))
         writer = cls(final, part, plan, state, claim)
-        writer._create()
+        check_free_space(final, writer.nbytes)  # before any block is computed (a resumed store holds its space)
+        with write_guard(final, writer.nbytes):
+            writer._create()
         sp = state_path(part)
         sp.mkdir(parents=True, exist_ok=True)
         write_json(sp / "state.json", state, overwrite=True, indent=None)
@@ -734,9 +825,44 @@ class Prediction:
 
 
 def _names(names: Any, n: int) -> list[str]:
-    if isinstance(names, str):
-        names = json.loads(names)
-    return [str(v) for v in names] if names and len(names) == n else [f"class{i}" for i in range(n)]
+    """``n`` channel names from a stored ``channels`` attribute (a list, or its JSON text); ``class<i>`` when it is
+    missing, unreadable or of another length."""
+    if isinstance(names, (str, bytes)):
+        try:
+            names = json.loads(names)
+        except ValueError:
+            names = None
+    ok = isinstance(names, (list, tuple, np.ndarray)) and len(names) == n
+    return [str(v) for v in names] if ok else [f"class{i}" for i in range(n)]
+
+
+class _Quantisation(MetadataModel):
+    scale: PositiveFloat | None = None
+
+
+class PredictionMeta(MetadataModel):
+    """The ``slicewise`` attributes of a prediction store read back (untrusted: validated; unknown keys kept)."""
+
+    voxel_size: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = None
+    offset: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] | None = None
+    quantisation: _Quantisation | None = None
+    channels: list[str] | None = None
+    output_kind: Literal["probabilities", "labels", "both"] | None = None
+
+
+def prediction_meta(raw: Any, source: str) -> dict[str, Any]:
+    """The ``slicewise`` attributes of a prediction (a mapping or its JSON text; None → ``{}``) validated by
+    :class:`PredictionMeta`: a bad field is one line naming the file and the field."""
+    if raw is None or raw == "" or raw == b"":
+        return {}
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise InputError(f"{source}: the 'slicewise' attribute is not JSON: re-run slicewise predict") from None
+    data = parse_metadata(PredictionMeta, raw, source, "the prediction's metadata is damaged: re-run slicewise predict",
+                          prefix="slicewise")
+    return data.model_dump(exclude_none=True)
 
 
 def _from_meta(meta: dict[str, Any]) -> tuple[Any, tuple[int, int, int], float | None]:
@@ -752,7 +878,7 @@ def read_prediction(path: str | os.PathLike, key: str | None = None) -> Predicti
     something else. Probabilities come back as float32 (uint8 stores are de-quantised: ``q/255``) through
     :func:`probability_view` (a 2-D map is one slice; complex data and other ranks are refused in one line);
     a 2-D label map comes back as one slice (1, Y, X)."""
-    p = Path(path)
+    p = check_input_path(path, "prediction")
     if not p.exists():
         raise InputError(f"prediction {p} does not exist: check the path")
     sfx = _suffix(p)
@@ -773,30 +899,40 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
     except Exception as err:  # noqa: BLE001 - zarr raises many types for a bad store
         raise InputError(f"cannot open {p} as Zarr ({type(err).__name__}): is it a complete Zarr store?") from None
     if not isinstance(node, zarr.Group):
+        warn_missing_chunks(node, str(p))
         return _plain(node, None, {}, str(p))
     attrs = dict(node.attrs)
-    meta = attrs.get("slicewise") or {}
+    meta = prediction_meta(attrs.get("slicewise"), f"{p} attributes")
     vs, off, scale = _from_meta(meta)
     if key is not None:
         if key not in node:
             raise InputError(f"{p} has no array {key!r}: it holds {', '.join(sorted(node.array_keys())) or 'no arrays'}")
+        warn_missing_chunks(node[key], f"{p}:{key}", attrs)
         return _plain(node[key], attrs.get("channels"), meta, f"{p}:{key}")
-    if "multiscales" in attrs:
-        ms = attrs["multiscales"][0]
+    ngff = ome_zarr.ngff_attrs(p)  # validated NGFF metadata (v0.4 / v0.5): one line naming the field if bad
+    if ngff is not None:
+        ms = ngff["multiscales"][0]
+        img = ome_zarr.check_levels(p, ms)[0]
+        axes = "".join(a["name"] for a in ms.get("axes") or [{"name": a} for a in "tczyx"[-img.ndim:]])
         if vs is None and "voxel_size" not in meta:
-            try:
-                sc = next(t["scale"] for t in ms["datasets"][0]["coordinateTransformations"] if t["type"] == "scale")
-                vs = tuple(float(v) for v in sc[-3:])
-            except (KeyError, StopIteration, IndexError, TypeError):
-                vs = None
-        img = node[ms["datasets"][0]["path"]]
-        labels = node["labels"]["labels"]["0"] if "labels" in node and "labels" in node["labels"] else None
-        axes = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
-        if axes and axes[0] == "c":
-            names = meta.get("channels") or [c.get("label") for c in (attrs.get("omero") or {}).get("channels", [])]
+            vs = ome_zarr.voxel_size_of(ms, 0, img.ndim)
+        label_image = p / "labels" / "labels"
+        label_ms = (ome_zarr.ngff_attrs(label_image) or {}).get("multiscales") if label_image.is_dir() else None
+        labels = ome_zarr.check_levels(label_image, label_ms[0])[0] if label_ms else None
+        for arr, where in ((img, str(p)), (labels, f"{p}/labels/labels")):
+            if arr is not None:
+                warn_missing_chunks(arr, where, attrs)
+        if axes in ("czyx", "cyx"):
+            names = meta.get("channels") or [c.get("label") for c in (ngff.get("omero") or {}).get("channels", [])]
             return Prediction(probability_view(img, str(p), scale), labels, _names(names, img.shape[0]), vs, off, meta)
+        if axes not in ("zyx", "yx"):
+            raise InputError(f"{p} is an NGFF image with axes {axes!r}: a prediction has axes czyx (probabilities) or "
+                             f"zyx (labels); {PROBABILITY_HINT}")
         return Prediction(None, labels if labels is not None else img, list(meta.get("channels") or []), vs, off, meta)
     if PROB_KEY in node or LABEL_KEY in node:
+        for k in (PROB_KEY, LABEL_KEY):
+            if k in node:
+                warn_missing_chunks(node[k], f"{p}:{k}", attrs)
         probs = probability_view(node[PROB_KEY], str(p), scale) if PROB_KEY in node else None
         names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else list(attrs.get("channels") or [])
         return Prediction(probs, node[LABEL_KEY] if LABEL_KEY in node else None, names, vs, off, meta)
@@ -843,10 +979,16 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
         raise InputError(f"cannot read {p} as HDF5 ({str(err).splitlines()[0]}): is the file complete?") from None
     attrs = {k: f.attrs[k] for k in f.attrs}
     meta_raw = attrs.get("slicewise") or attrs.get("slicewise_predict")
-    meta = json.loads(meta_raw) if isinstance(meta_raw, (str, bytes)) else {}
-    if "quantisation" not in meta and "quantisation_scale" in attrs:
-        meta["quantisation"] = {"scale": float(attrs["quantisation_scale"])}
     try:
+        meta = prediction_meta(meta_raw if isinstance(meta_raw, (str, bytes)) else None, f"{p} attributes")
+        if "quantisation" not in meta and "quantisation_scale" in attrs:
+            meta = prediction_meta({**meta, "quantisation": {"scale": attrs["quantisation_scale"]}}, f"{p} attributes")
+    except InputError:
+        f.close()
+        raise
+    try:
+        for k in (key,) if key is not None else (PROB_KEY, LABEL_KEY):
+            check_contained(f, k, p)
         if key is not None:
             if key not in f:
                 keys = ", ".join(sorted(f.keys()))
@@ -867,6 +1009,60 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
     return pred
 
 
+#: the fix named when a TIFF's channel axis cannot be told from its metadata.
+TIFF_AXES_HINT = ("write it with its axes named (tifffile.imwrite(path, array, metadata={'axes': 'CZYX'}), or 'ZYXC' "
+                  "channel last, as slicewise predict writes), or save it as .h5 / .zarr (channel-first (C, Z, Y, X))")
+
+
+def _tiff_axes(p: Path, md: dict[str, Any], series_axes: str, ndim: int) -> str | None:
+    """The axes of a TIFF prediction, as letters of ``CZYX``, from the file's own metadata: the ``axes`` of the
+    JSON description (slicewise writes ``ZYXS`` / ``ZYX``), else the axes an OME-TIFF / ImageJ file declares
+    (never tifffile's guesses for a plain or shaped file, e.g. ``SYX`` for any 3-plane float stack); ``None``
+    when the file names none (the documented convention applies to 2-D / 3-D maps; a 4-D array is refused:
+    which axis holds the channels would be a guess)."""
+    for text, origin in ((md.get("axes"), "its description"), (series_axes, "its OME / ImageJ metadata")):
+        if not isinstance(text, str) or not text:
+            continue
+        letters = text.upper().replace("S", "C")
+        if "Q" in letters or "I" in letters:  # tifffile's "unknown" axes: nothing was declared
+            continue
+        if len(letters) != ndim or set(letters) - set("CZYX") or len(set(letters)) != len(letters) or "YX" not in letters:
+            raise InputError(f"{p}: the axes {text!r} named by {origin} do not describe a {ndim}-d probability map "
+                             f"of C, Z, Y, X: {TIFF_AXES_HINT}")
+        return letters
+    if ndim == 4:
+        raise InputError(f"{p} is a 4-d TIFF without axes metadata: whether its channels come first (C, Z, Y, X) or "
+                         f"last (Z, Y, X, C) would be a guess: {TIFF_AXES_HINT}")
+    return None
+
+
+class _Permuted:
+    """A lazy (C, Z, Y, X) view of an array stored with the axes ``order`` (letters of CZYX; a missing C or Z is
+    a new axis of length 1): reads only what is indexed."""
+
+    def __init__(self, array: Any, order: str) -> None:
+        self._array, self._order = array, order
+        sizes = dict(zip(order, (int(n) for n in array.shape)))
+        self.shape = tuple(sizes.get(a, 1) for a in "CZYX")
+        self.dtype = array.dtype
+        self.ndim = 4
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (4 - len(key) + 1) + key[i + 1:]
+        keys = dict(zip("CZYX", tuple(key) + (slice(None),) * (4 - len(key))))
+        out = np.asarray(self._array[tuple(keys[a] for a in self._order)])
+        kept = [a for a in self._order if not isinstance(keys[a], (int, np.integer))]
+        for a in "CZYX":  # a missing axis: indexed by 0 (dropped) or a slice (a new axis of length 1)
+            if a not in self._order and not isinstance(keys[a], (int, np.integer)):
+                out = np.asarray(out[..., np.newaxis][(Ellipsis, keys[a])])
+                kept.append(a)
+        target = [a for a in "CZYX" if a in kept]
+        return np.transpose(out, [kept.index(a) for a in target])
+
+
 def _read_tiff(p: Path) -> Prediction:
     import tifffile
 
@@ -876,22 +1072,25 @@ def _read_tiff(p: Path) -> Prediction:
         try:
             with tifffile.TiffFile(p) as tif:
                 md = (tif.shaped_metadata or [{}])[0] or {}
+                series = tif.series[0] if tif.series else None  # axes declared by OME-XML / ImageJ, not guessed
+                series_axes = str(series.axes) if series is not None and series.kind.lower() in ("ome", "imagej") else ""
             try:
                 arr: Any = tifffile.memmap(p, mode="r")
             except ValueError:  # compressed / not memory-mappable: the data layer's lazy, checked reader
-                arr = open_volume(p)
+                arr = open_volume(p)  # refuses axes other than Z×Y×X(×C) in one line
+                md, series_axes = {**md, "axes": "ZYXC" if arr.ndim == 4 else "ZYX"[-arr.ndim:]}, ""
         except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as err:
             raise damaged(p, err) from None
     if problems:
         raise damaged(p, RuntimeError(problems[0]))
-    meta = md.get("slicewise") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta)
+    meta = prediction_meta(md.get("slicewise"), f"{p} description")
     if "voxel_size" not in meta and md.get("voxel_size"):
-        meta = {**meta, "voxel_size": md["voxel_size"]}
+        meta = prediction_meta({**meta, "voxel_size": md["voxel_size"]}, f"{p} description")
     vs, off, scale = _from_meta(meta)
     kind = meta.get("output_kind")
-    if arr.ndim == 4 or kind == "probabilities" or (kind is None and not np.issubdtype(arr.dtype, np.integer)):
-        probs = probability_view(arr, str(p), scale, channel_last=True)
+    axes = _tiff_axes(p, md, series_axes, arr.ndim)
+    if "C" in (axes or "") or kind == "probabilities" or (kind is None and not np.issubdtype(arr.dtype, np.integer)):
+        view = _Permuted(arr, axes) if axes not in (None, "ZYX", "YX") else arr
+        probs = probability_view(view, str(p), scale)
         return Prediction(probs, None, _names(meta.get("channels"), probs.shape[0]), vs, off, meta)
     return Prediction(None, arr if arr.ndim != 2 else _AddAxis(arr), list(meta.get("channels") or []), vs, off, meta)

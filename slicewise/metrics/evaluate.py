@@ -42,6 +42,7 @@ from slicewise.metrics.contingency import Contingency, block_grid, check_label_p
 from slicewise.metrics.overlap import foreground_dice_from_table, overlap_from_table
 from slicewise.metrics.rand_voi import adapted_rand_from_table, voi_from_table
 from slicewise.utils import text_table
+from slicewise.utils.inputs import check_input_path
 from slicewise.utils.table import num
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ def evaluate(
 
     A semantic evaluation whose prediction and ground-truth label sets share no value (prediction {0, 1}
     against ground truth {0, 255}: every Dice is 0) logs a one-line warning and lists it under
-    ``"warnings"`` in the result.
+    ``"warnings"`` in the result. So does an instance evaluation against ground truth that looks semantic
+    (:func:`semantic_gt_warnings`: two values, one covering most of the voxels, e.g. ISBI's 0/255 membranes),
+    which names the fix (``--components gt``, :func:`membranes_to_neurons`).
 
     Returns:
         ``{"kind", "shape", "settings", "volume": {metric: value}}`` plus, with ``per_slice``,
@@ -130,6 +133,9 @@ def evaluate(
     if classes is not None and kind == "instance":
         raise InputError("classes (--classes) select semantic classes; instance evaluation scores objects: drop it, "
                          "or use kind='semantic' (--kind semantic)")
+    if class_names and kind == "instance":
+        raise InputError("class names (--class-names) label semantic classes; instance evaluation scores objects: "
+                         "drop them, or use kind='semantic' (--kind semantic)")
     negative = [int(c) for c in classes or () if int(c) < 0]
     if negative:
         raise InputError(f"classes (--classes) hold negative id {negative[0]}: class ids are label values >= 0")
@@ -172,6 +178,7 @@ def evaluate(
         result["class_names"] = {str(i): str(n) for i, n in enumerate(names) if i in present}
     warnings = label_set_warnings(volume, kind, bool(label_map), bool(pred_label_map))
     warnings += absent_class_warnings(volume, classes) if kind == "semantic" else []
+    warnings += semantic_gt_warnings(volume, kind)
     if warnings:
         result["warnings"] = warnings
         for w in warnings:
@@ -244,6 +251,25 @@ def label_set_warnings(table: Contingency, kind: str, gt_mapped: bool = False, p
             f"share no value, so every Dice/IoU is 0: {fix}"]
 
 
+SEMANTIC_GT_SHARE = 0.5
+"""An instance ground truth with two values, one of them on more than this share of the voxels, looks semantic."""
+
+
+def semantic_gt_warnings(table: Contingency, kind: str) -> list[str]:
+    """One-line warning when instances are scored against ground truth that looks semantic: exactly two
+    values, one of them covering most of the voxels (ISBI's 0/255 membrane map, a binary mask). Instance
+    metrics would then count one (or two) ground-truth objects; the fix is the connected components."""
+    if kind != "instance" or table.gt_ids.size != 2 or table.n_voxels == 0:
+        return []
+    big = int(np.argmax(table.gt_sizes))
+    share = float(table.gt_sizes[big]) / table.n_voxels
+    if share <= SEMANTIC_GT_SHARE:
+        return []
+    return [f"the ground truth holds only the values {_ids_text(table.gt_ids)} ({int(table.gt_ids[big])} on "
+            f"{100 * share:.0f}% of the voxels): it looks semantic, so instance scores count one object; label its connected components "
+            f"with --components gt (Python: membranes_to_neurons(gt))"]
+
+
 class _Window:
     """A lazy (z, y, x) box of a 3-D array-like; indexed by box-relative regions (or a z index)."""
 
@@ -276,9 +302,7 @@ def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int,
     """
     if not isinstance(pred, (str, os.PathLike)):
         return as_array_like(pred, key), (0, 0, 0)
-    from pathlib import Path
-
-    p = Path(pred)
+    p = check_input_path(pred, "labels")  # a FIFO / device / link loop: refused before tifffile or h5py open it
     sfx = p.suffix.lower()
     found: Any = None
     try:
@@ -350,11 +374,15 @@ def _store_labels(p: Any) -> tuple[Any, tuple[int, int, int]]:
 def _offset(found: Any, p: Any) -> tuple[int, int, int]:
     if found is None:
         return (0, 0, 0)
-    if isinstance(found, (str, bytes)):
-        import json
+    try:  # an attribute of a file: untrusted, any type
+        if isinstance(found, (str, bytes)):
+            import json
 
-        found = json.loads(found)
-    vals = [int(v) for v in found]
+            found = json.loads(found)
+        vals = [int(v) for v in found]
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{p} records an offset attribute {str(found)[:40]!r} that is not three voxel counts (z, y, x): "
+                         f"fix or remove the attribute") from None
     if len(vals) != 3 or min(vals) < 0:
         raise InputError(f"{p} records offset {vals}: expected three voxel counts >= 0 (z, y, x)")
     return tuple(vals)  # type: ignore[return-value]

@@ -19,8 +19,11 @@ from slicewise.config import ModelConfig, validate
 from slicewise.errors import ConfigError, InputError
 from slicewise.models.channels import apply_strategy, check_strategy, normalisation
 from slicewise.models.decoder import UNetDecoder
+from slicewise.models.encoder_file import check_fits, set_first_layer
 from slicewise.models.encoders import build_encoder
 from slicewise.models.weights import resolve_weights
+from slicewise.utils.inputs import check_model_file
+from slicewise.utils.validation import MetadataModel, parse_metadata
 
 FORMAT, VERSION = "slicewise-model", 1
 
@@ -112,12 +115,16 @@ def build_adapted_encoder(config: ModelConfig) -> tuple[nn.Module, torch.Tensor,
     k, colors = config.in_slices, colors_of(config)
     check_strategy(config.channel_init, k, colors)
     overlay, info = resolve_weights(config.encoder, config.weights)
+    if "first_layer" in info:  # an encoder file of `slicewise pretrain`: its k, colours and strategy must be the model's
+        check_fits(info["provenance"], info["path"], config.encoder, k, colors, config.channel_init)
     encoder = build_encoder(config.encoder, overlay, img_size=config.img_size)
     fresh = None
     if config.channel_init == "random":
         twin = build_encoder(config.encoder, None, img_size=config.img_size, in_chans=k * colors)
         fresh = twin.get_submodule(encoder.first_conv)
     apply_strategy(encoder, encoder.first_conv, config.channel_init, k, colors, fresh=fresh)
+    if "first_layer" in info:
+        set_first_layer(encoder.get_submodule(encoder.first_conv), info["first_layer"])
     mean = info.get("mean") or encoder.mean
     std = info.get("std") or encoder.std
     m, s = normalisation(config.channel_init, tuple(mean), tuple(std), k, colors)
@@ -135,18 +142,12 @@ def save_model(model: SegmentationModel, path: str | Path, overwrite: bool = Tru
     return Path(path)
 
 
-def check_model_file(path: str | Path) -> Path:
-    """``path`` as a Path if it is a file; a one-line :class:`InputError` for a folder (naming the model file
-    inside it, if any) or a missing path."""
-    p = Path(path)
-    if p.is_dir():
-        inside = next((p / n for n in ("best.pt", "last.pt") if (p / n).is_file()), None)
-        fix = (f"give the model file inside it, e.g. {inside}" if inside is not None else
-               "give a model file (a .pt written by slicewise train / save_model, or a bioimage.io .zip)")
-        raise InputError(f"model file {p} is a folder, not a file: {fix}")
-    if not p.is_file():
-        raise InputError(f"model file {p} does not exist: check the path")
-    return p
+class ModelFile(MetadataModel):
+    """The payload of a model file beyond ``format`` / ``version`` (untrusted when read back): the config (validated
+    by :class:`~slicewise.config.ModelConfig` next) and the state dict."""
+
+    config: dict[str, Any]
+    state_dict: dict[str, Any]
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
@@ -163,6 +164,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Se
         raise InputError(f"{p} is not a slicewise model file (no 'format: {FORMAT}'): give a file written by save_model / slicewise train")
     if payload.get("version") != VERSION:
         raise InputError(f"{p} has model file version {payload.get('version')!r}; this slicewise reads version {VERSION}: upgrade slicewise")
+    parse_metadata(ModelFile, payload, p, "give a file written by save_model / slicewise train")
     try:
         cfg = validate(ModelConfig, {**payload["config"], "weights": "random"}, p.name)
     except ConfigError as err:

@@ -33,7 +33,9 @@ from typing import Any
 import torch
 
 from slicewise.errors import WeightsError
+from slicewise.models.encoder_file import read_provenance, split_first_layer
 from slicewise.utils.cache import cache_root, offline
+from slicewise.utils.inputs import check_input_path
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".torch", ".tar", ".safetensors", ".bin", ".ckpt")
 
@@ -245,7 +247,9 @@ def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str,
 def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """``(overlay, info)`` for ``timm.create_model``: overlay None = random init, ``{}`` = timm's tag.
 
-    ``info`` holds ``mean``/``std`` overrides from the registry (empty otherwise).
+    ``info`` holds ``mean``/``std`` overrides from the registry (empty otherwise); for an encoder file of
+    ``slicewise pretrain`` (:mod:`slicewise.models.encoder_file`) also ``provenance``, ``path`` and
+    ``first_layer`` (its adapted kernel, set after the channel strategy by ``build_adapted_encoder``).
     """
     if weights == "random":
         return None, {}
@@ -262,9 +266,16 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
         sd = map_registry_state_dict(weights, load_checkpoint(fetch(weights)))
         info = {"mean": source.mean, "std": source.std} if source.mean else {}
         return {"state_dict": sd}, info
-    path = Path(weights).expanduser()
+    path = check_input_path(Path(weights).expanduser(), "checkpoint file")  # FIFO / device / link loop refused
     if path.is_file():
-        return {"state_dict": load_checkpoint(path)}, {}
+        provenance = read_provenance(path)
+        if provenance is None:
+            return {"state_dict": load_checkpoint(path)}, {}
+        if provenance.get("encoder") != encoder:  # a file of `slicewise pretrain`: its first layer is applied apart
+            raise WeightsError(f"encoder weights {weights} were pretrained for encoder={provenance.get('encoder')}, not "
+                               f"{encoder}: set model.encoder={provenance.get('encoder')}")
+        sd, first = split_first_layer(path, provenance, load_checkpoint(path))
+        return {"state_dict": sd}, {"provenance": provenance, "first_layer": first, "path": str(path)}
     if path.is_dir():
         raise WeightsError(f"checkpoint file {weights} is a folder, not a file: give the checkpoint file inside it, "
                            f"or use {alternatives(encoder)}")

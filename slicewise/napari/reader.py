@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.errors import InputError
+from slicewise.utils.validation import confined_path
+
 log = logging.getLogger(__name__)
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -74,12 +77,20 @@ def _transforms(dataset: dict[str, Any], n_axes: int) -> tuple[list[float], list
     return scale, translate
 
 
-def _pyramid(group: Any, multiscale: dict[str, Any]) -> tuple[list[Any], list[float], list[float], list[str]]:
-    """(lazy dask levels, scale, translation, axis names) of one NGFF multiscale image."""
+def _pyramid(path: Path) -> tuple[list[Any], list[float], list[float], list[str]]:
+    """(lazy dask levels, scale, translation, axis names) of the NGFF multiscale image at ``path``, through the
+    one validated NGFF parser (:func:`slicewise.data.ome_zarr.ngff_attrs`: bad metadata is one line naming the
+    file and the field; dataset paths stay inside the image; levels agree)."""
     import dask.array as da
 
-    axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscale.get("axes", [])]
-    levels = [da.from_zarr(group[d["path"]]) for d in multiscale["datasets"]]
+    from slicewise.data import ome_zarr
+
+    ngff = ome_zarr.ngff_attrs(path)
+    if ngff is None:
+        raise InputError(f"{path} is not an OME-Zarr image (no NGFF multiscales metadata)")
+    multiscale = ngff["multiscales"][0]
+    axes = [a["name"] for a in multiscale.get("axes", [])]
+    levels = [da.from_zarr(a) for a in ome_zarr.check_levels(path, multiscale)]
     scale, translate = _transforms(multiscale["datasets"][0], levels[0].ndim)
     return levels, scale, translate, axes or ["c", "z", "y", "x"][-levels[0].ndim:]
 
@@ -98,9 +109,8 @@ def read_prediction_layers(path: str | list[str]) -> list[LayerData]:
     p = Path(path[0] if isinstance(path, list) else path)
     root = zarr.open_group(str(p), mode="r")
     attrs = dict(root.attrs)
-    ngff = _ngff(attrs)
     layers: list[LayerData] = []
-    levels, scale, translate, axes = _pyramid(root, ngff["multiscales"][0])
+    levels, scale, translate, axes = _pyramid(p)
     quant = ((attrs.get("slicewise") or {}).get("quantisation") or {}).get("scale")
     if "c" in axes:
         c = axes.index("c")
@@ -116,8 +126,7 @@ def read_prediction_layers(path: str | list[str]) -> list[LayerData]:
         layers.append((levels if len(levels) > 1 else levels[0], meta, "image"))
     if "labels" in root:
         for name in dict(root["labels"].attrs).get("labels", []):
-            group = root["labels"][name]
-            lv, sc, tr, _ = _pyramid(group, _ngff(dict(group.attrs))["multiscales"][0])
+            lv, sc, tr, _ = _pyramid(confined_path(p / "labels", str(name), p / "labels" / ".zattrs", "labels"))
             layers.append((lv if len(lv) > 1 else lv[0], {"name": f"{p.stem} {name}", "scale": sc, "translate": tr,
                                                           "multiscale": len(lv) > 1}, "labels"))
     elif "c" not in axes:  # a labels-only prediction without the labels/ group

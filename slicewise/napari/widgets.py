@@ -16,7 +16,6 @@ a multiscale layer uses its full-resolution level).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,8 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from slicewise.utils.inputs import check_model_file
 
 log = logging.getLogger(__name__)
 SEED = 0
@@ -58,33 +59,10 @@ def layer_volume(layer: Any) -> tuple[np.ndarray, tuple[float, float, float], tu
     return vol, tuple(scale[-3:]), tuple(translate[-3:]), flat  # type: ignore[return-value]
 
 
-def _guard_triton() -> bool:
-    """Keep triton from loading next to an LLVM-based OpenGL driver; True when it was blocked.
-
-    napari's OpenGL context on Mesa (llvmpipe, radeonsi, ...) maps ``libLLVM`` into the process;
-    triton's own LLVM then crashes the process when torch first probes for it (torchvision →
-    torch._dynamo → ``import triton``). slicewise runs eager PyTorch here (triton only serves
-    ``torch.compile``), so when a libLLVM is already mapped and triton is not yet imported, triton is
-    marked unavailable (``sys.modules["triton"] = None``) for this napari session.
-    """
-    if "triton" in sys.modules:
-        return False
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return False
-    if "libLLVM" not in maps:
-        return False
-    log.warning("an LLVM-based OpenGL driver is loaded: triton is disabled in this napari session (slicewise runs eager PyTorch)")
-    sys.modules["triton"] = None  # type: ignore[assignment]
-    return True
-
-
 def _import_torch_stack() -> None:
     """Import torch, timm/torchvision and Captum on the main thread: their first import inside a
-    worker thread (torchvision pulls in torch._dynamo and triton) can crash the process; see also
-    :func:`_guard_triton`."""
-    _guard_triton()
+    worker thread (torchvision pulls in torch._dynamo and triton) can crash the process. triton itself
+    is kept out by :mod:`slicewise.napari.triton_guard`, installed when this package was imported."""
     import captum.attr  # noqa: F401
     import timm  # noqa: F401
     import torch  # noqa: F401
@@ -182,7 +160,6 @@ class _ModelForm(QWidget):
 
     def model_path(self) -> Path:
         from slicewise.errors import InputError
-        from slicewise.models.build import check_model_file
 
         text = self.model_edit.text().strip()
         if not text:

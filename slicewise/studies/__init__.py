@@ -7,7 +7,17 @@
 from slicewise.studies.execute import run_study
 from slicewise.studies.grid import CellContext
 from slicewise.studies.schema import load_study, packaged_studies
-from slicewise.studies.stats import Comparison, holm, mean_ci, paired_stats, study_statistics
+from slicewise.studies.stats import (
+    Comparison,
+    holm,
+    mean_ci,
+    min_detectable_effect,
+    paired_stats,
+    pairs_needed,
+    study_statistics,
+    tost_paired,
+    wilcoxon_min_p,
+)
 
-__all__ = ["CellContext", "Comparison", "holm", "load_study", "mean_ci", "packaged_studies", "paired_stats",
-           "run_study", "study_statistics"]
+__all__ = ["CellContext", "Comparison", "holm", "load_study", "mean_ci", "min_detectable_effect", "packaged_studies",
+           "paired_stats", "pairs_needed", "run_study", "study_statistics", "tost_paired", "wilcoxon_min_p"]

@@ -6,7 +6,7 @@ goes on; a rerun retries failed and pending cells.
 Parallel: ``--gpus 0,1,2,3`` runs one process per GPU (``CUDA_VISIBLE_DEVICES``), one cell each.
 Job arrays: one cell per job, then one more run (or the last job) aggregates, e.g. SLURM::
 
-    #SBATCH --array=0-39
+    #SBATCH --array=0-49
     slicewise study bias --out runs/bias --cells $SLURM_ARRAY_TASK_ID --no-report
     # afterwards (or as a dependent job): slicewise study bias --out runs/bias --report-only
 """
@@ -39,10 +39,12 @@ from slicewise.studies.grid import (
     grid_cells,
     parse_cells,
 )
+from slicewise.studies.preflight import check_weights
 from slicewise.studies.schema import Study, check_data, load_study, resolve_study_path
 from slicewise.utils import atomic_path, progress
 from slicewise.utils.atomic import check_writable_folder, claim_output
 from slicewise.utils.progress import status
+from slicewise.utils.signals import resume_hint
 
 _PARENT_ENV = "_SLICEWISE_STUDY_PARENT"  # pid of a --gpus parent that holds the claims of its children's cells
 
@@ -81,7 +83,7 @@ def run_cell(study: Study, cell: Cell, out: Path, data_root: Path, cell_fn: Cell
             r["value"] = float(r["value"])
         payload = {"study": study.name, "index": cell.index, "cell": cell.id, "params": cell.params,
                    "fingerprint": fingerprint(study, cell), "smoke": smoke, "elapsed_s": round(time.time() - start, 3),
-                   "metrics": metrics, "info": res.get("info", {})}
+                   "metrics": metrics, "info": res.get("info", {}), "environment": _cell_environment(cell)}
         text = json.dumps(payload, indent=1, default=_json_default)
     except KeyboardInterrupt:
         raise
@@ -92,6 +94,21 @@ def run_cell(study: Study, cell: Cell, out: Path, data_root: Path, cell_fn: Cell
     with atomic_path(d / RESULT) as tmp:
         tmp.write_text(text)
     return True
+
+
+def _cell_environment(cell: Cell) -> dict[str, Any]:
+    """:func:`slicewise.utils.environment.environment_info` of the process that ran the cell (device: the
+    first CUDA device when one is visible, as training picks it; the cell's seed)."""
+    import torch
+
+    from slicewise.utils.environment import environment_info
+
+    seed = cell.params.get("seed")
+    seed = int(seed) if isinstance(seed, (int, float)) else None
+    try:
+        return environment_info(device="cuda" if torch.cuda.is_available() else None, seed=seed)
+    except (RuntimeError, AssertionError) as err:  # a CUDA that reports itself but cannot be queried
+        return {"unavailable": f"{type(err).__name__}: {err}"[:300], "seed": seed}
 
 
 def _json_default(o: Any) -> Any:
@@ -199,6 +216,8 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
     """
     if report_only and not report:
         raise ConfigError("--report-only and --no-report contradict each other: give one of them")
+    if report_only and gpus:
+        raise ConfigError("--gpus places cells on GPUs and --report-only runs no cell: drop --gpus")
     study = load_study(source, smoke=smoke, overrides=overrides, data_root=data_root)
     out_dir = Path(out) if out is not None else Path("runs") / f"study-{study.name}{'-smoke' if smoke else ''}"
     all_cells = grid_cells(study)
@@ -209,8 +228,10 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
     gpus = parse_gpus(gpus) if gpus and not report_only else []
     made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
     try:
-        return _run(study, source, out_dir, all_cells, selected, smoke=smoke, gpus=gpus, overrides=overrides,
-                    overwrite=overwrite, report=report, report_only=report_only, cell_fn=cell_fn, echo=echo)
+        with resume_hint(f"rerun the same study command to resume (--out {out_dir}): finished cells are kept, the "
+                         f"interrupted cell continues from its last checkpoint"):
+            return _run(study, source, out_dir, all_cells, selected, smoke=smoke, gpus=gpus, overrides=overrides,
+                        overwrite=overwrite, report=report, report_only=report_only, cell_fn=cell_fn, echo=echo)
     except BaseException:
         _remove_empty(out_dir, made)
         raise
@@ -240,6 +261,8 @@ def _run(study: Study, source: str | os.PathLike, out_dir: Path, all_cells: Sequ
     todo = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
     if todo and not report_only:
         root = check_data(study)
+        if cell_fn is None:  # the study's own cells: every one's weights obtainable before the first starts
+            check_weights(study, todo)
         with claim_cells(out_dir, todo):
             if gpus:
                 run_parallel(str(resolve_study_path(source)), todo, out_dir, gpus, smoke, overrides, root, echo)

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slicewise.errors import ConfigError
+from pydantic import Field
+
+from slicewise.errors import ConfigError, InputError
 from slicewise.studies.schema import Study
+from slicewise.utils.inputs import check_input_path
+from slicewise.utils.validation import MetadataModel, parse_metadata
 
 RESULT = "result.json"
 ERROR = "error.txt"
@@ -110,10 +114,34 @@ def cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.id
 
 
+class MetricRecord(MetadataModel):
+    """One metric of a cell: ``metric`` name, ``value`` (a number; NaN allowed), any label columns besides."""
+
+    metric: str = Field(min_length=1)
+    value: float
+
+
+class CellResult(MetadataModel):
+    """A cell's ``result.json`` (written by :func:`slicewise.studies.execute.run_cell`; untrusted when read back)."""
+
+    fingerprint: str | None = None
+    metrics: list[MetricRecord] = []
+    info: dict[str, Any] = {}
+
+
 def read_result(out: Path, cell: Cell) -> dict[str, Any] | None:
-    """The cell's result.json, or None when the cell is not done."""
-    p = cell_dir(out, cell) / RESULT
-    return json.loads(p.read_text()) if p.is_file() else None
+    """The cell's result.json validated (:class:`CellResult`), or None when the cell is not done. A damaged or
+    hand-edited file (not JSON, a field of the wrong type) is one :class:`InputError` line naming the file and
+    the field."""
+    p = check_input_path(cell_dir(out, cell) / RESULT, "cell result")
+    if not p.is_file():
+        return None
+    fix = f"delete {p} to compute the cell again"
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{p} is damaged ({type(err).__name__}): {fix}") from None
+    return parse_metadata(CellResult, data, p, fix).model_dump()
 
 
 def check_fingerprints(study: Study, out: Path, cells: Sequence[Cell], overwrite: bool = False) -> None:

@@ -1,7 +1,10 @@
 """``slicewise study init``: a ready study file for the user's own EM stack.
 
-The packaged EM studies (``bias``, ``skips``) run on ISBI 2012; :func:`init_study` rewrites one of
-them for another grayscale Z×Y×X stack with labels, changing only what depends on the data:
+The packaged EM studies (``bias``, ``skips`` on ISBI 2012, ``emsam`` on the phantom) are rewritten by
+:func:`init_study` for another grayscale Z×Y×X stack with labels, changing only what depends on the data
+(each recipe's file opens with its own question and says what it scores in the user's classes; grid
+levels whose encoder weights cannot be obtained here, e.g. ResNet ImageNet weights offline, are dropped
+in one line, :mod:`slicewise.studies.preflight`):
 
 - ``data``: absolute paths of RAW and LABELS (so the file works from any folder), ``label_map``,
   ``train_z`` (slices training may read: training and validation centres) and ``test_z`` (held-out
@@ -31,29 +34,46 @@ from typing import Any
 import numpy as np
 import yaml
 
+from slicewise.data import labelmap
 from slicewise.errors import InputError
 
-TEMPLATES = ("bias", "skips")
+TEMPLATES = ("bias", "skips", "emsam")
+QUESTIONS = {
+    "bias": "does pseudo-RGB pretraining bias which input slice the network attends to, and does a symmetric first "
+            "layer (uniform / mirror) remove the bias at no cost in accuracy? (Molnar et al.)",
+    "skips": "do pruned top skip connections help in-domain and under synthetic intensity shifts, and which layers "
+             "are most susceptible to the shifts (bias-corrected Hellinger distance)? (Wilm et al.)",
+    "emsam": "does a SAM ViT encoder with a U-shaped decoder segment EM instances better than a CNN U-Net? "
+             "(Cheng et al.)",
+}
+"""The question each recipe asks, first line of the file ``study init`` writes."""
+
+
+def _labels_text(template: str, mapping: Any, n_classes: int) -> str:
+    """What the recipe scores, in the classes of the user's label map (header of the written file)."""
+    classes = f"classes {mapping if mapping else 'as stored'}"
+    if template == "bias":
+        return (f"{classes}; class 1 is scored (membrane Dice, the attribution target), connected class-0 regions "
+                f"are the cells (adapted Rand error)")
+    if template == "skips":
+        return f"{classes}; class 1 is scored (IoU and Dice on the test slices, plain and under each synthetic shift)"
+    mito = ("mitochondria: 3-D connected components of class 2 (AP-50/75)" if n_classes > 2
+            else "no class 2, so no mitochondria scores")
+    return (f"{classes}; neurons: connected class-0 regions per slice (training target of the boundary head; "
+            f"adapted Rand error, VOI); {mito}")
 CONTEXT = 1  # r of the packaged EM studies (k = 3 slices)
 SMOKE_SIDE = 128
 SMOKE_TEST_SLICES = 4
 
 
 def parse_label_map(text: str | None) -> dict[int, int] | None:
-    """``"0:1,255:0"`` (label value → class) → ``{0: 1, 255: 0}``; ``None``/empty → ``None``."""
-    if text is None or not text.strip():
-        return None
-    out: dict[int, int] = {}
-    for item in text.split(","):
-        parts = item.split(":")
-        try:
-            value, cls = (int(p) for p in parts)
-        except ValueError:
-            raise InputError(f"--label-map {text!r}: write VALUE:CLASS pairs separated by commas, e.g. 0:1,255:0") from None
-        if cls < 0:
-            raise InputError(f"--label-map {text!r}: classes are non-negative integers")
-        out[value] = cls
-    return out
+    """``"0:1,255:0"`` (label value → class) → ``{0: 1, 255: 0}``; ``None``/empty → ``None``
+    (:func:`slicewise.data.labelmap.parse_label_map`, the one parser: duplicate values refused)."""
+    mapping = labelmap.parse_label_map(text, "--label-map")
+    negative = [c for c in (mapping or {}).values() if c < 0]
+    if negative:
+        raise InputError(f"--label-map {text!r}: classes are non-negative integers, not {negative[0]}")
+    return mapping
 
 
 def _range(text: str, depth: int, what: str) -> tuple[int, int]:
@@ -101,16 +121,25 @@ def _classes(labels: Any, ranges: list[tuple[int, int]], label_map: dict[int, in
 
 
 def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
-               label_map: str | dict[int, int] | None = None) -> str:
+               label_map: str | dict[int, int] | None = None, **recipe: Any) -> str:
     """The YAML text of study ``template`` (``bias`` or ``skips``) re-pointed at RAW / LABELS; see the
-    module docstring. Raises one-line :class:`InputError` / :class:`ConfigError` for unusable input."""
+    module docstring. Raises one-line :class:`InputError` / :class:`ConfigError` for unusable input.
+
+    ``pretraining`` has its own recipe on top of these data checks (``recipe``: ``unlabelled``, ``fractions``,
+    ``seeds``, ``method``, ``pretrained``; :func:`slicewise.studies.cells.pretraining.init_pretraining`)."""
     from slicewise.config import read_yaml_mapping
     from slicewise.data import check_labels, check_raw, open_volume
     from slicewise.data.sampling import split_z
     from slicewise.studies.schema import resolve_study_path
 
+    if template == "pretraining":
+        from slicewise.studies.cells.pretraining import init_pretraining
+
+        return init_pretraining(raw, labels, train_z, test_z, label_map, **recipe)
     if template not in TEMPLATES:
-        raise InputError(f"study init {template!r}: templates for your own EM stack are {', '.join(TEMPLATES)}")
+        raise InputError(f"study init {template!r}: templates for your own EM stack are {', '.join(TEMPLATES)}, pretraining")
+    if recipe:
+        raise InputError(f"study init {template}: --{' --'.join(sorted(recipe))} only apply to `study init pretraining`: drop them")
     from slicewise.data.roi import parse_range
 
     parse_range(train_z, "--train-z"), parse_range(test_z, "--test-z")  # syntax first: cheap, before any file is read
@@ -149,8 +178,14 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
     data = dict(study.get("data") or {})
     data.update({"raw": raw_path, "labels": labels_path, "label_map": mapping, "crop": None,
                  "train_z": [a, b], "test_z": [c, d]})
-    if template == "bias":
+    if template in ("bias", "emsam"):
         data["interior_class"] = 0
+    if template == "emsam":
+        data.pop("train_phantom", None), data.pop("test_phantom", None)
+        data["mito_class"] = 2
+        for preset in (study.get("presets") or {}).get("encoder", {}).values():
+            if "img_size" in preset.get("model", {}):
+                preset["model"]["img_size"] = patch
     study["data"] = data
     base = study.setdefault("base", {})
     base.setdefault("model", {})["classes"] = n_classes
@@ -167,15 +202,69 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
     for section in ("predict", "attribution"):
         if section in smoke.get("extras", {}):
             smoke["extras"][section]["tile"] = min(int(smoke["extras"][section].get("tile", 64)), smoke_side)
+    dropped = _drop_unobtainable(study)
     header = (f"# {study['name']}: the packaged `{template}` study re-pointed at your stack by `slicewise study init`.\n"
+              f"# Asks:   {QUESTIONS[template]}\n"
               f"# Run:    slicewise study THIS_FILE.yaml --smoke   (minutes: checks the whole path), then without --smoke\n"
               f"# Data:   {raw_path} ({depth}×{height}×{width}); training reads slices {a}..{b - 1} "
               f"(validation centres {a + val_range[0]}..{a + val_range[1] - 1}), test slices {c}..{d - 1}\n"
-              f"# Labels: classes {mapping if mapping else 'as stored'}; class 1 is scored (Dice, attribution), "
-              f"connected class-0 regions are the cells (adapted Rand error)\n")
+              f"# Labels: {_labels_text(template, mapping, n_classes)}\n"
+              + (f"# Dropped: {dropped}\n" if dropped else ""))
     text = header + yaml.safe_dump(study, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     _validate(text)
     return text
+
+
+def _drop_unobtainable(study: dict[str, Any]) -> str:
+    """Remove grid levels whose cells cannot get their weights here (:mod:`slicewise.studies.preflight`,
+    e.g. ResNet ImageNet weights offline) from the full and the smoke grid; return the one line saying which
+    (also printed as a warning), or "" when nothing was dropped. Refuses when an axis would be left empty."""
+    from slicewise.studies.grid import grid_cells
+    from slicewise.studies.preflight import describe, unobtainable_levels
+    from slicewise.studies.schema import Study
+    from slicewise.utils.trust import warn
+
+    model = Study.model_validate({k: v for k, v in study.items() if k != "smoke"})
+    cells = grid_cells(model)
+    levels = unobtainable_levels(model, cells)
+    if not levels:
+        return ""
+    grids = [study["grid"], *([study["smoke"]["grid"]] if "grid" in study.get("smoke", {}) else [])]
+    for axis, bad in levels.items():
+        for grid in grids:
+            if axis in grid:
+                grid[axis] = [v for v in grid[axis] if str(v) not in bad]
+                if not grid[axis]:
+                    raise InputError(f"study init {study['name']}: no level of {axis} can get its weights here "
+                                     f"({describe(model, cells)}): allow downloads or give local weights")
+    which = "; ".join(f"{a} {', '.join(v)}" for a, v in levels.items())
+    line = (f"{which}, whose weights cannot be obtained here "
+            f"({describe(model, cells)}); to keep them give local weights, e.g. "
+            f"--set 'presets.encoder.LEVEL.model.weights=/path/weights.pth' and add them to the grid")
+    warn(f"study init: dropped {line}")
+    return line
+
+
+def piped_study(text: str, out: str | os.PathLike | None = None, smoke: bool = False) -> Path:
+    """A study file given on standard input (``slicewise study init ... | slicewise study - --smoke``), saved
+    as ``<out>/study.yaml`` (default out: ``runs/study-<name>[-smoke]``) so that reruns, ``--gpus`` children
+    and ``--report-only`` read the same file; returns its path. One line when the text is no study."""
+    from slicewise.utils.atomic import atomic_path
+
+    try:
+        raw = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raw = None
+    if not isinstance(raw, dict) or "grid" not in raw:
+        raise InputError("study -: standard input holds no study file: pipe one in, e.g. `slicewise study init pretraining "
+                         "--raw RAW --labels LABELS --train-z 0:14 --test-z 16:20 | slicewise study - --smoke`")
+    name = str(raw.get("name") or "piped")
+    folder = Path(out) if out is not None else Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "study.yaml"
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(text)
+    return path
 
 
 def _validate(text: str) -> None:

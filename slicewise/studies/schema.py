@@ -36,6 +36,7 @@ from slicewise.config import (
 )
 from slicewise.errors import ConfigError, InputError
 from slicewise.studies.stats import Comparison, StatsSettings
+from slicewise.utils.inputs import check_input_path
 
 DATA_ROOT_ENV = "SLICEWISE_DATA_ROOT"
 
@@ -78,8 +79,9 @@ def packaged_studies() -> list[str]:
 
 
 def resolve_study_path(name_or_path: str | os.PathLike) -> Path:
-    """A YAML path as given, or a packaged study by name (``bias`` → slicewise/studies/bias.yaml)."""
-    p = Path(name_or_path)
+    """A YAML path as given, or a packaged study by name (``bias`` → slicewise/studies/bias.yaml); a FIFO, socket,
+    device or symlink loop is refused before anything opens it."""
+    p = check_input_path(name_or_path, "study")
     if p.is_file():
         return p
     if p.suffix not in (".yaml", ".yml") and str(name_or_path) in packaged_studies():

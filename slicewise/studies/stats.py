@@ -15,7 +15,28 @@ Conventions
 - Too few pairs (n < ``min_n``, default 3) or zero spread: the p-value is NaN and ``note`` says why;
   nothing raises. Below ``min_n`` the effect sizes (Cohen's d, rank-biserial r) are NaN too: with one
   or two pairs they are noise (d of −11 from two seeds); the report shows ``n/a (n < 3)``.
-- Metric ranges (:data:`METRIC_RANGES`: Dice, IoU, ARE, AP, MA, shares, Hellinger in [0, 1]; VOI ≥ 0):
+- Raw and adjusted p side by side: ``p_raw`` / ``p_holm`` are the paired t-test's (the primary test);
+  ``t_p``/``t_p_holm`` and ``w_p``/``w_p_holm`` keep both tests.
+- Intervals: ``diff_low``/``diff_high`` are per-comparison (``confidence``); ``diff_low_adj``/``diff_high_adj``
+  are Bonferroni-simultaneous over the m tests the Holm correction spans (confidence 1 − α/m per interval,
+  ``ci_adjustment`` says which). A simultaneous interval excluding 0 implies Holm p < α (Holm never
+  adjusts a p more than Bonferroni); Holm may reject where it does not.
+- Minimum attainable p at the comparison's n (``t_p_min``, ``w_p_min``): the exact two-sided Wilcoxon
+  signed-rank test over n non-zero pairs cannot go below 2 / 2^n (all differences of one sign:
+  0.25 at n = 3, 0.0625 at 5, 0.0078 at 8); the t-test's is 0 (continuous) from n = 2. A test whose
+  minimum exceeds α cannot reject and is flagged in ``note``.
+- Equivalence (TOST, two one-sided paired t-tests against ±``margin``, :func:`tost_paired`; agrees
+  with ``statsmodels.stats.weightstats.ttost_paired``): ``tost_p`` (and ``tost_p_holm``) is the larger
+  one-sided p. ``verdict``: ``different`` (Holm t-test p < α), ``equivalent within ±m`` (not
+  different and Holm TOST p < α), else ``no evidence either way``; ``untested`` below ``min_n``.
+- Detectable effect (``mdd``): the smallest |mean difference| the two-sided paired t-test at level α
+  detects with 80 % power at this n and the observed sd of the differences (noncentral t,
+  :func:`min_detectable_effect`; agrees with ``statsmodels`` ``TTestPower``). :func:`pairs_needed`
+  is the inverse (the n that detects a given effect), used to size the packaged grids.
+- Failed cells: rows whose ``status`` column is not ``ok`` (see :mod:`slicewise.studies.aggregate`)
+  are left out of every test (:func:`study_statistics`).
+- Metric ranges (:data:`METRIC_RANGES`: Dice, IoU, ARE, AP, MA, shares, raw Hellinger in [0, 1], the
+  bias-corrected Hellinger in [−1, 1]; VOI ≥ 0):
   every CI of a mean is clipped to the metric's range and a CI of a difference to ±(range width),
   so Dice at n = 2 never shows −0.5 … 1.4 (a t interval clipped to the range, not re-derived; the
   report draws no bars below ``min_n``).
@@ -23,6 +44,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -34,6 +56,7 @@ from scipy import stats as sps
 
 from slicewise.config import StrictModel
 from slicewise.errors import ConfigError
+from slicewise.studies.order import natural_key, natural_sorted
 
 VALUE = "value"
 METRIC = "metric"
@@ -42,9 +65,10 @@ UNIT = (0.0, 1.0)
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     **{m: UNIT for m in ("dice", "iou", "mean_dice", "mean_iou", "foreground_dice", "are", "rand_precision",
                          "rand_recall", "ap", "ap50", "ap75", "seg_accuracy", "ma", "mirror_asymmetry", "share",
-                         "centre_share", "hellinger", "accuracy")},
+                         "centre_share", "hellinger_raw", "hellinger_null", "accuracy")},
     **{m: (0.0, math.inf) for m in ("voi", "voi_split", "voi_merge")},
     "pair_difference": (-1.0, 1.0),
+    "hellinger": (-1.0, 1.0),  # bias-corrected: raw − null baseline
 }
 """Value range of the metrics studies record (CIs are clipped to it); unknown metrics are unbounded."""
 
@@ -88,6 +112,8 @@ class Comparison(StrictModel):
     per: list[str] = Field(default_factory=list)
     average_over: list[str] = Field(default_factory=list)
     higher_is_better: bool = True
+    margin: float | None = Field(default=None, gt=0)
+    """Equivalence margin (metric units) of the TOST; default: the study's ``stats.margin``."""
 
     def label(self) -> str:
         """Display name: ``name`` or ``metric: axis levels vs baseline``."""
@@ -101,6 +127,10 @@ class StatsSettings(StrictModel):
     confidence: float = 0.95
     min_n: int = 3
     correction: Literal["holm", "none"] = "holm"
+    margin: float = Field(default=0.02, gt=0)
+    """Equivalence margin ±m of the TOST in metric units (0.02 = two Dice/IoU points)."""
+    power: float = Field(default=0.8, gt=0, lt=1)
+    """Power of the detectable-effect figure (``mdd``)."""
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -128,13 +158,73 @@ def rank_biserial(diff: Sequence[float] | np.ndarray) -> float:
     return float((w_plus - w_minus) / (w_plus + w_minus))
 
 
+def wilcoxon_min_p(n: int) -> float:
+    """Smallest two-sided p of the exact Wilcoxon signed-rank test over ``n`` non-zero pairs: 2 / 2^n (capped at 1)."""
+    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+
+
+def tost_paired(diff: Sequence[float] | np.ndarray, margin: float) -> float:
+    """TOST p of paired differences against the equivalence interval (−margin, +margin): the larger of
+    the one-sided t-test p-values for H0 mean ≤ −margin and H0 mean ≥ +margin; NaN for n < 2 or sd 0."""
+    d = np.asarray(diff, dtype=float)
+    n = d.size
+    if n < 2:
+        return math.nan
+    sd = float(d.std(ddof=1))
+    if not sd > 0:
+        return math.nan
+    se = sd / math.sqrt(n)
+    m = float(d.mean())
+    p_low = float(sps.t.sf((m + margin) / se, n - 1))
+    p_high = float(sps.t.cdf((m - margin) / se, n - 1))
+    return max(p_low, p_high)
+
+
+def _power(d: float, n: int, alpha: float) -> float:
+    df = n - 1
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+    nc = d * math.sqrt(n)
+    upper, lower = float(sps.nct.sf(crit, df, nc)), float(sps.nct.cdf(-crit, df, nc))
+    if not math.isfinite(upper):
+        upper = 1.0 - float(sps.nct.cdf(crit, df, nc))
+    return (upper if math.isfinite(upper) else float(nc > crit)) + (lower if math.isfinite(lower) else 0.0)
+
+
+@functools.lru_cache(maxsize=256)
+def min_detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Standardised effect d = δ / sd that a two-sided paired t-test at level ``alpha`` detects with
+    probability ``power`` at ``n`` pairs (noncentral t); NaN for n < 2."""
+    from scipy.optimize import brentq
+
+    if n < 2:
+        return math.nan
+    hi = 1.0
+    while _power(hi, n, alpha) < power:  # bracket the root; the noncentral t is well defined up to here
+        hi *= 2
+        if hi > 1e4:
+            return math.inf
+    return float(brentq(lambda d: _power(d, n, alpha) - power, 0.0, hi, xtol=1e-10))
+
+
+def pairs_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8, max_n: int = 1000) -> int:
+    """Fewest pairs n at which the two-sided paired t-test at ``alpha`` detects a mean difference
+    ``effect`` (metric units) with ``power``, given the sd of the paired differences."""
+    d = abs(effect) / sd
+    for n in range(2, max_n + 1):
+        if _power(d, n, alpha) >= power:
+            return n
+    raise ValueError(f"effect {effect} with sd {sd} needs more than {max_n} pairs")
+
+
 def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: float = 0.95,
-                 min_n: int = 3, bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+                 min_n: int = 3, bounds: tuple[float, float] | None = None, margin: float = 0.02,
+                 alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
     """Compare paired samples (``other − baseline``): means with CIs, t-test, Wilcoxon, effect sizes.
 
     Returns plain floats/ints/str: ``n``, ``mean_baseline`` (+ ``_low``/``_high``), ``mean_level``
     (+ CI), ``mean_diff`` (+ ``diff_low``/``diff_high``), ``t_stat``, ``t_p``, ``w_stat``, ``w_p``,
-    ``cohen_d``, ``rank_biserial``, ``note``. Pairs with a NaN on either side are dropped.
+    ``cohen_d``, ``rank_biserial``, ``sd_diff``, ``t_p_min``, ``w_p_min``, ``margin``, ``tost_p``, ``mdd``,
+    ``note``. Pairs with a NaN on either side are dropped.
     ``bounds``: the metric's range (:func:`metric_range`): mean CIs are clipped to it, the difference's
     CI to :func:`diff_range`. Effect sizes are NaN below ``min_n`` pairs.
     """
@@ -155,9 +245,16 @@ def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: 
     out.update(mean_diff=m, diff_low=lo, diff_high=hi)
     sd = float(d.std(ddof=1)) if n >= 2 else math.nan
     enough = n >= max(min_n, 2)
+    out["sd_diff"] = sd
     out["cohen_d"] = m / sd if enough and sd > 1e-12 * max(1.0, abs(m)) else math.nan
     out["rank_biserial"] = rank_biserial(d) if enough else math.nan
     out.update(t_stat=math.nan, t_p=math.nan, w_stat=math.nan, w_p=math.nan)
+    nonzero = int(np.count_nonzero(d))
+    out["t_p_min"] = 0.0 if n >= 2 else math.nan
+    out["w_p_min"] = wilcoxon_min_p(nonzero)
+    out["margin"] = float(margin)
+    out["tost_p"] = tost_paired(d, margin) if enough else math.nan
+    out["mdd"] = min_detectable_effect(n, alpha, power) * sd if enough and sd > 0 else math.nan
     if n < max(min_n, 2):
         notes.append(f"n={n} pairs < {max(min_n, 2)}: no test (add seeds/images)")
     elif np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
@@ -165,14 +262,14 @@ def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: 
     else:
         t = sps.ttest_rel(b, a)
         out.update(t_stat=float(t.statistic), t_p=float(t.pvalue))
-        nonzero = int(np.count_nonzero(d))
         if nonzero < 1:
             notes.append("all differences zero: no Wilcoxon test")
         else:
             w = sps.wilcoxon(b, a, zero_method="wilcox")
             out.update(w_stat=float(w.statistic), w_p=float(w.pvalue))
-            if nonzero < 6:
-                notes.append(f"{nonzero} non-zero pairs: Wilcoxon cannot reach p<0.05 below 6")
+            if out["w_p_min"] > alpha:
+                notes.append(f"Wilcoxon at {nonzero} non-zero pairs cannot go below p = {out['w_p_min']:.3g} "
+                             f"(2/2^{nonzero}) > {alpha:g}: not a test here")
     out["note"] = "; ".join(notes)
     return out
 
@@ -240,11 +337,13 @@ def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels
         table = sub.groupby(keys, dropna=False)[VALUE].mean().unstack("_level")
         if base not in table.columns:
             continue
-        levels = [c for c in table.columns if c != base and (wanted is None or c in wanted)]
+        levels = natural_sorted([c for c in table.columns if c != base and (wanted is None or c in wanted)],
+                                wanted or ())
         for level in levels:
             pair = table[[base, level]].dropna()
             res = paired_stats(pair[base].to_numpy(), pair[level].to_numpy(),
-                               confidence=settings.confidence, min_n=settings.min_n, bounds=metric_range(comp.metric))
+                               confidence=settings.confidence, min_n=settings.min_n, bounds=metric_range(comp.metric),
+                               margin=comp.margin or settings.margin, alpha=settings.alpha, power=settings.power)
             row: dict[str, Any] = {"comparison": comp.label(), "metric": comp.metric, "axis": comp.axis,
                                    "baseline": base, "level": level}
             row.update(dict(zip(strata, key)))
@@ -253,27 +352,71 @@ def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels
             row["n_rows_averaged"] = int(counts.max())
             row["higher_is_better"] = comp.higher_is_better
             rows.append(row)
+    rows.sort(key=lambda r: tuple(natural_key(r[c]) for c in (*strata, "level")))  # layers by stride, masks by level
     return pd.DataFrame(rows)
+
+
+def _adjusted_intervals(table: pd.DataFrame, settings: StatsSettings) -> pd.DataFrame:
+    """``diff_low_adj``/``diff_high_adj``: Bonferroni-simultaneous t intervals over the m tests Holm spans
+    (per-comparison when ``correction: none``), clipped like the per-comparison ones; ``ci_adjustment``."""
+    m = int(table["t_p"].notna().sum())
+    holm_on = settings.correction == "holm" and m > 1
+    level = 1 - (1 - settings.confidence) / m if holm_on else settings.confidence
+    lows, highs = [], []
+    for _, r in table.iterrows():
+        n, sd, mean = int(r["n"]), float(r["sd_diff"]), float(r["mean_diff"])
+        if n < 2 or math.isnan(sd):
+            lows.append(math.nan), highs.append(math.nan)
+            continue
+        half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+        _, lo, hi = clip_ci(mean, mean - half, mean + half, diff_range(metric_range(str(r["metric"]))))
+        lows.append(lo), highs.append(hi)
+    table["diff_low_adj"], table["diff_high_adj"] = lows, highs
+    pct = f"{settings.confidence * 100:g}%"
+    table["ci_adjustment"] = (f"Bonferroni-simultaneous {pct} over m={m} tests (each at {level * 100:.4g}%)" if holm_on
+                              else f"per-comparison {pct} (not adjusted)")
+    return table
+
+
+def _verdict(r: pd.Series, settings: StatsSettings) -> str:
+    if pd.isna(r["t_p"]):
+        return "untested"
+    if bool(r["t_reject"]):
+        return "different"
+    if not pd.isna(r.get("tost_p_holm")) and float(r["tost_p_holm"]) < settings.alpha:
+        return f"equivalent within ±{float(r['margin']):g}"
+    return "no evidence either way"
 
 
 def study_statistics(results: pd.DataFrame, comparisons: Sequence[Comparison], axes: Sequence[str],
                      labels: Sequence[str] = (), settings: StatsSettings | None = None) -> pd.DataFrame:
     """The statistics table of a study: every comparison, then Holm across all its tests.
 
-    Adds ``t_p_holm``, ``w_p_holm``, ``t_reject``, ``w_reject`` (at ``settings.alpha``).
+    Rows of ``results`` whose ``status`` is not ``ok`` (failed-to-learn or error cells) are left out.
+    Adds ``t_p_holm``, ``w_p_holm``, ``tost_p_holm``, ``t_reject``, ``w_reject`` (at ``settings.alpha``), ``p_raw``
+    / ``p_holm`` (the t-test's, side by side), the adjusted intervals (:func:`_adjusted_intervals`) and ``verdict``.
     """
     settings = settings or StatsSettings()
+    if "status" in results.columns:
+        results = results[results["status"].fillna("ok") == "ok"]
     parts = [compare(results, c, axes, labels, settings) for c in comparisons]
     parts = [p for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, ignore_index=True)
-    for test in ("t", "w"):
+    for test in ("t", "w", "tost"):
         if settings.correction == "holm":
             reject, padj = holm(table[f"{test}_p"].to_numpy(), settings.alpha)
         else:
             padj = table[f"{test}_p"].to_numpy()
             reject = padj < settings.alpha
         table[f"{test}_p_holm"] = padj
-        table[f"{test}_reject"] = reject
+        if test != "tost":
+            table[f"{test}_reject"] = reject
+    table = _adjusted_intervals(table, settings)
+    table["verdict"] = [_verdict(r, settings) for _, r in table.iterrows()]
+    first = ["comparison", "metric", "axis", "baseline", "level"]
+    table.insert(len(first), "p_raw", table["t_p"])
+    table.insert(len(first) + 1, "p_holm", table["t_p_holm"])
+    table.insert(len(first) + 2, "p_test", "paired t-test (two-sided)")
     return table

@@ -298,7 +298,7 @@ class SliceDataModule(pl.LightningDataModule):
         cfg, d = self.config, self.config.data
         k = cfg.model.in_slices
         self.volume = vol = load_volume(d, cfg.model.classes, cfg.loss.ignore_index, need_instances=bool(cfg.model.extra_heads))
-        train_z, val_z = split_z(int(vol.labels.shape[0]), k, d.dz, d.val_fraction, d.val_range, d.border)
+        train_z, val_z = split_z(int(vol.labels.shape[0]), k, d.dz, d.val_fraction, d.val_range, d.border, d.test_range)
         sampler = InstancePatchSampler(
             vol.raw, vol.labels, vol.instances, centres=train_z, patch=d.patch_size, k=k, dz=d.dz, border=d.border,
             foreground_fraction=d.foreground_fraction, foreground_classes=d.foreground_classes,

@@ -3,7 +3,8 @@
 Run folder (``out``; default ``runs/train-<UTC time>``)::
 
     config.yaml              the resolved TrainConfig: ``slicewise train out/config.yaml`` repeats the run
-    inputs.json              identity of the config and of the data files (checked by ``--resume``)
+    inputs.json              identity of the config and of the data files (checked by ``--resume``), and the
+                             computing environment the run began in (``environment``: versions, threads, device)
     checkpoints/last.ckpt    Lightning checkpoint after the latest validation interval (``--resume`` uses it)
     checkpoints/best.ckpt    Lightning checkpoint with the highest ``val/dice``
     best.pt, last.pt         slicewise model files (``save_model``) of those weights: ``slicewise predict`` input
@@ -21,6 +22,15 @@ Safety of the run folder (nothing in it is trusted code):
   a checkpoint (``best_model_path`` …) are rebased into ``<out>/checkpoints`` (:class:`RunCheckpoint`)
   and the exported best model is always ``<out>/checkpoints/best.ckpt``.
 - the run folder is claimed (``claim_output``): a second ``train --out`` on it is refused at its start.
+- ownership (:func:`prepare_run_dir`, :mod:`slicewise.utils.ownership`): the folder carries
+  ``.slicewise-run.json`` listing every file the run wrote (config, identity, checkpoints, models, its logger
+  folders); ``--restart`` / an automatic restart remove only those. A folder holding anything else (a
+  ``notes.txt``, a file under ``checkpoints/``, a user's own ``config.yaml``) is refused in one line before
+  anything is read or removed, whatever the flags; ``train DIR/config.yaml --out DIR --restart`` reads the
+  config before anything is replaced. A run folder from before markers is adopted when it holds only run files
+  and ``inputs.json``, a checkpoint or a model.
+- SIGTERM / SIGINT (:mod:`slicewise.utils.signals`): the run stops with the last checkpoint in place and the
+  CLI names ``--resume``; exit status 143 / 130.
 - states: a folder whose run completed nothing yet (no ``last.ckpt``, no model file: a crash or
   kill -9 during the first checkpoint write) is restarted automatically, with or without
   ``--resume``; a folder with a ``last.ckpt`` needs ``--resume`` (continue) or ``--restart``
@@ -60,16 +70,17 @@ import json
 import logging
 import os
 import pickle
-import shutil
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pydantic import Field
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
@@ -87,10 +98,15 @@ from slicewise.utils.atomic import (
     atomic_path,
     check_writable_folder,
     claim_output,
+    write_guard,
     write_json,
 )
 from slicewise.utils.device import cap_workers, configure_threads
-from slicewise.utils.progress import lightning_progress, status
+from slicewise.utils.environment import environment_info
+from slicewise.utils.ownership import check_folder, prepare_run_folder, record, remove_owned, removed_if_refused
+from slicewise.utils.progress import lightning_progress, quiet_lightning, status
+from slicewise.utils.signals import resume_hint
+from slicewise.utils.validation import MetadataModel, parse_metadata
 
 log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
@@ -102,8 +118,14 @@ _OUT_ENV = "_SLICEWISE_DEFAULT_OUT"
 # config keys that say where a run executes, not what it computes: they may change on --resume
 RUNTIME_KEYS = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
                 "trainer.tensorboard", "trainer.log_every", "data.num_workers")
-# what a run writes into its folder (removed by --restart / an automatic restart)
+# what a run writes into its folder (its manifest lists them; --restart / an automatic restart removes only those)
 _RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, BEST_MODEL, LAST_MODEL)
+RUN_KIND = "train"
+# the files of a run folder written before run markers existed (no .slicewise-run.json): adopted only when every
+# file in it is one of these and it holds one of LEGACY_PROOF (config.yaml alone is a user's config, not a run)
+_LEGACY_FILES = re.compile(r"(config\.yaml|inputs\.json|best\.pt|last\.pt|hpc_ckpt_\d+\.ckpt|checkpoints/[^/]+\.ckpt"
+                           r"|logs/version_\d+/(metrics\.csv|hparams\.yaml)|logs/tensorboard/version_\d+/[^/]+)")
+LEGACY_PROOF = (INPUTS_NAME, f"{CKPT_DIR}/last.ckpt", BEST_MODEL, LAST_MODEL)
 # Lightning notices that say nothing to a slicewise user (resuming into the run's own folder etc.)
 _EXPECTED_WARNINGS = (r".*Checkpoint directory .* exists and is not empty", r".*isinstance\(treespec, LeafSpec\)",
                       r".*smaller than the logging interval")  # logging counts global steps, not loader epochs
@@ -124,17 +146,39 @@ class TrainResult:
     metrics_csv: Path | None = None
 
 
+def legacy_run_entry(rel: str) -> bool:
+    """Whether ``rel`` (a path relative to a run folder) is a file a run wrote before run markers existed."""
+    return _LEGACY_FILES.fullmatch(rel) is not None
+
+
+def prepare_run_dir(out: Path, kind: str = RUN_KIND) -> str:
+    """Check run folder ``out`` and write its marker before anything is written or removed
+    (:func:`slicewise.utils.ownership.prepare_run_folder` with the run layout of this module): a folder
+    holding anything a run did not write is refused in one line, whatever the flags. Returns
+    ``"new"``, ``"ours"`` or ``"legacy"`` (an old run folder without marker, adopted)."""
+    return prepare_run_folder(out, kind, legacy=legacy_run_entry, legacy_proof=LEGACY_PROOF, what="run folder")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO: writes through :func:`slicewise.utils.atomic_path`, reads weights-only.
 
     A Lightning checkpoint of a slicewise run holds only tensors, containers and primitive values
     (state dict, optimizer and loop states, callback states), so ``torch.load(weights_only=True)``
-    reads it and a checkpoint that would unpickle anything else is refused in one line.
+    reads it and a checkpoint that would unpickle anything else is refused in one line. With ``run_dir``
+    every checkpoint written inside it is added to the folder's manifest (:func:`slicewise.utils.ownership.record`).
+    A write that fails (a full disk) leaves the previous checkpoint in place and raises a one-line error.
     """
 
+    def __init__(self, run_dir: Path | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:  # a failed write: one-line WriteError, the previous checkpoint kept
             torch.save(checkpoint, tmp)
+        p = Path(path).absolute()
+        if self.run_dir is not None and p.is_relative_to(self.run_dir.absolute()):
+            record(self.run_dir, p.relative_to(self.run_dir.absolute()))
 
     def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint_file(Path(path), map_location=map_location or "cpu")
@@ -158,7 +202,31 @@ def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any
                          f"start afresh with --restart (keeps nothing of the interrupted run)") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise StaleRunError(f"checkpoint {path} is not a Lightning checkpoint of a slicewise run: start afresh with --restart")
+    try:  # the fields Lightning and slicewise read on restore: wrong types are one line, not a traceback
+        parse_metadata(LightningCheckpoint, ckpt, path, "it was not written by slicewise; start afresh with --restart")
+    except InputError as err:
+        raise StaleRunError(str(err)) from None
     return ckpt
+
+
+class RecordedInputs(MetadataModel):
+    """A run folder's ``inputs.json`` (untrusted when read back): the resolved config and the data identities."""
+
+    config: dict[str, Any] = {}
+    data: dict[str, dict[str, Any]] = {}
+
+
+class LightningCheckpoint(MetadataModel):
+    """The fields of a Lightning checkpoint that a restore reads (a forged ``epoch: "x"`` is refused in one line)."""
+
+    state_dict: dict[str, Any]
+    epoch: Annotated[int, Field(strict=True, ge=0)] | None = None
+    global_step: Annotated[int, Field(strict=True, ge=0)] | None = None
+    hyper_parameters: dict[str, Any] | None = None
+    callbacks: dict[str, Any] | None = None
+    optimizer_states: list[Any] | None = None
+    lr_schedulers: list[Any] | None = None
+    loops: dict[str, Any] | None = None
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -243,7 +311,7 @@ def _out_dir(out: str | os.PathLike | None, resume: bool) -> Path:
     return p
 
 
-def _has_run(p: Path) -> bool:
+def _has_run(p: Path) -> bool:  # any entry of the run layout (the folder's ownership is checked before)
     return any((p / name).exists() for name in _RUN_ENTRIES)
 
 
@@ -279,13 +347,9 @@ def _prepare_folder(p: Path, resume: bool, restart: bool, zero: bool) -> bool:
 
 
 def _clear_run(p: Path) -> None:
-    """Remove what a run wrote into ``p`` (checkpoints, logs, config, identity, model files)."""
-    for name in _RUN_ENTRIES:
-        q = p / name
-        if q.is_dir() and not q.is_symlink():
-            shutil.rmtree(q)
-        elif q.exists() or q.is_symlink():
-            q.unlink()
+    """Remove what a run wrote into ``p`` (checkpoints, logs, config, identity, model files): only the
+    entries of its manifest (:func:`slicewise.utils.ownership.remove_owned`)."""
+    remove_owned(p)
 
 
 def _identity_record(cfg: TrainConfig) -> dict[str, Any]:
@@ -324,9 +388,14 @@ def _check_inputs(out: Path, current: dict[str, Any]) -> None:
     if not path.is_file():
         return
     try:
-        recorded = json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except (OSError, ValueError):
         raise StaleRunError(f"{path} is damaged: resume is unsafe without it; start afresh with --restart") from None
+    try:
+        recorded = parse_metadata(RecordedInputs, raw, path, "resume is unsafe without it; start afresh with --restart")
+    except InputError as err:
+        raise StaleRunError(str(err)) from None
+    recorded = recorded.model_dump()
     old, new = _flat(recorded.get("config", {})), _flat(current["config"])
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
@@ -343,8 +412,9 @@ def _check_inputs(out: Path, current: dict[str, Any]) -> None:
 
 
 def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """The Lightning Trainer of a run. Lightning's own loggers are left as Lightning configures them
-    (its start-up notices show); slicewise never changes another library's logger."""
+    """The Lightning Trainer of a run. Lightning's start-up notices (GPU/TPU available, advertisement tips) are
+    silenced while slicewise builds and fits it (:func:`slicewise.utils.progress.quiet_lightning`, a scoped
+    filter removed afterwards); its warnings show."""
     tc = cfg.trainer
     # two callbacks: Lightning 2.6 writes save_last only when the top-k one saved in that step
     last = RunCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
@@ -355,6 +425,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
     show = isinstance(bar, TQDMProgressBar)
     cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks, *([bar] if bar is not None else [])]
     loggers: list[Any] = [CSVLogger(out, name="logs")]
+    owned_logs = [loggers[0]]
     if tc.tensorboard:
         import importlib.util
 
@@ -364,6 +435,7 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
             raise ConfigError("trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false")
 
         loggers.append(TensorBoardLogger(out / "logs", name="tensorboard"))
+        owned_logs.append(loggers[-1])
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     try:
@@ -373,6 +445,8 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
         raise ConfigError(f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
                           f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
                           f"trainer.accelerator=cpu)") from None
+    if trainer.is_global_zero:  # each (re)start logs into a fresh version_<n>/ folder, owned whole
+        record(out, *(Path(lg.log_dir) for lg in owned_logs), dirs=True)
     return trainer, ckpt
 
 
@@ -384,7 +458,7 @@ def _make_trainer(cfg: TrainConfig, out: Path, cbs: list[pl.Callback], loggers: 
         strategy=tc.strategy, precision=_precision(cfg), deterministic=tc.deterministic, callbacks=cbs, logger=loggers,
         log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1, limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
-        enable_progress_bar=show, enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=show, enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO(out)],
     )
 
 
@@ -393,6 +467,7 @@ def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
     from slicewise.models import save_model
 
     model = module.model
+    record(out, LAST_MODEL, BEST_MODEL)  # listed first: a write that fails leaves no unlisted half-file behind
     save_model(model, out / LAST_MODEL)
     best_path = out / CKPT_DIR / "best.ckpt"  # never a path read from a checkpoint
     if best_path.is_file():
@@ -428,21 +503,28 @@ def train(
     if zero:
         check_writable_folder(out_dir.parent, what=f"run folder {out_dir}")
     with claim_output(out_dir) if zero else contextlib.nullcontext(out_dir):
+        if zero:  # a folder holding anything a run did not write is refused here, before anything is read or removed
+            check_folder(out_dir, RUN_KIND, legacy=legacy_run_entry, legacy_proof=LEGACY_PROOF, what="run folder")
         if config is None and (resume or restart) and (out_dir / CONFIG_NAME).is_file():
             config = read_yaml_mapping(out_dir / CONFIG_NAME)  # the run's own config, read before any cleaning
-        resume = _prepare_folder(out_dir, resume, restart, zero)
-        return _train(config, overrides, out_dir, resume, list(callbacks or []))
+        elif config is None and resume:
+            raise InputError(f"cannot resume: {out_dir} holds no training run ({out_dir / CONFIG_NAME} does not exist); "
+                             f"start a new run without --resume")
+        cfg = resolve_config(config, overrides)  # read (even DIR/config.yaml itself) before anything is replaced
+        with removed_if_refused(out_dir) if zero else contextlib.nullcontext():
+            if zero:
+                prepare_run_dir(out_dir)
+            resume = _prepare_folder(out_dir, resume, restart, zero)
+            with resume_hint(f"resume with: slicewise train --out {out_dir} --resume (from its last checkpoint; the run "
+                             f"restarts afresh if it completed none)"), write_guard(out_dir, what="run folder"):
+                return _train(cfg, out_dir, resume, list(callbacks or []))
 
 
-def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, overrides: list[str] | None,
-           out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
+def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
     from slicewise.models import build_model
     from slicewise.training.datamodule import SliceDataModule
     from slicewise.training.module import SegmentationModule
 
-    if resume and config is None:
-        config = out_dir / CONFIG_NAME
-    cfg = resolve_config(config, overrides)
     workers = cap_workers(cfg.data.num_workers)
     if workers != cfg.data.num_workers:
         cfg.data.num_workers = workers
@@ -456,7 +538,8 @@ def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, over
                 load_checkpoint_file(path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     has_val = cfg.data.val_fraction > 0 or cfg.data.val_range is not None
-    trainer, ckpt = _trainer(cfg, out_dir, callbacks, has_val=has_val)
+    with quiet_lightning():
+        trainer, ckpt = _trainer(cfg, out_dir, callbacks, has_val=has_val)
     data = SliceDataModule(cfg, world_size=trainer.world_size)
     data.setup("fit")
     model = build_model(cfg.model)
@@ -467,13 +550,16 @@ def _train(config: TrainConfig | dict[str, Any] | str | os.PathLike | None, over
     model.check_input_size(*cfg.data.patch_size)
     module = SegmentationModule(model, cfg)
     if trainer.is_global_zero:
+        record(out_dir, CONFIG_NAME, INPUTS_NAME)
         save_config(cfg, out_dir / CONFIG_NAME)
         if not resume or not (out_dir / INPUTS_NAME).is_file():
-            write_json(out_dir / INPUTS_NAME, identity, overwrite=True)
+            # the environment the run began in: not compared on --resume (only config and data are)
+            env = environment_info(trainer.strategy.root_device, cfg.seed)
+            write_json(out_dir / INPUTS_NAME, {**identity, "environment": env}, overwrite=True)
     if trainer.is_global_zero:
         status("training %s %s (%d steps%s) into %s", cfg.model.encoder, cfg.model.channel_init, cfg.trainer.max_steps,
                ", resuming" if resume else "", out_dir)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_lightning():
         for pattern in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         trainer.fit(module, datamodule=data, ckpt_path=last_ckpt if resume else None, weights_only=True)

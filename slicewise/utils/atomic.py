@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -10,18 +11,19 @@ import re
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slicewise.errors import InputError
+from slicewise.errors import InputError, WriteError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATASET_MARKERS", "FILE_SUFFIXES", "FOLDER_KINDS", "REPORT_MARKERS", "atomic_path", "check_creatable_folder", "check_output_path",
-           "check_writable_folder", "claim_output", "folder_kind", "lock_path", "output_kind", "publish", "remove_path", "temp_sibling",
-           "write_json"]
+__all__ = ["DATASET_MARKERS", "FILE_SUFFIXES", "FOLDER_KINDS", "REPORT_MARKERS", "WriteError", "atomic_path", "check_creatable_folder",
+           "check_free_space", "check_output_path", "check_writable_folder", "claim_output", "folder_kind", "is_write_error", "lock_path",
+           "output_kind", "publish", "remove_path", "reserve_space", "stamp_folder", "temp_sibling", "write_error", "write_guard", "write_json"]
 
 
 FILE_SUFFIXES = (".json", ".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zip", ".csv", ".png", ".svg", ".html", ".txt",
@@ -54,7 +56,9 @@ def folder_kind(path: str | os.PathLike) -> str | None:
         return "report"
     if all((p / m).is_file() for m in DATASET_MARKERS):
         return "dataset"
-    entries = list(p.iterdir())
+    from slicewise.utils.ownership import MARKER
+
+    entries = [e for e in p.iterdir() if e.name != MARKER]
     if entries and all(e.is_file() and e.suffix.lower() == ".png" for e in entries):
         return "png"
     return None
@@ -108,6 +112,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, inputs: 
       folder kind (:data:`FOLDER_KINDS`: ``"zarr"``, ``"report"``, ``"dataset"``) must be a folder with that
       kind's markers (:func:`folder_kind`). ``kind`` defaults to :func:`output_kind` of the suffix;
     - it exists and ``overwrite`` is False;
+    - it is an output folder that slicewise cannot prove it wrote (:mod:`slicewise.utils.ownership`), even with
+      ``overwrite``;
     - its folder cannot be created or written (:func:`check_writable_folder`).
     """
     if kind not in (None, "file", *FOLDER_KINDS):
@@ -136,6 +142,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, inputs: 
                              f"choose another path (or delete it yourself)")
         if not overwrite:
             raise InputError(f"output {p} already exists: pass --overwrite (overwrite=True) or choose another path")
+        if kind in FOLDER_KINDS and p.is_dir() and not p.is_symlink():
+            _check_replaceable(p, kind)  # before any work: a folder holding the user's files is never replaced
     check_writable_folder(p.parent, what=f"output {p}")
     return p
 
@@ -273,8 +281,12 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
             ) from None
         except OSError as err:
             raise InputError(f"cannot write next to output {final}: {err.strerror}: choose a writable folder") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+        except OSError as err:  # a full disk: the lock was created but its content not written
+            lock.unlink(missing_ok=True)
+            raise write_error(final, err) from None
         break
     with _HELD_LOCK:
         _HELD[final] = 1
@@ -302,11 +314,28 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, kind: str | Non
             raise InputError(f"output {final} already exists: pass --overwrite (overwrite=True) or choose another path")
         tmp = temp_sibling(final)
         try:
-            yield tmp
-            publish(tmp, final)
+            with write_guard(final):
+                yield tmp
+                if tmp.is_dir() and not tmp.is_symlink():  # a folder output: everything in it is ours
+                    stamp_folder(tmp)
+                publish(tmp, final)
         except BaseException:
+            folder = tmp.is_dir()
             remove_path(tmp)
+            for _ in range(15 if folder else 0):  # zarr's async chunk writes still in flight may recreate the folder
+                time.sleep(0.2)
+                if not tmp.exists():
+                    break
+                remove_path(tmp)
             raise
+
+
+def stamp_folder(folder: Path) -> None:
+    """Write the ownership marker of a freshly written folder output, listing every file in it."""
+    from slicewise.utils.ownership import MARKER, mark_owned
+
+    files = [q.relative_to(folder).as_posix() for q in folder.rglob("*") if not q.is_dir() and q.name != MARKER]
+    mark_owned(folder, folder_kind(folder) or "folder", files)
 
 
 def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
@@ -323,6 +352,7 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
         if want is not None and folder_kind(final) != want:
             raise InputError(f"output {final} is a folder but not {FOLDER_KINDS[want]}, so it is not replaced even with "
                              f"--overwrite: choose another path (or delete it yourself)")
+        _check_replaceable(final, want)
     if final.exists():
         backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(final, backup)
@@ -331,6 +361,123 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     else:
         os.replace(tmp, final)
     return final
+
+
+_LEGACY_FOLDERS = {  # files of folder outputs written before ownership markers: such a folder is replaced as before
+    "zarr": (re.compile(r"(.+/)?(\.zarray|\.zgroup|\.zattrs|\.zmetadata|zarr\.json|c(/\d+)+|\d+([./]\d+)*)"),
+             (".zgroup", ".zarray", "zarr.json")),
+    "report": (re.compile(r"[^/]+\.(html|json|png|svg|csv|css)"), REPORT_MARKERS),
+    "dataset": (re.compile(r"[^/]+\.(json|tif|tiff|h5|hdf5|hdf|png|csv|yaml)|[^/]+\.zarr/.+"), DATASET_MARKERS),
+}
+
+
+def _check_replaceable(final: Path, want: str | None) -> None:
+    """Refuse in one line to replace folder ``final`` unless slicewise provably wrote it: its ownership marker
+    lists everything in it (:mod:`slicewise.utils.ownership`), or — a folder written before markers — it is of
+    kind ``want`` and holds only that kind's files. Nothing of the user's is ever removed by a replacement."""
+    from slicewise.utils.ownership import check_folder, read_manifest
+
+    marker = read_manifest(final)
+    if marker is not None:
+        check_folder(final, marker["kind"], what="output")
+        return
+    if want == "png":
+        return  # folder_kind already proved it holds nothing but .png files
+    pattern, proof = _LEGACY_FOLDERS.get(want or "", (None, ()))
+    check_folder(final, want or "folder", legacy=None if pattern is None else pattern.fullmatch, legacy_proof=proof,
+                 what="output")
+
+
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_SPACE_TEXT = ("no space left", "disk quota exceeded", "file too large", "file write failed", "write failed",
+               "inline_container", "pytorchstreamwriter", "unexpected pos")  # torch.save: its zip writer wraps the failed write
+
+
+def is_write_error(err: BaseException) -> bool:
+    """Whether ``err`` is a failed write: an OSError (full disk, quota, file size limit, read-only or I/O error),
+    or a library's wrapping of one (torch's ``PytorchStreamWriter failed writing``, HDF5's ``write failed``)."""
+    text = str(err).lower()
+    if isinstance(err, OSError):
+        return err.errno in (*_SPACE_ERRNOS, errno.EROFS, errno.EIO) or any(t in text for t in _SPACE_TEXT)
+    return isinstance(err, RuntimeError) and any(t in text for t in _SPACE_TEXT)
+
+
+def _free_bytes(path: Path) -> int | None:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def write_error(path: str | os.PathLike, err: BaseException, needed: int | None = None, what: str = "output") -> WriteError:
+    """The one-line :class:`WriteError` for ``err`` raised while writing ``path``."""
+    p = Path(path)
+    code = getattr(err, "errno", None)
+    text = str(err).lower()
+    free = _free_bytes(p.parent)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "no space left" in text or "quota" in text or \
+        (code is None and free is not None and free < max(needed or 0, 2**20))  # a library's wrapping of a full disk
+    if full or code == errno.EFBIG or "file too large" in text:
+        need = f"needs about {_size(needed)}, " if needed else ""
+        have = f"{_size(free)} free" if free is not None else "free space unknown"
+        why = "the disk is full" if full else "the file size limit was reached"
+        return WriteError(f"cannot write {what} {p}: {why} ({need}{have} in {p.parent}); free space or choose another "
+                          f"location — nothing was published, earlier outputs and resumable state are kept")
+    reason = getattr(err, "strerror", None) or " ".join(str(err).split())[:160] or type(err).__name__
+    return WriteError(f"cannot write {what} {p}: {reason}; check the disk, free space and permissions — nothing was "
+                      f"published, earlier outputs and resumable state are kept")
+
+
+@contextlib.contextmanager
+def write_guard(path: str | os.PathLike, needed: int | None = None, what: str = "output") -> Iterator[None]:
+    """Turn a failed write (:func:`is_write_error`) inside the block into a one-line :class:`WriteError` for ``path``."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except (OSError, RuntimeError) as err:
+        if not is_write_error(err):
+            raise
+        raise write_error(path, err, needed, what) from None
+
+
+def check_free_space(path: str | os.PathLike, needed: int, what: str = "output") -> None:
+    """Refuse in one line, before any work, an output of ``needed`` bytes where the disk has less free space
+    (with 2 % and 64 KB of headroom for metadata). An unknown free space passes."""
+    p = Path(path)
+    free = _free_bytes(p.parent if p.suffix or not p.is_dir() else p)
+    if free is not None and needed * 1.02 + 2**16 > free:
+        raise WriteError(f"cannot write {what} {p}: it needs about {_size(needed)} but {p.parent} has {_size(free)} free; "
+                         f"free space or choose another location (nothing was computed)")
+
+
+def reserve_space(path: str | os.PathLike, nbytes: int, output: str | os.PathLike | None = None) -> None:
+    """Allocate ``nbytes`` of file ``path`` on disk now (``posix_fallocate``), so that a memory-mapped or
+    library-level write into it can never hit a full disk (SIGBUS / a crash): a full disk is a one-line
+    :class:`WriteError` naming ``output`` (default ``path``) here instead. A filesystem without fallocate
+    support is left as it is."""
+    if not hasattr(os, "posix_fallocate") or nbytes <= 0:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, int(nbytes))
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return
+        raise write_error(output or path, err, nbytes) from None
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int | None = 2, sort_keys: bool = False) -> Path:

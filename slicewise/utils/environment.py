@@ -58,7 +58,9 @@ def environment_info(device: Any = None, seed: int | None = None) -> dict[str, A
         "versions": versions,
         "python": platform.python_version(),
         "torch_build": {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-                        "blas": "mkl" if torch.backends.mkl.is_available() else "other"},
+                        "blas": "mkl" if torch.backends.mkl.is_available() else "other",
+                        # the SIMD kernels torch uses on this CPU (AVX512, AVX2, ...): they change float results
+                        "cpu_capability": torch.backends.cpu.get_cpu_capability()},
         "threads": {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "device": {"type": dev.type, "name": device_name},
@@ -78,7 +80,9 @@ def environment_text(info: dict[str, Any]) -> str:
     dev = info.get("device", {})
     threads = info.get("threads", {}).get("torch")
     where = f"{dev.get('type', 'cpu')}: {dev.get('name', '?')}"
-    parts.append(f"{threads} torch threads on {where}" if dev.get("type", "cpu") == "cpu" else where)
+    simd = f" ({build['cpu_capability']})" if build.get("cpu_capability") else ""
+    plural = "" if threads == 1 else "s"
+    parts.append(f"{threads} torch thread{plural} on {where}{simd}" if dev.get("type", "cpu") == "cpu" else where)
     if info.get("seed") is not None:
         parts.append(f"seed {info['seed']}")
     return " · ".join(parts)

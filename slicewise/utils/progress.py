@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -88,6 +88,65 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, di
     for n, item in enumerate(iterable, 1):
         yield item
         ticker.step(n)
+
+
+@contextlib.contextmanager
+def progress_counter(desc: str, total: int, unit: str = "",
+                     disable: bool | None = None) -> Iterator[Callable[[int], None]]:
+    """Progress of work that is counted, not iterated (tiles computed inside blocks): yields ``tick(n)``, to be
+    called with each number of finished items. Shown like :func:`progress`: a tqdm bar on a terminal, else one
+    line per 10 % of ``total`` or per 30 s; nothing with ``disable=True`` or ``SLICEWISE_NO_PROGRESS``."""
+    if disable or _quiet():
+        yield lambda n: None
+        return
+    if stderr_is_terminal():
+        bar = tqdm(desc=desc, total=total, unit=unit.strip() or "it", leave=False, dynamic_ncols=True, file=sys.stderr)
+        try:
+            yield bar.update
+        finally:
+            bar.close()
+        return
+    ticker = _Periodic(desc, total, unit)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += int(n)
+        ticker.step(done)
+
+    yield tick
+
+
+LIGHTNING_NOTICE_LOGGERS = (
+    "lightning_utilities.core.rank_zero", "lightning_fabric.utilities.rank_zero",
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda", "lightning.pytorch.accelerators.cuda",
+)
+"""The loggers through which Lightning prints its start-up notices ("GPU available: …", "TPU available: …",
+"LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES", "💡 Tip: … litlogger", "`Trainer.fit` stopped: …") as INFO records."""
+
+
+class _DropNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's INFO notices (its banner and advertisement tips) while slicewise builds and fits its
+    own Trainer: a filter on :data:`LIGHTNING_NOTICE_LOGGERS` for the duration of the block, removed afterwards
+    (warnings still pass; the loggers' levels and handlers are left alone). Like
+    ``models.encoders._capture_timm_load``, a scoped change: no logger of another library is changed for good."""
+    drop = _DropNotices()
+    loggers = [logging.getLogger(name) for name in LIGHTNING_NOTICE_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
 
 
 def status(message: str, *args: Any) -> None:

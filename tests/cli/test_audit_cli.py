@@ -77,8 +77,13 @@ def test_attribution_pretrained_vs_fine_tuned(capsys, tmp_path: Path, data: Path
         assert num(rep['mirror_asymmetry']['value']) in out
     pre, tuned = (res["models"][n]["shares"] for n in ("pretrained", "fine-tuned"))
     assert [s["value"] for s in pre] != [s["value"] for s in tuned]
-    assert json.loads((tmp_path / "rep" / "report.json").read_text())["attribution"] == res
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    env = res.pop("environment")
+    assert report["attribution"] == res and report["environment"] == env and env["seed"] == 0
+    assert env["device"]["type"] == "cpu" and env["threads"]["torch"] >= 1 and env["versions"]["torch"]
     assert (tmp_path / "rep" / "index.html").is_file()
+    assert f"wrote {tmp_path / 'a.json'}" in out.splitlines()
+    assert f"wrote report {tmp_path / 'rep' / 'index.html'}" in out.splitlines()
 
 
 def test_attribution_roi_and_encoder_spec(capsys, tmp_path: Path, data: Path, isbi_crop) -> None:
@@ -181,3 +186,14 @@ def test_run_name_in_titles_and_spec_note(capsys, tmp_path: Path, data: Path, sa
                   "--name", "lite0 imagenet", "--report", tmp_path / "srep"])
     html = (tmp_path / "srep" / "index.html").read_text()
     assert "domain shift of lite0 imagenet" in html and "decoder randomly initialised" in html
+
+
+def test_weights_report_says_where_it_wrote_and_records_the_environment(capsys, tmp_path: Path) -> None:
+    from slicewise.utils.environment import environment_text
+
+    out = _run(capsys, ["audit", "weights", "tf_efficientnet_lite0", "--channel-init", "uniform", "--report", tmp_path / "w"])
+    assert out.splitlines()[-1] == f"wrote report {tmp_path / 'w' / 'index.html'}"
+    report = json.loads((tmp_path / "w" / "report.json").read_text())
+    env = report["environment"]
+    assert torch.__version__.startswith(env["versions"]["torch"]) and env["threads"]["torch"] == torch.get_num_threads()
+    assert environment_text(env) in (tmp_path / "w" / "index.html").read_text()

@@ -264,3 +264,20 @@ def test_a_2d_prob_map_scores_2d_labels(tmp_path, capsys):
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["settings"]["scores"] == "mean foreground probability" and result["shape"] == [1, 16, 16]
     assert "ap50" in parse_table(out)
+
+
+def test_instance_kind_on_a_membrane_map_warns_naming_components_and_json_records_the_environment(tmp_path, capsys):
+    lab = np.full((2, 8, 8), 255, np.uint8)
+    lab[:, 4, :] = 0
+    tifffile.imwrite(tmp_path / "m.tif", lab)
+    code, out, err = run(["evaluate", str(tmp_path / "m.tif"), str(tmp_path / "m.tif"), "--kind", "instance",
+                          "--json", str(tmp_path / "r.json")], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "--components gt" in warnings[0]
+    r = json.loads((tmp_path / "r.json").read_text())
+    env = r["environment"]
+    assert env["versions"]["torch"] and env["threads"]["torch"] >= 1 and env["device"]["type"] == "cpu"
+    code, out, err = run(["evaluate", str(tmp_path / "m.tif"), str(tmp_path / "m.tif"), "--kind", "instance",
+                          "--components", "both"], capsys)
+    assert code == 0 and "warning:" not in err

@@ -58,7 +58,8 @@ def test_z_range_and_roi(probs, cli):
      "--seed-threshold"),
 ])
 def test_refusals_are_one_line_and_leave_nothing(tmp_path, make, extra, match, cli):
-    tifffile.imwrite(tmp_path / "in.tif", make())
+    a = make()
+    tifffile.imwrite(tmp_path / "in.tif", a, metadata={"axes": "ZYXC"} if a.ndim == 4 else {})
     code, _, err = cli(["segment", str(tmp_path / "in.tif"), str(tmp_path / "out.zarr"), *extra])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and match in lines[0]
@@ -72,7 +73,7 @@ def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, cli):
     fg = ndi.binary_opening(rng.random((4, 20, 20)) < 0.5)
     boundary = np.where(ndi.binary_erosion(fg) != fg, 0.9, 0.1)
     prob = np.stack([np.where(fg, 0.1, 0.9), np.where(fg, 0.9, 0.1), boundary]).astype(np.float32)
-    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(prob, 0, -1))  # channel-last, as predict writes TIFF
+    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(prob, 0, -1), metadata={"axes": "ZYXC"})  # channel-last, as predict writes TIFF
     code, _, err = cli(["segment", str(tmp_path / "p.tif"), str(tmp_path / "w.h5"), "--mode", "watershed",
                         "--boundary-channel", "2", "--block", "2,8,8", "--halo", "1,3,3", "--min-size", "3"])
     assert code == 0, err

@@ -34,7 +34,7 @@ def test_predict_prints_the_output_path_only_and_reports_on_stderr(files, tmp_pa
     assert out.strip() == str(tmp_path / "p.tif")
     lines = err.splitlines()
     assert any(STATUS.match(ln) and "predicting 4×64×64 into" in ln and "2 block(s)" in ln for ln in lines), err
-    assert any(re.search(r"predict blocks: 2/2 \(100%\)", ln) for ln in lines), err  # the periodic line of a batch log
+    assert any(re.search(r"predict: 4/4 \(100%\) tiles", ln) for ln in lines), err  # the periodic line of a batch log (tiles)
 
 
 def test_evaluate_prints_only_the_table(files, tmp_path, monkeypatch, cli):

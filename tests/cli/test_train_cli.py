@@ -40,3 +40,39 @@ def test_resume_without_a_run_folder_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as ex:
         main(["train", "--resume", "--out", str(tmp_path / "nothing")])
     assert ex.value.code == 2 and "cannot resume" in capsys.readouterr().err
+
+
+def test_a_train_run_prints_no_lightning_banner_and_records_its_environment(tmp_path):
+    """Captured stderr of a real `slicewise train` process: slicewise's lines only, no "GPU available" / "💡 Tip"."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLICEWISE_NO_PROGRESS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "slicewise.cli", "train", *TINY, "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for banner in ("GPU available", "TPU available", "HPU available", "LOCAL_RANK", "Tip", "litlogger", "litmodels",
+                   "Trainer.fit` stopped"):
+        assert banner not in proc.stderr, proc.stderr
+    assert "training tf_efficientnet_lite0" in proc.stderr  # slicewise's own status line still shows
+    recorded = json.loads((tmp_path / "run" / "inputs.json").read_text())
+    assert recorded["environment"]["threads"]["torch"] == 1 and recorded["environment"]["device"]["type"] == "cpu"
+    assert recorded["environment"]["seed"] == recorded["config"]["seed"]
+
+
+def test_lightning_loggers_are_restored_after_a_run(tmp_path):
+    import logging
+
+    from slicewise.utils.progress import LIGHTNING_NOTICE_LOGGERS, quiet_lightning
+
+    loggers = [logging.getLogger(n) for n in LIGHTNING_NOTICE_LOGGERS]
+    before = [(lg.level, list(lg.filters), list(lg.handlers)) for lg in loggers]
+    main(["train", *TINY, "--out", str(tmp_path / "run")])
+    assert [(lg.level, list(lg.filters), list(lg.handlers)) for lg in loggers] == before
+    with quiet_lightning():
+        assert not logging.getLogger(LIGHTNING_NOTICE_LOGGERS[2]).filter(
+            logging.LogRecord("x", logging.INFO, __file__, 1, "GPU available: False", None, None))
+        assert logging.getLogger(LIGHTNING_NOTICE_LOGGERS[2]).filter(
+            logging.LogRecord("x", logging.WARNING, __file__, 1, "a warning", None, None))

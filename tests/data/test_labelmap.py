@@ -39,3 +39,17 @@ def test_mapped_labels_equal_the_direct_map(mapping, seed):
 def test_unmapped_value_is_named():
     with pytest.raises(InputError, match=r"\[7\]"):
         apply_label_map(np.array([0, 7]), {0: 0})
+
+
+@pytest.mark.parametrize("text", ["0:1,0:0,255:0", "0:1,0:1", "{0: 1, 0: 0}", "0=1 0=1"])
+def test_a_raw_value_given_twice_is_refused_never_last_wins(text):
+    with pytest.raises(InputError, match="value 0 is mapped twice"):
+        parse_label_map(text)
+
+
+def test_study_init_uses_the_one_parser():
+    from slicewise.studies.init import parse_label_map as study_parse
+
+    assert study_parse("0:1,255:0") == parse_label_map("0:1,255:0") == {0: 1, 255: 0}
+    with pytest.raises(InputError, match="mapped twice"):
+        study_parse("0:1,0:0")

@@ -244,3 +244,62 @@ def test_data_info_lists_levels(tmp_path: Path, probs: np.ndarray, capsys: pytes
     assert rows["level 2"].startswith("2: (2, 3, 18, 12)")
     assert rows["channels"] == "background, membrane"
     assert rows["voxel size"] == "30 x 8 x 8 nm (z, y, x)"
+
+
+# --- untrusted NGFF metadata (issue 20): one validated parser, one line naming the file and the field ---
+
+
+def _ngff_image(path: Path, v05: bool = False, mutate: Any = None) -> Path:
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+    g.create_array("0", data=np.random.default_rng(0).random((2, 4, 64, 64)).astype(np.float32), chunks=(1, 2, 64, 64))
+    n = oz.build_pyramid(g, method="mean", min_size=32)
+    oz.write_image_metadata(g, axes="czyx", voxel_size=(30, 4, 4), n_levels=n, channel_names=["a", "b"])
+    attrs = json.loads((path / ".zattrs").read_text())
+    if mutate is not None:
+        mutate(attrs["multiscales"][0])
+    if v05:
+        (path / ".zattrs").unlink()
+        (path / ".zgroup").unlink()
+        (path / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"ome": attrs}}))
+    else:
+        (path / ".zattrs").write_text(json.dumps(attrs))
+    return path
+
+
+@pytest.mark.parametrize("v05", [False, True])
+@pytest.mark.parametrize("mutate, field", [
+    (lambda ms: ms.__setitem__("datasets", "0"), "multiscales.0.datasets"),
+    (lambda ms: ms["axes"][1].pop("name"), "multiscales.0.axes.1.name"),
+    (lambda ms: ms.__setitem__("axes", [0, 1, 2, 3]), "multiscales.0.axes.0"),
+    (lambda ms: ms["datasets"][1]["coordinateTransformations"][0].__setitem__("scale", "1,1,2,2"), "datasets.1.coordinateTransformations.0.scale"),
+    (lambda ms: ms["datasets"][1]["coordinateTransformations"][0].__setitem__("scale", [1, 2, 2]), "multiscales.0"),
+    (lambda ms: ms["datasets"][0]["coordinateTransformations"][0].__setitem__("scale", [1, 1, 0, 4]), "positive finite"),
+    (lambda ms: ms["datasets"][0].__setitem__("path", "../../elsewhere"), "multiscales.0.datasets.0.path"),
+    (lambda ms: ms["datasets"][0].__setitem__("path", "/etc"), "multiscales.0.datasets.0.path"),
+    (lambda ms: ms.__setitem__("axes", [{"name": "z"}, {"name": "c"}, {"name": "y"}, {"name": "x"}]), "multiscales.0"),
+])
+def test_bad_ngff_metadata_is_one_line_naming_file_and_field(tmp_path, v05, mutate, field):
+    p = _ngff_image(tmp_path / "img.zarr", v05, mutate)
+    for read in (open_volume, oz.levels, lambda q: oz.open_ome_zarr(q, 1)):
+        with pytest.raises(InputError) as err:
+            read(p)
+        text = str(err.value)
+        assert ("zarr.json" if v05 else ".zattrs") in text and "field '" in text and field in text and "\n" not in text
+
+
+def test_levels_with_inconsistent_shapes_are_refused(tmp_path):
+    p = _ngff_image(tmp_path / "img.zarr")
+    assert [lv["shape"][-1] for lv in oz.levels(p)] == [64, 32]
+    zarr.open_group(str(p), mode="a").create_array("1", data=np.zeros((2, 4, 50, 32), np.float32), overwrite=True)
+    with pytest.raises(InputError, match="level '1' has shape .* inconsistent"):
+        open_volume(p)
+    zarr.open_group(str(p), mode="a").create_array("1", data=np.zeros((3, 4, 32, 32), np.float32), overwrite=True)
+    with pytest.raises(InputError, match="larger than the level before"):
+        oz.levels(p)
+
+
+def test_valid_v05_metadata_reads_like_v04(tmp_path):
+    a, b = _ngff_image(tmp_path / "a.zarr"), _ngff_image(tmp_path / "b.zarr", v05=True)
+    va, vb = open_volume(a), open_volume(b)
+    assert va.shape == vb.shape == (4, 64, 64, 2) and va.voxel_size == vb.voxel_size == (30.0, 4.0, 4.0)
+    np.testing.assert_array_equal(va[1], vb[1])

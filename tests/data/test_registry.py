@@ -395,3 +395,28 @@ def test_published_shapes_are_read_from_the_registry_size() -> None:
     assert registry.published_shapes(registry.get_entry("mitoem_r"))["val"] == (100, 4096, 4096)
     assert registry.published_shapes(registry.get_entry("cremi_a")) == {"train": (125, 1250, 1250)}
     assert registry.published_shapes(registry.get_entry("glas")) == {}
+
+
+# --- issue 20: registry entries are validated metadata; file names stay inside the download cache ---
+
+
+def test_the_packaged_registry_is_valid():
+    assert set(registry.load_registry()) >= {"isbi2012", "lucchi_pp"}
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda e: e["downloads"][0].__setitem__("fname", "../x.tif"), "isbi2012.downloads.0.fname"),
+    (lambda e: e["downloads"][0].__setitem__("fname", "/tmp/x.tif"), "isbi2012.downloads.0.fname"),
+    (lambda e: e["downloads"][0].__setitem__("sha256", "abc"), "isbi2012.downloads.0.sha256"),
+    (lambda e: e.__setitem__("voxel_size", "4nm"), "isbi2012.voxel_size"),
+    (lambda e: e.__setitem__("downloads", {"url": "x"}), "isbi2012.downloads"),
+    (lambda e: e["outputs"].__setitem__("../../raw", {"file": "train-volume.tif"}), "isbi2012.outputs"),
+    (lambda e: e["outputs"]["train/raw"].__setitem__("file", "other.tif"), "isbi2012"),
+    (lambda e: e["outputs"]["train/raw"].__setitem__("member", "../*.tif"), "isbi2012.outputs.train/raw.member"),
+])
+def test_a_bad_registry_entry_is_one_line_naming_the_field(mutate, field):
+    data = copy.deepcopy(registry.load_registry())
+    mutate(data["isbi2012"])
+    with pytest.raises(InputError) as err:
+        registry.parse_registry(data, "registry.yaml")
+    assert str(err.value).startswith(f"registry.yaml: field '{field}") and "\n" not in str(err.value)

@@ -66,11 +66,37 @@ def test_split_val_range_in_the_middle(depth: int, r: int, dz: int, data: st.Dat
     np.testing.assert_array_equal(train, expected)
 
 
+@settings(max_examples=80, deadline=None)
+@given(depth=st.integers(10, 50), r=st.integers(0, 2), dz=st.integers(1, 3), val_fraction=st.floats(0.0, 0.4),
+       border=st.sampled_from(["reflect", "replicate", "skip"]), data=st.data())
+def test_split_test_range_is_read_by_no_training_or_validation_stack(depth: int, r: int, dz: int, val_fraction: float,
+                                                                     border: str, data: st.DataObject) -> None:
+    k = 2 * r + 1
+    t0 = data.draw(st.integers(0, depth - 1))
+    t1 = data.draw(st.integers(t0 + 1, depth))
+    try:
+        train, val = split_z(depth, k, dz, val_fraction=val_fraction, border=border, test_range=(t0, t1))
+    except InputError:
+        return
+    test = set(range(t0, t1))
+    for z in [*train, *val]:
+        assert not _context(z, depth, k, dz, border) & test
+    plain_train, plain_val = split_z(depth, k, dz, val_fraction=val_fraction, border=border)
+    assert set(train) <= set(plain_train) and set(val) <= set(plain_val)  # only removes centres
+
+
+def test_split_isbi_example_holds_out_24_to_29() -> None:
+    train, val = split_z(30, 3, 1, val_range=(18, 23), test_range=(24, 30))
+    assert train.tolist() == list(range(17)) and val.tolist() == list(range(18, 23))
+
+
 def test_split_errors() -> None:
     with pytest.raises(InputError):
         split_z(4, 3, 1, val_fraction=0.9)
     train, val = split_z(10, 3, 1, val_fraction=0.0)
     assert val.size == 0 and train.size == 10
+    with pytest.raises(InputError, match="test_range"):
+        split_z(10, 3, 1, test_range=(8, 12))
 
 
 def test_patch_shapes_and_centre_label(phantom: Phantom) -> None:

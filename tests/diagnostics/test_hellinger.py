@@ -66,14 +66,20 @@ def test_identity_is_zero_and_distance_grows_with_strength(tiny_model: nn.Module
     m = r["models"]["tiny"]
     assert m["layers"] == ["enc0", "enc1", "dec0", "dec1"]
     assert m["channels"] == {"enc0": 4, "enc1": 6, "dec0": 4, "dec1": 4}
-    assert m["values_per_channel"]["enc0"] == 6 * 16 * 16
+    # equal values per channel in every layer: half the coarsest layer's 8x8 positions per tile
+    assert m["values_per_channel"] == {layer: 6 * 32 for layer in m["layers"]}
+    assert m["null_values_per_half"] == m["values_per_channel"]
     labels = [s["label"] for s in r["shifts"]]
     assert labels == ["gaussian_noise=0", "gaussian_noise=0.02", "gaussian_noise=0.1", "gaussian_noise=0.4"]
-    assert all(v == pytest.approx(0.0, abs=1e-7) for v in m["scores"][labels[0]].values())
-    for layer in m["layers"]:
+    assert all(v == pytest.approx(0.0, abs=1e-7) for v in m["scores"][labels[0]].values())  # identity: corrected 0
+    for layer in m["layers"]:  # corrected = raw − null; the identity's raw is the null (A vs B unshifted)
+        assert m["null"][layer] > 0 and m["raw"][labels[0]][layer] == pytest.approx(m["null"][layer])
+        for lab in labels:
+            assert m["scores"][lab][layer] == pytest.approx(m["raw"][lab][layer] - m["null"][layer])
         series = [m["scores"][lab][layer] for lab in labels]
-        assert all(a < b for a, b in zip(series, series[1:])), (layer, series)
-        assert series[-1] <= 1.0
+        # from the weakest real shift on the distance grows (0 vs 0.02: within the estimate's noise)
+        assert all(a < b for a, b in zip(series[1:], series[2:])), (layer, series)
+        assert 0.0 < series[-1] <= 1.0
 
 
 def test_compare_full_and_pruned_unet(isbi_crop) -> None:
@@ -93,7 +99,8 @@ def test_compare_full_and_pruned_unet(isbi_crop) -> None:
     enc = [layer for layer in expected if layer.startswith("enc")]
     assert [full["scores"]["contrast=0.5"][x] for x in enc] == [pruned["scores"]["contrast=0.5"][x] for x in enc]
     assert full["scores"]["contrast=0.5"]["dec_s2"] != pruned["scores"]["contrast=0.5"]["dec_s2"]
-    assert all(0 < full["scores"]["contrast=0.5"][x] <= 1 for x in expected)
+    assert all(0 < full["raw"]["contrast=0.5"][x] <= 1 for x in expected)
+    assert len(set(full["values_per_channel"].values())) == 1  # stride 2 and stride 32 on an equal footing
 
 
 def test_bad_shift_is_a_one_line_error(tiny_model: nn.Module, tiny_volume: np.ndarray) -> None:
@@ -107,9 +114,10 @@ def test_rgb_volume_takes_colour_shifts(tiny_rgb_model: nn.Module, tiny_volume: 
     rgb = np.stack([tiny_volume, tiny_volume[::-1], 255 - tiny_volume], axis=-1)  # Z×Y×X×3
     r = shift_report(tiny_rgb_model, rgb, ["saturation=1", "saturation=0", "hue=0.3"], n_tiles=4, tile=16, bins=16)
     scores = r["models"]["model"]["scores"]
-    assert all(v == 0.0 for v in scores["saturation=1"].values())
-    assert all(v > 0.05 for v in scores["saturation=0"].values())
-    assert all(v > 0.05 for v in scores["hue=0.3"].values())
+    assert all(v == pytest.approx(0.0, abs=1e-12) for v in scores["saturation=1"].values())
+    raw = r["models"]["model"]["raw"]  # the colour shifts reach the network (4 tiny tiles: too few to rank layers)
+    assert all(v > 0.05 for v in raw["saturation=0"].values())
+    assert all(v > 0.05 for v in raw["hue=0.3"].values())
 
 
 def test_tile_counts_sum_to_counts_and_bootstrap_interval_is_bounded() -> None:
@@ -131,3 +139,38 @@ def test_tile_counts_sum_to_counts_and_bootstrap_interval_is_bounded() -> None:
     assert bootstrap_layer_score(src.tile_counts, sh.tile_counts, n_resamples=200, seed=0) == (v, low, high)  # seeded
     same = bootstrap_layer_score(src.tile_counts, src.tile_counts, n_resamples=50)
     assert same == (0.0, 0.0, 0.0)
+
+
+def _two_sample_histograms(n: int, rng: np.random.Generator, channels: int = 400,
+                           bins: int = 16) -> list[torch.Tensor]:
+    """Four independent samples of n values per channel from ONE distribution, binned on common edges."""
+    lo, hi = torch.full((channels,), -2.5), torch.full((channels,), 2.5)
+    out = []
+    for _ in range(4):
+        h = ChannelHistograms(lo, hi, bins=bins)
+        h.update(torch.from_numpy(rng.normal(size=(1, channels, n)).astype(np.float32)))
+        out.append(h.counts)
+    return out
+
+
+@pytest.mark.parametrize("n", [16, 64, 512, 4096])
+def test_bias_corrected_distance_of_one_distribution_is_zero_for_any_sample_size(n: int) -> None:
+    """Source and "shifted" drawn from the same distribution: the raw distance is biased upwards (the more
+    the fewer values), the null-corrected distance is ~0 at every sample size."""
+    from slicewise.diagnostics.hellinger import layer_distance
+
+    src, same, half_a, half_b = _two_sample_histograms(n, np.random.default_rng(n))
+    d = layer_distance(src, same, half_a, half_b)
+    assert d["raw"] > 0.02  # plug-in bias: uncorrected, this would read as a shift
+    assert d["corrected"] == pytest.approx(d["raw"] - d["null"])
+    assert abs(d["corrected"]) < 0.1 * d["raw"] + 0.005
+
+
+def test_shift_report_null_uses_disjoint_halves_of_the_unshifted_data(tiny_model: nn.Module,
+                                                                      tiny_volume: np.ndarray) -> None:
+    """The null baseline does not depend on the shift; the corrected score is raw − null for every shift."""
+    a = shift_report(tiny_model, tiny_volume, ["gaussian_noise=0.1"], n_tiles=4, tile=16, bins=16, n_resamples=0)
+    b = shift_report(tiny_model, tiny_volume, ["gaussian_noise=0.4", "gaussian_noise=0.1"], n_tiles=4, tile=16,
+                     bins=16, n_resamples=0)
+    ma, mb = a["models"]["model"], b["models"]["model"]
+    assert ma["null"] == mb["null"] and ma["scores"]["gaussian_noise=0.1"] == mb["scores"]["gaussian_noise=0.1"]

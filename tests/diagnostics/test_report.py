@@ -107,7 +107,8 @@ def test_figures_exported_as_svg_and_tables_as_csv(results) -> None:
     n_layers = sum(len(m["layers"]) for m in sh["models"].values())
     assert len(rows) == n_layers * len(sh["shifts"])
     for r in rows:
-        assert 0.0 <= float(r["ci_low"]) <= float(r["hellinger"]) <= float(r["ci_high"]) <= 1.0
+        assert -1.0 <= float(r["ci_low"]) <= float(r["hellinger"]) <= float(r["ci_high"]) <= 1.0  # bias-corrected
+        assert float(r["hellinger"]) == pytest.approx(float(r["hellinger_raw"]) - float(r["hellinger_null"]), abs=1e-5)
     shares = list(csv.DictReader((out / "attribution_shares.csv").open()))
     assert {r["model"] for r in shares} == {"pretrained", "fine-tuned"}
 
@@ -124,7 +125,7 @@ def test_shift_report_shows_intervals_it_claims_and_notes(results) -> None:
     assert "decoder randomly initialised (test note)" in html
     lo, hi = __import__("slicewise.diagnostics.report", fromlist=["x"]).hellinger_ylim(sh)
     vals = [v for m in sh["models"].values() for sc in m["scores"].values() for v in sc.values()]
-    assert 0.0 <= lo <= min(vals) and max(vals) <= hi <= 1.0
+    assert -1.0 <= lo <= min(vals) and max(vals) <= hi <= 1.0
     assert hi - lo < 1.0 or (min(vals) < 0.05 and max(vals) > 0.95)  # fitted to the data, not always 0..1
 
 
@@ -147,6 +148,44 @@ def test_attribution_maps_share_one_scale_per_row(results) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_report_header_and_json_record_the_environment(results) -> None:
+    from slicewise.utils.environment import environment_text
+
+    _, _, out = results
+    env = json.loads((out / "report.json").read_text())["environment"]
+    assert env["versions"]["torch"] and env["threads"]["torch"] >= 1 and env["device"]["type"] == "cpu"
+    assert f"Computed with {environment_text(env)}" in (out / "index.html").read_text()
+
+
+def test_attribution_maps_also_shown_per_model_on_their_own_scale(results) -> None:
+    import matplotlib.pyplot as plt
+
+    from slicewise.diagnostics.report import maps_figure
+
+    att, _, out = results
+    html = (out / "index.html").read_text()
+    assert 'src="attribution_maps_per_model.png"' in html and "each model on its own colour scale" in html
+    fig, scales = maps_figure(att["models"], "t", per_model=True)
+    k = att["models"]["pretrained"]["k"]
+    grid = [ax for ax in fig.axes if ax.images]
+    per_row = len(grid) // len(scales)
+    for t, row_scales in enumerate(scales):
+        row = grid[t * per_row:(t + 1) * per_row]
+        for j, (name, m) in enumerate(att["models"].items()):
+            a = np.asarray(m["maps"]["attributions"])[t]
+            assert row_scales[name][1] == pytest.approx(float(a.reshape(k, -1, *a.shape[1:]).sum(1).max()))
+            assert {ax.images[0].get_clim() for ax in row[1 + j * k:1 + (j + 1) * k]} == {row_scales[name]}
+    plt.close(fig)
+
+
+def test_shift_report_defines_each_shift(results) -> None:
+    _, sh, out = results
+    html = (out / "index.html").read_text()
+    assert "contrast=0.5: intensities scaled by 0.5 about the mean of each slice of the tile" in html
+    assert "brightness=0.1: +0.1 added to every intensity" in html
+    assert "contrast=0.5: intensities scaled by 0.5" in format_shift(sh)
 
 
 # runs after the tests above: it replaces the shared report
@@ -186,3 +225,20 @@ def test_class_label_uses_the_model_class_names() -> None:
 
     assert class_label({"target_class": 1, "model": {"class_names": ["background", "membrane"]}}) == "1 (membrane)"
     assert class_label({"target_class": 1, "model": {"class": "Tiny"}}) == "1"
+
+
+def test_weights_figure_says_r_g_b_only_for_the_rgb_strategy(weights_audit, tmp_path: Path) -> None:
+    from slicewise.diagnostics.report import plot_weights
+
+    uniform = {**weights_audit, "channel_init": "uniform", "channels": [{**c, "name": f"z{c['offset']:+d}"}
+                                                                         for c in weights_audit["channels"]]}
+    five = {"channel_init": "rgb", "shares": [0.2] * 5}
+    texts = {}
+    for name, audits in {"uniform": [uniform], "rgb": [weights_audit], "mixed": [weights_audit, uniform], "k5": [five]}.items():
+        plot_weights(audits, [f"net{i}" for i in range(len(audits))], tmp_path / f"{name}.png")
+        texts[name] = (tmp_path / f"{name}.svg").read_text()
+    for name in ("uniform", "k5"):
+        assert "pseudo-RGB" not in texts[name] and "(R)" not in texts[name] and "R, G, B" not in texts[name]
+        assert "slice z-offset" in texts[name]
+    assert "+0 (G)" in texts["rgb"] and "pseudo-RGB" in texts["rgb"]
+    assert "(G)" not in texts["mixed"] and texts["mixed"].count("R, G, B") == 1  # only the rgb network's legend entry

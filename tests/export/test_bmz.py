@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from slicewise.errors import InputError
-from slicewise.export.bmz import channel_names_in, seed_citations
+from slicewise.export.bmz import HALO, channel_names_in, seed_citations, tiling_sizes
 
 pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'")
 
@@ -60,7 +60,8 @@ def test_bioimageio_core_test_passes_and_the_test_tensor_is_discriminative(expor
 
 
 def test_bioimageio_core_prediction_equals_slicewise_on_a_new_stack(exported) -> None:
-    """bioimage.io's runner on another stack (other size) reproduces slicewise.predict of that slice."""
+    """bioimage.io's runner on another stack (other size) reproduces slicewise.predict of that slice padded by the
+    declared halo (symmetric padding, as the runner pads it) and cropped back."""
     from bioimageio.core import create_prediction_pipeline, load_description
     from bioimageio.core.digest_spec import create_sample_for_model
 
@@ -69,9 +70,12 @@ def test_bioimageio_core_prediction_equals_slicewise_on_a_new_stack(exported) ->
     from slicewise.infer.predict import predict
 
     model, _, pkg = exported
-    vol = make_phantom(shape=(9, 96, 64), seed=5).raw
+    vol = make_phantom(shape=(9, 96, 128), seed=5).raw
     stack = stack_slices(vol, 4, 3, 2, "reflect")[None]
-    expected = predict(model, vol, roi="4:5", tile=(96, 64), overlap=0.0, dz=2, device="cpu", progress=False)[:, 0]
+    h = HALO
+    padded = np.pad(vol, ((0, 0), (h, h), (h, h)), mode="symmetric")
+    expected = predict(model, padded, roi="4:5", tile=(96 + 2 * h, 128 + 2 * h), overlap=0.0, dz=2, device="cpu",
+                       progress=False)[:, 0, h:-h, h:-h]
     descr = load_description(str(pkg))
     sample = create_sample_for_model(descr, inputs={"raw": stack})
     with create_prediction_pipeline(descr, weight_format="pytorch_state_dict") as pp:
@@ -85,7 +89,9 @@ def test_description_matches_slicewise(exported) -> None:
     inp, out = rdf["inputs"][0], rdf["outputs"][0]
     assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "channel", "y", "x"]
     assert inp["axes"][1]["channel_names"] == ["z-2", "z+0", "z+2"]  # k=3, dz=2 from the run's config.yaml
-    assert inp["axes"][2]["size"] == {"min": model.size_divisor, "step": model.size_divisor}
+    d = model.size_divisor
+    assert inp["axes"][2]["size"] == inp["axes"][3]["size"] == {"min": 2 * HALO + d, "step": d} == {"min": 96, "step": 32}
+    assert [a.get("halo", 0) for a in out["axes"]] == [0, 0, HALO, HALO] and "pad" not in inp  # bioimage.io's default: symmetric
     assert inp["data"]["type"] == "uint8"
     scale = [p for p in inp["preprocessing"] if p["id"] == "scale_linear"]
     assert scale and scale[0]["kwargs"]["gain"] == pytest.approx(1 / 255)
@@ -112,11 +118,13 @@ def test_description_matches_slicewise(exported) -> None:
 
 
 def test_test_output_is_slicewise_prediction(exported) -> None:
-    """test_output.npy equals slicewise.predict on the test stack (as a 3-slice volume, centre slice)."""
+    """test_output.npy equals slicewise.predict on the test stack (as a 3-slice volume, centre slice); bioimage.io's
+    test runs the network on the test input without halo padding."""
     from slicewise.infer.predict import predict
 
     model, _, pkg = exported
     stack = _npy(pkg, "test_input.npy")[0]  # (k, H, W): slices z-2, z, z+2 → as a volume with dz=1 the centre's stack is the same
+    assert stack.shape[-2:] == (96, 96)  # the default test size (64) raised to the minimum input size
     probs = predict(model, stack, tile=stack.shape[-1], overlap=0.0, dz=1, device="cpu", progress=False)
     np.testing.assert_allclose(_npy(pkg, "test_output.npy")[0], probs[:, 1], atol=1e-5)
 
@@ -154,3 +162,10 @@ def test_seed_citations_follow_the_config() -> None:
     assert dois(channel_init="rgb", skips="0111", encoder="resnet50", weights="lunit_bt_rn50") == {
         "10.48550/arXiv.2402.08276", "10.48550/arXiv.2307.03275"}
     assert "10.48550/arXiv.2304.02643" in dois(channel_init="rgb", encoder="slicewise_samvit_b")
+
+
+def test_tiling_sizes_keep_padded_inputs_valid() -> None:
+    assert tiling_sizes(32) == (32, 96) and tiling_sizes(16) == (32, 80) and tiling_sizes(32, 0) == (0, 32)
+    assert tiling_sizes(64, 40) == (64, 192)  # 2·halo rounded up to a multiple of the divisor
+    with pytest.raises(InputError, match="halo"):
+        tiling_sizes(32, -1)

@@ -194,9 +194,13 @@ def test_bad_inputs_are_one_line_errors_with_nothing_written(stub, small_volume,
     with pytest.raises(InputError, match="not replaced even with --overwrite"):  # a plain folder is not a Zarr store
         predict_to(gray, small_volume, existing, overwrite=True, **KW)
     assert (existing / "keep.txt").exists()
-    (existing / ".zgroup").write_text('{"zarr_format": 2}')  # a Zarr store (an earlier output) is replaced
+    (existing / ".zgroup").write_text('{"zarr_format": 2}')  # a Zarr store holding a user's file: still not replaced
+    with pytest.raises(InputError, match="holds files slicewise did not write"):
+        predict_to(gray, small_volume, existing, overwrite=True, **KW)
+    assert (existing / "keep.txt").exists()
+    (existing / "keep.txt").unlink()  # a Zarr store of nothing but Zarr files (an earlier output) is replaced
     predict_to(gray, small_volume, existing, overwrite=True, **KW)
-    assert not (existing / "keep.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"] and (existing / "0").is_dir()
 
 
 def test_nan_found_in_a_late_block_leaves_no_output_and_no_partial(stub, tmp_path):
@@ -205,3 +209,28 @@ def test_nan_found_in_a_late_block_leaves_no_output_and_no_partial(stub, tmp_pat
     with pytest.raises(InputError, match="NaN"):
         predict_to(stub(), vol, tmp_path / "n.zarr", block=(2, 16, 16), **KW)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_status_names_the_region_predicted_and_tiles_progress_inside_one_block(stub, small_volume, tmp_path, caplog,
+                                                                               monkeypatch):
+    """`--z 2:5` predicts 3 slices, not the whole stack; one block still reports progress tile by tile."""
+    import logging
+
+    from slicewise.infer.predict import predict_to
+
+    monkeypatch.delenv("SLICEWISE_NO_PROGRESS", raising=False)
+    caplog.set_level(logging.INFO, logger="slicewise")
+    model = stub()
+    predict_to(model, small_volume, tmp_path / "p.zarr", tile=16, overlap=0.25, batch_size=2, device="cpu", roi="2:5",
+               block=(8, 64, 64))
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("predicting 3×40×52 (z 2:5) into ") and ": 1 block(s)" in line for line in lines), lines
+    ticks = [line for line in lines if line.startswith("predict: ") and " tiles, " in line]
+    assert len(ticks) >= 5 and ticks[-1].startswith(f"predict: {model.calls}/{model.calls} (100%) tiles")
+    caplog.clear()
+    predict_to(stub(), small_volume, tmp_path / "q.zarr", tile=16, device="cpu", roi="0:7,8:40,:")
+    assert any(r.getMessage().startswith("predicting 7×32×52 (y 8:40) into ") for r in caplog.records)
+    import zarr
+
+    env = zarr.open_group(str(tmp_path / "p.zarr"), mode="r").attrs["slicewise"]["environment"]
+    assert env["device"]["type"] == "cpu" and env["versions"]["torch"] and env["threads"]["torch"] >= 1

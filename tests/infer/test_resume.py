@@ -108,11 +108,11 @@ def test_other_settings_or_overwrite_start_afresh(tmp_path, monkeypatch):
 def test_a_changed_input_is_refused_in_one_line(tmp_path, monkeypatch):
     prob = _blobs(seed=5)
     src, out = tmp_path / "p.tif", tmp_path / "cc.zarr"
-    tifffile.imwrite(src, np.moveaxis(prob, 0, -1))  # channel-last, as predict writes TIFF
+    tifffile.imwrite(src, np.moveaxis(prob, 0, -1), metadata={"axes": "ZYXC"})  # channel-last, as predict writes TIFF
     _interrupted(monkeypatch, "mask", 4, src, out, block=BLOCK, channel_names=NAMES)
     changed = prob.copy()
     changed[:, 0] = changed[:, 0, ::-1]
-    tifffile.imwrite(src, np.moveaxis(changed, 0, -1))
+    tifffile.imwrite(src, np.moveaxis(changed, 0, -1), metadata={"axes": "ZYXC"})
     with pytest.raises(InputError, match="changed since the interrupted run began") as err:
         segment_to(src, out, block=BLOCK, channel_names=NAMES)
     assert "\n" not in str(err.value) and "--overwrite" in str(err.value)
@@ -153,7 +153,7 @@ def test_segment_killed_with_sigkill_resumes_to_the_same_labels(tmp_path):
     edge = fg & ~ndi.binary_erosion(fg)
     prob = np.stack([np.where(fg, 0.1, 0.9), np.where(fg, 0.9, 0.1), np.where(edge, 0.9, 0.1)]).astype(np.float32)
     src, out = tmp_path / "p.tif", tmp_path / "w.zarr"
-    tifffile.imwrite(src, np.moveaxis(prob, 0, -1))
+    tifffile.imwrite(src, np.moveaxis(prob, 0, -1), metadata={"axes": "ZYXC"})
     args = [sys.executable, "-m", "slicewise", "segment", str(src), str(out), "--mode", "watershed", "--boundary-channel", "2",
             "--block", "2,32,32", "--halo", "1,4,4"]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}

@@ -187,3 +187,49 @@ def test_zarr_chunks_divide_the_block_so_no_chunk_is_shared(stub, small_volume, 
     assert chunk_for(32, 16) == 16 and chunk_for(7, 16) == 7
     out = predict_to(stub(), np.tile(small_volume, (1, 8, 8)), tmp_path / "c.zarr", block=(6, 320, 512), **KW)
     assert zarr.open_group(str(out), mode="r")["0"].chunks == (1, 6, 160, 208)  # block x clipped to 416 = 2 × 208
+
+
+# --- issue 20: axis orders follow the file's own metadata, never a guess; every zarr chunk is written ---
+
+
+@pytest.mark.parametrize("kw, stored", [
+    ({"metadata": {"axes": "CZYX"}}, lambda p: p),
+    ({"metadata": {"axes": "ZYXC"}}, lambda p: np.moveaxis(p, 0, -1)),
+    ({"ome": True, "metadata": {"axes": "CZYX"}}, lambda p: p),
+    ({"imagej": True, "metadata": {"axes": "ZCYX"}}, lambda p: np.ascontiguousarray(np.moveaxis(p, 0, 1))),
+])
+def test_tiff_probabilities_follow_the_declared_axes(tmp_path, kw, stored):
+    import tifffile
+
+    p = np.random.default_rng(1).random((3, 8, 16, 12)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "p.tif", stored(p), **kw)
+    probs = read_prediction(tmp_path / "p.tif").probabilities
+    assert probs.shape == (3, 8, 16, 12)
+    np.testing.assert_array_equal(probs[...], p)
+    np.testing.assert_array_equal(probs[1, 2:5, 3], p[1, 2:5, 3])
+    np.testing.assert_array_equal(probs[:, 4], p[:, 4])
+
+
+def test_a_4d_tiff_without_axes_is_refused_naming_the_fix(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "p.tif", np.zeros((3, 8, 16, 12), np.float32))
+    with pytest.raises(InputError, match="would be a guess.*metadata=\\{'axes': 'CZYX'\\}"):
+        read_prediction(tmp_path / "p.tif")
+    tifffile.imwrite(tmp_path / "q.tif", np.zeros((3, 8, 16, 12), np.float32), metadata={"axes": "CZXY"})
+    with pytest.raises(InputError, match="do not describe"):
+        read_prediction(tmp_path / "q.tif")
+
+
+def test_predict_to_tiff_reads_back_as_written(stub, small_volume, tmp_path):
+    model = stub(extra="boundary")
+    out = predict_to(model, small_volume, tmp_path / "p.tif", block=(3, 20, 30), **KW)
+    np.testing.assert_allclose(read_prediction(out).probabilities[...], predict(model, small_volume, **KW), atol=1e-6)
+
+
+def test_zarr_predictions_store_every_chunk(stub, small_volume, tmp_path):
+    out = predict_to(stub(), small_volume, tmp_path / "p.zarr", block=(3, 20, 30), **KW)
+    for name in ("0", "1", "labels/labels/0"):
+        if (out / name).exists():
+            arr = zarr.open_array(str(out / name), mode="r")
+            assert arr.nchunks_initialized == arr.nchunks

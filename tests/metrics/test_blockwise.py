@@ -173,7 +173,7 @@ def test_probability_files_in_every_predict_layout_give_the_array_scores(tmp_pat
     pred, gt, prob = _instances((3, 12, 12), 4, 6)
     two = np.stack([1 - prob, prob])
     ref = evaluate(pred, gt, kind="instance", prob=two)["volume"]
-    tifffile.imwrite(tmp_path / "cl.tif", np.moveaxis(two, 0, -1))  # channel-last, as predict writes TIFF
+    tifffile.imwrite(tmp_path / "cl.tif", np.moveaxis(two, 0, -1), metadata={"axes": "ZYXC"})  # channel-last, as predict writes TIFF
     tifffile.imwrite(tmp_path / "fg.tif", prob)
     for f in ("cl.tif", "fg.tif"):
         assert evaluate(pred, gt, kind="instance", prob=str(tmp_path / f), block=(2, 5, 5))["volume"] == pytest.approx(ref, abs=1e-7), f

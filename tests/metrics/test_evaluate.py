@@ -200,3 +200,24 @@ def test_complex_probabilities_are_refused_naming_the_dtype(tmp_path, as_file):
     with pytest.raises(InputError, match="dtype complex64") as err:
         evaluate(pred, gt, kind="instance", prob=prob)
     assert "\n" not in str(err.value)
+
+
+def _membrane_gt_and_cells() -> tuple[np.ndarray, np.ndarray]:
+    """ISBI-style ground truth (0 membrane rows, 255 interior on most voxels) and predicted cell instances."""
+    gt = np.full((2, 12, 12), 255, np.uint8)
+    gt[:, ::4, :] = 0
+    cells = membranes_to_neurons(gt != 0, interior=1, per_slice=True).astype(np.int32)
+    return gt, cells
+
+
+def test_instance_scores_against_semantic_looking_gt_warn_once_naming_the_flag(caplog):
+    gt, cells = _membrane_gt_and_cells()
+    r = evaluate(cells, gt, kind="instance")
+    assert r["volume"]["n_gt"] == 1  # the silent wrong score the warning is about
+    assert len(r["warnings"]) == 1 and "--components gt" in r["warnings"][0] and "\n" not in r["warnings"][0]
+    assert "looks semantic" in caplog.text and caplog.text.count("--components gt") == 1
+    caplog.clear()
+    fixed = evaluate(cells, membranes_to_neurons(gt != 0, interior=1, per_slice=True), kind="instance")
+    assert "warnings" not in fixed and fixed["volume"]["n_gt"] > 1 and not caplog.records
+    assert "warnings" not in evaluate(cells, cells, kind="instance")  # real instances: many values
+    assert "warnings" not in evaluate((gt == 0).astype(np.uint8), (gt == 0).astype(np.uint8), kind="semantic")

@@ -29,13 +29,9 @@ MANIFEST = Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napar
 def gl_display() -> Iterator[None]:
     """An X display for OpenGL: the existing ``DISPLAY``, else a private Xvfb for the session, else skip.
 
-    torch, timm and Captum are imported first, before any viewer maps Mesa's libLLVM (see
-    ``slicewise.napari.widgets._guard_triton``; ``test_torch_loads_after_napari_opened_an_llvm_gl_context``
-    checks the other order in a fresh process)."""
-    import captum.attr  # noqa: F401
-    import timm  # noqa: F401
-    import torch  # noqa: F401
-
+    Nothing is imported ahead of the viewers: triton next to Mesa's libLLVM is the plugin's business
+    (:mod:`slicewise.napari.triton_guard`), and ``test_fresh_napari_session_runs_both_widgets_without_a_crash``
+    runs a user's order (GL context first, torch at Run) in a fresh process."""
     if os.environ.get("DISPLAY"):
         yield
         return

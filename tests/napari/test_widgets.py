@@ -43,8 +43,10 @@ def test_predict_widget_adds_probabilities_and_labels(make_napari_viewer, qtbot,
         np.testing.assert_allclose(layer.scale, [50.0, 4.0, 4.0])
         np.testing.assert_allclose(layer.translate, [100.0, 0.0, 8.0])
         np.testing.assert_allclose(layer.data, expected[i], atol=1e-6)
+        assert layer.data.dtype == np.float32 and layer.data.shape == vol.shape
+        assert 0.0 <= layer.data.min() and layer.data.max() <= 1.0 and tuple(layer.contrast_limits) == (0.0, 1.0)
     labels = viewer.layers["em labels"]
-    assert type(labels).__name__ == "Labels"
+    assert type(labels).__name__ == "Labels" and labels.data.dtype == np.uint8 and set(np.unique(labels.data)) <= {0, 1}
     np.testing.assert_array_equal(labels.data, expected[:2].argmax(0))
     np.testing.assert_allclose(labels.scale, [50.0, 4.0, 4.0])
     assert widget.progress.value() == widget.progress.maximum()
@@ -84,7 +86,7 @@ def test_audit_widget_shows_shares_ma_and_maps(make_napari_viewer, qtbot, model_
     np.testing.assert_allclose([p.get_height() for p in ax.patches], got, rtol=1e-6)
     assert "MA" in ax.get_title()
     maps = [viewer.layers[f"em attribution z{o:+d}"] for o in (-1, 0, 1)]
-    assert all(m.data.shape == vol.shape for m in maps)
+    assert all(m.data.shape == vol.shape and m.data.dtype == np.float32 and m.data.min() >= 0.0 for m in maps)
     np.testing.assert_allclose(maps[0].scale, [50.0, 4.0, 4.0])
     # every map sits on the slice of its tile's centre: the tiles' z values, nothing elsewhere
     from slicewise.diagnostics.attribution import sample_tiles
@@ -128,17 +130,38 @@ def test_manifest_contributions() -> None:
     assert {w.display_name for w in manifest.contributions.widgets} == {"Predict", "Attribution audit"}
 
 
-def test_torch_loads_after_napari_opened_an_llvm_gl_context(gl_display) -> None:
-    """A fresh napari session (GL context first, torch later, as when a user opens the widget) must not
-    crash: with Mesa's libLLVM mapped, triton's own LLVM would segfault the process."""
+def test_fresh_napari_session_runs_both_widgets_without_a_crash(gl_display, model_file) -> None:
+    """A new user's session in a fresh process (tests/napari/fresh_session.py): the viewer's OpenGL context
+    first (Mesa maps libLLVM), nothing imported torch yet, then Run in Predict and in Attribution audit, with
+    triton installed as CI installs it. Before the plugin's import guard this died with SIGSEGV in
+    ``import triton``; now both widgets add their layers."""
+    import json
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
-    code = ("import os\nos.environ['QT_QPA_PLATFORM'] = 'offscreen'\nimport napari, numpy as np\n"
-            "v = napari.Viewer(show=False)\nv.add_image(np.zeros((3, 32, 32), np.uint8))\n"
-            "from slicewise.napari.widgets import _import_torch_stack\n_import_torch_stack()\n"
-            "from slicewise import build_model\n"
-            "m = build_model(encoder='resnet18', weights='random', decoder_channels=(8, 8, 8, 8, 8))\nprint('ok', m.in_slices)\n")
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("ok 3")
+    script = Path(__file__).with_name("fresh_session.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    out = subprocess.run([sys.executable, str(script), str(model_file)], env=env, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
+    run = json.loads(out.stdout.strip().splitlines()[-1])
+    assert run["torch_before"] is False  # the session really started without torch
+    if run["llvm"]:  # Mesa's libLLVM was mapped when torch came: triton must have been kept out
+        assert run["triton"] in ("blocked", "absent")
+    assert run["predict_status"].startswith("added 3 probability layer(s)"), run["predict_status"]
+    assert run["audit_status"].startswith("MA = "), run["audit_status"]
+    layers = run["layers"]
+    assert {"phantom", "phantom classes", "em"} <= set(layers)
+    for name in ("cytoplasm", "membrane", "boundary"):
+        layer = layers[f"em {name}"]
+        assert layer["type"] == "Image" and layer["shape"] == [5, 64, 64] and layer["dtype"] == "float32"
+        assert 0.0 <= layer["min"] <= layer["max"] <= 1.0 and layer["scale"] == [50.0, 4.0, 4.0]
+    assert layers["em cytoplasm"]["max"] > layers["em cytoplasm"]["min"]  # a real prediction, not a constant
+    labels = layers["em labels"]
+    assert labels["type"] == "Labels" and labels["shape"] == [5, 64, 64] and labels["dtype"] == "uint8"
+    assert 0 <= labels["min"] <= labels["max"] <= 1
+    maps = [layers[f"em attribution z{o:+d}"] for o in (-1, 0, 1)]
+    assert all(m["type"] == "Image" and m["shape"] == [5, 64, 64] and m["dtype"] == "float32" and m["min"] >= 0.0 for m in maps)
+    assert max(m["max"] for m in maps) > 0.0

@@ -57,8 +57,8 @@ def test_class_ids_and_explicit_label_maps(stack, labels, label_map, expected_ma
     ("6:20", "0:6", None, "bias", "overlap --train-z"),
     ("0:14", "16:40", None, "bias", "the stack has 22 slices"),
     ("0:14", "16:20", "0:1", "bias", r"label value\(s\) \[255\] are not in --label-map"),
-    ("0:14", "16:20", "0=1", "bias", "VALUE:CLASS"),
-    ("0:14", "16:20", None, "emsam", "templates for your own EM stack are bias, skips"),
+    ("0:14", "16:20", "0:1,0:0", "bias", "mapped twice"),  # the one label-map parser: duplicate values refused
+    ("0:14", "16:20", None, "unet", "templates for your own EM stack are bias, skips, emsam"),
 ])
 def test_mistakes_are_refused_in_one_line(stack, train_z, test_z, label_map, template, match):
     with pytest.raises(InputError, match=match):
@@ -99,3 +99,56 @@ def test_init_applies_the_checks_training_applies_to_raw_and_labels(stack, tmp_p
     tifffile.imwrite(tmp_path / "frac.tif", frac)
     with pytest.raises(InputError, match="non-integer"):
         init_study("bias", str(stack / "raw.tif"), str(tmp_path / "frac.tif"), "0:14", "16:20")
+
+
+@pytest.mark.parametrize("template, says, not_says", [
+    ("bias", ["first layer", "attribution target", "adapted Rand error"], ["shift"]),
+    ("skips", ["skip connections", "under each synthetic shift"], ["attribution", "class-0 regions are the cells"]),
+    ("emsam", ["SAM ViT", "boundary head", "mitochondria"], ["attribution"]),
+])
+def test_each_recipe_writes_its_own_header(stack, template, says, not_says):
+    text = init_study(template, str(stack / "raw.tif"), str(stack / "classes.tif"), "0:14", "16:20")
+    header = "".join(ln for ln in text.splitlines(keepends=True) if ln.startswith("#"))
+    assert header.startswith(f"# {template}-raw") and all(w in header for w in says), header
+    assert not any(w in header for w in not_says), header
+
+
+def test_init_drops_encoders_whose_weights_cannot_be_obtained_offline(stack, monkeypatch, capsys):
+    """ResNet ImageNet weights come from timm's hub: offline, `study init skips` drops those levels in one
+    line (header and stderr) instead of leaving cells that fail after a minute of retries."""
+    monkeypatch.setenv("SLICEWISE_OFFLINE", "1")
+    monkeypatch.setattr("slicewise.studies.preflight._hub_cached", lambda encoder: False)
+    text = init_study("skips", str(stack / "raw.tif"), str(stack / "isbi.tif"), "0:14", "16:20")
+    raw = yaml.safe_load(text)
+    assert raw["grid"]["encoder"] == ["lite0"]
+    dropped = [ln for ln in text.splitlines() if ln.startswith("# Dropped:")]
+    assert len(dropped) == 1 and "resnet18" in dropped[0] and "resnet34" in dropped[0]
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "resnet18, resnet34" in err
+
+
+def test_run_refuses_unobtainable_weights_before_any_cell(stack, tmp_path, monkeypatch):
+    """A grid with cells whose weights cannot be obtained is refused in one line before the first cell runs."""
+    from slicewise.errors import ConfigError
+    from slicewise.studies.execute import run_study
+
+    monkeypatch.setenv("SLICEWISE_OFFLINE", "1")
+    monkeypatch.setattr("slicewise.studies.preflight._hub_cached", lambda encoder: False)
+    path = tmp_path / "s.yaml"
+    path.write_text(init_study("skips", str(stack / "raw.tif"), str(stack / "isbi.tif"), "0:14", "16:20"))
+    with pytest.raises(ConfigError, match=r"resnet18 weights=imagenet need timm's hub.*no cell was started"):
+        run_study(path, tmp_path / "o", smoke=True, overrides=["grid.encoder=[resnet18,lite0]"], echo=lambda _: None)
+    assert not (tmp_path / "o" / "cells").exists() or not any((tmp_path / "o" / "cells").iterdir())
+
+
+def test_emsam_init_runs_a_smoke_cell_on_the_users_stack(stack, tmp_path):
+    from slicewise.studies.execute import run_study
+
+    path = tmp_path / "emsam.yaml"
+    path.write_text(init_study("emsam", str(stack / "raw.tif"), str(stack / "classes.tif"), "0:14", "16:20"))
+    study = load_study(path, smoke=True)
+    assert "train_phantom" not in study.data and study.data["test_z"][0] == 16
+    s = run_study(path, tmp_path / "o", smoke=True, cells="0", report=False, echo=lambda _: None)
+    assert len(s.done) == 1, [(tmp_path / "o" / "cells" / c.id / "error.txt").read_text()[-400:] for c in s.failed]
+    res = yaml.safe_load((tmp_path / "o" / "cells" / s.done[0].id / "result.json").read_text())
+    assert {r["metric"] for r in res["metrics"]} >= {"are", "voi_split", "ap50"}  # neurons and class-2 mitochondria

@@ -176,3 +176,81 @@ def test_study_statistics_applies_holm_across_comparisons() -> None:
     assert valid.sum() == 4  # the constant "are" metric has no test
     np.testing.assert_allclose(table.loc[valid, "t_p_holm"], multipletests(table.loc[valid, "t_p"], method="holm")[1])
     assert table.loc[~valid, "note"].str.contains("equal").all()
+
+
+def test_wilcoxon_minimum_attainable_p_is_two_over_two_to_the_n() -> None:
+    from slicewise.studies.stats import wilcoxon_min_p
+
+    for n in (3, 5, 6, 8):
+        d = np.arange(1, n + 1) / 100  # all differences of one sign: the most extreme case
+        assert wilcoxon_min_p(n) == pytest.approx(sps.wilcoxon(d, method="exact").pvalue)
+        assert wilcoxon_min_p(n) == pytest.approx(2 / 2 ** n)
+    r = paired_stats(A[:3], B[:3])
+    assert r["w_p_min"] == pytest.approx(0.25) and r["t_p_min"] == 0.0
+    assert "cannot go below p = 0.25" in r["note"]
+    assert "cannot go below" not in paired_stats(A, B)["note"]  # 8 pairs: 2/256 < 0.05
+
+
+def test_tost_matches_statsmodels() -> None:
+    from statsmodels.stats.weightstats import ttost_paired
+
+    from slicewise.studies.stats import tost_paired
+
+    for margin in (0.01, 0.05, 0.2):
+        ref = ttost_paired(B, A, -margin, margin)[0]
+        assert tost_paired(B - A, margin) == pytest.approx(ref)
+        assert paired_stats(A, B, margin=margin)["tost_p"] == pytest.approx(ref)
+
+
+@pytest.mark.parametrize("n", [3, 5, 8, 20])
+def test_min_detectable_effect_matches_statsmodels_power(n: int) -> None:
+    from statsmodels.stats.power import TTestPower
+
+    from slicewise.studies.stats import min_detectable_effect, pairs_needed
+
+    ref = TTestPower().solve_power(effect_size=None, nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
+    assert min_detectable_effect(n) == pytest.approx(ref, rel=1e-4)
+    sd = 0.04
+    assert pairs_needed(min_detectable_effect(n) * sd * 1.0001, sd) == n  # the inverse
+
+
+def test_p_raw_and_holm_side_by_side_with_matching_simultaneous_intervals() -> None:
+    df = _tidy(np.random.default_rng(3))
+    comps = [Comparison(axis="channel_init", baseline="rgb", metric="dice")]
+    table = study_statistics(df, comps, axes=["channel_init", "seed"], labels=["test"], settings=StatsSettings())
+    cols = list(table.columns)
+    assert cols.index("p_holm") == cols.index("p_raw") + 1
+    np.testing.assert_allclose(table["p_raw"], table["t_p"])
+    np.testing.assert_allclose(table["p_holm"], multipletests(table["p_raw"], method="holm")[1])
+    m = len(table)
+    for _, r in table.iterrows():  # Bonferroni-simultaneous t interval at 1 - alpha/m
+        d_lo, d_hi = sps.t.interval(1 - 0.05 / m, r["n"] - 1, loc=r["mean_diff"], scale=r["sd_diff"] / math.sqrt(r["n"]))
+        assert (r["diff_low_adj"], r["diff_high_adj"]) == (pytest.approx(d_lo), pytest.approx(d_hi))
+        assert r["diff_low_adj"] <= r["diff_low"] and r["diff_high"] <= r["diff_high_adj"]
+        if r["diff_low_adj"] > 0 or r["diff_high_adj"] < 0:
+            assert r["p_holm"] < 0.05  # an adjusted interval excluding 0 never contradicts the Holm p
+    assert table["ci_adjustment"].str.contains(f"Bonferroni-simultaneous 95% over m={m}").all()
+
+
+def test_verdict_equivalence_or_no_evidence() -> None:
+    rng = np.random.default_rng(4)
+    base = 0.7 + rng.normal(0, 0.02, 12)
+    tight = paired_stats(base, base + rng.normal(0, 0.003, 12), margin=0.02)
+    assert tight["tost_p"] < 0.05  # differences well inside ±0.02
+    rows = []
+    for s in range(12):
+        rows += [{"k": "a", "seed": s, "metric": "dice", "value": base[s]},
+                 {"k": "b", "seed": s, "metric": "dice", "value": base[s] + rng.normal(0, 0.003)},
+                 {"k": "c", "seed": s, "metric": "dice", "value": base[s] + rng.normal(0, 0.2)}]
+    table = study_statistics(pd.DataFrame(rows), [Comparison(axis="k", baseline="a", metric="dice")], ["k", "seed"])
+    verdict = dict(zip(table["level"], table["verdict"]))
+    assert verdict == {"b": "equivalent within ±0.02", "c": "no evidence either way"}
+    assert (table["mdd"] > 0).all() and table.set_index("level").loc["c", "mdd"] > table.set_index("level").loc["b", "mdd"]
+
+
+def test_cells_not_ok_are_left_out_of_the_tests() -> None:
+    df = _tidy(np.random.default_rng(5))
+    df["status"] = np.where((df["channel_init"] == "uniform") & (df["seed"] < 2), "failed-to-learn", "ok")
+    comp = [Comparison(axis="channel_init", baseline="rgb", metric="dice", levels=["uniform"])]
+    table = study_statistics(df, comp, ["channel_init", "seed"], ["test"])
+    assert (table["n"] == 4).all()  # 6 seeds, 2 failed

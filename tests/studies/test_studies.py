@@ -85,8 +85,13 @@ def test_skips_smoke(shared_data: Path, tmp_path: Path, monkeypatch: pytest.Monk
     res = _smoke("skips", tmp_path, shared_data)
     iou = res[res.metric == "iou"]
     assert set(iou["test"]) == {"in_domain", "shifted"} and set(iou["shift"]) == {"none", "brightness=0.2", "gamma=2"}
-    hel = res[res.metric == "hellinger"]
-    assert hel["value"].between(0, 1).all() and hel["layer"].nunique() >= 4
+    hel = res[res.metric == "hellinger"]  # bias-corrected: raw − null, may dip below 0
+    assert hel["value"].between(-1, 1).all() and hel["layer"].nunique() >= 4
+    raw, null = (res[res.metric == m].reset_index()["value"] for m in ("hellinger_raw", "hellinger_null"))
+    assert raw.between(0, 1).all() and null.between(0, 1).all()
+    np.testing.assert_allclose(hel.reset_index()["value"], raw - null, atol=1e-12)
+    layers = pd.read_csv(tmp_path / "layer_distances.csv")
+    assert list(layers.columns[-4:]) == ["raw", "null", "corrected", "rank"]
     stats = pd.read_csv(tmp_path / "stats.csv", dtype={"level": str, "baseline": str})
     assert set(stats["level"]) == {"0111", "0000"} and (stats["baseline"] == "1111").all()
     _rerun_does_nothing("skips", tmp_path, shared_data, monkeypatch)

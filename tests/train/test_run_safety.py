@@ -18,6 +18,7 @@ from slicewise.errors import InputError
 from slicewise.models import load_model
 from slicewise.training import train
 from slicewise.training.run import StaleRunError
+from slicewise.utils.ownership import mark_owned
 
 
 class Evil:
@@ -89,6 +90,7 @@ def test_simulated_partial_first_checkpoint_write_restarts_automatically(make_ti
         (run / "checkpoints").mkdir(parents=True)
         (run / "logs" / "version_0").mkdir(parents=True)
         (run / "config.yaml").write_text("seed: 0\n")
+        mark_owned(run, "train", ["config.yaml", "logs/version_0/"])  # the marker a run writes before anything else
         (run / "checkpoints" / ".last.tmp-deadbeef.ckpt").write_bytes(b"PK\x03\x04 partial")
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
         import socket

@@ -12,6 +12,7 @@ import pytest
 
 from slicewise.errors import InputError
 from slicewise.utils.atomic import atomic_path, check_output_path, claim_output, lock_path
+from slicewise.utils.ownership import MARKER
 
 
 def test_second_writer_is_refused_while_first_holds_the_claim(tmp_path):
@@ -158,14 +159,21 @@ def test_folder_output_replaces_only_a_folder_of_its_kind(tmp_path, kind, name):
     for m in markers:
         (tmp_path / name / m).write_text("{}")
     assert folder_kind(tmp_path / name) == kind
-    assert check_output_path(tmp_path / name, overwrite=True, kind=kind) == tmp_path / name
     with pytest.raises(InputError, match="already exists: pass --overwrite"):
         check_output_path(tmp_path / name, overwrite=False, kind=kind)
+    with pytest.raises(InputError, match="holds files slicewise did not write"):  # the user's file is never removed
+        check_output_path(tmp_path / name, overwrite=True, kind=kind)
+    with pytest.raises(InputError, match="holds files slicewise did not write"):
+        with atomic_path(tmp_path / name, overwrite=True, kind=kind) as tmp:
+            tmp.mkdir()
+    assert keep.read_text() == "keep"
+    keep.unlink()
+    assert check_output_path(tmp_path / name, overwrite=True, kind=kind) == tmp_path / name
     with atomic_path(tmp_path / name, overwrite=True, kind=kind) as tmp:
         tmp.mkdir()
         for m in markers:
             (tmp / m).write_text("new")
-    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(markers)  # the old output was replaced
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted([*markers, MARKER])  # the old output was replaced
 
 
 def test_zarr_suffix_means_a_zarr_store_and_a_file_there_is_kept(tmp_path):

@@ -198,6 +198,19 @@ def as_volume(x: Any, key: str | None = None) -> Volume:
     return Volume(x, add_depth=len(x.shape) == 2, voxel_size=attrs_voxel_size(getattr(x, "attrs", None)))
 
 
+MAX_COLOURS = 4  # RGB(A): a longer last axis of an undeclared 4-d array is not colour
+
+
+def check_channel_last(shape: Sequence[int], source: str) -> None:
+    """Refuse (one line) a 4-d array whose axes no metadata declares and whose last axis is too long to be colour
+    (> :data:`MAX_COLOURS`): reading it as Z×Y×X×C would be a guess (it is most likely channel-first C, Z, Y, X)."""
+    if len(shape) == 4 and int(shape[-1]) > MAX_COLOURS:
+        raise InputError(f"{source}: a 4-d array of shape {tuple(int(n) for n in shape)} without axes metadata: read as "
+                         f"Z×Y×X×C it would have {int(shape[-1])} colour channels, so its layout would be a guess: save "
+                         f"volumes as Z×Y×X or Z×Y×X×C (colour last, ≤ {MAX_COLOURS}), e.g. numpy.moveaxis(a, 0, -1) for "
+                         f"channel-first data, or as OME-Zarr with named axes")
+
+
 def attrs_voxel_size(attrs: Any) -> tuple[float, float, float] | None:
     """Voxel size (z, y, x, nm) from HDF5/Zarr attributes: ``resolution`` or ``voxel_size`` (nm, CREMI),
     ``element_size_um`` (ilastik, µm); ``None`` when absent or unreadable."""

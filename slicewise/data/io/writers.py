@@ -10,9 +10,10 @@ a temporary name and renamed to ``key`` only when complete (other datasets are u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from slicewise.data.io.readers import (
 from slicewise.data.io.volume import Volume, as_volume, slab_depth
 from slicewise.errors import InputError
 from slicewise.utils import atomic_path
+from slicewise.utils.atomic import reserve_space
 
 WRITE_SUPPORTED = ".tif/.tiff, .h5/.hdf5/.hdf (with key), .zarr, or a path without suffix (folder of PNG slices)"
 
@@ -72,6 +74,7 @@ def create_zarr(path: str | os.PathLike, shape: Sequence[int], dtype: Any, chunk
         raise InputError(f"output {path} already exists: pass --overwrite (overwrite=True) or choose another path")
     kwargs: dict[str, Any] = dict(shape=shape, chunks=chunks, dtype=np.dtype(dtype), fill_value=fill_value)
     if _is_zarr_v3_api():
+        kwargs["config"] = {"write_empty_chunks": True}  # every chunk stored: a lost chunk file is detectable
         if key:
             root = zarr.open_group(str(path), mode="w" if overwrite else "a", zarr_format=2)
             arr = root.create_array(key, overwrite=overwrite, **kwargs)
@@ -158,14 +161,16 @@ def _write_hdf5(p: Path, vol: Volume, key: str, chunks: Sequence[int] | None,
         _fill(ds, vol, chunk_t[0])
 
     if not p.exists():
-        with atomic_path(p, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
-            create(f, key)
+        with atomic_path(p, overwrite=overwrite) as tmp:
+            f = h5py.File(tmp, "w")
+            with _reserved(f, tmp, vol.size * vol.dtype.itemsize, p):
+                create(f, key)
         return
     try:
         f = h5py.File(p, "r+")
     except OSError as err:
         raise InputError(f"cannot add {key!r} to {p}: it is not a writable HDF5 file ({str(err).splitlines()[0]})") from None
-    with f:
+    with _reserved(f, p, vol.size * vol.dtype.itemsize, p):
         if key in f and not overwrite:
             raise InputError(f"{p} already has dataset {key!r}: pass --overwrite (overwrite=True) or choose another key")
         parent = key.rsplit("/", 1)[0] if "/" in key else ""
@@ -179,6 +184,28 @@ def _write_hdf5(p: Path, vol: Volume, key: str, chunks: Sequence[int] | None,
         if key in f:
             del f[key]
         f.move(tmp_name, key)
+
+
+@contextlib.contextmanager
+def _reserved(f: Any, path: Path, nbytes: int, output: Path) -> Iterator[None]:
+    """Run the block with ``nbytes`` (plus 2 % and 64 KB of metadata) allocated on disk for the open HDF5 file ``f`` at
+    ``path``, then close it and give back what it did not use. HDF5 crashes the process (SIGSEGV) when it closes a
+    file whose writes met a full disk, so a lack of space must surface before it writes: here, as a one-line
+    :class:`~slicewise.errors.WriteError` (:func:`slicewise.utils.atomic.reserve_space`)."""
+    before, reserved = os.path.getsize(path), False
+    try:
+        reserve_space(path, before + nbytes + nbytes // 50 + 2**16, output)
+        reserved = True
+        yield
+    finally:
+        used = None
+        if f.id.valid:
+            if reserved:
+                f.flush()
+                used = max(int(f.id.get_filesize()), before)
+            f.close()
+        if used is not None:
+            os.truncate(path, used)
 
 
 def _write_png_folder(tmp: Path, vol: Volume) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from slicewise.errors import ConfigError, InputError
 from slicewise.studies.grid import CellContext, json_hash
 from slicewise.utils import atomic_path
+from slicewise.utils.ownership import remove_owned
 
 AXIS_KEYS: dict[str, str] = {
     "encoder": "model.encoder",
@@ -101,8 +101,7 @@ def train_model(ctx: CellContext, config: Mapping[str, Any]) -> tuple[Any, dict[
     model = load_model(best)
     model.eval()
     if not ctx.study.extras.get("keep_checkpoints", False):
-        shutil.rmtree(run / "checkpoints", ignore_errors=True)
-        (run / "last.pt").unlink(missing_ok=True)
+        remove_owned(run, ["checkpoints", "last.pt"])  # only what the run's manifest lists (slicewise.utils.ownership)
     return model, {"train_dir": str(run), "model": str(best)}
 
 

@@ -1,4 +1,5 @@
-"""The ``skips`` recipe: one skip mask; IoU in-domain and under intensity shifts, Hellinger per layer."""
+"""The ``skips`` recipe: one skip mask; IoU in-domain and under intensity shifts, Hellinger per layer
+(bias-corrected ``hellinger``, with ``hellinger_raw`` and ``hellinger_null``; see :mod:`slicewise.diagnostics.hellinger`)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,12 @@ def cell_skips(ctx: CellContext) -> dict[str, Any]:
     a, b = context_range(z0, z1, raw.shape[0], model.in_slices)
     hs = {"n_resamples": 0, **dict(ex.get("hellinger", {}))}  # the study's CIs are over seeds, not tiles
     rep = shift_report(model, raw[a:b], shifts=list(ex.get("shifts", [])), seed=int(config.get("seed", 0)), **hs)
-    for mres in rep["models"].values():
+    for mres in rep["models"].values():  # bias-corrected distance (ranked, plotted), raw and null baseline beside it
         for label, layers in mres["scores"].items():
-            recs += [record("hellinger", v, shift=label, layer=layer) for layer, v in layers.items()]
+            for layer, v in layers.items():
+                recs += [record("hellinger", v, shift=label, layer=layer),
+                         record("hellinger_raw", mres["raw"][label][layer], shift=label, layer=layer),
+                         record("hellinger_null", mres["null"][layer], shift=label, layer=layer),
+                         record("values_per_channel", mres["values_per_channel"][layer], shift=label, layer=layer)]
     return {"metrics": recs, "info": info}
 

@@ -21,6 +21,7 @@ from slicewise.data.io.readers.tiff import TIFF_SUFFIXES, open_tiff
 from slicewise.data.io.readers.zarr_store import ZARR_MARKERS, ZARR_SUFFIXES, open_zarr
 from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
+from slicewise.utils.inputs import check_input_path
 
 __all__ = [
     "HDF5_SUFFIXES", "IMAGE_SUFFIXES", "N5_SUFFIXES", "READERS", "SUPPORTED", "TIFF_SUFFIXES", "ZARR_SUFFIXES",
@@ -73,19 +74,21 @@ def split_container_key(p: Path, key: str | None) -> tuple[Path, str | None]:
 def open_volume(path: str | os.PathLike, key: str | None = None) -> Volume:
     """Open a volume file lazily (see :mod:`slicewise.data.io` for formats and conventions).
 
-    Raises a one-line :class:`InputError` for a missing file, an unsupported format or a
-    missing HDF5/Zarr key (listing the keys that exist).
+    Raises a one-line :class:`InputError` for a missing file, an unsupported format, a missing HDF5/Zarr
+    key (listing the keys that exist) or a special file (FIFO, socket, device, symlink loop: refused by
+    :func:`slicewise.utils.inputs.check_input_path` before anything opens it).
     """
     if isinstance(path, Volume):
         return path
     text = os.fspath(path)
     if any(c in text for c in "*?[") and not Path(text).exists():
         files = [Path(f) for f in globmod.glob(text)]
-        files = [f for f in files if f.suffix.lower() in SLICE_SUFFIXES]
+        files = [check_input_path(f) for f in files if f.suffix.lower() in SLICE_SUFFIXES]
         if not files:
             raise InputError(f"no image files match {text!r}: check the pattern")
         return open_image_files(files, text)
-    p, key = split_container_key(Path(text), key)
+    p, key = split_container_key(check_input_path(text), key)
+    check_input_path(p)
     if not p.exists():
         raise InputError(f"input {p} does not exist: check the path")
     suffix = p.suffix.lower()

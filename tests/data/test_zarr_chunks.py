@@ -1,0 +1,84 @@
+"""Missing zarr chunks: counted against the store listing and warned about in one line (issue 20), unless the
+store declares sparse data; slicewise's own stores write every chunk, so a lost chunk file is detectable."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+
+from slicewise.data.io import open_volume, write_volume
+from slicewise.data.io.readers import zarr_store
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings():
+    zarr_store._warned.clear()
+    yield
+    zarr_store._warned.clear()
+
+
+def _store(path, fmt: int):
+    a = zarr.create_array(store=str(path), shape=(4, 64, 64), chunks=(1, 32, 32), dtype="u1", zarr_format=fmt)
+    a[:] = 7
+    return a
+
+
+def _chunk(path, fmt: int, z: int, y: int, x: int):
+    return path / (f"{z}.{y}.{x}" if fmt == 2 else f"c/{z}/{y}/{x}")
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_missing_chunks_are_counted_and_warned_once(tmp_path, fmt, caplog):
+    p = tmp_path / "v.zarr"
+    _store(p, fmt)
+    for z in (1, 2):
+        _chunk(p, fmt, z, 0, 0).unlink()
+    with caplog.at_level(logging.WARNING):
+        vol = open_volume(p)
+        open_volume(p)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "2 of 16 chunks are missing" in lines[0] and '"sparse": true' in lines[0]
+    assert vol[1, :32, :32].max() == 0  # what zarr reads: the fill value
+
+
+@pytest.mark.parametrize("where", ["array", "group"])
+def test_a_store_declaring_sparse_data_is_not_warned_about(tmp_path, where, caplog):
+    p = tmp_path / "g.zarr"
+    g = zarr.open_group(str(p), mode="w", zarr_format=2)
+    a = g.create_array("raw", shape=(4, 64, 64), chunks=(1, 32, 32), dtype="u1")
+    a[:] = 3
+    (p / "raw" / "1.0.0").unlink()
+    (a if where == "array" else g).attrs["sparse"] = True
+    with caplog.at_level(logging.WARNING):
+        open_volume(p, key="raw")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_ngff_levels_and_predictions_are_checked_too(tmp_path, caplog):
+    from slicewise.data import ome_zarr
+    from slicewise.infer.store import read_prediction
+
+    g = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=2)
+    g.create_array("0", data=np.full((2, 4, 64, 64), 0.5, np.float32), chunks=(1, 1, 64, 64))
+    ome_zarr.write_image_metadata(g, axes="czyx", voxel_size=None, n_levels=1)
+    (tmp_path / "img.zarr" / "0" / "1.2.0.0").unlink()
+    with caplog.at_level(logging.WARNING):
+        open_volume(tmp_path / "img.zarr")
+        zarr_store._warned.clear()
+        read_prediction(tmp_path / "img.zarr")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2 and all("1 of 8 chunks are missing" in ln for ln in lines)
+
+
+def test_slicewise_writes_every_chunk_even_all_zero_ones(tmp_path, caplog):
+    write_volume(tmp_path / "z.zarr", np.zeros((4, 64, 64), np.uint8), chunks=(1, 32, 32))
+    assert zarr.open_array(str(tmp_path / "z.zarr"), mode="r").nchunks_initialized == 16
+    shutil.rmtree(tmp_path / "z.zarr" / "0.0.0", ignore_errors=True)
+    (tmp_path / "z.zarr" / "0.0.0").unlink(missing_ok=True)
+    with caplog.at_level(logging.WARNING):
+        open_volume(tmp_path / "z.zarr")
+    assert any("1 of 16 chunks are missing" in r.getMessage() for r in caplog.records)
