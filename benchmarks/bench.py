@@ -114,6 +114,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def step_timer(s: Any, device: Any) -> Any:
+    """A Lightning callback that synchronises ``device`` and stamps the time after steps ``s.warmup``,
+    ``s.warmup + s.steps``, … (``.stamps``); shared by the training and pretraining rows."""
+    import pytorch_lightning as pl
+
+    class StepTimer(pl.Callback):
+        def __init__(self) -> None:
+            self.n, self.stamps = 0, []
+            self.marks = {s.warmup + i * s.steps for i in range(s.repeats + 1)}
+
+        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+            self.n += 1
+            if self.n in self.marks:
+                sync(device)
+                self.stamps.append(time.perf_counter())
+
+    return StepTimer()
+
 def time_windows(step: Callable[[], Any], s: Settings, device: torch.device) -> list[float]:
     """Run ``step`` ``warmup`` times untimed, then ``repeats`` windows of ``steps`` calls; seconds per window."""
     return interleaved_windows({"step": step}, s, device)[0]
@@ -246,20 +264,8 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
     LR schedule, grad clipping, logging) under a Lightning Trainer. A callback synchronises and
     stamps the time after steps ``warmup``, ``warmup + steps``, …; checkpoint writing happens after
     the last stamp and is not timed. Augmentation is set to the peer's work (flips, z-reversal)."""
-    import pytorch_lightning as pl
 
     from slicewise.training import train
-
-    class StepTimer(pl.Callback):
-        def __init__(self) -> None:
-            self.n, self.stamps = 0, []
-            self.marks = {s.warmup + i * s.steps for i in range(s.repeats + 1)}
-
-        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
-            self.n += 1
-            if self.n in self.marks:
-                sync(device)
-                self.stamps.append(time.perf_counter())
 
     total = s.warmup + s.repeats * s.steps
     aug = {"flip": 0.5, "z_reverse": 0.5, "rot90": 0.0, "brightness": 0.0, "contrast": 0.0, "gamma": 0.0, "noise": 0.0, "blur": 0.0}
@@ -273,7 +279,7 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
         "trainer": {"max_steps": total, "val_every": total, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
                     "devices": 1, "precision": "bf16-mixed" if s.bf16 else "32", "compile": s.compile},
     }
-    timer = StepTimer()
+    timer = step_timer(s, device)
     with tempfile.TemporaryDirectory() as tmp:
         train(config, out=Path(tmp) / "run", callbacks=[timer])
     windows = [b - a for a, b in zip(timer.stamps, timer.stamps[1:])]
@@ -705,20 +711,8 @@ def slicewise_pretrain_rate(s: Settings, raw_path: Path, device: torch.device) -
     (device-resident volume when it fits: ``data.on_device`` auto), the peer's encoder, k, crop size, batch, head
     (512 → 128), temperature, memory bank and momentum; no validation. A callback synchronises and stamps the
     time after steps ``warmup``, ``warmup + steps``, …; start-up and the final weights file are not timed."""
-    import pytorch_lightning as pl
 
     from slicewise.selfsup import pretrain
-
-    class StepTimer(pl.Callback):
-        def __init__(self) -> None:
-            self.n, self.stamps = 0, []
-            self.marks = {s.warmup + i * s.steps for i in range(s.repeats + 1)}
-
-        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
-            self.n += 1
-            if self.n in self.marks:
-                sync(device)
-                self.stamps.append(time.perf_counter())
 
     total = s.warmup + s.repeats * s.steps
     config = {
@@ -731,7 +725,7 @@ def slicewise_pretrain_rate(s: Settings, raw_path: Path, device: torch.device) -
         "trainer": {"max_steps": total, "val_every": total + 1, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
                     "devices": 1, "precision": "bf16-mixed" if s.bf16 else "32"},
     }
-    timer = StepTimer()
+    timer = step_timer(s, device)
     with tempfile.TemporaryDirectory() as tmp:
         pretrain([str(raw_path)], out=Path(tmp) / "run", config=config, callbacks=[timer])
     windows = [b - a for a, b in zip(timer.stamps, timer.stamps[1:])]

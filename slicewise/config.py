@@ -19,6 +19,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -62,6 +63,28 @@ def _seed(v: int) -> int:
 
 NonNegFloat = Annotated[float, AfterValidator(_nonneg_float)]
 Seed = Annotated[int, AfterValidator(_seed)]
+
+
+def _square(v: Any) -> Any:
+    return (v, v) if isinstance(v, int) else v
+
+
+def _positive_patch(v: tuple[int, int]) -> tuple[int, int]:
+    if min(v) < 1:
+        raise ValueError("must be positive (height, width) in pixels")
+    return v
+
+
+def _slice_range(v: tuple[int, int] | None) -> tuple[int, int] | None:
+    if v is not None and not 0 <= v[0] < v[1]:
+        raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
+    return v
+
+
+# (height, width) in pixels; one int means a square
+PatchSize = Annotated[tuple[int, int], BeforeValidator(_square), AfterValidator(_positive_patch)]
+# [start, stop) slice indices, or None
+SliceRange = Annotated[tuple[int, int] | None, AfterValidator(_slice_range)]
 
 
 def label_map_field(v: Any, flag: str) -> Any:
@@ -188,11 +211,11 @@ class DataConfig(StrictModel):
     label_map: dict[int, int] | None = None
     dz: PosInt = 1
     border: Border = "reflect"
-    patch_size: tuple[int, int] = (256, 256)
+    patch_size: PatchSize = (256, 256)
     batch_size: PosInt = 8
     val_fraction: float = 0.2
-    val_range: tuple[int, int] | None = None
-    test_range: tuple[int, int] | None = None
+    val_range: SliceRange = None
+    test_range: SliceRange = None
     val_patches: PosInt = 64
     train_fraction: float | None = None
     train_count: int | None = None
@@ -201,22 +224,10 @@ class DataConfig(StrictModel):
     num_workers: NonNegInt = 2
     on_device: bool | Literal["auto"] = "auto"
 
-    @field_validator("patch_size", mode="before")
-    @classmethod
-    def _square(cls, v: Any) -> Any:
-        return (v, v) if isinstance(v, int) else v
-
     @field_validator("label_map", mode="before")
     @classmethod
     def _one_label_map_parser(cls, v: Any) -> Any:
         return label_map_field(v, "data.label_map")
-
-    @field_validator("patch_size")
-    @classmethod
-    def _patch_positive(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if min(v) < 1:
-            raise ValueError("must be positive (height, width) in pixels")
-        return v
 
     @field_validator("train_fraction")
     @classmethod
@@ -230,13 +241,6 @@ class DataConfig(StrictModel):
     def _train_count(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError("must be >= 1")
-        return v
-
-    @field_validator("val_range", "test_range")
-    @classmethod
-    def _val_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and not 0 <= v[0] < v[1]:
-            raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
         return v
 
     @field_validator("on_device", mode="before")
@@ -437,10 +441,10 @@ class PretrainDataConfig(StrictModel):
     raw: tuple[str, ...] = ()
     key: str | None = None
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
-    z_range: tuple[int, int] | None = None
+    z_range: SliceRange = None
     dz: PosInt = 1
     border: Border = "reflect"
-    patch_size: tuple[int, int] = (128, 128)
+    patch_size: PatchSize = (128, 128)
     batch_size: PosInt = 32
     on_device: bool | Literal["auto"] = "auto"
     probe_labels: str | None = None
@@ -457,25 +461,6 @@ class PretrainDataConfig(StrictModel):
         if v is None:
             return ()
         return (str(v),) if isinstance(v, (str, Path)) else tuple(str(x) for x in v)
-
-    @field_validator("patch_size", mode="before")
-    @classmethod
-    def _square(cls, v: Any) -> Any:
-        return (v, v) if isinstance(v, int) else v
-
-    @field_validator("patch_size")
-    @classmethod
-    def _patch_positive(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if min(v) < 1:
-            raise ValueError("must be positive (height, width) in pixels")
-        return v
-
-    @field_validator("z_range")
-    @classmethod
-    def _z_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and not 0 <= v[0] < v[1]:
-            raise ValueError("must be [start, stop) slice indices with 0 <= start < stop")
-        return v
 
     @field_validator("on_device", mode="before")
     @classmethod
@@ -512,7 +497,7 @@ class PretrainMethodConfig(StrictModel):
     ``name``: ``mocov2`` (CEM500K's recipe: InfoNCE / NT-Xent with ``temperature`` and a memory bank of
     ``memory_bank`` negatives, momentum key encoder with ``momentum``), ``vicreg`` (``vicreg_*``
     weights of invariance, variance, covariance), ``byol`` (momentum cosine-scheduled from
-    ``momentum`` to 1) or ``mim``: masked image modelling for ViT and CNN encoders alike (issue 21). MAE
+    ``momentum`` to 1) or ``mim``: masked image modelling for ViT and CNN encoders alike. MAE
     proper drops the masked tokens, which SAM's windowed attention and neck cannot take (they need the full
     token grid), so slicewise implements SimMIM (Xie et al. 2022), which keeps the grid: a fraction
     ``mask_ratio`` (0 < r < 1) of the input's patches (side = the encoder's deepest stride) takes a learnable

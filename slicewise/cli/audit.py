@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 
 from slicewise.cli import audit_app
-from slicewise.cli.model import check_encoder_options, check_model_arg
+from slicewise.cli.model import check_encoder_options, check_model_arg, is_model_path
 
 #: options that only build encoder specs: refused when every MODEL is a saved model file
 ENCODER_ONLY = ("weights", "in_slices", "channel_init")
@@ -156,6 +156,11 @@ def weights_cmd(
     name: Optional[str] = typer.Option(None, "--name", help="name in the report title and legend (default: ENCODER (channel init))"),
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
+    if is_model_path(encoder):  # answered before timm is imported: ENCODER is a name, files go to --weights
+        from slicewise.errors import InputError
+
+        raise InputError(f"unknown encoder {encoder!r}: it looks like a file path, but an encoder name is expected here "
+                         f"(a timm model name, e.g. tf_efficientnet_lite0); give a checkpoint or encoder file as --weights FILE")
     _check_args(json_out, report, overwrite, inputs=(weights,), in_slices=in_slices, img_size=img_size)
     from slicewise.diagnostics.report import jsonable
     from slicewise.diagnostics.weights_audit import audit_weights, format_weights_audit

@@ -91,7 +91,7 @@ def study_init_cmd(
                                                                          "e.g. 0.05,0.1,0.25,1 (the default).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", help="pretraining: seeds per arm and fraction (default 3).")] = None,
     method: Annotated[Optional[str], typer.Option("--method", help="pretraining: self-supervised method, mocov2 (default), "
-                                                                   "vicreg or byol.")] = None,
+                                                                   "vicreg, byol or mim.")] = None,
     pretrained: Annotated[Optional[list[str]], typer.Option("--pretrained", help="pretraining: an encoder.safetensors of "
                                                                                  "`slicewise pretrain`, one more arm (repeatable).")] = None,
 ) -> None:

@@ -14,8 +14,9 @@
   grid); SimMIM keeps the grid, so it serves ViT and CNN encoders alike. One view, no momentum copy.
 
 A method's ``loss(x1, x2, step, total)`` returns ``(loss, embeddings)`` — the backbone embeddings of
-view 1 (``mim``: of the masked view 1), for the collapse signal. Momentum copies are submodules, so checkpoints hold them; the MoCo
-memory bank (a non-persistent buffer in lightly) is saved by the LightningModule.
+view 1 (``mim``: of the masked view 1), for the collapse signal. Momentum copies are submodules, so
+checkpoints hold them; the MoCo memory bank (a non-persistent buffer in lightly) is saved by the
+LightningModule.
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ Give every rank the same ``--out``; rank 0 writes config, checkpoints, logs, wei
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -61,9 +60,20 @@ from slicewise.selfsup.module import PretrainModule
 from slicewise.selfsup.probe import ProbeSet
 from slicewise.selfsup.views import ViewSource, check_unlabelled
 from slicewise.training.datamodule import ON_DEVICE_FRACTION, StepNumbers, StepSampler, device_memory
-from slicewise.training.run import AtomicCheckpointIO, RunCheckpoint, StaleRunError, load_checkpoint_file
+from slicewise.training.run import (
+    AtomicCheckpointIO,
+    RunCheckpoint,
+    RunLayout,
+    check_recorded_inputs,
+    config_record,
+    is_global_zero_env,
+    lightning_precision,
+    load_checkpoint_file,
+    prepare_folder,
+    run_out_dir,
+)
 from slicewise.utils.atomic import check_writable_folder, claim_output, write_guard, write_json
-from slicewise.utils.ownership import check_folder, prepare_run_folder, record, remove_owned, removed_if_refused
+from slicewise.utils.ownership import check_folder, prepare_run_folder, record, removed_if_refused
 from slicewise.utils.progress import lightning_progress, quiet_lightning, status
 from slicewise.utils.signals import resume_hint
 
@@ -77,6 +87,7 @@ _RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, WEIGHTS_NAME, REPORT
 # config keys that say where a run executes, not what it computes: they may change on --resume
 RUNTIME_KEYS = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.tensorboard",
                 "trainer.log_every", "data.on_device")
+PRETRAIN_LAYOUT = RunLayout("pretrain", "pretraining run", _RUN_ENTRIES, (WEIGHTS_NAME,), RUNTIME_KEYS)
 _EXPECTED_WARNINGS = (r".*Checkpoint directory .* exists and is not empty", r".*isinstance\(treespec, LeafSpec\)",
                       r".*smaller than the logging interval", r".*does not have many workers")
 
@@ -91,58 +102,6 @@ class PretrainResult:
     metrics_csv: Path | None
     report: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def _is_global_zero_env() -> bool:
-    """False when the launcher's environment says this process is not global rank 0 (as ``train``)."""
-    for var in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").strip().isdigit():
-            return int(os.environ[var]) == 0
-    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
-
-
-def _out_dir(out: str | os.PathLike | None, resume: bool) -> Path:
-    if out is not None:
-        return Path(out)
-    if resume:
-        raise InputError("--resume needs the run folder: pass --out DIR of the interrupted pretraining run")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        raise InputError("multi-process launches (torchrun, SLURM) need a run folder shared by all ranks: pass --out DIR")
-    base = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S", time.gmtime())
-    p, n = base, 1
-    while p.exists():
-        n += 1
-        p = base.with_name(f"{base.name}-{n}")
-    return p
-
-
-def _has_run(p: Path) -> bool:
-    return any((p / name).exists() for name in _RUN_ENTRIES)
-
-
-def _prepare_folder(p: Path, resume: bool, restart: bool, zero: bool) -> bool:
-    """Whether to resume from ``checkpoints/last.ckpt`` (the rules of ``train``'s run folder)."""
-    last = p / CKPT_DIR / "last.ckpt"
-    if restart:
-        if zero and _has_run(p):
-            remove_owned(p)
-        return False
-    if last.is_file():
-        if not resume:
-            raise InputError(f"{p} already holds a pretraining run: pass --resume to continue it, --restart to start it "
-                             f"afresh, or choose another --out")
-        return True
-    if resume and not _has_run(p):
-        raise InputError(f"cannot resume: {p} holds no pretraining run ({last} does not exist); start a new run without --resume")
-    if (p / WEIGHTS_NAME).is_file():
-        raise StaleRunError(f"{p} holds the weights of a finished run but no checkpoint to resume from: pass --restart to "
-                            f"pretrain afresh (replacing them), or choose another --out")
-    if _has_run(p):
-        if resume:
-            log.warning("%s: the interrupted run completed no checkpoint; starting it afresh", p)
-        if zero:
-            remove_owned(p)
-    return False
 
 
 def _phantom(cfg: PretrainConfig) -> Any:
@@ -177,43 +136,10 @@ def _open_volumes(cfg: PretrainConfig) -> tuple[list[Any], list[dict[str, Any]],
 def _identity_record(cfg: PretrainConfig, ids: list[dict[str, Any]], labels: Any) -> dict[str, Any]:
     from slicewise.utils.identity import input_identity
 
-    conf = cfg.model_dump(mode="json")
-    for key in RUNTIME_KEYS:
-        section, name = key.split(".")
-        conf.get(section, {}).pop(name, None)
     data: dict[str, Any] = {"raw": ids}
     if labels is not None and cfg.data.probe_labels is not None:
         data["probe_labels"] = input_identity(labels, cfg.data.probe_labels)
-    return {"config": conf, "data": data}
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def _check_inputs(out: Path, current: dict[str, Any]) -> None:
-    """Refuse to resume when the config or a volume differs from the one the run began with."""
-    path = out / INPUTS_NAME
-    if not path.is_file():
-        return
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise StaleRunError(f"{path} is damaged: resume is unsafe without it; start afresh with --restart") from None
-    old, new = _flat(recorded.get("config", {})), _flat(current["config"])
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if changed:
-        k = changed[0]
-        raise StaleRunError(f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}); "
-                            f"resume with the run's own config (slicewise pretrain --out {out} --resume) or start afresh with --restart")
-    if json.dumps(recorded.get("data"), sort_keys=True) != json.dumps(current["data"], sort_keys=True):
-        raise StaleRunError(f"cannot resume {out}: a volume changed since the run began (inputs.json differs); restore the "
-                            f"original files, or start afresh with --restart")
+    return {"config": config_record(cfg, PRETRAIN_LAYOUT), "data": data}
 
 
 def _resident(volumes: list[Any], setting: bool | str, device: torch.device) -> list[Any]:
@@ -260,14 +186,6 @@ class _StepData(pl.LightningDataModule):
         return DataLoader(StepNumbers(1), batch_size=None, num_workers=0)
 
 
-def _precision(cfg: PretrainConfig) -> str:
-    p = cfg.trainer.precision
-    if p != "auto":
-        return "32-true" if p == "32" else p
-    gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if gpu else "32-true"
-
-
 def _trainer(cfg: PretrainConfig, out: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
@@ -280,7 +198,7 @@ def _trainer(cfg: PretrainConfig, out: Path, callbacks: list[pl.Callback]) -> pl
     try:
         trainer = pl.Trainer(
             max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-            strategy=tc.strategy, precision=_precision(cfg), deterministic=tc.deterministic, callbacks=cbs, logger=[logger],
+            strategy=tc.strategy, precision=lightning_precision(cfg.trainer), deterministic=tc.deterministic, callbacks=cbs, logger=[logger],
             log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1,
             num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
             enable_progress_bar=isinstance(bar, TQDMProgressBar), enable_model_summary=False, default_root_dir=out,
@@ -338,8 +256,8 @@ def pretrain(
     """
     if resume and restart:
         raise InputError("--resume and --restart exclude each other: --resume continues the run, --restart discards it")
-    out_dir = _out_dir(out, resume)
-    zero = _is_global_zero_env()
+    out_dir = run_out_dir(out, resume, PRETRAIN_LAYOUT)
+    zero = is_global_zero_env()
     if zero:
         check_writable_folder(out_dir.parent, what=f"run folder {out_dir}")
     with claim_output(out_dir) if zero else contextlib.nullcontext(out_dir):
@@ -351,7 +269,7 @@ def pretrain(
         with removed_if_refused(out_dir) if zero else contextlib.nullcontext():
             if zero:
                 prepare_run_folder(out_dir, RUN_KIND, what="run folder")
-            resume = _prepare_folder(out_dir, resume, restart, zero)
+            resume = prepare_folder(out_dir, resume, restart, zero, PRETRAIN_LAYOUT)
             with resume_hint(f"resume with: slicewise pretrain --out {out_dir} --resume (from its last checkpoint; the run "
                              f"restarts afresh if it completed none)"), write_guard(out_dir, what="run folder"):
                 return _pretrain(cfg, out_dir, resume, list(callbacks))
@@ -367,7 +285,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, callbacks: list[
     identity = _identity_record(cfg, ids, labels)
     last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
     if resume:
-        _check_inputs(out_dir, identity)
+        check_recorded_inputs(out_dir, identity, PRETRAIN_LAYOUT)
         if last_ckpt.is_file():
             load_checkpoint_file(last_ckpt)
     d, m = cfg.data, cfg.model

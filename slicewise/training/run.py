@@ -213,7 +213,7 @@ class RecordedInputs(MetadataModel):
     """A run folder's ``inputs.json`` (untrusted when read back): the resolved config and the data identities."""
 
     config: dict[str, Any] = {}
-    data: dict[str, dict[str, Any]] = {}
+    data: dict[str, dict[str, Any] | list[dict[str, Any]]] = {}
 
 
 class LightningCheckpoint(MetadataModel):
@@ -267,22 +267,43 @@ def resolve_config(config: TrainConfig | dict[str, Any] | str | os.PathLike | No
     return validate_with_overrides(TrainConfig, deep_merge(config, parse_overrides(overrides)), overrides)
 
 
-def _precision(cfg: TrainConfig) -> str:
-    p = cfg.trainer.precision
+def lightning_precision(trainer: Any) -> str:
+    """Lightning's precision for a ``trainer`` config section: ``auto`` is ``bf16-mixed`` on CUDA, 32-bit elsewhere."""
+    p = trainer.precision
     if p != "auto":
         return "32-true" if p == "32" else p
-    gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    gpu = torch.cuda.is_available() and trainer.accelerator in ("auto", "gpu", "cuda")
     return "bf16-mixed" if gpu else "32-true"
 
 
-def _default_out() -> Path:
-    """``runs/train-<UTC time>[-n]``, the same for the processes Lightning spawns for DDP (they
+@dataclass(frozen=True)
+class RunLayout:
+    """What the Lightning runs of one command (``train``, ``pretrain``) write into their folder, for the folder
+    rules they share (:func:`run_out_dir`, :func:`prepare_folder`, :func:`check_recorded_inputs`).
+
+    ``noun``: the run in messages ("training run"); ``entries``: what a run writes (its manifest lists them);
+    ``finished``: files a finished run keeps when its checkpoints are gone (model or weights files);
+    ``runtime_keys``: config keys that say where a run executes, not what it computes (they may change on resume).
+    """
+
+    command: str
+    noun: str
+    entries: tuple[str, ...]
+    finished: tuple[str, ...]
+    runtime_keys: tuple[str, ...]
+
+
+TRAIN_LAYOUT = RunLayout("train", "training run", _RUN_ENTRIES, (BEST_MODEL, LAST_MODEL), RUNTIME_KEYS)
+
+
+def _default_out(command: str) -> Path:
+    """``runs/<command>-<UTC time>[-n]``, the same for the processes Lightning spawns for DDP (they
     inherit it through the environment); torchrun / SLURM launches must pass ``--out``."""
     if int(os.environ.get("LOCAL_RANK", "0")) > 0 and _OUT_ENV in os.environ:
         return Path(os.environ[_OUT_ENV])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         raise InputError("multi-process launches (torchrun, SLURM) need a run folder shared by all ranks: pass --out DIR")
-    base = Path("runs") / time.strftime("train-%Y%m%d-%H%M%S", time.gmtime())
+    base = Path("runs") / time.strftime(f"{command}-%Y%m%d-%H%M%S", time.gmtime())
     p, n = base, 1
     while p.exists():
         n += 1
@@ -291,7 +312,7 @@ def _default_out() -> Path:
     return p
 
 
-def _is_global_zero_env() -> bool:
+def is_global_zero_env() -> bool:
     """True unless the launcher's environment says this process is not global rank 0 (DDP children,
     torchrun / SLURM ranks); those neither claim nor clean the shared run folder."""
     for var in ("RANK", "SLURM_PROCID"):
@@ -300,56 +321,58 @@ def _is_global_zero_env() -> bool:
     return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
 
 
-def _out_dir(out: str | os.PathLike | None, resume: bool) -> Path:
+def run_out_dir(out: str | os.PathLike | None, resume: bool, layout: RunLayout = TRAIN_LAYOUT) -> Path:
+    """The run folder: ``out``, or a new ``runs/<command>-<time>`` (refused with ``resume``, or a file)."""
     if out is None:
         if resume:
             raise InputError("--resume needs the run folder: pass --out DIR (out=...) of the interrupted run")
-        return _default_out()
+        return _default_out(layout.command)
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise InputError(f"--out {p} is a file, not a folder: choose a folder for the run")
     return p
 
 
-def _has_run(p: Path) -> bool:  # any entry of the run layout (the folder's ownership is checked before)
-    return any((p / name).exists() for name in _RUN_ENTRIES)
-
-
-def _prepare_folder(p: Path, resume: bool, restart: bool, zero: bool) -> bool:
+def prepare_folder(p: Path, resume: bool, restart: bool, zero: bool, layout: RunLayout = TRAIN_LAYOUT) -> bool:
     """Decide how to use run folder ``p``; returns whether to resume from ``checkpoints/last.ckpt``.
 
-    Nothing completed (no ``last.ckpt``, no model file) → (re)start afresh, whatever ``resume`` says
+    Nothing completed (no ``last.ckpt``, no finished file) → (re)start afresh, whatever ``resume`` says
     (a kill -9 during the first checkpoint write leaves no dead end); ``restart`` discards an
-    existing run; a completed checkpoint, or the models of a finished run, without ``resume`` /
-    ``restart`` is a one-line error naming the flag that applies.
+    existing run; a completed checkpoint, or the files of a finished run, without ``resume`` /
+    ``restart`` is a one-line error naming the flag that applies. Only manifest entries are ever removed
+    (:func:`slicewise.utils.ownership.remove_owned`; the folder's ownership is checked before).
     """
     last = p / CKPT_DIR / "last.ckpt"
+    has_run = any((p / name).exists() for name in layout.entries)
     if restart:
-        if zero:
-            _clear_run(p)
+        if zero and has_run:
+            remove_owned(p)
         return False
     if last.is_file():
         if not resume:
-            raise InputError(f"{p} already holds a training run: pass --resume to continue it, --restart to start it "
+            raise InputError(f"{p} already holds a {layout.noun}: pass --resume to continue it, --restart to start it "
                              f"afresh, or choose another --out")
         return True
-    if resume and not _has_run(p):
-        raise InputError(f"cannot resume: {p} holds no training run ({last} does not exist); start a new run without --resume")
-    if any((p / name).is_file() for name in (BEST_MODEL, LAST_MODEL)):  # a finished run, its checkpoints removed
-        raise StaleRunError(f"{p} holds the models of a finished run but no checkpoint to resume from: pass --restart to "
-                         f"train it afresh (replacing them), or choose another --out")
-    if _has_run(p):
+    if resume and not has_run:
+        raise InputError(f"cannot resume: {p} holds no {layout.noun} ({last} does not exist); start a new run without --resume")
+    if any((p / name).is_file() for name in layout.finished):  # a finished run, its checkpoints removed
+        raise StaleRunError(f"{p} holds the {'/'.join(layout.finished)} of a finished run but no checkpoint to resume from: "
+                            f"pass --restart to run it afresh (replacing them), or choose another --out")
+    if has_run:
         if resume:
             log.warning("%s: the interrupted run completed no checkpoint; starting it afresh", p)
         if zero:
-            _clear_run(p)
+            remove_owned(p)
     return False
 
 
-def _clear_run(p: Path) -> None:
-    """Remove what a run wrote into ``p`` (checkpoints, logs, config, identity, model files): only the
-    entries of its manifest (:func:`slicewise.utils.ownership.remove_owned`)."""
-    remove_owned(p)
+def config_record(cfg: Any, layout: RunLayout = TRAIN_LAYOUT) -> dict[str, Any]:
+    """The resolved config as JSON, without the keys that may change on resume (``layout.runtime_keys``)."""
+    conf = cfg.model_dump(mode="json")
+    for key in layout.runtime_keys:
+        section, name = key.split(".")
+        conf.get(section, {}).pop(name, None)
+    return conf
 
 
 def _identity_record(cfg: TrainConfig) -> dict[str, Any]:
@@ -357,10 +380,6 @@ def _identity_record(cfg: TrainConfig) -> dict[str, Any]:
     from slicewise.data.io import open_volume
     from slicewise.utils.identity import input_identity
 
-    conf = cfg.model_dump(mode="json")
-    for key in RUNTIME_KEYS:
-        section, name = key.split(".")
-        conf.get(section, {}).pop(name, None)
     data: dict[str, Any] = {}
     d = cfg.data
     for role in ("raw", "labels", "instances"):
@@ -368,7 +387,7 @@ def _identity_record(cfg: TrainConfig) -> dict[str, Any]:
         if path is not None:
             with open_volume(path, key=getattr(d, f"{role}_key")) as vol:
                 data[role] = input_identity(vol, path)
-    return {"config": conf, "data": data}
+    return {"config": config_record(cfg), "data": data}
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -380,8 +399,17 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_inputs(out: Path, current: dict[str, Any]) -> None:
-    """Refuse to resume when the config or a data file differs from the one the run began with."""
+def _identities(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{role: identity}``; a role holding several files (pretraining's ``raw`` list) becomes ``role[i]``."""
+    out: dict[str, dict[str, Any]] = {}
+    for role, rec in data.items():
+        for i, one in enumerate(rec) if isinstance(rec, list) else [(None, rec)]:
+            out[role if i is None else f"{role}[{i}]"] = one
+    return out
+
+
+def check_recorded_inputs(out: Path, current: dict[str, Any], layout: RunLayout = TRAIN_LAYOUT) -> None:
+    """Refuse to resume when the config or a data file differs from the one the run began with (``inputs.json``)."""
     from slicewise.utils.identity import check_identity
 
     path = out / INPUTS_NAME
@@ -401,11 +429,16 @@ def _check_inputs(out: Path, current: dict[str, Any]) -> None:
     if changed:
         k = changed[0]
         raise StaleRunError(f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}"
-                         f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); resume with the run's own "
-                         f"config (slicewise train --out {out} --resume) or start afresh with --restart")
-    for role, rec in recorded.get("data", {}).items():
+                            f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); resume with the run's own "
+                            f"config (slicewise {layout.command} --out {out} --resume) or start afresh with --restart")
+    now = _identities(current["data"])
+    before = _identities(recorded.get("data", {}))
+    if before.keys() != now.keys():
+        raise StaleRunError(f"cannot resume {out}: its data files changed since the run began ({sorted(before)} → "
+                            f"{sorted(now)}); restore them, or start afresh with --restart")
+    for role, rec in before.items():
         try:
-            check_identity(rec, current["data"].get(role, {}), what=f"training data {role} ({rec.get('path', '?')})",
+            check_identity(rec, now[role], what=f"{layout.noun.split()[0]} data {role} ({rec.get('path', '?')})",
                            fix="restore the original file, or start afresh with --restart")
         except InputError as err:
             raise StaleRunError(str(err)) from None
@@ -455,7 +488,7 @@ def _make_trainer(cfg: TrainConfig, out: Path, cbs: list[pl.Callback], loggers: 
     tc = cfg.trainer
     return pl.Trainer(
         max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-        strategy=tc.strategy, precision=_precision(cfg), deterministic=tc.deterministic, callbacks=cbs, logger=loggers,
+        strategy=tc.strategy, precision=lightning_precision(cfg.trainer), deterministic=tc.deterministic, callbacks=cbs, logger=loggers,
         log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1, limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
         enable_progress_bar=show, enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO(out)],
@@ -498,8 +531,8 @@ def train(
     """
     if resume and restart:
         raise InputError("--resume and --restart exclude each other: --resume continues the run, --restart discards it")
-    out_dir = _out_dir(out, resume)
-    zero = _is_global_zero_env()
+    out_dir = run_out_dir(out, resume)
+    zero = is_global_zero_env()
     if zero:
         check_writable_folder(out_dir.parent, what=f"run folder {out_dir}")
     with claim_output(out_dir) if zero else contextlib.nullcontext(out_dir):
@@ -514,7 +547,7 @@ def train(
         with removed_if_refused(out_dir) if zero else contextlib.nullcontext():
             if zero:
                 prepare_run_dir(out_dir)
-            resume = _prepare_folder(out_dir, resume, restart, zero)
+            resume = prepare_folder(out_dir, resume, restart, zero)
             with resume_hint(f"resume with: slicewise train --out {out_dir} --resume (from its last checkpoint; the run "
                              f"restarts afresh if it completed none)"), write_guard(out_dir, what="run folder"):
                 return _train(cfg, out_dir, resume, list(callbacks or []))
@@ -532,7 +565,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Cal
     identity = _identity_record(cfg)
     last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
     if resume:
-        _check_inputs(out_dir, identity)
+        check_recorded_inputs(out_dir, identity)
         for path in (last_ckpt, out_dir / CKPT_DIR / "best.ckpt"):  # damaged or unsafe: one line, before any work
             if path.is_file():
                 load_checkpoint_file(path)

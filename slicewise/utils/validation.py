@@ -1,4 +1,4 @@
-"""Untrusted metadata: parsed into validated models, paths confined to their container (issue 20).
+"""Untrusted metadata: parsed into validated models, paths confined to their container.
 
 Special files (FIFO, socket, device, symlink loop) are refused before anything opens them by
 :func:`slicewise.utils.inputs.check_input_path`, the one gate every reader goes through.

@@ -46,6 +46,8 @@ CASES = {
     "evaluate: missing prediction": (["evaluate", "MISSING.tif", "gt.tif"], "input MISSING.tif does not exist"),
     "model info: missing model": (["model", "info", "MISSING.pt"], "model file MISSING.pt does not exist"),
     "audit attribution: missing model": (["audit", "attribution", "MISSING.pt", "config.yaml"], "config.yaml"),
+    "audit weights: a file as the encoder": (["audit", "weights", "MISSING.pt"], "an encoder name is expected"),
+    "pretrain: missing volume": (["pretrain", "MISSING.tif", "--out", "out.zarr"], "MISSING.tif"),
     "export: missing model": (["export", "bioimageio", "MISSING.pt", "out.zip"], "model file MISSING.pt does not exist"),
     "study: missing study file": (["study", "MISSING.yaml", "--smoke"], "study file MISSING.yaml does not exist"),
 }
