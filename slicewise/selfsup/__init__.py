@@ -11,7 +11,16 @@ stays the function.
 
 from __future__ import annotations
 
-from slicewise.config import resolve_pretrain_config
-from slicewise.selfsup.run import PretrainResult, pretrain
+import importlib
+from typing import Any
 
 __all__ = ["PretrainResult", "pretrain", "resolve_pretrain_config"]
+
+# imported on first use, so that a light submodule (views.check_unlabelled) does not load Lightning
+_API = {"PretrainResult": "slicewise.selfsup.run", "pretrain": "slicewise.selfsup.run", "resolve_pretrain_config": "slicewise.config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'slicewise.selfsup' has no attribute {name!r}")
