@@ -24,7 +24,16 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from slicewise.data.stacking import check_stack_params, crop_gather, crop_views, stack_index_tensor, stack_slices, to_unit_float, valid_centres
+from slicewise.data.stacking import (
+    check_stack_params,
+    crop_gather,
+    crop_views,
+    stack_index_tensor,
+    stack_slices,
+    to_device_tensor,
+    to_unit_float,
+    valid_centres,
+)
 from slicewise.errors import InputError
 
 
@@ -346,7 +355,7 @@ class DevicePatchSampler:
         self.foreground_fraction = sampler.foreground_fraction
         raw = np.concatenate([np.asarray(r) for r in raws]) if len(raws) > 1 else np.asarray(raws[0])
         labels = [np.asarray(lab) for lab in sampler.labels]
-        self.raw = self._to_device(raw)
+        self.raw = to_device_tensor(raw, self.device)
         lab = np.concatenate(labels) if len(labels) > 1 else labels[0]
         self.labels = torch.from_numpy(np.ascontiguousarray(lab)).to(self.device, _label_tensor_dtype(labels))
         offsets = np.cumsum([0] + [int(r.shape[0]) for r in raws])[:-1]
@@ -363,17 +372,6 @@ class DevicePatchSampler:
             for z in torch.unique(self.centres).tolist():  # once, at construction
                 cum[z] = self._foreground(self.labels[z]).sum(-1).cumsum(0)
             self.row_counts = cum
-
-    def _to_device(self, a: np.ndarray) -> Any:
-        import torch
-
-        a = np.ascontiguousarray(a)
-        if not a.dtype.isnative:
-            a = a.astype(a.dtype.newbyteorder("="))
-        if a.dtype in (np.uint16, np.uint32):
-            a = a.astype(np.int32 if a.dtype == np.uint16 else np.int64)
-        t = torch.from_numpy(a if a.dtype != bool else a.view(np.uint8))
-        return t.to(self.device)
 
     @property
     def nbytes(self) -> int:

@@ -282,6 +282,24 @@ def context_range(z0: int, z1: int, depth: int, k: int = 3, dz: int = 1) -> tupl
     return max(0, int(z0) - r), min(int(depth), int(z1) + r)
 
 
+def to_device_tensor(a: Any, device: Any, pinned: bool = False) -> Any:
+    """A host array as a tensor on ``device`` with the same values, in its own dtype: native byte order (big-endian
+    HDF5/Zarr data), uint16/uint32 widened to int32/int64 (torch lacks them as transfer dtypes), bool as uint8.
+    ``pinned``: on CUDA, copy through pinned memory without blocking (block-sized transfers; not for whole volumes)."""
+    import torch
+
+    a = np.ascontiguousarray(a)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.dtype in (np.uint16, np.uint32):
+        a = a.astype(np.int32 if a.dtype == np.uint16 else np.int64)
+    t = torch.from_numpy(a if a.dtype != bool else a.view(np.uint8))
+    device = torch.device(device)
+    if pinned and device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def to_unit_float(array: Any, out: Any = None) -> Any:
     """Intensities to float32 in [0, 1]: integer dtypes are divided by their dtype maximum
     (uint8 by 255); float input is taken as already in [0, 1] and only cast. Works on numpy

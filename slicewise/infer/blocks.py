@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from slicewise.data.io import Volume, as_volume, check_intensity_range, check_raw, intensity_dtype
-from slicewise.data.stacking import stack_indices
+from slicewise.data.stacking import stack_indices, to_device_tensor
 from slicewise.errors import InputError
 from slicewise.infer.tiling import gaussian_weight, reflect_index, tile_starts
 
@@ -242,21 +242,6 @@ def read_block_input(volume: Any, block: Block, plan: Plan) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def _to_device(raw: np.ndarray, device: Any) -> Any:
-    """Host array → tensor on ``device`` in its own dtype (pinned + non_blocking on CUDA)."""
-    import torch
-
-    a = np.ascontiguousarray(raw)
-    if not a.dtype.isnative:  # big-endian HDF5/Zarr data
-        a = a.astype(a.dtype.newbyteorder("="))
-    if a.dtype == np.uint16 or a.dtype == np.uint32:  # torch lacks these as a transfer dtype on old versions
-        a = a.astype(np.int64 if a.dtype == np.uint32 else np.int32)
-    t = torch.from_numpy(a) if a.dtype != bool else torch.from_numpy(a.astype(np.uint8))
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
 def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
     """Intensities → float32 in [0, 1] on the device, with the value checks a block decides on its own (the
     rule of :func:`slicewise.data.io.check_raw` with ``whole=False``; see :func:`predict_block`)."""
@@ -385,7 +370,7 @@ def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan,
     dev = torch.device(plan.device)
     what = f"the input (block {block.index}, slices {region.z.start}..{region.z.stop - 1})"
     with torch.inference_mode():
-        planes = _planes(_unit(_to_device(raw, dev), raw.dtype, plan, what), plan, region)
+        planes = _planes(_unit(to_device_tensor(raw, dev, pinned=True), raw.dtype, plan, what), plan, region)
         depth = int(plan.shape[0])
         centres = range(block.out[0].start, block.out[0].stop)
         idx = [torch.as_tensor(stack_indices(z, depth, plan.k, plan.dz, plan.border) - region.z.start, device=dev)

@@ -49,25 +49,24 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from slicewise.config import PretrainConfig, read_yaml_mapping, resolve_pretrain_config, save_config
+from slicewise.data.stacking import to_device_tensor
 from slicewise.errors import ConfigError, InputError
 from slicewise.selfsup.methods import build_backbone, build_method
 from slicewise.selfsup.module import PretrainModule
 from slicewise.selfsup.probe import ProbeSet
 from slicewise.selfsup.views import ViewSource, check_unlabelled
-from slicewise.training.datamodule import ON_DEVICE_FRACTION, StepNumbers, StepSampler, device_memory
+from slicewise.training.datamodule import StepNumbers, StepSampler, fits_on_device
 from slicewise.training.run import (
-    AtomicCheckpointIO,
     RunCheckpoint,
     RunLayout,
     check_recorded_inputs,
     config_record,
     is_global_zero_env,
-    lightning_precision,
+    lightning_trainer,
     load_checkpoint_file,
     prepare_folder,
     run_out_dir,
@@ -143,25 +142,16 @@ def _identity_record(cfg: PretrainConfig, ids: list[dict[str, Any]], labels: Any
 
 
 def _resident(volumes: list[Any], setting: bool | str, device: torch.device) -> list[Any]:
-    """The volumes as device tensors when ``data.on_device`` says so (``auto``: they take at most a quarter of
-    the device's memory), else as they are (read by region)."""
+    """The volumes as device tensors when ``data.on_device`` says so (``auto``: :func:`fits_on_device`), else as
+    they are (read by region)."""
     import numpy as np
 
     if setting is False:
         return volumes
     need = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in volumes)
-    capacity = device_memory(device)
-    fits = capacity is not None and need <= ON_DEVICE_FRACTION * capacity
-    if setting == "auto" and not fits:
-        log.info("data.on_device=auto: %.1f MB of volumes exceed a quarter of %s memory: reading regions on demand", need / 1e6, device)
+    if setting == "auto" and not fits_on_device(need, device, "volumes", "reading regions on demand"):
         return volumes
-    out = []
-    for v in volumes:
-        a = np.ascontiguousarray(np.asarray(v[:]))
-        if a.dtype == np.uint16:
-            a = a.astype(np.int32)
-        out.append(torch.from_numpy(a).to(device))
-    return out
+    return [to_device_tensor(v[:], device) for v in volumes]
 
 
 class _StepData(pl.LightningDataModule):
@@ -187,31 +177,11 @@ class _StepData(pl.LightningDataModule):
 
 
 def _trainer(cfg: PretrainConfig, out: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
-    from lightning_fabric.utilities.exceptions import MisconfigurationException
-
-    tc = cfg.trainer
     last = RunCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
                          save_on_train_epoch_end=False)
-    bar = lightning_progress(tc.max_steps, what=f"pretraining {cfg.method.name}")
+    bar = lightning_progress(cfg.trainer.max_steps, what=f"pretraining {cfg.method.name}")
     cbs: list[pl.Callback] = [last, *callbacks, *([bar] if bar is not None else [])]
-    logger = CSVLogger(out, name="logs")
-    try:
-        trainer = pl.Trainer(
-            max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-            strategy=tc.strategy, precision=lightning_precision(cfg.trainer), deterministic=tc.deterministic, callbacks=cbs, logger=[logger],
-            log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1,
-            num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
-            enable_progress_bar=isinstance(bar, TQDMProgressBar), enable_model_summary=False, default_root_dir=out,
-            plugins=[AtomicCheckpointIO(out)],
-        )
-    except (MisconfigurationException, ValueError, RuntimeError) as err:
-        first = " ".join(str(err).split())[:200]
-        raise ConfigError(f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
-                          f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
-                          f"trainer.accelerator=cpu)") from None
-    if trainer.is_global_zero:
-        record(out, Path(logger.log_dir), dirs=True)
-    return trainer
+    return lightning_trainer(cfg, out, cbs, [CSVLogger(out, name="logs")])
 
 
 def _check_sizes(backbone: Any, cfg: PretrainConfig) -> None:

@@ -96,11 +96,16 @@ def resolve_on_device(setting: bool | str, volume: TrainVolume, device: torch.de
         return False
     if setting is True:
         return True
+    return fits_on_device(resident_bytes(volume), device, "training data", "DataLoader workers")
+
+
+def fits_on_device(need: int, device: torch.device, what: str, otherwise: str) -> bool:
+    """``data.on_device=auto``'s rule: ``need`` bytes take at most ``ON_DEVICE_FRACTION`` (¼) of
+    :func:`device_memory`; logs the decision (``otherwise``: what runs instead)."""
     capacity = device_memory(device)
-    need = resident_bytes(volume)
     fits = capacity is not None and need <= ON_DEVICE_FRACTION * capacity
-    log.info("data.on_device=auto: %.1f MB of training data %s a quarter of %s memory (%s)", need / 1e6,
-             "fit in" if fits else "exceed", device, "device-resident sampling" if fits else "DataLoader workers")
+    log.info("data.on_device=auto: %.1f MB of %s %s a quarter of %s memory (%s)", need / 1e6, what,
+             "fit in" if fits else "exceed", device, "device-resident sampling" if fits else otherwise)
     return fits
 
 

@@ -455,10 +455,8 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
     ckpt = RunCheckpoint(dirpath=out / CKPT_DIR, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
                            enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False) if has_val else last
     bar = lightning_progress(tc.max_steps, what=f"training {cfg.model.channel_init}")
-    show = isinstance(bar, TQDMProgressBar)
     cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks, *([bar] if bar is not None else [])]
     loggers: list[Any] = [CSVLogger(out, name="logs")]
-    owned_logs = [loggers[0]]
     if tc.tensorboard:
         import importlib.util
 
@@ -468,31 +466,34 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
             raise ConfigError("trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false")
 
         loggers.append(TensorBoardLogger(out / "logs", name="tensorboard"))
-        owned_logs.append(loggers[-1])
+    return lightning_trainer(cfg, out, cbs, loggers, has_val), ckpt
+
+
+def lightning_trainer(cfg: Any, out: Path, callbacks: list[pl.Callback], loggers: list[Any], has_val: bool = True) -> pl.Trainer:
+    """The step-based Lightning Trainer of a slicewise run (``train``, ``pretrain``; ``cfg`` has ``trainer`` and
+    ``optim.grad_clip``) in run folder ``out``: checkpoints through :class:`AtomicCheckpointIO`, the bar when a
+    :class:`TQDMProgressBar` is among ``callbacks``, and each logger's fresh ``version_<n>/`` folder recorded in the
+    folder's manifest. Lightning's refusal of the ``trainer.*`` settings is one :class:`ConfigError` line."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
+    tc = cfg.trainer
     try:
-        trainer = _make_trainer(cfg, out, cbs, loggers, has_val, show)
+        trainer = pl.Trainer(
+            max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
+            strategy=tc.strategy, precision=lightning_precision(tc), deterministic=tc.deterministic, callbacks=callbacks,
+            logger=loggers, log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1,
+            limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
+            gradient_clip_val=cfg.optim.grad_clip, enable_progress_bar=any(isinstance(c, TQDMProgressBar) for c in callbacks),
+            enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO(out)],
+        )
     except (MisconfigurationException, ValueError, RuntimeError) as err:  # accelerator, devices, strategy …
         first = " ".join(str(err).split())[:200]
         raise ConfigError(f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
                           f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
                           f"trainer.accelerator=cpu)") from None
     if trainer.is_global_zero:  # each (re)start logs into a fresh version_<n>/ folder, owned whole
-        record(out, *(Path(lg.log_dir) for lg in owned_logs), dirs=True)
-    return trainer, ckpt
-
-
-def _make_trainer(cfg: TrainConfig, out: Path, cbs: list[pl.Callback], loggers: list[Any], has_val: bool,
-                  show: bool) -> pl.Trainer:
-    tc = cfg.trainer
-    return pl.Trainer(
-        max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-        strategy=tc.strategy, precision=lightning_precision(cfg.trainer), deterministic=tc.deterministic, callbacks=cbs, logger=loggers,
-        log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1, limit_val_batches=1.0 if has_val else 0,
-        num_sanity_val_steps=0, use_distributed_sampler=False, gradient_clip_val=cfg.optim.grad_clip,
-        enable_progress_bar=show, enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO(out)],
-    )
+        record(out, *(Path(lg.log_dir) for lg in loggers), dirs=True)
+    return trainer
 
 
 def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
