@@ -87,6 +87,48 @@ PatchSize = Annotated[tuple[int, int], BeforeValidator(_square), AfterValidator(
 SliceRange = Annotated[tuple[int, int] | None, AfterValidator(_slice_range)]
 
 
+def _odd_slices(v: int) -> int:
+    if v < 1 or v % 2 == 0:
+        raise ValueError("must be a positive odd number (1, 3, 5, ...)")
+    return v
+
+
+def _colors(v: int) -> int:
+    if v not in (1, 3):
+        raise ValueError("must be 1 (grayscale) or 3 (RGB)")
+    return v
+
+
+def _positive(v: float) -> float:
+    if not v > 0:
+        raise ValueError("must be > 0")
+    return v
+
+
+def _betas(v: tuple[float, float]) -> tuple[float, float]:
+    if not all(0.0 <= b < 1.0 for b in v):
+        raise ValueError("must both be in [0, 1)")
+    return v
+
+
+def _grad_clip(v: float | None) -> float | None:
+    if v is not None and not v > 0:
+        raise ValueError("must be > 0, or null for no clipping")
+    return v
+
+
+# k, the number of stacked slices: odd, so that there is a centre slice
+OddSlices = Annotated[int, AfterValidator(_odd_slices)]
+# colour channels per slice: 1 (grayscale) or 3 (RGB)
+Colors = Annotated[int, AfterValidator(_colors)]
+# a learning rate (also refuses NaN)
+LearningRate = Annotated[float, AfterValidator(_positive)]
+# Adam's (beta1, beta2), each in [0, 1)
+Betas = Annotated[tuple[float, float], AfterValidator(_betas)]
+# gradient-norm clipping: > 0, or None for none
+GradClip = Annotated[float | None, AfterValidator(_grad_clip)]
+
+
 def label_map_field(v: Any, flag: str) -> Any:
     """A label-map config value through the one parser (:func:`slicewise.data.labelmap.parse_label_map`): a raw
     value given twice (``{0: 1, "0": 0}``) is refused, never "last wins"."""
@@ -119,8 +161,8 @@ class ModelConfig(StrictModel):
 
     encoder: str = "tf_efficientnet_lite0"
     weights: str = "imagenet"
-    in_slices: int = 3
-    colors: int = 1
+    in_slices: OddSlices = 3
+    colors: Colors = 1
     channel_init: ChannelInit = "uniform"
     skips: str = "1111"
     classes: PosInt = 2
@@ -129,13 +171,6 @@ class ModelConfig(StrictModel):
     decoder_norm: Literal["batch", "group", "instance", "none"] = "batch"
     extra_heads: tuple[Head, ...] = ()
     img_size: PosInt | None = None
-
-    @field_validator("in_slices")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v < 1 or v % 2 == 0:
-            raise ValueError("must be a positive odd number (1, 3, 5, ...)")
-        return v
 
     @model_validator(mode="after")
     def _names_match_classes(self) -> ModelConfig:
@@ -151,13 +186,6 @@ class ModelConfig(StrictModel):
         """Names of the output channels: the class names (or ``class<i>``), then the extra heads."""
         names = list(self.class_names) if self.class_names else [f"class{i}" for i in range(self.classes)]
         return names + [str(h) for h in self.extra_heads]
-
-    @field_validator("colors")
-    @classmethod
-    def _colors(cls, v: int) -> int:
-        if v not in (1, 3):
-            raise ValueError("must be 1 (grayscale) or 3 (RGB)")
-        return v
 
     @field_validator("skips")
     @classmethod
@@ -274,34 +302,14 @@ class OptimConfig(StrictModel):
     ``freeze_encoder_steps`` steps the encoder gets no updates (its gradients are dropped and
     its BatchNorm layers stay in eval mode)."""
 
-    lr: float = 1e-3
+    lr: LearningRate = 1e-3
     weight_decay: NonNegFloat = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     warmup_steps: NonNegInt = 100
     min_lr_ratio: NonNegFloat = 0.0
     freeze_encoder_steps: NonNegInt = 0
-    grad_clip: float | None = 1.0
+    grad_clip: GradClip = 1.0
 
-    @field_validator("betas")
-    @classmethod
-    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in v):
-            raise ValueError("must both be in [0, 1)")
-        return v
-
-    @field_validator("grad_clip")
-    @classmethod
-    def _grad_clip(cls, v: float | None) -> float | None:
-        if v is not None and not v > 0:
-            raise ValueError("must be > 0, or null for no clipping")
-        return v
-
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be > 0")
-        return v
 
 
 class LossConfig(StrictModel):
@@ -475,20 +483,10 @@ class PretrainModelConfig(StrictModel):
 
     encoder: str = "tf_efficientnet_lite0"
     weights: str = "imagenet"
-    in_slices: int = 3
-    colors: int = 1
+    in_slices: OddSlices = 3
+    colors: Colors = 1
     channel_init: ChannelInit = "uniform"
     img_size: PosInt | None = None
-
-    @field_validator("in_slices")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        return ModelConfig._odd(v)
-
-    @field_validator("colors")
-    @classmethod
-    def _colors(cls, v: int) -> int:
-        return ModelConfig._colors(v)
 
 
 class PretrainMethodConfig(StrictModel):
@@ -588,27 +586,12 @@ class PretrainOptimConfig(StrictModel):
     """AdamW with linear warm-up then cosine decay to ``min_lr_ratio · lr`` (as training; no weight decay
     on 1-D parameters)."""
 
-    lr: float = 1e-3
+    lr: LearningRate = 1e-3
     weight_decay: NonNegFloat = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     warmup_steps: NonNegInt = 100
     min_lr_ratio: NonNegFloat = 0.0
-    grad_clip: float | None = None
-
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, v: float) -> float:
-        return OptimConfig._lr(v)
-
-    @field_validator("betas")
-    @classmethod
-    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
-        return OptimConfig._betas(v)
-
-    @field_validator("grad_clip")
-    @classmethod
-    def _grad_clip(cls, v: float | None) -> float | None:
-        return OptimConfig._grad_clip(v)
+    grad_clip: GradClip = None
 
 
 class PretrainTrainerConfig(TrainerConfig):
