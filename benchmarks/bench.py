@@ -95,14 +95,56 @@ class Settings:
         128²); or the CPU smoke sizes."""
         bf16 = device.startswith("cuda")
         if not smoke and not bf16:
-            return cls(device=device, smoke=False, bf16=False, compile=compile, size=256, batch=16, workers=2, warmup=3, steps=5,
-                       repeats=5, predict_planes=4, attr_tiles=8, ig_tiles=2, ig_steps=8, sam_size=128, sam_batch=2, matmul_n=1024,
-                       predict_volume=(4, 512, 512), ssl_size=96, ssl_batch=16)
+            return cls(
+                device=device,
+                smoke=False,
+                bf16=False,
+                compile=compile,
+                size=256,
+                batch=16,
+                workers=2,
+                warmup=3,
+                steps=5,
+                repeats=5,
+                predict_planes=4,
+                attr_tiles=8,
+                ig_tiles=2,
+                ig_steps=8,
+                sam_size=128,
+                sam_batch=2,
+                matmul_n=1024,
+                predict_volume=(4, 512, 512),
+                ssl_size=96,
+                ssl_batch=16,
+            )
         if not smoke:
             return cls(device=device, smoke=False, bf16=bf16, workers=min(12, os.cpu_count() or 1), compile=compile)
-        return cls(device=device, smoke=True, bf16=bf16, compile=compile, size=64, volume=(4, 96, 96), batch=2, encoder="resnet18",
-                   workers=0, warmup=1, steps=1, repeats=2, predict_planes=2, attr_tiles=4, ig_tiles=2, ig_steps=4, input_workers=1, input_steps=2,
-                   sam_encoder="slicewise_samvit_tiny_patch16", sam_size=64, sam_batch=2, matmul_n=512, ssl_size=32, ssl_batch=4)
+        return cls(
+            device=device,
+            smoke=True,
+            bf16=bf16,
+            compile=compile,
+            size=64,
+            volume=(4, 96, 96),
+            batch=2,
+            encoder="resnet18",
+            workers=0,
+            warmup=1,
+            steps=1,
+            repeats=2,
+            predict_planes=2,
+            attr_tiles=4,
+            ig_tiles=2,
+            ig_steps=4,
+            input_workers=1,
+            input_steps=2,
+            sam_encoder="slicewise_samvit_tiny_patch16",
+            sam_size=64,
+            sam_batch=2,
+            matmul_n=512,
+            ssl_size=32,
+            ssl_batch=4,
+        )
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -132,19 +174,26 @@ def step_timer(s: Any, device: Any) -> Any:
 
     return StepTimer()
 
+
 def time_windows(step: Callable[[], Any], s: Settings, device: torch.device) -> list[float]:
     """Run ``step`` ``warmup`` times untimed, then ``repeats`` windows of ``steps`` calls; seconds per window."""
     return interleaved_windows({"step": step}, s, device)[0]
 
 
-def interleaved_windows(steps: dict[str, Callable[[], Any]], s: Settings, device: torch.device,
-                        threads: dict[str, int] | None = None, settle: float = 0.0) -> list[list[float]]:
+def interleaved_windows(
+    steps: dict[str, Callable[[], Any]],
+    s: Settings,
+    device: torch.device,
+    threads: dict[str, int] | None = None,
+    settle: float = 0.0,
+) -> list[list[float]]:
     """:func:`time_windows` for several sides at once: ``warmup`` calls of each, then ``repeats`` rounds of
     one window of ``steps`` calls per side, side after side (each under its own torch thread count when
     ``threads`` names them); seconds per window, one list per side (in the order of ``steps``).
 
     ``settle``: seconds of sleep before each window, so background work a side left running (a DataLoader's
     workers filling their prefetch queue) finishes before the next side's window instead of inside it."""
+
     def use_threads(name: str) -> None:
         if threads is not None:
             torch.set_num_threads(threads[name])
@@ -177,7 +226,9 @@ def autocast(s: Settings) -> Any:
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=s.bf16)
 
 
-def forward_gflops(module: nn.Module, shape: tuple[int, ...], fn: Callable[[nn.Module, torch.Tensor], Any] | None = None) -> float:
+def forward_gflops(
+    module: nn.Module, shape: tuple[int, ...], fn: Callable[[nn.Module, torch.Tensor], Any] | None = None
+) -> float:
     """Forward GFLOP per image (``torch.utils.flop_counter``, a multiply-add = 2) for one input of
     ``shape`` (C, H, W), counted on a ``meta`` copy (no arithmetic)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -268,16 +319,39 @@ def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device:
     from slicewise.training import train
 
     total = s.warmup + s.repeats * s.steps
-    aug = {"flip": 0.5, "z_reverse": 0.5, "rot90": 0.0, "brightness": 0.0, "contrast": 0.0, "gamma": 0.0, "noise": 0.0, "blur": 0.0}
+    aug = {
+        "flip": 0.5,
+        "z_reverse": 0.5,
+        "rot90": 0.0,
+        "brightness": 0.0,
+        "contrast": 0.0,
+        "gamma": 0.0,
+        "noise": 0.0,
+        "blur": 0.0,
+    }
     config = {
         "seed": 0,
-        "data": {"raw": str(raw_path), "labels": str(labels_path), "patch_size": [s.size, s.size], "batch_size": s.batch,
-                 "val_fraction": 0.0, "foreground_fraction": 0.0, "num_workers": s.workers,
-                 "on_device": {"true": True, "false": False}.get(s.on_device, "auto")},
+        "data": {
+            "raw": str(raw_path),
+            "labels": str(labels_path),
+            "patch_size": [s.size, s.size],
+            "batch_size": s.batch,
+            "val_fraction": 0.0,
+            "foreground_fraction": 0.0,
+            "num_workers": s.workers,
+            "on_device": {"true": True, "false": False}.get(s.on_device, "auto"),
+        },
         "model": {"encoder": s.encoder, "weights": "random", "in_slices": s.k, "channel_init": "uniform", "classes": 2},
         "augment": aug,
-        "trainer": {"max_steps": total, "val_every": total, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
-                    "devices": 1, "precision": "bf16-mixed" if s.bf16 else "32", "compile": s.compile},
+        "trainer": {
+            "max_steps": total,
+            "val_every": total,
+            "log_every": 10,
+            "accelerator": "gpu" if device.type == "cuda" else "cpu",
+            "devices": 1,
+            "precision": "bf16-mixed" if s.bf16 else "32",
+            "compile": s.compile,
+        },
     }
     timer = step_timer(s, device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -297,9 +371,15 @@ def peer_train_rate(s: Settings, raw: np.ndarray, labels: np.ndarray, device: to
     net = torch.compile(model) if s.compile else model
     dice = smp.losses.DiceLoss("multiclass")
     total = s.warmup + s.repeats * s.steps
-    loader = torch.utils.data.DataLoader(PeerCrops(raw, labels, s.size, s.k, total * s.batch), batch_size=s.batch,
-                                         shuffle=True, num_workers=s.workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=s.workers > 0, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        PeerCrops(raw, labels, s.size, s.k, total * s.batch),
+        batch_size=s.batch,
+        shuffle=True,
+        num_workers=s.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=s.workers > 0,
+        drop_last=True,
+    )
     it = iter(loader)
 
     def step() -> None:
@@ -341,7 +421,9 @@ def model_train_rate(model: nn.Module, s: Settings, device: torch.device) -> flo
     return rate(s.steps * s.batch, time_windows(step, s, device))
 
 
-def bench_train(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+def bench_train(
+    s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]
+) -> None:
     """Rows ``train`` (end to end) and ``train_model`` (model only), images/s."""
     from slicewise.data.io import write_volume
 
@@ -352,11 +434,19 @@ def bench_train(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
     free(device)
     theirs = peer_train_rate(s, raw, labels, device)
     free(device)
-    results["train"] = row("img/s", ours["value"], theirs["value"], "smp Unet + torch DataLoader (crops, flips, z-reversal)",
-                           slicewise_config=ours["config"])
+    results["train"] = row(
+        "img/s",
+        ours["value"],
+        theirs["value"],
+        "smp Unet + torch DataLoader (crops, flips, z-reversal)",
+        slicewise_config=ours["config"],
+    )
     sw_model, peer_model = slicewise_unet(s), peer_unet(s)
     shape = (s.k, s.size, s.size)
-    fl = {"slicewise_gflop_per_image": forward_gflops(sw_model, shape), "peer_gflop_per_image": forward_gflops(peer_model, shape)}
+    fl = {
+        "slicewise_gflop_per_image": forward_gflops(sw_model, shape),
+        "peer_gflop_per_image": forward_gflops(peer_model, shape),
+    }
     ours_m = model_train_rate(sw_model, s, device)
     free(device)
     theirs_m = model_train_rate(peer_model, s, device)
@@ -367,10 +457,21 @@ def bench_train(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
 # ----------------------------------------------------------------------------- training input (issue 14)
 
 
-MATCHED_AUG = {"flip": 0.5, "z_reverse": 0.5, "rot90": 0.0, "brightness": 0.0, "contrast": 0.0, "gamma": 0.0, "noise": 0.0, "blur": 0.0}
+MATCHED_AUG = {
+    "flip": 0.5,
+    "z_reverse": 0.5,
+    "rot90": 0.0,
+    "brightness": 0.0,
+    "contrast": 0.0,
+    "gamma": 0.0,
+    "noise": 0.0,
+    "blur": 0.0,
+}
 
 
-def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+def bench_input(
+    s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]
+) -> None:
     """Rows ``train_input`` / ``train_input_full``: training batches/s × batch (img/s) ready on the device,
     augmented, as the training step receives them. slicewise: :meth:`DevicePatchSampler.sample` with the
     augmentation (volume and labels resident on the device; the whole batch drawn, cropped, stacked and
@@ -410,9 +511,15 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
             y.long()
             step["n"] += 1
 
-        loader = torch.utils.data.DataLoader(PatchDataset(sampler, (total + 4) * s.batch), batch_size=s.batch, shuffle=False,
-                                             num_workers=s.input_workers, persistent_workers=s.input_workers > 0,
-                                             pin_memory=device.type == "cuda", drop_last=True)
+        loader = torch.utils.data.DataLoader(
+            PatchDataset(sampler, (total + 4) * s.batch),
+            batch_size=s.batch,
+            shuffle=False,
+            num_workers=s.input_workers,
+            persistent_workers=s.input_workers > 0,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
         it = iter(loader)
         peer_gen = torch.Generator(device=device)
 
@@ -424,10 +531,18 @@ def bench_input(s: Settings, device: torch.device, data: tuple[np.ndarray, np.nd
         mine, peer = interleaved_windows({"slicewise": ours, "peer": theirs}, timing, device, threads, settle=0.5)
         del it, loader
         pairs = [b / a for a, b in zip(mine, peer)]  # slicewise / peer throughput, window by window
-        results[name] = row("img/s", rate(timing.steps * s.batch, mine), rate(timing.steps * s.batch, peer),
-                            f"torch DataLoader ({s.input_workers} workers) over PatchDataset", augmentation=dict(vars(aug)),
-                            resident_mbytes=resident.nbytes / 1e6, torch_threads=dict(threads),
-                            window_seconds={"slicewise": mine, "peer": peer}, window_ratios=pairs, window_ratio_median=float(statistics.median(pairs)))
+        results[name] = row(
+            "img/s",
+            rate(timing.steps * s.batch, mine),
+            rate(timing.steps * s.batch, peer),
+            f"torch DataLoader ({s.input_workers} workers) over PatchDataset",
+            augmentation=dict(vars(aug)),
+            resident_mbytes=resident.nbytes / 1e6,
+            torch_threads=dict(threads),
+            window_seconds={"slicewise": mine, "peer": peer},
+            window_ratios=pairs,
+            window_ratio_median=float(statistics.median(pairs)),
+        )
     torch.set_num_threads(before)
     free(device)
 
@@ -473,7 +588,12 @@ def profiled_fraction_outside(model: nn.Module, run: Callable[[], Any], device: 
     finally:
         for h in hooks:
             h.remove()
-    return {"profiler": 1.0 - inside / wall, "timer": 1.0 - timer["t"] / wall2, "wall_s": wall, "outside_s": wall - inside}
+    return {
+        "profiler": 1.0 - inside / wall,
+        "timer": 1.0 - timer["t"] / wall2,
+        "wall_s": wall,
+        "outside_s": wall - inside,
+    }
 
 
 class ProbeNet(nn.Module):
@@ -490,7 +610,9 @@ class ProbeNet(nn.Module):
         return self.conv(x)
 
 
-def bench_overhead(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+def bench_overhead(
+    s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]
+) -> None:
     """Row ``predict_overhead`` (lower is better): fraction of whole-volume prediction wall time spent outside
     the network forward (torch profiler), slicewise ``predict`` (block engine) vs MONAI's sliding window with
     the same network (``encoder`` U-Net), tile, overlap and batch; median of up to 3 profiled passes after a
@@ -505,7 +627,9 @@ def bench_overhead(s: Settings, device: torch.device, data: tuple[np.ndarray, np
     figures: dict[str, dict[str, list[dict[str, float]]]] = {}
     for label, net in (("unet", slicewise_unet(s)), ("probe", ProbeNet(s.k))):
         net = on_device(net, s, device).eval()
-        ours = lambda net=net: predict(net, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device), progress=False)  # noqa: E731
+        ours = lambda net=net: predict(
+            net, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device), progress=False
+        )  # noqa: E731
         theirs = lambda net=net: monai_predict(net, raw, s, device)  # noqa: E731
         ours()
         theirs()
@@ -518,13 +642,21 @@ def bench_overhead(s: Settings, device: torch.device, data: tuple[np.ndarray, np
         return float(statistics.median(f[key] for f in figures[label][side]))
 
     results["predict_overhead"] = row(
-        "fraction outside forward (lower is better)", med("unet", "ours", "profiler"), med("unet", "theirs", "profiler"),
-        "MONAI sliding_window_inference, same network", volume=[z, h, w], tiles=tiles,
-        slicewise_timer_fraction=med("unet", "ours", "timer"), peer_timer_fraction=med("unet", "theirs", "timer"),
-        slicewise_wall_s=med("unet", "ours", "wall_s"), peer_wall_s=med("unet", "theirs", "wall_s"),
+        "fraction outside forward (lower is better)",
+        med("unet", "ours", "profiler"),
+        med("unet", "theirs", "profiler"),
+        "MONAI sliding_window_inference, same network",
+        volume=[z, h, w],
+        tiles=tiles,
+        slicewise_timer_fraction=med("unet", "ours", "timer"),
+        peer_timer_fraction=med("unet", "theirs", "timer"),
+        slicewise_wall_s=med("unet", "ours", "wall_s"),
+        peer_wall_s=med("unet", "theirs", "wall_s"),
         slicewise_outside_ms_per_tile=1e3 * med("probe", "ours", "outside_s") / tiles,
         peer_outside_ms_per_tile=1e3 * med("probe", "theirs", "outside_s") / tiles,
-        probe_slicewise_fraction=med("probe", "ours", "profiler"), probe_peer_fraction=med("probe", "theirs", "profiler"))
+        probe_slicewise_fraction=med("probe", "ours", "profiler"),
+        probe_peer_fraction=med("probe", "theirs", "profiler"),
+    )
     free(device)
 
 
@@ -542,15 +674,23 @@ def monai_predict(model: nn.Module, raw: np.ndarray, s: Settings, device: torch.
     with torch.inference_mode():
         for z0 in range(0, depth, s.predict_planes):
             zs = range(z0, min(z0 + s.predict_planes, depth))
-            x = torch.from_numpy(np.stack([raw[reflect_window(z, depth, s.k)] for z in zs])).to(device).float().div_(255)
+            x = (
+                torch.from_numpy(np.stack([raw[reflect_window(z, depth, s.k)] for z in zs]))
+                .to(device)
+                .float()
+                .div_(255)
+            )
             with autocast(s):
-                logits = sliding_window_inference(x, (s.size, s.size), sw_batch_size=s.batch, predictor=model,
-                                                  overlap=0.25, mode="gaussian")
-            out[:, zs.start:zs.stop] = torch.softmax(logits.float(), dim=1).permute(1, 0, 2, 3).cpu().numpy()
+                logits = sliding_window_inference(
+                    x, (s.size, s.size), sw_batch_size=s.batch, predictor=model, overlap=0.25, mode="gaussian"
+                )
+            out[:, zs.start : zs.stop] = torch.softmax(logits.float(), dim=1).permute(1, 0, 2, 3).cpu().numpy()
     return out
 
 
-def bench_predict(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+def bench_predict(
+    s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]
+) -> None:
     """Row ``predict``: Mvoxel/s over the whole volume, same network (slicewise's U-Net) on both sides."""
     from slicewise.infer.predict import predict
 
@@ -558,12 +698,17 @@ def bench_predict(s: Settings, device: torch.device, data: tuple[np.ndarray, np.
     model = slicewise_unet(s)
     model.eval()
     mvox = raw.size / 1e6
-    ours = time_windows(lambda: predict(model, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device),
-                                        progress=False), repeat_only(s), device)
+    ours = time_windows(
+        lambda: predict(model, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device), progress=False),
+        repeat_only(s),
+        device,
+    )
     peer_model = on_device(model, s, device).eval()  # the same network, as predict left it
     theirs = time_windows(lambda: monai_predict(peer_model, raw, s, device), repeat_only(s), device)
     free(device)
-    results["predict"] = row("Mvoxel/s", rate(mvox, ours), rate(mvox, theirs), "MONAI sliding_window_inference (gaussian, overlap 0.25)")
+    results["predict"] = row(
+        "Mvoxel/s", rate(mvox, ours), rate(mvox, theirs), "MONAI sliding_window_inference (gaussian, overlap 0.25)"
+    )
 
 
 def repeat_only(s: Settings) -> Settings:
@@ -574,8 +719,9 @@ def repeat_only(s: Settings) -> Settings:
 # ----------------------------------------------------------------------------- attribution
 
 
-def captum_attribution(model: nn.Module, raw: np.ndarray, origins: np.ndarray, s: Settings, method: str,
-                       device: torch.device) -> np.ndarray:
+def captum_attribution(
+    model: nn.Module, raw: np.ndarray, origins: np.ndarray, s: Settings, method: str, device: torch.device
+) -> np.ndarray:
     """Reference: Captum ``Saliency`` / ``IntegratedGradients`` (``n_steps``, internal batch = batch,
     zero baseline) per batch of tiles, target = sum of the class-1 logit; fp32. Returns the
     per-slice share of |attribution| per tile (N, k) on the host."""
@@ -587,7 +733,9 @@ def captum_attribution(model: nn.Module, raw: np.ndarray, origins: np.ndarray, s
     depth = raw.shape[0]
     shares = []
     for i in range(0, len(origins), s.batch):
-        tiles = [raw[reflect_window(z, depth, s.k), y:y + s.size, x:x + s.size] for z, y, x in origins[i:i + s.batch]]
+        tiles = [
+            raw[reflect_window(z, depth, s.k), y : y + s.size, x : x + s.size] for z, y, x in origins[i : i + s.batch]
+        ]
         x = torch.from_numpy(np.stack(tiles)).to(device).float().div_(255).requires_grad_(True)
         if method == "saliency":
             a = Saliency(target).attribute(x)
@@ -598,7 +746,9 @@ def captum_attribution(model: nn.Module, raw: np.ndarray, origins: np.ndarray, s
     return np.concatenate(shares)
 
 
-def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+def bench_attribution(
+    s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]
+) -> None:
     """Rows ``attribution_saliency`` / ``attribution_ig``: tiles/s of slicewise ``attribution_report``
     (tile sampling, stacking, Captum on the device, slice shares, bootstrap summary) vs plain Captum."""
     from slicewise.diagnostics.attribution import attribution_report
@@ -607,20 +757,62 @@ def bench_attribution(s: Settings, device: torch.device, data: tuple[np.ndarray,
     model = slicewise_unet(s).to(device).eval()
     rng = np.random.default_rng(0)
     for name, method, n in (("attribution_saliency", "saliency", s.attr_tiles), ("attribution_ig", "ig", s.ig_tiles)):
-        origins = np.stack([rng.integers(0, raw.shape[0], n), rng.integers(0, raw.shape[1] - s.size + 1, n),
-                            rng.integers(0, raw.shape[2] - s.size + 1, n)], axis=1)
+        origins = np.stack(
+            [
+                rng.integers(0, raw.shape[0], n),
+                rng.integers(0, raw.shape[1] - s.size + 1, n),
+                rng.integers(0, raw.shape[2] - s.size + 1, n),
+            ],
+            axis=1,
+        )
         # time_windows calls each closure at once, in this iteration; the defaults bind the loop values all the same
-        ours = time_windows(lambda method=method, n=n: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size, batch_size=s.batch,
-                                                                       n_steps=s.ig_steps, device=device, n_maps=0), repeat_only(s), device)
-        theirs = time_windows(lambda origins=origins, method=method: captum_attribution(model, raw, origins, s, method, device), repeat_only(s), device)
+        ours = time_windows(
+            lambda method=method, n=n: attribution_report(
+                model,
+                raw,
+                method=method,
+                n_tiles=n,
+                tile=s.size,
+                batch_size=s.batch,
+                n_steps=s.ig_steps,
+                device=device,
+                n_maps=0,
+            ),
+            repeat_only(s),
+            device,
+        )
+        theirs = time_windows(
+            lambda origins=origins, method=method: captum_attribution(model, raw, origins, s, method, device),
+            repeat_only(s),
+            device,
+        )
         peer = "Captum Saliency" if method == "saliency" else f"Captum IntegratedGradients ({s.ig_steps} steps)"
         results[name] = row("img/s", rate(n, ours), rate(n, theirs), peer + ", per batch, fp32", tiles=n)
         if method == "saliency":
-            fast = time_windows(lambda method=method, n=n: attribution_report(model, raw, method=method, n_tiles=n, tile=s.size,
-                                                                              batch_size=s.batch, device=device, n_maps=0, bf16=True,
-                                                                              channels_last=True), repeat_only(s), device)
-            results["attribution_saliency_bf16"] = row("img/s", rate(n, fast), rate(n, theirs), peer + ", per batch, fp32",
-                                                       tiles=n, slicewise_precision="bf16 autocast + channels_last")
+            fast = time_windows(
+                lambda method=method, n=n: attribution_report(
+                    model,
+                    raw,
+                    method=method,
+                    n_tiles=n,
+                    tile=s.size,
+                    batch_size=s.batch,
+                    device=device,
+                    n_maps=0,
+                    bf16=True,
+                    channels_last=True,
+                ),
+                repeat_only(s),
+                device,
+            )
+            results["attribution_saliency_bf16"] = row(
+                "img/s",
+                rate(n, fast),
+                rate(n, theirs),
+                peer + ", per batch, fp32",
+                tiles=n,
+                slicewise_precision="bf16 autocast + channels_last",
+            )
     free(device)
 
 
@@ -635,7 +827,9 @@ def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> Non
 
     from slicewise.models import build_model
 
-    ours_model = build_model(encoder=s.sam_encoder, weights="random", in_slices=s.k, img_size=s.sam_size, classes=2).encoder
+    ours_model = build_model(
+        encoder=s.sam_encoder, weights="random", in_slices=s.k, img_size=s.sam_size, classes=2
+    ).encoder
     peer_model = timm.create_model(s.sam_encoder, pretrained=False, img_size=s.sam_size, in_chans=s.k)
     shape = (s.k, s.sam_size, s.sam_size)
     x = torch.rand(s.sam_batch, *shape, generator=torch.Generator().manual_seed(0)).to(device)
@@ -653,9 +847,14 @@ def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> Non
         figures[side] = rate(s.steps * s.sam_batch, time_windows(step, s, device))
         figures[f"{side}_gflop_per_image"] = forward_gflops(model.cpu(), shape, fn)
         free(device)
-    results["sam"] = row("img/s", figures["slicewise"], figures["peer"], f"timm {s.sam_encoder} forward_features",
-                         slicewise_gflop_per_image=figures["slicewise_gflop_per_image"],
-                         peer_gflop_per_image=figures["peer_gflop_per_image"])
+    results["sam"] = row(
+        "img/s",
+        figures["slicewise"],
+        figures["peer"],
+        f"timm {s.sam_encoder} forward_features",
+        slicewise_gflop_per_image=figures["slicewise_gflop_per_image"],
+        peer_gflop_per_image=figures["peer_gflop_per_image"],
+    )
 
 
 # ----------------------------------------------------------------------------- self-supervised pretraining (issue 21)
@@ -674,12 +873,15 @@ class PeerViews(torch.utils.data.Dataset):
 
         self.raw, self.size, self.k, self.length = raw, size, k, length
         self.region = min(2 * size, raw.shape[1], raw.shape[2])
-        self.views = v2.Compose([
-            v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-            v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
-            v2.RandomApply([v2.GaussianBlur(9, sigma=(0.1, 2.0))], p=0.5),
-        ])
+        self.views = v2.Compose(
+            [
+                v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomVerticalFlip(),
+                v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
+                v2.RandomApply([v2.GaussianBlur(9, sigma=(0.1, 2.0))], p=0.5),
+            ]
+        )
 
     def __len__(self) -> int:
         return self.length
@@ -695,13 +897,32 @@ class PeerViews(torch.utils.data.Dataset):
         depth, h, w = self.raw.shape
         z = int(rng.integers(depth))
         y0, x0 = int(rng.integers(h - self.region + 1)), int(rng.integers(w - self.region + 1))
-        x = torch.from_numpy(np.ascontiguousarray(self.raw[reflect_window(z, depth, self.k), y0:y0 + self.region,
-                                                           x0:x0 + self.region])).float().div_(255)
+        x = (
+            torch.from_numpy(
+                np.ascontiguousarray(
+                    self.raw[reflect_window(z, depth, self.k), y0 : y0 + self.region, x0 : x0 + self.region]
+                )
+            )
+            .float()
+            .div_(255)
+        )
         return self._view(x), self._view(x)
 
 
-SSL_AUG = {"flip": 0.5, "rot90": 0.0, "z_reverse": 0.5, "brightness": 0.8, "brightness_range": (-0.2, 0.2), "contrast": 0.8,
-           "contrast_range": (0.6, 1.4), "gamma": 0.0, "noise": 1.0, "noise_range": (0.0, 0.02), "blur": 0.5, "blur_range": (0.1, 2.0)}
+SSL_AUG = {
+    "flip": 0.5,
+    "rot90": 0.0,
+    "z_reverse": 0.5,
+    "brightness": 0.8,
+    "brightness_range": (-0.2, 0.2),
+    "contrast": 0.8,
+    "contrast_range": (0.6, 1.4),
+    "gamma": 0.0,
+    "noise": 1.0,
+    "noise_range": (0.0, 0.02),
+    "blur": 0.5,
+    "blur_range": (0.1, 2.0),
+}
 """The pretraining views' augmentation, set to the peer's work (:class:`PeerViews`: flips, z-reversal, jitter, blur, noise)."""
 
 
@@ -717,13 +938,30 @@ def slicewise_pretrain_rate(s: Settings, raw_path: Path, device: torch.device) -
     total = s.warmup + s.repeats * s.steps
     config = {
         "seed": 0,
-        "data": {"patch_size": s.ssl_size, "batch_size": s.ssl_batch, "on_device": {"true": True, "false": False}.get(s.on_device, "auto")},
+        "data": {
+            "patch_size": s.ssl_size,
+            "batch_size": s.ssl_batch,
+            "on_device": {"true": True, "false": False}.get(s.on_device, "auto"),
+        },
         "model": {"encoder": s.ssl_encoder, "weights": "random", "in_slices": s.k, "channel_init": "uniform"},
-        "method": {"name": "mocov2", "temperature": 0.1, "memory_bank": 4096, "momentum": 0.996, "hidden_dim": 512, "output_dim": 128},
+        "method": {
+            "name": "mocov2",
+            "temperature": 0.1,
+            "memory_bank": 4096,
+            "momentum": 0.996,
+            "hidden_dim": 512,
+            "output_dim": 128,
+        },
         "views": {"region_scale": 2.0, "crop_scale": (0.2, 1.0), "augment": SSL_AUG},
         "optim": {"warmup_steps": 0},
-        "trainer": {"max_steps": total, "val_every": total + 1, "log_every": 10, "accelerator": "gpu" if device.type == "cuda" else "cpu",
-                    "devices": 1, "precision": "bf16-mixed" if s.bf16 else "32"},
+        "trainer": {
+            "max_steps": total,
+            "val_every": total + 1,
+            "log_every": 10,
+            "accelerator": "gpu" if device.type == "cuda" else "cpu",
+            "devices": 1,
+            "precision": "bf16-mixed" if s.bf16 else "32",
+        },
     }
     timer = step_timer(s, device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -732,7 +970,9 @@ def slicewise_pretrain_rate(s: Settings, raw_path: Path, device: torch.device) -
     return {"value": rate(s.steps * s.ssl_batch, windows), "config": config}
 
 
-def bench_pretrain(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]) -> None:
+def bench_pretrain(
+    s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any]
+) -> None:
     """Row ``pretrain``: self-supervised MoCo v2 pretraining throughput, images (view pairs) per second,
     ``slicewise.pretrain`` (:func:`slicewise_pretrain_rate`) against lightly's own recipe fed by a torch
     DataLoader (:func:`peer_pretrain_rate`), on the same uint8 volume."""
@@ -746,9 +986,17 @@ def bench_pretrain(s: Settings, device: torch.device, data: tuple[np.ndarray, np
     free(device)
     theirs = peer_pretrain_rate(s, raw, device)
     free(device)
-    results["pretrain"] = row("img/s", ours["value"], theirs["value"],
-                              f"lightly MoCo v2 recipe fed by a torch DataLoader ({s.workers} workers, torchvision views)",
-                              encoder=s.ssl_encoder, crop=s.ssl_size, batch=s.ssl_batch, k=s.k, slicewise_config=ours["config"])
+    results["pretrain"] = row(
+        "img/s",
+        ours["value"],
+        theirs["value"],
+        f"lightly MoCo v2 recipe fed by a torch DataLoader ({s.workers} workers, torchvision views)",
+        encoder=s.ssl_encoder,
+        crop=s.ssl_size,
+        batch=s.ssl_batch,
+        k=s.k,
+        slicewise_config=ours["config"],
+    )
 
 
 def peer_pretrain_rate(s: Settings, raw: np.ndarray, device: torch.device) -> dict[str, Any]:
@@ -773,9 +1021,15 @@ def peer_pretrain_rate(s: Settings, raw: np.ndarray, device: torch.device) -> di
     params = [*backbone.parameters(), *head.parameters()]
     opt = torch.optim.SGD(params, lr=0.06, momentum=0.9, weight_decay=5e-4)
     total = s.warmup + s.repeats * s.steps
-    loader = torch.utils.data.DataLoader(PeerViews(raw, s.ssl_size, s.k, (total + 2) * s.ssl_batch), batch_size=s.ssl_batch,
-                                         shuffle=True, num_workers=s.workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=s.workers > 0, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        PeerViews(raw, s.ssl_size, s.k, (total + 2) * s.ssl_batch),
+        batch_size=s.ssl_batch,
+        shuffle=True,
+        num_workers=s.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=s.workers > 0,
+        drop_last=True,
+    )
     it = iter(loader)
 
     def step() -> None:
@@ -804,11 +1058,16 @@ def matmul_peak_tflops(s: Settings, device: torch.device) -> float:
     a = torch.randn(s.matmul_n, s.matmul_n, device=device, dtype=dtype)
     b = torch.randn(s.matmul_n, s.matmul_n, device=device, dtype=dtype)
     reps = Settings(**{**asdict(s), "warmup": 3, "steps": 10, "repeats": 5})
-    return rate(2 * s.matmul_n ** 3 / 1e12, time_windows(lambda: a @ b, reps, device))
+    return rate(2 * s.matmul_n**3 / 1e12, time_windows(lambda: a @ b, reps, device))
 
 
-def bench_mfu(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndarray], results: dict[str, Any],
-              meta: dict[str, Any]) -> None:
+def bench_mfu(
+    s: Settings,
+    device: torch.device,
+    data: tuple[np.ndarray, np.ndarray],
+    results: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
     """Rows ``mfu_train`` (model-only training step, 3 × forward FLOPs) and ``mfu_sam`` (encoder
     forward): achieved TFLOP/s over the measured matmul peak; measures the rows they need if absent."""
     peak = matmul_peak_tflops(s, device)
@@ -816,16 +1075,30 @@ def bench_mfu(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndar
     if "train_model" not in results:
         sw, peer = slicewise_unet(s), peer_unet(s)
         shape = (s.k, s.size, s.size)
-        results["train_model"] = row("img/s", model_train_rate(sw, s, device), model_train_rate(peer, s, device), "smp Unet, same loop",
-                                     slicewise_gflop_per_image=forward_gflops(sw, shape), peer_gflop_per_image=forward_gflops(peer, shape))
+        results["train_model"] = row(
+            "img/s",
+            model_train_rate(sw, s, device),
+            model_train_rate(peer, s, device),
+            "smp Unet, same loop",
+            slicewise_gflop_per_image=forward_gflops(sw, shape),
+            peer_gflop_per_image=forward_gflops(peer, shape),
+        )
         free(device)
     if "sam" not in results:
         bench_sam(s, device, results)
     for name, source, factor in (("mfu_train", "train_model", 3.0), ("mfu_sam", "sam", 1.0)):
         src = results[source]
         tf = {side: src[side] * factor * src[f"{side}_gflop_per_image"] / 1e3 for side in ("slicewise", "peer")}
-        results[name] = row("fraction of peak", tf["slicewise"] / peak, tf["peer"] / peak, f"{source} peer",
-                            slicewise_tflops=tf["slicewise"], peer_tflops=tf["peer"], peak_tflops=peak, flop_factor=factor)
+        results[name] = row(
+            "fraction of peak",
+            tf["slicewise"] / peak,
+            tf["peer"] / peak,
+            f"{source} peer",
+            slicewise_tflops=tf["slicewise"],
+            peer_tflops=tf["peer"],
+            peak_tflops=peak,
+            flop_factor=factor,
+        )
 
 
 # ----------------------------------------------------------------------------- output
@@ -833,8 +1106,14 @@ def bench_mfu(s: Settings, device: torch.device, data: tuple[np.ndarray, np.ndar
 
 def row(unit: str, ours: float, theirs: float, peer: str, **extra: Any) -> dict[str, Any]:
     """One table row: both figures, ratio slicewise / peer, the peer's description, extras."""
-    return {"unit": unit, "slicewise": float(ours), "peer": float(theirs), "ratio": float(ours) / float(theirs),
-            "peer_name": peer, **extra}
+    return {
+        "unit": unit,
+        "slicewise": float(ours),
+        "peer": float(theirs),
+        "ratio": float(ours) / float(theirs),
+        "peer_name": peer,
+        **extra,
+    }
 
 
 def free(device: torch.device) -> None:
@@ -848,7 +1127,16 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for name in ("torch", "timm", "pytorch-lightning", "captum", "segmentation-models-pytorch", "monai", "lightly", "slicewise"):
+    for name in (
+        "torch",
+        "timm",
+        "pytorch-lightning",
+        "captum",
+        "segmentation-models-pytorch",
+        "monai",
+        "lightly",
+        "slicewise",
+    ):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -873,14 +1161,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu")
     p.add_argument("--smoke", action="store_true", help="tiny shapes for a CPU check (seconds)")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/<device>.json)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training rows' networks and the SAM encoders (both sides)")
-    p.add_argument("--only", default=None,
-                   help=f"comma-separated groups: {','.join(GROUPS)} (default: all; {CPU_GROUPS} for a full --device cpu run)")
-    p.add_argument("--on-device", default="auto", choices=("auto", "true", "false"),
-                   help="data.on_device of the train row's slicewise run (device-resident batches or DataLoader workers)")
-    p.add_argument("--repeat", type=int, default=1, help="run the groups this many times; rows are medians, every run is kept")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the rows of an existing --out file that this run does not measure (e.g. add one row to cpu.json)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training rows' networks and the SAM encoders (both sides)",
+    )
+    p.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated groups: {','.join(GROUPS)} (default: all; {CPU_GROUPS} for a full --device cpu run)",
+    )
+    p.add_argument(
+        "--on-device",
+        default="auto",
+        choices=("auto", "true", "false"),
+        help="data.on_device of the train row's slicewise run (device-resident batches or DataLoader workers)",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run the groups this many times; rows are medians, every run is kept"
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of an existing --out file that this run does not measure (e.g. add one row to cpu.json)",
+    )
     return p.parse_args(argv)
 
 
@@ -896,8 +1200,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"host": platform.node(), "cpu_model": model, "torch_threads": torch.get_num_threads(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "loadavg": list(os.getloadavg())}
+    return {
+        "host": platform.node(),
+        "cpu_model": model,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "loadavg": list(os.getloadavg()),
+    }
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -937,8 +1246,15 @@ def merged(payload: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any
         return payload
     rows = {**kept, **payload["rows"]}
     order = [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]
-    history = [*old.get("merged", []), {"rows": sorted(kept), "meta": old.get("meta"), "settings": old.get("settings"),
-                                        **({"runs": old["runs"]} if "runs" in old else {})}]
+    history = [
+        *old.get("merged", []),
+        {
+            "rows": sorted(kept),
+            "meta": old.get("meta"),
+            "settings": old.get("settings"),
+            **({"runs": old["runs"]} if "runs" in old else {}),
+        },
+    ]
     return {**payload, "rows": {r: rows[r] for r in order}, "merged": history}
 
 
@@ -965,8 +1281,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("benchmarks/results") / f"{'smoke-' if s.smoke else ''}{name.replace(' ', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     keep = kept_rows(out) if args.merge else None
-    meta: dict[str, Any] = {"device_name": name, "machine": machine(), "versions": versions(), "cuda": torch.version.cuda,
-                            "cpu_count": os.cpu_count(), "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta: dict[str, Any] = {
+        "device_name": name,
+        "machine": machine(),
+        "versions": versions(),
+        "cuda": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -997,7 +1319,11 @@ def main(argv: list[str] | None = None) -> int:
                 for r in GROUPS[g]:
                     results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
             print(f"[run {rep + 1}, {g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-            write_json(out, merged({"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs}, keep), overwrite=True)
+            write_json(
+                out,
+                merged({"meta": meta, "settings": asdict(s), "rows": combine(runs), "runs": runs}, keep),
+                overwrite=True,
+            )
         run_info["loadavg_end"] = list(os.getloadavg())
     ordered = combine(runs)
     payload = {"meta": meta, "settings": asdict(s), "rows": ordered}
@@ -1005,11 +1331,17 @@ def main(argv: list[str] | None = None) -> int:
         payload["runs"] = runs
     write_json(out, merged(payload, keep), overwrite=True)
     peak = meta.get("matmul_peak_tflops")
-    print(f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
-          + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else ""))
+    print(
+        f"device: {name}; torch {meta['versions'].get('torch')}, timm {meta['versions'].get('timm')}"
+        + (f"; matmul peak {peak:.4g} TFLOP/s" if peak else "")
+    )
     print(table(ordered))
     print(f"wrote {out}")
-    bad = [r for r, v in ordered.items() if "error" in v or not all(math.isfinite(v[c]) and v[c] > 0 for c in ("slicewise", "peer"))]
+    bad = [
+        r
+        for r, v in ordered.items()
+        if "error" in v or not all(math.isfinite(v[c]) and v[c] > 0 for c in ("slicewise", "peer"))
+    ]
     return 1 if failed or bad else 0
 
 

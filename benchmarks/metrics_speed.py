@@ -39,12 +39,16 @@ def main() -> None:
     t0 = time.perf_counter()
     table = contingency_table(pred, gt)
     t1 = time.perf_counter()
-    print(f"contingency_table: {t1 - t0:.2f} s ({table.gt_ids.size} gt ids, {table.pred_ids.size} pred ids, {table.counts.nnz} pairs)")
+    print(
+        f"contingency_table: {t1 - t0:.2f} s ({table.gt_ids.size} gt ids, {table.pred_ids.size} pred ids, {table.counts.nnz} pairs)"
+    )
     are = adapted_rand(pred, gt, table=table)
     v = voi(pred, gt, table=table)
     ap = average_precision(pred, gt, table=table)
     t2 = time.perf_counter()
-    print(f"ARE + VOI + AP from the table: {t2 - t1:.2f} s (ARE {are['are']:.4f}, VOI {v['voi']:.4f}, AP {ap['ap']:.4f})")
+    print(
+        f"ARE + VOI + AP from the table: {t2 - t1:.2f} s (ARE {are['are']:.4f}, VOI {v['voi']:.4f}, AP {ap['ap']:.4f})"
+    )
     t3 = time.perf_counter()
     evaluate(pred, gt, kind="instance")
     print(f"evaluate(kind='instance'), whole volume: {time.perf_counter() - t3:.2f} s")
@@ -56,7 +60,9 @@ def main() -> None:
 
         t3 = time.perf_counter()
         ref = adapted_rand_error(gt, pred, ignore_labels=(0,))[0]
-        print(f"skimage adapted_rand_error (reference): {time.perf_counter() - t3:.2f} s, |diff| = {abs(ref - are['are']):.2e}")
+        print(
+            f"skimage adapted_rand_error (reference): {time.perf_counter() - t3:.2f} s, |diff| = {abs(ref - are['are']):.2e}"
+        )
     except MemoryError:
         print("skimage adapted_rand_error: out of memory")
 

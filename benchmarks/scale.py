@@ -72,22 +72,28 @@ def _slab(z0: int, z1: int, y0: int, y1: int, width: int, noise: np.ndarray) -> 
     for i, z in enumerate(range(z0, z1)):
         sy, sx = (5 * z) % cell, (3 * z) % cell
         cy0, cy1 = (y0 + sy) // cell, (y1 - 1 + sy) // cell
-        lut = np.random.default_rng(cy0 * 7919 + z).integers(90, 210, (cy1 - cy0 + 1, (width + sx) // cell + 1), dtype=np.uint8)
+        lut = np.random.default_rng(cy0 * 7919 + z).integers(
+            90, 210, (cy1 - cy0 + 1, (width + sx) // cell + 1), dtype=np.uint8
+        )
         full = np.repeat(np.repeat(lut, cell, axis=0), cell, axis=1)
         r0 = (y0 + sy) - cy0 * cell
-        v = full[r0:r0 + (y1 - y0), sx:sx + width].copy()
+        v = full[r0 : r0 + (y1 - y0), sx : sx + width].copy()
         v[((ys + sy) % cell) < 3] = 40
         v[:, ((np.arange(width) + sx) % cell) < 3] = 40
         for r, y in enumerate(ys):
             o = (2 * y + 11 * z) % period
-            v[r, wave_row[o:o + width]] = 40
+            v[r, wave_row[o : o + width]] = 40
         oy = (z * 37) % ny
-        out[i] = v + noise_rows[oy:oy + y1 - y0]
+        out[i] = v + noise_rows[oy : oy + y1 - y0]
     return out
 
 
-def make_input(path: Path, shape: tuple[int, int, int], chunks: tuple[int, int, int] = (8, 512, 512),
-               voxel_size: tuple[float, float, float] = (30.0, 4.0, 4.0)) -> dict[str, Any]:
+def make_input(
+    path: Path,
+    shape: tuple[int, int, int],
+    chunks: tuple[int, int, int] = (8, 512, 512),
+    voxel_size: tuple[float, float, float] = (30.0, 4.0, 4.0),
+) -> dict[str, Any]:
     """Write the synthetic OME-Zarr (one level, NGFF v0.4) chunk-row by chunk-row; returns timing and size."""
     import zarr
     from numcodecs import Blosc
@@ -103,8 +109,14 @@ def make_input(path: Path, shape: tuple[int, int, int], chunks: tuple[int, int, 
     t0 = time.perf_counter()
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
-    arr = root.create_array("0", shape=shape, chunks=chunks, dtype="uint8", fill_value=0,
-                            compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE))
+    arr = root.create_array(
+        "0",
+        shape=shape,
+        chunks=chunks,
+        dtype="uint8",
+        fill_value=0,
+        compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE),
+    )
     noise = np.random.default_rng(0).integers(0, 4, (509, 509), dtype=np.uint8)
     for z0 in range(0, shape[0], chunks[0]):
         z1 = min(z0 + chunks[0], shape[0])
@@ -127,11 +139,21 @@ def make_model(path: Path, encoder: str, k: int) -> dict[str, Any]:
     from slicewise.models.build import build_model, save_model
 
     torch.manual_seed(0)
-    model = build_model(encoder=encoder, weights="random", in_slices=k, decoder_channels=(16, 8, 8, 8, 8),
-                        class_names=["background", "membrane"])
+    model = build_model(
+        encoder=encoder,
+        weights="random",
+        in_slices=k,
+        decoder_channels=(16, 8, 8, 8, 8),
+        class_names=["background", "membrane"],
+    )
     save_model(model, path)
-    return {"encoder": encoder, "decoder_channels": [16, 8, 8, 8, 8], "in_slices": k,
-            "parameters": int(sum(p.numel() for p in model.parameters())), "weights": "random (seed 0)"}
+    return {
+        "encoder": encoder,
+        "decoder_channels": [16, 8, 8, 8, 8],
+        "in_slices": k,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "weights": "random (seed 0)",
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,8 +190,16 @@ def child(args: argparse.Namespace) -> None:
         return finalize(self)
 
     store.PredictionWriter.finalize = timed_finalize  # type: ignore[method-assign]
-    settings = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch, "block": parse_shape(args.block), "roi": args.roi or None,
-                "dtype": args.dtype, "device": "cpu", "progress": False}
+    settings = {
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "batch_size": args.batch,
+        "block": parse_shape(args.block),
+        "roi": args.roi or None,
+        "dtype": args.dtype,
+        "device": "cpu",
+        "progress": False,
+    }
     out = Path(args.output)
     shutil.rmtree(out, ignore_errors=True)
     result: dict[str, Any] = {}
@@ -192,24 +222,52 @@ def child(args: argparse.Namespace) -> None:
             result["worker_peak_rss_mb"] = sorted(round(v / 1024, 1) for v in peaks.values())
     voxels = _roi_voxels(args.roi, parse_shape(args.shape))
     blocks_s = marks.get("finalize", t1) - t0
-    result.update({
-        "wall_s": round(t1 - t0, 2), "blocks_s": round(blocks_s, 2), "finalize_s": round(t1 - marks.get("finalize", t1), 2),
-        "out_mvoxels": round(voxels / 1e6, 2), "mvoxel_per_s": round(voxels / 1e6 / blocks_s, 3),
-        "mvoxel_per_s_incl_pyramid": round(voxels / 1e6 / (t1 - t0), 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "output_bytes_on_disk": _du(out),
-    })
+    result.update(
+        {
+            "wall_s": round(t1 - t0, 2),
+            "blocks_s": round(blocks_s, 2),
+            "finalize_s": round(t1 - marks.get("finalize", t1), 2),
+            "out_mvoxels": round(voxels / 1e6, 2),
+            "mvoxel_per_s": round(voxels / 1e6 / blocks_s, 3),
+            "mvoxel_per_s_incl_pyramid": round(voxels / 1e6 / (t1 - t0), 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "output_bytes_on_disk": _du(out),
+        }
+    )
     shutil.rmtree(out, ignore_errors=True)
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def spawn(args: argparse.Namespace, kind: str, *, block: str, roi: str | None, n_workers: int = 0,
-          threads: int) -> dict[str, Any]:
+def spawn(
+    args: argparse.Namespace, kind: str, *, block: str, roi: str | None, n_workers: int = 0, threads: int
+) -> dict[str, Any]:
     """Run a child process; returns its figures (+ its ``ru_maxrss`` as seen by ``wait4``)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--input", str(args.input_path),
-           "--model", str(args.model_path), "--output", str(args.workdir / f"out-{kind}.zarr"), "--shape", args.size,
-           "--block", block, "--tile", str(args.tile), "--batch", str(args.batch), "--overlap", str(args.overlap), "--dtype", args.dtype,
-           "--n-workers", str(n_workers)] + (["--roi", roi] if roi else [])
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--input",
+        str(args.input_path),
+        "--model",
+        str(args.model_path),
+        "--output",
+        str(args.workdir / f"out-{kind}.zarr"),
+        "--shape",
+        args.size,
+        "--block",
+        block,
+        "--tile",
+        str(args.tile),
+        "--batch",
+        str(args.batch),
+        "--overlap",
+        str(args.overlap),
+        "--dtype",
+        args.dtype,
+        "--n-workers",
+        str(n_workers),
+    ] + (["--roi", roi] if roi else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "SLICEWISE_NO_PROGRESS": "1"}
     log_out, log_err = args.workdir / f"{kind}.out", args.workdir / f"{kind}.err"
     with log_out.open("w") as fo, log_err.open("w") as fe:
@@ -221,7 +279,7 @@ def spawn(args: argparse.Namespace, kind: str, *, block: str, roi: str | None, n
     if proc.returncode != 0 or line is None:
         tail = (err or out).strip().splitlines()
         return {"kind": kind, "block": block, "error": tail[-1] if tail else f"exit {proc.returncode}"}
-    res = json.loads(line[len("RESULT "):])
+    res = json.loads(line[len("RESULT ") :])
     res.update({"kind": kind, "block": block, "roi": roi or "whole volume", "torch_threads": threads})
     if n_workers:
         res["workers"] = n_workers
@@ -229,7 +287,9 @@ def spawn(args: argparse.Namespace, kind: str, *, block: str, roi: str | None, n
     return res
 
 
-def formula_mb(block: tuple[int, int, int], args: argparse.Namespace, shape: tuple[int, int, int], channels: int = 2) -> float:
+def formula_mb(
+    block: tuple[int, int, int], args: argparse.Namespace, shape: tuple[int, int, int], channels: int = 2
+) -> float:
     """docs/scale.md memory formula for the largest block: read region × (input bytes + 4) + accumulators."""
     from slicewise.infer.blocks import Block, read_region
 
@@ -240,9 +300,15 @@ def formula_mb(block: tuple[int, int, int], args: argparse.Namespace, shape: tup
 
     b = Block(0, tuple(slice(0, min(n, s)) for n, s in zip(block, shape)))  # type: ignore[arg-type]
     reg = read_region(b, _P, shape)  # type: ignore[arg-type]
-    nz, h, w = (reg.z.stop - reg.z.start), (reg.y.stop - reg.y.start + reg.pad[0]), (reg.x.stop - reg.x.start + reg.pad[1])
+    nz, h, w = (
+        (reg.z.stop - reg.z.start),
+        (reg.y.stop - reg.y.start + reg.pad[0]),
+        (reg.x.stop - reg.x.start + reg.pad[1]),
+    )
     bz = b.shape[0]
-    total = nz * h * w * (1 + 4) + bz * channels * h * w * 4 + h * w * 4 + channels * bz * b.shape[1] * b.shape[2] * (4 + 1)
+    total = (
+        nz * h * w * (1 + 4) + bz * channels * h * w * 4 + h * w * 4 + channels * bz * b.shape[1] * b.shape[2] * (4 + 1)
+    )
     return round(total / MB, 1)
 
 
@@ -257,19 +323,32 @@ def machine() -> dict[str, Any]:
 
     cpu = platform.processor()
     try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))
+        cpu = next(
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--size", default="32x16384x16384", help="synthetic input Z x Y x X (uint8)")
-    p.add_argument("--roi", default=None, help="region predicted by the seq and dask runs (z0:z1,y0:y1,x0:x1; default all)")
+    p.add_argument(
+        "--roi", default=None, help="region predicted by the seq and dask runs (z0:z1,y0:y1,x0:x1; default all)"
+    )
     p.add_argument("--block", default="32x1024x1024", help="block shape of the seq and dask runs")
     p.add_argument("--workers", default="1,2", help="dask local:N worker counts ('' = none)")
     p.add_argument("--runs", default="seq,dask,sweep", help="which runs: seq, dask, sweep")
@@ -303,11 +382,24 @@ def main(argv: list[str] | None = None) -> int:
     args.model_path = args.workdir.resolve() / "model.pt"
     free = shutil.disk_usage(args.workdir).free
     payload: dict[str, Any] = {
-        "meta": {**machine(), "utc": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "disk_free_gb": round(free / 2**30, 1)},
-        "settings": {"size": list(shape), "input_gb": round(int(np.prod(shape)) / 1e9, 2), "roi": args.roi,
-                     "block": args.block, "tile": args.tile, "batch_size": args.batch, "overlap": args.overlap, "k": args.k, "dtype": args.dtype,
-                     "sweep": args.sweep, "sweep_roi": args.sweep_roi},
+        "meta": {
+            **machine(),
+            "utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "disk_free_gb": round(free / 2**30, 1),
+        },
+        "settings": {
+            "size": list(shape),
+            "input_gb": round(int(np.prod(shape)) / 1e9, 2),
+            "roi": args.roi,
+            "block": args.block,
+            "tile": args.tile,
+            "batch_size": args.batch,
+            "overlap": args.overlap,
+            "k": args.k,
+            "dtype": args.dtype,
+            "sweep": args.sweep,
+            "sweep_roi": args.sweep_roi,
+        },
         "runs": [],
     }
     cores = payload["meta"]["cores"]

@@ -40,9 +40,27 @@ _API = {
     "run_study": "slicewise.studies",
 }
 
-__all__ = ["PredictSettings", "SlicewiseError", "__version__", "audit", "build_model", "evaluate", "load_model", "make_phantom",
-           "open_volume", "predict", "predict_to", "pretrain", "read_prediction", "run_study", "save_model", "segment", "stack_slices", "train",
-           "write_volume"]
+__all__ = [
+    "PredictSettings",
+    "SlicewiseError",
+    "__version__",
+    "audit",
+    "build_model",
+    "evaluate",
+    "load_model",
+    "make_phantom",
+    "open_volume",
+    "predict",
+    "predict_to",
+    "pretrain",
+    "read_prediction",
+    "run_study",
+    "save_model",
+    "segment",
+    "stack_slices",
+    "train",
+    "write_volume",
+]
 
 
 def __getattr__(name: str) -> Any:

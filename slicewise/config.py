@@ -176,7 +176,9 @@ class ModelConfig(StrictModel):
     def _names_match_classes(self) -> ModelConfig:
         if self.class_names is not None:
             if len(self.class_names) != self.classes:
-                raise ValueError(f"class_names has {len(self.class_names)} names but classes is {self.classes}: give one name per class")
+                raise ValueError(
+                    f"class_names has {len(self.class_names)} names but classes is {self.classes}: give one name per class"
+                )
             if len(set(self.class_names)) != len(self.class_names) or not all(str(n).strip() for n in self.class_names):
                 raise ValueError("class_names must be distinct, non-empty names")
         return self
@@ -193,8 +195,6 @@ class ModelConfig(StrictModel):
         if not v or set(v) - {"0", "1"}:
             raise ValueError("must be a string of 0/1 per decoder level, top-down, e.g. '1111' or '0111'")
         return v
-
-
 
 
 class SyntheticDataConfig(StrictModel):
@@ -311,7 +311,6 @@ class OptimConfig(StrictModel):
     grad_clip: GradClip = 1.0
 
 
-
 class LossConfig(StrictModel):
     """Loss weights (see ``slicewise.training.losses``): ``ce · CE + dice · (1 − soft Dice)`` on the
     classes, ``boundary · (BCE + boundary_dice · (1 − Dice))`` and ``distance · MSE|Smooth-L1``
@@ -386,12 +385,16 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _class_indices(self) -> TrainConfig:
         n = self.model.classes
-        for name, values in (("loss.dice_classes", self.loss.dice_classes),
-                             ("data.foreground_classes", self.data.foreground_classes)):
+        for name, values in (
+            ("loss.dice_classes", self.loss.dice_classes),
+            ("data.foreground_classes", self.data.foreground_classes),
+        ):
             bad = [v for v in values or () if not 0 <= v < n]
             if bad:
-                raise ValueError(f"{name} {list(values or ())} names class(es) {bad} outside 0..{n - 1} "
-                                 f"(model.classes={n}): list classes of the model")
+                raise ValueError(
+                    f"{name} {list(values or ())} names class(es) {bad} outside 0..{n - 1} "
+                    f"(model.classes={n}): list classes of the model"
+                )
         return self
 
     @model_validator(mode="after")
@@ -403,11 +406,17 @@ class TrainConfig(StrictModel):
         if oc.warmup_steps <= steps:
             return self
         if "warmup_steps" in oc.model_fields_set:
-            raise ValueError(f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: the learning rate "
-                             f"would never reach optim.lr; set optim.warmup_steps <= trainer.max_steps "
-                             f"(e.g. optim.warmup_steps={steps // 10})")
-        logging.getLogger(__name__).info("optim.warmup_steps: the default %d exceeds trainer.max_steps=%d, using %d",
-                                         oc.warmup_steps, steps, steps // 10)
+            raise ValueError(
+                f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: the learning rate "
+                f"would never reach optim.lr; set optim.warmup_steps <= trainer.max_steps "
+                f"(e.g. optim.warmup_steps={steps // 10})"
+            )
+        logging.getLogger(__name__).info(
+            "optim.warmup_steps: the default %d exceeds trainer.max_steps=%d, using %d",
+            oc.warmup_steps,
+            steps,
+            steps // 10,
+        )
         oc.warmup_steps = steps // 10
         oc.model_fields_set.discard("warmup_steps")
         return self
@@ -625,8 +634,10 @@ class PretrainConfig(StrictModel):
         if oc.warmup_steps <= steps:
             return self
         if "warmup_steps" in oc.model_fields_set:
-            raise ValueError(f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: set "
-                             f"optim.warmup_steps <= trainer.max_steps (e.g. optim.warmup_steps={steps // 10})")
+            raise ValueError(
+                f"optim.warmup_steps={oc.warmup_steps} exceeds trainer.max_steps={steps}: set "
+                f"optim.warmup_steps <= trainer.max_steps (e.g. optim.warmup_steps={steps // 10})"
+            )
         oc.warmup_steps = steps // 10
         oc.model_fields_set.discard("warmup_steps")
         return self
@@ -694,22 +705,28 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
         if not all(p.strip() for p in parts):
-            raise ConfigError(f"override {item!r}: the key {key.strip()!r} has an empty part; write section.key=value (e.g. optim.lr=3e-4)")
+            raise ConfigError(
+                f"override {item!r}: the key {key.strip()!r} has an empty part; write section.key=value (e.g. optim.lr=3e-4)"
+            )
         try:
             parsed = yaml.safe_load(value) if value != "" else None
             duplicate = _duplicate_key(yaml.compose(value, Loader=yaml.SafeLoader)) if value != "" else None
         except yaml.YAMLError as err:
             first = " ".join(str(err).split())[:120]
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({first}); quote it or fix the brackets, "
-                              f"e.g. {key.strip()}=[1, 2]") from None
+            raise ConfigError(
+                f"override {item!r}: the value is not valid YAML ({first}); quote it or fix the brackets, "
+                f"e.g. {key.strip()}=[1, 2]"
+            ) from None
         if duplicate:
             raise ConfigError(f"override {item!r}: {duplicate}")
         node = out
         for i, p in enumerate(parts[:-1]):
             nxt = node.setdefault(p.strip(), {})
             if not isinstance(nxt, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} was set to a value by another override, "
-                                  f"so it cannot also hold keys")
+                raise ConfigError(
+                    f"override {item!r}: {'.'.join(parts[: i + 1])} was set to a value by another override, "
+                    f"so it cannot also hold keys"
+                )
             node = nxt
         node[parts[-1].strip()] = parsed
     return out
@@ -720,8 +737,9 @@ def override_keys(overrides: list[str] | None) -> dict[str, str]:
     return {item.split("=", 1)[0].strip(): item for item in overrides or [] if "=" in item}
 
 
-def validate_with_overrides(model: type[C], data: dict[str, Any], overrides: list[str] | None,
-                            source: str = "config") -> C:
+def validate_with_overrides(
+    model: type[C], data: dict[str, Any], overrides: list[str] | None, source: str = "config"
+) -> C:
     """:func:`validate`, but an error at (or under) a key given as an override names the override,
     not the YAML file: ``override 'optim.lrr=1': unknown key 'optim.lrr' (did you mean 'optim.lr'?)``."""
     try:
@@ -730,8 +748,12 @@ def validate_with_overrides(model: type[C], data: dict[str, Any], overrides: lis
         first = err.errors()[0]
         loc = ".".join(map(str, first["loc"]))
         for key, item in override_keys(overrides).items():
-            if loc and (loc == key or loc.startswith(key + ".") or key.startswith(loc + ".")) or \
-                    not loc and key in str(first["msg"]):  # a cross-key check naming the overridden key
+            if (
+                loc
+                and (loc == key or loc.startswith(key + ".") or key.startswith(loc + "."))
+                or not loc
+                and key in str(first["msg"])
+            ):  # a cross-key check naming the overridden key
                 return validate(model, data, f"override {item!r}")
     return validate(model, data, source)
 
@@ -805,9 +827,11 @@ def load_config(model: type[C], path: str | Path | None = None, overrides: list[
     return validate_with_overrides(model, deep_merge(data, parse_overrides(overrides)), overrides, source)
 
 
-def resolve_pretrain_config(config: PretrainConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
-                            overrides: Sequence[str] = (),
-                            raw: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None) -> PretrainConfig:
+def resolve_pretrain_config(
+    config: PretrainConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    raw: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+) -> PretrainConfig:
     """A :class:`PretrainConfig` from an object, a dict or a YAML path, with ``key=value`` overrides; ``raw``
     (paths), when given, replaces ``data.raw``."""
     items = list(overrides or [])

@@ -65,8 +65,9 @@ def _cells(semantic: np.ndarray, fill: bool = False) -> np.ndarray:
     return membranes_to_neurons(semantic != MEMBRANE, interior=1, per_slice=True, fill=fill)
 
 
-def _load_data(raw: str | None, labels: str | None, shape: tuple[int, int, int], seed: int
-               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def _load_data(
+    raw: str | None, labels: str | None, shape: tuple[int, int, int], seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Return raw (uint8), semantic classes and the data section of the training config."""
     if (raw is None) != (labels is None):
         raise InputError("pass both --raw and --labels (or neither, for the synthetic phantom)")
@@ -87,8 +88,10 @@ def _load_data(raw: str | None, labels: str | None, shape: tuple[int, int, int],
     if semantic.size and semantic.min() < 0:
         negative = np.unique(semantic[semantic < 0])
         shown = ", ".join(map(str, negative[:5].tolist())) + (", ..." if negative.size > 5 else "")
-        raise InputError(f"--labels {labels} hold negative values ({shown}): the demo takes class ids 0, 1, 2, ... or "
-                         f"ISBI 0/255 membrane labels: relabel the file")
+        raise InputError(
+            f"--labels {labels} hold negative values ({shown}): the demo takes class ids 0, 1, 2, ... or "
+            f"ISBI 0/255 membrane labels: relabel the file"
+        )
     section: dict[str, Any] = {"raw": str(Path(raw).resolve()), "labels": str(Path(labels).resolve())}
     if mapping is not None:
         section["label_map"] = mapping
@@ -101,15 +104,21 @@ def _check_data(vol: np.ndarray, patch: int, k: int = K) -> tuple[int, int]:
     from slicewise.data.sampling import split_z
 
     if vol.ndim != 3:
-        raise InputError(f"the demo takes a grayscale Z×Y×X stack, got shape {vol.shape}: use `slicewise train` for RGB data")
+        raise InputError(
+            f"the demo takes a grayscale Z×Y×X stack, got shape {vol.shape}: use `slicewise train` for RGB data"
+        )
     if min(vol.shape[1:]) < patch:
-        raise InputError(f"slices of {vol.shape[1]}×{vol.shape[2]} are smaller than the {patch}-pixel patch: pass a smaller --patch")
+        raise InputError(
+            f"slices of {vol.shape[1]}×{vol.shape[2]} are smaller than the {patch}-pixel patch: pass a smaller --patch"
+        )
     try:
         _, val = split_z(vol.shape[0], k=k, dz=1, val_fraction=VAL_FRACTION)
     except InputError:
-        raise InputError(f"the demo stacks k={k} slices and holds out the last quarter of the stack, so it needs at least "
-                         f"{MIN_DEPTH} slices; the stack has {vol.shape[0]}: give a longer --raw/--labels stack "
-                         f"(or `slicewise train` with model.in_slices=1 for single images)") from None
+        raise InputError(
+            f"the demo stacks k={k} slices and holds out the last quarter of the stack, so it needs at least "
+            f"{MIN_DEPTH} slices; the stack has {vol.shape[0]}: give a longer --raw/--labels stack "
+            f"(or `slicewise train` with model.in_slices=1 for single images)"
+        ) from None
     return int(val[0]), int(val[-1]) + 1
 
 
@@ -158,11 +167,27 @@ def run_demo(
     check_writable_folder(out.parent, what=f"demo folder {out}")
     vol, semantic, data_section = _load_data(raw, labels, shape, seed)
     held_out = _check_data(vol, patch)
-    with claim_output(out), resume_hint(f"rerun the demo with --overwrite to start it afresh (the folder {out} holds only "
-                                        f"the demo's own files)"):
+    with (
+        claim_output(out),
+        resume_hint(
+            f"rerun the demo with --overwrite to start it afresh (the folder {out} holds only the demo's own files)"
+        ),
+    ):
         _own_demo_folder(out, strategies)
-        return _run_demo(vol, semantic, data_section, held_out, out, strategies, steps, patch, batch_size, seed,
-                         attribution_tiles, overwrite)
+        return _run_demo(
+            vol,
+            semantic,
+            data_section,
+            held_out,
+            out,
+            strategies,
+            steps,
+            patch,
+            batch_size,
+            seed,
+            attribution_tiles,
+            overwrite,
+        )
 
 
 _DEMO_FILES = ("results.json", "results.csv", "slice_shares.png", "slice_shares.svg")
@@ -180,9 +205,20 @@ def _own_demo_folder(out: Path, strategies: tuple[str, ...]) -> None:
     record(out, *(f"train-{s}" for s in strategies), dirs=True)
 
 
-def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any], held_out: tuple[int, int], out: Path,
-              strategies: tuple[str, ...], steps: int, patch: int, batch_size: int, seed: int, attribution_tiles: int,
-              overwrite: bool) -> dict[str, Any]:
+def _run_demo(
+    vol: np.ndarray,
+    semantic: np.ndarray,
+    data_section: dict[str, Any],
+    held_out: tuple[int, int],
+    out: Path,
+    strategies: tuple[str, ...],
+    steps: int,
+    patch: int,
+    batch_size: int,
+    seed: int,
+    attribution_tiles: int,
+    overwrite: bool,
+) -> dict[str, Any]:
     from slicewise.diagnostics.attribution import attribution_report
     from slicewise.diagnostics.report import jsonable, plot_shares
     from slicewise.infer.predict import predict
@@ -204,11 +240,24 @@ def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any
     for strategy in strategies:
         cfg = {
             "seed": seed,
-            "data": {**data_section, "patch_size": [patch, patch], "batch_size": batch_size, "val_range": [z0, z1],
-                     "val_patches": 8, "num_workers": 0, "foreground_fraction": 0.5},
-            "model": {"encoder": "tf_efficientnet_lite0", "weights": "imagenet", "in_slices": k,
-                      "channel_init": strategy, "classes": classes, "decoder_channels": [128, 64, 32, 16, 16],
-                      **({"class_names": list(CLASS_NAMES[:classes])} if names_known else {})},
+            "data": {
+                **data_section,
+                "patch_size": [patch, patch],
+                "batch_size": batch_size,
+                "val_range": [z0, z1],
+                "val_patches": 8,
+                "num_workers": 0,
+                "foreground_fraction": 0.5,
+            },
+            "model": {
+                "encoder": "tf_efficientnet_lite0",
+                "weights": "imagenet",
+                "in_slices": k,
+                "channel_init": strategy,
+                "classes": classes,
+                "decoder_channels": [128, 64, 32, 16, 16],
+                **({"class_names": list(CLASS_NAMES[:classes])} if names_known else {}),
+            },
             "optim": {"lr": 2e-3, "warmup_steps": max(steps // 10, 1)},
             "trainer": {"max_steps": steps, "val_every": max(steps // 2, 1), "log_every": 10},
         }
@@ -220,20 +269,48 @@ def _run_demo(vol: np.ndarray, semantic: np.ndarray, data_section: dict[str, Any
         sem = evaluate(pred, semantic[z0:z1], kind="semantic", classes=list(range(classes)))["volume"]
         inst = evaluate(_cells(pred, fill=True), _cells(semantic[z0:z1]), kind="instance")["volume"]
         # tiles centred on the held-out slices; their context slices come from the whole stack, as in predict
-        att = attribution_report(model, vol, method="saliency", target_class=MEMBRANE, n_tiles=attribution_tiles,
-                                 tile=patch, seed=seed, n_maps=1, n_resamples=500, roi=(slice(z0, z1),))
+        att = attribution_report(
+            model,
+            vol,
+            method="saliency",
+            target_class=MEMBRANE,
+            n_tiles=attribution_tiles,
+            tile=patch,
+            seed=seed,
+            n_maps=1,
+            n_resamples=500,
+            roi=(slice(z0, z1),),
+        )
         share_reports[strategy] = att
-        row = {"strategy": strategy, "dice_membrane": float(sem["dice"][str(MEMBRANE)]),
-               "dice_mean": float(sem["mean_dice"]), "adapted_rand_error": float(inst["are"])}
+        row = {
+            "strategy": strategy,
+            "dice_membrane": float(sem["dice"][str(MEMBRANE)]),
+            "dice_mean": float(sem["mean_dice"]),
+            "adapted_rand_error": float(inst["are"]),
+        }
         row.update({f"share_{s['offset']:+d}": s["value"] for s in att["shares"]})
         row["mirror_asymmetry"] = float(att["mirror_asymmetry"]["value"])
         rows.append(row)
     data_name = _data_name(data_section, vol.shape)
-    plot_shares(share_reports, out / "slice_shares.png",
-                f"{data_name}: saliency slice shares after fine-tuning, held-out slices {z0}..{z1 - 1} (95% CI)")
+    plot_shares(
+        share_reports,
+        out / "slice_shares.png",
+        f"{data_name}: saliency slice shares after fine-tuning, held-out slices {z0}..{z1 - 1} (95% CI)",
+    )
     env = environment_info(resolve_device(None), seed)
-    write_json(out / "results.json", jsonable({"data": data_name, "held_out_slices": [z0, z1], "rows": rows,
-                                               "attribution": share_reports, "environment": env}), overwrite=True)
+    write_json(
+        out / "results.json",
+        jsonable(
+            {
+                "data": data_name,
+                "held_out_slices": [z0, z1],
+                "rows": rows,
+                "attribution": share_reports,
+                "environment": env,
+            }
+        ),
+        overwrite=True,
+    )
     with atomic_path(out / "results.csv", overwrite=True) as tmp:
         with tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -258,8 +335,10 @@ def format_demo(result: dict[str, Any]) -> str:
     cells = [[r[c] if isinstance(r[c], str) else num(r[c]) for c in cols] for r in rows]
     lines = text_table([head, *cells])
     z0, z1 = result["held_out_slices"]
-    lines.append(f"held-out slices {z0}:{z1} (half-open: z = {z0}..{z1 - 1}; held_out_slices [{z0}, {z1}] in results.json); "
-                 f"share_±d = saliency share of the slice at offset d; results in {result['out']}")
+    lines.append(
+        f"held-out slices {z0}:{z1} (half-open: z = {z0}..{z1 - 1}; held_out_slices [{z0}, {z1}] in results.json); "
+        f"share_±d = saliency share of the slice at offset d; results in {result['out']}"
+    )
     if result.get("environment"):
         lines.append(f"computed with {environment_text(result['environment'])}")
     return "\n".join(lines)

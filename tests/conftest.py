@@ -59,7 +59,6 @@ def cli(capsys):
     return run
 
 
-
 @pytest.fixture(scope="session")
 def load_script():
     """``load_script(path, name)``: import a script that is not part of the package (``benchmarks/*.py``)
@@ -89,7 +88,9 @@ class SmallDisks:
 
         d = self.tmp_path / f"disk{len(self.mounts)}"
         d.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True
+        )
         if r.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs for a full-disk case here ({(r.stderr or 'mount failed').strip()})")
         self.mounts.append(d)

@@ -10,7 +10,9 @@ from types import ModuleType
 
 import pytest
 
-pytest.importorskip("segmentation_models_pytorch", reason="the benchmark's peer needs segmentation-models-pytorch (test extra)")
+pytest.importorskip(
+    "segmentation_models_pytorch", reason="the benchmark's peer needs segmentation-models-pytorch (test extra)"
+)
 pytest.importorskip("monai", reason="the benchmark's peer needs monai (test extra)")
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
@@ -75,8 +77,9 @@ def test_mfu_is_achieved_flops_over_peak(smoke: tuple[dict, str, int]) -> None:
             assert rows[mfu][side] == pytest.approx(tflops / peak)
 
 
-def test_only_selects_groups_and_unknown_group_is_refused(bench: ModuleType, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_only_selects_groups_and_unknown_group_is_refused(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SLICEWISE_NO_PROGRESS", "1")
     assert bench.main(["--device", "cpu", "--smoke", "--only", "nonsense"]) == 2
     assert "unknown group" in capsys.readouterr().err
@@ -110,7 +113,9 @@ def test_fraction_outside_the_forward_sees_host_work(bench: ModuleType) -> None:
     assert heavy["profiler"] > 0.5 and heavy["timer"] > 0.5 and heavy["outside_s"] >= 0.2
 
 
-def test_repeat_keeps_every_run_and_reports_medians(bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repeat_keeps_every_run_and_reports_medians(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SLICEWISE_NO_PROGRESS", "1")
     out = tmp_path / "input.json"
     assert bench.main(["--device", "cpu", "--smoke", "--only", "input", "--repeat", "2", "--out", str(out)]) == 0
@@ -120,4 +125,6 @@ def test_repeat_keeps_every_run_and_reports_medians(bench: ModuleType, tmp_path:
     for name in ("train_input", "train_input_full"):
         row = payload["rows"][name]
         ratios = [r["rows"][name]["ratio"] for r in payload["runs"]]
-        assert row["ratio_runs"] == ratios and row["ratio"] == pytest.approx(sorted(ratios)[0] / 2 + sorted(ratios)[1] / 2)
+        assert row["ratio_runs"] == ratios and row["ratio"] == pytest.approx(
+            sorted(ratios)[0] / 2 + sorted(ratios)[1] / 2
+        )

@@ -25,9 +25,14 @@ def bench(load_script) -> ModuleType:
 @pytest.fixture(scope="module")
 def merged_run(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "cpu.json"
-    earlier = {"meta": {"device_name": "cpu", "time_utc": "2026-01-01T00:00:00Z"}, "settings": {"smoke": False},
-               "rows": {"sam": {"unit": "img/s", "slicewise": 2.0, "peer": 1.0, "ratio": 2.0, "peer_name": "timm"},
-                        "train_input": {"unit": "img/s", "slicewise": 3.0, "peer": 1.0, "ratio": 3.0, "peer_name": "x"}}}
+    earlier = {
+        "meta": {"device_name": "cpu", "time_utc": "2026-01-01T00:00:00Z"},
+        "settings": {"smoke": False},
+        "rows": {
+            "sam": {"unit": "img/s", "slicewise": 2.0, "peer": 1.0, "ratio": 2.0, "peer_name": "timm"},
+            "train_input": {"unit": "img/s", "slicewise": 3.0, "peer": 1.0, "ratio": 3.0, "peer_name": "x"},
+        },
+    }
     out.write_text(json.dumps(earlier))
     mp = pytest.MonkeyPatch()
     mp.setenv("SLICEWISE_NO_PROGRESS", "1")
@@ -48,7 +53,10 @@ def test_pretrain_row_is_measured_on_both_sides(bench: ModuleType, merged_run: d
     s = bench.Settings.make("cpu", True)
     cfg = row["slicewise_config"]  # the same work on both sides
     assert cfg["model"]["encoder"] == s.ssl_encoder == row["encoder"]
-    assert cfg["data"]["patch_size"] == s.ssl_size == row["crop"] and cfg["data"]["batch_size"] == s.ssl_batch == row["batch"]
+    assert (
+        cfg["data"]["patch_size"] == s.ssl_size == row["crop"]
+        and cfg["data"]["batch_size"] == s.ssl_batch == row["batch"]
+    )
     assert cfg["model"]["in_slices"] == s.k and cfg["method"]["name"] == "mocov2"
     assert "pretrain" in bench.ROWS and "pretrain" in bench.CPU_GROUPS.split(",")
 

@@ -33,8 +33,22 @@ def test_synthetic_input_is_chunked_ngff_and_not_trivial(scale: ModuleType, tmp_
 def test_smoke_sequential_run(scale: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLICEWISE_NO_PROGRESS", "1")
     out = tmp_path / "scale.json"
-    code = scale.main(["--size", "4x64x96", "--runs", "seq", "--block", "4x64x64", "--tile", "64",
-                       "--workdir", str(tmp_path / "work"), "--out", str(out)])
+    code = scale.main(
+        [
+            "--size",
+            "4x64x96",
+            "--runs",
+            "seq",
+            "--block",
+            "4x64x64",
+            "--tile",
+            "64",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     payload = json.loads(out.read_text())
     assert payload["meta"]["cores"] >= 1 and len(payload["meta"]["load_average_end"]) == 3

@@ -13,7 +13,9 @@ from slicewise.utils.table import num
 @pytest.fixture(scope="module")
 def demo_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return run_demo(out=out / "run", steps=3, patch=64, batch_size=2, shape=(12, 64, 64), attribution_tiles=6), out / "run"
+    return run_demo(
+        out=out / "run", steps=3, patch=64, batch_size=2, shape=(12, 64, 64), attribution_tiles=6
+    ), out / "run"
 
 
 def test_demo_compares_strategies_and_writes_results(demo_result):
@@ -39,7 +41,11 @@ def test_demo_compares_strategies_and_writes_results(demo_result):
         assert num(r["adapted_rand_error"]) in table  # 4 significant digits, never 0.0000 for a small value
     from slicewise.models import load_model
 
-    assert load_model(out / "train-rgb" / "best.pt").config.channel_names[:3] == ["background", "membrane", "mitochondrion"]
+    assert load_model(out / "train-rgb" / "best.pt").config.channel_names[:3] == [
+        "background",
+        "membrane",
+        "mitochondrion",
+    ]
 
 
 def test_demo_refuses_non_empty_output(demo_result, capsys):

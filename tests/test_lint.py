@@ -20,6 +20,10 @@ def _ruff() -> list[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    done = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", "slicewise", "tests", "benchmarks"],
-                          cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [*_ruff(), "check", "--no-cache", "--output-format", "concise", "slicewise", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, f"ruff findings (fix them, or `ruff check --fix`):\n{done.stdout}{done.stderr}"

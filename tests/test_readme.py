@@ -25,14 +25,29 @@ README = REPO / "README.md"
 # appended to a command (argparse-style: a later option wins) to make its work small
 SMALL: dict[str, list[str]] = {
     "demo": ["--steps", "2", "--patch", "64"],
-    "train": ["--steps", "2", "optim.warmup_steps=0", "data.patch_size=[64,64]", "data.batch_size=2", "data.val_patches=1",
-              "model.decoder_channels=[16,16,8,8,8]", "trainer.val_every=2"],
+    "train": [
+        "--steps",
+        "2",
+        "optim.warmup_steps=0",
+        "data.patch_size=[64,64]",
+        "data.batch_size=2",
+        "data.val_patches=1",
+        "model.decoder_channels=[16,16,8,8,8]",
+        "trainer.val_every=2",
+    ],
     "predict": ["--tile", "64", "--block", "8,128,128"],
     "audit attribution": ["--tiles", "2", "--tile", "64"],
     "audit shift": ["--tiles", "2", "--tile", "64"],
     "study": ["--cells", "0"],
-    "pretrain": ["--steps", "2", "data.patch_size=32", "data.batch_size=4", "method.memory_bank=64", "optim.warmup_steps=0",
-                 "trainer.val_every=2"],
+    "pretrain": [
+        "--steps",
+        "2",
+        "data.patch_size=32",
+        "data.batch_size=4",
+        "method.memory_bank=64",
+        "optim.warmup_steps=0",
+        "trainer.val_every=2",
+    ],
 }
 
 
@@ -69,17 +84,28 @@ def _small(argv: list[str]) -> list[str]:
 def test_readme_has_the_chain() -> None:
     text = README.read_text()
     cmds = [" ".join(shlex.split(c)[1:3]) for c in command_lines(text)]
-    for expected in ("demo", "train examples/train_isbi.yaml", "predict runs/isbi/best.pt", "segment runs/isbi/pred.zarr",
-                     "evaluate runs/isbi/cells.tif", "audit weights", "audit attribution", "audit shift",
-                     "study init", "export bioimageio", "pretrain"):
+    for expected in (
+        "demo",
+        "train examples/train_isbi.yaml",
+        "predict runs/isbi/best.pt",
+        "segment runs/isbi/pred.zarr",
+        "evaluate runs/isbi/cells.tif",
+        "audit weights",
+        "audit attribution",
+        "audit shift",
+        "study init",
+        "export bioimageio",
+        "pretrain",
+    ):
         assert any(c.startswith(expected) for c in cmds), expected
     assert any(c.startswith("slicewise study init pretraining") for c in command_lines(text))
     assert "--use boundary [" not in text  # the example configs have no boundary head
     assert "an idle 2-core machine" in text
 
 
-def test_readme_command_blocks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_command_blocks_run_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from slicewise.cli import main
 
     work = tmp_path / "repo"

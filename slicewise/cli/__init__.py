@@ -41,11 +41,17 @@ from slicewise import __version__
 
 __all__ = ["app", "audit_app", "data_app", "main", "model_app", "register_commands"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first).")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first).",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list, fetch, inspect.")
 model_app = typer.Typer(no_args_is_help=True, help="Models: parameters, FLOPs, saved files.")
-audit_app = typer.Typer(no_args_is_help=True, help="Audit pretraining biases: first-layer weights, attribution, domain shift.")
+audit_app = typer.Typer(
+    no_args_is_help=True, help="Audit pretraining biases: first-layer weights, attribution, domain shift."
+)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(audit_app, name="audit")
@@ -58,16 +64,34 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                help="Print `slicewise X.Y.Z` and exit.")] = False) -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print `slicewise X.Y.Z` and exit."),
+    ] = False,
+) -> None:
     """Transfer learning for 2.5D / 2-D biomedical segmentation (serial-section EM first)."""
 
 
-_COMMAND_MODULES = ("data", "model", "audit", "train", "predict", "segment", "evaluate", "demo", "study", "export", "pretrain")
+_COMMAND_MODULES = (
+    "data",
+    "model",
+    "audit",
+    "train",
+    "predict",
+    "segment",
+    "evaluate",
+    "demo",
+    "study",
+    "export",
+    "pretrain",
+)
 # commands that compute with torch / numpy threads get ``--threads N`` (slicewise.utils.device.configure_threads)
 _THREADED = ("train", "predict", "segment", "evaluate", "demo", "study", "audit", "export", "pretrain")
-_THREADS_HELP = ("CPU threads for torch (default: OMP_NUM_THREADS if set, else cores ÷ processes, so threads × "
-                 "data-loader workers never exceed the cores).")
+_THREADS_HELP = (
+    "CPU threads for torch (default: OMP_NUM_THREADS if set, else cores ÷ processes, so threads × "
+    "data-loader workers never exceed the cores)."
+)
 
 
 def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,7 +104,9 @@ def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     if "threads" in sig.parameters:
         return callback
     hints = typing.get_type_hints(callback, include_extras=True)  # the modules use postponed (string) annotations
-    sig = sig.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()])
+    sig = sig.replace(
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()]
+    )
 
     @functools.wraps(callback)
     def run(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:

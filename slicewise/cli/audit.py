@@ -22,8 +22,14 @@ from slicewise.cli.model import check_encoder_options, check_model_arg, is_model
 ENCODER_ONLY = ("weights", "in_slices", "channel_init")
 
 
-def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, data: tuple[str, str | None] | None = None,
-                inputs: tuple[str, ...] = (), **counts: int | None) -> None:
+def _check_args(
+    json_out: Path | None,
+    report: Path | None,
+    overwrite: bool,
+    data: tuple[str, str | None] | None = None,
+    inputs: tuple[str, ...] = (),
+    **counts: int | None,
+) -> None:
     """Before any work: outputs creatable and writable (not under a file, not read-only, not existing
     without --overwrite, not of another kind: a folder for --json, a folder other than a report for
     --report), neither an input (``inputs``: model files, data, region) nor each other, counts positive
@@ -42,7 +48,9 @@ def _check_args(json_out: Path | None, report: Path | None, overwrite: bool, dat
     if json_out is not None and report is not None:
         j, r = Path(json_out).absolute(), Path(report).absolute()
         if j == r or r in j.parents:
-            raise InputError(f"--json {json_out} is --report {report} or inside it (replaced as a whole): choose another --json path")
+            raise InputError(
+                f"--json {json_out} is --report {report} or inside it (replaced as a whole): choose another --json path"
+            )
     if json_out is not None:
         check_output_path(json_out, overwrite=overwrite, inputs=inputs, kind="file")
     if report is not None:
@@ -76,8 +84,9 @@ def _write_report(report: Path, environment: dict[str, Any], **kwargs: Any) -> N
     typer.echo(f"wrote report {folder / 'index.html'}")
 
 
-def _model(spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int,
-           name: str | None = None) -> tuple[str, Any]:
+def _model(
+    spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int, name: str | None = None
+) -> tuple[str, Any]:
     """(display name, model) from a saved file or an encoder spec (decoder init seeded with ``seed``).
 
     The name is ``name`` (``--name``), else :func:`slicewise.diagnostics.report.run_name` of the spec
@@ -95,8 +104,10 @@ def _spec_note(spec: str, seed: int) -> str | None:
     """The report's note for a model built from an encoder spec (None for a saved model file)."""
     if Path(spec).is_file():
         return None
-    return (f"built from the encoder spec {spec!r}: pretrained encoder, decoder randomly initialised (seed {seed}), "
-            f"so its decoder layers and outputs describe an untrained decoder")
+    return (
+        f"built from the encoder spec {spec!r}: pretrained encoder, decoder randomly initialised (seed {seed}), "
+        f"so its decoder layers and outputs describe an untrained decoder"
+    )
 
 
 def _range(z: str | None, roi: str | None) -> Any:
@@ -126,19 +137,31 @@ def _weights_audit(model: Any) -> dict[str, Any] | None:
 
 
 OPTS = dict(
-    weights=typer.Option("imagenet", "--weights", help="encoder weights for encoder specs (imagenet, random, a registry name or a file)"),
+    weights=typer.Option(
+        "imagenet", "--weights", help="encoder weights for encoder specs (imagenet, random, a registry name or a file)"
+    ),
     in_slices=typer.Option(3, "--in-slices", "-k", help="input slices k (odd) for encoder specs"),
-    channel_init=typer.Option("uniform", "--channel-init", help="first-layer strategy for encoder specs: rgb, repeat, uniform, mirror, random"),
+    channel_init=typer.Option(
+        "uniform", "--channel-init", help="first-layer strategy for encoder specs: rgb, repeat, uniform, mirror, random"
+    ),
     key=typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr container"),
     dz=typer.Option(1, "--dz", help="z-step between stacked slices"),
     device=typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
     batch_size=typer.Option(16, "--batch-size", help="tiles per device batch"),
     json_out=typer.Option(None, "--json", help="write the numbers to this JSON file"),
     report=typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
-    z=typer.Option(None, "--z", help="draw tiles centred on slices START:STOP only (half-open); stacks still read context outside"),
-    roi=typer.Option(None, "--roi", help="draw tiles inside the box z0:z1,y0:y1,x0:x1 only; stacks still read context outside"),
+    z=typer.Option(
+        None, "--z", help="draw tiles centred on slices START:STOP only (half-open); stacks still read context outside"
+    ),
+    roi=typer.Option(
+        None, "--roi", help="draw tiles inside the box z0:z1,y0:y1,x0:x1 only; stacks still read context outside"
+    ),
     overwrite=typer.Option(False, "--overwrite", help="replace existing --json / --report outputs"),
-    name=typer.Option(None, "--name", help="name of the model in titles, legends and tables (default: its run folder, runs/uniform/best.pt -> uniform)"),
+    name=typer.Option(
+        None,
+        "--name",
+        help="name of the model in titles, legends and tables (default: its run folder, runs/uniform/best.pt -> uniform)",
+    ),
 )
 """Options shared by the audit commands (one help text each)."""
 
@@ -153,14 +176,18 @@ def weights_cmd(
     json_out: Optional[Path] = OPTS["json_out"],
     report: Optional[Path] = OPTS["report"],
     overwrite: bool = OPTS["overwrite"],
-    name: Optional[str] = typer.Option(None, "--name", help="name in the report title and legend (default: ENCODER (channel init))"),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="name in the report title and legend (default: ENCODER (channel init))"
+    ),
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
     if is_model_path(encoder):  # answered before timm is imported: ENCODER is a name, files go to --weights
         from slicewise.errors import InputError
 
-        raise InputError(f"unknown encoder {encoder!r}: it looks like a file path, but an encoder name is expected here "
-                         f"(a timm model name, e.g. tf_efficientnet_lite0); give a checkpoint or encoder file as --weights FILE")
+        raise InputError(
+            f"unknown encoder {encoder!r}: it looks like a file path, but an encoder name is expected here "
+            f"(a timm model name, e.g. tf_efficientnet_lite0); give a checkpoint or encoder file as --weights FILE"
+        )
     _check_args(json_out, report, overwrite, inputs=(weights,), in_slices=in_slices, img_size=img_size)
     from slicewise.diagnostics.report import jsonable
     from slicewise.diagnostics.weights_audit import audit_weights, format_weights_audit
@@ -172,8 +199,9 @@ def weights_cmd(
         _write_json(result, json_out, overwrite, env)
     if report is not None:
         label = name or f"{encoder} ({channel_init})"
-        _write_report(report, env, weights={label: result}, title=f"slicewise audit: first layer of {label}",
-                      overwrite=overwrite)
+        _write_report(
+            report, env, weights={label: result}, title=f"slicewise audit: first layer of {label}", overwrite=overwrite
+        )
 
 
 @audit_app.command("attribution")
@@ -182,15 +210,23 @@ def attribution_cmd(
     model: str = typer.Argument(..., help="a saved model file or an encoder spec (builds the pretrained network)"),
     data: str = typer.Argument(..., help="volume file (TIFF, PNG folder, HDF5, Zarr)"),
     key: Optional[str] = OPTS["key"],
-    method: str = typer.Option("saliency", "--method", help="saliency (|dT/dx|), ixg (|x * dT/dx|) or ig (integrated gradients)"),
-    target_class: Optional[int] = typer.Option(None, "--class", help="class whose logits are summed (default 1; 0 with one class)"),
-    region: str = typer.Option("tile", "--region", help="pixels summed: tile, mask (predicted class) or an ROI mask file shaped like DATA"),
+    method: str = typer.Option(
+        "saliency", "--method", help="saliency (|dT/dx|), ixg (|x * dT/dx|) or ig (integrated gradients)"
+    ),
+    target_class: Optional[int] = typer.Option(
+        None, "--class", help="class whose logits are summed (default 1; 0 with one class)"
+    ),
+    region: str = typer.Option(
+        "tile", "--region", help="pixels summed: tile, mask (predicted class) or an ROI mask file shaped like DATA"
+    ),
     n_tiles: int = typer.Option(32, "--tiles", help="number of random tiles (bootstrap CIs are over tiles)"),
     tile: int = typer.Option(128, "--tile", help="tile size in pixels (a multiple of the model's size divisor)"),
     steps: int = typer.Option(32, "--steps", help="integrated-gradients steps"),
     dz: int = OPTS["dz"],
     seed: int = typer.Option(0, "--seed", help="seed for tiles, bootstrap and decoder init"),
-    pretrained: bool = typer.Option(False, "--pretrained", help="also audit the pretrained network MODEL started from, side by side"),
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="also audit the pretrained network MODEL started from, side by side"
+    ),
     device: str = OPTS["device"],
     batch_size: int = OPTS["batch_size"],
     weights: str = OPTS["weights"],
@@ -204,8 +240,20 @@ def attribution_cmd(
     name: Optional[str] = OPTS["name"],
 ) -> None:
     """Share of each input slice in the attribution of the class logits, with 95% bootstrap CIs."""
-    _check_args(json_out, report, overwrite, data=(data, key), inputs=(model, data, region, weights), tiles=n_tiles, tile=tile, steps=steps, dz=dz,
-                seed=seed, batch_size=batch_size, in_slices=in_slices)
+    _check_args(
+        json_out,
+        report,
+        overwrite,
+        data=(data, key),
+        inputs=(model, data, region, weights),
+        tiles=n_tiles,
+        tile=tile,
+        steps=steps,
+        dz=dz,
+        seed=seed,
+        batch_size=batch_size,
+        in_slices=in_slices,
+    )
     check_encoder_options(ctx, [model], ENCODER_ONLY)
     check_model_arg(model)  # before torch is imported
     import numpy as np
@@ -223,9 +271,21 @@ def attribution_cmd(
     mask: Any = region
     if region not in REGIONS:
         mask = np.asarray(open_volume(region)[:])
-    result = compare_models(models, vol, method=method, target_class=target_class, region=mask, n_tiles=n_tiles,
-                            tile=tile, dz=dz, seed=seed, device=device, n_steps=steps, batch_size=batch_size,
-                            roi=_range(z, roi))
+    result = compare_models(
+        models,
+        vol,
+        method=method,
+        target_class=target_class,
+        region=mask,
+        n_tiles=n_tiles,
+        tile=tile,
+        dz=dz,
+        seed=seed,
+        device=device,
+        n_steps=steps,
+        batch_size=batch_size,
+        roi=_range(z, roi),
+    )
     typer.echo(format_attribution(result))
     env = _environment(device, seed)
     if json_out is not None:
@@ -236,20 +296,34 @@ def attribution_cmd(
         what = f"{name} (pretrained vs fine-tuned)" if len(models) > 1 else name
         note = _spec_note(model, seed)
         if len(models) > 1:
-            notes = {"pretrained": f"the network {name} started from: its pretrained encoder with a decoder randomly "
-                                   f"initialised (seed {seed}), rebuilt from the saved config"}
+            notes = {
+                "pretrained": f"the network {name} started from: its pretrained encoder with a decoder randomly "
+                f"initialised (seed {seed}), rebuilt from the saved config"
+            }
         else:
             notes = {name: note} if note else {}
-        _write_report(report, env, attribution=result, weights=audit, model_notes=notes,
-                     title=f"slicewise audit: attribution of {what} on {Path(data).name}", overwrite=overwrite)
+        _write_report(
+            report,
+            env,
+            attribution=result,
+            weights=audit,
+            model_notes=notes,
+            title=f"slicewise audit: attribution of {what} on {Path(data).name}",
+            overwrite=overwrite,
+        )
 
 
 @audit_app.command("shift")
 def shift_cmd(
     ctx: typer.Context,
-    paths: list[str] = typer.Argument(..., help="MODEL [MODEL2 ...] DATA: saved model files or encoder specs, then the volume"),
-    shift: list[str] = typer.Option(..., "--shift", help="name=strength, repeatable: brightness, contrast, gamma, gaussian_noise, gaussian_blur, "
-                                                         "saturation, hue"),
+    paths: list[str] = typer.Argument(
+        ..., help="MODEL [MODEL2 ...] DATA: saved model files or encoder specs, then the volume"
+    ),
+    shift: list[str] = typer.Option(
+        ...,
+        "--shift",
+        help="name=strength, repeatable: brightness, contrast, gamma, gaussian_noise, gaussian_blur, saturation, hue",
+    ),
     key: Optional[str] = OPTS["key"],
     n_tiles: int = typer.Option(32, "--tiles", help="number of random tiles"),
     tile: int = typer.Option(128, "--tile", help="tile size in pixels"),
@@ -266,12 +340,28 @@ def shift_cmd(
     overwrite: bool = OPTS["overwrite"],
     z: Optional[str] = OPTS["z"],
     roi: Optional[str] = OPTS["roi"],
-    names: Optional[list[str]] = typer.Option(None, "--name", help="model name in titles and legends, once per MODEL in order (default: each run "
-                                                                   "folder, runs/uniform/best.pt -> uniform)"),
+    names: Optional[list[str]] = typer.Option(
+        None,
+        "--name",
+        help="model name in titles and legends, once per MODEL in order (default: each run "
+        "folder, runs/uniform/best.pt -> uniform)",
+    ),
 ) -> None:
     """Per-layer Hellinger distance between activations on DATA and on DATA under each --shift."""
-    _check_args(json_out, report, overwrite, data=(paths[-1], key) if len(paths) > 1 else None, inputs=(*paths, weights), tiles=n_tiles,
-                tile=tile, bins=bins, dz=dz, seed=seed, batch_size=batch_size, in_slices=in_slices)
+    _check_args(
+        json_out,
+        report,
+        overwrite,
+        data=(paths[-1], key) if len(paths) > 1 else None,
+        inputs=(*paths, weights),
+        tiles=n_tiles,
+        tile=tile,
+        bins=bins,
+        dz=dz,
+        seed=seed,
+        batch_size=batch_size,
+        in_slices=in_slices,
+    )
     check_encoder_options(ctx, paths[:-1], ENCODER_ONLY)
     for spec in paths[:-1]:
         check_model_arg(spec)  # before torch is imported
@@ -281,26 +371,51 @@ def shift_cmd(
     from slicewise.errors import InputError
 
     if len(paths) < 2:
-        raise InputError("give at least one MODEL and then DATA, e.g. slicewise audit shift model.pt volume.tif --shift contrast=0.5")
+        raise InputError(
+            "give at least one MODEL and then DATA, e.g. slicewise audit shift model.pt volume.tif --shift contrast=0.5"
+        )
     if names and len(names) != len(paths) - 1:
         raise InputError(f"{len(names)} --name for {len(paths) - 1} models: give one --name per MODEL, in order")
     models: dict[str, Any] = {}
     notes: dict[str, str] = {}
     for i, spec in enumerate(paths[:-1]):
-        name, net = _model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed,
-                           name=names[i] if names else None)
+        name, net = _model(
+            spec,
+            weights=weights,
+            in_slices=in_slices,
+            channel_init=channel_init,
+            seed=seed,
+            name=names[i] if names else None,
+        )
         name = name if name not in models else f"{name} ({len(models) + 1})"
         models[name] = net
         note = _spec_note(spec, seed)
         if note:
             notes[name] = note
     vol = open_volume(paths[-1], key=key)
-    result = shift_report(models, vol, shift, n_tiles=n_tiles, tile=tile, dz=dz, seed=seed, device=device,
-                          batch_size=batch_size, bins=bins, roi=_range(z, roi))
+    result = shift_report(
+        models,
+        vol,
+        shift,
+        n_tiles=n_tiles,
+        tile=tile,
+        dz=dz,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        bins=bins,
+        roi=_range(z, roi),
+    )
     typer.echo(format_shift(result))
     env = _environment(device, seed)
     if json_out is not None:
         _write_json(result, json_out, overwrite, env)
     if report is not None:
-        _write_report(report, env, shift=result, overwrite=overwrite, model_notes=notes,
-                     title=f"slicewise audit: domain shift of {', '.join(models)} on {Path(paths[-1]).name}")
+        _write_report(
+            report,
+            env,
+            shift=result,
+            overwrite=overwrite,
+            model_notes=notes,
+            title=f"slicewise audit: domain shift of {', '.join(models)} on {Path(paths[-1]).name}",
+        )

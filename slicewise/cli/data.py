@@ -16,9 +16,16 @@ def list_cmd() -> None:
     from slicewise.data.registry import list_datasets
     from slicewise.utils import text_table
 
-    rows = [(e["name"], str(e.get("modality", "")), str(e.get("task", "")), str(e.get("size", "")),
-             _short(str(e.get("licence", ""))) + (" [manual download]" if e.get("manual") else ""))
-            for e in list_datasets()]
+    rows = [
+        (
+            e["name"],
+            str(e.get("modality", "")),
+            str(e.get("task", "")),
+            str(e.get("size", "")),
+            _short(str(e.get("licence", ""))) + (" [manual download]" if e.get("manual") else ""),
+        )
+        for e in list_datasets()
+    ]
     header = ("name", "modality", "task", "size", "licence")
     typer.echo("\n".join(text_table([header, *rows], align="lllll")))
 
@@ -31,12 +38,18 @@ def _short(text: str) -> str:
 @data_app.command("fetch")
 def fetch_cmd(
     name: str = typer.Argument(..., help="dataset name (see `slicewise data list`)"),
-    dest: Optional[Path] = typer.Option(None, "--dest", help="output root; the dataset goes to DEST/NAME "
-                                        "(default: $SLICEWISE_CACHE/datasets or ~/.cache/slicewise/datasets)"),
-    source: Optional[Path] = typer.Option(None, "--from", help="convert an already-downloaded file, archive or "
-                                          "folder instead of downloading"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache (default $SLICEWISE_CACHE "
-                                             "or ~/.cache/slicewise)"),
+    dest: Optional[Path] = typer.Option(
+        None,
+        "--dest",
+        help="output root; the dataset goes to DEST/NAME "
+        "(default: $SLICEWISE_CACHE/datasets or ~/.cache/slicewise/datasets)",
+    ),
+    source: Optional[Path] = typer.Option(
+        None, "--from", help="convert an already-downloaded file, archive or folder instead of downloading"
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="download cache (default $SLICEWISE_CACHE or ~/.cache/slicewise)"
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing converted dataset"),
 ) -> None:
     """Download a dataset (checksum-verified when known) and convert it to DEST/NAME/{split}/{raw,labels}.tif."""
@@ -48,7 +61,9 @@ def fetch_cmd(
 
 @data_app.command("info")
 def info_cmd(
-    path: str = typer.Argument(..., help="volume file: TIFF, PNG, image folder, HDF5 (file.h5:key), Zarr, OME-Zarr (img.zarr:LEVEL)"),
+    path: str = typer.Argument(
+        ..., help="volume file: TIFF, PNG, image folder, HDF5 (file.h5:key), Zarr, OME-Zarr (img.zarr:LEVEL)"
+    ),
     key: Optional[str] = typer.Option(None, "--key", help="HDF5 dataset / Zarr array inside the file"),
 ) -> None:
     """Shape, dtype, value range (NaN/Inf counted, never hidden), voxel size and a label summary of a volume file."""
@@ -64,8 +79,17 @@ def info_cmd(
         ("shape", str(tuple(s["shape"])) + ("  (Z, Y, X, C)" if s["channels"] else "  (Z, Y, X)")),
         ("dtype", s["dtype"]),
         ("range", f"{s['min']} .. {s['max']}" + (" (finite values)" if nonfinite else "")),
-        *([("non-finite", f"{s['nan']} NaN, {s['posinf']} +Inf, {s['neginf']} -Inf: replace or mask them "
-                          f"before training or prediction")] if nonfinite else []),
+        *(
+            [
+                (
+                    "non-finite",
+                    f"{s['nan']} NaN, {s['posinf']} +Inf, {s['neginf']} -Inf: replace or mask them "
+                    f"before training or prediction",
+                )
+            ]
+            if nonfinite
+            else []
+        ),
         ("voxel size", vs),
         ("distinct values", "n/a (non-integer values)" if s["distinct_values"] is None else str(s["distinct_values"])),
         ("looks like", s["looks_like"] + (f" {s['values']}" if s["values"] is not None else "")),

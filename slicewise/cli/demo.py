@@ -12,13 +12,25 @@ from slicewise.cli import app
 
 @app.command()
 def demo(
-    raw: Annotated[Optional[Path], typer.Option(help="Raw EM stack (Z×Y×X; uint8/uint16, or float in [0, 1]); default: the synthetic phantom.")] = None,
-    labels: Annotated[Optional[Path], typer.Option(help="Label stack matching --raw (ISBI 0/255 membrane labels or class ids).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (runs, results.json/.csv, slice_shares.png); default "
-                                                     "slicewise-demo for the phantom, slicewise-demo-<raw file name> for --raw.")] = None,
+    raw: Annotated[
+        Optional[Path],
+        typer.Option(help="Raw EM stack (Z×Y×X; uint8/uint16, or float in [0, 1]); default: the synthetic phantom."),
+    ] = None,
+    labels: Annotated[
+        Optional[Path], typer.Option(help="Label stack matching --raw (ISBI 0/255 membrane labels or class ids).")
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Output folder (runs, results.json/.csv, slice_shares.png); default "
+            "slicewise-demo for the phantom, slicewise-demo-<raw file name> for --raw."
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps per fine-tuning run.")] = 100,
     patch: Annotated[int, typer.Option(help="Training/prediction tile side in pixels (multiple of 32).")] = 128,
-    strategy: Annotated[Optional[list[str]], typer.Option(help="First-layer strategies to compare (repeatable).")] = None,
+    strategy: Annotated[
+        Optional[list[str]], typer.Option(help="First-layer strategies to compare (repeatable).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for data, sampling and initialisation.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Reuse a non-empty --out folder.")] = False,
 ) -> None:
@@ -27,7 +39,14 @@ def demo(
 
     if out is None:
         out = Path("slicewise-demo" if raw is None else f"slicewise-demo-{raw.name.split('.')[0] or 'data'}")
-    result = run_demo(raw=str(raw) if raw else None, labels=str(labels) if labels else None, out=out,
-                      strategies=tuple(strategy) if strategy else DEFAULT_STRATEGIES, steps=steps, patch=patch,
-                      seed=seed, overwrite=overwrite)
+    result = run_demo(
+        raw=str(raw) if raw else None,
+        labels=str(labels) if labels else None,
+        out=out,
+        strategies=tuple(strategy) if strategy else DEFAULT_STRATEGIES,
+        steps=steps,
+        patch=patch,
+        seed=seed,
+        overwrite=overwrite,
+    )
     typer.echo(format_demo(result))

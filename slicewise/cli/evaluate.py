@@ -27,26 +27,57 @@ COMPONENTS = ("none", "gt", "pred", "both")
 def evaluate_cmd(
     pred: Path = typer.Argument(..., help="Predicted label map (TIFF, PNG folder, HDF5 file.h5:key, Zarr)."),
     gt: Path = typer.Argument(..., help="Ground-truth label map of the same shape."),
-    kind: str = typer.Option("semantic", "--kind", help="semantic (per-class Dice/IoU) or instance (ARE, VOI, AP, seg accuracy)."),
+    kind: str = typer.Option(
+        "semantic", "--kind", help="semantic (per-class Dice/IoU) or instance (ARE, VOI, AP, seg accuracy)."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result as JSON here."),
     per_slice: bool = typer.Option(False, "--per-slice", help="Also score each z-slice alone (2-D objects)."),
-    prob: Optional[Path] = typer.Option(None, "--prob", help="Probability map scoring instances for AP (default: instance size)."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated semantic classes to score, e.g. 0,255."),
+    prob: Optional[Path] = typer.Option(
+        None, "--prob", help="Probability map scoring instances for AP (default: instance size)."
+    ),
+    classes: Optional[str] = typer.Option(
+        None, "--classes", help="Comma-separated semantic classes to score, e.g. 0,255."
+    ),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside HDF5 / Zarr files."),
-    keep_gt_zero: bool = typer.Option(False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="Map ground-truth values to classes as training's data.label_map: RAW:CLASS "
-                                                                      "pairs, e.g. 0:1,255:0."),
-    pred_label_map: Optional[str] = typer.Option(None, "--pred-label-map", help="Map predicted values to classes the same way (predict's labels need none)."),
-    class_names: Optional[str] = typer.Option(None, "--class-names", help="Names of classes 0,1,... for the table, e.g. background,membrane "
-                                                                          "(default: those a `slicewise predict` label store records)."),
-    components: str = typer.Option("none", "--components", help="Label connected non-zero regions per slice first (membrane maps such as ISBI 2012: "
-                                                                "0 = membrane) in: gt, pred, both or none. Use gt for watershed instances from "
-                                                                "`slicewise segment`, so they are not re-merged."),
-    fill: bool = typer.Option(False, "--fill", help="With --components pred/both: give predicted membrane voxels the id of the nearest cell."),
-    z: Optional[str] = typer.Option(None, "--z", help="Score slices START:STOP only (half-open, ground-truth coordinates)."),
-    roi: Optional[str] = typer.Option(None, "--roi", help="Score the box z0:z1,y0:y1,x0:x1 only (ground-truth coordinates)."),
-    block: Optional[str] = typer.Option(None, "--block", help="Block Z,Y,X read at a time (default 8,1024,1024); results do not depend on it."),
-    dask: Optional[str] = typer.Option(None, "--dask", help="Count blocks in parallel: threads, local:N or tcp://host:port."),
+    keep_gt_zero: bool = typer.Option(
+        False, "--keep-gt-zero", help="Count ground-truth 0 voxels in ARE/VOI (default: ignored)."
+    ),
+    label_map: Optional[str] = typer.Option(
+        None,
+        "--label-map",
+        help="Map ground-truth values to classes as training's data.label_map: RAW:CLASS pairs, e.g. 0:1,255:0.",
+    ),
+    pred_label_map: Optional[str] = typer.Option(
+        None, "--pred-label-map", help="Map predicted values to classes the same way (predict's labels need none)."
+    ),
+    class_names: Optional[str] = typer.Option(
+        None,
+        "--class-names",
+        help="Names of classes 0,1,... for the table, e.g. background,membrane "
+        "(default: those a `slicewise predict` label store records).",
+    ),
+    components: str = typer.Option(
+        "none",
+        "--components",
+        help="Label connected non-zero regions per slice first (membrane maps such as ISBI 2012: "
+        "0 = membrane) in: gt, pred, both or none. Use gt for watershed instances from "
+        "`slicewise segment`, so they are not re-merged.",
+    ),
+    fill: bool = typer.Option(
+        False, "--fill", help="With --components pred/both: give predicted membrane voxels the id of the nearest cell."
+    ),
+    z: Optional[str] = typer.Option(
+        None, "--z", help="Score slices START:STOP only (half-open, ground-truth coordinates)."
+    ),
+    roi: Optional[str] = typer.Option(
+        None, "--roi", help="Score the box z0:z1,y0:y1,x0:x1 only (ground-truth coordinates)."
+    ),
+    block: Optional[str] = typer.Option(
+        None, "--block", help="Block Z,Y,X read at a time (default 8,1024,1024); results do not depend on it."
+    ),
+    dask: Optional[str] = typer.Option(
+        None, "--dask", help="Count blocks in parallel: threads, local:N or tcp://host:port."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
@@ -78,29 +109,49 @@ def evaluate_cmd(
     if components not in COMPONENTS:
         raise InputError(f"--components {components!r}: choose gt, pred, both or none")
     if fill and components not in ("pred", "both"):
-        raise InputError("--fill applies to predicted membrane maps labelled with --components: add --components pred (or both)")
+        raise InputError(
+            "--fill applies to predicted membrane maps labelled with --components: add --components pred (or both)"
+        )
     if components != "none" and kind == "semantic":
-        raise InputError(f"--components {components} turns regions into objects for --kind instance; a semantic score "
-                         f"would count every region as a class: drop it, or add --kind instance")
+        raise InputError(
+            f"--components {components} turns regions into objects for --kind instance; a semantic score "
+            f"would count every region as a class: drop it, or add --kind instance"
+        )
     if keep_gt_zero and kind == "semantic":
-        raise InputError("--keep-gt-zero applies to instance scores (ARE, VOI); semantic Dice/IoU always count class 0: "
-                         "drop it, or add --kind instance")
+        raise InputError(
+            "--keep-gt-zero applies to instance scores (ARE, VOI); semantic Dice/IoU always count class 0: "
+            "drop it, or add --kind instance"
+        )
     gt_map = parse_label_map(label_map, "--label-map")
     pred_map = parse_label_map(pred_label_map, "--pred-label-map")
     p: Any = pred
     g: Any = gt
     # connected components of whole slices: the membrane maps are loaded in memory; label maps apply first
     if components in ("pred", "both"):
-        p = membranes_to_neurons(apply_label_map(np.asarray(as_array_like(pred, key)), pred_map, "predicted labels",
-                                                 "--pred-label-map"), fill=fill)
+        p = membranes_to_neurons(
+            apply_label_map(np.asarray(as_array_like(pred, key)), pred_map, "predicted labels", "--pred-label-map"),
+            fill=fill,
+        )
         pred_map = None
     if components in ("gt", "both"):
         g = membranes_to_neurons(apply_label_map(np.asarray(as_array_like(gt, key)), gt_map, "ground-truth labels"))
         gt_map = None
-    result = evaluate(p, g, kind=kind, classes=class_list, prob=prob, per_slice=per_slice,
-                      ignore_gt_zero=not keep_gt_zero, key=key, roi=box, block=blk, dask=dask,
-                      label_map=gt_map, pred_label_map=pred_map,
-                      class_names=[n.strip() for n in class_names.split(",")] if class_names else None)
+    result = evaluate(
+        p,
+        g,
+        kind=kind,
+        classes=class_list,
+        prob=prob,
+        per_slice=per_slice,
+        ignore_gt_zero=not keep_gt_zero,
+        key=key,
+        roi=box,
+        block=blk,
+        dask=dask,
+        label_map=gt_map,
+        pred_label_map=pred_map,
+        class_names=[n.strip() for n in class_names.split(",")] if class_names else None,
+    )
     typer.echo(format_table(result))
     if json_out is not None:
         from slicewise.utils.environment import environment_info

@@ -13,15 +13,24 @@ from slicewise.cli import app
 @app.command("pretrain", context_settings={"allow_extra_args": False})
 def pretrain_cmd(
     args: Optional[list[str]] = typer.Argument(
-        None, help="unlabelled volumes (TIFF, image folder, HDF5/Zarr with data.key=...; none: the synthetic phantom), "
-                   "then key=value overrides, e.g. data.dz=2 views.z_context=2 model.channel_init=mirror"),
+        None,
+        help="unlabelled volumes (TIFF, image folder, HDF5/Zarr with data.key=...; none: the synthetic phantom), "
+        "then key=value overrides, e.g. data.dz=2 views.z_context=2 model.channel_init=mirror",
+    ),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="run folder (default runs/pretrain-<UTC time>)"),
-    method: Optional[str] = typer.Option(None, "--method", help="mocov2 (default), vicreg, byol or mim (= method.name=...)"),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="timm encoder (= model.encoder=...; default tf_efficientnet_lite0)"),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="mocov2 (default), vicreg, byol or mim (= method.name=...)"
+    ),
+    encoder: Optional[str] = typer.Option(
+        None, "--encoder", help="timm encoder (= model.encoder=...; default tf_efficientnet_lite0)"
+    ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="optimiser steps (= trainer.max_steps=N)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="a YAML PretrainConfig; overrides apply on top"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from checkpoints/last.ckpt "
-                                "(refused if the config or a volume changed)"),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="continue the run in --out from checkpoints/last.ckpt (refused if the config or a volume changed)",
+    ),
     restart: bool = typer.Option(False, "--restart", help="discard the run in --out and start it afresh"),
 ) -> None:
     """Pretrain an encoder (MoCo v2 / VICReg / BYOL / MIM) on your own volumes; writes encoder.safetensors

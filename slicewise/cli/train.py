@@ -12,15 +12,29 @@ from slicewise.cli import app
 @app.command("train", context_settings={"allow_extra_args": False})
 def train_cmd(
     args: Optional[list[str]] = typer.Argument(
-        None, help="a YAML config file (optional: the default trains on the synthetic phantom) followed by "
-                   "key=value overrides, e.g. optim.lr=3e-4 trainer.max_steps=500 model.skips=0111"),
+        None,
+        help="a YAML config file (optional: the default trains on the synthetic phantom) followed by "
+        "key=value overrides, e.g. optim.lr=3e-4 trainer.max_steps=500 model.skips=0111",
+    ),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="run folder (default runs/train-<UTC time>)"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from checkpoints/last.ckpt "
-                                "(refused if the config or data changed)"),
-    restart: bool = typer.Option(False, "--restart", help="discard the run in --out (checkpoints, logs, models) and "
-                                 "start it afresh; a run that completed no checkpoint restarts without it"),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="optimiser steps (= trainer.max_steps=N); a default "
-                                        "warm-up longer than N becomes N // 10 (as in `slicewise demo`)"),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="continue the run in --out from checkpoints/last.ckpt (refused if the config or data changed)",
+    ),
+    restart: bool = typer.Option(
+        False,
+        "--restart",
+        help="discard the run in --out (checkpoints, logs, models) and "
+        "start it afresh; a run that completed no checkpoint restarts without it",
+    ),
+    steps: Optional[int] = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help="optimiser steps (= trainer.max_steps=N); a default "
+        "warm-up longer than N becomes N // 10 (as in `slicewise demo`)",
+    ),
 ) -> None:
     """Train a segmentation model; writes config.yaml, checkpoints/, best.pt and last.pt to the run folder.
 
@@ -35,12 +49,18 @@ def train_cmd(
     config = items.pop(0) if items and "=" not in items[0] else None
     stray = [a for a in items if "=" not in a]
     if stray:
-        raise ConfigError(f"unexpected argument(s) {' '.join(stray)}: give one config file first, then key=value overrides")
+        raise ConfigError(
+            f"unexpected argument(s) {' '.join(stray)}: give one config file first, then key=value overrides"
+        )
     if steps is not None:
         items = [*items, f"trainer.max_steps={steps}"]
     if config is not None or not (resume or restart):  # (a resumed run's own config.yaml is read by train())
         data = load_config(TrainConfig, config, items).data  # the file and its keys, before torch and Lightning
-        for path, key in ((data.raw, data.raw_key), (data.labels, data.labels_key), (data.instances, data.instances_key)):
+        for path, key in (
+            (data.raw, data.raw_key),
+            (data.labels, data.labels_key),
+            (data.instances, data.instances_key),
+        ):
             if path is not None:
                 open_volume(path, key).close()  # a missing volume or key: one line now, not after the imports
     from slicewise.training import train

@@ -20,12 +20,24 @@ from slicewise.data.io import (
 )
 from slicewise.data.stacking import stack_slices, to_unit_float, valid_centres
 
-_LAZY = {"make_phantom": "slicewise.data.synthetic", "fetch": "slicewise.data.registry",
-         "list_datasets": "slicewise.data.registry"}
+_LAZY = {
+    "make_phantom": "slicewise.data.synthetic",
+    "fetch": "slicewise.data.registry",
+    "list_datasets": "slicewise.data.registry",
+}
 
 __all__ = [
-    "Volume", "as_volume", "check_labels", "check_raw", "create_zarr", "open_volume", "summarize_volume",
-    "write_volume", "stack_slices", "to_unit_float", "valid_centres",
+    "Volume",
+    "as_volume",
+    "check_labels",
+    "check_raw",
+    "create_zarr",
+    "open_volume",
+    "summarize_volume",
+    "write_volume",
+    "stack_slices",
+    "to_unit_float",
+    "valid_centres",
 ]  # lazy names (make_phantom, fetch, list_datasets) stay out of ``import *`` so it never fails
 
 

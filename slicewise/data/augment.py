@@ -71,7 +71,9 @@ def pick(mask: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) -> torch.Tenso
     return torch.cat([no.contiguous(), yes.contiguous()]).index_select(0, idx)
 
 
-def dihedral(flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dihedral(
+    flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The per-sample transform "flip y, flip x, then ``torch.rot90`` by ``rot`` quarter turns" written as
     "transpose (T), then flip y, then flip x" (an element of the dihedral group of the square), so a batch
     is transformed with three ``torch.where`` and no data-dependent host work.
@@ -84,8 +86,14 @@ def dihedral(flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor) -> t
     return odd, fy, fx
 
 
-def geometric(t: torch.Tensor, flip_y: torch.Tensor, flip_x: torch.Tensor, rot: torch.Tensor,
-               rotations: bool = True, flips: bool = True) -> torch.Tensor:
+def geometric(
+    t: torch.Tensor,
+    flip_y: torch.Tensor,
+    flip_x: torch.Tensor,
+    rot: torch.Tensor,
+    rotations: bool = True,
+    flips: bool = True,
+) -> torch.Tensor:
     """Apply per-sample flips and rotations (over the last two axes) to a batch ``t`` (N, ..., H, W): for
     sample i, ``rot90(flip_x(flip_y(t_i)), rot_i)``, computed through :func:`dihedral` (exactly equal).
     ``rotations`` / ``flips`` False skip the steps a configuration rules out (probability 0), whose masks
@@ -131,8 +139,16 @@ def draw_geometry(n: int, h: int, w: int, config: AugmentConfig, rng: torch.Gene
     turns = torch.randint(1, 4, (n,), generator=rng, device=gdev) if h == w else torch.full((n,), 2, device=gdev)
     rot = torch.where(draw[:, 2] < config.rot90, turns, torch.zeros_like(turns))
     zrev = draw[:, 3] < config.z_reverse
-    return GeometryDraws(draw, flip_y, flip_x, rot, zrev, rotations=config.rot90 > 0,
-                         flips=config.flip > 0 or config.rot90 > 0, reverse=config.z_reverse > 0)
+    return GeometryDraws(
+        draw,
+        flip_y,
+        flip_x,
+        rot,
+        zrev,
+        rotations=config.rot90 > 0,
+        flips=config.flip > 0 or config.rot90 > 0,
+        reverse=config.z_reverse > 0,
+    )
 
 
 INTENSITY_STEPS = ("brightness", "contrast", "gamma", "noise", "blur")
@@ -156,8 +172,15 @@ class IntensityDraws:
     chains: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
-def draw_intensity(shape: tuple[int, ...], device: torch.device | str, config: AugmentConfig, geo: GeometryDraws,
-                   rng: torch.Generator, batched: bool | None = None, dtype: torch.dtype = torch.float32) -> IntensityDraws:
+def draw_intensity(
+    shape: tuple[int, ...],
+    device: torch.device | str,
+    config: AugmentConfig,
+    geo: GeometryDraws,
+    rng: torch.Generator,
+    batched: bool | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> IntensityDraws:
     """Draw the intensity part of :func:`augment` for a batch of ``shape`` (N, k·C, H, W) on ``device`` from
     ``rng``, right after :func:`draw_geometry`.
 
@@ -195,7 +218,9 @@ def noise_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def apply_intensity(xt: torch.Tensor, draws: IntensityDraws, clipped: bool = False, inplace: bool = False) -> torch.Tensor:
+def apply_intensity(
+    xt: torch.Tensor, draws: IntensityDraws, clipped: bool = False, inplace: bool = False
+) -> torch.Tensor:
     """Apply the intensity steps of ``draws`` to unit-float ``xt`` (N, k·C, H, W) with
     :mod:`slicewise.data.shifts`' in-place kernels; clipped to [0, 1] at the end.
 
@@ -264,7 +289,9 @@ def augment(
     if xt.ndim != 4:
         raise InputError(f"augment takes a batch x of shape (N, k·C, H, W), got {tuple(xt.shape)}")
     n, _, h, w = xt.shape
-    targets = [None if t is None else (torch.from_numpy(np.ascontiguousarray(t)) if was_numpy else t) for t in (y, *extra)]
+    targets = [
+        None if t is None else (torch.from_numpy(np.ascontiguousarray(t)) if was_numpy else t) for t in (y, *extra)
+    ]
     for t in targets:
         if t is not None and (t.shape[0] != n or tuple(t.shape[-2:]) != (h, w)):
             raise InputError(f"target of shape {tuple(t.shape)} does not match the batch x {tuple(xt.shape)}")
@@ -279,8 +306,14 @@ def augment(
         xt = pick(geo.zrev, reverse_slices(xt, colors), xt)
     clipped = not xt.dtype.is_floating_point  # integer input converts into [0, 1] exactly
     xt = to_unit_float(xt)
-    targets = [None if t is None else geometric(t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device),
-                                                 geo.rotations, geo.flips) for t in targets]
+    targets = [
+        None
+        if t is None
+        else geometric(
+            t, geo.flip_y.to(t.device), geo.flip_x.to(t.device), geo.rot.to(t.device), geo.rotations, geo.flips
+        )
+        for t in targets
+    ]
     xt = apply_intensity(xt, draws, clipped, inplace=clipped)  # integer input: a fresh conversion
     out = [xt, *targets]
     if was_numpy:

@@ -35,7 +35,8 @@ def parse_label_map(text: str | Mapping[Any, Any] | None, flag: str = "--label-m
             except yaml.YAMLError:
                 node = None
             if not isinstance(node, yaml.MappingNode) or not all(
-                    isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) for k, v in node.value):
+                isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) for k, v in node.value
+            ):
                 raise InputError(f"{flag} {text!r}: write RAW:CLASS pairs, e.g. 0:1,255:0 (or {{0: 1, 255: 0}})")
             items = [(k.value, v.value) for k, v in node.value]  # every pair, duplicates included
         else:
@@ -53,16 +54,18 @@ def parse_label_map(text: str | Mapping[Any, Any] | None, flag: str = "--label-m
         except ValueError:
             raise InputError(f"{flag} {text!r}: {raw}:{cls} is not an integer pair RAW:CLASS, e.g. 0:1,255:0") from None
         if r in out:
-            raise InputError(f"{flag} {text!r}: value {r} is mapped twice ({r}:{out[r]} and {r}:{c}): "
-                             f"give each raw value once")
+            raise InputError(
+                f"{flag} {text!r}: value {r} is mapped twice ({r}:{out[r]} and {r}:{c}): give each raw value once"
+            )
         out[r] = c
     if not out:
         raise InputError(f"{flag} {text!r}: no RAW:CLASS pair found, e.g. 0:1,255:0")
     return out
 
 
-def apply_label_map(labels: np.ndarray, label_map: Mapping[int, int] | None, what: str = "labels",
-                    flag: str = "--label-map") -> np.ndarray:
+def apply_label_map(
+    labels: np.ndarray, label_map: Mapping[int, int] | None, what: str = "labels", flag: str = "--label-map"
+) -> np.ndarray:
     """``labels`` with every value replaced by its class (int64); a value the map lacks → :class:`InputError`."""
     lab = np.asarray(labels)
     if not label_map:
@@ -72,15 +75,19 @@ def apply_label_map(labels: np.ndarray, label_map: Mapping[int, int] | None, wha
     present = np.unique(lab)
     missing = np.setdiff1d(present, keys)
     if missing.size:
-        raise InputError(f"{what} hold values {missing[:10].tolist()} that {flag} {dict(label_map)} does not map: "
-                         f"add them, e.g. {int(missing[0])}:0")
+        raise InputError(
+            f"{what} hold values {missing[:10].tolist()} that {flag} {dict(label_map)} does not map: "
+            f"add them, e.g. {int(missing[0])}:0"
+        )
     return values[np.searchsorted(keys, lab)]
 
 
 class MappedLabels:
     """A lazy label array (anything indexable with ``shape`` / ``dtype``) read through a label map."""
 
-    def __init__(self, array: Any, label_map: Mapping[int, int], what: str = "labels", flag: str = "--label-map") -> None:
+    def __init__(
+        self, array: Any, label_map: Mapping[int, int], what: str = "labels", flag: str = "--label-map"
+    ) -> None:
         self.array, self.label_map, self.what, self.flag = array, dict(label_map), what, flag
         self.shape = tuple(array.shape)
         self.ndim = len(self.shape)

@@ -50,10 +50,23 @@ DOWNSCALE = 2
 NGFF_VERSION = "0.4"
 AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 NM_PER_UNIT = {
-    "angstrom": 0.1, "picometer": 1e-3, "nanometer": 1.0, "micrometer": 1e3, "millimeter": 1e6,
-    "centimeter": 1e7, "decimeter": 1e8, "meter": 1e9, "kilometer": 1e12,
+    "angstrom": 0.1,
+    "picometer": 1e-3,
+    "nanometer": 1.0,
+    "micrometer": 1e3,
+    "millimeter": 1e6,
+    "centimeter": 1e7,
+    "decimeter": 1e8,
+    "meter": 1e9,
+    "kilometer": 1e12,
     # common non-UDUNITS spellings seen in the wild
-    "nm": 1.0, "um": 1e3, "µm": 1e3, "\u03bcm": 1e3, "micron": 1e3, "mm": 1e6, "m": 1e9,
+    "nm": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "\u03bcm": 1e3,
+    "micron": 1e3,
+    "mm": 1e6,
+    "m": 1e9,
 }
 _COLOURS = ("FFFFFF", "FF00FF", "00FF00", "00FFFF", "FFFF00", "FF0000", "0000FF", "FF8000")
 _BLOCK_BYTES = 64 << 20
@@ -76,8 +89,12 @@ def _check_axes(axes: Sequence[str], what: str = "") -> list[str]:
     names = [str(a) for a in axes]
     spatial = [a for a in names if AXIS_TYPES.get(a) == "space"]
     order = "".join(names)
-    if any(a not in AXIS_TYPES for a in names) or len(set(names)) != len(names) \
-            or order not in ("tczyx", "czyx", "tzyx", "zyx", "cyx", "yx", "tcyx", "tyx") or len(spatial) < 2:
+    if (
+        any(a not in AXIS_TYPES for a in names)
+        or len(set(names)) != len(names)
+        or order not in ("tczyx", "czyx", "tzyx", "zyx", "cyx", "yx", "tcyx", "tyx")
+        or len(spatial) < 2
+    ):
         message = f"NGFF axes must be an ordered subset of (t, c, z, y, x) ending in y, x, got {tuple(names)}"
         if what:  # inside a metadata model: pydantic names the file and the field
             raise ValueError(message)
@@ -85,12 +102,19 @@ def _check_axes(axes: Sequence[str], what: str = "") -> list[str]:
     return names
 
 
-def _level_transforms(axes: Sequence[str], voxel_size: Sequence[float] | None, level: int, *, method: str,
-                      downscale: int, offset_zyx: Sequence[int] | None) -> list[dict[str, Any]]:
+def _level_transforms(
+    axes: Sequence[str],
+    voxel_size: Sequence[float] | None,
+    level: int,
+    *,
+    method: str,
+    downscale: int,
+    offset_zyx: Sequence[int] | None,
+) -> list[dict[str, Any]]:
     """``[scale, (translation)]`` of pyramid level ``level`` in axis order."""
     vs = dict(zip("zyx", (float(v) for v in voxel_size))) if voxel_size is not None else dict.fromkeys("zyx", 1.0)
     off = dict(zip("zyx", (float(o) for o in offset_zyx))) if offset_zyx is not None else dict.fromkeys("zyx", 0.0)
-    factor = {"z": 1, "y": downscale ** level, "x": downscale ** level}
+    factor = {"z": 1, "y": downscale**level, "x": downscale**level}
     shift = method != "stride" and level > 0
     scale, trans = [], []
     for a in axes:
@@ -107,8 +131,16 @@ def _level_transforms(axes: Sequence[str], voxel_size: Sequence[float] | None, l
     return out
 
 
-def _multiscale(axes: Sequence[str], voxel_size: Sequence[float] | None, n_levels: int, *, name: str,
-                method: str, downscale: int, offset_zyx: Sequence[int] | None) -> dict[str, Any]:
+def _multiscale(
+    axes: Sequence[str],
+    voxel_size: Sequence[float] | None,
+    n_levels: int,
+    *,
+    name: str,
+    method: str,
+    downscale: int,
+    offset_zyx: Sequence[int] | None,
+) -> dict[str, Any]:
     axes = _check_axes(axes)
     if voxel_size is not None and len(voxel_size) != 3:
         raise InputError(f"voxel_size must be (z, y, x) in nm, got {tuple(voxel_size)}")
@@ -122,12 +154,23 @@ def _multiscale(axes: Sequence[str], voxel_size: Sequence[float] | None, n_level
         if AXIS_TYPES[a] == "space" and voxel_size is not None:
             entry["unit"] = "nanometer"
         axes_meta.append(entry)
-    datasets = [{"path": str(level),
-                 "coordinateTransformations": _level_transforms(axes, voxel_size, level, method=method,
-                                                                downscale=downscale, offset_zyx=offset_zyx)}
-                for level in range(n_levels)]
-    return {"version": NGFF_VERSION, "name": name, "axes": axes_meta, "datasets": datasets, "type": method,
-            "metadata": {"method": f"slicewise.data.ome_zarr.build_pyramid ({method})", "downscale": downscale}}
+    datasets = [
+        {
+            "path": str(level),
+            "coordinateTransformations": _level_transforms(
+                axes, voxel_size, level, method=method, downscale=downscale, offset_zyx=offset_zyx
+            ),
+        }
+        for level in range(n_levels)
+    ]
+    return {
+        "version": NGFF_VERSION,
+        "name": name,
+        "axes": axes_meta,
+        "datasets": datasets,
+        "type": method,
+        "metadata": {"method": f"slicewise.data.ome_zarr.build_pyramid ({method})", "downscale": downscale},
+    }
 
 
 def _window(dtype: np.dtype) -> dict[str, float]:
@@ -137,10 +180,18 @@ def _window(dtype: np.dtype) -> dict[str, float]:
     return {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}
 
 
-def write_image_metadata(group: Any, *, axes: Sequence[str], voxel_size: Sequence[float] | None, n_levels: int,
-                         channel_names: Sequence[str] | None = None, name: str = "",
-                         method: str = "mean", downscale: int = DOWNSCALE,
-                         offset_zyx: Sequence[int] | None = None) -> None:
+def write_image_metadata(
+    group: Any,
+    *,
+    axes: Sequence[str],
+    voxel_size: Sequence[float] | None,
+    n_levels: int,
+    channel_names: Sequence[str] | None = None,
+    name: str = "",
+    method: str = "mean",
+    downscale: int = DOWNSCALE,
+    offset_zyx: Sequence[int] | None = None,
+) -> None:
     """Write ``multiscales`` (v0.4) on a Zarr-v2 ``group`` whose arrays ``"0"`` … ``str(n_levels-1)`` exist.
 
     ``axes``: e.g. ``("c", "z", "y", "x")`` or ``("z", "y", "x")``. ``voxel_size``: (z, y, x) nm, or
@@ -150,8 +201,7 @@ def write_image_metadata(group: Any, *, axes: Sequence[str], voxel_size: Sequenc
     Other attributes of the group are kept.
     """
     group = _as_group(group)
-    ms = _multiscale(axes, voxel_size, n_levels, name=name, method=method, downscale=downscale,
-                     offset_zyx=offset_zyx)
+    ms = _multiscale(axes, voxel_size, n_levels, name=name, method=method, downscale=downscale, offset_zyx=offset_zyx)
     attrs: dict[str, Any] = {"multiscales": [ms]}
     if channel_names is not None:
         names = [str(n) for n in channel_names]
@@ -163,17 +213,33 @@ def write_image_metadata(group: Any, *, axes: Sequence[str], voxel_size: Sequenc
         attrs["omero"] = {
             "name": name,
             "version": NGFF_VERSION,
-            "channels": [{"label": n, "color": _COLOURS[i % len(_COLOURS)], "active": True, "coefficient": 1.0,
-                          "family": "linear", "inverted": False, "window": _window(dtype)}
-                         for i, n in enumerate(names)],
+            "channels": [
+                {
+                    "label": n,
+                    "color": _COLOURS[i % len(_COLOURS)],
+                    "active": True,
+                    "coefficient": 1.0,
+                    "family": "linear",
+                    "inverted": False,
+                    "window": _window(dtype),
+                }
+                for i, n in enumerate(names)
+            ],
             "rdefs": {"model": "color" if len(names) > 1 else "greyscale", "defaultZ": 0, "defaultT": 0},
         }
     group.attrs.update(attrs)
 
 
-def write_labels_metadata(root: Any, name: str, *, voxel_size: Sequence[float] | None, n_levels: int,
-                          downscale: int = DOWNSCALE, method: str = "mode",
-                          offset_zyx: Sequence[int] | None = None) -> None:
+def write_labels_metadata(
+    root: Any,
+    name: str,
+    *,
+    voxel_size: Sequence[float] | None,
+    n_levels: int,
+    downscale: int = DOWNSCALE,
+    method: str = "mode",
+    offset_zyx: Sequence[int] | None = None,
+) -> None:
     """Declare ``root/labels/<name>`` (arrays ``0`` … with axes z, y, x) as an NGFF label image: the
     ``labels`` list in ``root/labels`` attributes, ``multiscales`` and ``image-label`` (source ``../../``).
     ``method``/``offset_zyx`` as in :func:`write_image_metadata` (use the image's offset)."""
@@ -184,10 +250,10 @@ def write_labels_metadata(root: Any, name: str, *, voxel_size: Sequence[float] |
         listed.append(name)
     labels.attrs.update({"labels": listed})
     image = labels[name]
-    ms = _multiscale(("z", "y", "x"), voxel_size, n_levels, name=name, method=method, downscale=downscale,
-                     offset_zyx=offset_zyx)
-    image.attrs.update({"multiscales": [ms],
-                        "image-label": {"version": NGFF_VERSION, "source": {"image": "../../"}}})
+    ms = _multiscale(
+        ("z", "y", "x"), voxel_size, n_levels, name=name, method=method, downscale=downscale, offset_zyx=offset_zyx
+    )
+    image.attrs.update({"multiscales": [ms], "image-label": {"version": NGFF_VERSION, "source": {"image": "../../"}}})
 
 
 def _mean(windows: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -248,8 +314,14 @@ def _blocks(shape: Sequence[int], chunks: Sequence[int], itemsize: int, budget: 
         yield tuple(slice(o, min(o + s, n)) for o, s, n in zip(origin, step, shape))
 
 
-def build_pyramid(group: Any, *, method: Literal["mean", "mode", "stride"], n_levels: int | None = None,
-                  min_size: int = 64, downscale: int = DOWNSCALE) -> int:
+def build_pyramid(
+    group: Any,
+    *,
+    method: Literal["mean", "mode", "stride"],
+    n_levels: int | None = None,
+    min_size: int = 64,
+    downscale: int = DOWNSCALE,
+) -> int:
     """Write levels ``"1"``, ``"2"``, … of ``group`` from array ``"0"`` (last two axes Y, X), block by block
     (memory bounded by a block, never the volume), halving Y and X per level until the smaller of them
     would drop below ``min_size`` or ``n_levels`` exist. ``mean`` for probabilities (computed in float,
@@ -272,8 +344,14 @@ def build_pyramid(group: Any, *, method: Literal["mean", "mode", "stride"], n_le
             break
         shape = (*src.shape[:-2], nh, nw)
         chunks = tuple(min(c, n) for c, n in zip(group["0"].chunks, shape))
-        kwargs: dict[str, Any] = {"shape": shape, "chunks": chunks, "dtype": src.dtype, "overwrite": True,
-                                  "fill_value": src.fill_value, "config": {"write_empty_chunks": True}}
+        kwargs: dict[str, Any] = {
+            "shape": shape,
+            "chunks": chunks,
+            "dtype": src.dtype,
+            "overwrite": True,
+            "fill_value": src.fill_value,
+            "config": {"write_empty_chunks": True},
+        }
         if hasattr(src, "compressors"):
             kwargs["compressors"] = src.compressors
         dst = group.create_array(str(level), **kwargs)
@@ -371,8 +449,10 @@ class NGFFMultiscale(MetadataModel):
             for t in transforms:
                 for values in (t.scale, t.translation):
                     if values is not None and len(values) != n:
-                        raise ValueError(f"{where}: a {t.type} of {len(values)} values for {n} axes "
-                                         f"({''.join(a.name for a in self.axes)}): give one value per axis")
+                        raise ValueError(
+                            f"{where}: a {t.type} of {len(values)} values for {n} axes "
+                            f"({''.join(a.name for a in self.axes)}): give one value per axis"
+                        )
         return self
 
 
@@ -459,8 +539,15 @@ def levels(path: Any) -> list[dict[str, Any]]:
     out = []
     for ds, arr in zip(ms["datasets"], check_levels(Path(path), ms)):
         axes = _axes(ms, arr.ndim)
-        out.append({"path": ds["path"], "shape": tuple(int(n) for n in arr.shape), "dtype": str(arr.dtype),
-                    "axes": "".join(a["name"] for a in axes), "voxel_size": _voxel_size(ms, ds, axes)})
+        out.append(
+            {
+                "path": ds["path"],
+                "shape": tuple(int(n) for n in arr.shape),
+                "dtype": str(arr.dtype),
+                "axes": "".join(a["name"] for a in axes),
+                "voxel_size": _voxel_size(ms, ds, axes),
+            }
+        )
     return out
 
 
@@ -473,8 +560,9 @@ def _open_level(p: Path, ms: dict[str, Any], index: int) -> Any:
     try:
         return zarr.open_array(str(where), mode="r")
     except Exception as err:  # noqa: BLE001 - zarr raises several types for a missing/corrupt array
-        raise InputError(f"cannot open level {ds['path']!r} of {p} ({type(err).__name__}): "
-                         f"is the image complete?") from None
+        raise InputError(
+            f"cannot open level {ds['path']!r} of {p} ({type(err).__name__}): is the image complete?"
+        ) from None
 
 
 def check_levels(p: Path, ms: dict[str, Any]) -> list[Any]:
@@ -490,19 +578,25 @@ def check_levels(p: Path, ms: dict[str, Any]) -> list[Any]:
     for ds, arr in zip(ms["datasets"], arrays):
         shape = tuple(int(n) for n in arr.shape)
         if len(shape) == len(before) and any(n > b for n, b in zip(shape, before)):
-            raise InputError(f"{source}: level {ds['path']!r} {shape} is larger than the level before it {before}: "
-                             f"levels must go from full resolution down; re-export the pyramid")
+            raise InputError(
+                f"{source}: level {ds['path']!r} {shape} is larger than the level before it {before}: "
+                f"levels must go from full resolution down; re-export the pyramid"
+            )
         before = shape
         if len(shape) != len(names):
-            raise InputError(f"{source}: level {ds['path']!r} is {len(shape)}-d but the image has {len(names)} axes "
-                             f"({''.join(names)}): the pyramid is inconsistent; re-export it")
+            raise InputError(
+                f"{source}: level {ds['path']!r} is {len(shape)}-d but the image has {len(names)} axes "
+                f"({''.join(names)}): the pyramid is inconsistent; re-export it"
+            )
         scale = _scale(ds.get("coordinateTransformations"), len(names))
         for j, a in enumerate(names):
             expected = first[j] if AXIS_TYPES.get(a) != "space" else first[j] * scale0[j] / scale[j]
             if abs(shape[j] - expected) > (0 if AXIS_TYPES.get(a) != "space" else 1):
-                raise InputError(f"{source}: level {ds['path']!r} has shape {shape}, inconsistent with level "
-                                 f"{ms['datasets'][0]['path']!r} {first} along axis {a} (scale {scale[j]:g} vs "
-                                 f"{scale0[j]:g}): the pyramid is inconsistent; re-export it")
+                raise InputError(
+                    f"{source}: level {ds['path']!r} has shape {shape}, inconsistent with level "
+                    f"{ms['datasets'][0]['path']!r} {first} along axis {a} (scale {scale[j]:g} vs "
+                    f"{scale0[j]:g}): the pyramid is inconsistent; re-export it"
+                )
     return arrays
 
 
@@ -515,8 +609,12 @@ def channel_names(path: Any) -> list[str] | None:
     return [str(c.get("label", f"channel_{i}")) for i, c in enumerate(channels)]
 
 
-def _voxel_size(ms: dict[str, Any], ds: dict[str, Any], axes: list[dict[str, Any]]) -> tuple[float, float, float] | None:
-    scale = _scale(ds.get("coordinateTransformations"), len(axes)) * _scale(ms.get("coordinateTransformations"), len(axes))
+def _voxel_size(
+    ms: dict[str, Any], ds: dict[str, Any], axes: list[dict[str, Any]]
+) -> tuple[float, float, float] | None:
+    scale = _scale(ds.get("coordinateTransformations"), len(axes)) * _scale(
+        ms.get("coordinateTransformations"), len(axes)
+    )
     names = [a["name"] for a in axes]
     if not {"y", "x"} <= set(names) or "z" not in names:
         return None
@@ -583,8 +681,9 @@ def open_ome_zarr(path: Any, level: int | str = 0) -> Any:
         except ValueError:
             index = -1
         if not 0 <= index < len(paths):
-            raise InputError(f"{p} has no pyramid level {level!r}: levels are 0..{len(paths) - 1} "
-                             f"(dataset paths {', '.join(paths)})")
+            raise InputError(
+                f"{p} has no pyramid level {level!r}: levels are 0..{len(paths) - 1} (dataset paths {', '.join(paths)})"
+            )
     ds = datasets[index]
     arr = check_levels(p, ms)[index]
     axes = _axes(ms, arr.ndim)
@@ -593,12 +692,19 @@ def open_ome_zarr(path: Any, level: int | str = 0) -> Any:
         raise InputError(f"{p}: {len(names)} NGFF axes for a {arr.ndim}-d array at level {ds['path']!r}")
     shape = dict(zip(names, arr.shape))
     if shape.get("t", 1) > 1:
-        raise InputError(f"{p} is a time series ({shape['t']} time points): slicewise reads one Z×Y×X(×C) volume; "
-                         f"save one time point")
+        raise InputError(
+            f"{p} is a time series ({shape['t']} time points): slicewise reads one Z×Y×X(×C) volume; "
+            f"save one time point"
+        )
     warn_missing_chunks(arr, f"{p}:{ds['path']}", attrs)
     view = _NGFFArray(arr, names)
-    return Volume(view, voxel_size=_voxel_size(ms, ds, axes), source=f"{p}:{ds['path']}",
-                  add_depth="z" not in names, reopen=(str(p), str(ds["path"])))
+    return Volume(
+        view,
+        voxel_size=_voxel_size(ms, ds, axes),
+        source=f"{p}:{ds['path']}",
+        add_depth="z" not in names,
+        reopen=(str(p), str(ds["path"])),
+    )
 
 
 def open_ngff_key(path: Path, key: str | None) -> Any | None:

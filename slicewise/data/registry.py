@@ -153,8 +153,13 @@ def list_datasets() -> list[dict[str, Any]]:
     return [get_entry(n) for n in load_registry()]
 
 
-def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-          source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+def fetch(
+    name: str,
+    dest: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Download (or take from ``source``) and convert dataset ``name``; return ``<dest>/<name>``.
 
     An already converted dataset (its ``metadata.json`` exists) is returned as is unless
@@ -169,7 +174,9 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
     if (out / "metadata.json").is_file() and not overwrite:
         return out
     if out.exists():
-        check_output_path(out, overwrite=overwrite, inputs=(source,), kind="dataset")  # fail before downloading anything
+        check_output_path(
+            out, overwrite=overwrite, inputs=(source,), kind="dataset"
+        )  # fail before downloading anything
     check_creatable_folder(out, what=f"dataset folder {out}")
     downloads = root / "downloads" / entry["name"]
     check_creatable_folder(downloads, what=f"download cache {downloads}")
@@ -183,16 +190,19 @@ def fetch(name: str, dest: str | os.PathLike | None = None, cache_dir: str | os.
                 p.rmdir()
 
 
-def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.PathLike | None,
-           overwrite: bool) -> Path:
+def _fetch(
+    entry: dict[str, Any], out: Path, downloads: Path, source: str | os.PathLike | None, overwrite: bool
+) -> Path:
     cache_dir = downloads.parent.parent
     if source is not None:
         files, hashes = _local_files(entry, check_input_path(Path(source).expanduser(), "--from"), downloads, cache_dir)
     else:
         if entry.get("manual"):
             where = entry.get("page") or "the authors"
-            raise InputError(f"{entry['name']} cannot be downloaded automatically: get it from {where}, then run "
-                             f"`slicewise data fetch {entry['name']} --from FILE_OR_DIR`")
+            raise InputError(
+                f"{entry['name']} cannot be downloaded automatically: get it from {where}, then run "
+                f"`slicewise data fetch {entry['name']} --from FILE_OR_DIR`"
+            )
         files, hashes = {}, {}
         for d in entry["downloads"]:
             path, digest = _download(entry, d, downloads, cache_dir)
@@ -212,8 +222,10 @@ def _fetch(entry: dict[str, Any], out: Path, downloads: Path, source: str | os.P
 
 
 def _offline_hint(name: str) -> str:
-    return (f"download the files yourself and run `slicewise data fetch {name} --from FILE_OR_DIR`, "
-            f"or pass local files directly to train/predict")
+    return (
+        f"download the files yourself and run `slicewise data fetch {name} --from FILE_OR_DIR`, "
+        f"or pass local files directly to train/predict"
+    )
 
 
 def _is_local_url(url: str) -> bool:
@@ -252,11 +264,12 @@ def _known_hash(d: dict[str, Any]) -> str | None:
 
 def _https(url: str) -> str | None:
     """The https form of a plain-http URL to a non-loopback host, else None."""
-    return "https://" + url[len("http://"):] if url.startswith("http://") and not _is_local_url(url) else None
+    return "https://" + url[len("http://") :] if url.startswith("http://") and not _is_local_url(url) else None
 
 
-def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path,
-              cache_dir: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
+def _download(
+    entry: dict[str, Any], d: dict[str, Any], folder: Path, cache_dir: str | os.PathLike | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Fetch one registry download into ``folder`` with pooch; returns (path, hash record).
 
     Checked against the registry's hash, else the sha256 recorded at the first download; with
@@ -281,8 +294,9 @@ def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path,
 
     def get(u: str) -> Path:
         downloader = _file_downloader if u.startswith("file://") else None
-        return Path(pooch.retrieve(u, known_hash=check, fname=d["fname"], path=folder, downloader=downloader,
-                                   progressbar=show))
+        return Path(
+            pooch.retrieve(u, known_hash=check, fname=d["fname"], path=folder, downloader=downloader, progressbar=show)
+        )
 
     try:
         if secure is not None:
@@ -294,29 +308,41 @@ def _download(entry: dict[str, Any], d: dict[str, Any], folder: Path,
         else:
             path = get(url)
     except requests.exceptions.HTTPError as err:
-        raise InputError(f"download of {url} failed ({err.response.status_code if err.response is not None else err}): "
-                         f"the file may have moved (see {entry.get('page') or 'the dataset page'}); {_offline_hint(name)}") from None
+        raise InputError(
+            f"download of {url} failed ({err.response.status_code if err.response is not None else err}): "
+            f"the file may have moved (see {entry.get('page') or 'the dataset page'}); {_offline_hint(name)}"
+        ) from None
     except requests.exceptions.RequestException as err:
         reason = type(err).__name__
-        raise OfflineError(f"download of {url} failed ({reason}: no connection or the server is down); "
-                           f"{_offline_hint(name)}") from None
+        raise OfflineError(
+            f"download of {url} failed ({reason}: no connection or the server is down); {_offline_hint(name)}"
+        ) from None
     except ValueError as err:
         if "hash" not in str(err).lower():
             raise
-        against = (f"registry's {known}" if known else
-                   f"sha256 recorded at its first download ({hashes_path(cache_dir)})")
-        raise InputError(f"checksum mismatch for {url}: the received file does not have the {against}; it was "
-                         f"discarded (corrupt download or changed upstream), retry or use --from") from None
+        against = (
+            f"registry's {known}" if known else f"sha256 recorded at its first download ({hashes_path(cache_dir)})"
+        )
+        raise InputError(
+            f"checksum mismatch for {url}: the received file does not have the {against}; it was "
+            f"discarded (corrupt download or changed upstream), retry or use --from"
+        ) from None
     digest = pooch.file_hash(str(path))
     how = " over plain http (the host serves no https)" if plain_http else ""
     if check is None:
         record_sha256(key, digest, cache_dir)
-        warn(f"{d['fname']} of {name} was downloaded{how} UNVERIFIED: its publisher gives no checksum; sha256 {digest} "
-             f"is recorded in {hashes_path(cache_dir)} and later downloads are checked against it")
+        warn(
+            f"{d['fname']} of {name} was downloaded{how} UNVERIFIED: its publisher gives no checksum; sha256 {digest} "
+            f"is recorded in {hashes_path(cache_dir)} and later downloads are checked against it"
+        )
     elif plain_http:
         warn(f"{d['fname']} of {name} was downloaded over plain http (the host serves no https); its checksum matched")
-    return path, {"url": url, "sha256": digest, "verified": check is not None,
-                  **({"verified_against": "first download"} if recorded and not known else {})}
+    return path, {
+        "url": url,
+        "sha256": digest,
+        "verified": check is not None,
+        **({"verified_against": "first download"} if recorded and not known else {}),
+    }
 
 
 def _archive_suffix(path: Path) -> str | None:
@@ -349,8 +375,9 @@ def _unpack(path: Path, folder: Path, fresh: bool = False) -> Path:
     return target
 
 
-def _local_files(entry: dict[str, Any], source: Path, folder: Path,
-                 cache_dir: str | os.PathLike | None = None) -> tuple[dict[str, Path], dict[str, Any]]:
+def _local_files(
+    entry: dict[str, Any], source: Path, folder: Path, cache_dir: str | os.PathLike | None = None
+) -> tuple[dict[str, Path], dict[str, Any]]:
     """Map each registry download name to ``source`` (a file, an archive or an extracted folder);
     archives are extracted afresh into ``folder`` (the user's folder is never written to).
 
@@ -362,14 +389,18 @@ def _local_files(entry: dict[str, Any], source: Path, folder: Path,
     if source.is_file():
         if len(fnames) > 1:
             what = "is one of" if source.name in fnames else "is none of"
-            raise InputError(f"--from {source} {what} the {len(fnames)} files {entry['name']} needs "
-                             f"({', '.join(fnames)}): pass the folder holding them all")
+            raise InputError(
+                f"--from {source} {what} the {len(fnames)} files {entry['name']} needs "
+                f"({', '.join(fnames)}): pass the folder holding them all"
+            )
         originals = {fnames[0]: source}
     else:
         originals = {f: source / f if (source / f).exists() else source for f in fnames}
     files = {f: _unpack(p, folder, fresh=True) for f, p in originals.items()}
-    hashes = {f: {"url": None, "sha256": _sha256(p) if p.is_file() else None, "verified": False, "local": str(p)}
-              for f, p in originals.items()}
+    hashes = {
+        f: {"url": None, "sha256": _sha256(p) if p.is_file() else None, "verified": False, "local": str(p)}
+        for f, p in originals.items()
+    }
     published = {d["fname"]: d for d in entry["downloads"]}
     for f, rec in hashes.items():
         if not rec["sha256"]:  # an extracted folder: nothing to hash
@@ -401,16 +432,22 @@ def _warn_unpublished(hashes: dict[str, Any]) -> None:
         if rec.get("published_sha256") or rec.get("published_md5"):
             differ.append(f"{rec['local']} differs from the published {f}")
         elif rec.get("recorded_sha256"):
-            differ.append(f"{rec['local']} differs from the {f} downloaded earlier (its sha256 is recorded in the cache's "
-                          f"sha256.json)")
+            differ.append(
+                f"{rec['local']} differs from the {f} downloaded earlier (its sha256 is recorded in the cache's "
+                f"sha256.json)"
+            )
         else:
             unknown.append(f)
     if differ:
-        warn(f"--from checksum mismatch: {'; '.join(differ)}: converted anyway; results may differ from the published "
-             f"data set (check the files, or download them again)")
+        warn(
+            f"--from checksum mismatch: {'; '.join(differ)}: converted anyway; results may differ from the published "
+            f"data set (check the files, or download them again)"
+        )
     if unknown:
-        warn(f"--from {', '.join(unknown)}: not verified, the registry publishes no checksum for "
-             f"{'them' if len(unknown) > 1 else 'it'}; converted as given")
+        warn(
+            f"--from {', '.join(unknown)}: not verified, the registry publishes no checksum for "
+            f"{'them' if len(unknown) > 1 else 'it'}; converted as given"
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -444,13 +481,18 @@ def _members(entry: dict[str, Any], spec: dict[str, Any], root: Path) -> list[Pa
 
     if not root.is_dir():
         raise InputError(f"{entry['name']}: expected {spec['file']} to be an archive or a folder, got the file {root}")
-    matches = [p for p in root.glob("**/" + spec["member"]) if not p.name.startswith(".")
-               and (p.is_file() or p.suffix.lower() in (".zarr", ".n5"))]
+    matches = [
+        p
+        for p in root.glob("**/" + spec["member"])
+        if not p.name.startswith(".") and (p.is_file() or p.suffix.lower() in (".zarr", ".n5"))
+    ]
     if spec.get("exclude"):
         matches = [p for p in matches if not fnmatch.fnmatch(p.name, spec["exclude"])]
     if not matches:
-        raise InputError(f"{entry['name']}: no files matching {spec['member']!r} under {root}: "
-                         f"is this the right download (format: {entry.get('format')})?")
+        raise InputError(
+            f"{entry['name']}: no files matching {spec['member']!r} under {root}: "
+            f"is this the right download (format: {entry.get('format')})?"
+        )
     return natsorted(matches, key=lambda p: str(p))
 
 
@@ -466,7 +508,9 @@ def _open_output(entry: dict[str, Any], spec: dict[str, Any], files: dict[str, P
         vol = open_volume(root, key=spec.get("key"))
     if spec.get("z"):
         start, stop = spec["z"]
-        vol = Volume(_ZRange(vol, int(start), int(stop)), voxel_size=vol.voxel_size, source=f"{vol.source}[{start}:{stop}]")
+        vol = Volume(
+            _ZRange(vol, int(start), int(stop)), voxel_size=vol.voxel_size, source=f"{vol.source}[{start}:{stop}]"
+        )
     return vol
 
 
@@ -482,15 +526,19 @@ def check_consistency(entry: dict[str, Any], files: dict[str, Path]) -> None:
             n_raw = len(_members(entry, raw_spec, files[raw_spec["file"]]))
             n_lab = len(_members(entry, lab_spec, files[lab_spec["file"]]))
             if n_raw != n_lab:
-                raise InputError(f"{entry['name']}: {split} has {n_raw} images but {n_lab} label files: every image needs "
-                                 f"its labels; is this the complete download?")
+                raise InputError(
+                    f"{entry['name']}: {split} has {n_raw} images but {n_lab} label files: every image needs "
+                    f"its labels; is this the complete download?"
+                )
             continue
         with _open_output(entry, raw_spec, files) as raw, _open_output(entry, lab_spec, files) as lab:
             raw_shape, lab_shape = tuple(raw.shape), tuple(lab.shape)
         if lab_shape != raw_shape[:3]:
-            raise InputError(f"{entry['name']}: the {split} labels ({lab_spec['file']}) have shape {lab_shape} but the raw "
-                             f"volume ({raw_spec['file']}) has {raw_shape}: they must match voxel for voxel; check that "
-                             f"these are the right files")
+            raise InputError(
+                f"{entry['name']}: the {split} labels ({lab_spec['file']}) have shape {lab_shape} but the raw "
+                f"volume ({raw_spec['file']}) has {raw_shape}: they must match voxel for voxel; check that "
+                f"these are the right files"
+            )
 
 
 def published_shapes(entry: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -516,17 +564,24 @@ def published_shapes(entry: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 def _warn_size(entry: dict[str, Any], written: dict[str, Any]) -> None:
     """After a ``--from`` conversion: one warning line when a raw volume's Z×Y×X is not the published size."""
     expected = published_shapes(entry)
-    off = [f"{role} is {'x'.join(map(str, rec['shape'][:3]))}, published {'x'.join(map(str, expected[role.split('/')[0]]))}"
-           for role, rec in written.items()
-           if role.endswith("/raw") and "shape" in rec and role.split("/")[0] in expected
-           and tuple(rec["shape"][:3]) != expected[role.split("/")[0]]]
+    off = [
+        f"{role} is {'x'.join(map(str, rec['shape'][:3]))}, published {'x'.join(map(str, expected[role.split('/')[0]]))}"
+        for role, rec in written.items()
+        if role.endswith("/raw")
+        and "shape" in rec
+        and role.split("/")[0] in expected
+        and tuple(rec["shape"][:3]) != expected[role.split("/")[0]]
+    ]
     if off:
-        warn(f"--from data of {entry['name']} differ in size from the published data set ({'; '.join(off)}): converted "
-             f"anyway; check that these are the right (complete) files")
+        warn(
+            f"--from data of {entry['name']} differ in size from the published data set ({'; '.join(off)}): converted "
+            f"anyway; check that these are the right (complete) files"
+        )
 
 
-def _convert_output(entry: dict[str, Any], role: str, spec: dict[str, Any], files: dict[str, Path],
-                    tmp: Path) -> dict[str, Any]:
+def _convert_output(
+    entry: dict[str, Any], role: str, spec: dict[str, Any], files: dict[str, Path], tmp: Path
+) -> dict[str, Any]:
     """Write one output role (``split/raw`` or ``split/labels``) into ``tmp``; returns its record."""
     voxel = entry.get("voxel_size")
     if spec.get("images"):
@@ -584,16 +639,26 @@ def rasterise_polygons_xml(xml: str | os.PathLike, shape: tuple[int, int]) -> np
     return out
 
 
-def _metadata(entry: dict[str, Any], written: dict[str, Any], hashes: dict[str, Any],
-              source: str | os.PathLike | None) -> dict[str, Any]:
+def _metadata(
+    entry: dict[str, Any], written: dict[str, Any], hashes: dict[str, Any], source: str | os.PathLike | None
+) -> dict[str, Any]:
     import slicewise
 
     return {
-        "name": entry["name"], "title": entry.get("title"), "modality": entry.get("modality"), "task": entry.get("task"),
-        "source_urls": [d.get("url") for d in entry["downloads"]], "page": entry.get("page"),
-        "files": hashes, "local_source": str(source) if source is not None else None,
-        "voxel_size": entry.get("voxel_size"), "voxel_unit": "nm", "axes": "ZYX(C)",
-        "licence": entry.get("licence"), "citation": entry.get("citation"),
-        "label_convention": entry.get("label_convention"), "outputs": written,
+        "name": entry["name"],
+        "title": entry.get("title"),
+        "modality": entry.get("modality"),
+        "task": entry.get("task"),
+        "source_urls": [d.get("url") for d in entry["downloads"]],
+        "page": entry.get("page"),
+        "files": hashes,
+        "local_source": str(source) if source is not None else None,
+        "voxel_size": entry.get("voxel_size"),
+        "voxel_unit": "nm",
+        "axes": "ZYX(C)",
+        "licence": entry.get("licence"),
+        "citation": entry.get("citation"),
+        "label_convention": entry.get("label_convention"),
+        "outputs": written,
         "converted_by": f"slicewise {slicewise.__version__}",
     }

@@ -86,8 +86,16 @@ def resolve_roi(roi: Roi | Sequence[slice] | None, shape: Sequence[int], what: s
                 f"{option}: the {name} range {_fmt(s)} is empty for a volume of {name}-size {n}: give START < STOP within 0..{n}"
             )
         if any(v is not None and not -int(n) <= v <= int(n) for v in (s.start, s.stop)):
-            log.warning("%s: the %s range %s reaches beyond the volume (%s-size %d): clipped to %d:%d",
-                        option, name, _fmt(s), name, n, start, stop)
+            log.warning(
+                "%s: the %s range %s reaches beyond the volume (%s-size %d): clipped to %d:%d",
+                option,
+                name,
+                _fmt(s),
+                name,
+                n,
+                start,
+                stop,
+            )
         out.append(slice(start, stop))
     return tuple(out)  # type: ignore[return-value]
 
@@ -115,11 +123,15 @@ def parse_sizes(value: Any, n: int, what: str, example: str, minimum: int = 1) -
         else:
             items = [_integer(v) for v in value]
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{what} {value!r} is not {'one or ' if n > 1 else ''}{n} integers: write e.g. {example}") from None
+        raise InputError(
+            f"{what} {value!r} is not {'one or ' if n > 1 else ''}{n} integers: write e.g. {example}"
+        ) from None
     if len(items) == 1:
         items = items * n
     if len(items) != n or min(items) < minimum:
-        raise InputError(f"{what} {value!r} must be {'one or ' if n > 1 else ''}{n} integers >= {minimum}, e.g. {example}")
+        raise InputError(
+            f"{what} {value!r} must be {'one or ' if n > 1 else ''}{n} integers >= {minimum}, e.g. {example}"
+        )
     return tuple(items)
 
 

@@ -144,7 +144,9 @@ def _as_extra_lists(extras: Mapping[str, Any] | None, labels: list[Any]) -> dict
         vols = [np.asarray(e)[None] if len(e.shape) == 2 else e for e in vols]
         for i, (e, lab) in enumerate(zip(vols, labels)):
             if tuple(e.shape) != tuple(lab.shape):
-                raise InputError(f"extra {name!r} of volume {i} has shape {tuple(e.shape)}, the labels {tuple(lab.shape)}: they must match")
+                raise InputError(
+                    f"extra {name!r} of volume {i} has shape {tuple(e.shape)}, the labels {tuple(lab.shape)}: they must match"
+                )
         out[str(name)] = vols
     return out
 
@@ -203,11 +205,15 @@ class PatchSampler:
         for v, (r, zs) in enumerate(zip(self.raws, per_volume)):
             depth, height, width = (int(s) for s in r.shape[:3])
             if ph > height or pw > width:
-                raise InputError(f"patch {ph}x{pw} is larger than volume {v} ({height}x{width} in-plane): use a patch of at most {height}x{width}")
+                raise InputError(
+                    f"patch {ph}x{pw} is larger than volume {v} ({height}x{width} in-plane): use a patch of at most {height}x{width}"
+                )
             allowed = set(valid_centres(depth, self.k, self.dz, border).tolist())
             bad = [int(z) for z in zs if int(z) not in allowed]
             if bad:
-                raise InputError(f"centres {bad[:5]} of volume {v} are outside the volume or lack context under border={border!r}")
+                raise InputError(
+                    f"centres {bad[:5]} of volume {v} are outside the volume or lack context under border={border!r}"
+                )
             items.extend((v, int(z)) for z in zs)
         if not items:
             raise InputError("no training centres to sample from")
@@ -346,10 +352,14 @@ class DevicePatchSampler:
         import torch
 
         if sampler.extras:
-            raise InputError("device-resident sampling does not crop extra volumes (instances for the boundary/distance heads): use data.on_device=false")
+            raise InputError(
+                "device-resident sampling does not crop extra volumes (instances for the boundary/distance heads): use data.on_device=false"
+            )
         raws = sampler.raws
         if len(raws) > 1 and (any(int(r.shape[0]) != 1 for r in raws) or len({tuple(r.shape[1:]) for r in raws}) != 1):
-            raise InputError("device-resident sampling takes one volume or 2-D images of one size: use data.on_device=false")
+            raise InputError(
+                "device-resident sampling takes one volume or 2-D images of one size: use data.on_device=false"
+            )
         self.device = torch.device(device)
         self.patch, self.k, self.dz, self.border = sampler.patch, sampler.k, sampler.dz, sampler.border
         self.foreground_fraction = sampler.foreground_fraction
@@ -365,7 +375,9 @@ class DevicePatchSampler:
         if classes is not None:  # classes the label dtype cannot hold are absent anyway (no wrap-around on the cast)
             info = torch.iinfo(self.labels.dtype)
             classes = [int(c) for c in classes if info.min <= int(c) <= info.max]
-        self.foreground_classes = None if classes is None else torch.as_tensor(classes, dtype=self.labels.dtype, device=self.device)
+        self.foreground_classes = (
+            None if classes is None else torch.as_tensor(classes, dtype=self.labels.dtype, device=self.device)
+        )
         if self.foreground_fraction > 0:
             depth, height = self.labels.shape[:2]
             cum = torch.zeros((depth, height), dtype=torch.int64, device=self.device)
@@ -404,7 +416,9 @@ class DevicePatchSampler:
             r = (torch.rand(n, generator=g, device=dev, dtype=torch.float64) * total).long()
             r = torch.minimum(r, (total - 1).clamp_min(0))
             row = torch.searchsorted(cum, r[:, None], right=True).squeeze(1).clamp_max(height - 1)
-            before = torch.where(row > 0, cum.gather(1, (row - 1).clamp_min(0)[:, None]).squeeze(1), torch.zeros_like(row))
+            before = torch.where(
+                row > 0, cum.gather(1, (row - 1).clamp_min(0)[:, None]).squeeze(1), torch.zeros_like(row)
+            )
             in_row = self._foreground(self.labels[z, row]).to(torch.int64).cumsum(1)  # (n, W)
             col = torch.searchsorted(in_row, (r - before)[:, None], right=True).squeeze(1).clamp_max(width - 1)
             jy = torch.randint(-(ph // 4), ph // 4 + 1, (n,), generator=g, device=dev)

@@ -45,7 +45,9 @@ def _prepare(x: Any, channel_axis: int | None, rgb: bool = False) -> tuple[torch
     else:
         a = np.asarray(x)
         if not np.issubdtype(a.dtype, np.floating):
-            raise InputError(f"domain shifts take float images in [0, 1], got dtype {a.dtype}: convert with to_unit_float first")
+            raise InputError(
+                f"domain shifts take float images in [0, 1], got dtype {a.dtype}: convert with to_unit_float first"
+            )
         t, was_numpy = torch.from_numpy(np.ascontiguousarray(a)), True
     if channel_axis is None:
         return t, was_numpy, None
@@ -104,8 +106,9 @@ def gaussian_kernel(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     return k / k.sum(1, keepdim=True)
 
 
-def blur_planes(t: torch.Tensor, sigma: float | torch.Tensor, max_sigma: float | None = None,
-                out: torch.Tensor | None = None) -> torch.Tensor:
+def blur_planes(
+    t: torch.Tensor, sigma: float | torch.Tensor, max_sigma: float | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Gaussian blur of every H×W plane (the last two axes) of ``t``: kernel ±ceil(3σ) px (at most the plane
     size − 1), reflect borders, separable; into ``out`` (which may be ``t`` itself) or a new tensor. The one
     blur kernel (the ``gaussian_blur`` shift and the augmentation).
@@ -134,10 +137,10 @@ def blur_planes(t: torch.Tensor, sigma: float | torch.Tensor, max_sigma: float |
         weights = [float(v) for v in k[0]]
     rows = torch.zeros((*lead, h, w + 2 * radius), dtype=t.dtype, device=t.device)
     for j, wj in enumerate(weights):
-        _axpy(rows, planes[..., j:j + h, :], wj)
+        _axpy(rows, planes[..., j : j + h, :], wj)
     out = torch.zeros_like(t) if out is None else out.zero_()
     for j, wj in enumerate(weights):
-        _axpy(out, rows[..., :, j:j + w], wj)
+        _axpy(out, rows[..., :, j : j + w], wj)
     return out
 
 
@@ -266,8 +269,10 @@ def describe_shift(name: str, strength: float) -> str:
     """``describe_shift("contrast", 0.5)`` → ``"contrast=0.5: intensities scaled by 0.5 about the mean of each
     slice of the tile (intensities in [0, 1], result clipped to [0, 1])"``."""
     _lookup(name)
-    return (f"{name}={strength:g}: {DEFINITIONS[name].format(s=float(strength))} "
-            f"(intensities in [0, 1], result clipped to [0, 1])")
+    return (
+        f"{name}={strength:g}: {DEFINITIONS[name].format(s=float(strength))} "
+        f"(intensities in [0, 1], result clipped to [0, 1])"
+    )
 
 
 def parse_shift(text: str) -> tuple[str, float]:

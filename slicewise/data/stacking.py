@@ -34,7 +34,9 @@ BORDERS: tuple[str, ...] = typing.get_args(Border)
 def check_stack_params(depth: int, k: int = 3, dz: int = 1, border: str = "reflect") -> int:
     """Validate k, d, border against a volume depth; return r = (k-1)/2."""
     if not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
-        raise InputError(f"in_slices k={k} must be a positive odd number (1, 3, 5, ...): the centre slice needs equal context on both sides")
+        raise InputError(
+            f"in_slices k={k} must be a positive odd number (1, 3, 5, ...): the centre slice needs equal context on both sides"
+        )
     if not isinstance(dz, (int, np.integer)) or dz < 1:
         raise InputError(f"z-step d={dz} must be an integer >= 1")
     if border not in BORDERS:
@@ -83,7 +85,9 @@ def stack_index_tensor(centres: Any, depth: int, k: int = 3, dz: int = 1, border
     idx = z[:, None] + (torch.arange(k, device=z.device) - r) * dz
     if border == "skip":
         if bool(((idx[:, 0] < 0) | (idx[:, -1] >= depth)).any()):
-            raise InputError(f"a centre has no full {k}-slice context under border='skip': take centres from valid_centres()")
+            raise InputError(
+                f"a centre has no full {k}-slice context under border='skip': take centres from valid_centres()"
+            )
         return idx
     if border == "replicate":
         return idx.clamp(0, depth - 1)
@@ -163,13 +167,15 @@ def crop_views(volume: Any, index: Any, rows: Any, cols: Any, transpose: Any = N
         flips = []
         if step != 0 and all(z[c + 1] - z[c] == step for c in range(len(z) - 1)):
             lo = min(z[0], z[-1])
-            v = volume[lo:lo + abs(step) * (len(z) - 1) + 1:abs(step), y0:y0 + ph, x0:x0 + pw]
+            v = volume[lo : lo + abs(step) * (len(z) - 1) + 1 : abs(step), y0 : y0 + ph, x0 : x0 + pw]
             flips += [0] if step < 0 else []
         else:  # reflected or replicated border slices
-            v = torch.stack([volume[zc, y0:y0 + ph, x0:x0 + pw] for zc in z])
+            v = torch.stack([volume[zc, y0 : y0 + ph, x0 : x0 + pw] for zc in z])
         if swap[b]:
             v = v.transpose(1, 2)  # a view: the consumer's copy reads it transposed
-        flips += [d for d, run in ((1, ry), (2, rx)) if run[1][b] < 0]  # read in reverse (after a transpose: swapped axes)
+        flips += [
+            d for d, run in ((1, ry), (2, rx)) if run[1][b] < 0
+        ]  # read in reverse (after a transpose: swapped axes)
         crops.append(v.flip([3 - d if (swap[b] and d) else d for d in flips]) if flips else v)
     return crops
 
@@ -220,7 +226,9 @@ def stack_slices(
     for z in zs:
         idx = stack_indices(int(z), depth, k, dz, border)
         if idx is None:
-            raise InputError(f"centre z={int(z)} has no full {k}-slice context under border='skip': take centres from valid_centres()")
+            raise InputError(
+                f"centre z={int(z)} has no full {k}-slice context under border='skip': take centres from valid_centres()"
+            )
         rows.append(idx)
     index = np.stack(rows) if rows else np.zeros((0, k), np.int64)
     if origins is not None:
@@ -229,8 +237,15 @@ def stack_slices(
         o = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
         if len(o) != len(zs):
             raise InputError(f"{len(o)} crop origins for {len(zs)} centres: give one origin per centre")
-        crops = [stack_slices(volume, int(z), k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw))) for z, (y, x) in zip(zs, o)]
-        out = np.stack(crops) if crops else np.zeros((0, k * (int(volume.shape[3]) if len(volume.shape) == 4 else 1), ph, pw), volume.dtype)
+        crops = [
+            stack_slices(volume, int(z), k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw)))
+            for z, (y, x) in zip(zs, o)
+        ]
+        out = (
+            np.stack(crops)
+            if crops
+            else np.zeros((0, k * (int(volume.shape[3]) if len(volume.shape) == 4 else 1), ph, pw), volume.dtype)
+        )
         return out[0] if scalar else out
     else:
         ys, xs = yx if yx is not None else (slice(None), slice(None))
@@ -247,14 +262,29 @@ def stack_slices(
     return out[0] if scalar else out
 
 
-def _stack_torch(volume: Any, centres: Any, depth: int, k: int, dz: int, border: str, yx: tuple[slice, slice] | None,
-                 origins: Any, size: tuple[int, int] | None) -> Any:
+def _stack_torch(
+    volume: Any,
+    centres: Any,
+    depth: int,
+    k: int,
+    dz: int,
+    border: str,
+    yx: tuple[slice, slice] | None,
+    origins: Any,
+    size: tuple[int, int] | None,
+) -> Any:
     """The torch path of :func:`stack_slices` (indices computed and gathered on ``volume.device``)."""
     import torch
 
     dev = volume.device
-    scalar = (not isinstance(centres, torch.Tensor) and np.ndim(centres) == 0) or (isinstance(centres, torch.Tensor) and centres.ndim == 0)
-    zc = centres.to(dev) if isinstance(centres, torch.Tensor) else torch.as_tensor(np.atleast_1d(np.asarray(centres, np.int64)), device=dev)
+    scalar = (not isinstance(centres, torch.Tensor) and np.ndim(centres) == 0) or (
+        isinstance(centres, torch.Tensor) and centres.ndim == 0
+    )
+    zc = (
+        centres.to(dev)
+        if isinstance(centres, torch.Tensor)
+        else torch.as_tensor(np.atleast_1d(np.asarray(centres, np.int64)), device=dev)
+    )
     if not isinstance(centres, torch.Tensor):
         bad = [int(z) for z in zc.tolist() if not 0 <= z < depth]
         if bad:

@@ -65,7 +65,9 @@ def _check_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return z, y, x
 
 
-def _smooth_displacement(coords: np.ndarray, rng: np.random.Generator, amplitude: float, wavelength: float) -> np.ndarray:
+def _smooth_displacement(
+    coords: np.ndarray, rng: np.random.Generator, amplitude: float, wavelength: float
+) -> np.ndarray:
     """A smooth random displacement (N, 3) of physical coordinates: a sum of 3 random plane waves per axis."""
     out = np.zeros_like(coords)
     for axis in range(3):
@@ -78,7 +80,14 @@ def _smooth_displacement(coords: np.ndarray, rng: np.random.Generator, amplitude
     return out
 
 
-def _voronoi_cells(shape: tuple[int, int, int], n_cells: int, anisotropy: float, rng: np.random.Generator, wobble: float, cell_size: float) -> np.ndarray:
+def _voronoi_cells(
+    shape: tuple[int, int, int],
+    n_cells: int,
+    anisotropy: float,
+    rng: np.random.Generator,
+    wobble: float,
+    cell_size: float,
+) -> np.ndarray:
     """Voronoi cell ids 1…n (int32, Z×Y×X) on warped physical coordinates."""
     z, y, x = shape
     extent = np.array([z * anisotropy, y, x], dtype=np.float64)
@@ -105,7 +114,9 @@ def _membranes(cells: np.ndarray, width: int) -> np.ndarray:
     return band
 
 
-def _place_mitochondria(cells: np.ndarray, membrane: np.ndarray, density: float, anisotropy: float, rng: np.random.Generator) -> np.ndarray:
+def _place_mitochondria(
+    cells: np.ndarray, membrane: np.ndarray, density: float, anisotropy: float, rng: np.random.Generator
+) -> np.ndarray:
     """Non-overlapping ellipsoids inside single cells, >= 2 voxels from any membrane voxel.
     ``density``: target fraction of cell voxels covered. Returns instance ids (int32)."""
     mito = np.zeros(cells.shape, dtype=np.int32)

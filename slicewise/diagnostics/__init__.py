@@ -26,6 +26,8 @@ _DEPRECATED = {"weights": "audit_weights", "shift": "shift_report"}
 def __getattr__(name: str) -> Any:
     if name in _DEPRECATED:
         new = _DEPRECATED[name]
-        warnings.warn(f"slicewise.audit.{name} is deprecated: use slicewise.audit.{new}", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"slicewise.audit.{name} is deprecated: use slicewise.audit.{new}", DeprecationWarning, stacklevel=2
+        )
         return globals()[new]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -64,7 +64,9 @@ def _statistic(k: int):
     return stat
 
 
-def summarize_shares(tile_shares: Any, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95) -> dict[str, Any]:
+def summarize_shares(
+    tile_shares: Any, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95
+) -> dict[str, Any]:
     """Mean shares over tiles and the indices, each with a percentile-bootstrap CI over tiles.
 
     ``tile_shares``: ``(N, k)``, one row per tile summing to 1. Returns
@@ -78,13 +80,24 @@ def summarize_shares(tile_shares: Any, *, seed: int = 0, n_resamples: int = 2000
     stat = _statistic(k)
     point = stat(s.T, axis=-1)
     if n > 1:
-        res = stats.bootstrap((s.T,), stat, axis=-1, vectorized=True, n_resamples=n_resamples,
-                              confidence_level=level, method="percentile", random_state=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (s.T,),
+            stat,
+            axis=-1,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=level,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
         low, high = np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
     else:
         low, high = point.copy(), point.copy()
     out: dict[str, Any] = {
-        "shares": [{"slice": c, "offset": c - r, "value": float(point[c]), "ci": [float(low[c]), float(high[c])]} for c in range(k)],
+        "shares": [
+            {"slice": c, "offset": c - r, "value": float(point[c]), "ci": [float(low[c]), float(high[c])]}
+            for c in range(k)
+        ],
     }
     for j, name in enumerate(INDICES):
         out[name] = {"value": float(point[k + j]), "ci": [float(low[k + j]), float(high[k + j])]}

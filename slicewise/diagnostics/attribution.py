@@ -71,7 +71,7 @@ def predicted_mask(model: nn.Module, x: torch.Tensor, target_class: int | None =
     """``(B, H, W)`` float mask where the model predicts ``target_class`` (argmax over seg channels; logit > 0 if one)."""
     channel, cls, n = seg_channel(model, target_class)
     with torch.no_grad():
-        seg = model(x)[:, channel - cls:channel - cls + n]
+        seg = model(x)[:, channel - cls : channel - cls + n]
     if n == 1:
         return (seg[:, 0] > 0).to(x.dtype)
     return (seg.argmax(1) == cls).to(x.dtype)
@@ -122,8 +122,13 @@ def attribute(
         a = InputXGradient(fwd).attribute(x, additional_forward_args=(mask,))
     else:
         baseline = x.detach().mean(dim=(1, 2, 3), keepdim=True).expand_as(x).contiguous()
-        a = IntegratedGradients(fwd).attribute(x, baselines=baseline, additional_forward_args=(mask,),
-                                               n_steps=n_steps, internal_batch_size=max(internal_batch_size or 0, x.shape[0]))
+        a = IntegratedGradients(fwd).attribute(
+            x,
+            baselines=baseline,
+            additional_forward_args=(mask,),
+            n_steps=n_steps,
+            internal_batch_size=max(internal_batch_size or 0, x.shape[0]),
+        )
     return a.detach().float().abs()
 
 
@@ -133,8 +138,16 @@ def tile_slice_shares(attr: torch.Tensor, k: int) -> torch.Tensor:
     return per / per.sum(1, keepdim=True)
 
 
-def sample_tiles(shape: tuple[int, ...], n_tiles: int, tile: int, k: int, dz: int = 1, border: str = "reflect",
-                 seed: int = 0, roi: Sequence[slice] | None = None) -> list[tuple[int, int, int]]:
+def sample_tiles(
+    shape: tuple[int, ...],
+    n_tiles: int,
+    tile: int,
+    k: int,
+    dz: int = 1,
+    border: str = "reflect",
+    seed: int = 0,
+    roi: Sequence[slice] | None = None,
+) -> list[tuple[int, int, int]]:
     """``n_tiles`` seeded ``(z, y0, x0)`` tile origins inside a Z×Y×X(×C) volume of ``shape``.
 
     ``roi`` ((z, y, x) slices, ``--z`` / ``--roi``): centre slices and whole tiles inside that box;
@@ -152,15 +165,18 @@ def sample_tiles(shape: tuple[int, ...], n_tiles: int, tile: int, k: int, dz: in
     centres = valid_centres(depth, k, dz, border)
     centres = centres[(centres >= zr.start) & (centres < zr.stop)]
     if not centres.size:
-        raise InputError(f"no slice in the z range {zr.start}:{zr.stop} has the context k={k}, dz={dz} needs: widen --z")
+        raise InputError(
+            f"no slice in the z range {zr.start}:{zr.stop} has the context k={k}, dz={dz} needs: widen --z"
+        )
     zs = rng.choice(centres, size=n_tiles)
     ys = yr.start + rng.integers(0, h - tile + 1, size=n_tiles)
     xs = xr.start + rng.integers(0, w - tile + 1, size=n_tiles)
     return [(int(z), int(y), int(x)) for z, y, x in zip(zs, ys, xs)]
 
 
-def read_tiles(volume: Any, origins: list[tuple[int, int, int]], tile: int, k: int, dz: int = 1,
-               border: str = "reflect") -> np.ndarray:
+def read_tiles(
+    volume: Any, origins: list[tuple[int, int, int]], tile: int, k: int, dz: int = 1, border: str = "reflect"
+) -> np.ndarray:
     """Stack the tiles at ``origins`` through :func:`stack_slices` → float32 ``(N, k·C, tile, tile)`` in [0, 1].
 
     The intensities pass :func:`slicewise.data.io.check_raw` (``per_block``: sampled only for the range use of
@@ -180,7 +196,9 @@ def model_k(model: nn.Module, k: int | None) -> int:
     """The model's input slice count; a different explicit ``k`` is an error."""
     mk = int(getattr(model, "in_slices", k or 1))
     if k is not None and int(k) != mk:
-        raise InputError(f"k={k} does not match the model, which takes {mk} input slices: drop k or use a model built for {k}")
+        raise InputError(
+            f"k={k} does not match the model, which takes {mk} input slices: drop k or use a model built for {k}"
+        )
     return mk
 
 
@@ -238,7 +256,9 @@ def attribution_report(
     if not isinstance(region, str):
         roi_mask = np.asarray(region)
         if roi_mask.shape[:3] != tuple(volume.shape[:3]):
-            raise InputError(f"ROI mask shape {roi_mask.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a mask of the same size")
+            raise InputError(
+                f"ROI mask shape {roi_mask.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a mask of the same size"
+            )
         region_name = "roi"
     elif region not in REGIONS:
         raise InputError(f"region {region!r} is unknown: use 'tile', 'mask' or an ROI mask file")
@@ -255,13 +275,24 @@ def attribution_report(
     try:
         starts = range(0, n_tiles, batch_size)
         for i in progress(starts, desc=f"attribution ({method})", total=len(starts)):
-            batch = origins[i:i + batch_size]
+            batch = origins[i : i + batch_size]
             x = torch.from_numpy(read_tiles(volume, batch, tile, k, dz)).to(dev)
             reg: str | torch.Tensor = region_name
             if roi_mask is not None:
-                reg = torch.from_numpy(np.stack([roi_mask[z, y:y + tile, x0:x0 + tile] != 0 for z, y, x0 in batch]).astype(np.float32))
-            a = attribute(model, x, method=method, target_class=target_class, region=reg, n_steps=n_steps,
-                          internal_batch_size=internal_batch_size or batch_size, bf16=bf16, channels_last=channels_last)
+                reg = torch.from_numpy(
+                    np.stack([roi_mask[z, y : y + tile, x0 : x0 + tile] != 0 for z, y, x0 in batch]).astype(np.float32)
+                )
+            a = attribute(
+                model,
+                x,
+                method=method,
+                target_class=target_class,
+                region=reg,
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size or batch_size,
+                bf16=bf16,
+                channels_last=channels_last,
+            )
             shares.append(tile_slice_shares(a, k).cpu())
             if sum(m.shape[0] for m in maps_in) < n_maps:  # keep pictures of the first n_maps tiles only
                 maps_in.append(x.detach().cpu().numpy())
@@ -273,7 +304,9 @@ def attribution_report(
     s = torch.cat(shares).numpy()
     keep = np.isfinite(s).all(axis=1)
     if not keep.any():
-        raise InputError(f"the target region is empty in all {n_tiles} tiles (class {cls}, region {region_name}): use region 'tile' or another class")
+        raise InputError(
+            f"the target region is empty in all {n_tiles} tiles (class {cls}, region {region_name}): use region 'tile' or another class"
+        )
     out: dict[str, Any] = {
         "kind": "attribution",
         "method": method,

@@ -92,10 +92,12 @@ def capture(model: nn.Module, callback: Callback) -> Iterator[None]:
     """Call ``callback(layer, activation (B, C, H, W))`` for every hooked layer during forwards."""
     handles = []
     for module, split in hook_points(model):
+
         def hook(_m: nn.Module, _inp: Any, out: Any, split: Callable = split) -> None:
             for name, act in split(out):
                 if act.ndim >= 2:
                     callback(name, act.detach())
+
         handles.append(module.register_forward_hook(hook))
     try:
         yield
@@ -116,7 +118,9 @@ class ChannelHistograms:
     bootstrap over tiles can resample them: memory T·C·bins float32 (32 tiles × 320 channels × 64 bins
     = 2.6 MB per layer); ``counts`` (C, bins) is their sum."""
 
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, bins: int = 64, positions: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, lo: torch.Tensor, hi: torch.Tensor, bins: int = 64, positions: torch.Tensor | None = None
+    ) -> None:
         self.bins = bins
         self.lo = lo
         self.positions = positions  # flat spatial indices taken from every tile (None: all)
@@ -186,11 +190,18 @@ def _forward_all(model: nn.Module, tiles: np.ndarray, dev: torch.device, batch_s
     with torch.no_grad():
         starts = range(0, len(tiles), batch_size)
         for i in progress(starts, desc=desc, total=len(starts)):
-            model(torch.from_numpy(tiles[i:i + batch_size]).to(dev))
+            model(torch.from_numpy(tiles[i : i + batch_size]).to(dev))
 
 
-def layer_ranges(model: nn.Module, tiles: np.ndarray, dev: torch.device, *, batch_size: int = 16,
-                 range_samples: int = 20000, seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def layer_ranges(
+    model: nn.Module,
+    tiles: np.ndarray,
+    dev: torch.device,
+    *,
+    batch_size: int = 16,
+    range_samples: int = 20000,
+    seed: int = 0,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per layer, per channel 0.1 and 99.9 percentiles of the source activations (from a seeded position sample)."""
     n_batches = math.ceil(len(tiles) / batch_size)
     per_batch = max(1, math.ceil(range_samples / n_batches))
@@ -210,15 +221,22 @@ def layer_ranges(model: nn.Module, tiles: np.ndarray, dev: torch.device, *, batc
         v = torch.cat(parts, 1)
         qs = torch.tensor([0.001, 0.999], dtype=torch.float64, device=v.device)
         rows = max(1, (1 << 24) // v.shape[1])  # torch.quantile takes at most 2**24 elements per call
-        q = torch.cat([torch.quantile(v[i:i + rows].double(), qs, dim=1) for i in range(0, v.shape[0], rows)], 1)
+        q = torch.cat([torch.quantile(v[i : i + rows].double(), qs, dim=1) for i in range(0, v.shape[0], rows)], 1)
         out[name] = (q[0].float(), q[1].float())
     return out
 
 
-def layer_histograms(model: nn.Module, tiles: np.ndarray, dev: torch.device,
-                     ranges: Mapping[str, tuple[torch.Tensor, torch.Tensor]], *, bins: int = 64,
-                     batch_size: int = 16, desc: str = "histograms",
-                     positions: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def layer_histograms(
+    model: nn.Module,
+    tiles: np.ndarray,
+    dev: torch.device,
+    ranges: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    bins: int = 64,
+    batch_size: int = 16,
+    desc: str = "histograms",
+    positions: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """Per-layer per-tile per-channel counts (T, C, bins) of the activations on ``tiles`` (only the flat
     spatial ``positions`` of a layer where given)."""
     positions = positions or {}
@@ -228,8 +246,9 @@ def layer_histograms(model: nn.Module, tiles: np.ndarray, dev: torch.device,
     return {name: h.tile_counts for name, h in hists.items()}
 
 
-def layer_positions(model: nn.Module, tiles: np.ndarray, dev: torch.device,
-                    seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+def layer_positions(
+    model: nn.Module, tiles: np.ndarray, dev: torch.device, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
     """Equal-size disjoint position sets per layer: ``(set_a, set_b, n)``.
 
     ``n = ⌊m / 2⌋`` with ``m`` the smallest layer's positions (H·W) per tile; per layer a seeded random
@@ -247,12 +266,13 @@ def layer_positions(model: nn.Module, tiles: np.ndarray, dev: torch.device,
             set_a[name] = set_b[name] = torch.arange(size)
             continue
         perm = torch.randperm(size, generator=torch.Generator().manual_seed(int(seed) * 1009 + i))
-        set_a[name], set_b[name] = perm[:n].sort().values, perm[n:2 * n].sort().values
+        set_a[name], set_b[name] = perm[:n].sort().values, perm[n : 2 * n].sort().values
     return set_a, set_b, n
 
 
-def layer_distance(source: torch.Tensor, shifted: torch.Tensor, null_a: torch.Tensor,
-                   null_b: torch.Tensor) -> dict[str, float]:
+def layer_distance(
+    source: torch.Tensor, shifted: torch.Tensor, null_a: torch.Tensor, null_b: torch.Tensor
+) -> dict[str, float]:
     """``{"raw", "null", "corrected"}``: mean_j H_j of source vs shifted, of the null pair (two disjoint
     halves of the unshifted data, each the size of the comparison's samples), and raw − null.
 
@@ -260,6 +280,7 @@ def layer_distance(source: torch.Tensor, shifted: torch.Tensor, null_a: torch.Te
     and ``null_b`` the unshifted set B.
 
     Count tables (C, bins) or per-tile (T, C, bins) (summed over tiles)."""
+
     def total(c: torch.Tensor) -> torch.Tensor:
         return c.double().sum(0) if c.ndim == 3 else c.double()
 
@@ -268,8 +289,15 @@ def layer_distance(source: torch.Tensor, shifted: torch.Tensor, null_a: torch.Te
     return {"raw": raw, "null": null, "corrected": raw - null}
 
 
-def bootstrap_layer_score(source: torch.Tensor, shifted: torch.Tensor, *, n_resamples: int = 1000,
-                          confidence: float = 0.95, seed: int = 0, chunk: int = 100) -> tuple[float, float, float]:
+def bootstrap_layer_score(
+    source: torch.Tensor,
+    shifted: torch.Tensor,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    chunk: int = 100,
+) -> tuple[float, float, float]:
     """(score, low, high): the layer score ``mean_j H_j`` of the summed histograms and its percentile
     bootstrap interval over tiles.
 
@@ -337,8 +365,14 @@ def shift_report(
     dev = resolve_device(device)
     labels = [f"{n}={s:g}" for n, s in pairs]
     result: dict[str, Any] = {
-        "kind": "shift", "tile": int(tile), "dz": int(dz), "seed": int(seed), "bins": int(bins),
-        "n_tiles": int(n_tiles), "n_resamples": int(n_resamples), "confidence": 0.95,
+        "kind": "shift",
+        "tile": int(tile),
+        "dz": int(dz),
+        "seed": int(seed),
+        "bins": int(bins),
+        "n_tiles": int(n_tiles),
+        "n_resamples": int(n_resamples),
+        "confidence": 0.95,
         "scores_are": "bias-corrected: raw − null (raw: source positions A vs shifted positions B; null: A vs B unshifted)",
         "shifts": [{"name": n, "strength": float(s), "label": lab} for (n, s), lab in zip(pairs, labels)],
         "models": {},
@@ -353,14 +387,16 @@ def shift_report(
         try:
             ranges = layer_ranges(model, tiles, dev, batch_size=batch_size, range_samples=range_samples, seed=seed)
             set_a, set_b, per_tile = layer_positions(model, tiles, dev, seed=seed)
-            source = layer_histograms(model, tiles, dev, ranges, bins=bins, batch_size=batch_size,
-                                      desc="source histograms", positions=set_a)
+            source = layer_histograms(
+                model, tiles, dev, ranges, bins=bins, batch_size=batch_size, desc="source histograms", positions=set_a
+            )
             if per_tile >= 1:
-                other = layer_histograms(model, tiles, dev, ranges, bins=bins, batch_size=batch_size,
-                                         desc="null histograms", positions=set_b)
+                other = layer_histograms(
+                    model, tiles, dev, ranges, bins=bins, batch_size=batch_size, desc="null histograms", positions=set_b
+                )
             else:  # one position per tile in the coarsest layer: halves by tiles
                 half = len(tiles) // 2
-                other = {layer: c[half:2 * half] for layer, c in source.items()}
+                other = {layer: c[half : 2 * half] for layer, c in source.items()}
                 source = {layer: c[:half] for layer, c in source.items()}
             halves = {layer: (source[layer], other[layer]) for layer in source}
             nulls = {layer: layer_distance(a, b, a, b)["raw"] for layer, (a, b) in halves.items()}
@@ -369,10 +405,11 @@ def shift_report(
             cis: dict[str, dict[str, list[float]]] = {}
             for (name, strength), label in zip(pairs, labels):
                 shifted = shift_tiles(tiles, name, strength, colors=int(tiles.shape[1]) // k, seed=seed)
-                counts = layer_histograms(model, shifted, dev, ranges, bins=bins, batch_size=batch_size, desc=label,
-                                          positions=set_b)  # set B shifted vs set A unshifted: the null's design
+                counts = layer_histograms(
+                    model, shifted, dev, ranges, bins=bins, batch_size=batch_size, desc=label, positions=set_b
+                )  # set B shifted vs set A unshifted: the null's design
                 if per_tile < 1:
-                    counts = {layer: c[half:2 * half] for layer, c in counts.items()}
+                    counts = {layer: c[half : 2 * half] for layer, c in counts.items()}
                 scores[label], raws[label], cis[label] = {}, {}, {}
                 for layer in source:
                     v, lo, hi = bootstrap_layer_score(source[layer], counts[layer], n_resamples=n_resamples, seed=seed)

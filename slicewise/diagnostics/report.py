@@ -63,8 +63,11 @@ def jsonable(obj: Any) -> Any:
 
 
 def _is_array(v: Any) -> bool:
-    return isinstance(v, np.ndarray) or type(v).__module__.startswith("torch") or (
-        isinstance(v, Mapping) and bool(v) and all(_is_array(x) for x in v.values()))
+    return (
+        isinstance(v, np.ndarray)
+        or type(v).__module__.startswith("torch")
+        or (isinstance(v, Mapping) and bool(v) and all(_is_array(x) for x in v.values()))
+    )
 
 
 CHECKPOINT_STEMS = ("best", "last", "final", "model", "checkpoint")
@@ -114,8 +117,10 @@ def format_attribution(result: Mapping[str, Any]) -> str:
     res = jsonable(result)
     models = attribution_models(res)
     first = next(iter(models.values()))
-    lines = [f"attribution: method={first['method']} class={class_label(first)} region={first['region']} "
-             f"tile={first['tile']} k={first['k']} tiles={first['n_tiles']} seed={first['seed']} (value [95% CI])"]
+    lines = [
+        f"attribution: method={first['method']} class={class_label(first)} region={first['region']} "
+        f"tile={first['tile']} k={first['k']} tiles={first['n_tiles']} seed={first['seed']} (value [95% CI])"
+    ]
     for name, r in models.items():
         lines.append(f"{name}:")
         for s in r["shares"]:
@@ -132,9 +137,11 @@ def format_shift(result: Mapping[str, Any]) -> str:
     """Text table: per model, Hellinger layer score for each layer (rows) and shift (columns)."""
     res = jsonable(result)
     labels = [s["label"] for s in res["shifts"]]
-    lines = [f"layer domain susceptibility (mean Hellinger distance per layer, bias-corrected: raw − null baseline of "
-             f"two halves of the unshifted data; [95% bootstrap CI over tiles]): "
-             f"tiles={res['n_tiles']} tile={res['tile']} bins={res['bins']} seed={res['seed']}"]
+    lines = [
+        f"layer domain susceptibility (mean Hellinger distance per layer, bias-corrected: raw − null baseline of "
+        f"two halves of the unshifted data; [95% bootstrap CI over tiles]): "
+        f"tiles={res['n_tiles']} tile={res['tile']} bins={res['bins']} seed={res['seed']}"
+    ]
     lines += [f"  shift {d}" for d in shift_definitions(res)]
     for name, m in res["models"].items():
         lines.append(f"{name}:")
@@ -170,7 +177,9 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
         vals = np.array([s["value"] for s in sh])
         err = np.abs(np.array([s["ci"] for s in sh]).T - vals)
         pos = np.arange(k) + (i - (len(names) - 1) / 2) * width
-        ax.bar(pos, vals, width, yerr=err, capsize=3, label=f"{name} (MA {num(models[name]['mirror_asymmetry']['value'])})")
+        ax.bar(
+            pos, vals, width, yerr=err, capsize=3, label=f"{name} (MA {num(models[name]['mirror_asymmetry']['value'])})"
+        )
     ax.axhline(1.0 / k, color="k", lw=0.8, ls="--", label="equal share 1/k")
     ax.set_xticks(np.arange(k), [f"{s['offset']:+d}" for s in first["shares"]])
     ax.set_xlabel("slice z-offset")
@@ -180,8 +189,9 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
     return save_figure(fig, path)
 
 
-def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str,
-                per_model: bool = False) -> tuple[Any, list[Any]] | None:
+def maps_figure(
+    models: Mapping[str, Mapping[str, Any]], title: str, per_model: bool = False
+) -> tuple[Any, list[Any]] | None:
     """(figure, scales per row) of the attribution maps of every model side by side.
 
     A row is one tile: its centre input slice, then |A| of each input slice for each model in turn. Shared
@@ -201,8 +211,10 @@ def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str,
     x = np.asarray(first["maps"]["inputs"])
     colors = x.shape[1] // k
     n = min(len(np.asarray(m["maps"]["attributions"])) for m in with_maps.values())
-    per = {name: [np.asarray(m["maps"]["attributions"])[t].reshape(k, colors, *x.shape[2:]).sum(1) for t in range(n)]
-           for name, m in with_maps.items()}
+    per = {
+        name: [np.asarray(m["maps"]["attributions"])[t].reshape(k, colors, *x.shape[2:]).sum(1) for t in range(n)]
+        for name, m in with_maps.items()
+    }
     ncols = 1 + k * len(names)
     fig, axes = plt.subplots(n, ncols, figsize=(1.7 * ncols + 0.8, 1.7 * n + 0.6), squeeze=False)
     scales: list[Any] = []
@@ -220,7 +232,7 @@ def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str,
                 if t == 0:
                     ax.set_title(f"{name}\n|A| offset {c - r:+d}", fontsize=7)
             if per_model or j == len(names) - 1:
-                cols = axes[t, 1 + j * k:1 + (j + 1) * k] if per_model else axes[t, 1:]
+                cols = axes[t, 1 + j * k : 1 + (j + 1) * k] if per_model else axes[t, 1:]
                 bar = fig.colorbar(im, ax=list(cols), fraction=0.02, pad=0.01)
                 bar.set_ticks([0.0, vmax[name]], labels=["0", num(vmax[name])])
                 bar.set_label(f"|A|, {name} scale" if per_model else "|A|, row scale", fontsize=7)
@@ -234,8 +246,9 @@ def maps_figure(models: Mapping[str, Mapping[str, Any]], title: str,
     return fig, scales
 
 
-def plot_maps(models: Mapping[str, Mapping[str, Any]], path: Path, title: str,
-              per_model: bool = False) -> tuple[str | None, list[Any]]:
+def plot_maps(
+    models: Mapping[str, Mapping[str, Any]], path: Path, title: str, per_model: bool = False
+) -> tuple[str | None, list[Any]]:
     """Write :func:`maps_figure` (PNG + SVG); (file name or None, its scales per row)."""
     made = maps_figure(models, title, per_model=per_model)
     if made is None:
@@ -260,15 +273,21 @@ def plot_hellinger(result: Mapping[str, Any], path: Path) -> str:
             line = ax.plot(xs, ys, marker="o", label=name)[0]
             ci = (m.get("ci") or {}).get(lab)
             if ci:
-                ax.fill_between(xs, [ci[layer][0] for layer in m["layers"]], [ci[layer][1] for layer in m["layers"]],
-                                color=line.get_color(), alpha=0.2, lw=0)
+                ax.fill_between(
+                    xs,
+                    [ci[layer][0] for layer in m["layers"]],
+                    [ci[layer][1] for layer in m["layers"]],
+                    color=line.get_color(),
+                    alpha=0.2,
+                    lw=0,
+                )
         layers = next(iter(result["models"].values()))["layers"]
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(lo, hi)
         ax.set_title(f"shift {lab}", fontsize=10)
         ax.set_ylabel("mean Hellinger distance H")
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(labels):]:
+    for ax in list(axes.flat)[len(labels) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -301,8 +320,11 @@ def weights_shares(result: Mapping[str, Any]) -> list[float] | None:
 def pseudo_rgb(audit: Mapping[str, Any]) -> bool:
     """Whether a weight audit is of the ``rgb`` strategy with k = 3 gray slices, the one case whose input channels
     are the pretrained R, G, B (every other strategy or k is labelled by slice offset only)."""
-    return audit.get("channel_init") == "rgb" and len(weights_shares(audit) or ()) == 3 and \
-        len(audit.get("channels") or ()) in (0, 3)
+    return (
+        audit.get("channel_init") == "rgb"
+        and len(weights_shares(audit) or ()) == 3
+        and len(audit.get("channels") or ()) in (0, 3)
+    )
 
 
 def plot_weights(audits: Sequence[Mapping[str, Any]], names: Sequence[str], path: Path) -> str | None:
@@ -340,11 +362,21 @@ def _weights_rows(weights: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _attribution_rows(models: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     shares, summary = [], []
     for name, r in models.items():
-        shares += [{"model": name, "offset": s["offset"], "share": s["value"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]}
-                   for s in r["shares"]]
-        summary += [{"model": name, "measure": key, "value": r[key]["value"], "ci_low": r[key]["ci"][0],
-                     "ci_high": r[key]["ci"][1], "n_tiles": r["n_tiles"]}
-                    for key in ("mirror_asymmetry", "centre_share", "pair_difference")]
+        shares += [
+            {"model": name, "offset": s["offset"], "share": s["value"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]}
+            for s in r["shares"]
+        ]
+        summary += [
+            {
+                "model": name,
+                "measure": key,
+                "value": r[key]["value"],
+                "ci_low": r[key]["ci"][0],
+                "ci_high": r[key]["ci"][1],
+                "n_tiles": r["n_tiles"],
+            }
+            for key in ("mirror_asymmetry", "centre_share", "pair_difference")
+        ]
     return shares, summary
 
 
@@ -354,11 +386,20 @@ def _hellinger_rows(shift: Mapping[str, Any]) -> list[dict[str, Any]]:
         for lab, scores in m["scores"].items():
             for layer in m["layers"]:
                 ci = (m.get("ci") or {}).get(lab, {}).get(layer) or [None, None]
-                rows.append({"model": name, "shift": lab, "layer": layer, "channels": m["channels"][layer],
-                             "values_per_channel": m["values_per_channel"][layer],
-                             "hellinger_raw": (m.get("raw") or {}).get(lab, {}).get(layer),
-                             "hellinger_null": (m.get("null") or {}).get(layer), "hellinger": scores[layer],
-                             "ci_low": ci[0], "ci_high": ci[1]})
+                rows.append(
+                    {
+                        "model": name,
+                        "shift": lab,
+                        "layer": layer,
+                        "channels": m["channels"][layer],
+                        "values_per_channel": m["values_per_channel"][layer],
+                        "hellinger_raw": (m.get("raw") or {}).get(lab, {}).get(layer),
+                        "hellinger_null": (m.get("null") or {}).get(layer),
+                        "hellinger": scores[layer],
+                        "ci_low": ci[0],
+                        "ci_high": ci[1],
+                    }
+                )
     return rows
 
 
@@ -366,7 +407,9 @@ def template_env() -> Any:
     """The Jinja2 environment of every slicewise report (templates and the shared ``style.css``), ``num`` filter."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("slicewise.diagnostics", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=PackageLoader("slicewise.diagnostics", "templates"), autoescape=select_autoescape(["html"])
+    )
     env.filters["num"] = fmt
     return env
 
@@ -399,10 +442,23 @@ def write_report(
     if weights is not None and "shares" in weights:
         weights = {f"{weights.get('encoder', 'network')} ({weights.get('channel_init', '')})": weights}
     env = dict(environment) if environment is not None else environment_info()
-    data = jsonable({"title": title, "weights": weights, "attribution": attribution, "shift": shift,
-                     "model_notes": dict(model_notes or {}), "environment": env})
-    ctx: dict[str, Any] = {"title": title, "json_name": "report.json", "notes": dict(model_notes or {}), "csv": [],
-                           "environment": environment_text(env)}
+    data = jsonable(
+        {
+            "title": title,
+            "weights": weights,
+            "attribution": attribution,
+            "shift": shift,
+            "model_notes": dict(model_notes or {}),
+            "environment": env,
+        }
+    )
+    ctx: dict[str, Any] = {
+        "title": title,
+        "json_name": "report.json",
+        "notes": dict(model_notes or {}),
+        "csv": [],
+        "environment": environment_text(env),
+    }
     with atomic_path(directory, overwrite=overwrite, kind="report") as tmp:  # replaces only a report folder
         tmp.mkdir()
         if weights is not None:
@@ -411,24 +467,32 @@ def write_report(
                 "figure": plot_weights([weights[n] for n in names], names, tmp / "weights_shares.png"),
                 "texts": [(n, format_weights_audit(weights[n])) for n in names],
             }
-            ctx["csv"].append(write_csv(tmp / "weights_shares.csv", _weights_rows(data["weights"]),
-                                        ["network", "offset", "share"]))
+            ctx["csv"].append(
+                write_csv(tmp / "weights_shares.csv", _weights_rows(data["weights"]), ["network", "offset", "share"])
+            )
         if attribution is not None:
             models = attribution_models(attribution)
             jmodels = attribution_models(data["attribution"])
             first = next(iter(jmodels.values()))
             what = f"{first['method']}, class {class_label(first)}, region {first['region']}"
-            maps, scales = plot_maps(models, tmp / "attribution_maps.png",
-                                     f"{', '.join(models)}: {what} (one scale per row)")
+            maps, scales = plot_maps(
+                models, tmp / "attribution_maps.png", f"{', '.join(models)}: {what} (one scale per row)"
+            )
             own: tuple[str | None, list[Any]] = (None, [])
             if len(models) > 1:  # each model on its own scale, so one with far smaller |A| is not drawn black
-                own = plot_maps(models, tmp / "attribution_maps_per_model.png",
-                                f"{', '.join(models)}: {what} (each model on its own scale)", per_model=True)
+                own = plot_maps(
+                    models,
+                    tmp / "attribution_maps_per_model.png",
+                    f"{', '.join(models)}: {what} (each model on its own scale)",
+                    per_model=True,
+                )
             ctx["attribution"] = {
                 "info": first,
                 "class_label": class_label(first),
                 "models": jmodels,
-                "figure": plot_shares(jmodels, tmp / "attribution_shares.png", f"slice shares of {', '.join(jmodels)} ({what}), 95% CI"),
+                "figure": plot_shares(
+                    jmodels, tmp / "attribution_shares.png", f"slice shares of {', '.join(jmodels)} ({what}), 95% CI"
+                ),
                 "maps": maps,
                 "scales": scales,
                 "maps_per_model": own[0],
@@ -440,13 +504,20 @@ def write_report(
             ctx["csv"].append(write_csv(tmp / "attribution_summary.csv", summary_rows))
             if scales:
                 rows = [{"row": i, "scale": "shared", "vmin": lo, "vmax": hi} for i, (lo, hi) in enumerate(scales)]
-                rows += [{"row": i, "scale": name, "vmin": lo, "vmax": hi}
-                         for i, row in enumerate(own[1]) for name, (lo, hi) in row.items()]
+                rows += [
+                    {"row": i, "scale": name, "vmin": lo, "vmax": hi}
+                    for i, row in enumerate(own[1])
+                    for name, (lo, hi) in row.items()
+                ]
                 ctx["csv"].append(write_csv(tmp / "attribution_map_scales.csv", rows, ["row", "scale", "vmin", "vmax"]))
         if shift is not None:
-            ctx["shift"] = {"data": data["shift"], "figure": plot_hellinger(data["shift"], tmp / "hellinger.png"),
-                            "text": format_shift(shift), "definitions": shift_definitions(data["shift"]),
-                            "has_ci": any(m.get("ci") for m in data["shift"]["models"].values())}
+            ctx["shift"] = {
+                "data": data["shift"],
+                "figure": plot_hellinger(data["shift"], tmp / "hellinger.png"),
+                "text": format_shift(shift),
+                "definitions": shift_definitions(data["shift"]),
+                "has_ci": any(m.get("ci") for m in data["shift"]["models"].values()),
+            }
             ctx["csv"].append(write_csv(tmp / "hellinger.csv", _hellinger_rows(data["shift"])))
         (tmp / "index.html").write_text(template_env().get_template("report.html").render(**ctx), encoding="utf-8")
         write_json(tmp / "report.json", data, indent=1)

@@ -21,15 +21,20 @@ from slicewise.utils.table import num, text_table
 RGB_NAMES = ("R", "G", "B")
 
 
-
 def first_layer_norms(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per-input-channel (L1, L2) norms of a (O, C, h, w) kernel, each shape (C,), float64."""
     w = weight.detach().double().transpose(0, 1).reshape(weight.shape[1], -1)
     return w.abs().sum(1).numpy(), w.pow(2).sum(1).sqrt().numpy()
 
 
-def audit_weights(encoder: str = "tf_efficientnet_lite0", weights: str = "imagenet", in_slices: int = 3,
-                  channel_init: str = "rgb", img_size: int | None = None, colors: int = 1) -> dict[str, Any]:
+def audit_weights(
+    encoder: str = "tf_efficientnet_lite0",
+    weights: str = "imagenet",
+    in_slices: int = 3,
+    channel_init: str = "rgb",
+    img_size: int | None = None,
+    colors: int = 1,
+) -> dict[str, Any]:
     """Audit the adapted first layer of ``encoder`` (no data needed); JSON-ready dict.
 
     Keys: encoder, weights, in_slices, channel_init, first_layer (module path), kernel_shape,
@@ -46,8 +51,18 @@ def audit_weights(encoder: str = "tf_efficientnet_lite0", weights: str = "imagen
     pretrained = read_provenance(weights)  # an encoder file of `slicewise pretrain`: audited as it was trained
     if pretrained is not None:
         in_slices, channel_init, colors = pretrained["in_slices"], pretrained["channel_init"], pretrained["colors"]
-    cfg = validate(ModelConfig, dict(encoder=encoder, weights=weights, in_slices=in_slices,
-                                     channel_init=channel_init, img_size=img_size, colors=colors), "audit")
+    cfg = validate(
+        ModelConfig,
+        dict(
+            encoder=encoder,
+            weights=weights,
+            in_slices=in_slices,
+            channel_init=channel_init,
+            img_size=img_size,
+            colors=colors,
+        ),
+        "audit",
+    )
     enc, _, _ = build_adapted_encoder(cfg)
     layer = enc.get_submodule(enc.first_conv)
     l1, l2 = first_layer_norms(layer.weight)
@@ -64,22 +79,51 @@ def audit_weights(encoder: str = "tf_efficientnet_lite0", weights: str = "imagen
             return RGB_NAMES[c]
         return f"z{z - r:+d}" + (f"/{RGB_NAMES[c % colors]}" if colors == 3 else "")
 
-    channels = [{"index": c, "slice": c // colors, "offset": c // colors - r, "name": name(c), "l1": float(l1[c]),
-                 "l2": float(l2[c]), "share_l1": float(share1[c]), "share_l2": float(share2[c])} for c in range(len(l1))]
-    return {"encoder": cfg.encoder, "weights": cfg.weights, "in_slices": k, "channel_init": cfg.channel_init,
-            "first_layer": enc.first_conv, "kernel_shape": list(layer.weight.shape), "channels": channels,
-            "shares": [float(x) for x in shares], "mirror_asymmetry": float(mirror_asymmetry(shares)),
-            "centre_share": float(centre_share(shares)), "pair_difference": float(pair_difference(shares))}
+    channels = [
+        {
+            "index": c,
+            "slice": c // colors,
+            "offset": c // colors - r,
+            "name": name(c),
+            "l1": float(l1[c]),
+            "l2": float(l2[c]),
+            "share_l1": float(share1[c]),
+            "share_l2": float(share2[c]),
+        }
+        for c in range(len(l1))
+    ]
+    return {
+        "encoder": cfg.encoder,
+        "weights": cfg.weights,
+        "in_slices": k,
+        "channel_init": cfg.channel_init,
+        "first_layer": enc.first_conv,
+        "kernel_shape": list(layer.weight.shape),
+        "channels": channels,
+        "shares": [float(x) for x in shares],
+        "mirror_asymmetry": float(mirror_asymmetry(shares)),
+        "centre_share": float(centre_share(shares)),
+        "pair_difference": float(pair_difference(shares)),
+    }
 
 
 def format_weights_audit(result: dict[str, Any]) -> str:
     """Plain-text table of an :func:`audit_weights` result (one row per input channel + indices)."""
-    head = (f"first-layer audit: {result['encoder']} ({result['weights']}), k={result['in_slices']}, "
-            f"{result['channel_init']}, layer {result['first_layer']} {tuple(result['kernel_shape'])}")
-    rows = text_table([["channel", "name", "L1", "L2", "share L1", "share L2"]]
-                      + [[str(ch["index"]), str(ch["name"]), *(num(ch[c]) for c in ("l1", "l2", "share_l1", "share_l2"))]
-                         for ch in result["channels"]], align="rrrrrr")
+    head = (
+        f"first-layer audit: {result['encoder']} ({result['weights']}), k={result['in_slices']}, "
+        f"{result['channel_init']}, layer {result['first_layer']} {tuple(result['kernel_shape'])}"
+    )
+    rows = text_table(
+        [["channel", "name", "L1", "L2", "share L1", "share L2"]]
+        + [
+            [str(ch["index"]), str(ch["name"]), *(num(ch[c]) for c in ("l1", "l2", "share_l1", "share_l2"))]
+            for ch in result["channels"]
+        ],
+        align="rrrrrr",
+    )
     pd_ = result["pair_difference"]
-    tail = (f"mirror asymmetry MA = {num(result['mirror_asymmetry'])}   centre share = {num(result['centre_share'])}   "
-            f"pair difference s0 - s(k-1) = {'+' if pd_ >= 0 else ''}{num(pd_)}")
+    tail = (
+        f"mirror asymmetry MA = {num(result['mirror_asymmetry'])}   centre share = {num(result['centre_share'])}   "
+        f"pair difference s0 - s(k-1) = {'+' if pd_ >= 0 else ''}{num(pd_)}"
+    )
     return "\n".join([head, *rows, tail])

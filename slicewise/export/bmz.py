@@ -67,24 +67,32 @@ def tiling_sizes(divisor: int, halo: int = HALO) -> tuple[int, int]:
         raise InputError(f"halo {halo} must be >= 0 pixels")
     h = -(-2 * int(halo) // d) * d // 2 if d % 2 == 0 else -(-int(halo) // d) * d
     return h, (2 * h // d + 1) * d
+
+
 ARCH_FILE, ARCH_CALLABLE = "slicewise_architecture.py", "SlicewiseNetwork"
 WEIGHTS_FILE, TORCHSCRIPT_FILE = "weights.pt", "weights.torchscript.pt"
 REGISTRY_DOMAIN_WEIGHTS = ("lunit_", "cem500k_")
 
 SEED_STUDIES = {
     "uniform": (
-        ("Molnár, Szabó, Horváth. Mitigating pretraining-induced attention asymmetry in 2D+ electron "
-        "microscopy image segmentation (uniform channel initialisation). arXiv 2505.14105 (2025)."),
+        (
+            "Molnár, Szabó, Horváth. Mitigating pretraining-induced attention asymmetry in 2D+ electron "
+            "microscopy image segmentation (uniform channel initialisation). arXiv 2505.14105 (2025)."
+        ),
         "10.48550/arXiv.2505.14105",
     ),
     "skips": (
-        ("Wilm, Ammeling, Öttl, Fick, Aubreville, Breininger. Rethinking U-Net skip connections for "
-        "biomedical image segmentation (domain shift, skip pruning). arXiv 2402.08276 (2024)."),
+        (
+            "Wilm, Ammeling, Öttl, Fick, Aubreville, Breininger. Rethinking U-Net skip connections for "
+            "biomedical image segmentation (domain shift, skip pruning). arXiv 2402.08276 (2024)."
+        ),
         "10.48550/arXiv.2402.08276",
     ),
     "domain": (
-        ("Kataria, Knudsen, Elhabian. To pretrain or not to pretrain? A case study of domain-specific "
-        "pretraining for semantic segmentation in histopathology. MILLanD 2023, arXiv 2307.03275."),
+        (
+            "Kataria, Knudsen, Elhabian. To pretrain or not to pretrain? A case study of domain-specific "
+            "pretraining for semantic segmentation in histopathology. MILLanD 2023, arXiv 2307.03275."
+        ),
         "10.48550/arXiv.2307.03275",
     ),
     "sam": ("Kirillov et al. Segment Anything. ICCV 2023, arXiv 2304.02643.", "10.48550/arXiv.2304.02643"),
@@ -130,16 +138,20 @@ def check_license(license: str) -> str:
     longer = [i for i in ids if key and i.lower().startswith(key + "-")]  # GPL-2.0 → GPL-2.0-only, ...
     close = longer[:3] or [by_lower[c] for c in difflib.get_close_matches(key, list(by_lower), n=3, cutoff=0.75)]
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise InputError(f"--license {license!r} is not an SPDX licence id that bioimage.io accepts: {hint}use e.g. MIT, "
-                     f"Apache-2.0, BSD-3-Clause, CC-BY-4.0 or GPL-3.0-only (all ids: https://spdx.org/licenses/)")
+    raise InputError(
+        f"--license {license!r} is not an SPDX licence id that bioimage.io accepts: {hint}use e.g. MIT, "
+        f"Apache-2.0, BSD-3-Clause, CC-BY-4.0 or GPL-3.0-only (all ids: https://spdx.org/licenses/)"
+    )
 
 
 def check_test_size(test_size: int | None) -> int | None:
     """``test_size`` (the test tensor's side in pixels; ``None`` = default) if it is a positive integer,
     else a one-line :class:`InputError` (it was silently replaced by the size divisor before)."""
     if test_size is not None and (isinstance(test_size, bool) or int(test_size) != test_size or test_size < 1):
-        raise InputError(f"--test-size {test_size}: give the test tensor's side in pixels, a positive integer "
-                         f"(e.g. 64; rounded up to the model's size divisor)")
+        raise InputError(
+            f"--test-size {test_size}: give the test tensor's side in pixels, a positive integer "
+            f"(e.g. 64; rounded up to the model's size divisor)"
+        )
     return test_size
 
 
@@ -193,7 +205,9 @@ def run_settings(model_path: Path | None) -> dict[str, Any]:
     fix = "fix the run's config.yaml (or pass --dz / --training-data to export explicitly)"
     data = parse_metadata(_RunConfig, raw, path, fix).data.model_dump()
     if data.get("raw"):
-        text = f"raw {Path(str(data['raw'])).name}" + (f", labels {Path(str(data['labels'])).name}" if data.get("labels") else "")
+        text = f"raw {Path(str(data['raw'])).name}" + (
+            f", labels {Path(str(data['labels'])).name}" if data.get("labels") else ""
+        )
     else:
         syn = data.get("synthetic") or {}
         text = f"The slicewise synthetic EM phantom (shape {syn.get('shape')}, seed {syn.get('seed')})"
@@ -210,7 +224,9 @@ def channel_names_in(k: int, colors: int, dz: int) -> list[str]:
     return names
 
 
-def test_stack(model: Any, dz: int, border: str, size: int | None, volume: Any = None) -> tuple[np.ndarray, np.ndarray, int]:
+def test_stack(
+    model: Any, dz: int, border: str, size: int | None, volume: Any = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(volume Z×Y×X(×C) uint8, the centre's stack ``(k·colors, H, W)`` uint8, centre z) for the test tensors."""
     from slicewise.data.stacking import stack_slices
     from slicewise.data.synthetic import make_phantom
@@ -225,7 +241,9 @@ def test_stack(model: Any, dz: int, border: str, size: int | None, volume: Any =
     else:
         vol = np.asarray(volume)
         if vol.dtype != np.uint8:
-            raise InputError(f"test volume must be uint8 (the package's input type), got {vol.dtype}: convert it or omit it")
+            raise InputError(
+                f"test volume must be uint8 (the package's input type), got {vol.dtype}: convert it or omit it"
+            )
         if vol.ndim == 2:
             vol = vol[None]
         vol = vol[:, : vol.shape[1] // d * d, : vol.shape[2] // d * d]
@@ -279,8 +297,15 @@ def cover_image(model: Any, stack: np.ndarray, probs: np.ndarray, path: Path) ->
 
 
 def readme_text(
-    model: Any, name: str, dz: int, border: str, training_data: str | None, audit: dict[str, Any], cites: Sequence[tuple[str, str]],
-    halo: int = 0, min_size: int | None = None,
+    model: Any,
+    name: str,
+    dz: int,
+    border: str,
+    training_data: str | None,
+    audit: dict[str, Any],
+    cites: Sequence[tuple[str, str]],
+    halo: int = 0,
+    min_size: int | None = None,
 ) -> str:
     """The package's README.md: what the input channels are, the preprocessing, the first-layer strategy."""
     from slicewise import __version__
@@ -302,35 +327,52 @@ def readme_text(
         "",
         "## Input",
         "",
-        (f"`{INPUT_ID}`: axes `batch, channel, y, x`, uint8. The channel axis holds the k = {k} slices of a 2.5D "
-        f"stack around the centre slice z ({cfg.colors} colour channel(s) per slice, slice-major): {order}. "
-        f"dz = {dz} (z-step between the context slices); at the volume ends slicewise uses `{border}` borders "
-        "(mirror without repeating the edge slice for `reflect`). Height and width must be multiples of "
-        f"{model.size_divisor}" + (f", at least {min_size}." if min_size else ".")),
+        (
+            f"`{INPUT_ID}`: axes `batch, channel, y, x`, uint8. The channel axis holds the k = {k} slices of a 2.5D "
+            f"stack around the centre slice z ({cfg.colors} colour channel(s) per slice, slice-major): {order}. "
+            f"dz = {dz} (z-step between the context slices); at the volume ends slicewise uses `{border}` borders "
+            "(mirror without repeating the edge slice for `reflect`). Height and width must be multiples of "
+            f"{model.size_divisor}" + (f", at least {min_size}." if min_size else ".")
+        ),
         "",
-        *([(f"Tiling: the output declares a halo of {halo} px on y and x. A consumer that tiles a large image "
-            f"(bioimageio.core, ilastik, deepImageJ) crops {halo} px from each side of every tile's output, so each "
-            f"pixel it keeps saw at least {halo} px of context on every side, as in slicewise's own tiling at its "
-            "defaults (tile 256, overlap 0.25, Gaussian blending: the tile that weighs most for a pixel has it at "
-            f"least 32 px inside its edges). At the image border the consumer pads the input by {halo} px "
-            "(bioimage.io's default symmetric padding), which slicewise does not do: predictions within the halo "
-            "of the image border differ from slicewise's more than elsewhere."), ""] if halo else []),
-        ("Preprocessing: uint8 / 255 → [0, 1] (`scale_linear`, gain 1/255). The mean/std normalisation of the "
-        "encoder happens inside the network; do not normalise the input."),
+        *(
+            [
+                (
+                    f"Tiling: the output declares a halo of {halo} px on y and x. A consumer that tiles a large image "
+                    f"(bioimageio.core, ilastik, deepImageJ) crops {halo} px from each side of every tile's output, so each "
+                    f"pixel it keeps saw at least {halo} px of context on every side, as in slicewise's own tiling at its "
+                    "defaults (tile 256, overlap 0.25, Gaussian blending: the tile that weighs most for a pixel has it at "
+                    f"least 32 px inside its edges). At the image border the consumer pads the input by {halo} px "
+                    "(bioimage.io's default symmetric padding), which slicewise does not do: predictions within the halo "
+                    "of the image border differ from slicewise's more than elsewhere."
+                ),
+                "",
+            ]
+            if halo
+            else []
+        ),
+        (
+            "Preprocessing: uint8 / 255 → [0, 1] (`scale_linear`, gain 1/255). The mean/std normalisation of the "
+            "encoder happens inside the network; do not normalise the input."
+        ),
         "",
         "## Network",
         "",
-        (f"Encoder `{cfg.encoder}` (initial weights `{cfg.weights}`), U-Net decoder {list(cfg.decoder_channels)}, "
-        f"skip mask `{cfg.skips}` (top-down, L1 = stride 2 first; 0 = pruned)."),
+        (
+            f"Encoder `{cfg.encoder}` (initial weights `{cfg.weights}`), U-Net decoder {list(cfg.decoder_channels)}, "
+            f"skip mask `{cfg.skips}` (top-down, L1 = stride 2 first; 0 = pruned)."
+        ),
         "",
         f"First-layer strategy `{cfg.channel_init}`: {strategy}.",
         "",
         "## Output",
         "",
-        (f"`{OUTPUT_ID}`: axes `batch, channel, y, x`, float32, channels {', '.join(cfg.channel_names)}: softmax "
-        "over the segmentation classes, sigmoid for a boundary head, raw value for a distance head. slicewise "
-        "predicts whole volumes by sliding this over every centre slice with Gaussian-blended overlapping tiles "
-        "(`slicewise predict PACKAGE.zip volume.tif out.zarr`)."),
+        (
+            f"`{OUTPUT_ID}`: axes `batch, channel, y, x`, float32, channels {', '.join(cfg.channel_names)}: softmax "
+            "over the segmentation classes, sigmoid for a boundary head, raw value for a distance head. slicewise "
+            "predicts whole volumes by sliding this over every centre slice with Gaussian-blended overlapping tiles "
+            "(`slicewise predict PACKAGE.zip volume.tif out.zarr`)."
+        ),
         "",
         "## Attribution audit (test tensor)",
         "",
@@ -445,11 +487,23 @@ def export_bioimageio(
     vol, stack, z = test_stack(model, dz, border, max(test_size or 64, min_size), test_volume)
     side_h, side_w = stack.shape[-2:]
     if min(side_h, side_w) < min_size:
-        raise InputError(f"test volume {side_h}x{side_w} is smaller than the package's minimum input {min_size} px "
-                         f"(2 × halo {h} + the size divisor {d}): give a larger one")
+        raise InputError(
+            f"test volume {side_h}x{side_w} is smaller than the package's minimum input {min_size} px "
+            f"(2 × halo {h} + the size divisor {d}): give a larger one"
+        )
     # bioimage.io's test runs the network on the test input as it is (no halo padding, no cropping)
-    probs = predict(model, vol, roi=(slice(z, z + 1),), tile=(side_h, side_w), overlap=0.0, dz=dz, border=border,
-                    device="cpu", k=k, progress=False)[:, 0]
+    probs = predict(
+        model,
+        vol,
+        roi=(slice(z, z + 1),),
+        tile=(side_h, side_w),
+        overlap=0.0,
+        dz=dz,
+        border=border,
+        device="cpu",
+        k=k,
+        progress=False,
+    )[:, 0]
     arch_cfg = {**cfg.model_dump(mode="json"), "weights": "random"}
     wrapper = SlicewiseNetwork(model_config=arch_cfg)
     wrapper.net.load_state_dict(model.state_dict())
@@ -458,7 +512,9 @@ def export_bioimageio(
     with torch.no_grad():
         direct = wrapper(x)
     if not np.allclose(direct.numpy()[0], probs, atol=1e-4):
-        raise InputError("the exported network does not reproduce slicewise's prediction on the test tensor: report this as a bug")
+        raise InputError(
+            "the exported network does not reproduce slicewise's prediction on the test tensor: report this as a bug"
+        )
 
     with tempfile.TemporaryDirectory(prefix=".slicewise-bmz-") as tmpdir:
         root = Path(tmpdir)
@@ -468,7 +524,9 @@ def export_bioimageio(
         np.save(root / "test_output.npy", probs[None].astype(np.float32))
         has_ts = torchscript and _torchscript(wrapper, x, direct, root / TORCHSCRIPT_FILE)
         audit = cover_image(model, stack, probs, root / "cover.png")
-        (root / "README.md").write_text(readme_text(model, name, dz, border, training_data, audit, cites, halo=h, min_size=min_size))
+        (root / "README.md").write_text(
+            readme_text(model, name, dz, border, training_data, audit, cites, halo=h, min_size=min_size)
+        )
 
         ch_in = v.ChannelAxis(channel_names=channel_names_in(k, colors, dz))
         inp = v.InputTensorDescr(
@@ -494,10 +552,18 @@ def export_bioimageio(
             axes=[
                 v.BatchAxis(),
                 v.ChannelAxis(channel_names=list(cfg.channel_names)),
-                *(v.SpaceOutputAxisWithHalo(id=v.AxisId(a), halo=h, size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID),
-                                                                                      axis_id=v.AxisId(a)))
-                  if h else v.SpaceOutputAxis(id=v.AxisId(a), size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)))
-                  for a in ("y", "x")),
+                *(
+                    v.SpaceOutputAxisWithHalo(
+                        id=v.AxisId(a),
+                        halo=h,
+                        size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)),
+                    )
+                    if h
+                    else v.SpaceOutputAxis(
+                        id=v.AxisId(a), size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a))
+                    )
+                    for a in ("y", "x")
+                ),
             ],
             test_tensor=v.FileDescr(source=root / "test_output.npy"),
             data=v.IntervalOrRatioDataDescr(type="float32"),
@@ -511,8 +577,15 @@ def export_bioimageio(
                 ),
                 pytorch_version=pt_version,
             ),
-            **({"torchscript": v.TorchscriptWeightsDescr(source=root / TORCHSCRIPT_FILE, pytorch_version=pt_version,
-                                                         parent="pytorch_state_dict")} if has_ts else {}),
+            **(
+                {
+                    "torchscript": v.TorchscriptWeightsDescr(
+                        source=root / TORCHSCRIPT_FILE, pytorch_version=pt_version, parent="pytorch_state_dict"
+                    )
+                }
+                if has_ts
+                else {}
+            ),
         )
         auto_tags = [
             "slicewise",

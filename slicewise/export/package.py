@@ -136,10 +136,13 @@ class _Package:
             where = check_input_path(confined_path(self.root, str(rel), self.path, field), "package file")
             return where.read_bytes()
         except (KeyError, FileNotFoundError, IsADirectoryError):
-            raise InputError(f"bioimage.io package {self.path} lacks the file {name!r} it names: re-export it with slicewise export bioimageio") from None
+            raise InputError(
+                f"bioimage.io package {self.path} lacks the file {name!r} it names: re-export it with slicewise export bioimageio"
+            ) from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as err:  # bad CRC
-            raise InputError(f"bioimage.io package {self.path}: {name} is damaged ({' '.join(str(err).split())[:120]}): "
-                             f"{_FIX}") from None
+            raise InputError(
+                f"bioimage.io package {self.path}: {name} is damaged ({' '.join(str(err).split())[:120]}): {_FIX}"
+            ) from None
 
     def close(self) -> None:
         if self.zip is not None:
@@ -162,8 +165,9 @@ def _spec_validation(p: Path) -> None:
     try:
         descr = load_description(str(p), perform_io_checks=False)
     except Exception as err:  # noqa: BLE001 - the spec library raises many types for a malformed package
-        raise InputError(f"{p}: bioimage.io validation failed ({type(err).__name__}: {' '.join(str(err).split())[:160]}): "
-                         f"{_FIX}") from None
+        raise InputError(
+            f"{p}: bioimage.io validation failed ({type(err).__name__}: {' '.join(str(err).split())[:160]}): {_FIX}"
+        ) from None
     if type(descr).__name__ == "InvalidDescr":
         errors = [e for d in descr.validation_summary.details for e in d.errors]
         first = errors[0] if errors else None
@@ -178,7 +182,9 @@ def read_description(path: str | Path) -> dict[str, Any]:
     malformed or carries a tag other than the standard ones, e.g. ``!!python/object``)."""
     p = check_input_path(path, "model file")
     if not is_package(p):
-        raise InputError(f"{p} is not a bioimage.io model package (no bioimageio.yaml): give a .zip written by slicewise export bioimageio")
+        raise InputError(
+            f"{p} is not a bioimage.io model package (no bioimageio.yaml): give a .zip written by slicewise export bioimageio"
+        )
     pkg = _Package(p)
     try:
         text = pkg.read(pkg.rdf_name, pkg.rdf_name)
@@ -199,8 +205,10 @@ def slicewise_block(rdf: dict[str, Any], path: str | Path) -> dict[str, Any]:
     config = rdf.get("config")
     block = config.get("slicewise") if isinstance(config, dict) else None
     if not isinstance(block, dict) or "model_config" not in block:
-        raise InputError(f"{path} is a bioimage.io package not exported by slicewise (no config.slicewise): "
-                         "only packages from `slicewise export bioimageio` can be loaded as slicewise models")
+        raise InputError(
+            f"{path} is a bioimage.io package not exported by slicewise (no config.slicewise): "
+            "only packages from `slicewise export bioimageio` can be loaded as slicewise models"
+        )
     return block
 
 
@@ -229,7 +237,9 @@ def load_package(path: str | Path, map_location: Any = "cpu") -> Any:
     try:
         cfg = validate(ModelConfig, {**block.model_config_, "weights": "random"}, p.name)
     except ConfigError as err:
-        raise InputError(f"{p} holds an invalid slicewise model config ({err}): it was exported by another slicewise version") from None
+        raise InputError(
+            f"{p} holds an invalid slicewise model config ({err}): it was exported by another slicewise version"
+        ) from None
     entry = description.weights.pytorch_state_dict
     source = entry.source
     pkg = _Package(p)
@@ -239,22 +249,34 @@ def load_package(path: str | Path, map_location: Any = "cpu") -> Any:
         pkg.close()
     digest = hashlib.sha256(raw).hexdigest()
     if entry.sha256 is None:
-        log.warning("%s: the description gives no sha256 for %s: its integrity is unverified (sha256 %s)", p, source, digest)
+        log.warning(
+            "%s: the description gives no sha256 for %s: its integrity is unverified (sha256 %s)", p, source, digest
+        )
     elif digest != entry.sha256.lower():
-        raise InputError(f"{p}: weights file {source} has sha256 {digest[:12]}…, not the {entry.sha256[:12]}… its "
-                         f"description records: the weights were altered or damaged after export; re-export the package")
+        raise InputError(
+            f"{p}: weights file {source} has sha256 {digest[:12]}…, not the {entry.sha256[:12]}… its "
+            f"description records: the weights were altered or damaged after export; re-export the package"
+        )
     _spec_validation(p)  # bioimage.io's own checks of the whole description, before anything is unpickled
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  (any unpickling failure means a corrupt file)
-        raise InputError(f"{p}: weights file {source} is not readable ({type(err).__name__}): the package is corrupt") from None
+        raise InputError(
+            f"{p}: weights file {source} is not readable ({type(err).__name__}): the package is corrupt"
+        ) from None
     model = build_model(cfg)
-    inner = {k[len(PREFIX):]: v for k, v in state.items() if k.startswith(PREFIX)}
+    inner = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
     try:
         model.load_state_dict(inner)
     except RuntimeError as err:
-        raise InputError(f"{p}: weights do not fit the model config ({str(err).splitlines()[0][:200]}): the package is corrupt") from None
+        raise InputError(
+            f"{p}: weights do not fit the model config ({str(err).splitlines()[0][:200]}): the package is corrupt"
+        ) from None
     model.config = validate(ModelConfig, block.model_config_, p.name)
-    model.package = {"name": description.name, "format_version": description.format_version,
-                     "dz": block.dz, "border": block.border}
+    model.package = {
+        "name": description.name,
+        "format_version": description.format_version,
+        "dz": block.dz,
+        "border": block.border,
+    }
     return model.to(map_location)

@@ -184,8 +184,11 @@ def _check_block_shape(block_shape: Sequence[int]) -> tuple[int, int, int]:
     return bs  # type: ignore[return-value]
 
 
-def plan_blocks(shape_zyx: Sequence[int], block_shape: Sequence[int] = DEFAULT_BLOCK,
-                roi: Sequence[slice] | Sequence[tuple[int, int]] | None = None) -> list[Block]:
+def plan_blocks(
+    shape_zyx: Sequence[int],
+    block_shape: Sequence[int] = DEFAULT_BLOCK,
+    roi: Sequence[slice] | Sequence[tuple[int, int]] | None = None,
+) -> list[Block]:
     """Cut the ROI (default the whole volume) into a row-major grid of blocks of ``block_shape`` (clipped
     to the ROI) anchored at the ROI's start, so block ``i`` is exactly chunk ``i`` of an output array
     chunked by the block shape. Block indices are stable for a given (shape, block, roi)."""
@@ -197,7 +200,9 @@ def plan_blocks(shape_zyx: Sequence[int], block_shape: Sequence[int] = DEFAULT_B
         a, b = (0, n) if r is None else ((r.start, r.stop) if isinstance(r, slice) else r)
         a, b = (0 if a is None else int(a)), (n if b is None else int(b))
         if not 0 <= a < b <= n:
-            raise InputError(f"region {a}:{b} on axis {'zyx'[axis]} is not inside 0..{n}: give 0 <= start < stop <= size")
+            raise InputError(
+                f"region {a}:{b} on axis {'zyx'[axis]} is not inside 0..{n}: give 0 <= start < stop <= size"
+            )
         bounds.append((a, b))
     starts = [range(a, b, s) for (a, b), s in zip(bounds, bs)]
     blocks = []
@@ -252,7 +257,9 @@ def _unit(t: Any, src_dtype: np.dtype, plan: Plan, what: str) -> Any:
         if dt.kind == "f":
             x = t.float()
             if not bool(torch.isfinite(x).all()):
-                raise InputError(f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting")
+                raise InputError(
+                    f"{what} contains NaN or Inf values: clean the input (e.g. replace them by 0) before predicting"
+                )
             if plan.normalize is None:
                 check_intensity_range(dt, float(x.min()), float(x.max()), what, option=NORMALIZE_OPTION, whole=False)
                 return x
@@ -359,8 +366,9 @@ def block_tiles(block: Block, plan: Plan) -> int:
     return block.shape[0] * len(region.ys) * len(region.xs)
 
 
-def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan,
-                  tick: Callable[[int], None] | None = None) -> Any:
+def compute_block(
+    model: Any, raw: np.ndarray, block: Block, plan: Plan, tick: Callable[[int], None] | None = None
+) -> Any:
     """Probabilities ``(C, bz, by, bx)`` float32 **on the device** of ``block`` from its raw input ``raw``
     (as :func:`read_block_input` returns it). ``tick(n)`` is called after each batch of ``n`` tiles (progress
     inside a block, :func:`slicewise.utils.progress.progress_counter`)."""
@@ -373,8 +381,10 @@ def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan,
         planes = _planes(_unit(to_device_tensor(raw, dev, pinned=True), raw.dtype, plan, what), plan, region)
         depth = int(plan.shape[0])
         centres = range(block.out[0].start, block.out[0].stop)
-        idx = [torch.as_tensor(stack_indices(z, depth, plan.k, plan.dz, plan.border) - region.z.start, device=dev)
-               for z in centres]
+        idx = [
+            torch.as_tensor(stack_indices(z, depth, plan.k, plan.dz, plan.border) - region.z.start, device=dev)
+            for z in centres
+        ]
         th, tw = plan.tile
         n, h, w = len(idx), planes.shape[2], planes.shape[3]
         g = torch.from_numpy(np.array(gaussian_weight(plan.tile))).to(dev)
@@ -382,20 +392,20 @@ def compute_block(model: Any, raw: np.ndarray, block: Block, plan: Plan,
         wsum = torch.zeros((h, w), dtype=torch.float32, device=dev)
         windows = [(y, x) for y in region.ys for x in region.xs]
         for y, x in windows:
-            wsum[y:y + th, x:x + tw] += g
+            wsum[y : y + th, x : x + tw] += g
         jobs = [(i, y, x) for i in range(n) for y, x in windows]
         for b in range(0, len(jobs), plan.batch_size):
-            batch = jobs[b:b + plan.batch_size]
-            xb = torch.stack([planes[idx[i], :, y:y + th, x:x + tw].reshape(-1, th, tw) for i, y, x in batch])
+            batch = jobs[b : b + plan.batch_size]
+            xb = torch.stack([planes[idx[i], :, y : y + th, x : x + tw].reshape(-1, th, tw) for i, y, x in batch])
             yb = forward(model, xb, plan) * g
             for (i, y, x), yi in zip(batch, yb):
-                acc[i, :, y:y + th, x:x + tw] += yi
+                acc[i, :, y : y + th, x : x + tw] += yi
             if tick is not None:
                 tick(len(batch))
         oy = block.out[1].start - region.y.start
         ox = block.out[2].start - region.x.start
         by, bx = block.shape[1], block.shape[2]
-        out = acc[:, :, oy:oy + by, ox:ox + bx] / wsum[oy:oy + by, ox:ox + bx]
+        out = acc[:, :, oy : oy + by, ox : ox + bx] / wsum[oy : oy + by, ox : ox + bx]
         return out.permute(1, 0, 2, 3).contiguous()
 
 
@@ -428,13 +438,19 @@ class StaticForward:
     :func:`iter_predicted_blocks` only call ``model(x)``.
     """
 
-    def __init__(self, model: Any, batch_size: int, device: str, compile: bool | str = False, cuda_graphs: bool = False) -> None:
+    def __init__(
+        self, model: Any, batch_size: int, device: str, compile: bool | str = False, cuda_graphs: bool = False
+    ) -> None:
         import torch
 
         self.model, self.batch_size = model, int(batch_size)
         self.graphs_on = bool(cuda_graphs) and str(device).startswith("cuda") and torch.cuda.is_available()
         if cuda_graphs and not self.graphs_on:
-            log.info("cuda_graphs: no CUDA device (%s): batches run without graphs, padded to %d tiles", device, self.batch_size)
+            log.info(
+                "cuda_graphs: no CUDA device (%s): batches run without graphs, padded to %d tiles",
+                device,
+                self.batch_size,
+            )
         net = model
         if compile:
             kwargs: dict[str, Any] = {"dynamic": False}
@@ -499,9 +515,14 @@ def predict_block(model: Any, volume: Any, block: Block, plan: Plan) -> np.ndarr
     return compute_block(model, read_block_input(volume, block, plan), block, plan).cpu().numpy()
 
 
-def iter_predicted_blocks(model: Any, volume: Any, blocks: Iterable[Block], plan: Plan,
-                          read: Callable[[Any, Block, Plan], np.ndarray] = read_block_input,
-                          tick: Callable[[int], None] | None = None) -> Iterator[tuple[Block, np.ndarray]]:
+def iter_predicted_blocks(
+    model: Any,
+    volume: Any,
+    blocks: Iterable[Block],
+    plan: Plan,
+    read: Callable[[Any, Block, Plan], np.ndarray] = read_block_input,
+    tick: Callable[[int], None] | None = None,
+) -> Iterator[tuple[Block, np.ndarray]]:
     """Yield ``(block, probabilities (C, bz, by, bx) float32)`` for ``blocks`` in order, pipelined: the next
     block's input is read on a background thread while this one computes, and on CUDA each result is copied
     back on a side stream into pinned memory while the next block runs (synchronous on CPU). The input passes
@@ -543,8 +564,9 @@ def iter_predicted_blocks(model: Any, volume: Any, blocks: Iterable[Block], plan
         yield pending[0], pending[1].numpy()
 
 
-def sample_percentiles(volume: Any, plan: Plan, n_blocks: int = 16, seed: int = 0,
-                       q: tuple[float, float] = NORMALIZE_PERCENTILES) -> tuple[float, float]:
+def sample_percentiles(
+    volume: Any, plan: Plan, n_blocks: int = 16, seed: int = 0, q: tuple[float, float] = NORMALIZE_PERCENTILES
+) -> tuple[float, float]:
     """The ``q`` percentiles of the volume's finite intensities, estimated from ``n_blocks`` blocks of up to
     8×256×256 voxels drawn with a seeded generator from the whole volume (not the ROI, so a ROI run and a
     whole-volume run normalise alike). The input first passes :func:`check_input` (its dtype; NaN/Inf are refused per block)."""

@@ -62,8 +62,10 @@ def block_regions(shape: Sequence[int], block: Sequence[int], origin: Sequence[i
     Regions are in the coordinates of an array of ``shape`` placed at ``origin`` (added to every slice).
     """
     axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
-    return [tuple(slice(o + s, o + min(s + int(b), int(n))) for o, s, b, n in zip(origin, starts, block, shape))  # type: ignore[misc]
-            for starts in itertools.product(*axes)]
+    return [
+        tuple(slice(o + s, o + min(s + int(b), int(n))) for o, s, b, n in zip(origin, starts, block, shape))  # type: ignore[misc]
+        for starts in itertools.product(*axes)
+    ]
 
 
 def structure_for(connectivity: int = 1, per_slice: bool = False) -> np.ndarray:
@@ -149,8 +151,9 @@ def label_blocks(
     return table, Components(int(n_comp), obj_sizes[order], obj_first[order], shape)  # type: ignore[arg-type]
 
 
-def _label_block(mask_fn: MaskFn, region: Region, shape: tuple[int, ...], structure: np.ndarray, provisional: Any,
-                 offset: int) -> dict[str, np.ndarray]:
+def _label_block(
+    mask_fn: MaskFn, region: Region, shape: tuple[int, ...], structure: np.ndarray, provisional: Any, offset: int
+) -> dict[str, np.ndarray]:
     """Label one block core into ``provisional`` with ids after ``offset``; its objects' ``sizes`` and ``first`` voxels."""
     mask = np.asarray(mask_fn(region), bool)
     lab, n = ndi.label(mask, structure)
@@ -210,18 +213,28 @@ def filter_table(table: np.ndarray, comps: Components, min_size: int) -> tuple[n
     return new[table], Components(int(keep.sum()), comps.sizes[keep], comps.first[keep], comps.shape)
 
 
-def relabel_blocks(source: Any, table: np.ndarray, out: Any, shape: Sequence[int], block: Sequence[int],
-                   dtype: Any = np.int32, desc: str = "relabelling") -> None:
+def relabel_blocks(
+    source: Any,
+    table: np.ndarray,
+    out: Any,
+    shape: Sequence[int],
+    block: Sequence[int],
+    dtype: Any = np.int32,
+    desc: str = "relabelling",
+) -> None:
     """Step 4: ``out[region] = table[source[region]]`` block by block (ids checked to fit ``dtype``)."""
     if table.size and int(table.max()) > np.iinfo(np.dtype(dtype)).max:
-        raise InputError(f"{int(table.max())} objects do not fit {np.dtype(dtype).name} label ids: raise the thresholds or --min-size")
+        raise InputError(
+            f"{int(table.max())} objects do not fit {np.dtype(dtype).name} label ids: raise the thresholds or --min-size"
+        )
     regions = block_regions(shape, block)
     for region in progress(regions, desc=desc, total=len(regions)):
         out[region] = table[np.asarray(source[region])].astype(dtype, copy=False)
 
 
-def label(mask: Any, block: Sequence[int] | None = None, *, connectivity: int = 1, per_slice: bool = False,
-          min_size: int = 0) -> np.ndarray:
+def label(
+    mask: Any, block: Sequence[int] | None = None, *, connectivity: int = 1, per_slice: bool = False, min_size: int = 0
+) -> np.ndarray:
     """Block-wise :func:`scipy.ndimage.label` of a (Z, Y, X) mask, in memory (int32), for tests and small volumes.
 
     Equal id for id to ``ndi.label(mask, structure_for(connectivity, per_slice))[0]`` when ``min_size`` ≤ 1.
@@ -229,7 +242,9 @@ def label(mask: Any, block: Sequence[int] | None = None, *, connectivity: int = 
     mask = np.asarray(mask, bool)
     block = tuple(mask.shape) if block is None else tuple(block)
     prov = np.zeros(mask.shape, np.int64)
-    table, comps = label_blocks(lambda r: mask[r], mask.shape, block, prov, structure=structure_for(connectivity, per_slice))
+    table, comps = label_blocks(
+        lambda r: mask[r], mask.shape, block, prov, structure=structure_for(connectivity, per_slice)
+    )
     table, comps = filter_table(table, comps, min_size)
     out = np.zeros(mask.shape, np.int32)
     relabel_blocks(prov, table, out, mask.shape, block)

@@ -70,8 +70,10 @@ def parse_address(address: str) -> int | str:
     if text == "local" or text.startswith("local:"):
         n = text.partition(":")[2] or str(_cores())
         if not n.isdigit() or int(n) < 1:
-            raise InputError(f"--dask {text!r}: give local:N with N >= 1 workers (e.g. local:2), or a scheduler "
-                             f"address such as tcp://host:8786")
+            raise InputError(
+                f"--dask {text!r}: give local:N with N >= 1 workers (e.g. local:2), or a scheduler "
+                f"address such as tcp://host:8786"
+            )
         return int(n)
     if "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
         return text
@@ -82,9 +84,15 @@ def start_local_cluster(n_workers: int, **kwargs: Any) -> Any:
     """The ``local:N`` cluster: N worker processes, one dask thread each, ``cores // N`` torch threads each."""
     threads = str(max(1, _cores() // n_workers))
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-    options: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-                               "memory_limit": "auto", "dashboard_address": None,
-                               "silence_logs": logging.WARNING, "env": env}
+    options: dict[str, Any] = {
+        "n_workers": n_workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "memory_limit": "auto",
+        "dashboard_address": None,
+        "silence_logs": logging.WARNING,
+        "env": env,
+    }
     options.update(kwargs)
     return LocalCluster(**options)
 
@@ -106,8 +114,10 @@ def connect(address: Any) -> Iterator[Any]:
     try:
         client = Client(target, timeout=CONNECT_TIMEOUT)
     except OSError as err:
-        raise InputError(f"cannot reach the dask scheduler at {target} ({str(err).splitlines()[0][:120]}): "
-                         f"start it (dask scheduler, SLURMCluster, ...) and pass its address") from None
+        raise InputError(
+            f"cannot reach the dask scheduler at {target} ({str(err).splitlines()[0][:120]}): "
+            f"start it (dask scheduler, SLURMCluster, ...) and pass its address"
+        ) from None
     with client:
         yield client
 
@@ -121,8 +131,15 @@ class ModelPlugin(WorkerPlugin):
 
     idempotent = True
 
-    def __init__(self, name: str, *, path: str | None = None, payload: bytes | None = None, module: Any = None,
-                 threads_per_host: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: str | None = None,
+        payload: bytes | None = None,
+        module: Any = None,
+        threads_per_host: dict[str, int] | None = None,
+    ) -> None:
         self.name = name
         self.path, self.payload, self.module = path, payload, module
         self.threads_per_host = threads_per_host or {}
@@ -219,8 +236,15 @@ def _plugin(client: Any, model: Any, key: str, local: bool, tmpdir: Path) -> Mod
     return ModelPlugin(key, payload=saved.read_bytes(), threads_per_host=hosts)
 
 
-def run_blocks(address: Any, model: Any, input_path: str | os.PathLike, key: str | None,
-               writer_partial_path: str | os.PathLike, blocks: Sequence[Any], plan: Any) -> None:
+def run_blocks(
+    address: Any,
+    model: Any,
+    input_path: str | os.PathLike,
+    key: str | None,
+    writer_partial_path: str | os.PathLike,
+    blocks: Sequence[Any],
+    plan: Any,
+) -> None:
     """Predict ``blocks`` of ``plan`` on the dask cluster at ``address`` into the partial output at
     ``writer_partial_path`` (see the module docstring). ``model``: a slicewise model, any ``nn.Module``,
     or the path of a saved model file. Blocks already marked done are skipped. Returns when every block
@@ -228,8 +252,10 @@ def run_blocks(address: Any, model: Any, input_path: str | os.PathLike, key: str
     from slicewise.infer.store import PredictionWriter
 
     if not isinstance(input_path, (str, os.PathLike)):
-        raise InputError("prediction on a dask cluster reads the input by path: save the array to a file "
-                         "(e.g. slicewise.data.write_volume(...)) and pass its path")
+        raise InputError(
+            "prediction on a dask cluster reads the input by path: save the array to a file "
+            "(e.g. slicewise.data.write_volume(...)) and pass its path"
+        )
     partial = str(Path(writer_partial_path).absolute())
     writer = PredictionWriter.reopen(partial)
     try:
@@ -238,8 +264,10 @@ def run_blocks(address: Any, model: Any, input_path: str | os.PathLike, key: str
     finally:
         writer.abort(keep=True)
     if backend == "hdf5":
-        raise InputError("HDF5 files cannot be written by several processes at once: use a .zarr (or .tif) output "
-                         "with --dask, or predict without --dask")
+        raise InputError(
+            "HDF5 files cannot be written by several processes at once: use a .zarr (or .tif) output "
+            "with --dask, or predict without --dask"
+        )
     todo = [b for b in blocks if int(b.index) not in done]
     if not todo:
         return
@@ -250,8 +278,20 @@ def run_blocks(address: Any, model: Any, input_path: str | os.PathLike, key: str
         with connect(address) as client:
             local = isinstance(address, str) and isinstance(parse_address(address), int)
             client.register_plugin(_plugin(client, model, name, local, tmpdir), name=name)
-            futures = [client.submit(predict_and_write, name, source, key, partial, b, plan, pure=False,
-                                     key=f"slicewise-block-{name[-16:]}-{int(b.index)}") for b in todo]
+            futures = [
+                client.submit(
+                    predict_and_write,
+                    name,
+                    source,
+                    key,
+                    partial,
+                    b,
+                    plan,
+                    pure=False,
+                    key=f"slicewise-block-{name[-16:]}-{int(b.index)}",
+                )
+                for b in todo
+            ]
             try:
                 for fut in progress(as_completed(futures), desc="blocks", total=len(futures)):
                     try:

@@ -132,7 +132,9 @@ class ProbabilitySource:
     dtype: str = "float32"
     """The stored dtype (``read_raw`` returns float32), named when values are refused."""
 
-    def read(self, region: Region, probabilities: Sequence[int] | None = None, finite: Sequence[int] = ()) -> np.ndarray:
+    def read(
+        self, region: Region, probabilities: Sequence[int] | None = None, finite: Sequence[int] = ()
+    ) -> np.ndarray:
         """The region as float32 ``(C, bz, by, bx)``, refused in one line unless the channels used are valid.
 
         ``probabilities`` (default: all) must be finite and in [0, 1]; ``finite`` (e.g. a distance
@@ -154,8 +156,15 @@ class ProbabilitySource:
 def _source(view: Any, names: list[str] | None, offset: Sequence[int], label: str) -> ProbabilitySource:
     """A :class:`ProbabilitySource` of a ``(C, Z, Y, X)`` view from :func:`~slicewise.infer.store.probability_view`."""
     channels, *shape = (int(s) for s in view.shape)
-    return ProbabilitySource(lambda r: np.asarray(view[(slice(None), *r)]), tuple(shape), channels, names,  # type: ignore[arg-type]
-                             tuple(int(o) for o in offset), label, str(view.source_dtype))  # type: ignore[arg-type]
+    return ProbabilitySource(
+        lambda r: np.asarray(view[(slice(None), *r)]),
+        tuple(shape),
+        channels,
+        names,  # type: ignore[arg-type]
+        tuple(int(o) for o in offset),
+        label,
+        str(view.source_dtype),
+    )  # type: ignore[arg-type]
 
 
 def open_probabilities(path: str | os.PathLike, key: str | None = None) -> ProbabilitySource:
@@ -170,7 +179,9 @@ def open_probabilities(path: str | os.PathLike, key: str | None = None) -> Proba
     pred = read_prediction(path, key)
     if pred.probabilities is None:
         dtype = getattr(pred.labels, "dtype", "integer")
-        raise InputError(f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): {_HINT}")
+        raise InputError(
+            f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): {_HINT}"
+        )
     return _source(pred.probabilities, list(pred.channels) or None, pred.offset, str(path))
 
 
@@ -182,8 +193,12 @@ def as_probability_source(prob: Any, key: str | None = None) -> ProbabilitySourc
     if isinstance(prob, (str, os.PathLike)):
         return open_probabilities(prob, key)
     lazy = all(hasattr(prob, a) for a in ("shape", "dtype", "__getitem__"))
-    return _source(probability_view(prob if lazy else np.asarray(prob), "the probability array"), None, (0, 0, 0),
-                   "the probability array")
+    return _source(
+        probability_view(prob if lazy else np.asarray(prob), "the probability array"),
+        None,
+        (0, 0, 0),
+        "the probability array",
+    )
 
 
 def read_probabilities(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, list[str] | None]:
@@ -228,6 +243,7 @@ def choose_foreground(sel: int | str | None, names: Sequence[str] | None, n: int
     channel by name; ``1 − P(channel 0)`` without names or with several non-background classes (their
     union; the description names them and how to pick one).
     """
+
     def label(i: int) -> str:
         return f"channel {i} {names[i]!r}" if names else f"channel {i}"
 
@@ -247,8 +263,10 @@ def choose_foreground(sel: int | str | None, names: Sequence[str] | None, n: int
         return objects[0], f"{label(objects[0])} (the only class besides background {names[bg]!r})"
     if not objects:
         return bg, f"{label(bg)} (the only class)"
-    return None, (f"1 - P({names[bg]!r}): the union of {', '.join(names[i] for i in objects)} "
-                  f"(pick one with --foreground-channel, e.g. {names[objects[0]]})")
+    return None, (
+        f"1 - P({names[bg]!r}): the union of {', '.join(names[i] for i in objects)} "
+        f"(pick one with --foreground-channel, e.g. {names[objects[0]]})"
+    )
 
 
 def _foreground(prob: np.ndarray, sel: int | str | None, names: Sequence[str] | None) -> np.ndarray:
@@ -287,14 +305,19 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return relabel_sequential(labels)[0].astype(np.int32)
 
 
-
-
 def _label(mask: np.ndarray) -> np.ndarray:
     return ndi.label(mask)[0]
 
 
-def _check_options(mode: str, use: str, min_size: int, min_distance: int, connectivity: int,
-                   thresholds: dict[str, float | None], seed_distance: float | None = None) -> None:
+def _check_options(
+    mode: str,
+    use: str,
+    min_size: int,
+    min_distance: int,
+    connectivity: int,
+    thresholds: dict[str, float | None],
+    seed_distance: float | None = None,
+) -> None:
     """One-line refusals of bad options: ``thresholds`` are probabilities in [0, 1]; ``seed_distance`` (the
     seed threshold of ``use="distance"``, a distance in voxels or the distance channel's units) is finite and >= 0."""
     if mode not in MODES:
@@ -311,8 +334,10 @@ def _check_options(mode: str, use: str, min_size: int, min_distance: int, connec
         if t is not None and not (np.isfinite(t) and 0.0 <= float(t) <= 1.0):
             raise InputError(f"--{name} {t} must be a probability in [0, 1]")
     if seed_distance is not None and not (np.isfinite(seed_distance) and float(seed_distance) >= 0.0):
-        raise InputError(f"--seed-threshold {seed_distance} must be a distance >= 0 (voxels, or the distance channel's "
-                         f"values) with --use distance")
+        raise InputError(
+            f"--seed-threshold {seed_distance} must be a distance >= 0 (voxels, or the distance channel's "
+            f"values) with --use distance"
+        )
 
 
 @dataclass(frozen=True)
@@ -337,10 +362,25 @@ class _Plan:
     halo: tuple[int, int, int]
 
 
-def _plan(src: ProbabilitySource, names: list[str] | None, *, mode: str, use: str, foreground_channel: Any,
-          boundary_channel: Any, distance_channel: Any, foreground_threshold: float, boundary_threshold: float,
-          seed_threshold: float | None, min_distance: int, per_slice: bool, min_size: int, connectivity: int,
-          block: Sequence[int], halo: Sequence[int]) -> _Plan:
+def _plan(
+    src: ProbabilitySource,
+    names: list[str] | None,
+    *,
+    mode: str,
+    use: str,
+    foreground_channel: Any,
+    boundary_channel: Any,
+    distance_channel: Any,
+    foreground_threshold: float,
+    boundary_threshold: float,
+    seed_threshold: float | None,
+    min_distance: int,
+    per_slice: bool,
+    min_size: int,
+    connectivity: int,
+    block: Sequence[int],
+    halo: Sequence[int],
+) -> _Plan:
     n = src.channels
     if names is not None and len(names) != n:
         raise InputError(f"{len(names)} channel names for {n} channels: give one name per channel")
@@ -349,15 +389,32 @@ def _plan(src: ProbabilitySource, names: list[str] | None, *, mode: str, use: st
     if mode == "watershed" and use == "boundary":
         sel = boundary_channel if boundary_channel is not None else _named(names, "boundary")
         if sel is None:
-            raise InputError("watershed on boundaries needs a boundary channel: pass --boundary-channel (index or name) or use distance")
+            raise InputError(
+                "watershed on boundaries needs a boundary channel: pass --boundary-channel (index or name) or use distance"
+            )
         b = _index(sel, names, n, "boundary")
     sel = distance_channel if distance_channel is not None else _named(names, "distance")
     if sel is not None:
         d = _index(sel, names, n, "distance")
     halo = (0, *halo[1:]) if per_slice else tuple(halo)
-    return _Plan(mode, use, foreground_channel, names, fg_text, b, d, float(foreground_threshold), float(boundary_threshold),
-                 None if seed_threshold is None else float(seed_threshold), int(min_distance), bool(per_slice),
-                 int(min_size), int(connectivity), tuple(int(v) for v in block), tuple(int(v) for v in halo))  # type: ignore[arg-type]
+    return _Plan(
+        mode,
+        use,
+        foreground_channel,
+        names,
+        fg_text,
+        b,
+        d,
+        float(foreground_threshold),
+        float(boundary_threshold),
+        None if seed_threshold is None else float(seed_threshold),
+        int(min_distance),
+        bool(per_slice),
+        int(min_size),
+        int(connectivity),
+        tuple(int(v) for v in block),
+        tuple(int(v) for v in halo),
+    )  # type: ignore[arg-type]
 
 
 class _Reader:
@@ -371,7 +428,9 @@ class _Reader:
         else:
             fg = [0 if n == 1 else _background(plan.names)]
         watershed = plan.mode == "watershed"
-        self.checked = fg + ([plan.boundary] if watershed and plan.use == "boundary" and plan.boundary is not None else [])
+        self.checked = fg + (
+            [plan.boundary] if watershed and plan.use == "boundary" and plan.boundary is not None else []
+        )
         self.finite = [plan.distance] if watershed and plan.use == "distance" and plan.distance is not None else []
         self.origin = tuple(s.start for s in roi)
         self.shape = tuple(s.stop - s.start for s in roi)
@@ -388,7 +447,9 @@ class _Reader:
 
     def grown(self, region: Region) -> tuple[Region, Region]:
         """``region`` ± halo clipped to the ROI, and the core's position inside it."""
-        big = tuple(slice(max(0, r.start - h), min(n, r.stop + h)) for r, h, n in zip(region, self.plan.halo, self.shape))
+        big = tuple(
+            slice(max(0, r.start - h), min(n, r.stop + h)) for r, h, n in zip(region, self.plan.halo, self.shape)
+        )
         inner = tuple(slice(r.start - b.start, r.stop - b.start) for r, b in zip(region, big))
         return big, inner  # type: ignore[return-value]
 
@@ -429,8 +490,12 @@ class _Reader:
         surface = tie_broken(p[self.plan.boundary] if self.plan.use == "boundary" else -self.distance(p, m))
         markers = np.asarray(markers_store[big]).astype(np.int64, copy=False)
         if self.plan.per_slice:
-            out = np.stack([watershed(s, markers=k, mask=w) if k.any() else np.zeros(k.shape, np.int64)
-                            for s, k, w in zip(surface, markers, m)])
+            out = np.stack(
+                [
+                    watershed(s, markers=k, mask=w) if k.any() else np.zeros(k.shape, np.int64)
+                    for s, k, w in zip(surface, markers, m)
+                ]
+            )
         else:
             out = watershed(surface, markers=markers, mask=m) if markers.any() else np.zeros(m.shape, np.int64)
         return np.asarray(out, np.int64)[inner]
@@ -466,11 +531,21 @@ class _Passes:
     def step(self, name: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return compute() if self.state is None else self.state.step(name, compute)
 
-    def components(self, name: str, mask: Callable[[Region], np.ndarray], prov: Any, structure: np.ndarray,
-                   block: Sequence[int], desc: str) -> tuple[np.ndarray, Components]:
+    def components(
+        self,
+        name: str,
+        mask: Callable[[Region], np.ndarray],
+        prov: Any,
+        structure: np.ndarray,
+        block: Sequence[int],
+        desc: str,
+    ) -> tuple[np.ndarray, Components]:
         """:func:`label_blocks` of ``mask`` into ``prov`` as pass ``name`` (resumable by blocks)."""
+
         def compute() -> dict[str, np.ndarray]:
-            table, comps = label_blocks(mask, self.shape, block, prov, structure=structure, desc=desc, blocks_done=self.blocks(name))
+            table, comps = label_blocks(
+                mask, self.shape, block, prov, structure=structure, desc=desc, blocks_done=self.blocks(name)
+            )
             return {"table": table, "sizes": comps.sizes, "first": comps.first}
 
         res = self.step(name, compute)
@@ -495,7 +570,10 @@ def _run(reader: _Reader, out: Any, state: JobState | None = None) -> int:
     # seeds → global seed ids (exact, block-wise)
     table, seeds = passes.components("seeds", reader.seeds, prov, structure, pl.block, "labelling seeds")
     markers = passes.array("markers")
-    passes.step("markers", lambda: (relabel_blocks(prov, table, markers, shape, pl.block, dtype=np.int64, desc="writing seeds"), {})[1])
+    passes.step(
+        "markers",
+        lambda: (relabel_blocks(prov, table, markers, shape, pl.block, dtype=np.int64, desc="writing seeds"), {})[1],
+    )
     # flood each block with its halo
     ws = passes.array("watershed")
     regions = block_regions(shape, pl.block)
@@ -574,6 +652,7 @@ def to_stored(roi: Roi | Sequence[slice] | None, offset: Sequence[int], shape: S
         return resolve_roi(roi, shape)
     out = []
     for axis, (s, o, n) in enumerate(zip(tuple(roi) + (slice(None),) * (3 - len(roi)), offset, shape)):
+
         def move(v: int | None, o: int = o, n: int = n) -> int | None:
             return v if v is None or v < 0 else min(max(v - o, 0), n)
 
@@ -581,19 +660,37 @@ def to_stored(roi: Roi | Sequence[slice] | None, offset: Sequence[int], shape: S
         start, stop, _ = local.indices(int(n))
         if stop <= start:
             name = "zyx"[axis]
-            raise InputError(f"the {name} range {s.start}:{s.stop} misses the prediction, which covers {o}:{o + n} "
-                             f"of the source volume: give a range inside it")
+            raise InputError(
+                f"the {name} range {s.start}:{s.stop} misses the prediction, which covers {o}:{o + n} "
+                f"of the source volume: give a range inside it"
+            )
         out.append(local)
     return resolve_roi(out, shape)
 
 
-def _prepare(prob: Any, key: str | None, channel_names: Sequence[str] | None, roi: Roi | Sequence[slice] | None,
-             block: Sequence[int] | None, halo: Sequence[int] | None, default_block: Sequence[int] | None,
-             **options: Any) -> _Reader:
-    _check_options(options["mode"], options["use"], options["min_size"], options["min_distance"], options["connectivity"],
-                   {"foreground-threshold": options["foreground_threshold"], "boundary-threshold": options["boundary_threshold"],
-                    "seed-threshold": options["seed_threshold"] if options["use"] == "boundary" else None},
-                   seed_distance=options["seed_threshold"] if options["use"] == "distance" else None)
+def _prepare(
+    prob: Any,
+    key: str | None,
+    channel_names: Sequence[str] | None,
+    roi: Roi | Sequence[slice] | None,
+    block: Sequence[int] | None,
+    halo: Sequence[int] | None,
+    default_block: Sequence[int] | None,
+    **options: Any,
+) -> _Reader:
+    _check_options(
+        options["mode"],
+        options["use"],
+        options["min_size"],
+        options["min_distance"],
+        options["connectivity"],
+        {
+            "foreground-threshold": options["foreground_threshold"],
+            "boundary-threshold": options["boundary_threshold"],
+            "seed-threshold": options["seed_threshold"] if options["use"] == "boundary" else None,
+        },
+        seed_distance=options["seed_threshold"] if options["use"] == "distance" else None,
+    )
     src = as_probability_source(prob, key)
     names = list(channel_names) if channel_names is not None else src.names
     region = to_stored(roi, src.offset, src.shape)
@@ -628,10 +725,22 @@ class SegmentOptions:
 #: options that only one mode / watershed source reads: (option, applies when, what to add)
 _ONLY_FOR: tuple[tuple[str, Any, str], ...] = (
     ("use", lambda o: o["mode"] == "watershed", "--mode watershed"),
-    ("boundary_channel", lambda o: o["mode"] == "watershed" and o["use"] == "boundary", "--mode watershed --use boundary"),
-    ("boundary_threshold", lambda o: o["mode"] == "watershed" and o["use"] == "boundary", "--mode watershed --use boundary"),
+    (
+        "boundary_channel",
+        lambda o: o["mode"] == "watershed" and o["use"] == "boundary",
+        "--mode watershed --use boundary",
+    ),
+    (
+        "boundary_threshold",
+        lambda o: o["mode"] == "watershed" and o["use"] == "boundary",
+        "--mode watershed --use boundary",
+    ),
     ("seed_threshold", lambda o: o["mode"] == "watershed", "--mode watershed"),
-    ("distance_channel", lambda o: o["mode"] == "watershed" and o["use"] == "distance", "--mode watershed --use distance"),
+    (
+        "distance_channel",
+        lambda o: o["mode"] == "watershed" and o["use"] == "distance",
+        "--mode watershed --use distance",
+    ),
     ("min_distance", lambda o: o["mode"] == "watershed" and o["use"] == "distance", "--mode watershed --use distance"),
 )
 
@@ -653,12 +762,16 @@ def _options(options: SegmentOptions | None, overrides: dict[str, Any], halo: An
     for name, applies, needs in _ONLY_FOR:
         if opts[name] != defaults[name] and not applies(opts):
             flag = "--" + name.replace("_", "-")
-            raise InputError(f"{flag} {opts[name]} does nothing with --mode {opts['mode']}"
-                             f"{' --use ' + opts['use'] if opts['mode'] == 'watershed' else ''}: it applies to "
-                             f"{needs}; drop it, or add {needs}")
+            raise InputError(
+                f"{flag} {opts[name]} does nothing with --mode {opts['mode']}"
+                f"{' --use ' + opts['use'] if opts['mode'] == 'watershed' else ''}: it applies to "
+                f"{needs}; drop it, or add {needs}"
+            )
     if halo is not None and opts["mode"] != "watershed":
-        raise InputError("--halo is the watershed's context around each block; connected components need none "
-                         "(they are exact block by block): drop it, or add --mode watershed")
+        raise InputError(
+            "--halo is the watershed's context around each block; connected components need none "
+            "(they are exact block by block): drop it, or add --mode watershed"
+        )
     return opts
 
 
@@ -686,8 +799,17 @@ def segment(
     """
     opts = _options(options, overrides, halo)
     if output is not None:
-        res = segment_to(prob, output, block=block, halo=halo, roi=roi, channel_names=channel_names, key=key,
-                         overwrite=overwrite, **opts)
+        res = segment_to(
+            prob,
+            output,
+            block=block,
+            halo=halo,
+            roi=roi,
+            channel_names=channel_names,
+            key=key,
+            overwrite=overwrite,
+            **opts,
+        )
         from slicewise.data.io import open_volume
 
         return np.asarray(open_volume(res.path)[...], np.int32)
@@ -695,8 +817,10 @@ def segment(
     out = np.zeros(reader.shape, np.int32)
     n = _run(reader, out)
     if n == 0:
-        log.warning(f"0 objects (foreground {reader.plan.fg_text} never above foreground_threshold "
-                    f"{reader.plan.t_fg:g}): lower the threshold or check the channel")
+        log.warning(
+            f"0 objects (foreground {reader.plan.fg_text} never above foreground_threshold "
+            f"{reader.plan.t_fg:g}): lower the threshold or check the channel"
+        )
     return out
 
 
@@ -733,8 +857,16 @@ def segment_to(
     out_path = check_output_path(output, overwrite=overwrite, inputs=(prob,))
     reader = _prepare(prob, key, channel_names, roi, block, halo, DEFAULT_BLOCK, **opts)
     offset = tuple(int(o + s) for o, s in zip(reader.src.offset, reader.origin))
-    fingerprint = {"options": opts, "channels": reader.src.channels, "names": reader.plan.names, "origin": list(reader.origin),
-                   "shape": list(reader.shape), "offset": list(offset), "block": list(reader.plan.block), "halo": list(reader.plan.halo)}
+    fingerprint = {
+        "options": opts,
+        "channels": reader.src.channels,
+        "names": reader.plan.names,
+        "origin": list(reader.origin),
+        "shape": list(reader.shape),
+        "offset": list(offset),
+        "block": list(reader.plan.block),
+        "halo": list(reader.plan.halo),
+    }
     store = _create_label_store(out_path, reader.shape, reader.plan.block, {"offset": list(offset)}, overwrite)
     state: JobState | None = None
     hint = f"rerun the same command to resume: finished passes and blocks are kept in {state_folder(out_path)}"
@@ -751,8 +883,10 @@ def segment_to(
         raise
     state.remove()
     if n == 0:
-        log.warning(f"{path}: 0 objects (foreground {reader.plan.fg_text} never above --foreground-threshold "
-                    f"{reader.plan.t_fg:g}): lower the threshold or check the channel")
+        log.warning(
+            f"{path}: 0 objects (foreground {reader.plan.fg_text} never above --foreground-threshold "
+            f"{reader.plan.t_fg:g}): lower the threshold or check the channel"
+        )
     return Segmented(path, n, reader.shape, offset, reader.plan.fg_text)  # type: ignore[arg-type]
 
 
@@ -774,7 +908,9 @@ def _identity(src: ProbabilitySource, path: str | os.PathLike | None) -> dict[st
     return input_identity(_ChannelLast(src), path)
 
 
-def _create_label_store(path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool) -> Any:
+def _create_label_store(
+    path: Path, shape: Sequence[int], chunks: Sequence[int], attrs: dict[str, Any], overwrite: bool
+) -> Any:
     """An int32 label store (Zarr array / HDF5 dataset ``data`` / TIFF) chunked by the block, with ``attrs``."""
     from slicewise.infer.store import create_array_store
 

@@ -127,7 +127,9 @@ class PredictSettings:
         try:
             overlap = float(self.overlap)
         except (TypeError, ValueError):
-            raise InputError(f"tile overlap {self.overlap!r} is not a number: give a fraction in [0, 1), e.g. 0.25") from None
+            raise InputError(
+                f"tile overlap {self.overlap!r} is not a number: give a fraction in [0, 1), e.g. 0.25"
+            ) from None
         if not 0.0 <= overlap < 1.0:
             raise InputError(f"tile overlap {self.overlap} must be in [0, 1) (a fraction of the tile, e.g. 0.25)")
         set_(self, "overlap", overlap)
@@ -135,7 +137,9 @@ class PredictSettings:
         if self.k is not None:
             k = parse_sizes(self.k, 1, "k (slices per stack)", "3")[0]
             if k % 2 == 0:
-                raise InputError(f"k={k} slices per stack must be odd (1, 3, 5, ...): the centre slice needs equal context on both sides")
+                raise InputError(
+                    f"k={k} slices per stack must be odd (1, 3, 5, ...): the centre slice needs equal context on both sides"
+                )
             set_(self, "k", k)
         set_(self, "dz", parse_sizes(self.dz, 1, "z-step dz", "1")[0])
         if self.border not in ("reflect", "replicate"):
@@ -146,8 +150,10 @@ class PredictSettings:
         if str(self.dtype) not in PROB_DTYPES:
             raise InputError(f"probability dtype {self.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
         if self.output_kind == "labels" and str(self.dtype) != "float32":  # a setting that would do nothing
-            raise InputError(f"--dtype {self.dtype} sets how probabilities are stored, and --labels alone stores none: "
-                             f"drop --dtype, or add --probabilities to store both")
+            raise InputError(
+                f"--dtype {self.dtype} sets how probabilities are stored, and --labels alone stores none: "
+                f"drop --dtype, or add --probabilities to store both"
+            )
         set_(self, "dtype", str(self.dtype))
         if self.block is not None:
             set_(self, "block", parse_sizes(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
@@ -156,14 +162,18 @@ class PredictSettings:
         elif self.roi is not None:
             roi = tuple(self.roi)
             if len(roi) > 3 or not all(isinstance(s, slice) for s in roi):
-                raise InputError(f"roi {self.roi!r} must be up to three slices (z, y, x) or a string 'z0:z1,y0:y1,x0:x1'")
+                raise InputError(
+                    f"roi {self.roi!r} must be up to three slices (z, y, x) or a string 'z0:z1,y0:y1,x0:x1'"
+                )
             set_(self, "roi", roi + (slice(None),) * (3 - len(roi)))
         norm = None if self.normalize in (None, "none", "") else self.normalize
         if norm not in (None, "percentile"):
             raise InputError(f"normalize {self.normalize!r} is unknown: use none or percentile")
         set_(self, "normalize", norm)
         if not isinstance(self.compile, (bool, str)) or self.compile == "":
-            raise InputError(f"compile={self.compile!r}: give true/false or a torch.compile backend name (e.g. inductor, aot_eager)")
+            raise InputError(
+                f"compile={self.compile!r}: give true/false or a torch.compile backend name (e.g. inductor, aot_eager)"
+            )
         if self.compile in ("true", "false"):
             set_(self, "compile", self.compile == "true")
         elif isinstance(self.compile, str):
@@ -171,8 +181,10 @@ class PredictSettings:
 
             backends = torch._dynamo.list_backends(exclude_tags=())
             if self.compile not in backends:
-                raise InputError(f"compile={self.compile!r} is not a torch.compile backend: use true (inductor), false or one of "
-                                 f"{', '.join(b for b in backends if 'TESTING' not in b)}")
+                raise InputError(
+                    f"compile={self.compile!r} is not a torch.compile backend: use true (inductor), false or one of "
+                    f"{', '.join(b for b in backends if 'TESTING' not in b)}"
+                )
         if not isinstance(self.cuda_graphs, bool):
             raise InputError(f"cuda_graphs={self.cuda_graphs!r} must be true or false")
         if self.dask is not None:
@@ -180,10 +192,14 @@ class PredictSettings:
             local = d == "local" or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)
             remote = "://" in d or (":" in d and d.rsplit(":", 1)[1].isdigit() and not d.startswith("local"))
             if not (local or remote):
-                raise InputError(f"--dask {self.dask!r} is not an address: give local:N (N >= 1 worker processes) or tcp://host:port")
+                raise InputError(
+                    f"--dask {self.dask!r} is not an address: give local:N (N >= 1 worker processes) or tcp://host:port"
+                )
             set_(self, "dask", d)
             if self.compile or self.cuda_graphs:
-                raise InputError("compile / cuda_graphs apply to in-process prediction: drop them or run without --dask")
+                raise InputError(
+                    "compile / cuda_graphs apply to in-process prediction: drop them or run without --dask"
+                )
 
     def replace(self, **overrides: Any) -> PredictSettings:
         """A copy with ``overrides`` applied (unknown names are a one-line error)."""
@@ -236,7 +252,9 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
     s = _settings(settings, overrides)
     shape = tuple(int(v) for v in shape)
     if len(shape) not in (3, 4):
-        raise InputError(f"input has shape {shape}: expected Z×Y×X (grayscale) or Z×Y×X×C (colour); a 2-D image is depth 1")
+        raise InputError(
+            f"input has shape {shape}: expected Z×Y×X (grayscale) or Z×Y×X×C (colour); a 2-D image is depth 1"
+        )
     colors = shape[3] if len(shape) == 4 else 1
     k = int(model.in_slices) if s.k is None else s.k
     check_stack_params(shape[0], k, s.dz, s.border)
@@ -257,16 +275,30 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
         raise InputError("the model has no 'seg' head, so there are no labels: use output_kind='probabilities'")
     raw = [name for name, _, _ in heads if name not in PROBABILITY_HEADS]
     if s.dtype == "uint8" and s.output_kind != "labels" and raw:
-        raise InputError(f"--dtype uint8 stores probabilities in [0, 1] but head(s) {', '.join(raw)} give unbounded values: use --dtype float16 or float32")
+        raise InputError(
+            f"--dtype uint8 stores probabilities in [0, 1] but head(s) {', '.join(raw)} give unbounded values: use --dtype float16 or float32"
+        )
     roi = resolve_roi(s.roi, shape)
     roi_shape = [r.stop - r.start for r in roi]
     block = tuple(min(b, n) for b, n in zip(s.block or DEFAULT_BLOCK, roi_shape))
     out_channels = int(model.out_channels)
     return Plan(
-        shape=shape, k=k, dz=s.dz, border=s.border, tile=eff, overlap=s.overlap, batch_size=s.batch_size, tta=s.tta,
-        device=str(resolve_device(s.device)), heads=heads, out_channels=out_channels,
-        channel_names=_channel_names(model, heads, out_channels), output_kind=s.output_kind, dtype=s.dtype,
-        block=block, roi=tuple((r.start, r.stop) for r in roi),  # type: ignore[arg-type]
+        shape=shape,
+        k=k,
+        dz=s.dz,
+        border=s.border,
+        tile=eff,
+        overlap=s.overlap,
+        batch_size=s.batch_size,
+        tta=s.tta,
+        device=str(resolve_device(s.device)),
+        heads=heads,
+        out_channels=out_channels,
+        channel_names=_channel_names(model, heads, out_channels),
+        output_kind=s.output_kind,
+        dtype=s.dtype,
+        block=block,
+        roi=tuple((r.start, r.stop) for r in roi),  # type: ignore[arg-type]
     )
 
 
@@ -297,8 +329,9 @@ def region_text(plan: Plan) -> str:
     return f"{size} ({', '.join(cut)})" if cut else size
 
 
-def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *, key: str | None = None,
-            **overrides: Any) -> np.ndarray:
+def predict(
+    model: Any, volume: Any, settings: PredictSettings | None = None, *, key: str | None = None, **overrides: Any
+) -> np.ndarray:
     """Probabilities ``(C, Z, Y, X)`` float32 of ``volume`` (of the ROI if ``roi`` is set), computed block by
     block and assembled in memory (the same code path as :func:`predict_to`).
 
@@ -309,7 +342,9 @@ def predict(model: Any, volume: Any, settings: PredictSettings | None = None, *,
     """
     s = _settings(settings, overrides)
     if s.dask is not None:
-        raise InputError("dask runs write to a store: use predict_to(model, input, 'out.zarr', dask=...) instead of predict")
+        raise InputError(
+            "dask runs write to a store: use predict_to(model, input, 'out.zarr', dask=...) instead of predict"
+        )
     if s.block is None:
         s = s.replace(block=(DEFAULT_BLOCK[0], WHOLE, WHOLE))
     vol = as_volume(volume, key=key)
@@ -335,8 +370,17 @@ def _load(model: Any) -> Any:
     return model
 
 
-def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: PredictSettings | None = None, *,
-               key: str | None = None, overwrite: bool = False, resume: bool = True, **overrides: Any) -> Path:
+def predict_to(
+    model: Any,
+    input: Any,
+    output: str | os.PathLike,
+    settings: PredictSettings | None = None,
+    *,
+    key: str | None = None,
+    overwrite: bool = False,
+    resume: bool = True,
+    **overrides: Any,
+) -> Path:
     """Predict ``input`` block by block into ``output`` (``.zarr`` OME-Zarr, ``.h5``, ``.tif``; see
     :mod:`slicewise.infer.store`) and return its path.
 
@@ -355,7 +399,10 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
     run_blocks = _dask_runner() if s.dask is not None else None
     if s.dask is not None and not isinstance(input, (str, os.PathLike)):
         raise InputError("--dask workers open the input themselves: give the input as a file path, not an array")
-    with claim_output(out), resume_hint(f"rerun the same command to resume: finished blocks are kept in {partial_path(out)}"):
+    with (
+        claim_output(out),
+        resume_hint(f"rerun the same command to resume: finished blocks are kept in {partial_path(out)}"),
+    ):
         net = _load(model)
         vol = as_volume(input, key=key)
         try:
@@ -363,18 +410,33 @@ def predict_to(model: Any, input: Any, output: str | os.PathLike, settings: Pred
             net = prepare_model(net, plan)
             plan = replace(plan, model_hash=model_hash(net))
             ident = input_identity(vol, input if isinstance(input, (str, os.PathLike)) else None)
-            writer = open_prediction_writer(out, plan, resume=resume, overwrite=overwrite, identity=ident,
-                                            voxel_size=vol.voxel_size, environment=environment_info(plan.device))
+            writer = open_prediction_writer(
+                out,
+                plan,
+                resume=resume,
+                overwrite=overwrite,
+                identity=ident,
+                voxel_size=vol.voxel_size,
+                environment=environment_info(plan.device),
+            )
             try:
                 done = writer.done()
                 todo = [b for b in plan_blocks(plan.shape[:3], plan.block, plan.roi_slices) if b.index not in done]
-                status("predicting %s into %s: %d block(s) of %s voxels%s", region_text(plan), out,
-                       len(todo), "×".join(map(str, plan.block)), f", resuming ({len(done)} done)" if done else "")
+                status(
+                    "predicting %s into %s: %d block(s) of %s voxels%s",
+                    region_text(plan),
+                    out,
+                    len(todo),
+                    "×".join(map(str, plan.block)),
+                    f", resuming ({len(done)} done)" if done else "",
+                )
                 if run_blocks is not None:
                     src = model if isinstance(model, (str, os.PathLike)) else net
                     run_blocks(s.dask, src, str(input), key, str(writer.partial), todo, plan)
                 else:
-                    _write_blocks(static_forward(net, plan, s.compile, s.cuda_graphs), vol, todo, plan, writer, s.progress)
+                    _write_blocks(
+                        static_forward(net, plan, s.compile, s.cuda_graphs), vol, todo, plan, writer, s.progress
+                    )
                 return writer.finalize()
             except InputValueError:
                 writer.abort(keep=False)
@@ -397,5 +459,7 @@ def _dask_runner() -> Any:
     try:
         from slicewise.infer.distributed import run_blocks
     except ImportError:
-        raise InputError("--dask is unavailable in this installation (slicewise.infer.distributed is missing): run without --dask") from None
+        raise InputError(
+            "--dask is unavailable in this installation (slicewise.infer.distributed is missing): run without --dask"
+        ) from None
     return run_blocks

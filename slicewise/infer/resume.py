@@ -80,8 +80,13 @@ class JobState:
         self.folder, self.resumed = folder, resumed
 
     @classmethod
-    def open(cls, output: str | os.PathLike, fingerprint: dict[str, Any], identity: dict[str, Any] | None,
-             resume: bool = True) -> JobState:
+    def open(
+        cls,
+        output: str | os.PathLike,
+        fingerprint: dict[str, Any],
+        identity: dict[str, Any] | None,
+        resume: bool = True,
+    ) -> JobState:
         """Resume the state of ``output`` when its fingerprint equals ``fingerprint`` (and ``resume``), checking
         the input ``identity``; otherwise start an empty one. Call while holding the output's claim."""
         folder = state_folder(output)
@@ -91,13 +96,20 @@ class JobState:
             old = json.loads((folder / "state.json").read_text())
         except (OSError, ValueError):
             pass
-        same = isinstance(old, dict) and old.get("version") == STATE_VERSION and old.get("fingerprint") == _plain(fingerprint)
+        same = (
+            isinstance(old, dict)
+            and old.get("version") == STATE_VERSION
+            and old.get("fingerprint") == _plain(fingerprint)
+        )
         if same and resume:
             check_identity(old.get("identity"), identity or {})
             log.info("resuming %s from %s", output, folder)
             return cls(folder, resumed=True)
         if folder.exists():
-            log.info("discarding the state of an interrupted run in %s (other settings, or --overwrite): starting afresh", folder)
+            log.info(
+                "discarding the state of an interrupted run in %s (other settings, or --overwrite): starting afresh",
+                folder,
+            )
             remove_path(folder)
         folder.mkdir(parents=True)
         write_json(folder / "state.json", state, overwrite=True, indent=None)
@@ -132,8 +144,14 @@ class JobState:
             except Exception:  # noqa: BLE001 — any unreadable scratch array is simply made again
                 log.warning("%s is unreadable: making it again", path)
             remove_path(path)
-        return zarr.create_array(store=str(path), shape=shape, chunks=tuple(int(c) for c in chunks), dtype="int64",
-                                 fill_value=0, zarr_format=2)
+        return zarr.create_array(
+            store=str(path),
+            shape=shape,
+            chunks=tuple(int(c) for c in chunks),
+            dtype="int64",
+            fill_value=0,
+            zarr_format=2,
+        )
 
     def remove(self) -> None:
         """Delete the state (the job succeeded)."""

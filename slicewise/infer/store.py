@@ -77,8 +77,17 @@ UINT8_SCALE = 1.0 / 255.0
 STATE_VERSION = 1
 
 __all__ = [
-    "ArrayStore", "Prediction", "PredictionWriter", "create_array_store", "dequantise", "labels_from",
-    "open_prediction_writer", "partial_path", "quantise", "read_prediction", "state_path",
+    "ArrayStore",
+    "Prediction",
+    "PredictionWriter",
+    "create_array_store",
+    "dequantise",
+    "labels_from",
+    "open_prediction_writer",
+    "partial_path",
+    "quantise",
+    "read_prediction",
+    "state_path",
 ]
 
 
@@ -143,7 +152,9 @@ def label_dtype(plan: Plan) -> np.dtype:
 class ArrayStore(ABC):
     """A block-writable array at a temporary sibling of ``path``; ``finalize()`` publishes it."""
 
-    def __init__(self, path: Path, tmp: Path, shape: tuple[int, ...], dtype: np.dtype, claim: contextlib.ExitStack) -> None:
+    def __init__(
+        self, path: Path, tmp: Path, shape: tuple[int, ...], dtype: np.dtype, claim: contextlib.ExitStack
+    ) -> None:
         self.path, self.tmp, self.shape, self.dtype = path, tmp, shape, dtype
         self._claim = claim
 
@@ -246,8 +257,16 @@ def _h5_attr(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool, np.generic)) else json.dumps(v, default=str)
 
 
-def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | None = None,
-                       key: str | None = None, attrs: dict[str, Any] | None = None, overwrite: bool = False) -> ArrayStore:
+def create_array_store(
+    path: str | os.PathLike,
+    shape: Sequence[int],
+    dtype: Any,
+    *,
+    chunks: Sequence[int] | None = None,
+    key: str | None = None,
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> ArrayStore:
     """A block-writable array for ``path`` (by suffix: ``.zarr`` Zarr-v2 array, or group with array ``key``;
     ``.h5/.hdf5/.hdf`` dataset ``key`` (default ``data``); ``.tif/.tiff`` uncompressed memmap, one array).
 
@@ -271,8 +290,9 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
         if sfx in ZARR_SUFFIXES:
             import zarr
 
-            kw: dict[str, Any] = dict(shape=shape_t, chunks=chunks_t or shape_t, dtype=dt, fill_value=0,
-                                      config={"write_empty_chunks": True})  # every chunk stored: loss detectable
+            kw: dict[str, Any] = dict(
+                shape=shape_t, chunks=chunks_t or shape_t, dtype=dt, fill_value=0, config={"write_empty_chunks": True}
+            )  # every chunk stored: loss detectable
             if key:
                 group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
                 arr = group.create_array(key, **kw)
@@ -295,10 +315,16 @@ def create_array_store(path: str | os.PathLike, shape: Sequence[int], dtype: Any
             return store
         import tifffile
 
-        meta = {"axes": "ZYXS" if len(shape_t) == 4 else "ZYX"[-len(shape_t):], **(attrs or {})}
-        mm = tifffile.memmap(tmp, shape=shape_t, dtype=dt, photometric="minisblack",
-                             planarconfig="contig" if len(shape_t) == 4 else None, metadata=_zarr_attrs(meta),
-                             bigtiff=int(np.prod(shape_t)) * dt.itemsize > 2**31)
+        meta = {"axes": "ZYXS" if len(shape_t) == 4 else "ZYX"[-len(shape_t) :], **(attrs or {})}
+        mm = tifffile.memmap(
+            tmp,
+            shape=shape_t,
+            dtype=dt,
+            photometric="minisblack",
+            planarconfig="contig" if len(shape_t) == 4 else None,
+            metadata=_zarr_attrs(meta),
+            bigtiff=int(np.prod(shape_t)) * dt.itemsize > 2**31,
+        )
         _reserve_or_close(tmp, os.path.getsize(tmp), final, lambda: None)  # no page of the map is written yet
         return _TiffArrayStore(final, tmp, shape_t, dt, claim, memmap=mm)
     except BaseException:
@@ -336,7 +362,9 @@ class PredictionWriter(ABC):
 
     backend = ""
 
-    def __init__(self, output: Path, partial: Path, plan: Plan, state: dict[str, Any], claim: contextlib.ExitStack | None) -> None:
+    def __init__(
+        self, output: Path, partial: Path, plan: Plan, state: dict[str, Any], claim: contextlib.ExitStack | None
+    ) -> None:
         self.output, self.partial, self.plan, self.state = output, partial, plan, state
         self._claim = claim
         self._done_dir = state_path(partial) / "done"
@@ -418,7 +446,9 @@ class PredictionWriter(ABC):
         try:
             missing = self.n_blocks - len(self.done())
             if missing:
-                raise InputError(f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume")
+                raise InputError(
+                    f"prediction into {self.partial} is incomplete ({missing} blocks missing): rerun the same command to resume"
+                )
             with write_guard(self.output, self.nbytes):  # pyramids, metadata: a full disk keeps the resumable partial
                 self._close()
                 self._complete()
@@ -452,7 +482,9 @@ class PredictionWriter(ABC):
         state = _read_state(p)
         if state is None:
             raise InputError(f"{p} is not a partial slicewise prediction (no readable {state_path(p) / 'state.json'})")
-        writer = _WRITERS[_backend_of(Path(state["output"]))](Path(state["output"]), p, Plan.from_json(state["plan"]), state, None)
+        writer = _WRITERS[_backend_of(Path(state["output"]))](
+            Path(state["output"]), p, Plan.from_json(state["plan"]), state, None
+        )
         writer._open()
         return writer
 
@@ -507,7 +539,9 @@ class ZarrPredictionWriter(PredictionWriter):
         z, y, x = plan.out_shape
         cz, cy, cx = (chunk_for(min(b, s), cap) for b, s, cap in zip(plan.block, plan.out_shape, ZARR_CHUNK_CAP))
         if plan.output_kind != "labels":
-            root.create_array("0", shape=(plan.out_channels, z, y, x), chunks=(1, cz, cy, cx), dtype=plan.dtype, fill_value=0)
+            root.create_array(
+                "0", shape=(plan.out_channels, z, y, x), chunks=(1, cz, cy, cx), dtype=plan.dtype, fill_value=0
+            )
         if plan.output_kind != "probabilities":
             lab = root.require_group("labels").require_group("labels")
             lab.create_array("0", shape=(z, y, x), chunks=(cz, cy, cx), dtype=label_dtype(plan), fill_value=0)
@@ -552,12 +586,20 @@ class ZarrPredictionWriter(PredictionWriter):
         name = Path(self.output).stem
         if plan.output_kind == "labels":
             n = ome_zarr.build_pyramid(root, method="mode")
-            ome_zarr.write_image_metadata(root, axes=("z", "y", "x"), voxel_size=vs, n_levels=n, name=name,
-                                          method="mode", offset_zyx=plan.offset)
+            ome_zarr.write_image_metadata(
+                root, axes=("z", "y", "x"), voxel_size=vs, n_levels=n, name=name, method="mode", offset_zyx=plan.offset
+            )
         else:
             n = ome_zarr.build_pyramid(root, method="mean")
-            ome_zarr.write_image_metadata(root, axes=("c", "z", "y", "x"), voxel_size=vs, n_levels=n,
-                                          channel_names=list(plan.channel_names), name=name, offset_zyx=plan.offset)
+            ome_zarr.write_image_metadata(
+                root,
+                axes=("c", "z", "y", "x"),
+                voxel_size=vs,
+                n_levels=n,
+                channel_names=list(plan.channel_names),
+                name=name,
+                offset_zyx=plan.offset,
+            )
         if plan.output_kind != "probabilities":
             m = ome_zarr.build_pyramid(root["labels"]["labels"], method="mode")
             ome_zarr.write_labels_metadata(root, "labels", voxel_size=vs, n_levels=m, offset_zyx=plan.offset)
@@ -580,7 +622,9 @@ class HDF5PredictionWriter(PredictionWriter):
         f = h5py.File(self.partial, "w")
         cz, cy, cx = self._chunks()
         if plan.output_kind != "labels":
-            f.create_dataset(PROB_KEY, shape=(plan.out_channels, *plan.out_shape), dtype=plan.dtype, chunks=(1, cz, cy, cx))
+            f.create_dataset(
+                PROB_KEY, shape=(plan.out_channels, *plan.out_shape), dtype=plan.dtype, chunks=(1, cz, cy, cx)
+            )
         if plan.output_kind != "probabilities":
             f.create_dataset(LABEL_KEY, shape=plan.out_shape, dtype=label_dtype(plan), chunks=(cz, cy, cx))
         f.attrs["channels"] = json.dumps(list(plan.channel_names))
@@ -595,7 +639,14 @@ class HDF5PredictionWriter(PredictionWriter):
         import h5py
 
         f = h5py.File(self.partial, "r+")
-        want = [k for k, on in ((PROB_KEY, self.plan.output_kind != "labels"), (LABEL_KEY, self.plan.output_kind != "probabilities")) if on]
+        want = [
+            k
+            for k, on in (
+                (PROB_KEY, self.plan.output_kind != "labels"),
+                (LABEL_KEY, self.plan.output_kind != "probabilities"),
+            )
+            if on
+        ]
         if any(k not in f for k in want):
             f.close()
             raise KeyError(want)
@@ -634,9 +685,15 @@ class TiffPredictionWriter(PredictionWriter):
         meta = {"axes": "ZYXS" if len(shape) == 4 else "ZYX", "slicewise": _zarr_attrs(self.attrs())}
         if self.state.get("voxel_size"):
             meta["voxel_size"] = list(self.state["voxel_size"])
-        self._mm = tifffile.memmap(self.partial, shape=shape, dtype=dtype, photometric="minisblack",
-                                   planarconfig="contig" if len(shape) == 4 else None, metadata=meta,
-                                   bigtiff=int(np.prod(shape)) * dtype.itemsize > 2**31)
+        self._mm = tifffile.memmap(
+            self.partial,
+            shape=shape,
+            dtype=dtype,
+            photometric="minisblack",
+            planarconfig="contig" if len(shape) == 4 else None,
+            metadata=meta,
+            bigtiff=int(np.prod(shape)) * dtype.itemsize > 2**31,
+        )
         _reserve_or_close(self.partial, os.path.getsize(self.partial), self.output, self._close)
 
     def _open(self) -> None:
@@ -660,14 +717,23 @@ class TiffPredictionWriter(PredictionWriter):
 
 
 _WRITERS: dict[str, type[PredictionWriter]] = {
-    "zarr": ZarrPredictionWriter, "hdf5": HDF5PredictionWriter, "tiff": TiffPredictionWriter,
+    "zarr": ZarrPredictionWriter,
+    "hdf5": HDF5PredictionWriter,
+    "tiff": TiffPredictionWriter,
 }
 
 
-def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | None = None, resume: bool = True,
-                           overwrite: bool = False, identity: dict[str, Any] | None = None,
-                           voxel_size: Sequence[float] | None = None,
-                           environment: dict[str, Any] | None = None) -> PredictionWriter:
+def open_prediction_writer(
+    path: str | os.PathLike,
+    plan: Plan,
+    *,
+    dtype: str | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    identity: dict[str, Any] | None = None,
+    voxel_size: Sequence[float] | None = None,
+    environment: dict[str, Any] | None = None,
+) -> PredictionWriter:
     """Create (or resume) the writer for output ``path``.
 
     Checks the output (``check_output_path``) and claims it (``claim_output``) first. A partial output from
@@ -691,12 +757,22 @@ def open_prediction_writer(path: str | os.PathLike, plan: Plan, *, dtype: str | 
     try:
         part = partial_path(final)
         cls = _WRITERS[_backend_of(final)]
-        state = {"version": STATE_VERSION, "output": str(final.absolute()), "plan": plan.to_json(),
-                 "identity": identity, "voxel_size": [float(v) for v in voxel_size] if voxel_size else None,
-                 "environment": environment}
+        state = {
+            "version": STATE_VERSION,
+            "output": str(final.absolute()),
+            "plan": plan.to_json(),
+            "identity": identity,
+            "voxel_size": [float(v) for v in voxel_size] if voxel_size else None,
+            "environment": environment,
+        }
         old = _read_state(part) if (part.exists() or state_path(part).exists()) else None
-        if old is not None and resume and not overwrite and old.get("version") == STATE_VERSION \
-                and Plan.from_json(old["plan"]).fingerprint() == plan.fingerprint():
+        if (
+            old is not None
+            and resume
+            and not overwrite
+            and old.get("version") == STATE_VERSION
+            and Plan.from_json(old["plan"]).fingerprint() == plan.fingerprint()
+        ):
             check_identity(old.get("identity"), identity or {})
             writer = cls(final, part, plan, {**old, "plan": plan.to_json()}, claim)
             try:
@@ -749,7 +825,7 @@ class _Lazy:
             key = key if isinstance(key, tuple) else (key,)
             if any(k is Ellipsis for k in key):
                 i = key.index(Ellipsis)
-                key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+                key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
             key = tuple(key) + (slice(None),) * (self.ndim - len(key))
             out = np.asarray(self._array[(*key[1:], key[0])])
             if not isinstance(key[0], (int, np.integer)):
@@ -792,8 +868,10 @@ def probability_view(array: Any, label: str, scale: float | None = None, channel
         array = _AddAxis(array, axis=-1 if channel_last else 0)
     elif ndim != 4:
         layout = "Z×Y×X×C" if channel_last else "(C, Z, Y, X)"
-        raise InputError(f"{label} has shape {tuple(int(s) for s in array.shape)}, not probabilities {layout}, "
-                         f"(Z, Y, X) or (Y, X): {PROBABILITY_HINT}")
+        raise InputError(
+            f"{label} has shape {tuple(int(s) for s in array.shape)}, not probabilities {layout}, "
+            f"(Z, Y, X) or (Y, X): {PROBABILITY_HINT}"
+        )
     return _Lazy(array, scale, channel_last=channel_last)
 
 
@@ -860,16 +938,24 @@ def prediction_meta(raw: Any, source: str) -> dict[str, Any]:
             raw = json.loads(raw)
         except ValueError:
             raise InputError(f"{source}: the 'slicewise' attribute is not JSON: re-run slicewise predict") from None
-    data = parse_metadata(PredictionMeta, raw, source, "the prediction's metadata is damaged: re-run slicewise predict",
-                          prefix="slicewise")
+    data = parse_metadata(
+        PredictionMeta,
+        raw,
+        source,
+        "the prediction's metadata is damaged: re-run slicewise predict",
+        prefix="slicewise",
+    )
     return data.model_dump(exclude_none=True)
 
 
 def _from_meta(meta: dict[str, Any]) -> tuple[Any, tuple[int, int, int], float | None]:
     vs = meta.get("voxel_size")
     q = meta.get("quantisation") or {}
-    return (tuple(float(v) for v in vs) if vs else None, tuple(int(v) for v in meta.get("offset") or (0, 0, 0)),
-            q.get("scale") if isinstance(q, dict) else None)
+    return (
+        tuple(float(v) for v in vs) if vs else None,
+        tuple(int(v) for v in meta.get("offset") or (0, 0, 0)),
+        q.get("scale") if isinstance(q, dict) else None,
+    )
 
 
 def read_prediction(path: str | os.PathLike, key: str | None = None) -> Prediction:
@@ -906,14 +992,16 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
     vs, off, scale = _from_meta(meta)
     if key is not None:
         if key not in node:
-            raise InputError(f"{p} has no array {key!r}: it holds {', '.join(sorted(node.array_keys())) or 'no arrays'}")
+            raise InputError(
+                f"{p} has no array {key!r}: it holds {', '.join(sorted(node.array_keys())) or 'no arrays'}"
+            )
         warn_missing_chunks(node[key], f"{p}:{key}", attrs)
         return _plain(node[key], attrs.get("channels"), meta, f"{p}:{key}")
     ngff = ome_zarr.ngff_attrs(p)  # validated NGFF metadata (v0.4 / v0.5): one line naming the field if bad
     if ngff is not None:
         ms = ngff["multiscales"][0]
         img = ome_zarr.check_levels(p, ms)[0]
-        axes = "".join(a["name"] for a in ms.get("axes") or [{"name": a} for a in "tczyx"[-img.ndim:]])
+        axes = "".join(a["name"] for a in ms.get("axes") or [{"name": a} for a in "tczyx"[-img.ndim :]])
         if vs is None and "voxel_size" not in meta:
             vs = ome_zarr.voxel_size_of(ms, 0, img.ndim)
         label_image = p / "labels" / "labels"
@@ -926,17 +1014,23 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
             names = meta.get("channels") or [c.get("label") for c in (ngff.get("omero") or {}).get("channels", [])]
             return Prediction(probability_view(img, str(p), scale), labels, _names(names, img.shape[0]), vs, off, meta)
         if axes not in ("zyx", "yx"):
-            raise InputError(f"{p} is an NGFF image with axes {axes!r}: a prediction has axes czyx (probabilities) or "
-                             f"zyx (labels); {PROBABILITY_HINT}")
+            raise InputError(
+                f"{p} is an NGFF image with axes {axes!r}: a prediction has axes czyx (probabilities) or "
+                f"zyx (labels); {PROBABILITY_HINT}"
+            )
         return Prediction(None, labels if labels is not None else img, list(meta.get("channels") or []), vs, off, meta)
     if PROB_KEY in node or LABEL_KEY in node:
         for k in (PROB_KEY, LABEL_KEY):
             if k in node:
                 warn_missing_chunks(node[k], f"{p}:{k}", attrs)
         probs = probability_view(node[PROB_KEY], str(p), scale) if PROB_KEY in node else None
-        names = _names(attrs.get("channels"), probs.shape[0]) if probs is not None else list(attrs.get("channels") or [])
+        names = (
+            _names(attrs.get("channels"), probs.shape[0]) if probs is not None else list(attrs.get("channels") or [])
+        )
         return Prediction(probs, node[LABEL_KEY] if LABEL_KEY in node else None, names, vs, off, meta)
-    raise InputError(f"{p} holds no prediction (no NGFF image, no 'probabilities'/'labels' arrays): pass the array with key")
+    raise InputError(
+        f"{p} holds no prediction (no NGFF image, no 'probabilities'/'labels' arrays): pass the array with key"
+    )
 
 
 def _plain(arr: Any, names: Any, meta: dict[str, Any], label: str) -> Prediction:
@@ -963,7 +1057,7 @@ class _AddAxis:
         key = key if isinstance(key, tuple) else (key,)
         if any(k is Ellipsis for k in key):
             i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (len(self.shape) - len(key) + 1) + key[i + 1:]
+            key = key[:i] + (slice(None),) * (len(self.shape) - len(key) + 1) + key[i + 1 :]
         key = key + (slice(None),) * (len(self.shape) - len(key))
         if self._first:
             return np.asarray(self._array[key[1:]])[np.newaxis][(key[0],)]
@@ -1001,7 +1095,9 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
             pred = Prediction(probs, f[LABEL_KEY] if LABEL_KEY in f else None, names, vs, off, meta)
         else:
             keys = ", ".join(sorted(f.keys()))
-            raise InputError(f"{p} holds no 'probabilities' or 'labels' dataset (it has {keys or 'nothing'}): pass the dataset with key")
+            raise InputError(
+                f"{p} holds no 'probabilities' or 'labels' dataset (it has {keys or 'nothing'}): pass the dataset with key"
+            )
     except InputError:
         f.close()
         raise
@@ -1010,8 +1106,10 @@ def _read_hdf5(p: Path, key: str | None) -> Prediction:
 
 
 #: the fix named when a TIFF's channel axis cannot be told from its metadata.
-TIFF_AXES_HINT = ("write it with its axes named (tifffile.imwrite(path, array, metadata={'axes': 'CZYX'}), or 'ZYXC' "
-                  "channel last, as slicewise predict writes), or save it as .h5 / .zarr (channel-first (C, Z, Y, X))")
+TIFF_AXES_HINT = (
+    "write it with its axes named (tifffile.imwrite(path, array, metadata={'axes': 'CZYX'}), or 'ZYXC' "
+    "channel last, as slicewise predict writes), or save it as .h5 / .zarr (channel-first (C, Z, Y, X))"
+)
 
 
 def _tiff_axes(p: Path, md: dict[str, Any], series_axes: str, ndim: int) -> str | None:
@@ -1026,13 +1124,22 @@ def _tiff_axes(p: Path, md: dict[str, Any], series_axes: str, ndim: int) -> str 
         letters = text.upper().replace("S", "C")
         if "Q" in letters or "I" in letters:  # tifffile's "unknown" axes: nothing was declared
             continue
-        if len(letters) != ndim or set(letters) - set("CZYX") or len(set(letters)) != len(letters) or "YX" not in letters:
-            raise InputError(f"{p}: the axes {text!r} named by {origin} do not describe a {ndim}-d probability map "
-                             f"of C, Z, Y, X: {TIFF_AXES_HINT}")
+        if (
+            len(letters) != ndim
+            or set(letters) - set("CZYX")
+            or len(set(letters)) != len(letters)
+            or "YX" not in letters
+        ):
+            raise InputError(
+                f"{p}: the axes {text!r} named by {origin} do not describe a {ndim}-d probability map "
+                f"of C, Z, Y, X: {TIFF_AXES_HINT}"
+            )
         return letters
     if ndim == 4:
-        raise InputError(f"{p} is a 4-d TIFF without axes metadata: whether its channels come first (C, Z, Y, X) or "
-                         f"last (Z, Y, X, C) would be a guess: {TIFF_AXES_HINT}")
+        raise InputError(
+            f"{p} is a 4-d TIFF without axes metadata: whether its channels come first (C, Z, Y, X) or "
+            f"last (Z, Y, X, C) would be a guess: {TIFF_AXES_HINT}"
+        )
     return None
 
 
@@ -1051,7 +1158,7 @@ class _Permuted:
         key = key if isinstance(key, tuple) else (key,)
         if any(k is Ellipsis for k in key):
             i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (4 - len(key) + 1) + key[i + 1:]
+            key = key[:i] + (slice(None),) * (4 - len(key) + 1) + key[i + 1 :]
         keys = dict(zip("CZYX", tuple(key) + (slice(None),) * (4 - len(key))))
         out = np.asarray(self._array[tuple(keys[a] for a in self._order)])
         kept = [a for a in self._order if not isinstance(keys[a], (int, np.integer))]
@@ -1073,12 +1180,14 @@ def _read_tiff(p: Path) -> Prediction:
             with tifffile.TiffFile(p) as tif:
                 md = (tif.shaped_metadata or [{}])[0] or {}
                 series = tif.series[0] if tif.series else None  # axes declared by OME-XML / ImageJ, not guessed
-                series_axes = str(series.axes) if series is not None and series.kind.lower() in ("ome", "imagej") else ""
+                series_axes = (
+                    str(series.axes) if series is not None and series.kind.lower() in ("ome", "imagej") else ""
+                )
             try:
                 arr: Any = tifffile.memmap(p, mode="r")
             except ValueError:  # compressed / not memory-mappable: the data layer's lazy, checked reader
                 arr = open_volume(p)  # refuses axes other than Z×Y×X(×C) in one line
-                md, series_axes = {**md, "axes": "ZYXC" if arr.ndim == 4 else "ZYX"[-arr.ndim:]}, ""
+                md, series_axes = {**md, "axes": "ZYXC" if arr.ndim == 4 else "ZYX"[-arr.ndim :]}, ""
         except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as err:
             raise damaged(p, err) from None
     if problems:

@@ -100,7 +100,9 @@ def iter_tiles(shape: tuple[int, int], tile: tuple[int, int], overlap: float = 0
             yield slice(y, y + tile[0]), slice(x, x + tile[1])
 
 
-def weight_sum(shape: tuple[int, int], tile: tuple[int, int], overlap: float = 0.25, sigma_scale: float = 0.125) -> np.ndarray:
+def weight_sum(
+    shape: tuple[int, int], tile: tuple[int, int], overlap: float = 0.25, sigma_scale: float = 0.125
+) -> np.ndarray:
     """Sum of the Gaussian weights of all tiles over a (padded) plane: the blending denominator."""
     h, w = max(shape[0], tile[0]), max(shape[1], tile[1])
     out = np.zeros((h, w), np.float32)

@@ -8,7 +8,14 @@ import os
 import warnings
 from typing import Any
 
-from slicewise.metrics.ap import IOU_THRESHOLDS, average_precision, instance_ious, instance_scores, match_instances, seg_accuracy
+from slicewise.metrics.ap import (
+    IOU_THRESHOLDS,
+    average_precision,
+    instance_ious,
+    instance_scores,
+    match_instances,
+    seg_accuracy,
+)
 from slicewise.metrics.contingency import Contingency, contingency_table
 from slicewise.metrics.evaluate import evaluate, format_table, membranes_to_neurons
 from slicewise.metrics.overlap import dice, foreground_dice, iou
@@ -41,7 +48,10 @@ def _save_json(result: dict[str, Any], path: str | os.PathLike, overwrite: bool 
 
 def __getattr__(name: str) -> Any:
     if name == "save_json":  # deprecated (reversed arguments): the one JSON writer is slicewise.utils.write_json
-        warnings.warn("slicewise.metrics.save_json(result, path) is deprecated: use slicewise.utils.write_json(path, result, overwrite=...)",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "slicewise.metrics.save_json(result, path) is deprecated: use slicewise.utils.write_json(path, result, overwrite=...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return _save_json
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

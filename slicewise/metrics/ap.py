@@ -58,7 +58,9 @@ def instance_ious(table: Contingency) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return table.pred_ids[p_keep], table.gt_ids[g_keep], p_index[cols], g_index[rows], inter / union
 
 
-def instance_scores(pred: Any, table: Contingency, prob: Any | None = None, chunk_voxels: int = CHUNK_VOXELS) -> np.ndarray:
+def instance_scores(
+    pred: Any, table: Contingency, prob: Any | None = None, chunk_voxels: int = CHUNK_VOXELS
+) -> np.ndarray:
     """Score per non-zero predicted instance (order of ``instance_ious(table)[0]``).
 
     The mean of ``prob`` (foreground probability, same shape as ``pred``) over the instance's
@@ -78,7 +80,9 @@ def instance_scores(pred: Any, table: Contingency, prob: Any | None = None, chun
     return (sums / np.maximum(table.pred_sizes, 1))[p_keep]
 
 
-def match_instances(n_pred: int, n_gt: int, p: np.ndarray, g: np.ndarray, iou: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+def match_instances(
+    n_pred: int, n_gt: int, p: np.ndarray, g: np.ndarray, iou: np.ndarray, scores: np.ndarray, threshold: float
+) -> np.ndarray:
     """Greedy COCO matching at one IoU threshold; returns a bool "is a true positive" per prediction."""
     matched_p = np.zeros(n_pred, bool)
     matched_g = np.zeros(n_gt, bool)
@@ -112,7 +116,9 @@ def _ap_from_matches(tp: np.ndarray, scores: np.ndarray, n_gt: int) -> float:
     return float(q.mean())
 
 
-def ap_from_table(table: Contingency, scores: np.ndarray | None = None, thresholds: Sequence[float] = IOU_THRESHOLDS) -> dict[str, float]:
+def ap_from_table(
+    table: Contingency, scores: np.ndarray | None = None, thresholds: Sequence[float] = IOU_THRESHOLDS
+) -> dict[str, float]:
     """``{"ap", "ap50", "ap75"}`` (``ap`` = mean over ``thresholds``) plus instance counts.
 
     ``scores`` per non-zero predicted instance (see :func:`instance_scores`; default: sizes).
@@ -120,6 +126,7 @@ def ap_from_table(table: Contingency, scores: np.ndarray | None = None, threshol
     pred_ids, gt_ids, p, g, iou = instance_ious(table)
     if scores is None:
         scores = table.pred_sizes[table.pred_ids != 0].astype(np.float64)
+
     def ap_at(t: float) -> float:
         return _ap_from_matches(match_instances(pred_ids.size, gt_ids.size, p, g, iou, scores, t), scores, gt_ids.size)
 
@@ -132,8 +139,14 @@ def ap_from_table(table: Contingency, scores: np.ndarray | None = None, threshol
     return out
 
 
-def average_precision(pred: Any, gt: Any, prob: Any | None = None, *, table: Contingency | None = None,
-                      thresholds: Sequence[float] = IOU_THRESHOLDS) -> dict[str, float]:
+def average_precision(
+    pred: Any,
+    gt: Any,
+    prob: Any | None = None,
+    *,
+    table: Contingency | None = None,
+    thresholds: Sequence[float] = IOU_THRESHOLDS,
+) -> dict[str, float]:
     """COCO-style instance AP of label maps ``pred`` vs ``gt`` (see the module docstring).
 
     ``prob``: foreground probability map with ``pred``'s shape (scores = mean inside each

@@ -82,7 +82,9 @@ def _sums(pred: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_values(block: np.ndarray, name: str) -> None:
     if block.size and np.issubdtype(block.dtype, np.signedinteger) and int(block.min()) < 0:
-        raise InputError(f"{name} labels hold negative values (min {int(block.min())}): label ids must be >= 0 (0 = background)")
+        raise InputError(
+            f"{name} labels hold negative values (min {int(block.min())}): label ids must be >= 0 (0 = background)"
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,9 @@ def count_blocks(task: BlockTask, regions: Sequence[Region], dask: str | None = 
 
         n = _count(dask, os.cpu_count() or 1)
         with ThreadPoolExecutor(n) as pool:
-            _stream(lambda r: pool.submit(task, r), regions, 2 * n, lambda f: wait(f, return_when=FIRST_COMPLETED), total)
+            _stream(
+                lambda r: pool.submit(task, r), regions, 2 * n, lambda f: wait(f, return_when=FIRST_COMPLETED), total
+            )
         return total
     from distributed import wait
 
@@ -142,8 +146,13 @@ def count_blocks(task: BlockTask, regions: Sequence[Region], dask: str | None = 
     with connect(dask) as client:
         shared = client.scatter(task, broadcast=True)  # the task (and any in-memory array) travels once per worker
         n = max(1, len(client.scheduler_info().get("workers", {})))
-        _stream(lambda r: client.submit(_call, shared, r, pure=False), regions, 2 * n,
-                lambda f: wait(f, return_when="FIRST_COMPLETED"), total)
+        _stream(
+            lambda r: client.submit(_call, shared, r, pure=False),
+            regions,
+            2 * n,
+            lambda f: wait(f, return_when="FIRST_COMPLETED"),
+            total,
+        )
     return total
 
 
@@ -162,8 +171,13 @@ def _count(spec: str, default: int) -> int:
     return n
 
 
-def _stream(submit: Callable[[Region], Any], regions: Sequence[Region], window: int,
-            wait_first: Callable[[set[Any]], Any], total: Counts) -> None:
+def _stream(
+    submit: Callable[[Region], Any],
+    regions: Sequence[Region],
+    window: int,
+    wait_first: Callable[[set[Any]], Any],
+    total: Counts,
+) -> None:
     """Keep ``window`` blocks in flight, merging each finished one into ``total``."""
     import itertools
 
@@ -182,7 +196,9 @@ def _stream(submit: Callable[[Region], Any], regions: Sequence[Region], window: 
         pass
 
 
-def tables(counts: Counts, with_scores: bool) -> tuple[Contingency, np.ndarray | None, dict[int, tuple[Contingency, np.ndarray | None]]]:
+def tables(
+    counts: Counts, with_scores: bool
+) -> tuple[Contingency, np.ndarray | None, dict[int, tuple[Contingency, np.ndarray | None]]]:
     """The volume table and instance scores, and per z the same, from summed :class:`Counts`."""
     vol = merge_counts(counts.pairs)
     per: dict[int, tuple[Contingency, np.ndarray | None]] = {}

@@ -88,10 +88,14 @@ def check_label_pair(pred: Any, gt: Any) -> None:
                 f"(convert with .astype(np.int64) after checking the values are whole numbers)"
             )
     if tuple(pred.shape) != tuple(gt.shape):
-        raise InputError(f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(gt.shape)}: they must match voxel for voxel")
+        raise InputError(
+            f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(gt.shape)}: they must match voxel for voxel"
+        )
 
 
-def contingency_table(pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS, block: Sequence[int] | None = None) -> Contingency:
+def contingency_table(
+    pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS, block: Sequence[int] | None = None
+) -> Contingency:
     """Count voxels per (ground-truth label, predicted label) pair.
 
     Args:
@@ -110,8 +114,10 @@ def contingency_table(pred: Any, gt: Any, chunk_voxels: int = CHUNK_VOXELS, bloc
         per_row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
         step = max(1, chunk_voxels // max(per_row, 1))
         regions = [slice(z, z + step) for z in range(0, shape[0], step)]
-    parts = [_count_chunk(np.asarray(pred[r]).ravel(), np.asarray(gt[r]).ravel())
-             for r in progress(regions, desc="contingency table", total=len(regions))]
+    parts = [
+        _count_chunk(np.asarray(pred[r]).ravel(), np.asarray(gt[r]).ravel())
+        for r in progress(regions, desc="contingency table", total=len(regions))
+    ]
     return merge_counts(parts)
 
 
@@ -124,8 +130,10 @@ def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice, 
     import itertools
 
     axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
-    return [tuple(slice(s, min(s + int(b), int(n))) for s, b, n in zip(starts, block, shape))  # type: ignore[misc]
-            for starts in itertools.product(*axes)]
+    return [
+        tuple(slice(s, min(s + int(b), int(n))) for s, b, n in zip(starts, block, shape))  # type: ignore[misc]
+        for starts in itertools.product(*axes)
+    ]
 
 
 def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Contingency:
@@ -155,7 +163,11 @@ def _count_chunk(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarr
     key = g_code.astype(np.uint64) << _SHIFT
     key |= p_code.astype(np.uint64, copy=False)
     keys, counts = np.unique(key, return_counts=True)
-    return _decode((keys >> _SHIFT).astype(np.int64), g_how), _decode((keys & _LOW).astype(np.int64), p_how), counts.astype(np.int64)
+    return (
+        _decode((keys >> _SHIFT).astype(np.int64), g_how),
+        _decode((keys & _LOW).astype(np.int64), p_how),
+        counts.astype(np.int64),
+    )
 
 
 def _codes(a: np.ndarray) -> tuple[np.ndarray, int | np.ndarray]:
@@ -168,7 +180,9 @@ def _codes(a: np.ndarray) -> tuple[np.ndarray, int | np.ndarray]:
         return a.view(np.uint8), 0
     lo, hi = int(a.min()), int(a.max())
     if hi > _INT64_MAX:
-        raise InputError(f"label value {hi} ({a.dtype}) does not fit int64: ids must be below 2**63 (relabel the volume)")
+        raise InputError(
+            f"label value {hi} ({a.dtype}) does not fit int64: ids must be below 2**63 (relabel the volume)"
+        )
     if lo >= 0 and hi < 2**32:
         return a, 0
     if hi - lo < 2**32:

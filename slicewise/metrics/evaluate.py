@@ -131,11 +131,15 @@ def evaluate(
     if not 0.0 < float(seg_threshold) <= 1.0:
         raise InputError(f"seg_threshold {seg_threshold} must be an IoU in (0, 1]")
     if classes is not None and kind == "instance":
-        raise InputError("classes (--classes) select semantic classes; instance evaluation scores objects: drop it, "
-                         "or use kind='semantic' (--kind semantic)")
+        raise InputError(
+            "classes (--classes) select semantic classes; instance evaluation scores objects: drop it, "
+            "or use kind='semantic' (--kind semantic)"
+        )
     if class_names and kind == "instance":
-        raise InputError("class names (--class-names) label semantic classes; instance evaluation scores objects: "
-                         "drop them, or use kind='semantic' (--kind semantic)")
+        raise InputError(
+            "class names (--class-names) label semantic classes; instance evaluation scores objects: "
+            "drop them, or use kind='semantic' (--kind semantic)"
+        )
     negative = [int(c) for c in classes or () if int(c) < 0]
     if negative:
         raise InputError(f"classes (--classes) hold negative id {negative[0]}: class ids are label values >= 0")
@@ -156,7 +160,9 @@ def evaluate(
     pred_box = tuple(slice(s.start - o, s.stop - o) for s, o in zip(box, offset))
     p_view, g_view = _Window(pred_a, pred_box), _Window(gt_a, box)
     if prob is not None and kind != "instance":
-        raise InputError("probabilities only score instances for AP: pass kind='instance' (--kind instance) or drop prob")
+        raise InputError(
+            "probabilities only score instances for AP: pass kind='instance' (--kind instance) or drop prob"
+        )
     fg = None if prob is None else _foreground_reader(prob, key, tuple(pred_a.shape), pred_box, offset)
     blk = tuple(int(b) for b in (block if block is not None else DEFAULT_BLOCK))
     if len(blk) != 3 or min(blk) < 1:
@@ -164,10 +170,14 @@ def evaluate(
     regions = block_grid(p_view.shape, blk)
     counts = count_blocks(BlockTask(p_view, g_view, fg, per_slice), regions, dask)
     volume, scores, slices = tables(counts, fg is not None)
-    settings = {"label_map": _jsonable_map(label_map), "pred_label_map": _jsonable_map(pred_label_map),
-                "ignore_gt_zero": bool(ignore_gt_zero), "seg_threshold": float(seg_threshold),
-                "scores": "size" if fg is None else "mean foreground probability",
-                "classes": None if classes is None else [int(c) for c in classes]}
+    settings = {
+        "label_map": _jsonable_map(label_map),
+        "pred_label_map": _jsonable_map(pred_label_map),
+        "ignore_gt_zero": bool(ignore_gt_zero),
+        "seg_threshold": float(seg_threshold),
+        "scores": "size" if fg is None else "mean foreground probability",
+        "classes": None if classes is None else [int(c) for c in classes],
+    }
     result: dict[str, Any] = {"kind": kind, "shape": [int(s) for s in p_view.shape], "settings": settings}
     if any(s.start for s in box):
         result["offset"] = [int(s.start) for s in box]
@@ -184,30 +194,40 @@ def evaluate(
         for w in warnings:
             log.warning(w)
     if per_slice:
-        rows = [{"z": int(box[0].start + z), **_score(t, sc, kind, classes, ignore_gt_zero, seg_threshold)}
-                for z, (t, sc) in slices.items()]
+        rows = [
+            {"z": int(box[0].start + z), **_score(t, sc, kind, classes, ignore_gt_zero, seg_threshold)}
+            for z, (t, sc) in slices.items()
+        ]
         result["per_slice"] = rows
         result["slice_mean"] = _mean_rows(rows)
     return result
 
 
-def _box(pred_shape: tuple[int, ...], gt_shape: tuple[int, ...], offset: tuple[int, int, int],
-         roi: Roi | Sequence[slice] | None) -> Roi:
+def _box(
+    pred_shape: tuple[int, ...],
+    gt_shape: tuple[int, ...],
+    offset: tuple[int, int, int],
+    roi: Roi | Sequence[slice] | None,
+) -> Roi:
     """The scored box in ground-truth coordinates: the prediction's extent at ``offset``, cut to ``roi``."""
     from slicewise.data.roi import resolve_roi
 
     cover = tuple(slice(o, o + n) for o, n in zip(offset, pred_shape))
     if any(c.stop > n for c, n in zip(cover, gt_shape)):
-        raise InputError(f"the prediction (shape {pred_shape} at offset {offset}) reaches outside the ground truth "
-                         f"(shape {gt_shape}): check the files or the recorded offset")
+        raise InputError(
+            f"the prediction (shape {pred_shape} at offset {offset}) reaches outside the ground truth "
+            f"(shape {gt_shape}): check the files or the recorded offset"
+        )
     if roi is None:
         return cover  # type: ignore[return-value]
     box = resolve_roi(roi, gt_shape)
     for axis, (b, c) in enumerate(zip(box, cover)):
         if b.start < c.start or b.stop > c.stop:
             name = "zyx"[axis]
-            raise InputError(f"the {name} range {b.start}:{b.stop} is not inside the prediction, which covers "
-                             f"{c.start}:{c.stop} of the ground truth: give a range inside it")
+            raise InputError(
+                f"the {name} range {b.start}:{b.stop} is not inside the prediction, which covers "
+                f"{c.start}:{c.stop} of the ground truth: give a range inside it"
+            )
     return box
 
 
@@ -235,8 +255,10 @@ def absent_class_warnings(table: Contingency, classes: Sequence[int] | None) -> 
     absent = [int(c) for c in classes or () if int(c) not in have]
     if not absent:
         return []
-    return [f"class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} (--classes) in neither the prediction "
-            f"nor the ground truth (labels {_ids_text(present)}): not scored (n/a); check the class ids or --label-map"]
+    return [
+        f"class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} (--classes) in neither the prediction "
+        f"nor the ground truth (labels {_ids_text(present)}): not scored (n/a); check the class ids or --label-map"
+    ]
 
 
 def label_set_warnings(table: Contingency, kind: str, gt_mapped: bool = False, pred_mapped: bool = False) -> list[str]:
@@ -245,10 +267,15 @@ def label_set_warnings(table: Contingency, kind: str, gt_mapped: bool = False, p
         return []
     if np.intersect1d(table.gt_ids, table.pred_ids).size:
         return []
-    fix = ("check --label-map / --pred-label-map" if gt_mapped or pred_mapped else
-           f"map them onto each other, e.g. --label-map {int(table.gt_ids[-1])}:{int(table.pred_ids[-1])}")
-    return [f"prediction labels {_ids_text(table.pred_ids)} and ground-truth labels {_ids_text(table.gt_ids)} "
-            f"share no value, so every Dice/IoU is 0: {fix}"]
+    fix = (
+        "check --label-map / --pred-label-map"
+        if gt_mapped or pred_mapped
+        else f"map them onto each other, e.g. --label-map {int(table.gt_ids[-1])}:{int(table.pred_ids[-1])}"
+    )
+    return [
+        f"prediction labels {_ids_text(table.pred_ids)} and ground-truth labels {_ids_text(table.gt_ids)} "
+        f"share no value, so every Dice/IoU is 0: {fix}"
+    ]
 
 
 SEMANTIC_GT_SHARE = 0.5
@@ -265,9 +292,11 @@ def semantic_gt_warnings(table: Contingency, kind: str) -> list[str]:
     share = float(table.gt_sizes[big]) / table.n_voxels
     if share <= SEMANTIC_GT_SHARE:
         return []
-    return [f"the ground truth holds only the values {_ids_text(table.gt_ids)} ({int(table.gt_ids[big])} on "
-            f"{100 * share:.0f}% of the voxels): it looks semantic, so instance scores count one object; label its connected components "
-            f"with --components gt (Python: membranes_to_neurons(gt))"]
+    return [
+        f"the ground truth holds only the values {_ids_text(table.gt_ids)} ({int(table.gt_ids[big])} on "
+        f"{100 * share:.0f}% of the voxels): it looks semantic, so instance scores count one object; label its connected components "
+        f"with --components gt (Python: membranes_to_neurons(gt))"
+    ]
 
 
 class _Window:
@@ -366,8 +395,10 @@ def _store_labels(p: Any) -> tuple[Any, tuple[int, int, int]]:
 
     pred = read_prediction(p)
     if pred.labels is None:
-        raise InputError(f"{p} holds probabilities, not labels: make instance labels with `slicewise segment {p} labels.zarr` "
-                         f"(or predict with --output-kind labels) and evaluate those")
+        raise InputError(
+            f"{p} holds probabilities, not labels: make instance labels with `slicewise segment {p} labels.zarr` "
+            f"(or predict with --output-kind labels) and evaluate those"
+        )
     return pred.labels, tuple(int(v) for v in pred.offset)  # type: ignore[return-value]
 
 
@@ -381,15 +412,23 @@ def _offset(found: Any, p: Any) -> tuple[int, int, int]:
             found = json.loads(found)
         vals = [int(v) for v in found]
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{p} records an offset attribute {str(found)[:40]!r} that is not three voxel counts (z, y, x): "
-                         f"fix or remove the attribute") from None
+        raise InputError(
+            f"{p} records an offset attribute {str(found)[:40]!r} that is not three voxel counts (z, y, x): "
+            f"fix or remove the attribute"
+        ) from None
     if len(vals) != 3 or min(vals) < 0:
         raise InputError(f"{p} records offset {vals}: expected three voxel counts >= 0 (z, y, x)")
     return tuple(vals)  # type: ignore[return-value]
 
 
-def _score(table: Contingency, scores: np.ndarray | None, kind: str, classes: Sequence[int] | None,
-           ignore_gt_zero: bool, seg_threshold: float) -> dict[str, Any]:
+def _score(
+    table: Contingency,
+    scores: np.ndarray | None,
+    kind: str,
+    classes: Sequence[int] | None,
+    ignore_gt_zero: bool,
+    seg_threshold: float,
+) -> dict[str, Any]:
     """The metrics of one volume or slice from its table (and instance scores)."""
     if kind == "semantic":
         return _semantic(table, classes)
@@ -493,7 +532,9 @@ class _ArrayForeground:
         elif len(pshape) == len(shape) + 1 and pshape[1:] == shape:
             self.channels = pshape[0]
         else:
-            raise InputError(f"probability shape {pshape} fits neither the label shape {shape} nor (C, *{shape}) channel-first")
+            raise InputError(
+                f"probability shape {pshape} fits neither the label shape {shape} nor (C, *{shape}) channel-first"
+            )
         self.prob, self.box = prob, tuple(box)
 
     def __call__(self, region: Sequence[slice]) -> np.ndarray:
@@ -507,14 +548,18 @@ class _ArrayForeground:
 class _FileForeground:
     """Foreground probability read lazily from a ``predict`` output (reopened in each dask worker)."""
 
-    def __init__(self, path: str, key: str | None, shape: tuple[int, ...], box: Sequence[slice], offset: Sequence[int]) -> None:
+    def __init__(
+        self, path: str, key: str | None, shape: tuple[int, ...], box: Sequence[slice], offset: Sequence[int]
+    ) -> None:
         self.path, self.key = path, key
         src = self._source()
         shift = [int(o) - int(so) for o, so in zip(offset, src.offset)]  # label coords → stored coords
         self.box = tuple(slice(b.start + d, b.stop + d) for b, d in zip(box, shift))
         if any(b.start < 0 or b.stop > n for b, n in zip(self.box, src.shape)):
-            raise InputError(f"probabilities {path} (shape {src.shape} at offset {tuple(src.offset)}) do not cover the "
-                             f"scored labels: pass the probabilities the labels were made from")
+            raise InputError(
+                f"probabilities {path} (shape {src.shape} at offset {tuple(src.offset)}) do not cover the "
+                f"scored labels: pass the probabilities the labels were made from"
+            )
         self._src: Any = None
 
     def _source(self) -> Any:
@@ -533,8 +578,9 @@ class _FileForeground:
         return (1.0 - p[0]) if len(p) > 1 else p[0]
 
 
-def _foreground_reader(prob: Any, key: str | None, shape: tuple[int, ...], box: Sequence[slice],
-                       offset: Sequence[int]) -> Any:
+def _foreground_reader(
+    prob: Any, key: str | None, shape: tuple[int, ...], box: Sequence[slice], offset: Sequence[int]
+) -> Any:
     """A picklable ``region → foreground probability`` for box-relative regions of the label maps."""
     if isinstance(prob, (str, os.PathLike)):
         from pathlib import Path
@@ -546,7 +592,9 @@ def _foreground_reader(prob: Any, key: str | None, shape: tuple[int, ...], box: 
     return _ArrayForeground(prob if hasattr(prob, "shape") else np.asarray(prob), shape, box)
 
 
-def membranes_to_neurons(labels: Any, interior: int | None = None, per_slice: bool = True, fill: bool = False) -> np.ndarray:
+def membranes_to_neurons(
+    labels: Any, interior: int | None = None, per_slice: bool = True, fill: bool = False
+) -> np.ndarray:
     """Neuron instance ids from a membrane map: connected components of the cell interior.
 
     ``interior``: the label value of cell interior (ISBI 2012: 255); None takes every non-zero
@@ -588,11 +636,16 @@ def format_table(result: dict[str, Any]) -> str:
     header = ["metric", "volume"] + (["slice mean"] if mean is not None else [])
     if mean is not None and result.get("class_names"):
         names = result["class_names"]
-        mean = {re.sub(r"\[(\d+)\]$", lambda m: f"[{names[m[1]]}]" if m[1] in names else m[0], k): v
-                for k, v in mean.items()}
+        mean = {
+            re.sub(r"\[(\d+)\]$", lambda m: f"[{names[m[1]]}]" if m[1] in names else m[0], k): v
+            for k, v in mean.items()
+        }
     rows = [[k, _fmt(v)] + ([_fmt(mean[k]) if k in mean else "-"] if mean is not None else []) for k, v in vol.items()]
     lines = text_table([header, *rows])
     if "per_slice" in result:
         cols = [c for c in _SLICE_COLUMNS[result["kind"]] if c in vol]
-        lines += ["", *text_table([["z", *cols], *[[str(r["z"]), *[_fmt(r[c]) for c in cols]] for r in result["per_slice"]]])]
+        lines += [
+            "",
+            *text_table([["z", *cols], *[[str(r["z"]), *[_fmt(r[c]) for c in cols]] for r in result["per_slice"]]]),
+        ]
     return "\n".join(lines)

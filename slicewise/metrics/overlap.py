@@ -45,12 +45,16 @@ def _class_counts(table: Contingency, c: int) -> tuple[int, int, int]:
     return inter, size_p, size_g
 
 
-def dice(pred: Any, gt: Any, classes: Sequence[int] | None = None, *, table: Contingency | None = None) -> dict[int, float]:
+def dice(
+    pred: Any, gt: Any, classes: Sequence[int] | None = None, *, table: Contingency | None = None
+) -> dict[int, float]:
     """Dice per class ``{class: value}`` (empty vs empty = 1)."""
     return overlap_from_table(table if table is not None else contingency_table(pred, gt), classes)["dice"]
 
 
-def iou(pred: Any, gt: Any, classes: Sequence[int] | None = None, *, table: Contingency | None = None) -> dict[int, float]:
+def iou(
+    pred: Any, gt: Any, classes: Sequence[int] | None = None, *, table: Contingency | None = None
+) -> dict[int, float]:
     """IoU (Jaccard) per class ``{class: value}`` (empty vs empty = 1)."""
     return overlap_from_table(table if table is not None else contingency_table(pred, gt), classes)["iou"]
 

@@ -59,7 +59,9 @@ def adapted_rand_from_table(table: Contingency) -> dict[str, float]:
     return {"are": 1.0 - f, "rand_f": f, "rand_precision": precision, "rand_recall": recall}
 
 
-def adapted_rand(pred: Any = None, gt: Any = None, *, table: Contingency | None = None, ignore_gt_zero: bool = True) -> dict[str, float]:
+def adapted_rand(
+    pred: Any = None, gt: Any = None, *, table: Contingency | None = None, ignore_gt_zero: bool = True
+) -> dict[str, float]:
     """Adapted Rand error of a predicted vs ground-truth label map (see the module docstring).
 
     Returns ``{"are", "rand_f", "rand_precision" (merge score), "rand_recall" (split score)}``.
@@ -83,6 +85,8 @@ def voi_from_table(table: Contingency) -> dict[str, float]:
     return {"voi_split": split, "voi_merge": merge, "voi": split + merge}
 
 
-def voi(pred: Any = None, gt: Any = None, *, table: Contingency | None = None, ignore_gt_zero: bool = True) -> dict[str, float]:
+def voi(
+    pred: Any = None, gt: Any = None, *, table: Contingency | None = None, ignore_gt_zero: bool = True
+) -> dict[str, float]:
     """Variation of information ``{"voi_split", "voi_merge", "voi"}`` in bits (see the module docstring)."""
     return voi_from_table(_table(pred, gt, table, ignore_gt_zero))

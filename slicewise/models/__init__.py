@@ -10,5 +10,15 @@ from slicewise.models.build import SegmentationModel, build_model, load_model, m
 from slicewise.models.channels import STRATEGIES, ChannelStrategy
 from slicewise.models.weights import REGISTRY, WeightSource, register_weights
 
-__all__ = ["SegmentationModel", "build_model", "save_model", "load_model", "model_info", "STRATEGIES",
-           "ChannelStrategy", "REGISTRY", "WeightSource", "register_weights"]
+__all__ = [
+    "SegmentationModel",
+    "build_model",
+    "save_model",
+    "load_model",
+    "model_info",
+    "STRATEGIES",
+    "ChannelStrategy",
+    "REGISTRY",
+    "WeightSource",
+    "register_weights",
+]

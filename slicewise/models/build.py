@@ -48,9 +48,15 @@ class SegmentationModel(nn.Module):
         self.in_slices = config.in_slices
         self.in_channels = config.in_slices * colors_of(config)
         self.encoder = encoder
-        self.decoder = UNetDecoder(encoder.channels, encoder.reductions, skips=config.skips,
-                                   decoder_channels=tuple(config.decoder_channels), norm=config.decoder_norm,
-                                   classes=config.classes, extra_heads=tuple(config.extra_heads))
+        self.decoder = UNetDecoder(
+            encoder.channels,
+            encoder.reductions,
+            skips=config.skips,
+            decoder_channels=tuple(config.decoder_channels),
+            norm=config.decoder_norm,
+            classes=config.classes,
+            extra_heads=tuple(config.extra_heads),
+        )
         self.out_channels = self.decoder.out_channels
         self.heads: dict[str, slice] = dict(self.decoder.heads)
         self.size_divisor = int(self.decoder.size_divisor)
@@ -67,8 +73,10 @@ class SegmentationModel(nn.Module):
         d = self.size_divisor
         if h < d or w < d or h % d or w % d:
             up = [max(d, -(-n // d) * d) for n in (h, w)]
-            raise InputError(f"input size {h}x{w} does not fit {self.config.encoder}: height and width must be multiples of {d} (e.g. "
-                             f"{up[0]}x{up[1]}); pad or crop the tile")
+            raise InputError(
+                f"input size {h}x{w} does not fit {self.config.encoder}: height and width must be multiples of {d} (e.g. "
+                f"{up[0]}x{up[1]}); pad or crop the tile"
+            )
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] input → the encoder's normalisation (per the channel strategy)."""
@@ -77,7 +85,9 @@ class SegmentationModel(nn.Module):
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder feature maps (ascending stride, see ``encoder.reductions``) of [0, 1] input."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise InputError(f"model expects (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}: stack k={self.in_slices} slices as channels")
+            raise InputError(
+                f"model expects (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}: stack k={self.in_slices} slices as channels"
+            )
         self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
         return self.encoder(self.normalise(x))
 
@@ -115,7 +125,9 @@ def build_adapted_encoder(config: ModelConfig) -> tuple[nn.Module, torch.Tensor,
     k, colors = config.in_slices, colors_of(config)
     check_strategy(config.channel_init, k, colors)
     overlay, info = resolve_weights(config.encoder, config.weights)
-    if "first_layer" in info:  # an encoder file of `slicewise pretrain`: its k, colours and strategy must be the model's
+    if (
+        "first_layer" in info
+    ):  # an encoder file of `slicewise pretrain`: its k, colours and strategy must be the model's
         check_fits(info["provenance"], info["path"], config.encoder, k, colors, config.channel_init)
     encoder = build_encoder(config.encoder, overlay, img_size=config.img_size)
     fresh = None
@@ -135,8 +147,12 @@ def save_model(model: SegmentationModel, path: str | Path, overwrite: bool = Tru
     """Write ``{"format", "version", "config", "state_dict"}`` to one file (atomically)."""
     from slicewise.utils.atomic import atomic_path
 
-    payload = {"format": FORMAT, "version": VERSION, "config": model.config.model_dump(mode="json"),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.model_dump(mode="json"),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
     with atomic_path(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -153,27 +169,38 @@ class ModelFile(MetadataModel):
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
     """Rebuild a saved model from its config (random init, no downloads) and load its weights."""
     from slicewise.export.package import is_package, load_package
+
     if is_package(path):
         return load_package(path, map_location)
     p = check_model_file(path)
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise InputError(f"{p} is not a readable slicewise model ({type(err).__name__}): give a file written by save_model / slicewise train") from None
+        raise InputError(
+            f"{p} is not a readable slicewise model ({type(err).__name__}): give a file written by save_model / slicewise train"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputError(f"{p} is not a slicewise model file (no 'format: {FORMAT}'): give a file written by save_model / slicewise train")
+        raise InputError(
+            f"{p} is not a slicewise model file (no 'format: {FORMAT}'): give a file written by save_model / slicewise train"
+        )
     if payload.get("version") != VERSION:
-        raise InputError(f"{p} has model file version {payload.get('version')!r}; this slicewise reads version {VERSION}: upgrade slicewise")
+        raise InputError(
+            f"{p} has model file version {payload.get('version')!r}; this slicewise reads version {VERSION}: upgrade slicewise"
+        )
     parse_metadata(ModelFile, payload, p, "give a file written by save_model / slicewise train")
     try:
         cfg = validate(ModelConfig, {**payload["config"], "weights": "random"}, p.name)
     except ConfigError as err:
-        raise InputError(f"{p} holds an invalid model config ({err}): it was written by another slicewise version") from None
+        raise InputError(
+            f"{p} holds an invalid model config ({err}): it was written by another slicewise version"
+        ) from None
     model = build_model(cfg)
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as err:
-        raise InputError(f"{p} weights do not fit its config ({str(err).splitlines()[0][:200]}): the file is corrupt") from None
+        raise InputError(
+            f"{p} weights do not fit its config ({str(err).splitlines()[0][:200]}): the file is corrupt"
+        ) from None
     model.config = validate(ModelConfig, payload["config"], p.name)
     return model.to(map_location)
 
@@ -196,8 +223,18 @@ def model_info(model: SegmentationModel, input_size: tuple[int, int] = (256, 256
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         shadow(torch.zeros(1, model.in_channels, h, w, device="meta"))
-    return {"encoder": model.config.encoder, "in_slices": model.in_slices, "in_channels": model.in_channels,
-            "out_channels": model.out_channels, "heads": {k: [v.start, v.stop] for k, v in model.heads.items()},
-            "skips": model.config.skips, "live_skip_strides": list(model.decoder.skip_strides),
-            "size_divisor": model.size_divisor, "input_size": [h, w], "params": params, "encoder_params": enc,
-            "decoder_params": params - enc, "gflops": counter.get_total_flops() / 1e9}
+    return {
+        "encoder": model.config.encoder,
+        "in_slices": model.in_slices,
+        "in_channels": model.in_channels,
+        "out_channels": model.out_channels,
+        "heads": {k: [v.start, v.stop] for k, v in model.heads.items()},
+        "skips": model.config.skips,
+        "live_skip_strides": list(model.decoder.skip_strides),
+        "size_divisor": model.size_divisor,
+        "input_size": [h, w],
+        "params": params,
+        "encoder_params": enc,
+        "decoder_params": params - enc,
+        "gflops": counter.get_total_flops() / 1e9,
+    }

@@ -75,16 +75,36 @@ def _uniform(w: torch.Tensor, k: int, colors: int) -> torch.Tensor:
 STRATEGIES: dict[str, ChannelStrategy] = {
     s.name: s
     for s in (
-        ChannelStrategy("rgb", _unchanged, per_channel_norm=True, needs_three=True,
-                        doc="k×colors = 3: weights and per-channel mean/std as pretrained (pseudo-RGB)"),
-        ChannelStrategy("repeat", _repeat, per_channel_norm=False,
-                        doc="W'[:, c] = W[:, c mod 3]·3/k (timm adapt_input_conv)"),
-        ChannelStrategy("uniform", _uniform, per_channel_norm=False,
-                        doc="W'[:, c] = (1/k) Σ_j W[:, j]: identical slices give the pretrained gray response"),
-        ChannelStrategy("mirror", _uniform, per_channel_norm=False, mirrored=True,
-                        doc="uniform, trained as (V[:, c] + V[:, k−1−c])/2: invariant to slice reversal"),
-        ChannelStrategy("random", _unchanged, per_channel_norm=False, reinit=True,
-                        doc="first layer re-initialised as the architecture does; rest pretrained"),
+        ChannelStrategy(
+            "rgb",
+            _unchanged,
+            per_channel_norm=True,
+            needs_three=True,
+            doc="k×colors = 3: weights and per-channel mean/std as pretrained (pseudo-RGB)",
+        ),
+        ChannelStrategy(
+            "repeat", _repeat, per_channel_norm=False, doc="W'[:, c] = W[:, c mod 3]·3/k (timm adapt_input_conv)"
+        ),
+        ChannelStrategy(
+            "uniform",
+            _uniform,
+            per_channel_norm=False,
+            doc="W'[:, c] = (1/k) Σ_j W[:, j]: identical slices give the pretrained gray response",
+        ),
+        ChannelStrategy(
+            "mirror",
+            _uniform,
+            per_channel_norm=False,
+            mirrored=True,
+            doc="uniform, trained as (V[:, c] + V[:, k−1−c])/2: invariant to slice reversal",
+        ),
+        ChannelStrategy(
+            "random",
+            _unchanged,
+            per_channel_norm=False,
+            reinit=True,
+            doc="first layer re-initialised as the architecture does; rest pretrained",
+        ),
     )
 }
 
@@ -115,8 +135,10 @@ def check_strategy(name: str, k: int, colors: int = 1) -> ChannelStrategy:
     if colors not in (1, 3):
         raise ConfigError(f"colors={colors} is not supported: slices are grayscale (1) or RGB (3)")
     if strategy.needs_three and k * colors != 3:
-        raise ConfigError(f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use "
-                          "uniform, mirror, repeat or random")
+        raise ConfigError(
+            f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use "
+            "uniform, mirror, repeat or random"
+        )
     return strategy
 
 
@@ -126,7 +148,9 @@ def adapt_weight(w: torch.Tensor, name: str, k: int, colors: int = 1) -> torch.T
     return strategy.weight(w.detach(), k, colors)
 
 
-def normalisation(name: str, mean: tuple[float, ...], std: tuple[float, ...], k: int, colors: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def normalisation(
+    name: str, mean: tuple[float, ...], std: tuple[float, ...], k: int, colors: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-input-channel (mean, std), each of length k·colors, as strategy ``name`` defines."""
     strategy = check_strategy(name, k, colors)
     m, s = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
@@ -137,8 +161,9 @@ def normalisation(name: str, mean: tuple[float, ...], std: tuple[float, ...], k:
     return m.repeat(k), s.repeat(k)
 
 
-def apply_strategy(module: nn.Module, path: str, name: str, k: int, colors: int = 1,
-                   fresh: nn.Module | None = None) -> nn.Module:
+def apply_strategy(
+    module: nn.Module, path: str, name: str, k: int, colors: int = 1, fresh: nn.Module | None = None
+) -> nn.Module:
     """Adapt the first layer of ``module`` at dotted ``path`` in place; return that layer.
 
     The layer keeps its class (e.g. timm's ``Conv2dSame``); its ``weight`` is replaced by the

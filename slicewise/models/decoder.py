@@ -47,7 +47,9 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 def conv_norm_act(cin: int, cout: int, norm: str) -> nn.Sequential:
     """3×3 conv (bias only without norm) → norm → ReLU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"), make_norm(norm, cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"), make_norm(norm, cout), nn.ReLU(inplace=True)
+    )
 
 
 def head_slices(classes: int, extra_heads: tuple[str, ...] = ()) -> dict[str, slice]:
@@ -77,23 +79,36 @@ class DecoderBlock(nn.Module):
 class UNetDecoder(nn.Module):
     """U-Net decoder for features at ``reductions`` (ascending, powers of two) → logits."""
 
-    def __init__(self, channels: tuple[int, ...], reductions: tuple[int, ...], skips: str = "1111",
-                 decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16), norm: str = "batch",
-                 classes: int = 2, extra_heads: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...],
+        reductions: tuple[int, ...],
+        skips: str = "1111",
+        decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
+        norm: str = "batch",
+        classes: int = 2,
+        extra_heads: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         if any(r & (r - 1) for r in reductions) or list(reductions) != sorted(set(reductions)):
-            raise ConfigError(f"encoder strides {reductions} must be distinct powers of two: this encoder cannot feed the U-Net decoder")
+            raise ConfigError(
+                f"encoder strides {reductions} must be distinct powers of two: this encoder cannot feed the U-Net decoder"
+            )
         make_norm(norm, 8)
         deepest = reductions[-1]
         n_blocks = int(math.log2(deepest))
         skip_levels = [r for r in reductions[:-1] if r >= 2]
         need = int(math.log2(max(skip_levels))) if skip_levels else 0
         if len(skips) < need:
-            raise ConfigError(f"skips={skips!r} has {len(skips)} level(s) but this encoder has skips up to stride {max(skip_levels)}: give {need} "
-                              f"characters (L1 = stride 2 first), e.g. {'1' * need!r}")
+            raise ConfigError(
+                f"skips={skips!r} has {len(skips)} level(s) but this encoder has skips up to stride {max(skip_levels)}: give {need} "
+                f"characters (L1 = stride 2 first), e.g. {'1' * need!r}"
+            )
         if len(decoder_channels) < n_blocks:
-            raise ConfigError(f"decoder_channels {tuple(decoder_channels)} has {len(decoder_channels)} entries but this encoder (stride {deepest}) "
-                              f"needs {n_blocks} (one per ×2 upsampling)")
+            raise ConfigError(
+                f"decoder_channels {tuple(decoder_channels)} has {len(decoder_channels)} entries but this encoder (stride {deepest}) "
+                f"needs {n_blocks} (one per ×2 upsampling)"
+            )
         by_stride = dict(zip(reductions, channels))
         self.skip_strides: tuple[int, ...] = tuple(r for r in skip_levels if skips[int(math.log2(r)) - 1] == "1")
         self.feature_index = {r: i for i, r in enumerate(reductions)}

@@ -32,8 +32,25 @@ from slicewise.errors import WeightsError
 FORMAT = "slicewise-encoder"
 VERSION = "1"
 # provenance fields (metadata keys); JSON-encoded where the value is not a plain string
-PROVENANCE_KEYS = ("encoder", "in_slices", "colors", "channel_init", "dz", "border", "start_weights", "method",
-                   "steps", "seed", "data", "first_conv", "mean", "std", "slicewise_version", "environment", "created")
+PROVENANCE_KEYS = (
+    "encoder",
+    "in_slices",
+    "colors",
+    "channel_init",
+    "dz",
+    "border",
+    "start_weights",
+    "method",
+    "steps",
+    "seed",
+    "data",
+    "first_conv",
+    "mean",
+    "std",
+    "slicewise_version",
+    "environment",
+    "created",
+)
 
 
 def _norm(key: str) -> str:
@@ -64,7 +81,9 @@ def effective_state_dict(encoder: nn.Module) -> dict[str, torch.Tensor]:
         for name, module in encoder.named_modules():
             if parametrize.is_parametrized(module):
                 for tensor in module.parametrizations.keys():
-                    out[f"{name}.{tensor}" if name else tensor] = getattr(module, tensor).detach().cpu().clone().contiguous()
+                    out[f"{name}.{tensor}" if name else tensor] = (
+                        getattr(module, tensor).detach().cpu().clone().contiguous()
+                    )
     return out
 
 
@@ -73,8 +92,8 @@ def timm_state_dict(encoder: nn.Module) -> tuple[dict[str, torch.Tensor], str]:
     encoder (``CNNEncoder``: ``body.*``; ``ViTEncoder``: ``vit.*``, its ladders are not timm's)."""
     name, first = encoder.name, encoder.first_conv
     prefix = "vit." if first.startswith("vit.") else "body."
-    own = {k[len(prefix):]: v for k, v in effective_state_dict(encoder).items() if k.startswith(prefix)}
-    in_chans = int(own[first[len(prefix):] + ".weight"].shape[1])
+    own = {k[len(prefix) :]: v for k, v in effective_state_dict(encoder).items() if k.startswith(prefix)}
+    in_chans = int(own[first[len(prefix) :] + ".weight"].shape[1])
     full = _timm_keys(name, in_chans)
     by_norm: dict[str, str] = {}
     for k in full:
@@ -84,10 +103,12 @@ def timm_state_dict(encoder: nn.Module) -> tuple[dict[str, torch.Tensor], str]:
     for k, v in own.items():
         target = k if k in full else by_norm.get(_norm(k))
         if target is None or tuple(full[target].shape) != tuple(v.shape):
-            raise WeightsError(f"encoder tensor {k} {tuple(v.shape)} has no counterpart in timm's {name}: "
-                               f"this encoder cannot be written as a timm weights file")
+            raise WeightsError(
+                f"encoder tensor {k} {tuple(v.shape)} has no counterpart in timm's {name}: "
+                f"this encoder cannot be written as a timm weights file"
+            )
         out[target] = v
-        if k == first[len(prefix):] + ".weight":
+        if k == first[len(prefix) :] + ".weight":
             first_key = target
     return out, first_key
 
@@ -130,21 +151,29 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
     return out
 
 
-def check_fits(provenance: dict[str, Any], path: str | Path, encoder: str, in_slices: int, colors: int,
-               channel_init: str) -> None:
+def check_fits(
+    provenance: dict[str, Any], path: str | Path, encoder: str, in_slices: int, colors: int, channel_init: str
+) -> None:
     """One-line :class:`WeightsError` unless the model's encoder, k, colours and strategy are the file's."""
     want = {"encoder": encoder, "in_slices": int(in_slices), "colors": int(colors), "channel_init": channel_init}
-    option = {"encoder": "model.encoder", "in_slices": "model.in_slices", "colors": "model.colors",
-              "channel_init": "model.channel_init"}
+    option = {
+        "encoder": "model.encoder",
+        "in_slices": "model.in_slices",
+        "colors": "model.colors",
+        "channel_init": "model.channel_init",
+    }
     for key, value in want.items():
         have = provenance.get(key)
         if have != value:
-            raise WeightsError(f"encoder weights {path} were pretrained with {key}={have} but the model has {key}={value}: "
-                               f"set {option[key]}={have} (or pretrain again with {key}={value})")
+            raise WeightsError(
+                f"encoder weights {path} were pretrained with {key}={have} but the model has {key}={value}: "
+                f"set {option[key]}={have} (or pretrain again with {key}={value})"
+            )
 
 
-def split_first_layer(path: str | Path, provenance: dict[str, Any],
-                      state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def split_first_layer(
+    path: str | Path, provenance: dict[str, Any], state_dict: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(overlay state dict, first layer)``: the file's first-layer kernel (k·colors channels) is replaced
     by a 3-channel placeholder so timm loads the rest as usual; the kernel (and bias) is returned apart."""
     key = str(provenance.get("first_layer_key") or "")
@@ -169,8 +198,10 @@ def set_first_layer(conv: nn.Module, first: dict[str, torch.Tensor]) -> None:
         else:
             original = conv.weight
         if tuple(original.shape) != tuple(first["weight"].shape):
-            raise WeightsError(f"the stored first layer {tuple(first['weight'].shape)} does not fit the model's "
-                               f"{tuple(original.shape)}: the file and the model differ in k or colours")
+            raise WeightsError(
+                f"the stored first layer {tuple(first['weight'].shape)} does not fit the model's "
+                f"{tuple(original.shape)}: the file and the model differ in k or colours"
+            )
         original.copy_(first["weight"])
         if "bias" in first and getattr(conv, "bias", None) is not None:
             conv.bias.copy_(first["bias"])
@@ -188,8 +219,10 @@ def pretrain_citation(weights: str | Path) -> tuple[str, str] | None:
         return None
     if prov is None:
         return None
-    text = (f"Encoder pretrained self-supervised with slicewise pretrain ({prov.get('method')}, {prov.get('steps')} steps, "
-            f"start {prov.get('start_weights')}) following Conrad & Narayan, CEM500K, eLife 2021")
+    text = (
+        f"Encoder pretrained self-supervised with slicewise pretrain ({prov.get('method')}, {prov.get('steps')} steps, "
+        f"start {prov.get('start_weights')}) following Conrad & Narayan, CEM500K, eLife 2021"
+    )
     return text, CEM500K_DOI
 
 

@@ -58,8 +58,10 @@ def check_encoder_name(name: str) -> None:
         import difflib
 
         if "/" in name or "\\" in name or name.lower().endswith((".pt", ".pth", ".ckpt", ".zip", ".safetensors")):
-            raise ConfigError(f"unknown encoder {name!r}: it looks like a file path, but an encoder name is expected "
-                              f"here (a timm model name, e.g. tf_efficientnet_lite0); pass a model file where MODEL is asked for")
+            raise ConfigError(
+                f"unknown encoder {name!r}: it looks like a file path, but an encoder name is expected "
+                f"here (a timm model name, e.g. tf_efficientnet_lite0); pass a model file where MODEL is asked for"
+            )
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown encoder {name!r}{hint}: use a timm model name, see timm.list_models()")
@@ -75,8 +77,10 @@ def find_module_path(root: nn.Module, dotted: str) -> str:
     for name, _ in root.named_modules():
         if name == dotted or re.sub(r"[._]", ".", name) == key:
             return name
-    raise WeightsError(f"first layer {dotted!r} (timm pretrained_cfg['first_conv']) not found in the encoder: this model cannot be adapted to other "
-                       "input channels")
+    raise WeightsError(
+        f"first layer {dotted!r} (timm pretrained_cfg['first_conv']) not found in the encoder: this model cannot be adapted to other "
+        "input channels"
+    )
 
 
 @contextlib.contextmanager
@@ -121,24 +125,32 @@ def create_timm(name: str, overlay: dict[str, Any] | None, **kwargs: Any) -> nn.
     except RuntimeError as err:
         first = str(err).strip().splitlines()
         detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
-        raise WeightsError(f"weights do not fit {name}: {detail[:300]}; use weights=random or a checkpoint of this architecture") from None
+        raise WeightsError(
+            f"weights do not fit {name}: {detail[:300]}; use weights=random or a checkpoint of this architecture"
+        ) from None
     except (OSError, ValueError) as err:
-        raise WeightsError(f"cannot load weights for {name} ({str(err).splitlines()[0][:200]}): use weights=random or a local checkpoint path") from None
+        raise WeightsError(
+            f"cannot load weights for {name} ({str(err).splitlines()[0][:200]}): use weights=random or a local checkpoint path"
+        ) from None
     if not pretrained:
         return model
     heads = _classifier_prefixes(name)
     missing = [k for k in _reported_keys(log, "Missing keys (") if not k.startswith(heads)]
     if missing:
-        raise WeightsError(f"weights for {name} lack {len(missing)} encoder key(s) ({', '.join(missing[:4])}, ...): the checkpoint is for another "
-                           "architecture; use weights=random or a matching checkpoint")
+        raise WeightsError(
+            f"weights for {name} lack {len(missing)} encoder key(s) ({', '.join(missing[:4])}, ...): the checkpoint is for another "
+            "architecture; use weights=random or a matching checkpoint"
+        )
     unexpected = [k for k in _reported_keys(log, "Unexpected keys (") if not k.startswith(heads)]
     if unexpected:
         build = {k: v for k, v in kwargs.items() if k not in ("features_only", "out_indices", "pretrained_cfg_overlay")}
         known = _architecture_keys(name, tuple(sorted(build.items())))
         foreign = [k for k in unexpected if k not in known]
         if foreign:
-            raise WeightsError(f"checkpoint has {len(foreign)} key(s) that {name} lacks ({', '.join(foreign[:4])}, ...): it is for another "
-                               "architecture (e.g. a deeper variant); use a matching checkpoint or weights=random")
+            raise WeightsError(
+                f"checkpoint has {len(foreign)} key(s) that {name} lacks ({', '.join(foreign[:4])}, ...): it is for another "
+                "architecture (e.g. a deeper variant); use a matching checkpoint or weights=random"
+            )
     return model
 
 
@@ -160,7 +172,7 @@ def _reported_keys(log: list[str], opening: str) -> list[str]:
     keys: list[str] = []
     for line in log:
         if line.startswith(opening):
-            keys += [k.strip() for k in line[len(opening):].split(")", 1)[0].split(",")]
+            keys += [k.strip() for k in line[len(opening) :].split(")", 1)[0].split(",")]
     return [k for k in keys if k]
 
 
@@ -186,8 +198,9 @@ class CNNEncoder(nn.Module):
         return list(self.body(x))
 
 
-def build_encoder(name: str, overlay: dict[str, Any] | None = None, img_size: int | None = None,
-                  in_chans: int = 3, **kwargs: Any) -> nn.Module:
+def build_encoder(
+    name: str, overlay: dict[str, Any] | None = None, img_size: int | None = None, in_chans: int = 3, **kwargs: Any
+) -> nn.Module:
     """CNN or ViT encoder for timm model ``name`` (kind chosen from its metadata).
 
     ``in_chans`` other than 3 is only for randomly initialised twins (the ``random`` strategy

@@ -53,8 +53,12 @@ def intermediate_indices(depth: int, n: int = 4) -> list[int]:
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, stride=2), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 2, stride=2),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def fit_vit_state_dict(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -114,7 +118,9 @@ class CachedRelPosAttention(SamAttention):
             bias = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(-1, n, n)
         elif self.rope is not None:
             return super().forward(x.view(b, h, w, -1))
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.0)
+        x = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.0
+        )
         x = x.view(b, self.num_heads, n, -1).transpose(1, 2).reshape(b, n, -1)
         x = self.proj_drop(self.proj(x))
         return x.view(b, h, w, -1)
@@ -141,8 +147,14 @@ class ViTEncoder(nn.Module):
 
     kind = "vit"
 
-    def __init__(self, name: str, overlay: dict[str, Any] | None = None, img_size: int | None = None,
-                 in_chans: int = 3, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        overlay: dict[str, Any] | None = None,
+        img_size: int | None = None,
+        in_chans: int = 3,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         self.name = name
         cfg = pretrained_cfg(name)
@@ -191,10 +203,13 @@ class ViTEncoder(nn.Module):
         return [ladder(f) for ladder, f in zip(self.ladders, feats[:3])] + [feats[3]]
 
 
-default_cfgs = generate_default_cfgs({
-    "slicewise_samvit_tiny_patch16": _cfg(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=0,
-                                          input_size=(3, 224, 224), crop_pct=1.0),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "slicewise_samvit_tiny_patch16": _cfg(
+            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=0, input_size=(3, 224, 224), crop_pct=1.0
+        ),
+    }
+)
 
 
 #: the small SAM ViT's timm name (tests, smoke studies and smoke benchmarks; no weights exist for it).
@@ -203,8 +218,17 @@ TINY_SAM = "slicewise_samvit_tiny_patch16"
 
 def slicewise_samvit_tiny_patch16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Small SAM-architecture ViT for tests: 4 blocks, width 96, 3 heads, window 14."""
-    args = dict(patch_size=16, embed_dim=96, depth=4, num_heads=3, global_attn_indexes=[1, 3],
-                window_size=14, use_rel_pos=True, img_size=224, neck_chans=32)
+    args = dict(
+        patch_size=16,
+        embed_dim=96,
+        depth=4,
+        num_heads=3,
+        global_attn_indexes=[1, 3],
+        window_size=14,
+        use_rel_pos=True,
+        img_size=224,
+        neck_chans=32,
+    )
     return _create_vision_transformer(TINY_SAM, pretrained=pretrained, **dict(args, **kwargs))
 
 

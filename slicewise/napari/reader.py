@@ -46,7 +46,12 @@ def _is_prediction(path: Path) -> bool:
 
 
 def _is_report(path: Path) -> bool:
-    return path.is_dir() and path.suffix != ".zarr" and any((path / m).is_file() for m in REPORT_MARKERS) and bool(_figures(path))
+    return (
+        path.is_dir()
+        and path.suffix != ".zarr"
+        and any((path / m).is_file() for m in REPORT_MARKERS)
+        and bool(_figures(path))
+    )
 
 
 def _figures(path: Path) -> list[Path]:
@@ -92,12 +97,14 @@ def _pyramid(path: Path) -> tuple[list[Any], list[float], list[float], list[str]
     axes = [a["name"] for a in multiscale.get("axes", [])]
     levels = [da.from_zarr(a) for a in ome_zarr.check_levels(path, multiscale)]
     scale, translate = _transforms(multiscale["datasets"][0], levels[0].ndim)
-    return levels, scale, translate, axes or ["c", "z", "y", "x"][-levels[0].ndim:]
+    return levels, scale, translate, axes or ["c", "z", "y", "x"][-levels[0].ndim :]
 
 
 def channel_names(attrs: dict[str, Any], n: int) -> list[str]:
     """Channel names: ``slicewise.channels``, else ``omero.channels[].label``, else ``channel<i>``."""
-    names = (attrs.get("slicewise") or {}).get("channels") or [c.get("label") for c in (attrs.get("omero") or {}).get("channels", [])]
+    names = (attrs.get("slicewise") or {}).get("channels") or [
+        c.get("label") for c in (attrs.get("omero") or {}).get("channels", [])
+    ]
     names = [str(x) for x in names if x]
     return names if len(names) == n else [f"channel{i}" for i in range(n)]
 
@@ -118,20 +125,36 @@ def read_prediction_layers(path: str | list[str]) -> list[LayerData]:
         if quant is not None:
             levels = [(lv.astype(np.float32) * np.float32(quant)) for lv in levels]
         spatial = [i for i in range(len(axes)) if i != c]
-        meta = {"channel_axis": c, "name": [f"{p.stem} {n}" for n in names], "scale": [scale[i] for i in spatial],
-                "translate": [translate[i] for i in spatial], "multiscale": len(levels) > 1, "blending": "additive",
-                "metadata": {"slicewise_channels": names, "source": str(p)}}
+        meta = {
+            "channel_axis": c,
+            "name": [f"{p.stem} {n}" for n in names],
+            "scale": [scale[i] for i in spatial],
+            "translate": [translate[i] for i in spatial],
+            "multiscale": len(levels) > 1,
+            "blending": "additive",
+            "metadata": {"slicewise_channels": names, "source": str(p)},
+        }
         if quant is not None or np.issubdtype(levels[0].dtype, np.floating):
             meta["contrast_limits"] = [0.0, 1.0]
         layers.append((levels if len(levels) > 1 else levels[0], meta, "image"))
     if "labels" in root:
         for name in dict(root["labels"].attrs).get("labels", []):
             lv, sc, tr, _ = _pyramid(confined_path(p / "labels", str(name), p / "labels" / ".zattrs", "labels"))
-            layers.append((lv if len(lv) > 1 else lv[0], {"name": f"{p.stem} {name}", "scale": sc, "translate": tr,
-                                                          "multiscale": len(lv) > 1}, "labels"))
+            layers.append(
+                (
+                    lv if len(lv) > 1 else lv[0],
+                    {"name": f"{p.stem} {name}", "scale": sc, "translate": tr, "multiscale": len(lv) > 1},
+                    "labels",
+                )
+            )
     elif "c" not in axes:  # a labels-only prediction without the labels/ group
-        layers.append((levels if len(levels) > 1 else levels[0], {"name": f"{p.stem} labels", "scale": scale,
-                                                                  "translate": translate}, "labels"))
+        layers.append(
+            (
+                levels if len(levels) > 1 else levels[0],
+                {"name": f"{p.stem} labels", "scale": scale, "translate": translate},
+                "labels",
+            )
+        )
     return layers
 
 

@@ -14,5 +14,7 @@ def phantom_sample() -> list[tuple[Any, dict[str, Any], str]]:
 
     ph = make_phantom(shape=SHAPE, seed=0)
     scale = tuple(float(s) for s in ph.voxel_size)
-    return [(ph.raw, {"name": "phantom", "scale": scale, "contrast_limits": (0, 255)}, "image"),
-            (ph.semantic, {"name": "phantom classes", "scale": scale, "opacity": 0.4}, "labels")]
+    return [
+        (ph.raw, {"name": "phantom", "scale": scale, "contrast_limits": (0, 255)}, "image"),
+        (ph.semantic, {"name": "phantom classes", "scale": scale, "opacity": 0.4}, "labels"),
+    ]

@@ -40,9 +40,11 @@ class _Refuse(importlib.abc.Loader):
     """Loader of a refused import: raises ``ImportError``, which torch reads as "triton is not installed"."""
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        raise ModuleNotFoundError(f"{spec.name} is disabled in this napari session: an LLVM-based OpenGL driver is loaded "
-                                  "and triton's LLVM would crash the process (slicewise runs eager PyTorch)",
-                                  name=spec.name)
+        raise ModuleNotFoundError(
+            f"{spec.name} is disabled in this napari session: an LLVM-based OpenGL driver is loaded "
+            "and triton's LLVM would crash the process (slicewise runs eager PyTorch)",
+            name=spec.name,
+        )
 
     def exec_module(self, module: ModuleType) -> None:  # pragma: no cover - create_module always raises
         raise ModuleNotFoundError(module.__name__)
@@ -63,8 +65,10 @@ class TritonGuard(importlib.abc.MetaPathFinder):
         if not llvm_gl_loaded():
             return None
         if sys.modules.get(BLOCKED, False) is not None:
-            log.warning("an LLVM-based OpenGL driver is loaded: triton is disabled in this napari session "
-                        "(slicewise runs eager PyTorch)")
+            log.warning(
+                "an LLVM-based OpenGL driver is loaded: triton is disabled in this napari session "
+                "(slicewise runs eager PyTorch)"
+            )
             sys.modules[BLOCKED] = None  # type: ignore[assignment]
         return importlib.machinery.ModuleSpec(fullname, _Refuse())
 

@@ -95,7 +95,7 @@ def attribution_volumes(maps: np.ndarray, origins: list[tuple[int, int, int]], s
     n, k, t = maps.shape[0], maps.shape[1], maps.shape[-1]
     out = np.zeros((k, *shape[:3]), np.float32)
     for (z, y, x), m in zip(origins[:n], maps):
-        region = out[:, z, y:y + t, x:x + t]
+        region = out[:, z, y : y + t, x : x + t]
         np.maximum(region, m, out=region)
     return out
 
@@ -136,7 +136,9 @@ class _ModelForm(QWidget):
         self._refresh_layers()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "slicewise model", "", "slicewise models (*.pt *.zip);;all files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "slicewise model", "", "slicewise models (*.pt *.zip);;all files (*)"
+        )
         if path:
             self.model_edit.setText(path)
 
@@ -175,7 +177,9 @@ class _ModelForm(QWidget):
 
         self.run_button.setEnabled(True)
         self.progress.setValue(0)
-        self.status.setText(f"error: {err}" if isinstance(err, SlicewiseError) else f"error: {type(err).__name__}: {err}")
+        self.status.setText(
+            f"error: {err}" if isinstance(err, SlicewiseError) else f"error: {type(err).__name__}: {err}"
+        )
 
     def _done(self, handler: Any) -> Any:
         """A ``returned`` slot: a job's user error goes to the status line, a result to ``handler``."""
@@ -249,7 +253,11 @@ class PredictWidget(_ModelForm):
             probs = predict(model, vol, tile=tile, overlap=overlap, progress=False)
             yield "prediction done; adding layers"
             seg = model.heads.get("seg", slice(0, model.out_channels))
-            labels = probs[seg].argmax(0).astype(np.uint8) if probs[seg].shape[0] > 1 else (probs[seg][0] > 0.5).astype(np.uint8)
+            labels = (
+                probs[seg].argmax(0).astype(np.uint8)
+                if probs[seg].shape[0] > 1
+                else (probs[seg][0] > 0.5).astype(np.uint8)
+            )
             return layer.name, model.config.channel_names, probs, labels, scale, translate, flat
 
         return job()
@@ -260,9 +268,16 @@ class PredictWidget(_ModelForm):
             probs, labels, scale, translate = probs[:, 0], labels[0], scale[1:], translate[1:]
         for i, channel in enumerate(names):  # shown: the first foreground class; a distance head keeps its own range
             unit = float(probs[i].min()) >= 0.0 and float(probs[i].max()) <= 1.0
-            self.viewer.add_image(probs[i], name=f"{name} {channel}", scale=scale, translate=translate,
-                                  contrast_limits=(0.0, 1.0) if unit else None, blending="additive", colormap="gray",
-                                  visible=i == min(1, len(names) - 1))
+            self.viewer.add_image(
+                probs[i],
+                name=f"{name} {channel}",
+                scale=scale,
+                translate=translate,
+                contrast_limits=(0.0, 1.0) if unit else None,
+                blending="additive",
+                colormap="gray",
+                visible=i == min(1, len(names) - 1),
+            )
         self.viewer.add_labels(labels, name=f"{name} labels", scale=scale, translate=translate, opacity=0.4)
         self.progress.setValue(self.progress.maximum())
         self.status.setText(f"added {len(names)} probability layer(s) and labels for {name!r}")
@@ -312,13 +327,21 @@ class AuditWidget(_ModelForm):
             tile = max(d, min(want, min(vol.shape[1], vol.shape[2])) // d * d)
             yield f"model loaded; attributing {n_tiles} tile(s) of {tile} px…"
             n_maps = min(4, n_tiles)
-            report = attribution_report(model, vol, n_tiles=n_tiles, tile=tile, method="saliency", n_maps=n_maps,
-                                        n_resamples=500, device="cpu", seed=SEED)
+            report = attribution_report(
+                model,
+                vol,
+                n_tiles=n_tiles,
+                tile=tile,
+                method="saliency",
+                n_maps=n_maps,
+                n_resamples=500,
+                device="cpu",
+                seed=SEED,
+            )
             yield "attribution done; drawing"
             # the same seeded tile origins attribution_report drew: put each map back where its tile is
             origins = sample_tiles(vol.shape, n_tiles, tile, model.in_slices, 1, seed=SEED)[:n_maps]
             return layer.name, report, origins, vol.shape[:3], scale, translate, flat
-
 
         return job()
 
@@ -348,8 +371,18 @@ class AuditWidget(_ModelForm):
             if flat:
                 placed, scale, translate = placed[:, 0], scale[1:], translate[1:]
             for c, s in enumerate(shares):
-                self.viewer.add_image(placed[c], name=f"{name} attribution z{s['offset']:+d}", colormap="inferno", blending="additive",
-                                      scale=scale, translate=translate, contrast_limits=(0.0, float(per.max()) or 1.0), visible=False)
+                self.viewer.add_image(
+                    placed[c],
+                    name=f"{name} attribution z{s['offset']:+d}",
+                    colormap="inferno",
+                    blending="additive",
+                    scale=scale,
+                    translate=translate,
+                    contrast_limits=(0.0, float(per.max()) or 1.0),
+                    visible=False,
+                )
         self.progress.setValue(self.progress.maximum())
-        self.status.setText(f"MA = {ma['value']:.3f} (95% CI {ma['ci'][0]:.3f}–{ma['ci'][1]:.3f}) over {len(report['tile_shares'])} tiles; "
-                            f"shares {', '.join(f'{v:.3f}' for v in vals)}")
+        self.status.setText(
+            f"MA = {ma['value']:.3f} (95% CI {ma['ci'][0]:.3f}–{ma['ci'][1]:.3f}) over {len(report['tile_shares'])} tiles; "
+            f"shares {', '.join(f'{v:.3f}' for v in vals)}"
+        )

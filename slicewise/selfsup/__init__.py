@@ -17,7 +17,11 @@ from typing import Any
 __all__ = ["PretrainResult", "pretrain", "resolve_pretrain_config"]
 
 # imported on first use, so that a light submodule (views.check_unlabelled) does not load Lightning
-_API = {"PretrainResult": "slicewise.selfsup.run", "pretrain": "slicewise.selfsup.run", "resolve_pretrain_config": "slicewise.config"}
+_API = {
+    "PretrainResult": "slicewise.selfsup.run",
+    "pretrain": "slicewise.selfsup.run",
+    "resolve_pretrain_config": "slicewise.config",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -45,8 +45,14 @@ class Backbone(nn.Module):
     ``channel_init`` / ``colors``: its first-layer strategy and colours per slice (plain attributes).
     """
 
-    def __init__(self, encoder: nn.Module, mean: torch.Tensor, std: torch.Tensor, channel_init: str | None = None,
-                 colors: int = 1) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        channel_init: str | None = None,
+        colors: int = 1,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.channel_init = channel_init
@@ -71,8 +77,14 @@ class Backbone(nn.Module):
 
 def model_config(model: PretrainModelConfig) -> ModelConfig:
     """The fine-tuning :class:`ModelConfig` of the encoder settings of a pretraining run."""
-    return ModelConfig(encoder=model.encoder, weights=model.weights, in_slices=model.in_slices, colors=model.colors,
-                       channel_init=model.channel_init, img_size=model.img_size)
+    return ModelConfig(
+        encoder=model.encoder,
+        weights=model.weights,
+        in_slices=model.in_slices,
+        colors=model.colors,
+        channel_init=model.channel_init,
+        img_size=model.img_size,
+    )
 
 
 def build_backbone(model: PretrainModelConfig) -> Backbone:
@@ -148,8 +160,9 @@ class VICReg(nn.Module):
         hidden = cfg.hidden_dim or backbone.dim
         self.backbone = backbone
         self.projection = VICRegProjectionHead(backbone.dim, hidden, cfg.output_dim, num_layers=3)
-        self.criterion = VICRegLoss(lambda_param=cfg.vicreg_invariance, mu_param=cfg.vicreg_variance,
-                                    nu_param=cfg.vicreg_covariance)
+        self.criterion = VICRegLoss(
+            lambda_param=cfg.vicreg_invariance, mu_param=cfg.vicreg_variance, nu_param=cfg.vicreg_covariance
+        )
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, torch.Tensor]:
         h1 = self.backbone(x1)

@@ -41,7 +41,9 @@ _BANK = "slicewise_memory_bank"
 class PretrainModule(pl.LightningModule):
     """Pretrains ``method.backbone`` with ``method.loss`` on pairs from ``source``."""
 
-    def __init__(self, method: nn.Module, config: PretrainConfig, source: ViewSource, probe: ProbeSet | None = None) -> None:
+    def __init__(
+        self, method: nn.Module, config: PretrainConfig, source: ViewSource, probe: ProbeSet | None = None
+    ) -> None:
         super().__init__()
         self.method = method
         self.config = config
@@ -106,19 +108,28 @@ class PretrainModule(pl.LightningModule):
         warns once when the embedding collapsed."""
         values = self.signals()
         for name, value in values.items():
-            self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "val/knn", batch_size=1, sync_dist=True)
+            self.log(
+                name, value, on_step=False, on_epoch=True, prog_bar=name == "val/knn", batch_size=1, sync_dist=True
+            )
         std, ratio = values["val/embedding_std"], values["val/embedding_std_ratio"]
         if self.global_step > 0 and not self.collapsed and ratio < self.config.method.collapse_threshold:
             self.collapsed = True
             if self.trainer.is_global_zero:
-                log.warning("embedding collapsed at step %d: per-dimension std %.3g < %.3g/sqrt(dim) (all views map to "
-                            "nearly one point); lower optim.lr, use stronger views or another method", self.global_step,
-                            std, self.config.method.collapse_threshold)
+                log.warning(
+                    "embedding collapsed at step %d: per-dimension std %.3g < %.3g/sqrt(dim) (all views map to "
+                    "nearly one point); lower optim.lr, use stronger views or another method",
+                    self.global_step,
+                    std,
+                    self.config.method.collapse_threshold,
+                )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bank = getattr(getattr(self.method, "criterion", None), "memory_bank", None)
         if bank is not None and getattr(bank, "size", (0,)) != (0,):
-            checkpoint[_BANK] = {"bank": bank.bank.detach().cpu().clone(), "bank_ptr": bank.bank_ptr.detach().cpu().clone()}
+            checkpoint[_BANK] = {
+                "bank": bank.bank.detach().cpu().clone(),
+                "bank_ptr": bank.bank_ptr.detach().cpu().clone(),
+            }
         checkpoint["slicewise_collapsed"] = bool(self.collapsed)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -135,8 +146,11 @@ class PretrainModule(pl.LightningModule):
         params = [p for p in self.method.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                lr=oc.lr, betas=oc.betas)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=oc.lr,
+            betas=oc.betas,
+        )
         total = self.config.trainer.max_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, oc.warmup_steps, total, oc.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}

@@ -37,11 +37,24 @@ def embedding_std(embeddings: torch.Tensor) -> float:
 class ProbeSet:
     """Labelled probe patches ``x`` (N, k·C, s, s) in the raw dtype and their classes ``y`` (N,)."""
 
-    def __init__(self, raw: Any, labels: Any, z: list[int] | None, k: int, dz: int, border: str, size: int,
-                 per_class: int, seed: int = 0, label_map: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        labels: Any,
+        z: list[int] | None,
+        k: int,
+        dz: int,
+        border: str,
+        size: int,
+        per_class: int,
+        seed: int = 0,
+        label_map: dict[int, int] | None = None,
+    ) -> None:
         if tuple(labels.shape[:3]) != tuple(raw.shape[:3]):
-            raise InputError(f"data.probe_labels have shape {tuple(labels.shape)} but the first raw volume is "
-                             f"{tuple(raw.shape[:3])}: give labels of the first raw volume")
+            raise InputError(
+                f"data.probe_labels have shape {tuple(labels.shape)} but the first raw volume is "
+                f"{tuple(raw.shape[:3])}: give labels of the first raw volume"
+            )
         depth, h, w = (int(s) for s in raw.shape[:3])
         if size > h or size > w:
             raise InputError(f"data.probe_patch_size {size} is larger than the slices ({h}x{w}): lower it")
@@ -58,7 +71,7 @@ class ProbeSet:
                 keys = np.asarray(sorted(label_map), dtype=np.int64)
                 pos = np.clip(np.searchsorted(keys, lab), 0, len(keys) - 1)
                 lab = np.where(keys[pos] == lab, np.asarray([label_map[int(a)] for a in keys])[pos], -1)
-            inner = lab[half:h - size + half + 1, half:w - size + half + 1]
+            inner = lab[half : h - size + half + 1, half : w - size + half + 1]
             for c in np.unique(inner):
                 if c < 0:
                     continue
@@ -66,13 +79,17 @@ class ProbeSet:
                 take = rng.choice(len(ys), size=min(len(ys), per_class), replace=False)
                 points.setdefault(int(c), []).extend((zz, int(ys[t]), int(xs[t])) for t in take)
         if len(points) < 2:
-            raise InputError(f"data.probe_labels give {len(points)} class(es) on the probe slices: the probe needs at "
-                             f"least 2 classes")
+            raise InputError(
+                f"data.probe_labels give {len(points)} class(es) on the probe slices: the probe needs at "
+                f"least 2 classes"
+            )
         xs_, ys_ = [], []
         for c, pts in sorted(points.items()):
             chosen = [pts[i] for i in rng.choice(len(pts), size=min(len(pts), per_class), replace=False)]
             for zz, y0, x0 in chosen:
-                xs_.append(np.asarray(stack_slices(raw, zz, k, dz, border, yx=(slice(y0, y0 + size), slice(x0, x0 + size)))))
+                xs_.append(
+                    np.asarray(stack_slices(raw, zz, k, dz, border, yx=(slice(y0, y0 + size), slice(x0, x0 + size))))
+                )
                 ys_.append(c)
         self.x = torch.from_numpy(np.stack(xs_))
         self.y = torch.as_tensor(ys_, dtype=torch.int64)
@@ -89,7 +106,7 @@ def embed(backbone: nn.Module, x: torch.Tensor, batch: int = 64) -> torch.Tensor
     backbone.eval()
     dev = next(backbone.parameters()).device
     try:
-        out = [backbone(to_unit_float(x[i:i + batch].to(dev))).float() for i in range(0, len(x), batch)]
+        out = [backbone(to_unit_float(x[i : i + batch].to(dev))).float() for i in range(0, len(x), batch)]
     finally:
         backbone.train(was)
     return torch.cat(out)

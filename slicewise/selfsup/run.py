@@ -84,11 +84,22 @@ CONFIG_NAME, INPUTS_NAME, CKPT_DIR = "config.yaml", "inputs.json", "checkpoints"
 WEIGHTS_NAME, REPORT_NAME, REPORT_DIR = "encoder.safetensors", "report.html", "report"
 _RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, WEIGHTS_NAME, REPORT_NAME, REPORT_DIR)
 # config keys that say where a run executes, not what it computes: they may change on --resume
-RUNTIME_KEYS = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.tensorboard",
-                "trainer.log_every", "data.on_device")
+RUNTIME_KEYS = (
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.tensorboard",
+    "trainer.log_every",
+    "data.on_device",
+)
 PRETRAIN_LAYOUT = RunLayout("pretrain", "pretraining run", _RUN_ENTRIES, (WEIGHTS_NAME,), RUNTIME_KEYS)
-_EXPECTED_WARNINGS = (r".*Checkpoint directory .* exists and is not empty", r".*isinstance\(treespec, LeafSpec\)",
-                      r".*smaller than the logging interval", r".*does not have many workers")
+_EXPECTED_WARNINGS = (
+    r".*Checkpoint directory .* exists and is not empty",
+    r".*isinstance\(treespec, LeafSpec\)",
+    r".*smaller than the logging interval",
+    r".*does not have many workers",
+)
 
 
 @dataclass
@@ -169,7 +180,9 @@ class _StepData(pl.LightningDataModule):
         if steps not in self._loaders:
             start = (lambda: t.global_step) if t is not None else (lambda: 0)
             numbers = StepSampler(steps, 1, start, tc.max_steps)
-            self._loaders[steps] = DataLoader(StepNumbers(tc.max_steps), sampler=numbers, batch_size=None, num_workers=0)
+            self._loaders[steps] = DataLoader(
+                StepNumbers(tc.max_steps), sampler=numbers, batch_size=None, num_workers=0
+            )
         return self._loaders[steps]
 
     def val_dataloader(self) -> DataLoader:
@@ -177,8 +190,14 @@ class _StepData(pl.LightningDataModule):
 
 
 def _trainer(cfg: PretrainConfig, out: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
-    last = RunCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
-                         save_on_train_epoch_end=False)
+    last = RunCheckpoint(
+        dirpath=out / CKPT_DIR,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=False,
+    )
     bar = lightning_progress(cfg.trainer.max_steps, what=f"pretraining {cfg.method.name}")
     cbs: list[pl.Callback] = [last, *callbacks, *([bar] if bar is not None else [])]
     return lightning_trainer(cfg, out, cbs, [CSVLogger(out, name="logs")])
@@ -186,12 +205,16 @@ def _trainer(cfg: PretrainConfig, out: Path, callbacks: list[pl.Callback]) -> pl
 
 def _check_sizes(backbone: Any, cfg: PretrainConfig) -> None:
     div = int(max(backbone.encoder.reductions))
-    for name, (h, w) in (("data.patch_size", cfg.data.patch_size),
-                         ("data.probe_patch_size", (cfg.data.probe_patch_size,) * 2)):
+    for name, (h, w) in (
+        ("data.patch_size", cfg.data.patch_size),
+        ("data.probe_patch_size", (cfg.data.probe_patch_size,) * 2),
+    ):
         if h < div or w < div or h % div or w % div:
             good = max(div, -(-h // div) * div)
-            raise ConfigError(f"{name}={h}x{w} does not fit {cfg.model.encoder}: sizes must be multiples of {div} "
-                              f"(e.g. {name}={good})")
+            raise ConfigError(
+                f"{name}={h}x{w} does not fit {cfg.model.encoder}: sizes must be multiples of {div} "
+                f"(e.g. {name}={good})"
+            )
 
 
 def provenance(cfg: PretrainConfig, steps: int, data: dict[str, Any], backbone: Any, device: Any) -> dict[str, Any]:
@@ -200,12 +223,25 @@ def provenance(cfg: PretrainConfig, steps: int, data: dict[str, Any], backbone: 
     from slicewise.utils.environment import environment_info
 
     m = cfg.model
-    return {"encoder": m.encoder, "in_slices": m.in_slices, "colors": m.colors, "channel_init": m.channel_init,
-            "dz": cfg.data.dz, "border": cfg.data.border, "start_weights": m.weights, "method": cfg.method.name,
-            "steps": int(steps), "seed": cfg.seed, "data": data, "first_conv": backbone.encoder.first_conv,
-            "mean": [float(v) for v in backbone.mean.flatten()], "std": [float(v) for v in backbone.std.flatten()],
-            "slicewise_version": slicewise.__version__, "environment": environment_info(device=device, seed=cfg.seed),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "encoder": m.encoder,
+        "in_slices": m.in_slices,
+        "colors": m.colors,
+        "channel_init": m.channel_init,
+        "dz": cfg.data.dz,
+        "border": cfg.data.border,
+        "start_weights": m.weights,
+        "method": cfg.method.name,
+        "steps": int(steps),
+        "seed": cfg.seed,
+        "data": data,
+        "first_conv": backbone.encoder.first_conv,
+        "mean": [float(v) for v in backbone.mean.flatten()],
+        "std": [float(v) for v in backbone.std.flatten()],
+        "slicewise_version": slicewise.__version__,
+        "environment": environment_info(device=device, seed=cfg.seed),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def pretrain(
@@ -240,8 +276,13 @@ def pretrain(
             if zero:
                 prepare_run_folder(out_dir, RUN_KIND, what="run folder")
             resume = prepare_folder(out_dir, resume, restart, zero, PRETRAIN_LAYOUT)
-            with resume_hint(f"resume with: slicewise pretrain --out {out_dir} --resume (from its last checkpoint; the run "
-                             f"restarts afresh if it completed none)"), write_guard(out_dir, what="run folder"):
+            with (
+                resume_hint(
+                    f"resume with: slicewise pretrain --out {out_dir} --resume (from its last checkpoint; the run "
+                    f"restarts afresh if it completed none)"
+                ),
+                write_guard(out_dir, what="run folder"),
+            ):
                 return _pretrain(cfg, out_dir, resume, list(callbacks))
 
 
@@ -261,8 +302,18 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, callbacks: list[
     d, m = cfg.data, cfg.model
     probe = None
     if labels is not None:
-        probe = ProbeSet(volumes[0], labels, None if d.probe_z is None else list(d.probe_z), m.in_slices, d.dz, d.border,
-                         d.probe_patch_size, d.probe_patches, seed=cfg.seed, label_map=d.probe_label_map)
+        probe = ProbeSet(
+            volumes[0],
+            labels,
+            None if d.probe_z is None else list(d.probe_z),
+            m.in_slices,
+            d.dz,
+            d.border,
+            d.probe_patch_size,
+            d.probe_patches,
+            seed=cfg.seed,
+            label_map=d.probe_label_map,
+        )
     ViewSource(volumes, cfg)  # checks k / dz / sizes / colours before the (slow) encoder and trainer start
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     backbone = build_backbone(m)
@@ -278,8 +329,16 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, callbacks: list[
         save_config(cfg, out_dir / CONFIG_NAME)
         if not resume or not (out_dir / INPUTS_NAME).is_file():
             write_json(out_dir / INPUTS_NAME, identity, overwrite=True)
-        status("pretraining %s %s with %s on %d volume(s) (%d steps%s) into %s", m.encoder, m.channel_init, cfg.method.name,
-               len(volumes), cfg.trainer.max_steps, ", resuming" if resume else "", out_dir)
+        status(
+            "pretraining %s %s with %s on %d volume(s) (%d steps%s) into %s",
+            m.encoder,
+            m.channel_init,
+            cfg.method.name,
+            len(volumes),
+            cfg.trainer.max_steps,
+            ", resuming" if resume else "",
+            out_dir,
+        )
     with warnings.catch_warnings(), quiet_lightning():
         for pattern in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
@@ -292,9 +351,16 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, callbacks: list[
         record(out_dir, REPORT_DIR, dirs=True)
         prov = provenance(cfg, trainer.global_step, identity["data"], backbone, device)
         save_encoder(backbone.encoder, weights, prov)
-        report = write_report(out_dir, cfg, prov, sorted(out_dir.glob("logs/version_*/metrics.csv")),
-                              collapsed=module.collapsed)
+        report = write_report(
+            out_dir, cfg, prov, sorted(out_dir.glob("logs/version_*/metrics.csv")), collapsed=module.collapsed
+        )
     trainer.strategy.barrier("slicewise-pretrain-export")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    return PretrainResult(out_dir=out_dir, config=cfg, weights=weights, metrics_csv=csv if csv.is_file() else None,
-                          report=report, metrics=metrics)
+    return PretrainResult(
+        out_dir=out_dir,
+        config=cfg,
+        weights=weights,
+        metrics_csv=csv if csv.is_file() else None,
+        report=report,
+        metrics=metrics,
+    )

@@ -76,8 +76,10 @@ def check_unlabelled(volume: Any, what: str) -> None:
     """One-line :class:`InputError` when ``volume`` looks like labels (:func:`looks_like_labels`)."""
     why = looks_like_labels(volume)
     if why:
-        raise InputError(f"{what} looks like a label volume, not intensities ({why}): give the unlabelled raw "
-                         f"volume (labelled slices go to data.probe_labels)")
+        raise InputError(
+            f"{what} looks like a label volume, not intensities ({why}): give the unlabelled raw "
+            f"volume (labelled slices go to data.probe_labels)"
+        )
 
 
 @dataclass
@@ -107,23 +109,31 @@ class ViewSource:
             shape = tuple(int(s) for s in vol.shape)
             colors = shape[3] if len(shape) == 4 else 1
             if colors != self.colors:
-                raise ConfigError(f"volume {i} has {colors} colour channel(s) per slice but model.colors={self.colors}: "
-                                  f"set model.colors={colors}")
+                raise ConfigError(
+                    f"volume {i} has {colors} colour channel(s) per slice but model.colors={self.colors}: "
+                    f"set model.colors={colors}"
+                )
             check_stack_params(shape[0], self.k, self.dz, self.border)
             if ph > shape[1] or pw > shape[2]:
-                raise InputError(f"data.patch_size {ph}x{pw} is larger than volume {i} ({shape[1]}x{shape[2]} in-plane): "
-                                 f"use a patch of at most {shape[1]}x{shape[2]}")
+                raise InputError(
+                    f"data.patch_size {ph}x{pw} is larger than volume {i} ({shape[1]}x{shape[2]} in-plane): "
+                    f"use a patch of at most {shape[1]}x{shape[2]}"
+                )
             centres = valid_centres(shape[0], self.k, self.dz, self.border)
             if d.z_range is not None:
                 centres = centres[(centres >= d.z_range[0]) & (centres < d.z_range[1])]
             if not len(centres):
-                raise InputError(f"volume {i} has no centre slice in data.z_range={list(d.z_range or ())} under "
-                                 f"border={self.border!r}: widen the range")
+                raise InputError(
+                    f"volume {i} has no centre slice in data.z_range={list(d.z_range or ())} under "
+                    f"border={self.border!r}: widen the range"
+                )
             region = int(min(round(max(ph, pw) * self.views.region_scale), shape[1], shape[2]))
             self.volumes.append(_Volume(vol, centres, max(region, ph, pw)))
         if not self.volumes:
             raise InputError("no volume to pretrain on: give at least one raw volume")
-        self.items = np.concatenate([np.stack([np.full(len(v.centres), i), v.centres], 1) for i, v in enumerate(self.volumes)])
+        self.items = np.concatenate(
+            [np.stack([np.full(len(v.centres), i), v.centres], 1) for i, v in enumerate(self.volumes)]
+        )
 
     @property
     def resident(self) -> bool:
@@ -135,11 +145,29 @@ class ViewSource:
         vol = self.volumes[v]
         size = (vol.region, vol.region)
         if isinstance(vol.data, torch.Tensor):
-            x = stack_slices(vol.data, centres.to(vol.data.device), self.k, self.dz, self.border,
-                             origins=origins.to(vol.data.device), size=size)
+            x = stack_slices(
+                vol.data,
+                centres.to(vol.data.device),
+                self.k,
+                self.dz,
+                self.border,
+                origins=origins.to(vol.data.device),
+                size=size,
+            )
         else:
-            x = torch.from_numpy(np.ascontiguousarray(stack_slices(vol.data, centres.cpu().numpy(), self.k, self.dz, self.border,
-                                                                   origins=origins.cpu().numpy(), size=size)))
+            x = torch.from_numpy(
+                np.ascontiguousarray(
+                    stack_slices(
+                        vol.data,
+                        centres.cpu().numpy(),
+                        self.k,
+                        self.dz,
+                        self.border,
+                        origins=origins.cpu().numpy(),
+                        size=size,
+                    )
+                )
+            )
         return to_unit_float(x.to(self.device))
 
     def _boxes(self, n: int, region: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -165,7 +193,9 @@ class ViewSource:
         sides = np.array([self.volumes[v].region for v in vs])
         heights = np.array([int(self.volumes[v].data.shape[1]) for v in vs])
         widths = np.array([int(self.volumes[v].data.shape[2]) for v in vs])
-        origins = np.stack([np.floor(u[:, 0] * (heights - sides + 1)), np.floor(u[:, 1] * (widths - sides + 1))], 1).astype(np.int64)
+        origins = np.stack(
+            [np.floor(u[:, 0] * (heights - sides + 1)), np.floor(u[:, 1] * (widths - sides + 1))], 1
+        ).astype(np.int64)
         zs2 = zs.copy()
         d = self.views.z_context
         if d > 0:
@@ -190,9 +220,16 @@ class ViewSource:
             r1 = self._regions(int(v), torch.as_tensor(zs[idx]), o)
             r2 = r1 if d == 0 else self._regions(int(v), torch.as_tensor(zs2[idx]), o)
             for view, (reg, box) in enumerate(((r1, box1), (r2, box2))):
-                rois = torch.cat([torch.arange(len(idx), device=self.device, dtype=torch.float32)[:, None],
-                                  box[torch.as_tensor(idx, device=box.device)].to(self.device)], 1)
-                out[view][it] = roi_align(reg, rois, output_size=(ph, pw), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+                rois = torch.cat(
+                    [
+                        torch.arange(len(idx), device=self.device, dtype=torch.float32)[:, None],
+                        box[torch.as_tensor(idx, device=box.device)].to(self.device),
+                    ],
+                    1,
+                )
+                out[view][it] = roi_align(
+                    reg, rois, output_size=(ph, pw), spatial_scale=1.0, sampling_ratio=2, aligned=True
+                )
         x1 = augment(out[0], config=self.augment, generator=g, colors=self.colors)[0]
         x2 = augment(out[1], config=self.augment, generator=g, colors=self.colors)[0]
         return x1.clamp_(0.0, 1.0), x2.clamp_(0.0, 1.0)

@@ -19,5 +19,18 @@ from slicewise.studies.stats import (
     wilcoxon_min_p,
 )
 
-__all__ = ["CellContext", "Comparison", "holm", "load_study", "mean_ci", "min_detectable_effect", "packaged_studies",
-           "paired_stats", "pairs_needed", "run_study", "study_statistics", "tost_paired", "wilcoxon_min_p"]
+__all__ = [
+    "CellContext",
+    "Comparison",
+    "holm",
+    "load_study",
+    "mean_ci",
+    "min_detectable_effect",
+    "packaged_studies",
+    "paired_stats",
+    "pairs_needed",
+    "run_study",
+    "study_statistics",
+    "tost_paired",
+    "wilcoxon_min_p",
+]

@@ -70,8 +70,10 @@ def training_log(folder: Path) -> pd.DataFrame:
     """The training curve of a cell folder: every ``train/logs/version_*/metrics.csv`` (one per (re)start),
     concatenated and sorted by step; empty when there is none."""
     parts = []
-    for f in sorted((folder / "train" / "logs").glob("version_*/metrics.csv"),
-                    key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name.split("_")[-1].isdigit() else 0):
+    for f in sorted(
+        (folder / "train" / "logs").glob("version_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name.split("_")[-1].isdigit() else 0,
+    ):
         try:
             parts.append(pd.read_csv(f))
         except (OSError, ValueError, pd.errors.EmptyDataError):
@@ -96,13 +98,16 @@ def training_status(log: pd.DataFrame) -> tuple[str, str]:
             q = max(1, loss.size // 4)
             first, last = float(loss[:q].mean()), float(loss[-q:].mean())
             if last > (1 - LOSS_DROP) * first:
-                return FAILED_TO_LEARN, (f"{LOSS} did not fall: mean {last:.4g} over the last quarter vs {first:.4g} "
-                                         f"over the first (needs a drop of at least {LOSS_DROP:.0%})")
+                return FAILED_TO_LEARN, (
+                    f"{LOSS} did not fall: mean {last:.4g} over the last quarter vs {first:.4g} "
+                    f"over the first (needs a drop of at least {LOSS_DROP:.0%})"
+                )
     checks = int(log[VAL_METRIC].notna().sum()) if VAL_METRIC in log else 0
     losses = int(log[LOSS].notna().sum()) if LOSS in log else 0
     if checks < 2 and losses < MIN_LOSS_POINTS:
-        return OK, (f"too short a log to judge ({checks} validation check(s), {losses} logged loss value(s)): "
-                    f"counted ok")
+        return OK, (
+            f"too short a log to judge ({checks} validation check(s), {losses} logged loss value(s)): counted ok"
+        )
     return OK, "validation Dice moved and / or the loss fell"
 
 
@@ -124,11 +129,20 @@ def cell_table(out: Path, cells: Sequence[Cell]) -> pd.DataFrame:
         else:
             status, reason = training_status(log)
         val = log[VAL_METRIC].dropna() if VAL_METRIC in log else pd.Series(dtype=float)
-        rows.append({"index": c.index, "cell": c.id, **c.params, "status": status, "reason": reason,
-                     "steps": int(log["step"].max()) + 1 if "step" in log and log["step"].notna().any() else None,
-                     "final_loss": _last(log, LOSS), "last_val_dice": _last(log, VAL_METRIC),
-                     "best_val_dice": float(val.max()) if len(val) else float("nan"),
-                     "elapsed_s": (res or {}).get("elapsed_s")})
+        rows.append(
+            {
+                "index": c.index,
+                "cell": c.id,
+                **c.params,
+                "status": status,
+                "reason": reason,
+                "steps": int(log["step"].max()) + 1 if "step" in log and log["step"].notna().any() else None,
+                "final_loss": _last(log, LOSS),
+                "last_val_dice": _last(log, VAL_METRIC),
+                "best_val_dice": float(val.max()) if len(val) else float("nan"),
+                "elapsed_s": (res or {}).get("elapsed_s"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -137,8 +151,9 @@ def _last_error(p: Path) -> str:
     return lines[-1][:300] if lines else "unknown error"
 
 
-def tidy_results(out: Path, cells: Sequence[Cell], axes: Sequence[str],
-                 status: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def tidy_results(
+    out: Path, cells: Sequence[Cell], axes: Sequence[str], status: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """One row per (done) cell and metric record: cell, index, axes, label columns, metric, value, status.
 
     ``status``: cell id → status (:func:`cell_table`); a cell that failed with an error gets one row with
@@ -152,25 +167,54 @@ def tidy_results(out: Path, cells: Sequence[Cell], axes: Sequence[str],
         res = read_result(out, c)
         if res is None:
             if status.get(c.id) == ERRORED:
-                rows.append({"cell": c.id, "index": c.index, **c.params, "metric": None, "value": float("nan"),
-                             "status": ERRORED})
+                rows.append(
+                    {
+                        "cell": c.id,
+                        "index": c.index,
+                        **c.params,
+                        "metric": None,
+                        "value": float("nan"),
+                        "status": ERRORED,
+                    }
+                )
             continue
         for rec in res["metrics"]:
             extra = {k: v for k, v in rec.items() if k not in ("metric", "value")}
             labels.extend(k for k in extra if k not in labels and k not in axes)
-            rows.append({"cell": c.id, "index": c.index, **c.params, **extra,
-                         "metric": rec["metric"], "value": rec["value"], "status": status.get(c.id, OK)})
+            rows.append(
+                {
+                    "cell": c.id,
+                    "index": c.index,
+                    **c.params,
+                    **extra,
+                    "metric": rec["metric"],
+                    "value": rec["value"],
+                    "status": status.get(c.id, OK),
+                }
+            )
     cols = ["cell", "index", *axes, *labels, "metric", "value", "status"]
     return pd.DataFrame(rows, columns=cols), labels
 
 
 PROVENANCE_KEYS = {
-    "steps": "trainer.max_steps", "val_every": "trainer.val_every", "precision": "trainer.precision",
-    "patch_size": "data.patch_size", "batch_size": "data.batch_size", "val_range": "data.val_range",
-    "train_fraction": "data.train_fraction", "lr": "optim.lr", "warmup_steps": "optim.warmup_steps",
-    "encoder": "model.encoder", "weights": "model.weights", "channel_init": "model.channel_init",
-    "in_slices": "model.in_slices", "skips": "model.skips", "seed": "seed", "augment": "augment",
-    "loss": "loss", "synthetic": "data.synthetic",
+    "steps": "trainer.max_steps",
+    "val_every": "trainer.val_every",
+    "precision": "trainer.precision",
+    "patch_size": "data.patch_size",
+    "batch_size": "data.batch_size",
+    "val_range": "data.val_range",
+    "train_fraction": "data.train_fraction",
+    "lr": "optim.lr",
+    "warmup_steps": "optim.warmup_steps",
+    "encoder": "model.encoder",
+    "weights": "model.weights",
+    "channel_init": "model.channel_init",
+    "in_slices": "model.in_slices",
+    "skips": "model.skips",
+    "seed": "seed",
+    "augment": "augment",
+    "loss": "loss",
+    "synthetic": "data.synthetic",
 }
 """What the provenance records of each cell's training run, from its resolved config (``train/inputs.json``)."""
 
@@ -211,9 +255,16 @@ def provenance(study: Study, out: Path, cells: Sequence[Cell], smoke: bool = Fal
             rec["data_identity"] = run.get("data", {})
         rec["environment"] = res.get("environment")
         cell_recs[c.id] = rec
-    return {"study": study.name, "smoke": smoke, "cell_kind": study.cell, "data": study.data,
-            "data_identity": _data_identity(study), "extras": study.extras,
-            "environment": _environment(environment_info), "cells": cell_recs}
+    return {
+        "study": study.name,
+        "smoke": smoke,
+        "cell_kind": study.cell,
+        "data": study.data,
+        "data_identity": _data_identity(study),
+        "extras": study.extras,
+        "environment": _environment(environment_info),
+        "cells": cell_recs,
+    }
 
 
 def _environment(info: Any) -> dict[str, Any]:
@@ -251,8 +302,12 @@ def aggregate(study: Study, out: Path, cells: Sequence[Cell], smoke: bool = Fals
     axes = list(study.grid)
     status = cell_table(out, cells)
     table, labels = tidy_results(out, cells, axes, dict(zip(status["cell"], status["status"])) if len(status) else {})
-    paths: dict[str, Path] = {"results": out / "results.csv", "stats": out / "stats.csv", "cells": out / "cells.csv",
-                              "provenance": out / "provenance.json"}
+    paths: dict[str, Path] = {
+        "results": out / "results.csv",
+        "stats": out / "stats.csv",
+        "cells": out / "cells.csv",
+        "provenance": out / "provenance.json",
+    }
     with atomic_path(paths["results"]) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(paths["cells"]) as tmp:
@@ -278,4 +333,3 @@ def aggregate(study: Study, out: Path, cells: Sequence[Cell], smoke: bool = Fals
     summary = summarize(out, cells)
     paths["report"] = write_study_report(study, out, table, stats, summary, smoke, cells=status, provenance=prov)
     return paths
-

@@ -81,9 +81,18 @@ def run_cell(study: Study, cell: Cell, out: Path, data_root: Path, cell_fn: Cell
             if "metric" not in r or "value" not in r:
                 raise ValueError(f"cell result record {r!r} lacks 'metric' or 'value'")
             r["value"] = float(r["value"])
-        payload = {"study": study.name, "index": cell.index, "cell": cell.id, "params": cell.params,
-                   "fingerprint": fingerprint(study, cell), "smoke": smoke, "elapsed_s": round(time.time() - start, 3),
-                   "metrics": metrics, "info": res.get("info", {}), "environment": _cell_environment(cell)}
+        payload = {
+            "study": study.name,
+            "index": cell.index,
+            "cell": cell.id,
+            "params": cell.params,
+            "fingerprint": fingerprint(study, cell),
+            "smoke": smoke,
+            "elapsed_s": round(time.time() - start, 3),
+            "metrics": metrics,
+            "info": res.get("info", {}),
+            "environment": _cell_environment(cell),
+        }
         text = json.dumps(payload, indent=1, default=_json_default)
     except KeyboardInterrupt:
         raise
@@ -134,7 +143,9 @@ def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
     items = [g.strip() for g in text.split(",")]
     bad = [g for g in items if not g.isdigit()]
     if bad:
-        raise ConfigError(f"--gpus {text!r}: {bad[0]!r} is not a GPU index: give indices >= 0 separated by commas, e.g. 0,1")
+        raise ConfigError(
+            f"--gpus {text!r}: {bad[0]!r} is not a GPU index: give indices >= 0 separated by commas, e.g. 0,1"
+        )
     ids = [str(int(g)) for g in items]
     if len(set(ids)) != len(ids):
         twice = next(g for g in ids if ids.count(g) > 1)
@@ -142,21 +153,41 @@ def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
     import torch
 
     if not torch.cuda.is_available():
-        raise ConfigError(f"--gpus {text}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False): "
-                          f"drop --gpus to run the cells one after another here")
+        raise ConfigError(
+            f"--gpus {text}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False): "
+            f"drop --gpus to run the cells one after another here"
+        )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    known = ([v.strip() for v in visible.split(",")] if visible and all(v.strip().isdigit() for v in visible.split(","))
-             else [str(i) for i in range(torch.cuda.device_count())])
+    known = (
+        [v.strip() for v in visible.split(",")]
+        if visible and all(v.strip().isdigit() for v in visible.split(","))
+        else [str(i) for i in range(torch.cuda.device_count())]
+    )
     missing = [g for g in ids if g not in known]
     if missing:
-        raise ConfigError(f"--gpus {text}: GPU {missing[0]} does not exist here; the GPUs are {', '.join(known) or 'none'}")
+        raise ConfigError(
+            f"--gpus {text}: GPU {missing[0]} does not exist here; the GPUs are {', '.join(known) or 'none'}"
+        )
     return ids
 
 
-def _child_command(source: str, out: Path, index: int, smoke: bool, overrides: Sequence[str],
-                   data_root: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "slicewise.cli", "study", source, "--out", str(out), "--cells", str(index),
-           "--no-report", "--data-root", str(data_root)]
+def _child_command(
+    source: str, out: Path, index: int, smoke: bool, overrides: Sequence[str], data_root: Path
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "slicewise.cli",
+        "study",
+        source,
+        "--out",
+        str(out),
+        "--cells",
+        str(index),
+        "--no-report",
+        "--data-root",
+        str(data_root),
+    ]
     if smoke:
         cmd.append("--smoke")
     for o in overrides:
@@ -164,8 +195,16 @@ def _child_command(source: str, out: Path, index: int, smoke: bool, overrides: S
     return cmd
 
 
-def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[str], smoke: bool,
-                 overrides: Sequence[str], data_root: Path, echo: Callable[[str], None] = print) -> None:
+def run_parallel(
+    source: str,
+    cells: Sequence[Cell],
+    out: Path,
+    gpus: Sequence[str],
+    smoke: bool,
+    overrides: Sequence[str],
+    data_root: Path,
+    echo: Callable[[str], None] = print,
+) -> None:
     """One child process per GPU (``CUDA_VISIBLE_DEVICES=<gpu>``), one cell each, until all ran.
 
     A child's stdout/stderr go to ``OUT/cells/<id>/log.txt``.
@@ -181,8 +220,12 @@ def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[s
                     d.mkdir(parents=True, exist_ok=True)
                     log = open(d / "log.txt", "w")  # noqa: SIM115 (closed when the child ends)
                     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, _PARENT_ENV: str(os.getpid())}
-                    proc = subprocess.Popen(_child_command(source, out, c.index, smoke, overrides, data_root),
-                                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                    proc = subprocess.Popen(
+                        _child_command(source, out, c.index, smoke, overrides, data_root),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                    )
                     running[gpu] = (proc, c, log)
                     echo(f"cell {c.index} ({c.id}) started on GPU {gpu}")
             time.sleep(0.2)
@@ -191,7 +234,9 @@ def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[s
                     log.close()
                     del running[gpu]
                     ok = (cell_dir(out, c) / RESULT).is_file()
-                    echo(f"cell {c.index} ({c.id}) {'done' if ok else 'FAILED, see ' + str(cell_dir(out, c) / 'log.txt')}")
+                    echo(
+                        f"cell {c.index} ({c.id}) {'done' if ok else 'FAILED, see ' + str(cell_dir(out, c) / 'log.txt')}"
+                    )
     finally:
         for proc, _, log in running.values():
             proc.terminate()
@@ -199,11 +244,21 @@ def run_parallel(source: str, cells: Sequence[Cell], out: Path, gpus: Sequence[s
             log.close()
 
 
-def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *, smoke: bool = False,
-              cells: str | None = None, gpus: str | Sequence[str] | None = (), overrides: Sequence[str] = (),
-              data_root: str | os.PathLike | None = None, overwrite: bool = False, report: bool = True,
-              report_only: bool = False, cell_fn: CellFn | None = None,
-              echo: Callable[[str], None] = print) -> Summary:
+def run_study(
+    source: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    smoke: bool = False,
+    cells: str | None = None,
+    gpus: str | Sequence[str] | None = (),
+    overrides: Sequence[str] = (),
+    data_root: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    report: bool = True,
+    report_only: bool = False,
+    cell_fn: CellFn | None = None,
+    echo: Callable[[str], None] = print,
+) -> Summary:
     """Run (the selected, unfinished cells of) a study, then aggregate.
 
     Prints the whole grid's done/failed/pending counts at start and end; returns the final
@@ -223,15 +278,32 @@ def run_study(source: str | os.PathLike, out: str | os.PathLike | None = None, *
     all_cells = grid_cells(study)
     selected = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
     if report_only and not summarize(out_dir, all_cells).done:
-        raise InputError(f"{out_dir} holds no finished cells of study {study.name}: run the study first, or check --out "
-                         f"(and --smoke, which selects another default folder)")
+        raise InputError(
+            f"{out_dir} holds no finished cells of study {study.name}: run the study first, or check --out "
+            f"(and --smoke, which selects another default folder)"
+        )
     gpus = parse_gpus(gpus) if gpus and not report_only else []
     made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
     try:
-        with resume_hint(f"rerun the same study command to resume (--out {out_dir}): finished cells are kept, the "
-                         f"interrupted cell continues from its last checkpoint"):
-            return _run(study, source, out_dir, all_cells, selected, smoke=smoke, gpus=gpus, overrides=overrides,
-                        overwrite=overwrite, report=report, report_only=report_only, cell_fn=cell_fn, echo=echo)
+        with resume_hint(
+            f"rerun the same study command to resume (--out {out_dir}): finished cells are kept, the "
+            f"interrupted cell continues from its last checkpoint"
+        ):
+            return _run(
+                study,
+                source,
+                out_dir,
+                all_cells,
+                selected,
+                smoke=smoke,
+                gpus=gpus,
+                overrides=overrides,
+                overwrite=overwrite,
+                report=report,
+                report_only=report_only,
+                cell_fn=cell_fn,
+                echo=echo,
+            )
     except BaseException:
         _remove_empty(out_dir, made)
         raise
@@ -250,9 +322,22 @@ def _remove_empty(out_dir: Path, made: Sequence[Path]) -> None:
             p.rmdir()
 
 
-def _run(study: Study, source: str | os.PathLike, out_dir: Path, all_cells: Sequence[Cell], selected: Sequence[Cell], *,
-         smoke: bool, gpus: Sequence[str], overrides: Sequence[str], overwrite: bool, report: bool, report_only: bool,
-         cell_fn: CellFn | None, echo: Callable[[str], None]) -> Summary:
+def _run(
+    study: Study,
+    source: str | os.PathLike,
+    out_dir: Path,
+    all_cells: Sequence[Cell],
+    selected: Sequence[Cell],
+    *,
+    smoke: bool,
+    gpus: Sequence[str],
+    overrides: Sequence[str],
+    overwrite: bool,
+    report: bool,
+    report_only: bool,
+    cell_fn: CellFn | None,
+    echo: Callable[[str], None],
+) -> Summary:
     """The body of :func:`run_study` once its arguments are checked."""
     check_writable_folder(out_dir, what=f"study folder {out_dir}")
     check_fingerprints(study, out_dir, selected, overwrite=overwrite)
@@ -269,8 +354,14 @@ def _run(study: Study, source: str | os.PathLike, out_dir: Path, all_cells: Sequ
             else:
                 fn = cell_fn or resolve_cell_fn(study.cell)
                 for i, c in enumerate(progress(todo, desc=f"study {study.name}", total=len(todo)), 1):
-                    status("study %s cell %d/%d (#%d): %s", study.name, i, len(todo), c.index,
-                           " ".join(f"{k}={v}" for k, v in c.params.items()))
+                    status(
+                        "study %s cell %d/%d (#%d): %s",
+                        study.name,
+                        i,
+                        len(todo),
+                        c.index,
+                        " ".join(f"{k}={v}" for k, v in c.params.items()),
+                    )
                     if not run_cell(study, c, out_dir, root, fn, smoke):
                         echo(f"cell {c.index} ({c.id}) failed: {_last_line(cell_dir(out_dir, c) / ERROR)}")
         summary = summarize(out_dir, selected)
@@ -306,13 +397,17 @@ def failure_message(study_name: str, out: Path, summary: Summary) -> str:
     bad = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
     c = bad[0]
     total = len(summary.failed) + len(summary.done) + len(summary.pending)
-    why = (_last_line(cell_dir(out, c) / ERROR) if c in summary.failed
-           else f"no result; see {cell_dir(out, c) / 'log.txt'}")
-    return (f"study {study_name}: {len(bad)} of {total} selected cell(s) failed (cell {c.index} {c.id}: {why}); "
-            f"see {cell_dir(out, c)}/error.txt (log.txt for --gpus), fix the cause and rerun to retry them")
+    why = (
+        _last_line(cell_dir(out, c) / ERROR)
+        if c in summary.failed
+        else f"no result; see {cell_dir(out, c) / 'log.txt'}"
+    )
+    return (
+        f"study {study_name}: {len(bad)} of {total} selected cell(s) failed (cell {c.index} {c.id}: {why}); "
+        f"see {cell_dir(out, c)}/error.txt (log.txt for --gpus), fix the cause and rerun to retry them"
+    )
 
 
 def _last_line(p: Path) -> str:
     lines = [ln for ln in p.read_text().splitlines() if ln.strip()] if p.is_file() else []
     return lines[-1].strip() if lines else "unknown error"
-

@@ -74,7 +74,9 @@ def significance_sentence(rows: pd.DataFrame, x: str, alpha: float = 0.05, min_n
             gain = tested["mean_diff"].to_numpy(float)
             better = [(g > 0) == higher for g in gain]
             if not sig.any():
-                parts.append(f"{head}: not significant at any tested {_label(x)} ({', '.join(xs)}; Holm p ≥ {num(alpha)}).")
+                parts.append(
+                    f"{head}: not significant at any tested {_label(x)} ({', '.join(xs)}; Holm p ≥ {num(alpha)})."
+                )
                 continue
             word = {True: "gain", False: "loss"}
             sig_x = [f"{xv} ({word[b]})" for xv, s, b in zip(xs, sig, better) if s]
@@ -83,11 +85,14 @@ def significance_sentence(rows: pd.DataFrame, x: str, alpha: float = 0.05, min_n
             if last < len(sig) - 1:
                 r = tested.iloc[last + 1]
                 verdict = r.get("verdict")
-                text += (f"; not significant from {xs[last + 1]} on (mean {num(r['mean_diff'])} "
-                         f"[{num(r['diff_low'])}, {num(r['diff_high'])}] there"
-                         + (f", {verdict}" if isinstance(verdict, str) and verdict else "") + ")")
-                if sig[last + 1:].any():
-                    text += ", except at " + ", ".join(xv for xv, s in zip(xs[last + 1:], sig[last + 1:]) if s)
+                text += (
+                    f"; not significant from {xs[last + 1]} on (mean {num(r['mean_diff'])} "
+                    f"[{num(r['diff_low'])}, {num(r['diff_high'])}] there"
+                    + (f", {verdict}" if isinstance(verdict, str) and verdict else "")
+                    + ")"
+                )
+                if sig[last + 1 :].any():
+                    text += ", except at " + ", ".join(xv for xv, s in zip(xs[last + 1 :], sig[last + 1 :]) if s)
             elif not sig.all():
                 text += "; not at " + ", ".join(xv for xv, s in zip(xs, sig) if not s)
             parts.append(text + ".")
@@ -109,10 +114,14 @@ def gain_figure(rows: pd.DataFrame, x: str, title: str, path: Path, alpha: float
         for i, (level, ls) in enumerate(sub.groupby("level", sort=False)):
             n = pd.to_numeric(ls["n"], errors="coerce").fillna(0).to_numpy()
             m = ls["mean_diff"].to_numpy(float)
-            err = np.nan_to_num(np.abs(np.array([m - ls["diff_low"].to_numpy(float), ls["diff_high"].to_numpy(float) - m])))
+            err = np.nan_to_num(
+                np.abs(np.array([m - ls["diff_low"].to_numpy(float), ls["diff_high"].to_numpy(float) - m]))
+            )
             err[:, n < min_n] = 0.0
             color = f"C{i + 1}"
-            ax.errorbar(ls["_x"], m, yerr=err if err.any() else None, color=color, marker="", capsize=3, label=str(level))
+            ax.errorbar(
+                ls["_x"], m, yerr=err if err.any() else None, color=color, marker="", capsize=3, label=str(level)
+            )
             sig = (ls["t_p_holm"].to_numpy(float) < alpha) & (n >= min_n)
             ax.scatter(ls["_x"][sig], m[sig], color=color, zorder=3)
             ax.scatter(ls["_x"][~sig], m[~sig], facecolors="white", edgecolors=color, zorder=3)
@@ -120,7 +129,7 @@ def gain_figure(rows: pd.DataFrame, x: str, title: str, path: Path, alpha: float
         ax.set_ylabel(f"Δ {_label(metric)} vs {base}")
         ax.set_title(ptitle, fontsize=9)
         ax.legend(title="filled: Holm p < " + num(alpha), fontsize=8, title_fontsize=8)
-    for ax in list(axs.flat)[len(panels):]:
+    for ax in list(axs.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(f"gain over {base}: {title}", fontsize=10)
     fig.tight_layout()

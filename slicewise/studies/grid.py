@@ -104,8 +104,14 @@ def json_hash(obj: Any, length: int = 16) -> str:
 def fingerprint(study: Study, cell: Cell) -> str:
     """Hash of everything that determines a cell's result (not the data location, not the grid size)."""
     presets = {a: study.presets[a].get(str(v)) for a, v in cell.params.items() if a in study.presets}
-    payload = {"cell": study.cell, "data": study.data, "base": study.base, "extras": study.extras,
-               "presets": presets, "params": cell.params}
+    payload = {
+        "cell": study.cell,
+        "data": study.data,
+        "base": study.base,
+        "extras": study.extras,
+        "presets": presets,
+        "params": cell.params,
+    }
     return json_hash(payload)
 
 
@@ -152,8 +158,9 @@ def check_fingerprints(study: Study, out: Path, cells: Sequence[Cell], overwrite
         if res is not None and res.get("fingerprint") != fingerprint(study, c):
             stale.append(c)
     if stale and not overwrite:
-        raise ConfigError(f"{out}: {len(stale)} finished cell(s) (e.g. cells/{stale[0].id}) were computed with another "
-                          f"study configuration: use another --out, or --overwrite to recompute them")
+        raise ConfigError(
+            f"{out}: {len(stale)} finished cell(s) (e.g. cells/{stale[0].id}) were computed with another "
+            f"study configuration: use another --out, or --overwrite to recompute them"
+        )
     for c in stale:
         (cell_dir(out, c) / RESULT).unlink()
-

@@ -40,11 +40,11 @@ from slicewise.errors import InputError
 TEMPLATES = ("bias", "skips", "emsam")
 QUESTIONS = {
     "bias": "does pseudo-RGB pretraining bias which input slice the network attends to, and does a symmetric first "
-            "layer (uniform / mirror) remove the bias at no cost in accuracy? (Molnar et al.)",
+    "layer (uniform / mirror) remove the bias at no cost in accuracy? (Molnar et al.)",
     "skips": "do pruned top skip connections help in-domain and under synthetic intensity shifts, and which layers "
-             "are most susceptible to the shifts (bias-corrected Hellinger distance)? (Wilm et al.)",
+    "are most susceptible to the shifts (bias-corrected Hellinger distance)? (Wilm et al.)",
     "emsam": "does a SAM ViT encoder with a U-shaped decoder segment EM instances better than a CNN U-Net? "
-             "(Cheng et al.)",
+    "(Cheng et al.)",
 }
 """The question each recipe asks, first line of the file ``study init`` writes."""
 
@@ -53,14 +53,23 @@ def _labels_text(template: str, mapping: Any, n_classes: int) -> str:
     """What the recipe scores, in the classes of the user's label map (header of the written file)."""
     classes = f"classes {mapping if mapping else 'as stored'}"
     if template == "bias":
-        return (f"{classes}; class 1 is scored (membrane Dice, the attribution target), connected class-0 regions "
-                f"are the cells (adapted Rand error)")
+        return (
+            f"{classes}; class 1 is scored (membrane Dice, the attribution target), connected class-0 regions "
+            f"are the cells (adapted Rand error)"
+        )
     if template == "skips":
         return f"{classes}; class 1 is scored (IoU and Dice on the test slices, plain and under each synthetic shift)"
-    mito = ("mitochondria: 3-D connected components of class 2 (AP-50/75)" if n_classes > 2
-            else "no class 2, so no mitochondria scores")
-    return (f"{classes}; neurons: connected class-0 regions per slice (training target of the boundary head; "
-            f"adapted Rand error, VOI); {mito}")
+    mito = (
+        "mitochondria: 3-D connected components of class 2 (AP-50/75)"
+        if n_classes > 2
+        else "no class 2, so no mitochondria scores"
+    )
+    return (
+        f"{classes}; neurons: connected class-0 regions per slice (training target of the boundary head; "
+        f"adapted Rand error, VOI); {mito}"
+    )
+
+
 CONTEXT = 1  # r of the packaged EM studies (k = 3 slices)
 SMOKE_SIDE = 128
 SMOKE_TEST_SLICES = 4
@@ -103,7 +112,9 @@ def _file_part(spec: str) -> str:
     return spec if Path(spec).exists() else spec.rpartition(":")[0]
 
 
-def _classes(labels: Any, ranges: list[tuple[int, int]], label_map: dict[int, int] | None) -> tuple[dict[int, int] | None, int]:
+def _classes(
+    labels: Any, ranges: list[tuple[int, int]], label_map: dict[int, int] | None
+) -> tuple[dict[int, int] | None, int]:
     values: set[int] = set()
     for a, b in ranges:
         values |= {int(v) for v in np.unique(np.asarray(labels[a:b]))}
@@ -120,8 +131,15 @@ def _classes(labels: Any, ranges: list[tuple[int, int]], label_map: dict[int, in
     return label_map, max(2, max(label_map.values()) + 1)
 
 
-def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
-               label_map: str | dict[int, int] | None = None, **recipe: Any) -> str:
+def init_study(
+    template: str,
+    raw: str,
+    labels: str,
+    train_z: str,
+    test_z: str,
+    label_map: str | dict[int, int] | None = None,
+    **recipe: Any,
+) -> str:
     """The YAML text of study ``template`` (``bias`` or ``skips``) re-pointed at RAW / LABELS; see the
     module docstring. Raises one-line :class:`InputError` / :class:`ConfigError` for unusable input.
 
@@ -137,9 +155,13 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
 
         return init_pretraining(raw, labels, train_z, test_z, label_map, **recipe)
     if template not in TEMPLATES:
-        raise InputError(f"study init {template!r}: templates for your own EM stack are {', '.join(TEMPLATES)}, pretraining")
+        raise InputError(
+            f"study init {template!r}: templates for your own EM stack are {', '.join(TEMPLATES)}, pretraining"
+        )
     if recipe:
-        raise InputError(f"study init {template}: --{' --'.join(sorted(recipe))} only apply to `study init pretraining`: drop them")
+        raise InputError(
+            f"study init {template}: --{' --'.join(sorted(recipe))} only apply to `study init pretraining`: drop them"
+        )
     from slicewise.data.roi import parse_range
 
     parse_range(train_z, "--train-z"), parse_range(test_z, "--test-z")  # syntax first: cheap, before any file is read
@@ -148,15 +170,19 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
     if len(vol.shape) != 3:
         raise InputError(f"{raw}: the {template} study takes a grayscale Z×Y×X stack, got shape {tuple(vol.shape)}")
     if tuple(lab.shape) != tuple(vol.shape):
-        raise InputError(f"{labels} has shape {tuple(lab.shape)} but {raw} has {tuple(vol.shape)}: give labels of the same stack")
+        raise InputError(
+            f"{labels} has shape {tuple(lab.shape)} but {raw} has {tuple(vol.shape)}: give labels of the same stack"
+        )
     check_raw(vol)  # the checks training applies (dtype, NaN/Inf, ...), before a study file is written
     check_labels(lab, vol.shape)
     depth, height, width = (int(s) for s in vol.shape)
     a, b = _range(train_z, depth, "--train-z")
     c, d = _range(test_z, depth, "--test-z")
     if not (c - CONTEXT >= b or d + CONTEXT <= a):
-        raise InputError(f"--test-z {c}:{d} and its context slices ({CONTEXT} each side) overlap --train-z {a}:{b}: "
-                         f"leave a gap, e.g. --test-z {b + CONTEXT}:{max(d, b + CONTEXT + 1)}")
+        raise InputError(
+            f"--test-z {c}:{d} and its context slices ({CONTEXT} each side) overlap --train-z {a}:{b}: "
+            f"leave a gap, e.g. --test-z {b + CONTEXT}:{max(d, b + CONTEXT + 1)}"
+        )
     _, val = split_z(b - a, k=2 * CONTEXT + 1, dz=1, val_fraction=0.25)
     val_range = [int(val[0]), int(val[-1]) + 1]
     mapping = parse_label_map(label_map) if isinstance(label_map, str) or label_map is None else dict(label_map)
@@ -171,13 +197,23 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
     study = read_yaml_mapping(resolve_study_path(template))
     stem = Path(_file_part(raw_path)).name.split(".")[0]
     study["name"] = f"{template}-{stem}"
-    study["description"] = (f"{' '.join(str(study.get('description', '')).split()).replace('ISBI 2012', Path(_file_part(raw_path)).name)} "
-                            f"(the packaged `{template}` study re-pointed at {raw_path} by `slicewise study init`)")
+    study["description"] = (
+        f"{' '.join(str(study.get('description', '')).split()).replace('ISBI 2012', Path(_file_part(raw_path)).name)} "
+        f"(the packaged `{template}` study re-pointed at {raw_path} by `slicewise study init`)"
+    )
     study["data_root"] = "."
     study["requires"] = [_file_part(raw_path), _file_part(labels_path)]
     data = dict(study.get("data") or {})
-    data.update({"raw": raw_path, "labels": labels_path, "label_map": mapping, "crop": None,
-                 "train_z": [a, b], "test_z": [c, d]})
+    data.update(
+        {
+            "raw": raw_path,
+            "labels": labels_path,
+            "label_map": mapping,
+            "crop": None,
+            "train_z": [a, b],
+            "test_z": [c, d],
+        }
+    )
     if template in ("bias", "emsam"):
         data["interior_class"] = 0
     if template == "emsam":
@@ -203,13 +239,14 @@ def init_study(template: str, raw: str, labels: str, train_z: str, test_z: str,
         if section in smoke.get("extras", {}):
             smoke["extras"][section]["tile"] = min(int(smoke["extras"][section].get("tile", 64)), smoke_side)
     dropped = _drop_unobtainable(study)
-    header = (f"# {study['name']}: the packaged `{template}` study re-pointed at your stack by `slicewise study init`.\n"
-              f"# Asks:   {QUESTIONS[template]}\n"
-              f"# Run:    slicewise study THIS_FILE.yaml --smoke   (minutes: checks the whole path), then without --smoke\n"
-              f"# Data:   {raw_path} ({depth}×{height}×{width}); training reads slices {a}..{b - 1} "
-              f"(validation centres {a + val_range[0]}..{a + val_range[1] - 1}), test slices {c}..{d - 1}\n"
-              f"# Labels: {_labels_text(template, mapping, n_classes)}\n"
-              + (f"# Dropped: {dropped}\n" if dropped else ""))
+    header = (
+        f"# {study['name']}: the packaged `{template}` study re-pointed at your stack by `slicewise study init`.\n"
+        f"# Asks:   {QUESTIONS[template]}\n"
+        f"# Run:    slicewise study THIS_FILE.yaml --smoke   (minutes: checks the whole path), then without --smoke\n"
+        f"# Data:   {raw_path} ({depth}×{height}×{width}); training reads slices {a}..{b - 1} "
+        f"(validation centres {a + val_range[0]}..{a + val_range[1] - 1}), test slices {c}..{d - 1}\n"
+        f"# Labels: {_labels_text(template, mapping, n_classes)}\n" + (f"# Dropped: {dropped}\n" if dropped else "")
+    )
     text = header + yaml.safe_dump(study, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     _validate(text)
     return text
@@ -235,12 +272,16 @@ def _drop_unobtainable(study: dict[str, Any]) -> str:
             if axis in grid:
                 grid[axis] = [v for v in grid[axis] if str(v) not in bad]
                 if not grid[axis]:
-                    raise InputError(f"study init {study['name']}: no level of {axis} can get its weights here "
-                                     f"({describe(model, cells)}): allow downloads or give local weights")
+                    raise InputError(
+                        f"study init {study['name']}: no level of {axis} can get its weights here "
+                        f"({describe(model, cells)}): allow downloads or give local weights"
+                    )
     which = "; ".join(f"{a} {', '.join(v)}" for a, v in levels.items())
-    line = (f"{which}, whose weights cannot be obtained here "
-            f"({describe(model, cells)}); to keep them give local weights, e.g. "
-            f"--set 'presets.encoder.LEVEL.model.weights=/path/weights.pth' and add them to the grid")
+    line = (
+        f"{which}, whose weights cannot be obtained here "
+        f"({describe(model, cells)}); to keep them give local weights, e.g. "
+        f"--set 'presets.encoder.LEVEL.model.weights=/path/weights.pth' and add them to the grid"
+    )
     warn(f"study init: dropped {line}")
     return line
 
@@ -256,8 +297,10 @@ def piped_study(text: str, out: str | os.PathLike | None = None, smoke: bool = F
     except yaml.YAMLError:
         raw = None
     if not isinstance(raw, dict) or "grid" not in raw:
-        raise InputError("study -: standard input holds no study file: pipe one in, e.g. `slicewise study init pretraining "
-                         "--raw RAW --labels LABELS --train-z 0:14 --test-z 16:20 | slicewise study - --smoke`")
+        raise InputError(
+            "study -: standard input holds no study file: pipe one in, e.g. `slicewise study init pretraining "
+            "--raw RAW --labels LABELS --train-z 0:14 --test-z 16:20 | slicewise study - --smoke`"
+        )
     name = str(raw.get("name") or "piped")
     folder = Path(out) if out is not None else Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@
 - anything else: the order given (e.g. the grid's order in the study file), else alphabetically.
 """
 
-
 from __future__ import annotations
 
 import re

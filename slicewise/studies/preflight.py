@@ -144,8 +144,10 @@ def describe(study: Study, cells: Sequence[Cell]) -> str:
     dropped = unobtainable_levels(study, cells)
     for (enc, w), group in unobtainable(study, cells).items():
         levels = {a: [v for v in vals if any(str(c.params[a]) == v for c in group)] for a, vals in dropped.items()}
-        where = ("; ".join(f"{a}={','.join(v)}" for a, v in levels.items() if v)
-                 or f"cells {', '.join(str(c.index) for c in group[:5])}")
+        where = (
+            "; ".join(f"{a}={','.join(v)}" for a, v in levels.items() if v)
+            or f"cells {', '.join(str(c.index) for c in group[:5])}"
+        )
         parts.append(f"{enc} weights={w} {weights_problem(enc, w)} ({where}, {len(group)} cells)")
     return "; ".join(parts)
 
@@ -154,6 +156,8 @@ def check_weights(study: Study, cells: Sequence[Cell]) -> None:
     """One-line :class:`ConfigError` when any of ``cells`` cannot get its weights (before the grid starts)."""
     if not unobtainable(study, cells):
         return
-    raise ConfigError(f"study {study.name}: {describe(study, cells)}: no cell was started; drop those levels "
-                      f"(e.g. --set 'grid.encoder=[lite0]'), give local weights (--set "
-                      f"'presets.encoder.<level>.model.weights=/path/weights.pth'), or allow downloads")
+    raise ConfigError(
+        f"study {study.name}: {describe(study, cells)}: no cell was started; drop those levels "
+        f"(e.g. --set 'grid.encoder=[lite0]'), give local weights (--set "
+        f"'presets.encoder.<level>.model.weights=/path/weights.pth'), or allow downloads"
+    )

@@ -48,25 +48,62 @@ if TYPE_CHECKING:
 MAX_PANELS = 12
 
 LABELS: dict[str, str] = {
-    "dice": "Dice", "iou": "IoU", "mean_dice": "mean Dice", "mean_iou": "mean IoU", "foreground_dice": "foreground Dice",
-    "are": "adapted Rand error (ARE)", "voi": "VOI (bits)", "voi_split": "VOI split (bits)", "voi_merge": "VOI merge (bits)",
-    "ap": "AP", "ap50": "AP-50", "ap75": "AP-75", "seg_accuracy": "segmentation accuracy",
-    "ma": "mirror asymmetry (MA)", "mirror_asymmetry": "mirror asymmetry (MA)", "share": "attribution share",
-    "centre_share": "centre share", "pair_difference": "pair difference s0 − s(k−1)",
-    "hellinger": "Hellinger distance (bias-corrected)", "channel_init": "first-layer strategy", "weights": "encoder weights",
-    "encoder": "encoder", "skips": "skip connections", "fraction": "training fraction", "seed": "seed",
-    "slice": "input slice", "stage": "stage", "values_per_channel": "values / channel",
-    "hellinger_raw": "raw Hellinger distance", "hellinger_null": "null baseline (Hellinger)",
-    "layer": "layer", "shift": "shift", "test": "test set", "image": "image",
+    "dice": "Dice",
+    "iou": "IoU",
+    "mean_dice": "mean Dice",
+    "mean_iou": "mean IoU",
+    "foreground_dice": "foreground Dice",
+    "are": "adapted Rand error (ARE)",
+    "voi": "VOI (bits)",
+    "voi_split": "VOI split (bits)",
+    "voi_merge": "VOI merge (bits)",
+    "ap": "AP",
+    "ap50": "AP-50",
+    "ap75": "AP-75",
+    "seg_accuracy": "segmentation accuracy",
+    "ma": "mirror asymmetry (MA)",
+    "mirror_asymmetry": "mirror asymmetry (MA)",
+    "share": "attribution share",
+    "centre_share": "centre share",
+    "pair_difference": "pair difference s0 − s(k−1)",
+    "hellinger": "Hellinger distance (bias-corrected)",
+    "channel_init": "first-layer strategy",
+    "weights": "encoder weights",
+    "encoder": "encoder",
+    "skips": "skip connections",
+    "fraction": "training fraction",
+    "seed": "seed",
+    "slice": "input slice",
+    "stage": "stage",
+    "values_per_channel": "values / channel",
+    "hellinger_raw": "raw Hellinger distance",
+    "hellinger_null": "null baseline (Hellinger)",
+    "layer": "layer",
+    "shift": "shift",
+    "test": "test set",
+    "image": "image",
 }
 """Human labels of metrics, grid axes and label columns (figures and tables); others: underscores → spaces."""
 
 COLUMNS: dict[str, str] = {
-    "comparison": "comparison", "strata_values": "stratum", "baseline": "baseline", "level": "level", "n": "n",
-    "mean_baseline": "baseline mean", "mean_level": "level mean", "mean_diff": "difference [CI, adjustment below]",
-    "p_raw": "t-test p (raw)", "p_holm": "t-test p (Holm)", "w_p": "Wilcoxon p (raw)", "w_p_holm": "Wilcoxon p (Holm)",
-    "w_p_min": "Wilcoxon: smallest p at this n", "verdict": "verdict", "tost": "TOST p (Holm), margin",
-    "mdd": "detectable difference (80% power)", "cohen_d": "Cohen's d", "rank_biserial": "rank-biserial r",
+    "comparison": "comparison",
+    "strata_values": "stratum",
+    "baseline": "baseline",
+    "level": "level",
+    "n": "n",
+    "mean_baseline": "baseline mean",
+    "mean_level": "level mean",
+    "mean_diff": "difference [CI, adjustment below]",
+    "p_raw": "t-test p (raw)",
+    "p_holm": "t-test p (Holm)",
+    "w_p": "Wilcoxon p (raw)",
+    "w_p_holm": "Wilcoxon p (Holm)",
+    "w_p_min": "Wilcoxon: smallest p at this n",
+    "verdict": "verdict",
+    "tost": "TOST p (Holm), margin",
+    "mdd": "detectable difference (80% power)",
+    "cohen_d": "Cohen's d",
+    "rank_biserial": "rank-biserial r",
     "note": "notes",
 }
 """Columns of the comparisons table on the page (all columns are in stats.csv / comparisons.csv)."""
@@ -147,8 +184,10 @@ def seed_points(table: pd.DataFrame, comp: Comparison) -> PointsFn:
 
 def _draw_points(ax: Any, x: float, values: tuple[list[float], list[float]], width: float = 0.5) -> None:
     """Per-seed values at ``x`` (jittered): dots for ok cells, red crosses for failed ones."""
-    for vals, style in ((values[0], {"marker": "o", "color": "k", "s": 12}),
-                        (values[1], {"marker": "x", "color": "C3", "s": 28})):
+    for vals, style in (
+        (values[0], {"marker": "o", "color": "k", "s": 12}),
+        (values[1], {"marker": "x", "color": "C3", "s": 28}),
+    ):
         if vals:
             jitter = np.linspace(-width / 4, width / 4, len(vals)) if len(vals) > 1 else np.zeros(1)
             ax.scatter(x + jitter, vals, zorder=3, linewidths=1, **style)
@@ -159,8 +198,9 @@ def _legend_outside(ax: Any, **kwargs: Any) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, **kwargs)
 
 
-def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int, points: PointsFn | None = None,
-                       order: Sequence[Any] = ()) -> None:
+def _comparison_figure(
+    rows: pd.DataFrame, title: str, path: Path, min_n: int, points: PointsFn | None = None, order: Sequence[Any] = ()
+) -> None:
     """Mean ± CI per level with every seed's value on it: line over a numeric stratum, else bars per stratum;
     panels share one y axis; no bars below ``min_n`` (said in the panel title, never over the data); levels in
     natural order (:mod:`slicewise.studies.order`); failed cells as red crosses."""
@@ -173,8 +213,9 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int, p
     panels = panels[:MAX_PANELS]
     ncol = min(len(panels), 4)
     nrow = math.ceil(len(panels) / ncol)
-    fig, axs = plt.subplots(nrow, ncol, figsize=(4 * ncol + (1.4 if xcol else 0), 3.3 * nrow), squeeze=False,
-                            sharey=True)
+    fig, axs = plt.subplots(
+        nrow, ncol, figsize=(4 * ncol + (1.4 if xcol else 0), 3.3 * nrow), squeeze=False, sharey=True
+    )
     metric = str(rows["metric"].iloc[0])
     axis = str(rows["axis"].iloc[0])
     for ax, (key, sub) in zip(axs.flat, panels):
@@ -185,12 +226,28 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int, p
         if xcol is not None:
             sub = sub.assign(_x=pd.to_numeric(sub[xcol].astype(str))).sort_values("_x")
             b = sub.groupby("_x")[["mean_baseline", "mean_baseline_low", "mean_baseline_high", "n"]].first()
-            ax.errorbar(b.index, b["mean_baseline"], yerr=_bars(ci_errors(b["mean_baseline"], b["mean_baseline_low"],
-                        b["mean_baseline_high"], b["n"], min_n)), marker="o", capsize=3, label=base)
+            ax.errorbar(
+                b.index,
+                b["mean_baseline"],
+                yerr=_bars(
+                    ci_errors(b["mean_baseline"], b["mean_baseline_low"], b["mean_baseline_high"], b["n"], min_n)
+                ),
+                marker="o",
+                capsize=3,
+                label=base,
+            )
             for level in natural_sorted(sub["level"], order):
                 ls = sub[sub["level"] == level]
-                ax.errorbar(ls["_x"], ls["mean_level"], yerr=_bars(ci_errors(ls["mean_level"], ls["mean_level_low"],
-                            ls["mean_level_high"], ls["n"], min_n)), marker="o", capsize=3, label=str(level))
+                ax.errorbar(
+                    ls["_x"],
+                    ls["mean_level"],
+                    yerr=_bars(
+                        ci_errors(ls["mean_level"], ls["mean_level_low"], ls["mean_level_high"], ls["n"], min_n)
+                    ),
+                    marker="o",
+                    capsize=3,
+                    label=str(level),
+                )
             if points is not None:
                 for xv in b.index:
                     xraw = sub.loc[sub["_x"] == xv, xcol].iloc[0]
@@ -225,7 +282,7 @@ def _comparison_figure(rows: pd.DataFrame, title: str, path: Path, min_n: int, p
         if small < min_n:
             head = (head + "\n" if head else "") + f"n = {small} < {min_n}: too few to test, no intervals"
         ax.set_title(head, fontsize=8)
-    for ax in list(axs.flat)[len(panels):]:
+    for ax in list(axs.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -239,8 +296,11 @@ def _gain(rows: pd.DataFrame, title: str, path: Path, alpha: float, min_n: int) 
     if x is None:
         return {}
     gain_figure(rows, x, title, path, alpha, min_n)
-    return {"gain_src": f"figures/{path.name}", "gain_svg": f"figures/{path.with_suffix('.svg').name}",
-            "sentence": significance_sentence(rows, x, alpha, min_n)}
+    return {
+        "gain_src": f"figures/{path.name}",
+        "gain_svg": f"figures/{path.with_suffix('.svg').name}",
+        "sentence": significance_sentence(rows, x, alpha, min_n),
+    }
 
 
 def profile_table(table: pd.DataFrame, fig: Figure, confidence: float = 0.95) -> pd.DataFrame:
@@ -257,8 +317,16 @@ def profile_table(table: pd.DataFrame, fig: Figure, confidence: float = 0.95) ->
     rows = []
     for key, g in sub.groupby(keys, sort=False):
         m, lo, hi = clip_ci(*mean_ci(g["value"].to_numpy(), confidence), metric_range(fig.metric))
-        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "mean": m, "low": lo, "high": hi,
-                     "n": len(g), "values": g["value"].tolist()})
+        rows.append(
+            {
+                **dict(zip(keys, key if isinstance(key, tuple) else (key,))),
+                "mean": m,
+                "low": lo,
+                "high": hi,
+                "n": len(g),
+                "values": g["value"].tolist(),
+            }
+        )
     rows.sort(key=lambda r: tuple(natural_key(r[k]) for k in keys))
     return pd.DataFrame(rows)
 
@@ -286,8 +354,14 @@ def _profile_figure(prof: pd.DataFrame, fig: Figure, path: Path, min_n: int, ord
             hs = sub[sub[fig.hue] == hval] if fig.hue else sub
             offset = (j - (len(hue_vals) - 1) / 2) * 0.08
             xp = np.array([pos[x] for x in hs[fig.x]]) + offset
-            line = ax.errorbar(xp, hs["mean"], yerr=_bars(ci_errors(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)),
-                               marker="o", capsize=3, label=str(hval))
+            line = ax.errorbar(
+                xp,
+                hs["mean"],
+                yerr=_bars(ci_errors(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)),
+                marker="o",
+                capsize=3,
+                label=str(hval),
+            )
             for x0, vals in zip(xp, hs["values"]):
                 ax.scatter(np.full(len(vals), x0), vals, s=9, color=line[0].get_color(), alpha=0.6, zorder=3)
         ticks = slice_offsets(xs) if fig.x == "slice" and _numeric(pd.Series(xs)) else [as_key(x) for x in xs]
@@ -318,20 +392,29 @@ def layer_distance_table(table: pd.DataFrame, pair: str = "seed") -> pd.DataFram
     sub = table[table["metric"].isin((*LAYER_METRICS, "values_per_channel"))]
     if "status" in sub:
         sub = sub[sub["status"].fillna("ok") == "ok"]
-    keys = [c for c in sub.columns if c not in ("cell", "index", "value", "metric", "status", pair)
-            and sub[c].notna().any()]
+    keys = [
+        c for c in sub.columns if c not in ("cell", "index", "value", "metric", "status", pair) and sub[c].notna().any()
+    ]
     wide = sub.groupby([*keys, "metric"], dropna=False)["value"].mean().unstack("metric").reset_index()
     wide = wide.rename(columns={"hellinger_raw": "raw", "hellinger_null": "null", "hellinger": "corrected"})
     group = [k for k in keys if k != "layer"]
-    wide["rank"] = (wide.groupby(group, dropna=False)["corrected"].rank(ascending=False, method="min")
-                    if group else wide["corrected"].rank(ascending=False, method="min")).astype(int)
+    wide["rank"] = (
+        wide.groupby(group, dropna=False)["corrected"].rank(ascending=False, method="min")
+        if group
+        else wide["corrected"].rank(ascending=False, method="min")
+    ).astype(int)
     wide = wide.assign(_k=[tuple(natural_key(r[k]) for k in (*group, "layer")) for _, r in wide.iterrows()])
     counts = ["values_per_channel"] if "values_per_channel" in wide else []
     return wide.sort_values("_k").drop(columns="_k")[[*keys, *counts, "raw", "null", "corrected", "rank"]]
 
 
-def summary_table(table: pd.DataFrame, axes: list[str], confidence: float = 0.95, pair: str = "seed",
-                  order: dict[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+def summary_table(
+    table: pd.DataFrame,
+    axes: list[str],
+    confidence: float = 0.95,
+    pair: str = "seed",
+    order: dict[str, Sequence[Any]] | None = None,
+) -> pd.DataFrame:
     """Mean ± CI (in the metric's range) and n of every metric per combination of the non-``pair`` axes and labels,
     over the ``ok`` cells, in natural order (``order``: the grid's levels per axis)."""
     if "status" in table:  # failed cells are listed in the cells table, not averaged in
@@ -378,9 +461,14 @@ def comparisons_rows(stats: pd.DataFrame, min_n: int) -> list[dict[str, str]]:
         adj = "diff_low_adj" in r and not pd.isna(r.get("diff_low_adj"))
         lo, hi = (r.get("diff_low_adj"), r.get("diff_high_adj")) if adj else (r.get("diff_low"), r.get("diff_high"))
         row = {
-            "comparison": str(r["comparison"]), "strata_values": _strata_text(r), "baseline": str(r["baseline"]),
-            "level": str(r["level"]), "n": num(n),
-            "mean_baseline": _ci_text(r["mean_baseline"], r.get("mean_baseline_low"), r.get("mean_baseline_high"), n, min_n),
+            "comparison": str(r["comparison"]),
+            "strata_values": _strata_text(r),
+            "baseline": str(r["baseline"]),
+            "level": str(r["level"]),
+            "n": num(n),
+            "mean_baseline": _ci_text(
+                r["mean_baseline"], r.get("mean_baseline_low"), r.get("mean_baseline_high"), n, min_n
+            ),
             "mean_level": _ci_text(r["mean_level"], r.get("mean_level_low"), r.get("mean_level_high"), n, min_n),
             "mean_diff": _ci_text(r["mean_diff"], lo, hi, n, min_n),
             "p_raw": why if few else num(r.get("p_raw", r.get("t_p"))),
@@ -400,8 +488,12 @@ def comparisons_rows(stats: pd.DataFrame, min_n: int) -> list[dict[str, str]]:
     return out
 
 
-def _html_rows(rows: list[dict[str, Any]], columns: dict[str, str], highlight: list[bool] | None = None,
-               text_cols: tuple[str, ...] = ()) -> str:
+def _html_rows(
+    rows: list[dict[str, Any]],
+    columns: dict[str, str],
+    highlight: list[bool] | None = None,
+    text_cols: tuple[str, ...] = (),
+) -> str:
     import html
 
     if not rows:
@@ -434,7 +526,7 @@ def _curves_figures(out: Path, cells: pd.DataFrame, study: Study, figdir: Path) 
     plt = pyplot()
     figs = []
     for start in range(0, len(keys), 4):
-        chunk = keys[start:start + 4]
+        chunk = keys[start : start + 4]
         fig, axs = plt.subplots(2, len(chunk), figsize=(3.6 * len(chunk) + 1.4, 5.4), squeeze=False, sharey="row")
         for j, key in enumerate(chunk):
             for r in groups[key]:
@@ -445,8 +537,9 @@ def _curves_figures(out: Path, cells: pd.DataFrame, study: Study, figdir: Path) 
                 for i, col in enumerate((LOSS, VAL_METRIC)):
                     if col in log and log[col].notna().any():
                         pts = log[["step", col]].dropna()
-                        axs[i, j].plot(pts["step"], pts[col], marker="." if len(pts) < 30 else None, label=name,
-                                       **style)
+                        axs[i, j].plot(
+                            pts["step"], pts[col], marker="." if len(pts) < 30 else None, label=name, **style
+                        )
             axs[0, j].set_title(", ".join(f"{label(a)} = {v}" for a, v in zip(axes, key)) or "all cells", fontsize=8)
             axs[1, j].set_xlabel("optimizer step")
         axs[0, 0].set_ylabel("training loss")
@@ -484,30 +577,60 @@ def provenance_rows(prov: dict[str, Any]) -> tuple[list[dict[str, str]], list[st
             settings.setdefault(k, {})
             settings[k][text] = settings[k].get(text, 0) + 1
     for k, vals in settings.items():
-        rows.append({"setting": k, "value": next(iter(vals)) if len(vals) == 1 else
-                     "; ".join(f"{v} ({c} cells)" for v, c in vals.items())})
+        rows.append(
+            {
+                "setting": k,
+                "value": next(iter(vals)) if len(vals) == 1 else "; ".join(f"{v} ({c} cells)" for v, c in vals.items()),
+            }
+        )
     data = prov.get("data") or {}
     for k in ("crop", "train_z", "test_z", "train_phantom", "test_phantom", "tile", "scale"):
         if k in data:
             rows.append({"setting": f"data.{k}", "value": _short(data[k])})
     for role, ident in (prov.get("data_identity") or {}).items():
-        rows.append({"setting": f"data identity: {role}", "value": _short(
-            {k: ident[k] for k in ("path", "shape", "dtype", "sample_sha256", "bytes", "unreadable") if k in ident})})
+        rows.append(
+            {
+                "setting": f"data identity: {role}",
+                "value": _short(
+                    {
+                        k: ident[k]
+                        for k in ("path", "shape", "dtype", "sample_sha256", "bytes", "unreadable")
+                        if k in ident
+                    }
+                ),
+            }
+        )
     cell_ids = {}
     for rec in cells.values():
         for role, ident in (rec.get("data_identity") or {}).items():
             cell_ids.setdefault(role, set()).add(ident.get("sample_sha256"))
     for role, hashes in cell_ids.items():
-        rows.append({"setting": f"training data identity: {role}",
-                     "value": f"sample sha256 {', '.join(sorted(map(str, hashes)))} ({len(hashes)} distinct)"})
-    envs = list(dict.fromkeys(environment_text({**rec["environment"], "seed": None})  # one line per distinct build
-                              for rec in cells.values() if rec.get("environment")))
+        rows.append(
+            {
+                "setting": f"training data identity: {role}",
+                "value": f"sample sha256 {', '.join(sorted(map(str, hashes)))} ({len(hashes)} distinct)",
+            }
+        )
+    envs = list(
+        dict.fromkeys(
+            environment_text({**rec["environment"], "seed": None})  # one line per distinct build
+            for rec in cells.values()
+            if rec.get("environment")
+        )
+    )
     return rows, envs
 
 
-def write_study_report(study: Study, out: Path, table: pd.DataFrame, stats: pd.DataFrame, summary: Summary,
-                       smoke: bool = False, cells: pd.DataFrame | None = None,
-                       provenance: dict[str, Any] | None = None) -> Path:
+def write_study_report(
+    study: Study,
+    out: Path,
+    table: pd.DataFrame,
+    stats: pd.DataFrame,
+    summary: Summary,
+    smoke: bool = False,
+    cells: pd.DataFrame | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """Write ``OUT/figures/*.png`` (+ ``.svg``, ``profile-*.csv``, ``curves-*.png``), ``OUT/comparisons.csv``,
     ``OUT/summary.csv``, ``OUT/layer_distances.csv`` (where the study records them) and ``OUT/report.html``;
     return the HTML path. ``cells``: :func:`slicewise.studies.aggregate.cell_table`; ``provenance``:
@@ -525,10 +648,22 @@ def write_study_report(study: Study, out: Path, table: pd.DataFrame, stats: pd.D
         for i, (name, rows) in enumerate(stats.groupby("comparison", sort=False)):
             p = figdir / f"comparison-{i:02d}-{_safe(str(name))}.png"
             comp = comps.get(str(name))
-            _comparison_figure(rows, str(name), p, min_n, seed_points(table, comp) if comp is not None else None,
-                               order.get(str(rows["axis"].iloc[0]), ()))
-            comp_figs.append({"title": str(name), "src": f"figures/{p.name}", "svg": f"figures/{p.with_suffix('.svg').name}",
-                              **_gain(rows, str(name), figdir / f"gain-{p.name[len('comparison-'):]}", study.stats.alpha, min_n)})
+            _comparison_figure(
+                rows,
+                str(name),
+                p,
+                min_n,
+                seed_points(table, comp) if comp is not None else None,
+                order.get(str(rows["axis"].iloc[0]), ()),
+            )
+            comp_figs.append(
+                {
+                    "title": str(name),
+                    "src": f"figures/{p.name}",
+                    "svg": f"figures/{p.with_suffix('.svg').name}",
+                    **_gain(rows, str(name), figdir / f"gain-{p.name[len('comparison-') :]}", study.stats.alpha, min_n),
+                }
+            )
     for i, fig in enumerate(study.figures):
         prof = profile_table(table, fig, study.stats.confidence)
         if prof.empty:
@@ -536,12 +671,22 @@ def write_study_report(study: Study, out: Path, table: pd.DataFrame, stats: pd.D
         p = figdir / f"profile-{i:02d}-{_safe(fig.metric + '-' + fig.x)}.png"
         _profile_figure(prof, fig, p, min_n, order)
         write_csv(p.with_suffix(".csv"), prof.drop(columns="values").to_dict("records"))
-        prof_figs.append({"title": fig.title or f"{label(fig.metric)} per {label(fig.x)}", "src": f"figures/{p.name}",
-                          "svg": f"figures/{p.with_suffix('.svg').name}", "csv": f"figures/{p.with_suffix('.csv').name}"})
+        prof_figs.append(
+            {
+                "title": fig.title or f"{label(fig.metric)} per {label(fig.x)}",
+                "src": f"figures/{p.name}",
+                "svg": f"figures/{p.with_suffix('.svg').name}",
+                "csv": f"figures/{p.with_suffix('.csv').name}",
+            }
+        )
     shown = comparisons_rows(stats, min_n) if not stats.empty else []
     if not stats.empty:
-        csvs.append(write_csv(out / "comparisons.csv", stats.assign(strata_values=stats.apply(_strata_text, axis=1))
-                              .to_dict("records")))
+        csvs.append(
+            write_csv(
+                out / "comparisons.csv",
+                stats.assign(strata_values=stats.apply(_strata_text, axis=1)).to_dict("records"),
+            )
+        )
     highlight = [bool(v) for v in stats["t_reject"]] if not stats.empty and "t_reject" in stats else None
     summ = summary_table(table, list(study.grid), study.stats.confidence, order=order)
     if not summ.empty:
@@ -564,21 +709,38 @@ def write_study_report(study: Study, out: Path, table: pd.DataFrame, stats: pd.D
     prov = provenance or {}
     prov_rows, cell_envs = provenance_rows(prov) if prov else ([], [])
     env = prov.get("environment") or {}
-    page = template_env().get_template("study.html").render(
-        study=study, smoke=smoke, min_n=min_n,
-        run_grid="; ".join(f"{label(a)} ({a}): {', '.join(map(as_key, lv))}" for a, lv in study.grid.items()),
-        n_cells=int(np.prod([len(v) for v in study.grid.values()])),
-        status=summary.line(study.name), failed=", ".join(c.id for c in summary.failed),
-        stats_table=_html_rows(shown, COLUMNS, highlight, text_cols=("comparison", "strata_values", "verdict", "note")),
-        ci_adjustment=str(stats["ci_adjustment"].iloc[0]) if "ci_adjustment" in stats and len(stats) else "",
-        comparison_figures=comp_figs, profile_figures=prof_figs, csvs=csvs,
-        summary_table=_html_rows(summ_rows, summ_cols),
-        layer_table=_html_rows(layers.to_dict("records"), {c: label(c) for c in layers.columns}) if not layers.empty else "",
-        cells_table=_html_rows(cells.to_dict("records"), cell_cols, text_cols=("reason",)) if not cells.empty else "",
-        excluded=[f"{r['cell']} ({r['status']}: {r['reason']})" for _, r in excluded.iterrows()],
-        curves=_curves_figures(out, cells, study, figdir),
-        provenance_table=_html_rows(prov_rows, {"setting": "setting", "value": "value"}, text_cols=("value",)),
-        environment=environment_text(env), cell_environments=cell_envs)
+    page = (
+        template_env()
+        .get_template("study.html")
+        .render(
+            study=study,
+            smoke=smoke,
+            min_n=min_n,
+            run_grid="; ".join(f"{label(a)} ({a}): {', '.join(map(as_key, lv))}" for a, lv in study.grid.items()),
+            n_cells=int(np.prod([len(v) for v in study.grid.values()])),
+            status=summary.line(study.name),
+            failed=", ".join(c.id for c in summary.failed),
+            stats_table=_html_rows(
+                shown, COLUMNS, highlight, text_cols=("comparison", "strata_values", "verdict", "note")
+            ),
+            ci_adjustment=str(stats["ci_adjustment"].iloc[0]) if "ci_adjustment" in stats and len(stats) else "",
+            comparison_figures=comp_figs,
+            profile_figures=prof_figs,
+            csvs=csvs,
+            summary_table=_html_rows(summ_rows, summ_cols),
+            layer_table=_html_rows(layers.to_dict("records"), {c: label(c) for c in layers.columns})
+            if not layers.empty
+            else "",
+            cells_table=_html_rows(cells.to_dict("records"), cell_cols, text_cols=("reason",))
+            if not cells.empty
+            else "",
+            excluded=[f"{r['cell']} ({r['status']}: {r['reason']})" for _, r in excluded.iterrows()],
+            curves=_curves_figures(out, cells, study, figdir),
+            provenance_table=_html_rows(prov_rows, {"setting": "setting", "value": "value"}, text_cols=("value",)),
+            environment=environment_text(env),
+            cell_environments=cell_envs,
+        )
+    )
     path = out / "report.html"
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(page, encoding="utf-8")

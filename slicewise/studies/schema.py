@@ -87,14 +87,21 @@ def resolve_study_path(name_or_path: str | os.PathLike) -> Path:
     if p.suffix not in (".yaml", ".yml") and str(name_or_path) in packaged_studies():
         return Path(str(importlib.resources.files("slicewise.studies") / f"{name_or_path}.yaml"))
     if p.is_dir():  # after the packaged names: a folder called "bias" (e.g. its --out) does not hide the study
-        raise InputError(f"study {p} is a folder, not a study file: give the YAML file (packaged studies: "
-                         f"{', '.join(packaged_studies())})")
-    raise InputError(f"study {str(name_or_path)!r} is neither a file nor a packaged study; "
-                     f"packaged: {', '.join(packaged_studies())}")
+        raise InputError(
+            f"study {p} is a folder, not a study file: give the YAML file (packaged studies: "
+            f"{', '.join(packaged_studies())})"
+        )
+    raise InputError(
+        f"study {str(name_or_path)!r} is neither a file nor a packaged study; packaged: {', '.join(packaged_studies())}"
+    )
 
 
-def load_study(name_or_path: str | os.PathLike, smoke: bool = False, overrides: Sequence[str] | None = None,
-               data_root: str | os.PathLike | None = None) -> Study:
+def load_study(
+    name_or_path: str | os.PathLike,
+    smoke: bool = False,
+    overrides: Sequence[str] | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> Study:
     """Read a study file, apply ``smoke:`` (if ``smoke``) and ``key=value`` overrides, validate.
 
     ``data_root``: the ``--data-root`` option; else ``$SLICEWISE_DATA_ROOT``; else the file's value.
@@ -103,10 +110,15 @@ def load_study(name_or_path: str | os.PathLike, smoke: bool = False, overrides: 
     raw = read_yaml_mapping(path)
     if "cell" not in raw and "grid" not in raw:
         training = sorted(set(raw) & {"data", "model", "optim", "loss", "trainer", "augment"})
-        hint = (f"it looks like a training config ({', '.join(training)}): train it with `slicewise train {path}`, or "
-                if training else "")
-        raise ConfigError(f"{path} is not a study file (no 'cell' and no 'grid'): {hint}give a study file such as the "
-                          f"packaged {', '.join(packaged_studies())}, or write one with `slicewise study init`")
+        hint = (
+            f"it looks like a training config ({', '.join(training)}): train it with `slicewise train {path}`, or "
+            if training
+            else ""
+        )
+        raise ConfigError(
+            f"{path} is not a study file (no 'cell' and no 'grid'): {hint}give a study file such as the "
+            f"packaged {', '.join(packaged_studies())}, or write one with `slicewise study init`"
+        )
     if smoke:
         extra = raw.get("smoke") or {}
         if not isinstance(extra, dict):
@@ -123,10 +135,14 @@ def load_study(name_or_path: str | os.PathLike, smoke: bool = False, overrides: 
     axes = set(study.grid)
     for comp in study.comparisons:
         if comp.axis not in axes:
-            raise ConfigError(f"{path.name}: comparison axis {comp.axis!r} is not a grid axis ({', '.join(study.grid)})")
+            raise ConfigError(
+                f"{path.name}: comparison axis {comp.axis!r} is not a grid axis ({', '.join(study.grid)})"
+            )
         if str(comp.baseline) not in map(str, study.grid[comp.axis]):
-            raise ConfigError(f"{path.name}: baseline {comp.baseline!r} is not a level of {comp.axis!r} "
-                              f"({', '.join(map(str, study.grid[comp.axis]))})")
+            raise ConfigError(
+                f"{path.name}: baseline {comp.baseline!r} is not a level of {comp.axis!r} "
+                f"({', '.join(map(str, study.grid[comp.axis]))})"
+            )
     return study
 
 
@@ -135,7 +151,8 @@ def check_data(study: Study) -> Path:
     root = Path(study.data_root).expanduser()
     for rel in study.requires:
         if not (root / rel).exists():
-            raise InputError(f"study {study.name}: data file {root / rel} not found: pass --data-root DIR "
-                             f"(the folder holding {rel}) or set {DATA_ROOT_ENV}")
+            raise InputError(
+                f"study {study.name}: data file {root / rel} not found: pass --data-root DIR "
+                f"(the folder holding {rel}) or set {DATA_ROOT_ENV}"
+            )
     return root.resolve()
-

@@ -63,9 +63,30 @@ METRIC = "metric"
 
 UNIT = (0.0, 1.0)
 METRIC_RANGES: dict[str, tuple[float, float]] = {
-    **{m: UNIT for m in ("dice", "iou", "mean_dice", "mean_iou", "foreground_dice", "are", "rand_precision",
-                         "rand_recall", "ap", "ap50", "ap75", "seg_accuracy", "ma", "mirror_asymmetry", "share",
-                         "centre_share", "hellinger_raw", "hellinger_null", "accuracy")},
+    **{
+        m: UNIT
+        for m in (
+            "dice",
+            "iou",
+            "mean_dice",
+            "mean_iou",
+            "foreground_dice",
+            "are",
+            "rand_precision",
+            "rand_recall",
+            "ap",
+            "ap50",
+            "ap75",
+            "seg_accuracy",
+            "ma",
+            "mirror_asymmetry",
+            "share",
+            "centre_share",
+            "hellinger_raw",
+            "hellinger_null",
+            "accuracy",
+        )
+    },
     **{m: (0.0, math.inf) for m in ("voi", "voi_split", "voi_merge")},
     "pair_difference": (-1.0, 1.0),
     "hellinger": (-1.0, 1.0),  # bias-corrected: raw − null baseline
@@ -83,7 +104,7 @@ def clip_ci(m: float, lo: float, hi: float, bounds: tuple[float, float] | None) 
     if bounds is None:
         return m, lo, hi
     a, b = bounds
-    clip = (lambda v: v if math.isnan(v) else min(max(v, a), b))  # noqa: E731
+    clip = lambda v: v if math.isnan(v) else min(max(v, a), b)  # noqa: E731
     return m, clip(lo), clip(hi)
 
 
@@ -160,7 +181,7 @@ def rank_biserial(diff: Sequence[float] | np.ndarray) -> float:
 
 def wilcoxon_min_p(n: int) -> float:
     """Smallest two-sided p of the exact Wilcoxon signed-rank test over ``n`` non-zero pairs: 2 / 2^n (capped at 1)."""
-    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0**n)
 
 
 def tost_paired(diff: Sequence[float] | np.ndarray, margin: float) -> float:
@@ -216,9 +237,16 @@ def pairs_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0
     raise ValueError(f"effect {effect} with sd {sd} needs more than {max_n} pairs")
 
 
-def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: float = 0.95,
-                 min_n: int = 3, bounds: tuple[float, float] | None = None, margin: float = 0.02,
-                 alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
+def paired_stats(
+    baseline: Sequence[float],
+    other: Sequence[float],
+    confidence: float = 0.95,
+    min_n: int = 3,
+    bounds: tuple[float, float] | None = None,
+    margin: float = 0.02,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> dict[str, Any]:
     """Compare paired samples (``other − baseline``): means with CIs, t-test, Wilcoxon, effect sizes.
 
     Returns plain floats/ints/str: ``n``, ``mean_baseline`` (+ ``_low``/``_high``), ``mean_level``
@@ -268,8 +296,10 @@ def paired_stats(baseline: Sequence[float], other: Sequence[float], confidence: 
             w = sps.wilcoxon(b, a, zero_method="wilcox")
             out.update(w_stat=float(w.statistic), w_p=float(w.pvalue))
             if out["w_p_min"] > alpha:
-                notes.append(f"Wilcoxon at {nonzero} non-zero pairs cannot go below p = {out['w_p_min']:.3g} "
-                             f"(2/2^{nonzero}) > {alpha:g}: not a test here")
+                notes.append(
+                    f"Wilcoxon at {nonzero} non-zero pairs cannot go below p = {out['w_p_min']:.3g} "
+                    f"(2/2^{nonzero}) > {alpha:g}: not a test here"
+                )
     out["note"] = "; ".join(notes)
     return out
 
@@ -307,8 +337,13 @@ def _strata(frame: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels: 
     return [*comp.per, *auto]
 
 
-def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels: Sequence[str] = (),
-            settings: StatsSettings | None = None) -> pd.DataFrame:
+def compare(
+    results: pd.DataFrame,
+    comp: Comparison,
+    axes: Sequence[str],
+    labels: Sequence[str] = (),
+    settings: StatsSettings | None = None,
+) -> pd.DataFrame:
     """Rows of the statistics table for one comparison (one per stratum × non-baseline level).
 
     ``results`` is the tidy table (one row per cell and metric; grid axes and label columns,
@@ -317,8 +352,10 @@ def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels
     settings = settings or StatsSettings()
     for col in (comp.axis, *comp.pair_by, *comp.per, *comp.where):
         if col not in results.columns:
-            raise ConfigError(f"comparison {comp.label()!r}: no column {col!r} in the results; "
-                              f"columns are {', '.join(map(str, results.columns))}")
+            raise ConfigError(
+                f"comparison {comp.label()!r}: no column {col!r} in the results; "
+                f"columns are {', '.join(map(str, results.columns))}"
+            )
     frame = results[results[METRIC] == comp.metric]
     for col, val in comp.where.items():
         frame = frame[frame[col].map(as_key) == as_key(val)]
@@ -337,15 +374,28 @@ def compare(results: pd.DataFrame, comp: Comparison, axes: Sequence[str], labels
         table = sub.groupby(keys, dropna=False)[VALUE].mean().unstack("_level")
         if base not in table.columns:
             continue
-        levels = natural_sorted([c for c in table.columns if c != base and (wanted is None or c in wanted)],
-                                wanted or ())
+        levels = natural_sorted(
+            [c for c in table.columns if c != base and (wanted is None or c in wanted)], wanted or ()
+        )
         for level in levels:
             pair = table[[base, level]].dropna()
-            res = paired_stats(pair[base].to_numpy(), pair[level].to_numpy(),
-                               confidence=settings.confidence, min_n=settings.min_n, bounds=metric_range(comp.metric),
-                               margin=comp.margin or settings.margin, alpha=settings.alpha, power=settings.power)
-            row: dict[str, Any] = {"comparison": comp.label(), "metric": comp.metric, "axis": comp.axis,
-                                   "baseline": base, "level": level}
+            res = paired_stats(
+                pair[base].to_numpy(),
+                pair[level].to_numpy(),
+                confidence=settings.confidence,
+                min_n=settings.min_n,
+                bounds=metric_range(comp.metric),
+                margin=comp.margin or settings.margin,
+                alpha=settings.alpha,
+                power=settings.power,
+            )
+            row: dict[str, Any] = {
+                "comparison": comp.label(),
+                "metric": comp.metric,
+                "axis": comp.axis,
+                "baseline": base,
+                "level": level,
+            }
             row.update(dict(zip(strata, key)))
             row["strata"] = ",".join(strata)
             row.update(res)
@@ -373,8 +423,11 @@ def _adjusted_intervals(table: pd.DataFrame, settings: StatsSettings) -> pd.Data
         lows.append(lo), highs.append(hi)
     table["diff_low_adj"], table["diff_high_adj"] = lows, highs
     pct = f"{settings.confidence * 100:g}%"
-    table["ci_adjustment"] = (f"Bonferroni-simultaneous {pct} over m={m} tests (each at {level * 100:.4g}%)" if holm_on
-                              else f"per-comparison {pct} (not adjusted)")
+    table["ci_adjustment"] = (
+        f"Bonferroni-simultaneous {pct} over m={m} tests (each at {level * 100:.4g}%)"
+        if holm_on
+        else f"per-comparison {pct} (not adjusted)"
+    )
     return table
 
 
@@ -388,8 +441,13 @@ def _verdict(r: pd.Series, settings: StatsSettings) -> str:
     return "no evidence either way"
 
 
-def study_statistics(results: pd.DataFrame, comparisons: Sequence[Comparison], axes: Sequence[str],
-                     labels: Sequence[str] = (), settings: StatsSettings | None = None) -> pd.DataFrame:
+def study_statistics(
+    results: pd.DataFrame,
+    comparisons: Sequence[Comparison],
+    axes: Sequence[str],
+    labels: Sequence[str] = (),
+    settings: StatsSettings | None = None,
+) -> pd.DataFrame:
     """The statistics table of a study: every comparison, then Holm across all its tests.
 
     Rows of ``results`` whose ``status`` is not ``ok`` (failed-to-learn or error cells) are left out.

@@ -91,8 +91,10 @@ def resolve_on_device(setting: bool | str, volume: TrainVolume, device: torch.de
         return False
     if volume.instances is not None:
         if setting is True:
-            raise ConfigError("data.on_device=true cannot train extra heads (their boundary/distance targets are computed on the host): "
-                              "set data.on_device=auto or false")
+            raise ConfigError(
+                "data.on_device=true cannot train extra heads (their boundary/distance targets are computed on the host): "
+                "set data.on_device=auto or false"
+            )
         return False
     if setting is True:
         return True
@@ -104,8 +106,14 @@ def fits_on_device(need: int, device: torch.device, what: str, otherwise: str) -
     :func:`device_memory`; logs the decision (``otherwise``: what runs instead)."""
     capacity = device_memory(device)
     fits = capacity is not None and need <= ON_DEVICE_FRACTION * capacity
-    log.info("data.on_device=auto: %.1f MB of %s %s a quarter of %s memory (%s)", need / 1e6, what,
-             "fit in" if fits else "exceed", device, "device-resident sampling" if fits else otherwise)
+    log.info(
+        "data.on_device=auto: %.1f MB of %s %s a quarter of %s memory (%s)",
+        need / 1e6,
+        what,
+        "fit in" if fits else "exceed",
+        device,
+        "device-resident sampling" if fits else otherwise,
+    )
     return fits
 
 
@@ -129,7 +137,9 @@ def map_labels(labels: np.ndarray, label_map: dict[int, int] | None) -> np.ndarr
     present = np.unique(lab)
     missing = np.setdiff1d(present, keys)
     if missing.size:
-        raise ConfigError(f"labels hold values {missing[:10].tolist()} that data.label_map {label_map} does not map: add them to data.label_map")
+        raise ConfigError(
+            f"labels hold values {missing[:10].tolist()} that data.label_map {label_map} does not map: add them to data.label_map"
+        )
     return values[np.searchsorted(keys, lab)]
 
 
@@ -172,7 +182,9 @@ def regions_as_instances(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_volume(cfg: DataConfig, classes: int, ignore_index: int | None = None, need_instances: bool = False) -> TrainVolume:
+def load_volume(
+    cfg: DataConfig, classes: int, ignore_index: int | None = None, need_instances: bool = False
+) -> TrainVolume:
     """Read (or synthesise) the training volume, map and check its labels."""
     if cfg.raw is None:
         from slicewise.data.synthetic import make_phantom
@@ -226,8 +238,17 @@ class InstancePatchSampler(PatchSampler):
 class ValTiles(Dataset):
     """Fixed validation tiles: ``(z, y-slice, x-slice)`` over the validation centres."""
 
-    def __init__(self, volume: TrainVolume, centres: np.ndarray, patch: tuple[int, int], k: int, dz: int, border: str,
-                 limit: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        volume: TrainVolume,
+        centres: np.ndarray,
+        patch: tuple[int, int],
+        k: int,
+        dz: int,
+        border: str,
+        limit: int,
+        seed: int = 0,
+    ) -> None:
         self.volume, self.k, self.dz, self.border = volume, k, dz, border
         shape = tuple(int(s) for s in volume.labels.shape[1:3])
         tiles = [(int(z), yx) for z in centres for yx in iter_tiles(shape, patch, overlap=0.0)]
@@ -252,7 +273,9 @@ class StepSampler(Sampler[int]):
     step when the loader is iterated), never past step ``total``: rank ``q`` of ``W`` gets
     ``(s·W + q)·B … (s·W + q)·B + B − 1`` for step ``s``."""
 
-    def __init__(self, steps: int, batch_size: int, start: Callable[[], int], total: int, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self, steps: int, batch_size: int, start: Callable[[], int], total: int, rank: int = 0, world: int = 1
+    ) -> None:
         self.steps, self.batch_size, self.start, self.total = steps, batch_size, start, total
         self.rank, self.world = rank, world
 
@@ -302,12 +325,24 @@ class SliceDataModule(pl.LightningDataModule):
             return
         cfg, d = self.config, self.config.data
         k = cfg.model.in_slices
-        self.volume = vol = load_volume(d, cfg.model.classes, cfg.loss.ignore_index, need_instances=bool(cfg.model.extra_heads))
+        self.volume = vol = load_volume(
+            d, cfg.model.classes, cfg.loss.ignore_index, need_instances=bool(cfg.model.extra_heads)
+        )
         train_z, val_z = split_z(int(vol.labels.shape[0]), k, d.dz, d.val_fraction, d.val_range, d.border, d.test_range)
         sampler = InstancePatchSampler(
-            vol.raw, vol.labels, vol.instances, centres=train_z, patch=d.patch_size, k=k, dz=d.dz, border=d.border,
-            foreground_fraction=d.foreground_fraction, foreground_classes=d.foreground_classes,
-            train_fraction=d.train_fraction, train_count=d.train_count, seed=cfg.seed,
+            vol.raw,
+            vol.labels,
+            vol.instances,
+            centres=train_z,
+            patch=d.patch_size,
+            k=k,
+            dz=d.dz,
+            border=d.border,
+            foreground_fraction=d.foreground_fraction,
+            foreground_classes=d.foreground_classes,
+            train_fraction=d.train_fraction,
+            train_count=d.train_count,
+            seed=cfg.seed,
         )
         self.train_set = PatchDataset(sampler, cfg.trainer.max_steps * d.batch_size * self.world_size, seed=cfg.seed)
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -316,14 +351,24 @@ class SliceDataModule(pl.LightningDataModule):
             self._generator = torch.Generator(device=device)
         wants_val = d.val_fraction > 0 or d.val_range is not None
         if wants_val and not len(val_z):
-            raise InputError(f"the validation z-range has no usable centre slice under border={d.border!r}: widen it or use border=reflect")
-        self.val_set = ValTiles(vol, val_z, d.patch_size, k, d.dz, d.border, d.val_patches, cfg.seed) if len(val_z) else None
+            raise InputError(
+                f"the validation z-range has no usable centre slice under border={d.border!r}: widen it or use border=reflect"
+            )
+        self.val_set = (
+            ValTiles(vol, val_z, d.patch_size, k, d.dz, d.border, d.val_patches, cfg.seed) if len(val_z) else None
+        )
 
     def _loader(self, dataset: Dataset, sampler: Sampler[int] | list[int]) -> DataLoader:
         d = self.config.data
         return DataLoader(
-            dataset, batch_size=d.batch_size, sampler=sampler, shuffle=False, num_workers=d.num_workers,
-            pin_memory=torch.cuda.is_available(), drop_last=False, persistent_workers=d.num_workers > 0,
+            dataset,
+            batch_size=d.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=d.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=False,
+            persistent_workers=d.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -341,7 +386,9 @@ class SliceDataModule(pl.LightningDataModule):
             start = (lambda: t.global_step) if t is not None else (lambda: 0)
             if self.device_sampler is not None:
                 numbers = StepSampler(steps, 1, start, tc.max_steps)
-                self._train_loaders[steps] = DataLoader(StepNumbers(tc.max_steps), sampler=numbers, batch_size=None, num_workers=0)
+                self._train_loaders[steps] = DataLoader(
+                    StepNumbers(tc.max_steps), sampler=numbers, batch_size=None, num_workers=0
+                )
             else:
                 sampler = StepSampler(steps, self.config.data.batch_size, start, tc.max_steps, rank, world)
                 self._train_loaders[steps] = self._loader(self.train_set, sampler)
@@ -359,7 +406,9 @@ class SliceDataModule(pl.LightningDataModule):
         if aug == AugmentConfig.off():
             x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator)
             return {"image": x, "target": y.long()}
-        x, y = self.device_sampler.sample(self.config.data.batch_size, self._generator, augment=aug, colors=self.config.model.colors)
+        x, y = self.device_sampler.sample(
+            self.config.data.batch_size, self._generator, augment=aug, colors=self.config.model.colors
+        )
         return {"image": x, "target": y.long(), "augmented": True}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

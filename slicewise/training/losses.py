@@ -89,7 +89,9 @@ def soft_dice_loss(
     return 1 - dice.mean()
 
 
-def binary_soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None, eps: float = DICE_EPS) -> torch.Tensor:
+def binary_soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None, eps: float = DICE_EPS
+) -> torch.Tensor:
     """``1 − D`` of ``sigmoid(logits)`` against a {0, 1} map of the same shape (batch Dice)."""
     p = logits.float().sigmoid()
     t = target.float()
@@ -113,7 +115,9 @@ class SegmentationLoss(torch.nn.Module):
         cw = self.w.class_weights
         self.register_buffer("class_weights", torch.tensor(cw, dtype=torch.float32) if cw else None, persistent=False)
 
-    def forward(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, output: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of the raw network ``output`` (B, out_channels, H, W) against the targets in ``batch``."""
         w = self.w
         target = batch["target"].long()
@@ -138,6 +142,12 @@ class SegmentationLoss(torch.nn.Module):
             fn = F.mse_loss if w.distance_loss == "mse" else F.smooth_l1_loss
             err = fn(pred, dt, reduction="none")
             parts["distance"] = err.mean() if valid is None else (err * valid).sum() / valid.sum().clamp_min(1)
-        scale = {"ce": w.ce, "dice": w.dice, "boundary": w.boundary, "boundary_dice": w.boundary * w.boundary_dice, "distance": w.distance}
+        scale = {
+            "ce": w.ce,
+            "dice": w.dice,
+            "boundary": w.boundary,
+            "boundary_dice": w.boundary * w.boundary_dice,
+            "distance": w.distance,
+        }
         total = sum(scale[k] * v for k, v in parts.items())
         return total, parts

@@ -57,7 +57,9 @@ def loss_weights(config: TrainConfig) -> LossConfig:
     """The loss section of a config, checked against the model's class count."""
     lc = config.loss
     if lc.class_weights is not None and len(lc.class_weights) != config.model.classes:
-        raise ConfigError(f"loss.class_weights has {len(lc.class_weights)} values but model.classes={config.model.classes}: give one weight per class")
+        raise ConfigError(
+            f"loss.class_weights has {len(lc.class_weights)} values but model.classes={config.model.classes}: give one weight per class"
+        )
     return lc
 
 
@@ -67,7 +69,9 @@ class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, config: TrainConfig) -> None:
         super().__init__()
         if config.model.classes < 2:
-            raise ConfigError(f"model.classes={config.model.classes}: training needs at least 2 classes (background and foreground)")
+            raise ConfigError(
+                f"model.classes={config.model.classes}: training needs at least 2 classes (background and foreground)"
+            )
         self.model = model
         self.config = config
         self.loss_fn = SegmentationLoss(model.heads, loss_weights(config))
@@ -103,7 +107,9 @@ class SegmentationModule(pl.LightningModule):
             return batch
         keys = [k for k in ("target", "boundary", "distance") if k in batch]
         generator = torch.Generator(device=batch["image"].device).manual_seed(seed)
-        out = augment(batch["image"], *[batch[k] for k in keys], config=self.augment, generator=generator, colors=self.colors)
+        out = augment(
+            batch["image"], *[batch[k] for k in keys], config=self.augment, generator=generator, colors=self.colors
+        )
         batch["image"] = out[0]
         batch.update(zip(keys, out[1:]))
         return batch
@@ -191,7 +197,8 @@ class SegmentationModule(pl.LightningModule):
         no_decay = [p for p in params if p.ndim <= 1]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=oc.lr, betas=oc.betas,
+            lr=oc.lr,
+            betas=oc.betas,
         )
         total = self.config.trainer.max_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, oc.warmup_steps, total, oc.min_lr_ratio))

@@ -116,19 +116,31 @@ BEST_MODEL, LAST_MODEL = "best.pt", "last.pt"
 MONITOR = "val/dice"
 _OUT_ENV = "_SLICEWISE_DEFAULT_OUT"
 # config keys that say where a run executes, not what it computes: they may change on --resume
-RUNTIME_KEYS = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
-                "trainer.tensorboard", "trainer.log_every", "data.num_workers")
+RUNTIME_KEYS = (
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.tensorboard",
+    "trainer.log_every",
+    "data.num_workers",
+)
 # what a run writes into its folder (its manifest lists them; --restart / an automatic restart removes only those)
 _RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, BEST_MODEL, LAST_MODEL)
 RUN_KIND = "train"
 # the files of a run folder written before run markers existed (no .slicewise-run.json): adopted only when every
 # file in it is one of these and it holds one of LEGACY_PROOF (config.yaml alone is a user's config, not a run)
-_LEGACY_FILES = re.compile(r"(config\.yaml|inputs\.json|best\.pt|last\.pt|hpc_ckpt_\d+\.ckpt|checkpoints/[^/]+\.ckpt"
-                           r"|logs/version_\d+/(metrics\.csv|hparams\.yaml)|logs/tensorboard/version_\d+/[^/]+)")
+_LEGACY_FILES = re.compile(
+    r"(config\.yaml|inputs\.json|best\.pt|last\.pt|hpc_ckpt_\d+\.ckpt|checkpoints/[^/]+\.ckpt"
+    r"|logs/version_\d+/(metrics\.csv|hparams\.yaml)|logs/tensorboard/version_\d+/[^/]+)"
+)
 LEGACY_PROOF = (INPUTS_NAME, f"{CKPT_DIR}/last.ckpt", BEST_MODEL, LAST_MODEL)
 # Lightning notices that say nothing to a slicewise user (resuming into the run's own folder etc.)
-_EXPECTED_WARNINGS = (r".*Checkpoint directory .* exists and is not empty", r".*isinstance\(treespec, LeafSpec\)",
-                      r".*smaller than the logging interval")  # logging counts global steps, not loader epochs
+_EXPECTED_WARNINGS = (
+    r".*Checkpoint directory .* exists and is not empty",
+    r".*isinstance\(treespec, LeafSpec\)",
+    r".*smaller than the logging interval",
+)  # logging counts global steps, not loader epochs
 
 
 @dataclass
@@ -180,7 +192,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if self.run_dir is not None and p.is_relative_to(self.run_dir.absolute()):
             record(self.run_dir, p.relative_to(self.run_dir.absolute()))
 
-    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return load_checkpoint_file(Path(path), map_location=map_location or "cpu")
 
 
@@ -194,14 +208,20 @@ def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise StaleRunError(f"checkpoint {path} holds objects other than tensors and plain values "
-                         f"({str(err).splitlines()[0][:120]}): it was not written by slicewise and is not loaded; "
-                         f"delete it or start afresh with --restart") from None
+        raise StaleRunError(
+            f"checkpoint {path} holds objects other than tensors and plain values "
+            f"({str(err).splitlines()[0][:120]}): it was not written by slicewise and is not loaded; "
+            f"delete it or start afresh with --restart"
+        ) from None
     except Exception as err:  # truncated / corrupt zip container, EOF, wrong format
-        raise StaleRunError(f"checkpoint {path} is damaged or incomplete ({type(err).__name__}): "
-                         f"start afresh with --restart (keeps nothing of the interrupted run)") from None
+        raise StaleRunError(
+            f"checkpoint {path} is damaged or incomplete ({type(err).__name__}): "
+            f"start afresh with --restart (keeps nothing of the interrupted run)"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise StaleRunError(f"checkpoint {path} is not a Lightning checkpoint of a slicewise run: start afresh with --restart")
+        raise StaleRunError(
+            f"checkpoint {path} is not a Lightning checkpoint of a slicewise run: start afresh with --restart"
+        )
     try:  # the fields Lightning and slicewise read on restore: wrong types are one line, not a traceback
         parse_metadata(LightningCheckpoint, ckpt, path, "it was not written by slicewise; start afresh with --restart")
     except InputError as err:
@@ -255,8 +275,9 @@ class RunCheckpoint(ModelCheckpoint):
         super().load_state_dict(state)
 
 
-def resolve_config(config: TrainConfig | dict[str, Any] | str | os.PathLike | None = None,
-                   overrides: list[str] | None = None) -> TrainConfig:
+def resolve_config(
+    config: TrainConfig | dict[str, Any] | str | os.PathLike | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
     """A :class:`TrainConfig` from an object, a dict or a YAML path, with ``key=value`` overrides."""
     if config is None or isinstance(config, (str, os.PathLike)):
         return load_config(TrainConfig, config, overrides)
@@ -302,7 +323,9 @@ def _default_out(command: str) -> Path:
     if int(os.environ.get("LOCAL_RANK", "0")) > 0 and _OUT_ENV in os.environ:
         return Path(os.environ[_OUT_ENV])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        raise InputError("multi-process launches (torchrun, SLURM) need a run folder shared by all ranks: pass --out DIR")
+        raise InputError(
+            "multi-process launches (torchrun, SLURM) need a run folder shared by all ranks: pass --out DIR"
+        )
     base = Path("runs") / time.strftime(f"{command}-%Y%m%d-%H%M%S", time.gmtime())
     p, n = base, 1
     while p.exists():
@@ -350,14 +373,20 @@ def prepare_folder(p: Path, resume: bool, restart: bool, zero: bool, layout: Run
         return False
     if last.is_file():
         if not resume:
-            raise InputError(f"{p} already holds a {layout.noun}: pass --resume to continue it, --restart to start it "
-                             f"afresh, or choose another --out")
+            raise InputError(
+                f"{p} already holds a {layout.noun}: pass --resume to continue it, --restart to start it "
+                f"afresh, or choose another --out"
+            )
         return True
     if resume and not has_run:
-        raise InputError(f"cannot resume: {p} holds no {layout.noun} ({last} does not exist); start a new run without --resume")
+        raise InputError(
+            f"cannot resume: {p} holds no {layout.noun} ({last} does not exist); start a new run without --resume"
+        )
     if any((p / name).is_file() for name in layout.finished):  # a finished run, its checkpoints removed
-        raise StaleRunError(f"{p} holds the {'/'.join(layout.finished)} of a finished run but no checkpoint to resume from: "
-                            f"pass --restart to run it afresh (replacing them), or choose another --out")
+        raise StaleRunError(
+            f"{p} holds the {'/'.join(layout.finished)} of a finished run but no checkpoint to resume from: "
+            f"pass --restart to run it afresh (replacing them), or choose another --out"
+        )
     if has_run:
         if resume:
             log.warning("%s: the interrupted run completed no checkpoint; starting it afresh", p)
@@ -428,32 +457,60 @@ def check_recorded_inputs(out: Path, current: dict[str, Any], layout: RunLayout 
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         k = changed[0]
-        raise StaleRunError(f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}"
-                            f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); resume with the run's own "
-                            f"config (slicewise {layout.command} --out {out} --resume) or start afresh with --restart")
+        raise StaleRunError(
+            f"cannot resume {out}: the config changed since the run began ({k}: {old.get(k)!r} → {new.get(k)!r}"
+            f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); resume with the run's own "
+            f"config (slicewise {layout.command} --out {out} --resume) or start afresh with --restart"
+        )
     now = _identities(current["data"])
     before = _identities(recorded.get("data", {}))
     if before.keys() != now.keys():
-        raise StaleRunError(f"cannot resume {out}: its data files changed since the run began ({sorted(before)} → "
-                            f"{sorted(now)}); restore them, or start afresh with --restart")
+        raise StaleRunError(
+            f"cannot resume {out}: its data files changed since the run began ({sorted(before)} → "
+            f"{sorted(now)}); restore them, or start afresh with --restart"
+        )
     for role, rec in before.items():
         try:
-            check_identity(rec, now[role], what=f"{layout.noun.split()[0]} data {role} ({rec.get('path', '?')})",
-                           fix="restore the original file, or start afresh with --restart")
+            check_identity(
+                rec,
+                now[role],
+                what=f"{layout.noun.split()[0]} data {role} ({rec.get('path', '?')})",
+                fix="restore the original file, or start afresh with --restart",
+            )
         except InputError as err:
             raise StaleRunError(str(err)) from None
 
 
-def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
+def _trainer(
+    cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val: bool
+) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The Lightning Trainer of a run. Lightning's start-up notices (GPU/TPU available, advertisement tips) are
     silenced while slicewise builds and fits it (:func:`slicewise.utils.progress.quiet_lightning`, a scoped
     filter removed afterwards); its warnings show."""
     tc = cfg.trainer
     # two callbacks: Lightning 2.6 writes save_last only when the top-k one saved in that step
-    last = RunCheckpoint(dirpath=out / CKPT_DIR, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
-                           save_on_train_epoch_end=not has_val)
-    ckpt = RunCheckpoint(dirpath=out / CKPT_DIR, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
-                           enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False) if has_val else last
+    last = RunCheckpoint(
+        dirpath=out / CKPT_DIR,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=not has_val,
+    )
+    ckpt = (
+        RunCheckpoint(
+            dirpath=out / CKPT_DIR,
+            filename="best",
+            monitor=MONITOR,
+            mode="max",
+            save_top_k=1,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+            save_on_train_epoch_end=False,
+        )
+        if has_val
+        else last
+    )
     bar = lightning_progress(tc.max_steps, what=f"training {cfg.model.channel_init}")
     cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks, *([bar] if bar is not None else [])]
     loggers: list[Any] = [CSVLogger(out, name="logs")]
@@ -463,13 +520,17 @@ def _trainer(cfg: TrainConfig, out: Path, callbacks: list[pl.Callback], has_val:
         from pytorch_lightning.loggers import TensorBoardLogger
 
         if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
-            raise ConfigError("trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false")
+            raise ConfigError(
+                "trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false"
+            )
 
         loggers.append(TensorBoardLogger(out / "logs", name="tensorboard"))
     return lightning_trainer(cfg, out, cbs, loggers, has_val), ckpt
 
 
-def lightning_trainer(cfg: Any, out: Path, callbacks: list[pl.Callback], loggers: list[Any], has_val: bool = True) -> pl.Trainer:
+def lightning_trainer(
+    cfg: Any, out: Path, callbacks: list[pl.Callback], loggers: list[Any], has_val: bool = True
+) -> pl.Trainer:
     """The step-based Lightning Trainer of a slicewise run (``train``, ``pretrain``; ``cfg`` has ``trainer`` and
     ``optim.grad_clip``) in run folder ``out``: checkpoints through :class:`AtomicCheckpointIO`, the bar when a
     :class:`TQDMProgressBar` is among ``callbacks``, and each logger's fresh ``version_<n>/`` folder recorded in the
@@ -479,18 +540,35 @@ def lightning_trainer(cfg: Any, out: Path, callbacks: list[pl.Callback], loggers
     tc = cfg.trainer
     try:
         trainer = pl.Trainer(
-            max_steps=tc.max_steps, max_epochs=-1, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-            strategy=tc.strategy, precision=lightning_precision(tc), deterministic=tc.deterministic, callbacks=callbacks,
-            logger=loggers, log_every_n_steps=tc.log_every, check_val_every_n_epoch=1, reload_dataloaders_every_n_epochs=1,
-            limit_val_batches=1.0 if has_val else 0, num_sanity_val_steps=0, use_distributed_sampler=False,
-            gradient_clip_val=cfg.optim.grad_clip, enable_progress_bar=any(isinstance(c, TQDMProgressBar) for c in callbacks),
-            enable_model_summary=False, default_root_dir=out, plugins=[AtomicCheckpointIO(out)],
+            max_steps=tc.max_steps,
+            max_epochs=-1,
+            accelerator=tc.accelerator,
+            devices=tc.devices,
+            num_nodes=tc.num_nodes,
+            strategy=tc.strategy,
+            precision=lightning_precision(tc),
+            deterministic=tc.deterministic,
+            callbacks=callbacks,
+            logger=loggers,
+            log_every_n_steps=tc.log_every,
+            check_val_every_n_epoch=1,
+            reload_dataloaders_every_n_epochs=1,
+            limit_val_batches=1.0 if has_val else 0,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            gradient_clip_val=cfg.optim.grad_clip,
+            enable_progress_bar=any(isinstance(c, TQDMProgressBar) for c in callbacks),
+            enable_model_summary=False,
+            default_root_dir=out,
+            plugins=[AtomicCheckpointIO(out)],
         )
     except (MisconfigurationException, ValueError, RuntimeError) as err:  # accelerator, devices, strategy …
         first = " ".join(str(err).split())[:200]
-        raise ConfigError(f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
-                          f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
-                          f"trainer.accelerator=cpu)") from None
+        raise ConfigError(
+            f"Lightning rejects the trainer settings (accelerator={tc.accelerator}, devices={tc.devices}, "
+            f"strategy={tc.strategy}, num_nodes={tc.num_nodes}): {first}; fix trainer.* (e.g. "
+            f"trainer.accelerator=cpu)"
+        ) from None
     if trainer.is_global_zero:  # each (re)start logs into a fresh version_<n>/ folder, owned whole
         record(out, *(Path(lg.log_dir) for lg in loggers), dirs=True)
     return trainer
@@ -542,15 +620,22 @@ def train(
         if config is None and (resume or restart) and (out_dir / CONFIG_NAME).is_file():
             config = read_yaml_mapping(out_dir / CONFIG_NAME)  # the run's own config, read before any cleaning
         elif config is None and resume:
-            raise InputError(f"cannot resume: {out_dir} holds no training run ({out_dir / CONFIG_NAME} does not exist); "
-                             f"start a new run without --resume")
+            raise InputError(
+                f"cannot resume: {out_dir} holds no training run ({out_dir / CONFIG_NAME} does not exist); "
+                f"start a new run without --resume"
+            )
         cfg = resolve_config(config, overrides)  # read (even DIR/config.yaml itself) before anything is replaced
         with removed_if_refused(out_dir) if zero else contextlib.nullcontext():
             if zero:
                 prepare_run_dir(out_dir)
             resume = prepare_folder(out_dir, resume, restart, zero)
-            with resume_hint(f"resume with: slicewise train --out {out_dir} --resume (from its last checkpoint; the run "
-                             f"restarts afresh if it completed none)"), write_guard(out_dir, what="run folder"):
+            with (
+                resume_hint(
+                    f"resume with: slicewise train --out {out_dir} --resume (from its last checkpoint; the run "
+                    f"restarts afresh if it completed none)"
+                ),
+                write_guard(out_dir, what="run folder"),
+            ):
                 return _train(cfg, out_dir, resume, list(callbacks or []))
 
 
@@ -579,8 +664,10 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Cal
     model = build_model(cfg.model)
     sample = data.train_set[0]["image"]
     if sample.shape[0] != model.in_channels:
-        raise ConfigError(f"the data give {sample.shape[0]} input channels per stack but the model takes {model.in_channels}: "
-                          f"match model.in_slices (and colour channels) to the data")
+        raise ConfigError(
+            f"the data give {sample.shape[0]} input channels per stack but the model takes {model.in_channels}: "
+            f"match model.in_slices (and colour channels) to the data"
+        )
     model.check_input_size(*cfg.data.patch_size)
     module = SegmentationModule(model, cfg)
     if trainer.is_global_zero:
@@ -591,8 +678,14 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Cal
             env = environment_info(trainer.strategy.root_device, cfg.seed)
             write_json(out_dir / INPUTS_NAME, {**identity, "environment": env}, overwrite=True)
     if trainer.is_global_zero:
-        status("training %s %s (%d steps%s) into %s", cfg.model.encoder, cfg.model.channel_init, cfg.trainer.max_steps,
-               ", resuming" if resume else "", out_dir)
+        status(
+            "training %s %s (%d steps%s) into %s",
+            cfg.model.encoder,
+            cfg.model.channel_init,
+            cfg.trainer.max_steps,
+            ", resuming" if resume else "",
+            out_dir,
+        )
     with warnings.catch_warnings(), quiet_lightning():
         for pattern in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
@@ -605,8 +698,13 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Cal
     csv = Path(trainer.loggers[0].log_dir) / "metrics.csv"
     best_ckpt = out_dir / CKPT_DIR / "best.ckpt"
     return TrainResult(
-        out_dir=out_dir, config=cfg, last_checkpoint=last_ckpt,
+        out_dir=out_dir,
+        config=cfg,
+        last_checkpoint=last_ckpt,
         best_checkpoint=best_ckpt if best_ckpt.is_file() else None if has_val else last_ckpt,
-        last_model=out_dir / LAST_MODEL, best_model=out_dir / BEST_MODEL, metrics=metrics,
-        best_score=None if best is None else float(best), metrics_csv=csv if csv.is_file() else None,
+        last_model=out_dir / LAST_MODEL,
+        best_model=out_dir / BEST_MODEL,
+        metrics=metrics,
+        best_score=None if best is None else float(best),
+        metrics_csv=csv if csv.is_file() else None,
     )

@@ -9,5 +9,15 @@ from slicewise.utils.device import resolve_device
 from slicewise.utils.progress import progress
 from slicewise.utils.table import num, text_table, write_csv
 
-__all__ = ["atomic_path", "check_output_path", "check_writable_folder", "claim_output", "progress", "num", "resolve_device", "text_table", "write_csv",
-           "write_json"]
+__all__ = [
+    "atomic_path",
+    "check_output_path",
+    "check_writable_folder",
+    "claim_output",
+    "progress",
+    "num",
+    "resolve_device",
+    "text_table",
+    "write_csv",
+    "write_json",
+]

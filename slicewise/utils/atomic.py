@@ -21,13 +21,55 @@ from slicewise.errors import InputError, WriteError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATASET_MARKERS", "FILE_SUFFIXES", "FOLDER_KINDS", "REPORT_MARKERS", "WriteError", "atomic_path", "check_creatable_folder",
-           "check_free_space", "check_output_path", "check_writable_folder", "claim_output", "folder_kind", "is_write_error", "lock_path",
-           "output_kind", "publish", "remove_path", "reserve_space", "stamp_folder", "temp_sibling", "write_error", "write_guard", "write_json"]
+__all__ = [
+    "DATASET_MARKERS",
+    "FILE_SUFFIXES",
+    "FOLDER_KINDS",
+    "REPORT_MARKERS",
+    "WriteError",
+    "atomic_path",
+    "check_creatable_folder",
+    "check_free_space",
+    "check_output_path",
+    "check_writable_folder",
+    "claim_output",
+    "folder_kind",
+    "is_write_error",
+    "lock_path",
+    "output_kind",
+    "publish",
+    "remove_path",
+    "reserve_space",
+    "stamp_folder",
+    "temp_sibling",
+    "write_error",
+    "write_guard",
+    "write_json",
+]
 
 
-FILE_SUFFIXES = (".json", ".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zip", ".csv", ".png", ".svg", ".html", ".txt",
-                 ".yaml", ".yml", ".pt", ".pth", ".ckpt", ".parquet", ".npy", ".npz")
+FILE_SUFFIXES = (
+    ".json",
+    ".tif",
+    ".tiff",
+    ".h5",
+    ".hdf5",
+    ".hdf",
+    ".zip",
+    ".csv",
+    ".png",
+    ".svg",
+    ".html",
+    ".txt",
+    ".yaml",
+    ".yml",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".parquet",
+    ".npy",
+    ".npz",
+)
 """Suffixes of outputs that are single files: an existing folder at such a path is never replaced."""
 
 REPORT_MARKERS = ("index.html", "report.json")
@@ -36,8 +78,12 @@ REPORT_MARKERS = ("index.html", "report.json")
 DATASET_MARKERS = ("metadata.json",)
 """Files every converted dataset folder holds (:func:`slicewise.data.registry.fetch`)."""
 
-FOLDER_KINDS = {"zarr": "a Zarr store", "report": "a slicewise report folder", "dataset": "a slicewise dataset folder",
-                "png": "a folder of PNG slices"}
+FOLDER_KINDS = {
+    "zarr": "a Zarr store",
+    "report": "a slicewise report folder",
+    "dataset": "a slicewise dataset folder",
+    "png": "a folder of PNG slices",
+}
 """Folder outputs that ``--overwrite`` may replace, only when the existing folder is of the same kind."""
 
 
@@ -98,11 +144,14 @@ def _same_path(a: Path, b: Path) -> bool:
 
 def _folder_not_file(p: Path) -> InputError:
     """The one-line error for an existing folder where a file output is written."""
-    return InputError(f"output {p} is a folder, not a file: give a file path, e.g. {p / ('result' + (p.suffix or '.json'))}")
+    return InputError(
+        f"output {p} is a folder, not a file: give a file path, e.g. {p / ('result' + (p.suffix or '.json'))}"
+    )
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool = False, inputs: Iterable[Any] = (),
-                      kind: str | None = None) -> Path:
+def check_output_path(
+    path: str | os.PathLike, overwrite: bool = False, inputs: Iterable[Any] = (), kind: str | None = None
+) -> Path:
     """Check output ``path`` before any work and return it as a Path; raise a one-line :class:`InputError` when
 
     - it names no file or folder of its own (an empty path, ``.``, ``..``);
@@ -123,8 +172,10 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, inputs: 
     if p.name in ("", ".", ".."):
         noun = "file" if kind in (None, "file") else "folder"
         example = p / ("result.json" if noun == "file" else "out.zarr" if kind == "zarr" else "report")
-        raise InputError(f"output {os.fspath(path) or repr('')} names no {noun} of its own: give a path that ends in a new "
-                         f"{noun} name, e.g. {example}")
+        raise InputError(
+            f"output {os.fspath(path) or repr('')} names no {noun} of its own: give a path that ends in a new "
+            f"{noun} name, e.g. {example}"
+        )
     for item in inputs:
         src = _input_path(item)
         if src is None:
@@ -138,8 +189,10 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, inputs: 
             raise _folder_not_file(p)
         if kind in FOLDER_KINDS and folder_kind(p) != kind:
             what = "a folder but not" if p.is_dir() else "a file, not"
-            raise InputError(f"output {p} already exists and is {what} {FOLDER_KINDS[kind]}, so it is not replaced even with --overwrite: "
-                             f"choose another path (or delete it yourself)")
+            raise InputError(
+                f"output {p} already exists and is {what} {FOLDER_KINDS[kind]}, so it is not replaced even with --overwrite: "
+                f"choose another path (or delete it yourself)"
+            )
         if not overwrite:
             raise InputError(f"output {p} already exists: pass --overwrite (overwrite=True) or choose another path")
         if kind in FOLDER_KINDS and p.is_dir() and not p.is_symlink():
@@ -164,7 +217,9 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output") -> Pa
         probe.touch()
         probe.unlink()
     except OSError as err:
-        raise InputError(f"cannot write {what}: folder {d} is not writable ({err.strerror}); choose a writable location") from None
+        raise InputError(
+            f"cannot write {what}: folder {d} is not writable ({err.strerror}); choose a writable location"
+        ) from None
     return d
 
 
@@ -214,7 +269,9 @@ def _remove_leftovers(final: Path) -> None:
         except OSError as err:  # not ours to fail on: the new run writes under fresh names
             log.warning("%s: could not remove the leftover %s of an interrupted run (%s)", final, p.name, err.strerror)
     if stale:
-        log.info("%s: removed %d leftover(s) of an interrupted run (%s)", final, len(stale), ", ".join(p.name for p in stale))
+        log.info(
+            "%s: removed %d leftover(s) of an interrupted run (%s)", final, len(stale), ", ".join(p.name for p in stale)
+        )
 
 
 def lock_path(path: str | os.PathLike) -> Path:
@@ -350,8 +407,10 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
             raise _folder_not_file(final)
         want = folder_kind(tmp)
         if want is not None and folder_kind(final) != want:
-            raise InputError(f"output {final} is a folder but not {FOLDER_KINDS[want]}, so it is not replaced even with "
-                             f"--overwrite: choose another path (or delete it yourself)")
+            raise InputError(
+                f"output {final} is a folder but not {FOLDER_KINDS[want]}, so it is not replaced even with "
+                f"--overwrite: choose another path (or delete it yourself)"
+            )
         _check_replaceable(final, want)
     if final.exists():
         backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
@@ -364,8 +423,10 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
 
 
 _LEGACY_FOLDERS = {  # files of folder outputs written before ownership markers: such a folder is replaced as before
-    "zarr": (re.compile(r"(.+/)?(\.zarray|\.zgroup|\.zattrs|\.zmetadata|zarr\.json|c(/\d+)+|\d+([./]\d+)*)"),
-             (".zgroup", ".zarray", "zarr.json")),
+    "zarr": (
+        re.compile(r"(.+/)?(\.zarray|\.zgroup|\.zattrs|\.zmetadata|zarr\.json|c(/\d+)+|\d+([./]\d+)*)"),
+        (".zgroup", ".zarray", "zarr.json"),
+    ),
     "report": (re.compile(r"[^/]+\.(html|json|png|svg|csv|css)"), REPORT_MARKERS),
     "dataset": (re.compile(r"[^/]+\.(json|tif|tiff|h5|hdf5|hdf|png|csv|yaml)|[^/]+\.zarr/.+"), DATASET_MARKERS),
 }
@@ -384,13 +445,26 @@ def _check_replaceable(final: Path, want: str | None) -> None:
     if want == "png":
         return  # folder_kind already proved it holds nothing but .png files
     pattern, proof = _LEGACY_FOLDERS.get(want or "", (None, ()))
-    check_folder(final, want or "folder", legacy=None if pattern is None else pattern.fullmatch, legacy_proof=proof,
-                 what="output")
+    check_folder(
+        final,
+        want or "folder",
+        legacy=None if pattern is None else pattern.fullmatch,
+        legacy_proof=proof,
+        what="output",
+    )
 
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_SPACE_TEXT = ("no space left", "disk quota exceeded", "file too large", "file write failed", "write failed",
-               "inline_container", "pytorchstreamwriter", "unexpected pos")  # torch.save: its zip writer wraps the failed write
+_SPACE_TEXT = (
+    "no space left",
+    "disk quota exceeded",
+    "file too large",
+    "file write failed",
+    "write failed",
+    "inline_container",
+    "pytorchstreamwriter",
+    "unexpected pos",
+)  # torch.save: its zip writer wraps the failed write
 
 
 def is_write_error(err: BaseException) -> bool:
@@ -420,23 +494,33 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def write_error(path: str | os.PathLike, err: BaseException, needed: int | None = None, what: str = "output") -> WriteError:
+def write_error(
+    path: str | os.PathLike, err: BaseException, needed: int | None = None, what: str = "output"
+) -> WriteError:
     """The one-line :class:`WriteError` for ``err`` raised while writing ``path``."""
     p = Path(path)
     code = getattr(err, "errno", None)
     text = str(err).lower()
     free = _free_bytes(p.parent)
-    full = code in (errno.ENOSPC, errno.EDQUOT) or "no space left" in text or "quota" in text or \
-        (code is None and free is not None and free < max(needed or 0, 2**20))  # a library's wrapping of a full disk
+    full = (
+        code in (errno.ENOSPC, errno.EDQUOT)
+        or "no space left" in text
+        or "quota" in text
+        or (code is None and free is not None and free < max(needed or 0, 2**20))
+    )  # a library's wrapping of a full disk
     if full or code == errno.EFBIG or "file too large" in text:
         need = f"needs about {_size(needed)}, " if needed else ""
         have = f"{_size(free)} free" if free is not None else "free space unknown"
         why = "the disk is full" if full else "the file size limit was reached"
-        return WriteError(f"cannot write {what} {p}: {why} ({need}{have} in {p.parent}); free space or choose another "
-                          f"location — nothing was published, earlier outputs and resumable state are kept")
+        return WriteError(
+            f"cannot write {what} {p}: {why} ({need}{have} in {p.parent}); free space or choose another "
+            f"location — nothing was published, earlier outputs and resumable state are kept"
+        )
     reason = getattr(err, "strerror", None) or " ".join(str(err).split())[:160] or type(err).__name__
-    return WriteError(f"cannot write {what} {p}: {reason}; check the disk, free space and permissions — nothing was "
-                      f"published, earlier outputs and resumable state are kept")
+    return WriteError(
+        f"cannot write {what} {p}: {reason}; check the disk, free space and permissions — nothing was "
+        f"published, earlier outputs and resumable state are kept"
+    )
 
 
 @contextlib.contextmanager
@@ -458,8 +542,10 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str = "output")
     p = Path(path)
     free = _free_bytes(p.parent if p.suffix or not p.is_dir() else p)
     if free is not None and needed * 1.02 + 2**16 > free:
-        raise WriteError(f"cannot write {what} {p}: it needs about {_size(needed)} but {p.parent} has {_size(free)} free; "
-                         f"free space or choose another location (nothing was computed)")
+        raise WriteError(
+            f"cannot write {what} {p}: it needs about {_size(needed)} but {p.parent} has {_size(free)} free; "
+            f"free space or choose another location (nothing was computed)"
+        )
 
 
 def reserve_space(path: str | os.PathLike, nbytes: int, output: str | os.PathLike | None = None) -> None:
@@ -480,7 +566,9 @@ def reserve_space(path: str | os.PathLike, nbytes: int, output: str | os.PathLik
         os.close(fd)
 
 
-def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int | None = 2, sort_keys: bool = False) -> Path:
+def write_json(
+    path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int | None = 2, sort_keys: bool = False
+) -> Path:
     """Write ``data`` as indented UTF-8 JSON (non-JSON values through ``str``) via :func:`atomic_path`.
 
     The one JSON writer of the package: every caller states ``overwrite`` (default: refuse an existing file).

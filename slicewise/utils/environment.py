@@ -16,8 +16,16 @@ from typing import Any
 __all__ = ["PACKAGES", "environment_info", "environment_text"]
 
 # distributions whose versions decide numbers (import name → distribution name)
-PACKAGES = {"slicewise": "slicewise", "torch": "torch", "torchvision": "torchvision", "timm": "timm",
-            "numpy": "numpy", "scipy": "scipy", "pytorch_lightning": "pytorch-lightning", "lightly": "lightly"}
+PACKAGES = {
+    "slicewise": "slicewise",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "timm": "timm",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "pytorch_lightning": "pytorch-lightning",
+    "lightly": "lightly",
+}
 
 
 def _version(dist: str) -> str | None:
@@ -57,12 +65,18 @@ def environment_info(device: Any = None, seed: int | None = None) -> dict[str, A
     return {
         "versions": versions,
         "python": platform.python_version(),
-        "torch_build": {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-                        "blas": "mkl" if torch.backends.mkl.is_available() else "other",
-                        # the SIMD kernels torch uses on this CPU (AVX512, AVX2, ...): they change float results
-                        "cpu_capability": torch.backends.cpu.get_cpu_capability()},
-        "threads": {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
-                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+        "torch_build": {
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+            "blas": "mkl" if torch.backends.mkl.is_available() else "other",
+            # the SIMD kernels torch uses on this CPU (AVX512, AVX2, ...): they change float results
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        },
+        "threads": {
+            "torch": torch.get_num_threads(),
+            "torch_interop": torch.get_num_interop_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
         "device": {"type": dev.type, "name": device_name},
         "machine": {"platform": sys.platform, "arch": platform.machine(), "cores": os.cpu_count()},
         "deterministic": torch.are_deterministic_algorithms_enabled(),
@@ -75,8 +89,13 @@ def environment_text(info: dict[str, Any]) -> str:
     v = info.get("versions", {})
     build = info.get("torch_build", {})
     torch_build = f"CUDA {build['cuda']} build" if build.get("cuda") else "CPU build"
-    parts = [f"slicewise {v.get('slicewise')}", f"torch {v.get('torch')} ({torch_build})", f"timm {v.get('timm')}",
-             f"numpy {v.get('numpy')}", f"Python {info.get('python')}"]
+    parts = [
+        f"slicewise {v.get('slicewise')}",
+        f"torch {v.get('torch')} ({torch_build})",
+        f"timm {v.get('timm')}",
+        f"numpy {v.get('numpy')}",
+        f"Python {info.get('python')}",
+    ]
     dev = info.get("device", {})
     threads = info.get("threads", {}).get("torch")
     where = f"{dev.get('type', 'cpu')}: {dev.get('name', '?')}"

@@ -58,7 +58,7 @@ def sampled_hash(volume: Any, sample: int = SAMPLE) -> str:
     for z in sorted({0, depth // 2, depth - 1}):
         for y in ys:
             for x in xs:
-                block = np.ascontiguousarray(np.asarray(volume[z, y:y + sy, x:x + sx]))
+                block = np.ascontiguousarray(np.asarray(volume[z, y : y + sy, x : x + sx]))
                 h.update(block.tobytes())
     return h.hexdigest()[:16]
 
@@ -80,8 +80,12 @@ def input_identity(volume: Any, path: str | os.PathLike | None = None) -> dict[s
     return rec
 
 
-def check_identity(recorded: dict[str, Any] | None, current: dict[str, Any], what: str = "input",
-                   fix: str = "pass --overwrite to start afresh, or restore the original input") -> None:
+def check_identity(
+    recorded: dict[str, Any] | None,
+    current: dict[str, Any],
+    what: str = "input",
+    fix: str = "pass --overwrite to start afresh, or restore the original input",
+) -> None:
     """Raise :class:`InputError` if ``current`` differs from ``recorded`` in any field both carry."""
     if not recorded:
         return

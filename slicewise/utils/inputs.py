@@ -16,8 +16,12 @@ from slicewise.errors import InputError
 
 __all__ = ["check_input_path", "check_model_file"]
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def check_input_path(path: str | os.PathLike[str], what: str = "input") -> Path:
@@ -32,12 +36,15 @@ def check_input_path(path: str | os.PathLike[str], what: str = "input") -> Path:
             raise InputError(f"{what} {p} is a symbolic link loop: point it at a real file or folder") from None
         if err.errno in (errno.ENOENT, errno.ENOTDIR):
             return p
-        raise InputError(f"{what} {p} cannot be examined ({os.strerror(err.errno or 0) or err}): check the path "
-                         f"and its permissions") from None
+        raise InputError(
+            f"{what} {p} cannot be examined ({os.strerror(err.errno or 0) or err}): check the path and its permissions"
+        ) from None
     for test, kind in _KINDS:
         if test(st.st_mode):
-            raise InputError(f"{what} {p} is {kind}, not a regular file or folder: give the file itself "
-                             f"(save a stream to a file first)")
+            raise InputError(
+                f"{what} {p} is {kind}, not a regular file or folder: give the file itself "
+                f"(save a stream to a file first)"
+            )
     return p
 
 
@@ -47,8 +54,11 @@ def check_model_file(path: str | Path) -> Path:
     p = check_input_path(path, "model file")
     if p.is_dir():
         inside = next((p / n for n in ("best.pt", "last.pt") if (p / n).is_file()), None)
-        fix = (f"give the model file inside it, e.g. {inside}" if inside is not None else
-               "give a model file (a .pt written by slicewise train / save_model, or a bioimage.io .zip)")
+        fix = (
+            f"give the model file inside it, e.g. {inside}"
+            if inside is not None
+            else "give a model file (a .pt written by slicewise train / save_model, or a bioimage.io .zip)"
+        )
         raise InputError(f"model file {p} is a folder, not a file: {fix}")
     if not p.is_file():
         raise InputError(f"model file {p} does not exist: check the path")

@@ -31,6 +31,7 @@ def torchvision_for(torch_version: str) -> str:
 def install_report() -> dict[str, Any]:
     """torch / torchvision versions, whether torch is a CUDA build, and the ``nvidia-*`` and triton
     distributions installed (names), from package metadata only."""
+
     def version(name: str) -> str | None:
         try:
             return distribution(name).version
@@ -42,8 +43,13 @@ def install_report() -> dict[str, Any]:
     label = (torch_version or "").partition("+")[2]
     cuda = label.startswith("cu") or label.startswith("rocm") or any(r.lower().startswith("nvidia-") for r in requires)
     names = sorted({(d.metadata["Name"] or "").lower() for d in distributions()})
-    return {"torch": torch_version, "torchvision": version("torchvision"), "torch_cuda_build": cuda if torch_version else None,
-            "nvidia": [n for n in names if n.startswith("nvidia-")], "triton": [n for n in names if n.startswith("triton")]}
+    return {
+        "torch": torch_version,
+        "torchvision": version("torchvision"),
+        "torch_cuda_build": cuda if torch_version else None,
+        "nvidia": [n for n in names if n.startswith("nvidia-")],
+        "triton": [n for n in names if n.startswith("triton")],
+    }
 
 
 def cpu_install_problems(report: dict[str, Any] | None = None) -> list[str]:
@@ -53,14 +59,18 @@ def cpu_install_problems(report: dict[str, Any] | None = None) -> list[str]:
     if r["torch"] is None:
         return ["torch is not installed"]
     if r["torch_cuda_build"]:
-        problems.append(f"torch {r['torch']} is a CUDA build: install the CPU build with the README's CPU line ({CPU_INDEX})")
+        problems.append(
+            f"torch {r['torch']} is a CUDA build: install the CPU build with the README's CPU line ({CPU_INDEX})"
+        )
     if r["nvidia"]:
         problems.append(f"{len(r['nvidia'])} NVIDIA packages are installed ({', '.join(r['nvidia'][:3])}, ...)")
     if r["triton"]:
         problems.append(f"{', '.join(r['triton'])} is installed (it comes with CUDA builds of torch)")
     if r["torchvision"] is not None and not r["torchvision"].startswith(torchvision_for(r["torch"]) + "."):
-        problems.append(f"torchvision {r['torchvision']} does not belong to torch {r['torch']} "
-                        f"(expected {torchvision_for(r['torch'])}.x)")
+        problems.append(
+            f"torchvision {r['torchvision']} does not belong to torch {r['torch']} "
+            f"(expected {torchvision_for(r['torch'])}.x)"
+        )
     return problems
 
 

@@ -41,25 +41,41 @@ from typing import Any
 
 from slicewise.errors import ConfigError, InputError, WeightsError
 
-__all__ = ["MARKER", "check_folder", "foreign_entries", "is_owned", "mark_owned", "prepare_run_folder", "read_manifest",
-           "record", "remove_owned", "removed_if_refused"]
+__all__ = [
+    "MARKER",
+    "check_folder",
+    "foreign_entries",
+    "is_owned",
+    "mark_owned",
+    "prepare_run_folder",
+    "read_manifest",
+    "record",
+    "remove_owned",
+    "removed_if_refused",
+]
 
 MARKER = ".slicewise-run.json"
 _TAG = "output-folder"
 _VERSION = 1
 # hidden names only slicewise writers make: claims, temporary / backup siblings, partial outputs and their state
-_OURS = re.compile(r"\..+\.lock|\..+\.tmp-[0-9a-f]{8}.*|\..+\.old-[0-9a-f]{8}|\..+\.partial.*|\.slicewise-write-probe-.*")
+_OURS = re.compile(
+    r"\..+\.lock|\..+\.tmp-[0-9a-f]{8}.*|\..+\.old-[0-9a-f]{8}|\..+\.partial.*|\.slicewise-write-probe-.*"
+)
 
 
 def _entry(value: Any, marker: Path) -> str:
     """A manifest entry checked to stay inside its folder: relative, no ``..``, no empty part."""
     if not isinstance(value, str) or not value.strip("/"):
-        raise InputError(f"{marker} is damaged: entries must be relative paths (found {value!r}); delete the folder yourself "
-                         f"or choose another output")
+        raise InputError(
+            f"{marker} is damaged: entries must be relative paths (found {value!r}); delete the folder yourself "
+            f"or choose another output"
+        )
     p = PurePosixPath(value)
     if p.is_absolute() or ".." in p.parts or "\\" in value:
-        raise InputError(f"{marker} lists {value!r}, a path outside its folder: it was not written by slicewise; "
-                         f"choose another output (nothing is removed)")
+        raise InputError(
+            f"{marker} lists {value!r}, a path outside its folder: it was not written by slicewise; "
+            f"choose another output (nothing is removed)"
+        )
     return value
 
 
@@ -74,19 +90,31 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
-        raise InputError(f"{marker} is damaged (not JSON): delete the folder yourself or choose another output") from None
-    if not isinstance(data, dict) or data.get("slicewise") != _TAG or not isinstance(data.get("kind"), str) \
-            or not isinstance(data.get("entries"), list):
-        raise InputError(f"{marker} is not a slicewise folder marker (needs slicewise={_TAG!r}, kind, entries): "
-                         f"choose another output")
+        raise InputError(
+            f"{marker} is damaged (not JSON): delete the folder yourself or choose another output"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or data.get("slicewise") != _TAG
+        or not isinstance(data.get("kind"), str)
+        or not isinstance(data.get("entries"), list)
+    ):
+        raise InputError(
+            f"{marker} is not a slicewise folder marker (needs slicewise={_TAG!r}, kind, entries): "
+            f"choose another output"
+        )
     return {"kind": data["kind"], "entries": sorted({_entry(e, marker) for e in data["entries"]})}
 
 
 def _write(folder: Path, kind: str, entries: Iterable[str]) -> None:
     from slicewise.utils.atomic import write_json
 
-    write_json(folder / MARKER, {"slicewise": _TAG, "version": _VERSION, "kind": kind, "entries": sorted(set(entries))},
-               overwrite=True, indent=1)
+    write_json(
+        folder / MARKER,
+        {"slicewise": _TAG, "version": _VERSION, "kind": kind, "entries": sorted(set(entries))},
+        overwrite=True,
+        indent=1,
+    )
 
 
 def _relative(folder: Path, path: str | os.PathLike, is_dir: bool = False) -> str:
@@ -166,8 +194,13 @@ def _listing(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def check_folder(folder: str | os.PathLike, kind: str, legacy: Callable[[str], bool] | None = None,
-                 legacy_proof: Iterable[str] = (), what: str = "output folder") -> str:
+def check_folder(
+    folder: str | os.PathLike,
+    kind: str,
+    legacy: Callable[[str], bool] | None = None,
+    legacy_proof: Iterable[str] = (),
+    what: str = "output folder",
+) -> str:
     """Check that ``folder`` may be used (or replaced) by a command writing ``kind``; return its state:
     ``"new"`` (absent or empty), ``"ours"`` (its marker lists everything in it) or ``"legacy"`` (no marker,
     but every file matches ``legacy`` and one of ``legacy_proof`` exists: adopt it with :func:`prepare_run_folder`).
@@ -177,7 +210,9 @@ def check_folder(folder: str | os.PathLike, kind: str, legacy: Callable[[str], b
     """
     f = Path(folder)
     if f.is_symlink():
-        raise InputError(f"{what} {f} is a symbolic link: slicewise writes only into real folders; give the target folder itself")
+        raise InputError(
+            f"{what} {f} is a symbolic link: slicewise writes only into real folders; give the target folder itself"
+        )
     if not f.exists():
         return "new"
     if not f.is_dir():
@@ -188,30 +223,46 @@ def check_folder(folder: str | os.PathLike, kind: str, legacy: Callable[[str], b
             raise InputError(f"{what} {f} holds a slicewise {m['kind']} output, not a {kind} one: choose another path")
         foreign = foreign_entries(f, m["entries"])
         if foreign:
-            raise InputError(f"{what} {f} holds files slicewise did not write ({_listing(foreign)}): nothing is removed or "
-                             f"replaced, whatever the flags; move them out or choose another path")
+            raise InputError(
+                f"{what} {f} holds files slicewise did not write ({_listing(foreign)}): nothing is removed or "
+                f"replaced, whatever the flags; move them out or choose another path"
+            )
         return "ours"
-    files = [rel for rel, is_dir in _walk(f) if not is_dir and not _OURS.fullmatch(rel.rsplit("/", 1)[-1]) and not _in_ours(rel)]
+    files = [
+        rel
+        for rel, is_dir in _walk(f)
+        if not is_dir and not _OURS.fullmatch(rel.rsplit("/", 1)[-1]) and not _in_ours(rel)
+    ]
     if not files:
         return "new"
     foreign = [rel for rel in files if legacy is None or not legacy(rel)]
     if foreign or not any((f / p).is_file() for p in legacy_proof):
         shown = foreign or files
-        raise InputError(f"{what} {f} already exists and holds files slicewise did not write ({_listing(sorted(shown))}), "
-                         f"so nothing in it is removed or replaced, whatever the flags: choose another (new or empty) folder")
+        raise InputError(
+            f"{what} {f} already exists and holds files slicewise did not write ({_listing(sorted(shown))}), "
+            f"so nothing in it is removed or replaced, whatever the flags: choose another (new or empty) folder"
+        )
     return "legacy"
 
 
-def prepare_run_folder(folder: str | os.PathLike, kind: str, legacy: Callable[[str], bool] | None = None,
-                       legacy_proof: Iterable[str] = (), what: str = "run folder") -> str:
+def prepare_run_folder(
+    folder: str | os.PathLike,
+    kind: str,
+    legacy: Callable[[str], bool] | None = None,
+    legacy_proof: Iterable[str] = (),
+    what: str = "run folder",
+) -> str:
     """The one call a run (``train``, ``pretrain``, …) makes on its output folder before writing anything:
     :func:`check_folder`, then write the marker (a legacy folder is adopted: its marker lists the files it holds).
     Returns the state :func:`check_folder` found (``"new"``, ``"ours"``, ``"legacy"``)."""
     f = Path(folder)
     state = check_folder(f, kind, legacy, legacy_proof, what)
     if state == "legacy":
-        files = [rel for rel, is_dir in _walk(f) if not is_dir and rel != MARKER and not _OURS.fullmatch(rel.rsplit("/", 1)[-1])
-                 and not _in_ours(rel)]
+        files = [
+            rel
+            for rel, is_dir in _walk(f)
+            if not is_dir and rel != MARKER and not _OURS.fullmatch(rel.rsplit("/", 1)[-1]) and not _in_ours(rel)
+        ]
         mark_owned(f, kind, files)
     elif state == "new":
         existed = f.exists()
@@ -249,7 +300,11 @@ def remove_owned(folder: str | os.PathLike, entries: Iterable[str] | None = None
         raise InputError(f"{f} has no {MARKER}: slicewise did not write it, so nothing in it is removed")
     listed = m["entries"]
     wanted = None if entries is None else {str(e).strip("/") for e in entries}
-    todo = listed if wanted is None else [e for e in listed if any(e.rstrip("/") == w or e.startswith(w + "/") for w in wanted)]
+    todo = (
+        listed
+        if wanted is None
+        else [e for e in listed if any(e.rstrip("/") == w or e.startswith(w + "/") for w in wanted)]
+    )
     removed = []
     for rel in todo:
         p = _inside(f, rel)

@@ -52,7 +52,9 @@ class _Periodic:
         self.desc, self.total, self.unit = desc or "working", total, unit
         self.start = self.last_time = time.monotonic()
         self.last_n = 0
-        if announce and total is not None and total >= 2:  # the phase's status line: work has started (inputs are checked)
+        if (
+            announce and total is not None and total >= 2
+        ):  # the phase's status line: work has started (inputs are checked)
             log.info("%s: %d%s to do", self.desc, total, unit or " items")
 
     def step(self, n: int) -> None:
@@ -70,7 +72,9 @@ class _Periodic:
         return f"{self.desc}: {where}{self.unit}, {now - self.start:.0f} s"
 
 
-def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, disable: bool | None = None) -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], desc: str = "", total: int | None = None, disable: bool | None = None
+) -> Iterator[T]:
     """Iterate ``iterable`` with progress on stderr: a tqdm bar on a terminal, else periodic log lines.
 
     ``disable=True`` shows nothing; ``None`` (default) decides from the terminal and
@@ -91,8 +95,9 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, di
 
 
 @contextlib.contextmanager
-def progress_counter(desc: str, total: int, unit: str = "",
-                     disable: bool | None = None) -> Iterator[Callable[[int], None]]:
+def progress_counter(
+    desc: str, total: int, unit: str = "", disable: bool | None = None
+) -> Iterator[Callable[[int], None]]:
     """Progress of work that is counted, not iterated (tiles computed inside blocks): yields ``tick(n)``, to be
     called with each number of finished items. Shown like :func:`progress`: a tqdm bar on a terminal, else one
     line per 10 % of ``total`` or per 30 s; nothing with ``disable=True`` or ``SLICEWISE_NO_PROGRESS``."""
@@ -118,10 +123,13 @@ def progress_counter(desc: str, total: int, unit: str = "",
 
 
 LIGHTNING_NOTICE_LOGGERS = (
-    "lightning_utilities.core.rank_zero", "lightning_fabric.utilities.rank_zero",
+    "lightning_utilities.core.rank_zero",
+    "lightning_fabric.utilities.rank_zero",
     "pytorch_lightning.utilities.rank_zero",
-    "lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
-    "pytorch_lightning.accelerators.cuda", "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+    "lightning.pytorch.accelerators.cuda",
 )
 """The loggers through which Lightning prints its start-up notices ("GPU available: …", "TPU available: …",
 "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES", "💡 Tip: … litlogger", "`Trainer.fit` stopped: …") as INFO records."""
@@ -208,6 +216,7 @@ def lightning_progress(total_steps: int, what: str = "training") -> Any | None:
     from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
     if stderr_is_terminal():
+
         class StderrBar(TQDMProgressBar):
             """Lightning's bar, built while stdout points at stderr (Lightning hard-codes ``sys.stdout``)."""
 

@@ -31,7 +31,7 @@ def num(v: Any, digits: int = SIG_DIGITS) -> str:
             return "n/a"
         if math.isinf(f):
             return "inf" if f > 0 else "-inf"
-        if 10 ** digits <= abs(f) < 1e7:
+        if 10**digits <= abs(f) < 1e7:
             return f"{f:.0f}"
         return f"{f + 0.0:.{digits}g}"
     return str(v)
@@ -73,4 +73,6 @@ def text_table(rows: Sequence[Sequence[str]], align: str | None = None) -> list[
     n = len(rows[0])
     align = align or "l" + "r" * (n - 1)
     widths = [max(len(r[i]) for r in rows) for i in range(n)]
-    return ["  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)).rstrip() for r in rows]
+    return [
+        "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)).rstrip() for r in rows
+    ]

@@ -86,8 +86,9 @@ def archive_size(path: str | os.PathLike) -> int:
         with tarfile.open(p) as t:
             return sum(max(0, m.size) for m in t.getmembers() if m.isfile())
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        raise InputError(f"cannot read archive {p} ({type(err).__name__}): the archive is damaged or incomplete, "
-                         f"download it again") from None
+        raise InputError(
+            f"cannot read archive {p} ({type(err).__name__}): the archive is damaged or incomplete, download it again"
+        ) from None
 
 
 def check_archive(path: str | os.PathLike, target: str | os.PathLike) -> int:
@@ -97,12 +98,16 @@ def check_archive(path: str | os.PathLike, target: str | os.PathLike) -> int:
     packed = max(1, p.stat().st_size)
     limit = max_extract_bytes()
     if total > limit:
-        raise InputError(f"archive {p} expands to {total / 1e9:.3g} GB, over the extraction limit of {limit / 1e9:.3g} GB "
-                         f"({MAX_BYTES_ENV}): a damaged or malicious archive (zip bomb)? Raise the limit only for a "
-                         f"file you trust")
+        raise InputError(
+            f"archive {p} expands to {total / 1e9:.3g} GB, over the extraction limit of {limit / 1e9:.3g} GB "
+            f"({MAX_BYTES_ENV}): a damaged or malicious archive (zip bomb)? Raise the limit only for a "
+            f"file you trust"
+        )
     if total > RATIO_FLOOR and total > MAX_RATIO * packed:
-        raise InputError(f"archive {p} expands {total / packed:.0f}-fold ({packed / 1e6:.3g} MB → {total / 1e9:.3g} GB), "
-                         f"more than the {MAX_RATIO}-fold any image data set compresses: refused as a likely zip bomb")
+        raise InputError(
+            f"archive {p} expands {total / packed:.0f}-fold ({packed / 1e6:.3g} MB → {total / 1e9:.3g} GB), "
+            f"more than the {MAX_RATIO}-fold any image data set compresses: refused as a likely zip bomb"
+        )
     folder = Path(target)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -111,6 +116,8 @@ def check_archive(path: str | os.PathLike, target: str | os.PathLike) -> int:
     except (OSError, AttributeError):
         free = None
     if free is not None and total > free:
-        raise InputError(f"archive {p} expands to {total / 1e9:.3g} GB but only {free / 1e9:.3g} GB are free under "
-                         f"{folder}: free space or pass --cache-dir on a larger disk")
+        raise InputError(
+            f"archive {p} expands to {total / 1e9:.3g} GB but only {free / 1e9:.3g} GB are free under "
+            f"{folder}: free space or pass --cache-dir on a larger disk"
+        )
     return total

@@ -25,6 +25,7 @@ __all__ = ["MetadataModel", "confined_path", "parse_metadata", "validation_messa
 
 M = TypeVar("M", bound=BaseModel)
 
+
 class MetadataModel(BaseModel):
     """Base of models of foreign metadata: unknown keys are kept (other tools add their own), values checked."""
 
@@ -65,11 +66,14 @@ def confined_path(root: str | os.PathLike[str], rel: str, source: str | os.PathL
     ``root`` (metadata may only name files of its own container)."""
     text = str(rel)
     if not text or os.path.isabs(text) or text.startswith(("/", "\\")) or "\\" in text or ":" in text.split("/")[0]:
-        raise InputError(f"{source}: field {field!r} = {text!r} is not a relative path inside {root}: "
-                         f"metadata may only name files of its own container")
+        raise InputError(
+            f"{source}: field {field!r} = {text!r} is not a relative path inside {root}: "
+            f"metadata may only name files of its own container"
+        )
     base = Path(root).resolve()
     target = (base / text).resolve()
     if target != base and base not in target.parents:
-        raise InputError(f"{source}: field {field!r} = {text!r} leaves {root}: metadata may only name files of "
-                         f"its own container")
+        raise InputError(
+            f"{source}: field {field!r} = {text!r} leaves {root}: metadata may only name files of its own container"
+        )
     return Path(root) / text

@@ -41,13 +41,16 @@ def test_info_hdf5_key_instance_labels(tmp_path: Path, cli) -> None:
     assert _field(out, "looks like") == "instance labels" and _field(out, "voxel size").startswith("40 x 4 x 4 nm")
 
 
-@pytest.mark.parametrize("args", [
-    ("data", "info", "/definitely/missing.tif"),
-    ("data", "info", "{tmp}/f.h5", "--key", "nope"),
-    ("data", "fetch", "imagenet"),
-    ("data", "fetch", "monuseg"),
-    ("data", "fetch", "isbi2012", "--from", "/definitely/missing"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("data", "info", "/definitely/missing.tif"),
+        ("data", "info", "{tmp}/f.h5", "--key", "nope"),
+        ("data", "fetch", "imagenet"),
+        ("data", "fetch", "monuseg"),
+        ("data", "fetch", "isbi2012", "--from", "/definitely/missing"),
+    ],
+)
 def test_errors_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...], cli) -> None:
     write_volume(tmp_path / "f.h5", np.zeros((1, 2, 2), np.uint8), key="raw")
     code, out, err = cli([a.format(tmp=tmp_path) for a in args])
@@ -60,7 +63,9 @@ def test_list_shows_all_entries(cli) -> None:
     code, out, _ = cli(["data", "list"])
     assert code == 0
     names = [line.split()[0] for line in out.strip().splitlines()[1:]]
-    assert {"isbi2012", "snemi3d", "lucchi_pp", "mitoem_h", "cremi_c", "vnc", "monuseg", "glas", "gf_pa66"} <= set(names)
+    assert {"isbi2012", "snemi3d", "lucchi_pp", "mitoem_h", "cremi_c", "vnc", "monuseg", "glas", "gf_pa66"} <= set(
+        names
+    )
     assert "CC BY-NC-SA 4.0" in out
 
 

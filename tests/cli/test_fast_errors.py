@@ -21,8 +21,15 @@ HEAVY = {"torch", "timm", "lightning", "triton", "torchvision", "captum"}
 def _run(args: list[str], cwd: Path) -> tuple[int, list[str], set[str], str]:
     """(exit status, stderr lines that are not import times, top-level packages imported, stdout)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "slicewise.cli", *args], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "slicewise.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     imported = {m.group(1).split(".")[0] for m in re.finditer(r"^import time:.*\|\s*([\w.]+)\s*$", out.stderr, re.M)}
     lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("import time:")]
     return out.returncode, lines, imported, out.stdout
@@ -38,8 +45,14 @@ def files(tmp_path: Path) -> Path:
 
 CASES = {
     "predict: missing model": (["predict", "MISSING.pt", "in.tif", "out.zarr"], "model file MISSING.pt does not exist"),
-    "predict: missing input": (["predict", "model.pt", "MISSING.tif", "out.zarr", "--threads", "1"], "input MISSING.tif does not exist"),
-    "predict: missing HDF5 input": (["predict", "model.pt", "MISSING.h5:raw", "out.zarr"], "input MISSING.h5 does not exist"),
+    "predict: missing input": (
+        ["predict", "model.pt", "MISSING.tif", "out.zarr", "--threads", "1"],
+        "input MISSING.tif does not exist",
+    ),
+    "predict: missing HDF5 input": (
+        ["predict", "model.pt", "MISSING.h5:raw", "out.zarr"],
+        "input MISSING.h5 does not exist",
+    ),
     "train: missing config": (["train", "MISSING.yaml"], "config file MISSING.yaml does not exist"),
     "train: mistyped key": (["train", "config.yaml", "trainer.max_stepz=3"], "unknown key 'trainer.max_stepz'"),
     "train: missing data": (["train", "data.raw=MISSING.tif"], "input MISSING.tif does not exist"),
@@ -48,7 +61,10 @@ CASES = {
     "audit attribution: missing model": (["audit", "attribution", "MISSING.pt", "config.yaml"], "config.yaml"),
     "audit weights: a file as the encoder": (["audit", "weights", "MISSING.pt"], "an encoder name is expected"),
     "pretrain: missing volume": (["pretrain", "MISSING.tif", "--out", "out.zarr"], "MISSING.tif"),
-    "export: missing model": (["export", "bioimageio", "MISSING.pt", "out.zip"], "model file MISSING.pt does not exist"),
+    "export: missing model": (
+        ["export", "bioimageio", "MISSING.pt", "out.zip"],
+        "model file MISSING.pt does not exist",
+    ),
     "study: missing study file": (["study", "MISSING.yaml", "--smoke"], "study file MISSING.yaml does not exist"),
 }
 
@@ -65,9 +81,13 @@ def test_mistakes_are_reported_before_torch_is_imported(case: str, files: Path) 
 
 
 def test_only_the_invoked_command_module_is_imported(files: Path) -> None:
-    code = ("import sys\nfrom slicewise.cli import main\ntry:\n    main(['evaluate', 'MISSING.tif', 'gt.tif'])\n"
-            "except SystemExit as ex:\n    print(ex.code, *sorted(m for m in sys.modules if m.startswith('slicewise.cli.')))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=files, capture_output=True, text=True, timeout=120, check=False)
+    code = (
+        "import sys\nfrom slicewise.cli import main\ntry:\n    main(['evaluate', 'MISSING.tif', 'gt.tif'])\n"
+        "except SystemExit as ex:\n    print(ex.code, *sorted(m for m in sys.modules if m.startswith('slicewise.cli.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=files, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.stdout.split() == ["2", "slicewise.cli.evaluate"], out.stdout + out.stderr[-2000:]
     assert _invoked(["evaluate", "a", "b"]) == "evaluate" and _invoked(["study", "init", "bias"]) == "study"
     assert _invoked(["--help"]) is None and _invoked(["--version"]) is None and _invoked(["no-such"]) is None
@@ -83,11 +103,15 @@ def test_version(files: Path) -> None:
 
 def test_threads_are_applied_when_torch_is_first_imported() -> None:
     """``--threads`` must not import torch itself: the hook runs configure_threads right after ``import torch``."""
-    code = ("import os, sys\nfrom slicewise.cli import _configure_threads_with_torch\n_configure_threads_with_torch(1)\n"
-            "assert 'torch' not in sys.modules and os.environ['OMP_NUM_THREADS'] == '1'\n"
-            "os.environ['OMP_NUM_THREADS'] = '2'  # torch would start with 2 threads: only the hook can make it 1\n"
-            "import torch\nprint(torch.get_num_threads(), any(type(f).__name__ == '_AfterTorchImport' for f in sys.meta_path))\n")
+    code = (
+        "import os, sys\nfrom slicewise.cli import _configure_threads_with_torch\n_configure_threads_with_torch(1)\n"
+        "assert 'torch' not in sys.modules and os.environ['OMP_NUM_THREADS'] == '1'\n"
+        "os.environ['OMP_NUM_THREADS'] = '2'  # torch would start with 2 threads: only the hook can make it 1\n"
+        "import torch\nprint(torch.get_num_threads(), any(type(f).__name__ == '_AfterTorchImport' for f in sys.meta_path))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1", "False"]  # applied, and the hook removed itself

@@ -25,8 +25,21 @@ COMMANDS = _commands(_ROOT)
 
 def test_every_documented_command_exists():
     names = {" ".join(c) for c in COMMANDS}
-    for expected in ("demo", "train", "predict", "segment", "evaluate", "study", "data list", "data fetch",
-                     "data info", "model info", "audit weights", "audit attribution", "audit shift"):
+    for expected in (
+        "demo",
+        "train",
+        "predict",
+        "segment",
+        "evaluate",
+        "study",
+        "data list",
+        "data fetch",
+        "data info",
+        "model info",
+        "audit weights",
+        "audit attribution",
+        "audit shift",
+    ):
         assert expected in names
 
 
@@ -40,8 +53,11 @@ def test_help(command, capsys):
     assert "Usage:" in out and command[-1] in out
 
 
-@pytest.mark.parametrize("argv", [["predict", "m.pt", "in.tif", "-o", "out.zarr"], ["predict", "m.pt"], ["no-such-command"]],
-                         ids=["unknown option", "missing argument", "unknown command"])
+@pytest.mark.parametrize(
+    "argv",
+    [["predict", "m.pt", "in.tif", "-o", "out.zarr"], ["predict", "m.pt"], ["no-such-command"]],
+    ids=["unknown option", "missing argument", "unknown command"],
+)
 def test_usage_mistakes_give_one_line_with_the_usage_not_a_traceback(argv, capsys):
     with pytest.raises(SystemExit) as ei:
         main(argv)

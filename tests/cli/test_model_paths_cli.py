@@ -30,12 +30,17 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("options, flags", [
-    (["-k", "5"], "--in-slices/-k only build encoder specs"),
-    (["--weights", "random", "--skips", "0111"], "--skips, --weights only build encoder specs"),
-    (["--classes", "4", "--colors", "3", "--channel-init", "rgb", "--img-size", "64"],
-     "--colors, --channel-init, --classes, --img-size only build encoder specs"),
-])
+@pytest.mark.parametrize(
+    "options, flags",
+    [
+        (["-k", "5"], "--in-slices/-k only build encoder specs"),
+        (["--weights", "random", "--skips", "0111"], "--skips, --weights only build encoder specs"),
+        (
+            ["--classes", "4", "--colors", "3", "--channel-init", "rgb", "--img-size", "64"],
+            "--colors, --channel-init, --classes, --img-size only build encoder specs",
+        ),
+    ],
+)
 def test_model_info_refuses_encoder_options_for_a_model_file(run_dir, cli, options, flags):
     code, out, err = cli(["model", "info", run_dir / "best.pt", *options])
     assert code == 2 and out == "" and flags in _one_line(err) and "saved model file" in err
@@ -43,18 +48,27 @@ def test_model_info_refuses_encoder_options_for_a_model_file(run_dir, cli, optio
     assert code == 0 and "test_resnet" in out
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["model", "info", "nope.pt"], "model file nope.pt does not exist: check the path"),
-    (["model", "info", "runs/nope"], "model file runs/nope does not exist: check the path"),
-    (["model", "info", "{run}"], "is a folder, not a file: give the model file inside it, e.g. {run}/best.pt"),
-    (["model", "info", "resnet1"], "unknown encoder 'resnet1'"),
-    (["audit", "weights", "nope.pt", "--weights", "random"], "looks like a file path, but an encoder name is expected"),
-    (["model", "info", "test_resnet", "--weights", "{run}"], "checkpoint file {run} is a folder, not a file"),
-    (["audit", "attribution", "nope.pt", "{run}/raw.tif"], "model file nope.pt does not exist"),
-    (["predict", "{run}", "{run}/raw.tif", "{run}/p.zarr"], "is a folder, not a file: give the model file inside it"),
-    (["export", "bioimageio", "{run}", "{run}/pkg.zip"], "is a folder, not a file: give the model file inside it"),
-    (["train", "{run}"], "config file {run} is a folder, not a file: give the YAML file"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["model", "info", "nope.pt"], "model file nope.pt does not exist: check the path"),
+        (["model", "info", "runs/nope"], "model file runs/nope does not exist: check the path"),
+        (["model", "info", "{run}"], "is a folder, not a file: give the model file inside it, e.g. {run}/best.pt"),
+        (["model", "info", "resnet1"], "unknown encoder 'resnet1'"),
+        (
+            ["audit", "weights", "nope.pt", "--weights", "random"],
+            "looks like a file path, but an encoder name is expected",
+        ),
+        (["model", "info", "test_resnet", "--weights", "{run}"], "checkpoint file {run} is a folder, not a file"),
+        (["audit", "attribution", "nope.pt", "{run}/raw.tif"], "model file nope.pt does not exist"),
+        (
+            ["predict", "{run}", "{run}/raw.tif", "{run}/p.zarr"],
+            "is a folder, not a file: give the model file inside it",
+        ),
+        (["export", "bioimageio", "{run}", "{run}/pkg.zip"], "is a folder, not a file: give the model file inside it"),
+        (["train", "{run}"], "config file {run} is a folder, not a file: give the YAML file"),
+    ],
+)
 def test_missing_files_folders_and_encoder_names_are_told_apart(run_dir, cli, argv, expected):
     code, _, err = cli([a.format(run=run_dir) for a in argv])
     assert code == 2 and expected.format(run=run_dir) in _one_line(err)
@@ -75,12 +89,15 @@ def test_model_info_size_uses_the_strict_size_parser(cli, size):
     assert code == 2 and f"--size {size!r}" in _one_line(err)
 
 
-@pytest.mark.parametrize("options, expected", [
-    (["--test-size", "0"], "--test-size 0: give the test tensor's side in pixels, a positive integer"),
-    (["--test-size=-5"], "--test-size -5: give the test tensor's side in pixels"),
-    (["--license", "NOT-A-LICENSE"], "--license 'NOT-A-LICENSE' is not an SPDX licence id"),
-    (["--license", "GPL-2.0"], "did you mean GPL-2.0-only or GPL-2.0-or-later?"),
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["--test-size", "0"], "--test-size 0: give the test tensor's side in pixels, a positive integer"),
+        (["--test-size=-5"], "--test-size -5: give the test tensor's side in pixels"),
+        (["--license", "NOT-A-LICENSE"], "--license 'NOT-A-LICENSE' is not an SPDX licence id"),
+        (["--license", "GPL-2.0"], "did you mean GPL-2.0-only or GPL-2.0-or-later?"),
+    ],
+)
 def test_export_refuses_bad_test_size_and_license_in_one_short_line(run_dir, tmp_path, cli, options, expected):
     pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
     code, _, err = cli(["export", "bioimageio", run_dir / "best.pt", tmp_path / "pkg.zip", *options])
@@ -106,8 +123,13 @@ def test_duplicate_keys_in_a_training_config_are_refused(tmp_path, cli):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", [["audit", "attribution", "{run}/best.pt", "{run}/raw.tif"],
-                                     ["audit", "shift", "{run}/best.pt", "{run}/raw.tif", "--shift", "contrast=0.5"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit", "attribution", "{run}/best.pt", "{run}/raw.tif"],
+        ["audit", "shift", "{run}/best.pt", "{run}/raw.tif", "--shift", "contrast=0.5"],
+    ],
+)
 def test_audit_refuses_encoder_options_for_a_model_file(run_dir, cli, command):
     argv = [a.replace("{run}", str(run_dir)) for a in command]
     code, out, err = cli([*argv, "-k", "5", "--tiles", "2", "--tile", "32"])

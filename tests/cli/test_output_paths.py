@@ -81,12 +81,29 @@ def test_plain_folder_at_a_zarr_or_report_output_is_kept(files, tmp_path, cli):
     d = files
     zarr_keep = _user_folder(tmp_path / "notzarr.zarr")
     rep_keep = _user_folder(tmp_path / "rep")
-    _refused(cli(["segment", d / "fg.tif", tmp_path / "notzarr.zarr", "--overwrite"]),
-             r"notzarr.zarr already exists and is a folder but not a Zarr store, so it is not replaced even with --overwrite")
-    _refused(cli(["predict", d / "m.pt", d / "raw.h5:data", tmp_path / "notzarr.zarr", "--overwrite"]),
-             r"notzarr.zarr already exists and is a folder but not a Zarr store")
-    _refused(cli(["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", tmp_path / "rep", "--overwrite"]),
-             r"rep already exists and is a folder but not a slicewise report folder")
+    _refused(
+        cli(["segment", d / "fg.tif", tmp_path / "notzarr.zarr", "--overwrite"]),
+        r"notzarr.zarr already exists and is a folder but not a Zarr store, so it is not replaced even with --overwrite",
+    )
+    _refused(
+        cli(["predict", d / "m.pt", d / "raw.h5:data", tmp_path / "notzarr.zarr", "--overwrite"]),
+        r"notzarr.zarr already exists and is a folder but not a Zarr store",
+    )
+    _refused(
+        cli(
+            [
+                "audit",
+                "weights",
+                "tf_efficientnet_lite0",
+                "--weights",
+                "random",
+                "--report",
+                tmp_path / "rep",
+                "--overwrite",
+            ]
+        ),
+        r"rep already exists and is a folder but not a slicewise report folder",
+    )
     assert zarr_keep.read_text() == "keep" and rep_keep.read_text() == "keep"
     assert _names(tmp_path / "notzarr.zarr") == ["important.txt"] and _names(tmp_path / "rep") == ["important.txt"]
 
@@ -141,19 +158,21 @@ def test_output_equal_to_an_input_is_refused_for_every_command(files, tmp_path, 
     os.symlink(d / "pred.tif", tmp_path / "link.tif")
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     commands = [
-        ["predict", d / "m.pt", d / "raw.h5:data", d / "raw.h5"],                    # file.h5:key input, file.h5 output
-        ["predict", d / "m.pt", "in/raw.h5", d / "raw.h5", "--key", "data"],          # relative input, absolute output
-        ["segment", d / "fg.tif", "in/fg.tif"],                                       # absolute input, relative output
+        ["predict", d / "m.pt", d / "raw.h5:data", d / "raw.h5"],  # file.h5:key input, file.h5 output
+        ["predict", d / "m.pt", "in/raw.h5", d / "raw.h5", "--key", "data"],  # relative input, absolute output
+        ["segment", d / "fg.tif", "in/fg.tif"],  # absolute input, relative output
         ["evaluate", d / "pred.tif", d / "l3.tif", "--json", d / "pred.tif"],
-        ["evaluate", d / "pred.tif", d / "l3.tif", "--json", "link.tif"],             # a symlink to the prediction
+        ["evaluate", d / "pred.tif", d / "l3.tif", "--json", "link.tif"],  # a symlink to the prediction
         ["evaluate", d / "l3.tif", d / "l3.tif", "--kind", "instance", "--prob", d / "fg.tif", "--json", "in/fg.tif"],
         ["audit", "attribution", d / "m.pt", d / "raw.h5:data", "--json", d / "m.pt"],
         ["audit", "shift", d / "m.pt", d / "pred.tif", "--shift", "contrast=0.5", "--json", "in/pred.tif"],
     ]
     for argv in commands:
         _refused(cli([*argv, *overwrite]), r"is also an input: choose another output path$")
-    _refused(cli(["audit", "attribution", d / "m.pt", d / "pred.tif", "--report", d, *overwrite]),
-             r"output .*in holds the input .*: choose another output path$")
+    _refused(
+        cli(["audit", "attribution", d / "m.pt", d / "pred.tif", "--report", d, *overwrite]),
+        r"output .*in holds the input .*: choose another output path$",
+    )
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # every input intact, nothing left beside them
     with h5py.File(d / "raw.h5") as f:
         assert sorted(f) == ["data", "grp"]
@@ -167,7 +186,9 @@ def test_export_and_data_fetch_refuse_their_input_as_output(files, tmp_path, cli
     src.mkdir(parents=True)
     for name in ("train-volume.tif", "train-labels.tif", "test-volume.tif"):
         tifffile.imwrite(src / name, np.zeros((2, 8, 8), np.uint8))
-    _refused(cli(["data", "fetch", "isbi2012", "--from", src, "--dest", tmp_path / "d", "--overwrite"]), r"is also an input")
+    _refused(
+        cli(["data", "fetch", "isbi2012", "--from", src, "--dest", tmp_path / "d", "--overwrite"]), r"is also an input"
+    )
     assert _names(src) == ["test-volume.tif", "train-labels.tif", "train-volume.tif"]
     assert (d / "m.zip").read_bytes() == b"a model given as a zip"
 
@@ -182,10 +203,16 @@ def test_json_without_a_name_is_refused_and_leaves_nothing(files, tmp_path, cli,
     work = tmp_path / "dd" / "inner"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    _refused(cli(["evaluate", d / "l3.tif", d / "l3.tif", "--json", name, *overwrite]),
-             r"names no file of its own: give a path that ends in a new file name, e\.g\. (\.\./)?result\.json$")
-    _refused(cli(["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--json", name, *overwrite]),
-             r"names no file of its own")
-    _refused(cli(["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", name, *overwrite]),
-             r"names no folder of its own")
+    _refused(
+        cli(["evaluate", d / "l3.tif", d / "l3.tif", "--json", name, *overwrite]),
+        r"names no file of its own: give a path that ends in a new file name, e\.g\. (\.\./)?result\.json$",
+    )
+    _refused(
+        cli(["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--json", name, *overwrite]),
+        r"names no file of its own",
+    )
+    _refused(
+        cli(["audit", "weights", "tf_efficientnet_lite0", "--weights", "random", "--report", name, *overwrite]),
+        r"names no folder of its own",
+    )
     assert _names(tmp_path / "dd") == ["inner"] and _names(work) == []  # no ....tmp-* file, no lock

@@ -12,11 +12,18 @@ def files(tmp_path_factory):
     from slicewise.models import build_model, save_model
 
     d = tmp_path_factory.mktemp("cli")
-    model = build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3,
-                        decoder_channels=(16, 8, 8, 8, 8), extra_heads=("boundary",))
+    model = build_model(
+        encoder="tf_efficientnet_lite0",
+        weights="random",
+        in_slices=3,
+        decoder_channels=(16, 8, 8, 8, 8),
+        extra_heads=("boundary",),
+    )
     save_model(model, d / "m.pt")
-    save_model(build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=5,
-                           decoder_channels=(16, 8, 8, 8, 8)), d / "m5.pt")
+    save_model(
+        build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=5, decoder_channels=(16, 8, 8, 8, 8)),
+        d / "m5.pt",
+    )
     vol = np.random.default_rng(4).integers(0, 256, (4, 64, 80), dtype=np.uint8)
     write_volume(d / "gray.tif", vol)
     write_volume(d / "rgb.tif", np.random.default_rng(5).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
@@ -32,8 +39,24 @@ def test_predict_and_segment_commands(files, tmp_path, cli):
     d, vol = files
     ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
     out = tmp_path / "p.zarr"
-    code, stdout, err = cli(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3",
-                              "--labels", "--probabilities", "--block", "3,40,64", "--device", "cpu"])
+    code, stdout, err = cli(
+        [
+            "predict",
+            d / "m.pt",
+            d / "gray.tif",
+            out,
+            "--tile",
+            "64",
+            "--batch-size",
+            "3",
+            "--labels",
+            "--probabilities",
+            "--block",
+            "3,40,64",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, err
     assert stdout.strip() == str(out)
     pred = read_prediction(out)
@@ -42,8 +65,24 @@ def test_predict_and_segment_commands(files, tmp_path, cli):
     assert pred.channels == ["class0", "class1", "boundary"]
 
     q = tmp_path / "q.h5"
-    code, stdout, err = cli(["predict", d / "m.pt", d / "gray.tif", q, "--tile", "64", "--z", "1:3", "--roi", ",8:40",
-                              "--dtype", "uint8", "--device", "cpu"])
+    code, stdout, err = cli(
+        [
+            "predict",
+            d / "m.pt",
+            d / "gray.tif",
+            q,
+            "--tile",
+            "64",
+            "--z",
+            "1:3",
+            "--roi",
+            ",8:40",
+            "--dtype",
+            "uint8",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, err
     with read_prediction(q) as part:
         assert part.offset == (1, 8, 0)
@@ -52,8 +91,9 @@ def test_predict_and_segment_commands(files, tmp_path, cli):
     h5 = tmp_path / "p.h5"
     assert cli(["predict", d / "m.pt", d / "gray.tif", h5, "--tile", "64", "--device", "cpu"])[0] == 0
     lab = tmp_path / "lab.tif"
-    code, stdout, err = cli(["segment", h5, lab, "--mode", "watershed", "--boundary-channel", "boundary",
-                              "--per-slice", "--min-size", "3"])
+    code, stdout, err = cli(
+        ["segment", h5, lab, "--mode", "watershed", "--boundary-channel", "boundary", "--per-slice", "--min-size", "3"]
+    )
     assert code == 0, err
     import tifffile
 
@@ -62,18 +102,45 @@ def test_predict_and_segment_commands(files, tmp_path, cli):
     assert stdout.strip().startswith(f"{lab}: {int(expected.max())} objects, shape 4x64x80")
 
 
-@pytest.mark.parametrize("case", ["missing_model", "rgb_for_gray", "slice_count", "exists", "missing_input", "bad_channel",
-                                  "bad_block", "bad_dtype", "bad_roi", "float_range", "nan", "claimed", "under_file",
-                                  "bad_dask"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing_model",
+        "rgb_for_gray",
+        "slice_count",
+        "exists",
+        "missing_input",
+        "bad_channel",
+        "bad_block",
+        "bad_dtype",
+        "bad_roi",
+        "float_range",
+        "nan",
+        "claimed",
+        "under_file",
+        "bad_dask",
+    ],
+)
 def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, case, cli):
     d, _ = files
     out = tmp_path / "out.zarr"
     argv = ["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--device", "cpu"]
-    match = {"missing_model": "does not exist", "rgb_for_gray": "input channels", "slice_count": "span",
-             "exists": "already exists", "missing_input": "does not exist", "bad_channel": "not among",
-             "bad_block": "block shape", "bad_dtype": "dtype", "bad_roi": "empty", "float_range": "--normalize percentile",
-             "nan": "NaN", "claimed": "being written by another", "under_file": "not a folder",
-             "bad_dask": "--dask"}[case]
+    match = {
+        "missing_model": "does not exist",
+        "rgb_for_gray": "input channels",
+        "slice_count": "span",
+        "exists": "already exists",
+        "missing_input": "does not exist",
+        "bad_channel": "not among",
+        "bad_block": "block shape",
+        "bad_dtype": "dtype",
+        "bad_roi": "empty",
+        "float_range": "--normalize percentile",
+        "nan": "NaN",
+        "claimed": "being written by another",
+        "under_file": "not a folder",
+        "bad_dask": "--dask",
+    }[case]
     if case == "missing_model":
         argv[1] = d / "nope.pt"
     elif case == "rgb_for_gray":
@@ -118,7 +185,9 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, case, 
     before = sorted(p.name for p in tmp_path.iterdir())
     code, stdout, err = cli(argv)
     assert code == 2
-    err = "".join(ln for ln in err.splitlines(keepends=True) if not re.match(r"\[\d\d:\d\d:\d\d\] ", ln))  # status lines
+    err = "".join(
+        ln for ln in err.splitlines(keepends=True) if not re.match(r"\[\d\d:\d\d:\d\d\] ", ln)
+    )  # status lines
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if case == "exists":
@@ -135,8 +204,23 @@ def test_predict_static_shape_flags(files, tmp_path, cli):
     d, vol = files
     ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
     out = tmp_path / "s.h5"
-    code, _, err = cli(["predict", d / "m.pt", d / "gray.tif", out, "--tile", "64", "--batch-size", "3", "--device", "cpu",
-                         "--cuda-graphs", "--compile", "aot_eager"])
+    code, _, err = cli(
+        [
+            "predict",
+            d / "m.pt",
+            d / "gray.tif",
+            out,
+            "--tile",
+            "64",
+            "--batch-size",
+            "3",
+            "--device",
+            "cpu",
+            "--cuda-graphs",
+            "--compile",
+            "aot_eager",
+        ]
+    )
     assert code == 0, err
     with read_prediction(out) as pred:
         np.testing.assert_allclose(pred.probabilities[...], ref, rtol=0, atol=1e-5)

@@ -38,25 +38,42 @@ def test_z_range_and_roi(probs, cli):
     np.testing.assert_array_equal(np.asarray(open_volume(folder / "r.tif")[...]), ndi.label(fg[1:4, 3:20, 5:])[0])
 
 
-@pytest.mark.parametrize("make, extra, match", [
-    (lambda: np.random.default_rng(0).integers(0, 256, (2, 8, 8)).astype(np.uint8), [], "not probabilities in"),
-    (lambda: np.full((2, 8, 8), np.nan, np.float32), [], "NaN or Inf"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--min-size", "-1"], "--min-size"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--foreground-threshold", "2"], "--foreground-threshold"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--min-distance", "0"], "--min-distance"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--block", "0,4,4"], "--block"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--block", "2,4"], "--block"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--halo", "a"], "--halo"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--z", "5:9"], "empty"),
-    (lambda: np.full((2, 8, 8), 0.5, np.complex64), [], "dtype complex64"),
-    (lambda: np.full((2, 8, 8), 200.0, np.float64), [], "(float64)"),
-    (lambda: np.full((2, 8, 8, 3), 0.5, np.float32), ["--foreground-channel", "-1"], "foreground channel -1 is negative"),
-    (lambda: np.full((2, 8, 8, 3), 0.5, np.float32), ["--mode", "watershed", "--boundary-channel", "-1"], "boundary channel -1 is negative"),
-    (lambda: np.full((2, 8, 8, 3), 0.5, np.float32), ["--mode", "watershed", "--use", "distance", "--distance-channel", "-2"],
-     "distance channel -2 is negative"),
-    (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--mode", "watershed", "--use", "distance", "--seed-threshold", "-5"],
-     "--seed-threshold"),
-])
+@pytest.mark.parametrize(
+    "make, extra, match",
+    [
+        (lambda: np.random.default_rng(0).integers(0, 256, (2, 8, 8)).astype(np.uint8), [], "not probabilities in"),
+        (lambda: np.full((2, 8, 8), np.nan, np.float32), [], "NaN or Inf"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--min-size", "-1"], "--min-size"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--foreground-threshold", "2"], "--foreground-threshold"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--min-distance", "0"], "--min-distance"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--block", "0,4,4"], "--block"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--block", "2,4"], "--block"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--halo", "a"], "--halo"),
+        (lambda: np.full((2, 8, 8), 0.5, np.float32), ["--z", "5:9"], "empty"),
+        (lambda: np.full((2, 8, 8), 0.5, np.complex64), [], "dtype complex64"),
+        (lambda: np.full((2, 8, 8), 200.0, np.float64), [], "(float64)"),
+        (
+            lambda: np.full((2, 8, 8, 3), 0.5, np.float32),
+            ["--foreground-channel", "-1"],
+            "foreground channel -1 is negative",
+        ),
+        (
+            lambda: np.full((2, 8, 8, 3), 0.5, np.float32),
+            ["--mode", "watershed", "--boundary-channel", "-1"],
+            "boundary channel -1 is negative",
+        ),
+        (
+            lambda: np.full((2, 8, 8, 3), 0.5, np.float32),
+            ["--mode", "watershed", "--use", "distance", "--distance-channel", "-2"],
+            "distance channel -2 is negative",
+        ),
+        (
+            lambda: np.full((2, 8, 8), 0.5, np.float32),
+            ["--mode", "watershed", "--use", "distance", "--seed-threshold", "-5"],
+            "--seed-threshold",
+        ),
+    ],
+)
 def test_refusals_are_one_line_and_leave_nothing(tmp_path, make, extra, match, cli):
     a = make()
     tifffile.imwrite(tmp_path / "in.tif", a, metadata={"axes": "ZYXC"} if a.ndim == 4 else {})
@@ -73,15 +90,36 @@ def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, cli):
     fg = ndi.binary_opening(rng.random((4, 20, 20)) < 0.5)
     boundary = np.where(ndi.binary_erosion(fg) != fg, 0.9, 0.1)
     prob = np.stack([np.where(fg, 0.1, 0.9), np.where(fg, 0.9, 0.1), boundary]).astype(np.float32)
-    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(prob, 0, -1), metadata={"axes": "ZYXC"})  # channel-last, as predict writes TIFF
-    code, _, err = cli(["segment", str(tmp_path / "p.tif"), str(tmp_path / "w.h5"), "--mode", "watershed",
-                        "--boundary-channel", "2", "--block", "2,8,8", "--halo", "1,3,3", "--min-size", "3"])
+    tifffile.imwrite(
+        tmp_path / "p.tif", np.moveaxis(prob, 0, -1), metadata={"axes": "ZYXC"}
+    )  # channel-last, as predict writes TIFF
+    code, _, err = cli(
+        [
+            "segment",
+            str(tmp_path / "p.tif"),
+            str(tmp_path / "w.h5"),
+            "--mode",
+            "watershed",
+            "--boundary-channel",
+            "2",
+            "--block",
+            "2,8,8",
+            "--halo",
+            "1,3,3",
+            "--min-size",
+            "3",
+        ]
+    )
     assert code == 0, err
     ref = segment(prob, mode="watershed", boundary_channel=2, block=(2, 8, 8), halo=(1, 3, 3), min_size=3)
     np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "w.h5")[...]), ref)
-    code, _, err = cli(["segment", str(tmp_path / "p.tif"), str(tmp_path / "c.zarr"), "--connectivity", "3", "--block", "3,7,7"])
+    code, _, err = cli(
+        ["segment", str(tmp_path / "p.tif"), str(tmp_path / "c.zarr"), "--connectivity", "3", "--block", "3,7,7"]
+    )
     assert code == 0, err
-    np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / "c.zarr")[...]), ndi.label(fg, np.ones((3, 3, 3)))[0])
+    np.testing.assert_array_equal(
+        np.asarray(open_volume(tmp_path / "c.zarr")[...]), ndi.label(fg, np.ones((3, 3, 3)))[0]
+    )
 
 
 def test_segment_says_which_foreground_on_stderr(tmp_path, cli):

@@ -25,13 +25,16 @@ def _argv(command: str, d: Path) -> list:
 
 
 @pytest.mark.parametrize("command", ["segment", "evaluate"])
-@pytest.mark.parametrize("option, value, match", [
-    ("--block", "64x", "--block '64x' is not one or 3 integers"),
-    ("--block", "4,", "--block '4,' is not one or 3 integers"),
-    ("--block", ",4", "--block ',4' is not one or 3 integers"),
-    ("--z", "5:2", "--z 5:2: the range is empty"),
-    ("--roi", "0:4,9:3", "--roi 9:3: the range is empty"),
-])
+@pytest.mark.parametrize(
+    "option, value, match",
+    [
+        ("--block", "64x", "--block '64x' is not one or 3 integers"),
+        ("--block", "4,", "--block '4,' is not one or 3 integers"),
+        ("--block", ",4", "--block ',4' is not one or 3 integers"),
+        ("--z", "5:2", "--z 5:2: the range is empty"),
+        ("--roi", "0:4,9:3", "--roi 9:3: the range is empty"),
+    ],
+)
 def test_bad_sizes_and_ranges_are_refused_naming_the_option(files, cli, command, option, value, match):
     code, out, err = cli([*_argv(command, files), option, value])
     assert code == 2 and match in err and len(err.strip().splitlines()) == 1

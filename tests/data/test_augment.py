@@ -11,12 +11,21 @@ from slicewise.errors import ConfigError
 
 INTENSITY_ONLY = AugmentConfig(flip=0, rot90=0, z_reverse=0, brightness=1, contrast=1, gamma=1, noise=1, blur=1)
 STRONG = AugmentConfig(
-    flip=1, rot90=1, z_reverse=1, brightness=1, brightness_range=(-0.8, 0.8), contrast=1, contrast_range=(0.2, 4.0),
-    gamma=1, gamma_range=(0.3, 3.0), noise=1, noise_range=(0.1, 0.5), blur=1,
+    flip=1,
+    rot90=1,
+    z_reverse=1,
+    brightness=1,
+    brightness_range=(-0.8, 0.8),
+    contrast=1,
+    contrast_range=(0.2, 4.0),
+    gamma=1,
+    gamma_range=(0.3, 3.0),
+    noise=1,
+    noise_range=(0.1, 0.5),
+    blur=1,
 )
 
 NO_INTENSITY = dict(brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)  # geometric augmentation only
-
 
 
 def _batch(n: int = 6, k: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,8 +127,20 @@ def test_batched_dihedral_transform_equals_flips_then_rot90_for_all_16_cases() -
     assert torch.equal(geometric(rect, fy, fx, even), _rot90_loop(rect, fy, fx, even))
 
 
-HALF = AugmentConfig(flip=0, rot90=0, z_reverse=0, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5,
-                     brightness_range=(-0.3, 0.3), contrast_range=(0.5, 2.0), gamma_range=(0.5, 2.0), noise_range=(0.05, 0.2))
+HALF = AugmentConfig(
+    flip=0,
+    rot90=0,
+    z_reverse=0,
+    brightness=0.5,
+    contrast=0.5,
+    gamma=0.5,
+    noise=0.5,
+    blur=0.5,
+    brightness_range=(-0.3, 0.3),
+    contrast_range=(0.5, 2.0),
+    gamma_range=(0.5, 2.0),
+    noise_range=(0.05, 0.2),
+)
 
 
 def _reference_intensity(x: np.ndarray, config: AugmentConfig, seed: int) -> np.ndarray:
@@ -172,7 +193,9 @@ def test_intensity_steps_follow_their_draws_per_sample(seed: int) -> None:
     x = torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 10))
     got, _ = augment(x, None, config=HALF, generator=seed)
     np.testing.assert_allclose(got.numpy(), _reference_intensity(x.numpy(), HALF, seed), atol=2e-6, rtol=0)
-    assert torch.equal(x, torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 10)))  # input untouched
+    assert torch.equal(
+        x, torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 10))
+    )  # input untouched
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1 if before > 1 else 2)  # one intra-op thread or several: the same batch

@@ -18,30 +18,36 @@ def _msg(err: pytest.ExceptionInfo) -> str:
     return msg
 
 
-@pytest.mark.parametrize("array, match", [
-    (BYTES.astype(np.complex64), "dtype complex64: expected integer or float intensities"),
-    (BYTES.astype(np.complex128), "dtype complex128"),
-    (BYTES.astype("U3"), "dtype <U3"),
-    (BYTES.astype("m8[s]"), "dtype timedelta64"),
-    (BYTES.astype(np.longdouble), "floats wider than 64 bit are not supported: save it as float32"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (BYTES.astype(np.complex64), "dtype complex64: expected integer or float intensities"),
+        (BYTES.astype(np.complex128), "dtype complex128"),
+        (BYTES.astype("U3"), "dtype <U3"),
+        (BYTES.astype("m8[s]"), "dtype timedelta64"),
+        (BYTES.astype(np.longdouble), "floats wider than 64 bit are not supported: save it as float32"),
+    ],
+)
 def test_non_real_dtypes_are_refused(array, match):
     with pytest.raises(InputError, match=match) as err:
         check_raw(array)
     assert "save it as" in _msg(err)
 
 
-@pytest.mark.parametrize("array, match", [
-    (BYTES.astype(np.int64), r"int64 with values \d+\.\.\d+, under 1/256 of the int64 maximum"),
-    (BYTES.astype(np.int32), "int32 with values"),
-    (BYTES.astype(np.uint32), "uint32 with values"),
-    (BYTES.astype(np.uint64), "uint64 with values"),
-    (BYTES.astype(np.int16) - 1, r"int16 with negative values \(min -1\)"),
-    (BYTES.astype(np.int8) - 1, "int8 with negative values"),
-    (BYTES.astype(np.int64) - 3, "int64 with negative values"),
-    (BYTES.astype(np.float32), r"float with values 0\.\.\d+ outside \[0, 1\]"),
-    (BYTES.astype(np.float64) / 255 - 0.5, r"outside \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (BYTES.astype(np.int64), r"int64 with values \d+\.\.\d+, under 1/256 of the int64 maximum"),
+        (BYTES.astype(np.int32), "int32 with values"),
+        (BYTES.astype(np.uint32), "uint32 with values"),
+        (BYTES.astype(np.uint64), "uint64 with values"),
+        (BYTES.astype(np.int16) - 1, r"int16 with negative values \(min -1\)"),
+        (BYTES.astype(np.int8) - 1, "int8 with negative values"),
+        (BYTES.astype(np.int64) - 3, "int64 with negative values"),
+        (BYTES.astype(np.float32), r"float with values 0\.\.\d+ outside \[0, 1\]"),
+        (BYTES.astype(np.float64) / 255 - 0.5, r"outside \[0, 1\]"),
+    ],
+)
 def test_values_the_convention_would_crush_are_refused(array, match):
     with pytest.raises(InputError, match=match) as err:
         check_raw(array)
@@ -59,13 +65,20 @@ def test_the_fix_names_the_cast_that_keeps_the_values():
         check_raw(np.full((2, 4, 4), 70000, np.int64))
 
 
-@pytest.mark.parametrize("array", [
-    BYTES.astype(np.uint8), BYTES.astype(np.uint16), BYTES.astype(np.uint16) // 64,  # uint16 is never range-checked
-    BYTES > 128, (BYTES // 2).astype(np.int8),  # int8 0..127 reaches 1/256 of 127 with any value >= 1
-    BYTES.astype(np.int16) * 128,  # 0..32640: the full int16 range
-    np.full((2, 4, 4), 2**40, np.int64),  # >= 2^63 / 256 is not: refused below
-    BYTES.astype(np.float32) / 255, np.array([[[0.0, 1.0 + 5e-7, -5e-7]]], np.float32),  # round-off tolerated
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        BYTES.astype(np.uint8),
+        BYTES.astype(np.uint16),
+        BYTES.astype(np.uint16) // 64,  # uint16 is never range-checked
+        BYTES > 128,
+        (BYTES // 2).astype(np.int8),  # int8 0..127 reaches 1/256 of 127 with any value >= 1
+        BYTES.astype(np.int16) * 128,  # 0..32640: the full int16 range
+        np.full((2, 4, 4), 2**40, np.int64),  # >= 2^63 / 256 is not: refused below
+        BYTES.astype(np.float32) / 255,
+        np.array([[[0.0, 1.0 + 5e-7, -5e-7]]], np.float32),  # round-off tolerated
+    ],
+)
 def test_intensities_in_the_convention_pass(array):
     if array.dtype == np.int64:
         with pytest.raises(InputError, match="under 1/256"):

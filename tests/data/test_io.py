@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from slicewise.data import Volume, as_volume, check_labels, check_raw, create_zarr, open_volume, stack_slices, write_volume
+from slicewise.data import (
+    Volume,
+    as_volume,
+    check_labels,
+    check_raw,
+    create_zarr,
+    open_volume,
+    stack_slices,
+    write_volume,
+)
 from slicewise.data.io import summarize_volume
 from slicewise.data.io.checks import SAMPLE_BLOCK, SAMPLE_BLOCKS
 from slicewise.errors import InputError
@@ -99,8 +108,13 @@ def test_voxel_size_roundtrip(tmp_path: Path, suffix: str) -> None:
 
 
 def test_voxel_size_from_imagej_tiff(tmp_path: Path) -> None:
-    tifffile.imwrite(tmp_path / "ij.tif", np.zeros((3, 8, 8), np.uint8), imagej=True,
-                     resolution=(1 / 0.004, 1 / 0.005), metadata={"spacing": 0.05, "unit": "micron", "axes": "ZYX"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        np.zeros((3, 8, 8), np.uint8),
+        imagej=True,
+        resolution=(1 / 0.004, 1 / 0.005),
+        metadata={"spacing": 0.05, "unit": "micron", "axes": "ZYX"},
+    )
     vs = open_volume(tmp_path / "ij.tif").voxel_size
     assert vs is not None
     np.testing.assert_allclose(vs, (50.0, 5.0, 4.0), rtol=1e-4)
@@ -242,8 +256,11 @@ def test_open_volume_dispatches_through_the_reader_table(tmp_path: Path, monkeyp
         calls.append((p.name, key))
         return as_volume(np.zeros((1, 2, 2), np.uint8))
 
-    table = (*readers.READERS, readers.Reader("fake", (".fake",), fake),
-             readers.Reader("marked", (), fake, keyed=True, markers=("fake.json",)))
+    table = (
+        *readers.READERS,
+        readers.Reader("fake", (".fake",), fake),
+        readers.Reader("marked", (), fake, keyed=True, markers=("fake.json",)),
+    )
     monkeypatch.setattr(readers, "READERS", table)
     (tmp_path / "a.fake").write_bytes(b"")
     (tmp_path / "store").mkdir()
@@ -328,8 +345,12 @@ def test_indexing_matches_numpy(data: st.DataObject) -> None:
     def axis_index(n: int):
         return st.one_of(
             st.integers(-n, n - 1),
-            st.builds(slice, st.none() | st.integers(-n - 2, n + 2), st.none() | st.integers(-n - 2, n + 2),
-                      st.none() | st.sampled_from([1, 2, 3, -1, -2])),
+            st.builds(
+                slice,
+                st.none() | st.integers(-n - 2, n + 2),
+                st.none() | st.integers(-n - 2, n + 2),
+                st.none() | st.sampled_from([1, 2, 3, -1, -2]),
+            ),
         )
 
     n_axes = data.draw(st.integers(1, 3))
@@ -354,7 +375,13 @@ class _Lazy:
     Counts the voxels read."""
 
     def __init__(self, nan_z: int | None = None, dtype: Any = np.float32, value: float = 0) -> None:
-        self.shape, self.dtype, self.nan_z, self.value, self.voxels_read = (10000, 1024, 1024), np.dtype(dtype), nan_z, value, 0
+        self.shape, self.dtype, self.nan_z, self.value, self.voxels_read = (
+            (10000, 1024, 1024),
+            np.dtype(dtype),
+            nan_z,
+            value,
+            0,
+        )
 
     def __getitem__(self, key: tuple) -> np.ndarray:
         zs, ys, xs = (range(*k.indices(n)) for k, n in zip(key, self.shape))

@@ -16,8 +16,9 @@ def test_parse_forms_agree(text):
     assert parse_label_map(text) == {0: 1, 255: 0}
 
 
-@pytest.mark.parametrize("text, match", [("0:a", "integer pair"), ("{oops", "RAW:CLASS"), ("0:1,0:2", "mapped twice"),
-                                         (",", "no RAW:CLASS")])
+@pytest.mark.parametrize(
+    "text, match", [("0:a", "integer pair"), ("{oops", "RAW:CLASS"), ("0:1,0:2", "mapped twice"), (",", "no RAW:CLASS")]
+)
 def test_parse_refuses_in_one_line(text, match):
     with pytest.raises(InputError, match=match) as ex:
         parse_label_map(text)

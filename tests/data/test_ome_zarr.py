@@ -27,14 +27,28 @@ from slicewise.errors import InputError
 logging.getLogger("ome_zarr").setLevel(logging.ERROR)
 
 
-def _write_prediction(path: Path, probs: np.ndarray, *, voxel_size: Any = (30.0, 4.0, 4.0),
-                      names: Any = ("background", "membrane"), offset: Any = None, min_size: int = 8) -> int:
+def _write_prediction(
+    path: Path,
+    probs: np.ndarray,
+    *,
+    voxel_size: Any = (30.0, 4.0, 4.0),
+    names: Any = ("background", "membrane"),
+    offset: Any = None,
+    min_size: int = 8,
+) -> int:
     """Probabilities (C, Z, Y, X) + argmax labels as NGFF, the way a prediction writer uses this module."""
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
     root.create_array("0", data=probs, chunks=(1, 2, 16, 16))
     n = oz.build_pyramid(root, method="mean", min_size=min_size)
-    oz.write_image_metadata(root, axes=("c", "z", "y", "x"), voxel_size=voxel_size, n_levels=n,
-                            channel_names=names, name="prediction", offset_zyx=offset)
+    oz.write_image_metadata(
+        root,
+        axes=("c", "z", "y", "x"),
+        voxel_size=voxel_size,
+        n_levels=n,
+        channel_names=names,
+        name="prediction",
+        offset_zyx=offset,
+    )
     lab = root.require_group("labels").require_group("labels")
     lab.create_array("0", data=probs.argmax(0).astype(np.uint8), chunks=(2, 16, 16))
     m = oz.build_pyramid(lab, method="mode", n_levels=n, min_size=min_size)
@@ -87,8 +101,8 @@ def test_metadata_follows_ngff_v04(tmp_path: Path, probs: np.ndarray) -> None:
     assert [a.get("unit") for a in ms["axes"]] == [None, "nanometer", "nanometer", "nanometer"]
     for level, ds in enumerate(ms["datasets"]):
         scale, trans = (t[t["type"]] for t in ds["coordinateTransformations"])
-        assert scale == [1.0, 30.0, 4.0 * 2 ** level, 4.0 * 2 ** level]
-        centre = (2 ** level - 1) / 2  # a level-l pixel's centre in level-0 pixels (mean pyramid)
+        assert scale == [1.0, 30.0, 4.0 * 2**level, 4.0 * 2**level]
+        centre = (2**level - 1) / 2  # a level-l pixel's centre in level-0 pixels (mean pyramid)
         assert trans == pytest.approx([0.0, 5 * 30.0, (10 + centre) * 4.0, (20 + centre) * 4.0])
     labels_ms = json.loads((tmp_path / "p.zarr" / "labels" / "labels" / ".zattrs").read_text())
     _check_ngff_v04(labels_ms["multiscales"][0], 3, n)
@@ -159,8 +173,15 @@ def test_reads_reference_writer_output(tmp_path: Path) -> None:
 
     data = np.random.default_rng(2).integers(0, 4000, (3, 2, 64, 48), dtype=np.uint16)  # c, z, y, x
     group = zarr.open_group(str(tmp_path / "ref.zarr"), mode="w", zarr_format=2)
-    write_image(data, group, axes="czyx", scale_factors=(2, 4), fmt=FormatV04(),
-                scale={"c": 1.0, "z": 0.05, "y": 0.004, "x": 0.004}, axes_units=dict.fromkeys("zyx", "micrometer"))
+    write_image(
+        data,
+        group,
+        axes="czyx",
+        scale_factors=(2, 4),
+        fmt=FormatV04(),
+        scale={"c": 1.0, "z": 0.05, "y": 0.004, "x": 0.004},
+        axes_units=dict.fromkeys("zyx", "micrometer"),
+    )
     assert oz.is_ome_zarr(tmp_path / "ref.zarr")
     vol = open_volume(tmp_path / "ref.zarr")
     assert vol.shape == (2, 64, 48, 3) and vol.voxel_size == pytest.approx((50.0, 4.0, 4.0))
@@ -176,10 +197,16 @@ def test_reads_ngff_v05_zarr_v3(tmp_path: Path) -> None:
     root.create_array("s0", data=data)
     root.create_array("s1", data=data[:, ::2, ::2])
     axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
-    datasets = [{"path": f"s{i}", "coordinateTransformations": [{"type": "scale", "scale": [0.03, 0.004 * 2 ** i, 0.004 * 2 ** i]}]}
-                for i in range(2)]
-    root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets,
-                                                            "coordinateTransformations": [{"type": "scale", "scale": [2, 1, 1]}]}]}
+    datasets = [
+        {"path": f"s{i}", "coordinateTransformations": [{"type": "scale", "scale": [0.03, 0.004 * 2**i, 0.004 * 2**i]}]}
+        for i in range(2)
+    ]
+    root.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {"axes": axes, "datasets": datasets, "coordinateTransformations": [{"type": "scale", "scale": [2, 1, 1]}]}
+        ],
+    }
     assert oz.is_ome_zarr(tmp_path / "v5.zarr")
     vol = open_volume(tmp_path / "v5.zarr")
     assert vol.voxel_size == pytest.approx((60.0, 4.0, 4.0))  # dataset scale × multiscale-wide scale, µm → nm
@@ -194,7 +221,7 @@ def _reference_downsample(a: np.ndarray, method: str) -> np.ndarray:
     out = np.zeros((*a.shape[:-2], -(-h // 2), -(-w // 2)), a.dtype)
     for i in range(out.shape[-2]):
         for j in range(out.shape[-1]):
-            win = a[..., 2 * i:2 * i + 2, 2 * j:2 * j + 2].reshape(*a.shape[:-2], -1)
+            win = a[..., 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(*a.shape[:-2], -1)
             for lead in np.ndindex(*a.shape[:-2]):
                 v = win[lead]
                 if method == "mean":
@@ -207,9 +234,10 @@ def _reference_downsample(a: np.ndarray, method: str) -> np.ndarray:
 
 
 @settings(max_examples=40, deadline=None)
-@given(a=arrays(np.uint8, st.tuples(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9)),
-                elements=st.integers(0, 3)),
-       method=st.sampled_from(["mean", "mode"]))
+@given(
+    a=arrays(np.uint8, st.tuples(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 3)),
+    method=st.sampled_from(["mean", "mode"]),
+)
 def test_downsample_matches_windowwise_reference(a: np.ndarray, method: str) -> None:
     np.testing.assert_array_equal(oz.downsample(a, method), _reference_downsample(a, method))
 
@@ -260,24 +288,38 @@ def _ngff_image(path: Path, v05: bool = False, mutate: Any = None) -> Path:
     if v05:
         (path / ".zattrs").unlink()
         (path / ".zgroup").unlink()
-        (path / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"ome": attrs}}))
+        (path / "zarr.json").write_text(
+            json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"ome": attrs}})
+        )
     else:
         (path / ".zattrs").write_text(json.dumps(attrs))
     return path
 
 
 @pytest.mark.parametrize("v05", [False, True])
-@pytest.mark.parametrize("mutate, field", [
-    (lambda ms: ms.__setitem__("datasets", "0"), "multiscales.0.datasets"),
-    (lambda ms: ms["axes"][1].pop("name"), "multiscales.0.axes.1.name"),
-    (lambda ms: ms.__setitem__("axes", [0, 1, 2, 3]), "multiscales.0.axes.0"),
-    (lambda ms: ms["datasets"][1]["coordinateTransformations"][0].__setitem__("scale", "1,1,2,2"), "datasets.1.coordinateTransformations.0.scale"),
-    (lambda ms: ms["datasets"][1]["coordinateTransformations"][0].__setitem__("scale", [1, 2, 2]), "multiscales.0"),
-    (lambda ms: ms["datasets"][0]["coordinateTransformations"][0].__setitem__("scale", [1, 1, 0, 4]), "positive finite"),
-    (lambda ms: ms["datasets"][0].__setitem__("path", "../../elsewhere"), "multiscales.0.datasets.0.path"),
-    (lambda ms: ms["datasets"][0].__setitem__("path", "/etc"), "multiscales.0.datasets.0.path"),
-    (lambda ms: ms.__setitem__("axes", [{"name": "z"}, {"name": "c"}, {"name": "y"}, {"name": "x"}]), "multiscales.0"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda ms: ms.__setitem__("datasets", "0"), "multiscales.0.datasets"),
+        (lambda ms: ms["axes"][1].pop("name"), "multiscales.0.axes.1.name"),
+        (lambda ms: ms.__setitem__("axes", [0, 1, 2, 3]), "multiscales.0.axes.0"),
+        (
+            lambda ms: ms["datasets"][1]["coordinateTransformations"][0].__setitem__("scale", "1,1,2,2"),
+            "datasets.1.coordinateTransformations.0.scale",
+        ),
+        (lambda ms: ms["datasets"][1]["coordinateTransformations"][0].__setitem__("scale", [1, 2, 2]), "multiscales.0"),
+        (
+            lambda ms: ms["datasets"][0]["coordinateTransformations"][0].__setitem__("scale", [1, 1, 0, 4]),
+            "positive finite",
+        ),
+        (lambda ms: ms["datasets"][0].__setitem__("path", "../../elsewhere"), "multiscales.0.datasets.0.path"),
+        (lambda ms: ms["datasets"][0].__setitem__("path", "/etc"), "multiscales.0.datasets.0.path"),
+        (
+            lambda ms: ms.__setitem__("axes", [{"name": "z"}, {"name": "c"}, {"name": "y"}, {"name": "x"}]),
+            "multiscales.0",
+        ),
+    ],
+)
 def test_bad_ngff_metadata_is_one_line_naming_file_and_field(tmp_path, v05, mutate, field):
     p = _ngff_image(tmp_path / "img.zarr", v05, mutate)
     for read in (open_volume, oz.levels, lambda q: oz.open_ome_zarr(q, 1)):

@@ -24,8 +24,19 @@ from slicewise.data import open_volume
 from slicewise.errors import InputError, OfflineError
 
 RNG = np.random.default_rng(1)
-REQUIRED = ("title", "modality", "task", "size", "licence", "citation", "label_convention", "format", "convert",
-            "downloads", "outputs")
+REQUIRED = (
+    "title",
+    "modality",
+    "task",
+    "size",
+    "licence",
+    "citation",
+    "label_convention",
+    "format",
+    "convert",
+    "downloads",
+    "outputs",
+)
 
 
 def _sha256(p: Path) -> str:
@@ -67,9 +78,11 @@ def _patch(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object) -> dic
 
 
 def _isbi_files(folder: Path) -> dict[str, np.ndarray]:
-    arrays = {"train-volume.tif": RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8),
-              "train-labels.tif": (RNG.random((4, 16, 16)) > 0.5).astype(np.uint8) * 255,
-              "test-volume.tif": RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8)}
+    arrays = {
+        "train-volume.tif": RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8),
+        "train-labels.tif": (RNG.random((4, 16, 16)) > 0.5).astype(np.uint8) * 255,
+        "test-volume.tif": RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8),
+    }
     for name, a in arrays.items():
         tifffile.imwrite(folder / name, a)
     return arrays
@@ -77,8 +90,21 @@ def _isbi_files(folder: Path) -> dict[str, np.ndarray]:
 
 def test_registry_entries_are_complete() -> None:
     reg = registry.load_registry()
-    expected = {"isbi2012", "snemi3d", "lucchi", "lucchi_pp", "mitoem_r", "mitoem_h", "cremi_a", "cremi_b",
-                "cremi_c", "vnc", "monuseg", "glas", "gf_pa66"}
+    expected = {
+        "isbi2012",
+        "snemi3d",
+        "lucchi",
+        "lucchi_pp",
+        "mitoem_r",
+        "mitoem_h",
+        "cremi_a",
+        "cremi_b",
+        "cremi_c",
+        "vnc",
+        "monuseg",
+        "glas",
+        "gf_pa66",
+    }
     assert expected <= set(reg)
     for name, e in reg.items():
         missing = [k for k in REQUIRED if k not in e]
@@ -97,12 +123,16 @@ def test_registry_entries_are_complete() -> None:
     assert "isbi2012" in _one_line(err)
 
 
-def test_fetch_over_http_verifies_and_converts(tmp_path: Path, server: tuple[str, Path],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_over_http_verifies_and_converts(
+    tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, www = server
     arrays = _isbi_files(www)
-    entry = _patch(monkeypatch, "isbi2012", downloads=[
-        {"url": f"{base}/{n}", "fname": n, "sha256": _sha256(www / n)} for n in arrays])
+    entry = _patch(
+        monkeypatch,
+        "isbi2012",
+        downloads=[{"url": f"{base}/{n}", "fname": n, "sha256": _sha256(www / n)} for n in arrays],
+    )
     out = registry.fetch("ISBI2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert out == tmp_path / "data" / "isbi2012"
     np.testing.assert_array_equal(open_volume(out / "train" / "raw.tif").numpy(), arrays["train-volume.tif"])
@@ -110,8 +140,11 @@ def test_fetch_over_http_verifies_and_converts(tmp_path: Path, server: tuple[str
     assert open_volume(out / "test" / "raw.tif").voxel_size == (50.0, 4.0, 4.0)
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["name"] == "isbi2012" and meta["citation"] == entry["citation"] and meta["voxel_size"] == [50, 4, 4]
-    assert meta["files"]["train-volume.tif"] == {"url": f"{base}/train-volume.tif", "verified": True,
-                                                 "sha256": _sha256(www / "train-volume.tif")}
+    assert meta["files"]["train-volume.tif"] == {
+        "url": f"{base}/train-volume.tif",
+        "verified": True,
+        "sha256": _sha256(www / "train-volume.tif"),
+    }
     assert meta["outputs"]["train/raw"]["shape"] == [4, 16, 16]
     assert not (out.parent / "isbi2012.tmp").exists() and [p.name for p in out.parent.iterdir()] == ["isbi2012"]
     for f in www.iterdir():  # converted already: no second download needed
@@ -119,13 +152,17 @@ def test_fetch_over_http_verifies_and_converts(tmp_path: Path, server: tuple[str
     assert registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache") == out
 
 
-def test_checksum_mismatch_is_one_line_and_leaves_nothing(tmp_path: Path, server: tuple[str, Path],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_mismatch_is_one_line_and_leaves_nothing(
+    tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, www = server
     _isbi_files(www)
-    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"{base}/train-volume.tif", "fname": "train-volume.tif",
-                                                "sha256": "0" * 64}],
-           outputs={"train/raw": {"file": "train-volume.tif"}})
+    _patch(
+        monkeypatch,
+        "isbi2012",
+        downloads=[{"url": f"{base}/train-volume.tif", "fname": "train-volume.tif", "sha256": "0" * 64}],
+        outputs={"train/raw": {"file": "train-volume.tif"}},
+    )
     with pytest.raises(InputError) as err:
         registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert "checksum" in _one_line(err)
@@ -146,10 +183,16 @@ def test_fetch_file_url_zip_of_pngs_with_z_ranges(tmp_path: Path, monkeypatch: p
         for i, sl in enumerate(lab):
             tifffile.imwrite(tmp_path / "s.tif", sl)
             zf.write(tmp_path / "s.tif", f"EM/mito-val-v2/seg{i + 8}.tif")
-    _patch(monkeypatch, "mitoem_r", downloads=[{"url": z.as_uri(), "fname": "em.zip", "sha256": _sha256(z)}],
-           outputs={"train/raw": {"file": "em.zip", "member": "im/im*.png", "z": [0, 8]},
-                    "val/raw": {"file": "em.zip", "member": "im/im*.png", "z": [8, 11]},
-                    "val/labels": {"file": "em.zip", "member": "mito-val-v2/seg*.tif"}})
+    _patch(
+        monkeypatch,
+        "mitoem_r",
+        downloads=[{"url": z.as_uri(), "fname": "em.zip", "sha256": _sha256(z)}],
+        outputs={
+            "train/raw": {"file": "em.zip", "member": "im/im*.png", "z": [0, 8]},
+            "val/raw": {"file": "em.zip", "member": "im/im*.png", "z": [8, 11]},
+            "val/labels": {"file": "em.zip", "member": "mito-val-v2/seg*.tif"},
+        },
+    )
     out = registry.fetch("mitoem_r", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(open_volume(out / "train" / "raw.tif").numpy(), raw[:8])
     np.testing.assert_array_equal(open_volume(out / "val" / "raw.tif").numpy(), raw[8:11])
@@ -158,8 +201,12 @@ def test_fetch_file_url_zip_of_pngs_with_z_ranges(tmp_path: Path, monkeypatch: p
 
 def test_http_error_is_one_line(tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     base, _ = server
-    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"{base}/gone.tif", "fname": "gone.tif", "sha256": None}],
-           outputs={"train/raw": {"file": "gone.tif"}})
+    _patch(
+        monkeypatch,
+        "isbi2012",
+        downloads=[{"url": f"{base}/gone.tif", "fname": "gone.tif", "sha256": None}],
+        outputs={"train/raw": {"file": "gone.tif"}},
+    )
     with pytest.raises(InputError) as err:
         registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert "404" in _one_line(err) and "brainiac2" in str(err.value)
@@ -170,15 +217,23 @@ def test_offline_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _patch(monkeypatch, "isbi2012", downloads=[{"url": f"http://127.0.0.1:{port}/t.tif", "fname": "t.tif", "sha256": None}],
-           outputs={"train/raw": {"file": "t.tif"}})
+    _patch(
+        monkeypatch,
+        "isbi2012",
+        downloads=[{"url": f"http://127.0.0.1:{port}/t.tif", "fname": "t.tif", "sha256": None}],
+        outputs={"train/raw": {"file": "t.tif"}},
+    )
     with pytest.raises(OfflineError) as err:
         registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert "--from" in _one_line(err)
     assert not (tmp_path / "data").exists()
     monkeypatch.setenv("SLICEWISE_OFFLINE", "1")
-    _patch(monkeypatch, "isbi2012", downloads=[{"url": "https://example.invalid/t.tif", "fname": "t.tif", "sha256": None}],
-           outputs={"train/raw": {"file": "t.tif"}})
+    _patch(
+        monkeypatch,
+        "isbi2012",
+        downloads=[{"url": "https://example.invalid/t.tif", "fname": "t.tif", "sha256": None}],
+        outputs={"train/raw": {"file": "t.tif"}},
+    )
     with pytest.raises(OfflineError) as err:
         registry.fetch("isbi2012", dest=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert "SLICEWISE_OFFLINE" in _one_line(err)
@@ -197,8 +252,9 @@ def test_fetch_from_local_folder_and_manual_entries(tmp_path: Path) -> None:
         registry.fetch("monuseg", dest=tmp_path / "data2", cache_dir=tmp_path / "cache")
     assert "--from" in _one_line(err)
     with pytest.raises(InputError) as err:
-        registry.fetch("isbi2012", dest=tmp_path / "data3", source=local / "train-volume.tif",
-                       cache_dir=tmp_path / "cache")
+        registry.fetch(
+            "isbi2012", dest=tmp_path / "data3", source=local / "train-volume.tif", cache_dir=tmp_path / "cache"
+        )
     assert "folder" in _one_line(err)
     assert not (tmp_path / "data3").exists() or not any((tmp_path / "data3").iterdir())
 
@@ -206,10 +262,12 @@ def test_fetch_from_local_folder_and_manual_entries(tmp_path: Path) -> None:
 def test_monuseg_style_images_and_xml(tmp_path: Path) -> None:
     """A MoNuSeg-like archive given with --from: RGB TIFF images + XML polygons → per-image TIFFs with ids."""
     img = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    xml = ("<Annotations><Annotation><Regions>"
-           "<Region><Vertices><Vertex X='2' Y='2'/><Vertex X='8' Y='2'/><Vertex X='8' Y='6'/><Vertex X='2' Y='6'/></Vertices></Region>"
-           "<Region><Vertices><Vertex X='20' Y='10'/><Vertex X='25' Y='10'/><Vertex X='25' Y='15'/></Vertices></Region>"
-           "</Regions></Annotation></Annotations>")
+    xml = (
+        "<Annotations><Annotation><Regions>"
+        "<Region><Vertices><Vertex X='2' Y='2'/><Vertex X='8' Y='2'/><Vertex X='8' Y='6'/><Vertex X='2' Y='6'/></Vertices></Region>"
+        "<Region><Vertices><Vertex X='20' Y='10'/><Vertex X='25' Y='10'/><Vertex X='25' Y='15'/></Vertices></Region>"
+        "</Regions></Annotation></Annotations>"
+    )
     z = tmp_path / "MoNuSeg_2018_Training_Data.zip"
     with zipfile.ZipFile(z, "w") as zf:
         tifffile.imwrite(tmp_path / "a.tif", img, photometric="rgb")
@@ -228,7 +286,8 @@ def _warnings(err: str) -> list[str]:
 
 
 def test_unverified_download_warns_records_its_sha256_and_checks_the_next_download(
-        tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     base, www = server
     arrays = _isbi_files(www)
     _patch(monkeypatch, "isbi2012", downloads=[{"url": f"{base}/{n}", "fname": n, "sha256": None} for n in arrays])
@@ -254,8 +313,9 @@ def test_unverified_download_warns_records_its_sha256_and_checks_the_next_downlo
     assert "recorded at its first download" in _one_line(err) and not (tmp_path / "data3" / "isbi2012").exists()
 
 
-def test_plain_http_is_tried_over_https_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_plain_http_is_tried_over_https_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import pooch
     import requests
 
@@ -274,8 +334,12 @@ def test_plain_http_is_tried_over_https_first(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("SLICEWISE_OFFLINE", raising=False)
     monkeypatch.setattr(pooch, "retrieve", retrieve)
     for host, plain in (("secure.example", False), ("nohttps.example", True)):
-        _patch(monkeypatch, "isbi2012", downloads=[{"url": f"http://{host}/t.tif", "fname": "t.tif", "sha256": _sha256(src)}],
-               outputs={"train/raw": {"file": "t.tif"}})
+        _patch(
+            monkeypatch,
+            "isbi2012",
+            downloads=[{"url": f"http://{host}/t.tif", "fname": "t.tif", "sha256": _sha256(src)}],
+            outputs={"train/raw": {"file": "t.tif"}},
+        )
         out = registry.fetch("isbi2012", dest=tmp_path / host, cache_dir=tmp_path / f"c-{host}")
         url = json.loads((out / "metadata.json").read_text())["files"]["t.tif"]["url"]
         warned = _warnings(capsys.readouterr().err)
@@ -285,7 +349,9 @@ def test_plain_http_is_tried_over_https_first(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
-def test_archive_size_guard_refuses_bombs_before_extracting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+def test_archive_size_guard_refuses_bombs_before_extracting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     import io
     import tarfile
 
@@ -321,7 +387,10 @@ def test_from_refuses_labels_that_do_not_match_the_raw_volume(tmp_path: Path) ->
     with pytest.raises(InputError) as err:
         registry.fetch("isbi2012", dest=tmp_path / "data", source=local, cache_dir=tmp_path / "cache")
     msg = _one_line(err)
-    assert "train labels (train-labels.tif) have shape (4, 8, 16) but the raw volume (train-volume.tif) has (4, 16, 16)" in msg
+    assert (
+        "train labels (train-labels.tif) have shape (4, 8, 16) but the raw volume (train-volume.tif) has (4, 16, 16)"
+        in msg
+    )
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
 
 
@@ -337,8 +406,9 @@ def test_from_refuses_image_sets_with_missing_labels(tmp_path: Path) -> None:
     assert "train has 2 images but 1 label files" in _one_line(err)
 
 
-def test_from_warns_in_one_line_about_checksums_and_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_from_warns_in_one_line_about_checksums_and_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     local = tmp_path / "dl"
     local.mkdir()
     arrays = _isbi_files(local)
@@ -346,12 +416,19 @@ def test_from_warns_in_one_line_about_checksums_and_sizes(tmp_path: Path, monkey
     registry.fetch("isbi2012", dest=tmp_path / "d1", source=local, cache_dir=tmp_path / "cache")
     warned = _warnings(capsys.readouterr().err)
     assert len(warned) == 2
-    assert "train-volume.tif, train-labels.tif, test-volume.tif: not verified, the registry publishes no checksum" in warned[0]
+    assert (
+        "train-volume.tif, train-labels.tif, test-volume.tif: not verified, the registry publishes no checksum"
+        in warned[0]
+    )
     assert "train/raw is 4x16x16, published 30x512x512; test/raw is 4x16x16, published 30x512x512" in warned[1]
     # published checksums: matching files are silent about checksums, a changed file is named
     good = {n: _sha256(local / n) for n in arrays}
-    _patch(monkeypatch, "isbi2012", size="4x16x16 train + 4x16x16 test",
-           downloads=[{"url": None, "fname": n, "sha256": good[n]} for n in arrays])
+    _patch(
+        monkeypatch,
+        "isbi2012",
+        size="4x16x16 train + 4x16x16 test",
+        downloads=[{"url": None, "fname": n, "sha256": good[n]} for n in arrays],
+    )
     out = registry.fetch("isbi2012", dest=tmp_path / "d2", source=local, cache_dir=tmp_path / "cache")
     assert not _warnings(capsys.readouterr().err)
     assert json.loads((out / "metadata.json").read_text())["files"]["train-volume.tif"]["verified"] is True
@@ -364,16 +441,23 @@ def test_from_warns_in_one_line_about_checksums_and_sizes(tmp_path: Path, monkey
     assert json.loads((out / "metadata.json").read_text())["files"]["test-volume.tif"]["verified"] is False
     # md5 only (GlaS-style entries) counts as a published checksum too
     md5 = hashlib.md5((local / "test-volume.tif").read_bytes()).hexdigest()
-    _patch(monkeypatch, "isbi2012", size="4x16x16 train + 4x16x16 test",
-           downloads=[{"url": None, "fname": n, "sha256": None, "md5": md5 if n == "test-volume.tif" else "0" * 32}
-                      for n in arrays])
+    _patch(
+        monkeypatch,
+        "isbi2012",
+        size="4x16x16 train + 4x16x16 test",
+        downloads=[
+            {"url": None, "fname": n, "sha256": None, "md5": md5 if n == "test-volume.tif" else "0" * 32}
+            for n in arrays
+        ],
+    )
     registry.fetch("isbi2012", dest=tmp_path / "d4", source=local, cache_dir=tmp_path / "cache")
     warned = _warnings(capsys.readouterr().err)
     assert len(warned) == 1 and "train-volume.tif differs" in warned[0] and "test-volume.tif differs" not in warned[0]
 
 
-def test_from_is_checked_against_the_sha256_recorded_at_an_earlier_download(tmp_path: Path,
-                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_from_is_checked_against_the_sha256_recorded_at_an_earlier_download(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from slicewise.utils.trust import record_sha256
 
     local = tmp_path / "dl"
@@ -391,7 +475,10 @@ def test_from_is_checked_against_the_sha256_recorded_at_an_earlier_download(tmp_
 
 
 def test_published_shapes_are_read_from_the_registry_size() -> None:
-    assert registry.published_shapes(registry.get_entry("isbi2012")) == {"train": (30, 512, 512), "test": (30, 512, 512)}
+    assert registry.published_shapes(registry.get_entry("isbi2012")) == {
+        "train": (30, 512, 512),
+        "test": (30, 512, 512),
+    }
     assert registry.published_shapes(registry.get_entry("mitoem_r"))["val"] == (100, 4096, 4096)
     assert registry.published_shapes(registry.get_entry("cremi_a")) == {"train": (125, 1250, 1250)}
     assert registry.published_shapes(registry.get_entry("glas")) == {}
@@ -404,16 +491,19 @@ def test_the_packaged_registry_is_valid():
     assert set(registry.load_registry()) >= {"isbi2012", "lucchi_pp"}
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda e: e["downloads"][0].__setitem__("fname", "../x.tif"), "isbi2012.downloads.0.fname"),
-    (lambda e: e["downloads"][0].__setitem__("fname", "/tmp/x.tif"), "isbi2012.downloads.0.fname"),
-    (lambda e: e["downloads"][0].__setitem__("sha256", "abc"), "isbi2012.downloads.0.sha256"),
-    (lambda e: e.__setitem__("voxel_size", "4nm"), "isbi2012.voxel_size"),
-    (lambda e: e.__setitem__("downloads", {"url": "x"}), "isbi2012.downloads"),
-    (lambda e: e["outputs"].__setitem__("../../raw", {"file": "train-volume.tif"}), "isbi2012.outputs"),
-    (lambda e: e["outputs"]["train/raw"].__setitem__("file", "other.tif"), "isbi2012"),
-    (lambda e: e["outputs"]["train/raw"].__setitem__("member", "../*.tif"), "isbi2012.outputs.train/raw.member"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda e: e["downloads"][0].__setitem__("fname", "../x.tif"), "isbi2012.downloads.0.fname"),
+        (lambda e: e["downloads"][0].__setitem__("fname", "/tmp/x.tif"), "isbi2012.downloads.0.fname"),
+        (lambda e: e["downloads"][0].__setitem__("sha256", "abc"), "isbi2012.downloads.0.sha256"),
+        (lambda e: e.__setitem__("voxel_size", "4nm"), "isbi2012.voxel_size"),
+        (lambda e: e.__setitem__("downloads", {"url": "x"}), "isbi2012.downloads"),
+        (lambda e: e["outputs"].__setitem__("../../raw", {"file": "train-volume.tif"}), "isbi2012.outputs"),
+        (lambda e: e["outputs"]["train/raw"].__setitem__("file", "other.tif"), "isbi2012"),
+        (lambda e: e["outputs"]["train/raw"].__setitem__("member", "../*.tif"), "isbi2012.outputs.train/raw.member"),
+    ],
+)
 def test_a_bad_registry_entry_is_one_line_naming_the_field(mutate, field):
     data = copy.deepcopy(registry.load_registry())
     mutate(data["isbi2012"])

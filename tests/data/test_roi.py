@@ -77,12 +77,15 @@ def test_parse_sizes_takes_whole_numbers_only():
             parse_sizes(bad, 3, "--block", "16,256,256")
 
 
-@pytest.mark.parametrize("z, roi, match", [
-    ("5:2", None, r"^--z 5:2: the range is empty .* give e\.g\. 2:5$"),
-    ("-2:-5", None, r"^--z -2:-5: the range is empty"),
-    (None, "0:4,9:3", r"^--roi 9:3: the range is empty .* 3:9$"),
-    (None, "4:4", r"^--roi 4:4: the range is empty .* 4:5$"),
-])
+@pytest.mark.parametrize(
+    "z, roi, match",
+    [
+        ("5:2", None, r"^--z 5:2: the range is empty .* give e\.g\. 2:5$"),
+        ("-2:-5", None, r"^--z -2:-5: the range is empty"),
+        (None, "0:4,9:3", r"^--roi 9:3: the range is empty .* 3:9$"),
+        (None, "4:4", r"^--roi 4:4: the range is empty .* 4:5$"),
+    ],
+)
 def test_ranges_empty_for_any_volume_name_the_option_typed(z, roi, match):
     with pytest.raises(InputError, match=match):
         combine(z=z, roi=roi)
@@ -105,5 +108,7 @@ def test_ranges_beyond_the_volume_are_clipped_with_one_warning(caplog):
         assert resolve_roi(parse_roi("0:4,-640:,0:64"), (8, 64, 64))[1] == slice(0, 64)
         assert resolve_roi(parse_roi("1:-1,2:64"), (8, 64, 64)) == (slice(1, 7), slice(2, 64), slice(0, 64))
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["--z / --roi: the z range 0:101 reaches beyond the volume (z-size 8): clipped to 0:8",
-                     "--roi: the y range -640: reaches beyond the volume (y-size 64): clipped to 0:64"]
+    assert lines == [
+        "--z / --roi: the z range 0:101 reaches beyond the volume (z-size 8): clipped to 0:8",
+        "--roi: the y range -640: reaches beyond the volume (y-size 64): clipped to 0:64",
+    ]

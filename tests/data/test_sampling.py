@@ -16,7 +16,6 @@ from slicewise.errors import InputError
 NO_INTENSITY = dict(brightness=0.0, contrast=0.0, gamma=0.0, noise=0.0, blur=0.0)  # geometric augmentation only
 
 
-
 def _context(z: int, depth: int, k: int, dz: int, border: str) -> set[int]:
     return set(stack_indices(int(z), depth, k, dz, border).tolist())
 
@@ -67,10 +66,17 @@ def test_split_val_range_in_the_middle(depth: int, r: int, dz: int, data: st.Dat
 
 
 @settings(max_examples=80, deadline=None)
-@given(depth=st.integers(10, 50), r=st.integers(0, 2), dz=st.integers(1, 3), val_fraction=st.floats(0.0, 0.4),
-       border=st.sampled_from(["reflect", "replicate", "skip"]), data=st.data())
-def test_split_test_range_is_read_by_no_training_or_validation_stack(depth: int, r: int, dz: int, val_fraction: float,
-                                                                     border: str, data: st.DataObject) -> None:
+@given(
+    depth=st.integers(10, 50),
+    r=st.integers(0, 2),
+    dz=st.integers(1, 3),
+    val_fraction=st.floats(0.0, 0.4),
+    border=st.sampled_from(["reflect", "replicate", "skip"]),
+    data=st.data(),
+)
+def test_split_test_range_is_read_by_no_training_or_validation_stack(
+    depth: int, r: int, dz: int, val_fraction: float, border: str, data: st.DataObject
+) -> None:
     k = 2 * r + 1
     t0 = data.draw(st.integers(0, depth - 1))
     t1 = data.draw(st.integers(t0 + 1, depth))
@@ -110,15 +116,18 @@ def test_patch_shapes_and_centre_label(phantom: Phantom) -> None:
     rng = np.random.default_rng(7)
     v, z = sampler.items[rng.integers(len(sampler.items))]
     y0, x0 = int(rng.integers(0, 96 - 32 + 1)), int(rng.integers(0, 96 - 40 + 1))
-    np.testing.assert_array_equal(x1, stack_slices(phantom.raw, int(z), 3, 2, yx=(slice(y0, y0 + 32), slice(x0, x0 + 40))))
+    np.testing.assert_array_equal(
+        x1, stack_slices(phantom.raw, int(z), 3, 2, yx=(slice(y0, y0 + 32), slice(x0, x0 + 40)))
+    )
     np.testing.assert_array_equal(y1, phantom.semantic[z, y0 : y0 + 32, x0 : x0 + 40])
     np.testing.assert_array_equal(x1[1], phantom.raw[z, y0 : y0 + 32, x0 : x0 + 40])
 
 
 def test_extras_cropped_at_the_same_place(phantom: Phantom) -> None:
     plain = PatchSampler(phantom.raw, phantom.semantic, patch=(24, 24), foreground_fraction=0.5, seed=2)
-    with_ids = PatchSampler(phantom.raw, phantom.semantic, patch=(24, 24), foreground_fraction=0.5, seed=2,
-                            extras={"cells": phantom.cells})
+    with_ids = PatchSampler(
+        phantom.raw, phantom.semantic, patch=(24, 24), foreground_fraction=0.5, seed=2, extras={"cells": phantom.cells}
+    )
     x, y, extra = with_ids.sample(6, 5)
     x0, y0 = plain.sample(6, 5)  # the extras do not change the draws
     np.testing.assert_array_equal(x, x0)
@@ -148,7 +157,13 @@ def test_determinism_and_dataset_independent_of_workers(phantom: Phantom) -> Non
 
 def test_foreground_balance_raises_foreground_share(phantom: Phantom) -> None:
     def share(fraction: float) -> float:
-        s = PatchSampler(phantom.raw, phantom.semantic, patch=(16, 16), foreground_fraction=fraction, foreground_classes=[MITOCHONDRION])
+        s = PatchSampler(
+            phantom.raw,
+            phantom.semantic,
+            patch=(16, 16),
+            foreground_fraction=fraction,
+            foreground_classes=[MITOCHONDRION],
+        )
         _, y = s.sample(200, np.random.default_rng(0))
         return float(np.mean(y == MITOCHONDRION))
 
@@ -264,6 +279,7 @@ def test_device_draws_respect_the_split_and_have_the_numpy_distribution() -> Non
     zs = sorted(set(train.tolist()))
     table = [[int((z_t == z).sum()) for z in zs], [z_n.count(z) for z in zs]]
     assert chi2_contingency(table).pvalue > 1e-3
+
     # origins of the patches whose centre pixel is foreground: the foreground-centred draws (plus rare uniform hits)
     def fg_hits(zz: list[int], oo: list[tuple[int, int]]) -> dict[tuple[int, int, int], int]:
         out: dict[tuple[int, int, int], int] = {}
@@ -304,8 +320,14 @@ def test_device_sampler_takes_two_d_image_sets_and_refuses_what_it_cannot_hold()
     x, y = dev.sample(32, torch.Generator().manual_seed(0))
     assert x.shape == (32, 1, 4, 4) and torch.equal(x[:, 0, 0, 0].long() % 2, y[:, 0, 0].long())  # image i ↔ its label
     with pytest.raises(InputError, match="on_device=false"):
-        DevicePatchSampler(PatchSampler([np.zeros((10, 12), np.uint8), np.zeros((12, 12), np.uint8)],
-                                        [np.zeros((10, 12), np.int64), np.zeros((12, 12), np.int64)], patch=(4, 4), k=1))
+        DevicePatchSampler(
+            PatchSampler(
+                [np.zeros((10, 12), np.uint8), np.zeros((12, 12), np.uint8)],
+                [np.zeros((10, 12), np.int64), np.zeros((12, 12), np.int64)],
+                patch=(4, 4),
+                k=1,
+            )
+        )
     raw, labels = _volume()
     with pytest.raises(InputError, match="on_device=false"):
         DevicePatchSampler(PatchSampler(raw, labels, patch=(4, 4), extras={"instances": labels}))
@@ -325,8 +347,11 @@ def test_device_sample_with_augmentation_equals_augment_of_the_plain_patches(col
     labels = rng.integers(0, 3, shape[:3]).astype(np.int64)
     dev = DevicePatchSampler(PatchSampler(raw, labels, patch=patch, k=3, foreground_fraction=0.5))
     c = max(colors, 1)
-    for cfg in (AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, noise=0.5, blur=0.3), AugmentConfig(**NO_INTENSITY),
-                AugmentConfig.from_dict({"rot90": 1.0, "flip": 0.0, "z_reverse": 0.0})):
+    for cfg in (
+        AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, noise=0.5, blur=0.3),
+        AugmentConfig(**NO_INTENSITY),
+        AugmentConfig.from_dict({"rot90": 1.0, "flip": 0.0, "z_reverse": 0.0}),
+    ):
         for seed in range(4):
             x, y = dev.sample(6, torch.Generator().manual_seed(seed), augment=cfg, colors=c)
             g = torch.Generator().manual_seed(seed)
@@ -346,7 +371,9 @@ def test_device_sample_of_float_raw_with_steps_of_two_slices_equals_augment(bord
     raw = rng.uniform(-0.2, 1.2, (7, 16, 16)).astype(np.float32)
     labels = rng.integers(0, 2, raw.shape).astype(np.int64)
     dev = DevicePatchSampler(PatchSampler(raw, labels, patch=(8, 8), k=3, dz=2, border=border, foreground_fraction=0.5))
-    steps = AugmentConfig(flip=0.5, rot90=0.5, z_reverse=0.5, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5)
+    steps = AugmentConfig(
+        flip=0.5, rot90=0.5, z_reverse=0.5, brightness=0.5, contrast=0.5, gamma=0.5, noise=0.5, blur=0.5
+    )
     for cfg in (steps, AugmentConfig(**NO_INTENSITY)):
         for seed in range(3):
             x, y = dev.sample(8, torch.Generator().manual_seed(seed), augment=cfg)

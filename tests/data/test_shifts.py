@@ -51,7 +51,9 @@ def test_effect_is_monotone_in_strength(name: str, strengths: list[float], stat,
 
 
 def test_rgb_shifts(rgb: np.ndarray) -> None:
-    spread = [float(apply_shift(rgb, "saturation", s, channel_axis=-3).std(axis=1).mean()) for s in (0.0, 0.5, 1.0, 1.5)]
+    spread = [
+        float(apply_shift(rgb, "saturation", s, channel_axis=-3).std(axis=1).mean()) for s in (0.0, 0.5, 1.0, 1.5)
+    ]
     assert spread[0] < 1e-6 and all(a < b for a, b in zip(spread, spread[1:]))
     shifted = apply_shift(rgb, "hue", 0.25, channel_axis=-3)
     assert np.abs(shifted - rgb).mean() > 0.05
@@ -59,7 +61,9 @@ def test_rgb_shifts(rgb: np.ndarray) -> None:
     np.testing.assert_allclose(back, rgb, atol=1e-4)
     # channel-last layout gives the same result as channel-first
     last = apply_shift(np.moveaxis(rgb, 1, -1), "saturation", 0.3, channel_axis=-1)
-    np.testing.assert_allclose(np.moveaxis(last, -1, 1), apply_shift(rgb, "saturation", 0.3, channel_axis=-3), atol=1e-6)
+    np.testing.assert_allclose(
+        np.moveaxis(last, -1, 1), apply_shift(rgb, "saturation", 0.3, channel_axis=-3), atol=1e-6
+    )
     with pytest.raises(InputError):
         apply_shift(rgb, "hue", 0.1)
 
@@ -84,7 +88,9 @@ def test_deterministic_and_backend_independent(name: str, s: float, gray: np.nda
         assert not np.array_equal(a, apply_shift(gray, name, s, seed=4))
 
 
-@pytest.mark.parametrize("name, s", [("brightness", 0.9), ("brightness", -0.9), ("contrast", 5.0), ("gaussian_noise", 0.5)])
+@pytest.mark.parametrize(
+    "name, s", [("brightness", 0.9), ("brightness", -0.9), ("contrast", 5.0), ("gaussian_noise", 0.5)]
+)
 def test_outputs_clipped_to_unit_range(name: str, s: float, gray: np.ndarray) -> None:
     out = apply_shift(gray, name, s)
     assert out.min() >= 0.0 and out.max() <= 1.0
@@ -102,7 +108,9 @@ def test_blur_equals_scipy_gaussian_filter(h: int, w: int, sigma: float) -> None
 
     x = np.random.default_rng(2).uniform(size=(2, 3, h, w)).astype(np.float32)
     radius = min(int(np.ceil(3 * sigma)), h - 1, w - 1)
-    want = gaussian_filter(x.astype(np.float64), sigma=(0, 0, sigma, sigma), mode="mirror", radius=(0, 0, radius, radius))
+    want = gaussian_filter(
+        x.astype(np.float64), sigma=(0, 0, sigma, sigma), mode="mirror", radius=(0, 0, radius, radius)
+    )
     got = blur_planes(torch.from_numpy(x), sigma)
     np.testing.assert_allclose(got.numpy(), want, atol=1e-6, rtol=0)
     np.testing.assert_allclose(apply_shift(x, "gaussian_blur", sigma), np.clip(want, 0, 1), atol=1e-6, rtol=0)

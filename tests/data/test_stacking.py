@@ -87,7 +87,11 @@ def test_to_unit_float():
 def test_to_unit_float_into_a_buffer_equals_the_fresh_conversion(dtype):
     """``out=``: one fused pass, bit for bit the allocating conversion (every uint8 value; strided input)."""
     info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
-    x = torch.arange(256).to(dtype) if dtype == torch.uint8 else torch.linspace(max(info.min, -1e6), min(info.max, 1e6), 512).to(dtype)
+    x = (
+        torch.arange(256).to(dtype)
+        if dtype == torch.uint8
+        else torch.linspace(max(info.min, -1e6), min(info.max, 1e6), 512).to(dtype)
+    )
     x = x.reshape(-1, 16).t()  # a transposed view, as the sampler's crops are
     out = torch.full(x.shape, float("nan"))
     assert to_unit_float(x, out=out) is out
@@ -123,14 +127,22 @@ def test_torch_path_equals_numpy_path(depth, r, dz, colors, border, crops, data)
     vt = torch.from_numpy(vol)
     if crops:
         ph, pw = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
-        origins = np.array([[data.draw(st.integers(0, h - ph)), data.draw(st.integers(0, w - pw))] for _ in zs], np.int64).reshape(-1, 2)
+        origins = np.array(
+            [[data.draw(st.integers(0, h - ph)), data.draw(st.integers(0, w - pw))] for _ in zs], np.int64
+        ).reshape(-1, 2)
         ref = stack_slices(vol, zs, k, dz, border, origins=origins, size=(ph, pw))
-        got = stack_slices(vt, torch.as_tensor(zs, dtype=torch.int64), k, dz, border, origins=torch.from_numpy(origins), size=(ph, pw))
+        got = stack_slices(
+            vt, torch.as_tensor(zs, dtype=torch.int64), k, dz, border, origins=torch.from_numpy(origins), size=(ph, pw)
+        )
         for i, (z, (y, x)) in enumerate(zip(zs, origins)):  # a per-centre crop is the common-crop stack of that centre
-            np.testing.assert_array_equal(ref[i], stack_slices(vol, z, k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw))))
+            np.testing.assert_array_equal(
+                ref[i], stack_slices(vol, z, k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw)))
+            )
     else:
         ref = stack_slices(vol, zs, k, dz, border, yx=(slice(1, None), slice(None, -1)))
-        got = stack_slices(vt, torch.as_tensor(zs, dtype=torch.int64), k, dz, border, yx=(slice(1, None), slice(None, -1)))
+        got = stack_slices(
+            vt, torch.as_tensor(zs, dtype=torch.int64), k, dz, border, yx=(slice(1, None), slice(None, -1))
+        )
     assert isinstance(got, torch.Tensor) and got.dtype == torch.uint8
     assert tuple(got.shape) == ref.shape
     np.testing.assert_array_equal(got.numpy(), ref)
@@ -147,10 +159,16 @@ def test_torch_path_rejects_centres_without_context_under_skip():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 5), colors=st.sampled_from([0, 2]), flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
-       flip_x=st.lists(st.booleans(), min_size=5, max_size=5), scattered=st.booleans(), data=st.data(),
-       swap=st.one_of(st.none(), st.lists(st.booleans(), min_size=5, max_size=5)),
-       dtype=st.sampled_from(["uint8", "uint16", "float32"]))
+@given(
+    n=st.integers(0, 5),
+    colors=st.sampled_from([0, 2]),
+    flip_y=st.lists(st.booleans(), min_size=5, max_size=5),
+    flip_x=st.lists(st.booleans(), min_size=5, max_size=5),
+    scattered=st.booleans(),
+    data=st.data(),
+    swap=st.one_of(st.none(), st.lists(st.booleans(), min_size=5, max_size=5)),
+    dtype=st.sampled_from(["uint8", "uint16", "float32"]),
+)
 def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_x, scattered, data, swap, dtype):
     """The CPU fast path (per-slice strided copies of consecutive rows/columns, plain or reversed, transposed)
     and the device path (row index_select + column gather, also the CPU fallback for scattered indices)
@@ -161,7 +179,9 @@ def test_crop_gather_cpu_slicing_equals_the_gather_path(n, colors, flip_y, flip_
 
     shape = (5, 9, 11) + ((colors,) if colors else ())
     vol = torch.from_numpy(np.random.default_rng(n).integers(0, 255, shape).astype(dtype))
-    index = torch.tensor([[data.draw(st.integers(0, 4)) for _ in range(3)] for _ in range(n)], dtype=torch.int64).reshape(n, 3)
+    index = torch.tensor(
+        [[data.draw(st.integers(0, 4)) for _ in range(3)] for _ in range(n)], dtype=torch.int64
+    ).reshape(n, 3)
     y0 = torch.tensor([data.draw(st.integers(0, 5)) for _ in range(n)], dtype=torch.int64)
     x0 = torch.tensor([data.draw(st.integers(0, 7)) for _ in range(n)], dtype=torch.int64)
     ar_h, ar_w = torch.arange(4), torch.arange(4)

@@ -14,7 +14,9 @@ from slicewise.errors import InputError
 
 
 def test_shapes_and_dtypes(phantom: Phantom) -> None:
-    assert phantom.raw.shape == phantom.semantic.shape == phantom.cells.shape == phantom.mitochondria.shape == (16, 96, 96)
+    assert (
+        phantom.raw.shape == phantom.semantic.shape == phantom.cells.shape == phantom.mitochondria.shape == (16, 96, 96)
+    )
     assert phantom.raw.dtype == np.uint8 and phantom.semantic.dtype == np.uint8
     assert phantom.cells.dtype == np.int32 and phantom.mitochondria.dtype == np.int32
     assert set(np.unique(phantom.semantic)) == {0, 1, 2}
@@ -90,7 +92,9 @@ def test_options_change_the_phantom() -> None:
     assert np.unique(few.cells[few.cells > 0]).size <= 3
 
 
-@pytest.mark.parametrize("kwargs", [{"shape": (4, 8, 8)}, {"shape": (4, 32)}, {"anisotropy": 0.0}, {"mito_density": 0.9}])
+@pytest.mark.parametrize(
+    "kwargs", [{"shape": (4, 8, 8)}, {"shape": (4, 32)}, {"anisotropy": 0.0}, {"mito_density": 0.9}]
+)
 def test_bad_arguments_raise_one_line_error(kwargs: dict) -> None:
     with pytest.raises(InputError) as err:
         make_phantom(**kwargs)

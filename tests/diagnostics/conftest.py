@@ -24,8 +24,12 @@ class TinyEncoder(nn.Module):
 class TinyDecoder(nn.Module):
     def __init__(self, classes: int) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList([nn.Sequential(nn.Conv2d(6, 4, 3, padding=1), nn.ReLU()),
-                                     nn.Sequential(nn.Conv2d(8, 4, 3, padding=1), nn.ReLU())])
+        self.blocks = nn.ModuleList(
+            [
+                nn.Sequential(nn.Conv2d(6, 4, 3, padding=1), nn.ReLU()),
+                nn.Sequential(nn.Conv2d(8, 4, 3, padding=1), nn.ReLU()),
+            ]
+        )
         self.head = nn.Conv2d(4, classes, 1)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:

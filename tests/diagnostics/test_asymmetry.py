@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalise_shares, pair_difference, summarize_shares
+from slicewise.diagnostics.asymmetry import (
+    centre_share,
+    mirror_asymmetry,
+    normalise_shares,
+    pair_difference,
+    summarize_shares,
+)
 
 odd_k = st.sampled_from([1, 3, 5, 7])
 

@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from slicewise.diagnostics.attribution import attribute, attribution_report, compare_models, predicted_mask, tile_slice_shares
+from slicewise.diagnostics.attribution import (
+    attribute,
+    attribution_report,
+    compare_models,
+    predicted_mask,
+    tile_slice_shares,
+)
 from slicewise.errors import InputError
 
 
@@ -37,8 +43,9 @@ def test_mask_region_is_the_predicted_class(tiny_model: nn.Module) -> None:
     with torch.no_grad():
         assert torch.equal(mask.bool(), tiny_model(x).argmax(1) == 0)
     assert 0 < mask.sum() < mask.numel()
-    torch.testing.assert_close(attribute(tiny_model, x, region="mask", target_class=0),
-                               attribute(tiny_model, x, region=mask, target_class=0))
+    torch.testing.assert_close(
+        attribute(tiny_model, x, region="mask", target_class=0), attribute(tiny_model, x, region=mask, target_class=0)
+    )
 
 
 class LinearSeg(nn.Module):
@@ -62,8 +69,9 @@ def test_integrated_gradients_baseline_is_tile_mean() -> None:
     x = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     g = _direct_grad(model, x, torch.ones(5, 8, 8))
     expected = ((x - x.mean(dim=(1, 2, 3), keepdim=True)) * g).abs()
-    torch.testing.assert_close(attribute(model, x, method="ig", n_steps=4, internal_batch_size=7), expected,
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        attribute(model, x, method="ig", n_steps=4, internal_batch_size=7), expected, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_integrated_gradients_batched_equals_captum_per_tile(tiny_model: nn.Module) -> None:
@@ -75,10 +83,14 @@ def test_integrated_gradients_batched_equals_captum_per_tile(tiny_model: nn.Modu
     batched = attribute(tiny_model, x, method="ig", n_steps=8, internal_batch_size=5)
     ig = IntegratedGradients(TargetLogitSum(tiny_model, 1))
     for i in range(3):
-        xi = x[i:i + 1]
-        ref = ig.attribute(xi, baselines=torch.full_like(xi, float(xi.mean())), n_steps=8,
-                           additional_forward_args=(torch.ones(1, 16, 16),))
-        torch.testing.assert_close(batched[i:i + 1], ref.abs(), rtol=1e-4, atol=1e-6)
+        xi = x[i : i + 1]
+        ref = ig.attribute(
+            xi,
+            baselines=torch.full_like(xi, float(xi.mean())),
+            n_steps=8,
+            additional_forward_args=(torch.ones(1, 16, 16),),
+        )
+        torch.testing.assert_close(batched[i : i + 1], ref.abs(), rtol=1e-4, atol=1e-6)
 
 
 def test_tile_slice_shares_sum_colours_per_slice() -> None:
@@ -97,7 +109,9 @@ def test_report_fields_and_errors(tiny_model: nn.Module, tiny_volume: np.ndarray
     assert sum(s["value"] for s in r["shares"]) == pytest.approx(1.0)
     assert np.allclose(np.sum(r["tile_shares"], axis=1), 1.0)
     assert r["maps"]["inputs"].shape == (2, 3, 16, 16) == r["maps"]["attributions"].shape
-    assert r == attribution_report(tiny_model, tiny_volume, n_tiles=6, tile=16, n_resamples=200, n_maps=2) | {"maps": r["maps"]}
+    assert r == attribution_report(tiny_model, tiny_volume, n_tiles=6, tile=16, n_resamples=200, n_maps=2) | {
+        "maps": r["maps"]
+    }
     roi = np.zeros(tiny_volume.shape, np.uint8)
     with pytest.raises(InputError, match="empty"):
         attribution_report(tiny_model, tiny_volume, region=roi, n_tiles=3, tile=16)
@@ -113,12 +127,18 @@ def test_report_fields_and_errors(tiny_model: nn.Module, tiny_volume: np.ndarray
 
 # --- the pretrained-bias findings on an ISBI 2012 crop, real ImageNet Lite0 weights ---------
 
+
 def _lite0(channel_init: str) -> nn.Module:
     from slicewise.models import build_model
 
     torch.manual_seed(0)
-    return build_model(encoder="tf_efficientnet_lite0", weights="imagenet", channel_init=channel_init, in_slices=3,
-                       decoder_channels=(32, 16, 16, 8, 8))
+    return build_model(
+        encoder="tf_efficientnet_lite0",
+        weights="imagenet",
+        channel_init=channel_init,
+        in_slices=3,
+        decoder_channels=(32, 16, 16, 8, 8),
+    )
 
 
 def _excludes(ci: list[float], value: float) -> bool:
@@ -160,8 +180,9 @@ def test_mirror_saliency_symmetric_before_and_after_fine_tuning(isbi_crop) -> No
         opt.step()
     w0, w1 = m0.first_layer.weight.detach(), m1.first_layer.weight.detach()
     assert not torch.allclose(w0, w1)  # the first layer did train
-    res = compare_models({"pretrained": m0, "fine-tuned": m1}, raw, method="saliency", n_tiles=8, tile=64,
-                         n_resamples=200)
+    res = compare_models(
+        {"pretrained": m0, "fine-tuned": m1}, raw, method="saliency", n_tiles=8, tile=64, n_resamples=200
+    )
     assert list(res["models"]) == ["pretrained", "fine-tuned"]
     for rep in res["models"].values():
         assert rep["mirror_asymmetry"]["value"] == pytest.approx(0.0, abs=1e-9)
@@ -196,7 +217,9 @@ def test_bf16_channels_last_shares_stay_within_0_01_of_fp32(tiny_volume: np.ndar
     from slicewise.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3, decoder_channels=(16, 16, 8, 8, 8))
+    model = build_model(
+        encoder="tf_efficientnet_lite0", weights="random", in_slices=3, decoder_channels=(16, 16, 8, 8, 8)
+    )
     kw = dict(method=method, n_tiles=6, tile=32, n_steps=8, n_resamples=100, n_maps=1, batch_size=3)
     ref = attribution_report(model, tiny_volume, **kw)
     fast = attribution_report(model, tiny_volume, bf16=True, channels_last=True, **kw)

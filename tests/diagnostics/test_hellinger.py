@@ -89,8 +89,9 @@ def test_compare_full_and_pruned_unet(isbi_crop) -> None:
     models = {}
     for skips in ("1111", "0111"):
         torch.manual_seed(0)
-        models[skips] = build_model(encoder="tf_efficientnet_lite0", weights="imagenet", skips=skips,
-                                    decoder_channels=(32, 16, 16, 8, 8))
+        models[skips] = build_model(
+            encoder="tf_efficientnet_lite0", weights="imagenet", skips=skips, decoder_channels=(32, 16, 16, 8, 8)
+        )
     r = shift_report(models, raw, ["contrast=0.5", "contrast=1"], n_tiles=4, tile=64)
     full, pruned = r["models"]["1111"], r["models"]["0111"]
     expected = ["enc_s2", "enc_s4", "enc_s8", "enc_s16", "enc_s32", "dec_s16", "dec_s8", "dec_s4", "dec_s2", "dec_s1"]
@@ -141,8 +142,7 @@ def test_tile_counts_sum_to_counts_and_bootstrap_interval_is_bounded() -> None:
     assert same == (0.0, 0.0, 0.0)
 
 
-def _two_sample_histograms(n: int, rng: np.random.Generator, channels: int = 400,
-                           bins: int = 16) -> list[torch.Tensor]:
+def _two_sample_histograms(n: int, rng: np.random.Generator, channels: int = 400, bins: int = 16) -> list[torch.Tensor]:
     """Four independent samples of n values per channel from ONE distribution, binned on common edges."""
     lo, hi = torch.full((channels,), -2.5), torch.full((channels,), 2.5)
     out = []
@@ -166,11 +166,19 @@ def test_bias_corrected_distance_of_one_distribution_is_zero_for_any_sample_size
     assert abs(d["corrected"]) < 0.1 * d["raw"] + 0.005
 
 
-def test_shift_report_null_uses_disjoint_halves_of_the_unshifted_data(tiny_model: nn.Module,
-                                                                      tiny_volume: np.ndarray) -> None:
+def test_shift_report_null_uses_disjoint_halves_of_the_unshifted_data(
+    tiny_model: nn.Module, tiny_volume: np.ndarray
+) -> None:
     """The null baseline does not depend on the shift; the corrected score is raw − null for every shift."""
     a = shift_report(tiny_model, tiny_volume, ["gaussian_noise=0.1"], n_tiles=4, tile=16, bins=16, n_resamples=0)
-    b = shift_report(tiny_model, tiny_volume, ["gaussian_noise=0.4", "gaussian_noise=0.1"], n_tiles=4, tile=16,
-                     bins=16, n_resamples=0)
+    b = shift_report(
+        tiny_model,
+        tiny_volume,
+        ["gaussian_noise=0.4", "gaussian_noise=0.1"],
+        n_tiles=4,
+        tile=16,
+        bins=16,
+        n_resamples=0,
+    )
     ma, mb = a["models"]["model"], b["models"]["model"]
     assert ma["null"] == mb["null"] and ma["scores"]["gaussian_noise=0.1"] == mb["scores"]["gaussian_noise=0.1"]

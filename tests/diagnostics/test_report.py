@@ -41,13 +41,21 @@ def weights_audit() -> dict:
 def results(tmp_path_factory, tiny_factory, weights_audit):
     rng = np.random.default_rng(0)
     z, y, x = np.mgrid[0:6, 0:40, 0:40]
-    vol = np.clip(127 + 60 * np.sin(x / 4.0 + z) * np.cos(y / 5.0) + rng.normal(0, 10, z.shape), 0, 255).astype(np.uint8)
+    vol = np.clip(127 + 60 * np.sin(x / 4.0 + z) * np.cos(y / 5.0) + rng.normal(0, 10, z.shape), 0, 255).astype(
+        np.uint8
+    )
     models: dict[str, nn.Module] = {"pretrained": tiny_factory(0), "fine-tuned": tiny_factory(1)}
     att = compare_models(models, vol, n_tiles=6, tile=16, n_resamples=200, n_maps=2)
     sh = shift_report(models, vol, ["brightness=0.1", "contrast=0.5"], n_tiles=4, tile=16, bins=16)
     out = tmp_path_factory.mktemp("rep") / "report"
-    write_report(out, attribution=att, shift=sh, weights=weights_audit, title="test audit",
-                 model_notes={"fine-tuned": "decoder randomly initialised (test note)"})
+    write_report(
+        out,
+        attribution=att,
+        shift=sh,
+        weights=weights_audit,
+        title="test audit",
+        model_notes={"fine-tuned": "decoder randomly initialised (test note)"},
+    )
     return att, sh, out
 
 
@@ -98,8 +106,13 @@ def test_figures_exported_as_svg_and_tables_as_csv(results) -> None:
         root = ET.parse(png.with_suffix(".svg")).getroot()  # a parseable SVG next to each PNG
         assert root.tag.endswith("svg")
     html = (out / "index.html").read_text()
-    expect = {"weights_shares.csv", "attribution_shares.csv", "attribution_summary.csv", "attribution_map_scales.csv",
-              "hellinger.csv"}
+    expect = {
+        "weights_shares.csv",
+        "attribution_shares.csv",
+        "attribution_summary.csv",
+        "attribution_map_scales.csv",
+        "hellinger.csv",
+    }
     assert expect <= {p.name for p in out.glob("*.csv")}
     for name in expect:
         assert f'href="{name}"' in html
@@ -139,7 +152,7 @@ def test_attribution_maps_share_one_scale_per_row(results) -> None:
     n_rows = len(scales)
     per_row = len(grid) // n_rows
     for t in range(n_rows):
-        row = grid[t * per_row:(t + 1) * per_row]
+        row = grid[t * per_row : (t + 1) * per_row]
         clims = {ax.images[0].get_clim() for ax in row[1:]}  # every |A| panel of both models
         assert clims == {scales[t]}
         a = [np.asarray(m["maps"]["attributions"])[t] for m in att["models"].values()]
@@ -172,11 +185,11 @@ def test_attribution_maps_also_shown_per_model_on_their_own_scale(results) -> No
     grid = [ax for ax in fig.axes if ax.images]
     per_row = len(grid) // len(scales)
     for t, row_scales in enumerate(scales):
-        row = grid[t * per_row:(t + 1) * per_row]
+        row = grid[t * per_row : (t + 1) * per_row]
         for j, (name, m) in enumerate(att["models"].items()):
             a = np.asarray(m["maps"]["attributions"])[t]
             assert row_scales[name][1] == pytest.approx(float(a.reshape(k, -1, *a.shape[1:]).sum(1).max()))
-            assert {ax.images[0].get_clim() for ax in row[1 + j * k:1 + (j + 1) * k]} == {row_scales[name]}
+            assert {ax.images[0].get_clim() for ax in row[1 + j * k : 1 + (j + 1) * k]} == {row_scales[name]}
     plt.close(fig)
 
 
@@ -206,10 +219,26 @@ def test_page_renders_in_chromium(results, tmp_path: Path) -> None:
         pytest.skip("/usr/bin/chromium is not installed: structural checks only")
     _, _, out = results
     shot = tmp_path / "shot.png"
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2400",
-                    (out / "index.html").resolve().as_uri()], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            (out / "index.html").resolve().as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.is_file()
     from PIL import Image
 
@@ -217,7 +246,6 @@ def test_page_renders_in_chromium(results, tmp_path: Path) -> None:
     assert img.shape == (2400, 1200)
     assert img.std() > 10  # text and figures drawn, not a blank page
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
-
 
 
 def test_class_label_uses_the_model_class_names() -> None:
@@ -230,11 +258,19 @@ def test_class_label_uses_the_model_class_names() -> None:
 def test_weights_figure_says_r_g_b_only_for_the_rgb_strategy(weights_audit, tmp_path: Path) -> None:
     from slicewise.diagnostics.report import plot_weights
 
-    uniform = {**weights_audit, "channel_init": "uniform", "channels": [{**c, "name": f"z{c['offset']:+d}"}
-                                                                         for c in weights_audit["channels"]]}
+    uniform = {
+        **weights_audit,
+        "channel_init": "uniform",
+        "channels": [{**c, "name": f"z{c['offset']:+d}"} for c in weights_audit["channels"]],
+    }
     five = {"channel_init": "rgb", "shares": [0.2] * 5}
     texts = {}
-    for name, audits in {"uniform": [uniform], "rgb": [weights_audit], "mixed": [weights_audit, uniform], "k5": [five]}.items():
+    for name, audits in {
+        "uniform": [uniform],
+        "rgb": [weights_audit],
+        "mixed": [weights_audit, uniform],
+        "k5": [five],
+    }.items():
         plot_weights(audits, [f"net{i}" for i in range(len(audits))], tmp_path / f"{name}.png")
         texts[name] = (tmp_path / f"{name}.svg").read_text()
     for name in ("uniform", "k5"):

@@ -26,8 +26,16 @@ def tiny_model():
     from slicewise.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(encoder="test_resnet", weights="random", decoder_channels=(16, 16, 8, 8, 8), channel_init="uniform",
-                        skips="0111", classes=2, class_names=["cytoplasm", "membrane"], extra_heads=["boundary"]).eval()
+    model = build_model(
+        encoder="test_resnet",
+        weights="random",
+        decoder_channels=(16, 16, 8, 8, 8),
+        channel_init="uniform",
+        skips="0111",
+        classes=2,
+        class_names=["cytoplasm", "membrane"],
+        extra_heads=["boundary"],
+    ).eval()
     with torch.no_grad():
         model.decoder.head.weight.mul_(20.0)
     return model
@@ -36,7 +44,9 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, Path]:
     """(model, model file, package zip) — the package is written once per session (no network)."""
-    pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'")
+    pytest.importorskip(
+        "bioimageio.spec", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'"
+    )
     from slicewise.export import bioimageio
     from slicewise.models import save_model
 

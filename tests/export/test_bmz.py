@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from slicewise.errors import InputError
 from slicewise.export.bmz import HALO, channel_names_in, seed_citations, tiling_sizes
 
-pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'")
+pytest.importorskip(
+    "bioimageio.spec", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'"
+)
 
 
 def _rdf(pkg) -> dict:
@@ -74,8 +76,9 @@ def test_bioimageio_core_prediction_equals_slicewise_on_a_new_stack(exported) ->
     stack = stack_slices(vol, 4, 3, 2, "reflect")[None]
     h = HALO
     padded = np.pad(vol, ((0, 0), (h, h), (h, h)), mode="symmetric")
-    expected = predict(model, padded, roi="4:5", tile=(96 + 2 * h, 128 + 2 * h), overlap=0.0, dz=2, device="cpu",
-                       progress=False)[:, 0, h:-h, h:-h]
+    expected = predict(
+        model, padded, roi="4:5", tile=(96 + 2 * h, 128 + 2 * h), overlap=0.0, dz=2, device="cpu", progress=False
+    )[:, 0, h:-h, h:-h]
     descr = load_description(str(pkg))
     sample = create_sample_for_model(descr, inputs={"raw": stack})
     with create_prediction_pipeline(descr, weight_format="pytorch_state_dict") as pp:
@@ -90,16 +93,28 @@ def test_description_matches_slicewise(exported) -> None:
     assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "channel", "y", "x"]
     assert inp["axes"][1]["channel_names"] == ["z-2", "z+0", "z+2"]  # k=3, dz=2 from the run's config.yaml
     d = model.size_divisor
-    assert inp["axes"][2]["size"] == inp["axes"][3]["size"] == {"min": 2 * HALO + d, "step": d} == {"min": 96, "step": 32}
-    assert [a.get("halo", 0) for a in out["axes"]] == [0, 0, HALO, HALO] and "pad" not in inp  # bioimage.io's default: symmetric
+    assert (
+        inp["axes"][2]["size"] == inp["axes"][3]["size"] == {"min": 2 * HALO + d, "step": d} == {"min": 96, "step": 32}
+    )
+    assert [a.get("halo", 0) for a in out["axes"]] == [
+        0,
+        0,
+        HALO,
+        HALO,
+    ] and "pad" not in inp  # bioimage.io's default: symmetric
     assert inp["data"]["type"] == "uint8"
     scale = [p for p in inp["preprocessing"] if p["id"] == "scale_linear"]
     assert scale and scale[0]["kwargs"]["gain"] == pytest.approx(1 / 255)
     assert inp["preprocessing"][-1] == {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}
     assert out["axes"][1]["channel_names"] == ["cytoplasm", "membrane", "boundary"]
     dois = {c["doi"] for c in rdf["cite"]}
-    assert dois == {"10.48550/arXiv.2505.14105", "10.48550/arXiv.2402.08276"}  # uniform init, L1 pruned; no domain weights, no SAM
-    assert "http" not in yaml.safe_dump({k: v for k, v in rdf.items() if k != "config"})  # nothing to download when validating
+    assert dois == {
+        "10.48550/arXiv.2505.14105",
+        "10.48550/arXiv.2402.08276",
+    }  # uniform init, L1 pruned; no domain weights, no SAM
+    assert "http" not in yaml.safe_dump(
+        {k: v for k, v in rdf.items() if k != "config"}
+    )  # nothing to download when validating
     sw = rdf["config"]["slicewise"]
     assert sw["dz"] == 2 and sw["model_config"]["skips"] == "0111" and sw["k"] == 3
     assert rdf["authors"] == [{"name": "Ada Lovelace"}] and rdf["license"] == "MIT"
@@ -123,7 +138,9 @@ def test_test_output_is_slicewise_prediction(exported) -> None:
     from slicewise.infer.predict import predict
 
     model, _, pkg = exported
-    stack = _npy(pkg, "test_input.npy")[0]  # (k, H, W): slices z-2, z, z+2 → as a volume with dz=1 the centre's stack is the same
+    stack = _npy(pkg, "test_input.npy")[
+        0
+    ]  # (k, H, W): slices z-2, z, z+2 → as a volume with dz=1 the centre's stack is the same
     assert stack.shape[-2:] == (96, 96)  # the default test size (64) raised to the minimum input size
     probs = predict(model, stack, tile=stack.shape[-1], overlap=0.0, dz=1, device="cpu", progress=False)
     np.testing.assert_allclose(_npy(pkg, "test_output.npy")[0], probs[:, 1], atol=1e-5)
@@ -160,7 +177,9 @@ def test_seed_citations_follow_the_config() -> None:
     assert dois(channel_init="rgb", skips="1111", weights="imagenet") == set()
     assert dois(channel_init="mirror") == {"10.48550/arXiv.2505.14105"}
     assert dois(channel_init="rgb", skips="0111", encoder="resnet50", weights="lunit_bt_rn50") == {
-        "10.48550/arXiv.2402.08276", "10.48550/arXiv.2307.03275"}
+        "10.48550/arXiv.2402.08276",
+        "10.48550/arXiv.2307.03275",
+    }
     assert "10.48550/arXiv.2304.02643" in dois(channel_init="rgb", encoder="slicewise_samvit_b")
 
 

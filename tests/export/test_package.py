@@ -25,8 +25,10 @@ def test_round_trip_equal_weights_and_predictions(exported) -> None:
     ref = model.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in back.state_dict().items()) and back.state_dict().keys() == ref.keys()
     vol = make_phantom(shape=(5, 64, 96), seed=1).raw
-    np.testing.assert_array_equal(predict(back, vol, tile=64, overlap=0.25, device="cpu", progress=False),
-                                  predict(model, vol, tile=64, overlap=0.25, device="cpu", progress=False))
+    np.testing.assert_array_equal(
+        predict(back, vol, tile=64, overlap=0.25, device="cpu", progress=False),
+        predict(model, vol, tile=64, overlap=0.25, device="cpu", progress=False),
+    )
 
 
 def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, cli) -> None:
@@ -38,7 +40,12 @@ def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, cli) ->
     code, out, err = cli(["model", "info", str(pkg), "--json", "--size", "64"])
     assert code == 0, err
     info = json.loads(out)
-    assert info.pop("package") == {"name": "slicewise test_resnet uniform k3", "format_version": "0.5.12", "dz": 2, "border": "reflect"}
+    assert info.pop("package") == {
+        "name": "slicewise test_resnet uniform k3",
+        "format_version": "0.5.12",
+        "dz": 2,
+        "border": "reflect",
+    }
     code, out, _ = cli(["model", "info", str(model_file), "--json", "--size", "64"])
     assert json.loads(out) == info and info["skips"] == "0111" and info["heads"]["boundary"] == [2, 3]
     code, out, _ = cli(["model", "info", str(pkg), "--size", "64"])
@@ -47,8 +54,19 @@ def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, cli) ->
     tifffile.imwrite(tmp_path / "raw.tif", make_phantom(shape=(6, 64, 64), seed=2).raw)
     runs = ((pkg, "a.tif", ()), (model_file, "b.tif", ("--dz", "2")), (pkg, "c.tif", ("--dz", "1")))
     for src, name, extra in runs:
-        code, _, err = cli(["predict", str(src), str(tmp_path / "raw.tif"), str(tmp_path / name), "--tile", "64",
-                            "--device", "cpu", *extra])
+        code, _, err = cli(
+            [
+                "predict",
+                str(src),
+                str(tmp_path / "raw.tif"),
+                str(tmp_path / name),
+                "--tile",
+                "64",
+                "--device",
+                "cpu",
+                *extra,
+            ]
+        )
         assert code == 0, err
     a, b, c = (tifffile.imread(tmp_path / n) for n in ("a.tif", "b.tif", "c.tif"))
     np.testing.assert_array_equal(a, b)  # the package's dz (2) is used unless --dz says otherwise
@@ -58,8 +76,22 @@ def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, cli) ->
 def test_cli_export_writes_a_tested_package(exported, tmp_path, cli) -> None:
     _, model_file, _ = exported
     out = tmp_path / "cli.zip"
-    code, stdout, err = cli(["export", "bioimageio", str(model_file), str(out), "--no-torchscript", "--dz", "1",
-                             "--cite", "Cardona et al. 2010, ISBI 2012 data|10.1371/journal.pbio.1000502", "--tag", "isbi2012", "--test"])
+    code, stdout, err = cli(
+        [
+            "export",
+            "bioimageio",
+            str(model_file),
+            str(out),
+            "--no-torchscript",
+            "--dz",
+            "1",
+            "--cite",
+            "Cardona et al. 2010, ISBI 2012 data|10.1371/journal.pbio.1000502",
+            "--tag",
+            "isbi2012",
+            "--test",
+        ]
+    )
     assert code == 0, err
     assert stdout.strip() == str(out)  # the package path alone on stdout; the verdict is a status line
     assert f"bioimage.io test of {out} passed" in err
@@ -112,11 +144,13 @@ def test_core_install_loads_packages_without_bioimageio_napari_or_qt(exported) -
     import sys
 
     _, _, pkg = exported
-    code = ("import sys\n"
-            "for m in ('bioimageio', 'bioimageio.spec', 'bioimageio.core', 'napari', 'npe2', 'qtpy', 'PyQt5'):\n"
-            "    sys.modules[m] = None\n"
-            "from slicewise.cli import register_commands\nregister_commands()\n"
-            f"from slicewise import load_model\nm = load_model({str(pkg)!r})\nprint(m.config.skips)\n")
+    code = (
+        "import sys\n"
+        "for m in ('bioimageio', 'bioimageio.spec', 'bioimageio.core', 'napari', 'npe2', 'qtpy', 'PyQt5'):\n"
+        "    sys.modules[m] = None\n"
+        "from slicewise.cli import register_commands\nregister_commands()\n"
+        f"from slicewise import load_model\nm = load_model({str(pkg)!r})\nprint(m.config.skips)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "0111"
@@ -131,9 +165,22 @@ def test_core_dependencies_exclude_the_extras() -> None:
     root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     core = {re.split(r"[<>=\[ ;]", d)[0].lower() for d in project["dependencies"]}
-    assert not core & {"napari", "npe2", "pyqt5", "pyqt6", "pyside2", "pyside6", "qtpy", "bioimageio.core", "bioimageio.spec", "pytest-qt"}
+    assert not core & {
+        "napari",
+        "npe2",
+        "pyqt5",
+        "pyqt6",
+        "pyside2",
+        "pyside6",
+        "qtpy",
+        "bioimageio.core",
+        "bioimageio.spec",
+        "pytest-qt",
+    }
     extras = project["optional-dependencies"]
-    assert any(d.startswith("napari") for d in extras["napari"]) and any(d.startswith("bioimageio.core") for d in extras["bioimageio"])
+    assert any(d.startswith("napari") for d in extras["napari"]) and any(
+        d.startswith("bioimageio.core") for d in extras["bioimageio"]
+    )
     module, _, name = project["entry-points"]["napari.manifest"]["slicewise"].partition(":")
     assert (root / module.replace(".", "/") / name).is_file()
     ci = (root / ".ci" / "run").read_text()

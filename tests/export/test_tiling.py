@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("bioimageio.core", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'")
+pytest.importorskip(
+    "bioimageio.core", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +32,20 @@ def lite0_package(tmp_path_factory: pytest.TempPathFactory):
     from slicewise.models import build_model, save_model
 
     torch.manual_seed(0)
-    model = build_model(encoder="tf_efficientnet_lite0", weights="imagenet", decoder_channels=(32, 16, 16, 8, 8),
-                        channel_init="uniform", classes=2, class_names=["cytoplasm", "membrane"]).eval()
+    model = build_model(
+        encoder="tf_efficientnet_lite0",
+        weights="imagenet",
+        decoder_channels=(32, 16, 16, 8, 8),
+        channel_init="uniform",
+        classes=2,
+        class_names=["cytoplasm", "membrane"],
+    ).eval()
     with torch.no_grad():
         model.decoder.head.weight.mul_(20.0)
     root = tmp_path_factory.mktemp("bmz-tiling")
-    pkg = bioimageio(save_model(model, root / "best.pt"), root / "lite0.zip", authors=["Ada Lovelace"], torchscript=False)
+    pkg = bioimageio(
+        save_model(model, root / "best.pt"), root / "lite0.zip", authors=["Ada Lovelace"], torchscript=False
+    )
     return model, pkg
 
 

@@ -18,8 +18,9 @@ class StubModel(nn.Module):
     ``calls`` counts the tiles seen; ``fail_after`` raises once that many tiles were seen.
     """
 
-    def __init__(self, in_slices: int = 3, colors: int = 1, kind: str = "conv", size_divisor: int = 8,
-                 extra: str = "distance") -> None:
+    def __init__(
+        self, in_slices: int = 3, colors: int = 1, kind: str = "conv", size_divisor: int = 8, extra: str = "distance"
+    ) -> None:
         super().__init__()
         self.in_slices, self.in_channels = in_slices, in_slices * colors
         self.colors = colors
@@ -43,7 +44,7 @@ class StubModel(nn.Module):
             raise RuntimeError("simulated crash")
         if self.kind == "plus_one":
             r = self.in_slices // 2
-            centre = x[:, r * self.colors: r * self.colors + 1]
+            centre = x[:, r * self.colors : r * self.colors + 1]
             seg = torch.cat([torch.ones_like(centre), torch.zeros_like(centre)], 1)
             return torch.cat([seg, centre + 1], 1)
         return self.conv(x)

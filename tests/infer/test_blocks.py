@@ -30,7 +30,7 @@ def reference(model, vol, plan):
     with torch.inference_mode():
         for i in range(n):
             for ys, xs in iter_tiles((h, w), plan.tile, plan.overlap):
-                y = forward(model, torch.from_numpy(padded[i:i + 1, :, ys, xs].copy()), plan)[0] * g
+                y = forward(model, torch.from_numpy(padded[i : i + 1, :, ys, xs].copy()), plan)[0] * g
                 acc[i, :, ys, xs] += y
     acc /= torch.from_numpy(weight_sum((h, w), plan.tile, plan.overlap))
     return acc[:, :, :h, :w].permute(1, 0, 2, 3).numpy()
@@ -51,27 +51,59 @@ class Recording:
 
 @settings(max_examples=30, deadline=None)
 @given(
-    z=st.integers(1, 6), y=st.integers(3, 40), x=st.integers(3, 40),
-    bz=st.integers(1, 6), by=st.integers(1, 40), bx=st.integers(1, 40),
-    tile=st.sampled_from([8, 16, 24]), overlap=st.sampled_from([0.0, 0.25, 0.5, 0.7]),
-    k=st.sampled_from([1, 3, 5]), dz=st.integers(1, 2), tta=st.booleans(), border=st.sampled_from(["reflect", "replicate"]),
+    z=st.integers(1, 6),
+    y=st.integers(3, 40),
+    x=st.integers(3, 40),
+    bz=st.integers(1, 6),
+    by=st.integers(1, 40),
+    bx=st.integers(1, 40),
+    tile=st.sampled_from([8, 16, 24]),
+    overlap=st.sampled_from([0.0, 0.25, 0.5, 0.7]),
+    k=st.sampled_from([1, 3, 5]),
+    dz=st.integers(1, 2),
+    tta=st.booleans(),
+    border=st.sampled_from(["reflect", "replicate"]),
     data=st.data(),
 )
-def test_blockwise_equals_whole_volume_and_reads_only_the_halo(stub, z, y, x, bz, by, bx, tile, overlap, k, dz, tta, border, data):
+def test_blockwise_equals_whole_volume_and_reads_only_the_halo(
+    stub, z, y, x, bz, by, bx, tile, overlap, k, dz, tta, border, data
+):
     if (k - 1) * dz + 1 > z:
         k, dz = 1, 1
     vol = np.random.default_rng(z * 1000 + y * 40 + x).integers(0, 256, (z, y, x), dtype=np.uint8)
     model = stub(in_slices=k).eval()
-    plan = make_plan(model, vol.shape, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, **{
-        k_: v for k_, v in KW.items() if k_ != "progress"})
+    plan = make_plan(
+        model,
+        vol.shape,
+        tile=tile,
+        overlap=overlap,
+        k=k,
+        dz=dz,
+        border=border,
+        tta=tta,
+        **{k_: v for k_, v in KW.items() if k_ != "progress"},
+    )
     ref = reference(model, vol, plan)
     whole = predict(model, vol, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, block=(z, y, x), **KW)
     np.testing.assert_allclose(whole, ref, rtol=0, atol=1e-6)
     rec = Recording(vol)
-    blocks = predict(model, rec, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, block=(bz, by, bx), **KW)
+    blocks = predict(
+        model, rec, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, block=(bz, by, bx), **KW
+    )
     assert np.abs(blocks - whole).max() <= 1e-6
-    plan = make_plan(model, vol.shape, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, block=(bz, by, bx),
-                     batch_size=5, device="cpu")
+    plan = make_plan(
+        model,
+        vol.shape,
+        tile=tile,
+        overlap=overlap,
+        k=k,
+        dz=dz,
+        border=border,
+        tta=tta,
+        block=(bz, by, bx),
+        batch_size=5,
+        device="cpu",
+    )
     grid = plan_blocks(vol.shape, plan.block)
     assert len(rec.reads) == len(grid)  # one read per block
     r, (th, tw) = (k - 1) // 2 * dz, plan.tile
@@ -82,15 +114,20 @@ def test_blockwise_equals_whole_volume_and_reads_only_the_halo(stub, z, y, x, bz
         assert b.out[1].start - reg.y.start <= th - 1 and reg.y.stop - b.out[1].stop <= th - 1
         assert b.out[2].start - reg.x.start <= tw - 1 and reg.x.stop - b.out[2].stop <= tw - 1
     # a ROI is the same numbers as the whole-volume prediction's crop, whatever the block shape
-    roi = tuple(slice(*sorted(data.draw(st.lists(st.integers(0, n), min_size=2, max_size=2, unique=True))))
-                for n in (z, y, x))
-    part = predict(model, vol, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, block=(bz, by, bx), roi=roi, **KW)
+    roi = tuple(
+        slice(*sorted(data.draw(st.lists(st.integers(0, n), min_size=2, max_size=2, unique=True)))) for n in (z, y, x)
+    )
+    part = predict(
+        model, vol, tile=tile, overlap=overlap, k=k, dz=dz, border=border, tta=tta, block=(bz, by, bx), roi=roi, **KW
+    )
     assert np.abs(part - whole[(slice(None), *roi)]).max() <= 1e-6
 
 
 @settings(max_examples=60, deadline=None)
-@given(shape=st.tuples(st.integers(1, 20), st.integers(1, 50), st.integers(1, 50)),
-       block=st.tuples(st.integers(1, 8), st.integers(1, 30), st.integers(1, 30)))
+@given(
+    shape=st.tuples(st.integers(1, 20), st.integers(1, 50), st.integers(1, 50)),
+    block=st.tuples(st.integers(1, 8), st.integers(1, 30), st.integers(1, 30)),
+)
 def test_plan_blocks_tile_the_roi_exactly_once_in_chunk_order(shape, block):
     blocks = plan_blocks(shape, block)
     cover = np.zeros(shape, np.int32)
@@ -156,7 +193,9 @@ def test_colour_volumes_and_normalised_rois_are_block_shape_independent(stub):
     rgb = np.random.default_rng(4).integers(0, 256, (5, 30, 37, 3), dtype=np.uint8)
     model = stub(in_slices=3, colors=3)
     whole = predict(model, rgb, tile=16, block=(5, 30, 37), **KW)
-    np.testing.assert_allclose(predict(model, rgb, tile=16, block=(2, 11, 7), tta=False, **KW), whole, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        predict(model, rgb, tile=16, block=(2, 11, 7), tta=False, **KW), whole, rtol=0, atol=1e-6
+    )
     wide = (np.random.default_rng(5).random((6, 30, 37)) * 500 - 50).astype(np.float32)
     gray = stub()
     ref = predict(gray, wide, tile=16, normalize="percentile", **KW)

@@ -33,8 +33,13 @@ def cluster() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    return build_model(encoder="test_convnext", weights="random", in_slices=3, decoder_channels=(16, 8, 8, 8, 8),
-                       class_names=["background", "membrane"]).eval()
+    return build_model(
+        encoder="test_convnext",
+        weights="random",
+        in_slices=3,
+        decoder_channels=(16, 8, 8, 8, 8),
+        class_names=["background", "membrane"],
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +109,12 @@ def test_killed_client_resumes_with_identical_blocks(cluster: Any, model: Any, d
                     os.kill(os.getpid(), signal.SIGKILL)
                 yield x
         dist.progress = dying
-        predict_to({str(mpath)!r}, {str(src)!r}, {str(tmp_path / 'k.zarr')!r}, dask={_address(cluster)!r}, **{SETTINGS!r})
+        predict_to({str(mpath)!r}, {str(src)!r}, {str(tmp_path / "k.zarr")!r}, dask={_address(cluster)!r}, **{SETTINGS!r})
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(dist.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(dist.__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert not (tmp_path / "k.zarr").exists()
@@ -116,7 +124,9 @@ def test_killed_client_resumes_with_identical_blocks(cluster: Any, model: Any, d
     assert np.abs(np.asarray(read_prediction(out).probabilities[...]) - ref).max() <= 1e-6
 
 
-def test_premarked_blocks_are_skipped(cluster: Any, model: Any, data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_premarked_blocks_are_skipped(
+    cluster: Any, model: Any, data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An interrupted client (Ctrl-C after 5 blocks) leaves a partial output; the rerun finishes it exactly."""
     from distributed import get_task_stream
 

@@ -35,11 +35,15 @@ def test_a_prediction_that_cannot_fit_is_refused_before_any_block_is_computed(st
 
 
 @pytest.mark.parametrize("name", ["p.tif", "p.h5", "p.zarr"])
-def test_a_disk_that_fills_up_mid_run_keeps_the_partial_output_and_the_rerun_finishes_it(stub, raw_file, small_disk,
-                                                                                         tmp_path, monkeypatch, name):
+def test_a_disk_that_fills_up_mid_run_keeps_the_partial_output_and_the_rerun_finishes_it(
+    stub, raw_file, small_disk, tmp_path, monkeypatch, name
+):
     model = stub()
-    ref = np.asarray(read_prediction(predict_to(model, raw_file, tmp_path / f"ref{os.path.splitext(name)[1]}", key="raw",
-                                                **KW)).probabilities[...])
+    ref = np.asarray(
+        read_prediction(
+            predict_to(model, raw_file, tmp_path / f"ref{os.path.splitext(name)[1]}", key="raw", **KW)
+        ).probabilities[...]
+    )
     d = small_disk("1m")
     out, filler = d / name, d / ".filler"
     mark = PredictionWriter.mark_done
@@ -71,8 +75,13 @@ def test_segment_into_a_full_disk_is_one_line_not_a_crash(tmp_path, small_disk, 
         f["probabilities"] = np.stack([1 - fg, fg])
         f.attrs["channels"] = '["background", "foreground"]'
     d = small_disk("1m")
-    r = subprocess.run([sys.executable, "-m", "slicewise.cli", "segment", src, d / name], capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "slicewise.cli", "segment", src, d / name],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: cannot write output {d / name}: it needs about 2.1 MB")
     assert sorted(p.name for p in d.iterdir()) == []

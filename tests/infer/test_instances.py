@@ -39,8 +39,8 @@ def test_cc_counts_separated_blobs(n, seed):
 
 def _two_touching_discs(depth=3):
     yy, xx = np.indices((48, 64))
-    a = (yy - 24) ** 2 + (xx - 22) ** 2 <= 12 ** 2
-    b = (yy - 24) ** 2 + (xx - 41) ** 2 <= 12 ** 2
+    a = (yy - 24) ** 2 + (xx - 22) ** 2 <= 12**2
+    b = (yy - 24) ** 2 + (xx - 41) ** 2 <= 12**2
     d1 = np.hypot(yy - 24, xx - 22)
     d2 = np.hypot(yy - 24, xx - 41)
     contact = (a | b) & (np.abs(d1 - d2) < 2.0)
@@ -76,8 +76,13 @@ def test_boundary_channel_by_index_and_distance_channel():
     from scipy import ndimage as ndi
 
     dist = np.stack([ndi.distance_transform_edt(m) for m in mask])
-    lab = segment(np.concatenate([prob[:2], dist[None]]), mode="watershed", use="distance",
-                  channel_names=["class0", "class1", "distance"], per_slice=True)
+    lab = segment(
+        np.concatenate([prob[:2], dist[None]]),
+        mode="watershed",
+        use="distance",
+        channel_names=["class0", "class1", "distance"],
+        per_slice=True,
+    )
     assert lab.max() == 2
 
 
@@ -133,15 +138,18 @@ def test_segment_reads_a_prediction_file(stub, tmp_path):
         segment(tmp_path / "missing.zarr")
 
 
-@pytest.mark.parametrize("names, sel, expect", [
-    (["background", "membrane"], None, 1),
-    (["membrane", "background"], None, 0),
-    (["class0", "class1", "boundary"], None, 1),
-    (["background", "nucleus", "distance"], None, 1),
-    (["background", "membrane", "mitochondrion"], "mitochondrion", 2),
-    (["background", "membrane", "mitochondrion"], "1", 1),
-    (None, None, None),
-])
+@pytest.mark.parametrize(
+    "names, sel, expect",
+    [
+        (["background", "membrane"], None, 1),
+        (["membrane", "background"], None, 0),
+        (["class0", "class1", "boundary"], None, 1),
+        (["background", "nucleus", "distance"], None, 1),
+        (["background", "membrane", "mitochondrion"], "mitochondrion", 2),
+        (["background", "membrane", "mitochondrion"], "1", 1),
+        (None, None, None),
+    ],
+)
 def test_choose_foreground_rule(names, sel, expect):
     n = len(names) if names else 3
     idx, text = choose_foreground(sel, names, n)

@@ -41,7 +41,11 @@ def _ref_flood(surface, seeds, mask):
     from skimage.segmentation import watershed
 
     markers = ndi.label(seeds & mask)[0]
-    lab = watershed(tie_broken(surface), markers=markers, mask=mask) if markers.max() > 0 else np.zeros(mask.shape, np.int32)
+    lab = (
+        watershed(tie_broken(surface), markers=markers, mask=mask)
+        if markers.max() > 0
+        else np.zeros(mask.shape, np.int32)
+    )
     orphans = ndi.label(mask & (lab == 0))[0]
     return np.where(orphans > 0, orphans + lab.max(), lab)
 
@@ -63,9 +67,11 @@ def _reference(prob, use, per_slice, min_size=0, t=0.5, min_distance=3):
         b = prob[2]
         lab = _ref_per_slice(_ref_flood, per_slice, b, (fg_p > t) & (b < 0.5), fg)
     else:
+
         def ws(m):
             d = ndi.distance_transform_edt(m).astype(np.float32)
             return _ref_flood(-d, _ref_seeds(d, m, min_distance), m)
+
         lab = _ref_per_slice(ws, per_slice, fg)
     return remove_small(lab, min_size)
 
@@ -96,10 +102,15 @@ def _blobs(shape, n, max_r, seed):
 
 # --- connected components: exact, id for id ----------------------------------------------------
 @settings(max_examples=60, deadline=None)
-@given(shape=st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 9)),
-       block=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 5)),
-       connectivity=st.integers(1, 3), per_slice=st.booleans(), density=st.floats(0.05, 0.8),
-       min_size=st.integers(0, 4), seed=st.integers(0, 10_000))
+@given(
+    shape=st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 9)),
+    block=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 5)),
+    connectivity=st.integers(1, 3),
+    per_slice=st.booleans(),
+    density=st.floats(0.05, 0.8),
+    min_size=st.integers(0, 4),
+    seed=st.integers(0, 10_000),
+)
 def test_blockwise_cc_equals_ndimage_label_id_for_id(shape, block, connectivity, per_slice, density, min_size, seed):
     mask = np.random.default_rng(seed).random(shape) < density
     ref = ndi.label(mask, structure_for(connectivity, per_slice))[0]
@@ -117,8 +128,12 @@ def test_per_slice_cc_equals_the_slice_by_slice_reference():
 
 # --- watershed: identical with a halo beyond the largest object, measured agreement otherwise ---
 @settings(max_examples=12, deadline=None)
-@given(use=st.sampled_from(["boundary", "distance"]), per_slice=st.booleans(),
-       block=st.tuples(st.integers(2, 6), st.integers(3, 12), st.integers(3, 12)), seed=st.integers(0, 1000))
+@given(
+    use=st.sampled_from(["boundary", "distance"]),
+    per_slice=st.booleans(),
+    block=st.tuples(st.integers(2, 6), st.integers(3, 12), st.integers(3, 12)),
+    seed=st.integers(0, 1000),
+)
 def test_blockwise_watershed_identical_when_halo_exceeds_objects(use, per_slice, block, seed):
     shape = (8, 24, 24)
     prob, fg = _blobs(shape, 6, 4.5, seed)
@@ -126,8 +141,16 @@ def test_blockwise_watershed_identical_when_halo_exceeds_objects(use, per_slice,
     extent = max((max(s.stop - s.start for s in c) for c in comps), default=0)
     halo = (extent + 4,) * 3  # + min_distance for local-maximum seeds
     ref = _reference(prob, use, per_slice, min_size=2)
-    got = segment(prob, mode="watershed", use=use, per_slice=per_slice, block=block, halo=halo, min_size=2,
-                  channel_names=["class0", "class1", "boundary"])
+    got = segment(
+        prob,
+        mode="watershed",
+        use=use,
+        per_slice=per_slice,
+        block=block,
+        halo=halo,
+        min_size=2,
+        channel_names=["class0", "class1", "boundary"],
+    )
     np.testing.assert_array_equal(got, ref)
 
 
@@ -199,11 +222,14 @@ def test_reads_are_bounded_by_block_and_halo():
 
 
 # --- refusals: one line each --------------------------------------------------------------------
-@pytest.mark.parametrize("prob, match", [
-    (np.full((2, 4, 4), 200, np.uint8), r"values in \[200, 200\] \(uint8\).*slicewise predict"),
-    (np.full((2, 4, 4), np.nan, np.float32), "NaN or Inf"),
-    (np.full((2, 4, 4), 3.5, np.float32), r"not probabilities in \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "prob, match",
+    [
+        (np.full((2, 4, 4), 200, np.uint8), r"values in \[200, 200\] \(uint8\).*slicewise predict"),
+        (np.full((2, 4, 4), np.nan, np.float32), "NaN or Inf"),
+        (np.full((2, 4, 4), 3.5, np.float32), r"not probabilities in \[0, 1\]"),
+    ],
+)
 def test_refuses_raw_images_and_non_finite_maps(prob, match):
     with pytest.raises(InputError, match=match) as err:
         segment(prob)
@@ -216,12 +242,19 @@ def test_binary_masks_are_accepted():
     assert segment(m).max() == 1
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"min_size": -1}, "min-size"), ({"foreground_threshold": 1.5}, "foreground-threshold"),
-    ({"boundary_threshold": -0.1}, "boundary-threshold"), ({"min_distance": 0}, "min-distance"),
-    ({"block": (0, 4, 4)}, "--block"), ({"halo": (1, -1, 1)}, "--halo"), ({"connectivity": 4}, "connectivity"),
-    ({"mode": "grow"}, "mode"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"min_size": -1}, "min-size"),
+        ({"foreground_threshold": 1.5}, "foreground-threshold"),
+        ({"boundary_threshold": -0.1}, "boundary-threshold"),
+        ({"min_distance": 0}, "min-distance"),
+        ({"block": (0, 4, 4)}, "--block"),
+        ({"halo": (1, -1, 1)}, "--halo"),
+        ({"connectivity": 4}, "connectivity"),
+        ({"mode": "grow"}, "mode"),
+    ],
+)
 def test_numeric_options_are_validated(kwargs, match):
     with pytest.raises(InputError, match=match):
         segment(np.full((1, 4, 4), 0.7, np.float32), **kwargs)
@@ -244,8 +277,12 @@ def test_unused_raw_heads_are_not_checked_but_used_channels_are():
     with pytest.raises(InputError, match="not probabilities"):
         segment(stack, mode="watershed", boundary_channel=2)
     with pytest.raises(InputError, match="NaN"):
-        segment(np.concatenate([prob[:2], np.full((1, 3, 12, 12), np.inf, np.float32)]), mode="watershed",
-                use="distance", distance_channel=2)
+        segment(
+            np.concatenate([prob[:2], np.full((1, 3, 12, 12), np.inf, np.float32)]),
+            mode="watershed",
+            use="distance",
+            distance_channel=2,
+        )
 
 
 def test_roi_prediction_store_to_labels_to_evaluate(stub, tmp_path):
@@ -268,7 +305,9 @@ def test_roi_prediction_store_to_labels_to_evaluate(stub, tmp_path):
     truth = ndi.label(_blobs((8, 32, 32), 6, 5, 11)[1])[0]
     vol = np.where(truth > 0, 220, 30).astype(np.uint8)
     roi = (slice(2, 7), slice(4, 28), slice(0, 32))
-    probs = predict_to(Bright(), vol, tmp_path / "p.zarr", tile=16, progress=False, device="cpu", dtype="uint8", roi=roi)
+    probs = predict_to(
+        Bright(), vol, tmp_path / "p.zarr", tile=16, progress=False, device="cpu", dtype="uint8", roi=roi
+    )
     res = segment_to(probs, tmp_path / "lab.zarr", block=(2, 9, 9), roi=(slice(3, 6), slice(None), slice(None)))
     assert res.offset == (3, 4, 0) and res.shape == (3, 24, 32)
     ev = evaluate(str(res.path), truth, kind="instance", block=(2, 8, 8))
@@ -291,7 +330,9 @@ def test_evaluate_reads_a_roi_label_store_from_predict(stub, tmp_path, name):
     truth = _blobs((6, 24, 24), 5, 5, 12)[1].astype(np.uint8)
     vol = np.where(truth > 0, 220, 30).astype(np.uint8)
     roi = (slice(1, 5), slice(3, 21), slice(2, 24))
-    out = predict_to(Bright(), vol, tmp_path / name, tile=16, progress=False, device="cpu", output_kind="labels", roi=roi)
+    out = predict_to(
+        Bright(), vol, tmp_path / name, tile=16, progress=False, device="cpu", output_kind="labels", roi=roi
+    )
     ev = evaluate(str(out), truth, kind="semantic", block=(2, 7, 7))
     assert ev["offset"] == [1, 3, 2] and ev["shape"] == [4, 18, 22]
     assert ev["volume"]["foreground_dice"] == 1.0

@@ -49,7 +49,9 @@ def test_a_2d_map_file_segments_to_one_slice_of_labels(tmp_path, name, out):
     assert read_prediction(src).probabilities.shape == (1, 1, *fg.shape)
     res = segment_to(src, tmp_path / out, block=(1, 7, 9))
     assert res.shape == (1, *fg.shape)
-    np.testing.assert_array_equal(np.asarray(open_volume(tmp_path / out)[...]).reshape(res.shape), ndi.label(fg > 0.5)[0][None])
+    np.testing.assert_array_equal(
+        np.asarray(open_volume(tmp_path / out)[...]).reshape(res.shape), ndi.label(fg > 0.5)[0][None]
+    )
 
 
 @pytest.mark.parametrize("name", ["c.tif", "c.zarr", "c.h5"])
@@ -61,11 +63,14 @@ def test_complex_files_are_refused_naming_their_dtype_and_leave_nothing(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ((_fg2d() + 0.5j).astype(np.complex128), "dtype complex128"),
-    (np.zeros((2, 2, 2, 2, 2), np.float32), "shape (2, 2, 2, 2, 2)"),
-    (np.zeros(5, np.float32), "shape (5,)"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ((_fg2d() + 0.5j).astype(np.complex128), "dtype complex128"),
+        (np.zeros((2, 2, 2, 2, 2), np.float32), "shape (2, 2, 2, 2, 2)"),
+        (np.zeros(5, np.float32), "shape (5,)"),
+    ],
+)
 def test_bad_arrays_are_refused_in_one_line(bad, match):
     with pytest.raises(InputError) as err:
         segment(bad)
@@ -100,7 +105,9 @@ def test_non_negative_indices_and_names_still_choose_channels():
     prob = _three_channels()
     by_index = segment(prob, foreground_channel="1")
     assert by_index.max() == 1 and (by_index > 0).sum() == 2 * 16
-    np.testing.assert_array_equal(segment(prob, channel_names=["bg", "fg", "boundary"], foreground_channel="fg"), by_index)
+    np.testing.assert_array_equal(
+        segment(prob, channel_names=["bg", "fg", "boundary"], foreground_channel="fg"), by_index
+    )
     with pytest.raises(InputError, match="out of range"):
         segment(prob, foreground_channel=3)
 

@@ -18,12 +18,18 @@ def _raw() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (5, 16, 24)).astype(np.uint8)
 
 
-@pytest.mark.parametrize("array, match", [
-    (_raw().astype(np.complex64), "dtype complex64: expected integer or float intensities"),
-    (_raw().astype(np.int64), "int64 with values .* under 1/256 .*: save it as uint8, or pass --normalize percentile"),
-    (_raw().astype(np.uint32), "uint32 with values"),
-    (_raw().astype(np.int16) - 1, r"int16 with negative values \(min -1\).*--normalize percentile"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (_raw().astype(np.complex64), "dtype complex64: expected integer or float intensities"),
+        (
+            _raw().astype(np.int64),
+            "int64 with values .* under 1/256 .*: save it as uint8, or pass --normalize percentile",
+        ),
+        (_raw().astype(np.uint32), "uint32 with values"),
+        (_raw().astype(np.int16) - 1, r"int16 with negative values \(min -1\).*--normalize percentile"),
+    ],
+)
 def test_refused_before_any_tile_is_computed_and_nothing_is_left(stub, tmp_path, array, match):
     model = stub()
     with pytest.raises(InputError, match=match) as err:

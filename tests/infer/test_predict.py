@@ -14,9 +14,13 @@ KW = dict(tile=16, batch_size=5, progress=False, device="cpu")
 
 @settings(max_examples=25, deadline=None)
 @given(
-    z=st.integers(1, 5), y=st.integers(3, 45), x=st.integers(3, 45),
-    tile=st.sampled_from([8, 16, 24]), overlap=st.sampled_from([0.0, 0.25, 0.5, 0.75]),
-    batch=st.integers(1, 7), k=st.sampled_from([1, 3]),
+    z=st.integers(1, 5),
+    y=st.integers(3, 45),
+    x=st.integers(3, 45),
+    tile=st.sampled_from([8, 16, 24]),
+    overlap=st.sampled_from([0.0, 0.25, 0.5, 0.75]),
+    batch=st.integers(1, 7),
+    k=st.sampled_from([1, 3]),
 )
 def test_plus_one_model_gives_input_plus_one_everywhere(stub, z, y, x, tile, overlap, batch, k):
     if k > z:
@@ -34,20 +38,28 @@ def test_plus_one_model_gives_input_plus_one_everywhere(stub, z, y, x, tile, ove
 def test_settings_object_and_overrides_give_the_same_result(stub, small_volume):
     model = stub()
     s = PredictSettings(tile=16, batch_size=5, progress=False, device="cpu", block=(2, 20, 20))
-    np.testing.assert_array_equal(predict(model, small_volume, s), predict(model, small_volume, **KW, block=(2, 20, 20)))
-    np.testing.assert_allclose(predict(model, small_volume, s, overlap=0.5), predict(model, small_volume, overlap=0.5, **KW), **TOL)
+    np.testing.assert_array_equal(
+        predict(model, small_volume, s), predict(model, small_volume, **KW, block=(2, 20, 20))
+    )
+    np.testing.assert_allclose(
+        predict(model, small_volume, s, overlap=0.5), predict(model, small_volume, overlap=0.5, **KW), **TOL
+    )
     with pytest.raises(InputError, match="unknown prediction setting"):
         predict(model, small_volume, s, chunk_z=4)
 
 
-@pytest.mark.parametrize("name,kind", [("p.zarr", "both"), ("p.h5", "both"), ("p.tif", "probabilities"), ("l.tif", "labels"),
-                                       ("l.zarr", "labels")])
+@pytest.mark.parametrize(
+    "name,kind",
+    [("p.zarr", "both"), ("p.h5", "both"), ("p.tif", "probabilities"), ("l.tif", "labels"), ("l.zarr", "labels")],
+)
 @pytest.mark.parametrize("block", [(2, 16, 20), (7, 40, 52), (3, 9, 100)])
 def test_store_equals_in_memory_for_every_backend_and_block(stub, small_volume, tmp_path, name, kind, block):
     model = stub()
     ref = predict(model, small_volume, **KW)
     out = predict_to(model, small_volume, tmp_path / name, output_kind=kind, block=block, **KW)
-    assert out == tmp_path / name and sorted(p.name for p in tmp_path.iterdir()) == [name]  # no partial, lock or state left
+    assert out == tmp_path / name and sorted(p.name for p in tmp_path.iterdir()) == [
+        name
+    ]  # no partial, lock or state left
     with read_prediction(out) as pred:
         if kind != "labels":
             np.testing.assert_allclose(pred.probabilities[...], ref, **TOL)
@@ -151,13 +163,27 @@ def test_2d_image_and_torch_input(stub):
     np.testing.assert_allclose(predict(stub(kind="plus_one"), vol, **KW)[2], vol.numpy() + 1, rtol=0, atol=2e-6)
 
 
-@pytest.mark.parametrize("override,match", [
-    (dict(tile=0), "tile"), (dict(tile="a"), "tile"), (dict(overlap=1.0), "overlap"), (dict(overlap=-0.1), "overlap"),
-    (dict(batch_size=0), "batch size"), (dict(block=(0, 8, 8)), "block shape"), (dict(block="4,4"), "block shape"),
-    (dict(dz=0), "dz"), (dict(k=2), "odd"), (dict(border="skip"), "skip"), (dict(output_kind="mask"), "output kind"),
-    (dict(dtype="int8"), "dtype"), (dict(normalize="zscore"), "normalize"), (dict(dask="nowhere"), "address"),
-    (dict(roi="1:2:3"), "range"), (dict(tile=12), "multiple of 8"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        (dict(tile=0), "tile"),
+        (dict(tile="a"), "tile"),
+        (dict(overlap=1.0), "overlap"),
+        (dict(overlap=-0.1), "overlap"),
+        (dict(batch_size=0), "batch size"),
+        (dict(block=(0, 8, 8)), "block shape"),
+        (dict(block="4,4"), "block shape"),
+        (dict(dz=0), "dz"),
+        (dict(k=2), "odd"),
+        (dict(border="skip"), "skip"),
+        (dict(output_kind="mask"), "output kind"),
+        (dict(dtype="int8"), "dtype"),
+        (dict(normalize="zscore"), "normalize"),
+        (dict(dask="nowhere"), "address"),
+        (dict(roi="1:2:3"), "range"),
+        (dict(tile=12), "multiple of 8"),
+    ],
+)
 def test_bad_settings_are_one_line_errors_before_any_compute(stub, small_volume, tmp_path, override, match):
     model = stub()
     with pytest.raises(InputError, match=match) as e:
@@ -211,8 +237,9 @@ def test_nan_found_in_a_late_block_leaves_no_output_and_no_partial(stub, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_status_names_the_region_predicted_and_tiles_progress_inside_one_block(stub, small_volume, tmp_path, caplog,
-                                                                               monkeypatch):
+def test_status_names_the_region_predicted_and_tiles_progress_inside_one_block(
+    stub, small_volume, tmp_path, caplog, monkeypatch
+):
     """`--z 2:5` predicts 3 slices, not the whole stack; one block still reports progress tile by tile."""
     import logging
 
@@ -221,8 +248,17 @@ def test_status_names_the_region_predicted_and_tiles_progress_inside_one_block(s
     monkeypatch.delenv("SLICEWISE_NO_PROGRESS", raising=False)
     caplog.set_level(logging.INFO, logger="slicewise")
     model = stub()
-    predict_to(model, small_volume, tmp_path / "p.zarr", tile=16, overlap=0.25, batch_size=2, device="cpu", roi="2:5",
-               block=(8, 64, 64))
+    predict_to(
+        model,
+        small_volume,
+        tmp_path / "p.zarr",
+        tile=16,
+        overlap=0.25,
+        batch_size=2,
+        device="cpu",
+        roi="2:5",
+        block=(8, 64, 64),
+    )
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("predicting 3×40×52 (z 2:5) into ") and ": 1 block(s)" in line for line in lines), lines
     ticks = [line for line in lines if line.startswith("predict: ") and " tiles, " in line]

@@ -13,8 +13,13 @@ KW = dict(tile=64, overlap=0.25, batch_size=4, progress=False, device="cpu")
 def model():
     from slicewise.models import build_model
 
-    return build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3,
-                       decoder_channels=(16, 8, 8, 8, 8), extra_heads=("boundary",)).eval()
+    return build_model(
+        encoder="tf_efficientnet_lite0",
+        weights="random",
+        in_slices=3,
+        decoder_channels=(16, 8, 8, 8, 8),
+        extra_heads=("boundary",),
+    ).eval()
 
 
 @pytest.fixture(scope="module")

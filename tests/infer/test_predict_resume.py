@@ -71,7 +71,9 @@ def test_a_changed_input_is_refused_in_one_line_and_other_settings_start_afresh(
     assert model.calls == 7 * TILES
     changed = np.array(small_volume)
     changed[6, 39, 51] = (int(changed[6, 39, 51]) + 1) % 256
-    np.testing.assert_allclose(read_prediction(out).probabilities[...], predict(model, changed, **KW), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        read_prediction(out).probabilities[...], predict(model, changed, **KW), rtol=0, atol=1e-6
+    )
     out2 = tmp_path / "d.h5"
     _interrupt(model, raw_file, out2, after_planes=3)
     predict_to(model, raw_file, out2, key="raw", **{**KW, "overlap": 0.5})  # other settings: everything again
@@ -128,7 +130,11 @@ def test_kill_9_then_rerun_gives_identical_blocks(stub, raw_file, small_volume, 
     proc = subprocess.Popen([sys.executable, "-c", script, str(raw_file), str(out)], env=env)
     deadline = time.time() + 60
     done_dir = state_path(partial_path(out)) / "done"
-    while time.time() < deadline and proc.poll() is None and len(list(done_dir.glob("*")) if done_dir.exists() else []) < 2:
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and len(list(done_dir.glob("*")) if done_dir.exists() else []) < 2
+    ):
         time.sleep(0.05)
     assert proc.poll() is None, "the prediction process ended before it could be killed"
     proc.send_signal(signal.SIGKILL)

@@ -98,7 +98,9 @@ def test_other_settings_or_overwrite_start_afresh(tmp_path, monkeypatch):
     masks = _count(monkeypatch, "mask")
     res = segment_to(prob, out, block=BLOCK, channel_names=NAMES, min_size=20)  # another job: the old state is dropped
     assert masks[0] == 27
-    np.testing.assert_array_equal(np.asarray(open_volume(res.path)[...]), segment(prob, block=BLOCK, channel_names=NAMES, min_size=20))
+    np.testing.assert_array_equal(
+        np.asarray(open_volume(res.path)[...]), segment(prob, block=BLOCK, channel_names=NAMES, min_size=20)
+    )
     _interrupted(monkeypatch, "mask", 3, prob, tmp_path / "again.zarr", block=BLOCK, channel_names=NAMES)
     masks[0] = 0
     segment_to(prob, tmp_path / "again.zarr", block=BLOCK, channel_names=NAMES, resume=False)
@@ -154,14 +156,32 @@ def test_segment_killed_with_sigkill_resumes_to_the_same_labels(tmp_path):
     prob = np.stack([np.where(fg, 0.1, 0.9), np.where(fg, 0.9, 0.1), np.where(edge, 0.9, 0.1)]).astype(np.float32)
     src, out = tmp_path / "p.tif", tmp_path / "w.zarr"
     tifffile.imwrite(src, np.moveaxis(prob, 0, -1), metadata={"axes": "ZYXC"})
-    args = [sys.executable, "-m", "slicewise", "segment", str(src), str(out), "--mode", "watershed", "--boundary-channel", "2",
-            "--block", "2,32,32", "--halo", "1,4,4"]
+    args = [
+        sys.executable,
+        "-m",
+        "slicewise",
+        "segment",
+        str(src),
+        str(out),
+        "--mode",
+        "watershed",
+        "--boundary-channel",
+        "2",
+        "--block",
+        "2,32,32",
+        "--halo",
+        "1,4,4",
+    ]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     records = state_folder(out) / "watershed.blocks"
     deadline = time.monotonic() + 120
     try:
-        while proc.poll() is None and time.monotonic() < deadline and len(list(records.glob("[0-9]*.npz")) if records.exists() else []) < 5:
+        while (
+            proc.poll() is None
+            and time.monotonic() < deadline
+            and len(list(records.glob("[0-9]*.npz")) if records.exists() else []) < 5
+        ):
             time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -24,7 +24,9 @@ def test_cuda_graph_flag_on_cpu_pads_to_one_shape_logs_and_changes_nothing(stub,
     model = stub()
     seen = _shapes(model)
     with caplog.at_level(logging.INFO, logger="slicewise.infer.blocks"):
-        got = predict(model, small_volume, tile=16, overlap=0.25, batch_size=5, device="cpu", progress=False, cuda_graphs=True)
+        got = predict(
+            model, small_volume, tile=16, overlap=0.25, batch_size=5, device="cpu", progress=False, cuda_graphs=True
+        )
     assert "cuda_graphs: no CUDA device" in caplog.text
     assert set(seen) == {5}  # every call, the short last batch included, has the fixed shape
     np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0)
@@ -33,7 +35,9 @@ def test_cuda_graph_flag_on_cpu_pads_to_one_shape_logs_and_changes_nothing(stub,
 def test_compiled_prediction_equals_eager(stub, small_volume) -> None:
     """``compile`` with a backend name (aot_eager: the traced graph without inductor's code generation)."""
     ref = predict(stub(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False)
-    got = predict(stub(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False, compile="aot_eager")
+    got = predict(
+        stub(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False, compile="aot_eager"
+    )
     np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0)
 
 
@@ -74,5 +78,15 @@ def test_inductor_compiled_prediction_equals_eager(small_volume) -> None:
     """``compile=True`` (inductor, which builds its CPU kernels on this machine) with CUDA graphs requested:
     on CPU the same probabilities as eager."""
     ref = predict(_Conv(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False)
-    got = predict(_Conv(), small_volume, tile=16, overlap=0.25, batch_size=4, device="cpu", progress=False, compile=True, cuda_graphs=True)
+    got = predict(
+        _Conv(),
+        small_volume,
+        tile=16,
+        overlap=0.25,
+        batch_size=4,
+        device="cpu",
+        progress=False,
+        compile=True,
+        cuda_graphs=True,
+    )
     np.testing.assert_allclose(got, ref, atol=1e-6, rtol=0)

@@ -33,10 +33,19 @@ KW = dict(tile=16, batch_size=5, progress=False, device="cpu")
 def test_array_store_writes_blocks_then_publishes_atomically(tmp_path, name, key):
     data = np.random.default_rng(0).integers(0, 1000, (5, 30, 41)).astype(np.uint16)
     out = tmp_path / name
-    store = create_array_store(out, data.shape, data.dtype, chunks=(2, 16, 16), key=key, attrs={"what": "labels", "n": 3})
+    store = create_array_store(
+        out, data.shape, data.dtype, chunks=(2, 16, 16), key=key, attrs={"what": "labels", "n": 3}
+    )
     child = subprocess.run(  # a second process writing the same output is refused in one line
-        [sys.executable, "-c", f"from slicewise.infer.store import create_array_store as c; c({str(out)!r}, (1, 1, 1), 'uint8')"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        [
+            sys.executable,
+            "-c",
+            f"from slicewise.infer.store import create_array_store as c; c({str(out)!r}, (1, 1, 1), 'uint8')",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert child.returncode != 0 and "InputError: output" in child.stderr and "being written by another" in child.stderr
     for b in plan_blocks(data.shape, (2, 16, 16)):
         store[b.out] = data[b.out]
@@ -66,14 +75,14 @@ def test_uint8_quantisation_error_is_at_most_half_a_step(seed):
     p.flat[:3] = [0.0, 1.0, 0.5 / 255]
     back = dequantise(quantise(p, "uint8"), UINT8_SCALE)
     assert back.dtype == np.float32 and np.abs(back - p).max() <= 1 / 510 + 1e-7
-    assert np.abs(dequantise(quantise(p, "float16"), None) - p).max() <= 2.0 ** -11
+    assert np.abs(dequantise(quantise(p, "float16"), None) - p).max() <= 2.0**-11
 
 
 @pytest.mark.parametrize("name", ["q.zarr", "q.h5", "q.tif"])
 def test_uint8_and_float16_predictions_read_back_within_their_bound(stub, small_volume, tmp_path, name):
     model = stub(extra="boundary")
     ref = predict(model, small_volume, **KW)
-    for dtype, bound in (("uint8", 1 / 510), ("float16", 2.0 ** -11)):
+    for dtype, bound in (("uint8", 1 / 510), ("float16", 2.0**-11)):
         out = predict_to(model, small_volume, tmp_path / f"{dtype}-{name}", dtype=dtype, block=(3, 20, 30), **KW)
         pred = read_prediction(out)
         p = pred.probabilities[...]
@@ -95,8 +104,17 @@ def test_ome_zarr_output_is_found_by_the_ome_zarr_reader_with_scales_names_and_l
     src = write_volume(tmp_path / "in.tif", vol, voxel_size=(40.0, 4.0, 4.0))
     model = stub(extra="boundary")
     model.config = ModelConfig(classes=2, class_names=("cytoplasm", "membrane"), extra_heads=("boundary",))
-    out = predict_to(model, src, tmp_path / "o.zarr", output_kind="both", block=(2, 64, 64), tile=32, batch_size=8,
-                     progress=False, device="cpu")
+    out = predict_to(
+        model,
+        src,
+        tmp_path / "o.zarr",
+        output_kind="both",
+        block=(2, 64, 64),
+        tile=32,
+        batch_size=8,
+        progress=False,
+        device="cpu",
+    )
     nodes = list(Reader(parse_url(str(out)))())
     image = nodes[0]
     assert any(isinstance(s, Multiscales) for s in image.specs) and any(isinstance(s, OMERO) for s in image.specs)
@@ -192,12 +210,15 @@ def test_zarr_chunks_divide_the_block_so_no_chunk_is_shared(stub, small_volume, 
 # --- issue 20: axis orders follow the file's own metadata, never a guess; every zarr chunk is written ---
 
 
-@pytest.mark.parametrize("kw, stored", [
-    ({"metadata": {"axes": "CZYX"}}, lambda p: p),
-    ({"metadata": {"axes": "ZYXC"}}, lambda p: np.moveaxis(p, 0, -1)),
-    ({"ome": True, "metadata": {"axes": "CZYX"}}, lambda p: p),
-    ({"imagej": True, "metadata": {"axes": "ZCYX"}}, lambda p: np.ascontiguousarray(np.moveaxis(p, 0, 1))),
-])
+@pytest.mark.parametrize(
+    "kw, stored",
+    [
+        ({"metadata": {"axes": "CZYX"}}, lambda p: p),
+        ({"metadata": {"axes": "ZYXC"}}, lambda p: np.moveaxis(p, 0, -1)),
+        ({"ome": True, "metadata": {"axes": "CZYX"}}, lambda p: p),
+        ({"imagej": True, "metadata": {"axes": "ZCYX"}}, lambda p: np.ascontiguousarray(np.moveaxis(p, 0, 1))),
+    ],
+)
 def test_tiff_probabilities_follow_the_declared_axes(tmp_path, kw, stored):
     import tifffile
 

@@ -19,7 +19,7 @@ def test_tile_starts_cover_the_axis_with_the_last_tile_flush(size, tile, overlap
     assert starts[0] == 0 and starts == sorted(set(starts))
     covered = np.zeros(max(size, tile), bool)
     for s in starts:
-        covered[s:s + tile] = True
+        covered[s : s + tile] = True
     assert covered[:size].all()
     assert starts[-1] == max(0, size - tile)
     step = max(1, int(tile * (1 - overlap)))

@@ -90,7 +90,9 @@ def coco_reference(pred: np.ndarray, gt: np.ndarray, scores: dict[int, float]) -
     p_ids = [i for i in np.unique(pred) if i != 0]
     g_ids = [i for i in np.unique(gt) if i != 0]
     p_ids = sorted(p_ids, key=lambda i: -scores[i])
-    ious = np.array([[np.sum((pred == p) & (gt == g)) / np.sum((pred == p) | (gt == g)) for g in g_ids] for p in p_ids]).reshape(len(p_ids), len(g_ids))
+    ious = np.array(
+        [[np.sum((pred == p) & (gt == g)) / np.sum((pred == p) | (gt == g)) for g in g_ids] for p in p_ids]
+    ).reshape(len(p_ids), len(g_ids))
     rec_thrs = np.linspace(0.0, 1.00, 101)
     out = []
     for t in IOU_THRESHOLDS:
@@ -118,7 +120,9 @@ def coco_reference(pred: np.ndarray, gt: np.ndarray, scores: dict[int, float]) -
     return out
 
 
-instance_maps = hnp.arrays(np.int32, st.tuples(st.integers(1, 2), st.integers(3, 8), st.integers(3, 8)), elements=st.integers(0, 4))
+instance_maps = hnp.arrays(
+    np.int32, st.tuples(st.integers(1, 2), st.integers(3, 8), st.integers(3, 8)), elements=st.integers(0, 4)
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -143,10 +147,12 @@ def test_matches_literal_coco_with_distinct_scores(pred, gt, seed):
 @given(instance_maps, st.data())
 def test_invariant_to_label_permutation(gt, data):
     pred = data.draw(hnp.arrays(np.int32, gt.shape, elements=st.integers(0, 4)))
+
     def relabel(a):
         ids = np.unique(a)
         new = np.array(data.draw(st.lists(st.integers(1, 10**6), min_size=ids.size, max_size=ids.size, unique=True)))
         return np.where(ids == 0, 0, new)[np.searchsorted(ids, a)]
+
     a, b = average_precision(pred, gt), average_precision(relabel(pred), relabel(gt))
     assert a == pytest.approx(b, abs=1e-12)
     assert seg_accuracy(pred, gt) == pytest.approx(seg_accuracy(relabel(pred), relabel(gt)))

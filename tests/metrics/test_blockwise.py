@@ -39,10 +39,14 @@ def _instances(shape, n, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=st.tuples(st.integers(1, 5), st.integers(1, 9), st.integers(1, 9)),
-       block=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
-       kind=st.sampled_from(["instance", "semantic"]), per_slice=st.booleans(), with_prob=st.booleans(),
-       seed=st.integers(0, 1000))
+@given(
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 9), st.integers(1, 9)),
+    block=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
+    kind=st.sampled_from(["instance", "semantic"]),
+    per_slice=st.booleans(),
+    with_prob=st.booleans(),
+    seed=st.integers(0, 1000),
+)
 def test_every_metric_equals_the_in_memory_value(shape, block, kind, per_slice, with_prob, seed):
     pred, gt, prob = _instances(shape, 5, seed)
     prob = prob if (with_prob and kind == "instance") else None
@@ -98,7 +102,9 @@ def test_dask_gives_the_same_result(dask, tmp_path):
     write_volume(tmp_path / "p.zarr", pred.astype(np.int32))
     write_volume(tmp_path / "g.h5", gt.astype(np.int32))
     ref = evaluate(pred, gt, kind="instance", per_slice=True)
-    got = evaluate(str(tmp_path / "p.zarr"), str(tmp_path / "g.h5"), kind="instance", per_slice=True, block=(2, 8, 8), dask=dask)
+    got = evaluate(
+        str(tmp_path / "p.zarr"), str(tmp_path / "g.h5"), kind="instance", per_slice=True, block=(2, 8, 8), dask=dask
+    )
     assert _flat(got) == _flat(ref)
 
 
@@ -173,10 +179,14 @@ def test_probability_files_in_every_predict_layout_give_the_array_scores(tmp_pat
     pred, gt, prob = _instances((3, 12, 12), 4, 6)
     two = np.stack([1 - prob, prob])
     ref = evaluate(pred, gt, kind="instance", prob=two)["volume"]
-    tifffile.imwrite(tmp_path / "cl.tif", np.moveaxis(two, 0, -1), metadata={"axes": "ZYXC"})  # channel-last, as predict writes TIFF
+    tifffile.imwrite(
+        tmp_path / "cl.tif", np.moveaxis(two, 0, -1), metadata={"axes": "ZYXC"}
+    )  # channel-last, as predict writes TIFF
     tifffile.imwrite(tmp_path / "fg.tif", prob)
     for f in ("cl.tif", "fg.tif"):
-        assert evaluate(pred, gt, kind="instance", prob=str(tmp_path / f), block=(2, 5, 5))["volume"] == pytest.approx(ref, abs=1e-7), f
+        assert evaluate(pred, gt, kind="instance", prob=str(tmp_path / f), block=(2, 5, 5))["volume"] == pytest.approx(
+            ref, abs=1e-7
+        ), f
 
 
 def test_block_grid_is_the_segment_grid():

@@ -25,7 +25,9 @@ def test_per_slice_equals_each_slice_alone(pred, gt, kind):
     for z, row in enumerate(r["per_slice"]):
         alone = evaluate(pred[z], gt[z], kind=kind, classes=[0, 1, 2, 3, 4] if kind == "semantic" else None)["volume"]
         assert {k: v for k, v in row.items() if k != "z"} == alone
-    assert r["slice_mean"]["foreground_dice"] == pytest.approx(np.mean([row["foreground_dice"] for row in r["per_slice"]]))
+    assert r["slice_mean"]["foreground_dice"] == pytest.approx(
+        np.mean([row["foreground_dice"] for row in r["per_slice"]])
+    )
     assert json.loads(json.dumps(r)) == r  # plain JSON types only
 
 
@@ -34,8 +36,22 @@ def test_instance_result_keys_and_values():
     gt = rng.integers(0, 6, (2, 16, 16))
     pred = rng.integers(0, 6, (2, 16, 16))
     v = evaluate(pred, gt, kind="instance")["volume"]
-    assert set(v) == {"are", "rand_f", "rand_precision", "rand_recall", "voi_split", "voi_merge", "voi",
-                      "ap", "ap50", "ap75", "n_pred", "n_gt", "seg_accuracy", "foreground_dice"}
+    assert set(v) == {
+        "are",
+        "rand_f",
+        "rand_precision",
+        "rand_recall",
+        "voi_split",
+        "voi_merge",
+        "voi",
+        "ap",
+        "ap50",
+        "ap75",
+        "n_pred",
+        "n_gt",
+        "seg_accuracy",
+        "foreground_dice",
+    }
     assert v["are"] == pytest.approx(adapted_rand_error(gt, pred, ignore_labels=(0,))[0], abs=1e-9)
     assert all(type(x) in (float, int) for x in v.values())
     kept = evaluate(pred, gt, kind="instance", ignore_gt_zero=False)["volume"]
@@ -73,8 +89,14 @@ def test_probability_layouts_give_the_same_scores():
         (lambda: evaluate(np.zeros((2, 3)), np.zeros((2, 3), int), kind="instance"), "dtype float"),
         (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 4), int)), "shape"),
         (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="panoptic"), "kind"),
-        (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="instance", prob=np.ones((4, 4))), "probability shape"),
-        (lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="instance", prob=np.full((2, 3), 3.0)), "within"),
+        (
+            lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="instance", prob=np.ones((4, 4))),
+            "probability shape",
+        ),
+        (
+            lambda: evaluate(np.zeros((2, 3), int), np.zeros((2, 3), int), kind="instance", prob=np.full((2, 3), 3.0)),
+            "within",
+        ),
         (lambda: evaluate(np.arange(600).reshape(20, 30), np.zeros((20, 30), int)), "instance"),
         (lambda: evaluate(np.zeros((2, 2, 2, 2), int), np.zeros((2, 2, 2, 2), int)), "Z×Y×X"),
     ],
@@ -99,8 +121,10 @@ def test_membranes_to_neurons_isbi_convention():
     lab[:, 3, :] = 0  # a thicker predicted membrane: unfilled, its 0 voxels form one segment (a false merge)
     pred = membranes_to_neurons(lab, interior=255)
     assert evaluate(pred, n, kind="instance")["volume"]["rand_precision"] < 1.0
-    assert evaluate(membranes_to_neurons(lab, interior=255, fill=True), n, kind="instance")["volume"]["are"] < \
-        evaluate(pred, n, kind="instance")["volume"]["are"]
+    assert (
+        evaluate(membranes_to_neurons(lab, interior=255, fill=True), n, kind="instance")["volume"]["are"]
+        < evaluate(pred, n, kind="instance")["volume"]["are"]
+    )
 
 
 def test_result_written_as_json_atomic_and_overwrite(tmp_path):

@@ -86,7 +86,9 @@ def test_only_splits_lower_recall_only_merges_lower_precision():
     m = adapted_rand(merged, gt)
     assert m["rand_recall"] == pytest.approx(1.0) and m["rand_precision"] < 1.0
     v = voi(merged, gt)
-    assert v["voi_merge"] == pytest.approx(1.0) and v["voi_split"] == pytest.approx(0.0, abs=1e-12)  # 1 bit: two equal halves
+    assert v["voi_merge"] == pytest.approx(1.0) and v["voi_split"] == pytest.approx(
+        0.0, abs=1e-12
+    )  # 1 bit: two equal halves
 
 
 def test_gt_zero_ignored_pred_zero_ordinary():

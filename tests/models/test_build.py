@@ -15,9 +15,13 @@ SMALL = dict(decoder_channels=(32, 16, 16, 8, 8))
 
 
 def test_build_from_config_or_keywords_agree():
-    cfg = ModelConfig(encoder="tf_efficientnet_lite0", weights="imagenet", in_slices=5, channel_init="mirror", skips="0111", **SMALL)
+    cfg = ModelConfig(
+        encoder="tf_efficientnet_lite0", weights="imagenet", in_slices=5, channel_init="mirror", skips="0111", **SMALL
+    )
     a = build_model(config=cfg)
-    b = build_model(encoder="tf_efficientnet_lite0", weights="imagenet", in_slices=5, channel_init="mirror", skips="0111", **SMALL)
+    b = build_model(
+        encoder="tf_efficientnet_lite0", weights="imagenet", in_slices=5, channel_init="mirror", skips="0111", **SMALL
+    )
     assert a.config == b.config == cfg
     assert (a.in_slices, a.in_channels, a.out_channels, a.size_divisor) == (5, 5, 2, 32)
     torch.testing.assert_close(a.first_layer.weight, b.first_layer.weight)
@@ -31,10 +35,20 @@ def test_bad_config_values_are_one_line_errors():
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("arch", [dict(encoder="tf_efficientnet_lite0", weights="imagenet", channel_init="mirror", in_slices=5,
-                                       extra_heads=("boundary", "distance")),
-                                  dict(encoder="slicewise_samvit_tiny_patch16", weights="random", channel_init="random", img_size=64)],
-                         ids=["lite0-mirror", "samvit-random"])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        dict(
+            encoder="tf_efficientnet_lite0",
+            weights="imagenet",
+            channel_init="mirror",
+            in_slices=5,
+            extra_heads=("boundary", "distance"),
+        ),
+        dict(encoder="slicewise_samvit_tiny_patch16", weights="random", channel_init="random", img_size=64),
+    ],
+    ids=["lite0-mirror", "samvit-random"],
+)
 def test_save_load_round_trip(tmp_path, arch):
     model = build_model(**arch, **SMALL)
     model.train()
@@ -76,7 +90,9 @@ def test_a_folder_given_as_model_file_says_so(tmp_path):
     with pytest.raises(InputError, match=r"model file .*run is a folder, not a file: give a model file \(a \.pt"):
         load_model(run)
     save_model(build_model(encoder="tf_efficientnet_lite0", weights="random", **SMALL), run / "best.pt")
-    with pytest.raises(InputError, match=r"is a folder, not a file: give the model file inside it, e\.g\. .*run/best\.pt$"):
+    with pytest.raises(
+        InputError, match=r"is a folder, not a file: give the model file inside it, e\.g\. .*run/best\.pt$"
+    ):
         load_model(run)
 
 

@@ -61,7 +61,11 @@ def test_normalisation_only_rgb_is_per_channel():
 def test_uniform_identical_slices_match_pretrained_gray(k):
     """A stack of k copies of g gives exactly the pretrained features of the RGB image (g, g, g)."""
     model = build_model(**CNN, in_slices=k, channel_init="uniform").double().eval()
-    reference = CNNEncoder("tf_efficientnet_lite0", {"state_dict": dict(lite_package_state_dict("tf_efficientnet_lite0"))}).double().eval()
+    reference = (
+        CNNEncoder("tf_efficientnet_lite0", {"state_dict": dict(lite_package_state_dict("tf_efficientnet_lite0"))})
+        .double()
+        .eval()
+    )
     g = torch.rand(2, 1, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     m, s = model.mean[0, 0].item(), model.std[0, 0].item()
     with torch.no_grad():

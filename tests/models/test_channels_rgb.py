@@ -30,7 +30,9 @@ def test_rgb_slices_identical_images_give_pretrained_response(name, k):
     adapted = adapt_weight(w, name, k, colors=3)
     assert adapted.shape == (8, 3 * k, 3, 3)
     img = torch.rand(1, 3, 16, 16, dtype=torch.float64)
-    torch.testing.assert_close(torch.nn.functional.conv2d(img.repeat(1, k, 1, 1), adapted), torch.nn.functional.conv2d(img, w))
+    torch.testing.assert_close(
+        torch.nn.functional.conv2d(img.repeat(1, k, 1, 1), adapted), torch.nn.functional.conv2d(img, w)
+    )
     if k == 1:
         assert torch.equal(adapted, w)
     assert torch.equal(adapt_weight(w, "rgb", 1, colors=3), w)  # rgb with one RGB slice = the plain network

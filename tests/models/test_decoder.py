@@ -46,8 +46,10 @@ def test_pruned_skip_changes_output_and_is_ignored_in_forward():
         altered = [f.clone() for f in feats]
         altered[0] = torch.randn_like(altered[0])
         torch.testing.assert_close(pruned.decoder(feats), pruned.decoder(altered))
-        assert not torch.allclose(full.decoder(full.encoder(full.normalise(x))),
-                                  full.decoder([altered[0], *full.encoder(full.normalise(x))[1:]]))
+        assert not torch.allclose(
+            full.decoder(full.encoder(full.normalise(x))),
+            full.decoder([altered[0], *full.encoder(full.normalise(x))[1:]]),
+        )
 
 
 @pytest.mark.parametrize("encoder,strides", [("convnext_atto", (4, 8, 16)), ("resnet18", (2, 4, 8, 16))])
@@ -77,7 +79,11 @@ def test_decoder_norms(norm):
 
 
 def test_heads_are_concatenated_in_order():
-    assert head_slices(3, ("boundary", "distance")) == {"seg": slice(0, 3), "boundary": slice(3, 4), "distance": slice(4, 5)}
+    assert head_slices(3, ("boundary", "distance")) == {
+        "seg": slice(0, 3),
+        "boundary": slice(3, 4),
+        "distance": slice(4, 5),
+    }
     model = build_model(**LITE0, classes=3, extra_heads=("distance",))
     assert model.out_channels == 4 and model.heads["distance"] == slice(3, 4)
 

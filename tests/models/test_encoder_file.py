@@ -9,10 +9,27 @@ import slicewise
 from slicewise.config import ModelConfig
 from slicewise.errors import WeightsError
 from slicewise.models.build import build_adapted_encoder
-from slicewise.models.encoder_file import effective_state_dict, encoder_file_info, pretrain_citation, read_provenance, save_encoder
+from slicewise.models.encoder_file import (
+    effective_state_dict,
+    encoder_file_info,
+    pretrain_citation,
+    read_provenance,
+    save_encoder,
+)
 
-PROV = {"encoder": "test_efficientnet", "in_slices": 3, "colors": 1, "channel_init": "mirror", "dz": 2, "border": "reflect",
-        "start_weights": "random", "method": "mocov2", "steps": 7, "seed": 0, "data": {"raw": [{"path": "/x.tif"}]}}
+PROV = {
+    "encoder": "test_efficientnet",
+    "in_slices": 3,
+    "colors": 1,
+    "channel_init": "mirror",
+    "dz": 2,
+    "border": "reflect",
+    "start_weights": "random",
+    "method": "mocov2",
+    "steps": 7,
+    "seed": 0,
+    "data": {"raw": [{"path": "/x.tif"}]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +73,14 @@ def test_build_model_starts_exactly_from_the_file(weights_file):
     assert not torch.equal(fresh.first_layer.weight, model.first_layer.weight)
 
 
-@pytest.mark.parametrize("field, value, name", [("in_slices", 5, "in_slices=3"), ("channel_init", "uniform", "channel_init=mirror"),
-                                                ("encoder", "resnet10t", "encoder=test_efficientnet")])
+@pytest.mark.parametrize(
+    "field, value, name",
+    [
+        ("in_slices", 5, "in_slices=3"),
+        ("channel_init", "uniform", "channel_init=mirror"),
+        ("encoder", "resnet10t", "encoder=test_efficientnet"),
+    ],
+)
 def test_an_incompatible_model_is_refused_in_one_line(weights_file, field, value, name):
     path, _, _ = weights_file
     kwargs = {"encoder": "test_efficientnet", "in_slices": 3, "channel_init": "mirror", field: value}
@@ -68,11 +91,24 @@ def test_an_incompatible_model_is_refused_in_one_line(weights_file, field, value
 
 def test_train_starts_from_the_file(weights_file, tmp_path):
     path, ref, _ = weights_file
-    cfg = {"data": {"synthetic": {"shape": [6, 64, 64]}, "patch_size": 64, "batch_size": 2, "num_workers": 0, "val_patches": 1},
-           "model": {"encoder": "test_efficientnet", "weights": str(path), "in_slices": 3, "channel_init": "mirror",
-                     "decoder_channels": [8, 8, 8, 8, 8]},
-           "optim": {"warmup_steps": 0, "freeze_encoder_steps": 1},  # the encoder is not updated in this one step
-           "trainer": {"max_steps": 1, "val_every": 1, "accelerator": "cpu"}}
+    cfg = {
+        "data": {
+            "synthetic": {"shape": [6, 64, 64]},
+            "patch_size": 64,
+            "batch_size": 2,
+            "num_workers": 0,
+            "val_patches": 1,
+        },
+        "model": {
+            "encoder": "test_efficientnet",
+            "weights": str(path),
+            "in_slices": 3,
+            "channel_init": "mirror",
+            "decoder_channels": [8, 8, 8, 8, 8],
+        },
+        "optim": {"warmup_steps": 0, "freeze_encoder_steps": 1},  # the encoder is not updated in this one step
+        "trainer": {"max_steps": 1, "val_every": 1, "accelerator": "cpu"},
+    }
     res = slicewise.train(cfg, out=tmp_path / "run")
     got = effective_state_dict(slicewise.load_model(res.last_model).encoder)
     assert all(torch.equal(got[k], ref[k]) for k in ref)
@@ -83,7 +119,11 @@ def test_audit_weights_reads_the_file_with_its_own_settings(weights_file):
 
     path, _, _ = weights_file
     res = audit_weights("test_efficientnet", str(path), in_slices=5, channel_init="rgb")
-    assert res["in_slices"] == 3 and res["channel_init"] == "mirror" and res["mirror_asymmetry"] == pytest.approx(0.0, abs=1e-12)
+    assert (
+        res["in_slices"] == 3
+        and res["channel_init"] == "mirror"
+        and res["mirror_asymmetry"] == pytest.approx(0.0, abs=1e-12)
+    )
 
 
 def test_other_files_are_not_taken_for_encoder_files(tmp_path):

@@ -9,8 +9,19 @@ import torch
 from slicewise.errors import ConfigError
 from slicewise.models.encoders import CNNEncoder, find_module_path, pretrained_cfg
 
-CNNS = ["resnet18", "resnet34", "resnet50", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
-        "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "convnext_atto", "convnext_tiny"]
+CNNS = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "tf_efficientnet_lite0",
+    "tf_efficientnet_lite1",
+    "tf_efficientnet_lite2",
+    "convnext_atto",
+    "convnext_tiny",
+]
 
 
 @pytest.mark.parametrize("name", CNNS)

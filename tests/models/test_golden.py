@@ -26,8 +26,14 @@ REGEN = os.environ.get("SLICEWISE_REGEN_GOLDEN") == "1"
 
 def _forward(name: str) -> np.ndarray:
     torch.manual_seed(0)
-    model = build_model(encoder="tf_efficientnet_lite0", weights="imagenet", in_slices=3, channel_init=name,
-                        decoder_channels=(16, 8, 8, 8, 8), classes=2).eval()
+    model = build_model(
+        encoder="tf_efficientnet_lite0",
+        weights="imagenet",
+        in_slices=3,
+        channel_init=name,
+        decoder_channels=(16, 8, 8, 8, 8),
+        classes=2,
+    ).eval()
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         return model(x).numpy()

@@ -46,13 +46,17 @@ def test_sam_vit_b_features_and_ladder():
 
 @pytest.mark.parametrize("hw", [(64, 64), (48, 80), (96, 32)])
 def test_sam_takes_any_multiple_of_16(hw):
-    model = build_model(encoder="slicewise_samvit_tiny_patch16", weights="random", img_size=64, in_slices=5, **SMALL).eval()
+    model = build_model(
+        encoder="slicewise_samvit_tiny_patch16", weights="random", img_size=64, in_slices=5, **SMALL
+    ).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 5, *hw)).shape == (1, 2, *hw)
 
 
 def test_generic_timm_vit_takes_the_same_path():
-    model = build_model(encoder="vit_tiny_patch16_224", weights="random", in_slices=3, channel_init="mirror", **SMALL).eval()
+    model = build_model(
+        encoder="vit_tiny_patch16_224", weights="random", in_slices=3, channel_init="mirror", **SMALL
+    ).eval()
     assert model.encoder.kind == "vit" and model.size_divisor == 16
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
@@ -78,7 +82,9 @@ def test_cached_rel_pos_attention_equals_timm_and_resamples_nothing_at_the_build
     torch.manual_seed(0)
     enc = ViTEncoder("slicewise_samvit_tiny_patch16", None, img_size=64, in_chans=3).eval()
     assert all(type(b.attn) is sam.CachedRelPosAttention and b.attn.fused_attn for b in enc.vit.blocks)
-    ref = timm.create_model("slicewise_samvit_tiny_patch16", pretrained=False, img_size=64, in_chans=3, num_classes=0).eval()
+    ref = timm.create_model(
+        "slicewise_samvit_tiny_patch16", pretrained=False, img_size=64, in_chans=3, num_classes=0
+    ).eval()
     ref.load_state_dict(enc.vit.state_dict())
     assert set(ref.state_dict()) == set(enc.vit.state_dict())  # the cache is no buffer
     x = torch.rand(2, 3, 64, 64)
@@ -94,8 +100,10 @@ def test_cached_rel_pos_attention_equals_timm_and_resamples_nothing_at_the_build
         for a, b in zip(ours, theirs):
             assert torch.equal(a, b)
         other = torch.rand(1, 3, 96, 96)  # another size: timm's interpolating path, same result
-        for a, b in zip(enc.vit.forward_intermediates(other, indices=enc.indices, intermediates_only=True),
-                        ref.forward_intermediates(other, indices=enc.indices, intermediates_only=True)):
+        for a, b in zip(
+            enc.vit.forward_intermediates(other, indices=enc.indices, intermediates_only=True),
+            ref.forward_intermediates(other, indices=enc.indices, intermediates_only=True),
+        ):
             assert torch.equal(a, b)
 
 
@@ -111,13 +119,14 @@ def test_compiled_sam_encoder_equals_eager():
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-
 def test_importing_slicewise_models_registers_nothing_in_timm() -> None:
     """The tiny SAM ViT is registered only on demand (tests' conftest, or when its name is used)."""
     import subprocess
     import sys
 
-    code = ("import timm, slicewise.models, slicewise.models.sam as s; assert not timm.is_model(s.TINY_SAM); "
-            "from slicewise.models.encoders import check_encoder_name; check_encoder_name(s.TINY_SAM); "
-            "assert timm.is_model(s.TINY_SAM)")
+    code = (
+        "import timm, slicewise.models, slicewise.models.sam as s; assert not timm.is_model(s.TINY_SAM); "
+        "from slicewise.models.encoders import check_encoder_name; check_encoder_name(s.TINY_SAM); "
+        "assert timm.is_model(s.TINY_SAM)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

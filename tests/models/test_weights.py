@@ -51,7 +51,9 @@ def test_lite_package_maps_one_to_one(encoder):
 def test_lite0_package_weights_classify_imagenet_images():
     import skimage.data
 
-    model = create_timm("tf_efficientnet_lite0", {"state_dict": dict(lite_package_state_dict("tf_efficientnet_lite0"))}).eval()
+    model = create_timm(
+        "tf_efficientnet_lite0", {"state_dict": dict(lite_package_state_dict("tf_efficientnet_lite0"))}
+    ).eval()
     assert _classify(model, skimage.data.chelsea()) == 285  # Egyptian cat
     assert _classify(model, skimage.data.coffee()) == 967  # espresso
 
@@ -94,8 +96,10 @@ def test_moco_registry_layout_maps_onto_timm(tmp_path, registry):
     sd["module.encoder_q.conv1.weight"] = src.conv1.weight.detach()[:, :1].clone()  # grayscale-pretrained stem
     path = tmp_path / "moco.pth.tar"
     torch.save({"epoch": 200, "arch": "resnet18", "state_dict": sd, "norms": [0.57, 0.13]}, path)
-    register_weights("fx_moco", WeightSource("resnet18", path.as_uri(), None, prefix="module.encoder_q.",
-                                             mean=(0.57,) * 3, std=(0.13,) * 3))
+    register_weights(
+        "fx_moco",
+        WeightSource("resnet18", path.as_uri(), None, prefix="module.encoder_q.", mean=(0.57,) * 3, std=(0.13,) * 3),
+    )
     model = build_model(encoder="resnet18", weights="fx_moco", channel_init="uniform", in_slices=3, **SMALL)
     ours = model.encoder.body.state_dict()
     ref = src.state_dict()
@@ -103,7 +107,9 @@ def test_moco_registry_layout_maps_onto_timm(tmp_path, registry):
     assert all(torch.equal(ours[k], ref[k]) for k in matched)  # every encoder key, from encoder_q
     assert len(matched) == len(ours) - 1
     # uniform of a grayscale stem split over RGB = the grayscale stem / k
-    torch.testing.assert_close(model.first_layer.weight.detach(), src.conv1.weight.detach()[:, :1].repeat(1, 3, 1, 1) / 3)
+    torch.testing.assert_close(
+        model.first_layer.weight.detach(), src.conv1.weight.detach()[:, :1].repeat(1, 3, 1, 1) / 3
+    )
     assert model.mean.flatten().tolist() == pytest.approx([0.57] * 3)
 
 
@@ -120,7 +126,9 @@ def test_sam_registry_layout_maps_onto_timm(tmp_path, registry, img_size):
     path = tmp_path / "vit_b.pt"
     torch.save(sd, path)
     register_weights("fx_sam", WeightSource("slicewise_samvit_tiny_patch16", path.as_uri(), None))
-    model = build_model(encoder="slicewise_samvit_tiny_patch16", weights="fx_sam", channel_init="rgb", img_size=img_size, **SMALL)
+    model = build_model(
+        encoder="slicewise_samvit_tiny_patch16", weights="fx_sam", channel_init="rgb", img_size=img_size, **SMALL
+    )
     ours, ref = model.encoder.vit.state_dict(), src.state_dict()
     assert set(ours) == set(ref)
     resampled = {k for k in ref if ours[k].shape != ref[k].shape}
@@ -128,8 +136,13 @@ def test_sam_registry_layout_maps_onto_timm(tmp_path, registry, img_size):
     if img_size is None:
         assert not resampled
     else:  # position embeddings follow the 4x4 token grid of a 64-pixel build
-        assert resampled == {"pos_embed", "blocks.1.attn.rel_pos_h", "blocks.1.attn.rel_pos_w",
-                             "blocks.3.attn.rel_pos_h", "blocks.3.attn.rel_pos_w"}
+        assert resampled == {
+            "pos_embed",
+            "blocks.1.attn.rel_pos_h",
+            "blocks.1.attn.rel_pos_w",
+            "blocks.3.attn.rel_pos_h",
+            "blocks.3.attn.rel_pos_w",
+        }
         torch.testing.assert_close(ours["pos_embed"], timm.layers.resample_abs_pos_embed_nhwc(ref["pos_embed"], (4, 4)))
         assert ours["blocks.1.attn.rel_pos_h"].shape[0] == 7
 
@@ -143,7 +156,9 @@ def test_registry_errors(tmp_path, registry):
     with pytest.raises(WeightsError, match="not cached.*SLICEWISE_OFFLINE"):
         build_model(encoder="resnet50", weights="cem500k_mocov2_rn50")
     torch.save({"module.encoder_k.conv1.weight": torch.zeros(1)}, tmp_path / "k.pth")
-    register_weights("fx_wrong_prefix", WeightSource("resnet18", (tmp_path / "k.pth").as_uri(), None, prefix="module.encoder_q."))
+    register_weights(
+        "fx_wrong_prefix", WeightSource("resnet18", (tmp_path / "k.pth").as_uri(), None, prefix="module.encoder_q.")
+    )
     with pytest.raises(WeightsError, match="no keys starting with"):
         build_model(encoder="resnet18", weights="fx_wrong_prefix")
 

@@ -43,8 +43,10 @@ def gl_display() -> Iterator[None]:
             break
     # Xvfb must outlive Qt's X connection (closed only at interpreter exit): a watchdog stops it
     # once this pytest process has ended.
-    script = (f"{xvfb} :{number} -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 & x=$!; "
-              f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill $x")
+    script = (
+        f"{xvfb} :{number} -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 & x=$!; "
+        f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill $x"
+    )
     subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if Path(f"/tmp/.X11-unix/X{number}").exists():
@@ -75,8 +77,15 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from slicewise.models import build_model, save_model
 
     torch.manual_seed(0)
-    model = build_model(encoder="test_resnet", weights="random", decoder_channels=(16, 16, 8, 8, 8), channel_init="uniform",
-                        classes=2, class_names=["cytoplasm", "membrane"], extra_heads=["boundary"]).eval()
+    model = build_model(
+        encoder="test_resnet",
+        weights="random",
+        decoder_channels=(16, 16, 8, 8, 8),
+        channel_init="uniform",
+        classes=2,
+        class_names=["cytoplasm", "membrane"],
+        extra_heads=["boundary"],
+    ).eval()
     with torch.no_grad():
         model.decoder.head.weight.mul_(20.0)
     return save_model(model, tmp_path_factory.mktemp("napari-model") / "best.pt")

@@ -27,7 +27,9 @@ def main(model: str) -> None:
     import numpy as np
     from qtpy.QtWidgets import QApplication
 
-    manifest = npe2.PluginManifest.from_file(Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml")
+    manifest = npe2.PluginManifest.from_file(
+        Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml"
+    )
     pm = npe2.PluginManager.instance()
     if manifest.name in pm._manifests:
         pm.unregister(manifest.name)
@@ -64,12 +66,27 @@ def main(model: str) -> None:
     layers = {}
     for layer in viewer.layers:
         data = np.asarray(layer.data)
-        layers[layer.name] = {"type": type(layer).__name__, "shape": list(data.shape), "dtype": str(data.dtype),
-                              "min": float(data.min()), "max": float(data.max()), "scale": [float(s) for s in layer.scale]}
+        layers[layer.name] = {
+            "type": type(layer).__name__,
+            "shape": list(data.shape),
+            "dtype": str(data.dtype),
+            "min": float(data.min()),
+            "max": float(data.max()),
+            "scale": [float(s) for s in layer.scale],
+        }
     triton = sys.modules.get("triton", "absent")
-    print(json.dumps({"llvm": llvm, "torch_before": torch_before, "triton": "blocked" if triton is None else
-                      "absent" if triton == "absent" else "loaded", "predict_status": predict.status.text(),
-                      "audit_status": audit.status.text(), "layers": layers}))
+    print(
+        json.dumps(
+            {
+                "llvm": llvm,
+                "torch_before": torch_before,
+                "triton": "blocked" if triton is None else "absent" if triton == "absent" else "loaded",
+                "predict_status": predict.status.text(),
+                "audit_status": audit.status.text(),
+                "layers": layers,
+            }
+        )
+    )
     viewer.close()
 
 

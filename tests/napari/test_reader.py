@@ -17,8 +17,16 @@ from slicewise.napari.reader import channel_names, napari_get_reader  # noqa: E4
 AXES = [{"name": "c", "type": "channel"}] + [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"]
 
 
-def write_prediction(path: Path, probs: np.ndarray, names: list[str], *, voxel=(40.0, 8.0, 8.0), offset=(2, 4, 6),
-                     quantise: bool = False, omero_only: bool = False) -> Path:
+def write_prediction(
+    path: Path,
+    probs: np.ndarray,
+    names: list[str],
+    *,
+    voxel=(40.0, 8.0, 8.0),
+    offset=(2, 4, 6),
+    quantise: bool = False,
+    omero_only: bool = False,
+) -> Path:
     """An OME-Zarr prediction in the documented layout, written with ome_zarr's writer (2 levels + labels)."""
     import zarr
     from ome_zarr.format import FormatV04
@@ -26,14 +34,26 @@ def write_prediction(path: Path, probs: np.ndarray, names: list[str], *, voxel=(
 
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
     trans = [o * v for o, v in zip(offset, voxel)]
-    ct = [[{"type": "scale", "scale": [1.0, voxel[0], voxel[1] * 2**i, voxel[2] * 2**i]},
-           {"type": "translation", "translation": [0.0, *trans]}] for i in range(2)]
+    ct = [
+        [
+            {"type": "scale", "scale": [1.0, voxel[0], voxel[1] * 2**i, voxel[2] * 2**i]},
+            {"type": "translation", "translation": [0.0, *trans]},
+        ]
+        for i in range(2)
+    ]
     data = np.round(probs * 255).astype(np.uint8) if quantise else probs
     write_multiscale([data, data[:, :, ::2, ::2]], root, axes=AXES, fmt=FormatV04(), coordinate_transformations=ct)
     labels = probs.argmax(0).astype(np.uint8)
-    write_multiscale_labels([labels, labels[:, ::2, ::2]], root, name="labels", axes=AXES[1:], fmt=FormatV04(),
-                            coordinate_transformations=[[{"type": "scale", "scale": c[0]["scale"][1:]},
-                                                         {"type": "translation", "translation": trans}] for c in ct])
+    write_multiscale_labels(
+        [labels, labels[:, ::2, ::2]],
+        root,
+        name="labels",
+        axes=AXES[1:],
+        fmt=FormatV04(),
+        coordinate_transformations=[
+            [{"type": "scale", "scale": c[0]["scale"][1:]}, {"type": "translation", "translation": trans}] for c in ct
+        ],
+    )
     attrs = {"omero": {"channels": [{"label": n} for n in names]}}
     if not omero_only:
         attrs["slicewise"] = {"channels": names, **({"quantisation": {"scale": 1 / 255}} if quantise else {})}
@@ -75,7 +95,9 @@ def test_labels_only_prediction_opens_as_labels(make_napari_viewer, tmp_path, pr
     root = zarr.open_group(str(tmp_path / "lab.zarr"), mode="w", zarr_format=2)
     ct = [[{"type": "scale", "scale": [40.0, 8.0, 8.0]}]]
     write_multiscale([labels], root, axes=AXES[1:], fmt=FormatV04(), coordinate_transformations=ct)
-    write_multiscale_labels([labels], root, name="labels", axes=AXES[1:], fmt=FormatV04(), coordinate_transformations=ct)
+    write_multiscale_labels(
+        [labels], root, name="labels", axes=AXES[1:], fmt=FormatV04(), coordinate_transformations=ct
+    )
     viewer = make_napari_viewer()
     viewer.open(str(tmp_path / "lab.zarr"), plugin="slicewise")
     assert [type(layer).__name__ for layer in viewer.layers] == ["Labels"]

@@ -57,7 +57,11 @@ def test_predict_widget_user_errors_go_to_the_status_line(make_napari_viewer, qt
     viewer.add_image(make_phantom(shape=(1, 64, 96), seed=2).raw[0], name="slice", scale=(2.0, 3.0))
     widget = _dock(viewer, "Predict")
     widget.model_edit.setText(str(tmp_path / "missing.pt"))
-    assert widget.run() is None and widget.status.text().startswith("error: model file") and "does not exist" in widget.status.text()
+    assert (
+        widget.run() is None
+        and widget.status.text().startswith("error: model file")
+        and "does not exist" in widget.status.text()
+    )
     widget.model_edit.setText(str(model_file.parent))  # a run folder: named as a folder, with the model file inside it
     assert widget.run() is None and "is a folder, not a file" in widget.status.text()
     widget.model_edit.setText(str(model_file))  # a k=3 model cannot predict a single 2-D slice
@@ -78,7 +82,9 @@ def test_audit_widget_shows_shares_ma_and_maps(make_napari_viewer, qtbot, model_
     widget.n_tiles.setValue(3)
     widget.tile.setValue(64)
     _wait(qtbot, widget.run(), lambda: widget.report is not None)
-    ref = attribution_report(load_model(model_file), vol, n_tiles=3, tile=64, method="saliency", n_resamples=500, device="cpu")
+    ref = attribution_report(
+        load_model(model_file), vol, n_tiles=3, tile=64, method="saliency", n_resamples=500, device="cpu"
+    )
     got = [s["value"] for s in widget.report["shares"]]
     np.testing.assert_allclose(got, [s["value"] for s in ref["shares"]], rtol=1e-5)
     assert "MA = " in widget.status.text()
@@ -122,7 +128,9 @@ def test_manifest_contributions() -> None:
 
     import npe2
 
-    manifest = npe2.PluginManifest.from_file(Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml")
+    manifest = npe2.PluginManifest.from_file(
+        Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml"
+    )
     for command in manifest.contributions.commands:
         assert command.python_name  # every command points at a callable
         module, _, attr = command.python_name.partition(":")
@@ -143,8 +151,14 @@ def test_fresh_napari_session_runs_both_widgets_without_a_crash(gl_display, mode
 
     script = Path(__file__).with_name("fresh_session.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    out = subprocess.run([sys.executable, str(script), str(model_file)], env=env, capture_output=True, text=True,
-                         timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, str(script), str(model_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
     run = json.loads(out.stdout.strip().splitlines()[-1])
     assert run["torch_before"] is False  # the session really started without torch
@@ -163,5 +177,7 @@ def test_fresh_napari_session_runs_both_widgets_without_a_crash(gl_display, mode
     assert labels["type"] == "Labels" and labels["shape"] == [5, 64, 64] and labels["dtype"] == "uint8"
     assert 0 <= labels["min"] <= labels["max"] <= 1
     maps = [layers[f"em attribution z{o:+d}"] for o in (-1, 0, 1)]
-    assert all(m["type"] == "Image" and m["shape"] == [5, 64, 64] and m["dtype"] == "float32" and m["min"] >= 0.0 for m in maps)
+    assert all(
+        m["type"] == "Image" and m["shape"] == [5, 64, 64] and m["dtype"] == "float32" and m["min"] >= 0.0 for m in maps
+    )
     assert max(m["max"] for m in maps) > 0.0

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-TINY = ["model.encoder=test_efficientnet", "model.weights=random", "data.patch_size=32", "data.batch_size=8",
-        "data.synthetic.shape=[6,64,64]", "method.memory_bank=32", "trainer.accelerator=cpu", "data.probe_patches=8",
-        "trainer.max_steps=4", "trainer.val_every=2", "trainer.log_every=1"]
+TINY = [
+    "model.encoder=test_efficientnet",
+    "model.weights=random",
+    "data.patch_size=32",
+    "data.batch_size=8",
+    "data.synthetic.shape=[6,64,64]",
+    "method.memory_bank=32",
+    "trainer.accelerator=cpu",
+    "data.probe_patches=8",
+    "trainer.max_steps=4",
+    "trainer.val_every=2",
+    "trainer.log_every=1",
+]
 
 
 @pytest.fixture

@@ -13,8 +13,18 @@ from slicewise.selfsup.methods import BYOL, MIM, MoCoV2, VICReg, build_backbone,
 
 
 def _method(name: str, *extra: str):
-    cfg = load_config(PretrainConfig, None, ["model.encoder=test_efficientnet", "model.weights=random", f"method.name={name}",
-                                             "method.memory_bank=0", "method.output_dim=32", *extra])
+    cfg = load_config(
+        PretrainConfig,
+        None,
+        [
+            "model.encoder=test_efficientnet",
+            "model.weights=random",
+            f"method.name={name}",
+            "method.memory_bank=0",
+            "method.output_dim=32",
+            *extra,
+        ],
+    )
     torch.manual_seed(0)
     return build_method(build_backbone(cfg.model), cfg.method), cfg
 
@@ -65,8 +75,9 @@ def _smooth(n: int, c: int, size: int, seed: int) -> torch.Tensor:
     return F.interpolate(torch.rand((n, c, 4, 4), generator=g), size=(size, size), mode="bilinear", align_corners=True)
 
 
-@pytest.mark.parametrize("encoder, size, patch", [("test_efficientnet", 64, 32), (TINY_SAM, 32, 16)],
-                         ids=["cnn", "samvit"])
+@pytest.mark.parametrize(
+    "encoder, size, patch", [("test_efficientnet", 64, 32), (TINY_SAM, 32, 16)], ids=["cnn", "samvit"]
+)
 def test_mim_loss_falls(encoder, size, patch):
     method, _ = _method("mim", f"model.encoder={encoder}", f"model.img_size={size}")
     assert isinstance(method, MIM) and method.patch == patch

@@ -55,10 +55,23 @@ def test_pretraining_beats_random_initialisation_on_the_phantom_probe(tmp_path):
     from slicewise.selfsup.methods import Backbone
     from slicewise.selfsup.probe import embed
 
-    overrides = ["model.encoder=test_efficientnet", "model.weights=random", "method.name=vicreg", "data.patch_size=32",
-                 "data.batch_size=32", "data.synthetic.shape=[8,128,128]", "data.probe_patches=64", "views.region_scale=1.0",
-                 "views.crop_scale=[1,1]", "views.z_context=1", "trainer.max_steps=120", "trainer.val_every=60",
-                 "trainer.accelerator=cpu", "optim.lr=3e-3", "seed=0"]
+    overrides = [
+        "model.encoder=test_efficientnet",
+        "model.weights=random",
+        "method.name=vicreg",
+        "data.patch_size=32",
+        "data.batch_size=32",
+        "data.synthetic.shape=[8,128,128]",
+        "data.probe_patches=64",
+        "views.region_scale=1.0",
+        "views.crop_scale=[1,1]",
+        "views.z_context=1",
+        "trainer.max_steps=120",
+        "trainer.val_every=60",
+        "trainer.accelerator=cpu",
+        "optim.lr=3e-3",
+        "seed=0",
+    ]
     res = slicewise.pretrain(out=tmp_path / "run", overrides=overrides)
     knn = {int(r["step"]): float(r["val/knn"]) for r in csv.DictReader(res.metrics_csv.open()) if r.get("val/knn")}
     start, end = knn[0], knn[max(knn)]
@@ -66,6 +79,10 @@ def test_pretraining_beats_random_initialisation_on_the_phantom_probe(tmp_path):
     assert end > start + 0.1, knn
     ph = make_phantom(shape=(8, 128, 128), seed=0)
     probe = ProbeSet(ph.raw, ph.semantic, None, 3, 1, "reflect", 32, 64, seed=0)
-    model = slicewise.build_model(encoder="test_efficientnet", weights=str(res.weights), in_slices=3, channel_init="uniform")
+    model = slicewise.build_model(
+        encoder="test_efficientnet", weights=str(res.weights), in_slices=3, channel_init="uniform"
+    )
     assert PretrainModelConfig().channel_init == "uniform"
-    assert knn_score(embed(Backbone(model.encoder, model.mean, model.std), probe.x), probe.y) == pytest.approx(end, abs=1e-6)
+    assert knn_score(embed(Backbone(model.encoder, model.mean, model.std), probe.x), probe.y) == pytest.approx(
+        end, abs=1e-6
+    )

@@ -33,7 +33,9 @@ def _state(path):
 def reference(tmp_path_factory):
     from tests.selfsup.conftest import TINY
 
-    return slicewise.pretrain(out=tmp_path_factory.mktemp("ref") / "run", overrides=[*TINY, "model.channel_init=mirror"])
+    return slicewise.pretrain(
+        out=tmp_path_factory.mktemp("ref") / "run", overrides=[*TINY, "model.channel_init=mirror"]
+    )
 
 
 def test_run_folder_holds_weights_with_provenance_curves_and_report(reference):
@@ -41,12 +43,18 @@ def test_run_folder_holds_weights_with_provenance_curves_and_report(reference):
     assert res.weights == res.out_dir / "encoder.safetensors" and res.weights.is_file()
     prov = read_provenance(res.weights)
     assert prov["method"] == "mocov2" and prov["steps"] == 4 and prov["in_slices"] == 3 and prov["dz"] == 1
-    assert prov["channel_init"] == "mirror" and prov["start_weights"] == "random" and prov["encoder"] == "test_efficientnet"
+    assert (
+        prov["channel_init"] == "mirror"
+        and prov["start_weights"] == "random"
+        and prov["encoder"] == "test_efficientnet"
+    )
     assert prov["data"]["raw"][0]["synthetic"] == [6, 64, 64] and prov["environment"]["versions"]["torch"]
     rows = list(csv.DictReader(res.metrics_csv.open()))
     assert sum(1 for r in rows if r.get("train/loss")) == 4
     knn = {int(r["step"]): float(r["val/knn"]) for r in rows if r.get("val/knn")}
-    assert sorted(knn) == [0, 1, 3] and all(0.0 <= v <= 1.0 for v in knn.values())  # the start point, then each validation
+    assert sorted(knn) == [0, 1, 3] and all(
+        0.0 <= v <= 1.0 for v in knn.values()
+    )  # the start point, then each validation
     assert res.report is not None and "mocov2" in res.report.read_text()
     assert (res.out_dir / "report" / "curves.png").is_file()
     assert not list(res.out_dir.rglob(".*tmp-*"))
@@ -70,7 +78,10 @@ def test_resume_after_a_crash_is_bit_identical(reference, tmp_path, tiny):
     with pytest.raises(InputError, match="--resume"):
         slicewise.pretrain(out=out, overrides=overrides)  # an existing run is never overwritten silently
     res = slicewise.pretrain(out=out, resume=True)  # the run's own config.yaml
-    (a, bank_a), (b, bank_b) = _state(res.out_dir / "checkpoints" / "last.ckpt"), _state(reference.out_dir / "checkpoints" / "last.ckpt")
+    (a, bank_a), (b, bank_b) = (
+        _state(res.out_dir / "checkpoints" / "last.ckpt"),
+        _state(reference.out_dir / "checkpoints" / "last.ckpt"),
+    )
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert torch.equal(bank_a["bank"], bank_b["bank"]) and torch.equal(bank_a["bank_ptr"], bank_b["bank_ptr"])
     assert res.weights.read_bytes()[:200] and read_provenance(res.weights)["steps"] == 4
@@ -85,7 +96,9 @@ def test_resume_refuses_a_changed_config(reference, tmp_path, tiny):
 
 
 def test_reading_regions_on_demand_trains_exactly_as_device_resident_volumes(reference, tmp_path, tiny):
-    res = slicewise.pretrain(out=tmp_path / "lazy", overrides=[*tiny, "model.channel_init=mirror", "data.on_device=false"])
+    res = slicewise.pretrain(
+        out=tmp_path / "lazy", overrides=[*tiny, "model.channel_init=mirror", "data.on_device=false"]
+    )
     a, _ = _state(res.out_dir / "checkpoints" / "last.ckpt")
     b, _ = _state(reference.out_dir / "checkpoints" / "last.ckpt")
     assert all(torch.equal(a[k], b[k]) for k in b)

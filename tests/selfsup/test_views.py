@@ -39,8 +39,11 @@ def test_device_resident_volume_gives_the_views_of_the_lazy_one(phantom):
 
 @pytest.mark.parametrize("d", [1, 3])
 def test_z_context_positive_is_the_same_crop_of_a_nearby_slice(d):
-    cfg = _cfg(f"views.z_context={d}", "model.in_slices=1", "views.augment={flip: 0, rot90: 0, z_reverse: 0, brightness: 0, "
-               "contrast: 0, gamma: 0, noise: 0, blur: 0}")
+    cfg = _cfg(
+        f"views.z_context={d}",
+        "model.in_slices=1",
+        "views.augment={flip: 0, rot90: 0, z_reverse: 0, brightness: 0, contrast: 0, gamma: 0, noise: 0, blur: 0}",
+    )
     x1, x2 = ViewSource([_ramp()], cfg).draw(32, torch.Generator().manual_seed(0))
     z1 = (x1.mean((1, 2, 3)) * 255 - 5) / 10
     z2 = (x2.mean((1, 2, 3)) * 255 - 5) / 10

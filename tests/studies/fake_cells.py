@@ -22,6 +22,8 @@ def fake_cell(ctx: CellContext) -> dict:
     rng = np.random.default_rng([int(p["seed"]), ctx.cell.index])
     effect = {"rgb": 0.0, "uniform": 0.05, "random": -0.1}[p["channel_init"]]
     recs = [{"metric": "dice", "value": 0.7 + effect + 0.02 * int(p["seed"]) + rng.normal(0, 0.005)}]
-    recs += [{"metric": "share", "value": s, "slice": c, "stage": "after"}
-             for c, s in enumerate([0.3, 0.4, 0.3] if p["channel_init"] != "rgb" else [0.25, 0.5, 0.25])]
+    recs += [
+        {"metric": "share", "value": s, "slice": c, "stage": "after"}
+        for c, s in enumerate([0.3, 0.4, 0.3] if p["channel_init"] != "rgb" else [0.25, 0.5, 0.25])
+    ]
     return {"metrics": recs, "info": {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}}

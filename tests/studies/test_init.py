@@ -45,21 +45,26 @@ def test_init_writes_a_study_that_loads_and_keeps_test_slices_out_of_training(st
     assert [c.params["channel_init"] for c in grid_cells(load_study(path))][:2] == ["rgb", "rgb"]
 
 
-@pytest.mark.parametrize("labels, label_map, expected_map, classes", [
-    ("classes.tif", None, None, 3), ("classes.tif", "0:0,1:1,2:0", {0: 0, 1: 1, 2: 0}, 2)])
+@pytest.mark.parametrize(
+    "labels, label_map, expected_map, classes",
+    [("classes.tif", None, None, 3), ("classes.tif", "0:0,1:1,2:0", {0: 0, 1: 1, 2: 0}, 2)],
+)
 def test_class_ids_and_explicit_label_maps(stack, labels, label_map, expected_map, classes):
     raw = yaml.safe_load(init_study("skips", str(stack / "raw.tif"), str(stack / labels), "0:14", "16:20", label_map))
     assert raw["data"]["label_map"] == expected_map and raw["base"]["model"]["classes"] == classes
 
 
-@pytest.mark.parametrize("train_z, test_z, label_map, template, match", [
-    ("0:14", "14:18", None, "bias", "overlap --train-z"),       # test context slice 13 is a training slice
-    ("6:20", "0:6", None, "bias", "overlap --train-z"),
-    ("0:14", "16:40", None, "bias", "the stack has 22 slices"),
-    ("0:14", "16:20", "0:1", "bias", r"label value\(s\) \[255\] are not in --label-map"),
-    ("0:14", "16:20", "0:1,0:0", "bias", "mapped twice"),  # the one label-map parser: duplicate values refused
-    ("0:14", "16:20", None, "unet", "templates for your own EM stack are bias, skips, emsam"),
-])
+@pytest.mark.parametrize(
+    "train_z, test_z, label_map, template, match",
+    [
+        ("0:14", "14:18", None, "bias", "overlap --train-z"),  # test context slice 13 is a training slice
+        ("6:20", "0:6", None, "bias", "overlap --train-z"),
+        ("0:14", "16:40", None, "bias", "the stack has 22 slices"),
+        ("0:14", "16:20", "0:1", "bias", r"label value\(s\) \[255\] are not in --label-map"),
+        ("0:14", "16:20", "0:1,0:0", "bias", "mapped twice"),  # the one label-map parser: duplicate values refused
+        ("0:14", "16:20", None, "unet", "templates for your own EM stack are bias, skips, emsam"),
+    ],
+)
 def test_mistakes_are_refused_in_one_line(stack, train_z, test_z, label_map, template, match):
     with pytest.raises(InputError, match=match):
         init_study(template, str(stack / "raw.tif"), str(stack / "isbi.tif"), train_z, test_z, label_map)
@@ -71,8 +76,21 @@ def test_parse_label_map():
 
 def test_cli_init_then_smoke_run_of_one_cell(stack, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    main(["study", "init", "bias", "--raw", str(stack / "raw.tif"), "--labels", str(stack / "isbi.tif"),
-          "--train-z", "0:14", "--test-z", "16:20"])
+    main(
+        [
+            "study",
+            "init",
+            "bias",
+            "--raw",
+            str(stack / "raw.tif"),
+            "--labels",
+            str(stack / "isbi.tif"),
+            "--train-z",
+            "0:14",
+            "--test-z",
+            "16:20",
+        ]
+    )
     cap = capsys.readouterr()
     (tmp_path / "my_bias.yaml").write_text(cap.out)
     assert cap.out.startswith("# bias-raw") and cap.err == ""
@@ -92,8 +110,21 @@ def test_init_applies_the_checks_training_applies_to_raw_and_labels(stack, tmp_p
     raw = tifffile.imread(stack / "raw.tif").astype(np.float32) / 255
     raw[17, 5, 5] = np.nan
     tifffile.imwrite(tmp_path / "nan.tif", raw)
-    code, out, err = cli(["study", "init", "bias", "--raw", tmp_path / "nan.tif", "--labels", stack / "isbi.tif",
-                          "--train-z", "0:14", "--test-z", "16:20"])
+    code, out, err = cli(
+        [
+            "study",
+            "init",
+            "bias",
+            "--raw",
+            tmp_path / "nan.tif",
+            "--labels",
+            stack / "isbi.tif",
+            "--train-z",
+            "0:14",
+            "--test-z",
+            "16:20",
+        ]
+    )
     assert code == 2 and out == "" and "NaN" in err and "z=17" in err and len(err.strip().splitlines()) == 1
     frac = tifffile.imread(stack / "classes.tif").astype(np.float32) + 0.5
     tifffile.imwrite(tmp_path / "frac.tif", frac)
@@ -101,11 +132,14 @@ def test_init_applies_the_checks_training_applies_to_raw_and_labels(stack, tmp_p
         init_study("bias", str(stack / "raw.tif"), str(tmp_path / "frac.tif"), "0:14", "16:20")
 
 
-@pytest.mark.parametrize("template, says, not_says", [
-    ("bias", ["first layer", "attribution target", "adapted Rand error"], ["shift"]),
-    ("skips", ["skip connections", "under each synthetic shift"], ["attribution", "class-0 regions are the cells"]),
-    ("emsam", ["SAM ViT", "boundary head", "mitochondria"], ["attribution"]),
-])
+@pytest.mark.parametrize(
+    "template, says, not_says",
+    [
+        ("bias", ["first layer", "attribution target", "adapted Rand error"], ["shift"]),
+        ("skips", ["skip connections", "under each synthetic shift"], ["attribution", "class-0 regions are the cells"]),
+        ("emsam", ["SAM ViT", "boundary head", "mitochondria"], ["attribution"]),
+    ],
+)
 def test_each_recipe_writes_its_own_header(stack, template, says, not_says):
     text = init_study(template, str(stack / "raw.tif"), str(stack / "classes.tif"), "0:14", "16:20")
     header = "".join(ln for ln in text.splitlines(keepends=True) if ln.startswith("#"))

@@ -48,8 +48,11 @@ def test_init_writes_four_arms_crossed_with_fractions_and_seeds(stack: Path) -> 
     text = _init(stack, unlabelled=[str(stack / "more.tif")], fractions="0.25,0.1,1", seeds=2)
     raw = yaml.safe_load(text)
     assert raw["cell"] == "pretraining" and "&id" not in text
-    assert raw["grid"] == {"weights": ["random", "imagenet", "ssl-scratch", "ssl-imagenet"], "fraction": [0.1, 0.25, 1.0],
-                           "seed": [0, 1]}
+    assert raw["grid"] == {
+        "weights": ["random", "imagenet", "ssl-scratch", "ssl-imagenet"],
+        "fraction": [0.1, 0.25, 1.0],
+        "seed": [0, 1],
+    }
     arms = raw["extras"]["pretrain"]["arms"]
     assert {k: v["start"] for k, v in arms.items()} == {"ssl-scratch": "random", "ssl-imagenet": "imagenet"}
     assert raw["extras"]["pretrain"]["unlabelled"] == [str((stack / "more.tif").resolve())]
@@ -71,29 +74,42 @@ def test_pretrained_files_become_arms_and_fix_the_encoder(stack: Path, tmp_path:
     from slicewise.models.encoder_file import save_encoder
 
     enc = build_model(encoder="resnet18", weights="random", in_slices=3, channel_init="mirror", classes=2).encoder
-    files = [save_encoder(enc, tmp_path / f"{i}.safetensors", {"encoder": "resnet18", "in_slices": 3, "colors": 1,
-                                                                "channel_init": "mirror", "method": "mocov2"}) for i in (1, 2)]
+    files = [
+        save_encoder(
+            enc,
+            tmp_path / f"{i}.safetensors",
+            {"encoder": "resnet18", "in_slices": 3, "colors": 1, "channel_init": "mirror", "method": "mocov2"},
+        )
+        for i in (1, 2)
+    ]
     raw = yaml.safe_load(_init(stack, pretrained=[str(f) for f in files], seeds=3))
     assert raw["grid"]["weights"][-2:] == ["pretrained", "pretrained-2"]
     assert raw["presets"]["weights"]["pretrained-2"] == {"model": {"weights": str(files[1].resolve())}}
     m = raw["base"]["model"]
-    assert (m["encoder"], m["in_slices"], m["channel_init"]) == ("resnet18", 3, "mirror")  # the ssl arms pretrain the same
+    assert (m["encoder"], m["in_slices"], m["channel_init"]) == (
+        "resnet18",
+        3,
+        "mirror",
+    )  # the ssl arms pretrain the same
     assert "pretrained-2" in raw["comparisons"][0]["levels"]
     (tmp_path / "not.safetensors").write_bytes(b"junk")
     with pytest.raises(InputError, match="not an encoder file written by `slicewise pretrain`"):
         _init(stack, pretrained=[str(tmp_path / "not.safetensors")])
 
 
-@pytest.mark.parametrize("recipe, template, error, match", [
-    ({"fractions": "0,0.5"}, "pretraining", InputError, r"in \(0, 1\]"),
-    ({"fractions": "a"}, "pretraining", InputError, "separated by commas"),
-    ({"seeds": 0}, "pretraining", InputError, "at least 1 seed"),
-    ({"method": "simclr"}, "pretraining", ConfigError, "mocov2"),
-    ({"unlabelled": ["LABELS"]}, "pretraining", InputError, "looks like a label volume"),
-    ({"unlabelled": ["nothere.tif"]}, "pretraining", InputError, "does not exist"),
-    ({"unlabelled": ["RAW"]}, "pretraining", InputError, "leak the test slices"),
-    ({"fractions": "0.5"}, "bias", InputError, "only apply to `study init pretraining`"),
-])
+@pytest.mark.parametrize(
+    "recipe, template, error, match",
+    [
+        ({"fractions": "0,0.5"}, "pretraining", InputError, r"in \(0, 1\]"),
+        ({"fractions": "a"}, "pretraining", InputError, "separated by commas"),
+        ({"seeds": 0}, "pretraining", InputError, "at least 1 seed"),
+        ({"method": "simclr"}, "pretraining", ConfigError, "mocov2"),
+        ({"unlabelled": ["LABELS"]}, "pretraining", InputError, "looks like a label volume"),
+        ({"unlabelled": ["nothere.tif"]}, "pretraining", InputError, "does not exist"),
+        ({"unlabelled": ["RAW"]}, "pretraining", InputError, "leak the test slices"),
+        ({"fractions": "0.5"}, "bias", InputError, "only apply to `study init pretraining`"),
+    ],
+)
 def test_init_refuses_bad_recipes_in_one_line(stack: Path, recipe, template, error, match) -> None:
     names = {"LABELS": str(stack / "labels.tif"), "RAW": str(stack / "raw.tif")}
     recipe = {k: [names.get(u, u) for u in v] if k == "unlabelled" else v for k, v in recipe.items()}
@@ -108,7 +124,14 @@ def test_init_refuses_bad_recipes_in_one_line(stack: Path, recipe, template, err
 def cache_cell(ctx: CellContext) -> dict:
     """A cell that only resolves its weights (pretraining or not) and reports a Dice with a known gain:
     domain pretraining helps by 0.2 at fractions below 0.2, not at all above."""
-    config = {"model": {"encoder": "resnet18", "in_slices": 3, "channel_init": "uniform", "weights": ctx.cell.params["weights"]}}
+    config = {
+        "model": {
+            "encoder": "resnet18",
+            "in_slices": 3,
+            "channel_init": "uniform",
+            "weights": ctx.cell.params["weights"],
+        }
+    }
     info = pt.use_pretrained(ctx, config, ["/data/raw.tif"])
     p = ctx.cell.params
     rng = np.random.default_rng([int(p["seed"]), ctx.cell.index])
@@ -140,11 +163,20 @@ def test_piping_nothing_is_one_line(cli, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def _cache_study(tmp_path: Path) -> Path:
-    spec = {"name": "cache", "cell": "pretraining", "data_root": str(tmp_path),
-            "grid": {"weights": ["imagenet", "ssl-scratch", "ssl-imagenet"], "fraction": [0.05, 0.1, 0.5, 1.0], "seed": [0, 1, 2]},
-            "extras": {"pretrain": {"arms": pt.SSL_ARMS, "config": {"trainer": {"max_steps": 7}}}},
-            "comparisons": [{"name": "Dice gain", "axis": "weights", "baseline": "imagenet", "metric": "dice",
-                             "per": ["fraction"]}]}
+    spec = {
+        "name": "cache",
+        "cell": "pretraining",
+        "data_root": str(tmp_path),
+        "grid": {
+            "weights": ["imagenet", "ssl-scratch", "ssl-imagenet"],
+            "fraction": [0.05, 0.1, 0.5, 1.0],
+            "seed": [0, 1, 2],
+        },
+        "extras": {"pretrain": {"arms": pt.SSL_ARMS, "config": {"trainer": {"max_steps": 7}}}},
+        "comparisons": [
+            {"name": "Dice gain", "axis": "weights", "baseline": "imagenet", "metric": "dice", "per": ["fraction"]}
+        ],
+    }
     p = tmp_path / "cache.yaml"
     p.write_text(yaml.safe_dump(spec, sort_keys=False))
     return p
@@ -158,7 +190,9 @@ def test_pretraining_runs_once_per_arm_and_seed_and_is_shared_by_all_fractions(t
     folders = sorted(p.name for p in (out / "pretrain").iterdir() if p.is_dir())
     assert len(folders) == 6 and all((out / "pretrain" / f / pt.WEIGHTS_FILE).is_file() for f in folders)
     configs = [json.loads(c[2]) for c in fake_pretrain]
-    assert {(c["model"]["weights"], c["seed"]) for c in configs} == {(w, s) for w in ("random", "imagenet") for s in (0, 1, 2)}
+    assert {(c["model"]["weights"], c["seed"]) for c in configs} == {
+        (w, s) for w in ("random", "imagenet") for s in (0, 1, 2)
+    }
     assert all(c["model"]["encoder"] == "resnet18" and c["trainer"]["max_steps"] == 7 for c in configs)
     results = {json.loads(p.read_text())["cell"]: json.loads(p.read_text()) for p in out.glob("cells/*/result.json")}
     by_arm_seed: dict[tuple, set] = {}
@@ -172,8 +206,14 @@ def test_pretraining_runs_once_per_arm_and_seed_and_is_shared_by_all_fractions(t
     assert len(by_arm_seed) == 6 and all(len(v) == 1 for v in by_arm_seed.values())  # every fraction: the same file
     assert sum(r["info"].get("pretrain_computed", False) for r in results.values()) == 6
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "pretrain").glob(f"*/{pt.WEIGHTS_FILE}")}
-    run_study(_cache_study(tmp_path), out, cell_fn=cache_cell, overwrite=True, echo=lambda _: None,
-              overrides=["grid.fraction=[0.05, 0.25]"])  # new fine-tuning cells reuse the cache
+    run_study(
+        _cache_study(tmp_path),
+        out,
+        cell_fn=cache_cell,
+        overwrite=True,
+        echo=lambda _: None,
+        overrides=["grid.fraction=[0.05, 0.25]"],
+    )  # new fine-tuning cells reuse the cache
     assert len(fake_pretrain) == 6
     assert {p: p.stat().st_mtime_ns for p in (out / "pretrain").glob(f"*/{pt.WEIGHTS_FILE}")} == mtimes
 
@@ -183,8 +223,9 @@ def test_pretraining_runs_once_per_arm_and_seed_and_is_shared_by_all_fractions(t
     assert set(stats["fraction"]) == {0.05, 0.25}
 
 
-def test_a_run_computed_by_another_process_is_waited_for_not_recomputed(tmp_path: Path, fake_pretrain,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_computed_by_another_process_is_waited_for_not_recomputed(
+    tmp_path: Path, fake_pretrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pt, "WAIT_POLL_S", 0.05)
     study = load_study(_cache_study(tmp_path))
     cell = grid_cells(study)[12]  # ssl-scratch, fraction 0.05, seed 0
@@ -213,9 +254,18 @@ def test_a_run_computed_by_another_process_is_waited_for_not_recomputed(tmp_path
 
 def _gain_stats(gains: dict[float, float], seeds: int = 5, noise: float = 0.01) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    rows = [{"weights": w, "fraction": f, "seed": s, "metric": "dice",
-             "value": 0.5 + (g if w == "ssl" else 0.0) + 0.02 * s + noise * rng.normal()}
-            for f, g in gains.items() for w in ("imagenet", "ssl") for s in range(seeds)]
+    rows = [
+        {
+            "weights": w,
+            "fraction": f,
+            "seed": s,
+            "metric": "dice",
+            "value": 0.5 + (g if w == "ssl" else 0.0) + 0.02 * s + noise * rng.normal(),
+        }
+        for f, g in gains.items()
+        for w in ("imagenet", "ssl")
+        for s in range(seeds)
+    ]
     comp = Comparison(axis="weights", baseline="imagenet", metric="dice", per=["fraction"])
     return study_statistics(pd.DataFrame(rows), [comp], ["weights", "fraction", "seed"])
 
@@ -240,15 +290,33 @@ def test_sentence_when_nothing_or_everything_is_significant() -> None:
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_smoke_study_on_own_stack_pretrains_and_fine_tunes(stack: Path, tmp_path: Path, cli,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smoke_study_on_own_stack_pretrains_and_fine_tunes(
+    stack: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`slicewise study init pretraining ... | slicewise study - --smoke`: every arm, real pretraining."""
     import io
 
     pytest.importorskip("lightly", reason="self-supervised pretraining needs lightly")
     pytest.importorskip("slicewise.selfsup", reason="slicewise.pretrain is not available")
-    code, out, err = cli(["study", "init", "pretraining", "--raw", str(stack / "raw.tif"), "--labels", str(stack / "labels.tif"),
-                          "--unlabelled", str(stack / "more.tif"), "--train-z", "0:14", "--test-z", "16:20", "--seeds", "2"])
+    code, out, err = cli(
+        [
+            "study",
+            "init",
+            "pretraining",
+            "--raw",
+            str(stack / "raw.tif"),
+            "--labels",
+            str(stack / "labels.tif"),
+            "--unlabelled",
+            str(stack / "more.tif"),
+            "--train-z",
+            "0:14",
+            "--test-z",
+            "16:20",
+            "--seeds",
+            "2",
+        ]
+    )
     assert code == 0, err
     run = tmp_path / "run"
     monkeypatch.setattr("sys.stdin", io.StringIO(out))

@@ -43,14 +43,21 @@ def _table(seeds: int, diff: float = 0.1, spread: float = 0.02) -> pd.DataFrame:
     for s in range(seeds):
         base = 0.7 + rng.normal(0, spread)
         for init, v in (("rgb", base), ("uniform", base + diff + rng.normal(0, spread))):
-            rows.append({"cell": f"{init}-{s}", "index": 0, "channel_init": init, "seed": s, "metric": "dice", "value": v})
+            rows.append(
+                {"cell": f"{init}-{s}", "index": 0, "channel_init": init, "seed": s, "metric": "dice", "value": v}
+            )
     return pd.DataFrame(rows)
 
 
 def _study(min_n: int = 3) -> Study:
-    return Study(name="t", cell="fake_cells:fake_cell", grid={"channel_init": ["rgb", "uniform"], "seed": [0, 1, 2, 3]},
-                 comparisons=[Comparison(name="Dice vs rgb", axis="channel_init", baseline="rgb", metric="dice")],
-                 figures=[Figure(metric="dice", x="channel_init")], stats=StatsSettings(min_n=min_n))
+    return Study(
+        name="t",
+        cell="fake_cells:fake_cell",
+        grid={"channel_init": ["rgb", "uniform"], "seed": [0, 1, 2, 3]},
+        comparisons=[Comparison(name="Dice vs rgb", axis="channel_init", baseline="rgb", metric="dice")],
+        figures=[Figure(metric="dice", x="channel_init")],
+        stats=StatsSettings(min_n=min_n),
+    )
 
 
 def _report(tmp_path: Path, table: pd.DataFrame, study: Study) -> tuple[str, pd.DataFrame]:

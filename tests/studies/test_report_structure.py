@@ -22,11 +22,15 @@ LAYERS = ["enc_s2", "enc_s4", "enc_s32", "dec_s16", "dec_s2", "dec_s1"]
 
 
 def _study() -> Study:
-    return Study(name="fake-skips", description="masks 1111 / 0111 / 0011 / 0001 / 0000 and a repeat strategy",
-                 cell="x:y", grid={"skips": MASKS, "seed": [0, 1, 2, 3]},
-                 comparisons=[Comparison(name="IoU vs full", axis="skips", baseline="1111", metric="iou")],
-                 figures=[Figure(metric="hellinger", x="layer", hue="skips"), Figure(metric="share", x="slice")],
-                 stats=StatsSettings(min_n=3))
+    return Study(
+        name="fake-skips",
+        description="masks 1111 / 0111 / 0011 / 0001 / 0000 and a repeat strategy",
+        cell="x:y",
+        grid={"skips": MASKS, "seed": [0, 1, 2, 3]},
+        comparisons=[Comparison(name="IoU vs full", axis="skips", baseline="1111", metric="iou")],
+        figures=[Figure(metric="hellinger", x="layer", hue="skips"), Figure(metric="share", x="slice")],
+        stats=StatsSettings(min_n=3),
+    )
 
 
 def _log(d: Path, learns: bool) -> None:
@@ -39,10 +43,17 @@ def _log(d: Path, learns: bool) -> None:
         w = csv.DictWriter(f, ["step", "train/loss", "val/dice"])
         w.writeheader()
         w.writerows(rows)
-    inputs = {"config": {"trainer": {"max_steps": 10}, "data": {"patch_size": [64, 64], "batch_size": 2},
-                         "optim": {"lr": 0.001}, "model": {"encoder": "tf_efficientnet_lite0", "weights": "imagenet"},
-                         "augment": {"flip": 0.5, "gamma_range": [0.75, 1.33]}, "seed": 0},
-              "data": {"raw": {"shape": [21, 64, 64], "sample_sha256": "abc123"}}}
+    inputs = {
+        "config": {
+            "trainer": {"max_steps": 10},
+            "data": {"patch_size": [64, 64], "batch_size": 2},
+            "optim": {"lr": 0.001},
+            "model": {"encoder": "tf_efficientnet_lite0", "weights": "imagenet"},
+            "augment": {"flip": 0.5, "gamma_range": [0.75, 1.33]},
+            "seed": 0,
+        },
+        "data": {"raw": {"shape": [21, 64, 64], "sample_sha256": "abc123"}},
+    }
     (d / "train" / "inputs.json").write_text(json.dumps(inputs))
 
 
@@ -57,11 +68,22 @@ def study_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Study]:
         failed = c.params["skips"] == "0000" and c.params["seed"] in (0, 1)  # two no-skip cells never learn
         iou = 0.2 if failed else 0.6 + 0.05 * MASKS.index(c.params["skips"]) % 3 + rng.normal(0, 0.01)
         metrics = [{"metric": "iou", "value": iou}]
-        metrics += [{"metric": m, "value": v, "layer": layer, "shift": "gamma=2"} for layer in LAYERS
-                    for m, v in (("hellinger_raw", 0.3), ("hellinger_null", 0.1), ("hellinger", 0.2))]
+        metrics += [
+            {"metric": m, "value": v, "layer": layer, "shift": "gamma=2"}
+            for layer in LAYERS
+            for m, v in (("hellinger_raw", 0.3), ("hellinger_null", 0.1), ("hellinger", 0.2))
+        ]
         metrics += [{"metric": "share", "value": v, "slice": s} for s, v in enumerate([0.3, 0.4, 0.3])]
-        (d / "result.json").write_text(json.dumps({"metrics": metrics, "params": c.params, "elapsed_s": 1.0,
-                                                   "environment": {"versions": {"torch": "9.9"}, "python": "3.x"}}))
+        (d / "result.json").write_text(
+            json.dumps(
+                {
+                    "metrics": metrics,
+                    "params": c.params,
+                    "elapsed_s": 1.0,
+                    "environment": {"versions": {"torch": "9.9"}, "python": "3.x"},
+                }
+            )
+        )
         _log(d, learns=not failed)
     (cell_dir(out, grid_cells(study)[5])).joinpath("result.json").unlink()  # 0111 seed 1 crashed
     cell_dir(out, grid_cells(study)[5]).joinpath("error.txt").write_text("Traceback\nRuntimeError: boom\n")
@@ -112,7 +134,9 @@ def test_provenance_file_and_section(study_run: tuple[Path, Study]) -> None:
     cell = prov["cells"]["skips-1111__seed-0"]
     assert cell["training"]["steps"] == 10 and cell["training"]["lr"] == 0.001
     assert cell["training"]["augment"]["gamma_range"] == [0.75, 1.33]
-    assert cell["data_identity"]["raw"]["sample_sha256"] == "abc123" and cell["environment"]["versions"]["torch"] == "9.9"
+    assert (
+        cell["data_identity"]["raw"]["sample_sha256"] == "abc123" and cell["environment"]["versions"]["torch"] == "9.9"
+    )
     assert prov["environment"]["versions"]["slicewise"]
     html = (out / "report.html").read_text()
     assert "<h2>Provenance</h2>" in html and "Environment of this report: slicewise" in html
@@ -142,8 +166,10 @@ def test_natural_order_and_layer_distances(study_run: tuple[Path, Study]) -> Non
     assert list(dict.fromkeys(prof["layer"])) == LAYERS and list(dict.fromkeys(prof["skips"])) == MASKS
     summary = pd.read_csv(out / "summary.csv", dtype={"skips": str})
     assert list(dict.fromkeys(summary["skips"])) == MASKS
-    assert "−1" in (out / "figures" / "profile-01-share-slice.svg").read_text() or \
-        "-1" in (out / "figures" / "profile-01-share-slice.svg").read_text()
+    assert (
+        "−1" in (out / "figures" / "profile-01-share-slice.svg").read_text()
+        or "-1" in (out / "figures" / "profile-01-share-slice.svg").read_text()
+    )
 
 
 def test_header_lists_only_the_levels_of_this_run(study_run: tuple[Path, Study], tmp_path: Path) -> None:
@@ -152,7 +178,9 @@ def test_header_lists_only_the_levels_of_this_run(study_run: tuple[Path, Study],
     from slicewise.studies.report import write_study_report
 
     table = pd.read_csv(out / "results.csv", dtype={"skips": str})
-    html = write_study_report(study, out, table, pd.DataFrame(), summarize(out, grid_cells(study)), smoke=True).read_text()
-    head = html[html.index("<h1>"):html.index("<h2>")]
+    html = write_study_report(
+        study, out, table, pd.DataFrame(), summarize(out, grid_cells(study)), smoke=True
+    ).read_text()
+    head = html[html.index("<h1>") : html.index("<h2>")]
     assert "This run:</b> 16 cells; skip connections (skips): 1111, 0111, 0011, 0000; seed (seed): 0, 1, 2, 3" in head
     assert "0001" not in head and "repeat" not in head

@@ -94,7 +94,9 @@ def test_failed_cell_is_recorded_and_retried(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (tmp_path / "FAIL").touch()
     bad = "channel_init-uniform__seed-1"
-    study = _study(tmp_path, extras={"log": str(tmp_path / "calls.log"), "fail": [bad], "fail_flag": str(tmp_path / "FAIL")})
+    study = _study(
+        tmp_path, extras={"log": str(tmp_path / "calls.log"), "fail": [bad], "fail_flag": str(tmp_path / "FAIL")}
+    )
     s = run_study(study, out, smoke=True, echo=lambda _: None)
     assert [c.id for c in s.failed] == [bad] and len(s.done) == 5
     assert "simulated failure" in (out / "cells" / bad / "error.txt").read_text()
@@ -147,7 +149,9 @@ def test_parallel_processes_one_per_gpu(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(s.done) == 3 and len(_calls(tmp_path)) == 3
     started = [ln.split(" on GPU ")[1] for ln in lines if " on GPU " in ln]
     assert len(started) == 3 and set(started[:2]) == {"0", "1"}
-    seen = [json.loads((out / "cells" / c.id / "result.json").read_text())["info"]["cuda_visible_devices"] for c in s.done]
+    seen = [
+        json.loads((out / "cells" / c.id / "result.json").read_text())["info"]["cuda_visible_devices"] for c in s.done
+    ]
     assert sorted(seen) == sorted(started)
     assert (out / "report.html").is_file() and (out / "cells" / s.done[0].id / "log.txt").is_file()
 
@@ -157,8 +161,9 @@ def test_cli_list_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     out = tmp_path / "out"
     args = ["study", str(_study(tmp_path)), "--smoke", "--out", str(out)]
-    r = subprocess.run([sys.executable, "-m", "slicewise.cli", *args, "--cells", "0-1"], capture_output=True, text=True,
-                       env=os.environ)
+    r = subprocess.run(
+        [sys.executable, "-m", "slicewise.cli", *args, "--cells", "0-1"], capture_output=True, text=True, env=os.environ
+    )
     assert r.returncode == 0, r.stderr
     assert "2 done, 0 failed, 4 pending" in r.stdout
     main([*args, "--list"])
@@ -185,11 +190,18 @@ def test_gpus_must_be_existing_cuda_devices(tmp_path: Path, monkeypatch: pytest.
     assert not (tmp_path / "new").exists() and not _calls(tmp_path)  # refused before any folder or cell
     _fake_gpus(monkeypatch, 2)
     assert parse_gpus("1, 0") == ["1", "0"] and parse_gpus(None) == [] and parse_gpus(["0"]) == ["0"]
-    for spec, match in (("x,y", "'x' is not a GPU index"), ("-1", "not a GPU index"), ("0,,1", "not a GPU index"),
-                        ("2", "GPU 2 does not exist here; the GPUs are 0, 1"), ("1,01", "GPU 1 is listed twice")):
+    for spec, match in (
+        ("x,y", "'x' is not a GPU index"),
+        ("-1", "not a GPU index"),
+        ("0,,1", "not a GPU index"),
+        ("2", "GPU 2 does not exist here; the GPUs are 0, 1"),
+        ("1,01", "GPU 1 is listed twice"),
+    ):
         with pytest.raises(ConfigError, match=match):
             parse_gpus(spec)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")  # children get CUDA_VISIBLE_DEVICES=<index>: the visible ids count
+    monkeypatch.setenv(
+        "CUDA_VISIBLE_DEVICES", "4,5"
+    )  # children get CUDA_VISIBLE_DEVICES=<index>: the visible ids count
     assert parse_gpus("5") == ["5"]
     with pytest.raises(ConfigError, match="GPU 0 does not exist here; the GPUs are 4, 5"):
         parse_gpus("0")
@@ -197,7 +209,9 @@ def test_gpus_must_be_existing_cuda_devices(tmp_path: Path, monkeypatch: pytest.
 
 def test_report_only_needs_finished_cells_and_a_report(tmp_path: Path) -> None:
     out = tmp_path / "typo"
-    with pytest.raises(InputError, match=r"typo holds no finished cells of study toy: run the study first, or check --out"):
+    with pytest.raises(
+        InputError, match=r"typo holds no finished cells of study toy: run the study first, or check --out"
+    ):
         run_study(_study(tmp_path), out, report_only=True, echo=lambda _: None)
     assert not out.exists()
     with pytest.raises(ConfigError, match="--report-only and --no-report contradict"):
@@ -230,8 +244,10 @@ def test_cli_study_flags_and_wrong_files_are_one_line(tmp_path: Path, cli) -> No
     code, _, err = cli(["study", study, "--cells", "5-2", "--out", tmp_path / "o"])
     assert code == 2 and "5-2 is reversed" in err
     train = tmp_path / "tiny.yaml"
-    train.write_text("model: {encoder: resnet18, weights: random, classes: 3}\ntrainer: {max_steps: 2}\n"
-                     "data: {synthetic: {shape: [16, 64, 64]}}\n" + "# padding\n" * 50)
+    train.write_text(
+        "model: {encoder: resnet18, weights: random, classes: 3}\ntrainer: {max_steps: 2}\n"
+        "data: {synthetic: {shape: [16, 64, 64]}}\n" + "# padding\n" * 50
+    )
     code, _, err = cli(["study", train])
     assert code == 2 and "not a study file" in err and f"slicewise train {train}" in err
     assert "resnet18" not in err and len(err.strip().splitlines()) == 1  # the config is not dumped

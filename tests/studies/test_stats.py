@@ -58,7 +58,9 @@ def test_rank_biserial_known_values() -> None:
     assert math.isnan(rank_biserial([0, 0]))
 
 
-@given(st.lists(st.floats(-5, 5, allow_nan=False).filter(lambda v: abs(v) > 1e-3), min_size=6, max_size=20, unique=True))
+@given(
+    st.lists(st.floats(-5, 5, allow_nan=False).filter(lambda v: abs(v) > 1e-3), min_size=6, max_size=20, unique=True)
+)
 @settings(max_examples=30, deadline=None)
 def test_rank_biserial_agrees_with_wilcoxon_statistic(diffs: list[float]) -> None:
     d = np.array(diffs)
@@ -137,8 +139,15 @@ def _tidy(rng: np.random.Generator) -> pd.DataFrame:
         for seed in range(6):
             for test in ("in_domain", "shifted"):
                 base = 0.7 + 0.01 * seed - (0.2 if test == "shifted" else 0.0)
-                rows.append({"channel_init": init, "seed": seed, "metric": "dice", "test": test,
-                             "value": base + shift + rng.normal(0, 0.01)})
+                rows.append(
+                    {
+                        "channel_init": init,
+                        "seed": seed,
+                        "metric": "dice",
+                        "test": test,
+                        "value": base + shift + rng.normal(0, 0.01),
+                    }
+                )
                 rows.append({"channel_init": init, "seed": seed, "metric": "are", "test": test, "value": 0.3})
     return pd.DataFrame(rows).sample(frac=1, random_state=0)
 
@@ -158,18 +167,28 @@ def test_compare_pairs_by_seed_and_stratifies_unnamed_labels() -> None:
 
 def test_compare_where_and_average_over() -> None:
     df = _tidy(np.random.default_rng(1))
-    pinned = compare(df, Comparison(axis="channel_init", baseline="rgb", metric="dice", where={"test": "in_domain"},
-                                    levels=["random"]), axes=["channel_init", "seed"], labels=["test"])
+    pinned = compare(
+        df,
+        Comparison(axis="channel_init", baseline="rgb", metric="dice", where={"test": "in_domain"}, levels=["random"]),
+        axes=["channel_init", "seed"],
+        labels=["test"],
+    )
     assert len(pinned) == 1 and pinned.iloc[0]["level"] == "random" and pinned.iloc[0]["n_rows_averaged"] == 1
-    avg = compare(df, Comparison(axis="channel_init", baseline="rgb", metric="dice", average_over=["test"]),
-                  axes=["channel_init", "seed"], labels=["test"])
+    avg = compare(
+        df,
+        Comparison(axis="channel_init", baseline="rgb", metric="dice", average_over=["test"]),
+        axes=["channel_init", "seed"],
+        labels=["test"],
+    )
     assert len(avg) == 2 and (avg["n_rows_averaged"] == 2).all()
 
 
 def test_study_statistics_applies_holm_across_comparisons() -> None:
     df = _tidy(np.random.default_rng(2))
-    comps = [Comparison(axis="channel_init", baseline="rgb", metric="dice"),
-             Comparison(axis="channel_init", baseline="rgb", metric="are")]
+    comps = [
+        Comparison(axis="channel_init", baseline="rgb", metric="dice"),
+        Comparison(axis="channel_init", baseline="rgb", metric="are"),
+    ]
     table = study_statistics(df, comps, axes=["channel_init", "seed"], labels=["test"], settings=StatsSettings())
     assert len(table) == 8
     valid = table["t_p"].notna()
@@ -184,7 +203,7 @@ def test_wilcoxon_minimum_attainable_p_is_two_over_two_to_the_n() -> None:
     for n in (3, 5, 6, 8):
         d = np.arange(1, n + 1) / 100  # all differences of one sign: the most extreme case
         assert wilcoxon_min_p(n) == pytest.approx(sps.wilcoxon(d, method="exact").pvalue)
-        assert wilcoxon_min_p(n) == pytest.approx(2 / 2 ** n)
+        assert wilcoxon_min_p(n) == pytest.approx(2 / 2**n)
     r = paired_stats(A[:3], B[:3])
     assert r["w_p_min"] == pytest.approx(0.25) and r["t_p_min"] == 0.0
     assert "cannot go below p = 0.25" in r["note"]
@@ -224,7 +243,9 @@ def test_p_raw_and_holm_side_by_side_with_matching_simultaneous_intervals() -> N
     np.testing.assert_allclose(table["p_holm"], multipletests(table["p_raw"], method="holm")[1])
     m = len(table)
     for _, r in table.iterrows():  # Bonferroni-simultaneous t interval at 1 - alpha/m
-        d_lo, d_hi = sps.t.interval(1 - 0.05 / m, r["n"] - 1, loc=r["mean_diff"], scale=r["sd_diff"] / math.sqrt(r["n"]))
+        d_lo, d_hi = sps.t.interval(
+            1 - 0.05 / m, r["n"] - 1, loc=r["mean_diff"], scale=r["sd_diff"] / math.sqrt(r["n"])
+        )
         assert (r["diff_low_adj"], r["diff_high_adj"]) == (pytest.approx(d_lo), pytest.approx(d_hi))
         assert r["diff_low_adj"] <= r["diff_low"] and r["diff_high"] <= r["diff_high_adj"]
         if r["diff_low_adj"] > 0 or r["diff_high_adj"] < 0:
@@ -239,13 +260,17 @@ def test_verdict_equivalence_or_no_evidence() -> None:
     assert tight["tost_p"] < 0.05  # differences well inside ±0.02
     rows = []
     for s in range(12):
-        rows += [{"k": "a", "seed": s, "metric": "dice", "value": base[s]},
-                 {"k": "b", "seed": s, "metric": "dice", "value": base[s] + rng.normal(0, 0.003)},
-                 {"k": "c", "seed": s, "metric": "dice", "value": base[s] + rng.normal(0, 0.2)}]
+        rows += [
+            {"k": "a", "seed": s, "metric": "dice", "value": base[s]},
+            {"k": "b", "seed": s, "metric": "dice", "value": base[s] + rng.normal(0, 0.003)},
+            {"k": "c", "seed": s, "metric": "dice", "value": base[s] + rng.normal(0, 0.2)},
+        ]
     table = study_statistics(pd.DataFrame(rows), [Comparison(axis="k", baseline="a", metric="dice")], ["k", "seed"])
     verdict = dict(zip(table["level"], table["verdict"]))
     assert verdict == {"b": "equivalent within ±0.02", "c": "no evidence either way"}
-    assert (table["mdd"] > 0).all() and table.set_index("level").loc["c", "mdd"] > table.set_index("level").loc["b", "mdd"]
+    assert (table["mdd"] > 0).all() and table.set_index("level").loc["c", "mdd"] > table.set_index("level").loc[
+        "b", "mdd"
+    ]
 
 
 def test_cells_not_ok_are_left_out_of_the_tests() -> None:

@@ -66,8 +66,9 @@ def test_bias_smoke_table_and_report(bias_run: tuple[Path, pd.DataFrame]) -> Non
     assert (out / "figures" / "profile-00-share-slice.png").stat().st_size > 5000
 
 
-def test_bias_rerun_trains_nothing(bias_run: tuple[Path, pd.DataFrame], shared_data: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bias_rerun_trains_nothing(
+    bias_run: tuple[Path, pd.DataFrame], shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out, _ = bias_run
     _rerun_does_nothing("bias", out, shared_data, monkeypatch)
     result = json.loads(next(out.glob("cells/*/result.json")).read_text())

@@ -10,10 +10,19 @@ import pytest
 
 TINY: dict[str, Any] = {
     "seed": 0,
-    "data": {"synthetic": {"shape": [10, 64, 64], "seed": 0}, "patch_size": 64, "batch_size": 2,
-             "num_workers": 0, "val_patches": 2},
-    "model": {"encoder": "tf_efficientnet_lite0", "weights": "random", "in_slices": 3,
-              "decoder_channels": [16, 16, 8, 8, 8]},
+    "data": {
+        "synthetic": {"shape": [10, 64, 64], "seed": 0},
+        "patch_size": 64,
+        "batch_size": 2,
+        "num_workers": 0,
+        "val_patches": 2,
+    },
+    "model": {
+        "encoder": "tf_efficientnet_lite0",
+        "weights": "random",
+        "in_slices": 3,
+        "decoder_channels": [16, 16, 8, 8, 8],
+    },
     "optim": {"lr": 1e-3, "warmup_steps": 1},
     "trainer": {"max_steps": 4, "val_every": 2, "log_every": 1},
 }

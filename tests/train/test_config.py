@@ -62,8 +62,10 @@ def test_train_checks_labels_before_building_the_model(tmp_path):
     raw = np.random.default_rng(0).integers(0, 255, (6, 64, 64), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "raw.tif", raw)
     tifffile.imwrite(tmp_path / "lab.tif", (raw // 86).astype(np.uint8))  # classes 0, 1, 2
-    cfg = {"data": {"raw": str(tmp_path / "raw.tif"), "labels": str(tmp_path / "lab.tif"), "patch_size": 64},
-           "model": {"classes": 2, "weights": "random"}}
+    cfg = {
+        "data": {"raw": str(tmp_path / "raw.tif"), "labels": str(tmp_path / "lab.tif"), "patch_size": 64},
+        "model": {"classes": 2, "weights": "random"},
+    }
     with pytest.raises(ConfigError) as err:
         train(cfg, out=tmp_path / "run")
     assert "labels hold classes [0, 1, 2]" in _one_line(err)
@@ -98,11 +100,14 @@ def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, make_tiny
         train(cfg, out=tmp_path / "run")
 
 
-@pytest.mark.parametrize("items,expected", [
-    (["optim.lr=[1,"], "override 'optim.lr=[1,': the value is not valid YAML"),
-    (["optim..lr=1"], "empty part"),
-    (["optim=1", "optim.lr=2"], "cannot also hold keys"),
-])
+@pytest.mark.parametrize(
+    "items,expected",
+    [
+        (["optim.lr=[1,"], "override 'optim.lr=[1,': the value is not valid YAML"),
+        (["optim..lr=1"], "empty part"),
+        (["optim=1", "optim.lr=2"], "cannot also hold keys"),
+    ],
+)
 def test_malformed_overrides_are_one_line_errors_naming_the_override(items, expected):
     from slicewise.config import parse_overrides
 
@@ -131,9 +136,20 @@ def test_negative_labels_never_suggest_a_negative_class_count(labels):
         check_classes(np.array(labels), classes=2, ignore_index=labels[0])  # ignored values are fine
 
 
-@pytest.mark.parametrize("override", ["seed=-1", "data.patch_size=0", "data.val_range=[4,4]", "optim.lr=.nan",
-                                      "optim.betas=[0.9,1.5]", "loss.ce=-1", "data.train_fraction=0",
-                                      "model.img_size=0", "data.synthetic.shape=[0,64,64]"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seed=-1",
+        "data.patch_size=0",
+        "data.val_range=[4,4]",
+        "optim.lr=.nan",
+        "optim.betas=[0.9,1.5]",
+        "loss.ce=-1",
+        "data.train_fraction=0",
+        "model.img_size=0",
+        "data.synthetic.shape=[0,64,64]",
+    ],
+)
 def test_nonsensical_numbers_are_refused(override):
     with pytest.raises(ConfigError, match="override"):
         resolve_config(None, [override])

@@ -91,13 +91,21 @@ def test_device_batches_are_drawn_on_the_device_per_step_and_rank(tiny_config):
     loader = data.train_dataloader()
     assert loader.num_workers == 0 and list(loader) == [0, 1]  # step numbers only: no workers, no host patches
     batch = data.on_after_batch_transfer(1, 0)
-    assert batch["augmented"] is True and batch["image"].dtype == torch.float32 and tuple(batch["image"].shape) == (2, 3, 64, 64)
+    assert (
+        batch["augmented"] is True
+        and batch["image"].dtype == torch.float32
+        and tuple(batch["image"].shape) == (2, 3, 64, 64)
+    )
     assert 0.0 <= float(batch["image"].min()) and float(batch["image"].max()) <= 1.0
     assert batch["target"].dtype == torch.int64 and tuple(batch["target"].shape) == (2, 64, 64)
     again = data.device_batch(1)
-    assert torch.equal(again["image"], batch["image"]) and not torch.equal(data.device_batch(0)["image"], batch["image"])
+    assert torch.equal(again["image"], batch["image"]) and not torch.equal(
+        data.device_batch(0)["image"], batch["image"]
+    )
     assert data.on_after_batch_transfer({"image": batch["image"]}, 0)["image"] is batch["image"]  # validation passes
-    tiny_config["augment"] = {name: 0.0 for name in ("flip", "rot90", "z_reverse", "brightness", "contrast", "gamma", "noise", "blur")}
+    tiny_config["augment"] = {
+        name: 0.0 for name in ("flip", "rot90", "z_reverse", "brightness", "contrast", "gamma", "noise", "blur")
+    }
     plain = SliceDataModule(validate(TrainConfig, tiny_config))
     plain.setup("fit")
     raw = plain.device_batch(1)
@@ -137,8 +145,9 @@ def test_ddp_ranks_draw_their_own_device_streams(tiny_config):
     ranks = []
     for q in range(2):
         data = SliceDataModule(cfg, world_size=2)
-        data.trainer = SimpleNamespace(global_rank=q, world_size=2, global_step=0,
-                                       strategy=SimpleNamespace(root_device=torch.device("cpu")))
+        data.trainer = SimpleNamespace(
+            global_rank=q, world_size=2, global_step=0, strategy=SimpleNamespace(root_device=torch.device("cpu"))
+        )
         data.setup("fit")
         ranks.append(data)
     a, b = (r.device_batch(3)["image"] for r in ranks)

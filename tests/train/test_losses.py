@@ -58,7 +58,9 @@ def test_class_weights_change_only_the_ce_term():
     g = torch.Generator().manual_seed(2)
     logits, target = torch.randn(1, 2, 8, 8, generator=g), torch.randint(0, 2, (1, 8, 8), generator=g)
     _, plain = SegmentationLoss({"seg": slice(0, 2)})(logits, {"target": target})
-    _, weighted = SegmentationLoss({"seg": slice(0, 2)}, LossWeights(class_weights=(1.0, 5.0)))(logits, {"target": target})
+    _, weighted = SegmentationLoss({"seg": slice(0, 2)}, LossWeights(class_weights=(1.0, 5.0)))(
+        logits, {"target": target}
+    )
     assert torch.allclose(plain["dice"], weighted["dice"])
     assert not torch.allclose(plain["ce"], weighted["ce"])
 
@@ -84,7 +86,9 @@ def test_boundary_map_marks_pixels_with_a_different_4_neighbour(seed, ids):
     lab = np.random.default_rng(seed).integers(0, ids + 1, size=(7, 9))
     pad = np.pad(lab, 1, mode="edge")  # the image edge is not a boundary
     centre = pad[1:-1, 1:-1]
-    expected = ((pad[:-2, 1:-1] != centre) | (pad[2:, 1:-1] != centre) | (pad[1:-1, :-2] != centre) | (pad[1:-1, 2:] != centre))
+    expected = (
+        (pad[:-2, 1:-1] != centre) | (pad[2:, 1:-1] != centre) | (pad[1:-1, :-2] != centre) | (pad[1:-1, 2:] != centre)
+    )
     np.testing.assert_array_equal(boundary_map(lab), expected)
     perm = np.random.default_rng(seed + 1).permutation(ids + 1) + 10
     np.testing.assert_array_equal(boundary_map(perm[lab]), expected)  # ids, not their values, matter

@@ -69,11 +69,16 @@ def test_augmentation_moves_targets_with_the_image(setup):
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
     assert a["image"].dtype == torch.float32 and float(a["image"].max()) <= 1.0
     # labels are permuted with the image: the class histogram is unchanged
-    assert torch.equal(torch.bincount(a["target"].flatten(), minlength=3), torch.bincount(batch["target"].flatten(), minlength=3))
+    assert torch.equal(
+        torch.bincount(a["target"].flatten(), minlength=3), torch.bincount(batch["target"].flatten(), minlength=3)
+    )
 
 
 def test_module_state_holds_only_the_model():
-    cfg = validate(TrainConfig, {"model": {"weights": "random", "decoder_channels": [16, 16, 8, 8, 8]}, "trainer": {"compile": False}})
+    cfg = validate(
+        TrainConfig,
+        {"model": {"weights": "random", "decoder_channels": [16, 16, 8, 8, 8]}, "trainer": {"compile": False}},
+    )
     module = SegmentationModule(build_model(cfg.model), cfg)
     assert all(k.startswith("model.") for k in module.state_dict())
 

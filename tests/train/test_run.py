@@ -44,12 +44,24 @@ def test_run_folder_holds_config_checkpoints_models_and_curve(reference):
     model = load_model(res.best_model)
     assert model.config.classes == 3 and model.in_slices == 3
     last = load_model(res.last_model)
-    assert _max_diff(last.state_dict(), {k.removeprefix("model."): v for k, v in torch.load(
-        res.last_checkpoint, map_location="cpu", weights_only=False)["state_dict"].items()}) == 0.0
+    assert (
+        _max_diff(
+            last.state_dict(),
+            {
+                k.removeprefix("model."): v
+                for k, v in torch.load(res.last_checkpoint, map_location="cpu", weights_only=False)[
+                    "state_dict"
+                ].items()
+            },
+        )
+        == 0.0
+    )
     rows = list(csv.DictReader(res.metrics_csv.open()))
     assert sum(1 for r in rows if r.get("train/loss")) == 4
     assert sum(1 for r in rows if r.get("val/dice")) == 2
-    assert 0.0 <= res.metrics["val/dice"] <= 1.0 and res.best_score == max(float(r["val/dice"]) for r in rows if r["val/dice"])
+    assert 0.0 <= res.metrics["val/dice"] <= 1.0 and res.best_score == max(
+        float(r["val/dice"]) for r in rows if r["val/dice"]
+    )
     assert not list(out.rglob(".*tmp-*"))  # atomic writes left no temporaries
 
 

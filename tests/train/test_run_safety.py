@@ -167,8 +167,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_at_its_start(make_tiny_confi
     from slicewise.utils.atomic import claim_output
 
     run = tmp_path / "run"
-    code = ("import sys; from slicewise.training import train; "
-            f"train({make_tiny_config()!r}, out={str(run)!r})")
+    code = f"import sys; from slicewise.training import train; train({make_tiny_config()!r}, out={str(run)!r})"
     with claim_output(run):
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode != 0 and "being written by another slicewise process" in p.stderr

@@ -10,7 +10,10 @@ from slicewise.errors import ConfigError
 
 
 def test_an_explicit_warmup_longer_than_the_run_is_refused_naming_its_source(tmp_path):
-    with pytest.raises(ConfigError, match=r"override '(optim.warmup_steps=30|trainer.max_steps=20)'.*warmup_steps=30 exceeds trainer.max_steps=20"):
+    with pytest.raises(
+        ConfigError,
+        match=r"override '(optim.warmup_steps=30|trainer.max_steps=20)'.*warmup_steps=30 exceeds trainer.max_steps=20",
+    ):
         load_config(TrainConfig, None, ["trainer.max_steps=20", "optim.warmup_steps=30"])
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"optim": {"warmup_steps": 50}, "trainer": {"max_steps": 10}}))
@@ -34,9 +37,24 @@ def test_a_default_warmup_shrinks_to_a_tenth_of_a_short_run(steps, expected_warm
 def test_train_steps_option(tmp_path, capsys):
     from slicewise.cli import main
 
-    main(["train", "data.synthetic.shape=[8,64,64]", "data.patch_size=64", "data.batch_size=2", "data.num_workers=0",
-          "data.val_patches=1", "model.weights=random", "model.decoder_channels=[16,16,8,8,8]", "trainer.val_every=2",
-          "trainer.max_steps=50", "--steps", "2", "--out", str(tmp_path / "run")])
+    main(
+        [
+            "train",
+            "data.synthetic.shape=[8,64,64]",
+            "data.patch_size=64",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            "data.val_patches=1",
+            "model.weights=random",
+            "model.decoder_channels=[16,16,8,8,8]",
+            "trainer.val_every=2",
+            "trainer.max_steps=50",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 2 and saved["optim"]["warmup_steps"] == 0
 

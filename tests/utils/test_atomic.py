@@ -122,7 +122,9 @@ def _user_folder(path):
     return keep
 
 
-@pytest.mark.parametrize("name", ["out.json", "out.tif", "out.tiff", "out.h5", "out.hdf5", "out.zip", "out.csv", "out.png"])
+@pytest.mark.parametrize(
+    "name", ["out.json", "out.tif", "out.tiff", "out.h5", "out.hdf5", "out.zip", "out.csv", "out.png"]
+)
 def test_folder_at_a_file_output_is_refused_even_with_overwrite(tmp_path, name):
     keep = _user_folder(tmp_path / name)
     for overwrite in (False, True):
@@ -149,7 +151,9 @@ def test_folder_output_replaces_only_a_folder_of_its_kind(tmp_path, kind, name):
     from slicewise.utils.atomic import folder_kind
 
     keep = _user_folder(tmp_path / name)
-    with pytest.raises(InputError, match=rf"{name} already exists and is a folder but not .*not replaced even with --overwrite"):
+    with pytest.raises(
+        InputError, match=rf"{name} already exists and is a folder but not .*not replaced even with --overwrite"
+    ):
         check_output_path(tmp_path / name, overwrite=True, kind=kind)
     with pytest.raises(InputError, match="is a folder but not"):
         with atomic_path(tmp_path / name, overwrite=True, kind=kind) as tmp:
@@ -173,7 +177,9 @@ def test_folder_output_replaces_only_a_folder_of_its_kind(tmp_path, kind, name):
         tmp.mkdir()
         for m in markers:
             (tmp / m).write_text("new")
-    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted([*markers, MARKER])  # the old output was replaced
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(
+        [*markers, MARKER]
+    )  # the old output was replaced
 
 
 def test_zarr_suffix_means_a_zarr_store_and_a_file_there_is_kept(tmp_path):
@@ -218,15 +224,15 @@ def test_output_that_is_an_input_is_refused(tmp_path, monkeypatch, overwrite):
     os.symlink(raw, tmp_path / "link.h5")
     os.link(raw, tmp_path / "hard.h5")
     cases = [
-        (raw, [raw]),                                   # the same path
-        ("in/raw.h5", [raw]),                           # relative output, absolute input
-        (raw, ["in/../in/raw.h5"]),                     # absolute output, relative input with ..
-        ("in/raw.h5", ["in/raw.h5:data"]),             # file.h5:key input
-        ("in/raw.h5", ["in/raw.h5/grp/sub"]),          # file.h5/key input
-        ("link.h5", [raw]),                             # output is a symlink to the input
-        (raw, ["link.h5"]),                             # input is a symlink to the output
-        ("hard.h5", [raw]),                             # a hard link
-        ("in/raw.zarr", ["in/raw.zarr/labels/0"]),     # a store and an array inside it
+        (raw, [raw]),  # the same path
+        ("in/raw.h5", [raw]),  # relative output, absolute input
+        (raw, ["in/../in/raw.h5"]),  # absolute output, relative input with ..
+        ("in/raw.h5", ["in/raw.h5:data"]),  # file.h5:key input
+        ("in/raw.h5", ["in/raw.h5/grp/sub"]),  # file.h5/key input
+        ("link.h5", [raw]),  # output is a symlink to the input
+        (raw, ["link.h5"]),  # input is a symlink to the output
+        ("hard.h5", [raw]),  # a hard link
+        ("in/raw.zarr", ["in/raw.zarr/labels/0"]),  # a store and an array inside it
         ("in/raw.zarr", [Path("in/raw.zarr")]),
     ]
     for out, inputs in cases:
@@ -238,7 +244,9 @@ def test_output_that_is_an_input_is_refused(tmp_path, monkeypatch, overwrite):
     # other inputs, missing inputs, non-path inputs (arrays, models) and encoder specs are no obstacle
     other = tmp_path / "other.h5"
     other.write_bytes(b"x")
-    assert check_output_path("out.h5", inputs=[other, "missing.h5", "tf_efficientnet_lite0:skips=0111", object()]) == Path("out.h5")
+    assert check_output_path(
+        "out.h5", inputs=[other, "missing.h5", "tf_efficientnet_lite0:skips=0111", object()]
+    ) == Path("out.h5")
 
 
 @pytest.mark.parametrize("name", [".", "..", "", "sub/.."])
@@ -249,7 +257,9 @@ def test_output_without_a_name_is_refused_and_leaves_nothing(tmp_path, monkeypat
     work = tmp_path / "a" / "b"
     (work / "sub").mkdir(parents=True)
     monkeypatch.chdir(work)
-    with pytest.raises(InputError, match=r"names no file of its own: give a path that ends in a new file name, e\.g\. "):
+    with pytest.raises(
+        InputError, match=r"names no file of its own: give a path that ends in a new file name, e\.g\. "
+    ):
         check_output_path(name, overwrite=overwrite)
     with pytest.raises(InputError, match="names no file of its own"):
         write_json(name, {"a": 1}, overwrite=overwrite)

@@ -17,5 +17,8 @@ def test_record_is_json_and_names_what_changes_numbers() -> None:
     assert info["torch_build"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     text = environment_text(info)
     n = torch.get_num_threads()
-    assert f"{n} torch thread{'' if n == 1 else 's'} on cpu" in text and f"({info['torch_build']['cpu_capability']})" in text
+    assert (
+        f"{n} torch thread{'' if n == 1 else 's'} on cpu" in text
+        and f"({info['torch_build']['cpu_capability']})" in text
+    )
     assert "seed 3" in text and "\n" not in text

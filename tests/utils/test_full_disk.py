@@ -28,8 +28,13 @@ def _listing(d):
 
 
 def _run(code: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("name", ["v.tif", "v.h5", "v.zarr", "pngs"])
@@ -40,7 +45,8 @@ def test_write_volume_on_a_full_disk_is_one_line_and_keeps_the_previous_output(s
 
     write_volume(d / name, old)
     small_disk.fill(d, leave=64 * 1024)
-    r = _run("""
+    r = _run(
+        """
         import sys, numpy as np
         from slicewise.data.io import write_volume
         from slicewise.errors import WriteError
@@ -50,7 +56,9 @@ def test_write_volume_on_a_full_disk_is_one_line_and_keeps_the_previous_output(s
         except WriteError as err:
             print(err)
             sys.exit(2)
-        """, d / name)
+        """,
+        d / name,
+    )
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])  # not -7 (SIGBUS) / -11 (SIGSEGV), not 0
     line = r.stdout.strip()
     assert line.count("\n") == 0 and line.startswith(f"cannot write output {d / name}") and "disk is full" in line
@@ -66,7 +74,8 @@ def test_adding_an_hdf5_dataset_on_a_full_disk_keeps_the_file_readable(small_dis
     d = small_disk("1m")
     write_volume(d / "f.h5", np.ones((2, 8, 8), np.uint8), key="old")
     small_disk.fill(d, leave=64 * 1024)
-    r = _run("""
+    r = _run(
+        """
         import sys, numpy as np
         from slicewise.data.io import write_volume
         from slicewise.errors import WriteError
@@ -75,7 +84,9 @@ def test_adding_an_hdf5_dataset_on_a_full_disk_keeps_the_file_readable(small_dis
         except WriteError as err:
             print(err)
             sys.exit(2)
-        """, d / "f.h5")
+        """,
+        d / "f.h5",
+    )
     assert r.returncode == 2 and "disk is full" in r.stdout, r.stderr[-2000:]
     with h5py.File(d / "f.h5", "r") as f:
         assert list(f) == ["old"] and int(f["old"][...].sum()) == 128
@@ -86,7 +97,9 @@ def test_a_blockwise_array_store_refuses_before_computing_when_the_disk_lacks_it
     from slicewise.infer.store import create_array_store
 
     d = small_disk("1m")
-    with pytest.raises(WriteError, match=rf"cannot write output {d / name}: it needs about 2.1 MB but .* has 1.0 MB free"):
+    with pytest.raises(
+        WriteError, match=rf"cannot write output {d / name}: it needs about 2.1 MB but .* has 1.0 MB free"
+    ):
         create_array_store(d / name, (8, 256, 256), np.int32)
     assert _listing(d) == []
 
@@ -96,7 +109,8 @@ def test_a_memory_mapped_or_hdf5_store_meeting_a_full_disk_is_one_line_never_a_c
     """The free-space check passed, then the disk filled up (another process): the space is reserved at creation
     (``posix_fallocate``), so the map / HDF5 never writes into blocks the disk does not have."""
     d = small_disk("2m")
-    r = _run("""
+    r = _run(
+        """
         import sys, pathlib, numpy as np
         from slicewise.infer import store as s
         from slicewise.errors import WriteError
@@ -112,9 +126,13 @@ def test_a_memory_mapped_or_hdf5_store_meeting_a_full_disk_is_one_line_never_a_c
         except WriteError as err:
             print(err)
             sys.exit(2)
-        """, d / name)
+        """,
+        d / name,
+    )
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert re.match(rf"cannot write output {re.escape(str(d / name))}: the disk is full \(needs about 1\.\d MB, ", r.stdout)
+    assert re.match(
+        rf"cannot write output {re.escape(str(d / name))}: the disk is full \(needs about 1\.\d MB, ", r.stdout
+    )
     assert _listing(d) == []
 
 
@@ -137,8 +155,12 @@ def test_a_model_file_a_figure_and_a_report_on_a_full_disk(small_disk):
     d = small_disk("1m")
     small_disk.fill(d, leave=8 * 1024)
     with pytest.raises(WriteError, match=rf"cannot write output {d / 'm.pt'}: the disk is full"):
-        save_model(build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3,
-                               decoder_channels=(16, 8, 8, 8, 8)), d / "m.pt")
+        save_model(
+            build_model(
+                encoder="tf_efficientnet_lite0", weights="random", in_slices=3, decoder_channels=(16, 8, 8, 8, 8)
+            ),
+            d / "m.pt",
+        )
     fig = pyplot().figure(figsize=(40, 40))
     fig.gca().imshow(np.random.default_rng(0).random((512, 512)))
     with pytest.raises(WriteError, match=rf"cannot write output {d / 'f.png'}"):
@@ -165,15 +187,33 @@ def test_a_checkpoint_on_a_full_disk_keeps_the_previous_one(small_disk):
 def test_training_into_a_full_disk_is_one_line_and_no_traceback(small_disk, tmp_path):
     import yaml
 
-    cfg = {"seed": 0, "data": {"synthetic": {"shape": [10, 64, 64], "seed": 0}, "patch_size": 64, "batch_size": 2,
-                               "num_workers": 0, "val_patches": 2},
-           "model": {"encoder": "tf_efficientnet_lite0", "weights": "random", "in_slices": 3,
-                     "decoder_channels": [16, 16, 8, 8, 8]},
-           "optim": {"lr": 1e-3, "warmup_steps": 1}, "trainer": {"max_steps": 2, "val_every": 2, "log_every": 1}}
+    cfg = {
+        "seed": 0,
+        "data": {
+            "synthetic": {"shape": [10, 64, 64], "seed": 0},
+            "patch_size": 64,
+            "batch_size": 2,
+            "num_workers": 0,
+            "val_patches": 2,
+        },
+        "model": {
+            "encoder": "tf_efficientnet_lite0",
+            "weights": "random",
+            "in_slices": 3,
+            "decoder_channels": [16, 16, 8, 8, 8],
+        },
+        "optim": {"lr": 1e-3, "warmup_steps": 1},
+        "trainer": {"max_steps": 2, "val_every": 2, "log_every": 1},
+    }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     d = small_disk("1m")
-    r = subprocess.run([sys.executable, "-m", "slicewise.cli", "train", tmp_path / "cfg.yaml", "--out", d / "run"],
-                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "slicewise.cli", "train", tmp_path / "cfg.yaml", "--out", d / "run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
@@ -188,8 +228,11 @@ def test_a_study_cell_result_on_a_full_disk_is_not_a_finished_cell(small_disk, t
     from slicewise.studies.grid import RESULT, cell_dir, grid_cells
     from slicewise.studies.schema import load_study
 
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"name": "s", "cell": "x:y", "data_root": str(tmp_path),
-                                                     "grid": {"seed": [0]}, "comparisons": []}))
+    (tmp_path / "s.yaml").write_text(
+        yaml.safe_dump(
+            {"name": "s", "cell": "x:y", "data_root": str(tmp_path), "grid": {"seed": [0]}, "comparisons": []}
+        )
+    )
     study = load_study(tmp_path / "s.yaml")
     cell = grid_cells(study)[0]
     d = small_disk("1m")

@@ -57,16 +57,21 @@ def test_remove_owned_never_follows_a_symlink_out_of_the_folder(tmp_path):
     assert not (d / "logs").exists()  # the link itself was listed: unlinked, its target untouched
 
 
-@pytest.mark.parametrize("entries, match", [
-    (["../outside.txt"], "a path outside its folder"),
-    (["/etc/passwd"], "a path outside its folder"),
-    ([3], "entries must be relative paths"),
-])
+@pytest.mark.parametrize(
+    "entries, match",
+    [
+        (["../outside.txt"], "a path outside its folder"),
+        (["/etc/passwd"], "a path outside its folder"),
+        ([3], "entries must be relative paths"),
+    ],
+)
 def test_a_forged_manifest_is_refused_in_one_line_and_removes_nothing(tmp_path, entries, match):
     (tmp_path / "outside.txt").write_text("x")
     d = tmp_path / "run"
     d.mkdir()
-    (d / MARKER).write_text(json.dumps({"slicewise": "output-folder", "version": 1, "kind": "train", "entries": entries}))
+    (d / MARKER).write_text(
+        json.dumps({"slicewise": "output-folder", "version": 1, "kind": "train", "entries": entries})
+    )
     with pytest.raises(InputError, match=match):
         remove_owned(d)
     assert (tmp_path / "outside.txt").exists()

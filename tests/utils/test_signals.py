@@ -22,7 +22,7 @@ import yaml
 
 from slicewise.utils.signals import Interrupted, interrupted_message, resume_hint
 
-LAUNCHER = textwrap.dedent('''
+LAUNCHER = textwrap.dedent("""
     import os, pathlib, sys, time
     ready, hook, at = pathlib.Path(os.environ["SW_READY"]), os.environ["SW_HOOK"], int(os.environ["SW_AT"])
 
@@ -57,13 +57,23 @@ LAUNCHER = textwrap.dedent('''
         instances._Reader.mask = counted
     from slicewise.cli import main
     main(sys.argv[1:])
-''')
+""")
 
 TINY = {
     "seed": 0,
-    "data": {"synthetic": {"shape": [10, 64, 64], "seed": 0}, "patch_size": 64, "batch_size": 2, "num_workers": 0,
-             "val_patches": 2},
-    "model": {"encoder": "tf_efficientnet_lite0", "weights": "random", "in_slices": 3, "decoder_channels": [16, 16, 8, 8, 8]},
+    "data": {
+        "synthetic": {"shape": [10, 64, 64], "seed": 0},
+        "patch_size": 64,
+        "batch_size": 2,
+        "num_workers": 0,
+        "val_patches": 2,
+    },
+    "model": {
+        "encoder": "tf_efficientnet_lite0",
+        "weights": "random",
+        "in_slices": 3,
+        "decoder_channels": [16, 16, 8, 8, 8],
+    },
     "optim": {"lr": 1e-3, "warmup_steps": 1},
     "trainer": {"max_steps": 4, "val_every": 2, "log_every": 1},
 }
@@ -74,10 +84,22 @@ def _launch(tmp_path: Path, hook: str, at: int, args: list, sig: int, env: dict 
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER)
     ready = tmp_path / f"ready-{hook}-{at}-{sig}"
-    full_env = {**os.environ, "SW_READY": str(ready), "SW_HOOK": hook, "SW_AT": str(at), "OMP_NUM_THREADS": "1",
-                **(env or {})}
-    p = subprocess.Popen([sys.executable, str(script), *map(str, args)], env=full_env, cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    full_env = {
+        **os.environ,
+        "SW_READY": str(ready),
+        "SW_HOOK": hook,
+        "SW_AT": str(at),
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
+    p = subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        env=full_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     while not ready.exists():
         if p.poll() is not None or time.time() > deadline:
@@ -95,8 +117,13 @@ def _last_line(err: str) -> str:
 
 
 def _cli(args: list) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "slicewise.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "slicewise.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
 
 
 def test_an_interrupted_exception_carries_the_outermost_hint_and_the_status():
@@ -120,8 +147,10 @@ def test_train_on_sigterm_exits_143_keeps_its_checkpoint_and_resumes_to_the_unin
     run = tmp_path / "run"
     code, err = _launch(tmp_path, "train", 3, ["train", tmp_path / "cfg.yaml", "--out", run], signal.SIGTERM)
     assert code == 143, err
-    assert _last_line(err) == (f"error: stopped by SIGTERM; resume with: slicewise train --out {run} --resume (from its "
-                               f"last checkpoint; the run restarts afresh if it completed none)")
+    assert _last_line(err) == (
+        f"error: stopped by SIGTERM; resume with: slicewise train --out {run} --resume (from its "
+        f"last checkpoint; the run restarts afresh if it completed none)"
+    )
     assert "Traceback" not in err
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2  # the resumable state
     assert not (run / "best.pt").exists() and not list(run.glob(".*.lock"))
@@ -147,15 +176,18 @@ def model_and_volume(tmp_path_factory):
     from slicewise.models import build_model, save_model
 
     d = tmp_path_factory.mktemp("sig")
-    save_model(build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3,
-                           decoder_channels=(16, 8, 8, 8, 8)), d / "m.pt")
+    save_model(
+        build_model(encoder="tf_efficientnet_lite0", weights="random", in_slices=3, decoder_channels=(16, 8, 8, 8, 8)),
+        d / "m.pt",
+    )
     write_volume(d / "gray.tif", np.random.default_rng(4).integers(0, 256, (6, 64, 64), dtype=np.uint8))
     return d
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_blockwise_predict_on_a_signal_keeps_its_finished_blocks_and_resumes_to_the_same_result(
-        model_and_volume, tmp_path, sig, status):
+    model_and_volume, tmp_path, sig, status
+):
     from slicewise.infer.store import partial_path, read_prediction
 
     d = model_and_volume
@@ -164,14 +196,17 @@ def test_blockwise_predict_on_a_signal_keeps_its_finished_blocks_and_resumes_to_
     assert _cli([*args[:3], ref, *args[4:]]).returncode == 0
     code, err = _launch(tmp_path, "predict", 1, [*args[:3], out, *args[4:]], sig)
     assert code == status, err
-    assert _last_line(err) == (f"error: stopped by {signal.Signals(sig).name}; rerun the same command to resume: finished "
-                               f"blocks are kept in {partial_path(out)}")
+    assert _last_line(err) == (
+        f"error: stopped by {signal.Signals(sig).name}; rerun the same command to resume: finished "
+        f"blocks are kept in {partial_path(out)}"
+    )
     assert not out.exists() and partial_path(out).is_dir()
     again = _cli([*args[:3], out, *args[4:]])
     assert again.returncode == 0, again.stderr
     assert "resuming" in again.stderr or "1 done" in again.stderr
-    np.testing.assert_array_equal(np.asarray(read_prediction(out).probabilities[...]),
-                                  np.asarray(read_prediction(ref).probabilities[...]))
+    np.testing.assert_array_equal(
+        np.asarray(read_prediction(out).probabilities[...]), np.asarray(read_prediction(ref).probabilities[...])
+    )
 
 
 def test_segment_on_sigterm_keeps_its_state_and_resumes_to_the_same_labels(tmp_path):
@@ -192,34 +227,49 @@ def test_segment_on_sigterm_keeps_its_state_and_resumes_to_the_same_labels(tmp_p
     assert _cli([*args[:2], ref, *args[3:]]).returncode == 0
     code, err = _launch(tmp_path, "segment", 5, [*args[:2], out, *args[3:]], signal.SIGTERM)
     assert code == 143, err
-    assert _last_line(err) == (f"error: stopped by SIGTERM; rerun the same command to resume: finished passes and blocks "
-                               f"are kept in {state_folder(out)}")
+    assert _last_line(err) == (
+        f"error: stopped by SIGTERM; rerun the same command to resume: finished passes and blocks "
+        f"are kept in {state_folder(out)}"
+    )
     assert not out.exists() and state_folder(out).is_dir()
     again = _cli([*args[:2], out, *args[3:]])
     assert again.returncode == 0, again.stderr
     np.testing.assert_array_equal(np.asarray(open_volume(out)[...]), np.asarray(open_volume(ref)[...]))
 
 
-CELL = textwrap.dedent('''
+CELL = textwrap.dedent("""
     from slicewise.studies.cells.common import train_model
 
     def train_cell(ctx):
         model, info = train_model(ctx, CONFIG)
         return {"metrics": [{"metric": "dice", "value": 0.5}], "info": info}
-''')
+""")
 
 
 def test_a_study_cell_on_sigterm_exits_143_stays_pending_and_resumes_from_its_checkpoint(tmp_path):
     """The case of the issue: ``study … --cells 0`` printed Lightning's "Received SIGTERM" and exited 0."""
     (tmp_path / "sigcells.py").write_text(f"CONFIG = {TINY!r}\n" + CELL)
     study = tmp_path / "sig.yaml"
-    study.write_text(yaml.safe_dump({"name": "sig", "cell": "sigcells:train_cell", "data_root": str(tmp_path),
-                                     "grid": {"seed": [0, 1]}, "comparisons": []}))
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sig",
+                "cell": "sigcells:train_cell",
+                "data_root": str(tmp_path),
+                "grid": {"seed": [0, 1]},
+                "comparisons": [],
+            }
+        )
+    )
     out = tmp_path / "out"
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    code, err = _launch(tmp_path, "train", 3, ["study", study, "--out", out, "--cells", "0", "--no-report"], signal.SIGTERM, env)
+    code, err = _launch(
+        tmp_path, "train", 3, ["study", study, "--out", out, "--cells", "0", "--no-report"], signal.SIGTERM, env
+    )
     assert code == 143, err
-    assert _last_line(err).startswith(f"error: stopped by SIGTERM; rerun the same study command to resume (--out {out})")
+    assert _last_line(err).startswith(
+        f"error: stopped by SIGTERM; rerun the same study command to resume (--out {out})"
+    )
     cells = list((out / "cells").iterdir())
     assert len(cells) == 1 and not (cells[0] / "result.json").exists() and not (cells[0] / "error.txt").exists()
     assert torch.load(cells[0] / "train" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2

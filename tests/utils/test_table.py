@@ -13,11 +13,24 @@ from hypothesis import strategies as st
 from slicewise.utils.table import num, write_csv
 
 
-@pytest.mark.parametrize("v, text", [
-    (1.4e-05, "1.4e-05"), (0.0, "0"), (-0.0, "0"), (0.55234, "0.5523"), (123.456, "123.5"), (12345.6, "12346"),
-    (3, "3"), (np.int64(7), "7"), (float("nan"), "n/a"), (None, "n/a"), (float("inf"), "inf"), (True, "True"),
-    (np.float32(0.25), "0.25"),
-])
+@pytest.mark.parametrize(
+    "v, text",
+    [
+        (1.4e-05, "1.4e-05"),
+        (0.0, "0"),
+        (-0.0, "0"),
+        (0.55234, "0.5523"),
+        (123.456, "123.5"),
+        (12345.6, "12346"),
+        (3, "3"),
+        (np.int64(7), "7"),
+        (float("nan"), "n/a"),
+        (None, "n/a"),
+        (float("inf"), "inf"),
+        (True, "True"),
+        (np.float32(0.25), "0.25"),
+    ],
+)
 def test_num_examples(v, text):
     assert num(v) == text
 

@@ -25,17 +25,22 @@ class Doc(MetadataModel):
     items: list[Item]
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"items": "x"}, "items"),
-    ({"items": [{"size": 1}]}, "items.0.name"),
-    ({"items": [{"name": "a", "size": 0}]}, "items.0.size"),
-    ({}, "items"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"items": "x"}, "items"),
+        ({"items": [{"size": 1}]}, "items.0.name"),
+        ({"items": [{"name": "a", "size": 0}]}, "items.0.size"),
+        ({}, "items"),
+    ],
+)
 def test_a_bad_field_is_one_line_naming_file_and_field(data, field):
     with pytest.raises(InputError) as err:
         parse_metadata(Doc, data, "/x/meta.json", "fix it")
     text = str(err.value)
-    assert text.startswith("/x/meta.json: field ") and repr(field) in text and text.endswith("fix it") and "\n" not in text
+    assert (
+        text.startswith("/x/meta.json: field ") and repr(field) in text and text.endswith("fix it") and "\n" not in text
+    )
 
 
 def test_not_a_mapping_is_refused_and_extra_keys_are_kept():

@@ -25,8 +25,10 @@ _NO_VALUE_RULE = (np.dtype(np.uint8), np.dtype(np.uint16))  # ÷ dtype maximum i
 def damaged(source: Any, err: BaseException) -> InputError:
     """The one-line error for a file that opened but fails when read (truncated strip or chunk, bad codec data)."""
     detail = " ".join(str(err).split())[:160]
-    return InputError(f"cannot read {source}: the file is damaged or incomplete ({type(err).__name__}"
-                      f"{': ' + detail if detail else ''}): re-export or re-download it")
+    return InputError(
+        f"cannot read {source}: the file is damaged or incomplete ({type(err).__name__}"
+        f"{': ' + detail if detail else ''}): re-export or re-download it"
+    )
 
 
 @contextlib.contextmanager
@@ -64,11 +66,21 @@ def intensity_dtype(dtype: Any, what: str) -> np.dtype:
         return dt
     if dt.kind == "f":
         raise InputError(f"{what} has dtype {dt}: floats wider than 64 bit are not supported: save it as float32")
-    raise InputError(f"{what} has dtype {dt}: expected integer or float intensities: save it as uint8, uint16 or float32 in [0, 1]")
+    raise InputError(
+        f"{what} has dtype {dt}: expected integer or float intensities: save it as uint8, uint16 or float32 in [0, 1]"
+    )
 
 
-def check_intensity_range(dtype: Any, lo: float, hi: float, what: str, *, normalized: bool = False,
-                          option: str | None = None, whole: bool = True) -> None:
+def check_intensity_range(
+    dtype: Any,
+    lo: float,
+    hi: float,
+    what: str,
+    *,
+    normalized: bool = False,
+    option: str | None = None,
+    whole: bool = True,
+) -> None:
     """The intensity rule on the finite range ``lo..hi`` of a volume (``whole``: a sample standing for the
     volume) or of one block being read (``whole=False``: only the rules a block decides on its own).
 
@@ -90,23 +102,34 @@ def check_intensity_range(dtype: Any, lo: float, hi: float, what: str, *, normal
         return
     if dt.kind == "f":
         if lo < -UNIT_TOLERANCE or hi > 1.0 + UNIT_TOLERANCE:
-            raise InputError(f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1]"
-                             + (_option_fix(option) if option else " or save it as uint8 (0..255) / uint16 (0..65535)"))
+            raise InputError(
+                f"{what} is float with values {lo:.4g}..{hi:.4g} outside [0, 1]: rescale it to [0, 1]"
+                + (_option_fix(option) if option else " or save it as uint8 (0..255) / uint16 (0..65535)")
+            )
         return
     if dt.kind not in "iu" or dt in _NO_VALUE_RULE:
         return
     top = int(np.iinfo(dt).max)
     lo, hi = int(lo), int(hi)
     if lo < 0:
-        raise InputError(f"{what} is {dt} with negative values (min {lo}): integer intensities are divided by the {dt} "
-                         f"maximum ({top}), so negative values are not intensities: shift and save it as uint8 (0..255) "
-                         f"or uint16 (0..65535){_option_fix(option)}")
+        raise InputError(
+            f"{what} is {dt} with negative values (min {lo}): integer intensities are divided by the {dt} "
+            f"maximum ({top}), so negative values are not intensities: shift and save it as uint8 (0..255) "
+            f"or uint16 (0..65535){_option_fix(option)}"
+        )
     if whole and hi * RANGE_FRACTION < top:
-        cast = ("save it as uint8" if hi <= 255 else "save it as uint16" if hi <= 65535
-                else "rescale it to uint16 (0..65535)")
-        raise InputError(f"{what} is {dt} with values {lo}..{hi}, under 1/{RANGE_FRACTION} of the {dt} maximum ({top}) "
-                         f"that integer intensities are divided by, so the network would see an almost black image: "
-                         f"{cast}{_option_fix(option)}")
+        cast = (
+            "save it as uint8"
+            if hi <= 255
+            else "save it as uint16"
+            if hi <= 65535
+            else "rescale it to uint16 (0..65535)"
+        )
+        raise InputError(
+            f"{what} is {dt} with values {lo}..{hi}, under 1/{RANGE_FRACTION} of the {dt} maximum ({top}) "
+            f"that integer intensities are divided by, so the network would see an almost black image: "
+            f"{cast}{_option_fix(option)}"
+        )
 
 
 def _check_finite(block: np.ndarray, what: str, z0: int | None = None) -> None:
@@ -150,8 +173,14 @@ def _sample(vol: Volume, seed: int = 0) -> Iterator[tuple[tuple[slice, ...], np.
         yield sl, vol[sl]
 
 
-def check_raw(volume: Any, *, normalized: bool = False, option: str | None = None, what: str | None = None,
-              per_block: bool = False) -> Volume:
+def check_raw(
+    volume: Any,
+    *,
+    normalized: bool = False,
+    option: str | None = None,
+    what: str | None = None,
+    per_block: bool = False,
+) -> Volume:
     """The one check of raw intensities, run by every command that reads them before any expensive work;
     returns the volume as a :class:`Volume`.
 
@@ -198,8 +227,9 @@ def check_raw(volume: Any, *, normalized: bool = False, option: str | None = Non
     return vol
 
 
-def check_labels(labels: Any, raw_shape: Sequence[int] | None = None, kind: str = "semantic",
-                 n_classes: int | None = None) -> Volume:
+def check_labels(
+    labels: Any, raw_shape: Sequence[int] | None = None, kind: str = "semantic", n_classes: int | None = None
+) -> Volume:
     """Check a label volume against its raw volume and the task; returns it as a Volume.
 
     ``kind`` is ``"semantic"`` (class values; at most ``n_classes`` distinct values, any values,
@@ -212,12 +242,16 @@ def check_labels(labels: Any, raw_shape: Sequence[int] | None = None, kind: str 
     if lab.size == 0:
         raise InputError(f"label volume {lab.source} is empty (shape {lab.shape})")
     if lab.ndim != 3:
-        raise InputError(f"labels {lab.source} have shape {lab.shape}: expected one value per voxel (Z×Y×X), "
-                         f"not {lab.shape[-1]} channels")
+        raise InputError(
+            f"labels {lab.source} have shape {lab.shape}: expected one value per voxel (Z×Y×X), "
+            f"not {lab.shape[-1]} channels"
+        )
     if raw_shape is not None and tuple(raw_shape[:3]) != lab.shape:
         raw_zyx = tuple(raw_shape[:3]) if len(raw_shape) >= 3 else tuple(raw_shape)
-        raise InputError(f"labels {lab.source} have shape {lab.shape} but the raw volume is {raw_zyx}: "
-                         f"they must match voxel for voxel")
+        raise InputError(
+            f"labels {lab.source} have shape {lab.shape} but the raw volume is {raw_zyx}: "
+            f"they must match voxel for voxel"
+        )
     if not (np.issubdtype(lab.dtype, np.number) or lab.dtype == bool):
         raise InputError(f"labels {lab.source} have dtype {lab.dtype}: expected integers")
     is_float = np.issubdtype(lab.dtype, np.floating)
@@ -228,16 +262,20 @@ def check_labels(labels: Any, raw_shape: Sequence[int] | None = None, kind: str 
             if bad.any():
                 z = sl[0].start + int(np.argwhere(bad)[0][0])
                 what = "instance ids" if kind == "instance" else "class labels"
-                raise InputError(f"labels {lab.source} are float with non-integer values (first at slice z={z}) "
-                                 f"where {what} are expected: threshold probabilities or cast ids to integers")
+                raise InputError(
+                    f"labels {lab.source} are float with non-integer values (first at slice z={z}) "
+                    f"where {what} are expected: threshold probabilities or cast ids to integers"
+                )
         if kind == "instance" and block.size and block.min() < 0:
             raise InputError(f"labels {lab.source} hold negative ids: instance ids must be >= 0 (0 = background)")
         if n_classes is not None and kind == "semantic":
             values.update(int(v) for v in np.unique(block))
             if len(values) > n_classes:
                 shown = ", ".join(map(str, sorted(values)[:8])) + (", ..." if len(values) > 8 else "")
-                raise InputError(f"labels {lab.source} hold more than {n_classes} distinct values ({shown}) "
-                                 f"but n_classes={n_classes}: raise n_classes or relabel")
+                raise InputError(
+                    f"labels {lab.source} hold more than {n_classes} distinct values ({shown}) "
+                    f"but n_classes={n_classes}: raise n_classes or relabel"
+                )
     return lab
 
 
@@ -285,13 +323,17 @@ def summarize_volume(volume: Any, max_distinct: int = 1 << 16) -> dict[str, Any]
     else:
         looks = "image"
     return {
-        "source": vol.source, "shape": vol.shape, "dtype": str(vol.dtype), "channels": vol.channels,
+        "source": vol.source,
+        "shape": vol.shape,
+        "dtype": str(vol.dtype),
+        "channels": vol.channels,
         "min": None if lo is None else lo.item() if hasattr(lo, "item") else lo,
         "max": None if hi is None else hi.item() if hasattr(hi, "item") else hi,
-        "nan": n_nan, "posinf": n_posinf, "neginf": n_neginf,
+        "nan": n_nan,
+        "posinf": n_posinf,
+        "neginf": n_neginf,
         "voxel_size": vol.voxel_size,
         "distinct_values": None if n is None else (n if n <= max_distinct else f">{max_distinct}"),
         "looks_like": looks,
         "values": sorted(distinct)[:16] if n is not None and n <= 16 else None,
     }
-

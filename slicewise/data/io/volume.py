@@ -25,8 +25,16 @@ class Volume:
     slices/chunks are read from disk. ``voxel_size`` is ``(z, y, x)`` in nm or ``None``.
     """
 
-    def __init__(self, array: Any, *, voxel_size: Sequence[float] | None = None, source: str = "array",
-                 add_depth: bool = False, closer: Any = None, reopen: tuple[str, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        array: Any,
+        *,
+        voxel_size: Sequence[float] | None = None,
+        source: str = "array",
+        add_depth: bool = False,
+        closer: Any = None,
+        reopen: tuple[str, str | None] | None = None,
+    ) -> None:
         self._array = array
         self._reopen = reopen
         self._add_depth = add_depth
@@ -118,8 +126,9 @@ class Volume:
 
     to_numpy = numpy
 
-    def iter_chunks(self, chunk_shape: int | Sequence[int | None] | None = None,
-                    desc: str = "") -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+    def iter_chunks(
+        self, chunk_shape: int | Sequence[int | None] | None = None, desc: str = ""
+    ) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
         """Yield ``(slices, block)`` over Z (and Y, X): ``chunk_shape`` = ``(cz[, cy[, cx]])``,
         ``None`` entries take the whole axis; channels are always whole. Default: ~64 MB slabs in Z."""
         if chunk_shape is None:
@@ -173,7 +182,7 @@ def _expand_key(key: Any, ndim: int) -> tuple[Any, ...]:
         raise IndexError("an index can only have a single ellipsis ('...')")
     if n_ell:
         i = next(j for j, k in enumerate(key) if k is Ellipsis)
-        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1:]
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
     if len(key) > ndim:
         raise IndexError(f"too many indices for a {ndim}-d volume: {len(key)} were given")
     return key + (slice(None),) * (ndim - len(key))
@@ -205,10 +214,12 @@ def check_channel_last(shape: Sequence[int], source: str) -> None:
     """Refuse (one line) a 4-d array whose axes no metadata declares and whose last axis is too long to be colour
     (> :data:`MAX_COLOURS`): reading it as Z×Y×X×C would be a guess (it is most likely channel-first C, Z, Y, X)."""
     if len(shape) == 4 and int(shape[-1]) > MAX_COLOURS:
-        raise InputError(f"{source}: a 4-d array of shape {tuple(int(n) for n in shape)} without axes metadata: read as "
-                         f"Z×Y×X×C it would have {int(shape[-1])} colour channels, so its layout would be a guess: save "
-                         f"volumes as Z×Y×X or Z×Y×X×C (colour last, ≤ {MAX_COLOURS}), e.g. numpy.moveaxis(a, 0, -1) for "
-                         f"channel-first data, or as OME-Zarr with named axes")
+        raise InputError(
+            f"{source}: a 4-d array of shape {tuple(int(n) for n in shape)} without axes metadata: read as "
+            f"Z×Y×X×C it would have {int(shape[-1])} colour channels, so its layout would be a guess: save "
+            f"volumes as Z×Y×X or Z×Y×X×C (colour last, ≤ {MAX_COLOURS}), e.g. numpy.moveaxis(a, 0, -1) for "
+            f"channel-first data, or as OME-Zarr with named axes"
+        )
 
 
 def attrs_voxel_size(attrs: Any) -> tuple[float, float, float] | None:
@@ -231,4 +242,3 @@ def slab_depth(vol: Volume, budget: int = 64 << 20) -> int:
     """Number of Z slices in about ``budget`` bytes (at least 1)."""
     per_slice = max(1, vol.size // max(1, vol.shape[0]) * vol.dtype.itemsize)
     return max(1, budget // per_slice)
-

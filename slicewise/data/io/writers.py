@@ -34,7 +34,6 @@ from slicewise.utils.atomic import reserve_space
 WRITE_SUPPORTED = ".tif/.tiff, .h5/.hdf5/.hdf (with key), .zarr, or a path without suffix (folder of PNG slices)"
 
 
-
 def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1, min(shape[1], 512) or 1, min(shape[2], 512) or 1, *shape[3:])
 
@@ -42,7 +41,7 @@ def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _normalise_chunks(chunks: Sequence[int] | None, shape: tuple[int, ...]) -> tuple[int, ...]:
     if chunks is None:
         return _default_chunks(shape)
-    c = [int(v) for v in chunks] + list(shape[len(chunks):])
+    c = [int(v) for v in chunks] + list(shape[len(chunks) :])
     if len(c) != len(shape) or any(v < 1 for v in c):
         raise InputError(f"chunks {tuple(chunks)} do not fit a volume of shape {shape}: give positive (z, y, x) sizes")
     return tuple(min(v, max(n, 1)) for v, n in zip(c, shape))
@@ -54,9 +53,16 @@ def _is_zarr_v3_api() -> bool:
     return int(zarr.__version__.split(".")[0]) >= 3
 
 
-def create_zarr(path: str | os.PathLike, shape: Sequence[int], dtype: Any, chunks: Sequence[int] | None = None,
-                voxel_size: Sequence[float] | None = None, key: str | None = None, fill_value: Any = 0,
-                overwrite: bool = False) -> Any:
+def create_zarr(
+    path: str | os.PathLike,
+    shape: Sequence[int],
+    dtype: Any,
+    chunks: Sequence[int] | None = None,
+    voxel_size: Sequence[float] | None = None,
+    key: str | None = None,
+    fill_value: Any = 0,
+    overwrite: bool = False,
+) -> Any:
     """Create an empty on-disk Zarr (format 2) array to be filled chunk by chunk; returns the zarr array.
 
     This writes directly at ``path`` (no atomic rename): :func:`write_volume` creates it inside
@@ -90,8 +96,14 @@ def create_zarr(path: str | os.PathLike, shape: Sequence[int], dtype: Any, chunk
     return arr
 
 
-def write_volume(path: str | os.PathLike, array: Any, key: str | None = None, chunks: Sequence[int] | None = None,
-                 voxel_size: Sequence[float] | None = None, overwrite: bool = False) -> Path:
+def write_volume(
+    path: str | os.PathLike,
+    array: Any,
+    key: str | None = None,
+    chunks: Sequence[int] | None = None,
+    voxel_size: Sequence[float] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a Z×Y×X(×C) volume (numpy, :class:`Volume` or array-like; a 2-D image = depth 1) by suffix.
 
     Data are streamed slab by slab, so a lazy Volume is never loaded whole. Returns the final path
@@ -142,20 +154,30 @@ def _write_tiff(tmp: Path, vol: Volume, voxel_size: Sequence[float] | None) -> N
     if voxel_size is not None:
         metadata["voxel_size"] = [float(v) for v in voxel_size]
     pages = (vol[z] for z in range(vol.shape[0]))
-    tifffile.imwrite(tmp, pages, shape=vol.shape, dtype=vol.dtype, photometric=photometric,
-                     planarconfig="contig" if c else None, compression="zlib", metadata=metadata,
-                     bigtiff=vol.size * vol.dtype.itemsize > 2**31)
+    tifffile.imwrite(
+        tmp,
+        pages,
+        shape=vol.shape,
+        dtype=vol.dtype,
+        photometric=photometric,
+        planarconfig="contig" if c else None,
+        compression="zlib",
+        metadata=metadata,
+        bigtiff=vol.size * vol.dtype.itemsize > 2**31,
+    )
 
 
-def _write_hdf5(p: Path, vol: Volume, key: str, chunks: Sequence[int] | None,
-                voxel_size: Sequence[float] | None, overwrite: bool) -> None:
+def _write_hdf5(
+    p: Path, vol: Volume, key: str, chunks: Sequence[int] | None, voxel_size: Sequence[float] | None, overwrite: bool
+) -> None:
     import h5py
 
     chunk_t = _normalise_chunks(chunks, vol.shape)
 
     def create(f: Any, name: str) -> None:
-        ds = f.create_dataset(name, shape=vol.shape, dtype=vol.dtype, chunks=chunk_t, compression="gzip",
-                              compression_opts=4)
+        ds = f.create_dataset(
+            name, shape=vol.shape, dtype=vol.dtype, chunks=chunk_t, compression="gzip", compression_opts=4
+        )
         if voxel_size is not None:
             ds.attrs["resolution"] = np.asarray(voxel_size, dtype=np.float64)
         _fill(ds, vol, chunk_t[0])
@@ -169,10 +191,14 @@ def _write_hdf5(p: Path, vol: Volume, key: str, chunks: Sequence[int] | None,
     try:
         f = h5py.File(p, "r+")
     except OSError as err:
-        raise InputError(f"cannot add {key!r} to {p}: it is not a writable HDF5 file ({str(err).splitlines()[0]})") from None
+        raise InputError(
+            f"cannot add {key!r} to {p}: it is not a writable HDF5 file ({str(err).splitlines()[0]})"
+        ) from None
     with _reserved(f, p, vol.size * vol.dtype.itemsize, p):
         if key in f and not overwrite:
-            raise InputError(f"{p} already has dataset {key!r}: pass --overwrite (overwrite=True) or choose another key")
+            raise InputError(
+                f"{p} already has dataset {key!r}: pass --overwrite (overwrite=True) or choose another key"
+            )
         parent = key.rsplit("/", 1)[0] if "/" in key else ""
         tmp_name = f"{parent}/.{key.rsplit('/', 1)[-1]}.tmp-{uuid.uuid4().hex[:8]}".lstrip("/")
         try:
@@ -211,12 +237,16 @@ def _reserved(f: Any, path: Path, nbytes: int, output: Path) -> Iterator[None]:
 def _write_png_folder(tmp: Path, vol: Volume) -> None:
     from PIL import Image
 
-    if vol.dtype not in (np.uint8, np.uint16) or (vol.channels not in (None, 3, 4)) or \
-            (vol.channels and vol.dtype != np.uint8):
-        raise InputError(f"a PNG folder holds uint8 gray/RGB or uint16 gray slices, not {vol.dtype} with "
-                         f"{vol.channels or 1} channel(s): write .tif, .h5 or .zarr instead")
+    if (
+        vol.dtype not in (np.uint8, np.uint16)
+        or (vol.channels not in (None, 3, 4))
+        or (vol.channels and vol.dtype != np.uint8)
+    ):
+        raise InputError(
+            f"a PNG folder holds uint8 gray/RGB or uint16 gray slices, not {vol.dtype} with "
+            f"{vol.channels or 1} channel(s): write .tif, .h5 or .zarr instead"
+        )
     tmp.mkdir(parents=True)
     width = max(4, len(str(vol.shape[0] - 1)))
     for z in range(vol.shape[0]):
         Image.fromarray(vol[z]).save(tmp / f"slice_{z:0{width}d}.png")
-

@@ -34,9 +34,24 @@ from slicewise.studies.cells.skips import cell_skips
 from slicewise.studies.grid import CellContext
 
 __all__ = [
-    "AXIS_KEYS", "CELL_KINDS", "Record", "cell_bias", "cell_config", "cell_emsam", "cell_pretraining", "cell_skips",
-    "em_volume", "initial_model", "monuseg_split", "predict_range", "read_array", "record", "semantic_metrics",
-    "shared_dir", "train_model", "write_once",
+    "AXIS_KEYS",
+    "CELL_KINDS",
+    "Record",
+    "cell_bias",
+    "cell_config",
+    "cell_emsam",
+    "cell_pretraining",
+    "cell_skips",
+    "em_volume",
+    "initial_model",
+    "monuseg_split",
+    "predict_range",
+    "read_array",
+    "record",
+    "semantic_metrics",
+    "shared_dir",
+    "train_model",
+    "write_once",
 ]
 
 CELL_KINDS: dict[str, Callable[[CellContext], Mapping[str, Any]]] = {

@@ -28,8 +28,14 @@ def _value(v: Any) -> float:
 def _share_records(rep: Mapping[str, Any], stage: str) -> list[Record]:
     """Slice shares, MA, centre share and s_0 − s_{k−1} of an attribution report or weights audit."""
     recs = [record("share", _value(s), stage=stage, slice=c) for c, s in enumerate(rep["shares"])]
-    recs += [record(name, _value(rep[key]), stage=stage) for name, key in
-             (("ma", "mirror_asymmetry"), ("centre_share", "centre_share"), ("pair_difference", "pair_difference"))]
+    recs += [
+        record(name, _value(rep[key]), stage=stage)
+        for name, key in (
+            ("ma", "mirror_asymmetry"),
+            ("centre_share", "centre_share"),
+            ("pair_difference", "pair_difference"),
+        )
+    ]
     return recs
 
 
@@ -51,8 +57,13 @@ def cell_bias(ctx: CellContext) -> dict[str, Any]:
     attr = dict(ex.get("attribution", {}))
     m = config["model"]
     recs: list[Record] = []
-    audit = audit_weights(encoder=m["encoder"], weights=m.get("weights", "imagenet"), in_slices=m.get("in_slices", 3),
-                          channel_init=m.get("channel_init", "uniform"), img_size=m.get("img_size"))
+    audit = audit_weights(
+        encoder=m["encoder"],
+        weights=m.get("weights", "imagenet"),
+        in_slices=m.get("in_slices", 3),
+        channel_init=m.get("channel_init", "uniform"),
+        img_size=m.get("img_size"),
+    )
     recs += _share_records(audit, "weights")
     a, b = context_range(z0, z1, raw.shape[0], int(m.get("in_slices", 3)))
     test_raw = raw[a:b]
@@ -68,8 +79,8 @@ def cell_bias(ctx: CellContext) -> dict[str, Any]:
     fg = int(attr.get("target_class", 1))
     recs += semantic_metrics(pred, gt, fg)
     interior = int(d.get("interior_class", 0))
-    inst = evaluate(membranes_to_neurons(pred, interior=interior), membranes_to_neurons(gt, interior=interior),
-                    kind="instance")["volume"]
+    inst = evaluate(
+        membranes_to_neurons(pred, interior=interior), membranes_to_neurons(gt, interior=interior), kind="instance"
+    )["volume"]
     recs += [record(k, inst[k]) for k in ("are", "voi_split", "voi_merge")]
     return {"metrics": recs, "info": info}
-

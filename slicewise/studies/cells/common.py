@@ -66,8 +66,10 @@ def cell_config(ctx: CellContext, data: Mapping[str, Any] | None = None) -> dict
         elif axis in AXIS_KEYS or "." in axis:
             _set_dotted(cfg, AXIS_KEYS.get(axis, axis), value)
         else:
-            raise ConfigError(f"study {ctx.study.name}: grid axis {axis!r} is neither a known axis "
-                              f"({', '.join(AXIS_KEYS)}), a dotted config key nor a preset")
+            raise ConfigError(
+                f"study {ctx.study.name}: grid axis {axis!r} is neither a known axis "
+                f"({', '.join(AXIS_KEYS)}), a dotted config key nor a preset"
+            )
     if data:
         cfg = deep_merge(cfg, {"data": dict(data)})
     validate(TrainConfig, cfg, f"study {ctx.study.name}, cell {ctx.cell.id}")
@@ -159,13 +161,18 @@ def em_volume(ctx: CellContext) -> tuple[dict[str, Any], np.ndarray, np.ndarray]
     returned arrays are the whole (cropped) stack, for testing.
     """
     d = ctx.study.data
-    raw, lab = _crop(read_array(ctx.path(d["raw"])), d.get("crop")), _crop(read_array(ctx.path(d["labels"])), d.get("crop"))
+    raw, lab = (
+        _crop(read_array(ctx.path(d["raw"])), d.get("crop")),
+        _crop(read_array(ctx.path(d["labels"])), d.get("crop")),
+    )
     label_map = {int(k): int(v) for k, v in (d.get("label_map") or {}).items()}
     z0, z1 = (int(v) for v in d.get("train_z", (0, raw.shape[0])))
     folder = shared_dir(ctx, "em", {k: d.get(k) for k in ("raw", "labels", "crop", "train_z")})
-    entries: dict[str, Any] = {"raw": str(write_once(folder / "raw.tif", raw[z0:z1])),
-                               "labels": str(write_once(folder / "labels.tif", lab[z0:z1])),
-                               "label_map": label_map or None}
+    entries: dict[str, Any] = {
+        "raw": str(write_once(folder / "raw.tif", raw[z0:z1])),
+        "labels": str(write_once(folder / "labels.tif", lab[z0:z1])),
+        "label_map": label_map or None,
+    }
     classes = lab.copy()
     for k, v in label_map.items():
         classes[lab == k] = v
@@ -184,7 +191,9 @@ def semantic_metrics(pred: np.ndarray, gt: np.ndarray, cls: int, **labels: Any) 
     from slicewise.metrics import evaluate
 
     ev = evaluate(pred, gt, kind="semantic")["volume"]
-    return [record("dice", ev["dice"].get(str(cls), float("nan")), **labels),
-            record("iou", ev["iou"].get(str(cls), float("nan")), **labels),
-            record("mean_dice", ev["mean_dice"], **labels), record("mean_iou", ev["mean_iou"], **labels)]
-
+    return [
+        record("dice", ev["dice"].get(str(cls), float("nan")), **labels),
+        record("iou", ev["iou"].get(str(cls), float("nan")), **labels),
+        record("mean_dice", ev["mean_dice"], **labels),
+        record("mean_iou", ev["mean_iou"], **labels),
+    ]

@@ -59,14 +59,27 @@ def cell_emsam(ctx: CellContext) -> dict[str, Any]:
     probs = predict_range(model, raw, z0, z1, ex.get("predict", {}))
     n_cls = int(config["model"].get("classes", 3))
     interior = np.stack([1.0 - probs[1], probs[n_cls]])  # neurons: not membrane; the boundary head
-    neurons = segment(interior, per_slice=True, channel_names=["interior", "boundary"],
-                      **{"mode": "watershed", "use": "boundary", **ex.get("neurons", {}),
-                         "foreground_channel": "interior", "boundary_channel": "boundary"})
+    neurons = segment(
+        interior,
+        per_slice=True,
+        channel_names=["interior", "boundary"],
+        **{
+            "mode": "watershed",
+            "use": "boundary",
+            **ex.get("neurons", {}),
+            "foreground_channel": "interior",
+            "boundary_channel": "boundary",
+        },
+    )
     ev_n = evaluate(neurons, cells, kind="instance", per_slice=True)["slice_mean"]
     recs = [record(k, ev_n[k], target="neurons") for k in ("are", "voi_split", "voi_merge")]
     if mito_gt is not None and n_cls > 2:
-        mito = segment(probs[:n_cls], per_slice=False, channel_names=[f"class{c}" for c in range(n_cls)],
-                       **{"mode": "cc", "foreground_channel": 2, **ex.get("mitochondria", {})})
+        mito = segment(
+            probs[:n_cls],
+            per_slice=False,
+            channel_names=[f"class{c}" for c in range(n_cls)],
+            **{"mode": "cc", "foreground_channel": 2, **ex.get("mitochondria", {})},
+        )
         ev_m = evaluate(mito, mito_gt, kind="instance", prob=probs[2])["volume"]
         recs += [record(k, ev_m[k], target="mitochondria") for k in ("ap50", "ap75", "ap")]
     return {"metrics": recs, "info": info}

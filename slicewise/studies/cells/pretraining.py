@@ -51,7 +51,7 @@ def _tcga_prefix(name: str) -> str:
 
 def _tiles(img: np.ndarray, size: int) -> list[np.ndarray]:
     h, w = img.shape[:2]
-    return [img[y:y + size, x:x + size] for y in range(0, h - size + 1, size) for x in range(0, w - size + 1, size)]
+    return [img[y : y + size, x : x + size] for y in range(0, h - size + 1, size) for x in range(0, w - size + 1, size)]
 
 
 def monuseg_split(ctx: CellContext) -> dict[str, Any]:
@@ -97,12 +97,19 @@ def monuseg_split(ctx: CellContext) -> dict[str, Any]:
         raise ConfigError(f"data.val_tiles={n_val} must be between 1 and {len(train_x) - 1} (the training tiles)")
     train_x, val_x = train_x[:-n_val], train_x[-n_val:]
     train_y, val_y = train_y[:-n_val], train_y[-n_val:]
-    folder = shared_dir(ctx, "monuseg", {k: d.get(k) for k in ("in_domain", "out_of_domain", "tile", "test_columns",
-                                                               "val_tiles", "scale")} | {"rgb": rgb})
+    folder = shared_dir(
+        ctx,
+        "monuseg",
+        {k: d.get(k) for k in ("in_domain", "out_of_domain", "tile", "test_columns", "val_tiles", "scale")}
+        | {"rgb": rgb},
+    )
     raw = np.stack(train_x + val_x)
     lab = np.stack(train_y + val_y)
-    entries = {"raw": str(write_once(folder / "raw.tif", raw)), "labels": str(write_once(folder / "labels.tif", lab)),
-               "val_range": [len(train_x), len(train_x) + len(val_x)]}
+    entries = {
+        "raw": str(write_once(folder / "raw.tif", raw)),
+        "labels": str(write_once(folder / "labels.tif", lab)),
+        "val_range": [len(train_x), len(train_x) + len(val_x)],
+    }
     return {"entries": entries, "rgb": rgb, "in_domain": test_in, "out_of_domain": test_out}
 
 
@@ -110,11 +117,15 @@ def pretrain_arms(ctx: CellContext) -> dict[str, dict[str, Any]]:
     """``extras.pretrain.arms``: weights level → arm settings (``start``: random or imagenet)."""
     arms = (ctx.study.extras.get("pretrain") or {}).get("arms") or {}
     if not isinstance(arms, Mapping):
-        raise ConfigError(f"study {ctx.study.name}: extras.pretrain.arms must map weights levels to {{start: random|imagenet}}")
+        raise ConfigError(
+            f"study {ctx.study.name}: extras.pretrain.arms must map weights levels to {{start: random|imagenet}}"
+        )
     return {str(k): dict(v or {}) for k, v in arms.items()}
 
 
-def pretrain_spec(ctx: CellContext, arm: Mapping[str, Any], model: Mapping[str, Any], data: Sequence[str]) -> dict[str, Any]:
+def pretrain_spec(
+    ctx: CellContext, arm: Mapping[str, Any], model: Mapping[str, Any], data: Sequence[str]
+) -> dict[str, Any]:
     """Everything that determines one pretraining run: the :class:`~slicewise.config.PretrainConfig` (the
     study's ``extras.pretrain.config`` with the fine-tuning encoder, k, first-layer strategy, colours, the
     arm's start point and the cell's seed) and the unlabelled volumes. Not the training fraction."""
@@ -124,8 +135,10 @@ def pretrain_spec(ctx: CellContext, arm: Mapping[str, Any], model: Mapping[str, 
     if start not in ("random", "imagenet"):
         raise ConfigError(f"study {ctx.study.name}: extras.pretrain.arms start {start!r}: use random or imagenet")
     keys = ("encoder", "in_slices", "channel_init", "colors", "img_size")
-    fixed = {"model": {**{k: model[k] for k in keys if model.get(k) is not None}, "weights": start},
-             "seed": int(ctx.cell.params.get("seed", 0))}
+    fixed = {
+        "model": {**{k: model[k] for k in keys if model.get(k) is not None}, "weights": start},
+        "seed": int(ctx.cell.params.get("seed", 0)),
+    }
     config = deep_merge(json.loads(json.dumps((ctx.study.extras.get("pretrain") or {}).get("config") or {})), fixed)
     return {"config": config, "data": [str(p) for p in data]}
 
@@ -137,8 +150,9 @@ def run_pretraining(data: Sequence[str], out: Path, config: Mapping[str, Any], r
     return Path(pretrain(list(data), out=out, config=dict(config), resume=resume).weights)
 
 
-def pretrained_encoder(ctx: CellContext, level: str, spec: Mapping[str, Any],
-                       timeout_s: float = 7 * 24 * 3600.0) -> tuple[Path, bool]:
+def pretrained_encoder(
+    ctx: CellContext, level: str, spec: Mapping[str, Any], timeout_s: float = 7 * 24 * 3600.0
+) -> tuple[Path, bool]:
     """The weights file of the pretraining run ``spec`` and whether this call computed it.
 
     Cached in ``OUT/pretrain/<level>-seed<seed>-<fingerprint>/`` (claimed while computed; a crashed
@@ -185,7 +199,11 @@ def use_pretrained(ctx: CellContext, config: dict[str, Any], data: Sequence[str]
     spec = pretrain_spec(ctx, arms[level], config["model"], data)
     weights, computed = pretrained_encoder(ctx, level, spec)
     config["model"]["weights"] = str(weights)
-    return {"pretrained": str(weights), "pretrain_computed": computed, "pretrain_start": spec["config"]["model"]["weights"]}
+    return {
+        "pretrained": str(weights),
+        "pretrain_computed": computed,
+        "pretrain_start": spec["config"]["model"]["weights"],
+    }
 
 
 def _unlabelled(ctx: CellContext) -> list[str]:
@@ -216,8 +234,9 @@ def cell_pretraining_em(ctx: CellContext) -> dict[str, Any]:
     recs: list[Record] = semantic_metrics(pred, gt, int(ex.get("target_class", 1)))
     if d.get("interior_class") is not None:
         interior = int(d["interior_class"])
-        inst = evaluate(membranes_to_neurons(pred, interior=interior), membranes_to_neurons(gt, interior=interior),
-                        kind="instance")["volume"]
+        inst = evaluate(
+            membranes_to_neurons(pred, interior=interior), membranes_to_neurons(gt, interior=interior), kind="instance"
+        )["volume"]
         recs += [record(k, inst[k]) for k in ("are", "voi_split", "voi_merge")]
     return {"metrics": recs, "info": {**info, **pinfo}}
 
@@ -272,15 +291,26 @@ def parse_fractions(text: str) -> list[float]:
     try:
         values = sorted({float(v) for v in text.split(",") if v.strip()})
     except ValueError:
-        raise InputError(f"--fractions {text!r}: give fractions in (0, 1] separated by commas, e.g. 0.05,0.1,0.25,1") from None
+        raise InputError(
+            f"--fractions {text!r}: give fractions in (0, 1] separated by commas, e.g. 0.05,0.1,0.25,1"
+        ) from None
     if not values or not all(0.0 < v <= 1.0 for v in values):
         raise InputError(f"--fractions {text!r}: every labelled fraction must lie in (0, 1], e.g. 0.05,0.1,0.25,1")
     return values
 
 
-def init_pretraining(raw: str, labels: str, train_z: str, test_z: str, label_map: str | dict[int, int] | None = None,
-                     unlabelled: Sequence[str] = (), fractions: str | Sequence[float] = "0.05,0.1,0.25,1",
-                     seeds: int = 3, method: str = "mocov2", pretrained: Sequence[str] = ()) -> str:
+def init_pretraining(
+    raw: str,
+    labels: str,
+    train_z: str,
+    test_z: str,
+    label_map: str | dict[int, int] | None = None,
+    unlabelled: Sequence[str] = (),
+    fractions: str | Sequence[float] = "0.05,0.1,0.25,1",
+    seeds: int = 3,
+    method: str = "mocov2",
+    pretrained: Sequence[str] = (),
+) -> str:
     """The YAML text of the pretraining study on the user's EM stack (``slicewise study init pretraining``).
 
     Arms (``weights`` axis): ``random``, ``imagenet``, and the self-supervised ``ssl-scratch`` /
@@ -303,8 +333,10 @@ def init_pretraining(raw: str, labels: str, train_z: str, test_z: str, label_map
     extra = [_path(u) for u in unlabelled]
     for u in extra:
         if u == _path(raw):
-            raise InputError(f"--unlabelled {u} is --raw itself: its training slices are pretrained on already, and all of "
-                             f"it would leak the test slices into pretraining; give other volumes")
+            raise InputError(
+                f"--unlabelled {u} is --raw itself: its training slices are pretrained on already, and all of "
+                f"it would leak the test slices into pretraining; give other volumes"
+            )
         _check_unlabelled(u)
     own, model = _pretrained_arms(pretrained)
     study = yaml.safe_load(init_study("bias", raw, labels, train_z, test_z, label_map))
@@ -317,7 +349,8 @@ def init_pretraining(raw: str, labels: str, train_z: str, test_z: str, label_map
         f"{' and ' + str(len(extra)) + ' unlabelled volume(s)' if extra else ''}) from scratch and from ImageNet, "
         f"x labelled fractions {', '.join(f'{f:g}' for f in fracs)} of the training slices x {seeds} seed(s); "
         f"Dice and adapted Rand error on held-out slices, gain of domain pretraining over ImageNet per fraction "
-        f"(paired t-test and Wilcoxon over seeds, Holm).")
+        f"(paired t-test and Wilcoxon over seeds, Holm)."
+    )
     study["cell"] = "pretraining"
     study["requires"] = [*study["requires"], *(_file_part(u) for u in extra)]
     study["base"].setdefault("model", {}).update({"channel_init": "uniform", **model})
@@ -326,35 +359,67 @@ def init_pretraining(raw: str, labels: str, train_z: str, test_z: str, label_map
         study["presets"] = {"weights": {name: {"model": {"weights": path}} for name, path in own.items()}}
     study["grid"] = {"weights": arms, "fraction": fracs, "seed": list(range(int(seeds)))}
     predict = study.get("extras", {}).get("predict", {"tile": study["base"]["data"]["patch_size"], "overlap": 0.25})
-    study["extras"] = {"predict": predict, "target_class": 1,
-                       "pretrain": {"arms": json.loads(json.dumps(SSL_ARMS)), "unlabelled": extra,
-                                    "config": {**PRETRAIN_DEFAULTS, "method": {"name": method}}}}
+    study["extras"] = {
+        "predict": predict,
+        "target_class": 1,
+        "pretrain": {
+            "arms": json.loads(json.dumps(SSL_ARMS)),
+            "unlabelled": extra,
+            "config": {**PRETRAIN_DEFAULTS, "method": {"name": method}},
+        },
+    }
     study["comparisons"] = [
-        {"name": "Dice gain of domain pretraining over ImageNet", "axis": "weights", "baseline": "imagenet",
-         "levels": [*SSL_ARMS, *own], "metric": "dice", "per": ["fraction"], "pair_by": ["seed"]},
-        {"name": "adapted Rand error of domain pretraining vs ImageNet", "axis": "weights", "baseline": "imagenet",
-         "levels": [*SSL_ARMS, *own], "metric": "are", "per": ["fraction"], "pair_by": ["seed"], "higher_is_better": False},
-        {"name": "Dice of ImageNet vs random initialisation", "axis": "weights", "baseline": "random",
-         "levels": ["imagenet"], "metric": "dice", "per": ["fraction"], "pair_by": ["seed"]},
+        {
+            "name": "Dice gain of domain pretraining over ImageNet",
+            "axis": "weights",
+            "baseline": "imagenet",
+            "levels": [*SSL_ARMS, *own],
+            "metric": "dice",
+            "per": ["fraction"],
+            "pair_by": ["seed"],
+        },
+        {
+            "name": "adapted Rand error of domain pretraining vs ImageNet",
+            "axis": "weights",
+            "baseline": "imagenet",
+            "levels": [*SSL_ARMS, *own],
+            "metric": "are",
+            "per": ["fraction"],
+            "pair_by": ["seed"],
+            "higher_is_better": False,
+        },
+        {
+            "name": "Dice of ImageNet vs random initialisation",
+            "axis": "weights",
+            "baseline": "random",
+            "levels": ["imagenet"],
+            "metric": "dice",
+            "per": ["fraction"],
+            "pair_by": ["seed"],
+        },
     ]
-    study["figures"] = [{"metric": "dice", "x": "fraction", "hue": "weights", "title": "Dice vs labelled fraction"},
-                        {"metric": "are", "x": "fraction", "hue": "weights", "title": "adapted Rand error vs labelled fraction"}]
+    study["figures"] = [
+        {"metric": "dice", "x": "fraction", "hue": "weights", "title": "Dice vs labelled fraction"},
+        {"metric": "are", "x": "fraction", "hue": "weights", "title": "adapted Rand error vs labelled fraction"},
+    ]
     smoke = study.setdefault("smoke", {})
     smoke["grid"] = {"weights": list(arms), "fraction": [fracs[-1]], "seed": [0]}
     smoke.setdefault("extras", {})["pretrain"] = {"config": json.loads(json.dumps(PRETRAIN_SMOKE))}
     smoke["extras"]["predict"] = {"tile": min(128, int(smoke["base"]["data"]["patch_size"]) * 2), "overlap": 0.25}
     smoke["extras"].pop("attribution", None)
-    header = (f"# {study['name']}: does self-supervised pretraining on your own volume beat ImageNet, and up to which "
-              f"label budget?\n"
-              f"# Written by `slicewise study init pretraining`. Run: slicewise study THIS_FILE.yaml --smoke (checks the "
-              f"whole path), then without --smoke.\n"
-              f"# Pretraining runs once per self-supervised arm and seed (OUT/pretrain/) and is shared by all fractions.\n"
-              f"# Data: {study['data']['raw']}; training slices {depth}, test slices "
-              f"{study['data']['test_z'][0]}..{study['data']['test_z'][1] - 1}"
-              f"{'; unlabelled: ' + ', '.join(extra) if extra else ''}\n"
-              f"# Labels: classes {study['data'].get('label_map') or 'as stored'}; class 1 is scored (Dice, IoU), connected "
-              f"class-0 regions are the cells (adapted Rand error, VOI)\n"
-              + "".join(f"# Arm {name}: {path}\n" for name, path in own.items()))
+    header = (
+        f"# {study['name']}: does self-supervised pretraining on your own volume beat ImageNet, and up to which "
+        f"label budget?\n"
+        f"# Written by `slicewise study init pretraining`. Run: slicewise study THIS_FILE.yaml --smoke (checks the "
+        f"whole path), then without --smoke.\n"
+        f"# Pretraining runs once per self-supervised arm and seed (OUT/pretrain/) and is shared by all fractions.\n"
+        f"# Data: {study['data']['raw']}; training slices {depth}, test slices "
+        f"{study['data']['test_z'][0]}..{study['data']['test_z'][1] - 1}"
+        f"{'; unlabelled: ' + ', '.join(extra) if extra else ''}\n"
+        f"# Labels: classes {study['data'].get('label_map') or 'as stored'}; class 1 is scored (Dice, IoU), connected "
+        f"class-0 regions are the cells (adapted Rand error, VOI)\n"
+        + "".join(f"# Arm {name}: {path}\n" for name, path in own.items())
+    )
     text = header + yaml.safe_dump(study, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     _validate(text)
     return text
@@ -374,18 +439,24 @@ def _pretrained_arms(files: Sequence[str]) -> tuple[dict[str, str], dict[str, An
         except WeightsError:
             prov = None
         if prov is None:
-            raise InputError(f"--pretrained {spec}: not an encoder file written by `slicewise pretrain` "
-                             f"(give <run folder>/{WEIGHTS_FILE})")
+            raise InputError(
+                f"--pretrained {spec}: not an encoder file written by `slicewise pretrain` "
+                f"(give <run folder>/{WEIGHTS_FILE})"
+            )
         these = {k: prov[k] for k in ("encoder", "in_slices", "colors", "channel_init") if k in prov}
         if model and these != model:
             differ = ", ".join(f"{k} {model.get(k)} vs {these.get(k)}" for k in these if these.get(k) != model.get(k))
-            raise InputError(f"--pretrained {spec}: its encoder settings differ from the first file's ({differ}): "
-                             f"give files of one encoder, k and first-layer strategy")
+            raise InputError(
+                f"--pretrained {spec}: its encoder settings differ from the first file's ({differ}): "
+                f"give files of one encoder, k and first-layer strategy"
+            )
         model = these
         arms["pretrained" if i == 0 else f"pretrained-{i + 1}"] = str(p.resolve())
     if model.get("colors", 1) != 1:
-        raise InputError(f"--pretrained {files[0]}: pretrained on {model['colors']} colours per slice; the study "
-                         f"takes a grayscale stack: pretrain on it with model.colors=1")
+        raise InputError(
+            f"--pretrained {files[0]}: pretrained on {model['colors']} colours per slice; the study "
+            f"takes a grayscale stack: pretrain on it with model.colors=1"
+        )
     return arms, {k: v for k, v in model.items() if k != "colors"}
 
 

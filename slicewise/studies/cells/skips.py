@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from slicewise.data.stacking import context_range
-from slicewise.studies.cells.common import Record, cell_config, em_volume, predict_range, record, semantic_metrics, train_model
+from slicewise.studies.cells.common import (
+    Record,
+    cell_config,
+    em_volume,
+    predict_range,
+    record,
+    semantic_metrics,
+    train_model,
+)
 from slicewise.studies.grid import CellContext
 
 
@@ -40,9 +48,10 @@ def cell_skips(ctx: CellContext) -> dict[str, Any]:
     for mres in rep["models"].values():  # bias-corrected distance (ranked, plotted), raw and null baseline beside it
         for label, layers in mres["scores"].items():
             for layer, v in layers.items():
-                recs += [record("hellinger", v, shift=label, layer=layer),
-                         record("hellinger_raw", mres["raw"][label][layer], shift=label, layer=layer),
-                         record("hellinger_null", mres["null"][layer], shift=label, layer=layer),
-                         record("values_per_channel", mres["values_per_channel"][layer], shift=label, layer=layer)]
+                recs += [
+                    record("hellinger", v, shift=label, layer=layer),
+                    record("hellinger_raw", mres["raw"][label][layer], shift=label, layer=layer),
+                    record("hellinger_null", mres["null"][layer], shift=label, layer=layer),
+                    record("values_per_channel", mres["values_per_channel"][layer], shift=label, layer=layer),
+                ]
     return {"metrics": recs, "info": info}
-

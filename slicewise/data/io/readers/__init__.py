@@ -24,8 +24,17 @@ from slicewise.errors import InputError
 from slicewise.utils.inputs import check_input_path
 
 __all__ = [
-    "HDF5_SUFFIXES", "IMAGE_SUFFIXES", "N5_SUFFIXES", "READERS", "SUPPORTED", "TIFF_SUFFIXES", "ZARR_SUFFIXES",
-    "Reader", "open_image_files", "open_volume", "split_container_key",
+    "HDF5_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "N5_SUFFIXES",
+    "READERS",
+    "SUPPORTED",
+    "TIFF_SUFFIXES",
+    "ZARR_SUFFIXES",
+    "Reader",
+    "open_image_files",
+    "open_volume",
+    "split_container_key",
 ]
 
 SUPPORTED = (
@@ -64,9 +73,11 @@ def split_container_key(p: Path, key: str | None) -> tuple[Path, str | None]:
         for sep in (suffix + ":", suffix + "/"):
             i = text.lower().find(sep)
             if i >= 0:
-                inner = text[i + len(sep):].strip("/")
+                inner = text[i + len(sep) :].strip("/")
                 if key is not None and inner and inner != key:
-                    raise InputError(f"two keys given for {text[:i + len(suffix)]}: {inner!r} in the path and key={key!r}")
+                    raise InputError(
+                        f"two keys given for {text[: i + len(suffix)]}: {inner!r} in the path and key={key!r}"
+                    )
                 return Path(text[: i + len(suffix)]), inner or key
     return p, key
 
@@ -94,19 +105,24 @@ def open_volume(path: str | os.PathLike, key: str | None = None) -> Volume:
     suffix = p.suffix.lower()
     reader = next((r for r in READERS if suffix in r.suffixes), None)
     if key and reader is not None and not reader.keyed:
-        raise InputError(f"{p} is an image file, which has no dataset keys: drop the key {key!r} (keys select "
-                         f"datasets in HDF5 / Zarr / N5 files)")
+        raise InputError(
+            f"{p} is an image file, which has no dataset keys: drop the key {key!r} (keys select "
+            f"datasets in HDF5 / Zarr / N5 files)"
+        )
     if reader is not None and reader.keyed:
         return reader.open(p, key)
     if p.is_dir():
         marked = next((r for r in READERS if any((p / m).exists() for m in r.markers)), None)
         if marked is not None:
             return marked.open(p, key)
-        files = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SLICE_SUFFIXES
-                 and not f.name.startswith(".")]
+        files = [
+            f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SLICE_SUFFIXES and not f.name.startswith(".")
+        ]
         if not files:
-            raise InputError(f"folder {p} holds no 2-D images ({', '.join(SLICE_SUFFIXES)}) "
-                             f"and is not a Zarr store: supported inputs are {SUPPORTED}")
+            raise InputError(
+                f"folder {p} holds no 2-D images ({', '.join(SLICE_SUFFIXES)}) "
+                f"and is not a Zarr store: supported inputs are {SUPPORTED}"
+            )
         return open_image_files(files, str(p))
     if reader is not None:
         return reader.open(p, key)

@@ -24,12 +24,16 @@ def check_contained(f: Any, key: str, p: Path) -> None:
     except (KeyError, ValueError, TypeError):
         return
     if isinstance(link, h5py.ExternalLink):
-        raise InputError(f"{p}: dataset {key!r} is an external link to {link.filename}:{link.path}, outside this file: "
-                         f"open that file itself")
+        raise InputError(
+            f"{p}: dataset {key!r} is an external link to {link.filename}:{link.path}, outside this file: "
+            f"open that file itself"
+        )
     obj = f.get(key)
     if isinstance(obj, h5py.Dataset) and obj.is_virtual and any(str(s.file_name) != "." for s in obj.virtual_sources()):
-        raise InputError(f"{p}: dataset {key!r} is a virtual dataset reading other files (a missing one would read as "
-                         f"fill values): copy the data into one file (e.g. h5repack) and open that")
+        raise InputError(
+            f"{p}: dataset {key!r} is a virtual dataset reading other files (a missing one would read as "
+            f"fill values): copy the data into one file (e.g. h5repack) and open that"
+        )
 
 
 def open_hdf5(p: Path, key: str | None) -> Volume:
@@ -39,8 +43,10 @@ def open_hdf5(p: Path, key: str | None) -> Volume:
     try:
         f = h5py.File(p, "r")
     except OSError as err:
-        raise InputError(f"cannot read {p} as HDF5 ({str(err).splitlines()[0][:160]}): the file is damaged, incomplete "
-                         f"or not HDF5: re-export or re-download it") from None
+        raise InputError(
+            f"cannot read {p} as HDF5 ({str(err).splitlines()[0][:160]}): the file is damaged, incomplete "
+            f"or not HDF5: re-export or re-download it"
+        ) from None
     names: list[str] = []
     try:
         f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
@@ -50,8 +56,9 @@ def open_hdf5(p: Path, key: str | None) -> Volume:
     if key is None:
         if len(names) != 1:
             f.close()
-            raise InputError(f"{p} holds {len(names)} datasets ({', '.join(names) or 'none'}): "
-                             f"choose one with key=... or '{p}:KEY'")
+            raise InputError(
+                f"{p} holds {len(names)} datasets ({', '.join(names) or 'none'}): choose one with key=... or '{p}:KEY'"
+            )
         key = names[0]
     try:
         check_contained(f, key, p)
@@ -64,9 +71,14 @@ def open_hdf5(p: Path, key: str | None) -> Volume:
     ds = f[key]
     try:
         check_channel_last(ds.shape, f"{p}:{key}")
-        return Volume(ds, voxel_size=attrs_voxel_size(ds.attrs), source=f"{p}:{key}",
-                      add_depth=ds.ndim == 2, closer=f, reopen=(str(p), key))
+        return Volume(
+            ds,
+            voxel_size=attrs_voxel_size(ds.attrs),
+            source=f"{p}:{key}",
+            add_depth=ds.ndim == 2,
+            closer=f,
+            reopen=(str(p), key),
+        )
     except InputError:
         f.close()
         raise
-

@@ -63,8 +63,10 @@ class _ImageStack:
         for z in idx:
             a = _read_image(self.files[int(z)])
             if a.shape != self._slice_shape:
-                raise InputError(f"{self.files[int(z)]} has shape {a.shape} but {self.files[0]} has "
-                                 f"{self._slice_shape}: all slices of a stack must have the same size")
+                raise InputError(
+                    f"{self.files[int(z)]} has shape {a.shape} but {self.files[0]} has "
+                    f"{self._slice_shape}: all slices of a stack must have the same size"
+                )
             parts.append(a[rest])
         if isinstance(zkey, (int, np.integer)):
             return parts[0]
@@ -77,7 +79,6 @@ def open_image_files(files: list[Path], source: str) -> Volume:
 
     files = natsorted(files, key=lambda f: f.name)
     return Volume(_ImageStack(files), source=source)
-
 
 
 def open_image(p: Path, key: str | None = None) -> Volume:

@@ -22,4 +22,3 @@ def open_n5(p: Path, key: str | None) -> Volume:
             f"convert it to Zarr or HDF5 first (e.g. with zarr<3 or z5py) and pass that file"
         )
     return open_zarr(p, key, store=zarr.N5Store(str(p)))  # pragma: no cover - zarr 2 only
-

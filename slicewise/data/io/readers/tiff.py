@@ -16,8 +16,20 @@ from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-_NM_PER_UNIT = {"nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "um": 1e3, "µm": 1e3, "\u03bcm": 1e3,
-                "micron": 1e3, "microns": 1e3, "micrometer": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9}
+_NM_PER_UNIT = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometers": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "\u03bcm": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "mm": 1e6,
+    "cm": 1e7,
+    "m": 1e9,
+}
 
 
 def open_tiff(p: Path, key: str | None = None) -> Volume:
@@ -29,8 +41,10 @@ def open_tiff(p: Path, key: str | None = None) -> Volume:
         try:
             tif = tifffile.TiffFile(p)
         except (tifffile.TiffFileError, OSError, ValueError, EOFError) as err:
-            raise InputError(f"cannot read {p} as TIFF ({' '.join(str(err).split())[:160]}): the file is damaged, "
-                             f"incomplete or not a TIFF: re-export or re-download it") from None
+            raise InputError(
+                f"cannot read {p} as TIFF ({' '.join(str(err).split())[:160]}): the file is damaged, "
+                f"incomplete or not a TIFF: re-export or re-download it"
+            ) from None
         try:
             series = tif.series[0]
             axes, shape = series.axes, tuple(series.shape)
@@ -40,21 +54,26 @@ def open_tiff(p: Path, key: str | None = None) -> Volume:
             raise damaged(p, err) from None
     if problems:
         tif.close()
-        raise InputError(f"cannot read {p}: the file is damaged or incomplete (tifffile: {problems[0][:120]}): "
-                         f"re-export or re-download it")
+        raise InputError(
+            f"cannot read {p}: the file is damaged or incomplete (tifffile: {problems[0][:120]}): "
+            f"re-export or re-download it"
+        )
     keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 or a in "YXS"]
     axes_k = "".join(axes[i] for i in keep)
     plain = axes_k[-3:] == "YXS" or axes_k[-2:] == "YX"
     n_lead = len(axes_k) - (3 if axes_k.endswith("S") else 2)
     if not plain or n_lead > 1 or "C" in axes_k:
         tif.close()
-        raise InputError(f"{p}: TIFF axes {axes!r} (shape {shape}) are not Z×Y×X(×C): "
-                         f"save the stack as Z×Y×X or Z×Y×X×C (colour last) and try again")
+        raise InputError(
+            f"{p}: TIFF axes {axes!r} (shape {shape}) are not Z×Y×X(×C): "
+            f"save the stack as Z×Y×X or Z×Y×X×C (colour last) and try again"
+        )
     arr = zarr.open(series.aszarr(), mode="r")
     if len(keep) != len(shape):
         arr = _Squeezed(arr, keep)
-    return Volume(arr, voxel_size=_tiff_voxel_size(tif), source=str(p), add_depth=n_lead == 0, closer=tif,
-                  reopen=(str(p), None))
+    return Volume(
+        arr, voxel_size=_tiff_voxel_size(tif), source=str(p), add_depth=n_lead == 0, closer=tif, reopen=(str(p), None)
+    )
 
 
 class _Squeezed:
@@ -91,4 +110,3 @@ def _tiff_voxel_size(tif: Any) -> tuple[float, float, float] | None:
         return None
     except (KeyError, ValueError, ZeroDivisionError, TypeError, IndexError):
         return None
-

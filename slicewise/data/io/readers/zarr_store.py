@@ -47,9 +47,14 @@ def warn_missing_chunks(arr: Any, source: str, group_attrs: Any = None) -> int:
     missing = max(0, total - present)
     if missing and source not in _warned:
         _warned.add(source)
-        log.warning("%s: %d of %d chunks are missing and read as the fill value %s: restore the missing chunk files "
-                    "(an incomplete copy?), or set the attribute \"sparse\": true if they were left out on purpose",
-                    source, missing, total, getattr(arr, "fill_value", 0))
+        log.warning(
+            "%s: %d of %d chunks are missing and read as the fill value %s: restore the missing chunk files "
+            '(an incomplete copy?), or set the attribute "sparse": true if they were left out on purpose',
+            source,
+            missing,
+            total,
+            getattr(arr, "fill_value", 0),
+        )
     return missing
 
 
@@ -75,7 +80,9 @@ def open_zarr(p: Path, key: str | None, store: Any = None) -> Volume:
     try:
         node = zarr.open(store if store is not None else str(p), mode="r")
     except Exception as err:  # zarr raises several types for a folder that is not a store
-        raise InputError(f"cannot open {p} as Zarr ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        raise InputError(
+            f"cannot open {p} as Zarr ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
     try:
         return _zarr_volume(p, key, node, store)
     except (InputError, MemoryError):
@@ -95,8 +102,10 @@ def _zarr_volume(p: Path, key: str | None, node: Any, store: Any) -> Volume:
         names = _zarr_array_paths(node)
         if key is None:
             if len(names) != 1:
-                raise InputError(f"{p} holds {len(names)} arrays ({', '.join(names) or 'none'}): "
-                                 f"choose one with key=... or '{p}/KEY'")
+                raise InputError(
+                    f"{p} holds {len(names)} arrays ({', '.join(names) or 'none'}): "
+                    f"choose one with key=... or '{p}/KEY'"
+                )
             key = names[0]
         if key not in names:
             raise InputError(f"{p} has no array {key!r}: available arrays are {', '.join(names) or 'none'}")
@@ -104,6 +113,10 @@ def _zarr_volume(p: Path, key: str | None, node: Any, store: Any) -> Volume:
     src = f"{p}/{key}" if key else str(p)
     check_channel_last(arr.shape, src)
     warn_missing_chunks(arr, src, None if isinstance(node, zarr.Array) else node.attrs)
-    return Volume(arr, voxel_size=attrs_voxel_size(dict(arr.attrs)), source=src, add_depth=arr.ndim == 2,
-                  reopen=(str(p), key) if store is None else None)
-
+    return Volume(
+        arr,
+        voxel_size=attrs_voxel_size(dict(arr.attrs)),
+        source=src,
+        add_depth=arr.ndim == 2,
+        reopen=(str(p), key) if store is None else None,
+    )
