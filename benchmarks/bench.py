@@ -47,7 +47,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "mfu": ("mfu_train", "mfu_sam"),
     "pretrain": ("pretrain",),
 }
-CPU_GROUPS = "input,overhead,attribution,sam,pretrain"  # what a --device cpu run measures by default (issues 14, 21)
+CPU_GROUPS = "input,overhead,attribution,sam,pretrain"  # what a --device cpu run measures by default
 ROWS: tuple[str, ...] = tuple(r for rows in GROUPS.values() for r in rows)
 
 
@@ -90,7 +90,7 @@ class Settings:
 
     @classmethod
     def make(cls, device: str, smoke: bool, compile: bool = False) -> Settings:
-        """Full sizes (the design.md anchors) on CUDA; on CPU the issue-14 sizes (the same 64×1024² volume,
+        """Full sizes (the anchors of docs/design-notes.md) on CUDA; on CPU reduced sizes (the same 64×1024² volume,
         256² patches, batch 16, ResNet-34, a 4×512² prediction input, 8 attribution tiles, SAM ViT-B at
         128²); or the CPU smoke sizes."""
         bf16 = device.startswith("cuda")
@@ -157,7 +157,7 @@ def sync(device: torch.device) -> None:
 
 
 def step_timer(s: Any, device: Any) -> Any:
-    """A Lightning callback that synchronises ``device`` and stamps the time after steps ``s.warmup``,
+    """A Lightning callback that synchronizes ``device`` and stamps the time after steps ``s.warmup``,
     ``s.warmup + s.steps``, … (``.stamps``); shared by the training and pretraining rows."""
     import pytorch_lightning as pl
 
@@ -312,7 +312,7 @@ def on_device(model: nn.Module, s: Settings, device: torch.device) -> nn.Module:
 def slicewise_train_rate(s: Settings, raw_path: Path, labels_path: Path, device: torch.device) -> dict[str, Any]:
     """Images/s of slicewise's own ``train()``: SliceDataModule (stack_slices crops in DataLoader
     workers) → SegmentationModule (to_unit_float + augment on the device, CE + Dice loss, AdamW,
-    LR schedule, grad clipping, logging) under a Lightning Trainer. A callback synchronises and
+    LR schedule, grad clipping, logging) under a Lightning Trainer. A callback synchronizes and
     stamps the time after steps ``warmup``, ``warmup + steps``, …; checkpoint writing happens after
     the last stamp and is not timed. Augmentation is set to the peer's work (flips, z-reversal)."""
 
@@ -454,7 +454,7 @@ def bench_train(
     results["train_model"] = row("img/s", ours_m, theirs_m, "smp Unet, same loop", **fl)
 
 
-# ----------------------------------------------------------------------------- training input (issue 14)
+# ----------------------------------------------------------------------------- training input
 
 
 MATCHED_AUG = {
@@ -547,7 +547,7 @@ def bench_input(
     free(device)
 
 
-# ----------------------------------------------------------------------------- prediction overhead (issue 14)
+# ----------------------------------------------------------------------------- prediction overhead
 
 
 def profiled_fraction_outside(model: nn.Module, run: Callable[[], Any], device: torch.device) -> dict[str, float]:
@@ -618,8 +618,8 @@ def bench_overhead(
     the same network (``encoder`` U-Net), tile, overlap and batch; median of up to 3 profiled passes after a
     warm-up. Extras: the same with :class:`ProbeNet` (``*_outside_ms_per_tile``: the engine's own cost per
     tile, to set against a GPU's forward time per tile) and the unprofiled timer fractions."""
+    from slicewise.data.tiling import tile_starts
     from slicewise.infer.predict import predict
-    from slicewise.infer.tiling import tile_starts
 
     z, h, w = s.predict_volume or data[0].shape
     raw = np.ascontiguousarray(data[0][:z, :h, :w])
@@ -627,10 +627,13 @@ def bench_overhead(
     figures: dict[str, dict[str, list[dict[str, float]]]] = {}
     for label, net in (("unet", slicewise_unet(s)), ("probe", ProbeNet(s.k))):
         net = on_device(net, s, device).eval()
-        ours = lambda net=net: predict(
-            net, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device), progress=False
-        )  # noqa: E731
-        theirs = lambda net=net: monai_predict(net, raw, s, device)  # noqa: E731
+
+        def ours(net: nn.Module = net) -> Any:
+            return predict(net, raw, tile=s.size, overlap=0.25, batch_size=s.batch, device=str(device), progress=False)
+
+        def theirs(net: nn.Module = net) -> Any:
+            return monai_predict(net, raw, s, device)
+
         ours()
         theirs()
         figures[label] = {"ours": [], "theirs": []}
@@ -857,7 +860,7 @@ def bench_sam(s: Settings, device: torch.device, results: dict[str, Any]) -> Non
     )
 
 
-# ----------------------------------------------------------------------------- self-supervised pretraining (issue 21)
+# ----------------------------------------------------------------------------- self-supervised pretraining
 
 
 class PeerViews(torch.utils.data.Dataset):
@@ -923,14 +926,15 @@ SSL_AUG = {
     "blur": 0.5,
     "blur_range": (0.1, 2.0),
 }
-"""The pretraining views' augmentation, set to the peer's work (:class:`PeerViews`: flips, z-reversal, jitter, blur, noise)."""
+"""The pretraining views' augmentation, set to the peer's work (:class:`PeerViews`: flips, z-reversal, jitter, blur,
+noise)."""
 
 
 def slicewise_pretrain_rate(s: Settings, raw_path: Path, device: torch.device) -> dict[str, Any]:
     """Images/s (pairs of views per second) of ``slicewise.pretrain`` itself: MoCo v2 (lightly's loss, head and
     momentum update inside slicewise's Lightning module), views drawn by :class:`slicewise.selfsup.views.ViewSource`
     (device-resident volume when it fits: ``data.on_device`` auto), the peer's encoder, k, crop size, batch, head
-    (512 → 128), temperature, memory bank and momentum; no validation. A callback synchronises and stamps the
+    (512 → 128), temperature, memory bank and momentum; no validation. A callback synchronizes and stamps the
     time after steps ``warmup``, ``warmup + steps``, …; start-up and the final weights file are not timed."""
 
     from slicewise.selfsup import pretrain
@@ -1238,7 +1242,8 @@ def kept_rows(path: Path) -> dict[str, Any] | None:
 
 def merged(payload: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     """``payload`` plus the rows of ``old`` it does not measure (``--merge``), in :data:`ROWS` order; ``merged``
-    records which rows were kept with the meta (time, machine, load), settings and runs of the run that measured them."""
+    records which rows were kept with the meta (time, machine, load), settings and runs of the run that measured
+    them."""
     if not old:
         return payload
     kept = {k: v for k, v in old.get("rows", {}).items() if k not in payload["rows"]}
@@ -1258,22 +1263,67 @@ def merged(payload: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any
     return {**payload, "rows": {r: rows[r] for r in order}, "merged": history}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the selected groups, print the table, write the JSON; exit status 1 if any group failed."""
-    args = parse_args(argv)
-    device = torch.device(args.device)
+def _groups(args: argparse.Namespace, device: torch.device) -> tuple[list[str], str | None]:
+    """The groups to run (``--only``, else the device's default set) and the one-line error that stops the run."""
     only = args.only or (CPU_GROUPS if device.type == "cpu" and not args.smoke else ",".join(GROUPS))
     groups = [g.strip() for g in only.split(",") if g.strip()]
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
-        print(f"error: unknown group(s) {', '.join(unknown)}: use {','.join(GROUPS)}", file=sys.stderr)
-        return 2
+        return groups, f"unknown group(s) {', '.join(unknown)}: use {','.join(GROUPS)}"
     if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available here: use --device cpu", file=sys.stderr)
+        return groups, "--device cuda but CUDA is not available here: use --device cpu"
+    return groups, None
+
+
+def _runners(
+    s: Settings, device: torch.device, data: Any, meta: dict[str, Any]
+) -> dict[str, Callable[[dict[str, Any]], None]]:
+    """``{group: run}``: each run measures its group's rows into the results dict it is given."""
+    return {
+        "train": lambda r: bench_train(s, device, data, r),
+        "input": lambda r: bench_input(s, device, data, r),
+        "predict": lambda r: bench_predict(s, device, data, r),
+        "overhead": lambda r: bench_overhead(s, device, data, r),
+        "attribution": lambda r: bench_attribution(s, device, data, r),
+        "sam": lambda r: bench_sam(s, device, r),
+        "mfu": lambda r: bench_mfu(s, device, data, r, meta),
+        "pretrain": lambda r: bench_pretrain(s, device, data, r),
+    }
+
+
+def _run_group(group: str, run: Callable[[dict[str, Any]], None], results: dict[str, Any]) -> bool:
+    """Run one group into ``results``; a failure is recorded in its rows (the other groups' figures are kept) and
+    returns False."""
+    try:
+        run(results)
+    except Exception as err:  # record and go on: one failing group must not lose the others' figures
+        traceback.print_exc()
+        for r in GROUPS[group]:
+            results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
+        return False
+    return True
+
+
+def _bad_rows(ordered: dict[str, Any]) -> list[str]:
+    """Rows with an error or a figure that is not a positive finite number."""
+    return [
+        r
+        for r, v in ordered.items()
+        if "error" in v or not all(math.isfinite(v[c]) and v[c] > 0 for c in ("slicewise", "peer"))
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected groups, print the table, write the JSON; exit status 1 if any group failed."""
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    groups, error = _groups(args, device)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     os.environ.setdefault("SLICEWISE_NO_PROGRESS", "1")
     s = replace(Settings.make(str(device), args.smoke, args.compile), on_device=args.on_device)
-    from slicewise.models.sam import register_tiny_sam
+    from slicewise.models.tiny_sam import register_tiny_sam
 
     register_tiny_sam()
 
@@ -1299,25 +1349,10 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {}
         run_info: dict[str, Any] = {"loadavg_start": list(os.getloadavg()), "rows": results}
         runs.append(run_info)
-        runners: dict[str, Callable[[dict[str, Any]], None]] = {
-            "train": lambda r: bench_train(s, device, data, r),
-            "input": lambda r: bench_input(s, device, data, r),
-            "predict": lambda r: bench_predict(s, device, data, r),
-            "overhead": lambda r: bench_overhead(s, device, data, r),
-            "attribution": lambda r: bench_attribution(s, device, data, r),
-            "sam": lambda r: bench_sam(s, device, r),
-            "mfu": lambda r: bench_mfu(s, device, data, r, meta),
-            "pretrain": lambda r: bench_pretrain(s, device, data, r),
-        }
+        runners = _runners(s, device, data, meta)
         for g in groups:
             t0 = time.perf_counter()
-            try:
-                runners[g](results)
-            except Exception as err:  # record and go on: one failing group must not lose the others' figures
-                failed = True
-                traceback.print_exc()
-                for r in GROUPS[g]:
-                    results.setdefault(r, {"error": f"{type(err).__name__}: {err}"})
+            failed = not _run_group(g, runners[g], results) or failed
             print(f"[run {rep + 1}, {g}] {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
             write_json(
                 out,
@@ -1337,12 +1372,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table(ordered))
     print(f"wrote {out}")
-    bad = [
-        r
-        for r, v in ordered.items()
-        if "error" in v or not all(math.isfinite(v[c]) and v[c] > 0 for c in ("slicewise", "peer"))
-    ]
-    return 1 if failed or bad else 0
+    return 1 if failed or _bad_rows(ordered) else 0
 
 
 if __name__ == "__main__":

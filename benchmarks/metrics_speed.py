@@ -40,7 +40,8 @@ def main() -> None:
     table = contingency_table(pred, gt)
     t1 = time.perf_counter()
     print(
-        f"contingency_table: {t1 - t0:.2f} s ({table.gt_ids.size} gt ids, {table.pred_ids.size} pred ids, {table.counts.nnz} pairs)"
+        f"contingency_table: {t1 - t0:.2f} s ({table.gt_ids.size} gt ids, {table.pred_ids.size} pred ids, "
+        f"{table.counts.nnz} pairs)"
     )
     are = adapted_rand(pred, gt, table=table)
     v = voi(pred, gt, table=table)
@@ -61,7 +62,8 @@ def main() -> None:
         t3 = time.perf_counter()
         ref = adapted_rand_error(gt, pred, ignore_labels=(0,))[0]
         print(
-            f"skimage adapted_rand_error (reference): {time.perf_counter() - t3:.2f} s, |diff| = {abs(ref - are['are']):.2e}"
+            f"skimage adapted_rand_error (reference): {time.perf_counter() - t3:.2f} s, "
+            f"|diff| = {abs(ref - are['are']):.2e}"
         )
     except MemoryError:
         print("skimage adapted_rand_error: out of memory")

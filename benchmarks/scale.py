@@ -98,7 +98,7 @@ def make_input(
     import zarr
     from numcodecs import Blosc
 
-    from slicewise.data.ome_zarr import is_ome_zarr, write_image_metadata
+    from slicewise.data.io.ngff import is_ome_zarr, write_image_metadata
 
     if is_ome_zarr(path):
         arr = zarr.open_array(str(path / "0"), mode="r")
@@ -178,7 +178,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one prediction (``--child seq|dask``) and print its figures as one JSON line."""
     import torch
 
-    from slicewise.infer import store
+    from slicewise.data.io import stores as store
     from slicewise.infer.predict import predict_to
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
@@ -210,7 +210,7 @@ def child(args: argparse.Namespace) -> None:
     else:
         from distributed import Client
 
-        from slicewise.infer.distributed import start_local_cluster
+        from slicewise.utils.cluster import start_local_cluster
 
         ts = time.perf_counter()
         with start_local_cluster(args.n_workers) as cluster, Client(cluster) as client:

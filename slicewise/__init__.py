@@ -6,8 +6,8 @@ Public API (imported lazily so the CLI starts fast)::
     train                                 # slicewise.training (the function; the package is slicewise.training)
     pretrain                              # slicewise.selfsup (self-supervised encoder pretraining)
     predict, predict_to, PredictSettings  # slicewise.infer (block-wise prediction)
-    read_prediction                       # slicewise.infer (read any prediction output)
-    segment                               # slicewise.infer (instances)
+    read_prediction                       # slicewise.data.io (read any prediction output)
+    segment                               # slicewise.segment (instances)
     evaluate                              # slicewise.metrics
     audit                                 # slicewise.diagnostics (namespace: weights, attribution, shift)
     open_volume, write_volume, stack_slices, make_phantom   # slicewise.data
@@ -30,14 +30,15 @@ _API = {
     "predict": "slicewise.infer",
     "predict_to": "slicewise.infer",
     "PredictSettings": "slicewise.infer",
-    "read_prediction": "slicewise.infer",
-    "segment": "slicewise.infer",
+    "read_prediction": "slicewise.data.io",
+    "segment": "slicewise.segment",
     "evaluate": "slicewise.metrics",
     "open_volume": "slicewise.data",
     "write_volume": "slicewise.data",
     "stack_slices": "slicewise.data",
     "make_phantom": "slicewise.data",
     "run_study": "slicewise.studies",
+    "SlicewiseError": "slicewise.errors",
 }
 
 __all__ = [
@@ -64,10 +65,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SlicewiseError":
-        from slicewise.errors import SlicewiseError
-
-        return SlicewiseError
     if name == "audit":
         return importlib.import_module("slicewise.diagnostics")
     if name in _API:

@@ -12,6 +12,7 @@ import logging
 import os
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -27,12 +28,62 @@ from pydantic import (
     model_validator,
 )
 
+from slicewise.data.augment_config import AugmentConfig
+from slicewise.data.io.outputs import atomic_path
 from slicewise.data.labelmap import parse_label_map
 from slicewise.data.stacking import Border
 from slicewise.errors import ConfigError, InputError
 from slicewise.utils.inputs import check_input_path
 
-ChannelInit = Literal["rgb", "repeat", "uniform", "mirror", "random"]
+
+@dataclass(frozen=True)
+class FirstLayerStrategy:
+    """One first-layer channel strategy (how a 3-channel pretrained first layer takes k slices), without torch.
+
+    ``doc``: what it does, one line (an exported bioimage.io README quotes it);
+    ``per_channel_norm``: the encoder's per-channel mean/std (else one value per colour);
+    ``mirrored``: trained symmetric over slice reversal; ``reinit``: the first layer is re-initialized as the
+    architecture initializes it; ``needs_three``: only for k·colors = 3. The weight rules that go with each
+    name are :data:`slicewise.models.channels.STRATEGIES` (torch).
+    """
+
+    name: str
+    doc: str
+    per_channel_norm: bool = False
+    mirrored: bool = False
+    reinit: bool = False
+    needs_three: bool = False
+
+
+#: THE first-layer strategy table: every list of strategy names or descriptions derives from it.
+FIRST_LAYER_STRATEGIES: dict[str, FirstLayerStrategy] = {
+    s.name: s
+    for s in (
+        FirstLayerStrategy(
+            "rgb",
+            "pseudo-RGB: the pretrained RGB kernels unchanged (k·colors = 3), per-channel mean/std as pretrained",
+            per_channel_norm=True,
+            needs_three=True,
+        ),
+        FirstLayerStrategy("repeat", "timm adapt_input_conv: W'[:, c] = W[:, c mod 3]·3/k"),
+        FirstLayerStrategy(
+            "uniform",
+            "uniform channel initialization: W'[:, c] = (1/k)·Σ_j W[:, j], so k identical slices give the pretrained "
+            "gray response",
+        ),
+        FirstLayerStrategy(
+            "mirror",
+            "mirror-symmetric: uniform, trained as W'[:, c] = (V[:, c] + V[:, k−1−c])/2, so reversing the slice "
+            "order never changes the output",
+            mirrored=True,
+        ),
+        FirstLayerStrategy(
+            "random", "first layer re-initialized as the architecture initializes it, the rest pretrained", reinit=True
+        ),
+    )
+}
+STRATEGY_NAMES: tuple[str, ...] = tuple(FIRST_LAYER_STRATEGIES)
+ChannelInit = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 Head = Literal["boundary", "distance"]
 
 
@@ -177,7 +228,8 @@ class ModelConfig(StrictModel):
         if self.class_names is not None:
             if len(self.class_names) != self.classes:
                 raise ValueError(
-                    f"class_names has {len(self.class_names)} names but classes is {self.classes}: give one name per class"
+                    f"class_names has {len(self.class_names)} names but classes is {self.classes}: "
+                    "give one name per class"
                 )
             if len(set(self.class_names)) != len(self.class_names) or not all(str(n).strip() for n in self.class_names):
                 raise ValueError("class_names must be distinct, non-empty names")
@@ -351,7 +403,7 @@ class TrainerConfig(StrictModel):
 class TrainConfig(StrictModel):
     """A whole training run; saved as ``config.yaml`` in the run folder, it reproduces the run.
 
-    ``augment``: options of :class:`slicewise.data.augment.AugmentConfig` (probabilities and
+    ``augment``: :class:`slicewise.data.augment_config.AugmentConfig` (probabilities and
     ranges of flips, 90° rotations, z-reversal, brightness, contrast, gamma, noise, blur); the
     saved config lists them all. ``augment: {flip: 0, rot90: 0, z_reverse: 0, ...}`` turns them off.
 
@@ -363,17 +415,8 @@ class TrainConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     loss: LossConfig = LossConfig()
-    augment: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     trainer: TrainerConfig = TrainerConfig()
-
-    @field_validator("augment")
-    @classmethod
-    def _augment(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        from slicewise.data.augment_config import AugmentConfig
-
-        return {k: list(x) if isinstance(x, tuple) else x for k, x in asdict(AugmentConfig.from_dict(v)).items()}
 
     @field_validator("trainer", mode="before")
     @classmethod
@@ -509,9 +552,9 @@ class PretrainMethodConfig(StrictModel):
     token grid), so slicewise implements SimMIM (Xie et al. 2022), which keeps the grid: a fraction
     ``mask_ratio`` (0 < r < 1) of the input's patches (side = the encoder's deepest stride) takes a learnable
     mask value, the deepest feature map is decoded by a 1×1 convolution and pixel shuffle back to the image,
-    and the L1 error of the reconstructed (normalised) pixels is counted on the masked patches only.
+    and the L1 error of the reconstructed (normalized) pixels is counted on the masked patches only.
     ``hidden_dim`` (default: the encoder's feature width) and ``output_dim`` size the projection head.
-    ``collapse_threshold``: a validation whose mean per-dimension std of the L2-normalised embedding is
+    ``collapse_threshold``: a validation whose mean per-dimension std of the L2-normalized embedding is
     below ``collapse_threshold / sqrt(dim)`` warns (once) that it collapsed."""
 
     name: PretrainMethod = "mocov2"
@@ -554,7 +597,7 @@ class PretrainViewsConfig(StrictModel):
     Both views come from one region of ``region_scale`` × ``data.patch_size`` pixels (clipped to the
     volume) around a random centre slice: each takes a random resized crop of ``crop_scale`` (area fraction
     of the region) and aspect ratio ``crop_ratio``, resized to the patch size, then the train-time
-    augmentation ``augment`` (:class:`slicewise.data.augment.AugmentConfig` options: flips, 90° rotations,
+    augmentation ``augment`` (:class:`slicewise.data.augment_config.AugmentConfig`: flips, 90° rotations,
     z-reversal, brightness, contrast, gamma, noise, blur). ``z_context`` = d > 0: **z-context
     positives** — the second view is the same crop of the region at a centre slice 1…d slices away."""
 
@@ -562,12 +605,7 @@ class PretrainViewsConfig(StrictModel):
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (0.75, 1.3333)
     z_context: NonNegInt = 0
-    augment: dict[str, Any] = Field(default_factory=dict, validate_default=True)
-
-    @field_validator("augment")
-    @classmethod
-    def _augment(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return TrainConfig._augment(v)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("region_scale")
     @classmethod
@@ -672,24 +710,32 @@ def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return f"; allowed values: {', '.join(map(str, lits))}" if lits else ""
 
 
+def validation_line(model: type[BaseModel], err: ValidationError, source: str = "config") -> str:
+    """THE one-line message of a settings model's first problem: ``<source>: unknown key 'k' (did you mean …)``,
+    ``<source>: bad value for 'k' (<given>): <why>; allowed values: …`` or ``<source>: <why>`` for a check
+    across keys. Configs raise it as :class:`ConfigError` (:func:`validate`), prediction settings as
+    :class:`InputError`."""
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    key = ".".join(map(str, loc)) or "<root>"
+    if e["type"] == "extra_forbidden":
+        return f"{source}: unknown key {key!r}{_allowed(model, loc)}"
+    msg = e["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across several keys: its message names them
+        return f"{source}: {msg}"
+    if e["type"] == "missing":  # its "input" is the enclosing mapping: never dump it
+        return f"{source}: the required key {key!r} is missing: add it"
+    given = repr(e.get("input"))
+    given = given if len(given) <= 80 else given[:77] + "..."
+    return f"{source}: bad value for {key!r} ({given}): {msg}{_allowed(model, loc)}"
+
+
 def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:
     """Build ``model`` from ``data``; raise a one-line :class:`ConfigError` on the first problem."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        loc = tuple(e["loc"])
-        key = ".".join(map(str, loc)) or "<root>"
-        if e["type"] == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown key {key!r}{_allowed(model, loc)}") from None
-        msg = e["msg"].removeprefix("Value error, ")
-        if not loc:  # a check across several keys: its message names them
-            raise ConfigError(f"{source}: {msg}") from None
-        if e["type"] == "missing":  # its "input" is the enclosing mapping: never dump it
-            raise ConfigError(f"{source}: the required key {key!r} is missing: add it") from None
-        given = repr(e.get("input"))
-        given = given if len(given) <= 80 else given[:77] + "..."
-        raise ConfigError(f"{source}: bad value for {key!r} ({given}): {msg}{_allowed(model, loc)}") from None
+        raise ConfigError(validation_line(model, err, source)) from None
 
 
 def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
@@ -706,7 +752,8 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
         parts = key.strip().split(".")
         if not all(p.strip() for p in parts):
             raise ConfigError(
-                f"override {item!r}: the key {key.strip()!r} has an empty part; write section.key=value (e.g. optim.lr=3e-4)"
+                f"override {item!r}: the key {key.strip()!r} has an empty part; "
+                "write section.key=value (e.g. optim.lr=3e-4)"
             )
         try:
             parsed = yaml.safe_load(value) if value != "" else None
@@ -853,8 +900,6 @@ def resolve_pretrain_config(
 
 def save_config(config: BaseModel, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    from slicewise.utils.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     return Path(path)

@@ -1,4 +1,4 @@
-"""Bad inputs and faults, across every CLI command and the public API (issue 10).
+"""Bad inputs and faults, across every CLI command and the public API.
 
 Every case must end with exit status 2 (API: a :class:`SlicewiseError`), exactly one stderr line
 starting ``error:`` (besides time-stamped status lines of work done before the failure), no traceback, nothing at the case's
@@ -853,7 +853,7 @@ def _fmt(text: str, k: Path, t: Path) -> str:
 def _check_error_output(err: str, case: Case | None = None) -> None:
     import re
 
-    # status lines of work that ran before the failure (``[HH:MM:SS] study x cell 1/1 ...``, issue 13) are progress,
+    # status lines of work that ran before the failure (``[HH:MM:SS] study x cell 1/1 ...``) are progress,
     # not error output; warnings and errors keep counting
     lines = [
         ln for ln in err.splitlines() if ln.strip() and not re.match(r"\[\d\d:\d\d:\d\d\] (?!warning:|error:)", ln)
@@ -1009,7 +1009,7 @@ API_CASES: list[tuple[str, Callable[[Path, Path], Any]]] = [
     ("fetch-unknown", lambda k, t: __import__("slicewise.data.registry").data.registry.fetch("nosuch", dest=t)),
     (
         "check_output_path-under-file",
-        lambda k, t: __import__("slicewise.utils").utils.check_output_path(k / "afile" / "x.tif"),
+        lambda k, t: __import__("slicewise.data.io.outputs").data.io.outputs.check_output_path(k / "afile" / "x.tif"),
     ),
     (
         "predict-nan-raw",
@@ -1028,7 +1028,7 @@ def test_api_case(name: str, call: Callable[[Path, Path], Any], kit: Path, case_
     assert not (kit / MARKER).exists()
 
 
-# ---------------------------------------------------------------------------- issue 20 part B: special files, layouts,
+# --------------------------------------------------------------------------- metadata corpus: special files, layouts,
 # label maps, option combinations, untrusted metadata (NGFF, bioimage.io packages, run folders, study cells, model files)
 
 
@@ -1055,7 +1055,7 @@ def _ngff(mutate: Callable[[dict[str, Any]], None], v3: bool = False) -> Callabl
     def setup(k: Path, t: Path) -> None:
         import zarr
 
-        from slicewise.data import ome_zarr
+        from slicewise.data.io import ngff as ome_zarr
 
         g = zarr.open_group(str(t / "img.zarr"), mode="w", zarr_format=2)
         g.create_array(
@@ -1626,7 +1626,7 @@ H2_CASES: list[Case] = [
 
 
 @pytest.mark.parametrize("case", _params(H2_CASES))
-def test_cli_case_issue20_metadata(
+def test_cli_case_metadata(
     case: Case,
     kit: Path,
     case_dir: Path,
@@ -1634,17 +1634,17 @@ def test_cli_case_issue20_metadata(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The same contract as :func:`test_cli_case` for the corpus of issue 20 part B."""
+    """The same contract as :func:`test_cli_case` for the metadata corpus (special files, layouts, metadata)."""
     test_cli_case(case, kit, case_dir, capsys, caplog, monkeypatch)
 
 
-def test_issue20_metadata_corpus_is_distinct() -> None:
+def test_metadata_corpus_is_distinct() -> None:
     assert len(H2_CASES) >= 35 and not {c.id for c in H2_CASES} & {c.id for c in CASES}
     assert len({c.id for c in H2_CASES}) == len(H2_CASES)
 
 
 def _api_segment_combo(k: Path, t: Path) -> Any:
-    from slicewise.infer.instances import segment
+    from slicewise.segment import segment
 
     return segment(np.full((2, 8, 8), 0.6, np.float32), mode="cc", boundary_threshold=0.2)
 
@@ -1666,7 +1666,7 @@ H2_API_CASES: list[tuple[str, Callable[[Path, Path], Any]]] = [
         "ome_zarr-levels-path-leaves-store",
         lambda k, t: (
             _ngff(lambda a: _ms(a)["datasets"][0].__setitem__("path", "../x"))(k, t),
-            __import__("slicewise.data.ome_zarr").data.ome_zarr.levels(t / "img.zarr"),
+            __import__("slicewise.data.io.ngff").data.io.ngff.levels(t / "img.zarr"),
         ),
     ),
     (
@@ -1687,11 +1687,11 @@ H2_API_CASES: list[tuple[str, Callable[[Path, Path], Any]]] = [
 
 
 @pytest.mark.parametrize("name,call", [pytest.param(*c, id=c[0]) for c in H2_API_CASES])
-def test_api_case_issue20_metadata(name: str, call: Callable[[Path, Path], Any], kit: Path, case_dir: Path) -> None:
+def test_api_case_metadata(name: str, call: Callable[[Path, Path], Any], kit: Path, case_dir: Path) -> None:
     test_api_case(name, call, kit, case_dir)
 
 
-# ---------------------------------------------------------------------------- issue 20 part A: files of the user's in
+# ---------------------------------------------------------------------------- ownership corpus: files of the user's in
 # output folders (never removed, whatever the flags), full disks (one line per writer, nothing published, no crash)
 
 USER_FILES = {"notes.txt": "my notes", "checkpoints/important.log": "keep me", "logs/x": "mine"}
@@ -2023,7 +2023,7 @@ def _api_write_json_full_disk(k: Path, t: Path) -> Any:
 
 
 def _api_array_store_too_big(k: Path, t: Path) -> Any:
-    from slicewise.infer.store import create_array_store
+    from slicewise.data.io.stores import create_array_store
 
     _disk(512 * 1024)(k, t)
     return create_array_store(t / "disk" / "l.tif", (8, 256, 256), np.int32)
@@ -2048,7 +2048,7 @@ def _unmount(t: Path) -> None:
 
 
 @pytest.mark.parametrize("case", _params(H1_CASES))
-def test_cli_case_issue20_ownership_and_full_disk(
+def test_cli_case_ownership_and_full_disk(
     case: Case,
     kit: Path,
     case_dir: Path,
@@ -2076,14 +2076,14 @@ def test_cli_case_issue20_ownership_and_full_disk(
         _unmount(case_dir)
 
 
-def test_issue20_ownership_and_disk_corpus_is_distinct() -> None:
+def test_ownership_and_disk_corpus_is_distinct() -> None:
     ids = {c.id for c in H1_CASES}
     assert len(H1_CASES) + len(H1_API_CASES) >= 30 and len(ids) == len(H1_CASES)
     assert not ids & {c.id for c in CASES} and not ids & {c.id for c in H2_CASES}
 
 
 @pytest.mark.parametrize("name,call", [pytest.param(*c, id=c[0]) for c in H1_API_CASES])
-def test_api_case_issue20_ownership_and_full_disk(
+def test_api_case_ownership_and_full_disk(
     name: str, call: Callable[[Path, Path], Any], kit: Path, case_dir: Path
 ) -> None:
     try:

@@ -89,7 +89,8 @@ def test_only_selects_groups_and_unknown_group_is_refused(
 
 
 def test_fraction_outside_the_forward_sees_host_work(bench: ModuleType) -> None:
-    """The profiler measure of the ``predict_overhead`` row: work outside the network's forward counts, inside does not."""
+    """The profiler measure of the ``predict_overhead`` row: work outside the network's forward counts, inside does
+    not."""
     import time
 
     import torch

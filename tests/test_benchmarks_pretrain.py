@@ -1,4 +1,4 @@
-"""The ``pretrain`` row of the side-by-side benchmark (issue 21): slicewise.pretrain vs lightly's MoCo v2 recipe
+"""The ``pretrain`` row of the side-by-side benchmark: slicewise.pretrain vs lightly's MoCo v2 recipe
 fed by a torch DataLoader, at CPU smoke sizes; ``--merge`` adds it to an existing results file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's command blocks run as written, top to bottom (issue 13).
+"""The README's command blocks run as written, top to bottom.
 
 Every ``slicewise ...`` line of every ```bash block after "Install"/"Test" is executed in order, in one
 scratch folder, through the real entry point, with every flag the README gives. Only the size of the

@@ -16,7 +16,7 @@ and unknown commands.
 **Fast mistakes.** A command module imports only typer and light modules at its top; inside the
 command function it first checks its arguments and paths with light modules (no torch, timm or
 Lightning: :mod:`slicewise.utils.inputs`, :func:`slicewise.data.open_volume`, :mod:`slicewise.config`,
-:func:`slicewise.utils.check_output_path`) and only then imports the heavy library modules
+:func:`slicewise.data.io.outputs.check_output_path`) and only then imports the heavy library modules
 (function-local imports: the one allowed use is this lazy loading). ``--threads`` does not import torch
 either: it is applied the moment torch is first imported. So a typo in a path or a key is one
 ``error:`` line within about a second (``tests/cli/test_fast_errors.py``).
@@ -24,12 +24,15 @@ either: it is applied the moment torch is first imported. So a typo in a path or
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Annotated, Any
@@ -38,6 +41,11 @@ import typer
 from typer.exceptions import TyperException
 
 from slicewise import __version__
+from slicewise.errors import SlicewiseError
+from slicewise.utils import signals
+from slicewise.utils.atomic import is_write_error, write_error
+from slicewise.utils.device import configure_threads
+from slicewise.utils.progress import setup_logging
 
 __all__ = ["app", "audit_app", "data_app", "main", "model_app", "register_commands"]
 
@@ -96,10 +104,6 @@ _THREADS_HELP = (
 
 def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
     """``callback`` with an extra ``--threads N`` option, applied by :func:`configure_threads` before it runs."""
-    import functools
-    import inspect
-    import typing
-
     sig = inspect.signature(callback)
     if "threads" in sig.parameters:
         return callback
@@ -147,8 +151,6 @@ class _AfterTorchImport(importlib.abc.MetaPathFinder):
 def _configure_threads_with_torch(threads: int | None) -> None:
     """:func:`slicewise.utils.device.configure_threads` now if torch is loaded, else the moment it is imported
     (an explicit ``--threads`` is exported as ``OMP_NUM_THREADS`` at once, for child processes)."""
-    from slicewise.utils.device import configure_threads
-
     if "torch" in sys.modules:
         configure_threads(threads)
         return
@@ -182,10 +184,6 @@ def register_commands(names: Sequence[str] | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
-    from slicewise.errors import SlicewiseError
-    from slicewise.utils import signals
-    from slicewise.utils.progress import setup_logging
-
     previous = signals.install()  # SIGTERM / SIGINT: resumable state kept, one line, exit 143 / 130 (utils.signals)
     args = list(sys.argv[1:] if argv is None else argv)
     command = _invoked(args)
@@ -213,8 +211,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {_usage_line(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
     except OSError as err:  # a disk or permission failure the library did not foresee: still one line
-        from slicewise.utils.atomic import is_write_error, write_error
-
         if is_write_error(err) and getattr(err, "filename", None):
             print(f"error: {write_error(err.filename, err)}", file=sys.stderr)
             sys.exit(2)

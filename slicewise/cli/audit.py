@@ -1,9 +1,9 @@
 """``slicewise audit``: first-layer weights, attribution by input slice, layer domain susceptibility.
 
 MODEL arguments are a saved model file (``load_model``) or an encoder spec
-(:func:`slicewise.cli.model.open_model`): a timm encoder name, optionally with ModelConfig fields,
+(:func:`slicewise.models.build.open_model`): a timm encoder name, optionally with ModelConfig fields,
 ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``; a spec builds the pretrained network
-(decoder at initialisation, seeded with ``--seed``; the report says so). Tables print 4 significant
+(decoder at initialization, seeded with ``--seed``; the report says so). Tables print 4 significant
 digits (:func:`slicewise.utils.table.num`); the JSON holds 6. Models are named by ``--name``, else by
 their run folder (``runs/uniform/best.pt`` → ``uniform``), in titles, legends and tables.
 """
@@ -13,10 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
 
 from slicewise.cli import audit_app
-from slicewise.cli.model import check_encoder_options, check_model_arg, is_model_path
+from slicewise.cli.model import check_encoder_options
+from slicewise.errors import InputError
+from slicewise.models.spec import check_model_arg, is_model_path
 
 #: options that only build encoder specs: refused when every MODEL is a saved model file
 ENCODER_ONLY = ("weights", "in_slices", "channel_init")
@@ -38,8 +41,7 @@ def _check_args(
     float in [0, 1], integers other than bool/uint8/uint16 non-negative and using their range); one-line
     :class:`InputError` otherwise."""
     from slicewise.data.io import check_raw, open_volume
-    from slicewise.errors import InputError
-    from slicewise.utils.atomic import check_output_path
+    from slicewise.data.io.outputs import check_output_path
 
     for name, value in counts.items():
         flag = "--" + name.replace("_", "-")
@@ -84,56 +86,11 @@ def _write_report(report: Path, environment: dict[str, Any], **kwargs: Any) -> N
     typer.echo(f"wrote report {folder / 'index.html'}")
 
 
-def _model(
-    spec: str, *, weights: str, in_slices: int, channel_init: str, seed: int, name: str | None = None
-) -> tuple[str, Any]:
-    """(display name, model) from a saved file or an encoder spec (decoder init seeded with ``seed``).
-
-    The name is ``name`` (``--name``), else :func:`slicewise.diagnostics.report.run_name` of the spec
-    (``runs/uniform/best.pt`` → ``uniform``)."""
-    import torch
-
-    from slicewise.cli.model import open_model
-    from slicewise.diagnostics.report import run_name
-
-    torch.manual_seed(seed)
-    return name or run_name(spec), open_model(spec, weights=weights, in_slices=in_slices, channel_init=channel_init)
-
-
-def _spec_note(spec: str, seed: int) -> str | None:
-    """The report's note for a model built from an encoder spec (None for a saved model file)."""
-    if Path(spec).is_file():
-        return None
-    return (
-        f"built from the encoder spec {spec!r}: pretrained encoder, decoder randomly initialised (seed {seed}), "
-        f"so its decoder layers and outputs describe an untrained decoder"
-    )
-
-
 def _range(z: str | None, roi: str | None) -> Any:
     """``--z`` / ``--roi`` as (z, y, x) slices, or None for the whole volume."""
     from slicewise.data.roi import combine
 
     return combine(z, roi) if (z or roi) else None
-
-
-def _pretrained_twin(model: Any, seed: int) -> Any:
-    """The network ``model`` started from: ``build_model`` of its config (seeded decoder init)."""
-    import torch
-
-    from slicewise.models import build_model
-
-    torch.manual_seed(seed)
-    return build_model(model.config)
-
-
-def _weights_audit(model: Any) -> dict[str, Any] | None:
-    cfg = getattr(model, "config", None)
-    if cfg is None:
-        return None
-    from slicewise.diagnostics.weights_audit import audit_weights
-
-    return audit_weights(cfg.encoder, cfg.weights, cfg.in_slices, cfg.channel_init, cfg.img_size)
 
 
 OPTS = dict(
@@ -160,7 +117,8 @@ OPTS = dict(
     name=typer.Option(
         None,
         "--name",
-        help="name of the model in titles, legends and tables (default: its run folder, runs/uniform/best.pt -> uniform)",
+        help="name of the model in titles, legends and tables (default: its run folder, runs/uniform/best.pt -> "
+        "uniform)",
     ),
 )
 """Options shared by the audit commands (one help text each)."""
@@ -182,8 +140,6 @@ def weights_cmd(
 ) -> None:
     """Per-slice shares of the adapted first-layer weights (L1), mirror asymmetry, centre share."""
     if is_model_path(encoder):  # answered before timm is imported: ENCODER is a name, files go to --weights
-        from slicewise.errors import InputError
-
         raise InputError(
             f"unknown encoder {encoder!r}: it looks like a file path, but an encoder name is expected here "
             f"(a timm model name, e.g. tf_efficientnet_lite0); give a checkpoint or encoder file as --weights FILE"
@@ -256,17 +212,22 @@ def attribution_cmd(
     )
     check_encoder_options(ctx, [model], ENCODER_ONLY)
     check_model_arg(model)  # before torch is imported
-    import numpy as np
-
     from slicewise.data.io import open_volume
     from slicewise.diagnostics import compare_models
     from slicewise.diagnostics.attribution import REGIONS
+    from slicewise.diagnostics.audit_models import attribution_models
     from slicewise.diagnostics.report import format_attribution
 
-    name, net = _model(model, weights=weights, in_slices=in_slices, channel_init=channel_init, seed=seed, name=name)
-    models = {name: net}
-    if pretrained and Path(model).is_file():
-        models = {"pretrained": _pretrained_twin(net, seed), "fine-tuned": net}
+    audited = attribution_models(
+        model,
+        seed=seed,
+        pretrained=pretrained,
+        name=name,
+        weights=weights,
+        in_slices=in_slices,
+        channel_init=channel_init,
+    )
+    models = audited.models
     vol = open_volume(data, key=key)
     mask: Any = region
     if region not in REGIONS:
@@ -291,23 +252,13 @@ def attribution_cmd(
     if json_out is not None:
         _write_json(result, json_out, overwrite, env)
     if report is not None:
-        # the pretrained first layer, audited where the pretrained network was built anyway
-        audit = _weights_audit(net) if pretrained or not Path(model).is_file() else None
-        what = f"{name} (pretrained vs fine-tuned)" if len(models) > 1 else name
-        note = _spec_note(model, seed)
-        if len(models) > 1:
-            notes = {
-                "pretrained": f"the network {name} started from: its pretrained encoder with a decoder randomly "
-                f"initialised (seed {seed}), rebuilt from the saved config"
-            }
-        else:
-            notes = {name: note} if note else {}
+        what = f"{audited.name} (pretrained vs fine-tuned)" if len(models) > 1 else audited.name
         _write_report(
             report,
             env,
             attribution=result,
-            weights=audit,
-            model_notes=notes,
+            weights=audited.weights_audit(),  # the pretrained first layer, where that network was built anyway
+            model_notes=audited.notes,
             title=f"slicewise audit: attribution of {what} on {Path(data).name}",
             overwrite=overwrite,
         )
@@ -367,8 +318,8 @@ def shift_cmd(
         check_model_arg(spec)  # before torch is imported
     from slicewise.data.io import open_volume
     from slicewise.diagnostics import shift_report
+    from slicewise.diagnostics.audit_models import shift_models
     from slicewise.diagnostics.report import format_shift
-    from slicewise.errors import InputError
 
     if len(paths) < 2:
         raise InputError(
@@ -376,22 +327,10 @@ def shift_cmd(
         )
     if names and len(names) != len(paths) - 1:
         raise InputError(f"{len(names)} --name for {len(paths) - 1} models: give one --name per MODEL, in order")
-    models: dict[str, Any] = {}
-    notes: dict[str, str] = {}
-    for i, spec in enumerate(paths[:-1]):
-        name, net = _model(
-            spec,
-            weights=weights,
-            in_slices=in_slices,
-            channel_init=channel_init,
-            seed=seed,
-            name=names[i] if names else None,
-        )
-        name = name if name not in models else f"{name} ({len(models) + 1})"
-        models[name] = net
-        note = _spec_note(spec, seed)
-        if note:
-            notes[name] = note
+    audited = shift_models(
+        paths[:-1], seed=seed, names=names, weights=weights, in_slices=in_slices, channel_init=channel_init
+    )
+    models = audited.models
     vol = open_volume(paths[-1], key=key)
     result = shift_report(
         models,
@@ -416,6 +355,6 @@ def shift_cmd(
             env,
             shift=result,
             overwrite=overwrite,
-            model_notes=notes,
+            model_notes=audited.notes,
             title=f"slicewise audit: domain shift of {', '.join(models)} on {Path(paths[-1]).name}",
         )

@@ -100,7 +100,7 @@ def info_cmd(
 
 def _ngff_lines(source: str) -> list[tuple[str, str]]:
     """``level N`` rows (shape, axes, voxel size; ``*`` = the level shown above) and channel names of an OME-Zarr."""
-    from slicewise.data.ome_zarr import channel_names, is_ome_zarr, levels
+    from slicewise.data.io.ngff import channel_names, is_ome_zarr, levels
 
     root, _, opened = source.rpartition(":")
     if not root or not is_ome_zarr(root):

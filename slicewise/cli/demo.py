@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from slicewise.cli import app
+from slicewise.demo.options import DEFAULT_STRATEGIES, check_demo_options, default_out, format_demo
 
 
 @app.command()
@@ -26,27 +27,28 @@ def demo(
             "slicewise-demo for the phantom, slicewise-demo-<raw file name> for --raw."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Optimiser steps per fine-tuning run.")] = 100,
+    steps: Annotated[int, typer.Option(help="Optimizer steps per fine-tuning run.")] = 100,
     patch: Annotated[int, typer.Option(help="Training/prediction tile side in pixels (multiple of 32).")] = 128,
     strategy: Annotated[
         Optional[list[str]], typer.Option(help="First-layer strategies to compare (repeatable).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data, sampling and initialisation.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for data, sampling and initialization.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Reuse a non-empty --out folder.")] = False,
 ) -> None:
-    """Fine-tune EfficientNet-Lite0 (ImageNet) U-Nets with rgb and uniform first layers, predict held-out slices, compare."""
-    from slicewise.demo import DEFAULT_STRATEGIES, format_demo, run_demo
+    """Fine-tune EfficientNet-Lite0 (ImageNet) U-Nets with rgb and uniform first layers, predict held-out slices,
+    compare."""
+    options = {
+        "raw": str(raw) if raw else None,
+        "labels": str(labels) if labels else None,
+        "out": default_out(raw) if out is None else out,
+        "strategies": tuple(strategy) if strategy else DEFAULT_STRATEGIES,
+        "steps": steps,
+        "patch": patch,
+        "seed": seed,
+        "overwrite": overwrite,
+    }
+    check_demo_options(**options)  # before torch is imported
+    from slicewise.demo.run import run_demo
 
-    if out is None:
-        out = Path("slicewise-demo" if raw is None else f"slicewise-demo-{raw.name.split('.')[0] or 'data'}")
-    result = run_demo(
-        raw=str(raw) if raw else None,
-        labels=str(labels) if labels else None,
-        out=out,
-        strategies=tuple(strategy) if strategy else DEFAULT_STRATEGIES,
-        steps=steps,
-        patch=patch,
-        seed=seed,
-        overwrite=overwrite,
-    )
+    result = run_demo(**options)
     typer.echo(format_demo(result))

@@ -14,13 +14,11 @@ they are with ``--components gt``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from slicewise.cli import app
-
-COMPONENTS = ("none", "gt", "pred", "both")
 
 
 @app.command("evaluate")
@@ -81,17 +79,13 @@ def evaluate_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """Print a metrics table for PRED against GT (and write it as JSON with --json)."""
-    import numpy as np
-
-    from slicewise.data.labelmap import apply_label_map, parse_label_map
+    from slicewise.data.io.outputs import check_output_path
+    from slicewise.data.labelmap import parse_label_map
+    from slicewise.data.roi import combine, parse_block
     from slicewise.errors import InputError
-    from slicewise.metrics.evaluate import (
-        as_array_like,
-        evaluate,
-        format_table,
-        membranes_to_neurons,
-    )
-    from slicewise.utils import check_output_path, write_json
+    from slicewise.metrics import evaluate, format_table
+    from slicewise.utils import write_json
+    from slicewise.utils.environment import environment_info
 
     if json_out is not None:
         check_output_path(json_out, overwrite=overwrite, inputs=(pred, gt, prob), kind="file")
@@ -101,60 +95,25 @@ def evaluate_cmd(
             class_list = [int(c) for c in classes.split(",") if c.strip()]
         except ValueError as err:
             raise InputError(f"--classes {classes!r} must be comma-separated integers, e.g. 0,1,2") from err
-    from slicewise.data.roi import combine
-    from slicewise.infer.blockwise_labels import parse_block
-
-    box = combine(z, roi) if (z or roi) else None
-    blk = parse_block(block)
-    if components not in COMPONENTS:
-        raise InputError(f"--components {components!r}: choose gt, pred, both or none")
-    if fill and components not in ("pred", "both"):
-        raise InputError(
-            "--fill applies to predicted membrane maps labelled with --components: add --components pred (or both)"
-        )
-    if components != "none" and kind == "semantic":
-        raise InputError(
-            f"--components {components} turns regions into objects for --kind instance; a semantic score "
-            f"would count every region as a class: drop it, or add --kind instance"
-        )
-    if keep_gt_zero and kind == "semantic":
-        raise InputError(
-            "--keep-gt-zero applies to instance scores (ARE, VOI); semantic Dice/IoU always count class 0: "
-            "drop it, or add --kind instance"
-        )
-    gt_map = parse_label_map(label_map, "--label-map")
-    pred_map = parse_label_map(pred_label_map, "--pred-label-map")
-    p: Any = pred
-    g: Any = gt
-    # connected components of whole slices: the membrane maps are loaded in memory; label maps apply first
-    if components in ("pred", "both"):
-        p = membranes_to_neurons(
-            apply_label_map(np.asarray(as_array_like(pred, key)), pred_map, "predicted labels", "--pred-label-map"),
-            fill=fill,
-        )
-        pred_map = None
-    if components in ("gt", "both"):
-        g = membranes_to_neurons(apply_label_map(np.asarray(as_array_like(gt, key)), gt_map, "ground-truth labels"))
-        gt_map = None
     result = evaluate(
-        p,
-        g,
+        pred,
+        gt,
         kind=kind,
         classes=class_list,
         prob=prob,
         per_slice=per_slice,
         ignore_gt_zero=not keep_gt_zero,
         key=key,
-        roi=box,
-        block=blk,
+        roi=combine(z, roi) if (z or roi) else None,
+        block=parse_block(block),
         dask=dask,
-        label_map=gt_map,
-        pred_label_map=pred_map,
+        label_map=parse_label_map(label_map, "--label-map"),
+        pred_label_map=parse_label_map(pred_label_map, "--pred-label-map"),
         class_names=[n.strip() for n in class_names.split(",")] if class_names else None,
+        components=components,
+        fill=fill,
     )
     typer.echo(format_table(result))
     if json_out is not None:
-        from slicewise.utils.environment import environment_info
-
         write_json(json_out, {**result, "environment": environment_info()}, overwrite=overwrite)
         typer.echo(f"wrote {json_out}")

@@ -58,8 +58,10 @@ def bioimageio_cmd(
 ) -> None:
     """Write MODEL as a bioimage.io model package (format 0.5): weights, test tensors, cover, README, citations."""
     from slicewise.errors import InputError
-    from slicewise.export import bioimageio
+    from slicewise.export.options import check_target, check_test_size
 
+    check_target(model, output, overwrite)  # before torch is imported: a typo is answered at once
+    check_test_size(test_size)
     cites = []
     for c in cite or []:
         text, sep, doi = c.rpartition("|")
@@ -68,6 +70,8 @@ def bioimageio_cmd(
                 f"--cite {c!r} must look like 'TEXT|DOI', e.g. 'Cardona et al. 2010|10.1371/journal.pbio.1000502'"
             )
         cites.append((text.strip(), doi.strip()))
+    from slicewise.export import bioimageio
+
     out = bioimageio(
         model,
         output,

@@ -2,87 +2,29 @@
 
 MODEL arguments (here and in ``slicewise audit``) are a saved model file (``load_model``) or an
 encoder spec: a timm encoder name, optionally with ModelConfig fields that override the command's
-options, e.g. ``tf_efficientnet_lite0:skips=0111,channel_init=mirror``.
+options, e.g. ``tf_efficientnet_lite0:skips=0111,channel_init=mirror`` (parsed by :mod:`slicewise.models.spec`,
+built by :func:`slicewise.models.build.open_model`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from slicewise.cli import model_app
+from slicewise.errors import InputError
+from slicewise.models.spec import check_model_arg, is_model_path
 
-
-def spec_fields(spec: str) -> tuple[str, dict[str, str]]:
-    """``"enc:key=value,key=value"`` → (encoder, {key: value}); values stay strings for ModelConfig to validate."""
-    from slicewise.errors import ConfigError
-
-    name, _, rest = spec.partition(":")
-    fields = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        if "=" not in part:
-            raise ConfigError(f"model spec {spec!r}: {part!r} must look like key=value (e.g. {name}:skips=0111)")
-        key, value = part.split("=", 1)
-        fields[key.strip()] = value.strip()
-    return name, fields
-
-
-MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".zip", ".yaml", ".yml", ".safetensors")
 ENCODER_OPTIONS = ("in_slices", "colors", "channel_init", "skips", "classes", "weights", "img_size")
 """Parameter names of the options that only build encoder specs (``model info``, ``audit attribution/shift``)."""
-
-
-def is_model_path(spec: str) -> bool:
-    """Whether a MODEL argument means a file rather than an encoder spec: an existing file, a path (``/``
-    before any ``:``), a name ending in a model-file suffix (``.pt``, ``.zip``, ...) without ``key=value``
-    fields, or an existing folder that is not also an encoder name."""
-    p, name = Path(spec), spec.partition(":")[0]
-    if p.is_file() or "/" in name or "\\" in name or ("=" not in spec and p.suffix.lower() in MODEL_SUFFIXES):
-        return True
-    if not p.is_dir():
-        return False
-    from slicewise.errors import ConfigError
-    from slicewise.models.encoders import check_encoder_name  # timm: only for a folder that may be an encoder name
-
-    try:
-        check_encoder_name(name)
-    except ConfigError:
-        return True
-    return False
-
-
-def check_model_arg(spec: str | Path) -> None:
-    """A MODEL argument that names a file (:func:`is_model_path`) must be a model file or a bioimage.io package:
-    a missing path or a folder is one :class:`InputError` line, found without importing torch."""
-    from slicewise.export.package import is_package
-    from slicewise.utils.inputs import check_model_file
-
-    if is_model_path(str(spec)) and not is_package(spec):
-        check_model_file(spec)
-
-
-def open_model(spec: str, **defaults: Any) -> Any:
-    """A saved model file through ``load_model`` (a missing file or a folder is a one-line error saying
-    so, see :func:`is_model_path`), else the network built from an encoder spec: ``build_model`` with
-    ``defaults`` (ModelConfig fields) overridden by the spec's fields."""
-    check_model_arg(spec)
-    from slicewise.models import build_model, load_model
-
-    if is_model_path(spec):
-        return load_model(spec)
-    encoder, extra = spec_fields(spec)
-    return build_model(encoder=encoder, **{**defaults, **extra})
 
 
 def check_encoder_options(ctx: typer.Context, specs: Sequence[str], names: Sequence[str]) -> None:
     """Refuse options that only build encoder specs (``names``: parameter names such as ``in_slices``) when
     the user typed them but every MODEL in ``specs`` is a saved model file, whose settings are stored in it."""
-    from slicewise.errors import InputError
-
     if not specs or not all(is_model_path(s) for s in specs):
         return
     given = [
@@ -123,7 +65,8 @@ def _show_encoder_file(path: str, as_json: bool) -> bool:
         ),
         (
             "method",
-            f"{info.get('method')}, {info.get('steps')} steps, seed {info.get('seed')}, start {info.get('start_weights')}",
+            f"{info.get('method')}, {info.get('steps')} steps, seed {info.get('seed')}, start "
+            f"{info.get('start_weights')}",
         ),
         (
             "input",
@@ -177,7 +120,7 @@ def info_cmd(
     h, w = parse_sizes(size, 2, "--size", "256 or 512x256 (HxW)")
     check_encoder_options(ctx, [model], ENCODER_OPTIONS)
     check_model_arg(model)
-    from slicewise.models import model_info  # torch: after the arguments are checked
+    from slicewise.models.build import model_info, open_model  # torch: after the arguments are checked
 
     if model.lower().endswith(".safetensors") and _show_encoder_file(model, as_json):
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -67,8 +66,11 @@ def predict_cmd(
         "--dz",
         help="Z-step between the context slices of a stack (default: the bioimage.io package's dz, else 1).",
     ),
-    border: str = typer.Option(
-        "reflect", "--border", help="Context slices beyond the volume ends: reflect or replicate."
+    border: Optional[str] = typer.Option(
+        None,
+        "--border",
+        help="Context slices beyond the volume ends: reflect or replicate (default: the bioimage.io package's "
+        "border, else reflect).",
     ),
     key: Optional[str] = typer.Option(None, "--key", help="Dataset key of the input inside HDF5 / Zarr."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu, cuda or cuda:N."),
@@ -93,12 +95,13 @@ def predict_cmd(
     range, unless --normalize percentile is given; NaN/Inf are refused.
     An interrupted run resumes when rerun with the same settings, model and unchanged input.
     """
-    from slicewise.cli.model import check_model_arg
     from slicewise.data import open_volume
+    from slicewise.data.io.outputs import check_output_path
+    from slicewise.data.io.stores import check_output_kind
     from slicewise.data.roi import combine
-    from slicewise.infer.predict import PredictSettings, predict_to
-    from slicewise.infer.store import check_output_kind
-    from slicewise.utils import check_output_path
+    from slicewise.infer.predict import predict_to
+    from slicewise.infer.settings import PredictSettings
+    from slicewise.models.spec import check_model_arg
     from slicewise.utils.atomic import claim_output
 
     check_model_arg(model)  # paths and keys first, without torch: a typo is answered at once
@@ -108,7 +111,7 @@ def predict_cmd(
         tile=tile,
         overlap=overlap,
         batch_size=batch_size,
-        dz=1 if dz is None else dz,
+        dz=dz,
         border=border,
         tta=tta,
         device=device,
@@ -125,8 +128,6 @@ def predict_cmd(
     from slicewise.models import load_model
 
     with claim_output(out):
-        net = load_model(model)
-        if dz is None and getattr(net, "package", None):
-            settings = replace(settings, dz=int(net.package.get("dz") or 1))
+        net = load_model(model)  # a bioimage.io package brings its dz and border (used unless given here)
         result = predict_to(net if dask is None else model, input, out, settings, key=key, overwrite=overwrite)
     typer.echo(str(result))

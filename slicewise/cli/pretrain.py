@@ -1,5 +1,5 @@
-"""``slicewise pretrain RAW [RAW ...] --out DIR [--method M] [--encoder E] [--steps N] [--config YAML] [key=value ...]``:
-self-supervised pretraining of an encoder on unlabelled volumes (:func:`slicewise.pretrain`)."""
+"""``slicewise pretrain RAW [RAW ...] --out DIR [--method M] [--encoder E] [--steps N] [--config YAML]
+[key=value ...]``: self-supervised pretraining of an encoder on unlabelled volumes (:func:`slicewise.pretrain`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def pretrain_cmd(
     encoder: Optional[str] = typer.Option(
         None, "--encoder", help="timm encoder (= model.encoder=...; default tf_efficientnet_lite0)"
     ),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="optimiser steps (= trainer.max_steps=N)"),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="optimizer steps (= trainer.max_steps=N)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="a YAML PretrainConfig; overrides apply on top"),
     resume: bool = typer.Option(
         False,

@@ -1,10 +1,10 @@
 """CLI command ``slicewise segment``: probabilities → instance labels, block by block.
 
 Memory is bounded by ``--block`` (plus the watershed ``--halo``), never the volume; connected
-components are exact for any block, watershed as documented in :mod:`slicewise.infer.instances`.
+components are exact for any block, watershed as documented in :mod:`slicewise.segment`.
 ``--z`` / ``--roi`` select a box in source-volume coordinates (a ROI prediction's recorded offset is
 taken into account); the labels are those of the box alone and record its offset. An interrupted run
-resumes from its finished passes and blocks when the same command is run again (:mod:`slicewise.infer.resume`).
+resumes from its finished passes and blocks when the same command is run again (:mod:`slicewise.segment.resume`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def segment_cmd(
     seed_threshold: float | None = typer.Option(
         None,
         "--seed-threshold",
-        help="Seeds: foreground above this (boundary mode, default the foreground threshold) or distance above this (distance mode, default local maxima).",
+        help="Seeds: foreground above this (boundary mode, default the foreground threshold) or distance above "
+        "this (distance mode, default local maxima).",
     ),
     min_distance: int = typer.Option(
         3, "--min-distance", help="Distance mode: minimum spacing of local-maximum seeds (pixels)."
@@ -78,9 +79,8 @@ def segment_cmd(
     ),
 ) -> None:
     """Turn probabilities into instance labels (connected components or seeded watershed)."""
-    from slicewise.data.roi import combine
-    from slicewise.infer.blockwise_labels import parse_block, parse_halo
-    from slicewise.infer.instances import segment_to
+    from slicewise.data.roi import combine, parse_block, parse_halo
+    from slicewise.segment import segment_to
 
     res = segment_to(
         prob,

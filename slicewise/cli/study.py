@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from slicewise.cli import app
+
+if TYPE_CHECKING:
+    from slicewise.studies.schema import Study
 
 
 @app.command("study")
@@ -55,50 +58,21 @@ def study_cmd(
     study file for your own volume (see `slicewise study init --help`).
 
     Exit status 0 only when every selected cell is done; failed cells give one ``error:`` line and status 2."""
-    from slicewise.errors import InputError
-
-    named = Path(study)
-    if study != "-" and not named.exists() and (named.suffix.lower() in (".yaml", ".yml") or len(named.parts) > 1):
-        # a study file's path mistyped: said before the studies package (statistics, training) is imported
-        raise InputError(
-            f"study file {study} does not exist: check the path (packaged studies are named without .yaml, e.g. bias)"
-        )
-    from slicewise.studies.aggregate import summarize
-    from slicewise.studies.execute import CellsFailedError, failure_message, run_study
-    from slicewise.studies.grid import grid_cells, parse_cells
     from slicewise.studies.schema import load_study
 
-    if study == "-":  # `slicewise study init ... | slicewise study - --smoke`
-        from slicewise.studies.init import piped_study
-
-        study = str(piped_study(sys.stdin.read(), out, smoke))
-        out = out or Path(study).parent
+    source = _study_source(study, out, smoke)
+    if study == "-":
+        out = out or Path(source).parent
+    st = load_study(source, smoke=smoke, overrides=set_, data_root=data_root)  # its mistakes: one line, before torch
     if list_cells:
-        given = [
-            flag
-            for flag, on in (
-                ("--gpus", bool(gpus)),
-                ("--no-report", no_report),
-                ("--report-only", report_only),
-                ("--overwrite", overwrite),
-            )
-            if on
-        ]
-        if given:
-            raise InputError(f"--list only lists the cells and their status; {given[0]} would do nothing: drop it")
-        st = load_study(study, smoke=smoke, overrides=set_, data_root=data_root)
-        out_dir = out or Path("runs") / f"study-{st.name}{'-smoke' if smoke else ''}"
-        all_cells = grid_cells(st)
-        chosen = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
-        s = summarize(out_dir, chosen)
-        status = {c.id: "done" for c in s.done} | {c.id: "failed" for c in s.failed}
-        for c in chosen:
-            params = " ".join(f"{k}={v}" for k, v in c.params.items())
-            typer.echo(f"{c.index:4d}  {status.get(c.id, 'pending'):7s}  {params}")
-        typer.echo(s.line(st.name))
+        given = {"--gpus": bool(gpus), "--no-report": no_report, "--report-only": report_only, "--overwrite": overwrite}
+        _list_cells(st, out, smoke, cells, [flag for flag, on in given.items() if on])
         return
+    from slicewise.studies.execute import CellsFailedError, failure_message, run_study
+    from slicewise.studies.schema import default_out
+
     summary = run_study(
-        study,
+        source,
         out,
         smoke=smoke,
         cells=cells,
@@ -111,9 +85,43 @@ def study_cmd(
         echo=typer.echo,
     )
     if summary.failed or (summary.pending and not report_only):
-        name = load_study(study, smoke=smoke, overrides=set_, data_root=data_root).name
-        out_dir = out or Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
-        raise CellsFailedError(failure_message(name, out_dir, summary))
+        raise CellsFailedError(failure_message(st.name, out or default_out(st.name, smoke), summary))
+
+
+def _study_source(study: str, out: Path | None, smoke: bool) -> str:
+    """The study file to run: ``study`` as given, or, for ``-``, standard input saved as OUT/study.yaml. A mistyped
+    study file path is said before the studies package (statistics, training) is imported."""
+    from slicewise.errors import InputError
+
+    named = Path(study)
+    if study != "-" and not named.exists() and (named.suffix.lower() in (".yaml", ".yml") or len(named.parts) > 1):
+        raise InputError(
+            f"study file {study} does not exist: check the path (packaged studies are named without .yaml, e.g. bias)"
+        )
+    if study != "-":
+        return study
+    from slicewise.studies.schema import piped_study  # `slicewise study init ... | slicewise study - --smoke`
+
+    return str(piped_study(sys.stdin.read(), out, smoke))
+
+
+def _list_cells(st: Study, out: Path | None, smoke: bool, cells: str | None, ignored: list[str]) -> None:
+    """``--list``: one line per selected cell (index, status, parameters), then the counts."""
+    from slicewise.errors import InputError
+    from slicewise.studies.grid import grid_cells, parse_cells
+    from slicewise.studies.schema import default_out
+    from slicewise.studies.status import summarize
+
+    if ignored:
+        raise InputError(f"--list only lists the cells and their status; {ignored[0]} would do nothing: drop it")
+    all_cells = grid_cells(st)
+    chosen = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
+    s = summarize(out or default_out(st.name, smoke), chosen)
+    status = {c.id: "done" for c in s.done} | {c.id: "failed" for c in s.failed}
+    for c in chosen:
+        params = " ".join(f"{k}={v}" for k, v in c.params.items())
+        typer.echo(f"{c.index:4d}  {status.get(c.id, 'pending'):7s}  {params}")
+    typer.echo(s.line(st.name))
 
 
 @app.command("study init", hidden=True)
@@ -171,7 +179,8 @@ def study_init_cmd(
     """Write a ready study file for your own volume to stdout: `slicewise study init bias --raw RAW --labels LABELS
     --train-z 0:14 --test-z 16:20 > my_bias.yaml`, then `slicewise study my_bias.yaml --smoke`. `study init pretraining
     ... [--unlabelled MORE] [--pretrained encoder.safetensors] [--fractions 0.05,0.1,0.25,1] [--seeds 3] | slicewise
-    study - --smoke`: random / ImageNet / self-supervised on your volume (from scratch, from ImageNet) x fractions x seeds."""
+    study - --smoke`: random / ImageNet / self-supervised on your volume (from scratch, from ImageNet) x fractions x
+    seeds."""
     from slicewise.studies.init import init_study
 
     given = {

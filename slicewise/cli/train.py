@@ -32,7 +32,7 @@ def train_cmd(
         None,
         "--steps",
         min=1,
-        help="optimiser steps (= trainer.max_steps=N); a default "
+        help="optimizer steps (= trainer.max_steps=N); a default "
         "warm-up longer than N becomes N // 10 (as in `slicewise demo`)",
     ),
 ) -> None:

@@ -1,6 +1,6 @@
 """Train-time augmentation of 2.5D batches, in torch (on the batch's device).
 
-A batch is ``x`` (N, k·C, H, W) — k slices of C colour channels each, slice-major as
+A batch is ``x`` (N, k·C, H, W) — k slices of C color channels each, slice-major as
 :func:`slicewise.data.stacking.stack_slices` builds it — with labels ``y`` (N, H, W) and any extra
 targets of the same H×W (e.g. a boundary map, (N, H, W) or (N, T, H, W)).
 
@@ -8,7 +8,7 @@ Per sample, independently:
 
 - **geometric** (on x, y and extras alike): flip along y and along x (each with probability
   ``flip``), rotate by 90°, 180° or 270° (probability ``rot90``; only 180° when H ≠ W, so shapes
-  stay), and reverse the slice order of x (probability ``z_reverse``; colour order within a slice
+  stay), and reverse the slice order of x (probability ``z_reverse``; color order within a slice
   is kept, the centre slice stays in the middle);
 - **intensity** (x only, in this order): brightness (add b), contrast (scale about each H×W
   plane's mean by c), gamma (x**g), Gaussian noise (sigma s), Gaussian blur (sigma px, in-plane),
@@ -42,10 +42,10 @@ from slicewise.errors import InputError
 
 
 def reverse_slices(x: torch.Tensor, colors: int = 1) -> torch.Tensor:
-    """Reverse the slice order of stacks (..., k·C, H, W), keeping the colour order in each slice."""
+    """Reverse the slice order of stacks (..., k·C, H, W), keeping the color order in each slice."""
     kc, h, w = x.shape[-3:]
     if colors < 1 or kc % colors:
-        raise InputError(f"{kc} channels are not a whole number of slices of {colors} colour channels")
+        raise InputError(f"{kc} channels are not a whole number of slices of {colors} color channels")
     lead = x.shape[:-3]
     return x.reshape(*lead, kc // colors, colors, h, w).flip(-4).reshape(*lead, kc, h, w)
 
@@ -199,17 +199,31 @@ def draw_intensity(
     noisy = "noise" in on
     on_device = batched and rng.device.type != "cpu"  # a generator on the device draws the noise itself
     seed = int(torch.randint(2**62, (1,), generator=rng, device=rng.device).item()) if noisy and not on_device else 0
+    blur_max = float(config.blur_range[1])
     if batched:
         noise = None
         if noisy:
             gen = rng if on_device else torch.Generator(device=dev).manual_seed(seed)
             noise = torch.randn(shape, generator=gen, device=dev, dtype=dtype)
-        return IntensityDraws(on, values, noise, True, float(config.blur_range[1]))
+        return IntensityDraws(on, values, noise, True, blur_max)
+    return _per_sample_draws(n, on, values, steps, seed, blur_max, dtype)
+
+
+def _per_sample_draws(
+    n: int,
+    on: dict[str, torch.Tensor],
+    values: dict[str, torch.Tensor],
+    steps: list[str],
+    seed: int,
+    blur_max: float,
+    dtype: torch.dtype,
+) -> IntensityDraws:
+    """The per-sample form of the draws for ``n`` samples: each one's chain of (step, scalar value), noise seed."""
     flags = {name: mask.tolist() for name, mask in on.items()}
     scalars = {name: (v if name == "blur" else v.to(dtype)).tolist() for name, v in values.items()}
     chains = tuple(tuple((name, scalars[name][i]) for name in steps if flags[name][i]) for i in range(n))
-    noise = {i: noise_seed(seed, i) for i in range(n) if flags["noise"][i]} if noisy else {}
-    return IntensityDraws(on, values, noise, False, float(config.blur_range[1]), chains)
+    noise = {i: noise_seed(seed, i) for i in range(n) if flags["noise"][i]} if "noise" in on else {}
+    return IntensityDraws(on, values, noise, False, blur_max, chains)
 
 
 def noise_seed(seed: int, i: int) -> int:
@@ -279,7 +293,7 @@ def augment(
 ) -> tuple[Any, ...]:
     """Augment a batch (see the module docstring); returns ``(x, y, *extra)`` in the same order.
 
-    ``colors``: colour channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
+    ``colors``: color channels per slice (1 gray, 3 RGB) for the z-reversal. Equals
     :func:`draw_geometry`, :func:`draw_intensity`, the geometry on x (in its own dtype) and the targets,
     ``to_unit_float``, then :func:`apply_intensity`.
     """

@@ -7,61 +7,99 @@ about a second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
 from slicewise.errors import ConfigError
+from slicewise.utils.validation import validation_message
 
 __all__ = ["AugmentConfig"]
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
+def _probability(v: float) -> float:
+    if not 0.0 <= v <= 1.0:  # also refuses NaN
+        raise ValueError("must be a probability in [0, 1]")
+    return v
+
+
+def _ordered(v: tuple[float, float]) -> tuple[float, float]:
+    if not v[0] <= v[1]:
+        raise ValueError("must be (low, high) with low <= high")
+    return v
+
+
+Probability = Annotated[float, AfterValidator(_probability)]
+Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
+
+
+class AugmentConfig(BaseModel):
     """Probabilities (0–1) and uniform ranges of the train-time augmentations.
 
     ``brightness_range`` additive offset; ``contrast_range`` and ``gamma_range`` factors/exponents;
-    ``noise_range`` noise sigma; ``blur_range`` blur sigma in pixels.
+    ``noise_range`` noise sigma; ``blur_range`` blur sigma in pixels. Unknown keys and bad values are
+    one-line :class:`~slicewise.errors.ConfigError` s (inside a config: its ``augment.<key>`` error).
     """
 
-    flip: float = 0.5
-    rot90: float = 0.5
-    z_reverse: float = 0.5
-    brightness: float = 0.5
-    brightness_range: tuple[float, float] = (-0.1, 0.1)
-    contrast: float = 0.5
-    contrast_range: tuple[float, float] = (0.75, 1.33)
-    gamma: float = 0.3
-    gamma_range: tuple[float, float] = (0.75, 1.33)
-    noise: float = 0.3
-    noise_range: tuple[float, float] = (0.0, 0.05)
-    blur: float = 0.2
-    blur_range: tuple[float, float] = (0.5, 1.5)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_range"):
-                if len(value) != 2 or value[0] > value[1]:
-                    raise ConfigError(f"augmentation {f.name}={value} must be (low, high) with low <= high")
-            elif not 0.0 <= float(value) <= 1.0:
-                raise ConfigError(f"augmentation probability {f.name}={value} must be in [0, 1]")
-        if self.gamma_range[0] <= 0 or self.contrast_range[0] < 0 or self.noise_range[0] < 0 or self.blur_range[0] < 0:
-            raise ConfigError("augmentation gamma must be > 0 and contrast, noise and blur >= 0")
+    flip: Probability = 0.5
+    rot90: Probability = 0.5
+    z_reverse: Probability = 0.5
+    brightness: Probability = 0.5
+    brightness_range: Range = (-0.1, 0.1)
+    contrast: Probability = 0.5
+    contrast_range: Range = (0.75, 1.33)
+    gamma: Probability = 0.3
+    gamma_range: Range = (0.75, 1.33)
+    noise: Probability = 0.3
+    noise_range: Range = (0.0, 0.05)
+    blur: Probability = 0.2
+    blur_range: Range = (0.5, 1.5)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err)) from None
+
+    # a direct call answers in one line; inside a config (``TrainConfig.augment``) pydantic validates the fields
+    # itself, so the config's error names ``augment.<key>`` (pydantic calls no ``__init__`` marked as its own)
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @field_validator("gamma_range")
+    @classmethod
+    def _positive(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] > 0:
+            raise ValueError("gamma exponents must be > 0")
+        return v
+
+    @field_validator("contrast_range", "noise_range", "blur_range")
+    @classmethod
+    def _non_negative(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] >= 0:
+            raise ValueError("contrast factors, noise and blur sigmas must be >= 0")
+        return v
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
-        """Build from a plain dict (e.g. a YAML block); unknown keys raise a one-line ConfigError."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown augmentation option(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
-        for key, value in values.items():
-            if key.endswith("_range"):
-                values[key] = tuple(float(v) for v in value)
-        return cls(**values)
+    def from_dict(cls, values: dict[str, Any] | AugmentConfig | None) -> AugmentConfig:
+        """Build from a plain dict (e.g. a YAML block; an AugmentConfig is returned as is); unknown keys and bad
+        values raise a one-line ConfigError."""
+        try:
+            return cls.model_validate(values or {})
+        except ValidationError as err:
+            raise ConfigError(_one_line(err)) from None
 
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation at all (every probability 0)."""
-        return cls(**{f.name: 0.0 for f in fields(cls) if not f.name.endswith("_range")})
+        return cls(**{name: 0.0 for name in cls.model_fields if not name.endswith("_range")})
+
+
+def _one_line(err: ValidationError) -> str:
+    """``augment: unknown key 'flipp'; allowed keys: ...`` / ``augment: field 'flip' has a bad value ...``."""
+    first = err.errors()[0]
+    if first["type"] == "extra_forbidden":
+        return f"augment: unknown key {first['loc'][0]!r}; allowed keys: {', '.join(AugmentConfig.model_fields)}"
+    field, problem = validation_message(err)
+    return f"augment: field {field!r} {problem}"

@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import yaml
 
+from slicewise.data.io.lazy import Key, LazyView
 from slicewise.errors import InputError
 
 
 def parse_label_map(text: str | Mapping[Any, Any] | None, flag: str = "--label-map") -> dict[int, int] | None:
-    """``"0:1,255:0"``, ``"0=1 255=0"`` or ``"{0: 1, 255: 0}"`` (or a mapping) → ``{0: 1, 255: 0}``; None/empty → None."""
+    """``"0:1,255:0"``, ``"0=1 255=0"`` or ``"{0: 1, 255: 0}"`` (or a mapping) → ``{0: 1, 255: 0}``;
+    None/empty → None."""
     if text is None:
         return None
     if isinstance(text, Mapping):
@@ -28,8 +31,6 @@ def parse_label_map(text: str | Mapping[Any, Any] | None, flag: str = "--label-m
         if not s:
             return None
         if s.startswith("{"):
-            import yaml
-
             try:
                 node = yaml.compose(s, Loader=yaml.SafeLoader)
             except yaml.YAMLError:
@@ -82,20 +83,16 @@ def apply_label_map(
     return values[np.searchsorted(keys, lab)]
 
 
-class MappedLabels:
-    """A lazy label array (anything indexable with ``shape`` / ``dtype``) read through a label map."""
+class MappedLabels(LazyView):
+    """A lazy label array (anything indexable with ``shape`` / ``dtype``) read through a label map; ``what``
+    names the labels in messages."""
 
     def __init__(
         self, array: Any, label_map: Mapping[int, int], what: str = "labels", flag: str = "--label-map"
     ) -> None:
         self.array, self.label_map, self.what, self.flag = array, dict(label_map), what, flag
-        self.shape = tuple(array.shape)
-        self.ndim = len(self.shape)
+        self.shape = tuple(int(n) for n in array.shape)
         self.dtype = np.dtype(np.int64)
 
-    def __getitem__(self, region: Any) -> np.ndarray:
-        return apply_label_map(np.asarray(self.array[region]), self.label_map, self.what, self.flag)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[...]
-        return out if dtype is None else out.astype(dtype)
+    def _read(self, key: Key) -> np.ndarray:
+        return apply_label_map(np.asarray(self.array[key]), self.label_map, self.what, self.flag)

@@ -28,11 +28,14 @@ import fnmatch
 import functools
 import ipaddress
 import os
+import re
 import shutil
 import sys
 import tarfile
 import uuid
+import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlparse
@@ -41,6 +44,7 @@ import numpy as np
 import yaml
 from pydantic import Field, PositiveFloat, StringConstraints, field_validator, model_validator
 
+import slicewise
 from slicewise.data.io import (
     IMAGE_SUFFIXES,
     TIFF_SUFFIXES,
@@ -49,8 +53,10 @@ from slicewise.data.io import (
     open_volume,
     write_volume,
 )
-from slicewise.errors import InputError, OfflineError
-from slicewise.utils import atomic_path, check_output_path, progress, write_json
+from slicewise.data.io.lazy import Key, LazyView
+from slicewise.data.io.outputs import atomic_path, check_output_path
+from slicewise.errors import InputError, OfflineError, SlicewiseError
+from slicewise.utils import progress, write_json
 from slicewise.utils.atomic import check_creatable_folder, claim_output
 from slicewise.utils.cache import cache_root, offline
 from slicewise.utils.inputs import check_input_path
@@ -134,7 +140,7 @@ def load_registry() -> dict[str, dict[str, Any]]:
         return parse_registry(yaml.safe_load(f), path)
 
 
-def normalise_name(name: str) -> str:
+def normalize_name(name: str) -> str:
     """``"Lucchi++"`` → ``lucchi_pp``, ``"MitoEM-R"`` → ``mitoem_r``, ``"ISBI2012"`` → ``isbi2012``."""
     return name.strip().lower().replace("++", "_pp").replace("-", "_").replace(" ", "_")
 
@@ -142,7 +148,7 @@ def normalise_name(name: str) -> str:
 def get_entry(name: str) -> dict[str, Any]:
     """The registry entry ``name`` (case and ``-``/``_`` insensitive); one-line error listing names."""
     reg = load_registry()
-    key = normalise_name(name)
+    key = normalize_name(name)
     if key not in reg:
         raise InputError(f"unknown dataset {name!r}: known datasets are {', '.join(reg)} (see `slicewise data list`)")
     return {"name": key, **reg[key]}
@@ -267,6 +273,36 @@ def _https(url: str) -> str | None:
     return "https://" + url[len("http://") :] if url.startswith("http://") and not _is_local_url(url) else None
 
 
+def _retrieve(get: Callable[[str], Path], url: str) -> tuple[Path, str, bool]:
+    """``(path, the URL it came from, over plain http)``: a plain-http URL to a remote host is tried as https
+    first, and fetched over http only when that fails."""
+    import requests
+
+    secure = _https(url)
+    if secure is None:
+        return get(url), url, False
+    try:
+        return get(secure), secure, False
+    except requests.exceptions.RequestException:
+        return get(url), url, True
+
+
+def _request_error(err: Exception, url: str, entry: dict[str, Any]) -> SlicewiseError:
+    """The one line for a failed request: an HTTP status → :class:`InputError` (the file moved), anything else
+    (no connection, server down) → :class:`OfflineError`."""
+    import requests
+
+    name = entry["name"]
+    if isinstance(err, requests.exceptions.HTTPError):
+        return InputError(
+            f"download of {url} failed ({err.response.status_code if err.response is not None else err}): "
+            f"the file may have moved (see {entry.get('page') or 'the dataset page'}); {_offline_hint(name)}"
+        )
+    return OfflineError(
+        f"download of {url} failed ({type(err).__name__}: no connection or the server is down); {_offline_hint(name)}"
+    )
+
+
 def _download(
     entry: dict[str, Any], d: dict[str, Any], folder: Path, cache_dir: str | os.PathLike | None = None
 ) -> tuple[Path, dict[str, Any]]:
@@ -289,8 +325,6 @@ def _download(
     recorded = None if known else recorded_sha256(key, cache_dir)
     check = known or (f"sha256:{recorded}" if recorded else None)
     show = sys.stderr.isatty() and not os.environ.get("SLICEWISE_NO_PROGRESS")
-    secure = _https(url)
-    plain_http = False
 
     def get(u: str) -> Path:
         downloader = _file_downloader if u.startswith("file://") else None
@@ -299,24 +333,9 @@ def _download(
         )
 
     try:
-        if secure is not None:
-            try:
-                path = get(secure)
-                url = secure
-            except requests.exceptions.RequestException:
-                path, plain_http = get(url), True
-        else:
-            path = get(url)
-    except requests.exceptions.HTTPError as err:
-        raise InputError(
-            f"download of {url} failed ({err.response.status_code if err.response is not None else err}): "
-            f"the file may have moved (see {entry.get('page') or 'the dataset page'}); {_offline_hint(name)}"
-        ) from None
+        path, url, plain_http = _retrieve(get, url)
     except requests.exceptions.RequestException as err:
-        reason = type(err).__name__
-        raise OfflineError(
-            f"download of {url} failed ({reason}: no connection or the server is down); {_offline_hint(name)}"
-        ) from None
+        raise _request_error(err, url, entry) from None
     except ValueError as err:
         if "hash" not in str(err).lower():
             raise
@@ -459,7 +478,7 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------- convert
 
 
-class _ZRange:
+class _ZRange(LazyView):
     """Lazy view of slices ``[start, stop)`` of a Volume (for train/val/test splits)."""
 
     def __init__(self, vol: Volume, start: int, stop: int) -> None:
@@ -467,12 +486,9 @@ class _ZRange:
         self.shape = (max(0, min(stop, vol.shape[0]) - start), *vol.shape[1:])
         self.dtype = vol.dtype
 
-    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+    def _read(self, key: Key) -> np.ndarray:
         z = key[0]
-        if isinstance(z, slice):
-            z = slice(z.start + self._start, z.stop + self._start, z.step)
-        else:
-            z = int(z) + self._start
+        z = slice(z.start + self._start, z.stop + self._start, z.step) if isinstance(z, slice) else z + self._start
         return self._vol[(z, *key[1:])]
 
 
@@ -544,8 +560,6 @@ def check_consistency(entry: dict[str, Any], files: dict[str, Path]) -> None:
 def published_shapes(entry: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Z×Y×X per split as the registry's ``size`` states it, where it can be read: ``30x512x512 train +
     30x512x512 test``, ``125x1250x1250`` (one split), ``1000x4096x4096 (train 400, val 100, test 500 slices)``."""
-    import re
-
     size = str(entry.get("size") or "")
     splits = {role.split("/")[0] for role in entry["outputs"]}
     named = {s: tuple(map(int, m)) for *m, s in re.findall(r"(\d+)x(\d+)x(\d+)\s+(\w+)", size) if s in splits}
@@ -564,8 +578,9 @@ def published_shapes(entry: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 def _warn_size(entry: dict[str, Any], written: dict[str, Any]) -> None:
     """After a ``--from`` conversion: one warning line when a raw volume's Z×Y×X is not the published size."""
     expected = published_shapes(entry)
+    size = "x".join  # a shape as 30x512x512
     off = [
-        f"{role} is {'x'.join(map(str, rec['shape'][:3]))}, published {'x'.join(map(str, expected[role.split('/')[0]]))}"
+        f"{role} is {size(map(str, rec['shape'][:3]))}, published {size(map(str, expected[role.split('/')[0]]))}"
         for role, rec in written.items()
         if role.endswith("/raw")
         and "shape" in rec
@@ -591,7 +606,7 @@ def _convert_output(
         for item in progress(items, desc=f"{entry['name']} {role}", total=len(items)):
             if item.suffix.lower() == ".xml":
                 image = _find_image(item, files)
-                array = rasterise_polygons_xml(item, open_volume(image).shape[1:3])
+                array = rasterize_polygons_xml(item, open_volume(image).shape[1:3])
             else:
                 array = open_volume(item)
             write_volume(folder / f"{item.stem}.tif", array, voxel_size=voxel)
@@ -613,13 +628,11 @@ def _find_image(xml: Path, files: dict[str, Path]) -> Path:
     raise InputError(f"no image named {xml.stem}.* next to the annotation {xml}: the image sets the label size")
 
 
-def rasterise_polygons_xml(xml: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+def rasterize_polygons_xml(xml: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     """MoNuSeg-style XML (``Region/Vertices/Vertex X= Y=``) → (H, W) uint32 instance ids 1..N, 0 = background.
 
     Later regions win where polygons overlap.
     """
-    import xml.etree.ElementTree as ET
-
     from skimage.draw import polygon
 
     try:
@@ -642,8 +655,6 @@ def rasterise_polygons_xml(xml: str | os.PathLike, shape: tuple[int, int]) -> np
 def _metadata(
     entry: dict[str, Any], written: dict[str, Any], hashes: dict[str, Any], source: str | os.PathLike | None
 ) -> dict[str, Any]:
-    import slicewise
-
     return {
         "name": entry["name"],
         "title": entry.get("title"),

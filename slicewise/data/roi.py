@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.grid import Box
 from slicewise.errors import InputError
 
 log = logging.getLogger(__name__)
-
-Roi = tuple[slice, slice, slice]
 
 
 def parse_range(text: str | None, what: str = "--z") -> slice:
@@ -43,7 +42,7 @@ def parse_range(text: str | None, what: str = "--z") -> slice:
     return slice(start, stop)
 
 
-def parse_roi(text: str | None, what: str = "--roi") -> Roi:
+def parse_roi(text: str | None, what: str = "--roi") -> Box:
     """``"0:8,100:356,:"`` → three slices (z, y, x); missing trailing axes are whole."""
     if text is None or not str(text).strip():
         return (slice(None), slice(None), slice(None))
@@ -54,7 +53,7 @@ def parse_roi(text: str | None, what: str = "--roi") -> Roi:
     return tuple(sl + [slice(None)] * (3 - len(sl)))  # type: ignore[return-value]
 
 
-def combine(z: str | None = None, roi: str | None = None) -> Roi:
+def combine(z: str | None = None, roi: str | None = None) -> Box:
     """The ROI from ``--z`` and ``--roi`` together (``--z`` may not contradict the ROI's z range)."""
     r = parse_roi(roi)
     if z is not None and str(z).strip():
@@ -65,7 +64,7 @@ def combine(z: str | None = None, roi: str | None = None) -> Roi:
     return r
 
 
-def resolve_roi(roi: Roi | Sequence[slice] | None, shape: Sequence[int], what: str | None = None) -> Roi:
+def resolve_roi(roi: Box | Sequence[slice] | None, shape: Sequence[int], what: str | None = None) -> Box:
     """Clip to concrete non-negative bounds for a volume of ``shape`` (Z, Y, X[, C]); reject empty ranges.
 
     Clipping follows numpy (``0:100`` on 8 slices is ``0:8``), with a ``warning:`` log line per clipped
@@ -83,7 +82,8 @@ def resolve_roi(roi: Roi | Sequence[slice] | None, shape: Sequence[int], what: s
         start, stop, _ = s.indices(int(n))
         if stop <= start:
             raise InputError(
-                f"{option}: the {name} range {_fmt(s)} is empty for a volume of {name}-size {n}: give START < STOP within 0..{n}"
+                f"{option}: the {name} range {_fmt(s)} is empty for a volume of {name}-size {n}: "
+                f"give START < STOP within 0..{n}"
             )
         if any(v is not None and not -int(n) <= v <= int(n) for v in (s.start, s.stop)):
             log.warning(
@@ -100,7 +100,7 @@ def resolve_roi(roi: Roi | Sequence[slice] | None, shape: Sequence[int], what: s
     return tuple(out)  # type: ignore[return-value]
 
 
-def roi_shape(roi: Roi) -> tuple[int, int, int]:
+def roi_shape(roi: Box) -> tuple[int, int, int]:
     """Shape of a resolved ROI."""
     return tuple(int(s.stop - s.start) for s in roi)  # type: ignore[return-value]
 
@@ -133,6 +133,16 @@ def parse_sizes(value: Any, n: int, what: str, example: str, minimum: int = 1) -
             f"{what} {value!r} must be {'one or ' if n > 1 else ''}{n} integers >= {minimum}, e.g. {example}"
         )
     return tuple(items)
+
+
+def parse_block(text: str | Sequence[int] | None, what: str = "--block") -> tuple[int, int, int] | None:
+    """``"16,256,256"`` or a sequence → a (z, y, x) block shape of positive ints; ``None`` stays None."""
+    return None if text is None else parse_sizes(text, 3, what, "16,256,256")  # type: ignore[return-value]
+
+
+def parse_halo(text: str | Sequence[int] | None, what: str = "--halo") -> tuple[int, int, int] | None:
+    """``"4,32,32"`` (or one value for all axes) → (z, y, x) halo widths >= 0 in voxels; ``None`` stays None."""
+    return None if text is None else parse_sizes(text, 3, what, "4,32,32", minimum=0)  # type: ignore[return-value]
 
 
 def _integer(v: Any) -> int:

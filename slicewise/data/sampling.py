@@ -2,7 +2,7 @@
 
 Conventions
 -----------
-- A *volume* is Z×Y×X (gray) or Z×Y×X×C (colour, C last) with labels Z×Y×X. A 2-D image set
+- A *volume* is Z×Y×X (gray) or Z×Y×X×C (color, C last) with labels Z×Y×X. A 2-D image set
   (e.g. MoNuSeg) is a **list of volumes of depth 1** (``k = 1``); 2-D arrays (H×W labels) are
   promoted to depth 1 automatically. The sampler's *items* are ``(volume index, centre z)``
   pairs, so for a 2-D image set an item is one image.
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from slicewise.data.augment import apply_intensity, dihedral, draw_geometry, draw_intensity, intensity_chain
 from slicewise.data.stacking import (
     check_stack_params,
     crop_gather,
@@ -111,7 +112,7 @@ def subset_count(n_items: int, train_fraction: float | None = None, train_count:
 
 
 def _as_volume_list(raw: Any, labels: Any) -> tuple[list[Any], list[Any]]:
-    """Normalise one volume or a list of volumes (and their labels) to lists of depth-≥1 arrays."""
+    """Normalize one volume or a list of volumes (and their labels) to lists of depth-≥1 arrays."""
     if isinstance(raw, (list, tuple)):
         if not isinstance(labels, (list, tuple)) or len(labels) != len(raw):
             raise InputError("give as many label volumes as raw volumes (two lists of equal length)")
@@ -145,7 +146,8 @@ def _as_extra_lists(extras: Mapping[str, Any] | None, labels: list[Any]) -> dict
         for i, (e, lab) in enumerate(zip(vols, labels)):
             if tuple(e.shape) != tuple(lab.shape):
                 raise InputError(
-                    f"extra {name!r} of volume {i} has shape {tuple(e.shape)}, the labels {tuple(lab.shape)}: they must match"
+                    f"extra {name!r} of volume {i} has shape {tuple(e.shape)}, the labels {tuple(lab.shape)}: "
+                    f"they must match"
                 )
         out[str(name)] = vols
     return out
@@ -206,7 +208,8 @@ class PatchSampler:
             depth, height, width = (int(s) for s in r.shape[:3])
             if ph > height or pw > width:
                 raise InputError(
-                    f"patch {ph}x{pw} is larger than volume {v} ({height}x{width} in-plane): use a patch of at most {height}x{width}"
+                    f"patch {ph}x{pw} is larger than volume {v} ({height}x{width} in-plane): "
+                    f"use a patch of at most {height}x{width}"
                 )
             allowed = set(valid_centres(depth, self.k, self.dz, border).tolist())
             bad = [int(z) for z in zs if int(z) not in allowed]
@@ -353,7 +356,8 @@ class DevicePatchSampler:
 
         if sampler.extras:
             raise InputError(
-                "device-resident sampling does not crop extra volumes (instances for the boundary/distance heads): use data.on_device=false"
+                "device-resident sampling does not crop extra volumes (instances for the boundary/distance heads): "
+                "use data.on_device=false"
             )
         raws = sampler.raws
         if len(raws) > 1 and (any(int(r.shape[0]) != 1 for r in raws) or len({tuple(r.shape[1:]) for r in raws}) != 1):
@@ -448,8 +452,6 @@ class DevicePatchSampler:
         plain patches."""
         import torch
 
-        from slicewise.data.augment import dihedral
-
         dev = self.device
         ph, pw = self.patch
         index = stack_index_tensor(centres, int(self.raw.shape[0]), self.k, self.dz, self.border)
@@ -472,14 +474,12 @@ class DevicePatchSampler:
         gather (uint8 indices, no extra pass) and ``y`` kept in the label dtype (cast it for the loss)."""
         import torch
 
-        from slicewise.data.augment import apply_intensity, draw_geometry, draw_intensity, intensity_chain
-
         centres, origins = self.draw(int(n), generator)
         if augment is None:
             return self.gather(centres, origins)
         geo = draw_geometry(int(n), self.patch[0], self.patch[1], augment, generator)
-        colour = int(self.raw.shape[3]) if self.raw.ndim == 4 else 1
-        draws = draw_intensity((int(n), self.k * colour, *self.patch), self.device, augment, geo, generator)
+        color = int(self.raw.shape[3]) if self.raw.ndim == 4 else 1
+        draws = draw_intensity((int(n), self.k * color, *self.patch), self.device, augment, geo, generator)
         index, rows, cols, swap = self._geometric_indices(centres, origins, geo)
         y = crop_gather(self.labels, centres[:, None], rows, cols, swap)[:, 0]
         clipped = not self.raw.dtype.is_floating_point  # integers convert into [0, 1] exactly
@@ -491,9 +491,9 @@ class DevicePatchSampler:
             return apply_intensity(to_unit_float(x), draws, clipped, inplace=True), y
         # sample by sample (the CPU way): each crop is converted straight into the batch and its intensity
         # chain runs while it is in cache (the same values as the batch at once)
-        x = torch.empty((len(crops), self.k * colour, *self.patch), dtype=torch.float32)
+        x = torch.empty((len(crops), self.k * color, *self.patch), dtype=torch.float32)
         for i, crop in enumerate(crops):
-            planes = x[i].view(self.k, colour, *self.patch)
+            planes = x[i].view(self.k, color, *self.patch)
             to_unit_float(crop.permute(0, 3, 1, 2) if crop.ndim == 4 else crop[:, None], out=planes)
             if not clipped:
                 x[i].clamp_(0.0, 1.0)

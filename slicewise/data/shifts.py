@@ -38,7 +38,7 @@ ShiftFn = Callable[..., Any]
 
 
 def _prepare(x: Any, channel_axis: int | None, rgb: bool = False) -> tuple[torch.Tensor, bool, int | None]:
-    """As a torch tensor with the colour axis (if any) moved to -3, so that H, W are the last two
+    """As a torch tensor with the color axis (if any) moved to -3, so that H, W are the last two
     axes; returns ``(tensor, was_numpy, axis to restore)``."""
     if isinstance(x, torch.Tensor):
         t, was_numpy = x, False
@@ -60,7 +60,7 @@ def _prepare(x: Any, channel_axis: int | None, rgb: bool = False) -> tuple[torch
 
 
 def _finish(t: torch.Tensor, was_numpy: bool, axis: int | None) -> Any:
-    """Clip to [0, 1], restore the colour axis and the input's array type."""
+    """Clip to [0, 1], restore the color axis and the input's array type."""
     t = t.clamp_(0.0, 1.0)
     if axis is not None:
         t = t.movedim(-3, axis).contiguous()
@@ -98,7 +98,7 @@ def add_noise_(t: torch.Tensor, sigma: float | torch.Tensor, noise: torch.Tensor
 
 
 def gaussian_kernel(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian weights (n, 2·radius + 1), float64, one row per ``sigma`` (n,) in px; row i
+    """Normalized 1-D Gaussian weights (n, 2·radius + 1), float64, one row per ``sigma`` (n,) in px; row i
     is zero beyond ±ceil(3·sigma_i) (so a wide kernel holds every narrower one exactly)."""
     s = sigma.to(torch.float64).clamp_min(1e-12)
     pos = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float64)
@@ -202,7 +202,7 @@ def gaussian_blur(x: Any, s: float, seed: int = 0, channel_axis: int | None = No
 
 
 def saturation(x: Any, s: float, seed: int = 0, channel_axis: int | None = -3) -> Any:
-    """Scale colour saturation by ``s`` (0 gives gray, >1 more saturated; torchvision
+    """Scale color saturation by ``s`` (0 gives gray, >1 more saturated; torchvision
     ``adjust_saturation``), clipped; RGB only; identity at 1."""
     if s == 1:
         return x
@@ -219,7 +219,7 @@ def hue(x: Any, s: float, seed: int = 0, channel_axis: int | None = -3) -> Any:
     if s == 0:
         return x
     if not -0.5 <= s <= 0.5:
-        raise InputError(f"hue shift {s} must be in [-0.5, 0.5] (turns of the colour wheel)")
+        raise InputError(f"hue shift {s} must be in [-0.5, 0.5] (turns of the color wheel)")
     if channel_axis is None:
         raise InputError("hue needs RGB input: pass channel_axis (e.g. -3 for (..., 3, H, W))")
     t, was_numpy, axis = _prepare(x, channel_axis, rgb=True)
@@ -259,7 +259,7 @@ DEFINITIONS: dict[str, str] = {
     "gamma": "every intensity x replaced by x^{s:g}",
     "gaussian_noise": "Gaussian noise of standard deviation {s:g} added (seeded)",
     "gaussian_blur": "in-plane Gaussian blur with sigma {s:g} px",
-    "saturation": "colour saturation scaled by {s:g} (blend with the luma image)",
+    "saturation": "color saturation scaled by {s:g} (blend with the luma image)",
     "hue": "hue rotated by {s:g} of a full turn",
 }
 """One sentence per shift, the module table in words (``{s}``: the strength), for reports and legends."""

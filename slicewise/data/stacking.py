@@ -3,7 +3,7 @@
 Convention (used by training, prediction and diagnostics alike): for centre slice ``z``,
 ``k = 2r+1`` slices are taken at ``z - r·d … z + r·d`` (``d`` = z-step); channel ``c`` holds
 the slice at offset ``(c - r)·d``. A multichannel volume (Z×Y×X×C, e.g. RGB) gives
-``k·C`` channels in slice-major order: channel ``c·C + j`` is colour ``j`` of slice ``c``.
+``k·C`` channels in slice-major order: channel ``c·C + j`` is color ``j`` of slice ``c``.
 
 Border policies for context slices outside ``[0, depth)``:
 
@@ -35,7 +35,8 @@ def check_stack_params(depth: int, k: int = 3, dz: int = 1, border: str = "refle
     """Validate k, d, border against a volume depth; return r = (k-1)/2."""
     if not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
         raise InputError(
-            f"in_slices k={k} must be a positive odd number (1, 3, 5, ...): the centre slice needs equal context on both sides"
+            f"in_slices k={k} must be a positive odd number (1, 3, 5, ...): "
+            f"the centre slice needs equal context on both sides"
         )
     if not isinstance(dz, (int, np.integer)) or dz < 1:
         raise InputError(f"z-step d={dz} must be an integer >= 1")
@@ -222,44 +223,58 @@ def stack_slices(
         return _stack_torch(volume, centres, depth, k, dz, border, yx, origins, size)
     scalar = np.ndim(centres) == 0
     zs = np.atleast_1d(np.asarray(centres, dtype=np.int64))
+    if origins is not None:
+        assert size is not None
+        out = _stack_per_origin(volume, zs, k, dz, border, origins, size)
+    else:
+        out = _stack_common(volume, _index_rows(zs, depth, k, dz, border), yx)
+    return out[0] if scalar else out
+
+
+def _index_rows(zs: np.ndarray, depth: int, k: int, dz: int, border: str) -> np.ndarray:
+    """(N, k) slice indices of the N centres ``zs``; a centre without a full context under ``skip`` is refused."""
     rows = []
     for z in zs:
         idx = stack_indices(int(z), depth, k, dz, border)
         if idx is None:
             raise InputError(
-                f"centre z={int(z)} has no full {k}-slice context under border='skip': take centres from valid_centres()"
+                f"centre z={int(z)} has no full {k}-slice context under border='skip': "
+                f"take centres from valid_centres()"
             )
         rows.append(idx)
-    index = np.stack(rows) if rows else np.zeros((0, k), np.int64)
-    if origins is not None:
-        assert size is not None
-        ph, pw = (int(v) for v in size)
-        o = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
-        if len(o) != len(zs):
-            raise InputError(f"{len(o)} crop origins for {len(zs)} centres: give one origin per centre")
-        crops = [
-            stack_slices(volume, int(z), k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw)))
-            for z, (y, x) in zip(zs, o)
-        ]
-        out = (
-            np.stack(crops)
-            if crops
-            else np.zeros((0, k * (int(volume.shape[3]) if len(volume.shape) == 4 else 1), ph, pw), volume.dtype)
-        )
-        return out[0] if scalar else out
+    return np.stack(rows) if rows else np.zeros((0, k), np.int64)
+
+
+def _stack_common(volume: Any, index: np.ndarray, yx: tuple[slice, slice] | None) -> np.ndarray:
+    """(N, k·C, H, W) stacks of the rows of ``index``, all cropped to ``yx``; each slice is read once."""
+    ys, xs = yx if yx is not None else (slice(None), slice(None))
+    unique, inverse = np.unique(index, return_inverse=True)
+    inverse = inverse.reshape(index.shape)
+    if len(unique):
+        block = np.stack([np.asarray(volume[int(u), ys, xs]) for u in unique])
     else:
-        ys, xs = yx if yx is not None else (slice(None), slice(None))
-        unique, inverse = np.unique(index, return_inverse=True)
-        inverse = inverse.reshape(index.shape)
-        block = np.stack([np.asarray(volume[int(u), ys, xs]) for u in unique]) if len(unique) else None
-        if block is None:
-            shape = np.asarray(volume[0, ys, xs]).shape
-            block = np.zeros((0, *shape), dtype=volume.dtype)
-        out = block[inverse]
-    if out.ndim == 5:
+        block = np.zeros((0, *np.asarray(volume[0, ys, xs]).shape), dtype=volume.dtype)
+    out = block[inverse]
+    if out.ndim == 5:  # color: (N, k, H, W, C) → channels c-major per slice, (N, k·C, H, W)
         n, kk, hh, ww, cc = out.shape
         out = np.moveaxis(out, 4, 2).reshape(n, kk * cc, hh, ww)
-    return out[0] if scalar else out
+    return out
+
+
+def _stack_per_origin(
+    volume: Any, zs: np.ndarray, k: int, dz: int, border: str, origins: Any, size: tuple[int, int]
+) -> np.ndarray:
+    """(N, k·C, ph, pw): centre ``zs[n]`` cropped at its own origin ``origins[n]`` (y0, x0) with ``size``."""
+    ph, pw = (int(v) for v in size)
+    o = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
+    if len(o) != len(zs):
+        raise InputError(f"{len(o)} crop origins for {len(zs)} centres: give one origin per centre")
+    crops = [
+        stack_slices(volume, int(z), k, dz, border, yx=(slice(y, y + ph), slice(x, x + pw))) for z, (y, x) in zip(zs, o)
+    ]
+    if crops:
+        return np.stack(crops)
+    return np.zeros((0, k * (int(volume.shape[3]) if len(volume.shape) == 4 else 1), ph, pw), volume.dtype)
 
 
 def _stack_torch(

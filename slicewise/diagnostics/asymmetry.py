@@ -1,7 +1,7 @@
 """Slice-share asymmetry indices and their bootstrap confidence intervals.
 
 Shares ``s`` carry the slice axis last (``s[..., c]``, ``k = 2r+1`` slices, channel ``c`` ↔
-z-offset ``c - r``) and sum to 1 along it. Indices (design notes, "Attribution and asymmetry"):
+z-offset ``c - r``) and sum to 1 along it. Indices (docs/design-notes.md, "Attribution and asymmetry"):
 
 - mirror asymmetry ``MA = Σ_{c<r} |s_c − s_{k−1−c}| / Σ_{c≠r} s_c`` in [0, 1] (0 for ``k = 1``:
   there is nothing to mirror);
@@ -23,7 +23,7 @@ from scipy import stats
 INDICES: tuple[str, ...] = ("mirror_asymmetry", "centre_share", "pair_difference")
 
 
-def normalise_shares(magnitudes: Any) -> np.ndarray:
+def normalize_shares(magnitudes: Any) -> np.ndarray:
     """Non-negative magnitudes ``(..., k)`` → shares summing to 1 along the last axis (float64)."""
     m = np.asarray(magnitudes, dtype=np.float64)
     return m / m.sum(axis=-1, keepdims=True)

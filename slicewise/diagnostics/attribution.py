@@ -1,6 +1,6 @@
 """Input attribution of a segmentation network, per input slice (Captum, batched on the device).
 
-Tile ``x`` (``k·C × H × W`` float in [0, 1]; the model normalises inside). Scalar target per
+Tile ``x`` (``k·C × H × W`` float in [0, 1]; the model normalizes inside). Scalar target per
 tile ``T(x) = Σ_{p∈R} logit_class(x)_p`` with ``R`` the whole tile, the predicted mask
 (``argmax == class`` on the unperturbed tile) or a user ROI. Attribution ``A``:
 
@@ -40,7 +40,8 @@ REGIONS: tuple[str, ...] = ("tile", "mask")
 
 
 def seg_channel(model: nn.Module, target_class: int | None) -> tuple[int, int, int]:
-    """(output channel, class, number of classes) of ``target_class`` in the "seg" head; default class 1 (0 if one channel)."""
+    """(output channel, class, number of classes) of ``target_class`` in the "seg" head; default class 1
+    (0 if one channel)."""
     heads = getattr(model, "heads", None) or {}
     seg = heads.get("seg", slice(0, int(getattr(model, "out_channels", 1))))
     start, stop = seg.start or 0, seg.stop
@@ -68,7 +69,8 @@ class TargetLogitSum(nn.Module):
 
 
 def predicted_mask(model: nn.Module, x: torch.Tensor, target_class: int | None = None) -> torch.Tensor:
-    """``(B, H, W)`` float mask where the model predicts ``target_class`` (argmax over seg channels; logit > 0 if one)."""
+    """``(B, H, W)`` float mask where the model predicts ``target_class`` (argmax over seg channels; logit > 0
+    if one)."""
     channel, cls, n = seg_channel(model, target_class)
     with torch.no_grad():
         seg = model(x)[:, channel - cls : channel - cls + n]
@@ -238,13 +240,14 @@ def attribution_report(
     ``"mask"`` or an ROI array shaped like the volume's Z×Y×X (non-zero = inside). Tiles whose
     target region is empty (all-zero attribution) are dropped and counted in ``n_tiles_empty``.
     Returns a dict of plain numbers plus ``"maps"`` (numpy: ``inputs`` and ``attributions`` of the
-    first ``n_maps`` tiles) for pictures; :func:`slicewise.diagnostics.report.jsonable` drops it.
+    first ``n_maps`` tiles, and their ``origins`` (z, y, x)) for pictures;
+    :func:`slicewise.diagnostics.report.jsonable` drops it.
     ``batch_size`` tiles go to the device at once; IG runs ``internal_batch_size`` (default
     ``batch_size``) path samples per forward pass. The model is moved to ``device`` and left there.
     ``roi`` ((z, y, x) slices) draws the tiles inside that box (see :func:`sample_tiles`).
     ``bf16`` / ``channels_last``: the speed option of the module docstring (the model's memory format is
     restored afterwards); recorded in the result as ``precision``. The volume first passes
-    :func:`slicewise.data.io.check_raw` (there is no normalisation here: integers ÷ dtype maximum, float in [0, 1]).
+    :func:`slicewise.data.io.check_raw` (there is no normalization here: integers ÷ dtype maximum, float in [0, 1]).
     """
     if method not in METHODS:
         raise InputError(f"attribution method {method!r} is unknown: use one of {', '.join(METHODS)}")
@@ -257,7 +260,8 @@ def attribution_report(
         roi_mask = np.asarray(region)
         if roi_mask.shape[:3] != tuple(volume.shape[:3]):
             raise InputError(
-                f"ROI mask shape {roi_mask.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a mask of the same size"
+                f"ROI mask shape {roi_mask.shape} does not match the volume's Z×Y×X {tuple(volume.shape[:3])}: use a "
+                "mask of the same size"
             )
         region_name = "roi"
     elif region not in REGIONS:
@@ -305,7 +309,8 @@ def attribution_report(
     keep = np.isfinite(s).all(axis=1)
     if not keep.any():
         raise InputError(
-            f"the target region is empty in all {n_tiles} tiles (class {cls}, region {region_name}): use region 'tile' or another class"
+            f"the target region is empty in all {n_tiles} tiles (class {cls}, region {region_name}): use region "
+            "'tile' or another class"
         )
     out: dict[str, Any] = {
         "kind": "attribution",
@@ -325,7 +330,9 @@ def attribution_report(
     out.update(summarize_shares(s[keep], seed=seed, n_resamples=n_resamples))
     out["tile_shares"] = s[keep].tolist()
     if maps_in:
-        out["maps"] = {"inputs": np.concatenate(maps_in)[:n_maps], "attributions": np.concatenate(maps_attr)[:n_maps]}
+        inputs = np.concatenate(maps_in)[:n_maps]
+        origins_kept = np.asarray(origins[: len(inputs)], dtype=np.int64).reshape(len(inputs), 3)
+        out["maps"] = {"inputs": inputs, "attributions": np.concatenate(maps_attr)[:n_maps], "origins": origins_kept}
     return out
 
 

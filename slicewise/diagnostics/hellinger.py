@@ -1,6 +1,6 @@
 """Layer domain susceptibility: Hellinger distance between activation histograms, source vs shifted.
 
-For a layer with C channels (design notes, "Layer domain susceptibility (Hellinger)"): per
+For a layer with C channels (docs/design-notes.md, "Layer domain susceptibility (Hellinger)"): per
 channel ``j`` histograms ``P_j`` (source tiles) and ``Q_j`` (the same tiles under a shift) over
 all positions and tiles, on common edges: ``bins`` (64) equal bins between the 0.1 and 99.9
 percentiles of the source activations of that channel; values outside go to the end bins.
@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from slicewise.data.io import as_volume
+from slicewise.data.shifts import apply_shift, parse_shift
 from slicewise.diagnostics.attribution import describe_model, model_k, read_tiles, sample_tiles
 from slicewise.errors import InputError
 from slicewise.utils.device import resolve_device
@@ -167,8 +168,6 @@ def hellinger(p_counts: torch.Tensor, q_counts: torch.Tensor) -> torch.Tensor:
 def shift_tiles(x: np.ndarray, name: str, strength: float, colors: int = 1, seed: int = 0) -> np.ndarray:
     """Apply a synthetic shift (:func:`slicewise.data.shifts.apply_shift`) to unit-float tiles
     ``(N, k·colors, H, W)``; RGB tiles (``colors = 3``) are shifted with their colour axis named."""
-    from slicewise.data.shifts import apply_shift
-
     if colors == 1:
         return np.asarray(apply_shift(x, name, strength, seed=seed), dtype=np.float32)
     n, c, h, w = x.shape
@@ -177,9 +176,8 @@ def shift_tiles(x: np.ndarray, name: str, strength: float, colors: int = 1, seed
 
 
 def parse_shifts(shifts: Sequence[str | tuple[str, float]]) -> list[tuple[str, float]]:
-    """``["contrast=0.5", ("gaussian_noise", 0.1)]`` → ``[("contrast", 0.5), ("gaussian_noise", 0.1)]`` (names checked)."""
-    from slicewise.data.shifts import parse_shift
-
+    """``["contrast=0.5", ("gaussian_noise", 0.1)]`` → ``[("contrast", 0.5), ("gaussian_noise", 0.1)]``
+    (names checked)."""
     out = [parse_shift(s) if isinstance(s, str) else parse_shift(f"{s[0]}={float(s[1])!r}") for s in shifts]
     if not out:
         raise InputError("no shift given: pass at least one, e.g. --shift contrast=0.5")
@@ -373,7 +371,8 @@ def shift_report(
         "n_tiles": int(n_tiles),
         "n_resamples": int(n_resamples),
         "confidence": 0.95,
-        "scores_are": "bias-corrected: raw − null (raw: source positions A vs shifted positions B; null: A vs B unshifted)",
+        "scores_are": "bias-corrected: raw − null (raw: source positions A vs shifted positions B; null: A vs B "
+        "unshifted)",
         "shifts": [{"name": n, "strength": float(s), "label": lab} for (n, s), lab in zip(pairs, labels)],
         "models": {},
     }

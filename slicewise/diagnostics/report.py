@@ -6,7 +6,7 @@ digits (:func:`slicewise.utils.table.num`, the one number format of every table 
 :func:`write_report` writes ``index.html`` (Jinja2 template ``templates/report.html`` with the
 shared stylesheet ``templates/style.css``), ``report.json``, every figure as PNG and SVG, and every
 table as CSV into a temporary sibling folder that is renamed to ``DIR`` on success
-(:func:`slicewise.utils.atomic_path`).
+(:func:`slicewise.data.io.outputs.atomic_path`).
 
 Figures: slice shares with their bootstrap CIs; attribution maps with one colour scale per row (a
 tile: the same vmin/vmax for every slice of every model in that row, so pretrained and fine-tuned
@@ -26,7 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from slicewise.utils.atomic import atomic_path, write_json
+from slicewise.data.io.outputs import atomic_path
+from slicewise.data.shifts import describe_shift
+from slicewise.diagnostics.weights_audit import format_weights_audit
+from slicewise.utils.atomic import write_json
 from slicewise.utils.environment import environment_info, environment_text
 from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num, text_table, write_csv
@@ -159,8 +162,6 @@ def format_shift(result: Mapping[str, Any]) -> str:
 def shift_definitions(result: Mapping[str, Any]) -> list[str]:
     """One sentence per shift of a :func:`shift_report` result (``contrast=0.5: intensities scaled by 0.5 about
     the mean of each slice of the tile ...``; :func:`slicewise.data.shifts.describe_shift`)."""
-    from slicewise.data.shifts import describe_shift
-
     return [describe_shift(s["name"], s["strength"]) for s in result["shifts"]]
 
 
@@ -187,6 +188,29 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
+
+
+def _maps_row(fig: Any, row: Any, maps: Mapping[str, np.ndarray], per_model: bool, first_row: bool) -> Any:
+    """Draw one row of :func:`maps_figure` after its input image: ``maps`` (model → |A| per slice, (k, H, W)) on
+    one colour scale, or one per model; returns the row's scale ((0, vmax), or {model: (0, vmax)})."""
+    names = list(maps)
+    k = next(iter(maps.values())).shape[0]
+    r = (k - 1) // 2
+    shared = max(float(a.max()) for a in maps.values()) or 1.0
+    vmax = {name: (float(maps[name].max()) or 1.0) if per_model else shared for name in names}
+    for j, name in enumerate(names):
+        im = None
+        for c in range(k):
+            ax = row[1 + j * k + c]
+            im = ax.imshow(maps[name][c], cmap="magma", vmin=0.0, vmax=vmax[name])
+            if first_row:
+                ax.set_title(f"{name}\n|A| offset {c - r:+d}", fontsize=7)
+        if per_model or j == len(names) - 1:
+            cols = row[1 + j * k : 1 + (j + 1) * k] if per_model else row[1:]
+            bar = fig.colorbar(im, ax=list(cols), fraction=0.02, pad=0.01)
+            bar.set_ticks([0.0, vmax[name]], labels=["0", num(vmax[name])])
+            bar.set_label(f"|A|, {name} scale" if per_model else "|A|, row scale", fontsize=7)
+    return {name: (0.0, v) for name, v in vmax.items()} if per_model else (0.0, shared)
 
 
 def maps_figure(
@@ -221,21 +245,7 @@ def maps_figure(
     for t in range(n):
         img = x[t].reshape(k, colors, *x.shape[2:])[r]
         axes[t, 0].imshow(img[0] if colors == 1 else np.moveaxis(img, 0, -1), cmap="gray", vmin=0, vmax=1)
-        shared = max(float(per[name][t].max()) for name in names) or 1.0
-        vmax = {name: (float(per[name][t].max()) or 1.0) if per_model else shared for name in names}
-        scales.append({name: (0.0, v) for name, v in vmax.items()} if per_model else (0.0, shared))
-        for j, name in enumerate(names):
-            im = None
-            for c in range(k):
-                ax = axes[t, 1 + j * k + c]
-                im = ax.imshow(per[name][t][c], cmap="magma", vmin=0.0, vmax=vmax[name])
-                if t == 0:
-                    ax.set_title(f"{name}\n|A| offset {c - r:+d}", fontsize=7)
-            if per_model or j == len(names) - 1:
-                cols = axes[t, 1 + j * k : 1 + (j + 1) * k] if per_model else axes[t, 1:]
-                bar = fig.colorbar(im, ax=list(cols), fraction=0.02, pad=0.01)
-                bar.set_ticks([0.0, vmax[name]], labels=["0", num(vmax[name])])
-                bar.set_label(f"|A|, {name} scale" if per_model else "|A|, row scale", fontsize=7)
+        scales.append(_maps_row(fig, axes[t], {name: per[name][t] for name in names}, per_model, first_row=t == 0))
         if t == 0:
             axes[t, 0].set_title("input (centre)", fontsize=7)
     for ax in axes.flat:
@@ -428,17 +438,15 @@ def write_report(
     """Write ``index.html``, ``report.json``, figures (PNG + SVG) and tables (CSV) into ``directory`` (atomically).
 
     An existing ``directory`` is replaced (``overwrite``) only when it is a report folder (it holds
-    ``index.html`` and ``report.json``, :data:`slicewise.utils.atomic.REPORT_MARKERS`); any other is refused.
+    ``index.html`` and ``report.json``, :data:`slicewise.data.io.formats.AUDIT_REPORT_FILES`); any other is refused.
 
     ``attribution``: an :func:`attribution_report` or :func:`compare_models` result; ``shift``: a
     :func:`shift_report` result; ``weights``: one ``audit_weights`` result or ``{name: result}``.
     ``model_notes``: a sentence per model name shown under its results (e.g. that its decoder is
-    randomly initialised because it was built from an encoder spec). ``environment``: the
+    randomly initialized because it was built from an encoder spec). ``environment``: the
     :func:`slicewise.utils.environment.environment_info` of the computation (default: this process on the CPU),
     recorded in ``report.json`` and printed in the page header.
     """
-    from slicewise.diagnostics.weights_audit import format_weights_audit
-
     if weights is not None and "shares" in weights:
         weights = {f"{weights.get('encoder', 'network')} ({weights.get('channel_init', '')})": weights}
     env = dict(environment) if environment is not None else environment_info()

@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalise_shares, pair_difference
+from slicewise.config import ModelConfig, validate
+from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalize_shares, pair_difference
+from slicewise.models.build import build_adapted_encoder, colors_of
+from slicewise.models.encoder_file import read_provenance
 from slicewise.utils.table import num, text_table
 
 RGB_NAMES = ("R", "G", "B")
@@ -44,10 +47,6 @@ def audit_weights(
     with ``/R``, ``/G``, ``/B`` appended for RGB slices (``colors=3``). An encoder file of ``slicewise
     pretrain`` as ``weights`` is audited with its own k, colours and strategy (the arguments give way).
     """
-    from slicewise.config import ModelConfig, validate
-    from slicewise.models.build import build_adapted_encoder, colors_of
-    from slicewise.models.encoder_file import read_provenance
-
     pretrained = read_provenance(weights)  # an encoder file of `slicewise pretrain`: audited as it was trained
     if pretrained is not None:
         in_slices, channel_init, colors = pretrained["in_slices"], pretrained["channel_init"], pretrained["colors"]
@@ -69,8 +68,8 @@ def audit_weights(
     k, colors = cfg.in_slices, colors_of(cfg)
     r = (k - 1) // 2
     slice_l1 = l1.reshape(k, colors).sum(1)
-    shares = normalise_shares(slice_l1)
-    share1, share2 = normalise_shares(l1), normalise_shares(l2)
+    shares = normalize_shares(slice_l1)
+    share1, share2 = normalize_shares(l1), normalize_shares(l2)
     pseudo_rgb = channel_init == "rgb" and k == 3 and colors == 1
 
     def name(c: int) -> str:

@@ -1,23 +1,31 @@
 """Bridges to the bioimage.io model zoo (export and import of model packages).
 
-``slicewise.export.bioimageio(model, "out.zip", ...)`` writes a package (needs the
-``bioimageio`` extra); :func:`load_package` / ``slicewise.load_model("pkg.zip")`` read one
-back (core install only).
+``slicewise.export.bioimageio(model, "out.zip", ...)`` writes a package (needs the ``bioimageio`` extra;
+:func:`slicewise.export.bmz.export_bioimageio` lists the options); :func:`load_package` /
+``slicewise.load_model("pkg.zip")`` read one back (core install only: :mod:`slicewise.models.package` reads a
+package, :mod:`slicewise.models.build` builds its network). Names load on first use, so importing the package
+imports neither torch nor ``bioimageio.spec``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 from typing import Any
 
-from slicewise.export.package import is_package, load_package, read_description
+_API = {
+    "bioimageio": ("slicewise.export.bmz", "export_bioimageio"),
+    "is_package": ("slicewise.models.package", "is_package"),
+    "read_description": ("slicewise.models.package", "read_description"),
+    "load_package": ("slicewise.models.build", "load_package"),
+}
 
 __all__ = ["bioimageio", "is_package", "load_package", "read_description"]
 
 
-def bioimageio(model: Any, output: str | Path, **options: Any) -> Path:
-    """Export ``model`` (SegmentationModel or model file) as a bioimage.io package; see
-    :func:`slicewise.export.bmz.export_bioimageio` for the options."""
-    from slicewise.export.bmz import export_bioimageio
-
-    return export_bioimageio(model, output, **options)
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        module, attr = _API[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

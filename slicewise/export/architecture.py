@@ -7,7 +7,7 @@ needs the ``slicewise`` package installed and never downloads: the encoder is bu
 ``weights="random"`` (the state dict brings the trained weights).
 
 Input ``(B, k·colors, H, W)`` float in [0, 1] (the package's preprocessing scales uint8 by
-1/255; mean/std normalisation happens inside the network). Output ``(B, C, H, W)``
+1/255; mean/std normalization happens inside the network). Output ``(B, C, H, W)``
 probabilities as ``slicewise predict`` writes them: softmax over the ``seg`` classes, sigmoid
 for a ``boundary`` head, the raw value for a ``distance`` head.
 """
@@ -19,14 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from slicewise.models.build import build_model
+
 
 class SlicewiseNetwork(nn.Module):
     """A slicewise ``SegmentationModel`` (attribute ``net``) followed by its output activations."""
 
     def __init__(self, model_config: dict[str, Any]) -> None:
         super().__init__()
-        from slicewise.models import build_model
-
         self.net = build_model({**dict(model_config), "weights": "random"})
         heads = []
         for name, sl in self.net.heads.items():

@@ -12,12 +12,13 @@ Package contents (all files at the zip's root):
   ``test_volume``) and ``test_output.npy`` (``(1, C, H, W)`` float32, computed by
   :func:`slicewise.infer.predict.predict` on that stack's centre slice);
 - ``cover.png`` (centre input slice, prediction, attribution slice shares of the test tensor),
-  ``README.md`` (slice order, dz, first-layer strategy, training data).
+  ``README.md`` (slice order, dz, first-layer strategy, training data; rendered from the Jinja2 template
+  ``templates/README.md.j2``).
 
 Decisions: the package's input is the raw uint8 stack (axes ``batch, channel, y, x``; channel
 ``c`` = slice ``z + (c − r)·dz``, colour channels of a slice adjacent); its preprocessing is
 ``scale_linear`` with gain 1/255 (slicewise's ``to_unit_float``) and the mean/std
-normalisation stays inside the network, as in slicewise. The output is probabilities (the
+normalization stays inside the network, as in slicewise. The output is probabilities (the
 activations are part of the exported network), channel names = ``config.channel_names``.
 Tiling: the output axes y/x declare a halo of :data:`HALO` px (32: the context slicewise's own tiling
 guarantees at its defaults, tile 256 × overlap 0.25 / 2) and the inputs' valid sizes are ``min`` = the
@@ -37,17 +38,30 @@ import logging
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import Field
+import torch
+from pydantic import ValidationError
 
-from slicewise.data.stacking import Border
+from slicewise import __version__
+from slicewise.config import FIRST_LAYER_STRATEGIES
+from slicewise.data.io.outputs import atomic_path
+from slicewise.data.stacking import stack_slices, to_unit_float
+from slicewise.data.synthetic import make_phantom
+from slicewise.diagnostics.asymmetry import mirror_asymmetry
+from slicewise.diagnostics.attribution import attribute, tile_slice_shares
 from slicewise.errors import InputError
-from slicewise.utils.validation import MetadataModel, parse_metadata
+from slicewise.export.architecture import SlicewiseNetwork
+from slicewise.export.options import check_license, check_target, check_test_size, need_spec, run_settings
+from slicewise.infer.predict import predict
+from slicewise.models.build import load_model
+from slicewise.models.encoder_file import pretrain_citation
+from slicewise.utils.figures import pyplot
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +91,7 @@ SEED_STUDIES = {
     "uniform": (
         (
             "Molnár, Szabó, Horváth. Mitigating pretraining-induced attention asymmetry in 2D+ electron "
-            "microscopy image segmentation (uniform channel initialisation). arXiv 2505.14105 (2025)."
+            "microscopy image segmentation (uniform channel initialization). arXiv 2505.14105 (2025)."
         ),
         "10.48550/arXiv.2505.14105",
     ),
@@ -103,58 +117,6 @@ CHENG_2024 = (
 )
 
 
-def _need_spec() -> Any:
-    try:
-        import bioimageio.spec  # noqa: F401
-    except ImportError:
-        raise InputError("bioimage.io export needs the bioimageio extra: pip install 'slicewise[bioimageio]'") from None
-    from bioimageio.spec.model import v0_5
-
-    return v0_5
-
-
-def check_license(license: str) -> str:
-    """The SPDX licence id bioimage.io accepts for ``license`` (SPDX ids are case-insensitive: ``mit`` →
-    ``MIT``); else a one-line :class:`InputError` with the closest ids and where the list is (never the
-    whole list)."""
-    import difflib
-    import typing
-
-    from pydantic import ValidationError
-
-    v = _need_spec()
-    try:
-        v.LicenseId(license)
-        return license
-    except ValidationError:
-        pass
-    from bioimageio.spec._internal.license_id import LicenseIdLiteral
-
-    ids = [str(i) for i in typing.get_args(LicenseIdLiteral)]
-    by_lower = {i.lower(): i for i in ids}
-    key = str(license).strip().lower()
-    if key in by_lower:
-        return by_lower[key]
-    longer = [i for i in ids if key and i.lower().startswith(key + "-")]  # GPL-2.0 → GPL-2.0-only, ...
-    close = longer[:3] or [by_lower[c] for c in difflib.get_close_matches(key, list(by_lower), n=3, cutoff=0.75)]
-    hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise InputError(
-        f"--license {license!r} is not an SPDX licence id that bioimage.io accepts: {hint}use e.g. MIT, "
-        f"Apache-2.0, BSD-3-Clause, CC-BY-4.0 or GPL-3.0-only (all ids: https://spdx.org/licenses/)"
-    )
-
-
-def check_test_size(test_size: int | None) -> int | None:
-    """``test_size`` (the test tensor's side in pixels; ``None`` = default) if it is a positive integer,
-    else a one-line :class:`InputError` (it was silently replaced by the size divisor before)."""
-    if test_size is not None and (isinstance(test_size, bool) or int(test_size) != test_size or test_size < 1):
-        raise InputError(
-            f"--test-size {test_size}: give the test tensor's side in pixels, a positive integer "
-            f"(e.g. 64; rounded up to the model's size divisor)"
-        )
-    return test_size
-
-
 def seed_citations(config: Any) -> list[tuple[str, str]]:
     """(text, DOI) of the source studies that apply to a ModelConfig: uniform/mirror first layer →
     Molnár et al.; a pruned skip → Wilm et al.; domain-specific registry weights → Kataria et al.;
@@ -170,48 +132,10 @@ def seed_citations(config: Any) -> list[tuple[str, str]]:
         out.append(SEED_STUDIES["domain"])
     if "sam" in config.encoder.lower():
         out.append(SEED_STUDIES["sam"])
-    from slicewise.models.encoder_file import pretrain_citation  # torch: loaded only when exporting
-
     pretrained = pretrain_citation(config.weights)  # an encoder file of `slicewise pretrain`
     if pretrained is not None:
         out.append(pretrained)
     return out
-
-
-class _RunData(MetadataModel):
-    """The ``data`` fields of a run folder's ``config.yaml`` that an export reads (untrusted: validated)."""
-
-    dz: Annotated[int, Field(strict=True, ge=1)] = 1
-    border: Border = "reflect"
-    raw: str | None = None
-    labels: str | None = None
-    synthetic: dict[str, Any] | None = None
-
-
-class _RunConfig(MetadataModel):
-    data: _RunData = _RunData()
-
-
-def run_settings(model_path: Path | None) -> dict[str, Any]:
-    """``dz``, ``border`` and a training-data line from the run folder's ``config.yaml`` next to a model file
-    (validated: a bad field is one line naming the file and the field)."""
-    if model_path is None or not (model_path.parent / "config.yaml").is_file():
-        return {}
-    path = model_path.parent / "config.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    fix = "fix the run's config.yaml (or pass --dz / --training-data to export explicitly)"
-    data = parse_metadata(_RunConfig, raw, path, fix).data.model_dump()
-    if data.get("raw"):
-        text = f"raw {Path(str(data['raw'])).name}" + (
-            f", labels {Path(str(data['labels'])).name}" if data.get("labels") else ""
-        )
-    else:
-        syn = data.get("synthetic") or {}
-        text = f"The slicewise synthetic EM phantom (shape {syn.get('shape')}, seed {syn.get('seed')})"
-    return {"dz": int(data.get("dz", 1)), "border": str(data.get("border", "reflect")), "training_data": text}
 
 
 def channel_names_in(k: int, colors: int, dz: int) -> list[str]:
@@ -228,9 +152,6 @@ def test_stack(
     model: Any, dz: int, border: str, size: int | None, volume: Any = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(volume Z×Y×X(×C) uint8, the centre's stack ``(k·colors, H, W)`` uint8, centre z) for the test tensors."""
-    from slicewise.data.stacking import stack_slices
-    from slicewise.data.synthetic import make_phantom
-
     k, colors, d = model.in_slices, int(model.config.colors), model.size_divisor
     side = max(d, -(-(size or 64) // d) * d)
     depth = (k - 1) * dz + 1
@@ -258,13 +179,6 @@ def cover_image(model: Any, stack: np.ndarray, probs: np.ndarray, path: Path) ->
     """Cover PNG (2:1): centre input slice | predicted classes | attribution slice shares (saliency of
     the class-1 logit summed over the test tile, :func:`slicewise.diagnostics.attribution.attribute`).
     Returns the shares and MA."""
-    import torch
-
-    from slicewise.data.stacking import to_unit_float
-    from slicewise.diagnostics.asymmetry import mirror_asymmetry
-    from slicewise.diagnostics.attribution import attribute, tile_slice_shares
-    from slicewise.utils.figures import pyplot
-
     k, colors = model.in_slices, int(model.config.colors)
     x = torch.from_numpy(to_unit_float(stack)[None])
     a = attribute(model.eval(), x, method="saliency")
@@ -296,109 +210,8 @@ def cover_image(model: Any, stack: np.ndarray, probs: np.ndarray, path: Path) ->
     return {"shares": [float(s) for s in shares], "mirror_asymmetry": ma}
 
 
-def readme_text(
-    model: Any,
-    name: str,
-    dz: int,
-    border: str,
-    training_data: str | None,
-    audit: dict[str, Any],
-    cites: Sequence[tuple[str, str]],
-    halo: int = 0,
-    min_size: int | None = None,
-) -> str:
-    """The package's README.md: what the input channels are, the preprocessing, the first-layer strategy."""
-    from slicewise import __version__
-
-    cfg = model.config
-    k, r = model.in_slices, (model.in_slices - 1) // 2
-    order = ", ".join(f"channel {c} = slice z{(c - r) * dz:+d}" for c in range(k))
-    strategy = {
-        "rgb": "pseudo-RGB: the pretrained RGB kernels unchanged (k = 3), per-channel ImageNet mean/std",
-        "repeat": "timm adapt_input_conv: W'[:, c] = W[:, c mod 3]·3/k",
-        "uniform": "uniform channel initialisation: W'[:, c] = (1/k)·Σ_j W[:, j], so k identical slices give the pretrained gray response",
-        "mirror": "mirror-symmetric: W'[:, c] = (V[:, c] + V[:, k−1−c])/2, reversing the slice order never changes the output",
-        "random": "first layer re-initialised, the rest pretrained",
-    }[cfg.channel_init]
-    lines = [
-        f"# {name}",
-        "",
-        f"A 2.5D segmentation network exported by slicewise {__version__} (`slicewise export bioimageio`).",
-        "",
-        "## Input",
-        "",
-        (
-            f"`{INPUT_ID}`: axes `batch, channel, y, x`, uint8. The channel axis holds the k = {k} slices of a 2.5D "
-            f"stack around the centre slice z ({cfg.colors} colour channel(s) per slice, slice-major): {order}. "
-            f"dz = {dz} (z-step between the context slices); at the volume ends slicewise uses `{border}` borders "
-            "(mirror without repeating the edge slice for `reflect`). Height and width must be multiples of "
-            f"{model.size_divisor}" + (f", at least {min_size}." if min_size else ".")
-        ),
-        "",
-        *(
-            [
-                (
-                    f"Tiling: the output declares a halo of {halo} px on y and x. A consumer that tiles a large image "
-                    f"(bioimageio.core, ilastik, deepImageJ) crops {halo} px from each side of every tile's output, so each "
-                    f"pixel it keeps saw at least {halo} px of context on every side, as in slicewise's own tiling at its "
-                    "defaults (tile 256, overlap 0.25, Gaussian blending: the tile that weighs most for a pixel has it at "
-                    f"least 32 px inside its edges). At the image border the consumer pads the input by {halo} px "
-                    "(bioimage.io's default symmetric padding), which slicewise does not do: predictions within the halo "
-                    "of the image border differ from slicewise's more than elsewhere."
-                ),
-                "",
-            ]
-            if halo
-            else []
-        ),
-        (
-            "Preprocessing: uint8 / 255 → [0, 1] (`scale_linear`, gain 1/255). The mean/std normalisation of the "
-            "encoder happens inside the network; do not normalise the input."
-        ),
-        "",
-        "## Network",
-        "",
-        (
-            f"Encoder `{cfg.encoder}` (initial weights `{cfg.weights}`), U-Net decoder {list(cfg.decoder_channels)}, "
-            f"skip mask `{cfg.skips}` (top-down, L1 = stride 2 first; 0 = pruned)."
-        ),
-        "",
-        f"First-layer strategy `{cfg.channel_init}`: {strategy}.",
-        "",
-        "## Output",
-        "",
-        (
-            f"`{OUTPUT_ID}`: axes `batch, channel, y, x`, float32, channels {', '.join(cfg.channel_names)}: softmax "
-            "over the segmentation classes, sigmoid for a boundary head, raw value for a distance head. slicewise "
-            "predicts whole volumes by sliding this over every centre slice with Gaussian-blended overlapping tiles "
-            "(`slicewise predict PACKAGE.zip volume.tif out.zarr`)."
-        ),
-        "",
-        "## Attribution audit (test tensor)",
-        "",
-        "Saliency slice shares of the class-1 logit over the test tile (z-offset: share): "
-        + ", ".join(f"{c - r:+d}: {s:.3f}" for c, s in enumerate(audit["shares"]))
-        + f"; mirror asymmetry MA = {audit['mirror_asymmetry']:.3f} (0 = symmetric).",
-        "",
-        "## Training data",
-        "",
-        training_data or "Not recorded (export from a run folder's best.pt, or pass training_data).",
-        "",
-        "## References",
-        "",
-    ]
-    lines += [f"- {text} doi:{doi}" for text, doi in cites]
-    if "sam" in cfg.encoder.lower():
-        lines.append(f"- {CHENG_2024}")
-    return "\n".join(lines) + "\n"
-
-
 def _torchscript(wrapper: Any, x: Any, expected: Any, path: Path) -> bool:
     """Trace ``wrapper`` on ``x`` and save it when the traced output matches ``expected``; False otherwise."""
-    import warnings
-
-    import torch
-
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -410,6 +223,279 @@ def _torchscript(wrapper: Any, x: Any, expected: Any, path: Path) -> bool:
     except Exception as err:  # noqa: BLE001  (tracing is best effort: data-dependent control flow etc.)
         log.info("TorchScript tracing failed (%s): exporting state-dict weights only", type(err).__name__)
         return False
+
+
+def _template_env() -> Any:
+    """The Jinja2 environment of the package's text files (``templates/`` of this package, plain text)."""
+    from jinja2 import Environment, PackageLoader
+
+    return Environment(loader=PackageLoader("slicewise.export", "templates"), keep_trailing_newline=True)
+
+
+def readme_text(
+    model: Any,
+    name: str,
+    dz: int,
+    border: str,
+    training_data: str | None,
+    audit: dict[str, Any],
+    cites: Sequence[tuple[str, str]],
+    halo: int = 0,
+    min_size: int | None = None,
+) -> str:
+    """The package's README.md (template ``templates/README.md.j2``): what the input channels are, the
+    preprocessing, the first-layer strategy, the test tensor's attribution audit, the training data, references."""
+    cfg = model.config
+    k, r = model.in_slices, (model.in_slices - 1) // 2
+    return (
+        _template_env()
+        .get_template("README.md.j2")
+        .render(
+            name=name,
+            version=__version__,
+            input_id=INPUT_ID,
+            output_id=OUTPUT_ID,
+            cfg=cfg,
+            k=k,
+            order=", ".join(f"channel {c} = slice z{(c - r) * dz:+d}" for c in range(k)),
+            dz=dz,
+            border=border,
+            size_divisor=model.size_divisor,
+            min_size=min_size,
+            halo=halo,
+            decoder_channels=list(cfg.decoder_channels),
+            strategy=FIRST_LAYER_STRATEGIES[cfg.channel_init].doc,
+            shares=", ".join(f"{c - r:+d}: {s:.3f}" for c, s in enumerate(audit["shares"])),
+            audit=audit,
+            training_data=training_data,
+            cites=list(cites),
+            sam="sam" in cfg.encoder.lower(),
+            cheng=CHENG_2024,
+        )
+    )
+
+
+@dataclass
+class _Export:
+    """The resolved settings of one export: the model (CPU, eval), package name, 2.5D settings, training-data
+    line, citations, and the tiling sizes (halo, minimum input side, size divisor)."""
+
+    model: Any
+    name: str
+    dz: int
+    border: str
+    training_data: str | None
+    cites: list[tuple[str, str]]
+    halo: int
+    min_size: int
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def k(self) -> int:
+        return int(self.model.in_slices)
+
+    @property
+    def divisor(self) -> int:
+        return int(self.model.size_divisor)
+
+
+def _resolve(
+    model: Any,
+    name: str | None,
+    dz: int | None,
+    border: str | None,
+    training_data: str | None,
+    cite: Sequence[tuple[str, str]],
+    halo: int | None,
+) -> _Export:
+    """Load the model (a file: also its run folder's settings) and resolve name, dz, border, training data,
+    citations and tiling sizes; explicit arguments win over the run's settings, which win over a package's."""
+    model_path = None
+    if isinstance(model, (str, Path)):
+        model_path = Path(model)
+        model = load_model(model_path)
+    model = model.cpu().eval()
+    run = run_settings(model_path)
+    pkg_info = getattr(model, "package", None) or {}
+    dz = int(dz if dz is not None else run.get("dz", pkg_info.get("dz", 1)))
+    border = border or run.get("border", pkg_info.get("border", "reflect"))
+    cfg = model.config
+    default_name = f"slicewise {cfg.encoder} {cfg.channel_init} k{model.in_slices}"
+    halo_px, min_size = tiling_sizes(model.size_divisor, HALO if halo is None else halo)
+    return _Export(
+        model=model,
+        name=name or re.sub(r"[^A-Za-z0-9_+\- ()]", "-", default_name),
+        dz=dz,
+        border="reflect" if border == "skip" else border,
+        training_data=training_data or run.get("training_data"),
+        cites=[*seed_citations(cfg), *cite],
+        halo=halo_px,
+        min_size=min_size,
+    )
+
+
+def _test_tensors(ex: _Export, test_size: int | None, test_volume: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(test input ``(k·colors, H, W)`` uint8, slicewise's prediction of it ``(C, H, W)`` float32).
+
+    bioimage.io's test runs the network on the test input as it is (no halo padding, no cropping), so the
+    expected output is slicewise's prediction of the centre slice with one tile covering it."""
+    vol, stack, z = test_stack(ex.model, ex.dz, ex.border, max(test_size or 64, ex.min_size), test_volume)
+    side_h, side_w = stack.shape[-2:]
+    if min(side_h, side_w) < ex.min_size:
+        raise InputError(
+            f"test volume {side_h}x{side_w} is smaller than the package's minimum input {ex.min_size} px "
+            f"(2 × halo {ex.halo} + the size divisor {ex.divisor}): give a larger one"
+        )
+    probs = predict(
+        ex.model,
+        vol,
+        roi=(slice(z, z + 1),),
+        tile=(side_h, side_w),
+        overlap=0.0,
+        dz=ex.dz,
+        border=ex.border,
+        device="cpu",
+        k=ex.k,
+        progress=False,
+    )[:, 0]
+    return stack, probs
+
+
+def _network(ex: _Export, stack: np.ndarray, probs: np.ndarray) -> tuple[SlicewiseNetwork, Any, Any]:
+    """(the exported network with the model's weights, its test input as a float tensor, its output), checked
+    to reproduce slicewise's prediction of the test input."""
+    wrapper = SlicewiseNetwork(model_config={**ex.config.model_dump(mode="json"), "weights": "random"})
+    wrapper.net.load_state_dict(ex.model.state_dict())
+    wrapper.eval()
+    x = torch.from_numpy(stack[None].astype(np.float32) / 255.0)
+    with torch.no_grad():
+        direct = wrapper(x)
+    if not np.allclose(direct.numpy()[0], probs, atol=1e-4):
+        raise InputError(
+            "the exported network does not reproduce slicewise's prediction on the test tensor: report this as a bug"
+        )
+    return wrapper, x, direct
+
+
+def _input_descr(v: Any, root: Path, ex: _Export) -> Any:
+    """The input tensor: the raw uint8 2.5D stack, scaled to [0, 1] by the consumer."""
+    size = v.ParameterizedSize(min=ex.min_size, step=ex.divisor)
+    return v.InputTensorDescr(
+        id=v.TensorId(INPUT_ID),
+        description=f"2.5D stack of k={ex.k} slices (dz={ex.dz}) as channels, uint8",
+        axes=[
+            v.BatchAxis(),
+            v.ChannelAxis(channel_names=channel_names_in(ex.k, int(ex.config.colors), ex.dz)),
+            v.SpaceInputAxis(id=v.AxisId("y"), size=size),
+            v.SpaceInputAxis(id=v.AxisId("x"), size=size),
+        ],
+        test_tensor=v.FileDescr(source=root / "test_input.npy"),
+        data=v.IntervalOrRatioDataDescr(type="uint8", range=(0, 255)),
+        preprocessing=[
+            v.EnsureDtypeDescr(kwargs=v.EnsureDtypeKwargs(dtype="float32")),
+            v.ScaleLinearDescr(kwargs=v.ScaleLinearKwargs(gain=1.0 / 255.0, offset=0.0)),
+            v.EnsureDtypeDescr(kwargs=v.EnsureDtypeKwargs(dtype="float32")),
+        ],
+    )
+
+
+def _output_descr(v: Any, root: Path, ex: _Export) -> Any:
+    """The output tensor: probabilities per class name, with the tiling halo on y and x (none when 0)."""
+
+    def space(a: str) -> Any:
+        size = v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a))
+        if ex.halo:
+            return v.SpaceOutputAxisWithHalo(id=v.AxisId(a), halo=ex.halo, size=size)
+        return v.SpaceOutputAxis(id=v.AxisId(a), size=size)
+
+    return v.OutputTensorDescr(
+        id=v.TensorId(OUTPUT_ID),
+        description="class probabilities (softmax), then extra heads (boundary: sigmoid, distance: raw)",
+        axes=[v.BatchAxis(), v.ChannelAxis(channel_names=list(ex.config.channel_names)), space("y"), space("x")],
+        test_tensor=v.FileDescr(source=root / "test_output.npy"),
+        data=v.IntervalOrRatioDataDescr(type="float32"),
+    )
+
+
+def _weights_descr(v: Any, root: Path, arch_cfg: dict[str, Any], torchscript: bool) -> Any:
+    """The state-dict weights with their architecture source, and the TorchScript copy when there is one."""
+    pt_version = v.Version(torch.__version__.split("+")[0])
+    extra = {}
+    if torchscript:
+        extra["torchscript"] = v.TorchscriptWeightsDescr(
+            source=root / TORCHSCRIPT_FILE, pytorch_version=pt_version, parent="pytorch_state_dict"
+        )
+    return v.WeightsDescr(
+        pytorch_state_dict=v.PytorchStateDictWeightsDescr(
+            source=root / WEIGHTS_FILE,
+            architecture=v.ArchitectureFromFileDescr(
+                source=root / ARCH_FILE, callable=v.Identifier(ARCH_CALLABLE), kwargs={"model_config": arch_cfg}
+            ),
+            pytorch_version=pt_version,
+        ),
+        **extra,
+    )
+
+
+def _model_descr(v: Any, root: Path, ex: _Export, parts: dict[str, Any], **meta: Any) -> Any:
+    """The ``ModelDescr`` (validated with its files under ``root``); ``parts``: inputs, outputs, weights and the
+    cover's attribution audit; ``meta``: description, authors, license, tags. An invalid field is one line."""
+    from bioimageio.spec._internal.validation_context import ValidationContext
+
+    cfg = ex.config
+    auto_tags = ["slicewise", "2.5d", "electron-microscopy", "segmentation", "unet", "pytorch"]
+    auto_tags += [cfg.encoder.lower(), f"channel-init-{cfg.channel_init}"]
+    description = meta["description"] or (
+        f"2.5D {cfg.encoder} U-Net (k={ex.k} slices as channels, dz={ex.dz}, first layer "
+        f"{cfg.channel_init}, skips {cfg.skips}) for {', '.join(cfg.channel_names)}."
+    )
+    block = {"model_config": cfg.model_dump(mode="json"), "dz": ex.dz, "border": ex.border, "k": ex.k}
+    block.update(slicewise_version=__version__, attribution=parts["audit"])
+    with ValidationContext(root=root, perform_io_checks=True):
+        try:
+            return v.ModelDescr(
+                name=ex.name,
+                description=description,
+                authors=[v.Author(name=a) for a in meta["authors"] or [getpass.getuser() or "slicewise user"]],
+                packaged_by=[v.Author(name=f"slicewise {__version__}")],
+                cite=[v.CiteEntry(text=t, doi=v.Doi(doi)) for t, doi in ex.cites],
+                license=v.LicenseId(meta["license"]),
+                tags=list(dict.fromkeys([*auto_tags, *meta["tags"]])),
+                documentation=v.FileDescr(source=root / "README.md"),
+                covers=[v.FileDescr(source=root / "cover.png")],
+                inputs=[parts["input"]],
+                outputs=[parts["output"]],
+                weights=parts["weights"],
+                config=v.Config(slicewise=block),
+            )
+        except ValidationError as err:
+            first = err.errors()[0]
+            msg = " ".join(str(first["msg"]).split())
+            msg = msg if len(msg) <= 200 else msg[:197] + "..."  # a Literal's message lists every allowed value
+            raise InputError(
+                f"bioimage.io description is invalid at {'.'.join(map(str, first['loc']))}: {msg}: fix that option"
+            ) from None
+
+
+def _write_files(root: Path, ex: _Export, stack: np.ndarray, probs: np.ndarray, torchscript: bool) -> dict[str, Any]:
+    """Write the package's files into ``root`` (weights, architecture, test tensors, TorchScript copy, cover,
+    README); returns the network's architecture kwargs, whether TorchScript was written, and the cover's audit."""
+    wrapper, x, direct = _network(ex, stack, probs)
+    torch.save(wrapper.state_dict(), root / WEIGHTS_FILE)
+    shutil.copy(Path(__file__).with_name("architecture.py"), root / ARCH_FILE)
+    np.save(root / "test_input.npy", stack[None].astype(np.uint8))
+    np.save(root / "test_output.npy", probs[None].astype(np.float32))
+    has_ts = torchscript and _torchscript(wrapper, x, direct, root / TORCHSCRIPT_FILE)
+    audit = cover_image(ex.model, stack, probs, root / "cover.png")
+    readme = readme_text(
+        ex.model, ex.name, ex.dz, ex.border, ex.training_data, audit, ex.cites, halo=ex.halo, min_size=ex.min_size
+    )
+    (root / "README.md").write_text(readme)
+    arch_cfg = {**ex.config.model_dump(mode="json"), "weights": "random"}
+    return {"arch_cfg": arch_cfg, "torchscript": has_ts, "audit": audit}
 
 
 def export_bioimageio(
@@ -441,200 +527,24 @@ def export_bioimageio(
     ``test_size``: its side in pixels (default 64, rounded up to the size divisor and to the minimum input size).
     ``halo``: output halo in pixels declared for tiling consumers (default :data:`HALO`; 0 declares none).
     """
-    from slicewise.utils.atomic import atomic_path, check_output_path
-    from slicewise.utils.inputs import check_model_file
-
-    # cheap checks first: before torch is imported, the model loaded or any tensor computed
-    if isinstance(model, (str, Path)):
-        check_model_file(model)
-    out = Path(output)
-    if out.suffix.lower() != ".zip":
-        raise InputError(f"bioimage.io package {out} must end in .zip: e.g. {out.with_suffix('.zip').name}")
-    check_output_path(out, overwrite=overwrite, inputs=(model,), kind="file")
+    out = check_target(model, output, overwrite)  # cheap checks first: before the model is loaded
     check_test_size(test_size)
     license = check_license(license)  # imports bioimageio.spec (a few seconds)
-    import torch
-
-    v = _need_spec()
+    v = need_spec()
     from bioimageio.spec import save_bioimageio_package
-    from bioimageio.spec._internal.validation_context import ValidationContext
-    from pydantic import ValidationError
 
-    from slicewise import __version__
-    from slicewise.export.architecture import SlicewiseNetwork
-    from slicewise.infer.predict import predict
-    from slicewise.models import load_model
-
-    model_path = None
-    if isinstance(model, (str, Path)):
-        model_path = Path(model)
-        model = load_model(model_path)
-    model = model.cpu().eval()
-    run = run_settings(model_path)
-    pkg_info = getattr(model, "package", None) or {}
-    dz = int(dz if dz is not None else run.get("dz", pkg_info.get("dz", 1)))
-    border = border or run.get("border", pkg_info.get("border", "reflect"))
-    if border == "skip":
-        border = "reflect"
-    training_data = training_data or run.get("training_data")
-    cfg = model.config
-    name = name or re.sub(r"[^A-Za-z0-9_+\- ()]", "-", f"slicewise {cfg.encoder} {cfg.channel_init} k{model.in_slices}")
-    k, colors = model.in_slices, int(cfg.colors)
-    cites = [*seed_citations(cfg), *cite]
-
-    d = model.size_divisor
-    h, min_size = tiling_sizes(d, HALO if halo is None else halo)
-    vol, stack, z = test_stack(model, dz, border, max(test_size or 64, min_size), test_volume)
-    side_h, side_w = stack.shape[-2:]
-    if min(side_h, side_w) < min_size:
-        raise InputError(
-            f"test volume {side_h}x{side_w} is smaller than the package's minimum input {min_size} px "
-            f"(2 × halo {h} + the size divisor {d}): give a larger one"
-        )
-    # bioimage.io's test runs the network on the test input as it is (no halo padding, no cropping)
-    probs = predict(
-        model,
-        vol,
-        roi=(slice(z, z + 1),),
-        tile=(side_h, side_w),
-        overlap=0.0,
-        dz=dz,
-        border=border,
-        device="cpu",
-        k=k,
-        progress=False,
-    )[:, 0]
-    arch_cfg = {**cfg.model_dump(mode="json"), "weights": "random"}
-    wrapper = SlicewiseNetwork(model_config=arch_cfg)
-    wrapper.net.load_state_dict(model.state_dict())
-    wrapper.eval()
-    x = torch.from_numpy(stack[None].astype(np.float32) / 255.0)
-    with torch.no_grad():
-        direct = wrapper(x)
-    if not np.allclose(direct.numpy()[0], probs, atol=1e-4):
-        raise InputError(
-            "the exported network does not reproduce slicewise's prediction on the test tensor: report this as a bug"
-        )
-
+    ex = _resolve(model, name, dz, border, training_data, cite, halo)
+    stack, probs = _test_tensors(ex, test_size, test_volume)
     with tempfile.TemporaryDirectory(prefix=".slicewise-bmz-") as tmpdir:
         root = Path(tmpdir)
-        torch.save(wrapper.state_dict(), root / WEIGHTS_FILE)
-        shutil.copy(Path(__file__).with_name("architecture.py"), root / ARCH_FILE)
-        np.save(root / "test_input.npy", stack[None].astype(np.uint8))
-        np.save(root / "test_output.npy", probs[None].astype(np.float32))
-        has_ts = torchscript and _torchscript(wrapper, x, direct, root / TORCHSCRIPT_FILE)
-        audit = cover_image(model, stack, probs, root / "cover.png")
-        (root / "README.md").write_text(
-            readme_text(model, name, dz, border, training_data, audit, cites, halo=h, min_size=min_size)
-        )
-
-        ch_in = v.ChannelAxis(channel_names=channel_names_in(k, colors, dz))
-        inp = v.InputTensorDescr(
-            id=v.TensorId(INPUT_ID),
-            description=f"2.5D stack of k={k} slices (dz={dz}) as channels, uint8",
-            axes=[
-                v.BatchAxis(),
-                ch_in,
-                v.SpaceInputAxis(id=v.AxisId("y"), size=v.ParameterizedSize(min=min_size, step=d)),
-                v.SpaceInputAxis(id=v.AxisId("x"), size=v.ParameterizedSize(min=min_size, step=d)),
-            ],
-            test_tensor=v.FileDescr(source=root / "test_input.npy"),
-            data=v.IntervalOrRatioDataDescr(type="uint8", range=(0, 255)),
-            preprocessing=[
-                v.EnsureDtypeDescr(kwargs=v.EnsureDtypeKwargs(dtype="float32")),
-                v.ScaleLinearDescr(kwargs=v.ScaleLinearKwargs(gain=1.0 / 255.0, offset=0.0)),
-                v.EnsureDtypeDescr(kwargs=v.EnsureDtypeKwargs(dtype="float32")),
-            ],
-        )
-        out_descr = v.OutputTensorDescr(
-            id=v.TensorId(OUTPUT_ID),
-            description="class probabilities (softmax), then extra heads (boundary: sigmoid, distance: raw)",
-            axes=[
-                v.BatchAxis(),
-                v.ChannelAxis(channel_names=list(cfg.channel_names)),
-                *(
-                    v.SpaceOutputAxisWithHalo(
-                        id=v.AxisId(a),
-                        halo=h,
-                        size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a)),
-                    )
-                    if h
-                    else v.SpaceOutputAxis(
-                        id=v.AxisId(a), size=v.SizeReference(tensor_id=v.TensorId(INPUT_ID), axis_id=v.AxisId(a))
-                    )
-                    for a in ("y", "x")
-                ),
-            ],
-            test_tensor=v.FileDescr(source=root / "test_output.npy"),
-            data=v.IntervalOrRatioDataDescr(type="float32"),
-        )
-        pt_version = v.Version(torch.__version__.split("+")[0])
-        weights = v.WeightsDescr(
-            pytorch_state_dict=v.PytorchStateDictWeightsDescr(
-                source=root / WEIGHTS_FILE,
-                architecture=v.ArchitectureFromFileDescr(
-                    source=root / ARCH_FILE, callable=v.Identifier(ARCH_CALLABLE), kwargs={"model_config": arch_cfg}
-                ),
-                pytorch_version=pt_version,
-            ),
-            **(
-                {
-                    "torchscript": v.TorchscriptWeightsDescr(
-                        source=root / TORCHSCRIPT_FILE, pytorch_version=pt_version, parent="pytorch_state_dict"
-                    )
-                }
-                if has_ts
-                else {}
-            ),
-        )
-        auto_tags = [
-            "slicewise",
-            "2.5d",
-            "electron-microscopy",
-            "segmentation",
-            "unet",
-            "pytorch",
-            cfg.encoder.lower(),
-            f"channel-init-{cfg.channel_init}",
-        ]
-        user = authors or [getpass.getuser() or "slicewise user"]
-        with ValidationContext(root=root, perform_io_checks=True):
-            try:
-                descr = v.ModelDescr(
-                    name=name,
-                    description=description
-                    or (
-                        f"2.5D {cfg.encoder} U-Net (k={k} slices as channels, dz={dz}, first layer "
-                        f"{cfg.channel_init}, skips {cfg.skips}) for {', '.join(cfg.channel_names)}."
-                    ),
-                    authors=[v.Author(name=a) for a in user],
-                    packaged_by=[v.Author(name=f"slicewise {__version__}")],
-                    cite=[v.CiteEntry(text=t, doi=v.Doi(doi)) for t, doi in cites],
-                    license=v.LicenseId(license),
-                    tags=list(dict.fromkeys([*auto_tags, *tags])),
-                    documentation=v.FileDescr(source=root / "README.md"),
-                    covers=[v.FileDescr(source=root / "cover.png")],
-                    inputs=[inp],
-                    outputs=[out_descr],
-                    weights=weights,
-                    config=v.Config(
-                        slicewise={
-                            "model_config": cfg.model_dump(mode="json"),
-                            "dz": dz,
-                            "border": border,
-                            "k": k,
-                            "slicewise_version": __version__,
-                            "attribution": audit,
-                        }
-                    ),
-                )
-            except ValidationError as err:
-                first = err.errors()[0]
-                msg = " ".join(str(first["msg"]).split())
-                msg = msg if len(msg) <= 200 else msg[:197] + "..."  # a Literal's message lists every allowed value
-                raise InputError(
-                    f"bioimage.io description is invalid at {'.'.join(map(str, first['loc']))}: {msg}: fix that option"
-                ) from None
+        files = _write_files(root, ex, stack, probs, torchscript)
+        parts = {
+            "input": _input_descr(v, root, ex),
+            "output": _output_descr(v, root, ex),
+            "weights": _weights_descr(v, root, files["arch_cfg"], files["torchscript"]),
+            "audit": files["audit"],
+        }
+        descr = _model_descr(v, root, ex, parts, description=description, authors=authors, license=license, tags=tags)
         with atomic_path(out, overwrite=overwrite) as tmp:
             save_bioimageio_package(descr, output_path=tmp)
     log.info("wrote bioimage.io package %s", out)

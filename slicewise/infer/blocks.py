@@ -1,13 +1,13 @@
 """Block-wise prediction: planning blocks, reading a block's input with its halo, computing a block.
 
-A *block* is an output region ``[z0, z1) × [y0, y1) × [x0, x1)`` in volume coordinates (design.md,
+A *block* is an output region ``[z0, z1) × [y0, y1) × [x0, x1)`` in volume coordinates (docs/design-notes.md,
 "Block-wise processing"). Its input read is the region grown by a halo:
 
 - z: the ``r·dz`` context slices either side (``k = 2r+1``), clipped to the volume; context slices
   beyond the volume's *true* ends are reflected / replicated (:func:`slicewise.data.stacking.stack_indices`),
   never at block borders;
 - y/x: from the start of the first tile of the **volume's** tile grid
-  (:func:`slicewise.infer.tiling.tile_starts` on the whole plane) that covers the block's first pixel to the
+  (:func:`slicewise.data.tiling.tile_starts` on the whole plane) that covers the block's first pixel to the
   end of the last grid tile covering its last pixel (at most ``T−1`` either side).
 
 Every pixel of a block is therefore blended from exactly the tiles, inputs and Gaussian weights
@@ -33,6 +33,7 @@ Memory per block ≈ (block + halo) voxels × (input bytes + 4 for the float cop
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -43,10 +44,11 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.grid import Box, block_grid
 from slicewise.data.io import Volume, as_volume, check_intensity_range, check_raw, intensity_dtype
 from slicewise.data.stacking import stack_indices, to_device_tensor
+from slicewise.data.tiling import gaussian_weight, reflect_index, tile_starts
 from slicewise.errors import InputError
-from slicewise.infer.tiling import gaussian_weight, reflect_index, tile_starts
 
 DEFAULT_BLOCK: tuple[int, int, int] = (32, 1024, 1024)
 NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)
@@ -57,12 +59,13 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_BLOCK",
     "Block",
+    "InputRegion",
     "InputValueError",
     "Plan",
-    "Region",
     "StaticForward",
     "check_input",
     "iter_predicted_blocks",
+    "model_hash",
     "plan_blocks",
     "predict_block",
     "read_block_input",
@@ -72,7 +75,7 @@ __all__ = [
 
 
 class InputValueError(InputError):
-    """The input's values cannot be predicted (NaN/Inf, float outside [0, 1] without normalisation): a partial
+    """The input's values cannot be predicted (NaN/Inf, float outside [0, 1] without normalization): a partial
     output is useless then, so :func:`slicewise.infer.predict.predict_to` deletes it."""
 
 
@@ -115,7 +118,7 @@ class Plan:
         return int(self.shape[3]) if len(self.shape) == 4 else 1
 
     @property
-    def roi_slices(self) -> tuple[slice, slice, slice]:
+    def roi_slices(self) -> Box:
         return tuple(slice(a, b) for a, b in self.roi)  # type: ignore[return-value]
 
     @property
@@ -152,19 +155,19 @@ class Block:
     """Block ``index`` of a plan: its output region ``out`` = (z, y, x) slices in volume coordinates."""
 
     index: int
-    out: tuple[slice, slice, slice]
+    out: Box
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(s.stop - s.start for s in self.out)  # type: ignore[return-value]
 
-    def local(self, origin: Sequence[int]) -> tuple[slice, slice, slice]:
+    def local(self, origin: Sequence[int]) -> Box:
         """The output region relative to ``origin`` (the ROI start): where the block goes in the output array."""
         return tuple(slice(s.start - o, s.stop - o) for s, o in zip(self.out, origin))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
-class Region:
+class InputRegion:
     """The input a block reads: slices ``z``, ``y``, ``x`` of the volume, then ``pad`` = (py, px) pixels of
     bottom/right reflection (only when a plane is smaller than the tile); ``ys``/``xs`` = tile starts
     relative to the region."""
@@ -189,9 +192,10 @@ def plan_blocks(
     block_shape: Sequence[int] = DEFAULT_BLOCK,
     roi: Sequence[slice] | Sequence[tuple[int, int]] | None = None,
 ) -> list[Block]:
-    """Cut the ROI (default the whole volume) into a row-major grid of blocks of ``block_shape`` (clipped
-    to the ROI) anchored at the ROI's start, so block ``i`` is exactly chunk ``i`` of an output array
-    chunked by the block shape. Block indices are stable for a given (shape, block, roi)."""
+    """Cut the ROI (default the whole volume) into blocks of ``block_shape`` with THE block grid
+    (:func:`slicewise.data.grid.block_grid`: C order, clipped to the ROI, anchored at the ROI's start), so block
+    ``i`` is exactly chunk ``i`` of an output array chunked by the block shape. Block indices are stable for a
+    given (shape, block, roi)."""
     bs = _check_block_shape(block_shape)
     bounds = []
     for axis in range(3):
@@ -204,14 +208,9 @@ def plan_blocks(
                 f"region {a}:{b} on axis {'zyx'[axis]} is not inside 0..{n}: give 0 <= start < stop <= size"
             )
         bounds.append((a, b))
-    starts = [range(a, b, s) for (a, b), s in zip(bounds, bs)]
-    blocks = []
-    for z in starts[0]:
-        for y in starts[1]:
-            for x in starts[2]:
-                out = tuple(slice(o, min(o + s, b)) for o, s, (_, b) in zip((z, y, x), bs, bounds))
-                blocks.append(Block(len(blocks), out))  # type: ignore[arg-type]
-    return blocks
+    extent = [b - a for a, b in bounds]
+    origin = [a for a, _ in bounds]
+    return [Block(i, box) for i, box in enumerate(block_grid(extent, bs, origin))]
 
 
 def _axis_region(a: int, b: int, size: int, tile: int, overlap: float) -> tuple[int, int, int, tuple[int, ...]]:
@@ -223,7 +222,7 @@ def _axis_region(a: int, b: int, size: int, tile: int, overlap: float) -> tuple[
     return lo, min(hi, size), max(0, hi - size), tuple(s - lo for s in used)
 
 
-def read_region(block: Block, plan: Plan, shape: Sequence[int] | None = None) -> Region:
+def read_region(block: Block, plan: Plan, shape: Sequence[int] | None = None) -> InputRegion:
     """The input region block ``block`` reads (see the module docstring): z context clipped to the volume,
     y/x from the volume's tile grid. ``shape`` defaults to ``plan.shape``."""
     shape = tuple(plan.shape if shape is None else shape)
@@ -233,7 +232,7 @@ def read_region(block: Block, plan: Plan, shape: Sequence[int] | None = None) ->
     z = slice(max(0, zs.start - r), min(depth, zs.stop + r))
     y0, y1, py, ys = _axis_region(block.out[1].start, block.out[1].stop, int(shape[1]), plan.tile[0], plan.overlap)
     x0, x1, px, xs = _axis_region(block.out[2].start, block.out[2].stop, int(shape[2]), plan.tile[1], plan.overlap)
-    return Region(z, slice(y0, y1), slice(x0, x1), (py, px), ys, xs)
+    return InputRegion(z, slice(y0, y1), slice(x0, x1), (py, px), ys, xs)
 
 
 def read_block_input(volume: Any, block: Block, plan: Plan) -> np.ndarray:
@@ -301,7 +300,7 @@ def _as_value_errors() -> Iterator[None]:
         raise InputValueError(str(err)) from None
 
 
-def _planes(x: Any, plan: Plan, region: Region) -> Any:
+def _planes(x: Any, plan: Plan, region: InputRegion) -> Any:
     """(nz, h, w[, C]) float → (nz, C, H, W) padded at the bottom/right by reflection (region.pad)."""
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     py, px = region.pad
@@ -409,6 +408,17 @@ def compute_block(
         return out.permute(1, 0, 2, 3).contiguous()
 
 
+def model_hash(model: Any) -> str:
+    """SHA-1 (16 hex) over the model's state dict: part of the resume fingerprint."""
+    import torch
+
+    h = hashlib.sha1()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def prepare_model(model: Any, plan: Plan) -> Any:
     """Eval mode on ``plan.device`` (channels_last on CUDA)."""
     import torch
@@ -421,7 +431,8 @@ def prepare_model(model: Any, plan: Plan) -> Any:
 
 
 class StaticForward:
-    """The prediction network called on fixed-shape batches (issue 14's static-shape speed-ups).
+    """The prediction network called on fixed-shape batches (static shapes let cuDNN and torch.compile reuse
+    their plans).
 
     Every call is padded with zero tiles to ``batch_size`` (the last batch of a block is usually short)
     and cut back, so the network only ever sees one input shape per TTA variant. On that:
@@ -569,7 +580,8 @@ def sample_percentiles(
 ) -> tuple[float, float]:
     """The ``q`` percentiles of the volume's finite intensities, estimated from ``n_blocks`` blocks of up to
     8×256×256 voxels drawn with a seeded generator from the whole volume (not the ROI, so a ROI run and a
-    whole-volume run normalise alike). The input first passes :func:`check_input` (its dtype; NaN/Inf are refused per block)."""
+    whole-volume run normalize alike). The input first passes :func:`check_input` (its dtype; NaN/Inf are refused
+    per block)."""
     check_input(volume, plan, normalized=True)
     shape = tuple(int(s) for s in plan.shape[:3])
     grid = plan_blocks(shape, (min(8, shape[0]), min(256, shape[1]), min(256, shape[2])))

@@ -20,7 +20,7 @@ read, and whose bytes travel inside the plugin to remote workers. A model that i
 
 Each task opens the input itself (by path and key; never shipped through the scheduler), calls
 :func:`slicewise.infer.blocks.predict_block`, writes its region through
-``PredictionWriter.reopen(partial).write_block`` and records the block with ``mark_done``: workers
+``PredictionWriter.reopen(partial, Plan.from_json).write_block`` and records the block with ``mark_done``: workers
 write straight to the store, and nothing but block indices comes back. Finished blocks are skipped,
 so a killed run resumes where it stopped (the input-identity check is the engine's, when it opens the
 writer). A :class:`~slicewise.errors.SlicewiseError` raised in a worker is re-raised on the client as
@@ -29,97 +29,33 @@ the same one-line error; a worker that dies repeatedly (out of memory) becomes a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from distributed import (
-    Client,
     KilledWorker,
-    LocalCluster,
     WorkerPlugin,
     as_completed,
     get_worker,
 )
 
+from slicewise import models
+from slicewise.data.io import open_volume
+from slicewise.data.io.stores import PredictionWriter
 from slicewise.errors import InputError, SlicewiseError
+from slicewise.infer.blocks import Plan, model_hash, predict_block, prepare_model
 from slicewise.utils import progress
+from slicewise.utils.cluster import connect, cores, parse_address
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = "20s"
 _VOLUMES: dict[tuple[str, str | None], Any] = {}
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
-
-
-def parse_address(address: str) -> int | str:
-    """``"local:N"`` → N workers (``"local"`` → one per core); a scheduler address → the address itself."""
-    text = str(address).strip()
-    if text == "local" or text.startswith("local:"):
-        n = text.partition(":")[2] or str(_cores())
-        if not n.isdigit() or int(n) < 1:
-            raise InputError(
-                f"--dask {text!r}: give local:N with N >= 1 workers (e.g. local:2), or a scheduler "
-                f"address such as tcp://host:8786"
-            )
-        return int(n)
-    if "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
-        return text
-    raise InputError(f"--dask {text!r} is neither local:N nor a scheduler address: use e.g. local:2 or tcp://host:8786")
-
-
-def start_local_cluster(n_workers: int, **kwargs: Any) -> Any:
-    """The ``local:N`` cluster: N worker processes, one dask thread each, ``cores // N`` torch threads each."""
-    threads = str(max(1, _cores() // n_workers))
-    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-    options: dict[str, Any] = {
-        "n_workers": n_workers,
-        "threads_per_worker": 1,
-        "processes": True,
-        "memory_limit": "auto",
-        "dashboard_address": None,
-        "silence_logs": logging.WARNING,
-        "env": env,
-    }
-    options.update(kwargs)
-    return LocalCluster(**options)
-
-
-@contextlib.contextmanager
-def connect(address: Any) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``address`` (see :func:`parse_address`; a Client or cluster object is used
-    as is). A ``local:N`` cluster lives as long as the context; a joined scheduler is left running."""
-    if isinstance(address, Client):
-        yield address
-        return
-    if hasattr(address, "scheduler_address"):
-        address = address.scheduler_address
-    target = parse_address(address)
-    if isinstance(target, int):
-        with start_local_cluster(target) as cluster, Client(cluster) as client:
-            yield client
-        return
-    try:
-        client = Client(target, timeout=CONNECT_TIMEOUT)
-    except OSError as err:
-        raise InputError(
-            f"cannot reach the dask scheduler at {target} ({str(err).splitlines()[0][:120]}): "
-            f"start it (dask scheduler, SLURMCluster, ...) and pass its address"
-        ) from None
-    with client:
-        yield client
 
 
 class ModelPlugin(WorkerPlugin):
@@ -150,7 +86,7 @@ class ModelPlugin(WorkerPlugin):
 
         host = str(getattr(worker, "ip", ""))
         if host in self.threads_per_host:
-            torch.set_num_threads(max(1, _cores() // self.threads_per_host[host]))
+            torch.set_num_threads(max(1, cores() // self.threads_per_host[host]))
         elif "OMP_NUM_THREADS" in os.environ:
             torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
         if self.module is not None:
@@ -170,9 +106,7 @@ class ModelPlugin(WorkerPlugin):
 
 
 def _load(path: str) -> Any:
-    from slicewise.models.build import load_model
-
-    return load_model(path, map_location="cpu")
+    return models.load_model(path, map_location="cpu")
 
 
 def _model_key(model: Any, plan: Any) -> str:
@@ -182,16 +116,12 @@ def _model_key(model: Any, plan: Any) -> str:
             st = Path(model).stat()
             h = hashlib.sha1(f"{Path(model).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
         else:
-            from slicewise.infer.predict import model_hash
-
             h = model_hash(model)
     return f"slicewise-model-{h}"
 
 
 def _volume(path: str, key: str | None) -> Any:
     """The input volume, opened once per worker process (by path and key)."""
-    from slicewise.data.io import open_volume
-
     k = (path, key)
     if k not in _VOLUMES:
         if len(_VOLUMES) >= 4:
@@ -202,12 +132,9 @@ def _volume(path: str, key: str | None) -> Any:
 
 def predict_and_write(plugin_name: str, input_path: str, key: str | None, partial: str, block: Any, plan: Any) -> int:
     """The task one worker runs for one block: read (with the halo), predict, write, mark done. Returns the index."""
-    from slicewise.infer.blocks import predict_block, prepare_model
-    from slicewise.infer.store import PredictionWriter
-
     model = prepare_model(get_worker().plugins[plugin_name].model, plan)
     probs = predict_block(model, _volume(input_path, key), block, plan)
-    writer = PredictionWriter.reopen(partial)
+    writer = PredictionWriter.reopen(partial, Plan.from_json)
     try:
         writer.write_block(block, probs)
         writer.mark_done(block.index)
@@ -228,9 +155,8 @@ def _plugin(client: Any, model: Any, key: str, local: bool, tmpdir: Path) -> Mod
         return ModelPlugin(key, path=str(Path(model).absolute()), threads_per_host=hosts)
     if getattr(model, "config", None) is None:
         return ModelPlugin(key, module=model, threads_per_host=hosts)
-    from slicewise.models.build import save_model
 
-    saved = save_model(model, tmpdir / "model.pt")
+    saved = models.save_model(model, tmpdir / "model.pt")
     if local:
         return ModelPlugin(key, path=str(saved), threads_per_host=hosts)
     return ModelPlugin(key, payload=saved.read_bytes(), threads_per_host=hosts)
@@ -249,15 +175,13 @@ def run_blocks(
     ``writer_partial_path`` (see the module docstring). ``model``: a slicewise model, any ``nn.Module``,
     or the path of a saved model file. Blocks already marked done are skipped. Returns when every block
     is written and marked done; raises the worker's one-line error otherwise."""
-    from slicewise.infer.store import PredictionWriter
-
     if not isinstance(input_path, (str, os.PathLike)):
         raise InputError(
             "prediction on a dask cluster reads the input by path: save the array to a file "
             "(e.g. slicewise.data.write_volume(...)) and pass its path"
         )
     partial = str(Path(writer_partial_path).absolute())
-    writer = PredictionWriter.reopen(partial)
+    writer = PredictionWriter.reopen(partial, Plan.from_json)
     try:
         done = writer.done()
         backend = writer.backend
@@ -300,8 +224,9 @@ def run_blocks(
                         raise type(err)(str(err)) from None
                     except KilledWorker:
                         raise InputError(
-                            f"a dask worker died repeatedly while predicting ({len(todo)} blocks pending): out of memory? "
-                            f"use a smaller --block or fewer workers per machine, then rerun the same command to resume"
+                            f"a dask worker died repeatedly while predicting ({len(todo)} blocks pending): "
+                            "out of memory? use a smaller --block or fewer workers per machine, "
+                            "then rerun the same command to resume"
                         ) from None
             finally:
                 client.cancel([f for f in futures if not f.done()])

@@ -2,7 +2,7 @@
 (:func:`predict_to`, resumable, optionally on a dask cluster).
 
 For every centre slice ``z`` the k-slice stack is ``z + (c − r)·dz`` for channel ``c``
-(:mod:`slicewise.data.stacking` conventions); each plane is cut into tiles by :mod:`slicewise.infer.tiling`;
+(:mod:`slicewise.data.stacking` conventions); each plane is cut into tiles by :mod:`slicewise.data.tiling`;
 tiles of several slices and positions are batched; per-tile outputs are activated (softmax over the
 ``"seg"`` head, sigmoid for ``"boundary"``, raw for ``"distance"`` and any other head) and blended with
 Gaussian weights: ``Σ w·p / Σ w``. The volume (or the ROI) is cut into 3-D blocks
@@ -15,12 +15,12 @@ maximum; float input must be finite and lie in [0, 1] (±1e-6 round-off); comple
 refused in one line unless ``normalize="percentile"``
 (CLI ``--normalize percentile``), which maps the 0.1th and 99.9th percentiles of the volume — estimated
 from a seeded sample of 16 blocks — to 0 and 1 and clips (for any dtype). NaN/Inf are always refused
-(checked in every block as it is read, so before anything is finalised).
+(checked in every block as it is read, so before anything is finalized).
 
 Outputs: probabilities float32 ``(C, Z, Y, X)`` (seg classes then extra heads, in the model's channel
 order; names from ``model.config.channel_names``, else ``class<i>`` then the head names) and/or labels
 ``(Z, Y, X)`` (argmax over the seg classes; uint8, uint16 beyond 256 classes). Store layouts, dtypes
-(``uint8`` quantisation: |Δp| ≤ 1/510) and resume: :mod:`slicewise.infer.store`.
+(``uint8`` quantization: |Δp| ≤ 1/510) and resume: :mod:`slicewise.data.io.stores`.
 
 Ranges: ``roi`` (``"z0:z1,y0:y1,x0:x1"`` or slices; :mod:`slicewise.data.roi`) restricts the *output*;
 context slices and tile halos outside it are still read, so ``predict(..., roi="16:20")`` equals
@@ -30,19 +30,22 @@ context slices and tile halos outside it are still read, so ``predict(..., roi="
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from slicewise import models
 from slicewise.data.io import as_volume
-from slicewise.data.roi import parse_roi, parse_sizes, resolve_roi
+from slicewise.data.io.outputs import check_output_path
+from slicewise.data.io.stores import check_output_kind, open_prediction_writer, partial_path
+from slicewise.data.roi import resolve_roi
 from slicewise.data.stacking import check_stack_params
+from slicewise.data.tiling import effective_tile, tile_starts
 from slicewise.errors import InputError
 from slicewise.infer.blocks import (
     DEFAULT_BLOCK,
@@ -51,20 +54,15 @@ from slicewise.infer.blocks import (
     Plan,
     block_tiles,
     iter_predicted_blocks,
+    model_hash,
     plan_blocks,
     prepare_model,
     sample_percentiles,
     static_forward,
 )
-from slicewise.infer.store import (
-    PROB_DTYPES,
-    check_output_kind,
-    labels_from,
-    open_prediction_writer,
-    partial_path,
-)
-from slicewise.infer.tiling import effective_tile, tile_starts
-from slicewise.utils.atomic import check_output_path, claim_output
+from slicewise.infer.distributed import run_blocks
+from slicewise.infer.settings import PredictSettings
+from slicewise.utils.atomic import claim_output
 from slicewise.utils.device import resolve_device
 from slicewise.utils.environment import environment_info
 from slicewise.utils.identity import input_identity
@@ -73,156 +71,14 @@ from slicewise.utils.signals import resume_hint
 
 log = logging.getLogger(__name__)
 
-OutputKind = Literal["probabilities", "labels", "both"]
-OUTPUT_KINDS: tuple[str, ...] = ("probabilities", "labels", "both")
-NORMALIZE: tuple[str, ...] = ("none", "percentile")
 PROBABILITY_HEADS = ("seg", "boundary")
 WHOLE = 2**62  # a block length that make_plan clips to the ROI: whole planes
 
-__all__ = ["Plan", "PredictSettings", "labels_from", "make_plan", "predict", "predict_to"]
-
-
-@dataclass(frozen=True)
-class PredictSettings:
-    """Prediction settings (validated at construction; every bad value is a one-line :class:`InputError`).
-
-    ``tile``: pixels (one size or (h, w)), shrunk on short axes to a multiple of the model's size divisor;
-    must be a multiple of it otherwise. ``overlap``: fraction of the tile in [0, 1). ``batch_size``: tiles per
-    forward (≥ 1). ``k``: slices per stack (default the model's ``in_slices``); ``dz``: z-step between
-    context slices (≥ 1); ``border``: ``reflect`` or ``replicate`` context beyond the volume ends. ``tta``:
-    average over H/W flips and z-reversal. ``device``: ``None``/``"auto"`` = CUDA when available (bf16
-    autocast, channels_last), else CPU. ``output_kind``: what :func:`predict_to` writes. ``dtype``: stored
-    probabilities (``float32``, ``float16``, ``uint8``). ``block``: (z, y, x) block shape, clipped to the
-    ROI; default ``None`` = 32×1024×1024 for :func:`predict_to` (memory bounded by the block) and 32 whole
-    planes for :func:`predict` (the output is in memory anyway, and whole planes recompute no tiles).
-    ``roi``: output region (string or slices). ``normalize``: ``None`` /
-    ``"none"`` or ``"percentile"`` (see the module docstring). ``dask``: ``None``, ``"local:N"`` or
-    ``"tcp://host:port"`` (:func:`predict_to` only). ``progress``: show a progress bar. ``compile``
-    (``False``, ``True`` = inductor, or a ``torch.compile`` backend name) and ``cuda_graphs`` (CUDA only;
-    a logged no-op on CPU): static-shape speed-ups, see :class:`slicewise.infer.blocks.StaticForward`
-    (not with ``dask``; results equal the eager run up to float round-off).
-    """
-
-    tile: Any = 256
-    overlap: float = 0.25
-    batch_size: int = 8
-    k: int | None = None
-    dz: int = 1
-    border: str = "reflect"
-    tta: bool = False
-    device: str | None = None
-    output_kind: str = "probabilities"
-    dtype: str = "float32"
-    block: Any = None
-    roi: Any = None
-    normalize: str | None = None
-    dask: str | None = None
-    progress: bool = True
-    compile: bool | str = False
-    cuda_graphs: bool = False
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "tile", parse_sizes(self.tile, 2, "tile", "256 or 256,384"))
-        try:
-            overlap = float(self.overlap)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"tile overlap {self.overlap!r} is not a number: give a fraction in [0, 1), e.g. 0.25"
-            ) from None
-        if not 0.0 <= overlap < 1.0:
-            raise InputError(f"tile overlap {self.overlap} must be in [0, 1) (a fraction of the tile, e.g. 0.25)")
-        set_(self, "overlap", overlap)
-        set_(self, "batch_size", parse_sizes(self.batch_size, 1, "batch size", "8")[0])
-        if self.k is not None:
-            k = parse_sizes(self.k, 1, "k (slices per stack)", "3")[0]
-            if k % 2 == 0:
-                raise InputError(
-                    f"k={k} slices per stack must be odd (1, 3, 5, ...): the centre slice needs equal context on both sides"
-                )
-            set_(self, "k", k)
-        set_(self, "dz", parse_sizes(self.dz, 1, "z-step dz", "1")[0])
-        if self.border not in ("reflect", "replicate"):
-            extra = ": 'skip' leaves edge slices without a prediction" if self.border == "skip" else ""
-            raise InputError(f"border {self.border!r} is not usable for prediction{extra}; use reflect or replicate")
-        if self.output_kind not in OUTPUT_KINDS:
-            raise InputError(f"output kind {self.output_kind!r} is unknown: use one of {', '.join(OUTPUT_KINDS)}")
-        if str(self.dtype) not in PROB_DTYPES:
-            raise InputError(f"probability dtype {self.dtype!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
-        if self.output_kind == "labels" and str(self.dtype) != "float32":  # a setting that would do nothing
-            raise InputError(
-                f"--dtype {self.dtype} sets how probabilities are stored, and --labels alone stores none: "
-                f"drop --dtype, or add --probabilities to store both"
-            )
-        set_(self, "dtype", str(self.dtype))
-        if self.block is not None:
-            set_(self, "block", parse_sizes(self.block, 3, "block shape", "32,1024,1024 (z, y, x)"))
-        if isinstance(self.roi, str):
-            set_(self, "roi", parse_roi(self.roi))
-        elif self.roi is not None:
-            roi = tuple(self.roi)
-            if len(roi) > 3 or not all(isinstance(s, slice) for s in roi):
-                raise InputError(
-                    f"roi {self.roi!r} must be up to three slices (z, y, x) or a string 'z0:z1,y0:y1,x0:x1'"
-                )
-            set_(self, "roi", roi + (slice(None),) * (3 - len(roi)))
-        norm = None if self.normalize in (None, "none", "") else self.normalize
-        if norm not in (None, "percentile"):
-            raise InputError(f"normalize {self.normalize!r} is unknown: use none or percentile")
-        set_(self, "normalize", norm)
-        if not isinstance(self.compile, (bool, str)) or self.compile == "":
-            raise InputError(
-                f"compile={self.compile!r}: give true/false or a torch.compile backend name (e.g. inductor, aot_eager)"
-            )
-        if self.compile in ("true", "false"):
-            set_(self, "compile", self.compile == "true")
-        elif isinstance(self.compile, str):
-            import torch._dynamo
-
-            backends = torch._dynamo.list_backends(exclude_tags=())
-            if self.compile not in backends:
-                raise InputError(
-                    f"compile={self.compile!r} is not a torch.compile backend: use true (inductor), false or one of "
-                    f"{', '.join(b for b in backends if 'TESTING' not in b)}"
-                )
-        if not isinstance(self.cuda_graphs, bool):
-            raise InputError(f"cuda_graphs={self.cuda_graphs!r} must be true or false")
-        if self.dask is not None:
-            d = str(self.dask).strip()
-            local = d == "local" or (d.startswith("local:") and d[6:].isdigit() and int(d[6:]) >= 1)
-            remote = "://" in d or (":" in d and d.rsplit(":", 1)[1].isdigit() and not d.startswith("local"))
-            if not (local or remote):
-                raise InputError(
-                    f"--dask {self.dask!r} is not an address: give local:N (N >= 1 worker processes) or tcp://host:port"
-                )
-            set_(self, "dask", d)
-            if self.compile or self.cuda_graphs:
-                raise InputError(
-                    "compile / cuda_graphs apply to in-process prediction: drop them or run without --dask"
-                )
-
-    def replace(self, **overrides: Any) -> PredictSettings:
-        """A copy with ``overrides`` applied (unknown names are a one-line error)."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(overrides) - known)
-        if bad:
-            raise InputError(f"unknown prediction setting(s) {', '.join(bad)}: use {', '.join(sorted(known))}")
-        return replace(self, **overrides) if overrides else self
+__all__ = ["make_plan", "predict", "predict_to", "region_text"]
 
 
 def _settings(settings: PredictSettings | None, overrides: dict[str, Any]) -> PredictSettings:
     return (settings or PredictSettings()).replace(**overrides)
-
-
-def model_hash(model: Any) -> str:
-    """SHA-1 (16 hex) over the model's state dict: part of the resume fingerprint."""
-    import torch
-
-    h = hashlib.sha1()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _heads(model: Any) -> tuple[tuple[str, int, int], ...]:
@@ -247,6 +103,27 @@ def _channel_names(model: Any, heads: tuple[tuple[str, int, int], ...], n: int) 
     return tuple(out)
 
 
+def _stacking(model: Any, s: PredictSettings) -> tuple[int, str]:
+    """(dz, border): the settings' where given, else the model's (a bioimage.io package's), else 1 and reflect."""
+    defaults = models.prediction_defaults(model)
+    dz = s.dz if s.dz is not None else int(defaults.get("dz", 1))
+    return dz, s.border if s.border is not None else str(defaults.get("border", "reflect"))
+
+
+def _checked_heads(model: Any, s: PredictSettings) -> tuple[tuple[str, int, int], ...]:
+    """The model's heads, checked against what the settings store (labels need ``seg``; uint8 needs [0, 1])."""
+    heads = _heads(model)
+    if s.output_kind != "probabilities" and not any(h[0] == "seg" for h in heads):
+        raise InputError("the model has no 'seg' head, so there are no labels: use output_kind='probabilities'")
+    raw = [name for name, _, _ in heads if name not in PROBABILITY_HEADS]
+    if s.dtype == "uint8" and s.output_kind != "labels" and raw:
+        raise InputError(
+            f"--dtype uint8 stores probabilities in [0, 1] but head(s) {', '.join(raw)} give unbounded values: "
+            "use --dtype float16 or float32"
+        )
+    return heads
+
+
 def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None = None, **overrides: Any) -> Plan:
     """Check the model against the input shape and settings (one-line errors) and resolve them into a :class:`Plan`."""
     s = _settings(settings, overrides)
@@ -257,12 +134,13 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
         )
     colors = shape[3] if len(shape) == 4 else 1
     k = int(model.in_slices) if s.k is None else s.k
-    check_stack_params(shape[0], k, s.dz, s.border)
+    dz, border = _stacking(model, s)
+    check_stack_params(shape[0], k, dz, border)
     if k * colors != int(model.in_channels):
         model_colours = int(model.in_channels) // max(1, int(model.in_slices))
         raise InputError(
-            f"the model takes {model.in_channels} input channels (in_slices={model.in_slices} × {model_colours} colour) "
-            f"but the input gives {k * colors} (k={k} × {colors} colour, shape {shape}): "
+            f"the model takes {model.in_channels} input channels (in_slices={model.in_slices} × {model_colours} "
+            f"colour) but the input gives {k * colors} (k={k} × {colors} colour, shape {shape}): "
             f"use a model trained for this kind of input or convert the input"
         )
     tile_starts(1, s.tile[0], s.overlap)
@@ -270,14 +148,7 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
     eff = (effective_tile(shape[1], s.tile[0], div), effective_tile(shape[2], s.tile[1], div))
     if hasattr(model, "check_input_size"):
         model.check_input_size(*eff)
-    heads = _heads(model)
-    if s.output_kind != "probabilities" and not any(h[0] == "seg" for h in heads):
-        raise InputError("the model has no 'seg' head, so there are no labels: use output_kind='probabilities'")
-    raw = [name for name, _, _ in heads if name not in PROBABILITY_HEADS]
-    if s.dtype == "uint8" and s.output_kind != "labels" and raw:
-        raise InputError(
-            f"--dtype uint8 stores probabilities in [0, 1] but head(s) {', '.join(raw)} give unbounded values: use --dtype float16 or float32"
-        )
+    heads = _checked_heads(model, s)
     roi = resolve_roi(s.roi, shape)
     roi_shape = [r.stop - r.start for r in roi]
     block = tuple(min(b, n) for b, n in zip(s.block or DEFAULT_BLOCK, roi_shape))
@@ -285,8 +156,8 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
     return Plan(
         shape=shape,
         k=k,
-        dz=s.dz,
-        border=s.border,
+        dz=dz,
+        border=border,
         tile=eff,
         overlap=s.overlap,
         batch_size=s.batch_size,
@@ -363,11 +234,7 @@ def predict(
 
 
 def _load(model: Any) -> Any:
-    if isinstance(model, (str, os.PathLike)):
-        from slicewise.models import load_model
-
-        return load_model(model)
-    return model
+    return models.load_model(model) if isinstance(model, (str, os.PathLike)) else model
 
 
 def predict_to(
@@ -382,7 +249,7 @@ def predict_to(
     **overrides: Any,
 ) -> Path:
     """Predict ``input`` block by block into ``output`` (``.zarr`` OME-Zarr, ``.h5``, ``.tif``; see
-    :mod:`slicewise.infer.store`) and return its path.
+    :mod:`slicewise.data.io.stores`) and return its path.
 
     The output is checked (exists without ``overwrite``, unwritable location) and claimed before the model
     is used or anything is computed; a second writer to the same output is refused in one line. Finished
@@ -396,7 +263,6 @@ def predict_to(
     """
     s = _settings(settings, overrides)
     out = check_output_path(check_output_kind(output, s.output_kind), overwrite=overwrite, inputs=(input, model))
-    run_blocks = _dask_runner() if s.dask is not None else None
     if s.dask is not None and not isinstance(input, (str, os.PathLike)):
         raise InputError("--dask workers open the input themselves: give the input as a file path, not an array")
     with (
@@ -430,7 +296,7 @@ def predict_to(
                     "×".join(map(str, plan.block)),
                     f", resuming ({len(done)} done)" if done else "",
                 )
-                if run_blocks is not None:
+                if s.dask is not None:
                     src = model if isinstance(model, (str, os.PathLike)) else net
                     run_blocks(s.dask, src, str(input), key, str(writer.partial), todo, plan)
                 else:
@@ -453,13 +319,3 @@ def _write_blocks(model: Any, vol: Any, blocks: list[Block], plan: Plan, writer:
         for block, probs in iter_predicted_blocks(model, vol, blocks, plan, tick=tick):
             writer.write_block(block, probs)
             writer.mark_done(block.index)
-
-
-def _dask_runner() -> Any:
-    try:
-        from slicewise.infer.distributed import run_blocks
-    except ImportError:
-        raise InputError(
-            "--dask is unavailable in this installation (slicewise.infer.distributed is missing): run without --dask"
-        ) from None
-    return run_blocks

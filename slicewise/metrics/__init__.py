@@ -17,9 +17,11 @@ from slicewise.metrics.ap import (
     seg_accuracy,
 )
 from slicewise.metrics.contingency import Contingency, contingency_table
-from slicewise.metrics.evaluate import evaluate, format_table, membranes_to_neurons
+from slicewise.metrics.evaluate import evaluate
+from slicewise.metrics.neurons import membranes_to_neurons
 from slicewise.metrics.overlap import dice, foreground_dice, iou
 from slicewise.metrics.rand_voi import adapted_rand, voi
+from slicewise.metrics.report import format_table
 from slicewise.utils.atomic import write_json
 
 __all__ = [
@@ -49,7 +51,8 @@ def _save_json(result: dict[str, Any], path: str | os.PathLike, overwrite: bool 
 def __getattr__(name: str) -> Any:
     if name == "save_json":  # deprecated (reversed arguments): the one JSON writer is slicewise.utils.write_json
         warnings.warn(
-            "slicewise.metrics.save_json(result, path) is deprecated: use slicewise.utils.write_json(path, result, overwrite=...)",
+            "slicewise.metrics.save_json(result, path) is deprecated: "
+            "use slicewise.utils.write_json(path, result, overwrite=...)",
             DeprecationWarning,
             stacklevel=2,
         )

@@ -10,32 +10,36 @@ to a multiple of 2**-24, the float32 resolution at 1), so no sum depends on how 
 
 Parallel (``dask``): ``None`` runs blocks in this process; ``"threads"`` (or ``"threads:N"``) on a
 pool of threads in this process (what dask's threaded scheduler does, without building a graph:
-numpy, h5py and zarr release the GIL while counting and reading); ``"local:N"`` starts a ``distributed.LocalCluster`` of N single-threaded
-worker processes; ``"tcp://host:port"`` joins a running scheduler (the address grammar and cluster
-of :func:`slicewise.infer.distributed.connect`, as ``predict --dask``) (workers must see the same
-files; in-memory arrays are sent once per worker). At most two blocks per worker are in flight and
-each result is merged as it arrives, so the client holds the label pairs, not the blocks.
+numpy, h5py and zarr release the GIL while counting and reading); ``"local:N"`` starts a
+``distributed.LocalCluster`` of N single-threaded worker processes; ``"tcp://host:port"`` joins a
+running scheduler (the address grammar and cluster of :func:`slicewise.utils.cluster.connect`, as
+``predict --dask``; workers must see the same files; in-memory arrays are sent once per worker). At most
+two blocks per worker are in flight and each result is merged as it arrives, so the client holds the label
+pairs, not the blocks.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from slicewise.data.grid import Box
 from slicewise.errors import InputError
 from slicewise.metrics.contingency import Contingency, count_pairs, merge_counts
 from slicewise.utils import progress
+from slicewise.utils.cluster import connect
 
 #: default evaluation block (z, y, x): 8 Mi voxels, ~64 MB of 64-bit keys while counting.
 DEFAULT_BLOCK: tuple[int, int, int] = (8, 1024, 1024)
 #: probability sums are integers in units of 2**-24.
 SCORE_UNIT = 2.0**-24
 
-Region = tuple[slice, slice, slice]
 Triples = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -93,15 +97,16 @@ class BlockTask:
 
     pred: Any
     gt: Any
-    fg: Callable[[Region], np.ndarray] | None
+    fg: Any
+    """None, or a lazy foreground-probability view shaped like ``pred`` (:class:`~slicewise.data.io.lazy.LazyView`)."""
     per_slice: bool
 
-    def __call__(self, region: Region) -> Counts:
+    def __call__(self, region: Box) -> Counts:
         p = np.asarray(self.pred[region])
         g = np.asarray(self.gt[region])
         _check_values(p, "prediction")
         _check_values(g, "ground-truth")
-        f = None if self.fg is None else self.fg(region)
+        f = None if self.fg is None else self.fg[region]
         out = Counts()
         if not self.per_slice:
             out.pairs.append(count_pairs(p, g))
@@ -120,7 +125,7 @@ class BlockTask:
         return out
 
 
-def count_blocks(task: BlockTask, regions: Sequence[Region], dask: str | None = None) -> Counts:
+def count_blocks(task: BlockTask, regions: Sequence[Box], dask: str | None = None) -> Counts:
     """Run ``task`` over ``regions`` (in this process, on threads or on dask.distributed) and sum the results.
 
     At most two blocks per worker are in flight; each result is merged as it arrives.
@@ -131,17 +136,13 @@ def count_blocks(task: BlockTask, regions: Sequence[Region], dask: str | None = 
             total.add(task(r))
         return total
     if dask == "threads" or dask.startswith("threads:"):
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
         n = _count(dask, os.cpu_count() or 1)
         with ThreadPoolExecutor(n) as pool:
             _stream(
                 lambda r: pool.submit(task, r), regions, 2 * n, lambda f: wait(f, return_when=FIRST_COMPLETED), total
             )
         return total
-    from distributed import wait
-
-    from slicewise.infer.distributed import connect
+    from distributed import wait as wait_futures
 
     with connect(dask) as client:
         shared = client.scatter(task, broadcast=True)  # the task (and any in-memory array) travels once per worker
@@ -150,13 +151,13 @@ def count_blocks(task: BlockTask, regions: Sequence[Region], dask: str | None = 
             lambda r: client.submit(_call, shared, r, pure=False),
             regions,
             2 * n,
-            lambda f: wait(f, return_when="FIRST_COMPLETED"),
+            lambda f: wait_futures(f, return_when="FIRST_COMPLETED"),
             total,
         )
     return total
 
 
-def _call(task: BlockTask, region: Region) -> Counts:
+def _call(task: BlockTask, region: Box) -> Counts:
     return task(region)
 
 
@@ -172,15 +173,13 @@ def _count(spec: str, default: int) -> int:
 
 
 def _stream(
-    submit: Callable[[Region], Any],
-    regions: Sequence[Region],
+    submit: Callable[[Box], Any],
+    regions: Sequence[Box],
     window: int,
     wait_first: Callable[[set[Any]], Any],
     total: Counts,
 ) -> None:
     """Keep ``window`` blocks in flight, merging each finished one into ``total``."""
-    import itertools
-
     it = iter(regions)
     pending = {submit(r) for r in itertools.islice(it, window)}
     bar = progress(range(len(regions)), desc="evaluating blocks", total=len(regions))

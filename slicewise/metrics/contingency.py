@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from slicewise.data.grid import block_grid
 from slicewise.errors import InputError
 from slicewise.utils import progress
 
@@ -89,7 +90,8 @@ def check_label_pair(pred: Any, gt: Any) -> None:
             )
     if tuple(pred.shape) != tuple(gt.shape):
         raise InputError(
-            f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(gt.shape)}: they must match voxel for voxel"
+            f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(gt.shape)}: "
+            f"they must match voxel for voxel"
         )
 
 
@@ -121,19 +123,10 @@ def contingency_table(
     return merge_counts(parts)
 
 
-def block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice, slice, slice]]:
-    """(z, y, x) regions of ``block``-shaped blocks covering ``shape``, in C order (the last ones clipped).
-
-    The same grid as :func:`slicewise.infer.blockwise_labels.block_regions`, without importing the
-    inference package (and torch) for metrics.
-    """
-    import itertools
-
-    axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
-    return [
-        tuple(slice(s, min(s + int(b), int(n))) for s, b, n in zip(starts, block, shape))  # type: ignore[misc]
-        for starts in itertools.product(*axes)
-    ]
+def ids_text(ids: np.ndarray) -> str:
+    """Label ids as messages show them: the first six, then ``...``, e.g. ``{0, 1, 255}``."""
+    vals = [int(v) for v in ids[:6]]
+    return "{" + ", ".join(map(str, vals)) + (", ..." if ids.size > 6 else "") + "}"
 
 
 def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Contingency:

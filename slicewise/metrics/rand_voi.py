@@ -19,7 +19,7 @@ With ``a_i`` the ground-truth sizes, ``b_j`` the predicted sizes (over the kept 
     F = 2·S / (A + B)  (harmonic mean of precision and recall),  ARE = 1 − F.
 
 ``skimage.metrics.adapted_rand_error(gt, pred)`` returns ``(ARE, S/A, S/B)`` and calls the second
-"precision" and the third "recall" (scikit-image issue 6485): its "precision" is our recall.
+"precision" and the third "recall" (a known scikit-image naming slip): its "precision" is our recall.
 Conventions where skimage divides by zero: precision = 1 when B = 0 (the prediction joins no
 pair, so it makes no false merge), recall = 1 when A = 0, F = 1 when A + B = 0 (also when no
 voxel is left), so ARE is 0 there.

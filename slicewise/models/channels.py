@@ -4,10 +4,10 @@ Pretrained first-layer kernel W (O × 3 × h × w, RGB order; the patch-embeddin
 ViT), k input slices (k odd), ``colors`` colour channels per slice (1 grayscale, 3 RGB). Input
 channel ``c·colors + j`` is colour ``j`` of slice ``c`` (slice-major, as ``stack_slices`` builds).
 
-Grayscale slices (colors = 1), as in docs/design.md:
+Grayscale slices (colors = 1), as in docs/design-notes.md ("First-layer channel strategies"):
 
 ======== ======================================= ==========================================
-name     weights                                 normalisation (mean / std per input channel)
+name     weights                                 normalization (mean / std per input channel)
 ======== ======================================= ==========================================
 rgb      k = 3 only; W unchanged                 the encoder's per-channel RGB mean/std
 repeat   W'[:, c] = W[:, c mod 3] · 3/k          one value: mean of the encoder's mean/std
@@ -16,8 +16,8 @@ repeat   W'[:, c] = W[:, c mod 3] · 3/k          one value: mean of the encoder
 uniform  W'[:, c] = (1/k) Σ_j W[:, j]            one value (as repeat)
 mirror   uniform, trained as                     one value (as repeat)
          W'[:, c] = (V[:, c] + V[:, k−1−c]) / 2
-random   re-initialised as the architecture      one value (as repeat)
-         initialises it (the first layer of a
+random   re-initialized as the architecture      one value (as repeat)
+         initializes it (the first layer of a
          fresh timm model built for k inputs)
 ======== ======================================= ==========================================
 
@@ -25,8 +25,8 @@ Colour slices (colors = 3, e.g. H&E; k = 1 is a plain 2-D RGB image): colour j o
 uses the pretrained colour kernel W[:, j]. ``rgb`` needs k·colors = 3 (k = 1: the plain
 pretrained network); ``repeat`` and ``uniform`` both give W'[:, c·3 + j] = W[:, j] / k (a stack
 of k identical RGB images gives exactly the pretrained response); ``mirror`` is that,
-kept symmetric over slice reversal (colors are not mixed); ``random`` re-initialises.
-Normalisation is then the encoder's per-colour mean/std, repeated for every slice.
+kept symmetric over slice reversal (colors are not mixed); ``random`` re-initializes.
+Normalization is then the encoder's per-colour mean/std, repeated for every slice.
 
 The first-layer bias (ViT patch embeddings have one) is kept, except by ``random``.
 """
@@ -41,20 +41,16 @@ from timm.models import adapt_input_conv
 from torch import nn
 from torch.nn.utils import parametrize
 
+from slicewise.config import FIRST_LAYER_STRATEGIES, FirstLayerStrategy
 from slicewise.errors import ConfigError
 
 
-@dataclass(frozen=True)
-class ChannelStrategy:
-    """One first-layer strategy: weight rule, normalisation rule, allowed slice counts."""
+@dataclass(frozen=True, kw_only=True)
+class ChannelStrategy(FirstLayerStrategy):
+    """One row of the strategy table (:data:`slicewise.config.FIRST_LAYER_STRATEGIES`: name, description,
+    normalization and re-initialization flags) with its weight rule ``weight(W, k, colors)``."""
 
-    name: str
     weight: Callable[[torch.Tensor, int, int], torch.Tensor]
-    per_channel_norm: bool
-    mirrored: bool = False
-    reinit: bool = False
-    needs_three: bool = False
-    doc: str = ""
 
 
 def _unchanged(w: torch.Tensor, k: int, colors: int) -> torch.Tensor:
@@ -72,40 +68,17 @@ def _uniform(w: torch.Tensor, k: int, colors: int) -> torch.Tensor:
     return base.repeat(1, k, 1, 1) / k
 
 
+_WEIGHT_RULES: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor]] = {
+    "rgb": _unchanged,
+    "repeat": _repeat,
+    "uniform": _uniform,
+    "mirror": _uniform,  # trained through MirrorSymmetric
+    "random": _unchanged,  # replaced by the fresh layer (``reinit``)
+}
+
+#: the strategy table with the weight rules (names, descriptions and flags from the config's table).
 STRATEGIES: dict[str, ChannelStrategy] = {
-    s.name: s
-    for s in (
-        ChannelStrategy(
-            "rgb",
-            _unchanged,
-            per_channel_norm=True,
-            needs_three=True,
-            doc="k×colors = 3: weights and per-channel mean/std as pretrained (pseudo-RGB)",
-        ),
-        ChannelStrategy(
-            "repeat", _repeat, per_channel_norm=False, doc="W'[:, c] = W[:, c mod 3]·3/k (timm adapt_input_conv)"
-        ),
-        ChannelStrategy(
-            "uniform",
-            _uniform,
-            per_channel_norm=False,
-            doc="W'[:, c] = (1/k) Σ_j W[:, j]: identical slices give the pretrained gray response",
-        ),
-        ChannelStrategy(
-            "mirror",
-            _uniform,
-            per_channel_norm=False,
-            mirrored=True,
-            doc="uniform, trained as (V[:, c] + V[:, k−1−c])/2: invariant to slice reversal",
-        ),
-        ChannelStrategy(
-            "random",
-            _unchanged,
-            per_channel_norm=False,
-            reinit=True,
-            doc="first layer re-initialised as the architecture does; rest pretrained",
-        ),
-    )
+    name: ChannelStrategy(**vars(row), weight=_WEIGHT_RULES[name]) for name, row in FIRST_LAYER_STRATEGIES.items()
 }
 
 
@@ -117,7 +90,7 @@ def get_strategy(name: str) -> ChannelStrategy:
 
 
 class MirrorSymmetric(nn.Module):
-    """Parametrisation W = (V + V reversed over slices) / 2 for a (O, k·colors, h, w) kernel."""
+    """Parametrization W = (V + V reversed over slices) / 2 for a (O, k·colors, h, w) kernel."""
 
     def __init__(self, k: int, colors: int) -> None:
         super().__init__()
@@ -135,9 +108,10 @@ def check_strategy(name: str, k: int, colors: int = 1) -> ChannelStrategy:
     if colors not in (1, 3):
         raise ConfigError(f"colors={colors} is not supported: slices are grayscale (1) or RGB (3)")
     if strategy.needs_three and k * colors != 3:
+        others = [s.name for s in STRATEGIES.values() if not s.needs_three]
         raise ConfigError(
-            f"channel_init 'rgb' needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} colour(s): use "
-            "uniform, mirror, repeat or random"
+            f"channel_init {name!r} needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} "
+            f"colour(s): use {', '.join(others[:-1])} or {others[-1]}"
         )
     return strategy
 
@@ -148,7 +122,7 @@ def adapt_weight(w: torch.Tensor, name: str, k: int, colors: int = 1) -> torch.T
     return strategy.weight(w.detach(), k, colors)
 
 
-def normalisation(
+def normalization(
     name: str, mean: tuple[float, ...], std: tuple[float, ...], k: int, colors: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-input-channel (mean, std), each of length k·colors, as strategy ``name`` defines."""
@@ -168,14 +142,14 @@ def apply_strategy(
 
     The layer keeps its class (e.g. timm's ``Conv2dSame``); its ``weight`` is replaced by the
     strategy's (O, k·colors, h, w) kernel and ``in_channels`` updated. ``random`` copies the
-    weight and bias of ``fresh``, the same layer of a randomly initialised twin built with
+    weight and bias of ``fresh``, the same layer of a randomly initialized twin built with
     k·colors input channels. ``mirror`` registers :class:`MirrorSymmetric` on the weight.
     """
     strategy = check_strategy(name, k, colors)
     conv = module.get_submodule(path)
     if strategy.reinit:
         if fresh is None:
-            raise ValueError("the random strategy needs the freshly initialised first layer")
+            raise ValueError(f"the {name} strategy re-initializes the first layer: pass the fresh layer as fresh=")
         new_w = fresh.weight.detach().clone()
         if conv.bias is not None and getattr(fresh, "bias", None) is not None:
             conv.bias = nn.Parameter(fresh.bias.detach().clone())

@@ -92,7 +92,8 @@ class UNetDecoder(nn.Module):
         super().__init__()
         if any(r & (r - 1) for r in reductions) or list(reductions) != sorted(set(reductions)):
             raise ConfigError(
-                f"encoder strides {reductions} must be distinct powers of two: this encoder cannot feed the U-Net decoder"
+                f"encoder strides {reductions} must be distinct powers of two: this encoder cannot feed the U-Net "
+                "decoder"
             )
         make_norm(norm, 8)
         deepest = reductions[-1]
@@ -101,12 +102,14 @@ class UNetDecoder(nn.Module):
         need = int(math.log2(max(skip_levels))) if skip_levels else 0
         if len(skips) < need:
             raise ConfigError(
-                f"skips={skips!r} has {len(skips)} level(s) but this encoder has skips up to stride {max(skip_levels)}: give {need} "
+                f"skips={skips!r} has {len(skips)} level(s) but this encoder has skips up to stride "
+                f"{max(skip_levels)}: give {need} "
                 f"characters (L1 = stride 2 first), e.g. {'1' * need!r}"
             )
         if len(decoder_channels) < n_blocks:
             raise ConfigError(
-                f"decoder_channels {tuple(decoder_channels)} has {len(decoder_channels)} entries but this encoder (stride {deepest}) "
+                f"decoder_channels {tuple(decoder_channels)} has {len(decoder_channels)} entries but this encoder "
+                f"(stride {deepest}) "
                 f"needs {n_blocks} (one per ×2 upsampling)"
             )
         by_stride = dict(zip(reductions, channels))

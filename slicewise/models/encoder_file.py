@@ -4,7 +4,7 @@ Layout: the tensors of the timm model ``timm.create_model(encoder)`` under timm'
 ``model.weights=PATH`` reads, like any local checkpoint), without its classifier. The first layer
 (``pretrained_cfg['first_conv']``) holds the **adapted** kernel of k·colors input channels that
 pretraining trained (for ``mirror`` its effective, exactly symmetric weight W = (V + V reversed) / 2);
-model parts the encoder does not use (e.g. EfficientNet's ``conv_head``) keep a fresh initialisation so
+model parts the encoder does not use (e.g. EfficientNet's ``conv_head``) keep a fresh initialization so
 the file is a whole timm model. The safetensors metadata (strings) hold ``format`` =
 :data:`FORMAT` and the provenance (:data:`PROVENANCE_KEYS`: method, steps, data identity, k, dz,
 strategy, start point, encoder, slicewise version, environment); JSON values are JSON-encoded.
@@ -27,7 +27,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from slicewise.data.io.outputs import atomic_path
 from slicewise.errors import WeightsError
+from slicewise.models.encoders import pretrained_cfg
+from slicewise.models.spec import check_encoder_name
 
 FORMAT = "slicewise-encoder"
 VERSION = "1"
@@ -58,10 +61,8 @@ def _norm(key: str) -> str:
 
 
 def _timm_keys(encoder: str, in_chans: int) -> dict[str, torch.Tensor]:
-    """A freshly initialised full timm model's state dict (classifier dropped)."""
+    """A freshly initialized full timm model's state dict (classifier dropped)."""
     import timm
-
-    from slicewise.models.encoders import check_encoder_name, pretrained_cfg
 
     check_encoder_name(encoder)
     model = timm.create_model(encoder, pretrained=False, in_chans=in_chans)
@@ -116,8 +117,6 @@ def timm_state_dict(encoder: nn.Module) -> tuple[dict[str, torch.Tensor], str]:
 def save_encoder(encoder: nn.Module, path: str | Path, provenance: dict[str, Any], overwrite: bool = True) -> Path:
     """Write ``encoder`` (a slicewise encoder) as a timm-keyed ``.safetensors`` with ``provenance`` metadata."""
     from safetensors.torch import save_file
-
-    from slicewise.utils.atomic import atomic_path
 
     sd, first_key = timm_state_dict(encoder)
     meta = {"format": FORMAT, "version": VERSION, "first_layer_key": first_key}

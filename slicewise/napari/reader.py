@@ -2,11 +2,13 @@
 
 OME-Zarr predictions (docs/ARCHITECTURE.md, "Prediction store layout"): the root multiscale image
 (axes ``c, z, y, x``; level 0 first) becomes one image layer per channel, named from
-``slicewise.channels`` (else ``omero.channels[].label``, else ``channel<i>``), with the scale and
-translation of level 0's ``coordinateTransformations`` (the other levels form the pyramid);
-uint8-quantised stores (``slicewise.quantisation.scale``) are de-quantised lazily to float32
-probabilities. ``labels/<name>`` label images become labels layers. A labels-only prediction
-(root axes ``z, y, x``) gives the labels layer only.
+``slicewise.channels`` (else ``omero.channels[].label``, else the fallback name of
+:func:`slicewise.data.io.formats.channel_name`), with the scale and translation of level 0 (the other
+levels form the pyramid); uint8-quantized stores (``slicewise.quantisation.scale``) are de-quantized
+lazily to float32 probabilities. ``labels/<name>`` label images become labels layers. A labels-only
+prediction (root axes ``z, y, x``) gives the labels layer only. All NGFF metadata is parsed by
+:mod:`slicewise.data.io.ngff` (validated: one line naming the file and the field; the same scale,
+translation and v0.5 rules as every other reader).
 
 Report folders (``slicewise audit ... --report``: ``index.html`` + ``report.json``; ``slicewise
 study``: ``report.html`` + ``figures/``; ``slicewise demo``: ``results.json``): every PNG figure
@@ -22,27 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.io import ngff
+from slicewise.data.io.formats import REPORT_MARKERS, named_channels
 from slicewise.errors import InputError
-from slicewise.utils.validation import confined_path
 
 log = logging.getLogger(__name__)
 
 LayerData = tuple[Any, dict[str, Any], str]
-REPORT_MARKERS = ("report.json", "report.html", "index.html", "results.json")
-
-
-def _ngff(attrs: dict[str, Any]) -> dict[str, Any]:
-    """NGFF attributes at the group root (v0.4) or under ``ome`` (v0.5)."""
-    return attrs.get("ome", attrs) if "multiscales" not in attrs else attrs
-
-
-def _is_prediction(path: Path) -> bool:
-    import zarr
-
-    try:
-        return "multiscales" in _ngff(dict(zarr.open_group(str(path), mode="r").attrs))
-    except Exception:  # noqa: BLE001  (anything unreadable is not ours; napari tries the next reader)
-        return False
 
 
 def _is_report(path: Path) -> bool:
@@ -65,59 +53,41 @@ def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list
             return None
         path = path[0]
     p = Path(path)
-    if p.suffix == ".zarr" and p.is_dir() and _is_prediction(p):
+    if p.suffix == ".zarr" and p.is_dir() and ngff.declares_multiscales(p):
         return read_prediction_layers
     if _is_report(p):
         return read_report_layers
     return None
 
 
-def _transforms(dataset: dict[str, Any], n_axes: int) -> tuple[list[float], list[float]]:
-    scale, translate = [1.0] * n_axes, [0.0] * n_axes
-    for t in dataset.get("coordinateTransformations", []):
-        if t.get("type") == "scale":
-            scale = [float(v) for v in t["scale"]]
-        elif t.get("type") == "translation":
-            translate = [float(v) for v in t["translation"]]
-    return scale, translate
-
-
-def _pyramid(path: Path) -> tuple[list[Any], list[float], list[float], list[str]]:
-    """(lazy dask levels, scale, translation, axis names) of the NGFF multiscale image at ``path``, through the
-    one validated NGFF parser (:func:`slicewise.data.ome_zarr.ngff_attrs`: bad metadata is one line naming the
-    file and the field; dataset paths stay inside the image; levels agree)."""
+def _pyramid(path: Path) -> tuple[ngff.NGFFPyramid, list[Any], list[float], list[float]]:
+    """(the opened image, lazy dask levels, scale, translation of level 0) of the NGFF image at ``path``
+    (:func:`slicewise.data.io.ngff.open_pyramid`: validated metadata, dataset paths inside the image, levels that
+    agree)."""
     import dask.array as da
 
-    from slicewise.data import ome_zarr
-
-    ngff = ome_zarr.ngff_attrs(path)
-    if ngff is None:
+    image = ngff.open_pyramid(path)
+    if image is None:
         raise InputError(f"{path} is not an OME-Zarr image (no NGFF multiscales metadata)")
-    multiscale = ngff["multiscales"][0]
-    axes = [a["name"] for a in multiscale.get("axes", [])]
-    levels = [da.from_zarr(a) for a in ome_zarr.check_levels(path, multiscale)]
-    scale, translate = _transforms(multiscale["datasets"][0], levels[0].ndim)
-    return levels, scale, translate, axes or ["c", "z", "y", "x"][-levels[0].ndim :]
+    scale, translate = image.transform(0)
+    return image, [da.from_zarr(a) for a in image.arrays], scale, translate
 
 
 def channel_names(attrs: dict[str, Any], n: int) -> list[str]:
-    """Channel names: ``slicewise.channels``, else ``omero.channels[].label``, else ``channel<i>``."""
+    """Channel names: ``slicewise.channels``, else ``omero.channels[].label``, else
+    :func:`slicewise.data.io.formats.channel_name` for each channel."""
     names = (attrs.get("slicewise") or {}).get("channels") or [
         c.get("label") for c in (attrs.get("omero") or {}).get("channels", [])
     ]
-    names = [str(x) for x in names if x]
-    return names if len(names) == n else [f"channel{i}" for i in range(n)]
+    return named_channels([str(x) for x in names if x], n)
 
 
 def read_prediction_layers(path: str | list[str]) -> list[LayerData]:
     """Image layers (one per channel) + labels layers of a slicewise OME-Zarr prediction."""
-    import zarr
-
     p = Path(path[0] if isinstance(path, list) else path)
-    root = zarr.open_group(str(p), mode="r")
-    attrs = dict(root.attrs)
+    image, levels, scale, translate = _pyramid(p)
+    attrs, axes = image.attrs, image.axes
     layers: list[LayerData] = []
-    levels, scale, translate, axes = _pyramid(p)
     quant = ((attrs.get("slicewise") or {}).get("quantisation") or {}).get("scale")
     if "c" in axes:
         c = axes.index("c")
@@ -137,9 +107,10 @@ def read_prediction_layers(path: str | list[str]) -> list[LayerData]:
         if quant is not None or np.issubdtype(levels[0].dtype, np.floating):
             meta["contrast_limits"] = [0.0, 1.0]
         layers.append((levels if len(levels) > 1 else levels[0], meta, "image"))
-    if "labels" in root:
-        for name in dict(root["labels"].attrs).get("labels", []):
-            lv, sc, tr, _ = _pyramid(confined_path(p / "labels", str(name), p / "labels" / ".zattrs", "labels"))
+    label_images = ngff.label_images(p)
+    if label_images:
+        for name, folder in label_images.items():
+            _, lv, sc, tr = _pyramid(folder)
             layers.append(
                 (
                     lv if len(lv) > 1 else lv[0],

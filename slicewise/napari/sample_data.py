@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from slicewise.data.synthetic import make_phantom
+
 SHAPE = (16, 192, 192)
 
 
 def phantom_sample() -> list[tuple[Any, dict[str, Any], str]]:
     """Raw phantom (uint8 image) and its semantic classes (labels: 1 membrane, 2 mitochondrion), Z×Y×X,
     scaled by the phantom's voxel size (z, y, x; in-plane pixel units)."""
-    from slicewise.data.synthetic import make_phantom
-
     ph = make_phantom(shape=SHAPE, seed=0)
     scale = tuple(float(s) for s in ph.voxel_size)
     return [

@@ -15,6 +15,7 @@ a multiscale layer uses its full-resolution level).
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+import slicewise
+from slicewise.errors import InputError, SlicewiseError
 from slicewise.utils.inputs import check_model_file
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,6 @@ def layer_volume(layer: Any) -> tuple[np.ndarray, tuple[float, float, float], tu
     if flat:
         vol, scale, translate = vol[None], [1.0, *scale], [0.0, *translate]
     if spatial > 3 or spatial < 2:
-        from slicewise.errors import InputError
-
         raise InputError(f"layer {layer.name!r} has {spatial} spatial dimensions: select a 2-D image or a Z×Y×X volume")
     return vol, tuple(scale[-3:]), tuple(translate[-3:]), flat  # type: ignore[return-value]
 
@@ -71,9 +72,6 @@ def _import_torch_stack() -> None:
 def _user_errors(gen_fn: Any) -> Any:
     """Generator job wrapper: a :class:`SlicewiseError` (bad input, the user's to fix) becomes the return
     value, so it is shown in the widget instead of napari's traceback notification."""
-    import functools
-
-    from slicewise.errors import SlicewiseError
 
     @functools.wraps(gen_fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -153,16 +151,12 @@ class _ModelForm(QWidget):
             self.layer_box.setCurrentText(current)
 
     def selected_layer(self) -> Any:
-        from slicewise.errors import InputError
-
         name = self.layer_box.currentText()
         if not name or name not in self.viewer.layers:
             raise InputError("no image layer selected: open an image first")
         return self.viewer.layers[name]
 
     def model_path(self) -> Path:
-        from slicewise.errors import InputError
-
         text = self.model_edit.text().strip()
         if not text:
             raise InputError("no model file chosen: choose a best.pt or an exported .zip")
@@ -173,8 +167,6 @@ class _ModelForm(QWidget):
         self.status.setText(message)
 
     def _failed(self, err: Exception) -> None:
-        from slicewise.errors import SlicewiseError
-
         self.run_button.setEnabled(True)
         self.progress.setValue(0)
         self.status.setText(
@@ -183,7 +175,6 @@ class _ModelForm(QWidget):
 
     def _done(self, handler: Any) -> Any:
         """A ``returned`` slot: a job's user error goes to the status line, a result to ``handler``."""
-        from slicewise.errors import SlicewiseError
 
         def slot(result: Any) -> None:
             if isinstance(result, _Failure):
@@ -205,8 +196,6 @@ class _ModelForm(QWidget):
 
     def run(self) -> Any:
         """Start the computation in a thread worker (returned); errors go to the status line."""
-        from slicewise.errors import SlicewiseError
-
         try:
             return self._start(self.make_worker())
         except SlicewiseError as err:
@@ -243,14 +232,13 @@ class PredictWidget(_ModelForm):
         tile, overlap = int(self.tile.value()), float(self.overlap.value())
 
         _import_torch_stack()
-        from slicewise import load_model, predict
 
         @thread_worker(connect={"returned": self._done(self._add_result)}, start_thread=False)
         @_user_errors
         def job():
-            model = load_model(model_file)
+            model = slicewise.load_model(model_file)  # a package's dz, border and class names come with it
             yield f"model {model.config.encoder} loaded; predicting {vol.shape[0]} slice(s)…"
-            probs = predict(model, vol, tile=tile, overlap=overlap, progress=False)
+            probs = slicewise.predict(model, vol, tile=tile, overlap=overlap, progress=False)
             yield "prediction done; adding layers"
             seg = model.heads.get("seg", slice(0, model.out_channels))
             labels = (
@@ -316,18 +304,16 @@ class AuditWidget(_ModelForm):
         n_tiles, want = int(self.n_tiles.value()), int(self.tile.value())
 
         _import_torch_stack()
-        from slicewise import load_model
-        from slicewise.diagnostics.attribution import attribution_report, sample_tiles
 
         @thread_worker(connect={"returned": self._done(self._show)}, start_thread=False)
         @_user_errors
         def job():
-            model = load_model(model_file)
+            model = slicewise.load_model(model_file)
             d = model.size_divisor
             tile = max(d, min(want, min(vol.shape[1], vol.shape[2])) // d * d)
             yield f"model loaded; attributing {n_tiles} tile(s) of {tile} px…"
             n_maps = min(4, n_tiles)
-            report = attribution_report(
+            report = slicewise.audit.attribution_report(
                 model,
                 vol,
                 n_tiles=n_tiles,
@@ -339,14 +325,12 @@ class AuditWidget(_ModelForm):
                 seed=SEED,
             )
             yield "attribution done; drawing"
-            # the same seeded tile origins attribution_report drew: put each map back where its tile is
-            origins = sample_tiles(vol.shape, n_tiles, tile, model.in_slices, 1, seed=SEED)[:n_maps]
-            return layer.name, report, origins, vol.shape[:3], scale, translate, flat
+            return layer.name, report, vol.shape[:3], scale, translate, flat
 
         return job()
 
     def _show(self, result: tuple[Any, ...]) -> None:
-        name, report, origins, shape, scale, translate, flat = result
+        name, report, shape, scale, translate, flat = result
         self.report = report
         shares = report["shares"]
         k = len(shares)
@@ -367,7 +351,7 @@ class AuditWidget(_ModelForm):
         if attr is not None:
             colors = attr.shape[1] // k
             per = attr.reshape(attr.shape[0], k, colors, *attr.shape[2:]).sum(2)  # (tiles, k, t, t)
-            placed = attribution_volumes(per, origins, shape)
+            placed = attribution_volumes(per, maps["origins"], shape)  # each map back where its tile is
             if flat:
                 placed, scale, translate = placed[:, 0], scale[1:], translate[1:]
             for c, s in enumerate(shares):
@@ -383,6 +367,7 @@ class AuditWidget(_ModelForm):
                 )
         self.progress.setValue(self.progress.maximum())
         self.status.setText(
-            f"MA = {ma['value']:.3f} (95% CI {ma['ci'][0]:.3f}–{ma['ci'][1]:.3f}) over {len(report['tile_shares'])} tiles; "
+            f"MA = {ma['value']:.3f} (95% CI {ma['ci'][0]:.3f}–{ma['ci'][1]:.3f}) over {len(report['tile_shares'])} "
+            "tiles; "
             f"shares {', '.join(f'{v:.3f}' for v in vals)}"
         )

@@ -1,13 +1,13 @@
 """The backbone and the self-supervised methods; heads, losses and momentum updates come from lightly.
 
 - :class:`Backbone`: the encoder fine-tuning uses (``slicewise.models.build.build_adapted_encoder``:
-  timm encoder, start weights, the first-layer channel strategy, the strategy's normalisation), whose
+  timm encoder, start weights, the first-layer channel strategy, the strategy's normalization), whose
   deepest feature map is averaged over space into the embedding (dimension = its channels).
 - ``mocov2`` (:class:`MoCoV2`, CEM500K's recipe): query = projection of the backbone on view 1, key = the
   momentum (EMA) copy on view 2; lightly's ``NTXentLoss`` with a memory bank of negatives (InfoNCE),
   ``MoCoProjectionHead``, ``update_momentum`` / ``deactivate_requires_grad``.
 - ``byol`` (:class:`BYOL`): lightly's BYOL projection / prediction heads, ``NegativeCosineSimilarity``,
-  symmetrised; momentum cosine-scheduled from ``method.momentum`` to 1 (``cosine_schedule``).
+  symmetrized; momentum cosine-scheduled from ``method.momentum`` to 1 (``cosine_schedule``).
 - ``vicreg`` (:class:`VICReg`): lightly's ``VICRegLoss`` on the projections (``VICRegProjectionHead``).
 - ``mim`` (:class:`MIM`): masked image modelling, SimMIM-style (Xie et al. 2022) rather than MAE: MAE
   drops the masked tokens, which SAM's windowed attention and neck cannot take (they need the full token
@@ -33,12 +33,13 @@ from torch import nn
 
 from slicewise.config import ModelConfig, PretrainMethodConfig, PretrainModelConfig
 from slicewise.errors import ConfigError
+from slicewise.models.build import build_adapted_encoder
 
 __all__ = ["BYOL", "METHODS", "MIM", "Backbone", "MoCoV2", "VICReg", "build_backbone", "build_method"]
 
 
 class Backbone(nn.Module):
-    """Normalisation (per the channel strategy) + encoder + global average pool of the deepest map.
+    """Normalization (per the channel strategy) + encoder + global average pool of the deepest map.
 
     ``forward(x)``: (B, k·colors, H, W) float in [0, 1] → (B, ``dim``) embeddings.
     ``encoder`` is the slicewise encoder (``first_conv``, ``name``) that the weights file stores;
@@ -66,12 +67,12 @@ class Backbone(nn.Module):
         """The encoder's adapted first layer."""
         return self.encoder.get_submodule(self.encoder.first_conv)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` as the encoder sees it (per-channel mean / std of the strategy)."""
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(self.normalise(x))
+        feats = self.encoder(self.normalize(x))
         return feats[-1].float().mean(dim=(2, 3))
 
 
@@ -89,8 +90,6 @@ def model_config(model: PretrainModelConfig) -> ModelConfig:
 
 def build_backbone(model: PretrainModelConfig) -> Backbone:
     """The :class:`Backbone` of ``model``, built exactly as fine-tuning builds its encoder."""
-    from slicewise.models.build import build_adapted_encoder
-
     encoder, mean, std = build_adapted_encoder(model_config(model))
     return Backbone(encoder, mean, std, channel_init=model.channel_init, colors=model.colors)
 
@@ -122,7 +121,7 @@ class MoCoV2(nn.Module):
 
 
 class BYOL(nn.Module):
-    """BYOL: online backbone + projection + prediction, momentum target, symmetrised negative cosine."""
+    """BYOL: online backbone + projection + prediction, momentum target, symmetrized negative cosine."""
 
     def __init__(self, backbone: Backbone, cfg: PretrainMethodConfig) -> None:
         super().__init__()
@@ -153,7 +152,7 @@ class BYOL(nn.Module):
 
 
 class VICReg(nn.Module):
-    """VICReg: variance-invariance-covariance regularisation of the two views' projections."""
+    """VICReg: variance-invariance-covariance regularization of the two views' projections."""
 
     def __init__(self, backbone: Backbone, cfg: PretrainMethodConfig) -> None:
         super().__init__()
@@ -174,10 +173,10 @@ SHARED_MASK = ("mirror", "uniform")  # strategies whose mask value is one per co
 
 
 class MIM(nn.Module):
-    """SimMIM masked image modelling: reconstruct masked patches of the normalised input from the full grid.
+    """SimMIM masked image modelling: reconstruct masked patches of the normalized input from the full grid.
 
     A fraction ``mask_ratio`` of the patches (side P = the encoder's deepest stride: 16 for SAM ViT, 32 for
-    CNNs; chosen by lightly's ``random_token_mask`` on the P-grid) of the normalised input takes a learnable
+    CNNs; chosen by lightly's ``random_token_mask`` on the P-grid) of the normalized input takes a learnable
     mask value per input channel — one per colour, shared by all slices, under ``mirror`` / ``uniform``
     (so a masked stack stays symmetric over slice reversal). The deepest feature map is decoded by a 1×1
     convolution to P²·channels values per token and ``nn.PixelShuffle(P)`` back to the image; the loss is
@@ -209,7 +208,7 @@ class MIM(nn.Module):
         return grid.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
 
     def reconstruct(self, z: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(prediction of the normalised input ``z``, embeddings) from ``z`` masked by ``mask``."""
+        """(prediction of the normalized input ``z``, embeddings) from ``z`` masked by ``mask``."""
         masked = torch.lerp(z, self.mask_values(z.shape[1]).to(z.dtype), mask.to(z.dtype))
         feats = self.backbone.encoder(masked)[-1]
         return self.decoder(feats).float(), feats.float().mean(dim=(2, 3))
@@ -220,7 +219,7 @@ class MIM(nn.Module):
         return err.sum() / (mask.sum() * target.shape[1]).clamp_min(1.0)
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.backbone.normalise(x1)
+        z = self.backbone.normalize(x1)
         mask = self.random_mask(z.shape[0], z.shape[2], z.shape[3], z.device)
         pred, emb = self.reconstruct(z, mask)
         return self.masked_l1(pred, z, mask), emb

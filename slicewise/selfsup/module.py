@@ -9,7 +9,7 @@
 - Logged: ``train/loss``, ``lr`` (per step), and at each validation (every ``trainer.val_every`` steps and
   at the end) ``val/embedding_std``, ``val/embedding_std_ratio`` (std · sqrt(dim)) on a fixed batch of
   views, and ``val/knn`` (the k-NN probe, when labels are given): see :mod:`slicewise.selfsup.probe`.
-- Optimiser: AdamW (no weight decay on 1-D parameters), linear warm-up then cosine
+- Optimizer: AdamW (no weight decay on 1-D parameters), linear warm-up then cosine
   (:func:`slicewise.training.module.lr_factor`), over the trainable parameters (momentum copies excluded).
 - The MoCo memory bank (a non-persistent buffer in lightly) is stored in the checkpoint under
   ``slicewise_memory_bank`` and restored from it.

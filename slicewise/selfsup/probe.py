@@ -1,7 +1,7 @@
 """Quality signals while pretraining runs: embedding spread (collapse) and a k-NN probe on labelled slices.
 
 - **Embedding std** (:func:`embedding_std`): the mean over dimensions of the standard deviation of the
-  L2-normalised embeddings of a fixed batch (lightly's ``std_of_l2_normalized``). Embeddings spread over the
+  L2-normalized embeddings of a fixed batch (lightly's ``std_of_l2_normalized``). Embeddings spread over the
   unit sphere give about ``1/sqrt(dim)``; all samples mapped to one point give 0. The run warns once, in one
   line, when it falls below ``method.collapse_threshold / sqrt(dim)``; ``embedding_std_ratio`` (= std ·
   sqrt(dim)) is logged.
@@ -30,7 +30,7 @@ __all__ = ["ProbeSet", "embed", "embedding_std", "knn_score"]
 
 
 def embedding_std(embeddings: torch.Tensor) -> float:
-    """Mean per-dimension std of the L2-normalised embeddings (B, D) (lightly's convention)."""
+    """Mean per-dimension std of the L2-normalized embeddings (B, D) (lightly's convention)."""
     return float(std_of_l2_normalized(embeddings.float()))
 
 

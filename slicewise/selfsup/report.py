@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from slicewise.config import PretrainConfig
-from slicewise.utils.atomic import atomic_path
+from slicewise.data.io.outputs import atomic_path
 from slicewise.utils.environment import environment_text
 from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num
@@ -91,10 +91,12 @@ def write_report(
     figure = f'<img src="report/{png}" alt="pretraining curves">' if png else "<p>No metrics were logged.</p>"
     env = provenance.get("environment") or {}
     page = (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>slicewise pretrain</title><style>{style}</style></head>'
+        f'<!doctype html><html><head><meta charset="utf-8"><title>slicewise pretrain</title>'
+        f"<style>{style}</style></head>"
         f"<body><h1>Self-supervised pretraining</h1>{warning}<table>{table}</table>{figure}"
-        f"<p>Weights: <code>encoder.safetensors</code> — use <code>model.weights={html.escape(str(out / 'encoder.safetensors'))}"
-        f"</code> with model.encoder={html.escape(cfg.model.encoder)}, model.in_slices={cfg.model.in_slices}, "
+        f"<p>Weights: <code>encoder.safetensors</code> — use "
+        f"<code>model.weights={html.escape(str(out / 'encoder.safetensors'))}</code> "
+        f"with model.encoder={html.escape(cfg.model.encoder)}, model.in_slices={cfg.model.in_slices}, "
         f"model.channel_init={html.escape(cfg.model.channel_init)}.</p>"
         f'<p class="env">{html.escape(environment_text(env)) if env else ""}</p></body></html>'
     )

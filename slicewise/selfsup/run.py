@@ -47,17 +47,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from slicewise import __version__
 from slicewise.config import PretrainConfig, read_yaml_mapping, resolve_pretrain_config, save_config
+from slicewise.data.io import open_volume
+from slicewise.data.io.checks import check_raw
 from slicewise.data.stacking import to_device_tensor
+from slicewise.data.synthetic import make_phantom
 from slicewise.errors import ConfigError, InputError
+from slicewise.models.encoder_file import save_encoder
 from slicewise.selfsup.methods import build_backbone, build_method
 from slicewise.selfsup.module import PretrainModule
 from slicewise.selfsup.probe import ProbeSet
+from slicewise.selfsup.report import write_report
 from slicewise.selfsup.views import ViewSource, check_unlabelled
 from slicewise.training.datamodule import StepNumbers, StepSampler, fits_on_device
 from slicewise.training.run import (
@@ -72,6 +79,9 @@ from slicewise.training.run import (
     run_out_dir,
 )
 from slicewise.utils.atomic import check_writable_folder, claim_output, write_guard, write_json
+from slicewise.utils.device import configure_threads
+from slicewise.utils.environment import environment_info
+from slicewise.utils.identity import input_identity
 from slicewise.utils.ownership import check_folder, prepare_run_folder, record, removed_if_refused
 from slicewise.utils.progress import lightning_progress, quiet_lightning, status
 from slicewise.utils.signals import resume_hint
@@ -115,17 +125,11 @@ class PretrainResult:
 
 
 def _phantom(cfg: PretrainConfig) -> Any:
-    from slicewise.data.synthetic import make_phantom
-
     return make_phantom(tuple(cfg.data.synthetic.shape), seed=cfg.data.synthetic.seed)
 
 
 def _open_volumes(cfg: PretrainConfig) -> tuple[list[Any], list[dict[str, Any]], Any]:
     """The raw volumes (checked: intensities, not labels), their identity records and the probe labels (or None)."""
-    from slicewise.data.io import open_volume
-    from slicewise.data.io.checks import check_raw
-    from slicewise.utils.identity import input_identity
-
     d = cfg.data
     if not d.raw:
         ph = _phantom(cfg)
@@ -144,8 +148,6 @@ def _open_volumes(cfg: PretrainConfig) -> tuple[list[Any], list[dict[str, Any]],
 
 
 def _identity_record(cfg: PretrainConfig, ids: list[dict[str, Any]], labels: Any) -> dict[str, Any]:
-    from slicewise.utils.identity import input_identity
-
     data: dict[str, Any] = {"raw": ids}
     if labels is not None and cfg.data.probe_labels is not None:
         data["probe_labels"] = input_identity(labels, cfg.data.probe_labels)
@@ -155,8 +157,6 @@ def _identity_record(cfg: PretrainConfig, ids: list[dict[str, Any]], labels: Any
 def _resident(volumes: list[Any], setting: bool | str, device: torch.device) -> list[Any]:
     """The volumes as device tensors when ``data.on_device`` says so (``auto``: :func:`fits_on_device`), else as
     they are (read by region)."""
-    import numpy as np
-
     if setting is False:
         return volumes
     need = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in volumes)
@@ -219,9 +219,6 @@ def _check_sizes(backbone: Any, cfg: PretrainConfig) -> None:
 
 def provenance(cfg: PretrainConfig, steps: int, data: dict[str, Any], backbone: Any, device: Any) -> dict[str, Any]:
     """The provenance stored in the weights file (see :mod:`slicewise.models.encoder_file`)."""
-    import slicewise
-    from slicewise.utils.environment import environment_info
-
     m = cfg.model
     return {
         "encoder": m.encoder,
@@ -238,7 +235,7 @@ def provenance(cfg: PretrainConfig, steps: int, data: dict[str, Any], backbone: 
         "first_conv": backbone.encoder.first_conv,
         "mean": [float(v) for v in backbone.mean.flatten()],
         "std": [float(v) for v in backbone.std.flatten()],
-        "slicewise_version": slicewise.__version__,
+        "slicewise_version": __version__,
         "environment": environment_info(device=device, seed=cfg.seed),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -287,10 +284,6 @@ def pretrain(
 
 
 def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> PretrainResult:
-    from slicewise.models.encoder_file import save_encoder
-    from slicewise.selfsup.report import write_report
-    from slicewise.utils.device import configure_threads
-
     configure_threads(processes=1)
     volumes, ids, labels = _open_volumes(cfg)
     identity = _identity_record(cfg, ids, labels)

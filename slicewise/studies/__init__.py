@@ -2,9 +2,13 @@
 
 ``run_study("bias", out, smoke=True)`` runs the packaged ``bias.yaml``; see
 :mod:`slicewise.studies.schema` for the study-file format and docs/studies.md for the studies.
+
+``run_study`` is loaded on first use: running cells needs training (torch), while reading study files,
+listing cells and the statistics do not.
 """
 
-from slicewise.studies.execute import run_study
+from typing import Any
+
 from slicewise.studies.grid import CellContext
 from slicewise.studies.schema import load_study, packaged_studies
 from slicewise.studies.stats import (
@@ -34,3 +38,11 @@ __all__ = [
     "tost_paired",
     "wilcoxon_min_p",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run_study":
+        from slicewise.studies.execute import run_study
+
+        return run_study
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

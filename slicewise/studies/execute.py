@@ -3,7 +3,8 @@
 Finished cells (``result.json``) are never redone; a failed cell leaves ``error.txt`` and the grid
 goes on; a rerun retries failed and pending cells.
 
-Parallel: ``--gpus 0,1,2,3`` runs one process per GPU (``CUDA_VISIBLE_DEVICES``), one cell each.
+Parallel: ``--gpus 0,1,2,3`` runs one process per GPU (``CUDA_VISIBLE_DEVICES``), one cell each
+(``python -m slicewise.studies.worker``, which calls :func:`run_study` for that cell).
 Job arrays: one cell per job, then one more run (or the last job) aggregates, e.g. SLURM::
 
     #SBATCH --array=0-49
@@ -25,8 +26,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from slicewise.data.io.outputs import atomic_path
 from slicewise.errors import ConfigError, InputError, SlicewiseError
-from slicewise.studies.aggregate import Summary, aggregate, summarize
+from slicewise.studies.aggregate import aggregate
+from slicewise.studies.cells import CELL_KINDS
 from slicewise.studies.grid import (
     ERROR,
     RESULT,
@@ -40,12 +43,15 @@ from slicewise.studies.grid import (
     parse_cells,
 )
 from slicewise.studies.preflight import check_weights
-from slicewise.studies.schema import Study, check_data, load_study, resolve_study_path
-from slicewise.utils import atomic_path, progress
+from slicewise.studies.schema import Study, check_data, default_out, load_study, resolve_study_path
+from slicewise.studies.status import Summary, summarize
+from slicewise.utils import progress
 from slicewise.utils.atomic import check_writable_folder, claim_output
+from slicewise.utils.environment import environment_info
 from slicewise.utils.progress import status
 from slicewise.utils.signals import resume_hint
 
+LOG = "log.txt"  # a --gpus child's stdout and stderr, in its cell folder
 _PARENT_ENV = "_SLICEWISE_STUDY_PARENT"  # pid of a --gpus parent that holds the claims of its children's cells
 
 
@@ -61,8 +67,6 @@ def resolve_cell_fn(kind: str) -> CellFn:
             return getattr(importlib.import_module(mod), fn)
         except (ImportError, AttributeError) as err:
             raise ConfigError(f"cell {kind!r} cannot be imported ({err}): check the module:function name") from None
-    from slicewise.studies.cells import CELL_KINDS
-
     if kind not in CELL_KINDS:
         raise ConfigError(f"unknown cell kind {kind!r}; built-in: {', '.join(CELL_KINDS)} (or module:function)")
     return CELL_KINDS[kind]
@@ -110,8 +114,6 @@ def _cell_environment(cell: Cell) -> dict[str, Any]:
     first CUDA device when one is visible, as training picks it; the cell's seed)."""
     import torch
 
-    from slicewise.utils.environment import environment_info
-
     seed = cell.params.get("seed")
     seed = int(seed) if isinstance(seed, (int, float)) else None
     try:
@@ -125,7 +127,7 @@ def _json_default(o: Any) -> Any:
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
 def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
@@ -140,6 +142,18 @@ def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
     text = spec if isinstance(spec, str) else ",".join(map(str, spec))
     if not text.strip():
         return []
+    ids = _gpu_indices(text)
+    known = _cuda_devices(text)
+    missing = [g for g in ids if g not in known]
+    if missing:
+        raise ConfigError(
+            f"--gpus {text}: GPU {missing[0]} does not exist here; the GPUs are {', '.join(known) or 'none'}"
+        )
+    return ids
+
+
+def _gpu_indices(text: str) -> list[str]:
+    """``"0, 1"`` → ``["0", "1"]``: indices >= 0, each once (the syntax of ``--gpus``, before CUDA is asked)."""
     items = [g.strip() for g in text.split(",")]
     bad = [g for g in items if not g.isdigit()]
     if bad:
@@ -150,6 +164,12 @@ def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
     if len(set(ids)) != len(ids):
         twice = next(g for g in ids if ids.count(g) > 1)
         raise ConfigError(f"--gpus {text!r}: GPU {twice} is listed twice: list each GPU once")
+    return ids
+
+
+def _cuda_devices(text: str) -> list[str]:
+    """The GPU indices a child may be given: those of ``CUDA_VISIBLE_DEVICES`` when it lists indices, else
+    ``0 .. device_count − 1``; one line when CUDA is not usable here."""
     import torch
 
     if not torch.cuda.is_available():
@@ -157,42 +177,31 @@ def parse_gpus(spec: str | Sequence[str | int] | None) -> list[str]:
             f"--gpus {text}: this machine has no usable CUDA GPU (torch.cuda.is_available() is False): "
             f"drop --gpus to run the cells one after another here"
         )
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    known = (
-        [v.strip() for v in visible.split(",")]
-        if visible and all(v.strip().isdigit() for v in visible.split(","))
-        else [str(i) for i in range(torch.cuda.device_count())]
-    )
-    missing = [g for g in ids if g not in known]
-    if missing:
-        raise ConfigError(
-            f"--gpus {text}: GPU {missing[0]} does not exist here; the GPUs are {', '.join(known) or 'none'}"
-        )
-    return ids
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")]
+    if visible != [""] and all(v.isdigit() for v in visible):
+        return visible
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _child_command(
+WORKER = "slicewise.studies.worker"
+"""The module each ``--gpus`` child runs (``python -m``): one JSON object of :func:`run_study`'s keyword arguments."""
+
+
+def worker_command(
     source: str, out: Path, index: int, smoke: bool, overrides: Sequence[str], data_root: Path
 ) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "slicewise.cli",
-        "study",
-        source,
-        "--out",
-        str(out),
-        "--cells",
-        str(index),
-        "--no-report",
-        "--data-root",
-        str(data_root),
-    ]
-    if smoke:
-        cmd.append("--smoke")
-    for o in overrides:
-        cmd += ["--set", o]
-    return cmd
+    """The command line of the child process that runs cell ``index`` (:mod:`slicewise.studies.worker`), without a
+    report (the parent aggregates)."""
+    kwargs = {
+        "source": source,
+        "out": str(out),
+        "cells": str(index),
+        "smoke": smoke,
+        "overrides": list(overrides),
+        "data_root": str(data_root),
+        "report": False,
+    }
+    return [sys.executable, "-m", WORKER, json.dumps(kwargs)]
 
 
 def run_parallel(
@@ -218,10 +227,10 @@ def run_parallel(
                     c = queue.pop(0)
                     d = cell_dir(out, c)
                     d.mkdir(parents=True, exist_ok=True)
-                    log = open(d / "log.txt", "w")  # noqa: SIM115 (closed when the child ends)
+                    log = open(d / LOG, "w")  # noqa: SIM115 (closed when the child ends)
                     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, _PARENT_ENV: str(os.getpid())}
                     proc = subprocess.Popen(
-                        _child_command(source, out, c.index, smoke, overrides, data_root),
+                        worker_command(source, out, c.index, smoke, overrides, data_root),
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         env=env,
@@ -234,9 +243,7 @@ def run_parallel(
                     log.close()
                     del running[gpu]
                     ok = (cell_dir(out, c) / RESULT).is_file()
-                    echo(
-                        f"cell {c.index} ({c.id}) {'done' if ok else 'FAILED, see ' + str(cell_dir(out, c) / 'log.txt')}"
-                    )
+                    echo(f"cell {c.index} ({c.id}) {'done' if ok else f'FAILED, see {cell_dir(out, c) / LOG}'}")
     finally:
         for proc, _, log in running.values():
             proc.terminate()
@@ -274,7 +281,7 @@ def run_study(
     if report_only and gpus:
         raise ConfigError("--gpus places cells on GPUs and --report-only runs no cell: drop --gpus")
     study = load_study(source, smoke=smoke, overrides=overrides, data_root=data_root)
-    out_dir = Path(out) if out is not None else Path("runs") / f"study-{study.name}{'-smoke' if smoke else ''}"
+    out_dir = Path(out) if out is not None else default_out(study.name, smoke)
     all_cells = grid_cells(study)
     selected = [all_cells[i] for i in parse_cells(cells, len(all_cells))]
     if report_only and not summarize(out_dir, all_cells).done:
@@ -397,11 +404,7 @@ def failure_message(study_name: str, out: Path, summary: Summary) -> str:
     bad = sorted([*summary.failed, *summary.pending], key=lambda c: c.index)
     c = bad[0]
     total = len(summary.failed) + len(summary.done) + len(summary.pending)
-    why = (
-        _last_line(cell_dir(out, c) / ERROR)
-        if c in summary.failed
-        else f"no result; see {cell_dir(out, c) / 'log.txt'}"
-    )
+    why = _last_line(cell_dir(out, c) / ERROR) if c in summary.failed else f"no result; see {cell_dir(out, c) / LOG}"
     return (
         f"study {study_name}: {len(bad)} of {total} selected cell(s) failed (cell {c.index} {c.id}: {why}); "
         f"see {cell_dir(out, c)}/error.txt (log.txt for --gpus), fix the cause and rerun to retry them"

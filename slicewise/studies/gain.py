@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from slicewise.studies.labels import label
 from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num
 
@@ -32,12 +32,6 @@ def numeric_stratum(rows: pd.DataFrame) -> str | None:
     return None
 
 
-def _label(name: Any) -> str:
-    from slicewise.studies.report import label
-
-    return label(name)
-
-
 def _panels(rows: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
     """(panel title, rows sorted by x) for every combination of the non-x strata."""
     strata = [s for s in str(rows["strata"].iloc[0] or "").split(",") if s and s != x]
@@ -47,7 +41,7 @@ def _panels(rows: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
     out = []
     for key, sub in rows.groupby(strata, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        out.append((", ".join(f"{_label(c)} = {v}" for c, v in zip(strata, key)), sub))
+        out.append((", ".join(f"{label(c)} = {v}" for c, v in zip(strata, key)), sub))
     return out[:MAX_PANELS]
 
 
@@ -67,7 +61,7 @@ def significance_sentence(rows: pd.DataFrame, x: str, alpha: float = 0.05, min_n
             tested = sub[pd.to_numeric(sub["n"], errors="coerce").fillna(0) >= min_n]
             tested = tested[tested["t_p_holm"].notna()]
             if tested.empty:
-                parts.append(f"{head}: too few pairs to test at any {_label(x)} (n < {min_n}).")
+                parts.append(f"{head}: too few pairs to test at any {label(x)} (n < {min_n}).")
                 continue
             sig = tested["t_p_holm"].to_numpy(float) < alpha
             xs = [num(v) for v in tested["_x"]]
@@ -75,12 +69,12 @@ def significance_sentence(rows: pd.DataFrame, x: str, alpha: float = 0.05, min_n
             better = [(g > 0) == higher for g in gain]
             if not sig.any():
                 parts.append(
-                    f"{head}: not significant at any tested {_label(x)} ({', '.join(xs)}; Holm p ≥ {num(alpha)})."
+                    f"{head}: not significant at any tested {label(x)} ({', '.join(xs)}; Holm p ≥ {num(alpha)})."
                 )
                 continue
             word = {True: "gain", False: "loss"}
             sig_x = [f"{xv} ({word[b]})" for xv, s, b in zip(xs, sig, better) if s]
-            text = f"{head}: significant (Holm p < {num(alpha)}) at {_label(x)} {', '.join(sig_x)}"
+            text = f"{head}: significant (Holm p < {num(alpha)}) at {label(x)} {', '.join(sig_x)}"
             last = int(np.flatnonzero(sig)[-1])
             if last < len(sig) - 1:
                 r = tested.iloc[last + 1]
@@ -125,8 +119,8 @@ def gain_figure(rows: pd.DataFrame, x: str, title: str, path: Path, alpha: float
             sig = (ls["t_p_holm"].to_numpy(float) < alpha) & (n >= min_n)
             ax.scatter(ls["_x"][sig], m[sig], color=color, zorder=3)
             ax.scatter(ls["_x"][~sig], m[~sig], facecolors="white", edgecolors=color, zorder=3)
-        ax.set_xlabel(_label(x))
-        ax.set_ylabel(f"Δ {_label(metric)} vs {base}")
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(f"Δ {label(metric)} vs {base}")
         ax.set_title(ptitle, fontsize=9)
         ax.legend(title="filled: Holm p < " + num(alpha), fontsize=8, title_fontsize=8)
     for ax in list(axs.flat)[len(panels) :]:

@@ -25,8 +25,11 @@ from typing import Any
 
 from slicewise.config import deep_merge
 from slicewise.errors import ConfigError
+from slicewise.models.weights import CHECKPOINT_SUFFIXES, LITE_PACKAGES, REGISTRY, cache_dir
+from slicewise.studies.cells.common import AXIS_KEYS
 from slicewise.studies.grid import Cell
 from slicewise.studies.schema import Study
+from slicewise.utils.cache import offline
 
 HUB_HOST = ("huggingface.co", 443)
 PROBE_TIMEOUT_S = 3.0
@@ -34,8 +37,6 @@ PROBE_TIMEOUT_S = 3.0
 
 def cell_model(study: Study, cell: Cell) -> dict[str, Any]:
     """The ``model`` section of a cell's config: ``base``, then presets and axis values (as the cells merge them)."""
-    from slicewise.studies.cells.common import AXIS_KEYS
-
     cfg: dict[str, Any] = json.loads(json.dumps(study.base))
     for axis, value in cell.params.items():
         preset = study.presets.get(axis, {})
@@ -87,9 +88,6 @@ def _hub_cached(encoder: str) -> bool:
 
 def weights_problem(encoder: str, weights: str) -> str | None:
     """Why ``weights`` for ``encoder`` cannot be obtained here, or None when they can (see the module docstring)."""
-    from slicewise.models.weights import CHECKPOINT_SUFFIXES, LITE_PACKAGES, REGISTRY, cache_dir
-    from slicewise.utils.cache import offline
-
     w = str(weights)
     if w == "random" or (w == "imagenet" and encoder in LITE_PACKAGES):
         return None

@@ -3,8 +3,8 @@
 Figures: one per comparison (mean ± CI of baseline and each level; a line over the stratum when it
 is numeric, e.g. training fraction; bars otherwise) and one per ``figures:`` profile of the study
 file (e.g. slice shares per slice, Hellinger distance per layer). Axes and columns carry human labels
-(:data:`LABELS`: ``dice`` → "Dice", ``ma`` → "mirror asymmetry (MA)", ``channel_init`` →
-"first-layer strategy"; :func:`label`). Numbers print with :func:`slicewise.utils.table.num`.
+(:mod:`slicewise.studies.labels`: ``dice`` → "Dice", ``ma`` → "mirror asymmetry (MA)", ``channel_init`` →
+"first-layer strategy"). Numbers print with :func:`slicewise.utils.table.num`.
 
 Confidence intervals respect the metric's range (:func:`slicewise.studies.stats.metric_range`: the
 t interval clipped to it). Below ``stats.min_n`` pairs / values (default 3) no interval is drawn: the
@@ -25,65 +25,29 @@ panels of a figure share their y axis; legends sit outside the axes and notes in
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from slicewise.data.io.outputs import atomic_path
+from slicewise.diagnostics.report import template_env
 from slicewise.studies.gain import gain_figure, numeric_stratum, significance_sentence
+from slicewise.studies.labels import label
 from slicewise.studies.order import natural_key, natural_sorted
+from slicewise.studies.schema import Figure, Study
 from slicewise.studies.stats import Comparison, as_key, clip_ci, mean_ci, metric_range
-from slicewise.utils import atomic_path
+from slicewise.studies.status import LOSS, VAL_METRIC, Summary, training_log
+from slicewise.utils.environment import environment_text
 from slicewise.utils.figures import pyplot, save_figure
 from slicewise.utils.table import num, write_csv
 
-if TYPE_CHECKING:
-    from slicewise.studies.aggregate import Summary
-    from slicewise.studies.schema import Figure, Study
-
 MAX_PANELS = 12
-
-LABELS: dict[str, str] = {
-    "dice": "Dice",
-    "iou": "IoU",
-    "mean_dice": "mean Dice",
-    "mean_iou": "mean IoU",
-    "foreground_dice": "foreground Dice",
-    "are": "adapted Rand error (ARE)",
-    "voi": "VOI (bits)",
-    "voi_split": "VOI split (bits)",
-    "voi_merge": "VOI merge (bits)",
-    "ap": "AP",
-    "ap50": "AP-50",
-    "ap75": "AP-75",
-    "seg_accuracy": "segmentation accuracy",
-    "ma": "mirror asymmetry (MA)",
-    "mirror_asymmetry": "mirror asymmetry (MA)",
-    "share": "attribution share",
-    "centre_share": "centre share",
-    "pair_difference": "pair difference s0 − s(k−1)",
-    "hellinger": "Hellinger distance (bias-corrected)",
-    "channel_init": "first-layer strategy",
-    "weights": "encoder weights",
-    "encoder": "encoder",
-    "skips": "skip connections",
-    "fraction": "training fraction",
-    "seed": "seed",
-    "slice": "input slice",
-    "stage": "stage",
-    "values_per_channel": "values / channel",
-    "hellinger_raw": "raw Hellinger distance",
-    "hellinger_null": "null baseline (Hellinger)",
-    "layer": "layer",
-    "shift": "shift",
-    "test": "test set",
-    "image": "image",
-}
-"""Human labels of metrics, grid axes and label columns (figures and tables); others: underscores → spaces."""
 
 COLUMNS: dict[str, str] = {
     "comparison": "comparison",
@@ -108,10 +72,8 @@ COLUMNS: dict[str, str] = {
 }
 """Columns of the comparisons table on the page (all columns are in stats.csv / comparisons.csv)."""
 
-
-def label(name: Any) -> str:
-    """Human label of a metric / axis / column name (:data:`LABELS`), else the name with spaces."""
-    return LABELS.get(str(name), str(name).replace("_", " "))
+TEXT_COLUMNS = ("comparison", "strata_values", "verdict", "note")
+"""Columns of the comparisons table that hold text (left-aligned)."""
 
 
 def _safe(name: str) -> str:
@@ -208,9 +170,7 @@ def _comparison_figure(
     strata = [s for s in str(rows["strata"].iloc[0] or "").split(",") if s]
     xcol = next((s for s in strata if _numeric(rows[s])), None)
     panel_cols = [s for s in strata if s != xcol]
-    panels = list(rows.groupby(panel_cols, sort=False)) if panel_cols else [((), rows)]
-    panels.sort(key=lambda kv: tuple(natural_key(v) for v in (kv[0] if isinstance(kv[0], tuple) else (kv[0],))))
-    panels = panels[:MAX_PANELS]
+    panels = _comparison_panels(rows, panel_cols)
     ncol = min(len(panels), 4)
     nrow = math.ceil(len(panels) / ncol)
     fig, axs = plt.subplots(
@@ -219,65 +179,15 @@ def _comparison_figure(
     metric = str(rows["metric"].iloc[0])
     axis = str(rows["axis"].iloc[0])
     for ax, (key, sub) in zip(axs.flat, panels):
-        key = key if isinstance(key, tuple) else (key,)
         filters = dict(zip(panel_cols, key))
-        base = str(sub["baseline"].iloc[0])
         small = int(sub["n"].min()) if len(sub) else 0
         if xcol is not None:
-            sub = sub.assign(_x=pd.to_numeric(sub[xcol].astype(str))).sort_values("_x")
-            b = sub.groupby("_x")[["mean_baseline", "mean_baseline_low", "mean_baseline_high", "n"]].first()
-            ax.errorbar(
-                b.index,
-                b["mean_baseline"],
-                yerr=_bars(
-                    ci_errors(b["mean_baseline"], b["mean_baseline_low"], b["mean_baseline_high"], b["n"], min_n)
-                ),
-                marker="o",
-                capsize=3,
-                label=base,
-            )
-            for level in natural_sorted(sub["level"], order):
-                ls = sub[sub["level"] == level]
-                ax.errorbar(
-                    ls["_x"],
-                    ls["mean_level"],
-                    yerr=_bars(
-                        ci_errors(ls["mean_level"], ls["mean_level_low"], ls["mean_level_high"], ls["n"], min_n)
-                    ),
-                    marker="o",
-                    capsize=3,
-                    label=str(level),
-                )
-            if points is not None:
-                for xv in b.index:
-                    xraw = sub.loc[sub["_x"] == xv, xcol].iloc[0]
-                    for vals in points({**filters, xcol: xraw}).values():
-                        _draw_points(ax, float(xv), vals, width=0.02 * (max(b.index) - min(b.index) or 1))
-            ax.set_xlabel(label(xcol))
+            _line_panel(ax, sub, xcol, filters, min_n, points, order)
             _legend_outside(ax, title=label(axis))
         else:
-            levels = natural_sorted(map(str, sub["level"]), order)
-            sub = sub.set_index(sub["level"].astype(str)).loc[levels]
-            names = [base, *levels]
-            means = [sub["mean_baseline"].iloc[0], *sub["mean_level"]]
-            lows = [sub["mean_baseline_low"].iloc[0], *sub["mean_level_low"]]
-            highs = [sub["mean_baseline_high"].iloc[0], *sub["mean_level_high"]]
-            ns = [sub["n"].iloc[0], *sub["n"]]
-            colors = ["0.6"] + ["C0" if not r else "C2" for r in sub.get("t_reject", [False] * len(sub))]
-            xs = np.arange(len(names))
-            ax.bar(xs, means, yerr=_bars(ci_errors(means, lows, highs, ns, min_n)), capsize=3, color=colors, alpha=0.8)
-            if points is not None:
-                pts = points(filters)
-                for x, name in zip(xs, names):
-                    _draw_points(ax, float(x), pts.get(name, ([], [])))
-            ax.set_xticks(xs, names, rotation=30)
+            _bar_panel(ax, sub, filters, min_n, points, order)
             ax.set_xlabel(label(axis))
-        lo, hi = metric_range(metric)
-        if math.isfinite(lo) and math.isfinite(hi):
-            ax.set_ylim(lo, hi)
-        elif math.isfinite(lo):
-            ax.set_ylim(bottom=lo)
-        ax.set_ylabel(label(metric))
+        _metric_axis(ax, metric)
         head = ", ".join(f"{label(c)} = {v}" for c, v in zip(panel_cols, key))
         if small < min_n:
             head = (head + "\n" if head else "") + f"n = {small} < {min_n}: too few to test, no intervals"
@@ -287,6 +197,88 @@ def _comparison_figure(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=90)
+
+
+def _comparison_panels(rows: pd.DataFrame, panel_cols: list[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """(values of ``panel_cols``, rows) per panel of a comparison figure, in natural order, at most
+    :data:`MAX_PANELS`."""
+    if not panel_cols:
+        return [((), rows)]
+    panels = [(key if isinstance(key, tuple) else (key,), sub) for key, sub in rows.groupby(panel_cols, sort=False)]
+    panels.sort(key=lambda kv: tuple(natural_key(v) for v in kv[0]))
+    return panels[:MAX_PANELS]
+
+
+def _line_panel(
+    ax: Any,
+    sub: pd.DataFrame,
+    xcol: str,
+    filters: dict[str, Any],
+    min_n: int,
+    points: PointsFn | None,
+    order: Sequence[Any],
+) -> None:
+    """One panel of a comparison over a numeric stratum ``xcol``: baseline and each level as a line ± CI."""
+    base = str(sub["baseline"].iloc[0])
+    sub = sub.assign(_x=pd.to_numeric(sub[xcol].astype(str))).sort_values("_x")
+    b = sub.groupby("_x")[["mean_baseline", "mean_baseline_low", "mean_baseline_high", "n"]].first()
+    ax.errorbar(
+        b.index,
+        b["mean_baseline"],
+        yerr=_bars(ci_errors(b["mean_baseline"], b["mean_baseline_low"], b["mean_baseline_high"], b["n"], min_n)),
+        marker="o",
+        capsize=3,
+        label=base,
+    )
+    for level in natural_sorted(sub["level"], order):
+        ls = sub[sub["level"] == level]
+        ax.errorbar(
+            ls["_x"],
+            ls["mean_level"],
+            yerr=_bars(ci_errors(ls["mean_level"], ls["mean_level_low"], ls["mean_level_high"], ls["n"], min_n)),
+            marker="o",
+            capsize=3,
+            label=str(level),
+        )
+    if points is not None:
+        for xv in b.index:
+            xraw = sub.loc[sub["_x"] == xv, xcol].iloc[0]
+            for vals in points({**filters, xcol: xraw}).values():
+                _draw_points(ax, float(xv), vals, width=0.02 * (max(b.index) - min(b.index) or 1))
+    ax.set_xlabel(label(xcol))
+
+
+def _bar_panel(
+    ax: Any, sub: pd.DataFrame, filters: dict[str, Any], min_n: int, points: PointsFn | None, order: Sequence[Any]
+) -> None:
+    """One panel of a comparison without a numeric stratum: a bar ± CI for the baseline and each level (green
+    where the paired t-test rejects)."""
+    base = str(sub["baseline"].iloc[0])
+    levels = natural_sorted(map(str, sub["level"]), order)
+    sub = sub.set_index(sub["level"].astype(str)).loc[levels]
+    names = [base, *levels]
+    means = [sub["mean_baseline"].iloc[0], *sub["mean_level"]]
+    lows = [sub["mean_baseline_low"].iloc[0], *sub["mean_level_low"]]
+    highs = [sub["mean_baseline_high"].iloc[0], *sub["mean_level_high"]]
+    ns = [sub["n"].iloc[0], *sub["n"]]
+    colors = ["0.6"] + ["C0" if not r else "C2" for r in sub.get("t_reject", [False] * len(sub))]
+    xs = np.arange(len(names))
+    ax.bar(xs, means, yerr=_bars(ci_errors(means, lows, highs, ns, min_n)), capsize=3, color=colors, alpha=0.8)
+    if points is not None:
+        pts = points(filters)
+        for x, name in zip(xs, names):
+            _draw_points(ax, float(x), pts.get(name, ([], [])))
+    ax.set_xticks(xs, names, rotation=30)
+
+
+def _metric_axis(ax: Any, metric: str) -> None:
+    """The y axis of ``metric``: its label, limited to the metric's range where that is finite."""
+    lo, hi = metric_range(metric)
+    if math.isfinite(lo) and math.isfinite(hi):
+        ax.set_ylim(lo, hi)
+    elif math.isfinite(lo):
+        ax.set_ylim(bottom=lo)
+    ax.set_ylabel(label(metric))
 
 
 def _gain(rows: pd.DataFrame, title: str, path: Path, alpha: float, min_n: int) -> dict[str, str]:
@@ -347,27 +339,7 @@ def _profile_figure(prof: pd.DataFrame, fig: Figure, path: Path, min_n: int, ord
     f, axs = plt.subplots(1, len(facet_vals), figsize=(4.5 * len(facet_vals) + 1.4, 3.6), squeeze=False, sharey=True)
     for ax, fval in zip(axs.flat, facet_vals):
         sub = prof[prof[fig.facet] == fval] if fig.facet else prof
-        hue_vals = natural_sorted(sub[fig.hue], order.get(fig.hue or "", ())) if fig.hue else [""]
-        xs = natural_sorted(sub[fig.x], order.get(fig.x, ()))
-        pos = {x: i for i, x in enumerate(xs)}
-        for j, hval in enumerate(hue_vals):
-            hs = sub[sub[fig.hue] == hval] if fig.hue else sub
-            offset = (j - (len(hue_vals) - 1) / 2) * 0.08
-            xp = np.array([pos[x] for x in hs[fig.x]]) + offset
-            line = ax.errorbar(
-                xp,
-                hs["mean"],
-                yerr=_bars(ci_errors(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)),
-                marker="o",
-                capsize=3,
-                label=str(hval),
-            )
-            for x0, vals in zip(xp, hs["values"]):
-                ax.scatter(np.full(len(vals), x0), vals, s=9, color=line[0].get_color(), alpha=0.6, zorder=3)
-        ticks = slice_offsets(xs) if fig.x == "slice" and _numeric(pd.Series(xs)) else [as_key(x) for x in xs]
-        ax.set_xticks(range(len(xs)), ticks, rotation=30 if len(xs) > 6 else 0, ha="right" if len(xs) > 6 else "center")
-        ax.set_xlabel("slice z-offset" if fig.x == "slice" else label(fig.x))
-        ax.set_ylabel(label(fig.metric))
+        _profile_panel(ax, sub, fig, min_n, order)
         head = f"{label(fig.facet)} = {fval}" if fig.facet else ""
         if len(sub) and int(sub["n"].min()) < min_n:
             head = (head + "\n" if head else "") + f"n = {int(sub['n'].min())} < {min_n}: no intervals"
@@ -377,6 +349,32 @@ def _profile_figure(prof: pd.DataFrame, fig: Figure, path: Path, min_n: int, ord
     f.suptitle(fig.title or f"{label(fig.metric)} per {label(fig.x)}", fontsize=10)
     f.tight_layout()
     save_figure(f, path, dpi=90)
+
+
+def _profile_panel(ax: Any, sub: pd.DataFrame, fig: Figure, min_n: int, order: dict[str, Sequence[Any]]) -> None:
+    """One facet of a profile figure: a line ± CI per hue level over the x values, the values as dots."""
+    hue_vals = natural_sorted(sub[fig.hue], order.get(fig.hue or "", ())) if fig.hue else [""]
+    xs = natural_sorted(sub[fig.x], order.get(fig.x, ()))
+    pos = {x: i for i, x in enumerate(xs)}
+    for j, hval in enumerate(hue_vals):
+        hs = sub[sub[fig.hue] == hval] if fig.hue else sub
+        offset = (j - (len(hue_vals) - 1) / 2) * 0.08
+        xp = np.array([pos[x] for x in hs[fig.x]]) + offset
+        line = ax.errorbar(
+            xp,
+            hs["mean"],
+            yerr=_bars(ci_errors(hs["mean"], hs["low"], hs["high"], hs["n"], min_n)),
+            marker="o",
+            capsize=3,
+            label=str(hval),
+        )
+        for x0, vals in zip(xp, hs["values"]):
+            ax.scatter(np.full(len(vals), x0), vals, s=9, color=line[0].get_color(), alpha=0.6, zorder=3)
+    ticks = slice_offsets(xs) if fig.x == "slice" and _numeric(pd.Series(xs)) else [as_key(x) for x in xs]
+    many = len(xs) > 6
+    ax.set_xticks(range(len(xs)), ticks, rotation=30 if many else 0, ha="right" if many else "center")
+    ax.set_xlabel("slice z-offset" if fig.x == "slice" else label(fig.x))
+    ax.set_ylabel(label(fig.metric))
 
 
 LAYER_METRICS = ("hellinger_raw", "hellinger_null", "hellinger")
@@ -432,8 +430,6 @@ def summary_table(
 
 
 def _cell(v: Any) -> str:
-    import html
-
     if isinstance(v, (float, np.floating, int, np.integer)) and not isinstance(v, bool):
         return num(v)
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -494,8 +490,6 @@ def _html_rows(
     highlight: list[bool] | None = None,
     text_cols: tuple[str, ...] = (),
 ) -> str:
-    import html
-
     if not rows:
         return "<p class='note'>(nothing yet)</p>"
     head = "".join(f"<th{' class=text' if c in text_cols else ''}>{html.escape(h)}</th>" for c, h in columns.items())
@@ -511,8 +505,6 @@ def _curves_figures(out: Path, cells: pd.DataFrame, study: Study, figdir: Path) 
     """Training curves of every cell from its CSV logs: per combination of the non-seed axes one column,
     training loss (top) and validation Dice (bottom), a line per seed (dashed red: failed-to-learn); rows
     share their y axis. Four combinations per figure."""
-    from slicewise.studies.aggregate import LOSS, VAL_METRIC, training_log
-
     if cells.empty:
         return []
     axes = [a for a in study.grid if a != "seed"]
@@ -523,35 +515,39 @@ def _curves_figures(out: Path, cells: pd.DataFrame, study: Study, figdir: Path) 
     for _, r in cells.iterrows():
         groups.setdefault(tuple(as_key(r[a]) for a in axes), []).append(r)
     keys = sorted(groups, key=lambda k: tuple(natural_key(v, study.grid.get(a, ())) for a, v in zip(axes, k)))
-    plt = pyplot()
     figs = []
     for start in range(0, len(keys), 4):
-        chunk = keys[start : start + 4]
-        fig, axs = plt.subplots(2, len(chunk), figsize=(3.6 * len(chunk) + 1.4, 5.4), squeeze=False, sharey="row")
-        for j, key in enumerate(chunk):
-            for r in groups[key]:
-                log = logs[r["cell"]]
-                failed = r.get("status") not in ("ok", None)
-                style = {"ls": "--", "color": "C3"} if failed else {}
-                name = f"seed {r.get('seed', r['index'])}" + (f" ({r.get('status')})" if failed else "")
-                for i, col in enumerate((LOSS, VAL_METRIC)):
-                    if col in log and log[col].notna().any():
-                        pts = log[["step", col]].dropna()
-                        axs[i, j].plot(
-                            pts["step"], pts[col], marker="." if len(pts) < 30 else None, label=name, **style
-                        )
-            axs[0, j].set_title(", ".join(f"{label(a)} = {v}" for a, v in zip(axes, key)) or "all cells", fontsize=8)
-            axs[1, j].set_xlabel("optimizer step")
-        axs[0, 0].set_ylabel("training loss")
-        axs[1, 0].set_ylabel("validation Dice")
-        if axs[0, -1].get_legend_handles_labels()[0]:
-            _legend_outside(axs[0, -1])
-        fig.suptitle("training curves per cell (from train/logs/*/metrics.csv)", fontsize=10)
-        fig.tight_layout()
         path = figdir / f"curves-{start // 4:02d}.png"
-        save_figure(fig, path, dpi=90)
+        chunk = keys[start : start + 4]
+        titles = [", ".join(f"{label(a)} = {v}" for a, v in zip(axes, k)) for k in chunk]
+        _curves_figure([(t, groups[k]) for t, k in zip(titles, chunk)], logs, path)
         figs.append({"src": f"figures/{path.name}", "svg": f"figures/{path.with_suffix('.svg').name}"})
     return figs
+
+
+def _curves_figure(columns: list[tuple[str, list[pd.Series]]], logs: dict[Any, pd.DataFrame], path: Path) -> None:
+    """One figure of training curves: per (title, cells) a column, loss on top and validation Dice below."""
+    plt = pyplot()
+    fig, axs = plt.subplots(2, len(columns), figsize=(3.6 * len(columns) + 1.4, 5.4), squeeze=False, sharey="row")
+    for j, (title, rows) in enumerate(columns):
+        for r in rows:
+            failed = r.get("status") not in ("ok", None)
+            style = {"ls": "--", "color": "C3"} if failed else {}
+            name = f"seed {r.get('seed', r['index'])}" + (f" ({r.get('status')})" if failed else "")
+            log = logs[r["cell"]]
+            for i, col in enumerate((LOSS, VAL_METRIC)):
+                if col in log and log[col].notna().any():
+                    pts = log[["step", col]].dropna()
+                    axs[i, j].plot(pts["step"], pts[col], marker="." if len(pts) < 30 else None, label=name, **style)
+        axs[0, j].set_title(title or "all cells", fontsize=8)
+        axs[1, j].set_xlabel("optimizer step")
+    axs[0, 0].set_ylabel("training loss")
+    axs[1, 0].set_ylabel("validation Dice")
+    if axs[0, -1].get_legend_handles_labels()[0]:
+        _legend_outside(axs[0, -1])
+    fig.suptitle("training curves per cell (from train/logs/*/metrics.csv)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=90)
 
 
 def _short(v: Any) -> str:
@@ -566,8 +562,6 @@ def provenance_rows(prov: dict[str, Any]) -> tuple[list[dict[str, str]], list[st
     """(rows setting → value for the training settings of the study's cells, the distinct environments of
     the cells as one line each). A setting that differs between cells shows each value with its cells'
     count; where it follows a grid axis, the cells table shows it per cell."""
-    from slicewise.utils.environment import environment_text
-
     cells = prov.get("cells", {})
     rows: list[dict[str, str]] = []
     settings: dict[str, dict[str, int]] = {}
@@ -633,82 +627,23 @@ def write_study_report(
 ) -> Path:
     """Write ``OUT/figures/*.png`` (+ ``.svg``, ``profile-*.csv``, ``curves-*.png``), ``OUT/comparisons.csv``,
     ``OUT/summary.csv``, ``OUT/layer_distances.csv`` (where the study records them) and ``OUT/report.html``;
-    return the HTML path. ``cells``: :func:`slicewise.studies.aggregate.cell_table`; ``provenance``:
+    return the HTML path. ``cells``: :func:`slicewise.studies.status.cell_table`; ``provenance``:
     :func:`slicewise.studies.aggregate.provenance`."""
-    from slicewise.diagnostics.report import template_env
-    from slicewise.utils.environment import environment_text
-
     min_n = max(int(study.stats.min_n), 2)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     order = {a: [as_key(v) for v in levels] for a, levels in study.grid.items()}
-    comps = {c.label(): c for c in study.comparisons}
-    comp_figs, prof_figs, csvs = [], [], []
-    if not stats.empty:
-        for i, (name, rows) in enumerate(stats.groupby("comparison", sort=False)):
-            p = figdir / f"comparison-{i:02d}-{_safe(str(name))}.png"
-            comp = comps.get(str(name))
-            _comparison_figure(
-                rows,
-                str(name),
-                p,
-                min_n,
-                seed_points(table, comp) if comp is not None else None,
-                order.get(str(rows["axis"].iloc[0]), ()),
-            )
-            comp_figs.append(
-                {
-                    "title": str(name),
-                    "src": f"figures/{p.name}",
-                    "svg": f"figures/{p.with_suffix('.svg').name}",
-                    **_gain(rows, str(name), figdir / f"gain-{p.name[len('comparison-') :]}", study.stats.alpha, min_n),
-                }
-            )
-    for i, fig in enumerate(study.figures):
-        prof = profile_table(table, fig, study.stats.confidence)
-        if prof.empty:
-            continue
-        p = figdir / f"profile-{i:02d}-{_safe(fig.metric + '-' + fig.x)}.png"
-        _profile_figure(prof, fig, p, min_n, order)
-        write_csv(p.with_suffix(".csv"), prof.drop(columns="values").to_dict("records"))
-        prof_figs.append(
-            {
-                "title": fig.title or f"{label(fig.metric)} per {label(fig.x)}",
-                "src": f"figures/{p.name}",
-                "svg": f"figures/{p.with_suffix('.svg').name}",
-                "csv": f"figures/{p.with_suffix('.csv').name}",
-            }
-        )
-    shown = comparisons_rows(stats, min_n) if not stats.empty else []
-    if not stats.empty:
-        csvs.append(
-            write_csv(
-                out / "comparisons.csv",
-                stats.assign(strata_values=stats.apply(_strata_text, axis=1)).to_dict("records"),
-            )
-        )
-    highlight = [bool(v) for v in stats["t_reject"]] if not stats.empty and "t_reject" in stats else None
+    cells = cells if cells is not None else pd.DataFrame()
     summ = summary_table(table, list(study.grid), study.stats.confidence, order=order)
+    layers = layer_distance_table(table)
+    csvs = []
+    if not stats.empty:
+        comparisons = stats.assign(strata_values=stats.apply(_strata_text, axis=1))
+        csvs.append(write_csv(out / "comparisons.csv", comparisons.to_dict("records")))
     if not summ.empty:
         csvs.append(write_csv(out / "summary.csv", summ.to_dict("records")))
-    summ_rows = []
-    for _, r in summ.iterrows():
-        rec = {c: r[c] for c in summ.columns if c not in ("mean", "ci_low", "ci_high", "n")}
-        if "metric" in rec:
-            rec["metric"] = label(rec["metric"])
-        rec["mean"] = _ci_text(r["mean"], r["ci_low"], r["ci_high"], r["n"], min_n)
-        rec["n"] = r["n"]
-        summ_rows.append(rec)
-    summ_cols = {c: (label(c) if c not in ("mean",) else "mean [CI]") for c in (summ_rows[0] if summ_rows else {})}
-    layers = layer_distance_table(table)
     if not layers.empty:
         csvs.append(write_csv(out / "layer_distances.csv", layers.to_dict("records")))
-    cells = cells if cells is not None else pd.DataFrame()
-    cell_cols = {c: label(c) for c in cells.columns if c not in ("cell",)} if not cells.empty else {}
-    excluded = cells[~cells["status"].isin(["ok", "pending"])] if not cells.empty else cells
-    prov = provenance or {}
-    prov_rows, cell_envs = provenance_rows(prov) if prov else ([], [])
-    env = prov.get("environment") or {}
     page = (
         template_env()
         .get_template("study.html")
@@ -720,28 +655,101 @@ def write_study_report(
             n_cells=int(np.prod([len(v) for v in study.grid.values()])),
             status=summary.line(study.name),
             failed=", ".join(c.id for c in summary.failed),
-            stats_table=_html_rows(
-                shown, COLUMNS, highlight, text_cols=("comparison", "strata_values", "verdict", "note")
-            ),
             ci_adjustment=str(stats["ci_adjustment"].iloc[0]) if "ci_adjustment" in stats and len(stats) else "",
-            comparison_figures=comp_figs,
-            profile_figures=prof_figs,
+            comparison_figures=_comparison_figures(study, table, stats, figdir, min_n, order),
+            profile_figures=_profile_figures(study, table, figdir, min_n, order),
             csvs=csvs,
-            summary_table=_html_rows(summ_rows, summ_cols),
-            layer_table=_html_rows(layers.to_dict("records"), {c: label(c) for c in layers.columns})
-            if not layers.empty
-            else "",
-            cells_table=_html_rows(cells.to_dict("records"), cell_cols, text_cols=("reason",))
-            if not cells.empty
-            else "",
-            excluded=[f"{r['cell']} ({r['status']}: {r['reason']})" for _, r in excluded.iterrows()],
             curves=_curves_figures(out, cells, study, figdir),
-            provenance_table=_html_rows(prov_rows, {"setting": "setting", "value": "value"}, text_cols=("value",)),
-            environment=environment_text(env),
-            cell_environments=cell_envs,
+            **_page_tables(stats, summ, layers, cells, min_n),
+            **_provenance_section(provenance or {}),
         )
     )
     path = out / "report.html"
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+def _comparison_figures(
+    study: Study, table: pd.DataFrame, stats: pd.DataFrame, figdir: Path, min_n: int, order: dict[str, list[str]]
+) -> list[dict[str, str]]:
+    """A figure per comparison (``comparison-NN-<name>.png``) and, over a numeric stratum, its gain curve and
+    sentence; what the page shows of each."""
+    if stats.empty:
+        return []
+    comps = {c.label(): c for c in study.comparisons}
+    figs = []
+    for i, (name, rows) in enumerate(stats.groupby("comparison", sort=False)):
+        p = figdir / f"comparison-{i:02d}-{_safe(str(name))}.png"
+        comp = comps.get(str(name))
+        points = seed_points(table, comp) if comp is not None else None
+        _comparison_figure(rows, str(name), p, min_n, points, order.get(str(rows["axis"].iloc[0]), ()))
+        gain = _gain(rows, str(name), figdir / f"gain-{p.name[len('comparison-') :]}", study.stats.alpha, min_n)
+        figs.append({"title": str(name), "src": f"figures/{p.name}", "svg": f"figures/{p.with_suffix('.svg').name}"})
+        figs[-1].update(gain)
+    return figs
+
+
+def _profile_figures(
+    study: Study, table: pd.DataFrame, figdir: Path, min_n: int, order: dict[str, list[str]]
+) -> list[dict[str, str]]:
+    """A figure (``profile-NN-<metric>-<x>.png``) and its CSV per ``figures:`` entry of the study that has data."""
+    figs = []
+    for i, fig in enumerate(study.figures):
+        prof = profile_table(table, fig, study.stats.confidence)
+        if prof.empty:
+            continue
+        p = figdir / f"profile-{i:02d}-{_safe(fig.metric + '-' + fig.x)}.png"
+        _profile_figure(prof, fig, p, min_n, order)
+        write_csv(p.with_suffix(".csv"), prof.drop(columns="values").to_dict("records"))
+        figs.append(
+            {
+                "title": fig.title or f"{label(fig.metric)} per {label(fig.x)}",
+                "src": f"figures/{p.name}",
+                "svg": f"figures/{p.with_suffix('.svg').name}",
+                "csv": f"figures/{p.with_suffix('.csv').name}",
+            }
+        )
+    return figs
+
+
+def _page_tables(
+    stats: pd.DataFrame, summ: pd.DataFrame, layers: pd.DataFrame, cells: pd.DataFrame, min_n: int
+) -> dict[str, Any]:
+    """The page's HTML tables (comparisons, summary, layer distances, cells) and the excluded cells."""
+    shown = comparisons_rows(stats, min_n) if not stats.empty else []
+    highlight = [bool(v) for v in stats["t_reject"]] if not stats.empty and "t_reject" in stats else None
+    summ_rows = []
+    for _, r in summ.iterrows():
+        rec = {c: r[c] for c in summ.columns if c not in ("mean", "ci_low", "ci_high", "n")}
+        if "metric" in rec:
+            rec["metric"] = label(rec["metric"])
+        rec["mean"] = _ci_text(r["mean"], r["ci_low"], r["ci_high"], r["n"], min_n)
+        rec["n"] = r["n"]
+        summ_rows.append(rec)
+    summ_cols = {c: (label(c) if c != "mean" else "mean [CI]") for c in (summ_rows[0] if summ_rows else {})}
+    tables = {
+        "stats_table": _html_rows(shown, COLUMNS, highlight, text_cols=TEXT_COLUMNS),
+        "summary_table": _html_rows(summ_rows, summ_cols),
+        "layer_table": "",
+        "cells_table": "",
+        "excluded": [],
+    }
+    if not layers.empty:
+        tables["layer_table"] = _html_rows(layers.to_dict("records"), {c: label(c) for c in layers.columns})
+    if not cells.empty:
+        cell_cols = {c: label(c) for c in cells.columns if c != "cell"}
+        tables["cells_table"] = _html_rows(cells.to_dict("records"), cell_cols, text_cols=("reason",))
+        excluded = cells[~cells["status"].isin(["ok", "pending"])]
+        tables["excluded"] = [f"{r['cell']} ({r['status']}: {r['reason']})" for _, r in excluded.iterrows()]
+    return tables
+
+
+def _provenance_section(prov: dict[str, Any]) -> dict[str, Any]:
+    """The page's provenance table, the environment of this report and the distinct environments of the cells."""
+    rows, cell_envs = provenance_rows(prov) if prov else ([], [])
+    return {
+        "provenance_table": _html_rows(rows, {"setting": "setting", "value": "value"}, text_cols=("value",)),
+        "environment": environment_text(prov.get("environment") or {}),
+        "cell_environments": cell_envs,
+    }

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field
 
 from slicewise.config import (
@@ -34,6 +35,7 @@ from slicewise.config import (
     read_yaml_mapping,
     validate_with_overrides,
 )
+from slicewise.data.io.outputs import atomic_path
 from slicewise.errors import ConfigError, InputError
 from slicewise.studies.stats import Comparison, StatsSettings
 from slicewise.utils.inputs import check_input_path
@@ -156,3 +158,30 @@ def check_data(study: Study) -> Path:
                 f"(the folder holding {rel}) or set {DATA_ROOT_ENV}"
             )
     return root.resolve()
+
+
+def default_out(name: str, smoke: bool = False) -> Path:
+    """The folder a study run writes to when none is given: ``runs/study-<name>[-smoke]``."""
+    return Path("runs") / f"study-{name}{'-smoke' if smoke else ''}"
+
+
+def piped_study(text: str, out: str | os.PathLike | None = None, smoke: bool = False) -> Path:
+    """A study file given on standard input (``slicewise study init ... | slicewise study - --smoke``), saved
+    as ``<out>/study.yaml`` (default out: ``runs/study-<name>[-smoke]``) so that reruns, ``--gpus`` children
+    and ``--report-only`` read the same file; returns its path. One line when the text is no study."""
+    try:
+        raw = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raw = None
+    if not isinstance(raw, dict) or "grid" not in raw:
+        raise InputError(
+            "study -: standard input holds no study file: pipe one in, e.g. `slicewise study init pretraining "
+            "--raw RAW --labels LABELS --train-z 0:14 --test-z 16:20 | slicewise study - --smoke`"
+        )
+    name = str(raw.get("name") or "piped")
+    folder = Path(out) if out is not None else default_out(name, smoke)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "study.yaml"
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(text)
+    return path

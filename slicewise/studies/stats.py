@@ -213,7 +213,7 @@ def _power(d: float, n: int, alpha: float) -> float:
 
 @functools.lru_cache(maxsize=256)
 def min_detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Standardised effect d = δ / sd that a two-sided paired t-test at level ``alpha`` detects with
+    """Standardized effect d = δ / sd that a two-sided paired t-test at level ``alpha`` detects with
     probability ``power`` at ``n`` pairs (noncentral t); NaN for n < 2."""
     from scipy.optimize import brentq
 

@@ -4,7 +4,7 @@
   memory, raw stays lazy unless it is small) or the synthetic phantom (``data.synthetic``). Raw
   intensities pass :func:`slicewise.data.io.check_raw` before training starts (integers ÷ dtype
   maximum, so no negative values and, beyond uint8/uint16, at least 1/256 of the dtype range; float in
-  [0, 1]; no NaN/Inf); training has no intensity normalisation, so the fix is to convert the file.
+  [0, 1]; no NaN/Inf); training has no intensity normalization, so the fix is to convert the file.
 - ``data.label_map`` maps raw label values to classes; afterwards every label must be a class
   ``0 … model.classes-1`` (or ``loss.ignore_index``), else a one-line :class:`ConfigError`.
 - Split: :func:`slicewise.data.sampling.split_z` (validation z-range, gap of r·dz slices).
@@ -14,7 +14,7 @@
   ``s``: ``(s·W + q)·B … (s·W + q)·B + B − 1`` (B = batch size), starting at the trainer's
   global step, so a resumed run sees exactly the patches of an uninterrupted one; one loader
   "epoch" is ``trainer.val_every`` steps (validation and checkpoints at its end).
-- Validation: non-overlapping patch-size tiles (``slicewise.infer.tiling.iter_tiles``) over the
+- Validation: non-overlapping patch-size tiles (``slicewise.data.tiling.iter_tiles``) over the
   validation slices, at most ``data.val_patches`` of them (a seeded choice), fixed for the run.
 - Extra heads: boundary and distance targets (``slicewise.training.losses``) are computed per
   patch from the instance crop, before augmentation (which moves them with the image).
@@ -48,11 +48,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from slicewise.config import DataConfig, TrainConfig
 from slicewise.data.augment import AugmentConfig
+from slicewise.data.components import label
+from slicewise.data.io import check_labels, check_raw, open_volume
 from slicewise.data.sampling import DevicePatchSampler, PatchDataset, PatchSampler, sample_seed, split_z
 from slicewise.data.stacking import stack_slices
+from slicewise.data.synthetic import make_phantom
+from slicewise.data.tiling import iter_tiles
 from slicewise.errors import ConfigError, InputError
-from slicewise.infer.blockwise_labels import label
-from slicewise.infer.tiling import iter_tiles
 from slicewise.training.losses import boundary_map, distance_map
 
 IN_MEMORY_BYTES = 2 << 30  # raw volumes up to 2 GiB are read into memory once
@@ -92,8 +94,8 @@ def resolve_on_device(setting: bool | str, volume: TrainVolume, device: torch.de
     if volume.instances is not None:
         if setting is True:
             raise ConfigError(
-                "data.on_device=true cannot train extra heads (their boundary/distance targets are computed on the host): "
-                "set data.on_device=auto or false"
+                "data.on_device=true cannot train extra heads (their boundary/distance targets are computed on "
+                "the host): set data.on_device=auto or false"
             )
         return False
     if setting is True:
@@ -138,7 +140,8 @@ def map_labels(labels: np.ndarray, label_map: dict[int, int] | None) -> np.ndarr
     missing = np.setdiff1d(present, keys)
     if missing.size:
         raise ConfigError(
-            f"labels hold values {missing[:10].tolist()} that data.label_map {label_map} does not map: add them to data.label_map"
+            f"labels hold values {missing[:10].tolist()} that data.label_map {label_map} does not map: "
+            f"add them to data.label_map"
         )
     return values[np.searchsorted(keys, lab)]
 
@@ -157,13 +160,14 @@ def check_classes(labels: np.ndarray, classes: int, ignore_index: int | None = N
         shown = ", ".join(map(str, negative[:5].tolist())) + (", ..." if negative.size > 5 else "")
         raise ConfigError(
             f"labels hold negative values ({shown}): classes are 0..{classes - 1}; map them to classes with "
-            f"data.label_map (e.g. {{{int(negative[0])}: 0}}) or set loss.ignore_index={int(negative[0])} to ignore them"
+            f"data.label_map (e.g. {{{int(negative[0])}: 0}}) or set loss.ignore_index={int(negative[0])} "
+            f"to ignore them"
         )
     bad = values[values >= classes]
     if bad.size:
         raise ConfigError(
-            f"labels hold classes {values[:10].tolist()} but model.classes={classes}: set model.classes={int(values.max()) + 1} "
-            f"or map the label values to 0..{classes - 1} with data.label_map"
+            f"labels hold classes {values[:10].tolist()} but model.classes={classes}: "
+            f"set model.classes={int(values.max()) + 1} or map the label values to 0..{classes - 1} with data.label_map"
         )
 
 
@@ -185,15 +189,11 @@ def regions_as_instances(labels: np.ndarray) -> np.ndarray:
 def load_volume(
     cfg: DataConfig, classes: int, ignore_index: int | None = None, need_instances: bool = False
 ) -> TrainVolume:
-    """Read (or synthesise) the training volume, map and check its labels."""
+    """Read (or synthesize) the training volume, map and check its labels."""
     if cfg.raw is None:
-        from slicewise.data.synthetic import make_phantom
-
         ph = make_phantom(shape=cfg.synthetic.shape, seed=cfg.synthetic.seed)
         raw, labels, instances = ph.raw, ph.semantic, ph.cells
     else:
-        from slicewise.data.io import check_labels, check_raw, open_volume
-
         if cfg.labels is None:
             raise ConfigError("data.raw is set but data.labels is not: give the label volume (data.labels)")
         raw = open_volume(cfg.raw, cfg.raw_key)
@@ -352,7 +352,8 @@ class SliceDataModule(pl.LightningDataModule):
         wants_val = d.val_fraction > 0 or d.val_range is not None
         if wants_val and not len(val_z):
             raise InputError(
-                f"the validation z-range has no usable centre slice under border={d.border!r}: widen it or use border=reflect"
+                f"the validation z-range has no usable centre slice under border={d.border!r}: "
+                f"widen it or use border=reflect"
             )
         self.val_set = (
             ValTiles(vol, val_z, d.patch_size, k, d.dz, d.border, d.val_patches, cfg.seed) if len(val_z) else None

@@ -11,7 +11,7 @@ Segmentation head ("seg", C channels of raw logits): ``ce_weight · CE + dice_we
 
 Boundary head (one channel of logits): BCE-with-logits against the boundary map, plus optional
 soft Dice of ``sigmoid(logit)``. Distance head (one raw channel): MSE or Smooth-L1 against the
-normalised distance map. Ignored pixels are left out of both.
+normalized distance map. Ignored pixels are left out of both.
 
 Targets from instance labels (2-D, per slice; 0 is background, other values are instance ids):
 
@@ -45,7 +45,7 @@ def boundary_map(instances: np.ndarray) -> np.ndarray:
 
 
 def distance_map(instances: np.ndarray) -> np.ndarray:
-    """Per-instance normalised Euclidean distance transform (float32 in [0, 1], 2-D Y×X).
+    """Per-instance normalized Euclidean distance transform (float32 in [0, 1], 2-D Y×X).
 
     Each instance (id > 0) gets ``distance_transform_edt`` of its own mask divided by its maximum;
     background (id 0) is 0. The image edge is not treated as a boundary."""

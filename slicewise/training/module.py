@@ -11,10 +11,10 @@
 - Validation metric ``val/dice``: the mean over foreground classes (1 … C-1) of the Dice of the
   arg-max prediction over all validation pixels together (sums reduced across ranks); a class
   absent from prediction and ground truth counts as 1. ``val/loss`` is logged too.
-- Optimiser: AdamW (no weight decay on biases and normalisation weights, i.e. on 1-D
+- Optimizer: AdamW (no weight decay on biases and normalization weights, i.e. on 1-D
   parameters); learning rate per step: linear warm-up, then cosine to ``min_lr_ratio · lr``.
 - Encoder freezing (``optim.freeze_encoder_steps`` = N): for steps < N the encoder's gradients are
-  dropped before the optimiser step (AdamW then skips them, weight decay included) and its
+  dropped before the optimizer step (AdamW then skips them, weight decay included) and its
   BatchNorm layers run in eval mode. Parameters stay ``requires_grad`` so DDP is unaffected.
 """
 
@@ -58,7 +58,8 @@ def loss_weights(config: TrainConfig) -> LossConfig:
     lc = config.loss
     if lc.class_weights is not None and len(lc.class_weights) != config.model.classes:
         raise ConfigError(
-            f"loss.class_weights has {len(lc.class_weights)} values but model.classes={config.model.classes}: give one weight per class"
+            f"loss.class_weights has {len(lc.class_weights)} values but model.classes={config.model.classes}: "
+            f"give one weight per class"
         )
     return lc
 
@@ -148,7 +149,7 @@ class SegmentationModule(pl.LightningModule):
         valid = torch.ones_like(target, dtype=torch.bool)
         if self.config.loss.ignore_index is not None:
             valid = target != self.config.loss.ignore_index
-        # fixed-size one-hot sums: no data-dependent shapes, hence no host synchronisation
+        # fixed-size one-hot sums: no data-dependent shapes, hence no host synchronization
         weight = valid.unsqueeze(-1).double()
         p1 = F.one_hot(pred, n).double() * weight
         g1 = F.one_hot(target.clamp(0, n - 1), n).double() * weight

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import json
 import logging
 import os
@@ -80,9 +81,10 @@ from typing import Annotated, Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pydantic import Field
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from slicewise.config import (
     TrainConfig,
@@ -93,16 +95,16 @@ from slicewise.config import (
     save_config,
     validate_with_overrides,
 )
+from slicewise.data.io import open_volume
+from slicewise.data.io.outputs import atomic_path
 from slicewise.errors import ConfigError, InputError
-from slicewise.utils.atomic import (
-    atomic_path,
-    check_writable_folder,
-    claim_output,
-    write_guard,
-    write_json,
-)
+from slicewise.models import build_model, save_model
+from slicewise.training.datamodule import SliceDataModule
+from slicewise.training.module import SegmentationModule
+from slicewise.utils.atomic import check_writable_folder, claim_output, write_guard, write_json
 from slicewise.utils.device import cap_workers, configure_threads
 from slicewise.utils.environment import environment_info
+from slicewise.utils.identity import check_identity, input_identity
 from slicewise.utils.ownership import check_folder, prepare_run_folder, record, remove_owned, removed_if_refused
 from slicewise.utils.progress import lightning_progress, quiet_lightning, status
 from slicewise.utils.signals import resume_hint
@@ -172,7 +174,7 @@ def prepare_run_dir(out: Path, kind: str = RUN_KIND) -> str:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint IO: writes through :func:`slicewise.utils.atomic_path`, reads weights-only.
+    """Lightning checkpoint IO: writes through :func:`slicewise.data.io.outputs.atomic_path`, reads weights-only.
 
     A Lightning checkpoint of a slicewise run holds only tensors, containers and primitive values
     (state dict, optimizer and loop states, callback states), so ``torch.load(weights_only=True)``
@@ -406,9 +408,6 @@ def config_record(cfg: Any, layout: RunLayout = TRAIN_LAYOUT) -> dict[str, Any]:
 
 def _identity_record(cfg: TrainConfig) -> dict[str, Any]:
     """Resolved config (runtime-only keys removed) and ``input_identity`` of each data file of the run."""
-    from slicewise.data.io import open_volume
-    from slicewise.utils.identity import input_identity
-
     data: dict[str, Any] = {}
     d = cfg.data
     for role in ("raw", "labels", "instances"):
@@ -439,8 +438,6 @@ def _identities(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def check_recorded_inputs(out: Path, current: dict[str, Any], layout: RunLayout = TRAIN_LAYOUT) -> None:
     """Refuse to resume when the config or a data file differs from the one the run began with (``inputs.json``)."""
-    from slicewise.utils.identity import check_identity
-
     path = out / INPUTS_NAME
     if not path.is_file():
         return
@@ -515,13 +512,10 @@ def _trainer(
     cbs: list[pl.Callback] = [last, *([ckpt] if has_val else []), *callbacks, *([bar] if bar is not None else [])]
     loggers: list[Any] = [CSVLogger(out, name="logs")]
     if tc.tensorboard:
-        import importlib.util
-
-        from pytorch_lightning.loggers import TensorBoardLogger
-
         if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
             raise ConfigError(
-                "trainer.tensorboard needs the tensorboard package: pip install tensorboard, or set trainer.tensorboard=false"
+                "trainer.tensorboard needs the tensorboard package: pip install tensorboard, "
+                "or set trainer.tensorboard=false"
             )
 
         loggers.append(TensorBoardLogger(out / "logs", name="tensorboard"))
@@ -535,8 +529,6 @@ def lightning_trainer(
     ``optim.grad_clip``) in run folder ``out``: checkpoints through :class:`AtomicCheckpointIO`, the bar when a
     :class:`TQDMProgressBar` is among ``callbacks``, and each logger's fresh ``version_<n>/`` folder recorded in the
     folder's manifest. Lightning's refusal of the ``trainer.*`` settings is one :class:`ConfigError` line."""
-    from lightning_fabric.utilities.exceptions import MisconfigurationException
-
     tc = cfg.trainer
     try:
         trainer = pl.Trainer(
@@ -576,8 +568,6 @@ def lightning_trainer(
 
 def _export(module: Any, ckpt: ModelCheckpoint, out: Path) -> None:
     """Write best.pt / last.pt (slicewise model files) from the trained module and the best checkpoint."""
-    from slicewise.models import save_model
-
     model = module.model
     record(out, LAST_MODEL, BEST_MODEL)  # listed first: a write that fails leaves no unlisted half-file behind
     save_model(model, out / LAST_MODEL)
@@ -639,28 +629,17 @@ def train(
                 return _train(cfg, out_dir, resume, list(callbacks or []))
 
 
-def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
-    from slicewise.models import build_model
-    from slicewise.training.datamodule import SliceDataModule
-    from slicewise.training.module import SegmentationModule
+def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:
+    """Refuse a resume whose config or data changed, or whose checkpoints are damaged or unsafe: one line, before
+    any work."""
+    check_recorded_inputs(out_dir, identity)
+    for path in (out_dir / CKPT_DIR / "last.ckpt", out_dir / CKPT_DIR / "best.ckpt"):
+        if path.is_file():
+            load_checkpoint_file(path)
 
-    workers = cap_workers(cfg.data.num_workers)
-    if workers != cfg.data.num_workers:
-        cfg.data.num_workers = workers
-    configure_threads(processes=1 + workers)
-    identity = _identity_record(cfg)
-    last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
-    if resume:
-        check_recorded_inputs(out_dir, identity)
-        for path in (last_ckpt, out_dir / CKPT_DIR / "best.ckpt"):  # damaged or unsafe: one line, before any work
-            if path.is_file():
-                load_checkpoint_file(path)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    has_val = cfg.data.val_fraction > 0 or cfg.data.val_range is not None
-    with quiet_lightning():
-        trainer, ckpt = _trainer(cfg, out_dir, callbacks, has_val=has_val)
-    data = SliceDataModule(cfg, world_size=trainer.world_size)
-    data.setup("fit")
+
+def _build_checked_model(cfg: TrainConfig, data: SliceDataModule) -> Any:
+    """The run's model, checked against the channels of the data's stacks and the patch size."""
     model = build_model(cfg.model)
     sample = data.train_set[0]["image"]
     if sample.shape[0] != model.in_channels:
@@ -669,15 +648,37 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Cal
             f"match model.in_slices (and colour channels) to the data"
         )
     model.check_input_size(*cfg.data.patch_size)
-    module = SegmentationModule(model, cfg)
+    return model
+
+
+def _write_run_record(cfg: TrainConfig, out_dir: Path, resume: bool, identity: dict[str, Any], device: Any) -> None:
+    """``config.yaml`` and, unless a resumed run has it, ``inputs.json`` (identity plus the environment the run
+    began in: the environment is not compared on ``--resume``, only config and data are)."""
+    record(out_dir, CONFIG_NAME, INPUTS_NAME)
+    save_config(cfg, out_dir / CONFIG_NAME)
+    if not resume or not (out_dir / INPUTS_NAME).is_file():
+        env = environment_info(device, cfg.seed)
+        write_json(out_dir / INPUTS_NAME, {**identity, "environment": env}, overwrite=True)
+
+
+def _train(cfg: TrainConfig, out_dir: Path, resume: bool, callbacks: list[pl.Callback]) -> TrainResult:
+    workers = cap_workers(cfg.data.num_workers)
+    if workers != cfg.data.num_workers:
+        cfg.data.num_workers = workers
+    configure_threads(processes=1 + workers)
+    identity = _identity_record(cfg)
+    last_ckpt = out_dir / CKPT_DIR / "last.ckpt"
+    if resume:
+        _check_resumable(out_dir, identity)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    has_val = cfg.data.val_fraction > 0 or cfg.data.val_range is not None
+    with quiet_lightning():
+        trainer, ckpt = _trainer(cfg, out_dir, callbacks, has_val=has_val)
+    data = SliceDataModule(cfg, world_size=trainer.world_size)
+    data.setup("fit")
+    module = SegmentationModule(_build_checked_model(cfg, data), cfg)
     if trainer.is_global_zero:
-        record(out_dir, CONFIG_NAME, INPUTS_NAME)
-        save_config(cfg, out_dir / CONFIG_NAME)
-        if not resume or not (out_dir / INPUTS_NAME).is_file():
-            # the environment the run began in: not compared on --resume (only config and data are)
-            env = environment_info(trainer.strategy.root_device, cfg.seed)
-            write_json(out_dir / INPUTS_NAME, {**identity, "environment": env}, overwrite=True)
-    if trainer.is_global_zero:
+        _write_run_record(cfg, out_dir, resume, identity, trainer.strategy.root_device)
         status(
             "training %s %s (%d steps%s) into %s",
             cfg.model.encoder,

@@ -1,4 +1,9 @@
-"""Write-then-rename: nothing half-written is ever left at a final path."""
+"""Write-then-rename: nothing half-written is ever left at a final path.
+
+The mechanism only: claims (one writer per output), temporary siblings, the rename, free-space checks and
+one-line errors for a full disk. Nothing here knows a file format; the output checks that do (a Zarr store by
+its suffix, a report folder by its files, ``file.h5:key`` inputs) are :mod:`slicewise.data.io.outputs`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,181 +27,51 @@ from slicewise.errors import InputError, WriteError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DATASET_MARKERS",
-    "FILE_SUFFIXES",
-    "FOLDER_KINDS",
-    "REPORT_MARKERS",
     "WriteError",
-    "atomic_path",
+    "atomic_file",
     "check_creatable_folder",
+    "check_file_output",
     "check_free_space",
-    "check_output_path",
     "check_writable_folder",
     "claim_output",
-    "folder_kind",
+    "folder_not_file",
     "is_write_error",
     "lock_path",
-    "output_kind",
-    "publish",
     "remove_path",
+    "replace_path",
     "reserve_space",
-    "stamp_folder",
     "temp_sibling",
     "write_error",
     "write_guard",
     "write_json",
+    "write_then_rename",
 ]
 
 
-FILE_SUFFIXES = (
-    ".json",
-    ".tif",
-    ".tiff",
-    ".h5",
-    ".hdf5",
-    ".hdf",
-    ".zip",
-    ".csv",
-    ".png",
-    ".svg",
-    ".html",
-    ".txt",
-    ".yaml",
-    ".yml",
-    ".pt",
-    ".pth",
-    ".ckpt",
-    ".parquet",
-    ".npy",
-    ".npz",
-)
-"""Suffixes of outputs that are single files: an existing folder at such a path is never replaced."""
-
-REPORT_MARKERS = ("index.html", "report.json")
-"""Files every audit report folder holds (:func:`slicewise.diagnostics.report.write_report`)."""
-
-DATASET_MARKERS = ("metadata.json",)
-"""Files every converted dataset folder holds (:func:`slicewise.data.registry.fetch`)."""
-
-FOLDER_KINDS = {
-    "zarr": "a Zarr store",
-    "report": "a slicewise report folder",
-    "dataset": "a slicewise dataset folder",
-    "png": "a folder of PNG slices",
-}
-"""Folder outputs that ``--overwrite`` may replace, only when the existing folder is of the same kind."""
-
-
-def folder_kind(path: str | os.PathLike) -> str | None:
-    """The kind of output folder ``path`` is, by its marker files: ``"zarr"`` (``.zgroup`` / ``.zarray`` /
-    ``zarr.json``), ``"report"`` (:data:`REPORT_MARKERS`), ``"dataset"`` (:data:`DATASET_MARKERS`), ``"png"``
-    (nothing but ``.png`` files: a volume written as PNG slices), else None."""
-    from slicewise.data.io.readers.zarr_store import ZARR_MARKERS
-
-    p = Path(path)
-    if not p.is_dir():
-        return None
-    if any((p / m).is_file() for m in ZARR_MARKERS):
-        return "zarr"
-    if all((p / m).is_file() for m in REPORT_MARKERS):
-        return "report"
-    if all((p / m).is_file() for m in DATASET_MARKERS):
-        return "dataset"
-    from slicewise.utils.ownership import MARKER
-
-    entries = [e for e in p.iterdir() if e.name != MARKER]
-    if entries and all(e.is_file() and e.suffix.lower() == ".png" for e in entries):
-        return "png"
-    return None
-
-
-def output_kind(path: str | os.PathLike) -> str | None:
-    """The kind of output ``path`` names by its suffix: ``"zarr"`` (``.zarr``), ``"file"`` (:data:`FILE_SUFFIXES`),
-    else None (a folder or file of no known kind: only the exists / ``overwrite`` rule applies)."""
-    from slicewise.data.io.readers.zarr_store import ZARR_SUFFIXES
-
-    suffix = Path(path).suffix.lower()
-    return "zarr" if suffix in ZARR_SUFFIXES else "file" if suffix in FILE_SUFFIXES else None
-
-
-def _input_path(item: Any) -> Path | None:
-    """The file or store an input names (``file.h5:key`` → ``file.h5``), when it exists; else None."""
-    if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
-        return None
-    from slicewise.data.io.readers import split_container_key
-
-    try:
-        p, _ = split_container_key(Path(os.fspath(item)), None)
-    except (InputError, ValueError):
-        return None
-    return p if p.exists() else None
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` are one file or folder (symlinks, relative paths and hard links resolved)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _folder_not_file(p: Path) -> InputError:
+def folder_not_file(p: Path) -> InputError:
     """The one-line error for an existing folder where a file output is written."""
     return InputError(
         f"output {p} is a folder, not a file: give a file path, e.g. {p / ('result' + (p.suffix or '.json'))}"
     )
 
 
-def check_output_path(
-    path: str | os.PathLike, overwrite: bool = False, inputs: Iterable[Any] = (), kind: str | None = None
-) -> Path:
-    """Check output ``path`` before any work and return it as a Path; raise a one-line :class:`InputError` when
-
-    - it names no file or folder of its own (an empty path, ``.``, ``..``);
-    - it is, or holds, one of ``inputs`` (paths, ``file.h5:key``; other values are skipped), with or without
-      ``overwrite``;
-    - it exists and is not an output of ``kind``, even with ``overwrite``: ``"file"`` must not be a folder; a
-      folder kind (:data:`FOLDER_KINDS`: ``"zarr"``, ``"report"``, ``"dataset"``) must be a folder with that
-      kind's markers (:func:`folder_kind`). ``kind`` defaults to :func:`output_kind` of the suffix;
-    - it exists and ``overwrite`` is False;
-    - it is an output folder that slicewise cannot prove it wrote (:mod:`slicewise.utils.ownership`), even with
-      ``overwrite``;
-    - its folder cannot be created or written (:func:`check_writable_folder`).
-    """
-    if kind not in (None, "file", *FOLDER_KINDS):
-        raise ValueError(f"unknown output kind {kind!r}: use 'file' or one of {', '.join(FOLDER_KINDS)}")
+def check_file_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check a single-file output ``path`` before any work and return it as a Path; raise a one-line
+    :class:`InputError` when it names no file of its own, is an existing folder (even with ``overwrite``), exists
+    and ``overwrite`` is False, or its folder cannot be created or written. Outputs of other kinds (Zarr stores,
+    report folders, inputs named in the same call) are checked by
+    :func:`slicewise.data.io.outputs.check_output_path`."""
     p = Path(path)
-    kind = kind or output_kind(p)
     if p.name in ("", ".", ".."):
-        noun = "file" if kind in (None, "file") else "folder"
-        example = p / ("result.json" if noun == "file" else "out.zarr" if kind == "zarr" else "report")
         raise InputError(
-            f"output {os.fspath(path) or repr('')} names no {noun} of its own: give a path that ends in a new "
-            f"{noun} name, e.g. {example}"
+            f"output {os.fspath(path) or repr('')} names no file of its own: give a path that ends in a new "
+            f"file name, e.g. {p / 'result.json'}"
         )
-    for item in inputs:
-        src = _input_path(item)
-        if src is None:
-            continue
-        if _same_path(p, src):
-            raise InputError(f"output {p} is also an input: choose another output path")
-        if p.exists() and p.is_dir() and any(_same_path(p, parent) for parent in Path(os.path.realpath(src)).parents):
-            raise InputError(f"output {p} holds the input {item}: choose another output path")
     if p.exists():
-        if kind == "file" and p.is_dir():
-            raise _folder_not_file(p)
-        if kind in FOLDER_KINDS and folder_kind(p) != kind:
-            what = "a folder but not" if p.is_dir() else "a file, not"
-            raise InputError(
-                f"output {p} already exists and is {what} {FOLDER_KINDS[kind]}, so it is not replaced even with --overwrite: "
-                f"choose another path (or delete it yourself)"
-            )
+        if p.is_dir():
+            raise folder_not_file(p)
         if not overwrite:
             raise InputError(f"output {p} already exists: pass --overwrite (overwrite=True) or choose another path")
-        if kind in FOLDER_KINDS and p.is_dir() and not p.is_symlink():
-            _check_replaceable(p, kind)  # before any work: a folder holding the user's files is never replaced
     check_writable_folder(p.parent, what=f"output {p}")
     return p
 
@@ -357,15 +232,13 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = True, kind: str | None = None) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success rename it to ``path`` (file or directory).
-
-    ``path`` is checked first (:func:`check_output_path` with ``kind``: an existing output of another kind is
-    never replaced). The output is claimed (:func:`claim_output`) for the duration, so a concurrent writer is
-    refused. On an exception the temporary file/folder is removed and ``path`` is left untouched.
-    The temporary name keeps the suffix so format detection by extension still works.
-    """
-    final = check_output_path(path, overwrite=overwrite, kind=kind)
+def write_then_rename(
+    final: Path, overwrite: bool = True, finish: Callable[[Path, Path], Path] | None = None
+) -> Iterator[Path]:
+    """Claim the checked output ``final`` (:func:`claim_output`), yield a temporary sibling (:func:`temp_sibling`)
+    and on success move it onto ``final`` with ``finish(tmp, final)`` (default :func:`replace_path`). A failed write
+    is a one-line :class:`WriteError` (:func:`write_guard`); on any exception the temporary file/folder is removed
+    and ``final`` is left untouched."""
     with claim_output(final):
         if final.exists() and not overwrite:
             raise InputError(f"output {final} already exists: pass --overwrite (overwrite=True) or choose another path")
@@ -373,45 +246,37 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, kind: str | Non
         try:
             with write_guard(final):
                 yield tmp
-                if tmp.is_dir() and not tmp.is_symlink():  # a folder output: everything in it is ours
-                    stamp_folder(tmp)
-                publish(tmp, final)
+                (finish or replace_path)(tmp, final)
         except BaseException:
-            folder = tmp.is_dir()
-            remove_path(tmp)
-            for _ in range(15 if folder else 0):  # zarr's async chunk writes still in flight may recreate the folder
-                time.sleep(0.2)
-                if not tmp.exists():
-                    break
-                remove_path(tmp)
+            _remove_temporary(tmp)
             raise
 
 
-def stamp_folder(folder: Path) -> None:
-    """Write the ownership marker of a freshly written folder output, listing every file in it."""
-    from slicewise.utils.ownership import MARKER, mark_owned
+def _remove_temporary(tmp: Path) -> None:
+    folder = tmp.is_dir()
+    remove_path(tmp)
+    for _ in range(15 if folder else 0):  # zarr's async chunk writes still in flight may recreate the folder
+        time.sleep(0.2)
+        if not tmp.exists():
+            break
+        remove_path(tmp)
 
-    files = [q.relative_to(folder).as_posix() for q in folder.rglob("*") if not q.is_dir() and q.name != MARKER]
-    mark_owned(folder, folder_kind(folder) or "folder", files)
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Write the single file ``path`` through a temporary sibling (:func:`check_file_output`, then
+    :func:`write_then_rename`): nothing half-written is ever left at ``path``."""
+    final = check_file_output(path, overwrite=overwrite)
+    with write_then_rename(final, overwrite) as tmp:
+        yield tmp
 
 
-def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
-    """Rename ``tmp`` (file or folder) onto ``final``; an existing ``final`` is replaced through a backup rename.
-
-    A last guard against deleting what is not an output: a folder at ``final`` is replaced only by a folder, and
-    not when both are output folders of different kinds (:func:`folder_kind`); else a one-line :class:`InputError`.
-    """
+def replace_path(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Rename ``tmp`` onto ``final``; an existing ``final`` is replaced through a backup rename, so ``final`` always
+    holds either the old or the new content."""
     tmp, final = Path(tmp), Path(final)
-    if final.is_dir() and not final.is_symlink():
-        if not tmp.is_dir():
-            raise _folder_not_file(final)
-        want = folder_kind(tmp)
-        if want is not None and folder_kind(final) != want:
-            raise InputError(
-                f"output {final} is a folder but not {FOLDER_KINDS[want]}, so it is not replaced even with "
-                f"--overwrite: choose another path (or delete it yourself)"
-            )
-        _check_replaceable(final, want)
+    if final.is_dir() and not final.is_symlink() and not tmp.is_dir():
+        raise folder_not_file(final)
     if final.exists():
         backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(final, backup)
@@ -420,38 +285,6 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     else:
         os.replace(tmp, final)
     return final
-
-
-_LEGACY_FOLDERS = {  # files of folder outputs written before ownership markers: such a folder is replaced as before
-    "zarr": (
-        re.compile(r"(.+/)?(\.zarray|\.zgroup|\.zattrs|\.zmetadata|zarr\.json|c(/\d+)+|\d+([./]\d+)*)"),
-        (".zgroup", ".zarray", "zarr.json"),
-    ),
-    "report": (re.compile(r"[^/]+\.(html|json|png|svg|csv|css)"), REPORT_MARKERS),
-    "dataset": (re.compile(r"[^/]+\.(json|tif|tiff|h5|hdf5|hdf|png|csv|yaml)|[^/]+\.zarr/.+"), DATASET_MARKERS),
-}
-
-
-def _check_replaceable(final: Path, want: str | None) -> None:
-    """Refuse in one line to replace folder ``final`` unless slicewise provably wrote it: its ownership marker
-    lists everything in it (:mod:`slicewise.utils.ownership`), or — a folder written before markers — it is of
-    kind ``want`` and holds only that kind's files. Nothing of the user's is ever removed by a replacement."""
-    from slicewise.utils.ownership import check_folder, read_manifest
-
-    marker = read_manifest(final)
-    if marker is not None:
-        check_folder(final, marker["kind"], what="output")
-        return
-    if want == "png":
-        return  # folder_kind already proved it holds nothing but .png files
-    pattern, proof = _LEGACY_FOLDERS.get(want or "", (None, ()))
-    check_folder(
-        final,
-        want or "folder",
-        legacy=None if pattern is None else pattern.fullmatch,
-        legacy_proof=proof,
-        what="output",
-    )
 
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -525,7 +358,8 @@ def write_error(
 
 @contextlib.contextmanager
 def write_guard(path: str | os.PathLike, needed: int | None = None, what: str = "output") -> Iterator[None]:
-    """Turn a failed write (:func:`is_write_error`) inside the block into a one-line :class:`WriteError` for ``path``."""
+    """Turn a failed write (:func:`is_write_error`) inside the block into a one-line :class:`WriteError` for
+    ``path``."""
     try:
         yield
     except WriteError:
@@ -569,11 +403,11 @@ def reserve_space(path: str | os.PathLike, nbytes: int, output: str | os.PathLik
 def write_json(
     path: str | os.PathLike, data: Any, overwrite: bool = False, indent: int | None = 2, sort_keys: bool = False
 ) -> Path:
-    """Write ``data`` as indented UTF-8 JSON (non-JSON values through ``str``) via :func:`atomic_path`.
+    """Write ``data`` as indented UTF-8 JSON (non-JSON values through ``str``) via :func:`atomic_file`.
 
     The one JSON writer of the package: every caller states ``overwrite`` (default: refuse an existing file).
     """
-    with atomic_path(path, overwrite=overwrite, kind="file") as tmp:
+    with atomic_file(path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, default=str, sort_keys=sort_keys) + "\n", encoding="utf-8")
     return Path(path)
 

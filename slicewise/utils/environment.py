@@ -13,6 +13,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from slicewise import __version__
+
 __all__ = ["PACKAGES", "environment_info", "environment_text"]
 
 # distributions whose versions decide numbers (import name → distribution name)
@@ -57,9 +59,7 @@ def environment_info(device: Any = None, seed: int | None = None) -> dict[str, A
 
     versions = {name: _version(dist) for name, dist in PACKAGES.items()}
     if versions["slicewise"] is None:
-        import slicewise
-
-        versions["slicewise"] = slicewise.__version__
+        versions["slicewise"] = __version__
     dev = torch.device(device) if device is not None else torch.device("cpu")
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" and torch.cuda.is_available() else _cpu_model()
     return {

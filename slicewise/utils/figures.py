@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slicewise.utils.atomic import atomic_path
+from slicewise.utils.atomic import atomic_file
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -37,12 +37,13 @@ def pyplot() -> Any:
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 100, svg: bool = True) -> str:
     """Write ``fig`` as a PNG (tight bounding box) and, with ``svg``, the same figure as an SVG next to it
-    (``name.svg``, vector, for a paper), each through :func:`atomic_path`; close it; return the PNG's name."""
+    (``name.svg``, vector, for a paper), each through :func:`~slicewise.utils.atomic.atomic_file`; close it;
+    return the PNG's name."""
     path = Path(path)
-    with atomic_path(path, overwrite=True) as tmp:
+    with atomic_file(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
     if svg:
-        with atomic_path(path.with_suffix(".svg"), overwrite=True) as tmp:
+        with atomic_file(path.with_suffix(".svg"), overwrite=True) as tmp:
             fig.savefig(tmp, format="svg", bbox_inches="tight")
     pyplot().close(fig)
     return path.name

@@ -1,7 +1,7 @@
 """Ownership of output folders: slicewise removes only what it can prove it wrote itself.
 
 A folder a command writes into (a training run, a pretraining run, a study, a demo, a folder output
-published by :func:`slicewise.utils.atomic.atomic_path`) carries a marker file, :data:`MARKER`
+published by :func:`slicewise.data.io.outputs.atomic_path`) carries a marker file, :data:`MARKER`
 (``.slicewise-run.json``)::
 
     {"slicewise": "output-folder", "version": 1, "kind": "train", "entries": ["config.yaml", "logs/version_0/", ...]}
@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from slicewise.errors import ConfigError, InputError, WeightsError
+from slicewise.utils.atomic import write_json
 
 __all__ = [
     "MARKER",
@@ -107,8 +108,6 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _write(folder: Path, kind: str, entries: Iterable[str]) -> None:
-    from slicewise.utils.atomic import write_json
-
     write_json(
         folder / MARKER,
         {"slicewise": _TAG, "version": _VERSION, "kind": kind, "entries": sorted(set(entries))},

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from slicewise.utils.atomic import atomic_file
 
 SIG_DIGITS = 4
 """Significant digits of every number shown in a table, legend or report page (JSON keeps 6)."""
@@ -16,8 +20,9 @@ def num(v: Any, digits: int = SIG_DIGITS) -> str:
     """A number as tables, legends and reports show it: ``digits`` (4) significant digits.
 
     Integers print whole; floats with ``{:.4g}`` (``0.5523``, ``123.5``, ``1.4e-05``: a small value is
-    never rounded to ``0.0000``; exact zero is ``0``; 10^4 to 10^7 as whole numbers, ``12346``); ``-0.0`` prints as ``0``; NaN / None as ``n/a``;
-    ±inf as ``inf`` / ``-inf``; booleans as ``True`` / ``False``; anything else via ``str``.
+    never rounded to ``0.0000``; exact zero is ``0``; 10^4 to 10^7 as whole numbers, ``12346``); ``-0.0`` prints
+    as ``0``; NaN / None as ``n/a``; ±inf as ``inf`` / ``-inf``; booleans as ``True`` / ``False``; anything
+    else via ``str``.
     """
     if v is None:
         return "n/a"
@@ -38,14 +43,9 @@ def num(v: Any, digits: int = SIG_DIGITS) -> str:
 
 
 def write_csv(path: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Write ``rows`` (dicts) as a CSV file through :func:`slicewise.utils.atomic.atomic_path`; full precision
+    """Write ``rows`` (dicts) as a CSV file through :func:`slicewise.utils.atomic.atomic_file`; full precision
     (``repr`` of floats; NaN / None as an empty cell). ``columns`` default: the keys in first-seen order.
     Returns the file name."""
-    import csv
-    from pathlib import Path
-
-    from slicewise.utils.atomic import atomic_path
-
     cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
 
     def cell(v: Any) -> Any:
@@ -55,7 +55,7 @@ def write_csv(path: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str] 
             return v.item()
         return v
 
-    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_file(path, overwrite=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(cols)
         writer.writerows([[cell(r.get(c)) for c in cols] for r in rows])

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from slicewise.errors import InputError
+from slicewise.utils.atomic import write_json
 from slicewise.utils.cache import cache_root
 
 HASHES_NAME = "sha256.json"
@@ -53,8 +54,6 @@ def recorded_sha256(key: str, cache_dir: str | os.PathLike | None = None) -> str
 
 def record_sha256(key: str, digest: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Add ``key → digest`` to the user-cache registry (atomic rewrite; other keys kept)."""
-    from slicewise.utils.atomic import write_json
-
     p = hashes_path(cache_dir)
     try:
         data = json.loads(p.read_text())

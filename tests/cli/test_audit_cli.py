@@ -303,7 +303,7 @@ def test_run_name_in_titles_and_spec_note(capsys, tmp_path: Path, data: Path, sa
         ],
     )
     html = (tmp_path / "srep" / "index.html").read_text()
-    assert "domain shift of lite0 imagenet" in html and "decoder randomly initialised" in html
+    assert "domain shift of lite0 imagenet" in html and "decoder randomly initialized" in html
 
 
 def test_weights_report_says_where_it_wrote_and_records_the_environment(capsys, tmp_path: Path) -> None:

@@ -66,6 +66,8 @@ CASES = {
         "model file MISSING.pt does not exist",
     ),
     "study: missing study file": (["study", "MISSING.yaml", "--smoke"], "study file MISSING.yaml does not exist"),
+    "demo: no steps": (["demo", "--steps", "0"], "--steps 0"),
+    "demo: unknown strategy": (["demo", "--strategy", "rgbb"], "--strategy rgbb"),
 }
 
 
@@ -83,7 +85,8 @@ def test_mistakes_are_reported_before_torch_is_imported(case: str, files: Path) 
 def test_only_the_invoked_command_module_is_imported(files: Path) -> None:
     code = (
         "import sys\nfrom slicewise.cli import main\ntry:\n    main(['evaluate', 'MISSING.tif', 'gt.tif'])\n"
-        "except SystemExit as ex:\n    print(ex.code, *sorted(m for m in sys.modules if m.startswith('slicewise.cli.')))\n"
+        "except SystemExit as ex:\n"
+        "    print(ex.code, *sorted(m for m in sys.modules if m.startswith('slicewise.cli.')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=files, capture_output=True, text=True, timeout=120, check=False
@@ -107,7 +110,8 @@ def test_threads_are_applied_when_torch_is_first_imported() -> None:
         "import os, sys\nfrom slicewise.cli import _configure_threads_with_torch\n_configure_threads_with_torch(1)\n"
         "assert 'torch' not in sys.modules and os.environ['OMP_NUM_THREADS'] == '1'\n"
         "os.environ['OMP_NUM_THREADS'] = '2'  # torch would start with 2 threads: only the hook can make it 1\n"
-        "import torch\nprint(torch.get_num_threads(), any(type(f).__name__ == '_AfterTorchImport' for f in sys.meta_path))\n"
+        "import torch\n"
+        "print(torch.get_num_threads(), any(type(f).__name__ == '_AfterTorchImport' for f in sys.meta_path))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     out = subprocess.run(

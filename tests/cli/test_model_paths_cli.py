@@ -107,13 +107,6 @@ def test_export_refuses_bad_test_size_and_license_in_one_short_line(run_dir, tmp
         assert "https://spdx.org/licenses/" in line and "MIT" in line
 
 
-def test_license_ids_are_case_insensitive():
-    pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
-    from slicewise.export.bmz import check_license
-
-    assert check_license("mit") == "MIT" and check_license("apache-2.0") == "Apache-2.0"
-
-
 def test_duplicate_keys_in_a_training_config_are_refused(tmp_path, cli):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("optim:\n  lr: 0.001\n  warmup_steps: 0\ntrainer:\n  max_steps: 2\noptim:\n  lr: 0.01\n")

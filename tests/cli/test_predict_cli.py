@@ -31,10 +31,10 @@ def files(tmp_path_factory):
 
 
 def test_predict_and_segment_commands(files, tmp_path, cli):
-    from slicewise.infer.instances import segment
+    from slicewise.data.io.predictions import read_prediction
     from slicewise.infer.predict import predict
-    from slicewise.infer.store import read_prediction
     from slicewise.models import load_model
+    from slicewise.segment import segment
 
     d, vol = files
     ref = predict(load_model(d / "m.pt"), vol, tile=64, batch_size=3, progress=False, device="cpu")
@@ -197,8 +197,8 @@ def test_bad_input_is_one_line_error_and_nothing_written(files, tmp_path, case, 
 def test_predict_static_shape_flags(files, tmp_path, cli):
     """--cuda-graphs (a logged no-op on a CPU, batches padded to one shape) and --compile with a backend name
     give the eager probabilities; an unknown backend is a one-line error naming the choices."""
+    from slicewise.data.io.predictions import read_prediction
     from slicewise.infer.predict import predict
-    from slicewise.infer.store import read_prediction
     from slicewise.models import load_model
 
     d, vol = files

@@ -84,7 +84,7 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path, make, extra, match, c
 
 
 def test_watershed_with_halo_and_connectivity_match_the_api(tmp_path, cli):
-    from slicewise.infer.instances import segment
+    from slicewise.segment import segment
 
     rng = np.random.default_rng(2)
     fg = ndi.binary_opening(rng.random((4, 20, 20)) < 0.5)

@@ -1,4 +1,4 @@
-"""Results on stdout, status lines and progress on stderr (issue 13): the streams of train / predict / evaluate,
+"""Results on stdout, status lines and progress on stderr: the streams of train / predict / evaluate,
 and help texts that say what the commands read."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one intensity check (``check_raw``): dtypes, NaN/Inf, float outside [0, 1], crushed integers (sweep findings 3a, 4, 5)."""
+"""The one intensity check (``check_raw``): dtypes, NaN/Inf, float outside [0, 1], crushed integers."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_intensities_in_the_convention_pass(array):
     assert check_raw(array).shape == array.shape
 
 
-def test_normalisation_lifts_the_value_rules_but_never_the_dtype_or_nan_rules():
+def test_normalization_lifts_the_value_rules_but_never_the_dtype_or_nan_rules():
     for array in (BYTES.astype(np.int64) - 9, BYTES.astype(np.float32) * 3):
         option = "--normalize percentile"
         with pytest.raises(InputError, match=f"or pass {option} to map its 0.1–99.9th percentiles") as err:

@@ -26,8 +26,8 @@ from slicewise.data import (
 )
 from slicewise.data.io import summarize_volume
 from slicewise.data.io.checks import SAMPLE_BLOCK, SAMPLE_BLOCKS
+from slicewise.data.io.outputs import atomic_path
 from slicewise.errors import InputError
-from slicewise.utils import atomic_path
 
 RNG = np.random.default_rng(0)
 
@@ -76,8 +76,12 @@ def test_file_volumes_pickle_by_path(copies: dict[str, Path], vol: np.ndarray) -
     import pickle
 
     for name, path in copies.items():
-        v = pickle.loads(pickle.dumps(open_volume(path)))
+        opened = open_volume(path)
+        data = pickle.dumps(opened)
+        v = pickle.loads(data)
         np.testing.assert_array_equal(v[2:4, 5], vol[2:4, 5], err_msg=name)
+        assert v.source == opened.source and v.voxel_size == opened.voxel_size, name
+        assert len(data) < vol.nbytes // 2, name  # the recipe to open it again, not the voxels
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".h5", ".zarr", ""])

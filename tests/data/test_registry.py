@@ -21,6 +21,7 @@ from PIL import Image
 
 import slicewise.data.registry as registry
 from slicewise.data import open_volume
+from slicewise.data.io import as_volume
 from slicewise.errors import InputError, OfflineError
 
 RNG = np.random.default_rng(1)
@@ -264,7 +265,8 @@ def test_monuseg_style_images_and_xml(tmp_path: Path) -> None:
     img = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
     xml = (
         "<Annotations><Annotation><Regions>"
-        "<Region><Vertices><Vertex X='2' Y='2'/><Vertex X='8' Y='2'/><Vertex X='8' Y='6'/><Vertex X='2' Y='6'/></Vertices></Region>"
+        "<Region><Vertices><Vertex X='2' Y='2'/><Vertex X='8' Y='2'/><Vertex X='8' Y='6'/><Vertex X='2' Y='6'/>"
+        "</Vertices></Region>"
         "<Region><Vertices><Vertex X='20' Y='10'/><Vertex X='25' Y='10'/><Vertex X='25' Y='15'/></Vertices></Region>"
         "</Regions></Annotation></Annotations>"
     )
@@ -484,7 +486,7 @@ def test_published_shapes_are_read_from_the_registry_size() -> None:
     assert registry.published_shapes(registry.get_entry("glas")) == {}
 
 
-# --- issue 20: registry entries are validated metadata; file names stay inside the download cache ---
+# --- registry entries are validated metadata; file names stay inside the download cache ---
 
 
 def test_the_packaged_registry_is_valid():
@@ -510,3 +512,15 @@ def test_a_bad_registry_entry_is_one_line_naming_the_field(mutate, field):
     with pytest.raises(InputError) as err:
         registry.parse_registry(data, "registry.yaml")
     assert str(err.value).startswith(f"registry.yaml: field '{field}") and "\n" not in str(err.value)
+
+
+def test_a_split_view_indexes_like_the_slices_it_covers() -> None:
+    """The train/val/test split view (slices ``[start, stop)`` of a volume) takes open-ended slices, negative
+    indices and steps, ``...`` and index lists like the array it stands for."""
+    data = np.arange(8 * 3 * 4, dtype=np.uint16).reshape(8, 3, 4)
+    view = registry._ZRange(as_volume(data), 2, 6)
+    want = data[2:6]
+    assert view.shape == want.shape and view.dtype == want.dtype
+    for key in [(slice(None), 0, 0), np.s_[:2], np.s_[1:], np.s_[::-1], np.s_[-1], np.s_[..., 1], np.s_[[0, 3]]]:
+        np.testing.assert_array_equal(view[key], want[key])
+    np.testing.assert_array_equal(np.asarray(view), want)

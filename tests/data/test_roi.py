@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slicewise.data.roi import combine, parse_range, parse_roi, resolve_roi, roi_shape
+from slicewise.data.roi import combine, parse_block, parse_halo, parse_range, parse_roi, resolve_roi, roi_shape
 from slicewise.errors import InputError
 
 
@@ -112,3 +112,12 @@ def test_ranges_beyond_the_volume_are_clipped_with_one_warning(caplog):
         "--z / --roi: the z range 0:101 reaches beyond the volume (z-size 8): clipped to 0:8",
         "--roi: the y range -640: reaches beyond the volume (y-size 64): clipped to 0:64",
     ]
+
+
+def test_parse_block_and_halo():
+    assert parse_block("2,16,16") == (2, 16, 16) and parse_halo("3") == (3, 3, 3)
+    for bad in ("2,16", "0,1,1", "a,b,c"):
+        with pytest.raises(InputError, match="--block"):
+            parse_block(bad)
+    with pytest.raises(InputError, match="--halo"):
+        parse_halo("1,-2,1")

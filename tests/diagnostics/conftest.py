@@ -41,7 +41,7 @@ class TinyDecoder(nn.Module):
 
 
 class TinySeg(nn.Module):
-    """k-slice input in [0, 1], normalised inside, 2-class logits."""
+    """k-slice input in [0, 1], normalized inside, 2-class logits."""
 
     def __init__(self, in_slices: int = 3, classes: int = 2, colors: int = 1) -> None:
         super().__init__()

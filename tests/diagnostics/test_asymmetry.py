@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from slicewise.diagnostics.asymmetry import (
     centre_share,
     mirror_asymmetry,
-    normalise_shares,
+    normalize_shares,
     pair_difference,
     summarize_shares,
 )
@@ -22,7 +22,7 @@ odd_k = st.sampled_from([1, 3, 5, 7])
 def shares(draw: st.DrawFn) -> np.ndarray:
     k = draw(odd_k)
     mags = draw(st.lists(st.floats(0.01, 10.0), min_size=k, max_size=k))
-    return normalise_shares(mags)
+    return normalize_shares(mags)
 
 
 @given(shares())
@@ -33,7 +33,7 @@ def test_indices_invariants(s: np.ndarray) -> None:
     assert np.isclose(mirror_asymmetry(s[::-1]), ma)
     assert np.isclose(pair_difference(s[::-1]), -pair_difference(s))
     assert centre_share(s) == s[(len(s) - 1) // 2]
-    sym = normalise_shares(s + s[::-1])
+    sym = normalize_shares(s + s[::-1])
     assert mirror_asymmetry(sym) == pytest.approx(0.0, abs=1e-12)
 
 

@@ -54,7 +54,7 @@ def results(tmp_path_factory, tiny_factory, weights_audit):
         shift=sh,
         weights=weights_audit,
         title="test audit",
-        model_notes={"fine-tuned": "decoder randomly initialised (test note)"},
+        model_notes={"fine-tuned": "decoder randomly initialized (test note)"},
     )
     return att, sh, out
 
@@ -135,7 +135,7 @@ def test_shift_report_shows_intervals_it_claims_and_notes(results) -> None:
             for layer in m["layers"]:
                 lo, hi = m["ci"][lab][layer]
                 assert f"[{fmt(lo)}, {fmt(hi)}]" in html
-    assert "decoder randomly initialised (test note)" in html
+    assert "decoder randomly initialized (test note)" in html
     lo, hi = __import__("slicewise.diagnostics.report", fromlist=["x"]).hellinger_ylim(sh)
     vals = [v for m in sh["models"].values() for sc in m["scores"].values() for v in sc.values()]
     assert -1.0 <= lo <= min(vals) and max(vals) <= hi <= 1.0

@@ -21,8 +21,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def tiny_model():
-    """timm test_resnet U-Net (435k parameters), k=3, uniform first layer, L1 pruned, 2 named classes + a boundary head; the head's
-    weights are scaled ×20 so the random network's outputs vary strongly with the input."""
+    """timm test_resnet U-Net (435k parameters), k=3, uniform first layer, L1 pruned, 2 named classes + a boundary
+    head; the head's weights are scaled ×20 so the random network's outputs vary strongly with the input."""
     from slicewise.models import build_model
 
     torch.manual_seed(0)

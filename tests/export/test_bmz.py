@@ -52,7 +52,8 @@ def test_bioimageio_core_test_passes_and_the_test_tensor_is_discriminative(expor
     weights_tested = {d.loc[1] for d in summary.details if len(d.loc) > 1 and d.loc[0] == "weights"}
     assert {"pytorch_state_dict", "torchscript"} <= weights_tested
     out = _npy(pkg, "test_output.npy")
-    # the reproduction check means something: a wrong preprocessing (e.g. no /255) changes the output by far more than the tolerance
+    # the reproduction check means something: a wrong preprocessing (e.g. no /255) changes the output by far more
+    # than the tolerance
     import torch
 
     x = torch.from_numpy(_npy(pkg, "test_input.npy").astype(np.float32))

@@ -1,5 +1,6 @@
-"""Import (``slicewise/export/package.py``): slicewise reads the packages it exports — ``load_model``,
-``slicewise model info`` and ``slicewise predict`` accept them with outputs equal to the original model's."""
+"""Import (``slicewise/models/package.py``, built by ``slicewise/models/build.py``): slicewise reads the packages
+it exports — ``load_model``, ``slicewise model info`` and ``slicewise predict`` accept them with outputs equal to
+the original model's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 import yaml
 
 from slicewise.errors import InputError
-from slicewise.export.package import is_package, load_package
+from slicewise.models.build import load_package
+from slicewise.models.package import is_package
 
 
 def test_round_trip_equal_weights_and_predictions(exported) -> None:
@@ -26,8 +28,8 @@ def test_round_trip_equal_weights_and_predictions(exported) -> None:
     assert all(torch.equal(v, ref[k]) for k, v in back.state_dict().items()) and back.state_dict().keys() == ref.keys()
     vol = make_phantom(shape=(5, 64, 96), seed=1).raw
     np.testing.assert_array_equal(
-        predict(back, vol, tile=64, overlap=0.25, device="cpu", progress=False),
-        predict(model, vol, tile=64, overlap=0.25, device="cpu", progress=False),
+        predict(back, vol, tile=64, overlap=0.25, device="cpu", progress=False),  # the package's dz = 2
+        predict(model, vol, tile=64, overlap=0.25, dz=2, device="cpu", progress=False),
     )
 
 
@@ -71,6 +73,46 @@ def test_cli_model_info_and_predict_accept_a_package(exported, tmp_path, cli) ->
     a, b, c = (tifffile.imread(tmp_path / n) for n in ("a.tif", "b.tif", "c.tif"))
     np.testing.assert_array_equal(a, b)  # the package's dz (2) is used unless --dz says otherwise
     assert np.abs(a - c).max() > 1e-4
+
+
+def _replicate_variant(pkg, folder):
+    """An unpacked copy of ``pkg`` whose description says ``border: replicate`` (dz stays 2)."""
+    with zipfile.ZipFile(pkg) as zf:
+        zf.extractall(folder)
+    description = next(folder / n for n in ("bioimageio.yaml", "rdf.yaml") if (folder / n).is_file())
+    rdf = yaml.safe_load(description.read_text())
+    rdf["config"]["slicewise"]["border"] = "replicate"
+    description.write_text(yaml.safe_dump(rdf, sort_keys=False))
+    return folder
+
+
+def test_package_defaults_are_applied_by_load_model_for_api_predict_to_and_cli(exported, tmp_path, cli) -> None:
+    """A package's dz and border come with the loaded model: predict, predict_to and ``slicewise predict`` use
+    them unless told otherwise, and give the same arrays."""
+    import tifffile
+
+    from slicewise import load_model, predict, predict_to, read_prediction
+    from slicewise.data.synthetic import make_phantom
+
+    model, _, pkg = exported
+    pkg = _replicate_variant(pkg, tmp_path / "pkg")
+    net = load_model(pkg)
+    assert net.defaults == {"dz": 2, "border": "replicate"} and net.package["border"] == "replicate"
+    assert net.config.channel_names == ["cytoplasm", "membrane", "boundary"]
+    vol = make_phantom(shape=(5, 64, 96), seed=1).raw
+    tifffile.imwrite(tmp_path / "raw.tif", vol)
+    opts = dict(tile=64, overlap=0.25, device="cpu", progress=False)
+    api = predict(net, vol, **opts)
+    np.testing.assert_array_equal(api, predict(model, vol, dz=2, border="replicate", **opts))
+    assert np.abs(api - predict(model, vol, **opts)).max() > 1e-4  # the defaults (1, reflect) differ
+    assert np.abs(api - predict(net, vol, border="reflect", **opts)).max() > 1e-4  # explicit settings win
+    written = predict_to(pkg, tmp_path / "raw.tif", tmp_path / "api.tif", **opts)
+    code, _, err = cli(["predict", pkg, tmp_path / "raw.tif", tmp_path / "cli.tif", "--tile", "64", "--device", "cpu"])
+    assert code == 0, err
+    for out in (written, tmp_path / "cli.tif"):
+        with read_prediction(out) as pred:
+            np.testing.assert_array_equal(np.asarray(pred.probabilities[...]), api)
+            assert pred.channels == ["cytoplasm", "membrane", "boundary"]
 
 
 def test_cli_export_writes_a_tested_package(exported, tmp_path, cli) -> None:

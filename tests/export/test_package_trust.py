@@ -1,4 +1,4 @@
-"""Imported packages are untrusted (issue 20): the description is validated (bioimage.io's own validation and
+"""Imported packages are untrusted: the description is validated (bioimage.io's own validation and
 slicewise's fields), file names stay inside the package, the weights' sha256 is checked before loading."""
 
 from __future__ import annotations

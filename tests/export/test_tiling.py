@@ -3,7 +3,7 @@ halo and valid input sizes): bioimageio.core's own tiled prediction of a slice l
 ``slicewise.predict`` near the consumer's tile edges and far from them.
 
 Network: EfficientNet-Lite0 with its ImageNet encoder (shipped, no network) and a random decoder whose head is
-scaled ×20 — a deep encoder whose output depends on context far from a pixel, as the issue's EM model did;
+scaled ×20 — a deep encoder whose output depends on context far from a pixel, as a trained EM model's does;
 the tiny test_resnet of ``conftest.tiny_model`` is too shallow to show seams at all.
 
 Measured (2 CPU threads, 320×288 phantom slice, slicewise tile 256 / overlap 0.25, bioimageio.core blocks of

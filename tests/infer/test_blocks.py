@@ -6,12 +6,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slicewise.data.grid import block_grid
 from slicewise.data.io import Volume
 from slicewise.data.stacking import stack_slices, to_unit_float
+from slicewise.data.tiling import gaussian_weight, iter_tiles, weight_sum
 from slicewise.errors import InputError
 from slicewise.infer.blocks import Block, plan_blocks, predict_block, read_region
 from slicewise.infer.predict import make_plan, predict
-from slicewise.infer.tiling import gaussian_weight, iter_tiles, weight_sum
 
 KW = dict(batch_size=5, progress=False, device="cpu")
 
@@ -147,6 +148,8 @@ def test_roi_blocks_are_anchored_at_the_roi_start():
         plan_blocks((10, 40, 40), (0, 16, 16))
     with pytest.raises(InputError, match="not inside"):
         plan_blocks((10, 40, 40), (4, 16, 16), roi=(slice(3, 12), slice(None), slice(None)))
+    roi_grid = block_grid((6, 35, 10), (4, 16, 16), origin=(3, 5, 0))  # THE block grid, anchored at the ROI
+    assert [b.out for b in blocks] == roi_grid
 
 
 def test_halo_follows_the_volume_grid_not_the_block(stub):
@@ -169,7 +172,7 @@ def test_predict_block_equals_the_crop_of_the_whole_prediction(stub, small_volum
         np.testing.assert_allclose(out, whole[(slice(None), *b.out)], rtol=0, atol=1e-6)
 
 
-def test_nan_inf_and_out_of_range_floats_are_refused_and_percentile_normalises(stub):
+def test_nan_inf_and_out_of_range_floats_are_refused_and_percentile_normalizes(stub):
     model = stub(kind="plus_one")
     vol = np.random.default_rng(0).random((4, 16, 24)).astype(np.float32)
     vol[3, 5, 7] = np.nan
@@ -189,7 +192,7 @@ def test_nan_inf_and_out_of_range_floats_are_refused_and_percentile_normalises(s
     np.testing.assert_allclose(predict(model, ints, tile=16, **KW)[2] - 1, ints / np.float32(65535), rtol=0, atol=2e-6)
 
 
-def test_colour_volumes_and_normalised_rois_are_block_shape_independent(stub):
+def test_colour_volumes_and_normalized_rois_are_block_shape_independent(stub):
     rgb = np.random.default_rng(4).integers(0, 256, (5, 30, 37, 3), dtype=np.uint8)
     model = stub(in_slices=3, colors=3)
     whole = predict(model, rgb, tile=16, block=(5, 30, 37), **KW)

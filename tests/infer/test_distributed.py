@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from slicewise.data.io import write_volume
+from slicewise.data.io.predictions import read_prediction
 from slicewise.errors import InputError
 from slicewise.infer import distributed as dist
 from slicewise.infer.predict import predict, predict_to
-from slicewise.infer.store import read_prediction
 from slicewise.models.build import build_model, save_model
+from slicewise.utils.cluster import cores, start_local_cluster
 
 SETTINGS: dict[str, Any] = {"tile": 64, "overlap": 0.25, "block": (3, 48, 40), "device": "cpu", "progress": False}
 
@@ -27,7 +28,7 @@ SETTINGS: dict[str, Any] = {"tile": 64, "overlap": 0.25, "block": (3, 48, 40), "
 def cluster() -> Iterator[Any]:
     from distributed import Client
 
-    with dist.start_local_cluster(2) as c, Client(c) as client:
+    with start_local_cluster(2) as c, Client(c) as client:
         yield client
 
 
@@ -76,7 +77,7 @@ def test_two_workers_equal_sequential_and_load_model_once(cluster: Any, model: A
     out2 = predict_to(model, src, tmp_path / "q.zarr", dask=_address(cluster), dtype="uint8", **SETTINGS)
     assert cluster.run(lambda dask_worker: id(dask_worker.plugins[name].model)) == first  # loaded once per worker
     q = np.asarray(read_prediction(out2).probabilities[...])
-    assert np.abs(q - ref).max() <= 0.5 / 255 + 1e-6  # uint8 quantisation: round(255·p)
+    assert np.abs(q - ref).max() <= 0.5 / 255 + 1e-6  # uint8 quantization: round(255·p)
 
 
 def test_model_file_and_torch_threads(cluster: Any, model: Any, data: Any, tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_model_file_and_torch_threads(cluster: Any, model: Any, data: Any, tmp_p
     pids = set(cluster.run(os.getpid).values())
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
     assert set(cluster.nthreads().values()) == {1}  # one block at a time per worker
-    threads = max(1, dist._cores() // 2)
+    threads = max(1, cores() // 2)
     assert set(cluster.run(lambda: os.environ["OMP_NUM_THREADS"]).values()) == {str(threads)}
     assert set(cluster.run(lambda: __import__("torch").get_num_threads()).values()) == {threads}
 
@@ -109,7 +110,9 @@ def test_killed_client_resumes_with_identical_blocks(cluster: Any, model: Any, d
                     os.kill(os.getpid(), signal.SIGKILL)
                 yield x
         dist.progress = dying
-        predict_to({str(mpath)!r}, {str(src)!r}, {str(tmp_path / "k.zarr")!r}, dask={_address(cluster)!r}, **{SETTINGS!r})
+        predict_to(
+            {str(mpath)!r}, {str(src)!r}, {str(tmp_path / "k.zarr")!r}, dask={_address(cluster)!r}, **{SETTINGS!r}
+        )
     """)
     env = {
         **os.environ,
@@ -162,15 +165,3 @@ def test_worker_error_is_one_line(cluster: Any, model: Any, tmp_path: Path) -> N
 def test_hdf5_output_refused(cluster: Any, model: Any, data: Any, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="HDF5 files cannot be written by several processes"):
         predict_to(model, data[0], tmp_path / "o.h5", dask=_address(cluster), **SETTINGS)
-
-
-def test_parse_address_and_unreachable_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert dist.parse_address("local:3") == 3
-    assert dist.parse_address("local") == dist._cores()
-    assert dist.parse_address("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
-    for bad in ("local:0", "local:x", "nowhere"):
-        with pytest.raises(InputError, match="local:"):
-            dist.parse_address(bad)
-    monkeypatch.setattr(dist, "CONNECT_TIMEOUT", "1s")
-    with pytest.raises(InputError, match="cannot reach the dask scheduler"), dist.connect("tcp://127.0.0.1:9"):
-        pass

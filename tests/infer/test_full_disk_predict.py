@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from slicewise.data.io import write_volume
+from slicewise.data.io.predictions import read_prediction
+from slicewise.data.io.stores import PredictionWriter, partial_path, state_path
 from slicewise.errors import WriteError
+from slicewise.infer.blocks import Plan
 from slicewise.infer.predict import predict_to
-from slicewise.infer.store import PredictionWriter, partial_path, read_prediction, state_path
 
 KW = dict(tile=16, batch_size=4, progress=False, device="cpu", block=(2, 40, 52))
 
@@ -58,7 +60,7 @@ def test_a_disk_that_fills_up_mid_run_keeps_the_partial_output_and_the_rerun_fin
         with pytest.raises(WriteError, match=rf"cannot write output {out}: the disk is full"):
             predict_to(model, raw_file, out, key="raw", **KW)
         assert not out.exists() and partial_path(out).is_dir() and state_path(partial_path(out)).is_dir()
-        assert PredictionWriter.reopen(partial_path(out)).done() == {0, 1}
+        assert PredictionWriter.reopen(partial_path(out), Plan.from_json).done() == {0, 1}
         filler.unlink()
     predict_to(model, raw_file, out, key="raw", **KW)  # TIFF / HDF5 reserved their space at creation: no failure
     np.testing.assert_array_equal(np.asarray(read_prediction(out).probabilities[...]), ref)

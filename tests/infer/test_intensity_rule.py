@@ -40,12 +40,12 @@ def test_refused_before_any_tile_is_computed_and_nothing_is_left(stub, tmp_path,
     assert model.calls == 0 and sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_complex_input_is_refused_even_with_percentile_normalisation(stub):
+def test_complex_input_is_refused_even_with_percentile_normalization(stub):
     with pytest.raises(InputError, match="complex64"):
         predict(stub(), _raw().astype(np.complex64), normalize="percentile", **KW)
 
 
-def test_percentile_normalisation_takes_wide_and_signed_integers(stub):
+def test_percentile_normalization_takes_wide_and_signed_integers(stub):
     model = stub(kind="plus_one")
     ref = predict(model, _raw(), normalize="percentile", **KW)
     for array in (_raw().astype(np.int64), _raw().astype(np.int16) - 100, _raw().astype(np.uint64) * 2**40):

@@ -4,9 +4,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slicewise.data.io.predictions import read_prediction
+from slicewise.data.io.stores import labels_from
 from slicewise.errors import InputError
-from slicewise.infer.predict import PredictSettings, make_plan, predict, predict_to
-from slicewise.infer.store import labels_from, read_prediction
+from slicewise.infer.predict import make_plan, predict, predict_to
+from slicewise.infer.settings import PredictSettings
 
 TOL = dict(rtol=0, atol=1e-6)
 KW = dict(tile=16, batch_size=5, progress=False, device="cpu")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from slicewise.data.io.predictions import read_prediction
 from slicewise.infer.predict import predict, predict_to
-from slicewise.infer.store import read_prediction
 
 KW = dict(tile=64, overlap=0.25, batch_size=4, progress=False, device="cpu")
 

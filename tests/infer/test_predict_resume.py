@@ -12,16 +12,12 @@ import numpy as np
 import pytest
 
 from slicewise.data.io import write_volume
+from slicewise.data.io.predictions import read_prediction
+from slicewise.data.io.stores import PredictionWriter, partial_path, state_path
+from slicewise.data.tiling import tile_starts
 from slicewise.errors import InputError
-from slicewise.infer.blocks import plan_blocks
+from slicewise.infer.blocks import Plan, plan_blocks
 from slicewise.infer.predict import predict, predict_to
-from slicewise.infer.store import (
-    PredictionWriter,
-    partial_path,
-    read_prediction,
-    state_path,
-)
-from slicewise.infer.tiling import tile_starts
 from slicewise.utils.atomic import lock_path
 
 KW = dict(tile=16, batch_size=4, progress=False, device="cpu", block=(2, 40, 52))
@@ -48,7 +44,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(stub, raw_file, sma
     out = tmp_path / name
     _interrupt(model, raw_file, out, after_planes=5)  # blocks 0, 1 finished (2 planes each), block 2 crashed
     assert not out.exists() and partial_path(out).exists()
-    assert PredictionWriter.reopen(partial_path(out)).done() == {0, 1}
+    assert PredictionWriter.reopen(partial_path(out), Plan.from_json).done() == {0, 1}
     assert not (tmp_path / lock_path(out).name).exists()  # the claim is released on the way out
     predict_to(model, raw_file, out, key="raw", **KW)
     assert model.calls == 3 * TILES  # only slices 4, 5, 6
@@ -139,7 +135,7 @@ def test_kill_9_then_rerun_gives_identical_blocks(stub, raw_file, small_volume, 
     assert proc.poll() is None, "the prediction process ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = PredictionWriter.reopen(partial_path(out)).done()
+    finished = PredictionWriter.reopen(partial_path(out), Plan.from_json).done()
     assert 2 <= len(finished) < 7 and not out.exists()
     model = stub()
     predict_to(model, raw_file, out, key="raw", **{**KW, "block": (1, 40, 52)})

@@ -10,7 +10,8 @@ import torch
 
 from slicewise.errors import InputError
 from slicewise.infer.blocks import StaticForward
-from slicewise.infer.predict import PredictSettings, predict
+from slicewise.infer.predict import predict
+from slicewise.infer.settings import PredictSettings
 
 
 def _shapes(model: torch.nn.Module) -> list[int]:

@@ -107,26 +107,6 @@ def test_bad_input_one_line_errors(call, match):
     assert "\n" not in str(err.value)
 
 
-def test_membranes_to_neurons_isbi_convention():
-    lab = np.full((2, 5, 5), 255, np.uint8)
-    lab[:, 2, :] = 0  # a membrane splits each slice into two cells
-    n = membranes_to_neurons(lab, interior=255)
-    assert n[0, 2].max() == 0
-    assert len(np.unique(n[0])) == 3 and len(np.unique(n)) == 5  # ids unique across slices
-    assert len(np.unique(membranes_to_neurons(lab, per_slice=False))) == 3
-    r = evaluate(n, n, kind="instance")["volume"]
-    assert r["are"] == 0.0 and r["ap"] == 1.0
-    filled = membranes_to_neurons(lab, interior=255, fill=True)
-    assert filled.min() > 0 and np.array_equal(filled[lab == 255], n[lab == 255])
-    lab[:, 3, :] = 0  # a thicker predicted membrane: unfilled, its 0 voxels form one segment (a false merge)
-    pred = membranes_to_neurons(lab, interior=255)
-    assert evaluate(pred, n, kind="instance")["volume"]["rand_precision"] < 1.0
-    assert (
-        evaluate(membranes_to_neurons(lab, interior=255, fill=True), n, kind="instance")["volume"]["are"]
-        < evaluate(pred, n, kind="instance")["volume"]["are"]
-    )
-
-
 def test_result_written_as_json_atomic_and_overwrite(tmp_path):
     from slicewise.utils import write_json
 

@@ -45,7 +45,7 @@ def test_are_equals_skimage_and_names_are_swapped_back(pair):
     assume(np.isfinite(are_ref) and np.isfinite(sk_prec) and np.isfinite(sk_rec))
     ours = adapted_rand(pred, gt)
     assert ours["are"] == pytest.approx(are_ref, abs=1e-9)
-    # skimage issue 6485: its "precision" is normalised by ground-truth pairs, i.e. the recall.
+    # skimage names them swapped: its "precision" is normalized by ground-truth pairs, i.e. the recall.
     assert ours["rand_recall"] == pytest.approx(sk_prec, abs=1e-9)
     assert ours["rand_precision"] == pytest.approx(sk_rec, abs=1e-9)
     assert ours["rand_f"] == pytest.approx(1 - are_ref, abs=1e-9)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from slicewise.models.sam import register_tiny_sam
+from slicewise.models.tiny_sam import register_tiny_sam
 
 TINY_SAM = register_tiny_sam()

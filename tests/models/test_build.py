@@ -119,7 +119,7 @@ def test_model_info_counts_parameters_and_flops():
 
 
 def test_resnet34_unet_flops_match_smp_anchor():
-    """design.md anchor: smp Unet-ResNet34 at 512², k=3 costs 62.5 GFLOP per image."""
+    """docs/design-notes.md anchor: smp Unet-ResNet34 at 512², k=3 costs 62.5 GFLOP per image."""
     model = build_model(encoder="resnet34", weights="random", channel_init="rgb")
     assert model_info(model, (512, 512))["gflops"] == pytest.approx(62.5, rel=0.01)
 
@@ -140,7 +140,7 @@ def test_cli_model_info(tmp_path, capsys):
 
 
 def test_sam_vit_b_encoder_flops_match_anchor():
-    """design.md anchor: timm SAM ViT-B image encoder at 1024² costs 972 GFLOP per image."""
+    """docs/design-notes.md anchor: timm SAM ViT-B image encoder at 1024² costs 972 GFLOP per image."""
     import copy
 
     from torch.utils.flop_counter import FlopCounterMode

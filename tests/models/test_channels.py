@@ -1,6 +1,8 @@
-"""First-layer channel strategies: shapes, the design.md rules, invariances."""
+"""First-layer channel strategies: shapes, the rules of docs/design-notes.md, invariances."""
 
 from __future__ import annotations
+
+from typing import get_args
 
 import pytest
 import torch
@@ -8,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from timm.models import adapt_input_conv
 
+from slicewise.config import FIRST_LAYER_STRATEGIES, ChannelInit, ModelConfig
 from slicewise.errors import ConfigError
 from slicewise.models import STRATEGIES, build_model
-from slicewise.models.channels import MirrorSymmetric, adapt_weight, normalisation
+from slicewise.models.channels import MirrorSymmetric, adapt_weight, normalization
 from slicewise.models.encoders import CNNEncoder
 from slicewise.models.weights import lite_package_state_dict
 
@@ -42,18 +45,18 @@ def test_repeat_equals_timm_adapt_input_conv(k):
     model = build_model(**CNN, in_slices=k, channel_init="repeat")
     expected = adapt_input_conv(k, w.clone())
     torch.testing.assert_close(model.first_layer.weight.detach(), expected, rtol=0, atol=0)
-    if k >= 3:  # the design.md rule W'[:, c] = W[:, c mod 3]·3/k
+    if k >= 3:  # the docs/design-notes.md rule W'[:, c] = W[:, c mod 3]·3/k
         torch.testing.assert_close(expected, w[:, [c % 3 for c in range(k)]] * 3 / k)
 
 
-def test_normalisation_only_rgb_is_per_channel():
+def test_normalization_only_rgb_is_per_channel():
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    m, s = normalisation("rgb", mean, std, 3)
+    m, s = normalization("rgb", mean, std, 3)
     assert m.tolist() == pytest.approx(list(mean)) and s.tolist() == pytest.approx(list(std))
     for name in ("repeat", "uniform", "mirror", "random"):
-        m, s = normalisation(name, mean, std, 5)
+        m, s = normalization(name, mean, std, 5)
         assert m.tolist() == pytest.approx([sum(mean) / 3] * 5) and s.tolist() == pytest.approx([sum(std) / 3] * 5)
-    m, _ = normalisation("uniform", mean, std, 3, colors=3)  # RGB slices keep per-colour values
+    m, _ = normalization("uniform", mean, std, 3, colors=3)  # RGB slices keep per-colour values
     assert m.tolist() == pytest.approx(list(mean) * 3)
 
 
@@ -69,7 +72,7 @@ def test_uniform_identical_slices_match_pretrained_gray(k):
     g = torch.rand(2, 1, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     m, s = model.mean[0, 0].item(), model.std[0, 0].item()
     with torch.no_grad():
-        ours = model.encoder(model.normalise(g.repeat(1, k, 1, 1)))
+        ours = model.encoder(model.normalize(g.repeat(1, k, 1, 1)))
         ref = reference(((g - m) / s).repeat(1, 3, 1, 1))
     assert len(ours) == len(ref) == 5
     for a, b in zip(ours, ref):
@@ -151,3 +154,13 @@ def test_unknown_strategy_is_one_line_error():
     with pytest.raises(ConfigError) as err:
         build_model(**CNN, channel_init="gray")
     assert "\n" not in str(err.value) and "uniform" in str(err.value)
+
+
+def test_the_strategy_table_is_the_one_list_of_names_descriptions_and_flags():
+    assert list(STRATEGIES) == list(FIRST_LAYER_STRATEGIES) == list(get_args(ChannelInit))
+    for name, strategy in STRATEGIES.items():
+        row = FIRST_LAYER_STRATEGIES[name]
+        assert strategy.doc == row.doc and strategy.doc.strip() and strategy.reinit == row.reinit
+    assert [s.name for s in STRATEGIES.values() if s.reinit] == ["random"]
+    with pytest.raises(ValueError, match="mirror"):  # the config's allowed values come from the table
+        ModelConfig(channel_init="nosuch")

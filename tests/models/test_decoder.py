@@ -42,13 +42,13 @@ def test_pruned_skip_changes_output_and_is_ignored_in_forward():
     with torch.no_grad():
         assert not torch.allclose(full(x), pruned(x))
         # with the stride-2 feature zeroed, "1111" needs it, "0111" must not care
-        feats = pruned.encoder(pruned.normalise(x))
+        feats = pruned.encoder(pruned.normalize(x))
         altered = [f.clone() for f in feats]
         altered[0] = torch.randn_like(altered[0])
         torch.testing.assert_close(pruned.decoder(feats), pruned.decoder(altered))
         assert not torch.allclose(
-            full.decoder(full.encoder(full.normalise(x))),
-            full.decoder([altered[0], *full.encoder(full.normalise(x))[1:]]),
+            full.decoder(full.encoder(full.normalize(x))),
+            full.decoder([altered[0], *full.encoder(full.normalize(x))[1:]]),
         )
 
 

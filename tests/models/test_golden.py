@@ -1,7 +1,7 @@
 """Golden outputs (smp's regression test): a refactor must reproduce each strategy's saved forward output.
 
 Per first-layer strategy: Lite0 with its ImageNet weights (offline package), k = 3 slices, the decoder
-initialised from ``torch.manual_seed(0)``, one fixed input (seeded uniform, 1×3×32×32, eval mode); the
+initialized from ``torch.manual_seed(0)``, one fixed input (seeded uniform, 1×3×32×32, eval mode); the
 output is compared with ``tests/models/golden/<strategy>.npz``.
 
 Regenerate (only after a deliberate change of the numbers, and say why in the commit)::

@@ -21,10 +21,10 @@ ENCODERS = [
     "tf_efficientnet_lite0",
     "slicewise_samvit_tiny_patch16",
 ]
-# Not here, as building them or their forward at 64 px fails today (see the issue-15 report):
+# Not here, as building them or their forward at 64 px fails today:
 # test_coatnet, test_maxvit, test_vit_relpos (fixed input sizes / windows), test_mambaout (channels-last features).
 
-# Known dead weights (found by this test, issue 15): the ViT encoder takes block outputs through
+# Known dead weights (found by this test): the ViT encoder takes block outputs through
 # ``forward_intermediates``, so timm's final ``norm`` (plain ViT) and SAM's ``neck`` are never called.
 # They are listed, not hidden: the test fails when they start receiving gradients (then drop the entry).
 KNOWN_UNUSED = {"test_vit": ("encoder.vit.norm.",), "slicewise_samvit_tiny_patch16": ("encoder.vit.neck.",)}

@@ -125,8 +125,8 @@ def test_importing_slicewise_models_registers_nothing_in_timm() -> None:
     import sys
 
     code = (
-        "import timm, slicewise.models, slicewise.models.sam as s; assert not timm.is_model(s.TINY_SAM); "
-        "from slicewise.models.encoders import check_encoder_name; check_encoder_name(s.TINY_SAM); "
+        "import timm, slicewise.models, slicewise.models.tiny_sam as s; assert not timm.is_model(s.TINY_SAM); "
+        "from slicewise.models.spec import check_encoder_name; check_encoder_name(s.TINY_SAM); "
         "assert timm.is_model(s.TINY_SAM)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -30,7 +30,8 @@ def _classify(model: torch.nn.Module, image) -> int:
     """ImageNet class per timm's data config, resized to 224 and centre-cropped (crop_pct 1).
 
     Chelsea sits between "tiger cat" (282) and "Egyptian cat" (285): with timm's default
-    crop_pct 0.875 the two swap places, so the crop is fixed here as the issue specifies.
+    crop_pct 0.875 the two swap places, so the crop is fixed here, as in the reference check of the mapped weights
+    (docs/design-notes.md, "Pretrained weights offline").
     """
     cfg = {**timm.data.resolve_data_config({}, model=model), "crop_pct": 1.0}
     transform = timm.data.create_transform(**cfg)

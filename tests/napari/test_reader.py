@@ -108,7 +108,7 @@ def test_labels_only_prediction_opens_as_labels(make_napari_viewer, tmp_path, pr
 def test_channel_names_fall_back_to_omero_then_index(tmp_path, probs) -> None:
     assert channel_names({"omero": {"channels": [{"label": "a"}, {"label": "b"}]}}, 2) == ["a", "b"]
     assert channel_names({"slicewise": {"channels": ["x", "y"]}, "omero": {"channels": []}}, 2) == ["x", "y"]
-    assert channel_names({"omero": {"channels": [{"label": "a"}]}}, 2) == ["channel0", "channel1"]
+    assert channel_names({"omero": {"channels": [{"label": "a"}]}}, 2) == ["class0", "class1"]
     path = write_prediction(tmp_path / "o.zarr", probs, ["bg", "mem", "mito"], omero_only=True)
     layers = napari_get_reader(str(path))(str(path))
     assert layers[0][1]["name"] == ["o bg", "o mem", "o mito"]

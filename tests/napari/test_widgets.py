@@ -52,6 +52,40 @@ def test_predict_widget_adds_probabilities_and_labels(make_napari_viewer, qtbot,
     assert widget.progress.value() == widget.progress.maximum()
 
 
+def test_cli_api_and_widget_predict_a_package_alike(make_napari_viewer, qtbot, model_file, tmp_path, cli) -> None:
+    """One bioimage.io package (dz 2, replicate borders): ``slicewise predict``, ``slicewise.predict`` /
+    ``predict_to`` and the Predict widget all use its defaults and give the same probabilities."""
+    pytest.importorskip(
+        "bioimageio.spec", reason="the bioimageio extra is not installed: pip install 'slicewise[bioimageio]'"
+    )
+    import tifffile
+
+    from slicewise import load_model, predict, predict_to, read_prediction
+    from slicewise.export import bioimageio
+
+    pkg = bioimageio(model_file, tmp_path / "pkg.zip", dz=2, border="replicate", test_size=64, torchscript=False)
+    vol = make_phantom(shape=(5, 64, 64), seed=4).raw
+    tifffile.imwrite(tmp_path / "raw.tif", vol)
+    api = predict(load_model(pkg), vol, tile=64, overlap=0.25, progress=False)
+    plain = predict(load_model(model_file), vol, tile=64, overlap=0.25, progress=False)
+    assert np.abs(api - plain).max() > 1e-4  # the package's dz and border change the result
+    predict_to(pkg, tmp_path / "raw.tif", tmp_path / "api.tif", tile=64, progress=False)
+    code, _, err = cli(["predict", pkg, tmp_path / "raw.tif", tmp_path / "cli.tif", "--tile", "64"])
+    assert code == 0, err
+    viewer = make_napari_viewer()
+    viewer.add_image(vol, name="em")
+    widget = _dock(viewer, "Predict")
+    widget.layer_box.setCurrentText("em")
+    widget.model_edit.setText(str(pkg))
+    widget.tile.setValue(64)
+    _wait(qtbot, widget.run(), lambda: "em labels" in viewer.layers)
+    shown = np.stack([viewer.layers[f"em {name}"].data for name in ("cytoplasm", "membrane", "boundary")])
+    np.testing.assert_array_equal(shown, api)
+    for out in ("api.tif", "cli.tif"):
+        with read_prediction(tmp_path / out) as pred:
+            np.testing.assert_array_equal(np.asarray(pred.probabilities[...]), api)
+
+
 def test_predict_widget_user_errors_go_to_the_status_line(make_napari_viewer, qtbot, model_file, tmp_path) -> None:
     viewer = make_napari_viewer()
     viewer.add_image(make_phantom(shape=(1, 64, 96), seed=2).raw[0], name="slice", scale=(2.0, 3.0))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from slicewise.config import PretrainConfig, load_config
 from slicewise.errors import ConfigError
-from slicewise.models.sam import TINY_SAM
+from slicewise.models.tiny_sam import TINY_SAM
 from slicewise.selfsup.methods import BYOL, MIM, MoCoV2, VICReg, build_backbone, build_method
 
 
@@ -99,7 +99,7 @@ def test_mim_counts_masked_pixels_only_and_never_sees_them():
     method, _ = _method("mim", "model.channel_init=repeat")
     assert method.mask_value.shape == (3,)  # one per input channel
     x = _smooth(4, 3, 64, 2)
-    z = method.backbone.normalise(x)
+    z = method.backbone.normalize(x)
     torch.manual_seed(0)
     mask = method.random_mask(4, 64, 64, z.device)
     assert mask.shape == (4, 1, 64, 64) and torch.all(mask.sum((1, 2, 3)) == 3 * 32 * 32)  # 3 of 4 patches (0.6)
@@ -135,7 +135,7 @@ def test_mim_mirror_stays_exactly_symmetric():
     x = torch.rand(2, 5, 64, 64)
     method.eval()
     with torch.no_grad():
-        z = method.backbone.normalise(x)
+        z = method.backbone.normalize(x)
         torch.manual_seed(0)
         mask = method.random_mask(2, 64, 64, z.device)
         assert torch.allclose(method.reconstruct(z, mask)[1], method.reconstruct(z.flip(1), mask)[1], atol=1e-5)

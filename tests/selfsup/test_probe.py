@@ -1,4 +1,4 @@
-"""Quality signals: k-NN probe score, probe patches, embedding spread; pretraining beats random initialisation."""
+"""Quality signals: k-NN probe score, probe patches, embedding spread; pretraining beats random initialization."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A study cell's result.json is read back as untrusted metadata (issue 20): validated, one line naming the field."""
+"""A study cell's result.json is read back as untrusted metadata: validated, one line naming the field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pretraining study on any stack (issue 21): ``study init pretraining``, the pretraining cache shared
+"""The pretraining study on any stack: ``study init pretraining``, the pretraining cache shared
 by the fine-tuning cells (one run per self-supervised arm and seed, not per fraction), the gain curve
 and its sentence in the report, and the smoke study end to end with real pretraining."""
 
@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from slicewise.errors import ConfigError, InputError
+from slicewise.selfsup.run import WEIGHTS_NAME
 from slicewise.studies.cells import pretraining as pt
 from slicewise.studies.execute import run_study
 from slicewise.studies.gain import numeric_stratum, significance_sentence
 from slicewise.studies.grid import CellContext, grid_cells
-from slicewise.studies.init import init_study
+from slicewise.studies.init import SSL_ARMS, init_study
 from slicewise.studies.schema import load_study
 from slicewise.studies.stats import Comparison, study_statistics
 from slicewise.utils.atomic import lock_path
@@ -147,8 +148,8 @@ def fake_pretrain(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     def run(data, out, config, resume):
         calls.append((tuple(data), str(out), json.dumps(config, sort_keys=True)))
         out.mkdir(parents=True, exist_ok=True)
-        (out / pt.WEIGHTS_FILE).write_text("weights")
-        return out / pt.WEIGHTS_FILE
+        (out / WEIGHTS_NAME).write_text("weights")
+        return out / WEIGHTS_NAME
 
     monkeypatch.setattr(pt, "run_pretraining", run)
     return calls
@@ -172,7 +173,7 @@ def _cache_study(tmp_path: Path) -> Path:
             "fraction": [0.05, 0.1, 0.5, 1.0],
             "seed": [0, 1, 2],
         },
-        "extras": {"pretrain": {"arms": pt.SSL_ARMS, "config": {"trainer": {"max_steps": 7}}}},
+        "extras": {"pretrain": {"arms": SSL_ARMS, "config": {"trainer": {"max_steps": 7}}}},
         "comparisons": [
             {"name": "Dice gain", "axis": "weights", "baseline": "imagenet", "metric": "dice", "per": ["fraction"]}
         ],
@@ -188,7 +189,7 @@ def test_pretraining_runs_once_per_arm_and_seed_and_is_shared_by_all_fractions(t
     assert len(s.done) == 3 * 4 * 3 and not s.failed
     assert len(fake_pretrain) == 2 * 3  # 2 self-supervised arms x 3 seeds, not x 4 fractions
     folders = sorted(p.name for p in (out / "pretrain").iterdir() if p.is_dir())
-    assert len(folders) == 6 and all((out / "pretrain" / f / pt.WEIGHTS_FILE).is_file() for f in folders)
+    assert len(folders) == 6 and all((out / "pretrain" / f / WEIGHTS_NAME).is_file() for f in folders)
     configs = [json.loads(c[2]) for c in fake_pretrain]
     assert {(c["model"]["weights"], c["seed"]) for c in configs} == {
         (w, s) for w in ("random", "imagenet") for s in (0, 1, 2)
@@ -205,7 +206,7 @@ def test_pretraining_runs_once_per_arm_and_seed_and_is_shared_by_all_fractions(t
         assert r["info"]["weights"] == r["info"]["pretrained"]
     assert len(by_arm_seed) == 6 and all(len(v) == 1 for v in by_arm_seed.values())  # every fraction: the same file
     assert sum(r["info"].get("pretrain_computed", False) for r in results.values()) == 6
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "pretrain").glob(f"*/{pt.WEIGHTS_FILE}")}
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "pretrain").glob(f"*/{WEIGHTS_NAME}")}
     run_study(
         _cache_study(tmp_path),
         out,
@@ -215,7 +216,7 @@ def test_pretraining_runs_once_per_arm_and_seed_and_is_shared_by_all_fractions(t
         overrides=["grid.fraction=[0.05, 0.25]"],
     )  # new fine-tuning cells reuse the cache
     assert len(fake_pretrain) == 6
-    assert {p: p.stat().st_mtime_ns for p in (out / "pretrain").glob(f"*/{pt.WEIGHTS_FILE}")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in (out / "pretrain").glob(f"*/{WEIGHTS_NAME}")} == mtimes
 
     html = (out / "report.html").read_text()
     assert "figures/gain-" in html
@@ -231,7 +232,7 @@ def test_a_run_computed_by_another_process_is_waited_for_not_recomputed(
     cell = grid_cells(study)[12]  # ssl-scratch, fraction 0.05, seed 0
     assert cell.params["weights"] == "ssl-scratch"
     ctx = CellContext(study, cell, tmp_path / "out" / "cells" / cell.id, tmp_path)
-    spec = pt.pretrain_spec(ctx, pt.SSL_ARMS["ssl-scratch"], {"encoder": "resnet18", "in_slices": 3}, ["/data/raw.tif"])
+    spec = pt.pretrain_spec(ctx, SSL_ARMS["ssl-scratch"], {"encoder": "resnet18", "in_slices": 3}, ["/data/raw.tif"])
     folder = tmp_path / "out" / pt.PRETRAIN_DIR
     folder.mkdir(parents=True)
     target = folder / f"ssl-scratch-seed0-{pt.json_hash(spec, 10)}"
@@ -243,10 +244,10 @@ def test_a_run_computed_by_another_process_is_waited_for_not_recomputed(
     time.sleep(0.3)
     assert t.is_alive() and not fake_pretrain  # waiting, not computing
     target.mkdir()
-    (target / pt.WEIGHTS_FILE).write_text("theirs")
+    (target / WEIGHTS_NAME).write_text("theirs")
     lock.unlink()
     t.join(5)
-    assert got["res"] == (target / pt.WEIGHTS_FILE, False) and not fake_pretrain
+    assert got["res"] == (target / WEIGHTS_NAME, False) and not fake_pretrain
 
 
 # ----------------------------------------------------------------------------- the sentence
@@ -326,7 +327,7 @@ def test_smoke_study_on_own_stack_pretrains_and_fine_tunes(
     res = pd.read_csv(run / "results.csv")
     assert set(res["weights"]) == {"ssl-scratch", "ssl-imagenet"}
     assert res[res.metric == "dice"]["value"].between(0, 1).all()
-    weights = sorted((run / "pretrain").glob(f"*/{pt.WEIGHTS_FILE}"))
+    weights = sorted((run / "pretrain").glob(f"*/{WEIGHTS_NAME}"))
     assert len(weights) == 2
     from slicewise.models.encoder_file import read_provenance
 

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slicewise.studies.aggregate import Summary
-from slicewise.studies.report import comparisons_rows, label, write_study_report
+from slicewise.studies.labels import label
+from slicewise.studies.report import comparisons_rows, write_study_report
 from slicewise.studies.schema import Figure, Study
 from slicewise.studies.stats import Comparison, StatsSettings, paired_stats, study_statistics
+from slicewise.studies.status import Summary
 
 
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=8))

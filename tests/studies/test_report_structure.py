@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slicewise.studies.aggregate import FAILED_TO_LEARN, OK, aggregate, training_status
+from slicewise.studies.aggregate import aggregate
 from slicewise.studies.grid import cell_dir, grid_cells
 from slicewise.studies.schema import Figure, Study
 from slicewise.studies.stats import Comparison, StatsSettings
@@ -91,16 +91,6 @@ def study_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Study]:
     return out, study
 
 
-def test_training_status_rule() -> None:
-    flat = pd.DataFrame({"step": [4, 9], "val/dice": [0.0, 0.0]})
-    assert training_status(flat)[0] == FAILED_TO_LEARN and "stayed at 0" in training_status(flat)[1]
-    stuck = pd.DataFrame({"step": range(12), "train/loss": [0.7] * 12})
-    assert training_status(stuck)[0] == FAILED_TO_LEARN and "did not fall" in training_status(stuck)[1]
-    assert training_status(pd.DataFrame({"step": range(12), "train/loss": np.linspace(1, 0.2, 12)}))[0] == OK
-    assert training_status(pd.DataFrame({"step": [1], "val/dice": [0.0]}))[0] == OK  # one check: nothing to judge
-    assert training_status(pd.DataFrame())[0] == OK
-
-
 def test_status_column_and_failed_cells_left_out_of_the_tests(study_run: tuple[Path, Study]) -> None:
     out, _ = study_run
     res = pd.read_csv(out / "results.csv", dtype={"skips": str})
@@ -174,8 +164,8 @@ def test_natural_order_and_layer_distances(study_run: tuple[Path, Study]) -> Non
 
 def test_header_lists_only_the_levels_of_this_run(study_run: tuple[Path, Study], tmp_path: Path) -> None:
     out, study = study_run
-    from slicewise.studies.aggregate import summarize
     from slicewise.studies.report import write_study_report
+    from slicewise.studies.status import summarize
 
     table = pd.read_csv(out / "results.csv", dtype={"skips": str})
     html = write_study_report(

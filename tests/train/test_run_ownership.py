@@ -1,4 +1,4 @@
-"""``slicewise train --out DIR`` never removes or replaces a file it did not write, whatever the flags (issue 20)."""
+"""``slicewise train --out DIR`` never removes or replaces a file it did not write, whatever the flags."""
 
 from __future__ import annotations
 

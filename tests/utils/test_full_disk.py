@@ -1,5 +1,5 @@
 """A full disk: every writer fails with one line naming the output (and the space needed where known), publishes
-nothing, keeps the previous output and any resumable state, and never crashes the process (issue 20, class 4).
+nothing, keeps the previous output and any resumable state, and never crashes the process.
 
 Each case writes onto a small tmpfs (the ``small_disk`` fixture; skipped with the reason where mounting is not
 permitted). The memory-mapped and library-level writers (TIFF memmap, HDF5) run in a subprocess, so a SIGBUS /
@@ -80,7 +80,8 @@ def test_adding_an_hdf5_dataset_on_a_full_disk_keeps_the_file_readable(small_dis
         from slicewise.data.io import write_volume
         from slicewise.errors import WriteError
         try:
-            write_volume(sys.argv[1], np.random.default_rng(0).integers(0, 256, (32, 128, 128), dtype=np.uint8), key="new")
+            data = np.random.default_rng(0).integers(0, 256, (32, 128, 128), dtype=np.uint8)
+            write_volume(sys.argv[1], data, key="new")
         except WriteError as err:
             print(err)
             sys.exit(2)
@@ -94,7 +95,7 @@ def test_adding_an_hdf5_dataset_on_a_full_disk_keeps_the_file_readable(small_dis
 
 @pytest.mark.parametrize("name", ["l.tif", "l.h5", "l.zarr"])
 def test_a_blockwise_array_store_refuses_before_computing_when_the_disk_lacks_its_size(small_disk, name):
-    from slicewise.infer.store import create_array_store
+    from slicewise.data.io.stores import create_array_store
 
     d = small_disk("1m")
     with pytest.raises(
@@ -112,7 +113,7 @@ def test_a_memory_mapped_or_hdf5_store_meeting_a_full_disk_is_one_line_never_a_c
     r = _run(
         """
         import sys, pathlib, numpy as np
-        from slicewise.infer import store as s
+        from slicewise.data.io import stores as s
         from slicewise.errors import WriteError
         check = s.check_free_space
         def then_fill(path, nbytes, **kw):  # passes, then the disk fills up before the store is created

@@ -39,7 +39,7 @@ LAUNCHER = textwrap.dedent("""
             return step(self, batch, batch_idx)
         m.SegmentationModule.training_step = training_step
     elif hook == "predict":
-        from slicewise.infer import store
+        from slicewise.data.io import stores as store
         mark = store.PredictionWriter.mark_done
         def mark_done(self, index):
             mark(self, index)
@@ -47,14 +47,14 @@ LAUNCHER = textwrap.dedent("""
                 pause()
         store.PredictionWriter.mark_done = mark_done
     elif hook == "segment":
-        from slicewise.infer import instances
-        mask, calls = instances._Reader.mask, [0]
+        from slicewise.segment import inputs
+        mask, calls = inputs.RegionReader.mask, [0]
         def counted(self, *args, **kwargs):
             calls[0] += 1
             if calls[0] == at and not ready.exists():
                 pause()
             return mask(self, *args, **kwargs)
-        instances._Reader.mask = counted
+        inputs.RegionReader.mask = counted
     from slicewise.cli import main
     main(sys.argv[1:])
 """)
@@ -188,7 +188,8 @@ def model_and_volume(tmp_path_factory):
 def test_blockwise_predict_on_a_signal_keeps_its_finished_blocks_and_resumes_to_the_same_result(
     model_and_volume, tmp_path, sig, status
 ):
-    from slicewise.infer.store import partial_path, read_prediction
+    from slicewise.data.io.predictions import read_prediction
+    from slicewise.data.io.stores import partial_path
 
     d = model_and_volume
     args = ["predict", d / "m.pt", d / "gray.tif", None, "--tile", "64", "--block", "2,64,64", "--device", "cpu"]
@@ -213,7 +214,7 @@ def test_segment_on_sigterm_keeps_its_state_and_resumes_to_the_same_labels(tmp_p
     import h5py
 
     from slicewise.data.io import open_volume
-    from slicewise.infer.resume import state_folder
+    from slicewise.segment.resume import state_folder
 
     rng = np.random.default_rng(3)
     fg = (rng.random((6, 30, 30)) > 0.6).astype(np.float32)
@@ -247,7 +248,7 @@ CELL = textwrap.dedent("""
 
 
 def test_a_study_cell_on_sigterm_exits_143_stays_pending_and_resumes_from_its_checkpoint(tmp_path):
-    """The case of the issue: ``study … --cells 0`` printed Lightning's "Received SIGTERM" and exited 0."""
+    """The failure this guards against: ``study … --cells 0`` printed Lightning's "Received SIGTERM" and exited 0."""
     (tmp_path / "sigcells.py").write_text(f"CONFIG = {TINY!r}\n" + CELL)
     study = tmp_path / "sig.yaml"
     study.write_text(

@@ -4,8 +4,12 @@ Layout: :mod:`~slicewise.data.io.volume` (:class:`Volume`, :func:`as_volume`),
 :mod:`~slicewise.data.io.readers` (:func:`open_volume` and its table of one reader per format),
 :mod:`~slicewise.data.io.writers` (:func:`write_volume`, :func:`create_zarr`),
 :mod:`~slicewise.data.io.checks` (:func:`check_raw`, the one intensity check, with :func:`intensity_dtype`,
-:func:`check_intensity_range` and :func:`check_block`; :func:`check_labels`, :func:`summarize_volume`, damaged-file errors).
-Every public name is importable from ``slicewise.data.io``.
+:func:`check_intensity_range` and :func:`check_block`; :func:`check_labels`, :func:`summarize_volume`),
+:mod:`~slicewise.data.io.formats` (THE format table: suffixes, marker files, the fallback channel name),
+:mod:`~slicewise.data.io.outputs` (output paths checked before work, :func:`atomic_path`),
+:mod:`~slicewise.data.io.stores` (block-writable arrays and resumable prediction writers) and
+:mod:`~slicewise.data.io.predictions` (:func:`read_prediction`, probability views, quantization).
+The main public names are importable from ``slicewise.data.io``.
 
 Formats (chosen by suffix):
 
@@ -20,7 +24,7 @@ Formats (chosen by suffix):
   without a key the file must hold exactly one dataset.
 - ``.zarr`` (or a folder holding ``.zarray`` / ``.zgroup`` / ``zarr.json``): Zarr v2 or v3; a group
   needs ``key`` unless it holds exactly one array. An OME-Zarr (NGFF) image opens its level 0,
-  ``"img.zarr:2"`` its level with dataset path ``2`` (:mod:`slicewise.data.ome_zarr`).
+  ``"img.zarr:2"`` its level with dataset path ``2`` (:mod:`slicewise.data.io.ngff`).
 - ``.n5``: only through zarr-python 2 (``zarr.N5Store``); zarr 3 dropped N5, so with zarr 3 an
   N5 path is a one-line error suggesting a conversion to Zarr or HDF5.
 
@@ -32,7 +36,7 @@ Writing (:func:`write_volume`): TIFF (zlib, one page per slice, voxel size in th
 description), HDF5 (gzip, chunked, default key ``"data"``), Zarr **format 2** (readable by
 zarr-python 2 and 3, napari, neuroglancer and PyTorch Connectomics; attribute ``resolution``),
 and a folder of PNG slices (``slice_0000.png`` …) for a path without suffix (uint8/uint16 only).
-Every write goes through :func:`slicewise.utils.atomic_path`, except adding a dataset to an
+Every write goes through :func:`slicewise.data.io.outputs.atomic_path`, except adding a dataset to an
 *existing* HDF5 file: that file is modified in place, the dataset is written under a temporary
 name and renamed to ``key`` only when complete (other datasets are untouched).
 """
@@ -44,25 +48,24 @@ from slicewise.data.io.checks import (
     check_intensity_range,
     check_labels,
     check_raw,
-    damaged,
     intensity_dtype,
     summarize_volume,
-    tifffile_warnings,
 )
+from slicewise.data.io.coerce import as_volume
+from slicewise.data.io.formats import HDF5_SUFFIXES, IMAGE_SUFFIXES, N5_SUFFIXES, TIFF_SUFFIXES, ZARR_SUFFIXES
+from slicewise.data.io.integrity import damaged, tifffile_warnings
+from slicewise.data.io.outputs import atomic_path, check_output_path
+from slicewise.data.io.predictions import Prediction, probability_view, read_prediction
 from slicewise.data.io.readers import (
-    HDF5_SUFFIXES,
-    IMAGE_SUFFIXES,
-    N5_SUFFIXES,
     READERS,
     SUPPORTED,
-    TIFF_SUFFIXES,
-    ZARR_SUFFIXES,
     Reader,
     open_image_files,
     open_volume,
     split_container_key,
 )
-from slicewise.data.io.volume import Volume, as_volume
+from slicewise.data.io.stores import PredictionWriter, create_array_store, open_prediction_writer
+from slicewise.data.io.volume import Volume
 from slicewise.data.io.writers import WRITE_SUPPORTED, create_zarr, write_volume
 
 __all__ = [
@@ -74,18 +77,26 @@ __all__ = [
     "TIFF_SUFFIXES",
     "WRITE_SUPPORTED",
     "ZARR_SUFFIXES",
+    "Prediction",
+    "PredictionWriter",
     "Reader",
     "Volume",
     "as_volume",
+    "atomic_path",
     "check_block",
     "check_intensity_range",
     "check_labels",
+    "check_output_path",
     "check_raw",
+    "create_array_store",
     "create_zarr",
     "damaged",
     "intensity_dtype",
     "open_image_files",
+    "open_prediction_writer",
     "open_volume",
+    "probability_view",
+    "read_prediction",
     "split_container_key",
     "summarize_volume",
     "tifffile_warnings",

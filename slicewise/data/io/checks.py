@@ -1,17 +1,17 @@
 """Input checks and summaries: :func:`check_raw` (the one intensity check: dtype, NaN/Inf, value range; on a
-bounded sample), :func:`check_labels`, :func:`summarize_volume` (chunk by chunk), and the one-line errors for
-damaged files (:func:`damaged`, :func:`tifffile_warnings`)."""
+bounded sample), :func:`check_labels` and :func:`summarize_volume` (chunk by chunk). Damaged files:
+:mod:`slicewise.data.io.integrity`."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from slicewise.data.io.volume import Volume, as_volume
+from slicewise.data.io.coerce import as_volume
+from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
 
 UNIT_TOLERANCE = 1e-6  # float intensities may exceed [0, 1] by round-off only
@@ -22,39 +22,8 @@ SAMPLE_BLOCK = (8, 256, 256)
 _NO_VALUE_RULE = (np.dtype(np.uint8), np.dtype(np.uint16))  # ÷ dtype maximum is right for any of their values
 
 
-def damaged(source: Any, err: BaseException) -> InputError:
-    """The one-line error for a file that opened but fails when read (truncated strip or chunk, bad codec data)."""
-    detail = " ".join(str(err).split())[:160]
-    return InputError(
-        f"cannot read {source}: the file is damaged or incomplete ({type(err).__name__}"
-        f"{': ' + detail if detail else ''}): re-export or re-download it"
-    )
-
-
-@contextlib.contextmanager
-def tifffile_warnings() -> Iterator[list[str]]:
-    """Collect tifffile's log warnings (e.g. "invalid page offset" of a truncated file) while a TIFF is
-    opened, instead of letting them reach the terminal; the caller turns them into one error."""
-    logger = logging.getLogger("tifffile")
-    seen: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                seen.append(record.getMessage())
-
-    handler, propagate = _Collect(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield seen
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
 def _option_fix(option: str | None) -> str:
-    """The ", or pass <option> ..." tail of a message, when the command offers percentile normalisation."""
+    """The ", or pass <option> ..." tail of a message, when the command offers percentile normalization."""
     return f", or pass {option} to map its 0.1–99.9th percentiles to [0, 1]" if option else ""
 
 
@@ -84,7 +53,7 @@ def check_intensity_range(
     """The intensity rule on the finite range ``lo..hi`` of a volume (``whole``: a sample standing for the
     volume) or of one block being read (``whole=False``: only the rules a block decides on its own).
 
-    Without normalisation (``normalized=False``) integers are divided by their dtype maximum and floats
+    Without normalization (``normalized=False``) integers are divided by their dtype maximum and floats
     are taken as they are (:func:`slicewise.data.stacking.to_unit_float`), so the rule refuses what that
     would silently crush:
 
@@ -94,8 +63,8 @@ def check_intensity_range(
       only: a single dark block says nothing), e.g. int64 or int32 holding 0..255 — the network would see
       an almost black image.
 
-    With normalisation (percentile mapping) only the dtype and NaN/Inf rules apply. ``option``: the
-    command's switch for percentile normalisation (named in the fix), ``None`` where it has none.
+    With normalization (percentile mapping) only the dtype and NaN/Inf rules apply. ``option``: the
+    command's switch for percentile normalization (named in the fix), ``None`` where it has none.
     """
     dt = np.dtype(dtype)
     if normalized:
@@ -188,12 +157,12 @@ def check_raw(
     complex, strings, ...); NaN/Inf; and values the intensity convention would silently crush
     (:func:`check_intensity_range`: float outside [0, 1]; integers other than bool/uint8/uint16 with negative
     values or a maximum under 1/256 of their dtype maximum) unless ``normalized`` (the command maps
-    percentiles to [0, 1]). ``option``: the command's switch that turns percentile normalisation on, named in
+    percentiles to [0, 1]). ``option``: the command's switch that turns percentile normalization on, named in
     the fix (``None``: the command has none, the fix is to convert the file). ``what``: how messages name it.
     ``per_block``: the caller checks every block it reads (NaN/Inf and :func:`check_intensity_range` with
     ``whole=False``, as prediction does), so only what no single block decides is read here: the range use of
-    integers other than bool/uint8/uint16 without normalisation; nothing is read for other dtypes. Nothing is
-    read either for bool, uint8 and uint16 (no value of theirs is refused) or for integers under normalisation.
+    integers other than bool/uint8/uint16 without normalization; nothing is read for other dtypes. Nothing is
+    read either for bool, uint8 and uint16 (no value of theirs is refused) or for integers under normalization.
 
     Bounded reads: a volume in memory or of at most :data:`FULL_SCAN_BYTES` is scanned whole, chunk by
     chunk; a larger (lazy) one through :data:`SAMPLE_BLOCKS` seeded blocks; predict and the audits then
@@ -227,18 +196,8 @@ def check_raw(
     return vol
 
 
-def check_labels(
-    labels: Any, raw_shape: Sequence[int] | None = None, kind: str = "semantic", n_classes: int | None = None
-) -> Volume:
-    """Check a label volume against its raw volume and the task; returns it as a Volume.
-
-    ``kind`` is ``"semantic"`` (class values; at most ``n_classes`` distinct values, any values,
-    e.g. ISBI's {0, 255}) or ``"instance"`` (integer ids, 0 = background). Float labels are
-    accepted only when every value is a whole number. Checks run chunk by chunk.
-    """
-    if kind not in ("semantic", "instance"):
-        raise InputError(f"label kind {kind!r} is unknown: use 'semantic' or 'instance'")
-    lab = as_volume(labels)
+def _check_label_layout(lab: Volume, raw_shape: Sequence[int] | None) -> None:
+    """Non-empty, one value per voxel, the raw volume's Z×Y×X shape, numeric dtype."""
     if lab.size == 0:
         raise InputError(f"label volume {lab.source} is empty (shape {lab.shape})")
     if lab.ndim != 3:
@@ -254,29 +213,100 @@ def check_labels(
         )
     if not (np.issubdtype(lab.dtype, np.number) or lab.dtype == bool):
         raise InputError(f"labels {lab.source} have dtype {lab.dtype}: expected integers")
-    is_float = np.issubdtype(lab.dtype, np.floating)
+
+
+def _check_label_block(source: str, z0: int, block: np.ndarray, kind: str) -> None:
+    """Whole-number values (float labels) and non-negative ids (instances) in one block starting at slice ``z0``."""
+    if np.issubdtype(block.dtype, np.floating):
+        bad = ~np.isfinite(block) | (block != np.round(block))
+        if bad.any():
+            z = z0 + int(np.argwhere(bad)[0][0])
+            what = "instance ids" if kind == "instance" else "class labels"
+            raise InputError(
+                f"labels {source} are float with non-integer values (first at slice z={z}) "
+                f"where {what} are expected: threshold probabilities or cast ids to integers"
+            )
+    if kind == "instance" and block.size and block.min() < 0:
+        raise InputError(f"labels {source} hold negative ids: instance ids must be >= 0 (0 = background)")
+
+
+def check_labels(
+    labels: Any, raw_shape: Sequence[int] | None = None, kind: str = "semantic", n_classes: int | None = None
+) -> Volume:
+    """Check a label volume against its raw volume and the task; returns it as a Volume.
+
+    ``kind`` is ``"semantic"`` (class values; at most ``n_classes`` distinct values, any values,
+    e.g. ISBI's {0, 255}) or ``"instance"`` (integer ids, 0 = background). Float labels are
+    accepted only when every value is a whole number. Checks run chunk by chunk.
+    """
+    if kind not in ("semantic", "instance"):
+        raise InputError(f"label kind {kind!r} is unknown: use 'semantic' or 'instance'")
+    lab = as_volume(labels)
+    _check_label_layout(lab, raw_shape)
+    count = n_classes is not None and kind == "semantic"
     values: set[int] = set()
     for sl, block in lab.iter_chunks():
-        if is_float:
-            bad = ~np.isfinite(block) | (block != np.round(block))
-            if bad.any():
-                z = sl[0].start + int(np.argwhere(bad)[0][0])
-                what = "instance ids" if kind == "instance" else "class labels"
-                raise InputError(
-                    f"labels {lab.source} are float with non-integer values (first at slice z={z}) "
-                    f"where {what} are expected: threshold probabilities or cast ids to integers"
-                )
-        if kind == "instance" and block.size and block.min() < 0:
-            raise InputError(f"labels {lab.source} hold negative ids: instance ids must be >= 0 (0 = background)")
-        if n_classes is not None and kind == "semantic":
+        _check_label_block(lab.source, sl[0].start, block, kind)
+        if count:
             values.update(int(v) for v in np.unique(block))
-            if len(values) > n_classes:
+            if len(values) > n_classes:  # type: ignore[operator]
                 shown = ", ".join(map(str, sorted(values)[:8])) + (", ..." if len(values) > 8 else "")
                 raise InputError(
                     f"labels {lab.source} hold more than {n_classes} distinct values ({shown}) "
                     f"but n_classes={n_classes}: raise n_classes or relabel"
                 )
     return lab
+
+
+@dataclass
+class _Scan:
+    """Running summary of a volume's blocks: finite range, non-finite counts, distinct whole values (up to
+    ``max_distinct`` + a block), and how often neighbours along X are equal."""
+
+    dtype: np.dtype
+    max_distinct: int
+    lo: Any = None
+    hi: Any = None
+    nan: int = 0
+    posinf: int = 0
+    neginf: int = 0
+    distinct: set[Any] = field(default_factory=set)
+    same: int = 0
+    pairs: int = 0
+
+    def add(self, block: np.ndarray) -> None:
+        is_float = np.issubdtype(self.dtype, np.floating)
+        if is_float:
+            self.nan += int(np.count_nonzero(np.isnan(block)))
+            self.posinf += int(np.count_nonzero(np.isposinf(block)))
+            self.neginf += int(np.count_nonzero(np.isneginf(block)))
+        finite = block[np.isfinite(block)] if is_float else block
+        if finite.size:
+            bmin, bmax = finite.min(), finite.max()
+            self.lo = bmin if self.lo is None else min(self.lo, bmin)
+            self.hi = bmax if self.hi is None else max(self.hi, bmax)
+        is_int = np.issubdtype(self.dtype, np.integer) or self.dtype == bool
+        integral = is_int or (is_float and finite.size and bool(np.all(finite == np.round(finite))))
+        if integral and len(self.distinct) <= self.max_distinct:
+            self.distinct.update(np.unique(finite).tolist())
+        if block.shape[2] > 1:
+            self.same += int(np.count_nonzero(block[:, :, 1:] == block[:, :, :-1]))
+            self.pairs += block[:, :, 1:].size
+
+    def looks_like(self) -> str:
+        """``"image"``, ``"semantic labels"`` (≤ 16 values), ``"instance labels"`` (many values, constant
+        over regions)."""
+        n = len(self.distinct) if self.distinct else None
+        smooth = self.same / self.pairs if self.pairs else 1.0
+        if n is None:
+            return "image"
+        if n <= 16:
+            return "semantic labels" if n > 1 or self.dtype != np.uint8 else "semantic labels (constant)"
+        return "instance labels" if smooth > 0.8 else "image"
+
+
+def _item(v: Any) -> Any:
+    return None if v is None else v.item() if hasattr(v, "item") else v
 
 
 def summarize_volume(volume: Any, max_distinct: int = 1 << 16) -> dict[str, Any]:
@@ -290,50 +320,23 @@ def summarize_volume(volume: Any, max_distinct: int = 1 << 16) -> dict[str, Any]
     (many integer values that are constant over regions).
     """
     vol = as_volume(volume)
-    lo, hi, distinct, same, pairs = None, None, set(), 0, 0
-    n_nan = n_posinf = n_neginf = 0
-    is_int = np.issubdtype(vol.dtype, np.integer) or vol.dtype == bool
-    is_float = np.issubdtype(vol.dtype, np.floating)
+    scan = _Scan(vol.dtype, max_distinct)
     for _, block in vol.iter_chunks(desc="scanning"):
-        if block.size == 0:
-            continue
-        if is_float:
-            n_nan += int(np.count_nonzero(np.isnan(block)))
-            n_posinf += int(np.count_nonzero(np.isposinf(block)))
-            n_neginf += int(np.count_nonzero(np.isneginf(block)))
-        finite = block[np.isfinite(block)] if is_float else block
-        if finite.size:
-            bmin, bmax = finite.min(), finite.max()
-            lo = bmin if lo is None else min(lo, bmin)
-            hi = bmax if hi is None else max(hi, bmax)
-        integral = is_int or (is_float and finite.size and bool(np.all(finite == np.round(finite))))
-        if integral and len(distinct) <= max_distinct:
-            distinct.update(np.unique(finite).tolist())
-        if block.shape[2] > 1:
-            same += int(np.count_nonzero(block[:, :, 1:] == block[:, :, :-1]))
-            pairs += block[:, :, 1:].size
-    n = len(distinct) if distinct else None
-    smooth = same / pairs if pairs else 1.0
-    if n is None:
-        looks = "image"
-    elif n <= 16:
-        looks = "semantic labels" if n > 1 or vol.dtype != np.uint8 else "semantic labels (constant)"
-    elif smooth > 0.8:
-        looks = "instance labels"
-    else:
-        looks = "image"
+        if block.size:
+            scan.add(block)
+    n = len(scan.distinct) if scan.distinct else None
     return {
         "source": vol.source,
         "shape": vol.shape,
         "dtype": str(vol.dtype),
         "channels": vol.channels,
-        "min": None if lo is None else lo.item() if hasattr(lo, "item") else lo,
-        "max": None if hi is None else hi.item() if hasattr(hi, "item") else hi,
-        "nan": n_nan,
-        "posinf": n_posinf,
-        "neginf": n_neginf,
+        "min": _item(scan.lo),
+        "max": _item(scan.hi),
+        "nan": scan.nan,
+        "posinf": scan.posinf,
+        "neginf": scan.neginf,
         "voxel_size": vol.voxel_size,
         "distinct_values": None if n is None else (n if n <= max_distinct else f">{max_distinct}"),
-        "looks_like": looks,
-        "values": sorted(distinct)[:16] if n is not None and n <= 16 else None,
+        "looks_like": scan.looks_like(),
+        "values": sorted(scan.distinct)[:16] if n is not None and n <= 16 else None,
     }

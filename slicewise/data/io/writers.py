@@ -3,7 +3,7 @@
 TIFF (zlib, one page per slice, voxel size in the JSON description), HDF5 (gzip, chunked, default key
 ``"data"``), Zarr **format 2** (readable by zarr-python 2 and 3, napari, neuroglancer and PyTorch
 Connectomics; attribute ``resolution``), and a folder of PNG slices (``slice_0000.png`` …) for a path
-without suffix (uint8/uint16 only). Every write goes through :func:`slicewise.utils.atomic_path`, except
+without suffix (uint8/uint16 only). Every write goes through :func:`slicewise.data.io.outputs.atomic_path`, except
 adding a dataset to an *existing* HDF5 file: that file is modified in place, the dataset is written under
 a temporary name and renamed to ``key`` only when complete (other datasets are untouched).
 """
@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.io.coerce import as_volume
+from slicewise.data.io.outputs import atomic_path
 from slicewise.data.io.readers import (
     HDF5_SUFFIXES,
     N5_SUFFIXES,
@@ -26,9 +28,8 @@ from slicewise.data.io.readers import (
     ZARR_SUFFIXES,
     split_container_key,
 )
-from slicewise.data.io.volume import Volume, as_volume, slab_depth
+from slicewise.data.io.volume import Volume, slab_depth
 from slicewise.errors import InputError
-from slicewise.utils import atomic_path
 from slicewise.utils.atomic import reserve_space
 
 WRITE_SUPPORTED = ".tif/.tiff, .h5/.hdf5/.hdf (with key), .zarr, or a path without suffix (folder of PNG slices)"
@@ -68,7 +69,7 @@ def create_zarr(
     This writes directly at ``path`` (no atomic rename): :func:`write_volume` creates it inside
     ``with atomic_path(final) as tmp: arr = create_zarr(tmp, ...)`` and fills it slab by slab, and the
     rename at the end of that block publishes the finished array. Prediction stores (OME-Zarr with
-    pyramids and resume state) are created by :mod:`slicewise.infer.store`, not here. ``key`` puts the
+    pyramids and resume state) are created by :mod:`slicewise.data.io.stores`, not here. ``key`` puts the
     array in a group at that path;
     ``voxel_size`` (z, y, x, nm) goes to the attribute ``resolution``.
     """

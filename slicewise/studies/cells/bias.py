@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 
 from slicewise.data.stacking import context_range
+from slicewise.diagnostics import attribution_report
+from slicewise.diagnostics.weights_audit import audit_weights
+from slicewise.metrics import evaluate, membranes_to_neurons
 from slicewise.studies.cells.common import (
     Record,
     cell_config,
@@ -46,10 +49,6 @@ def cell_bias(ctx: CellContext) -> dict[str, Any]:
     (saliency of the network as built for fine-tuning, on the test slices), ``after`` (saliency
     after fine-tuning, same tiles).
     """
-    from slicewise.diagnostics import attribution_report
-    from slicewise.diagnostics.weights_audit import audit_weights
-    from slicewise.metrics import evaluate, membranes_to_neurons
-
     d, ex = ctx.study.data, ctx.study.extras
     entries, raw, classes = em_volume(ctx)
     config = cell_config(ctx, entries)

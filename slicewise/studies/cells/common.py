@@ -19,9 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.config import TrainConfig, deep_merge, validate
+from slicewise.data import open_volume
+from slicewise.data.io import write_volume
+from slicewise.data.io.outputs import atomic_path
 from slicewise.errors import ConfigError, InputError
+from slicewise.infer.predict import predict
+from slicewise.metrics import evaluate
+from slicewise.models import build_model, load_model
 from slicewise.studies.grid import CellContext, json_hash
-from slicewise.utils import atomic_path
+from slicewise.training import train
+from slicewise.training.run import StaleRunError
 from slicewise.utils.ownership import remove_owned
 
 AXIS_KEYS: dict[str, str] = {
@@ -56,8 +64,6 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
 
 def cell_config(ctx: CellContext, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The cell's TrainConfig as a dict: base, then presets and axis values, then ``data`` entries."""
-    from slicewise.config import TrainConfig, deep_merge, validate
-
     cfg = json.loads(json.dumps(ctx.study.base))
     for axis, value in ctx.cell.params.items():
         preset = ctx.study.presets.get(axis, {})
@@ -86,10 +92,6 @@ def train_model(ctx: CellContext, config: Mapping[str, Any]) -> tuple[Any, dict[
     Once ``best.pt`` exists the Lightning checkpoints and ``last.pt`` are deleted (they only serve
     resuming) unless the study's ``extras.keep_checkpoints`` is true.
     """
-    from slicewise.models import load_model
-    from slicewise.training import train
-    from slicewise.training.run import StaleRunError
-
     run = ctx.workdir / "train"
     best = run / "best.pt"
     if not best.is_file():
@@ -112,9 +114,6 @@ def initial_model(config: Mapping[str, Any]) -> Any:
     such as the decoder are drawn from that seed, not necessarily bit-identical to the training run)."""
     import pytorch_lightning as pl
 
-    from slicewise.config import TrainConfig, validate
-    from slicewise.models import build_model
-
     cfg = validate(TrainConfig, dict(config))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     return build_model(cfg.model).eval()
@@ -127,8 +126,6 @@ def shared_dir(ctx: CellContext, name: str, spec: Mapping[str, Any]) -> Path:
 
 def write_once(path: Path, array: np.ndarray) -> Path:
     """Write ``array`` to ``path`` (TIFF) unless another cell already did."""
-    from slicewise.data.io import write_volume
-
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -138,8 +135,6 @@ def write_once(path: Path, array: np.ndarray) -> Path:
 
 def read_array(path: Path) -> np.ndarray:
     """A data file named by the study, loaded whole (one-line error when it is missing)."""
-    from slicewise.data import open_volume
-
     if not path.exists():
         raise InputError(f"data file {path} not found: pass --data-root DIR or set SLICEWISE_DATA_ROOT")
     return np.asarray(open_volume(path)[:])
@@ -181,15 +176,11 @@ def em_volume(ctx: CellContext) -> tuple[dict[str, Any], np.ndarray, np.ndarray]
 
 def predict_range(model: Any, raw: np.ndarray, z0: int, z1: int, settings: Mapping[str, Any]) -> np.ndarray:
     """Probabilities (C, z1−z0, Y, X) of slices z0..z1−1, predicted with their context slices."""
-    from slicewise.infer.predict import predict
-
     return predict(model, raw, roi=(slice(z0, z1),), **dict(settings))
 
 
 def semantic_metrics(pred: np.ndarray, gt: np.ndarray, cls: int, **labels: Any) -> list[Record]:
     """Dice and IoU of class ``cls`` and their means over the classes present."""
-    from slicewise.metrics import evaluate
-
     ev = evaluate(pred, gt, kind="semantic")["volume"]
     return [
         record("dice", ev["dice"].get(str(cls), float("nan")), **labels),

@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from slicewise.studies.cells.common import cell_config, predict_range, record, train_model
+from slicewise.data.synthetic import make_phantom
+from slicewise.metrics import evaluate, membranes_to_neurons
+from slicewise.segment import segment
+from slicewise.studies.cells.common import cell_config, em_volume, predict_range, record, train_model
 from slicewise.studies.grid import CellContext
 
 
@@ -21,10 +24,6 @@ def _test_data(ctx: CellContext) -> tuple[dict[str, Any], np.ndarray, int, int, 
     Otherwise the phantom: training volume ``train_phantom``, test volume ``test_phantom``.
     """
     from scipy import ndimage
-
-    from slicewise.data.synthetic import make_phantom
-    from slicewise.metrics import membranes_to_neurons
-    from slicewise.studies.cells.common import em_volume
 
     d = ctx.study.data
     if d.get("raw"):
@@ -49,9 +48,6 @@ def cell_emsam(ctx: CellContext) -> dict[str, Any]:
     have it): 3-D connected components of P(class 2) > 0.5, scored by mean probability; AP-50 / AP-75
     (MitoEM convention).
     """
-    from slicewise.infer import segment
-    from slicewise.metrics import evaluate
-
     ex = ctx.study.extras
     entries, raw, z0, z1, cells, mito_gt = _test_data(ctx)
     config = cell_config(ctx, entries)

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from slicewise.errors import ConfigError, InputError, WeightsError
+from slicewise.config import deep_merge
+from slicewise.errors import ConfigError, InputError
+from slicewise.metrics import evaluate, membranes_to_neurons
+from slicewise.selfsup.run import WEIGHTS_NAME, pretrain
 from slicewise.studies.cells.common import (
     Record,
     cell_config,
@@ -41,7 +43,6 @@ from slicewise.studies.grid import CellContext, json_hash
 from slicewise.utils.atomic import claim_output, lock_path, write_json
 
 PRETRAIN_DIR = "pretrain"
-WEIGHTS_FILE = "encoder.safetensors"
 WAIT_POLL_S = 2.0
 
 
@@ -60,8 +61,9 @@ def monuseg_split(ctx: CellContext) -> dict[str, Any]:
     In-domain images (TCGA prefixes in ``data.in_domain``): the left part is cut into ``tile``²
     tiles, of which the last ``val_tiles`` validate (best checkpoint) and the rest train (the
     training fraction samples these); the right ``test_columns`` fraction of every image is the
-    in-domain test set. Out-of-domain: whole images of ``data.out_of_domain``. Images are subsampled by ``scale``; ``color: gray`` averages RGB (the
-    cell then trains a grayscale network: ``model.colors`` 1, ``channel_init`` uniform).
+    in-domain test set. Out-of-domain: whole images of ``data.out_of_domain``. Images are subsampled by
+    ``scale``; ``color: gray`` averages RGB (the cell then trains a grayscale network: ``model.colors`` 1,
+    ``channel_init`` uniform).
     """
     d = ctx.study.data
     img_dir, lab_dir = ctx.path(d["images"]), ctx.path(d["labels"])
@@ -127,10 +129,8 @@ def pretrain_spec(
     ctx: CellContext, arm: Mapping[str, Any], model: Mapping[str, Any], data: Sequence[str]
 ) -> dict[str, Any]:
     """Everything that determines one pretraining run: the :class:`~slicewise.config.PretrainConfig` (the
-    study's ``extras.pretrain.config`` with the fine-tuning encoder, k, first-layer strategy, colours, the
+    study's ``extras.pretrain.config`` with the fine-tuning encoder, k, first-layer strategy, colors, the
     arm's start point and the cell's seed) and the unlabelled volumes. Not the training fraction."""
-    from slicewise.config import deep_merge
-
     start = str(arm.get("start", "random"))
     if start not in ("random", "imagenet"):
         raise ConfigError(f"study {ctx.study.name}: extras.pretrain.arms start {start!r}: use random or imagenet")
@@ -145,8 +145,6 @@ def pretrain_spec(
 
 def run_pretraining(data: Sequence[str], out: Path, config: Mapping[str, Any], resume: bool) -> Path:
     """One pretraining run (:func:`slicewise.pretrain`) into ``out``; the encoder weights file."""
-    from slicewise import pretrain
-
     return Path(pretrain(list(data), out=out, config=dict(config), resume=resume).weights)
 
 
@@ -160,7 +158,7 @@ def pretrained_encoder(
     out = ctx.workdir.parent.parent
     ident = {**spec, "data": [_relative(p, out) for p in spec["data"]]}  # a moved study folder keeps its cache
     folder = out / PRETRAIN_DIR / f"{level}-seed{spec['config']['seed']}-{json_hash(ident, 10)}"
-    weights = folder / WEIGHTS_FILE
+    weights = folder / WEIGHTS_NAME
     deadline = time.monotonic() + timeout_s
     while True:
         if weights.is_file():
@@ -220,8 +218,6 @@ def cell_pretraining_em(ctx: CellContext) -> dict[str, Any]:
     """Fine-tune one weight source on one fraction of the training slices of the study's EM stack; on the
     held-out ``data.test_z`` slices: Dice/IoU of ``extras.target_class`` (default 1) and their means, and,
     with ``data.interior_class``, the adapted Rand error and VOI of the connected interior regions."""
-    from slicewise.metrics import evaluate, membranes_to_neurons
-
     d, ex = ctx.study.data, ctx.study.extras
     entries, raw, classes = em_volume(ctx)
     config = cell_config(ctx, entries)
@@ -247,8 +243,6 @@ def cell_pretraining_monuseg(ctx: CellContext) -> dict[str, Any]:
     Self-supervised arms pretrain on all training tiles (train and validation, without labels)."""
     from skimage.measure import label
 
-    from slicewise.metrics import evaluate
-
     ex = ctx.study.extras
     split = monuseg_split(ctx)
     config = cell_config(ctx, split["entries"])
@@ -266,207 +260,3 @@ def cell_pretraining_monuseg(ctx: CellContext) -> dict[str, Any]:
             recs += [record(k, ev[k], test=test, image=name) for k in ("ap50", "ap75", "are")]
     info["rgb"] = split["rgb"]
     return {"metrics": recs, "info": {**info, **pinfo}}
-
-
-# ----------------------------------------------------------------------------- `slicewise study init pretraining`
-
-SSL_ARMS: dict[str, dict[str, str]] = {"ssl-scratch": {"start": "random"}, "ssl-imagenet": {"start": "imagenet"}}
-"""The self-supervised arms ``study init pretraining`` writes: pretraining from scratch and from ImageNet."""
-
-PRETRAIN_DEFAULTS: dict[str, Any] = {
-    "method": {"name": "mocov2"},
-    "data": {"patch_size": 128, "batch_size": 32},
-    "trainer": {"max_steps": 2000, "val_every": 500},
-}
-PRETRAIN_SMOKE: dict[str, Any] = {
-    "data": {"patch_size": 32, "batch_size": 4},
-    "method": {"memory_bank": 64},
-    "optim": {"warmup_steps": 0},
-    "trainer": {"max_steps": 2, "val_every": 2, "log_every": 1, "precision": "32"},
-}
-
-
-def parse_fractions(text: str) -> list[float]:
-    """``"0.05,0.1,0.25,1"`` → [0.05, 0.1, 0.25, 1.0]: distinct fractions in (0, 1], ascending."""
-    try:
-        values = sorted({float(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise InputError(
-            f"--fractions {text!r}: give fractions in (0, 1] separated by commas, e.g. 0.05,0.1,0.25,1"
-        ) from None
-    if not values or not all(0.0 < v <= 1.0 for v in values):
-        raise InputError(f"--fractions {text!r}: every labelled fraction must lie in (0, 1], e.g. 0.05,0.1,0.25,1")
-    return values
-
-
-def init_pretraining(
-    raw: str,
-    labels: str,
-    train_z: str,
-    test_z: str,
-    label_map: str | dict[int, int] | None = None,
-    unlabelled: Sequence[str] = (),
-    fractions: str | Sequence[float] = "0.05,0.1,0.25,1",
-    seeds: int = 3,
-    method: str = "mocov2",
-    pretrained: Sequence[str] = (),
-) -> str:
-    """The YAML text of the pretraining study on the user's EM stack (``slicewise study init pretraining``).
-
-    Arms (``weights`` axis): ``random``, ``imagenet``, and the self-supervised ``ssl-scratch`` /
-    ``ssl-imagenet`` (pretrained on the training slices of RAW plus the ``unlabelled`` volumes, from a
-    random or an ImageNet start; see the module docstring), crossed with the labelled ``fractions``
-    of the training slices and ``seeds`` seeds. ``pretrained``: encoder files of ``slicewise pretrain`` runs,
-    each one more arm (``pretrained``, ``pretrained-2``, ...; the study's encoder, k, colours and first layer
-    are then the files'). Data checks, splits, classes and the smoke crop are those
-    of ``study init bias`` (:func:`slicewise.studies.init.init_study`); the comparisons test the gain of
-    each self-supervised arm over ImageNet per fraction (Dice and adapted Rand error), the report draws
-    it against the fraction and says where it stops being significant."""
-    from slicewise.studies.init import _file_part, _path, _validate, init_study
-
-    fracs = parse_fractions(fractions) if isinstance(fractions, str) else sorted(float(f) for f in fractions)
-    if int(seeds) < 1:
-        raise InputError(f"--seeds {seeds}: give at least 1 seed (3 or more for paired tests)")
-    from slicewise.config import PretrainMethodConfig, validate
-
-    validate(PretrainMethodConfig, {"name": method}, "--method")
-    extra = [_path(u) for u in unlabelled]
-    for u in extra:
-        if u == _path(raw):
-            raise InputError(
-                f"--unlabelled {u} is --raw itself: its training slices are pretrained on already, and all of "
-                f"it would leak the test slices into pretraining; give other volumes"
-            )
-        _check_unlabelled(u)
-    own, model = _pretrained_arms(pretrained)
-    study = yaml.safe_load(init_study("bias", raw, labels, train_z, test_z, label_map))
-    stem = Path(_file_part(study["data"]["raw"])).name.split(".")[0]
-    depth = f"{study['data']['train_z'][0]}..{study['data']['train_z'][1] - 1}"
-    study["name"] = f"pretraining-{stem}"
-    study["description"] = (
-        f"Initialisation of a U-Net encoder for {Path(_file_part(study['data']['raw'])).name}: random, ImageNet, and "
-        f"self-supervised {method} pretraining on this volume (training slices {depth}"
-        f"{' and ' + str(len(extra)) + ' unlabelled volume(s)' if extra else ''}) from scratch and from ImageNet, "
-        f"x labelled fractions {', '.join(f'{f:g}' for f in fracs)} of the training slices x {seeds} seed(s); "
-        f"Dice and adapted Rand error on held-out slices, gain of domain pretraining over ImageNet per fraction "
-        f"(paired t-test and Wilcoxon over seeds, Holm)."
-    )
-    study["cell"] = "pretraining"
-    study["requires"] = [*study["requires"], *(_file_part(u) for u in extra)]
-    study["base"].setdefault("model", {}).update({"channel_init": "uniform", **model})
-    arms = ["random", "imagenet", *SSL_ARMS, *own]
-    if own:
-        study["presets"] = {"weights": {name: {"model": {"weights": path}} for name, path in own.items()}}
-    study["grid"] = {"weights": arms, "fraction": fracs, "seed": list(range(int(seeds)))}
-    predict = study.get("extras", {}).get("predict", {"tile": study["base"]["data"]["patch_size"], "overlap": 0.25})
-    study["extras"] = {
-        "predict": predict,
-        "target_class": 1,
-        "pretrain": {
-            "arms": json.loads(json.dumps(SSL_ARMS)),
-            "unlabelled": extra,
-            "config": {**PRETRAIN_DEFAULTS, "method": {"name": method}},
-        },
-    }
-    study["comparisons"] = [
-        {
-            "name": "Dice gain of domain pretraining over ImageNet",
-            "axis": "weights",
-            "baseline": "imagenet",
-            "levels": [*SSL_ARMS, *own],
-            "metric": "dice",
-            "per": ["fraction"],
-            "pair_by": ["seed"],
-        },
-        {
-            "name": "adapted Rand error of domain pretraining vs ImageNet",
-            "axis": "weights",
-            "baseline": "imagenet",
-            "levels": [*SSL_ARMS, *own],
-            "metric": "are",
-            "per": ["fraction"],
-            "pair_by": ["seed"],
-            "higher_is_better": False,
-        },
-        {
-            "name": "Dice of ImageNet vs random initialisation",
-            "axis": "weights",
-            "baseline": "random",
-            "levels": ["imagenet"],
-            "metric": "dice",
-            "per": ["fraction"],
-            "pair_by": ["seed"],
-        },
-    ]
-    study["figures"] = [
-        {"metric": "dice", "x": "fraction", "hue": "weights", "title": "Dice vs labelled fraction"},
-        {"metric": "are", "x": "fraction", "hue": "weights", "title": "adapted Rand error vs labelled fraction"},
-    ]
-    smoke = study.setdefault("smoke", {})
-    smoke["grid"] = {"weights": list(arms), "fraction": [fracs[-1]], "seed": [0]}
-    smoke.setdefault("extras", {})["pretrain"] = {"config": json.loads(json.dumps(PRETRAIN_SMOKE))}
-    smoke["extras"]["predict"] = {"tile": min(128, int(smoke["base"]["data"]["patch_size"]) * 2), "overlap": 0.25}
-    smoke["extras"].pop("attribution", None)
-    header = (
-        f"# {study['name']}: does self-supervised pretraining on your own volume beat ImageNet, and up to which "
-        f"label budget?\n"
-        f"# Written by `slicewise study init pretraining`. Run: slicewise study THIS_FILE.yaml --smoke (checks the "
-        f"whole path), then without --smoke.\n"
-        f"# Pretraining runs once per self-supervised arm and seed (OUT/pretrain/) and is shared by all fractions.\n"
-        f"# Data: {study['data']['raw']}; training slices {depth}, test slices "
-        f"{study['data']['test_z'][0]}..{study['data']['test_z'][1] - 1}"
-        f"{'; unlabelled: ' + ', '.join(extra) if extra else ''}\n"
-        f"# Labels: classes {study['data'].get('label_map') or 'as stored'}; class 1 is scored (Dice, IoU), connected "
-        f"class-0 regions are the cells (adapted Rand error, VOI)\n"
-        + "".join(f"# Arm {name}: {path}\n" for name, path in own.items())
-    )
-    text = header + yaml.safe_dump(study, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
-    _validate(text)
-    return text
-
-
-def _pretrained_arms(files: Sequence[str]) -> tuple[dict[str, str], dict[str, Any]]:
-    """Weights levels for encoder files of ``slicewise pretrain`` (``pretrained``, ``pretrained-2``, ...) and the
-    model settings they fix (encoder, k, colours, first layer; the files must agree on them)."""
-    from slicewise.models.encoder_file import read_provenance
-
-    arms: dict[str, str] = {}
-    model: dict[str, Any] = {}
-    for i, spec in enumerate(files):
-        p = Path(spec)
-        try:
-            prov = read_provenance(p) if p.is_file() else None
-        except WeightsError:
-            prov = None
-        if prov is None:
-            raise InputError(
-                f"--pretrained {spec}: not an encoder file written by `slicewise pretrain` "
-                f"(give <run folder>/{WEIGHTS_FILE})"
-            )
-        these = {k: prov[k] for k in ("encoder", "in_slices", "colors", "channel_init") if k in prov}
-        if model and these != model:
-            differ = ", ".join(f"{k} {model.get(k)} vs {these.get(k)}" for k in these if these.get(k) != model.get(k))
-            raise InputError(
-                f"--pretrained {spec}: its encoder settings differ from the first file's ({differ}): "
-                f"give files of one encoder, k and first-layer strategy"
-            )
-        model = these
-        arms["pretrained" if i == 0 else f"pretrained-{i + 1}"] = str(p.resolve())
-    if model.get("colors", 1) != 1:
-        raise InputError(
-            f"--pretrained {files[0]}: pretrained on {model['colors']} colours per slice; the study "
-            f"takes a grayscale stack: pretrain on it with model.colors=1"
-        )
-    return arms, {k: v for k, v in model.items() if k != "colors"}
-
-
-def _check_unlabelled(path: str) -> None:
-    """An unlabelled volume must open as a grayscale Z×Y×X stack of intensities, not labels (one line otherwise)."""
-    from slicewise.data import check_raw, open_volume
-    from slicewise.selfsup.views import check_unlabelled
-
-    vol = open_volume(path)
-    if len(vol.shape) != 3:
-        raise InputError(f"--unlabelled {path}: need a grayscale Z×Y×X stack, got shape {tuple(vol.shape)}")
-    check_raw(vol, what=f"--unlabelled {path}")
-    check_unlabelled(vol, f"--unlabelled {path}")

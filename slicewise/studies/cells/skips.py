@@ -1,5 +1,6 @@
 """The ``skips`` recipe: one skip mask; IoU in-domain and under intensity shifts, Hellinger per layer
-(bias-corrected ``hellinger``, with ``hellinger_raw`` and ``hellinger_null``; see :mod:`slicewise.diagnostics.hellinger`)."""
+(bias-corrected ``hellinger``, with ``hellinger_raw`` and ``hellinger_null``; see
+:mod:`slicewise.diagnostics.hellinger`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from slicewise.data.stacking import context_range
+from slicewise.data.shifts import apply_shift, parse_shift
+from slicewise.data.stacking import context_range, to_unit_float
+from slicewise.diagnostics import shift_report
 from slicewise.studies.cells.common import (
     Record,
     cell_config,
@@ -22,10 +25,6 @@ from slicewise.studies.grid import CellContext
 
 def cell_skips(ctx: CellContext) -> dict[str, Any]:
     """Fine-tune one skip mask; IoU in-domain and under each shift; Hellinger per layer and shift."""
-    from slicewise.data.shifts import apply_shift, parse_shift
-    from slicewise.data.stacking import to_unit_float
-    from slicewise.diagnostics import shift_report
-
     d, ex = ctx.study.data, ctx.study.extras
     entries, raw, classes = em_volume(ctx)
     config = cell_config(ctx, entries)

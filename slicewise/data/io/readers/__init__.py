@@ -14,11 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from slicewise.data.io.readers.hdf5 import HDF5_SUFFIXES, open_hdf5
-from slicewise.data.io.readers.images import IMAGE_SUFFIXES, SLICE_SUFFIXES, open_image, open_image_files
-from slicewise.data.io.readers.n5 import N5_SUFFIXES, open_n5
-from slicewise.data.io.readers.tiff import TIFF_SUFFIXES, open_tiff
-from slicewise.data.io.readers.zarr_store import ZARR_MARKERS, ZARR_SUFFIXES, open_zarr
+from slicewise.data.io.formats import (
+    HDF5_SUFFIXES,
+    IMAGE_SUFFIXES,
+    N5_SUFFIXES,
+    SLICE_SUFFIXES,
+    TIFF_SUFFIXES,
+    ZARR_MARKERS,
+    ZARR_SUFFIXES,
+)
+from slicewise.data.io.readers.hdf5 import open_hdf5
+from slicewise.data.io.readers.images import open_image, open_image_files
+from slicewise.data.io.readers.n5 import open_n5
+from slicewise.data.io.readers.tiff import open_tiff
+from slicewise.data.io.readers.zarr_store import open_zarr
 from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
 from slicewise.utils.inputs import check_input_path
@@ -93,11 +102,7 @@ def open_volume(path: str | os.PathLike, key: str | None = None) -> Volume:
         return path
     text = os.fspath(path)
     if any(c in text for c in "*?[") and not Path(text).exists():
-        files = [Path(f) for f in globmod.glob(text)]
-        files = [check_input_path(f) for f in files if f.suffix.lower() in SLICE_SUFFIXES]
-        if not files:
-            raise InputError(f"no image files match {text!r}: check the pattern")
-        return open_image_files(files, text)
+        return _open_glob(text)
     p, key = split_container_key(check_input_path(text), key)
     check_input_path(p)
     if not p.exists():
@@ -109,21 +114,33 @@ def open_volume(path: str | os.PathLike, key: str | None = None) -> Volume:
             f"{p} is an image file, which has no dataset keys: drop the key {key!r} (keys select "
             f"datasets in HDF5 / Zarr / N5 files)"
         )
-    if reader is not None and reader.keyed:
+    if reader is not None and (reader.keyed or not p.is_dir()):
         return reader.open(p, key)
     if p.is_dir():
-        marked = next((r for r in READERS if any((p / m).exists() for m in r.markers)), None)
-        if marked is not None:
-            return marked.open(p, key)
-        files = [
-            f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SLICE_SUFFIXES and not f.name.startswith(".")
-        ]
-        if not files:
-            raise InputError(
-                f"folder {p} holds no 2-D images ({', '.join(SLICE_SUFFIXES)}) "
-                f"and is not a Zarr store: supported inputs are {SUPPORTED}"
-            )
-        return open_image_files(files, str(p))
-    if reader is not None:
-        return reader.open(p, key)
+        return _open_folder(p, key)
     raise InputError(f"unsupported input format {suffix or '(no suffix)'!r} for {p}: supported are {SUPPORTED}")
+
+
+def _open_glob(pattern: str) -> Volume:
+    """The 2-D images a glob pattern matches, one slice per file."""
+    files = [Path(f) for f in globmod.glob(pattern)]
+    files = [check_input_path(f) for f in files if f.suffix.lower() in SLICE_SUFFIXES]
+    if not files:
+        raise InputError(f"no image files match {pattern!r}: check the pattern")
+    return open_image_files(files, pattern)
+
+
+def _open_folder(p: Path, key: str | None) -> Volume:
+    """A folder: the format its marker files name (a Zarr store of any name), else its 2-D images."""
+    marked = next((r for r in READERS if any((p / m).exists() for m in r.markers)), None)
+    if marked is not None:
+        return marked.open(p, key)
+    files = [
+        f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SLICE_SUFFIXES and not f.name.startswith(".")
+    ]
+    if not files:
+        raise InputError(
+            f"folder {p} holds no 2-D images ({', '.join(SLICE_SUFFIXES)}) "
+            f"and is not a Zarr store: supported inputs are {SUPPORTED}"
+        )
+    return open_image_files(files, str(p))

@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slicewise.data.io.checks import damaged
+from slicewise.data.io.integrity import damaged
 from slicewise.data.io.volume import Volume, attrs_voxel_size, check_channel_last
 from slicewise.errors import InputError
-
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
 def check_contained(f: Any, key: str, p: Path) -> None:
@@ -77,7 +75,7 @@ def open_hdf5(p: Path, key: str | None) -> Volume:
             source=f"{p}:{key}",
             add_depth=ds.ndim == 2,
             closer=f,
-            reopen=(str(p), key),
+            reopen=(open_hdf5, (p, key)),
         )
     except InputError:
         f.close()

@@ -7,17 +7,14 @@ per file in natural sort order (``img2.png`` before ``img10.png``); each slice i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from slicewise.data.io.checks import damaged, tifffile_warnings
-from slicewise.data.io.readers.tiff import TIFF_SUFFIXES
+from slicewise.data.io.formats import TIFF_SUFFIXES
+from slicewise.data.io.integrity import damaged, tifffile_warnings
+from slicewise.data.io.lazy import Key, LazyView
 from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-SLICE_SUFFIXES = IMAGE_SUFFIXES + TIFF_SUFFIXES  # files that can be slices of a folder or glob stack
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -44,8 +41,10 @@ def _read_image(path: Path) -> np.ndarray:
         raise damaged(path, err) from None
 
 
-class _ImageStack:
+class _ImageStack(LazyView):
     """Slices from a list of 2-D image files; each file is read when its slice is indexed."""
+
+    what = "image stack"
 
     def __init__(self, files: list[Path]) -> None:
         self.files = files
@@ -56,21 +55,19 @@ class _ImageStack:
         self.shape = (len(files), *first.shape)
         self.dtype = first.dtype
 
-    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+    def _read(self, key: Key) -> np.ndarray:
         zkey, rest = key[0], key[1:]
-        idx = [zkey] if isinstance(zkey, (int, np.integer)) else range(*zkey.indices(len(self.files)))
+        one = isinstance(zkey, int)
         parts = []
-        for z in idx:
-            a = _read_image(self.files[int(z)])
+        for z in [zkey] if one else range(zkey.start, zkey.stop, zkey.step):
+            a = _read_image(self.files[z])
             if a.shape != self._slice_shape:
                 raise InputError(
-                    f"{self.files[int(z)]} has shape {a.shape} but {self.files[0]} has "
+                    f"{self.files[z]} has shape {a.shape} but {self.files[0]} has "
                     f"{self._slice_shape}: all slices of a stack must have the same size"
                 )
             parts.append(a[rest])
-        if isinstance(zkey, (int, np.integer)):
-            return parts[0]
-        return np.stack(parts) if parts else np.zeros((0, *np.zeros(self._slice_shape)[rest].shape), self.dtype)
+        return parts[0] if one else np.stack(parts)
 
 
 def open_image_files(files: list[Path], source: str) -> Volume:

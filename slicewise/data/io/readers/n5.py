@@ -9,8 +9,6 @@ from slicewise.data.io.readers.zarr_store import open_zarr
 from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
 
-N5_SUFFIXES = (".n5",)
-
 
 def open_n5(p: Path, key: str | None) -> Volume:
     """Open an N5 container through zarr-python 2, or refuse in one line with zarr 3."""

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from slicewise.data.io.checks import damaged, tifffile_warnings
+from slicewise.data.io.integrity import damaged, tifffile_warnings
+from slicewise.data.io.lazy import Key, LazyView
 from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 _NM_PER_UNIT = {
     "nm": 1.0,
     "nanometer": 1.0,
@@ -66,17 +66,22 @@ def open_tiff(p: Path, key: str | None = None) -> Volume:
         tif.close()
         raise InputError(
             f"{p}: TIFF axes {axes!r} (shape {shape}) are not Z×Y×X(×C): "
-            f"save the stack as Z×Y×X or Z×Y×X×C (colour last) and try again"
+            f"save the stack as Z×Y×X or Z×Y×X×C (color last) and try again"
         )
     arr = zarr.open(series.aszarr(), mode="r")
     if len(keep) != len(shape):
         arr = _Squeezed(arr, keep)
     return Volume(
-        arr, voxel_size=_tiff_voxel_size(tif), source=str(p), add_depth=n_lead == 0, closer=tif, reopen=(str(p), None)
+        arr,
+        voxel_size=_tiff_voxel_size(tif),
+        source=str(p),
+        add_depth=n_lead == 0,
+        closer=tif,
+        reopen=(open_tiff, (p,)),
     )
 
 
-class _Squeezed:
+class _Squeezed(LazyView):
     """View of an array-like with singleton axes dropped (``keep`` = axes retained)."""
 
     def __init__(self, array: Any, keep: list[int]) -> None:
@@ -84,7 +89,7 @@ class _Squeezed:
         self.shape = tuple(array.shape[i] for i in keep)
         self.dtype = array.dtype
 
-    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+    def _read(self, key: Key) -> np.ndarray:
         full: list[Any] = [0] * len(self._array.shape)
         for i, k in zip(self._keep, key):
             full[i] = k

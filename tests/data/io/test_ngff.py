@@ -20,7 +20,7 @@ from ome_zarr.io import parse_url
 from ome_zarr.reader import Label, Labels, Multiscales, Reader
 
 from slicewise.cli import main
-from slicewise.data import ome_zarr as oz
+from slicewise.data.io import ngff as oz
 from slicewise.data.io import open_volume
 from slicewise.errors import InputError
 
@@ -274,7 +274,7 @@ def test_data_info_lists_levels(tmp_path: Path, probs: np.ndarray, capsys: pytes
     assert rows["voxel size"] == "30 x 8 x 8 nm (z, y, x)"
 
 
-# --- untrusted NGFF metadata (issue 20): one validated parser, one line naming the file and the field ---
+# --- untrusted NGFF metadata: one validated parser, one line naming the file and the field ---
 
 
 def _ngff_image(path: Path, v05: bool = False, mutate: Any = None) -> Path:
@@ -345,3 +345,36 @@ def test_valid_v05_metadata_reads_like_v04(tmp_path):
     va, vb = open_volume(a), open_volume(b)
     assert va.shape == vb.shape == (4, 64, 64, 2) and va.voxel_size == vb.voxel_size == (30.0, 4.0, 4.0)
     np.testing.assert_array_equal(va[1], vb[1])
+
+
+@pytest.mark.parametrize("v05", [False, True])
+def test_a_pyramid_places_its_levels_by_composing_their_transformations(tmp_path, v05):
+    """Scale and translation of a level: its own transformations, then the multiscale-wide ones, in order; the
+    voxel size follows the same scale. v0.4 and v0.5 read alike."""
+    plain = oz.open_pyramid(_ngff_image(tmp_path / "plain.zarr", v05))
+    assert plain.axes == ["c", "z", "y", "x"] and plain.paths == ["0", "1"] and plain.channel_labels == ["a", "b"]
+    assert plain.transform(0) == ([1.0, 30.0, 4.0, 4.0], [0.0, 0.0, 0.0, 0.0])
+    assert plain.transform(1) == ([1.0, 30.0, 8.0, 8.0], [0.0, 0.0, 2.0, 2.0])  # mean level: half-pixel shift
+
+    def wide(ms: dict[str, Any]) -> None:
+        ms["coordinateTransformations"] = [
+            {"type": "scale", "scale": [1, 2, 2, 2]},
+            {"type": "translation", "translation": [0, 10, 20, 30]},
+        ]
+
+    image = oz.open_pyramid(_ngff_image(tmp_path / "wide.zarr", v05, wide))
+    assert image.transform(1) == ([1.0, 60.0, 16.0, 16.0], [0.0, 10.0, 24.0, 34.0])
+    assert image.voxel_size(1) == (60.0, 16.0, 16.0) == open_volume(tmp_path / "wide.zarr", key="1").voxel_size
+    assert oz.open_pyramid(tmp_path / "wide.zarr" / "0") is None  # an array, not an image
+
+
+def test_label_images_are_listed_and_kept_inside_the_image(tmp_path, probs):
+    _write_prediction(tmp_path / "p.zarr", probs)
+    labels = oz.label_images(tmp_path / "p.zarr")
+    assert labels == {"labels": tmp_path / "p.zarr" / "labels" / "labels"}
+    assert oz.open_pyramid(labels["labels"]).axes == ["z", "y", "x"]
+    assert oz.label_images(_ngff_image(tmp_path / "img.zarr")) == {}
+    attrs_file = tmp_path / "p.zarr" / "labels" / ".zattrs"
+    attrs_file.write_text(json.dumps({"labels": ["../../elsewhere"]}))
+    with pytest.raises(InputError, match=r"labels.*field 'labels\.0'.*leaves"):
+        oz.label_images(tmp_path / "p.zarr")

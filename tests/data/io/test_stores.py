@@ -1,4 +1,4 @@
-"""Stores: block-writable arrays, prediction writers (OME-Zarr / HDF5 / TIFF), quantisation, read_prediction."""
+"""Stores: block-writable arrays, prediction writers (OME-Zarr / HDF5 / TIFF), quantization, read_prediction."""
 
 import json
 import os
@@ -11,20 +11,19 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slicewise.config import ModelConfig
 from slicewise.data.io import open_volume, write_volume
-from slicewise.errors import InputError
-from slicewise.infer.blocks import plan_blocks
-from slicewise.infer.predict import make_plan, predict, predict_to
-from slicewise.infer.store import (
-    UINT8_SCALE,
+from slicewise.data.io.predictions import UINT8_SCALE, dequantize, quantize, read_prediction
+from slicewise.data.io.stores import (
     PredictionWriter,
+    chunk_for,
     create_array_store,
-    dequantise,
     open_prediction_writer,
     partial_path,
-    quantise,
-    read_prediction,
 )
+from slicewise.errors import InputError
+from slicewise.infer.blocks import Plan, plan_blocks
+from slicewise.infer.predict import make_plan, predict, predict_to
 
 KW = dict(tile=16, batch_size=5, progress=False, device="cpu")
 
@@ -40,7 +39,7 @@ def test_array_store_writes_blocks_then_publishes_atomically(tmp_path, name, key
         [
             sys.executable,
             "-c",
-            f"from slicewise.infer.store import create_array_store as c; c({str(out)!r}, (1, 1, 1), 'uint8')",
+            f"from slicewise.data.io.stores import create_array_store as c; c({str(out)!r}, (1, 1, 1), 'uint8')",
         ],
         capture_output=True,
         text=True,
@@ -70,12 +69,12 @@ def test_array_store_abort_leaves_nothing(tmp_path):
 
 @settings(max_examples=50, deadline=None)
 @given(seed=st.integers(0, 2**16))
-def test_uint8_quantisation_error_is_at_most_half_a_step(seed):
+def test_uint8_quantization_error_is_at_most_half_a_step(seed):
     p = np.random.default_rng(seed).random((4, 7, 9)).astype(np.float32)
     p.flat[:3] = [0.0, 1.0, 0.5 / 255]
-    back = dequantise(quantise(p, "uint8"), UINT8_SCALE)
+    back = dequantize(quantize(p, "uint8"), UINT8_SCALE)
     assert back.dtype == np.float32 and np.abs(back - p).max() <= 1 / 510 + 1e-7
-    assert np.abs(dequantise(quantise(p, "float16"), None) - p).max() <= 2.0**-11
+    assert np.abs(dequantize(quantize(p, "float16"), None) - p).max() <= 2.0**-11
 
 
 @pytest.mark.parametrize("name", ["q.zarr", "q.h5", "q.tif"])
@@ -87,7 +86,7 @@ def test_uint8_and_float16_predictions_read_back_within_their_bound(stub, small_
         pred = read_prediction(out)
         p = pred.probabilities[...]
         assert p.dtype == np.float32 and np.abs(p - ref).max() <= bound + 1e-7
-        assert np.abs(p - ref).max() > 0  # it really was quantised
+        assert np.abs(p - ref).max() > 0  # it really was quantized
         pred.close()
     if name.endswith(".zarr"):
         g = zarr.open_group(str(tmp_path / f"uint8-{name}"), mode="r")
@@ -97,8 +96,6 @@ def test_uint8_and_float16_predictions_read_back_within_their_bound(stub, small_
 def test_ome_zarr_output_is_found_by_the_ome_zarr_reader_with_scales_names_and_labels(stub, tmp_path):
     from ome_zarr.io import parse_url
     from ome_zarr.reader import OMERO, Multiscales, Reader
-
-    from slicewise.config import ModelConfig
 
     vol = np.random.default_rng(2).integers(0, 256, (4, 150, 140), dtype=np.uint8)
     src = write_volume(tmp_path / "in.tif", vol, voxel_size=(40.0, 4.0, 4.0))
@@ -184,7 +181,7 @@ def test_writer_reopens_from_its_partial_and_refuses_to_finalise_incomplete(stub
     probs = predict(model, small_volume, **KW)
     writer.write_block(blocks[0], probs[(slice(None), *blocks[0].out)])
     writer.mark_done(0)
-    other = PredictionWriter.reopen(partial_path(out))  # e.g. a dask worker
+    other = PredictionWriter.reopen(partial_path(out), Plan.from_json)  # e.g. a dask worker
     assert other.done() == {0} and other.backend == "zarr"
     other.write_block(blocks[2], probs[(slice(None), *blocks[2].out)])
     other.mark_done(2)
@@ -199,15 +196,13 @@ def test_writer_reopens_from_its_partial_and_refuses_to_finalise_incomplete(stub
 
 
 def test_zarr_chunks_divide_the_block_so_no_chunk_is_shared(stub, small_volume, tmp_path):
-    from slicewise.infer.store import chunk_for
-
     assert [chunk_for(b, 256) for b in (100, 1024, 768, 257, 1000)] == [100, 256, 256, 257, 250]
     assert chunk_for(32, 16) == 16 and chunk_for(7, 16) == 7
     out = predict_to(stub(), np.tile(small_volume, (1, 8, 8)), tmp_path / "c.zarr", block=(6, 320, 512), **KW)
     assert zarr.open_group(str(out), mode="r")["0"].chunks == (1, 6, 160, 208)  # block x clipped to 416 = 2 × 208
 
 
-# --- issue 20: axis orders follow the file's own metadata, never a guess; every zarr chunk is written ---
+# --- axis orders follow the file's own metadata, never a guess; every zarr chunk is written ---
 
 
 @pytest.mark.parametrize(

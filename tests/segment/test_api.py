@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slicewise.errors import InputError
-from slicewise.infer.instances import choose_foreground, remove_small, segment, segment_to
+from slicewise.segment import choose_foreground, segment, segment_to
+from slicewise.segment.watershed import remove_small
 
 
 def _ball_volume(centres, radii, shape):
@@ -186,7 +187,7 @@ def test_segment_uses_the_named_foreground_and_warns_on_no_objects(tmp_path, cap
 
 def test_segment_options_object_and_overrides_agree_and_unknown_options_are_one_line():
     from slicewise.errors import InputError
-    from slicewise.infer.instances import SegmentOptions
+    from slicewise.segment import SegmentOptions
 
     mask = np.zeros((1, 12, 12), bool)
     mask[0, 2:5, 2:5] = mask[0, 7:10, 7:10] = True

@@ -1,4 +1,8 @@
-"""Block-wise connected components, equal to ``scipy.ndimage.label`` of the whole volume.
+"""THE connected-components function: block-wise (and per slice), equal to ``scipy.ndimage.label`` of the volume.
+
+:func:`label` is what every caller uses in memory (``metrics`` membrane → neuron ids, ``training``'s
+regions as instances); :func:`label_blocks` / :func:`relabel_blocks` are the block-wise passes that
+``slicewise.segment`` runs over on-disk arrays. Blocks are the boxes of :func:`slicewise.data.grid.block_grid`.
 
 Algorithm (the one daisy, dask-image and PyTorch Connectomics' chunked labelling use):
 
@@ -25,7 +29,6 @@ provisional id or per adjacent pair; never the volume.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,37 +38,15 @@ from scipy import ndimage as ndi
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from slicewise.data.roi import parse_sizes
+from slicewise.data.grid import Box, block_grid
 from slicewise.errors import InputError
 from slicewise.utils import progress
 
-Region = tuple[slice, slice, slice]
-MaskFn = Callable[[Region], np.ndarray]
+#: ``mask_fn(box)`` → the boolean mask of a box of the volume.
+MaskFn = Callable[[Box], np.ndarray]
 
 #: largest id an int32 label map can hold.
 INT32_MAX = int(np.iinfo(np.int32).max)
-
-
-def parse_block(text: str | Sequence[int] | None, what: str = "--block") -> tuple[int, int, int] | None:
-    """``"16,256,256"`` or a sequence → a (z, y, x) block shape of positive ints; ``None`` stays None."""
-    return None if text is None else parse_sizes(text, 3, what, "16,256,256")  # type: ignore[return-value]
-
-
-def parse_halo(text: str | Sequence[int] | None, what: str = "--halo") -> tuple[int, int, int] | None:
-    """``"4,32,32"`` (or one value for all axes) → (z, y, x) halo widths >= 0 in voxels; ``None`` stays None."""
-    return None if text is None else parse_sizes(text, 3, what, "4,32,32", minimum=0)  # type: ignore[return-value]
-
-
-def block_regions(shape: Sequence[int], block: Sequence[int], origin: Sequence[int] = (0, 0, 0)) -> list[Region]:
-    """Core regions of a (z, y, x) grid of ``block``-shaped blocks over ``shape``, in C order.
-
-    Regions are in the coordinates of an array of ``shape`` placed at ``origin`` (added to every slice).
-    """
-    axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
-    return [
-        tuple(slice(o + s, o + min(s + int(b), int(n))) for o, s, b, n in zip(origin, starts, block, shape))  # type: ignore[misc]
-        for starts in itertools.product(*axes)
-    ]
 
 
 def structure_for(connectivity: int = 1, per_slice: bool = False) -> np.ndarray:
@@ -117,12 +98,12 @@ def label_blocks(
     (0 for background), and the objects' sizes / first voxels. Apply ``table`` with
     :func:`relabel_blocks` (optionally after a size filter, :func:`filter_table`).
 
-    ``blocks_done``: a :class:`~slicewise.infer.resume.BlockLog` of an on-disk ``provisional``; a block it
+    ``blocks_done``: a :class:`~slicewise.segment.resume.BlockLog` of an on-disk ``provisional``; a block it
     records (from an interrupted run) is not labelled again, and each newly labelled block is recorded.
     """
     shape = tuple(int(s) for s in shape)
     structure = structure_for(1) if structure is None else np.asarray(structure, bool)
-    regions = block_regions(shape, block)
+    regions = block_grid(shape, block)
     sizes_parts: list[np.ndarray] = []
     first_parts: list[np.ndarray] = []
     total = 0
@@ -152,9 +133,10 @@ def label_blocks(
 
 
 def _label_block(
-    mask_fn: MaskFn, region: Region, shape: tuple[int, ...], structure: np.ndarray, provisional: Any, offset: int
+    mask_fn: MaskFn, region: Box, shape: tuple[int, ...], structure: np.ndarray, provisional: Any, offset: int
 ) -> dict[str, np.ndarray]:
-    """Label one block core into ``provisional`` with ids after ``offset``; its objects' ``sizes`` and ``first`` voxels."""
+    """Label one block core into ``provisional`` with ids after ``offset``; its objects' ``sizes`` and ``first``
+    voxels."""
     mask = np.asarray(mask_fn(region), bool)
     lab, n = ndi.label(mask, structure)
     lab = lab.astype(np.int64, copy=False)
@@ -171,7 +153,7 @@ def _label_block(
     return {"sizes": sizes, "first": first}
 
 
-def _face_pairs(provisional: Any, shape: tuple[int, ...], regions: list[Region], structure: np.ndarray) -> np.ndarray:
+def _face_pairs(provisional: Any, shape: tuple[int, ...], regions: list[Box], structure: np.ndarray) -> np.ndarray:
     """Distinct (a, b) provisional-id pairs adjacent under ``structure`` across block faces, shape (P, 2)."""
     offsets = np.argwhere(structure) - 1
     found: list[np.ndarray] = []
@@ -225,9 +207,10 @@ def relabel_blocks(
     """Step 4: ``out[region] = table[source[region]]`` block by block (ids checked to fit ``dtype``)."""
     if table.size and int(table.max()) > np.iinfo(np.dtype(dtype)).max:
         raise InputError(
-            f"{int(table.max())} objects do not fit {np.dtype(dtype).name} label ids: raise the thresholds or --min-size"
+            f"{int(table.max())} objects do not fit {np.dtype(dtype).name} label ids: "
+            f"raise the thresholds or --min-size"
         )
-    regions = block_regions(shape, block)
+    regions = block_grid(shape, block)
     for region in progress(regions, desc=desc, total=len(regions)):
         out[region] = table[np.asarray(source[region])].astype(dtype, copy=False)
 

@@ -9,9 +9,9 @@ from scipy import ndimage as ndi
 
 from slicewise.data.io import open_volume
 from slicewise.errors import InputError
-from slicewise.infer import instances
-from slicewise.infer.instances import segment, segment_to
-from slicewise.infer.resume import state_folder
+from slicewise.segment import blockwise, segment, segment_to
+from slicewise.segment.inputs import RegionReader
+from slicewise.segment.resume import state_folder
 
 NAMES = ["background", "foreground", "boundary"]
 BLOCK, HALO = (2, 10, 10), (1, 2, 2)  # 3 × 3 × 3 = 27 blocks of a (6, 30, 30) volume
@@ -40,10 +40,15 @@ class Interrupt(Exception):
     """Stands for a kill: not an InputError, so the run's state is kept."""
 
 
+#: what each counted step calls: the reader's masks, the block driver's seed masks and floods
+STEPS = {"mask": (RegionReader, "mask"), "seeds": (blockwise, "seed_mask"), "flood": (blockwise, "flood")}
+
+
 def _count(monkeypatch: pytest.MonkeyPatch, method: str, fail_at: int | None = None) -> list[int]:
-    """Count calls of ``_Reader.<method>``; raise :class:`Interrupt` at call number ``fail_at`` (1-based)."""
+    """Count calls of step ``method`` (:data:`STEPS`); raise :class:`Interrupt` at call number ``fail_at`` (1-based)."""
     calls = [0]
-    original = getattr(instances._Reader, method)
+    owner, name = STEPS[method]
+    original = getattr(owner, name)
 
     def wrapped(self, *args, **kwargs):
         calls[0] += 1
@@ -51,12 +56,12 @@ def _count(monkeypatch: pytest.MonkeyPatch, method: str, fail_at: int | None = N
             raise Interrupt(f"{method} call {calls[0]}")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(instances._Reader, method, wrapped)
+    monkeypatch.setattr(owner, name, wrapped)
     return calls
 
 
 def _interrupted(monkeypatch: pytest.MonkeyPatch, method: str, fail_at: int, *args, **kwargs) -> None:
-    """``segment_to(*args, **kwargs)`` interrupted at call ``fail_at`` of ``_Reader.<method>`` (a kill)."""
+    """``segment_to(*args, **kwargs)`` interrupted at call ``fail_at`` of step ``method`` (a kill)."""
     with monkeypatch.context() as m:
         _count(m, method, fail_at=fail_at)
         with pytest.raises(Interrupt):

@@ -1,8 +1,10 @@
-"""OME-Zarr (OME-NGFF v0.4, Zarr format 2): read multiscale images as volumes, write NGFF metadata and pyramids.
+"""OME-Zarr (OME-NGFF): THE NGFF module. Parses (validated models) and writes NGFF metadata, builds pyramids,
+declares label images, and reads multiscale images as volumes.
 
-This is the one place that knows the NGFF layout. Axes are named ``c`` (channel), ``z``, ``y``, ``x``
-(space, nanometre). Level ``l`` of a pyramid has the scale ``voxel_size · (1, 2^l, 2^l)`` in (z, y, x):
-z is never downsampled (EM sections are thick), channels never.
+This is the one place that knows the NGFF layout: :func:`open_volume` (through the Zarr reader), the prediction
+reader and napari's reader all read NGFF through it, with the same voxel-size, transformation and v0.5 rules.
+Axes are named ``c`` (channel), ``z``, ``y``, ``x`` (space, nanometer). Level ``l`` of a pyramid has the
+scale ``voxel_size · (1, 2^l, 2^l)`` in (z, y, x): z is never downsampled (EM sections are thick), channels never.
 
 Conventions (decisions the NGFF spec leaves open):
 
@@ -17,15 +19,17 @@ Conventions (decisions the NGFF spec leaves open):
 - ``mode`` breaks ties towards the smaller value (deterministic; background 0 wins a 2–2 tie).
 - Reading: v0.4 (``.zattrs``) and v0.5 (zarr v3 ``zarr.json``, attributes under ``ome``). A leading ``t``
   axis of size 1 is dropped (longer time series are refused). A ``c`` axis of size 1 is dropped (gray
-  Z×Y×X volume); with C > 1 the volume is channel-last Z×Y×X×C (slicewise's colour convention), read
+  Z×Y×X volume); with C > 1 the volume is channel-last Z×Y×X×C (slicewise's color convention), read
   lazily from the channel-first array. A 2-D (y, x) image is a volume of depth 1. The voxel size is
   the (z, y, x) part of the level's ``scale`` (times a multiscale-wide scale, if any) converted to nm
-  from the axis unit; unknown when the space axes have no unit (or an unknown one).
+  from the axis unit; unknown when the space axes have no unit (or an unknown one). A level's placement
+  (:meth:`NGFFPyramid.transform`) composes its own transformations, then the multiscale-wide ones, in order.
 - Trust: NGFF attributes are metadata from a file, parsed into :class:`NGFFImage` (one validated model for
-  v0.4 ``.zattrs`` and v0.5 ``zarr.json`` ``ome``) by :func:`read_ngff`, the one NGFF parser (the prediction
-  reader and the napari reader use it too). A bad field is one line naming the file and the field;
-  dataset paths must stay inside the store; levels must agree with each other (same axes, same channels and
-  time points, sizes that shrink with the scale).
+  v0.4 ``.zattrs`` and v0.5 ``zarr.json`` ``ome``) by :func:`read_ngff`, the one NGFF parser;
+  :func:`open_pyramid` opens an image with all its levels (:class:`NGFFPyramid`: axes, transformations, voxel
+  size, channel labels) and :func:`label_images` lists its label images. A bad field is one line naming the
+  file and the field; dataset paths must stay inside the store; levels must agree with each other (same axes,
+  same channels and time points, sizes that shrink with the scale).
 """
 
 from __future__ import annotations
@@ -35,12 +39,17 @@ import json
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from slicewise.data.io.formats import channel_name
+from slicewise.data.io.integrity import warn_missing_chunks
+from slicewise.data.io.lazy import Key, LazyView
+from slicewise.data.io.volume import Volume
 from slicewise.errors import InputError
 from slicewise.utils.validation import MetadataModel, confined_path, parse_metadata
 
@@ -68,7 +77,7 @@ NM_PER_UNIT = {
     "mm": 1e6,
     "m": 1e9,
 }
-_COLOURS = ("FFFFFF", "FF00FF", "00FF00", "00FFFF", "FFFF00", "FF0000", "0000FF", "FF8000")
+_COLORS = ("FFFFFF", "FF00FF", "00FF00", "00FFFF", "FFFF00", "FF0000", "0000FF", "FF8000")
 _BLOCK_BYTES = 64 << 20
 
 
@@ -169,7 +178,7 @@ def _multiscale(
         "axes": axes_meta,
         "datasets": datasets,
         "type": method,
-        "metadata": {"method": f"slicewise.data.ome_zarr.build_pyramid ({method})", "downscale": downscale},
+        "metadata": {"method": f"slicewise.data.io.ngff.build_pyramid ({method})", "downscale": downscale},
     }
 
 
@@ -216,7 +225,7 @@ def write_image_metadata(
             "channels": [
                 {
                     "label": n,
-                    "color": _COLOURS[i % len(_COLOURS)],
+                    "color": _COLORS[i % len(_COLORS)],
                     "active": True,
                     "coefficient": 1.0,
                     "family": "linear",
@@ -471,12 +480,19 @@ class NGFFImage(MetadataModel):
     omero: NGFFOmero | None = None
 
 
-def _ngff_source(path: Any) -> tuple[dict[str, Any] | None, str]:
-    """(raw attributes holding ``multiscales`` or None, the file they come from) of the group at ``path``."""
+class NGFFLabelsGroup(MetadataModel):
+    """The attributes of an image's ``labels`` group: the names of its label images."""
+
+    labels: list[str] = []
+
+
+def _group_attrs(path: Any) -> tuple[dict[str, Any] | None, str]:
+    """(raw NGFF attributes or None when ``path`` is no group, the file they come from) of the group at ``path``:
+    v0.4 ``.zattrs``, v0.5 ``zarr.json`` ``attributes.ome``, or an open group's attributes (``ome`` if present)."""
     if not isinstance(path, (str, Path)):
         attrs = dict(getattr(path, "attrs", {}) or {})
         attrs = attrs.get("ome", attrs) if isinstance(attrs.get("ome", attrs), dict) else attrs
-        return (attrs if "multiscales" in attrs else None), f"{getattr(path, 'path', path)} attributes"
+        return attrs, f"{getattr(path, 'path', path)} attributes"
     p = Path(path)
     v3 = _read_json(p / "zarr.json")
     if isinstance(v3, dict):
@@ -484,11 +500,34 @@ def _ngff_source(path: Any) -> tuple[dict[str, Any] | None, str]:
             return None, str(p / "zarr.json")
         attrs = v3.get("attributes") or {}
         attrs = attrs.get("ome") if isinstance(attrs, dict) else None
-        return (attrs if isinstance(attrs, dict) and "multiscales" in attrs else None), str(p / "zarr.json")
+        return (attrs if isinstance(attrs, dict) else None), str(p / "zarr.json")
     if (p / ".zgroup").is_file():
         attrs = _read_json(p / ".zattrs")
-        return (attrs if isinstance(attrs, dict) and "multiscales" in attrs else None), str(p / ".zattrs")
+        return (attrs if isinstance(attrs, dict) else None), str(p / ".zattrs")
     return None, str(p)
+
+
+def _ngff_source(path: Any) -> tuple[dict[str, Any] | None, str]:
+    """(raw attributes holding ``multiscales`` or None, the file they come from) of the group at ``path``."""
+    attrs, source = _group_attrs(path)
+    return (attrs if attrs is not None and "multiscales" in attrs else None), source
+
+
+def declares_multiscales(path: Any) -> bool:
+    """True if the group at ``path`` declares NGFF ``multiscales`` (v0.4 or v0.5), valid or not: a cheap test for
+    a reader deciding whether a path is its format; it then parses with :func:`open_pyramid`."""
+    return _ngff_source(path)[0] is not None
+
+
+def label_images(path: Any) -> dict[str, Path]:
+    """Name → folder of the label images the NGFF image at ``path`` declares in its ``labels`` group (attribute
+    ``labels``, v0.4 or v0.5), each confined to that group; ``{}`` without one."""
+    group = Path(path) / "labels"
+    attrs, source = _group_attrs(group)
+    if not attrs or "labels" not in attrs:
+        return {}
+    names = parse_metadata(NGFFLabelsGroup, attrs, source, _NGFF_FIX).labels
+    return {name: confined_path(group, name, source, f"labels.{i}") for i, name in enumerate(names)}
 
 
 def read_ngff(path: Any) -> NGFFImage | None:
@@ -532,23 +571,19 @@ def _scale(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> np.ndarray
 
 def levels(path: Any) -> list[dict[str, Any]]:
     """Pyramid levels of the NGFF image at ``path``: ``[{"path", "shape", "dtype", "voxel_size"}]`` (nm, or None)."""
-    attrs = ngff_attrs(path)
-    if attrs is None:
+    image = open_pyramid(path)
+    if image is None:
         raise InputError(f"{path} is not an OME-Zarr image (no NGFF multiscales metadata)")
-    ms = attrs["multiscales"][0]
-    out = []
-    for ds, arr in zip(ms["datasets"], check_levels(Path(path), ms)):
-        axes = _axes(ms, arr.ndim)
-        out.append(
-            {
-                "path": ds["path"],
-                "shape": tuple(int(n) for n in arr.shape),
-                "dtype": str(arr.dtype),
-                "axes": "".join(a["name"] for a in axes),
-                "voxel_size": _voxel_size(ms, ds, axes),
-            }
-        )
-    return out
+    return [
+        {
+            "path": ds_path,
+            "shape": tuple(int(n) for n in arr.shape),
+            "dtype": str(arr.dtype),
+            "axes": "".join(image.axes),
+            "voxel_size": image.voxel_size(i),
+        }
+        for i, (ds_path, arr) in enumerate(zip(image.paths, image.arrays))
+    ]
 
 
 def _open_level(p: Path, ms: dict[str, Any], index: int) -> Any:
@@ -606,7 +641,7 @@ def channel_names(path: Any) -> list[str] | None:
     channels = (attrs.get("omero") or {}).get("channels")
     if not channels:
         return None
-    return [str(c.get("label", f"channel_{i}")) for i, c in enumerate(channels)]
+    return [str(c.get("label") or channel_name(i)) for i, c in enumerate(channels)]
 
 
 def _voxel_size(
@@ -636,8 +671,82 @@ def voxel_size_of(ms: dict[str, Any], index: int, ndim: int) -> tuple[float, flo
     return _voxel_size(ms, ms["datasets"][index], _axes(ms, ndim))
 
 
-class _NGFFArray:
+def _affine(transforms: Sequence[dict[str, Any]] | None, scale: list[float], shift: list[float]) -> None:
+    """Compose ``transforms`` (applied in order) onto ``(scale, shift)`` in place: x → x·scale + shift."""
+    for t in transforms or ():
+        if t.get("type") == "scale" and "scale" in t:
+            for i, v in enumerate(t["scale"]):
+                scale[i] *= float(v)
+                shift[i] *= float(v)
+        elif t.get("type") == "translation" and "translation" in t:
+            for i, v in enumerate(t["translation"]):
+                shift[i] += float(v)
+
+
+@dataclass(frozen=True)
+class NGFFPyramid:
+    """An NGFF image opened for reading (:func:`open_pyramid`): its validated attributes as plain data and the
+    zarr arrays of its levels, level 0 first, checked to agree with each other (:func:`check_levels`)."""
+
+    path: Path
+    attrs: dict[str, Any]
+    arrays: list[Any]
+
+    @property
+    def multiscale(self) -> dict[str, Any]:
+        """The first ``multiscales`` entry (the one slicewise reads)."""
+        return self.attrs["multiscales"][0]
+
+    @property
+    def paths(self) -> list[str]:
+        """The dataset paths of the levels, level 0 first."""
+        return [str(d["path"]) for d in self.multiscale["datasets"]]
+
+    @property
+    def axes(self) -> list[str]:
+        """Axis names in array order (v0.1/0.2 files without axes: the last ``ndim`` of t, c, z, y, x)."""
+        return [a["name"] for a in _axes(self.multiscale, self.arrays[0].ndim)]
+
+    @property
+    def source(self) -> str:
+        """The file the metadata comes from (for messages)."""
+        return _ngff_source(self.path)[1]
+
+    def transform(self, level: int = 0) -> tuple[list[float], list[float]]:
+        """``(scale, translation)`` of ``level`` in axis order, in the axes' units: the level's
+        ``coordinateTransformations`` then the multiscale-wide ones, composed in order (x → x·scale + translation)."""
+        n = len(self.axes)
+        scale, shift = [1.0] * n, [0.0] * n
+        _affine(self.multiscale["datasets"][level].get("coordinateTransformations"), scale, shift)
+        _affine(self.multiscale.get("coordinateTransformations"), scale, shift)
+        return scale, shift
+
+    def voxel_size(self, level: int = 0) -> tuple[float, float, float] | None:
+        """(z, y, x) nm of ``level``, or None when unknown (no z axis, no unit or an unknown one on a space axis)."""
+        return voxel_size_of(self.multiscale, level, self.arrays[level].ndim)
+
+    @property
+    def channel_labels(self) -> list[str]:
+        """``omero.channels[].label`` (empty when the image names no channels; unnamed entries → ``""``)."""
+        channels = (self.attrs.get("omero") or {}).get("channels") or []
+        return [str(c.get("label") or "") for c in channels]
+
+
+def open_pyramid(path: Any) -> NGFFPyramid | None:
+    """The NGFF image at ``path`` (a folder) with every level opened and checked, or ``None`` when ``path`` declares
+    no ``multiscales``. The one entry point of the readers that need the whole pyramid (prediction reader, napari):
+    invalid metadata, a dataset path leaving the image and levels that disagree are one :class:`InputError` line."""
+    attrs = ngff_attrs(path)
+    if attrs is None:
+        return None
+    p = Path(path)
+    return NGFFPyramid(p, attrs, check_levels(p, attrs["multiscales"][0]))
+
+
+class _NGFFArray(LazyView):
     """View of an N-d NGFF array as Z×Y×X or Z×Y×X×C: singleton ``t``/``c`` dropped, ``c`` moved last."""
+
+    what = "NGFF image"
 
     def __init__(self, array: Any, names: list[str]) -> None:
         self._array, self._names = array, names
@@ -646,7 +755,7 @@ class _NGFFArray:
         self.shape = tuple(shape[a] for a in "zyx" if a in shape) + ((shape["c"],) if self._channels else ())
         self.dtype = array.dtype
 
-    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+    def _read(self, key: Key) -> np.ndarray:
         spatial = [a for a in "zyx" if a in self._names]
         keys = dict(zip(spatial + (["c"] if self._channels else []), key))
         full = tuple(keys.get(a, 0) for a in self._names)
@@ -657,53 +766,47 @@ class _NGFFArray:
         return out
 
 
-def open_ome_zarr(path: Any, level: int | str = 0) -> Any:
+def _level_index(p: Path, paths: list[str], level: int | str) -> int:
+    """The index of ``level`` (an index or a dataset path) among the dataset ``paths`` of the image at ``p``."""
+    if isinstance(level, str) and level in paths:
+        return paths.index(level)
+    try:
+        index = int(level)
+    except ValueError:
+        index = -1
+    if not 0 <= index < len(paths):
+        raise InputError(
+            f"{p} has no pyramid level {level!r}: levels are 0..{len(paths) - 1} (dataset paths {', '.join(paths)})"
+        )
+    return index
+
+
+def open_ome_zarr(path: Any, level: int | str = 0) -> Volume:
     """Open level ``level`` of an NGFF image as a lazy :class:`slicewise.data.io.Volume` (Z×Y×X or Z×Y×X×C),
     voxel size from the level's ``scale`` (converted to nm from the axis unit).
 
     ``level``: index into the pyramid (0 = full resolution) or a dataset path (e.g. ``"2"`` or ``"s2"``).
     """
-    from slicewise.data.io import Volume
-    from slicewise.data.io.readers.zarr_store import warn_missing_chunks
-
     p = Path(path)
-    attrs = ngff_attrs(p)
-    if attrs is None:
+    image = open_pyramid(p)
+    if image is None:
         raise InputError(f"{p} is not an OME-Zarr image (no NGFF multiscales metadata): open it as plain Zarr")
-    ms = attrs["multiscales"][0]
-    datasets = ms["datasets"]
-    paths = [str(d["path"]) for d in datasets]
-    if isinstance(level, str) and level in paths:
-        index = paths.index(level)
-    else:
-        try:
-            index = int(level)
-        except ValueError:
-            index = -1
-        if not 0 <= index < len(paths):
-            raise InputError(
-                f"{p} has no pyramid level {level!r}: levels are 0..{len(paths) - 1} (dataset paths {', '.join(paths)})"
-            )
-    ds = datasets[index]
-    arr = check_levels(p, ms)[index]
-    axes = _axes(ms, arr.ndim)
-    names = [a["name"] for a in axes]
-    if len(names) != arr.ndim:
-        raise InputError(f"{p}: {len(names)} NGFF axes for a {arr.ndim}-d array at level {ds['path']!r}")
+    index = _level_index(p, image.paths, level)
+    ds_path = image.paths[index]
+    arr, names = image.arrays[index], image.axes
     shape = dict(zip(names, arr.shape))
     if shape.get("t", 1) > 1:
         raise InputError(
             f"{p} is a time series ({shape['t']} time points): slicewise reads one Z×Y×X(×C) volume; "
             f"save one time point"
         )
-    warn_missing_chunks(arr, f"{p}:{ds['path']}", attrs)
-    view = _NGFFArray(arr, names)
+    warn_missing_chunks(arr, f"{p}:{ds_path}", image.attrs)
     return Volume(
-        view,
-        voxel_size=_voxel_size(ms, ds, axes),
-        source=f"{p}:{ds['path']}",
+        _NGFFArray(arr, names),
+        voxel_size=image.voxel_size(index),
+        source=f"{p}:{ds_path}",
         add_depth="z" not in names,
-        reopen=(str(p), str(ds["path"])),
+        reopen=(open_ome_zarr, (p, ds_path)),
     )
 
 

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slicewise.infer.tiling import (
+from slicewise.data.tiling import (
     effective_tile,
     gaussian_weight,
     iter_tiles,

@@ -1,4 +1,4 @@
-"""Missing zarr chunks: counted against the store listing and warned about in one line (issue 20), unless the
+"""Missing zarr chunks: counted against the store listing and warned about in one line, unless the
 store declares sparse data; slicewise's own stores write every chunk, so a lost chunk file is detectable."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import zarr
 
-from slicewise.data.io import open_volume, write_volume
-from slicewise.data.io.readers import zarr_store
+from slicewise.data.io import integrity, open_volume, write_volume
+from slicewise.data.io.ngff import write_image_metadata
 
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings():
-    zarr_store._warned.clear()
+    integrity._warned.clear()
     yield
-    zarr_store._warned.clear()
+    integrity._warned.clear()
 
 
 def _store(path, fmt: int):
@@ -59,16 +59,15 @@ def test_a_store_declaring_sparse_data_is_not_warned_about(tmp_path, where, capl
 
 
 def test_ngff_levels_and_predictions_are_checked_too(tmp_path, caplog):
-    from slicewise.data import ome_zarr
-    from slicewise.infer.store import read_prediction
+    from slicewise.data.io.predictions import read_prediction
 
     g = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=2)
     g.create_array("0", data=np.full((2, 4, 64, 64), 0.5, np.float32), chunks=(1, 1, 64, 64))
-    ome_zarr.write_image_metadata(g, axes="czyx", voxel_size=None, n_levels=1)
+    write_image_metadata(g, axes="czyx", voxel_size=None, n_levels=1)
     (tmp_path / "img.zarr" / "0" / "1.2.0.0").unlink()
     with caplog.at_level(logging.WARNING):
         open_volume(tmp_path / "img.zarr")
-        zarr_store._warned.clear()
+        integrity._warned.clear()
         read_prediction(tmp_path / "img.zarr")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 2 and all("1 of 8 chunks are missing" in ln for ln in lines)

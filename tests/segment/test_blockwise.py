@@ -8,20 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
+from slicewise.data.components import label, structure_for
+from slicewise.data.io.lazy import LazyView
 from slicewise.errors import InputError
-from slicewise.infer.blockwise_labels import (
-    label,
-    parse_block,
-    parse_halo,
-    structure_for,
-)
-from slicewise.infer.instances import (
-    ProbabilitySource,
-    remove_small,
-    segment,
-    segment_to,
-    tie_broken,
-)
+from slicewise.segment import ProbabilitySource, segment, segment_to
+from slicewise.segment.watershed import remove_small, tie_broken
 
 
 # --- an independent whole-volume reference (the pre-block-wise implementation) -------------------
@@ -210,11 +201,14 @@ def test_reads_are_bounded_by_block_and_halo():
     prob, _ = _blobs((8, 32, 32), 10, 6, 4)
     sizes = []
 
-    def read(region):
-        sizes.append(int(np.prod([r.stop - r.start for r in region])))
-        return prob[(slice(None), *region)]
+    class Counted(LazyView):
+        shape, dtype = prob.shape, prob.dtype
 
-    src = ProbabilitySource(read, prob.shape[1:], 3, ["class0", "class1", "boundary"], (0, 0, 0), "test")
+        def _read(self, key):
+            sizes.append(int(np.prod([k.stop - k.start for k in key[1:]])))
+            return prob[key]
+
+    src = ProbabilitySource(Counted(), ["class0", "class1", "boundary"], (0, 0, 0), "test")
     block, halo = (2, 8, 8), (1, 3, 3)
     ref = segment(prob, mode="watershed", channel_names=["class0", "class1", "boundary"], block=block, halo=halo)
     np.testing.assert_array_equal(segment(src, mode="watershed", block=block, halo=halo), ref)
@@ -258,15 +252,6 @@ def test_binary_masks_are_accepted():
 def test_numeric_options_are_validated(kwargs, match):
     with pytest.raises(InputError, match=match):
         segment(np.full((1, 4, 4), 0.7, np.float32), **kwargs)
-
-
-def test_parse_block_and_halo():
-    assert parse_block("2,16,16") == (2, 16, 16) and parse_halo("3") == (3, 3, 3)
-    for bad in ("2,16", "0,1,1", "a,b,c"):
-        with pytest.raises(InputError, match="--block"):
-            parse_block(bad)
-    with pytest.raises(InputError, match="--halo"):
-        parse_halo("1,-2,1")
 
 
 def test_unused_raw_heads_are_not_checked_but_used_channels_are():

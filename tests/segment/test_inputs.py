@@ -11,9 +11,9 @@ import zarr
 from scipy import ndimage as ndi
 
 from slicewise.data.io import open_volume
+from slicewise.data.io.predictions import read_prediction
 from slicewise.errors import InputError
-from slicewise.infer.instances import as_probability_source, segment, segment_to
-from slicewise.infer.store import read_prediction
+from slicewise.segment import as_probability_source, segment, segment_to
 
 
 def _fg2d() -> np.ndarray:
@@ -38,7 +38,7 @@ def test_a_2d_map_in_memory_is_one_slice():
     lab = segment(fg)
     assert lab.shape == (1, *fg.shape) and lab.dtype == np.int32
     np.testing.assert_array_equal(lab[0], ndi.label(fg > 0.5)[0])
-    assert as_probability_source(fg).shape == (1, *fg.shape)
+    assert as_probability_source(fg).volume_shape == (1, *fg.shape)
 
 
 @pytest.mark.parametrize("name", ["fg.tif", "fg.zarr", "fg.h5"])

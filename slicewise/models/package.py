@@ -1,4 +1,5 @@
-"""Read bioimage.io model packages written by :func:`slicewise.export.bioimageio`.
+"""Read bioimage.io model packages written by :func:`slicewise.export.bioimageio` (the network is rebuilt from
+them by :func:`slicewise.models.build.load_model`).
 
 Needs neither ``bioimageio.spec`` nor ``bioimageio.core`` (so ``slicewise predict PKG.zip`` works
 on the core install): the package's ``bioimageio.yaml`` is read with PyYAML and its
@@ -24,14 +25,16 @@ import io
 import logging
 import zipfile
 import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, StringConstraints, field_validator
 
+from slicewise.config import ModelConfig, validate
 from slicewise.data.stacking import BORDERS
-from slicewise.errors import InputError
+from slicewise.errors import ConfigError, InputError
 from slicewise.utils.inputs import check_input_path
 from slicewise.utils.validation import MetadataModel, confined_path, parse_metadata
 
@@ -70,6 +73,22 @@ class SlicewiseBlock(MetadataModel):
         if v not in BORDERS:
             raise ValueError(f"must be one of {', '.join(BORDERS)}")
         return v
+
+
+@dataclass(frozen=True)
+class PackageDefaults:
+    """The settings a package carries besides its network: its ``name`` and ``format_version``, and the 2.5D
+    stacking it was trained with (``dz``: z-step between context slices, ``border``: context beyond the volume
+    ends), which prediction uses unless told otherwise. (Class names are part of the ModelConfig.)"""
+
+    name: str | None
+    format_version: str | None
+    dz: int = 1
+    border: str = "reflect"
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"name", "format_version", "dz", "border"}`` (``model.package``, ``slicewise model info --json``)."""
+        return asdict(self)
 
 
 class PackageConfig(MetadataModel):
@@ -137,7 +156,8 @@ class _Package:
             return where.read_bytes()
         except (KeyError, FileNotFoundError, IsADirectoryError):
             raise InputError(
-                f"bioimage.io package {self.path} lacks the file {name!r} it names: re-export it with slicewise export bioimageio"
+                f"bioimage.io package {self.path} lacks the file {name!r} it names: re-export it with slicewise "
+                "export bioimageio"
             ) from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as err:  # bad CRC
             raise InputError(
@@ -183,7 +203,8 @@ def read_description(path: str | Path) -> dict[str, Any]:
     p = check_input_path(path, "model file")
     if not is_package(p):
         raise InputError(
-            f"{p} is not a bioimage.io model package (no bioimageio.yaml): give a .zip written by slicewise export bioimageio"
+            f"{p} is not a bioimage.io model package (no bioimageio.yaml): give a .zip written by slicewise export "
+            "bioimageio"
         )
     pkg = _Package(p)
     try:
@@ -218,28 +239,20 @@ def parse_description(rdf: dict[str, Any], path: str | Path) -> PackageDescripti
     return parse_metadata(PackageDescription, rdf, f"{path} (bioimageio.yaml)", _FIX)
 
 
-def load_package(path: str | Path, map_location: Any = "cpu") -> Any:
-    """Rebuild the :class:`~slicewise.models.build.SegmentationModel` of a slicewise-exported package.
+@dataclass(frozen=True)
+class PackageContents:
+    """What a slicewise-exported package holds: its ModelConfig as exported (``config``), the same with
+    ``weights="random"`` to rebuild the network without downloads (``build_config``), the network's state dict
+    (``state_dict``, the :data:`PREFIX` stripped) and :class:`PackageDefaults` (``defaults``)."""
 
-    The returned model's ``config`` is the exported ModelConfig; ``model.package`` holds the
-    package's name and its 2.5D settings (``dz``, ``border``) for callers that want them.
-    """
-    import torch
+    config: ModelConfig
+    build_config: ModelConfig
+    state_dict: dict[str, Any]
+    defaults: PackageDefaults
 
-    from slicewise.config import ModelConfig, validate
-    from slicewise.errors import ConfigError
-    from slicewise.models.build import build_model
 
-    p = check_input_path(path, "model file")
-    rdf = read_description(p)
-    description = parse_description(rdf, p)
-    block = description.config.slicewise
-    try:
-        cfg = validate(ModelConfig, {**block.model_config_, "weights": "random"}, p.name)
-    except ConfigError as err:
-        raise InputError(
-            f"{p} holds an invalid slicewise model config ({err}): it was exported by another slicewise version"
-        ) from None
+def _weights_bytes(p: Path, description: PackageDescription) -> bytes:
+    """The weights file's bytes, checked against the sha256 the description records (warned about when absent)."""
     entry = description.weights.pytorch_state_dict
     source = entry.source
     pkg = _Package(p)
@@ -257,26 +270,39 @@ def load_package(path: str | Path, map_location: Any = "cpu") -> Any:
             f"{p}: weights file {source} has sha256 {digest[:12]}…, not the {entry.sha256[:12]}… its "
             f"description records: the weights were altered or damaged after export; re-export the package"
         )
+    return raw
+
+
+def read_package(path: str | Path) -> PackageContents:
+    """Read and check a slicewise-exported package (description, config, sha256 of the weights, bioimage.io's own
+    validation when installed) and unpickle its weights (``weights_only=True``); every failure is one
+    :class:`InputError` line. Building the network is :func:`slicewise.models.build.load_model`'s part."""
+    import torch
+
+    p = check_input_path(path, "model file")
+    rdf = read_description(p)
+    description = parse_description(rdf, p)
+    block = description.config.slicewise
+    try:
+        build_config = validate(ModelConfig, {**block.model_config_, "weights": "random"}, p.name)
+    except ConfigError as err:
+        raise InputError(
+            f"{p} holds an invalid slicewise model config ({err}): it was exported by another slicewise version"
+        ) from None
+    raw = _weights_bytes(p, description)
     _spec_validation(p)  # bioimage.io's own checks of the whole description, before anything is unpickled
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  (any unpickling failure means a corrupt file)
         raise InputError(
-            f"{p}: weights file {source} is not readable ({type(err).__name__}): the package is corrupt"
+            f"{p}: weights file {description.weights.pytorch_state_dict.source} is not readable "
+            f"({type(err).__name__}): the package is corrupt"
         ) from None
-    model = build_model(cfg)
-    inner = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
-    try:
-        model.load_state_dict(inner)
-    except RuntimeError as err:
-        raise InputError(
-            f"{p}: weights do not fit the model config ({str(err).splitlines()[0][:200]}): the package is corrupt"
-        ) from None
-    model.config = validate(ModelConfig, block.model_config_, p.name)
-    model.package = {
-        "name": description.name,
-        "format_version": description.format_version,
-        "dz": block.dz,
-        "border": block.border,
-    }
-    return model.to(map_location)
+    return PackageContents(
+        config=validate(ModelConfig, block.model_config_, p.name),
+        build_config=build_config,
+        state_dict={k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)},
+        defaults=PackageDefaults(
+            name=description.name, format_version=description.format_version, dz=block.dz, border=block.border
+        ),
+    )

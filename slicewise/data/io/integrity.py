@@ -1,0 +1,86 @@
+"""Damaged and incomplete files: the one-line error for a file that opens but cannot be read (:func:`damaged`),
+tifffile's warnings of a truncated TIFF collected into that error (:func:`tifffile_warnings`), and the count of
+Zarr chunks missing from a store (:func:`warn_missing_chunks`).
+
+Missing chunks: zarr reads a chunk whose file is missing as the fill value, silently. Opening an array counts
+its chunks against the store listing and warns in one line with the count, unless the array or its group
+declares sparse data with the attribute ``"sparse": true`` (chunks left out on purpose because they equal the
+fill value, as zarr-python does by default). slicewise writes every chunk of its own stores
+(``write_empty_chunks``), so a missing chunk there is a lost file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from slicewise.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SPARSE_ATTR = "sparse"
+_warned: set[str] = set()
+
+
+def damaged(source: Any, err: BaseException) -> InputError:
+    """The one-line error for a file that opened but fails when read (truncated strip or chunk, bad codec data)."""
+    detail = " ".join(str(err).split())[:160]
+    return InputError(
+        f"cannot read {source}: the file is damaged or incomplete ({type(err).__name__}"
+        f"{': ' + detail if detail else ''}): re-export or re-download it"
+    )
+
+
+@contextlib.contextmanager
+def tifffile_warnings() -> Iterator[list[str]]:
+    """Collect tifffile's log warnings (e.g. "invalid page offset" of a truncated file) while a TIFF is
+    opened, instead of letting them reach the terminal; the caller turns them into one error."""
+    logger = logging.getLogger("tifffile")
+    seen: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                seen.append(record.getMessage())
+
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _declares_sparse(attrs: Any) -> bool:
+    try:
+        return dict(attrs or {}).get(SPARSE_ATTR) is True
+    except (TypeError, ValueError):
+        return False
+
+
+def warn_missing_chunks(arr: Any, source: str, group_attrs: Any = None) -> int:
+    """The number of chunks of zarr array ``arr`` missing from its store (compared with the expected chunk keys);
+    one warning line per source and process when it is not 0 and neither the array nor its group (``group_attrs``)
+    declares ``"sparse": true``. Returns 0 for declared-sparse arrays and stores that cannot be listed."""
+    if _declares_sparse(getattr(arr, "attrs", None)) or _declares_sparse(group_attrs):
+        return 0
+    try:
+        total, present = int(arr.nchunks), int(arr.nchunks_initialized)
+    except Exception:  # noqa: BLE001 - a store that cannot list its keys (N5 adaptors, ...): nothing to compare
+        return 0
+    missing = max(0, total - present)
+    if missing and source not in _warned:
+        _warned.add(source)
+        log.warning(
+            "%s: %d of %d chunks are missing and read as the fill value %s: restore the missing chunk files "
+            '(an incomplete copy?), or set the attribute "sparse": true if they were left out on purpose',
+            source,
+            missing,
+            total,
+            getattr(arr, "fill_value", 0),
+        )
+    return missing
