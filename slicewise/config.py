@@ -7,10 +7,8 @@ through :func:`load_config`.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +27,13 @@ from pydantic import (
 )
 
 from slicewise.data.augment_config import AugmentConfig
+from slicewise.data.io.formats import channel_name
 from slicewise.data.io.outputs import atomic_path
 from slicewise.data.labelmap import parse_label_map
 from slicewise.data.stacking import Border
 from slicewise.errors import ConfigError, InputError
 from slicewise.utils.inputs import check_input_path
+from slicewise.utils.validation import validation_line
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,19 @@ class FirstLayerStrategy:
     """One first-layer channel strategy (how a 3-channel pretrained first layer takes k slices), without torch.
 
     ``doc``: what it does, one line (an exported bioimage.io README quotes it);
-    ``per_channel_norm``: the encoder's per-channel mean/std (else one value per colour);
-    ``mirrored``: trained symmetric over slice reversal; ``reinit``: the first layer is re-initialized as the
-    architecture initializes it; ``needs_three``: only for k·colors = 3. The weight rules that go with each
-    name are :data:`slicewise.models.channels.STRATEGIES` (torch).
+    ``per_channel_norm``: the encoder's per-channel mean/std (else one value per color);
+    ``mirrored``: trained symmetric over slice reversal; ``equal_slices``: starts with the same kernel for every
+    slice (the slice-symmetric strategies of the uniform-initialization study); ``reinit``: the first layer is
+    re-initialized as the architecture initializes it; ``needs_three``: only for k·colors = 3, whose input channels
+    are then the pretrained R, G, B. The weight rules that go with each name are
+    :data:`slicewise.models.channels.STRATEGIES` (torch).
     """
 
     name: str
     doc: str
     per_channel_norm: bool = False
     mirrored: bool = False
+    equal_slices: bool = False
     reinit: bool = False
     needs_three: bool = False
 
@@ -70,12 +73,14 @@ FIRST_LAYER_STRATEGIES: dict[str, FirstLayerStrategy] = {
             "uniform",
             "uniform channel initialization: W'[:, c] = (1/k)·Σ_j W[:, j], so k identical slices give the pretrained "
             "gray response",
+            equal_slices=True,
         ),
         FirstLayerStrategy(
             "mirror",
             "mirror-symmetric: uniform, trained as W'[:, c] = (V[:, c] + V[:, k−1−c])/2, so reversing the slice "
             "order never changes the output",
             mirrored=True,
+            equal_slices=True,
         ),
         FirstLayerStrategy(
             "random", "first layer re-initialized as the architecture initializes it, the rest pretrained", reinit=True
@@ -83,6 +88,8 @@ FIRST_LAYER_STRATEGIES: dict[str, FirstLayerStrategy] = {
     )
 }
 STRATEGY_NAMES: tuple[str, ...] = tuple(FIRST_LAYER_STRATEGIES)
+#: the strategy names for help texts, "rgb, repeat, uniform, mirror or random"
+STRATEGY_CHOICES: str = ", ".join(STRATEGY_NAMES[:-1]) + " or " + STRATEGY_NAMES[-1]
 ChannelInit = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 Head = Literal["boundary", "distance"]
 
@@ -170,7 +177,7 @@ def _grad_clip(v: float | None) -> float | None:
 
 # k, the number of stacked slices: odd, so that there is a centre slice
 OddSlices = Annotated[int, AfterValidator(_odd_slices)]
-# colour channels per slice: 1 (grayscale) or 3 (RGB)
+# color channels per slice: 1 (grayscale) or 3 (RGB)
 Colors = Annotated[int, AfterValidator(_colors)]
 # a learning rate (also refuses NaN)
 LearningRate = Annotated[float, AfterValidator(_positive)]
@@ -202,7 +209,7 @@ class ModelConfig(StrictModel):
 
     ``skips``: one character per decoder level, top-down (L1 = uppermost, highest resolution,
     first), "1" keeps the skip connection, "0" prunes it; "0111" is the L1-pruned U-Net.
-    ``colors``: colour channels per slice (1 for grayscale EM, 3 for RGB histopathology); the
+    ``colors``: color channels per slice (1 for grayscale EM, 3 for RGB histopathology); the
     network takes ``in_slices · colors`` input channels, slice-major.
     ``weights``: "imagenet", "random", a registry name (see ``slicewise.models.weights``) or a
     path to a local .pth/.safetensors checkpoint.
@@ -238,7 +245,7 @@ class ModelConfig(StrictModel):
     @property
     def channel_names(self) -> list[str]:
         """Names of the output channels: the class names (or ``class<i>``), then the extra heads."""
-        names = list(self.class_names) if self.class_names else [f"class{i}" for i in range(self.classes)]
+        names = list(self.class_names) if self.class_names else [channel_name(i) for i in range(self.classes)]
         return names + [str(h) for h in self.extra_heads]
 
     @field_validator("skips")
@@ -682,52 +689,6 @@ class PretrainConfig(StrictModel):
 
 
 C = TypeVar("C", bound=BaseModel)
-
-
-def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """Describe what the field at ``loc`` accepts (keys of the model, or literal values)."""
-    fields = model.model_fields
-    sub: type[BaseModel] | None = model
-    for part in loc[:-1]:
-        if sub is None or not isinstance(part, str) or part not in sub.model_fields:
-            return ""
-        ann = sub.model_fields[part].annotation
-        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    if sub is None:
-        return ""
-    fields = sub.model_fields
-    name = loc[-1]
-    if name not in fields:
-        close = difflib.get_close_matches(str(name), list(fields), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"{hint}; allowed keys: {', '.join(fields)}"
-    ann = fields[name].annotation
-    lits = [a for a in typing.get_args(ann)] if typing.get_origin(ann) is Literal else []
-    if not lits:
-        for arg in typing.get_args(ann):
-            if typing.get_origin(arg) is Literal:
-                lits = list(typing.get_args(arg))
-    return f"; allowed values: {', '.join(map(str, lits))}" if lits else ""
-
-
-def validation_line(model: type[BaseModel], err: ValidationError, source: str = "config") -> str:
-    """THE one-line message of a settings model's first problem: ``<source>: unknown key 'k' (did you mean …)``,
-    ``<source>: bad value for 'k' (<given>): <why>; allowed values: …`` or ``<source>: <why>`` for a check
-    across keys. Configs raise it as :class:`ConfigError` (:func:`validate`), prediction settings as
-    :class:`InputError`."""
-    e = err.errors()[0]
-    loc = tuple(e["loc"])
-    key = ".".join(map(str, loc)) or "<root>"
-    if e["type"] == "extra_forbidden":
-        return f"{source}: unknown key {key!r}{_allowed(model, loc)}"
-    msg = e["msg"].removeprefix("Value error, ")
-    if not loc:  # a check across several keys: its message names them
-        return f"{source}: {msg}"
-    if e["type"] == "missing":  # its "input" is the enclosing mapping: never dump it
-        return f"{source}: the required key {key!r} is missing: add it"
-    given = repr(e.get("input"))
-    given = given if len(given) <= 80 else given[:77] + "..."
-    return f"{source}: bad value for {key!r} ({given}): {msg}{_allowed(model, loc)}"
 
 
 def validate(model: type[C], data: dict[str, Any], source: str = "config") -> C:

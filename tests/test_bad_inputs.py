@@ -1,8 +1,9 @@
 """Bad inputs and faults, across every CLI command and the public API.
 
 Every case must end with exit status 2 (API: a :class:`SlicewiseError`), exactly one stderr line
-starting ``error:`` (besides time-stamped status lines of work done before the failure), no traceback, nothing at the case's
-output path, and never the marker file that the malicious pickles in the kit would create if anything unpickled them.
+starting ``error:`` (besides time-stamped status lines of work done before the failure), no traceback, nothing at
+the case's output path, and never the marker file that the malicious pickles in the kit would create if anything
+unpickled them.
 
 Extend the corpus by adding one line to :data:`CASES` (CLI) or :data:`API_CASES` (Python API):
 ``Case(id, argv, setup, out=..., match=..., env=...)``. ``argv`` and ``out`` are
@@ -1029,7 +1030,8 @@ def test_api_case(name: str, call: Callable[[Path, Path], Any], kit: Path, case_
 
 
 # --------------------------------------------------------------------------- metadata corpus: special files, layouts,
-# label maps, option combinations, untrusted metadata (NGFF, bioimage.io packages, run folders, study cells, model files)
+# label maps, option combinations, untrusted metadata (NGFF, bioimage.io packages, run folders, study cells,
+# model files)
 
 
 def _special(k: Path, t: Path) -> None:
@@ -1234,7 +1236,7 @@ SETUPS.update(
 )
 
 H2_CASES: list[Case] = [
-    # ------------------------------------------------------------------ special files: refused before anything opens them
+    # --------------------------------------------------------------- special files: refused before anything opens them
     Case("info-fifo", ["data", "info", "{t}/fifo.tif"], "special", match="FIFO"),
     Case("info-socket", ["data", "info", "{t}/sock.h5"], "special", match="socket"),
     Case("info-device", ["data", "info", "/dev/zero"], match="character device"),
@@ -1469,7 +1471,7 @@ H2_CASES: list[Case] = [
         "study",
         match="--gpus",
     ),
-    # ------------------------------------------------------------------ OME-NGFF metadata: validated, confined to the store
+    # ------------------------------------------------------------ OME-NGFF metadata: validated, confined to the store
     Case(
         "info-ngff-datasets-string",
         ["data", "info", "{t}/img.zarr"],
@@ -1528,7 +1530,7 @@ H2_CASES: list[Case] = [
         out="{t}/s.tif",
         match="inconsistent",
     ),
-    # ------------------------------------------------------------------ bioimage.io packages: validated, sha256 checked before loading
+    # ------------------------------------------------ bioimage.io packages: validated, sha256 checked before loading
     Case(
         "model-info-package-dz-string", ["model", "info", "{t}/m.zip"], "package_dz_string", match="config.slicewise.dz"
     ),

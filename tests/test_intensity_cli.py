@@ -73,7 +73,7 @@ def test_predict_refuses_with_normalize_as_the_fix(cli, kit, tmp_path, name):
     code, _, err = cli(["predict", kit / "model.pt", kit / f"{name}.tif", tmp_path / "p.zarr", "--tile", "64"])
     line = _one_error(code, err)
     assert BAD[name][1] in line
-    assert ("--normalize percentile" in line) == (name != "cplx")  # normalising cannot make complex data real
+    assert ("--normalize percentile" in line) == (name != "cplx")  # normalizing cannot make complex data real
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -89,7 +89,7 @@ def test_predict_normalize_percentile_takes_wide_integers(cli, kit, tmp_path):
 def test_train_refuses_before_training_with_a_fix_it_can_follow(cli, kit, tmp_path, name):
     code, _, err = cli(["train", kit / f"{name}.yaml", "--out", tmp_path / "run"])
     line = _one_error(code, err)
-    assert BAD[name][1] in line and "uint8" in line and "--normalize" not in line  # train has no normalisation
+    assert BAD[name][1] in line and "uint8" in line and "--normalize" not in line  # train has no normalization
     assert not (tmp_path / "run").exists()
 
 

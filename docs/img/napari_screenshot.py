@@ -23,7 +23,8 @@ def main(model: str, out: str) -> None:
     import npe2
     from qtpy.QtWidgets import QApplication
 
-    manifest = npe2.PluginManifest.from_file(Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml")
+    plugin_yaml = Path(__file__).resolve().parents[2] / "slicewise" / "napari" / "napari.yaml"
+    manifest = npe2.PluginManifest.from_file(plugin_yaml)
     pm = npe2.PluginManager.instance()
     if manifest.name in pm._manifests:
         pm.unregister(manifest.name)

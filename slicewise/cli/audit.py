@@ -18,6 +18,7 @@ import typer
 
 from slicewise.cli import audit_app
 from slicewise.cli.model import check_encoder_options
+from slicewise.config import STRATEGY_CHOICES
 from slicewise.errors import InputError
 from slicewise.models.spec import check_model_arg, is_model_path
 
@@ -99,7 +100,7 @@ OPTS = dict(
     ),
     in_slices=typer.Option(3, "--in-slices", "-k", help="input slices k (odd) for encoder specs"),
     channel_init=typer.Option(
-        "uniform", "--channel-init", help="first-layer strategy for encoder specs: rgb, repeat, uniform, mirror, random"
+        "uniform", "--channel-init", help=f"first-layer strategy for encoder specs: {STRATEGY_CHOICES}"
     ),
     key=typer.Option(None, "--key", help="dataset inside an HDF5 / Zarr container"),
     dz=typer.Option(1, "--dz", help="z-step between stacked slices"),
@@ -129,7 +130,7 @@ def weights_cmd(
     encoder: str = typer.Argument(..., help="timm encoder name, e.g. tf_efficientnet_lite0"),
     weights: str = typer.Option("imagenet", "--weights", help="imagenet, random, a registry name or a checkpoint file"),
     in_slices: int = typer.Option(3, "--in-slices", "-k", help="input slices k (odd)"),
-    channel_init: str = typer.Option("rgb", "--channel-init", help="rgb, repeat, uniform, mirror or random"),
+    channel_init: str = typer.Option("rgb", "--channel-init", help=STRATEGY_CHOICES),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="ViT build size (SAM: 1024)"),
     json_out: Optional[Path] = OPTS["json_out"],
     report: Optional[Path] = OPTS["report"],

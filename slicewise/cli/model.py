@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from slicewise.cli import model_app
+from slicewise.config import STRATEGY_CHOICES
 from slicewise.errors import InputError
 from slicewise.models.spec import check_model_arg, is_model_path
 
@@ -71,7 +72,7 @@ def _show_encoder_file(path: str, as_json: bool) -> bool:
         (
             "input",
             f"k={info.get('in_slices')} slices, dz={info.get('dz')}, {info.get('border')} borders, "
-            f"{info.get('colors')} colour(s), first layer {info.get('channel_init')}",
+            f"{info.get('colors')} color(s), first layer {info.get('channel_init')}",
         ),
         ("data", volumes),
         ("created", f"{info.get('created')} (slicewise {info.get('slicewise_version')})"),
@@ -98,10 +99,8 @@ def info_cmd(
         help="a saved model file (.pt from save_model / slicewise train) or an encoder spec, e.g. resnet18:skips=0111",
     ),
     in_slices: int = typer.Option(3, "--in-slices", "-k", help="input slices k (odd); encoder names only"),
-    colors: int = typer.Option(1, "--colors", help="colour channels per slice: 1 grayscale, 3 RGB; encoder names only"),
-    channel_init: str = typer.Option(
-        "uniform", "--channel-init", help="rgb, repeat, uniform, mirror or random; encoder names only"
-    ),
+    colors: int = typer.Option(1, "--colors", help="color channels per slice: 1 grayscale, 3 RGB; encoder names only"),
+    channel_init: str = typer.Option("uniform", "--channel-init", help=f"{STRATEGY_CHOICES}; encoder names only"),
     skips: str = typer.Option("1111", "--skips", help="skip mask, top-down (L1 = stride 2 first); encoder names only"),
     classes: int = typer.Option(2, "--classes", help="segmentation classes; encoder names only"),
     weights: str = typer.Option(

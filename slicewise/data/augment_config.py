@@ -7,12 +7,12 @@ about a second.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, field_validator
 
 from slicewise.errors import ConfigError
-from slicewise.utils.validation import validation_message
+from slicewise.utils.validation import SettingsModel
 
 __all__ = ["AugmentConfig"]
 
@@ -33,7 +33,7 @@ Probability = Annotated[float, AfterValidator(_probability)]
 Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
 
 
-class AugmentConfig(BaseModel):
+class AugmentConfig(SettingsModel):
     """Probabilities (0–1) and uniform ranges of the train-time augmentations.
 
     ``brightness_range`` additive offset; ``contrast_range`` and ``gamma_range`` factors/exponents;
@@ -41,7 +41,8 @@ class AugmentConfig(BaseModel):
     one-line :class:`~slicewise.errors.ConfigError` s (inside a config: its ``augment.<key>`` error).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    SOURCE: ClassVar[str] = "augment"
+    ERROR: ClassVar[type[Exception]] = ConfigError
 
     flip: Probability = 0.5
     rot90: Probability = 0.5
@@ -56,16 +57,6 @@ class AugmentConfig(BaseModel):
     noise_range: Range = (0.0, 0.05)
     blur: Probability = 0.2
     blur_range: Range = (0.5, 1.5)
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as err:
-            raise ConfigError(_one_line(err)) from None
-
-    # a direct call answers in one line; inside a config (``TrainConfig.augment``) pydantic validates the fields
-    # itself, so the config's error names ``augment.<key>`` (pydantic calls no ``__init__`` marked as its own)
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @field_validator("gamma_range")
     @classmethod
@@ -85,21 +76,9 @@ class AugmentConfig(BaseModel):
     def from_dict(cls, values: dict[str, Any] | AugmentConfig | None) -> AugmentConfig:
         """Build from a plain dict (e.g. a YAML block; an AugmentConfig is returned as is); unknown keys and bad
         values raise a one-line ConfigError."""
-        try:
-            return cls.model_validate(values or {})
-        except ValidationError as err:
-            raise ConfigError(_one_line(err)) from None
+        return values if isinstance(values, AugmentConfig) else cls(**(values or {}))
 
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation at all (every probability 0)."""
         return cls(**{name: 0.0 for name in cls.model_fields if not name.endswith("_range")})
-
-
-def _one_line(err: ValidationError) -> str:
-    """``augment: unknown key 'flipp'; allowed keys: ...`` / ``augment: field 'flip' has a bad value ...``."""
-    first = err.errors()[0]
-    if first["type"] == "extra_forbidden":
-        return f"augment: unknown key {first['loc'][0]!r}; allowed keys: {', '.join(AugmentConfig.model_fields)}"
-    field, problem = validation_message(err)
-    return f"augment: field {field!r} {problem}"

@@ -9,7 +9,7 @@ tile ``T(x) = Σ_{p∈R} logit_class(x)_p`` with ``R`` the whole tile, the predi
 - ``ig``: ``|IG(x)|`` with the tile's mean intensity as baseline
   (:class:`captum.attr.IntegratedGradients`, ``n_steps``, ``internal_batch_size``).
 
-Slice share per tile ``s_c = Σ_p |A_{c,p}| / Σ_{c',p} |A_{c',p}|`` (colour channels of one slice
+Slice share per tile ``s_c = Σ_p |A_{c,p}| / Σ_{c',p} |A_{c',p}|`` (color channels of one slice
 summed); averaged over tiles with bootstrap CIs (:mod:`slicewise.diagnostics.asymmetry`).
 
 Speed option (``bf16=True``, ``channels_last=True``): the network runs under bf16 autocast on the

@@ -167,7 +167,7 @@ def hellinger(p_counts: torch.Tensor, q_counts: torch.Tensor) -> torch.Tensor:
 
 def shift_tiles(x: np.ndarray, name: str, strength: float, colors: int = 1, seed: int = 0) -> np.ndarray:
     """Apply a synthetic shift (:func:`slicewise.data.shifts.apply_shift`) to unit-float tiles
-    ``(N, k·colors, H, W)``; RGB tiles (``colors = 3``) are shifted with their colour axis named."""
+    ``(N, k·colors, H, W)``; RGB tiles (``colors = 3``) are shifted with their color axis named."""
     if colors == 1:
         return np.asarray(apply_shift(x, name, strength, seed=seed), dtype=np.float32)
     n, c, h, w = x.shape

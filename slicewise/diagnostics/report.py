@@ -8,9 +8,9 @@ shared stylesheet ``templates/style.css``), ``report.json``, every figure as PNG
 table as CSV into a temporary sibling folder that is renamed to ``DIR`` on success
 (:func:`slicewise.data.io.outputs.atomic_path`).
 
-Figures: slice shares with their bootstrap CIs; attribution maps with one colour scale per row (a
+Figures: slice shares with their bootstrap CIs; attribution maps with one color scale per row (a
 tile: the same vmin/vmax for every slice of every model in that row, so pretrained and fine-tuned
-compare; the scale is printed on the row's colour bar and in ``attribution_map_scales.csv``) and, for
+compare; the scale is printed on the row's color bar and in ``attribution_map_scales.csv``) and, for
 several models, the same maps with each model on its own scale (``attribution_maps_per_model.png``: a
 pretrained network's |A| can be 100× smaller than a fine-tuned one's and is black on the shared scale); the
 Hellinger score per layer with its bootstrap CI over tiles, on a y-range fitted to the data. The page header
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.config import FIRST_LAYER_STRATEGIES
 from slicewise.data.io.outputs import atomic_path
 from slicewise.data.shifts import describe_shift
 from slicewise.diagnostics.weights_audit import format_weights_audit
@@ -192,7 +193,7 @@ def plot_shares(models: Mapping[str, Mapping[str, Any]], path: Path, title: str)
 
 def _maps_row(fig: Any, row: Any, maps: Mapping[str, np.ndarray], per_model: bool, first_row: bool) -> Any:
     """Draw one row of :func:`maps_figure` after its input image: ``maps`` (model → |A| per slice, (k, H, W)) on
-    one colour scale, or one per model; returns the row's scale ((0, vmax), or {model: (0, vmax)})."""
+    one color scale, or one per model; returns the row's scale ((0, vmax), or {model: (0, vmax)})."""
     names = list(maps)
     k = next(iter(maps.values())).shape[0]
     r = (k - 1) // 2
@@ -219,9 +220,9 @@ def maps_figure(
     """(figure, scales per row) of the attribution maps of every model side by side.
 
     A row is one tile: its centre input slice, then |A| of each input slice for each model in turn. Shared
-    (default): all on one colour scale per row (vmin 0, vmax the largest |A| of the row over every model and
-    slice), printed on the row's colour bar; ``scales[t]`` is ``(0, vmax)``. ``per_model``: each model's maps
-    on its own scale (0 to that model's largest |A| in the row; a colour bar per model), so a model whose
+    (default): all on one color scale per row (vmin 0, vmax the largest |A| of the row over every model and
+    slice), printed on the row's color bar; ``scales[t]`` is ``(0, vmax)``. ``per_model``: each model's maps
+    on its own scale (0 to that model's largest |A| in the row; a color bar per model), so a model whose
     attributions are orders of magnitude smaller is not drawn black; ``scales[t]`` is ``{model: (0, vmax)}``.
     None when no model kept maps."""
     with_maps = {n: r for n, r in models.items() if r.get("maps") and len(r["maps"]["inputs"])}
@@ -331,7 +332,7 @@ def pseudo_rgb(audit: Mapping[str, Any]) -> bool:
     """Whether a weight audit is of the ``rgb`` strategy with k = 3 gray slices, the one case whose input channels
     are the pretrained R, G, B (every other strategy or k is labelled by slice offset only)."""
     return (
-        audit.get("channel_init") == "rgb"
+        getattr(FIRST_LAYER_STRATEGIES.get(str(audit.get("channel_init"))), "needs_three", False)
         and len(weights_shares(audit) or ()) == 3
         and len(audit.get("channels") or ()) in (0, 3)
     )

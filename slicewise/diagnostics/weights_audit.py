@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slicewise.config import ModelConfig, validate
+from slicewise.config import FIRST_LAYER_STRATEGIES, ModelConfig, validate
 from slicewise.diagnostics.asymmetry import centre_share, mirror_asymmetry, normalize_shares, pair_difference
 from slicewise.models.build import build_adapted_encoder, colors_of
 from slicewise.models.encoder_file import read_provenance
@@ -45,7 +45,7 @@ def audit_weights(
     ``shares`` (per slice, L1-based), mirror_asymmetry, centre_share, pair_difference.
     Channel names are R/G/B for ``rgb`` with k = 3, else the z-offset (``z-1``, ``z+0``, ``z+1``),
     with ``/R``, ``/G``, ``/B`` appended for RGB slices (``colors=3``). An encoder file of ``slicewise
-    pretrain`` as ``weights`` is audited with its own k, colours and strategy (the arguments give way).
+    pretrain`` as ``weights`` is audited with its own k, colors and strategy (the arguments give way).
     """
     pretrained = read_provenance(weights)  # an encoder file of `slicewise pretrain`: audited as it was trained
     if pretrained is not None:
@@ -70,7 +70,7 @@ def audit_weights(
     slice_l1 = l1.reshape(k, colors).sum(1)
     shares = normalize_shares(slice_l1)
     share1, share2 = normalize_shares(l1), normalize_shares(l2)
-    pseudo_rgb = channel_init == "rgb" and k == 3 and colors == 1
+    pseudo_rgb = FIRST_LAYER_STRATEGIES[channel_init].needs_three and k == 3 and colors == 1
 
     def name(c: int) -> str:
         z = c // colors

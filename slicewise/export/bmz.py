@@ -16,7 +16,7 @@ Package contents (all files at the zip's root):
   ``templates/README.md.j2``).
 
 Decisions: the package's input is the raw uint8 stack (axes ``batch, channel, y, x``; channel
-``c`` = slice ``z + (c − r)·dz``, colour channels of a slice adjacent); its preprocessing is
+``c`` = slice ``z + (c − r)·dz``, color channels of a slice adjacent); its preprocessing is
 ``scale_linear`` with gain 1/255 (slicewise's ``to_unit_float``) and the mean/std
 normalization stays inside the network, as in slicewise. The output is probabilities (the
 activations are part of the exported network), channel names = ``config.channel_names``.
@@ -124,7 +124,7 @@ def seed_citations(config: Any) -> list[tuple[str, str]]:
     Conrad & Narayan (CEM500K) (Cheng et al. 2024 has no DOI we can verify offline: it is
     named in the README instead)."""
     out = []
-    if config.channel_init in ("uniform", "mirror"):
+    if FIRST_LAYER_STRATEGIES[config.channel_init].equal_slices:
         out.append(SEED_STUDIES["uniform"])
     if "0" in config.skips:
         out.append(SEED_STUDIES["skips"])

@@ -41,6 +41,7 @@ import numpy as np
 
 from slicewise import models
 from slicewise.data.io import as_volume
+from slicewise.data.io.formats import channel_name
 from slicewise.data.io.outputs import check_output_path
 from slicewise.data.io.stores import check_output_kind, open_prediction_writer, partial_path
 from slicewise.data.roi import resolve_roi
@@ -99,7 +100,7 @@ def _channel_names(model: Any, heads: tuple[tuple[str, int, int], ...], n: int) 
     out = [f"ch{i}" for i in range(n)]
     for name, start, stop in heads:
         for i in range(start, stop):
-            out[i] = f"class{i - start}" if name == "seg" else (name if stop - start == 1 else f"{name}{i - start}")
+            out[i] = channel_name(i - start) if name == "seg" else (name if stop - start == 1 else f"{name}{i - start}")
     return tuple(out)
 
 
@@ -130,17 +131,17 @@ def make_plan(model: Any, shape: Sequence[int], settings: PredictSettings | None
     shape = tuple(int(v) for v in shape)
     if len(shape) not in (3, 4):
         raise InputError(
-            f"input has shape {shape}: expected Z×Y×X (grayscale) or Z×Y×X×C (colour); a 2-D image is depth 1"
+            f"input has shape {shape}: expected Z×Y×X (grayscale) or Z×Y×X×C (color); a 2-D image is depth 1"
         )
     colors = shape[3] if len(shape) == 4 else 1
     k = int(model.in_slices) if s.k is None else s.k
     dz, border = _stacking(model, s)
     check_stack_params(shape[0], k, dz, border)
     if k * colors != int(model.in_channels):
-        model_colours = int(model.in_channels) // max(1, int(model.in_slices))
+        model_colors = int(model.in_channels) // max(1, int(model.in_slices))
         raise InputError(
-            f"the model takes {model.in_channels} input channels (in_slices={model.in_slices} × {model_colours} "
-            f"colour) but the input gives {k * colors} (k={k} × {colors} colour, shape {shape}): "
+            f"the model takes {model.in_channels} input channels (in_slices={model.in_slices} × {model_colors} "
+            f"color) but the input gives {k * colors} (k={k} × {colors} color, shape {shape}): "
             f"use a model trained for this kind of input or convert the input"
         )
     tile_starts(1, s.tile[0], s.overlap)

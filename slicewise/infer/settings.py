@@ -1,20 +1,20 @@
 """Prediction settings (:class:`PredictSettings`), without torch: the CLI checks them before it loads a model.
 
 Every bad value is one :class:`~slicewise.errors.InputError` line in the configs' style
-(:func:`slicewise.config.validation_line`): ``prediction settings: bad value for 'overlap' (1.5): ...``.
+(:func:`slicewise.utils.validation.validation_line`): ``prediction settings: bad value for 'overlap' (1.5): ...``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
-from slicewise.config import validation_line
 from slicewise.data.io.predictions import PROB_DTYPES
 from slicewise.data.roi import parse_roi, parse_sizes
 from slicewise.errors import InputError
 from slicewise.utils.cluster import parse_address
+from slicewise.utils.validation import SettingsModel, check_choice
 
 __all__ = ["NORMALIZE", "OUTPUT_KINDS", "OutputKind", "PredictSettings"]
 
@@ -65,7 +65,7 @@ def _compile(value: Any) -> bool | str:
     return value
 
 
-class PredictSettings(BaseModel):
+class PredictSettings(SettingsModel):
     """Prediction settings (validated at construction; every bad value is a one-line :class:`InputError`).
 
     ``tile``: pixels (one size or (h, w)), shrunk on short axes to a multiple of the model's size divisor;
@@ -88,6 +88,7 @@ class PredictSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    SOURCE: ClassVar[str] = "prediction settings"
 
     tile: tuple[int, int] = (256, 256)
     overlap: float = 0.25
@@ -106,12 +107,6 @@ class PredictSettings(BaseModel):
     progress: bool = True
     compile: bool | str = False
     cuda_graphs: bool = False
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as err:
-            raise InputError(validation_line(PredictSettings, err, "prediction settings")) from None
 
     @field_validator("tile", mode="before")
     @classmethod
@@ -162,16 +157,12 @@ class PredictSettings(BaseModel):
     @field_validator("output_kind")
     @classmethod
     def _output_kind(cls, v: str) -> str:
-        if v not in OUTPUT_KINDS:
-            raise ValueError(f"output kind {v!r} is unknown: use one of {', '.join(OUTPUT_KINDS)}")
-        return v
+        return check_choice(v, OUTPUT_KINDS, "output kind")
 
     @field_validator("dtype", mode="before")
     @classmethod
     def _dtype(cls, v: Any) -> str:
-        if str(v) not in PROB_DTYPES:
-            raise ValueError(f"probability dtype {v!r} is unknown: use one of {', '.join(PROB_DTYPES)}")
-        return str(v)
+        return check_choice(str(v), PROB_DTYPES, "probability dtype")
 
     @field_validator("block", mode="before")
     @classmethod

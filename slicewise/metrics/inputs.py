@@ -10,7 +10,6 @@ indexed in box coordinates (voxels from the scored box's start), so a block task
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,20 +19,22 @@ from typing import Any
 import numpy as np
 
 from slicewise.data.grid import Box
-from slicewise.data.grid import Box as Roi
-from slicewise.data.io import open_volume, tifffile_warnings
-from slicewise.data.io.formats import HDF5_SUFFIXES, PREDICTION_SUFFIXES, TIFF_SUFFIXES, ZARR_SUFFIXES, channel_name
+from slicewise.data.io import open_volume
+from slicewise.data.io.formats import HDF5_SUFFIXES, PREDICTION_SUFFIXES, ZARR_SUFFIXES, channel_name
+from slicewise.data.io.labels import open_label_map
 from slicewise.data.io.lazy import Key, LazyView
-from slicewise.data.io.predictions import PROBABILITY_HINT, Prediction, check_probability_dtype, read_prediction
+from slicewise.data.io.predictions import (
+    check_probability_dtype,
+    check_probability_values,
+    read_prediction,
+    read_prediction_probabilities,
+)
 from slicewise.data.labelmap import MappedLabels
 from slicewise.data.roi import resolve_roi
 from slicewise.errors import InputError
 from slicewise.metrics.contingency import check_label_pair
 from slicewise.metrics.neurons import neuron_labels
-from slicewise.utils.inputs import check_input_path
 
-#: what :func:`_recorded_offset` returns for a ``slicewise predict`` store (labels and offset come from it).
-_STORE = "store"
 #: prediction channels that are heads, not classes (their names are no class names).
 _HEAD_CHANNELS = ("boundary", "distance")
 
@@ -57,88 +58,12 @@ def depth_first(x: Any) -> Any:
 def open_labels(pred: Any, key: str | None = None) -> tuple[Any, tuple[int, int, int]]:
     """A label map opened lazily and its offset (z, y, x) in the ground truth.
 
-    Arrays: offset 0. Files: a ``slicewise predict`` store (NGFF / Zarr group or HDF5 with a
-    ``labels`` array, read with :func:`~slicewise.data.io.read_prediction`) gives its labels and
-    recorded offset; a plain label file (``slicewise segment`` output, any volume) its ``offset``
-    attribute (Zarr / HDF5 attribute, TIFF metadata) when it has one.
+    Arrays: offset 0. Files: :func:`~slicewise.data.io.labels.open_label_map` (a ``slicewise predict`` store
+    gives its labels and recorded offset; a plain label file its ``offset`` attribute when it has one).
     """
     if not isinstance(pred, (str, os.PathLike)):
         return as_array_like(pred, key), (0, 0, 0)
-    p = check_input_path(pred, "labels")  # a FIFO / device / link loop: refused before tifffile or h5py open it
-    try:
-        found = _recorded_offset(p, key)
-        if found == _STORE:
-            return _store_labels(p)
-    except (OSError, KeyError, ValueError, TypeError):
-        found = None  # an unreadable file is reported by the reader below, in one line
-    return as_array_like(pred, key), _offset(found, p)
-
-
-def _recorded_offset(p: Path, key: str | None) -> Any:
-    """The raw ``offset`` a label file records (None without one), or :data:`_STORE` for a predict store."""
-    sfx = p.suffix.lower()
-    if not p.exists():
-        return None
-    if sfx in ZARR_SUFFIXES and key is None:
-        return _zarr_offset(p)
-    if sfx in HDF5_SUFFIXES:
-        return _hdf5_offset(p, key)
-    if sfx in TIFF_SUFFIXES:
-        return _tiff_offset(p)
-    return None
-
-
-def _zarr_offset(p: Path) -> Any:
-    import zarr
-
-    node = zarr.open(str(p), mode="r")
-    return _STORE if isinstance(node, zarr.Group) else node.attrs.get("offset")
-
-
-def _hdf5_offset(p: Path, key: str | None) -> Any:
-    import h5py
-
-    with h5py.File(p, "r") as f:
-        if key is None and ("labels" in f or "probabilities" in f):
-            return _STORE
-        ds = f[key] if key and key in f else f.get("data")
-        return ds.attrs.get("offset") if ds is not None else None
-
-
-def _tiff_offset(p: Path) -> Any:
-    import tifffile
-
-    with tifffile_warnings(), tifffile.TiffFile(p) as tif:
-        md = (tif.shaped_metadata or [{}])[0] or {}
-    meta = md.get("slicewise") or {}
-    return md.get("offset") or (meta.get("offset") if isinstance(meta, dict) else None)
-
-
-def _store_labels(p: Path) -> tuple[Any, tuple[int, int, int]]:
-    pred = read_prediction(p)
-    if pred.labels is None:
-        raise InputError(
-            f"{p} holds probabilities, not labels: make instance labels with `slicewise segment {p} labels.zarr` "
-            f"(or predict with --output-kind labels) and evaluate those"
-        )
-    return pred.labels, tuple(int(v) for v in pred.offset)  # type: ignore[return-value]
-
-
-def _offset(found: Any, p: Path) -> tuple[int, int, int]:
-    if found is None:
-        return (0, 0, 0)
-    try:  # an attribute of a file: untrusted, any type
-        if isinstance(found, (str, bytes)):
-            found = json.loads(found)
-        vals = [int(v) for v in found]
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(
-            f"{p} records an offset attribute {str(found)[:40]!r} that is not three voxel counts (z, y, x): "
-            f"fix or remove the attribute"
-        ) from None
-    if len(vals) != 3 or min(vals) < 0:
-        raise InputError(f"{p} records offset {vals}: expected three voxel counts >= 0 (z, y, x)")
-    return tuple(vals)  # type: ignore[return-value]
+    return open_label_map(pred, key)
 
 
 def store_class_names(pred: Any) -> list[str] | None:
@@ -204,7 +129,7 @@ def open_pair(
     gt: Any,
     key: str | None = None,
     *,
-    roi: Roi | Sequence[slice] | None = None,
+    roi: Box | Sequence[slice] | None = None,
     label_map: dict[int, int] | None = None,
     pred_label_map: dict[int, int] | None = None,
     components: str = "none",
@@ -243,7 +168,7 @@ def scored_box(
     pred_shape: tuple[int, ...],
     gt_shape: tuple[int, ...],
     offset: tuple[int, int, int],
-    roi: Roi | Sequence[slice] | None,
+    roi: Box | Sequence[slice] | None,
 ) -> Box:
     """The scored box in ground-truth coordinates: the prediction's extent at ``offset``, cut to ``roi``."""
     cover = tuple(slice(o, o + n) for o, n in zip(offset, pred_shape))
@@ -310,18 +235,6 @@ class ArrayForeground(LazyView):
         return _check_fg(1.0 - fg if self.channels > 1 else fg)
 
 
-def _read_probabilities(path: str) -> Prediction:
-    """A ``predict`` output read back (lazily), refused in one line unless it holds probabilities."""
-    pred = read_prediction(path)
-    if pred.probabilities is None:
-        dtype = getattr(pred.labels, "dtype", "integer")
-        raise InputError(
-            f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): "
-            f"{PROBABILITY_HINT}"
-        )
-    return pred
-
-
 class FileForeground(LazyView):
     """Foreground probability of the scored box read lazily from a ``predict`` output, in box coordinates.
 
@@ -334,7 +247,7 @@ class FileForeground(LazyView):
         self.path = path
         self.shape = tuple(int(b.stop - b.start) for b in box)
         self.dtype = np.dtype(np.float32)
-        stored = _read_probabilities(path)
+        stored = read_prediction_probabilities(path)
         shape = tuple(int(n) for n in stored.probabilities.shape[1:])
         shift = [int(o) - int(so) for o, so in zip(offset, stored.offset)]  # label coords → stored coords
         self.box = tuple(slice(b.start + d, b.stop + d) for b, d in zip(box, shift))
@@ -350,20 +263,12 @@ class FileForeground(LazyView):
 
     def _read(self, key: Key) -> np.ndarray:
         if self._src is None:
-            self._src = _read_probabilities(self.path).probabilities
+            self._src = read_prediction_probabilities(self.path).probabilities
         p = self._check(np.asarray(self._src[(slice(None), *_shifted(key, self.box))], dtype=np.float32))
         return (1.0 - p[0]) if len(p) > 1 else p[0]
 
     def _check(self, p: np.ndarray) -> np.ndarray:
-        if not np.isfinite(p).all():
-            raise InputError(f"{self.path} holds NaN or Inf values, not probabilities in [0, 1]: {PROBABILITY_HINT}")
-        if p.size and (p.min() < 0 or p.max() > 1):
-            raise InputError(
-                f"{self.path} holds values in [{float(p.min()):g}, {float(p.max()):g}] "
-                f"({self._src.source_dtype}), not probabilities in [0, 1] "
-                f"(a raw image or logits?): {PROBABILITY_HINT}"
-            )
-        return p
+        return check_probability_values(p, self.path, self._src.source_dtype)
 
 
 def foreground_view(prob: Any, key: str | None, pair: LabelPair) -> LazyView:

@@ -37,7 +37,7 @@ FORMAT, VERSION = "slicewise-model", 1
 
 
 def colors_of(config: ModelConfig) -> int:
-    """Colour channels per slice (``config.colors``: 1 grayscale, 3 RGB)."""
+    """Color channels per slice (``config.colors``: 1 grayscale, 3 RGB)."""
     return int(config.colors)
 
 
@@ -151,9 +151,7 @@ def build_adapted_encoder(config: ModelConfig) -> tuple[nn.Module, torch.Tensor,
     k, colors = config.in_slices, colors_of(config)
     strategy = check_strategy(config.channel_init, k, colors)
     overlay, info = resolve_weights(config.encoder, config.weights)
-    if (
-        "first_layer" in info
-    ):  # an encoder file of `slicewise pretrain`: its k, colours and strategy must be the model's
+    if "first_layer" in info:  # an encoder file of `slicewise pretrain`: its k, colors and strategy must be the model's
         check_fits(info["provenance"], info["path"], config.encoder, k, colors, config.channel_init)
     encoder = build_encoder(config.encoder, overlay, img_size=config.img_size)
     fresh = None

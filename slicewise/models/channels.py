@@ -1,8 +1,8 @@
 """First-layer channel strategies: how a 3-channel pretrained first layer takes k slices.
 
 Pretrained first-layer kernel W (O × 3 × h × w, RGB order; the patch-embedding projection of a
-ViT), k input slices (k odd), ``colors`` colour channels per slice (1 grayscale, 3 RGB). Input
-channel ``c·colors + j`` is colour ``j`` of slice ``c`` (slice-major, as ``stack_slices`` builds).
+ViT), k input slices (k odd), ``colors`` color channels per slice (1 grayscale, 3 RGB). Input
+channel ``c·colors + j`` is color ``j`` of slice ``c`` (slice-major, as ``stack_slices`` builds).
 
 Grayscale slices (colors = 1), as in docs/design-notes.md ("First-layer channel strategies"):
 
@@ -21,12 +21,12 @@ random   re-initialized as the architecture      one value (as repeat)
          fresh timm model built for k inputs)
 ======== ======================================= ==========================================
 
-Colour slices (colors = 3, e.g. H&E; k = 1 is a plain 2-D RGB image): colour j of every slice
-uses the pretrained colour kernel W[:, j]. ``rgb`` needs k·colors = 3 (k = 1: the plain
+Color slices (colors = 3, e.g. H&E; k = 1 is a plain 2-D RGB image): color j of every slice
+uses the pretrained color kernel W[:, j]. ``rgb`` needs k·colors = 3 (k = 1: the plain
 pretrained network); ``repeat`` and ``uniform`` both give W'[:, c·3 + j] = W[:, j] / k (a stack
 of k identical RGB images gives exactly the pretrained response); ``mirror`` is that,
 kept symmetric over slice reversal (colors are not mixed); ``random`` re-initializes.
-Normalization is then the encoder's per-colour mean/std, repeated for every slice.
+Normalization is then the encoder's per-color mean/std, repeated for every slice.
 
 The first-layer bias (ViT patch embeddings have one) is kept, except by ``random``.
 """
@@ -111,7 +111,7 @@ def check_strategy(name: str, k: int, colors: int = 1) -> ChannelStrategy:
         others = [s.name for s in STRATEGIES.values() if not s.needs_three]
         raise ConfigError(
             f"channel_init {name!r} needs exactly 3 input channels (k=3 grayscale or k=1 RGB), got k={k} × {colors} "
-            f"colour(s): use {', '.join(others[:-1])} or {others[-1]}"
+            f"color(s): use {', '.join(others[:-1])} or {others[-1]}"
         )
     return strategy
 

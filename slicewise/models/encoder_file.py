@@ -9,7 +9,7 @@ the file is a whole timm model. The safetensors metadata (strings) hold ``format
 :data:`FORMAT` and the provenance (:data:`PROVENANCE_KEYS`: method, steps, data identity, k, dz,
 strategy, start point, encoder, slicewise version, environment); JSON values are JSON-encoded.
 
-Loading (``build_model(weights=PATH)``, ``train model.weights=PATH``, studies): the encoder, k, colours and
+Loading (``build_model(weights=PATH)``, ``train model.weights=PATH``, studies): the encoder, k, colors and
 ``channel_init`` of the model must be the file's (one-line :class:`WeightsError` naming which differs),
 and the first layer is set to the file's kernel after the strategy is applied
 (:func:`slicewise.models.build.build_adapted_encoder`), so fine-tuning starts exactly where
@@ -153,7 +153,7 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
 def check_fits(
     provenance: dict[str, Any], path: str | Path, encoder: str, in_slices: int, colors: int, channel_init: str
 ) -> None:
-    """One-line :class:`WeightsError` unless the model's encoder, k, colours and strategy are the file's."""
+    """One-line :class:`WeightsError` unless the model's encoder, k, colors and strategy are the file's."""
     want = {"encoder": encoder, "in_slices": int(in_slices), "colors": int(colors), "channel_init": channel_init}
     option = {
         "encoder": "model.encoder",
@@ -199,7 +199,7 @@ def set_first_layer(conv: nn.Module, first: dict[str, torch.Tensor]) -> None:
         if tuple(original.shape) != tuple(first["weight"].shape):
             raise WeightsError(
                 f"the stored first layer {tuple(first['weight'].shape)} does not fit the model's "
-                f"{tuple(original.shape)}: the file and the model differ in k or colours"
+                f"{tuple(original.shape)}: the file and the model differ in k or colors"
             )
         original.copy_(first["weight"])
         if "bias" in first and getattr(conv, "bias", None) is not None:

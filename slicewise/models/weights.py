@@ -277,7 +277,7 @@ def map_registry_state_dict(name: str, sd: dict[str, torch.Tensor]) -> dict[str,
     """Keep the keys under the entry's prefix (prefix removed); a 1-channel first layer is split over RGB.
 
     Keys outside the prefix (e.g. a MoCo key encoder, SAM's prompt encoder) are dropped. A
-    grayscale-pretrained first layer (O, 1, h, w) becomes (O, 3, h, w) = W/3 per colour, so the
+    grayscale-pretrained first layer (O, 1, h, w) becomes (O, 3, h, w) = W/3 per color, so the
     ``uniform`` strategy reproduces the grayscale network exactly.
     """
     import timm

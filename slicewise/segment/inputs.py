@@ -35,7 +35,7 @@ import numpy as np
 
 from slicewise.data.grid import Box
 from slicewise.data.io.lazy import Key, LazyView
-from slicewise.data.io.predictions import PROBABILITY_HINT, probability_view, read_prediction
+from slicewise.data.io.predictions import check_probability_values, probability_view, read_prediction_probabilities
 from slicewise.data.roi import resolve_roi
 from slicewise.errors import InputError
 from slicewise.utils.identity import input_identity
@@ -98,13 +98,7 @@ class ProbabilitySource(LazyView):
         block = self[(slice(None), *box)]
         idx = list(range(len(block))) if probabilities is None else sorted(set(probabilities))
         probs = block[idx]
-        if not (np.isfinite(probs).all() and np.isfinite(block[list(finite)]).all()):
-            raise InputError(f"{self.label} holds NaN or Inf values, not probabilities in [0, 1]: {PROBABILITY_HINT}")
-        if probs.size and (probs.min() < 0 or probs.max() > 1):
-            raise InputError(
-                f"{self.label} holds values in [{float(probs.min()):g}, {float(probs.max()):g}] ({self.source_dtype}), "
-                f"not probabilities in [0, 1] (a raw image or logits?): {PROBABILITY_HINT}"
-            )
+        check_probability_values(probs, self.label, self.source_dtype, block[list(finite)])
         return block
 
 
@@ -127,13 +121,7 @@ def open_probabilities(path: str | os.PathLike, key: str | None = None) -> Proba
     de-quantized) with its channel names and ``offset``; a plain float (Z, Y, X) map is one channel and a
     (Y, X) map one slice (:func:`~slicewise.data.io.predictions.probability_view`: complex data is refused).
     """
-    pred = read_prediction(path, key)
-    if pred.probabilities is None:
-        dtype = getattr(pred.labels, "dtype", "integer")
-        raise InputError(
-            f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): "
-            f"{PROBABILITY_HINT}"
-        )
+    pred = read_prediction_probabilities(path, key)
     view = pred.probabilities
     return ProbabilitySource(view, list(pred.channels) or None, pred.offset, str(path), view.source_dtype)
 

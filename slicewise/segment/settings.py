@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 
-from slicewise.errors import InputError
-from slicewise.utils.validation import validation_message
+from slicewise.utils.validation import SettingsModel, check_choice, validation_line
 
 Mode = Literal["cc", "watershed"]
 Use = Literal["boundary", "distance"]
@@ -60,21 +59,19 @@ _ONLY_FOR: tuple[tuple[str, Callable[[SegmentOptions], bool], str], ...] = (
 )
 
 
-class SegmentOptions(BaseModel):
+class SegmentOptions(SettingsModel):
     """How probabilities become instances (see the module docstring); an unknown option, a bad value or an
     option the mode ignores is refused in one :class:`~slicewise.errors.InputError` line when it is made."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    SOURCE: ClassVar[str] = "segment options"
 
-    def __init__(self, **data: Any) -> None:
-        unknown = sorted(set(data) - set(type(self).model_fields))
-        if unknown:
-            known = ", ".join(type(self).model_fields)
-            raise InputError(f"unknown segment option(s) {', '.join(unknown)}: use {known}")
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise InputError(_one_line(err)) from None
+    @classmethod
+    def one_line(cls, err: ValidationError) -> str:
+        """A check's own message as it is (it names the command-line flags), else :func:`validation_line`."""
+        e = err.errors()[0]
+        if e["type"] == "value_error":
+            return " ".join(str(e["msg"]).removeprefix("Value error, ").split())
+        return validation_line(cls, err, cls.SOURCE)
 
     mode: Mode = "cc"
     use: Use = "boundary"
@@ -92,16 +89,12 @@ class SegmentOptions(BaseModel):
     @field_validator("mode", mode="before")
     @classmethod
     def _mode(cls, v: Any) -> Any:
-        if v not in MODES:
-            raise ValueError(f"mode {v!r} is unknown: use one of {', '.join(MODES)}")
-        return v
+        return check_choice(v, MODES, "mode")
 
     @field_validator("use", mode="before")
     @classmethod
     def _use(cls, v: Any) -> Any:
-        if v not in USES:
-            raise ValueError(f"use {v!r} is unknown: use one of {', '.join(USES)}")
-        return v
+        return check_choice(v, USES, "use")
 
     @field_validator("min_size")
     @classmethod
@@ -152,15 +145,6 @@ class SegmentOptions(BaseModel):
         if t is not None and self.use == "boundary" and not (math.isfinite(t) and 0.0 <= t <= 1.0):
             raise ValueError(f"--seed-threshold {t} must be a probability in [0, 1]")
         return self
-
-
-def _one_line(err: ValidationError) -> str:
-    """The first problem of ``err``: a check's own message (it names the flag), else the field and the problem."""
-    e = err.errors()[0]
-    if e["type"] == "value_error":
-        return " ".join(str(e["msg"]).removeprefix("Value error, ").split())
-    field, problem = validation_message(err)
-    return f"segment option {field!r} {problem}"
 
 
 def segment_options(options: SegmentOptions | None = None, **overrides: Any) -> SegmentOptions:

@@ -31,7 +31,7 @@ from lightly.models.utils import deactivate_requires_grad, random_token_mask, up
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
-from slicewise.config import ModelConfig, PretrainMethodConfig, PretrainModelConfig
+from slicewise.config import FIRST_LAYER_STRATEGIES, ModelConfig, PretrainMethodConfig, PretrainModelConfig
 from slicewise.errors import ConfigError
 from slicewise.models.build import build_adapted_encoder
 
@@ -43,7 +43,7 @@ class Backbone(nn.Module):
 
     ``forward(x)``: (B, k·colors, H, W) float in [0, 1] → (B, ``dim``) embeddings.
     ``encoder`` is the slicewise encoder (``first_conv``, ``name``) that the weights file stores;
-    ``channel_init`` / ``colors``: its first-layer strategy and colours per slice (plain attributes).
+    ``channel_init`` / ``colors``: its first-layer strategy and colors per slice (plain attributes).
     """
 
     def __init__(
@@ -169,15 +169,12 @@ class VICReg(nn.Module):
         return self.criterion(z1.float(), z2.float()), h1
 
 
-SHARED_MASK = ("mirror", "uniform")  # strategies whose mask value is one per colour, shared by every slice
-
-
 class MIM(nn.Module):
     """SimMIM masked image modelling: reconstruct masked patches of the normalized input from the full grid.
 
     A fraction ``mask_ratio`` of the patches (side P = the encoder's deepest stride: 16 for SAM ViT, 32 for
     CNNs; chosen by lightly's ``random_token_mask`` on the P-grid) of the normalized input takes a learnable
-    mask value per input channel — one per colour, shared by all slices, under ``mirror`` / ``uniform``
+    mask value per input channel — one per color, shared by all slices, under ``mirror`` / ``uniform``
     (so a masked stack stays symmetric over slice reversal). The deepest feature map is decoded by a 1×1
     convolution to P²·channels values per token and ``nn.PixelShuffle(P)`` back to the image; the loss is
     the L1 error on the masked pixels only. ``x2`` is unused; the embeddings returned are those of the
@@ -191,7 +188,8 @@ class MIM(nn.Module):
         self.patch = int(max(backbone.encoder.reductions))
         self.mask_ratio = cfg.mask_ratio
         channels = int(backbone.mean.numel())
-        self.shared = backbone.channel_init in SHARED_MASK
+        # strategies whose slices start equal learn one mask value per color, shared by every slice
+        self.shared = FIRST_LAYER_STRATEGIES[backbone.channel_init].equal_slices
         self.mask_value = nn.Parameter(torch.zeros(backbone.colors if self.shared else channels))
         self.decoder = nn.Sequential(nn.Conv2d(backbone.dim, self.patch**2 * channels, 1), nn.PixelShuffle(self.patch))
 

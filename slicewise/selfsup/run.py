@@ -307,7 +307,7 @@ def _pretrain(cfg: PretrainConfig, out_dir: Path, resume: bool, callbacks: list[
             seed=cfg.seed,
             label_map=d.probe_label_map,
         )
-    ViewSource(volumes, cfg)  # checks k / dz / sizes / colours before the (slow) encoder and trainer start
+    ViewSource(volumes, cfg)  # checks k / dz / sizes / colors before the (slow) encoder and trainer start
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     backbone = build_backbone(m)
     _check_sizes(backbone, cfg)

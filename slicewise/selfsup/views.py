@@ -110,7 +110,7 @@ class ViewSource:
             colors = shape[3] if len(shape) == 4 else 1
             if colors != self.colors:
                 raise ConfigError(
-                    f"volume {i} has {colors} colour channel(s) per slice but model.colors={self.colors}: "
+                    f"volume {i} has {colors} color channel(s) per slice but model.colors={self.colors}: "
                     f"set model.colors={colors}"
                 )
             check_stack_params(shape[0], self.k, self.dz, self.border)

@@ -645,7 +645,7 @@ def _build_checked_model(cfg: TrainConfig, data: SliceDataModule) -> Any:
     if sample.shape[0] != model.in_channels:
         raise ConfigError(
             f"the data give {sample.shape[0]} input channels per stack but the model takes {model.in_channels}: "
-            f"match model.in_slices (and colour channels) to the data"
+            f"match model.in_slices (and color channels) to the data"
         )
     model.check_input_size(*cfg.data.patch_size)
     return model

@@ -83,7 +83,8 @@ def test_plain_folder_at_a_zarr_or_report_output_is_kept(files, tmp_path, cli):
     rep_keep = _user_folder(tmp_path / "rep")
     _refused(
         cli(["segment", d / "fg.tif", tmp_path / "notzarr.zarr", "--overwrite"]),
-        r"notzarr.zarr already exists and is a folder but not a Zarr store, so it is not replaced even with --overwrite",
+        r"notzarr.zarr already exists and is a folder but not a Zarr store, "
+        r"so it is not replaced even with --overwrite",
     )
     _refused(
         cli(["predict", d / "m.pt", d / "raw.h5:data", tmp_path / "notzarr.zarr", "--overwrite"]),

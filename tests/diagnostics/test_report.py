@@ -179,7 +179,7 @@ def test_attribution_maps_also_shown_per_model_on_their_own_scale(results) -> No
 
     att, _, out = results
     html = (out / "index.html").read_text()
-    assert 'src="attribution_maps_per_model.png"' in html and "each model on its own colour scale" in html
+    assert 'src="attribution_maps_per_model.png"' in html and "each model on its own color scale" in html
     fig, scales = maps_figure(att["models"], "t", per_model=True)
     k = att["models"]["pretrained"]["k"]
     grid = [ax for ax in fig.axes if ax.images]

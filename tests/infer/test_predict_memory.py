@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
 def _peak_mb(src, block: str) -> float:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(src), block, os.path.dirname(__file__)],
+        [sys.executable, "-c", SCRIPT, str(src), block, os.path.dirname(os.path.dirname(__file__))],
         env=env,
         capture_output=True,
         text=True,

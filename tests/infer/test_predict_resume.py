@@ -107,7 +107,7 @@ def test_an_unwritable_output_fails_before_computing(stub, small_volume, tmp_pat
 def test_kill_9_then_rerun_gives_identical_blocks(stub, raw_file, small_volume, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
         from conftest import StubModel
         import slicewise.infer.predict
         P = sys.modules["slicewise.infer.predict"]  # the package exports a function of the same name

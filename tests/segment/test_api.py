@@ -195,5 +195,5 @@ def test_segment_options_object_and_overrides_agree_and_unknown_options_are_one_
     opts = SegmentOptions(mode="cc", min_size=10)
     np.testing.assert_array_equal(segment(prob, opts), segment(prob, mode="cc", min_size=10))
     assert segment(prob, opts, min_size=0).max() == 2 and segment(prob, opts).max() == 0
-    with pytest.raises(InputError, match="unknown segment option"):
+    with pytest.raises(InputError, match="segment options: unknown key"):
         segment(prob, min_sise=3)

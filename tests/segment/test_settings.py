@@ -22,8 +22,14 @@ from slicewise.segment.settings import MODES, USES, segment_options
         ({"mode": "watershed", "seed_threshold": 2.0}, r"^--seed-threshold 2.0 must be a probability"),
         ({"mode": "watershed", "use": "distance", "seed_threshold": -1.0}, r"must be a distance >= 0"),
         ({"mode": "cc", "boundary_threshold": 0.3}, r"^--boundary-threshold 0.3 does nothing with --mode cc"),
-        ({"min_size": "many"}, r"^segment option 'min_size' has a bad value \('many'\)"),
-        ({"min_sise": 3}, r"^unknown segment option\(s\) min_sise: use mode, use, "),
+        (
+            {"min_size": "many"},
+            r"^segment options: bad value for 'min_size' \('many'\): Input should be a valid integer",
+        ),
+        (
+            {"min_sise": 3},
+            r"^segment options: unknown key 'min_sise' \(did you mean 'min_size'\?\); allowed keys: mode, use, ",
+        ),
     ],
 )
 def test_every_problem_is_one_line_when_the_options_are_made(kwargs, match):

@@ -7,8 +7,9 @@ Layout: :mod:`~slicewise.data.io.volume` (:class:`Volume`, :func:`as_volume`),
 :func:`check_intensity_range` and :func:`check_block`; :func:`check_labels`, :func:`summarize_volume`),
 :mod:`~slicewise.data.io.formats` (THE format table: suffixes, marker files, the fallback channel name),
 :mod:`~slicewise.data.io.outputs` (output paths checked before work, :func:`atomic_path`),
-:mod:`~slicewise.data.io.stores` (block-writable arrays and resumable prediction writers) and
-:mod:`~slicewise.data.io.predictions` (:func:`read_prediction`, probability views, quantization).
+:mod:`~slicewise.data.io.stores` (block-writable arrays and resumable prediction writers),
+:mod:`~slicewise.data.io.predictions` (:func:`read_prediction`, probability views and the one probability value
+check, quantization) and :mod:`~slicewise.data.io.labels` (a label file with the offset it records).
 The main public names are importable from ``slicewise.data.io``.
 
 Formats (chosen by suffix):

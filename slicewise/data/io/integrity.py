@@ -1,6 +1,7 @@
 """Damaged and incomplete files: the one-line error for a file that opens but cannot be read (:func:`damaged`),
 tifffile's warnings of a truncated TIFF collected into that error (:func:`tifffile_warnings`), and the count of
-Zarr chunks missing from a store (:func:`warn_missing_chunks`).
+Zarr chunks missing from a store (:func:`warn_missing_chunks`), and zarr's warning about slicewise's own ownership
+marker silenced while a group's members are listed (:func:`zarr_listing`).
 
 Missing chunks: zarr reads a chunk whose file is missing as the fill value, silently. Opening an array counts
 its chunks against the store listing and warns in one line with the count, unless the array or its group
@@ -13,15 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from slicewise.errors import InputError
+from slicewise.utils.ownership import MARKER
 
 log = logging.getLogger(__name__)
 
 SPARSE_ATTR = "sparse"
 _warned: set[str] = set()
+#: zarr's warning for a file in a group that is no Zarr node, matched for the ownership marker only.
+_MARKER_WARNING = rf"Object at (.*/)?{re.escape(MARKER)} is not recognized as a component of a Zarr hierarchy"
 
 
 def damaged(source: Any, err: BaseException) -> InputError:
@@ -53,6 +59,16 @@ def tifffile_warnings() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def zarr_listing() -> Iterator[None]:
+    """Silence, while a Zarr group's members are listed, zarr's warning that the ownership marker
+    (:data:`slicewise.utils.ownership.MARKER`, which slicewise writes into the output folders it owns) is no Zarr
+    node; every other warning, about any other file, still reaches the user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_MARKER_WARNING)
+        yield
 
 
 def _declares_sparse(attrs: Any) -> bool:

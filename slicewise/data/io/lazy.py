@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-#: a normalised key: one entry per axis, an int in range or a slice with concrete bounds and step > 0.
+#: a normalized key: one entry per axis, an int in range or a slice with concrete bounds and step > 0.
 Key = tuple[int | slice, ...]
 
 
@@ -45,7 +45,7 @@ def normalize_key(key: Any, shape: Sequence[int], what: str = "array") -> tuple[
 
 
 def resolve_key(key: tuple[Any, ...], shape: Sequence[int]) -> tuple[Key, list[int]]:
-    """A normalised key of basic entries → (``_read`` key, output axes to flip): ints made non-negative and
+    """A normalized key of basic entries → (``_read`` key, output axes to flip): ints made non-negative and
     bounds-checked, slices made concrete with a positive step."""
     pos: list[int | slice] = []
     flip: list[int] = []

@@ -540,7 +540,7 @@ def read_ngff(path: Any) -> NGFFImage | None:
     return parse_metadata(NGFFImage, attrs, source, _NGFF_FIX)
 
 
-def ngff_attrs(path: Any) -> dict[str, Any] | None:
+def _ngff_attrs(path: Any) -> dict[str, Any] | None:
     """The validated NGFF attributes of the group at ``path`` as plain data (``None``: not an NGFF image)."""
     image = read_ngff(path)
     return None if image is None else image.model_dump(exclude_none=True)
@@ -548,7 +548,7 @@ def ngff_attrs(path: Any) -> dict[str, Any] | None:
 
 def is_ome_zarr(path: Any) -> bool:
     """True if ``path`` is a Zarr group carrying NGFF ``multiscales`` metadata."""
-    return ngff_attrs(path) is not None
+    return _ngff_attrs(path) is not None
 
 
 def _axes(ms: dict[str, Any], ndim: int) -> list[dict[str, Any]]:
@@ -600,7 +600,7 @@ def _open_level(p: Path, ms: dict[str, Any], index: int) -> Any:
         ) from None
 
 
-def check_levels(p: Path, ms: dict[str, Any]) -> list[Any]:
+def _check_levels(p: Path, ms: dict[str, Any]) -> list[Any]:
     """The arrays of every level of ``ms``, refused in one line unless they agree: one rank = the number of
     axes, the same ``t``/``c`` sizes, and spatial sizes that follow the scales (level 0 size × scale ratio,
     ±1 for rounding)."""
@@ -637,7 +637,7 @@ def check_levels(p: Path, ms: dict[str, Any]) -> list[Any]:
 
 def channel_names(path: Any) -> list[str] | None:
     """Channel labels of an NGFF image (``omero.channels[].label``), or ``None``."""
-    attrs = ngff_attrs(path) or {}
+    attrs = _ngff_attrs(path) or {}
     channels = (attrs.get("omero") or {}).get("channels")
     if not channels:
         return None
@@ -665,8 +665,8 @@ def _voxel_size(
     return tuple(out)  # type: ignore[return-value]
 
 
-def voxel_size_of(ms: dict[str, Any], index: int, ndim: int) -> tuple[float, float, float] | None:
-    """(z, y, x) nm of level ``index`` (an ``ndim``-d array) of a validated multiscale (:func:`ngff_attrs`),
+def _voxel_size_of(ms: dict[str, Any], index: int, ndim: int) -> tuple[float, float, float] | None:
+    """(z, y, x) nm of level ``index`` (an ``ndim``-d array) of a validated multiscale (:func:`_ngff_attrs`),
     or None when unknown (no unit on the space axes)."""
     return _voxel_size(ms, ms["datasets"][index], _axes(ms, ndim))
 
@@ -686,7 +686,7 @@ def _affine(transforms: Sequence[dict[str, Any]] | None, scale: list[float], shi
 @dataclass(frozen=True)
 class NGFFPyramid:
     """An NGFF image opened for reading (:func:`open_pyramid`): its validated attributes as plain data and the
-    zarr arrays of its levels, level 0 first, checked to agree with each other (:func:`check_levels`)."""
+    zarr arrays of its levels, level 0 first, checked to agree with each other (:func:`_check_levels`)."""
 
     path: Path
     attrs: dict[str, Any]
@@ -723,7 +723,7 @@ class NGFFPyramid:
 
     def voxel_size(self, level: int = 0) -> tuple[float, float, float] | None:
         """(z, y, x) nm of ``level``, or None when unknown (no z axis, no unit or an unknown one on a space axis)."""
-        return voxel_size_of(self.multiscale, level, self.arrays[level].ndim)
+        return _voxel_size_of(self.multiscale, level, self.arrays[level].ndim)
 
     @property
     def channel_labels(self) -> list[str]:
@@ -736,11 +736,11 @@ def open_pyramid(path: Any) -> NGFFPyramid | None:
     """The NGFF image at ``path`` (a folder) with every level opened and checked, or ``None`` when ``path`` declares
     no ``multiscales``. The one entry point of the readers that need the whole pyramid (prediction reader, napari):
     invalid metadata, a dataset path leaving the image and levels that disagree are one :class:`InputError` line."""
-    attrs = ngff_attrs(path)
+    attrs = _ngff_attrs(path)
     if attrs is None:
         return None
     p = Path(path)
-    return NGFFPyramid(p, attrs, check_levels(p, attrs["multiscales"][0]))
+    return NGFFPyramid(p, attrs, _check_levels(p, attrs["multiscales"][0]))
 
 
 class _NGFFArray(LazyView):
@@ -829,7 +829,7 @@ def open_ngff_key(path: Path, key: str | None) -> Any | None:
     for i in range(len(parts), -1, -1):
         image = p.joinpath(*parts[:i])
         rest = "/".join(parts[i:])
-        attrs = ngff_attrs(image)
+        attrs = _ngff_attrs(image)
         if attrs is None:
             continue
         paths = [str(d["path"]) for d in attrs["multiscales"][0]["datasets"]]

@@ -3,7 +3,8 @@
 :func:`read_prediction` reads any layout slicewise writes (:mod:`slicewise.data.io.stores`): OME-Zarr (NGFF
 v0.4 / v0.5, parsed by :mod:`slicewise.data.io.ngff`), the older ``.zarr`` group with ``probabilities`` /
 ``labels`` arrays, HDF5 and TIFF, or one plain array of a container (``key``). Arrays come back lazy: nothing is
-read until indexed.
+read until indexed. :func:`read_prediction_probabilities` refuses an output without probabilities and
+:func:`check_probability_values` is the one check of the values read (``segment`` and ``evaluate --prob``).
 
 Probability dtypes: ``float32`` (exact), ``float16`` (|Δp| ≤ 2⁻¹¹ ≈ 4.9e-4 for p in [0, 1]) or ``uint8``
 = round(255·p) with the attribute ``quantisation = {"scale": 1/255}`` (the stored attribute keeps that
@@ -24,8 +25,8 @@ import numpy as np
 from pydantic import NonNegativeInt, PositiveFloat
 
 from slicewise.data.io import ngff
-from slicewise.data.io.formats import HDF5_SUFFIXES, TIFF_SUFFIXES, ZARR_SUFFIXES, named_channels
-from slicewise.data.io.integrity import damaged, tifffile_warnings, warn_missing_chunks
+from slicewise.data.io.formats import HDF5_SUFFIXES, TIFF_SUFFIXES, ZARR_SUFFIXES, channel_name, named_channels
+from slicewise.data.io.integrity import damaged, tifffile_warnings, warn_missing_chunks, zarr_listing
 from slicewise.data.io.lazy import Key, LazyView
 from slicewise.data.io.readers import open_volume
 from slicewise.data.io.readers.hdf5 import check_contained
@@ -42,11 +43,13 @@ __all__ = [
     "Prediction",
     "PredictionMeta",
     "check_probability_dtype",
+    "check_probability_values",
     "dequantize",
     "prediction_meta",
     "probability_view",
     "quantize",
     "read_prediction",
+    "read_prediction_probabilities",
 ]
 
 PROB_KEY, LABEL_KEY = "probabilities", "labels"
@@ -156,6 +159,22 @@ def check_probability_dtype(dtype: Any, label: str) -> np.dtype:
     if dt.kind not in "biuf":
         raise InputError(f"{label} has dtype {dt}, not real probabilities in [0, 1]: {PROBABILITY_HINT}")
     return dt
+
+
+def check_probability_values(
+    probs: np.ndarray, label: str, source_dtype: Any, finite: np.ndarray | None = None
+) -> np.ndarray:
+    """``probs`` (read from the probability map ``label``, stored as ``source_dtype``), refused in one line unless
+    finite and within [0, 1]; ``finite`` (e.g. a distance channel read with them) must only be finite. The one
+    value check of probability inputs (``segment``, ``evaluate --prob``)."""
+    if not (np.isfinite(probs).all() and (finite is None or np.isfinite(finite).all())):
+        raise InputError(f"{label} holds NaN or Inf values, not probabilities in [0, 1]: {PROBABILITY_HINT}")
+    if probs.size and (probs.min() < 0 or probs.max() > 1):
+        raise InputError(
+            f"{label} holds values in [{float(probs.min()):g}, {float(probs.max()):g}] ({source_dtype}), "
+            f"not probabilities in [0, 1] (a raw image or logits?): {PROBABILITY_HINT}"
+        )
+    return probs
 
 
 def probability_view(
@@ -295,6 +314,18 @@ def read_prediction(path: str | os.PathLike, key: str | None = None) -> Predicti
     raise InputError(f"cannot read {p} as a prediction: use a .zarr, .h5 or .tif written by slicewise predict")
 
 
+def read_prediction_probabilities(path: str | os.PathLike, key: str | None = None) -> Prediction:
+    """:func:`read_prediction`, refused in one line unless the output holds probabilities (not integer data)."""
+    pred = read_prediction(path, key)
+    if pred.probabilities is None:
+        dtype = getattr(pred.labels, "dtype", "integer")
+        raise InputError(
+            f"{path} holds integer data ({dtype}), not probabilities in [0, 1] (a raw image or labels?): "
+            f"{PROBABILITY_HINT}"
+        )
+    return pred
+
+
 def _read_zarr(p: Path, key: str | None) -> Prediction:
     import zarr
 
@@ -309,12 +340,12 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
     meta = prediction_meta(attrs.get("slicewise"), f"{p} attributes")
     if key is not None:
         if key not in node:
-            raise InputError(
-                f"{p} has no array {key!r}: it holds {', '.join(sorted(node.array_keys())) or 'no arrays'}"
-            )
+            with zarr_listing():
+                held = ", ".join(sorted(node.array_keys())) or "no arrays"
+            raise InputError(f"{p} has no array {key!r}: it holds {held}")
         warn_missing_chunks(node[key], f"{p}:{key}", attrs)
         return _plain(node[key], attrs.get("channels"), meta, f"{p}:{key}")
-    image = ngff.ngff_attrs(p)  # validated NGFF metadata (v0.4 / v0.5): one line naming the field if bad
+    image = ngff.open_pyramid(p)  # validated NGFF metadata (v0.4 / v0.5), levels checked: one line if bad
     if image is not None:
         return _read_ngff(p, image, attrs, meta)
     if PROB_KEY in node or LABEL_KEY in node:
@@ -324,23 +355,21 @@ def _read_zarr(p: Path, key: str | None) -> Prediction:
     )
 
 
-def _read_ngff(p: Path, image: dict[str, Any], attrs: dict[str, Any], meta: dict[str, Any]) -> Prediction:
+def _read_ngff(p: Path, image: ngff.NGFFPyramid, attrs: dict[str, Any], meta: dict[str, Any]) -> Prediction:
     """An NGFF prediction: the root image (probabilities ``czyx`` / ``cyx``, or labels ``zyx`` / ``yx``) and the
-    label image ``labels/labels`` when there is one."""
+    label image ``labels`` the image declares, when there is one."""
     vs, off, scale = _from_meta(meta)
-    ms = image["multiscales"][0]
-    img = ngff.check_levels(p, ms)[0]
-    axes = "".join(a["name"] for a in ms.get("axes") or [{"name": a} for a in "tczyx"[-img.ndim :]])
+    img, axes = image.arrays[0], "".join(image.axes)
     if vs is None:
-        vs = ngff.voxel_size_of(ms, 0, img.ndim)
-    label_image = p / "labels" / "labels"
-    label_ms = (ngff.ngff_attrs(label_image) or {}).get("multiscales") if label_image.is_dir() else None
-    labels = ngff.check_levels(label_image, label_ms[0])[0] if label_ms else None
-    for arr, where in ((img, str(p)), (labels, f"{p}/labels/labels")):
-        if arr is not None:
-            warn_missing_chunks(arr, where, attrs)
+        vs = image.voxel_size(0)
+    label_folder = ngff.label_images(p).get(LABEL_KEY)
+    label_image = ngff.open_pyramid(label_folder) if label_folder is not None else None
+    labels = label_image.arrays[0] if label_image is not None else None
+    warn_missing_chunks(img, str(p), attrs)
+    if labels is not None:
+        warn_missing_chunks(labels, f"{p}/labels/{LABEL_KEY}", attrs)
     if axes in ("czyx", "cyx"):
-        names = meta.get("channels") or [c.get("label") for c in (image.get("omero") or {}).get("channels", [])]
+        names = meta.get("channels") or [c or channel_name(i) for i, c in enumerate(image.channel_labels)]
         return Prediction(probability_view(img, str(p), scale), labels, _names(names, img.shape[0]), vs, off, meta)
     if axes not in ("zyx", "yx"):
         raise InputError(

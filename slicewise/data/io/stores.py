@@ -639,7 +639,7 @@ class ZarrPredictionWriter(PredictionWriter):
 
 class HDF5PredictionWriter(PredictionWriter):
     """HDF5: datasets ``probabilities`` (C, Z, Y, X) and/or ``labels`` (Z, Y, X), written box by box; attributes
-    ``channels`` and ``slicewise`` (JSON strings), ``quantisation_scale`` when quantised."""
+    ``channels`` and ``slicewise`` (JSON strings), ``quantisation_scale`` (the stored spelling) when quantized."""
 
     backend = "hdf5"
 

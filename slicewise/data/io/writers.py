@@ -39,7 +39,7 @@ def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1, min(shape[1], 512) or 1, min(shape[2], 512) or 1, *shape[3:])
 
 
-def _normalise_chunks(chunks: Sequence[int] | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+def _normalize_chunks(chunks: Sequence[int] | None, shape: tuple[int, ...]) -> tuple[int, ...]:
     if chunks is None:
         return _default_chunks(shape)
     c = [int(v) for v in chunks] + list(shape[len(chunks) :])
@@ -76,7 +76,7 @@ def create_zarr(
     import zarr
 
     shape = tuple(int(s) for s in shape)
-    chunks = _normalise_chunks(chunks, shape)
+    chunks = _normalize_chunks(chunks, shape)
     if Path(path).exists() and not overwrite:
         raise InputError(f"output {path} already exists: pass --overwrite (overwrite=True) or choose another path")
     kwargs: dict[str, Any] = dict(shape=shape, chunks=chunks, dtype=np.dtype(dtype), fill_value=fill_value)
@@ -173,7 +173,7 @@ def _write_hdf5(
 ) -> None:
     import h5py
 
-    chunk_t = _normalise_chunks(chunks, vol.shape)
+    chunk_t = _normalize_chunks(chunks, vol.shape)
 
     def create(f: Any, name: str) -> None:
         ds = f.create_dataset(

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from slicewise.data.io.formats import channel_name
 from slicewise.data.synthetic import make_phantom
 from slicewise.metrics import evaluate, membranes_to_neurons
 from slicewise.segment import segment
@@ -73,7 +74,7 @@ def cell_emsam(ctx: CellContext) -> dict[str, Any]:
         mito = segment(
             probs[:n_cls],
             per_slice=False,
-            channel_names=[f"class{c}" for c in range(n_cls)],
+            channel_names=[channel_name(c) for c in range(n_cls)],
             **{"mode": "cc", "foreground_channel": 2, **ex.get("mitochondria", {})},
         )
         ev_m = evaluate(mito, mito_gt, kind="instance", prob=probs[2])["volume"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from slicewise.data.io.formats import (
     folder_kind,
     output_kind,
 )
-from slicewise.data.io.stores import create_array_store
+from slicewise.data.io.stores import create_array_store, open_prediction_writer, partial_path, state_path
 from slicewise.errors import InputError, WriteError
 
 VOXEL = (30.0, 4.0, 4.0)  # (z, y, x) nm
@@ -59,12 +61,12 @@ class FormatContract:
     key: str | None = None
     #: whether the format records the voxel size
     has_voxel_size = True
-    #: whether predictions can be written in this format (and read with ``read_prediction``)
-    has_predictions = True
+    #: why slicewise writes no predictions in this format (None: it does, and ``read_prediction`` reads them back)
+    no_predictions: str | None = None
     #: whether a file / container of this format selects datasets by key (else a key is refused)
     keyed = False
-    #: whether the writer goes through slicewise's atomic writes (then a full disk is checked)
-    atomic = True
+    #: why slicewise has no writer of this format whose full-disk behavior could be checked (None: it has one)
+    read_only: str | None = None
 
     def write(self, path: Path, data: np.ndarray, voxel_size: Any = None) -> Path:
         """Write ``data`` (Z, Y, X) at ``path`` as this format; return what to open."""
@@ -96,8 +98,8 @@ class FormatContract:
         np.testing.assert_array_equal(vol[...], data)
 
     def test_prediction_round_trip(self, tmp_path: Path) -> None:
-        if not self.has_predictions:
-            pytest.skip(f"{type(self).__name__}: predictions are not written in this format")
+        if self.no_predictions:
+            pytest.skip(self.no_predictions)
         probs = _probs()
         with read_prediction(self.write_prediction(tmp_path / self.name, probs)) as pred:
             assert pred.probabilities.shape == probs.shape and pred.probabilities.dtype == np.float32
@@ -122,18 +124,32 @@ class FormatContract:
             with pytest.raises(InputError, match="no dataset keys|key"):
                 open_volume(path, key="nosuchkey")
 
+    def test_reading_warns_nothing(self, tmp_path: Path) -> None:
+        """Opening and reading what was written (slicewise's own outputs carry an ownership marker file, which
+        zarr would report as no Zarr node) reaches the user without any warning."""
+        path = self.write(tmp_path / self.name, _raw())
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", ResourceWarning)  # hidden by default; GC timing makes them flaky here
+            with self.open(path) as vol:
+                vol[...]
+            if not self.no_predictions:
+                with read_prediction(self.write_prediction(tmp_path / ("p-" + self.name), _probs())) as pred:
+                    pred.probabilities[...]
+        assert [str(w.message) for w in seen] == []
+
     def test_missing_file_is_one_line(self, tmp_path: Path) -> None:
         missing = tmp_path / ("missing-" + self.name)
         with pytest.raises(InputError, match="does not exist") as err:
             open_volume(missing, key=self.key)
         assert "\n" not in str(err.value)
-        if self.has_predictions:
+        if not self.no_predictions:
             with pytest.raises(InputError, match="does not exist"):
                 read_prediction(missing)
 
     def test_full_disk_is_one_line_and_leaves_nothing(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        if not self.atomic:
-            pytest.skip(f"{type(self).__name__}: written by another tool in this test")
+        if self.read_only:
+            pytest.skip(self.read_only)
 
         def full(*args: Any, **kwargs: Any) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -159,7 +175,7 @@ class TestTiff(FormatContract):
 class TestPngFolder(FormatContract):
     name = "slices"  # a path without suffix: a folder of PNG slices
     has_voxel_size = False
-    has_predictions = False
+    no_predictions = "PNG holds uint8/uint16 only: slicewise writes no predictions as a folder of PNG slices"
 
     def test_key_handling(self, tmp_path: Path) -> None:
         path = self.write(tmp_path / self.name, _raw())
@@ -172,8 +188,8 @@ class TestTiffFolder(FormatContract):
 
     name = "tiffs"
     has_voxel_size = False
-    has_predictions = False
-    atomic = False
+    no_predictions = "read-only format: slicewise writes no folder of TIFF slices (predictions go to one TIFF)"
+    read_only = "read-only format: slicewise writes no folder of TIFF slices (write_volume writes PNG slices)"
 
     def write(self, path: Path, data: np.ndarray, voxel_size: Any = None) -> Path:
         import tifffile
@@ -210,7 +226,7 @@ class TestZarrV3(FormatContract):
     name = "vol3.zarr"
     key = "raw"
     keyed = True
-    atomic = False
+    read_only = "read-only format: slicewise writes Zarr format 2 (readable by zarr-python 2 and 3), never format 3"
 
     def write(self, path: Path, data: np.ndarray, voxel_size: Any = None) -> Path:
         root = zarr.open_group(str(path), mode="w", zarr_format=3)
@@ -240,18 +256,102 @@ def _ngff_write(path: Path, data: np.ndarray, voxel_size: Any, axes: str = "zyx"
     return path
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The least a prediction writer needs of a plan (:class:`slicewise.data.io.stores.PredictionPlan`): one
+    block covering the output, probabilities only."""
+
+    out_shape: tuple[int, int, int]
+    channel_names: tuple[str, ...]
+    output_kind: str = "probabilities"
+    dtype: str = "float32"
+    offset: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def heads(self) -> tuple[tuple[str, int, int], ...]:
+        return (("seg", 0, len(self.channel_names)),)
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def block(self) -> tuple[int, int, int]:
+        return self.out_shape
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> _Plan:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.to_json()
+
+
+@dataclass(frozen=True)
+class _Whole:
+    """The one block of a :class:`_Plan`: the whole output."""
+
+    shape: tuple[int, int, int]
+
+    def local(self, origin: Any) -> tuple[slice, ...]:
+        return tuple(slice(0, n) for n in self.shape)
+
+
+def _predict_unpublished(path: Path, probs: np.ndarray) -> Any:
+    """Slicewise's prediction writer (what ``slicewise predict`` uses) with probabilities (C, Z, Y, X) written
+    and its one block done: ready to publish (``finalize()``)."""
+    plan = _Plan(tuple(probs.shape[1:]), ("background", "membrane"))
+    writer = open_prediction_writer(path, plan, voxel_size=VOXEL)
+    writer.write_block(_Whole(plan.out_shape), probs)
+    writer.mark_done(0)
+    return writer
+
+
 class TestOmeZarrV04(FormatContract):
+    """OME-Zarr v0.4: predictions written by slicewise's prediction writer; raw and label images by zarr-python
+    with slicewise's pyramid and metadata writers (slicewise writes no other OME-Zarr images)."""
+
     name = "img.zarr"
     key = None
     keyed = True  # its levels: "img.zarr:0"
-    atomic = False
     level0 = "0"  # the dataset path of level 0
 
     def write(self, path: Path, data: np.ndarray, voxel_size: Any = None) -> Path:
         return _ngff_write(path, data, voxel_size)
 
     def write_prediction(self, path: Path, probs: np.ndarray) -> Path:
-        return _ngff_write(path, probs, VOXEL, axes="czyx", names=["background", "membrane"])
+        return _predict_unpublished(path, probs).finalize()
+
+    def test_full_disk_is_one_line_and_leaves_nothing(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The prediction writer meets a full disk when it publishes: one line, no output, no lock; only the
+        resumable partial output and its state stay (a rerun resumes from them)."""
+        if self.read_only:
+            pytest.skip(self.read_only)
+
+        def full(*args: Any, **kwargs: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        out = tmp_path / self.name
+        writer = _predict_unpublished(out, _probs())
+        monkeypatch.setattr(os, "replace", full)  # the publishing rename meets a full disk
+        with pytest.raises(WriteError, match="disk is full") as err:
+            writer.finalize()
+        assert "\n" not in str(err.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [partial_path(out).name, state_path(partial_path(out)).name]
+        )
+
+    def test_prediction_channels_and_voxel_size(self, tmp_path: Path) -> None:
+        with read_prediction(self.write_prediction(tmp_path / self.name, _probs())) as pred:
+            assert pred.channels == ["background", "membrane"]
+            assert pred.voxel_size == pytest.approx(VOXEL)
 
     def test_key_handling(self, tmp_path: Path) -> None:
         path = self.write(tmp_path / self.name, _raw())
@@ -262,10 +362,10 @@ class TestOmeZarrV04(FormatContract):
     def test_ngff_metadata_version(self, tmp_path: Path) -> None:
         path = self.write(tmp_path / self.name, _raw(), voxel_size=VOXEL)
         assert ngff.is_ome_zarr(path)
-        assert ngff.ngff_attrs(path)["multiscales"][0]["version"] == "0.4"
+        assert ngff.open_pyramid(path).multiscale["version"] == "0.4"
 
 
-def _ngff_v05_write(path: Path, data: np.ndarray, voxel_size: Any, axes: str = "zyx") -> Path:
+def _ngff_v05_write(path: Path, data: np.ndarray, voxel_size: Any, axes: str = "zyx", names: Any = None) -> Path:
     """An OME-Zarr v0.5 image (Zarr format 3, metadata under ``ome``), written by hand as other tools do."""
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
     root.create_array("s0", data=data)
@@ -275,7 +375,8 @@ def _ngff_v05_write(path: Path, data: np.ndarray, voxel_size: Any, axes: str = "
         + [{"name": a, "type": "space", "unit": "micrometer"} for a in axes[-3:]],
         "datasets": [{"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
     }
-    root.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale]}
+    omero = {"omero": {"channels": [{"label": n} for n in names]}} if names else {}
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale], **omero}
     return path
 
 
@@ -284,12 +385,13 @@ class TestOmeZarrV05Read(TestOmeZarrV04):
 
     name = "img5.zarr"
     level0 = "s0"
+    read_only = "read-only format: slicewise writes OME-Zarr v0.4 (Zarr format 2), never v0.5"
 
     def write(self, path: Path, data: np.ndarray, voxel_size: Any = None) -> Path:
         return _ngff_v05_write(path, data, voxel_size)
 
     def write_prediction(self, path: Path, probs: np.ndarray) -> Path:
-        return _ngff_v05_write(path, probs, VOXEL, axes="czyx")
+        return _ngff_v05_write(path, probs, VOXEL, axes="czyx", names=["background", "membrane"])
 
     def test_ngff_metadata_version(self, tmp_path: Path) -> None:
         path = self.write(tmp_path / self.name, _raw(), voxel_size=VOXEL)

@@ -1,10 +1,12 @@
 """Missing zarr chunks: counted against the store listing and warned about in one line, unless the
-store declares sparse data; slicewise's own stores write every chunk, so a lost chunk file is detectable."""
+store declares sparse data; slicewise's own stores write every chunk, so a lost chunk file is detectable.
+Listing a group: zarr's warning about slicewise's ownership marker is silenced, about any other file kept."""
 
 from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import zarr
 
 from slicewise.data.io import integrity, open_volume, write_volume
 from slicewise.data.io.ngff import write_image_metadata
+from slicewise.utils.ownership import MARKER
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +84,17 @@ def test_slicewise_writes_every_chunk_even_all_zero_ones(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         open_volume(tmp_path / "z.zarr")
     assert any("1 of 16 chunks are missing" in r.getMessage() for r in caplog.records)
+
+
+def test_listing_a_group_silences_the_marker_warning_only(tmp_path):
+    root = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=2)
+    root.create_array("raw", shape=(2, 4, 4), dtype="u1")
+    (tmp_path / "g.zarr" / MARKER).write_text("{}")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with integrity.zarr_listing():
+            assert [name for name, _ in root.members()] == ["raw"]
+    assert [str(w.message) for w in seen] == []
+    (tmp_path / "g.zarr" / "notes.txt").write_text("mine")  # a file of someone else: zarr's warning stays
+    with pytest.warns(UserWarning, match="notes.txt is not recognized"), integrity.zarr_listing():
+        root.members()

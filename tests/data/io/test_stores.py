@@ -172,7 +172,7 @@ def test_read_prediction_reads_older_layouts(tmp_path):
         read_prediction(tmp_path / "old.zarr", key="nope")
 
 
-def test_writer_reopens_from_its_partial_and_refuses_to_finalise_incomplete(stub, small_volume, tmp_path):
+def test_writer_reopens_from_its_partial_and_refuses_to_finalize_incomplete(stub, small_volume, tmp_path):
     model = stub()
     plan = make_plan(model, small_volume.shape, block=(3, 40, 52), **KW)
     out = tmp_path / "w.zarr"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slicewise.data.io.integrity import damaged, warn_missing_chunks
+from slicewise.data.io.integrity import damaged, warn_missing_chunks, zarr_listing
 from slicewise.data.io.ngff import open_ngff_key
 from slicewise.data.io.volume import Volume, attrs_voxel_size, check_channel_last
 from slicewise.errors import InputError
@@ -20,7 +20,9 @@ def _zarr_array_paths(group: Any) -> list[str]:
     import zarr
 
     if hasattr(group, "members"):
-        return sorted(name for name, obj in group.members(max_depth=None) if isinstance(obj, zarr.Array))
+        with zarr_listing():
+            members = group.members(max_depth=None)
+        return sorted(name for name, obj in members if isinstance(obj, zarr.Array))
     found: list[str] = []
     group.visititems(lambda name, obj: found.append(name) if isinstance(obj, zarr.Array) else None)
     return sorted(found)
