@@ -500,7 +500,7 @@ class PretrainDataConfig(StrictModel):
     Probe (optional): ``probe_labels`` (a class map Z×Y×X of the first raw volume, or of the phantom by
     default) with ``probe_z`` (the labelled slices; default every slice) and ``probe_label_map`` (as
     ``data.label_map`` of training; values it does not list are left out). ``probe_patches`` patches per class
-    are centred on pixels of that class; a patch's class is the class of its centre pixel; patches are
+    are centered on pixels of that class; a patch's class is the class of its centre pixel; patches are
     ``probe_patch_size`` pixels square and vote with their ``probe_k`` nearest neighbours (see
     :mod:`slicewise.selfsup.probe`).
     """

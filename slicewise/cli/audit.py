@@ -109,7 +109,7 @@ OPTS = dict(
     json_out=typer.Option(None, "--json", help="write the numbers to this JSON file"),
     report=typer.Option(None, "--report", help="write an HTML report (index.html, PNGs, report.json) to this folder"),
     z=typer.Option(
-        None, "--z", help="draw tiles centred on slices START:STOP only (half-open); stacks still read context outside"
+        None, "--z", help="draw tiles centered on slices START:STOP only (half-open); stacks still read context outside"
     ),
     roi=typer.Option(
         None, "--roi", help="draw tiles inside the box z0:z1,y0:y1,x0:x1 only; stacks still read context outside"

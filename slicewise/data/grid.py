@@ -21,7 +21,8 @@ def block_grid(shape: Sequence[int], block: Sequence[int], origin: Sequence[int]
     region of interest is anchored at the region's start.
     """
     axes = [range(0, int(n), int(b)) for n, b in zip(shape, block)]
-    return [
-        tuple(slice(int(o) + s, int(o) + min(s + int(b), int(n))) for o, s, b, n in zip(origin, starts, block, shape))  # type: ignore[misc]
-        for starts in itertools.product(*axes)
-    ]
+    grid: list[Box] = []
+    for starts in itertools.product(*axes):
+        box = (slice(int(o) + s, int(o) + min(s + int(b), int(n))) for o, s, b, n in zip(origin, starts, block, shape))
+        grid.append(tuple(box))  # type: ignore[arg-type]
+    return grid

@@ -162,7 +162,7 @@ class PatchSampler:
     :func:`split_z`. ``patch`` (ph, pw) pixels. ``k``, ``dz``, ``border`` as in
     :func:`stack_slices`.
 
-    ``foreground_fraction``: probability that a patch is centred (± a quarter patch) on a random
+    ``foreground_fraction``: probability that a patch is centered (± a quarter patch) on a random
     foreground pixel of its centre slice — pixels whose label is in ``foreground_classes``
     (default: every nonzero label); slices without foreground fall back to a uniform crop.
 

@@ -243,7 +243,7 @@ def _run_demo(
         pred = probs[:classes].argmax(0)
         sem = evaluate(pred, semantic[z0:z1], kind="semantic", classes=list(range(classes)))["volume"]
         inst = evaluate(_cells(pred, fill=True), _cells(semantic[z0:z1]), kind="instance")["volume"]
-        # tiles centred on the held-out slices; their context slices come from the whole stack, as in predict
+        # tiles centered on the held-out slices; their context slices come from the whole stack, as in predict
         att = attribution_report(
             model,
             vol,

@@ -161,7 +161,8 @@ def open_pair(
     pred_shape = tuple(int(s) for s in pred_a.shape)
     box = scored_box(pred_shape, tuple(gt_a.shape), offset, roi)
     pred_box = tuple(slice(s.start - o, s.stop - o) for s, o in zip(box, offset))
-    return LabelPair(Window(pred_a, pred_box), Window(gt_a, box), box, pred_box, pred_shape, offset)  # type: ignore[arg-type]
+    windows = Window(pred_a, pred_box), Window(gt_a, box)
+    return LabelPair(*windows, box, pred_box, pred_shape, offset)  # type: ignore[arg-type]
 
 
 def scored_box(

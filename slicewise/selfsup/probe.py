@@ -6,7 +6,7 @@
   line, when it falls below ``method.collapse_threshold / sqrt(dim)``; ``embedding_std_ratio`` (= std ·
   sqrt(dim)) is logged.
 - **k-NN probe** (:class:`ProbeSet`, :func:`knn_score`): on a few labelled slices, ``data.probe_patches``
-  patches per class are centred on pixels of that class (seeded choice, patches inside the slice); a
+  patches per class are centered on pixels of that class (seeded choice, patches inside the slice); a
   patch's class is the class of its centre pixel; its embedding is the backbone's (globally pooled deepest
   map) of a ``probe_patch_size`` square 2.5D stack. Score: leave-one-out k-NN (cosine similarity, the
   ``probe_k`` nearest other patches vote) **balanced accuracy** over classes (chance = 1 / classes).

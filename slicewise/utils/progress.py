@@ -62,7 +62,8 @@ class _Periodic:
             return
         now = time.monotonic()
         due_time = now - self.last_time >= EVERY_SECONDS
-        due_frac = bool(self.total) and (n - self.last_n) >= max(1, self.total * EVERY_FRACTION)  # type: ignore[operator]
+        step = max(1, (self.total or 0) * EVERY_FRACTION)
+        due_frac = bool(self.total) and (n - self.last_n) >= step
         if due_time or due_frac or (self.total is not None and n == self.total and n != self.last_n):
             self.last_time, self.last_n = now, n
             log.info("%s", self.line(n, now))
@@ -243,7 +244,7 @@ def lightning_progress(total_steps: int, what: str = "training") -> Any | None:
         return StderrBar()
 
     class LogSteps(pl.Callback):
-        """One line per 10 % of the optimiser steps or per 30 s, with the last logged loss."""
+        """One line per 10 % of the optimizer steps or per 30 s, with the last logged loss."""
 
         def __init__(self) -> None:
             self.ticker: _Periodic | None = None

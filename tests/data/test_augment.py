@@ -34,7 +34,7 @@ def _batch(n: int = 6, k: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> t
 
 
 @pytest.mark.parametrize("k, colors", [(1, 1), (3, 1), (5, 1), (3, 3)])
-def test_z_reversal_is_an_involution_keeping_centre_and_colour_order(k: int, colors: int) -> None:
+def test_z_reversal_is_an_involution_keeping_centre_and_color_order(k: int, colors: int) -> None:
     x = torch.arange(2 * k * colors * 4, dtype=torch.float32).reshape(2, k * colors, 2, 2)
     rev = reverse_slices(x, colors)
     torch.testing.assert_close(reverse_slices(rev, colors), x)

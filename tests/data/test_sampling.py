@@ -252,7 +252,7 @@ def test_device_patches_equal_the_numpy_sampler_given_the_same_draws(ff, classes
 
 def test_device_draws_respect_the_split_and_have_the_numpy_distribution() -> None:
     """Statistical equivalence of the drawn parameters (two-sample chi-square against the numpy sampler):
-    centres, foreground-centred origins (jitter 0 at patch 3) and the foreground fraction."""
+    centres, foreground-centered origins (jitter 0 at patch 3) and the foreground fraction."""
     from scipy.stats import binomtest, chi2_contingency
 
     from slicewise.data.sampling import DevicePatchSampler
@@ -280,7 +280,7 @@ def test_device_draws_respect_the_split_and_have_the_numpy_distribution() -> Non
     table = [[int((z_t == z).sum()) for z in zs], [z_n.count(z) for z in zs]]
     assert chi2_contingency(table).pvalue > 1e-3
 
-    # origins of the patches whose centre pixel is foreground: the foreground-centred draws (plus rare uniform hits)
+    # origins of the patches whose centre pixel is foreground: the foreground-centered draws (plus rare uniform hits)
     def fg_hits(zz: list[int], oo: list[tuple[int, int]]) -> dict[tuple[int, int, int], int]:
         out: dict[tuple[int, int, int], int] = {}
         for z, (y, x) in zip(zz, oo):
@@ -292,7 +292,7 @@ def test_device_draws_respect_the_split_and_have_the_numpy_distribution() -> Non
     b = fg_hits(z_n, o_n)
     keys = sorted(set(a) | set(b))
     assert chi2_contingency([[a.get(k, 0) for k in keys], [b.get(k, 0) for k in keys]]).pvalue > 1e-3
-    fg_share = sum(a.values()) / n  # ≈ 0.6 + 0.4 · P(uniform crop centred on foreground)
+    fg_share = sum(a.values()) / n  # ≈ 0.6 + 0.4 · P(uniform crop centered on foreground)
     expected = 0.6 + 0.4 * np.mean([labels[z, 1:-1, 1:-1].mean() for z in z_t.tolist()])
     assert binomtest(sum(a.values()), n, expected).pvalue > 1e-3 and abs(fg_share - expected) < 0.03
 

@@ -56,7 +56,7 @@ def test_batch_and_multichannel_layout():
     vol = np.arange(5 * 2 * 2 * 3).reshape(5, 2, 2, 3)
     out = stack_slices(vol, [0, 4], k=3)
     assert out.shape == (2, 9, 2, 2)
-    # slice-major: channel c*C + j is colour j of slice c; centre 0 reflects to slices (1, 0, 1)
+    # slice-major: channel c*C + j is color j of slice c; centre 0 reflects to slices (1, 0, 1)
     np.testing.assert_array_equal(out[0, 0:3], np.moveaxis(vol[1], 2, 0))
     np.testing.assert_array_equal(out[0, 3:6], np.moveaxis(vol[0], 2, 0))
     np.testing.assert_array_equal(out[1, 6:9], np.moveaxis(vol[3], 2, 0))

@@ -93,7 +93,7 @@ def test_integrated_gradients_batched_equals_captum_per_tile(tiny_model: nn.Modu
         torch.testing.assert_close(batched[i : i + 1], ref.abs(), rtol=1e-4, atol=1e-6)
 
 
-def test_tile_slice_shares_sum_colours_per_slice() -> None:
+def test_tile_slice_shares_sum_colors_per_slice() -> None:
     a = torch.zeros(2, 6, 4, 4)
     a[0, 0] = 1.0
     a[0, 1] = 1.0  # slice 0 (two colors) -> 2 units
@@ -203,7 +203,7 @@ def test_public_namespace() -> None:
     assert module.attribution_report is attribution_report  # the submodule is not shadowed by an alias
 
 
-def test_rgb_slices_pool_their_colours(tiny_rgb_model: nn.Module, tiny_volume: np.ndarray) -> None:
+def test_rgb_slices_pool_their_colors(tiny_rgb_model: nn.Module, tiny_volume: np.ndarray) -> None:
     rgb = np.stack([tiny_volume, tiny_volume[::-1], 255 - tiny_volume], axis=-1)
     r = attribution_report(tiny_rgb_model, rgb, n_tiles=3, tile=16, n_resamples=100)
     assert r["k"] == 1 and [s["value"] for s in r["shares"]] == [1.0]

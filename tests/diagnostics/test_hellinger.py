@@ -111,12 +111,12 @@ def test_bad_shift_is_a_one_line_error(tiny_model: nn.Module, tiny_volume: np.nd
         shift_report(tiny_model, tiny_volume, [], n_tiles=2, tile=16)
 
 
-def test_rgb_volume_takes_colour_shifts(tiny_rgb_model: nn.Module, tiny_volume: np.ndarray) -> None:
+def test_rgb_volume_takes_color_shifts(tiny_rgb_model: nn.Module, tiny_volume: np.ndarray) -> None:
     rgb = np.stack([tiny_volume, tiny_volume[::-1], 255 - tiny_volume], axis=-1)  # Z×Y×X×3
     r = shift_report(tiny_rgb_model, rgb, ["saturation=1", "saturation=0", "hue=0.3"], n_tiles=4, tile=16, bins=16)
     scores = r["models"]["model"]["scores"]
     assert all(v == pytest.approx(0.0, abs=1e-12) for v in scores["saturation=1"].values())
-    raw = r["models"]["model"]["raw"]  # the colour shifts reach the network (4 tiny tiles: too few to rank layers)
+    raw = r["models"]["model"]["raw"]  # the color shifts reach the network (4 tiny tiles: too few to rank layers)
     assert all(v > 0.05 for v in raw["saturation=0"].values())
     assert all(v > 0.05 for v in raw["hue=0.3"].values())
 

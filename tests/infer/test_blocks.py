@@ -192,7 +192,7 @@ def test_nan_inf_and_out_of_range_floats_are_refused_and_percentile_normalizes(s
     np.testing.assert_allclose(predict(model, ints, tile=16, **KW)[2] - 1, ints / np.float32(65535), rtol=0, atol=2e-6)
 
 
-def test_colour_volumes_and_normalized_rois_are_block_shape_independent(stub):
+def test_color_volumes_and_normalized_rois_are_block_shape_independent(stub):
     rgb = np.random.default_rng(4).integers(0, 256, (5, 30, 37, 3), dtype=np.uint8)
     model = stub(in_slices=3, colors=3)
     whole = predict(model, rgb, tile=16, block=(5, 30, 37), **KW)

@@ -120,7 +120,7 @@ def test_roi_offset_is_recorded_in_the_store_and_the_ngff_translation(stub, smal
         other.close()
 
 
-def test_tta_reverses_slices_not_colours(stub):
+def test_tta_reverses_slices_not_colors(stub):
     class First(stub):
         def forward(self, x):
             self.calls += x.shape[0]
@@ -131,7 +131,7 @@ def test_tta_reverses_slices_not_colours(stub):
     vol = rng.random((5, 24, 24, 3)).astype(np.float32)
     model = First(in_slices=3, colors=3)
     plain = predict(model, vol, **KW)[2]
-    np.testing.assert_allclose(plain[1:4], vol[0:3, ..., 0], **TOL)  # channel 0 = slice z-1, colour 0
+    np.testing.assert_allclose(plain[1:4], vol[0:3, ..., 0], **TOL)  # channel 0 = slice z-1, color 0
     tta = predict(model, vol, tta=True, **KW)[2]
     np.testing.assert_allclose(tta[1:4], (vol[0:3, ..., 0] + vol[2:5, ..., 0]) / 2, rtol=0, atol=2e-6)
     model.calls = 0

@@ -56,7 +56,7 @@ def test_normalization_only_rgb_is_per_channel():
     for name in ("repeat", "uniform", "mirror", "random"):
         m, s = normalization(name, mean, std, 5)
         assert m.tolist() == pytest.approx([sum(mean) / 3] * 5) and s.tolist() == pytest.approx([sum(std) / 3] * 5)
-    m, _ = normalization("uniform", mean, std, 3, colors=3)  # RGB slices keep per-colour values
+    m, _ = normalization("uniform", mean, std, 3, colors=3)  # RGB slices keep per-color values
     assert m.tolist() == pytest.approx(list(mean) * 3)
 
 
@@ -138,7 +138,7 @@ def test_uniform_and_repeat_preserve_total_weight(k, seed):
         torch.testing.assert_close(adapt_weight(w, "repeat", k).sum(1), total, rtol=1e-5, atol=1e-5)
 
 
-def test_random_reinitialises_only_the_first_layer():
+def test_random_reinitializes_only_the_first_layer():
     torch.manual_seed(0)
     model = build_model(**CNN, in_slices=3, channel_init="random")
     sd = lite_package_state_dict("tf_efficientnet_lite0")

@@ -14,7 +14,7 @@ SMALL = dict(decoder_channels=(32, 16, 16, 8, 8))
 CNN = dict(encoder="tf_efficientnet_lite0", weights="imagenet")
 
 
-def test_mirror_rgb_slices_keep_colours_apart():
+def test_mirror_rgb_slices_keep_colors_apart():
     v = torch.randn(4, 9, 3, 3)
     w = MirrorSymmetric(3, 3)(v)
     torch.testing.assert_close(w[:, 0:3], w[:, 6:9])

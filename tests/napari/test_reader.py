@@ -24,7 +24,7 @@ def write_prediction(
     *,
     voxel=(40.0, 8.0, 8.0),
     offset=(2, 4, 6),
-    quantise: bool = False,
+    quantize: bool = False,
     omero_only: bool = False,
 ) -> Path:
     """An OME-Zarr prediction in the documented layout, written with ome_zarr's writer (2 levels + labels)."""
@@ -41,7 +41,7 @@ def write_prediction(
         ]
         for i in range(2)
     ]
-    data = np.round(probs * 255).astype(np.uint8) if quantise else probs
+    data = np.round(probs * 255).astype(np.uint8) if quantize else probs
     write_multiscale([data, data[:, :, ::2, ::2]], root, axes=AXES, fmt=FormatV04(), coordinate_transformations=ct)
     labels = probs.argmax(0).astype(np.uint8)
     write_multiscale_labels(
@@ -56,7 +56,7 @@ def write_prediction(
     )
     attrs = {"omero": {"channels": [{"label": n} for n in names]}}
     if not omero_only:
-        attrs["slicewise"] = {"channels": names, **({"quantisation": {"scale": 1 / 255}} if quantise else {})}
+        attrs["slicewise"] = {"channels": names, **({"quantisation": {"scale": 1 / 255}} if quantize else {})}
     root.attrs.update(attrs)
     return path
 
@@ -68,9 +68,9 @@ def probs() -> np.ndarray:
     return p / p.sum(0, keepdims=True)
 
 
-@pytest.mark.parametrize("quantise", [False, True])
-def test_prediction_opens_with_names_scale_and_labels(make_napari_viewer, tmp_path, probs, quantise) -> None:
-    path = write_prediction(tmp_path / "pred.zarr", probs, ["cytoplasm", "membrane", "boundary"], quantise=quantise)
+@pytest.mark.parametrize("quantize", [False, True])
+def test_prediction_opens_with_names_scale_and_labels(make_napari_viewer, tmp_path, probs, quantize) -> None:
+    path = write_prediction(tmp_path / "pred.zarr", probs, ["cytoplasm", "membrane", "boundary"], quantize=quantize)
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="slicewise")
     names = [layer.name for layer in viewer.layers]
@@ -79,7 +79,7 @@ def test_prediction_opens_with_names_scale_and_labels(make_napari_viewer, tmp_pa
         assert layer.multiscale and len(layer.data) == 2
         np.testing.assert_allclose(layer.scale, [40.0, 8.0, 8.0])
         np.testing.assert_allclose(layer.translate, [80.0, 32.0, 48.0])
-        np.testing.assert_allclose(np.asarray(layer.data[0]), probs[i], atol=0.5 / 255 + 1e-6 if quantise else 0)
+        np.testing.assert_allclose(np.asarray(layer.data[0]), probs[i], atol=0.5 / 255 + 1e-6 if quantize else 0)
     lab = viewer.layers["pred labels"]
     assert lab.__class__.__name__ == "Labels"
     np.testing.assert_allclose(lab.scale, [40.0, 8.0, 8.0])

@@ -26,7 +26,7 @@ def test_embedding_std_is_zero_for_one_point_and_about_one_over_sqrt_dim_when_sp
     assert spread == pytest.approx(1 / np.sqrt(32), rel=0.05)
 
 
-def test_probe_patches_are_centred_on_pixels_of_their_class(phantom):
+def test_probe_patches_are_centered_on_pixels_of_their_class(phantom):
     probe = ProbeSet(phantom.raw, phantom.semantic, [3, 8], k=3, dz=1, border="reflect", size=32, per_class=10, seed=0)
     assert probe.classes == [0, 1, 2] and len(probe) == 30 and probe.x.shape == (30, 3, 32, 32)
     assert probe.x.dtype == torch.uint8 and torch.equal(torch.bincount(probe.y), torch.tensor([10, 10, 10]))
@@ -43,7 +43,7 @@ def test_probe_input_errors_are_one_line(phantom):
         ProbeSet(phantom.raw, phantom.semantic[:, :50], None, 3, 1, "reflect", 32, 4)
 
 
-def test_pretraining_beats_random_initialisation_on_the_phantom_probe(tmp_path):
+def test_pretraining_beats_random_initialization_on_the_phantom_probe(tmp_path):
     """VICReg with z-context positives, 120 steps on a 8×128×128 phantom: the k-NN probe on the phantom's classes
     (cytoplasm, membrane, mitochondrion; 64 patches each; chance 1/3) rises well above the random start's score,
     and the weights file reproduces the final score."""

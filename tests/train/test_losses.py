@@ -94,7 +94,7 @@ def test_boundary_map_marks_pixels_with_a_different_4_neighbour(seed, ids):
     np.testing.assert_array_equal(boundary_map(perm[lab]), expected)  # ids, not their values, matter
 
 
-def test_distance_map_is_normalised_per_instance():
+def test_distance_map_is_normalized_per_instance():
     lab = np.zeros((40, 40), np.int32)
     yy, xx = np.mgrid[:40, :40]
     lab[(yy - 12) ** 2 + (xx - 12) ** 2 <= 8**2] = 3

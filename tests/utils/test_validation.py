@@ -46,7 +46,7 @@ def test_a_bad_field_is_one_line_naming_file_and_field(data, field):
 def test_not_a_mapping_is_refused_and_extra_keys_are_kept():
     with pytest.raises(InputError, match="is list, not a mapping"):
         parse_metadata(Doc, [1], "m.json", "fix")
-    doc = parse_metadata(Doc, {"items": [{"name": "a", "size": 2, "colour": "red"}], "other": 1}, "m.json", "fix")
+    doc = parse_metadata(Doc, {"items": [{"name": "a", "size": 2, "color": "red"}], "other": 1}, "m.json", "fix")
     assert doc.items[0].size == 2 and doc.model_dump()["other"] == 1
 
 

@@ -644,7 +644,8 @@ class HDF5PredictionWriter(PredictionWriter):
     backend = "hdf5"
 
     def _chunks(self) -> tuple[int, int, int]:
-        return tuple(min(b, s, c) for b, s, c in zip(self.plan.block, self.plan.out_shape, (16, 256, 256)))  # type: ignore[return-value]
+        sizes = zip(self.plan.block, self.plan.out_shape, (16, 256, 256))
+        return tuple(min(b, s, c) for b, s, c in sizes)  # type: ignore[return-value]
 
     def _create(self) -> None:
         import h5py
