@@ -68,6 +68,7 @@ from slicewise.selfsup.report import write_report
 from slicewise.selfsup.views import ViewSource, check_unlabelled
 from slicewise.training.datamodule import StepNumbers, StepSampler, fits_on_device
 from slicewise.training.run import (
+    TRAINER_RUNTIME_KEYS,
     RunCheckpoint,
     RunLayout,
     check_recorded_inputs,
@@ -94,15 +95,7 @@ CONFIG_NAME, INPUTS_NAME, CKPT_DIR = "config.yaml", "inputs.json", "checkpoints"
 WEIGHTS_NAME, REPORT_NAME, REPORT_DIR = "encoder.safetensors", "report.html", "report"
 _RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, WEIGHTS_NAME, REPORT_NAME, REPORT_DIR)
 # config keys that say where a run executes, not what it computes: they may change on --resume
-RUNTIME_KEYS = (
-    "trainer.accelerator",
-    "trainer.devices",
-    "trainer.num_nodes",
-    "trainer.strategy",
-    "trainer.tensorboard",
-    "trainer.log_every",
-    "data.on_device",
-)
+RUNTIME_KEYS = (*TRAINER_RUNTIME_KEYS, "data.on_device")
 PRETRAIN_LAYOUT = RunLayout("pretrain", "pretraining run", _RUN_ENTRIES, (WEIGHTS_NAME,), RUNTIME_KEYS)
 _EXPECTED_WARNINGS = (
     r".*Checkpoint directory .* exists and is not empty",

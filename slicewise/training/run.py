@@ -117,16 +117,17 @@ CKPT_DIR = "checkpoints"
 BEST_MODEL, LAST_MODEL = "best.pt", "last.pt"
 MONITOR = "val/dice"
 _OUT_ENV = "_SLICEWISE_DEFAULT_OUT"
-# config keys that say where a run executes, not what it computes: they may change on --resume
-RUNTIME_KEYS = (
+# config keys that say where a run executes, not what it computes: they may change on --resume (the trainer's
+# apply to every Lightning run, training and pretraining alike)
+TRAINER_RUNTIME_KEYS = (
     "trainer.accelerator",
     "trainer.devices",
     "trainer.num_nodes",
     "trainer.strategy",
     "trainer.tensorboard",
     "trainer.log_every",
-    "data.num_workers",
 )
+RUNTIME_KEYS = (*TRAINER_RUNTIME_KEYS, "data.num_workers")
 # what a run writes into its folder (its manifest lists them; --restart / an automatic restart removes only those)
 _RUN_ENTRIES = (CKPT_DIR, "logs", CONFIG_NAME, INPUTS_NAME, BEST_MODEL, LAST_MODEL)
 RUN_KIND = "train"
