@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -39,26 +40,51 @@ def damaged(source: Any, err: BaseException) -> InputError:
     )
 
 
+class _TiffCollector(logging.Handler):
+    """The one handler on tifffile's logger while any thread is inside :func:`tifffile_warnings`: a warning goes
+    to the innermost collection of the thread that logged it (none outside: dropped, not printed)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stack = getattr(self.local, "stack", None)
+        if stack:
+            stack[-1].append(record.getMessage())
+
+
+_TIFF_LOG = logging.getLogger("tifffile")
+_TIFF_COLLECTOR = _TiffCollector()
+_TIFF_LOCK = threading.Lock()
+_tiff_users = 0
+_tiff_propagate = True
+
+
 @contextlib.contextmanager
 def tifffile_warnings() -> Iterator[list[str]]:
     """Collect tifffile's log warnings (e.g. "invalid page offset" of a truncated file) while a TIFF is
-    opened, instead of letting them reach the terminal; the caller turns them into one error."""
-    logger = logging.getLogger("tifffile")
+    opened, instead of letting them reach the terminal; the caller turns them into one error. Thread-safe: the
+    logger is switched once for all threads inside, and each thread collects its own warnings."""
+    global _tiff_users, _tiff_propagate
     seen: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                seen.append(record.getMessage())
-
-    handler, propagate = _Collect(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
+    with _TIFF_LOCK:
+        if _tiff_users == 0:
+            _tiff_propagate = _TIFF_LOG.propagate
+            _TIFF_LOG.addHandler(_TIFF_COLLECTOR)
+            _TIFF_LOG.propagate = False
+        _tiff_users += 1
+    stack = _TIFF_COLLECTOR.local.__dict__.setdefault("stack", [])
+    stack.append(seen)
     try:
         yield seen
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+        stack.pop()
+        with _TIFF_LOCK:
+            _tiff_users -= 1
+            if _tiff_users == 0:
+                _TIFF_LOG.removeHandler(_TIFF_COLLECTOR)
+                _TIFF_LOG.propagate = _tiff_propagate
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import warnings
 
 import numpy as np
@@ -98,3 +99,28 @@ def test_listing_a_group_silences_the_marker_warning_only(tmp_path):
     (tmp_path / "g.zarr" / "notes.txt").write_text("mine")  # a file of someone else: zarr's warning stays
     with pytest.warns(UserWarning, match="notes.txt is not recognized"), integrity.zarr_listing():
         root.members()
+
+
+def test_tifffile_warnings_are_collected_per_thread_and_the_logger_restored():
+    logger = logging.getLogger("tifffile")
+    propagate = logger.propagate
+    inside, release, results = threading.Barrier(2), threading.Event(), {}
+
+    def worker(name: str) -> None:
+        with integrity.tifffile_warnings() as seen:
+            inside.wait()
+            logger.warning("from %s", name)
+            if name == "a":
+                release.wait()
+        results[name] = list(seen)
+
+    a = threading.Thread(target=worker, args=("a",))
+    b = threading.Thread(target=worker, args=("b",))
+    a.start()
+    b.start()
+    b.join()  # b left while a is still inside: a's warnings must still be collected, not printed
+    logger.warning("from a again")  # the main thread is outside every collection: dropped while a is inside
+    release.set()
+    a.join()
+    assert results == {"a": ["from a"], "b": ["from b"]}
+    assert logger.propagate == propagate and not any(type(h).__name__ == "_TiffCollector" for h in logger.handlers)
