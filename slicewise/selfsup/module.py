@@ -29,7 +29,7 @@ from slicewise.config import PretrainConfig
 from slicewise.data.sampling import sample_seed
 from slicewise.selfsup.probe import ProbeSet, embed, embedding_std, knn_score
 from slicewise.selfsup.views import ViewSource
-from slicewise.training.module import lr_factor
+from slicewise.training.module import adamw_with_schedule
 
 __all__ = ["PretrainModule"]
 
@@ -141,16 +141,5 @@ class PretrainModule(pl.LightningModule):
         self.collapsed = bool(checkpoint.get("slicewise_collapsed", False))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW with (decay, no-decay) parameter groups and a per-step warm-up + cosine schedule."""
-        oc = self.config.optim
-        params = [p for p in self.method.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=oc.lr,
-            betas=oc.betas,
-        )
-        total = self.config.trainer.max_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, oc.warmup_steps, total, oc.min_lr_ratio))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+        """:func:`~slicewise.training.module.adamw_with_schedule` over the method's trainable parameters."""
+        return adamw_with_schedule(self.method.parameters(), self.config.optim, self.config.trainer.max_steps)

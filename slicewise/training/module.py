@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -62,6 +63,22 @@ def loss_weights(config: TrainConfig) -> LossConfig:
             f"give one weight per class"
         )
     return lc
+
+
+def adamw_with_schedule(parameters: Iterable[torch.nn.Parameter], optim: Any, max_steps: int) -> dict[str, Any]:
+    """Lightning's optimizer configuration of every slicewise run (training and pretraining): AdamW over the
+    trainable ``parameters`` in (decay, no-decay) groups (no decay for biases and norms, ndim ≤ 1), ``optim``'s
+    lr / betas / weight decay, and a per-step linear warm-up + cosine schedule (:func:`lr_factor`)."""
+    params = [p for p in parameters if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": optim.weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, optim.warmup_steps, max_steps, optim.min_lr_ratio)
+    )
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1}}
 
 
 class SegmentationModule(pl.LightningModule):
@@ -191,16 +208,5 @@ class SegmentationModule(pl.LightningModule):
                 p.grad = None
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW with (decay, no-decay) parameter groups and a per-step warm-up + cosine schedule."""
-        oc = self.config.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": oc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=oc.lr,
-            betas=oc.betas,
-        )
-        total = self.config.trainer.max_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, oc.warmup_steps, total, oc.min_lr_ratio))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+        """:func:`adamw_with_schedule` over the model's trainable parameters."""
+        return adamw_with_schedule(self.model.parameters(), self.config.optim, self.config.trainer.max_steps)

@@ -185,27 +185,11 @@ def test_a_checkpoint_on_a_full_disk_keeps_the_previous_one(small_disk):
     assert _listing(d) == ["last.ckpt"]
 
 
-def test_training_into_a_full_disk_is_one_line_and_no_traceback(small_disk, tmp_path):
+def test_training_into_a_full_disk_is_one_line_and_no_traceback(small_disk, tmp_path, tiny_config):
     import yaml
 
-    cfg = {
-        "seed": 0,
-        "data": {
-            "synthetic": {"shape": [10, 64, 64], "seed": 0},
-            "patch_size": 64,
-            "batch_size": 2,
-            "num_workers": 0,
-            "val_patches": 2,
-        },
-        "model": {
-            "encoder": "tf_efficientnet_lite0",
-            "weights": "random",
-            "in_slices": 3,
-            "decoder_channels": [16, 16, 8, 8, 8],
-        },
-        "optim": {"lr": 1e-3, "warmup_steps": 1},
-        "trainer": {"max_steps": 2, "val_every": 2, "log_every": 1},
-    }
+    cfg = tiny_config
+    cfg["trainer"]["max_steps"] = 2
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     d = small_disk("1m")
     r = subprocess.run(

@@ -6,6 +6,7 @@ so the test sends the signal from outside at a known point of the run (no race w
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -58,25 +59,6 @@ LAUNCHER = textwrap.dedent("""
     from slicewise.cli import main
     main(sys.argv[1:])
 """)
-
-TINY = {
-    "seed": 0,
-    "data": {
-        "synthetic": {"shape": [10, 64, 64], "seed": 0},
-        "patch_size": 64,
-        "batch_size": 2,
-        "num_workers": 0,
-        "val_patches": 2,
-    },
-    "model": {
-        "encoder": "tf_efficientnet_lite0",
-        "weights": "random",
-        "in_slices": 3,
-        "decoder_channels": [16, 16, 8, 8, 8],
-    },
-    "optim": {"lr": 1e-3, "warmup_steps": 1},
-    "trainer": {"max_steps": 4, "val_every": 2, "log_every": 1},
-}
 
 
 def _launch(tmp_path: Path, hook: str, at: int, args: list, sig: int, env: dict | None = None) -> tuple[int, str]:
@@ -139,11 +121,11 @@ def _weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_train_on_sigterm_exits_143_keeps_its_checkpoint_and_resumes_to_the_uninterrupted_weights(tmp_path):
+def test_train_on_sigterm_exits_143_keeps_its_checkpoint_and_resumes_to_the_same_weights(tmp_path, tiny_config):
     from slicewise.training import train
 
-    ref = train(json.loads(json.dumps(TINY)), out=tmp_path / "ref")
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    ref = train(copy.deepcopy(tiny_config), out=tmp_path / "ref")
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_config))
     run = tmp_path / "run"
     code, err = _launch(tmp_path, "train", 3, ["train", tmp_path / "cfg.yaml", "--out", run], signal.SIGTERM)
     assert code == 143, err
@@ -161,8 +143,8 @@ def test_train_on_sigterm_exits_143_keeps_its_checkpoint_and_resumes_to_the_unin
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_train_on_sigint_exits_130_with_its_checkpoint(tmp_path):
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+def test_train_on_sigint_exits_130_with_its_checkpoint(tmp_path, tiny_config):
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_config))
     run = tmp_path / "run"
     code, err = _launch(tmp_path, "train", 3, ["train", tmp_path / "cfg.yaml", "--out", run], signal.SIGINT)
     assert code == 130, err
@@ -247,9 +229,9 @@ CELL = textwrap.dedent("""
 """)
 
 
-def test_a_study_cell_on_sigterm_exits_143_stays_pending_and_resumes_from_its_checkpoint(tmp_path):
+def test_a_study_cell_on_sigterm_exits_143_stays_pending_and_resumes_from_its_checkpoint(tmp_path, tiny_config):
     """The failure this guards against: ``study … --cells 0`` printed Lightning's "Received SIGTERM" and exited 0."""
-    (tmp_path / "sigcells.py").write_text(f"CONFIG = {TINY!r}\n" + CELL)
+    (tmp_path / "sigcells.py").write_text(f"CONFIG = {tiny_config!r}\n" + CELL)
     study = tmp_path / "sig.yaml"
     study.write_text(
         yaml.safe_dump(
